@@ -1,0 +1,62 @@
+/*
+ * gcounter.h - grow-only counter and PN-counter.
+ *
+ * G-Counter state: replica id -> that replica's count; join is pointwise max,
+ * value is the sum. PN-Counter: a pair of G-Counters (increments P,
+ * decrements N); value P - N.
+ *
+ * Deltas: an increment by replica r returns the delta {r: new count}, itself
+ * a counter state; joining it equals joining the full state that produced it.
+ *
+ * Canonical encoding: G-Counter as a version vector (vv.h); PN-Counter as
+ * the array [P, N].
+ *
+ * Not thread-safe; one owner. A failed call leaves its outputs unchanged.
+ */
+#ifndef JV_GCOUNTER_H
+#define JV_GCOUNTER_H
+
+#include "vv.h"
+
+typedef struct {
+    jv_vv v;
+} jv_gcounter;
+
+typedef struct {
+    jv_gcounter p;
+    jv_gcounter n;
+} jv_pncounter;
+
+void jv_gcounter_init(jv_gcounter *c);
+void jv_gcounter_fini(jv_gcounter *c); /* accepts NULL */
+/* Sum of all shares; JV_EOVERFLOW when it does not fit in 64 bits. */
+jv_err jv_gcounter_value(const jv_gcounter *c, uint64_t *out);
+/* One replica's share. */
+uint64_t jv_gcounter_get(const jv_gcounter *c, const jv_id *replica);
+/* Adds by (>= 1) to self's share. delta (initialised by the caller) is
+ * replaced with {self: new share}. JV_EINVAL for by == 0, JV_EOVERFLOW if the
+ * share would wrap. */
+jv_err jv_gcounter_inc(jv_gcounter *c, const jv_id *self, uint64_t by,
+                       jv_gcounter *delta);
+jv_err jv_gcounter_join(jv_gcounter *dst, const jv_gcounter *src);
+bool jv_gcounter_equal(const jv_gcounter *a, const jv_gcounter *b);
+jv_err jv_gcounter_encode(const jv_gcounter *c, jv_buf *out);
+/* Decodes exactly the n bytes at p (trailing bytes refused) into out,
+ * replacing it; out untouched on failure. */
+jv_err jv_gcounter_decode(const void *p, size_t n, jv_gcounter *out);
+
+void jv_pncounter_init(jv_pncounter *c);
+void jv_pncounter_fini(jv_pncounter *c); /* accepts NULL */
+/* P - N; JV_EOVERFLOW when it does not fit in int64_t. */
+jv_err jv_pncounter_value(const jv_pncounter *c, int64_t *out);
+/* Adds by (!= 0, may be negative) for self: a positive `by` grows self's P
+ * share, a negative one its N share. delta is replaced with the changed
+ * share only. */
+jv_err jv_pncounter_add(jv_pncounter *c, const jv_id *self, int64_t by,
+                        jv_pncounter *delta);
+jv_err jv_pncounter_join(jv_pncounter *dst, const jv_pncounter *src);
+bool jv_pncounter_equal(const jv_pncounter *a, const jv_pncounter *b);
+jv_err jv_pncounter_encode(const jv_pncounter *c, jv_buf *out);
+jv_err jv_pncounter_decode(const void *p, size_t n, jv_pncounter *out);
+
+#endif

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Jarvis needs, only those that are missing.
+# Idempotent and silent when everything is present.
+#   scripts/deps.sh          build + test dependencies
+#   scripts/deps.sh --bench  also the tools the benchmarks compare against
+set -euo pipefail
+
+pkgs=(
+    build-essential cmake pkg-config
+    libsodium-dev libnng-dev libsqlite3-dev libmsgpack-dev libuv1-dev
+    libjansson-dev libcurl4-openssl-dev libzstd-dev libhttp-parser-dev
+    libcmocka-dev
+    iproute2 nftables
+)
+if [ "${1:-}" = "--bench" ]; then
+    pkgs+=(wrk redis-server redis-tools)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+    status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+    [ "$status" = "installed" ] || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -eq 0 ]; then
+    sudo=()
+elif command -v sudo >/dev/null 2>&1; then
+    sudo=(sudo)
+else
+    echo "deps: missing Debian packages: ${missing[*]}" >&2
+    echo "deps: run as root, or install them: apt-get install ${missing[*]}" >&2
+    exit 1
+fi
+
+echo "deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt_install() {
+    "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" \
+        >/tmp/jarvis-deps.log 2>&1
+}
+if ! apt_install; then
+    # A fresh machine may have empty package lists.
+    "${sudo[@]}" apt-get update -q >>/tmp/jarvis-deps.log 2>&1 || true
+    if ! apt_install; then
+        echo "deps: apt-get failed; see /tmp/jarvis-deps.log" >&2
+        tail -n 20 /tmp/jarvis-deps.log >&2
+        exit 1
+    fi
+fi
