@@ -24,7 +24,7 @@ static bool dots_ok(const jv_dot *d, size_t n, bool required)
     if (n > JV_OP_MAX_REMOVES || (required && n == 0))
         return false;
     for (size_t i = 0; i < n; i++) {
-        if (d[i].n == 0)
+        if (d[i].n == 0 || d[i].n > JV_INT_MAX)
             return false;
         if (i && jv_dot_cmp(&d[i - 1], &d[i]) >= 0)
             return false;
@@ -42,7 +42,8 @@ jv_err jv_op_validate(const jv_op *op, uint64_t hlc)
     bool ok = false;
     switch (op->kind) {
     case JV_OP_COUNTER:
-        ok = text_ok(op->counter.name, JV_OP_MAX_NAME, true);
+        ok = text_ok(op->counter.name, JV_OP_MAX_NAME, true) &&
+             op->counter.p <= JV_INT_MAX && op->counter.n <= JV_INT_MAX;
         break;
     case JV_OP_AUDIT:
         ok = op->audit.time_ms <= jv_hlc_ms(hlc) &&
@@ -60,6 +61,7 @@ jv_err jv_op_validate(const jv_op *op, uint64_t hlc)
         ok = text_ok(op->add.key, JV_OP_MAX_KEY, true) &&
              text_ok(op->add.value, JV_OP_MAX_VALUE, true) &&
              stamp_ok(op->add.stamp, hlc) && op->add.dot_n >= 1 &&
+             op->add.dot_n <= JV_INT_MAX &&
              dots_ok(op->add.removes, op->add.nremoves, false);
         break;
     case JV_OP_ARCHIVE_RM:
@@ -134,11 +136,14 @@ static void write_op(jv_mpw *w, const jv_op *op)
     }
 }
 
-static bool head_ok(uint64_t first_seq, uint64_t nops, const uint8_t *prev)
+static bool head_ok(uint64_t first_seq, uint64_t nops, uint64_t hlc,
+                    const uint8_t *prev)
 {
+    if (hlc == 0 || hlc > JV_INT_MAX)
+        return false;
     if (first_seq == 0 || nops == 0 || nops > JV_BATCH_MAX_OPS)
         return false;
-    if (first_seq > UINT64_MAX - nops + 1)
+    if (first_seq > JV_INT_MAX - nops + 1)
         return false;
     /* The first batch of an origin links to nothing. */
     if (first_seq == 1 && memcmp(prev, zero_hash, JV_HASH_LEN) != 0)
@@ -148,7 +153,7 @@ static bool head_ok(uint64_t first_seq, uint64_t nops, const uint8_t *prev)
 
 jv_err jv_batch_encode(const jv_batch *b, jv_buf *out)
 {
-    if (!head_ok(b->first_seq, b->nops, b->prev))
+    if (!head_ok(b->first_seq, b->nops, b->hlc, b->prev))
         return JV_EINVAL;
     for (uint32_t i = 0; i < b->nops; i++)
         if (jv_op_validate(&b->ops[i], b->hlc) != JV_OK)
@@ -190,7 +195,7 @@ static jv_err read_head(jv_mpr *r, jv_batch_head *h)
         (err = jv_mpr_u64(r, &h->hlc)) ||
         (err = jv_mpr_array(r, &nops, JV_BATCH_MAX_OPS)))
         return err;
-    if (!head_ok(h->first_seq, nops, h->prev))
+    if (!head_ok(h->first_seq, nops, h->hlc, h->prev))
         return JV_EDECODE;
     h->nops = nops;
     h->last_seq = h->first_seq + nops - 1;

@@ -27,7 +27,8 @@
  *   [4, key, [[id, n]..]]                      archive remove of observed dots
  *   [5, node (bin 32), trusted, stamp, name]   trust list entry (LWW per node)
  * Names, keys and texts are str (valid UTF-8, no NUL); values are str holding
- * JSON text; dot lists are sorted and free of duplicates.
+ * JSON text; dot lists are sorted and free of duplicates. Every integer is at
+ * most JV_INT_MAX.
  *
  * All functions are pure and thread-safe on distinct arguments.
  */
@@ -43,6 +44,9 @@
 #define JV_OP_MAX_KEY      1024 /* config and archive keys */
 #define JV_OP_MAX_VALUE    65536
 #define JV_OP_MAX_REMOVES  1024
+/* Every sequence number, dot, stamp and counter share fits in a signed
+ * 64-bit integer, so that storage can keep it as one. */
+#define JV_INT_MAX INT64_MAX
 
 typedef enum {
     JV_OP_COUNTER = 0,
