@@ -1,0 +1,48 @@
+/*
+ * backup.h - online backup, offline restore, and verification.
+ */
+#ifndef JV_BACKUP_H
+#define JV_BACKUP_H
+
+#include "store.h"
+
+/* Copies a consistent snapshot of the database to dest with SQLite's
+ * backup API while other connections keep writing (WAL: the copy reads one
+ * snapshot and does not block the writer). Writes dest.tmp, syncs it and
+ * renames it into place; JV_EEXIST if dest exists. Blocks on disk I/O:
+ * call off the event loop. */
+jv_err jv_store_backup(jv_store *st, const char *dest);
+
+/* Replaces the database at db_path with the backup at src. The node must
+ * not be running on db_path (the caller holds the data dir's lock). The
+ * backup is checked first (opens as a Jarvis database, integrity check,
+ * full verification); a failing backup changes nothing. The old database
+ * and its -wal/-shm files are replaced atomically (rename). msg receives a
+ * one-line reason on failure. */
+jv_err jv_store_restore(const char *src, const char *db_path, char *msg,
+                        size_t msglen);
+
+typedef struct {
+    bool integrity_ok;       /* PRAGMA integrity_check said "ok" */
+    char integrity_msg[256]; /* its first complaint otherwise */
+    uint64_t batches;        /* batches checked */
+    uint64_t ops;
+    uint64_t origins;
+    uint64_t bad_signatures;  /* batches whose signature does not verify */
+    uint64_t bad_links;       /* chain breaks: gaps, overlaps, wrong prev */
+    uint64_t bad_encodings;   /* bodies that do not decode strictly */
+    bool vv_matches;          /* version vector equals the log's heads */
+    bool state_matches;       /* materialized state equals a replay */
+    char state_msg[256];      /* the first difference found */
+} jv_verify_report;
+
+/* Checks everything: PRAGMA integrity_check; every batch of the log
+ * re-verified (strict decode, signature, chain from the first batch of its
+ * origin); the version vector against the log; and the materialized state
+ * of every kind against a replay of the log into a scratch database.
+ * Returns JV_OK when the checks ran (read the report), or why they could
+ * not. Blocking, potentially long: off the event loop. */
+jv_err jv_store_verify(jv_store *st, jv_verify_report *r);
+bool jv_verify_ok(const jv_verify_report *r);
+
+#endif

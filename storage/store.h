@@ -1,0 +1,93 @@
+/*
+ * store.h - one node's SQLite database: open, schema, identity, metadata.
+ *
+ * A jv_store is one SQLite connection to the node's database file (WAL
+ * mode). It is not thread-safe: one thread uses it at a time. A node opens
+ * two on the same file: a writer (on the commit thread) and a reader (on the
+ * loop thread); in WAL mode readers never block the writer.
+ *
+ * Schema changes are numbered migrations applied through PRAGMA
+ * user_version, each in one transaction. A file that is not SQLite, is
+ * another application's database (application_id), is damaged, or was made
+ * by a newer version is refused at open with a message that says which; it
+ * is never written to.
+ *
+ * Nothing outside storage/ writes SQL.
+ */
+#ifndef JV_STORE_H
+#define JV_STORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "types.h"
+
+typedef struct jv_store jv_store;
+
+/* SQLite's PRAGMA synchronous, in WAL mode:
+ *   NORMAL: a committed transaction survives a crash of the process (kill -9)
+ *           but the last transactions may be lost on power loss or OS crash.
+ *   FULL:   also survives power loss (fsync on every commit).
+ *   EXTRA:  FULL, and also syncs the directory after file changes. */
+typedef enum {
+    JV_SYNC_NORMAL = 1,
+    JV_SYNC_FULL = 2,
+    JV_SYNC_EXTRA = 3,
+} jv_sync;
+
+typedef struct {
+    jv_sync sync;        /* default JV_SYNC_NORMAL */
+    int cache_kib;       /* page cache per connection; default 8192 */
+    int busy_timeout_ms; /* wait for the other connection; default 5000 */
+    bool create;         /* create file and schema when missing */
+    bool readonly;
+} jv_store_opts;
+
+/* Current schema version (the number of the last migration). */
+#define JV_STORE_SCHEMA_VERSION 1
+
+void jv_store_opts_default(jv_store_opts *o);
+
+/* Opens (and, with o->create, creates or migrates) the database at path.
+ * On failure *out is NULL and msg (if not NULL) holds a one-line reason:
+ *   JV_ENOTFOUND  file missing and !create
+ *   JV_EFOREIGN   not SQLite, or another application's database
+ *   JV_ECORRUPT   damaged (header or pages)
+ *   JV_EVERSION   schema newer than JV_STORE_SCHEMA_VERSION
+ *   JV_ESTORAGE / JV_EIO / JV_EBUSY  other SQLite failures
+ * Blocks on disk I/O. */
+jv_err jv_store_open(const char *path, const jv_store_opts *o,
+                     jv_store **out, char *msg, size_t msglen);
+/* Closes the connection (checkpointing the WAL if it is the last one).
+ * Accepts NULL. */
+void jv_store_close(jv_store *st);
+
+/* The message of the last failure on this connection; never NULL. */
+const char *jv_store_errmsg(const jv_store *st);
+
+/* Records the node's own replica id on first use; later calls must pass
+ * the same id (JV_EINVAL otherwise: the data dir's key file and database
+ * belong to different nodes). */
+jv_err jv_store_set_self(jv_store *st, const jv_id *self);
+/* JV_ENOTFOUND when no id is recorded yet. */
+jv_err jv_store_get_self(jv_store *st, jv_id *out);
+
+/* Small node-local metadata values (not replicated). A get copies at most
+ * cap bytes into buf and sets *len to the value's length; JV_ENOTFOUND if
+ * unset. */
+jv_err jv_store_meta_set(jv_store *st, const char *key, const void *val,
+                         size_t len);
+jv_err jv_store_meta_get(jv_store *st, const char *key, void *buf, size_t cap,
+                         size_t *len);
+
+typedef struct {
+    uint64_t file_bytes; /* page_count * page_size of the main file */
+    uint64_t wal_bytes;  /* size of the -wal file (0 if none) */
+    uint64_t batches;    /* batches in the log */
+    uint64_t ops;        /* operations in the log */
+    uint64_t held;       /* batches held aside */
+} jv_store_stats;
+
+jv_err jv_store_stats_get(jv_store *st, jv_store_stats *out);
+
+#endif
