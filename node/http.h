@@ -1,0 +1,114 @@
+/*
+ * http.h - the session API's HTTP/1.1 server, on the node's libuv loop.
+ *
+ * Parsing is http-parser's (Debian's libhttp-parser); this module owns the
+ * connections: listening (TCP or a Unix socket), keep-alive, pipelined
+ * requests answered in order, bounded headers and bodies, timeouts, and a
+ * graceful stop. It knows nothing of routes or JSON beyond its own errors.
+ *
+ * A complete request is handed to the handler on the loop thread. The
+ * handler answers it exactly once with jv_http_respond(), at once or later
+ * (after a commit, say); until then the connection reads nothing more, so
+ * pipelined requests are answered in order. A request whose client went
+ * away is still answered by the handler: the response is dropped and the
+ * request freed.
+ *
+ * Errors the server answers itself, with a JSON body
+ * {"error":{"code":...,"message":...}} and Connection: close:
+ *   400 malformed request       408 request not complete in time
+ *   413 body over max_body      431 headers over max_header_bytes
+ * "Expect: 100-continue" is honoured (413 at once when the declared length
+ * is over the bound, "100 Continue" otherwise).
+ *
+ * Threading: everything here runs on the loop thread.
+ */
+#ifndef JV_HTTP_H
+#define JV_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "types.h"
+
+typedef struct jv_http_server jv_http_server;
+typedef struct jv_http_req jv_http_req;
+
+typedef struct {
+    size_t max_body;             /* default 1 MiB */
+    size_t max_header_bytes;     /* request line + headers; default 16 KiB */
+    unsigned max_conns;          /* default 1024; beyond: accepted, closed */
+    uint64_t idle_timeout_ms;    /* keep-alive idle; default 60000 */
+    uint64_t request_timeout_ms; /* first byte to full body; default 10000 */
+} jv_http_opts;
+
+/* Called on the loop thread for every complete request. */
+typedef void (*jv_http_handler)(void *arg, jv_http_req *req);
+
+void jv_http_opts_default(jv_http_opts *o);
+
+jv_err jv_http_server_new(uv_loop_t *loop, const jv_http_opts *o,
+                          jv_http_handler handler, void *arg,
+                          jv_http_server **out);
+
+/* Starts listening on addr: "127.0.0.1:7410", "[::1]:7410", "0.0.0.0:0" or
+ * "unix:/path/api.sock" (a stale socket file is replaced; the file gets
+ * mode 0660). Port 0 picks a free port. bound (if not NULL) receives the
+ * address actually bound, in the same syntax. Several listeners may be
+ * started. */
+jv_err jv_http_listen(jv_http_server *s, const char *addr, char *bound,
+                      size_t boundlen);
+
+/* Stops accepting new connections (closes the listeners) and closes idle
+ * keep-alive connections; requests in flight continue and their
+ * connections close after their response. */
+void jv_http_stop_accepting(jv_http_server *s);
+
+/* Requests handed to the handler and not yet answered. */
+size_t jv_http_inflight(const jv_http_server *s);
+/* Open connections. */
+size_t jv_http_conns(const jv_http_server *s);
+
+/* Closes every connection (dropping unanswered requests' connections; the
+ * requests themselves stay valid until answered) and every listener, then
+ * calls done(arg) once all libuv handles are closed. The server is freed
+ * when its last request is answered after that, or at once if none is
+ * pending. Call jv_http_stop_accepting() and wait for jv_http_inflight() to
+ * reach 0 first for a graceful stop. */
+void jv_http_server_close(jv_http_server *s, void (*done)(void *), void *arg);
+
+/* -- request accessors (valid until the request is answered) -------------- */
+
+/* "GET", "POST", ... (http-parser's names). */
+const char *jv_http_method(const jv_http_req *r);
+/* Path of the request target, still percent-encoded, without the query. */
+jv_str jv_http_path(const jv_http_req *r);
+/* Query string without '?', still percent-encoded; empty when none. */
+jv_str jv_http_query(const jv_http_req *r);
+/* The first header of that name (case-insensitive); empty when absent. */
+jv_str jv_http_header(const jv_http_req *r, const char *name);
+const uint8_t *jv_http_body(const jv_http_req *r, size_t *len);
+/* The client's address ("127.0.0.1:50312", "unix"). */
+const char *jv_http_remote(const jv_http_req *r);
+/* uv_hrtime() when the request's first byte arrived. */
+uint64_t jv_http_start_ns(const jv_http_req *r);
+
+/* Answers the request: status line, Content-Type (if not NULL),
+ * Content-Length, Connection, then `headers` verbatim (each line ending in
+ * "\r\n"; may be NULL), then the body (copied). Frees the request.
+ * Exactly once per request. */
+void jv_http_respond(jv_http_req *r, int status, const char *content_type,
+                     const char *headers, const void *body, size_t len);
+
+/* Percent-decodes s into out (NUL-terminated; "+" stays "+"). JV_EINVAL on
+ * a bad escape or a decoded NUL byte. */
+jv_err jv_http_unescape(jv_str s, jv_buf *out);
+
+/* Finds `name` in a query string and percent-decodes its value into out
+ * ("+" means space here). JV_ENOTFOUND when absent. */
+jv_err jv_http_query_param(jv_str query, const char *name, jv_buf *out);
+
+/* Reason phrase for a status code ("Not Found"). */
+const char *jv_http_reason(int status);
+
+#endif
