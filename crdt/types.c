@@ -133,6 +133,17 @@ bool jv_str_valid_utf8(jv_str s)
     return true;
 }
 
+size_t jv_utf8_cut(jv_str s, size_t max)
+{
+    if (s.n <= max)
+        return s.n;
+    size_t n = max;
+    /* Back off continuation bytes to the start of the cut sequence. */
+    while (n > 0 && ((uint8_t)s.p[n] & 0xc0) == 0x80)
+        n--;
+    return n;
+}
+
 void jv_buf_init(jv_buf *b)
 {
     memset(b, 0, sizeof(*b));

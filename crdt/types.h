@@ -59,6 +59,9 @@ bool jv_str_eq(jv_str a, jv_str b);
 int jv_str_cmp(jv_str a, jv_str b);
 /* True when s contains no NUL byte and is valid UTF-8. */
 bool jv_str_valid_utf8(jv_str s);
+/* The length of s cut to at most max bytes without splitting a UTF-8
+ * sequence (s itself valid UTF-8). */
+size_t jv_utf8_cut(jv_str s, size_t max);
 
 /* Hex of n bytes into out (2n+1 bytes, NUL-terminated). */
 void jv_hex(const uint8_t *p, size_t n, char *out);

@@ -86,6 +86,8 @@ typedef struct {
     uint64_t batches;    /* batches in the log */
     uint64_t ops;        /* operations in the log */
     uint64_t held;       /* batches held aside */
+    uint64_t max_hlc;    /* greatest batch stamp in the log: a restarted
+                            node's clock starts above it */
 } jv_store_stats;
 
 jv_err jv_store_stats_get(jv_store *st, jv_store_stats *out);

@@ -1,0 +1,641 @@
+/*
+ * api.c - route matching, credentials, and what every handler shares.
+ *
+ * A request becomes an api_ctx that lives until its answer: at once for
+ * reads, after the writer thread's commit for writes. api_reply*() and
+ * api_error() answer, record the request's metrics and free the context;
+ * a handler answers exactly once on every path.
+ */
+#include "api_int.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "alloc.h"
+#include "audit.h"
+#include "log.h"
+
+#define R_NONE   JV_ROLE_NONE
+#define R_READ   JV_ROLE_READER
+#define R_WRITE  JV_ROLE_WRITER
+#define R_ADMIN  JV_ROLE_ADMIN
+
+static const api_route routes[] = {
+    {"GET", "/health", R_NONE, api_health_live},
+    {"GET", "/metrics", R_NONE, api_metrics},
+    {"GET", "/v1/health", R_READ, api_health},
+    {"GET", "/v1/status", R_READ, api_status},
+    {"POST", "/v1/sessions", R_NONE, api_session_create},
+    {"DELETE", "/v1/sessions/current", R_READ, api_session_end},
+    {"GET", "/v1/sessions", R_ADMIN, api_session_list},
+    {"DELETE", "/v1/sessions/{}", R_ADMIN, api_session_revoke},
+    {"POST", "/v1/keys", R_ADMIN, api_key_create},
+    {"GET", "/v1/keys", R_ADMIN, api_key_list},
+    {"DELETE", "/v1/keys/{}", R_ADMIN, api_key_revoke},
+    {"POST", "/v1/counters/{}/increment", R_WRITE, api_counter_incr},
+    {"GET", "/v1/counters/{}", R_READ, api_counter_get},
+    {"GET", "/v1/counters", R_READ, api_counter_list},
+    {"POST", "/v1/audit", R_WRITE, api_audit_append},
+    {"GET", "/v1/audit", R_READ, api_audit_query},
+    {"PUT", "/v1/config/{*}", R_WRITE, api_config_set},
+    {"GET", "/v1/config/{*}", R_READ, api_config_get},
+    {"GET", "/v1/config", R_READ, api_config_list},
+    {"PUT", "/v1/archive/{*}", R_WRITE, api_archive_add},
+    {"GET", "/v1/archive/{*}", R_READ, api_archive_get},
+    {"DELETE", "/v1/archive/{*}", R_WRITE, api_archive_rm},
+    {"GET", "/v1/archive", R_READ, api_archive_list},
+    {"POST", "/v1/batch", R_WRITE, api_batch},
+    {"GET", "/v1/export", R_READ, api_export},
+    {"POST", "/v1/backup", R_ADMIN, api_backup},
+    {"POST", "/v1/verify", R_ADMIN, api_verify},
+    {"GET", "/v1/peers", R_READ, api_peers_list},
+};
+
+#define NROUTES (sizeof(routes) / sizeof(routes[0]))
+
+static const double latency_buckets[] = {0.0001, 0.00025, 0.0005, 0.001,
+                                         0.0025, 0.005,   0.01,   0.025,
+                                         0.05,   0.1,     0.25,   1.0};
+
+jv_err jv_api_declare_metrics(jv_metrics *m)
+{
+    jv_err err;
+    if ((err = jv_metrics_declare(m, "jarvis_requests_total", JV_METRIC_COUNTER,
+                                  "API requests by route, method and status",
+                                  NULL, 0)) ||
+        (err = jv_metrics_declare(
+             m, "jarvis_request_duration_seconds", JV_METRIC_HISTOGRAM,
+             "API request latency by route, from first byte to answer",
+             latency_buckets,
+             sizeof(latency_buckets) / sizeof(latency_buckets[0]))) ||
+        (err = jv_metrics_declare(m, "jarvis_rate_limited_total",
+                                  JV_METRIC_COUNTER,
+                                  "requests refused by a key's rate limit",
+                                  NULL, 0)))
+        return err;
+    return JV_OK;
+}
+
+/* -- time ----------------------------------------------------------------- */
+
+void jv_rfc3339(uint64_t ms, char *out, size_t outlen)
+{
+    time_t secs = (time_t)(ms / 1000);
+    struct tm tm;
+    char base[32];
+    gmtime_r(&secs, &tm);
+    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, outlen, "%s.%03uZ", base, (unsigned)(ms % 1000));
+}
+
+static int digits(const char **p, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if ((*p)[i] < '0' || (*p)[i] > '9')
+            return -1;
+        v = v * 10 + ((*p)[i] - '0');
+    }
+    *p += n;
+    *out = v;
+    return 0;
+}
+
+jv_err jv_parse_time(const char *s, uint64_t *ms)
+{
+    const char *p = s;
+    if (*p >= '0' && *p <= '9' && !strchr(s, '-') && !strchr(s, 'T')) {
+        char *end;
+        unsigned long long v = strtoull(s, &end, 10);
+        if (*end || v > (uint64_t)INT64_MAX)
+            return JV_EINVAL;
+        *ms = v;
+        return JV_OK;
+    }
+    int Y, M, D, h, m, sec, frac = 0, off = 0;
+    if (digits(&p, 4, &Y) || *p++ != '-' || digits(&p, 2, &M) ||
+        *p++ != '-' || digits(&p, 2, &D) || (*p != 'T' && *p != 't' && *p != ' '))
+        return JV_EINVAL;
+    p++;
+    if (digits(&p, 2, &h) || *p++ != ':' || digits(&p, 2, &m) ||
+        *p++ != ':' || digits(&p, 2, &sec))
+        return JV_EINVAL;
+    if (*p == '.') {
+        p++;
+        int n = 0, scale = 100;
+        while (*p >= '0' && *p <= '9') {
+            if (n++ < 3) {
+                frac += (*p - '0') * scale;
+                scale /= 10;
+            }
+            p++;
+        }
+        if (n == 0)
+            return JV_EINVAL;
+    }
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int sign = *p++ == '-' ? -1 : 1, oh, om;
+        if (digits(&p, 2, &oh) || *p++ != ':' || digits(&p, 2, &om))
+            return JV_EINVAL;
+        off = sign * (oh * 60 + om);
+    } else {
+        return JV_EINVAL;
+    }
+    if (*p || M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 ||
+        sec > 60 || Y < 1970)
+        return JV_EINVAL;
+    struct tm tm = {.tm_year = Y - 1900, .tm_mon = M - 1, .tm_mday = D,
+                    .tm_hour = h, .tm_min = m, .tm_sec = sec};
+    int64_t t = (int64_t)timegm(&tm) - (int64_t)off * 60;
+    if (t < 0)
+        return JV_EINVAL;
+    *ms = (uint64_t)t * 1000 + (uint64_t)frac;
+    return JV_OK;
+}
+
+/* -- answers --------------------------------------------------------------- */
+
+static void ctx_free(api_ctx *c)
+{
+    for (int i = 0; i < API_MAX_CAPS; i++)
+        jv_buf_fini(&c->cap[i]);
+    if (c->body)
+        json_decref(c->body);
+    for (size_t i = 0; i < c->nowned; i++)
+        jv_free(c->owned[i]);
+    jv_free(c->owned);
+    jv_free(c->intents);
+    if (c->extra_free)
+        c->extra_free(c->extra);
+    jv_free(c);
+}
+
+static void record(api_ctx *c, int status)
+{
+    jv_node *n = c->node;
+    char labels[256];
+    const char *route = c->route ? c->route->pattern : "unmatched";
+    snprintf(labels, sizeof(labels), "route=\"%s\",method=\"%s\",status=\"%d\"",
+             route, jv_http_method(c->req), status);
+    jv_metrics_add(n->metrics, "jarvis_requests_total", labels, 1);
+    snprintf(labels, sizeof(labels), "route=\"%s\"", route);
+    double secs = (double)(uv_hrtime() - jv_http_start_ns(c->req)) / 1e9;
+    jv_metrics_observe(n->metrics, "jarvis_request_duration_seconds", labels,
+                       secs);
+    if (status >= 500)
+        n->api_errors_window++;
+}
+
+void api_reply_raw(api_ctx *c, int status, const char *type,
+                   const char *headers, const void *body, size_t len)
+{
+    record(c, status);
+    jv_http_respond(c->req, status, type, headers, body, len);
+    ctx_free(c);
+}
+
+void api_reply(api_ctx *c, int status, json_t *body)
+{
+    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    if (body)
+        json_decref(body);
+    if (!text) {
+        static const char oom[] =
+            "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
+        api_reply_raw(c, 500, "application/json", NULL, oom, sizeof(oom) - 1);
+        return;
+    }
+    api_reply_raw(c, status, "application/json", NULL, text, strlen(text));
+    free(text);
+}
+
+void api_reply_empty(api_ctx *c, int status)
+{
+    api_reply_raw(c, status, NULL, NULL, NULL, 0);
+}
+
+static void error_with_headers(api_ctx *c, int status, const char *code,
+                               const char *headers, const char *message)
+{
+    json_t *o = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message",
+                          message);
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (!text) {
+        api_reply_raw(c, status, "application/json", headers,
+                      "{\"error\":{\"code\":\"internal\",\"message\":\"\"}}",
+                      41);
+        return;
+    }
+    api_reply_raw(c, status, "application/json", headers, text, strlen(text));
+    free(text);
+}
+
+void api_error(api_ctx *c, int status, const char *code, const char *fmt, ...)
+{
+    char message[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof(message), fmt, ap);
+    va_end(ap);
+    /* json_pack refuses invalid UTF-8; a message quoting user input is cut
+     * back to its valid prefix. */
+    size_t len = strlen(message);
+    while (len && !jv_str_valid_utf8((jv_str){message, len}))
+        message[--len] = '\0';
+    error_with_headers(c, status, code,
+                       status == 401 ? "WWW-Authenticate: Bearer\r\n" : NULL,
+                       message);
+}
+
+void api_fail(api_ctx *c, jv_err err, const char *what)
+{
+    switch (err) {
+    case JV_ENOTFOUND:
+        api_error(c, 404, "not_found", "%s: not found", what);
+        break;
+    case JV_EEXIST:
+        api_error(c, 409, "conflict", "%s: already exists", what);
+        break;
+    case JV_EINVAL:
+    case JV_EOVERFLOW:
+    case JV_ETOOBIG:
+        api_error(c, 400, "invalid_field", "%s: %s", what, jv_strerror(err));
+        break;
+    case JV_ECLOSED:
+        api_error(c, 503, "shutting_down", "%s: the node is stopping", what);
+        break;
+    case JV_ESTORAGE:
+    case JV_EIO:
+    case JV_EBUSY:
+    case JV_ECORRUPT:
+        api_error(c, 503, "storage_unavailable", "%s: %s (%s)", what,
+                  jv_strerror(err), jv_store_errmsg(c->node->rst));
+        break;
+    default:
+        api_error(c, 500, "internal", "%s: %s", what, jv_strerror(err));
+        break;
+    }
+}
+
+/* -- request parts ---------------------------------------------------------- */
+
+jv_err api_query(api_ctx *c, const char *name, jv_buf *buf)
+{
+    jv_buf_reset(buf);
+    jv_err err = jv_http_query_param(jv_http_query(c->req), name, buf);
+    if (err == JV_ENOTFOUND)
+        return err;
+    if (err || !jv_str_valid_utf8((jv_str){(const char *)buf->data,
+                                           buf->len ? buf->len - 1 : 0})) {
+        api_error(c, 400, "bad_request", "query parameter '%s' is not valid",
+                  name);
+        return JV_EINVAL;
+    }
+    return JV_OK;
+}
+
+jv_err api_paging(api_ctx *c, size_t *limit, jv_buf *cursor)
+{
+    jv_buf tmp;
+    jv_buf_init(&tmp);
+    *limit = 100;
+    jv_err err = api_query(c, "limit", &tmp);
+    if (err == JV_OK) {
+        char *end;
+        unsigned long v = strtoul((const char *)tmp.data, &end, 10);
+        if (*end || v == 0 || v > 1000 || tmp.data[0] == '-') {
+            jv_buf_fini(&tmp);
+            api_error(c, 400, "bad_request",
+                      "limit must be an integer from 1 to 1000");
+            return JV_EINVAL;
+        }
+        *limit = v;
+    } else if (err == JV_EINVAL) {
+        jv_buf_fini(&tmp);
+        return err;
+    }
+    jv_buf_fini(&tmp);
+    err = api_query(c, "cursor", cursor);
+    if (err == JV_ENOTFOUND) {
+        jv_buf_reset(cursor);
+        jv_buf_append(cursor, "", 1);
+        return jv_buf_err(cursor) ? JV_ENOMEM : JV_OK;
+    }
+    return err;
+}
+
+int api_field_str(api_ctx *c, const char *name, bool required, size_t min,
+                  size_t max, jv_str *out)
+{
+    json_t *v = c->body ? json_object_get(c->body, name) : NULL;
+    if (!v || json_is_null(v)) {
+        if (required) {
+            api_error(c, 400, "invalid_field", "field '%s' is required", name);
+            return -1;
+        }
+        *out = (jv_str){"", 0};
+        return 0;
+    }
+    if (!json_is_string(v)) {
+        api_error(c, 400, "invalid_field", "field '%s' must be a string",
+                  name);
+        return -1;
+    }
+    jv_str s = {json_string_value(v), json_string_length(v)};
+    if (s.n < min || s.n > max || !jv_str_valid_utf8(s)) {
+        api_error(c, 400, "invalid_field",
+                  "field '%s' must be %zu to %zu bytes of UTF-8 without NUL",
+                  name, min, max);
+        return -1;
+    }
+    *out = s;
+    return 0;
+}
+
+int api_field_value(api_ctx *c, json_t *obj, const char *where, jv_str *out)
+{
+    json_t *v = obj ? json_object_get(obj, "value") : NULL;
+    if (!v) {
+        api_error(c, 400, "invalid_field", "%s: field 'value' is required",
+                  where);
+        return -1;
+    }
+    char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (!text) {
+        api_error(c, 500, "internal", "cannot encode the value");
+        return -1;
+    }
+    size_t len = strlen(text);
+    /* jansson's allocation is freed with free(); copy into ours. */
+    char *own = jv_strndup(text, len);
+    free(text);
+    if (!own || !api_own(c, own)) {
+        api_error(c, 500, "internal", "out of memory");
+        return -1;
+    }
+    if (len > JV_OP_MAX_VALUE) {
+        api_error(c, 400, "invalid_field",
+                  "%s: value is %zu bytes encoded, more than %u", where, len,
+                  JV_OP_MAX_VALUE);
+        return -1;
+    }
+    *out = (jv_str){own, len};
+    return 0;
+}
+
+char *api_own(api_ctx *c, char *s)
+{
+    char **o = jv_reallocarray(c->owned, c->nowned + 1, sizeof(char *));
+    if (!o) {
+        jv_free(s);
+        return NULL;
+    }
+    c->owned = o;
+    o[c->nowned++] = s;
+    return s;
+}
+
+jv_intent *api_intents(api_ctx *c, size_t n)
+{
+    jv_free(c->intents);
+    c->intents = jv_calloc(n, sizeof(jv_intent));
+    c->nintents = c->intents ? n : 0;
+    return c->intents;
+}
+
+uint64_t api_stamp(api_ctx *c)
+{
+    uint64_t s = 0;
+    if (jv_hlc_now(&c->node->hlc, jv_now_ms(), &s) != JV_OK)
+        s = c->node->hlc.last;
+    return s;
+}
+
+jv_err api_audit_intent(api_ctx *c, jv_intent *slot, const char *action,
+                        const char *target, const char *detail)
+{
+    /* Texts quoting user input are cut to the entry's limits on a
+     * character boundary, so the entry stays valid UTF-8. */
+    jv_str ts = jv_str_c(target), ds = jv_str_c(detail);
+    char *t = jv_strndup(target, jv_utf8_cut(ts, JV_AUDIT_MAX_TARGET));
+    char *d = jv_strndup(detail, jv_utf8_cut(ds, JV_AUDIT_MAX_DETAIL));
+    char *a = jv_strndup(c->who.key_name[0] ? c->who.key_name : "anonymous",
+                         strlen(c->who.key_name[0] ? c->who.key_name
+                                                   : "anonymous"));
+    if (!api_own(c, t) || !api_own(c, d) || !api_own(c, a)) {
+        if (!t || !d || !a) {
+            jv_free(t);
+            jv_free(d);
+            jv_free(a);
+        }
+        return JV_ENOMEM;
+    }
+    memset(slot, 0, sizeof(*slot));
+    slot->op.kind = JV_OP_AUDIT;
+    slot->op.audit.time_ms = jv_now_ms();
+    slot->op.audit.actor = jv_str_c(a);
+    slot->op.audit.action = jv_str_c(action);
+    slot->op.audit.target = jv_str_c(t);
+    slot->op.audit.detail = jv_str_c(d);
+    /* The stamp of the batch must not be behind the audit time. */
+    uint64_t now_stamp = api_stamp(c);
+    if (jv_hlc_ms(now_stamp) < slot->op.audit.time_ms)
+        slot->op.audit.time_ms = jv_hlc_ms(now_stamp);
+    return JV_OK;
+}
+
+void api_submit(api_ctx *c, jv_write_cb done)
+{
+    if (c->node->stopping) {
+        api_error(c, 503, "shutting_down", "the node is stopping");
+        return;
+    }
+    c->wr.group.intents = c->intents;
+    c->wr.group.n = c->nintents;
+    c->wr.done = done;
+    c->wr.arg = c;
+    jv_writer_submit(c->node->writer, &c->wr);
+}
+
+bool api_write_ok(api_ctx *c)
+{
+    if (c->wr.err) {
+        api_fail(c, c->wr.err, "commit");
+        return false;
+    }
+    if (c->wr.group.result) {
+        char what[96];
+        if (c->nintents > 1)
+            snprintf(what, sizeof(what), "op %zu", c->wr.group.failed_index);
+        else
+            snprintf(what, sizeof(what), "%s", c->route->pattern);
+        api_fail(c, c->wr.group.result, what);
+        return false;
+    }
+    return true;
+}
+
+/* -- JSON pieces ------------------------------------------------------------- */
+
+json_t *api_time(uint64_t ms)
+{
+    char buf[40];
+    jv_rfc3339(ms, buf, sizeof(buf));
+    return json_string(buf);
+}
+
+json_t *api_id(const jv_id *id)
+{
+    char hex[JV_ID_HEX];
+    jv_id_hex(id, hex);
+    return json_string(hex);
+}
+
+json_t *api_jstr(jv_str s)
+{
+    return json_stringn_nocheck(s.p ? s.p : "", s.n);
+}
+
+json_t *api_value(jv_str text)
+{
+    json_error_t e;
+    json_t *v = json_loadb(text.p, text.n, JSON_DECODE_ANY, &e);
+    return v ? v : api_jstr(text);
+}
+
+/* -- dispatch ----------------------------------------------------------------- */
+
+/* Matches path against pattern, capturing "{}" (one segment) and "{*}" (the
+ * rest, at least one segment) as raw text. */
+static bool match(const char *pattern, jv_str path, jv_str caps[API_MAX_CAPS])
+{
+    const char *p = pattern, *s = path.p, *end = path.p + path.n;
+    int ncap = 0;
+    while (*p) {
+        if (p[0] == '{' && p[1] == '*') {
+            if (s >= end)
+                return false;
+            caps[ncap++] = (jv_str){s, (size_t)(end - s)};
+            return true;
+        }
+        if (p[0] == '{') {
+            const char *seg = s;
+            while (s < end && *s != '/')
+                s++;
+            if (s == seg)
+                return false;
+            caps[ncap++] = (jv_str){seg, (size_t)(s - seg)};
+            p += 2;
+            continue;
+        }
+        if (s >= end || *s != *p)
+            return false;
+        s++;
+        p++;
+    }
+    return s == end;
+}
+
+void jv_api_handle(void *arg, jv_http_req *req)
+{
+    jv_node *n = arg;
+    api_ctx *c = jv_calloc(1, sizeof(*c));
+    if (!c) {
+        static const char oom[] =
+            "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
+        jv_http_respond(req, 500, "application/json", NULL, oom,
+                        sizeof(oom) - 1);
+        return;
+    }
+    c->node = n;
+    c->req = req;
+    for (int i = 0; i < API_MAX_CAPS; i++)
+        jv_buf_init(&c->cap[i]);
+
+    jv_str path = jv_http_path(req), caps[API_MAX_CAPS] = {{0}};
+    const char *method = jv_http_method(req);
+    char allow[128] = "";
+    for (size_t i = 0; i < NROUTES; i++) {
+        jv_str tmp[API_MAX_CAPS] = {{0}};
+        if (!match(routes[i].pattern, path, tmp))
+            continue;
+        if (strcmp(routes[i].method, method) == 0) {
+            c->route = &routes[i];
+            memcpy(caps, tmp, sizeof(caps));
+            break;
+        }
+        if (!strstr(allow, routes[i].method)) {
+            size_t l = strlen(allow);
+            snprintf(allow + l, sizeof(allow) - l, "%s%s", l ? ", " : "",
+                     routes[i].method);
+        }
+    }
+    if (!c->route) {
+        if (*allow) {
+            char hdr[160];
+            snprintf(hdr, sizeof(hdr), "Allow: %s\r\n", allow);
+            error_with_headers(c, 405, "method_not_allowed", hdr,
+                               "method not allowed on this route");
+        } else {
+            api_error(c, 404, "not_found", "no such route");
+        }
+        return;
+    }
+    for (int i = 0; i < API_MAX_CAPS; i++) {
+        if (!caps[i].p)
+            break;
+        if (jv_http_unescape(caps[i], &c->cap[i]) != JV_OK) {
+            api_error(c, 400, "bad_request", "bad percent-encoding in path");
+            return;
+        }
+    }
+
+    uint64_t now = jv_now_ms();
+    if (c->route->role != JV_ROLE_NONE) {
+        if (jv_auth_check(n->auth, jv_http_header(req, "Authorization"), now,
+                          &c->who) != JV_OK) {
+            api_error(c, 401, "unauthorized",
+                      "a valid API key or session token is required "
+                      "(Authorization: Bearer ...)");
+            return;
+        }
+        c->authed = true;
+        if (c->who.role < c->route->role) {
+            api_error(c, 403, "forbidden", "role '%s' may not %s %s",
+                      jv_role_name(c->who.role), method, c->route->pattern);
+            return;
+        }
+        uint64_t retry = 0;
+        if (jv_auth_rate(n->auth, c->who.key_id, now, &retry) != JV_OK) {
+            char hdr[64];
+            snprintf(hdr, sizeof(hdr), "Retry-After: %" PRIu64 "\r\n",
+                     (retry + 999) / 1000);
+            jv_metrics_add(n->metrics, "jarvis_rate_limited_total", NULL, 1);
+            error_with_headers(c, 429, "rate_limited", hdr,
+                               "rate limit of this key exceeded");
+            return;
+        }
+    }
+
+    size_t blen;
+    const uint8_t *body = jv_http_body(req, &blen);
+    if (blen) {
+        json_error_t e;
+        c->body = json_loadb((const char *)body, blen, JSON_REJECT_DUPLICATES,
+                             &e);
+        if (!c->body || !json_is_object(c->body)) {
+            api_error(c, 400, "invalid_json",
+                      c->body ? "the body must be a JSON object"
+                              : "the body is not JSON: %s",
+                      e.text);
+            return;
+        }
+    }
+    c->route->fn(c);
+}

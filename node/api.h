@@ -1,0 +1,30 @@
+/*
+ * api.h - the session API: routes, authentication, handlers (docs/api.md).
+ *
+ * jv_api_handle() is the HTTP server's handler: it matches the route,
+ * checks credentials, role and rate limit, parses the JSON body and calls
+ * the route's handler. Reads are answered at once from the reader
+ * connection; writes become intents handed to the writer thread and are
+ * answered from its completion, after the commit.
+ *
+ * Loop thread only.
+ */
+#ifndef JV_API_H
+#define JV_API_H
+
+#include "node.h"
+
+/* The HTTP handler; arg is the jv_node. */
+void jv_api_handle(void *arg, jv_http_req *req);
+
+/* Declares the API's metric families in the node's registry. */
+jv_err jv_api_declare_metrics(jv_metrics *m);
+
+/* Formats ms since the epoch as RFC 3339 UTC with milliseconds
+ * ("2026-11-21T09:30:00.125Z") into out (at least 32 bytes). */
+void jv_rfc3339(uint64_t ms, char *out, size_t outlen);
+/* Parses RFC 3339 (Z or +hh:mm offset, optional fraction) or a plain
+ * integer of milliseconds. JV_EINVAL otherwise. */
+jv_err jv_parse_time(const char *s, uint64_t *ms);
+
+#endif

@@ -1,0 +1,831 @@
+/*
+ * api_data.c - the replicated data: counters, audit log, configuration,
+ * archive, and several writes at once.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "api_int.h"
+#include "audit.h"
+
+#define MAX_SAFE_INT ((json_int_t)1 << 53)
+
+static jv_str cap_str(api_ctx *c, int i)
+{
+    return (jv_str){(const char *)c->cap[i].data,
+                    c->cap[i].len ? c->cap[i].len - 1 : 0};
+}
+
+/* A name or key from the path: 1..max bytes of UTF-8 without NUL. */
+static int path_name(api_ctx *c, size_t max, const char *what, jv_str *out)
+{
+    jv_str s = cap_str(c, 0);
+    if (s.n == 0 || s.n > max || !jv_str_valid_utf8(s)) {
+        api_error(c, 400, "bad_request",
+                  "%s must be 1 to %zu bytes of UTF-8 without NUL", what, max);
+        return -1;
+    }
+    *out = s;
+    return 0;
+}
+
+/* Sums shares without overflow; JV_EOVERFLOW when the total leaves int64. */
+static jv_err total_of(uint64_t p, uint64_t n, int64_t *out)
+{
+    if (p > (uint64_t)INT64_MAX || n > (uint64_t)INT64_MAX)
+        return JV_EOVERFLOW;
+    *out = (int64_t)p - (int64_t)n;
+    return JV_OK;
+}
+
+/* -- counters ----------------------------------------------------------- */
+
+static json_t *counter_result(jv_str name, int64_t total)
+{
+    return json_pack("{s:o,s:I}", "name", api_jstr(name), "total",
+                     (json_int_t)total);
+}
+
+/* Fills an intent for "add by to name"; 0 or answered 400. */
+static int counter_intent(api_ctx *c, json_t *by_json, jv_str name,
+                          jv_intent *in)
+{
+    json_int_t by = 1;
+    if (by_json && !json_is_null(by_json)) {
+        if (!json_is_integer(by_json)) {
+            api_error(c, 400, "invalid_field", "'by' must be an integer");
+            return -1;
+        }
+        by = json_integer_value(by_json);
+        if (by == 0 || by > MAX_SAFE_INT || by < -MAX_SAFE_INT) {
+            api_error(c, 400, "invalid_field",
+                      "'by' must be a non-zero integer within +/-2^53");
+            return -1;
+        }
+    }
+    in->op.kind = JV_OP_COUNTER;
+    in->op.counter.name = name;
+    in->by = (int64_t)by;
+    return 0;
+}
+
+static void incr_done(jv_write_req *r)
+{
+    api_ctx *c = r->arg;
+    if (!api_write_ok(c))
+        return;
+    api_reply(c, 200,
+              counter_result(c->intents[0].op.counter.name,
+                             c->intents[0].res.counter_total));
+}
+
+void api_counter_incr(api_ctx *c)
+{
+    jv_str name;
+    if (path_name(c, JV_OP_MAX_NAME, "a counter name", &name))
+        return;
+    jv_intent *in = api_intents(c, 1);
+    if (!in) {
+        api_fail(c, JV_ENOMEM, "increment");
+        return;
+    }
+    json_t *by = c->body ? json_object_get(c->body, "by") : NULL;
+    if (counter_intent(c, by, name, in))
+        return;
+    api_submit(c, incr_done);
+}
+
+typedef struct {
+    json_t *arr;
+    uint64_t p, n;
+    bool overflow;
+} shares_acc;
+
+static jv_err add_share(void *arg, const jv_counter_share *s)
+{
+    shares_acc *a = arg;
+    int64_t v;
+    if (total_of(s->p, s->n, &v))
+        return JV_EOVERFLOW;
+    if (__builtin_add_overflow(a->p, s->p, &a->p) ||
+        __builtin_add_overflow(a->n, s->n, &a->n))
+        a->overflow = true;
+    json_array_append_new(
+        a->arr, json_pack("{s:o,s:I,s:I,s:I}", "replica", api_id(&s->replica),
+                          "increments", (json_int_t)s->p, "decrements",
+                          (json_int_t)s->n, "value", (json_int_t)v));
+    return JV_OK;
+}
+
+void api_counter_get(api_ctx *c)
+{
+    jv_str name;
+    int64_t total;
+    if (path_name(c, JV_OP_MAX_NAME, "a counter name", &name))
+        return;
+    shares_acc a = {json_array(), 0, 0, false};
+    jv_err err = jv_store_counter_get(c->node->rst, name, add_share, &a);
+    if (!err && (a.overflow || total_of(a.p, a.n, &total)))
+        err = JV_EOVERFLOW;
+    if (err) {
+        json_decref(a.arr);
+        api_fail(c, err, "counter");
+        return;
+    }
+    api_reply(c, 200,
+              json_pack("{s:o,s:I,s:o}", "name", api_jstr(name), "total",
+                        (json_int_t)total, "shares", a.arr));
+}
+
+/* Collects up to limit rows; one more tells whether a next page exists. */
+typedef struct {
+    json_t *arr;
+    size_t limit, got;
+    jv_buf next;
+} page_acc;
+
+static bool page_take(page_acc *a, jv_str key)
+{
+    if (a->got++ < a->limit) {
+        jv_buf_reset(&a->next);
+        jv_buf_append(&a->next, key.p, key.n);
+        return true;
+    }
+    return false;
+}
+
+static void page_reply(api_ctx *c, const char *field, page_acc *a)
+{
+    json_t *next = a->got > a->limit
+                       ? json_stringn_nocheck((const char *)a->next.data,
+                                              a->next.len)
+                       : json_null();
+    jv_buf_fini(&a->next);
+    api_reply(c, 200, json_pack("{s:o,s:o}", field, a->arr, "next_cursor",
+                                next));
+}
+
+static void page_fail(api_ctx *c, page_acc *a, jv_err err, const char *what)
+{
+    json_decref(a->arr);
+    jv_buf_fini(&a->next);
+    api_fail(c, err, what);
+}
+
+static jv_err add_counter(void *arg, const jv_counter_row *r)
+{
+    page_acc *a = arg;
+    int64_t total;
+    if (!page_take(a, r->name))
+        return JV_OK;
+    if (total_of(r->p, r->n, &total))
+        return JV_EOVERFLOW;
+    json_array_append_new(a->arr, counter_result(r->name, total));
+    return JV_OK;
+}
+
+/* prefix and paging parameters shared by the list routes. */
+static int list_params(api_ctx *c, jv_buf *prefix, jv_buf *cursor,
+                       size_t *limit)
+{
+    jv_err err = api_query(c, "prefix", prefix);
+    if (err == JV_EINVAL)
+        return -1;
+    if (err == JV_ENOTFOUND)
+        jv_buf_append(prefix, "", 1);
+    if (api_paging(c, limit, cursor))
+        return -1;
+    return 0;
+}
+
+static jv_str buf_str(const jv_buf *b)
+{
+    return (jv_str){(const char *)b->data, b->len ? b->len - 1 : 0};
+}
+
+void api_counter_list(api_ctx *c)
+{
+    jv_buf prefix, cursor;
+    page_acc a = {json_array(), 0, 0, {0}};
+    jv_buf_init(&prefix);
+    jv_buf_init(&cursor);
+    if (list_params(c, &prefix, &cursor, &a.limit))
+        goto out;
+    jv_err err = jv_store_counter_list(c->node->rst, buf_str(&prefix),
+                                       buf_str(&cursor), a.limit + 1,
+                                       add_counter, &a);
+    if (err) {
+        page_fail(c, &a, err, "counters");
+        a.arr = NULL;
+        goto out;
+    }
+    page_reply(c, "counters", &a);
+    a.arr = NULL;
+out:
+    if (a.arr)
+        json_decref(a.arr);
+    jv_buf_fini(&a.next);
+    jv_buf_fini(&prefix);
+    jv_buf_fini(&cursor);
+}
+
+/* -- audit -------------------------------------------------------------- */
+
+static json_t *audit_json(const jv_id *origin, uint64_t seq, uint64_t time_ms,
+                          jv_str actor, jv_str action, jv_str target,
+                          jv_str detail)
+{
+    char hex[JV_ID_HEX], id[JV_ID_HEX + 24];
+    jv_id_hex(origin, hex);
+    snprintf(id, sizeof(id), "%s:%" PRIu64, hex, seq);
+    return json_pack("{s:s,s:s,s:I,s:o,s:I,s:o,s:o,s:o,s:o}", "id", id,
+                     "origin", hex, "seq", (json_int_t)seq, "time",
+                     api_time(time_ms), "time_ms", (json_int_t)time_ms, "actor",
+                     api_jstr(actor), "action", api_jstr(action), "target",
+                     api_jstr(target), "detail", api_jstr(detail));
+}
+
+static int audit_intent(api_ctx *c, json_t *obj, jv_intent *in)
+{
+    json_t *saved = c->body;
+    c->body = obj;
+    jv_str action, target, detail;
+    int rc = api_field_str(c, "action", true, 1, JV_AUDIT_MAX_ACTION, &action);
+    if (!rc)
+        rc = api_field_str(c, "target", false, 0, JV_AUDIT_MAX_TARGET, &target);
+    if (!rc)
+        rc = api_field_str(c, "detail", false, 0, JV_AUDIT_MAX_DETAIL, &detail);
+    c->body = saved;
+    if (rc)
+        return rc;
+    if (api_audit_intent(c, in, "", "", "")) {
+        api_fail(c, JV_ENOMEM, "audit");
+        return -1;
+    }
+    in->op.audit.action = action;
+    in->op.audit.target = target;
+    in->op.audit.detail = detail;
+    return 0;
+}
+
+static json_t *audit_result(api_ctx *c, const jv_intent *in)
+{
+    jv_id self;
+    memcpy(&self, &c->node->kp.pk, sizeof(self));
+    return audit_json(&self, in->res.seq, in->op.audit.time_ms,
+                      in->op.audit.actor, in->op.audit.action,
+                      in->op.audit.target, in->op.audit.detail);
+}
+
+static void audit_done(jv_write_req *r)
+{
+    api_ctx *c = r->arg;
+    if (!api_write_ok(c))
+        return;
+    api_reply(c, 201, audit_result(c, &c->intents[0]));
+}
+
+void api_audit_append(api_ctx *c)
+{
+    if (!c->body) {
+        api_error(c, 400, "invalid_json", "a JSON object body is required");
+        return;
+    }
+    jv_intent *in = api_intents(c, 1);
+    if (!in) {
+        api_fail(c, JV_ENOMEM, "audit");
+        return;
+    }
+    if (audit_intent(c, c->body, in))
+        return;
+    api_submit(c, audit_done);
+}
+
+typedef struct {
+    json_t *arr;
+    size_t limit, got;
+    char next[JV_ID_HEX + 48];
+} audit_acc;
+
+static jv_err add_audit(void *arg, const jv_audit_row *r)
+{
+    audit_acc *a = arg;
+    if (a->got++ >= a->limit)
+        return JV_OK;
+    char hex[JV_ID_HEX];
+    jv_id_hex(&r->id.id, hex);
+    snprintf(a->next, sizeof(a->next), "%" PRIu64 "-%s-%" PRIu64, r->time_ms,
+             hex, r->id.n);
+    json_array_append_new(a->arr,
+                          audit_json(&r->id.id, r->id.n, r->time_ms, r->actor,
+                                     r->action, r->target, r->detail));
+    return JV_OK;
+}
+
+/* A time bound parameter; 0 or answered 400. */
+static int time_param(api_ctx *c, const char *name, jv_buf *tmp, uint64_t *out)
+{
+    jv_err err = api_query(c, name, tmp);
+    if (err == JV_ENOTFOUND)
+        return 0;
+    if (err)
+        return -1;
+    if (jv_parse_time((const char *)tmp->data, out) != JV_OK) {
+        api_error(c, 400, "bad_request",
+                  "'%s' must be RFC 3339 or milliseconds since the epoch",
+                  name);
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_audit_cursor(const char *s, jv_audit_query *q)
+{
+    char hex[JV_ID_HEX];
+    unsigned long long t, seq;
+    int used = 0;
+    if (sscanf(s, "%llu-%64[0-9a-f]-%llu%n", &t, hex, &seq, &used) != 3 ||
+        s[used] != '\0' || strlen(hex) != 64)
+        return -1;
+    if (jv_id_from_hex(hex, 64, &q->cursor_id.id) != JV_OK)
+        return -1;
+    q->has_cursor = true;
+    q->cursor_time_ms = t;
+    q->cursor_id.n = seq;
+    return 0;
+}
+
+void api_audit_query(api_ctx *c)
+{
+    jv_audit_query q;
+    jv_buf since, until, actor, action, order, cursor;
+    audit_acc a = {json_array(), 0, 0, ""};
+    memset(&q, 0, sizeof(q));
+    jv_buf_init(&since);
+    jv_buf_init(&until);
+    jv_buf_init(&actor);
+    jv_buf_init(&action);
+    jv_buf_init(&order);
+    jv_buf_init(&cursor);
+    if (time_param(c, "since", &since, &q.since_ms) ||
+        time_param(c, "until", &until, &q.until_ms))
+        goto out;
+    jv_err err = api_query(c, "actor", &actor);
+    if (err == JV_EINVAL)
+        goto out;
+    if (!err)
+        q.actor = buf_str(&actor);
+    if ((err = api_query(c, "action", &action)) == JV_EINVAL)
+        goto out;
+    if (!err)
+        q.action = buf_str(&action);
+    if ((err = api_query(c, "order", &order)) == JV_EINVAL)
+        goto out;
+    if (!err) {
+        if (!strcmp((const char *)order.data, "desc")) {
+            q.newest_first = true;
+        } else if (strcmp((const char *)order.data, "asc")) {
+            api_error(c, 400, "bad_request", "order must be asc or desc");
+            goto out;
+        }
+    }
+    if (api_paging(c, &a.limit, &cursor))
+        goto out;
+    if (cursor.len > 1 && parse_audit_cursor((const char *)cursor.data, &q)) {
+        api_error(c, 400, "bad_request", "cursor is not one this API gave");
+        goto out;
+    }
+    q.limit = a.limit + 1;
+    if ((err = jv_store_audit_query(c->node->rst, &q, add_audit, &a))) {
+        json_decref(a.arr);
+        a.arr = NULL;
+        api_fail(c, err, "audit");
+        goto out;
+    }
+    api_reply(c, 200,
+              json_pack("{s:o,s:o}", "entries", a.arr, "next_cursor",
+                        a.got > a.limit ? json_string(a.next) : json_null()));
+    a.arr = NULL;
+out:
+    if (a.arr)
+        json_decref(a.arr);
+    jv_buf_fini(&since);
+    jv_buf_fini(&until);
+    jv_buf_fini(&actor);
+    jv_buf_fini(&action);
+    jv_buf_fini(&order);
+    jv_buf_fini(&cursor);
+}
+
+/* -- configuration ------------------------------------------------------ */
+
+static json_t *config_json(jv_str key, jv_str value, const jv_id *replica,
+                           uint64_t stamp)
+{
+    return json_pack("{s:o,s:o,s:o,s:I,s:o}", "key", api_jstr(key), "value",
+                     api_value(value), "set_by", api_id(replica), "stamp",
+                     (json_int_t)stamp, "set_at", api_time(jv_hlc_ms(stamp)));
+}
+
+/* Fills the config intent and its audit entry (two slots). */
+static int config_intents(api_ctx *c, jv_str key, json_t *obj, jv_intent *in)
+{
+    jv_str value;
+    if (api_field_value(c, obj, "config", &value))
+        return -1;
+    in[0].op.kind = JV_OP_CONFIG;
+    in[0].op.config.key = key;
+    in[0].op.config.value = value;
+    char *target = jv_strndup(key.p, key.n);
+    if (!target || !api_own(c, target) ||
+        api_audit_intent(c, &in[1], "config.set", target, value.p)) {
+        api_fail(c, JV_ENOMEM, "config");
+        return -1;
+    }
+    in[0].op.config.stamp = api_stamp(c);
+    return 0;
+}
+
+static json_t *config_result(api_ctx *c, const jv_intent *in)
+{
+    return config_json(in->op.config.key, in->op.config.value,
+                       &c->node->kp.pk, in->op.config.stamp);
+}
+
+static void config_done(jv_write_req *r)
+{
+    api_ctx *c = r->arg;
+    if (!api_write_ok(c))
+        return;
+    api_reply(c, 200, config_result(c, &c->intents[0]));
+}
+
+void api_config_set(api_ctx *c)
+{
+    jv_str key;
+    if (path_name(c, JV_OP_MAX_KEY, "a config key", &key))
+        return;
+    if (!c->body) {
+        api_error(c, 400, "invalid_json", "a JSON object body is required");
+        return;
+    }
+    jv_intent *in = api_intents(c, 2);
+    if (!in) {
+        api_fail(c, JV_ENOMEM, "config");
+        return;
+    }
+    if (config_intents(c, key, c->body, in))
+        return;
+    api_submit(c, config_done);
+}
+
+static jv_err one_config(void *arg, const jv_config_row *r)
+{
+    *(json_t **)arg = config_json(r->key, r->value, &r->replica, r->stamp);
+    return JV_OK;
+}
+
+void api_config_get(api_ctx *c)
+{
+    jv_str key;
+    json_t *out = NULL;
+    if (path_name(c, JV_OP_MAX_KEY, "a config key", &key))
+        return;
+    jv_err err = jv_store_config_get(c->node->rst, key, one_config, &out);
+    if (err) {
+        json_decref(out);
+        api_fail(c, err, "config key");
+        return;
+    }
+    api_reply(c, 200, out);
+}
+
+static jv_err add_config(void *arg, const jv_config_row *r)
+{
+    page_acc *a = arg;
+    if (page_take(a, r->key))
+        json_array_append_new(a->arr, config_json(r->key, r->value,
+                                                  &r->replica, r->stamp));
+    return JV_OK;
+}
+
+void api_config_list(api_ctx *c)
+{
+    jv_buf prefix, cursor;
+    page_acc a = {json_array(), 0, 0, {0}};
+    jv_buf_init(&prefix);
+    jv_buf_init(&cursor);
+    if (list_params(c, &prefix, &cursor, &a.limit))
+        goto out;
+    jv_err err = jv_store_config_list(c->node->rst, buf_str(&prefix),
+                                      buf_str(&cursor), a.limit + 1,
+                                      add_config, &a);
+    if (err)
+        page_fail(c, &a, err, "config");
+    else
+        page_reply(c, "config", &a);
+    a.arr = NULL;
+out:
+    if (a.arr)
+        json_decref(a.arr);
+    jv_buf_fini(&a.next);
+    jv_buf_fini(&prefix);
+    jv_buf_fini(&cursor);
+}
+
+/* -- archive ------------------------------------------------------------ */
+
+static json_t *archive_json(jv_str key, jv_str value, const jv_id *by,
+                            uint64_t stamp, size_t nvalues)
+{
+    return json_pack("{s:o,s:o,s:o,s:I,s:o,s:I}", "key", api_jstr(key),
+                     "value", api_value(value), "added_by", api_id(by),
+                     "stamp", (json_int_t)stamp, "added_at",
+                     api_time(jv_hlc_ms(stamp)), "values",
+                     (json_int_t)nvalues);
+}
+
+static int archive_add_intent(api_ctx *c, jv_str key, json_t *obj,
+                              jv_intent *in)
+{
+    jv_str value;
+    if (api_field_value(c, obj, "archive", &value))
+        return -1;
+    in->op.kind = JV_OP_ARCHIVE_ADD;
+    in->op.add.key = key;
+    in->op.add.value = value;
+    in->op.add.stamp = api_stamp(c);
+    return 0;
+}
+
+static json_t *archive_result(api_ctx *c, const jv_intent *in)
+{
+    /* The add replaced every value of the key this node had seen. */
+    return archive_json(in->op.add.key, in->op.add.value, &c->node->kp.pk,
+                        in->op.add.stamp, 1);
+}
+
+static void archive_add_done(jv_write_req *r)
+{
+    api_ctx *c = r->arg;
+    if (!api_write_ok(c))
+        return;
+    api_reply(c, 200, archive_result(c, &c->intents[0]));
+}
+
+void api_archive_add(api_ctx *c)
+{
+    jv_str key;
+    if (path_name(c, JV_OP_MAX_KEY, "an archive key", &key))
+        return;
+    if (!c->body) {
+        api_error(c, 400, "invalid_json", "a JSON object body is required");
+        return;
+    }
+    jv_intent *in = api_intents(c, 1);
+    if (!in) {
+        api_fail(c, JV_ENOMEM, "archive");
+        return;
+    }
+    if (archive_add_intent(c, key, c->body, in))
+        return;
+    api_submit(c, archive_add_done);
+}
+
+static void archive_rm_done(jv_write_req *r)
+{
+    api_ctx *c = r->arg;
+    if (!api_write_ok(c))
+        return;
+    api_reply_empty(c, 204);
+}
+
+void api_archive_rm(api_ctx *c)
+{
+    jv_str key;
+    if (path_name(c, JV_OP_MAX_KEY, "an archive key", &key))
+        return;
+    jv_intent *in = api_intents(c, 1);
+    if (!in) {
+        api_fail(c, JV_ENOMEM, "archive");
+        return;
+    }
+    in->op.kind = JV_OP_ARCHIVE_RM;
+    in->op.rm.key = key;
+    api_submit(c, archive_rm_done);
+}
+
+static jv_err one_archive(void *arg, const jv_archive_row *r)
+{
+    *(json_t **)arg =
+        archive_json(r->key, r->value, &r->dot.id, r->stamp, r->nvalues);
+    return JV_OK;
+}
+
+void api_archive_get(api_ctx *c)
+{
+    jv_str key;
+    json_t *out = NULL;
+    if (path_name(c, JV_OP_MAX_KEY, "an archive key", &key))
+        return;
+    jv_err err = jv_store_archive_get(c->node->rst, key, one_archive, &out);
+    if (err) {
+        json_decref(out);
+        api_fail(c, err, "archive entry");
+        return;
+    }
+    api_reply(c, 200, out);
+}
+
+static jv_err add_archive(void *arg, const jv_archive_row *r)
+{
+    page_acc *a = arg;
+    if (page_take(a, r->key))
+        json_array_append_new(a->arr,
+                              archive_json(r->key, r->value, &r->dot.id,
+                                           r->stamp, r->nvalues));
+    return JV_OK;
+}
+
+void api_archive_list(api_ctx *c)
+{
+    jv_buf prefix, cursor;
+    page_acc a = {json_array(), 0, 0, {0}};
+    jv_buf_init(&prefix);
+    jv_buf_init(&cursor);
+    if (list_params(c, &prefix, &cursor, &a.limit))
+        goto out;
+    jv_err err = jv_store_archive_list(c->node->rst, buf_str(&prefix),
+                                       buf_str(&cursor), a.limit + 1,
+                                       add_archive, &a);
+    if (err)
+        page_fail(c, &a, err, "archive");
+    else
+        page_reply(c, "entries", &a);
+    a.arr = NULL;
+out:
+    if (a.arr)
+        json_decref(a.arr);
+    jv_buf_fini(&a.next);
+    jv_buf_fini(&prefix);
+    jv_buf_fini(&cursor);
+}
+
+/* -- several writes at once ---------------------------------------------- */
+
+#define BATCH_MAX_OPS 1000
+
+typedef enum { B_COUNTER, B_AUDIT, B_CONFIG, B_ADD, B_RM } bop;
+
+typedef struct {
+    bop *kind;  /* per op */
+    size_t *at; /* per op: its first intent */
+    size_t nops;
+} batch_map;
+
+static void batch_map_free(void *p)
+{
+    batch_map *m = p;
+    if (!m)
+        return;
+    jv_free(m->kind);
+    jv_free(m->at);
+    jv_free(m);
+}
+
+static void batch_done(jv_write_req *r)
+{
+    api_ctx *c = r->arg;
+    batch_map *m = c->extra;
+    if (c->wr.err) {
+        api_fail(c, c->wr.err, "commit");
+        return;
+    }
+    if (c->wr.group.result) {
+        /* Report the op, not the intent, that failed. */
+        size_t op = 0;
+        for (size_t i = 0; i < m->nops; i++)
+            if (m->at[i] <= c->wr.group.failed_index)
+                op = i;
+        char what[48];
+        snprintf(what, sizeof(what), "op %zu", op);
+        api_fail(c, c->wr.group.result, what);
+        return;
+    }
+    json_t *results = json_array();
+    for (size_t i = 0; i < m->nops; i++) {
+        const jv_intent *in = &c->intents[m->at[i]];
+        json_t *o = NULL;
+        switch (m->kind[i]) {
+        case B_COUNTER:
+            o = counter_result(in->op.counter.name, in->res.counter_total);
+            break;
+        case B_AUDIT:
+            o = audit_result(c, in);
+            break;
+        case B_CONFIG:
+            o = config_result(c, in);
+            break;
+        case B_ADD:
+            o = archive_result(c, in);
+            break;
+        case B_RM:
+            o = json_pack("{s:o,s:b}", "key", api_jstr(in->op.rm.key),
+                          "removed", 1);
+            break;
+        }
+        json_array_append_new(results, o);
+    }
+    api_reply(c, 200, json_pack("{s:o}", "results", results));
+}
+
+/* A key or name field of an op; 0 or answered 400. */
+static int op_name(api_ctx *c, json_t *op, const char *field, size_t max,
+                   size_t index, jv_str *out)
+{
+    json_t *v = json_object_get(op, field);
+    jv_str s = {v && json_is_string(v) ? json_string_value(v) : NULL,
+                v && json_is_string(v) ? json_string_length(v) : 0};
+    if (!s.p || s.n == 0 || s.n > max || !jv_str_valid_utf8(s)) {
+        api_error(c, 400, "invalid_field",
+                  "op %zu: '%s' must be a string of 1 to %zu bytes", index,
+                  field, max);
+        return -1;
+    }
+    *out = s;
+    return 0;
+}
+
+void api_batch(api_ctx *c)
+{
+    json_t *ops = c->body ? json_object_get(c->body, "ops") : NULL;
+    size_t n = ops && json_is_array(ops) ? json_array_size(ops) : 0;
+    if (!ops || !json_is_array(ops) || n == 0 || n > BATCH_MAX_OPS) {
+        api_error(c, 400, "invalid_field",
+                  "'ops' must be an array of 1 to %d writes", BATCH_MAX_OPS);
+        return;
+    }
+    batch_map *m = jv_calloc(1, sizeof(*m));
+    if (m) {
+        c->extra = m;
+        c->extra_free = batch_map_free;
+        m->kind = jv_calloc(n, sizeof(*m->kind));
+        m->at = jv_calloc(n, sizeof(*m->at));
+    }
+    /* config.set needs two intents (the register and its audit entry). */
+    jv_intent *in = api_intents(c, 2 * n);
+    if (!m || !m->kind || !m->at || !in) {
+        api_fail(c, JV_ENOMEM, "batch");
+        return;
+    }
+    m->nops = n;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *op = json_array_get(ops, i);
+        const char *name = json_is_object(op)
+                               ? json_string_value(json_object_get(op, "op"))
+                               : NULL;
+        jv_str key;
+        m->at[i] = k;
+        if (!name) {
+            api_error(c, 400, "invalid_field",
+                      "op %zu: must be an object with an 'op' string", i);
+            return;
+        }
+        if (!strcmp(name, "counter.increment")) {
+            m->kind[i] = B_COUNTER;
+            if (op_name(c, op, "name", JV_OP_MAX_NAME, i, &key) ||
+                counter_intent(c, json_object_get(op, "by"), key, &in[k++]))
+                return;
+        } else if (!strcmp(name, "audit.append")) {
+            m->kind[i] = B_AUDIT;
+            if (audit_intent(c, op, &in[k++]))
+                return;
+        } else if (!strcmp(name, "config.set")) {
+            m->kind[i] = B_CONFIG;
+            if (op_name(c, op, "key", JV_OP_MAX_KEY, i, &key) ||
+                config_intents(c, key, op, &in[k]))
+                return;
+            k += 2;
+        } else if (!strcmp(name, "archive.add")) {
+            m->kind[i] = B_ADD;
+            if (op_name(c, op, "key", JV_OP_MAX_KEY, i, &key) ||
+                archive_add_intent(c, key, op, &in[k++]))
+                return;
+        } else if (!strcmp(name, "archive.remove")) {
+            m->kind[i] = B_RM;
+            if (op_name(c, op, "key", JV_OP_MAX_KEY, i, &key))
+                return;
+            in[k].op.kind = JV_OP_ARCHIVE_RM;
+            in[k++].op.rm.key = key;
+        } else {
+            api_error(c, 400, "invalid_field", "op %zu: unknown op '%s'", i,
+                      name);
+            return;
+        }
+    }
+    c->nintents = k;
+    api_submit(c, batch_done);
+}

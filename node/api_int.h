@@ -1,0 +1,126 @@
+/*
+ * api_int.h - what the API's handler files share (private to node/).
+ */
+#ifndef JV_API_INT_H
+#define JV_API_INT_H
+
+#include <jansson.h>
+
+#include "api.h"
+#include "query.h"
+
+typedef struct api_ctx api_ctx;
+typedef void (*api_fn)(api_ctx *c);
+
+typedef struct {
+    const char *method;
+    const char *pattern; /* "{}" one segment, "{*}" the rest; metrics label */
+    jv_role role;        /* JV_ROLE_NONE: no credentials needed */
+    api_fn fn;
+} api_route;
+
+#define API_MAX_CAPS 2
+
+/* One request from match to answer. Freed by the answer. */
+struct api_ctx {
+    jv_node *node;
+    jv_http_req *req;
+    const api_route *route;
+    jv_principal who;
+    bool authed;
+    jv_buf cap[API_MAX_CAPS]; /* decoded path captures, NUL-terminated */
+    json_t *body;             /* parsed body (an object) or NULL */
+
+    /* For writes: the request to the writer, its intents, and the texts
+     * they borrow (freed with the context). */
+    jv_write_req wr;
+    jv_intent *intents;
+    size_t nintents;
+    char **owned;
+    size_t nowned;
+    void *extra;
+    void (*extra_free)(void *);
+};
+
+/* Answers with a JSON body (stolen) and frees the context. */
+void api_reply(api_ctx *c, int status, json_t *body);
+/* Answers with no body (204) and frees the context. */
+void api_reply_empty(api_ctx *c, int status);
+/* Answers with raw bytes. */
+void api_reply_raw(api_ctx *c, int status, const char *type,
+                   const char *headers, const void *body, size_t len);
+/* Answers {"error":{"code","message"}} and frees the context. */
+void api_error(api_ctx *c, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Answers the error a jv_err stands for (404 for JV_ENOTFOUND, 503 for
+ * storage failures...). what says what was being done. */
+void api_fail(api_ctx *c, jv_err err, const char *what);
+
+/* Reads a query parameter into buf (decoded, NUL-terminated): JV_OK,
+ * JV_ENOTFOUND, or JV_EINVAL (after answering 400). */
+jv_err api_query(api_ctx *c, const char *name, jv_buf *buf);
+/* limit (default 100, at most 1000) and cursor query parameters. On
+ * JV_EINVAL the request was answered. */
+jv_err api_paging(api_ctx *c, size_t *limit, jv_buf *cursor);
+
+/* Body fields: 0 when fine, or the request was answered 400. */
+int api_field_str(api_ctx *c, const char *name, bool required, size_t min,
+                  size_t max, jv_str *out);
+int api_field_value(api_ctx *c, json_t *obj, const char *where, jv_str *out);
+
+/* Keeps s (jv_malloc'd) until the context is freed. NULL on failure. */
+char *api_own(api_ctx *c, char *s);
+/* Allocates n intents on the context (zeroed). */
+jv_intent *api_intents(api_ctx *c, size_t n);
+/* Adds a config.set / key.create style audit intent for this request's
+ * principal (after the intents already there). */
+jv_err api_audit_intent(api_ctx *c, jv_intent *slot, const char *action,
+                        const char *target, const char *detail);
+/* Stamps from the node's clock. */
+uint64_t api_stamp(api_ctx *c);
+
+/* Submits c->wr (group over c->intents) to the writer; done runs on the
+ * loop after the commit. */
+void api_submit(api_ctx *c, jv_write_cb done);
+/* Common completion check: answers and returns false when the commit or
+ * the group failed. */
+bool api_write_ok(api_ctx *c);
+
+/* Text and id helpers for responses. */
+json_t *api_time(uint64_t ms);
+json_t *api_id(const jv_id *id);
+json_t *api_jstr(jv_str s);
+/* The JSON value stored as text; a JSON string if it does not parse. */
+json_t *api_value(jv_str text);
+
+/* Handlers. */
+void api_health_live(api_ctx *c);
+void api_metrics(api_ctx *c);
+void api_health(api_ctx *c);
+void api_status(api_ctx *c);
+void api_session_create(api_ctx *c);
+void api_session_end(api_ctx *c);
+void api_session_list(api_ctx *c);
+void api_session_revoke(api_ctx *c);
+void api_key_create(api_ctx *c);
+void api_key_list(api_ctx *c);
+void api_key_revoke(api_ctx *c);
+void api_counter_incr(api_ctx *c);
+void api_counter_get(api_ctx *c);
+void api_counter_list(api_ctx *c);
+void api_audit_append(api_ctx *c);
+void api_audit_query(api_ctx *c);
+void api_config_set(api_ctx *c);
+void api_config_get(api_ctx *c);
+void api_config_list(api_ctx *c);
+void api_archive_add(api_ctx *c);
+void api_archive_get(api_ctx *c);
+void api_archive_rm(api_ctx *c);
+void api_archive_list(api_ctx *c);
+void api_batch(api_ctx *c);
+void api_export(api_ctx *c);
+void api_backup(api_ctx *c);
+void api_verify(api_ctx *c);
+void api_peers_list(api_ctx *c);
+
+#endif

@@ -1,0 +1,914 @@
+/*
+ * api_node.c - the node itself: health, metrics, status, sessions, API
+ * keys, export, backup, verify, peers.
+ */
+#include <inttypes.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "api_int.h"
+#include "backup.h"
+#include "datadir.h"
+#include "local.h"
+
+/* -- liveness, metrics, health -------------------------------------------- */
+
+void api_health_live(api_ctx *c)
+{
+    if (c->node->stopping)
+        api_reply(c, 503, json_pack("{s:s}", "status", "stopping"));
+    else
+        api_reply(c, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+static uint64_t resident_bytes(void)
+{
+    long pages = 0, rss = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+            rss = 0;
+        fclose(f);
+    }
+    return (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+void api_metrics(api_ctx *c)
+{
+    jv_node *n = c->node;
+    jv_store_stats st;
+    if (jv_store_stats_get(n->rst, &st) == JV_OK) {
+        jv_metrics_set(n->metrics, "jarvis_database_bytes", NULL,
+                       (double)(st.file_bytes + st.wal_bytes));
+        jv_metrics_set(n->metrics, "jarvis_log_batches", NULL,
+                       (double)st.batches);
+        jv_metrics_set(n->metrics, "jarvis_held_batches", NULL,
+                       (double)st.held);
+    }
+    jv_metrics_set(n->metrics, "jarvis_sessions", NULL,
+                   (double)jv_auth_sweep(n->auth, jv_now_ms()));
+    jv_metrics_set(n->metrics, "jarvis_resident_bytes", NULL,
+                   (double)resident_bytes());
+    jv_metrics_set(n->metrics, "jarvis_api_connections", NULL,
+                   (double)jv_http_conns(n->http));
+    jv_metrics_set(n->metrics, "jarvis_uptime_seconds", NULL,
+                   (double)(jv_now_ms() - n->started_ms) / 1000.0);
+    jv_buf out;
+    jv_buf_init(&out);
+    jv_err err = jv_metrics_render(n->metrics, &out);
+    if (err) {
+        jv_buf_fini(&out);
+        api_fail(c, err, "metrics");
+        return;
+    }
+    api_reply_raw(c, 200, "text/plain; version=0.0.4; charset=utf-8", NULL,
+                  out.data, out.len);
+    jv_buf_fini(&out);
+}
+
+static json_t *component(int score, const char *reason)
+{
+    const char *status = score >= 80 ? "ok" : score >= 40 ? "degraded"
+                                                          : "unhealthy";
+    return json_pack("{s:s,s:i,s:s}", "status", status, "score", score,
+                     "reason", reason);
+}
+
+void api_health(api_ctx *c)
+{
+    jv_node *n = c->node;
+    uint64_t now = jv_now_ms();
+    char why[256];
+    int s_storage = 100, s_api = 100, s_repl = 100, s_mem = 100;
+    jv_store_stats st;
+    json_t *comps = json_object();
+
+    /* storage: can we read, did the last commit work? */
+    if (jv_store_stats_get(n->rst, &st) != JV_OK) {
+        s_storage = 0;
+        snprintf(why, sizeof(why), "database unreadable: %s",
+                 jv_store_errmsg(n->rst));
+    } else if (n->last_commit_err && now - n->last_commit_err_ms < 60000) {
+        s_storage = n->last_commit_ms > n->last_commit_err_ms ? 60 : 0;
+        snprintf(why, sizeof(why), "a commit failed %" PRIu64 " s ago: %s",
+                 (now - n->last_commit_err_ms) / 1000,
+                 jv_strerror(n->last_commit_err));
+    } else {
+        snprintf(why, sizeof(why), "%.1f MiB, %" PRIu64 " batches, %s",
+                 (double)(st.file_bytes + st.wal_bytes) / 1048576.0,
+                 st.batches,
+                 n->last_commit_ms ? "commits succeed" : "no commit yet");
+    }
+    json_object_set_new(comps, "storage", component(s_storage, why));
+
+    uint64_t errs = n->api_errors_window + n->api_errors_last;
+    s_api = n->stopping ? 0 : errs == 0 ? 100 : errs < 10 ? 70 : 30;
+    snprintf(why, sizeof(why), "%zu connections, %" PRIu64
+             " server errors in the last minutes%s",
+             jv_http_conns(n->http), errs, n->stopping ? ", stopping" : "");
+    json_object_set_new(comps, "api", component(s_api, why));
+
+    snprintf(why, sizeof(why), "no peers configured");
+    json_object_set_new(comps, "replication", component(s_repl, why));
+
+    uint64_t rss = resident_bytes();
+    s_mem = rss < (512ull << 20) ? 100 : rss < (2048ull << 20) ? 60 : 20;
+    snprintf(why, sizeof(why), "resident %.1f MiB", (double)rss / 1048576.0);
+    json_object_set_new(comps, "memory", component(s_mem, why));
+
+    /* Storage weighs most: a node that cannot commit is not serving. */
+    int score = (40 * s_storage + 20 * s_api + 25 * s_repl + 15 * s_mem) / 100;
+    int lowest = s_storage < s_api ? s_storage : s_api;
+    if (lowest == 0 && score > 39)
+        score = 39;
+    const char *status = score >= 80 ? "healthy" : score >= 40 ? "degraded"
+                                                               : "unhealthy";
+    api_reply(c, 200, json_pack("{s:i,s:s,s:o}", "score", score, "status",
+                                status, "components", comps));
+}
+
+/* -- status ------------------------------------------------------------ */
+
+void api_status(api_ctx *c)
+{
+    jv_node *n = c->node;
+    jv_vv vv;
+    jv_store_stats st;
+    jv_vv_init(&vv);
+    jv_err err = jv_store_vv(n->rst, &vv);
+    if (!err)
+        err = jv_store_stats_get(n->rst, &st);
+    if (err) {
+        jv_vv_fini(&vv);
+        api_fail(c, err, "status");
+        return;
+    }
+    json_t *vvj = json_object();
+    for (size_t i = 0; i < vv.n; i++) {
+        char hex[JV_ID_HEX];
+        jv_id_hex(&vv.v[i].id, hex);
+        json_object_set_new(vvj, hex, json_integer((json_int_t)vv.v[i].seq));
+    }
+    jv_vv_fini(&vv);
+    uint64_t now = jv_now_ms();
+    json_t *peers = json_array();
+    api_reply(c, 200,
+              json_pack("{s:s,s:s,s:s,s:o,s:I,s:I,s:o,s:I,s:o}", "node_id",
+                        n->self_hex, "name", n->cfg->name, "version",
+                        JV_VERSION, "started_at", api_time(n->started_ms),
+                        "uptime_seconds",
+                        (json_int_t)((now - n->started_ms) / 1000),
+                        "database_bytes",
+                        (json_int_t)(st.file_bytes + st.wal_bytes),
+                        "version_vector", vvj, "held_batches",
+                        (json_int_t)st.held, "peers", peers));
+}
+
+/* -- sessions ------------------------------------------------------------ */
+
+typedef struct {
+    jv_api_secret secret;
+    char key_id[24];
+    jv_role role;
+    uint64_t now_ms;
+    uint64_t expires_ms;
+    char target[64];
+} session_new;
+
+static jv_err insert_session(jv_store *st, void *arg)
+{
+    session_new *s = arg;
+    jv_session_row row = {
+        .id = jv_str_c(s->secret.id),
+        .key_id = jv_str_c(s->key_id),
+        .role = jv_str_c(jv_role_name(s->role)),
+        .token_hash = s->secret.hash,
+        .created_ms = s->now_ms,
+        .expires_ms = s->expires_ms,
+    };
+    return jv_store_session_insert(st, &row);
+}
+
+static void session_created(jv_write_req *r)
+{
+    api_ctx *c = r->arg;
+    session_new *s = c->extra;
+    if (!api_write_ok(c))
+        return;
+    jv_auth_session_put(c->node->auth, s->secret.id, s->key_id, s->role,
+                        s->secret.hash, s->expires_ms);
+    api_reply(c, 201,
+              json_pack("{s:s,s:s,s:s,s:s,s:s,s:o}", "id", s->secret.id,
+                        "token", s->secret.text, "role", jv_role_name(s->role),
+                        "key_id", s->key_id, "key_name", c->who.key_name,
+                        "expires_at", api_time(s->expires_ms)));
+}
+
+static void free_secretive(void *p)
+{
+    if (p) {
+        sodium_memzero(p, sizeof(session_new));
+        jv_free(p);
+    }
+}
+
+void api_session_create(api_ctx *c)
+{
+    jv_node *n = c->node;
+    jv_str key;
+    if (!c->body) {
+        api_error(c, 400, "invalid_json", "a JSON object body is required");
+        return;
+    }
+    if (api_field_str(c, "api_key", true, 1, 256, &key))
+        return;
+    uint64_t ttl = n->cfg->session_ttl;
+    json_t *t = json_object_get(c->body, "ttl_seconds");
+    if (t && !json_is_null(t)) {
+        if (!json_is_integer(t) || json_integer_value(t) < 1 ||
+            json_integer_value(t) > 604800) {
+            api_error(c, 400, "invalid_field",
+                      "ttl_seconds must be an integer from 1 to 604800");
+            return;
+        }
+        ttl = (uint64_t)json_integer_value(t);
+    }
+    if (jv_auth_check_key(n->auth, key, &c->who) != JV_OK) {
+        api_error(c, 401, "unauthorized", "unknown or revoked API key");
+        return;
+    }
+    uint64_t now = jv_now_ms(), retry;
+    if (jv_auth_rate(n->auth, c->who.key_id, now, &retry) != JV_OK) {
+        char hdr[64];
+        snprintf(hdr, sizeof(hdr), "Retry-After: %" PRIu64 "\r\n",
+                 (retry + 999) / 1000);
+        api_reply_raw(c, 429, "application/json", hdr,
+                      "{\"error\":{\"code\":\"rate_limited\",\"message\":"
+                      "\"rate limit of this key exceeded\"}}",
+                      82);
+        return;
+    }
+    session_new *s = jv_calloc(1, sizeof(*s));
+    jv_intent *in = api_intents(c, 1);
+    if (!s || !in || jv_api_secret_new("s", &s->secret) != JV_OK) {
+        jv_free(s);
+        api_fail(c, JV_ENOMEM, "session");
+        return;
+    }
+    c->extra = s;
+    c->extra_free = free_secretive;
+    memcpy(s->key_id, c->who.key_id, sizeof(s->key_id));
+    s->role = c->who.role;
+    s->now_ms = now;
+    s->expires_ms = now + ttl * 1000;
+    snprintf(s->target, sizeof(s->target), "session/%s", s->secret.id);
+    char detail[160];
+    snprintf(detail, sizeof(detail), "key %s, role %s, ttl %" PRIu64 " s",
+             c->who.key_id, jv_role_name(s->role), ttl);
+    if (api_audit_intent(c, in, "session.create", s->target, detail)) {
+        api_fail(c, JV_ENOMEM, "session");
+        return;
+    }
+    c->wr.group.local = insert_session;
+    c->wr.group.local_arg = s;
+    api_submit(c, session_created);
+}
+
+typedef struct {
+    char id[24];
+    uint64_t now_ms;
+    bool is_key;
+} revoke_ctx;
+
+static jv_err revoke_row(jv_store *st, void *arg)
+{
+    revoke_ctx *r = arg;
+    if (r->is_key)
+        return jv_store_key_revoke(st, jv_str_c(r->id), r->now_ms);
+    return jv_store_session_revoke(st, jv_str_c(r->id), r->now_ms);
+}
+
+static void revoked(jv_write_req *w)
+{
+    api_ctx *c = w->arg;
+    revoke_ctx *r = c->extra;
+    if (!api_write_ok(c))
+        return;
+    if (r->is_key)
+        jv_auth_key_revoke(c->node->auth, r->id);
+    else
+        jv_auth_session_revoke(c->node->auth, r->id);
+    api_reply_empty(c, 204);
+}
+
+/* Revokes a key or session (its row and the cache) with an audit entry. */
+static void revoke_entry(api_ctx *c, const char *id, bool is_key, const char *detail)
+{
+    revoke_ctx *r = jv_calloc(1, sizeof(*r));
+    jv_intent *in = api_intents(c, 1);
+    char target[48];
+    if (!r || !in) {
+        jv_free(r);
+        api_fail(c, JV_ENOMEM, "revoke");
+        return;
+    }
+    c->extra = r;
+    c->extra_free = jv_free;
+    snprintf(r->id, sizeof(r->id), "%s", id);
+    r->now_ms = jv_now_ms();
+    r->is_key = is_key;
+    snprintf(target, sizeof(target), "%s/%s", is_key ? "key" : "session", id);
+    if (api_audit_intent(c, in, is_key ? "key.revoke" : "session.revoke",
+                         target, detail)) {
+        api_fail(c, JV_ENOMEM, "revoke");
+        return;
+    }
+    c->wr.group.local = revoke_row;
+    c->wr.group.local_arg = r;
+    api_submit(c, revoked);
+}
+
+void api_session_end(api_ctx *c)
+{
+    if (!c->who.is_session) {
+        api_error(c, 400, "bad_request",
+                  "this request was made with an API key, not a session "
+                  "token: there is no session to end");
+        return;
+    }
+    char id[24];
+    memcpy(id, c->who.session_id, sizeof(id));
+    revoke_entry(c, id, false, "ended by its holder");
+}
+
+static const char *cap0(api_ctx *c)
+{
+    return c->cap[0].len ? (const char *)c->cap[0].data : "";
+}
+
+void api_session_revoke(api_ctx *c)
+{
+    const char *id = cap0(c);
+    if (strlen(id) >= 24 ||
+        !jv_auth_session_exists(c->node->auth, id, jv_now_ms())) {
+        api_error(c, 404, "not_found", "no active session '%s'", id);
+        return;
+    }
+    revoke_entry(c, id, false, "revoked by an admin");
+}
+
+typedef struct {
+    jv_node *node;
+    json_t *arr;
+} list_acc;
+
+static jv_err add_session(void *arg, const jv_session_row *s)
+{
+    list_acc *a = arg;
+    char key_id[24];
+    snprintf(key_id, sizeof(key_id), "%.*s", (int)s->key_id.n, s->key_id.p);
+    const char *name = jv_auth_key_name(a->node->auth, key_id);
+    json_array_append_new(
+        a->arr,
+        json_pack("{s:o,s:o,s:s,s:o,s:o,s:o}", "id", api_jstr(s->id), "key_id",
+                  api_jstr(s->key_id), "key_name", name ? name : "", "role",
+                  api_jstr(s->role), "created_at", api_time(s->created_ms),
+                  "expires_at", api_time(s->expires_ms)));
+    return JV_OK;
+}
+
+void api_session_list(api_ctx *c)
+{
+    list_acc a = {c->node, json_array()};
+    jv_err err =
+        jv_store_session_list(c->node->rst, jv_now_ms(), add_session, &a);
+    if (err) {
+        json_decref(a.arr);
+        api_fail(c, err, "sessions");
+        return;
+    }
+    api_reply(c, 200, json_pack("{s:o}", "sessions", a.arr));
+}
+
+/* -- API keys ------------------------------------------------------------- */
+
+typedef struct {
+    jv_api_secret secret;
+    char name[72];
+    jv_role role;
+    uint64_t now_ms;
+} key_new;
+
+static jv_err insert_key(jv_store *st, void *arg)
+{
+    key_new *k = arg;
+    jv_key_row row = {
+        .id = jv_str_c(k->secret.id),
+        .name = jv_str_c(k->name),
+        .role = jv_str_c(jv_role_name(k->role)),
+        .hash = k->secret.hash,
+        .created_ms = k->now_ms,
+    };
+    return jv_store_key_insert(st, &row);
+}
+
+static void key_created(jv_write_req *r)
+{
+    api_ctx *c = r->arg;
+    key_new *k = c->extra;
+    if (c->wr.group.result == JV_EEXIST && !c->wr.err) {
+        api_error(c, 409, "conflict", "a key named '%s' exists", k->name);
+        return;
+    }
+    if (!api_write_ok(c))
+        return;
+    jv_auth_key_put(c->node->auth, k->secret.id, k->name, k->role,
+                    k->secret.hash, false);
+    api_reply(c, 201,
+              json_pack("{s:s,s:s,s:s,s:s,s:o}", "id", k->secret.id, "name",
+                        k->name, "role", jv_role_name(k->role), "key",
+                        k->secret.text, "created_at", api_time(k->now_ms)));
+}
+
+static void free_key_new(void *p)
+{
+    if (p) {
+        sodium_memzero(p, sizeof(key_new));
+        jv_free(p);
+    }
+}
+
+static bool name_ok(jv_str s)
+{
+    if (s.n < 1 || s.n > 64)
+        return false;
+    for (size_t i = 0; i < s.n; i++) {
+        char ch = s.p[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+              (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' ||
+              ch == '-'))
+            return false;
+    }
+    return true;
+}
+
+void api_key_create(api_ctx *c)
+{
+    jv_str name, role_s;
+    jv_role role;
+    if (!c->body) {
+        api_error(c, 400, "invalid_json", "a JSON object body is required");
+        return;
+    }
+    if (api_field_str(c, "name", true, 1, 64, &name) ||
+        api_field_str(c, "role", true, 1, 16, &role_s))
+        return;
+    if (!name_ok(name)) {
+        api_error(c, 400, "invalid_field",
+                  "name must be 1 to 64 characters of A-Z a-z 0-9 . _ -");
+        return;
+    }
+    if (jv_role_parse(role_s, &role) != JV_OK) {
+        api_error(c, 400, "invalid_field",
+                  "role must be admin, writer or reader");
+        return;
+    }
+    key_new *k = jv_calloc(1, sizeof(*k));
+    jv_intent *in = api_intents(c, 1);
+    if (!k || !in || jv_api_secret_new("k", &k->secret) != JV_OK) {
+        jv_free(k);
+        api_fail(c, JV_ENOMEM, "key");
+        return;
+    }
+    c->extra = k;
+    c->extra_free = free_key_new;
+    snprintf(k->name, sizeof(k->name), "%.*s", (int)name.n, name.p);
+    k->role = role;
+    k->now_ms = jv_now_ms();
+    char target[48], detail[128];
+    snprintf(target, sizeof(target), "key/%s", k->secret.id);
+    snprintf(detail, sizeof(detail), "name %s, role %s", k->name,
+             jv_role_name(role));
+    if (api_audit_intent(c, in, "key.create", target, detail)) {
+        api_fail(c, JV_ENOMEM, "key");
+        return;
+    }
+    c->wr.group.local = insert_key;
+    c->wr.group.local_arg = k;
+    api_submit(c, key_created);
+}
+
+static jv_err add_key(void *arg, const jv_key_row *k)
+{
+    list_acc *a = arg;
+    json_array_append_new(
+        a->arr, json_pack("{s:o,s:o,s:o,s:o,s:o}", "id", api_jstr(k->id),
+                          "name", api_jstr(k->name), "role",
+                          api_jstr(k->role), "created_at",
+                          api_time(k->created_ms), "revoked_at",
+                          k->revoked_ms ? api_time(k->revoked_ms)
+                                        : json_null()));
+    return JV_OK;
+}
+
+void api_key_list(api_ctx *c)
+{
+    list_acc a = {c->node, json_array()};
+    jv_err err = jv_store_key_list(c->node->rst, add_key, &a);
+    if (err) {
+        json_decref(a.arr);
+        api_fail(c, err, "keys");
+        return;
+    }
+    api_reply(c, 200, json_pack("{s:o}", "keys", a.arr));
+}
+
+void api_key_revoke(api_ctx *c)
+{
+    const char *id = cap0(c);
+    if (strlen(id) >= 24 || !jv_auth_key_exists(c->node->auth, id)) {
+        api_error(c, 404, "not_found", "no active key '%s'", id);
+        return;
+    }
+    revoke_entry(c, id, true, "revoked by an admin, with its sessions");
+}
+
+/* -- export ---------------------------------------------------------------- */
+
+/* The export is built off the loop, on a connection of its own, into one
+ * buffer: object keys in byte order, arrays in a fixed order, so that two
+ * converged nodes give the same bytes. */
+typedef struct {
+    api_ctx *c;
+    jv_buf out;
+    jv_store *st;
+    bool first;
+    jv_str open_key; /* archive: the key whose value list is open */
+    jv_buf keybuf;
+} export_job;
+
+static void put(jv_buf *b, const char *s)
+{
+    jv_buf_append(b, s, strlen(s));
+}
+
+static void put_json(jv_buf *b, json_t *v)
+{
+    char *t = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+    json_decref(v);
+    if (!t) {
+        b->err = 1;
+        return;
+    }
+    put(b, t);
+    free(t);
+}
+
+static void put_key(export_job *e, jv_str key)
+{
+    if (!e->first)
+        put(&e->out, ",");
+    e->first = false;
+    put_json(&e->out, api_jstr(key));
+    put(&e->out, ":");
+}
+
+static jv_err ex_share(void *arg, const jv_counter_share *s)
+{
+    export_job *e = arg;
+    char hex[JV_ID_HEX];
+    jv_id_hex(&s->replica, hex);
+    if (!e->first)
+        put(&e->out, ",");
+    e->first = false;
+    put_json(&e->out, json_string(hex));
+    put(&e->out, ":");
+    put_json(&e->out, json_pack("{s:I,s:I}", "n", (json_int_t)s->n, "p",
+                                (json_int_t)s->p));
+    return jv_buf_err(&e->out);
+}
+
+static jv_err ex_counter(void *arg, const jv_counter_row *r)
+{
+    export_job *e = arg;
+    put_key(e, r->name);
+    put(&e->out, "{");
+    e->first = true;
+    jv_err err = jv_store_counter_get(e->st, r->name, ex_share, e);
+    put(&e->out, "}");
+    e->first = false;
+    return err ? err : jv_buf_err(&e->out);
+}
+
+static jv_err ex_audit(void *arg, const jv_audit_row *r)
+{
+    export_job *e = arg;
+    if (!e->first)
+        put(&e->out, ",");
+    e->first = false;
+    put_json(&e->out,
+             json_pack("{s:o,s:o,s:o,s:o,s:I,s:o,s:I}", "action",
+                       api_jstr(r->action), "actor", api_jstr(r->actor),
+                       "detail", api_jstr(r->detail), "origin",
+                       api_id(&r->id.id), "seq", (json_int_t)r->id.n, "target",
+                       api_jstr(r->target), "time_ms", (json_int_t)r->time_ms));
+    return jv_buf_err(&e->out);
+}
+
+static jv_err ex_config(void *arg, const jv_config_row *r)
+{
+    export_job *e = arg;
+    put_key(e, r->key);
+    put_json(&e->out, json_pack("{s:o,s:I,s:o}", "replica", api_id(&r->replica),
+                                "stamp", (json_int_t)r->stamp, "value",
+                                api_value(r->value)));
+    return jv_buf_err(&e->out);
+}
+
+static jv_err ex_archive(void *arg, const jv_archive_value *v)
+{
+    export_job *e = arg;
+    if (!e->open_key.p || !jv_str_eq(e->open_key, v->key)) {
+        if (e->open_key.p)
+            put(&e->out, "]");
+        put_key(e, v->key);
+        put(&e->out, "[");
+        jv_buf_reset(&e->keybuf);
+        jv_buf_append(&e->keybuf, v->key.p, v->key.n);
+        e->open_key = (jv_str){(const char *)e->keybuf.data, v->key.n};
+    } else {
+        put(&e->out, ",");
+    }
+    put_json(&e->out, json_pack("{s:I,s:o,s:I,s:o}", "n", (json_int_t)v->dot.n,
+                                "replica", api_id(&v->dot.id), "stamp",
+                                (json_int_t)v->stamp, "value",
+                                api_value(v->value)));
+    return jv_buf_err(&e->out);
+}
+
+static jv_err ex_cloud(void *arg, const jv_dot *d)
+{
+    export_job *e = arg;
+    if (!e->first)
+        put(&e->out, ",");
+    e->first = false;
+    put_json(&e->out, json_pack("{s:I,s:o}", "n", (json_int_t)d->n, "replica",
+                                api_id(&d->id)));
+    return jv_buf_err(&e->out);
+}
+
+static jv_err ex_trust(void *arg, const jv_trust_row *t)
+{
+    export_job *e = arg;
+    char hex[JV_ID_HEX];
+    jv_id_hex(&t->node, hex);
+    put_key(e, jv_str_c(hex));
+    put_json(&e->out, json_pack("{s:o,s:o,s:I,s:b}", "name", api_jstr(t->name),
+                                "set_by", api_id(&t->set_by), "stamp",
+                                (json_int_t)t->stamp, "trusted",
+                                t->trusted ? 1 : 0));
+    return jv_buf_err(&e->out);
+}
+
+static jv_err export_run(jv_store *st, void *arg)
+{
+    export_job *e = arg;
+    jv_vv vv;
+    jv_err err;
+    jv_str none = {"", 0};
+    e->st = st;
+    jv_vv_init(&vv);
+
+    put(&e->out, "{\"archive\":{");
+    e->first = true;
+    if ((err = jv_store_archive_values(st, ex_archive, e)))
+        goto out;
+    if (e->open_key.p)
+        put(&e->out, "]");
+    put(&e->out, "},\"archive_context\":{\"cloud\":[");
+    e->first = true;
+    if ((err = jv_store_archive_context(st, &vv, ex_cloud, e)))
+        goto out;
+    put(&e->out, "],\"vector\":{");
+    e->first = true;
+    for (size_t i = 0; i < vv.n; i++) {
+        char hex[JV_ID_HEX], num[24];
+        jv_id_hex(&vv.v[i].id, hex);
+        put_key(e, jv_str_c(hex));
+        snprintf(num, sizeof(num), "%" PRIu64, vv.v[i].seq);
+        put(&e->out, num);
+    }
+    put(&e->out, "}},\"audit\":[");
+    e->first = true;
+    if ((err = jv_store_audit_scan(st, ex_audit, e)))
+        goto out;
+    put(&e->out, "],\"config\":{");
+    e->first = true;
+    if ((err = jv_store_config_list(st, none, none, 0, ex_config, e)))
+        goto out;
+    put(&e->out, "},\"counters\":{");
+    e->first = true;
+    if ((err = jv_store_counter_list(st, none, none, 0, ex_counter, e)))
+        goto out;
+    put(&e->out, "},\"format\":\"jarvis-export/1\",\"trust\":{");
+    e->first = true;
+    if ((err = jv_store_trust_list(st, ex_trust, e)))
+        goto out;
+    put(&e->out, "}}\n");
+    err = jv_buf_err(&e->out);
+out:
+    jv_vv_fini(&vv);
+    return err;
+}
+
+static void export_done(jv_node *n, jv_err err, void *arg)
+{
+    export_job *e = arg;
+    (void)n;
+    if (err)
+        api_fail(e->c, err, "export");
+    else
+        api_reply_raw(e->c, 200, "application/json", NULL, e->out.data,
+                      e->out.len);
+    jv_buf_fini(&e->out);
+    jv_buf_fini(&e->keybuf);
+    jv_free(e);
+}
+
+void api_export(api_ctx *c)
+{
+    export_job *e = jv_calloc(1, sizeof(*e));
+    if (!e) {
+        api_fail(c, JV_ENOMEM, "export");
+        return;
+    }
+    e->c = c;
+    jv_buf_init(&e->out);
+    jv_buf_init(&e->keybuf);
+    jv_err err = jv_node_offloop(c->node, export_run, export_done, e);
+    if (err) {
+        jv_free(e);
+        api_fail(c, err, "export");
+    }
+}
+
+/* -- backup and verify -------------------------------------------------------- */
+
+typedef struct {
+    api_ctx *c;
+    char path[PATH_MAX];
+    jv_verify_report rep;
+    json_t *result;
+} maint_job;
+
+static void maint_audited(jv_write_req *r)
+{
+    api_ctx *c = r->arg;
+    maint_job *m = c->extra;
+    int status = c->route->fn == api_backup ? 201 : 200;
+    json_t *res = m->result;
+    m->result = NULL;
+    /* The check or copy is done either way; a failed audit commit shows in
+     * the node's health, not in this answer. */
+    api_reply(c, status, res);
+}
+
+static void maint_free(void *p)
+{
+    maint_job *m = p;
+    if (!m)
+        return;
+    if (m->result)
+        json_decref(m->result);
+    jv_free(m);
+}
+
+/* Leaves the audit entry for a finished backup or verify, then answers. */
+static void maint_finish(api_ctx *c, const char *action, const char *target,
+                         const char *detail)
+{
+    jv_intent *in = api_intents(c, 1);
+    if (!in || api_audit_intent(c, in, action, target, detail)) {
+        maint_job *m = c->extra;
+        json_t *res = m->result;
+        m->result = NULL;
+        api_reply(c, c->route->fn == api_backup ? 201 : 200, res);
+        return;
+    }
+    api_submit(c, maint_audited);
+}
+
+static jv_err backup_run(jv_store *st, void *arg)
+{
+    maint_job *m = arg;
+    return jv_store_backup(st, m->path);
+}
+
+static void backup_done(jv_node *n, jv_err err, void *arg)
+{
+    maint_job *m = arg;
+    api_ctx *c = m->c;
+    (void)n;
+    if (err == JV_EEXIST) {
+        api_error(c, 409, "conflict", "%s exists; choose a new file", m->path);
+        return;
+    }
+    if (err) {
+        api_error(c, 500, "internal", "backup to %s failed: %s", m->path,
+                  jv_strerror(err));
+        return;
+    }
+    struct stat sb;
+    json_int_t bytes = stat(m->path, &sb) == 0 ? (json_int_t)sb.st_size : 0;
+    m->result = json_pack("{s:s,s:I}", "path", m->path, "bytes", bytes);
+    char detail[64];
+    snprintf(detail, sizeof(detail), "%lld bytes", (long long)bytes);
+    maint_finish(c, "backup", m->path, detail);
+}
+
+void api_backup(api_ctx *c)
+{
+    jv_str path;
+    if (!c->body) {
+        api_error(c, 400, "invalid_json", "a JSON object body is required");
+        return;
+    }
+    if (api_field_str(c, "path", true, 2, PATH_MAX - 8, &path))
+        return;
+    if (path.p[0] != '/') {
+        api_error(c, 400, "invalid_field",
+                  "path must be absolute (it is a path on the node's host)");
+        return;
+    }
+    maint_job *m = jv_calloc(1, sizeof(*m));
+    if (!m) {
+        api_fail(c, JV_ENOMEM, "backup");
+        return;
+    }
+    c->extra = m;
+    c->extra_free = maint_free;
+    m->c = c;
+    snprintf(m->path, sizeof(m->path), "%.*s", (int)path.n, path.p);
+    jv_err err = jv_node_offloop(c->node, backup_run, backup_done, m);
+    if (err)
+        api_fail(c, err, "backup");
+}
+
+static jv_err verify_run(jv_store *st, void *arg)
+{
+    maint_job *m = arg;
+    return jv_store_verify(st, &m->rep);
+}
+
+static void verify_done(jv_node *n, jv_err err, void *arg)
+{
+    maint_job *m = arg;
+    api_ctx *c = m->c;
+    jv_verify_report *r = &m->rep;
+    (void)n;
+    if (err) {
+        api_fail(c, err, "verify");
+        return;
+    }
+    bool ok = jv_verify_ok(r);
+    m->result = json_pack(
+        "{s:b,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:b,s:b,s:s}", "ok", ok,
+        "integrity", r->integrity_ok ? "ok" : r->integrity_msg, "batches",
+        (json_int_t)r->batches, "ops", (json_int_t)r->ops, "origins",
+        (json_int_t)r->origins, "bad_signatures",
+        (json_int_t)r->bad_signatures, "bad_links", (json_int_t)r->bad_links,
+        "bad_encodings", (json_int_t)r->bad_encodings, "vv_matches",
+        r->vv_matches, "state_matches", r->state_matches, "detail",
+        r->state_msg);
+    char detail[128];
+    snprintf(detail, sizeof(detail), "%s: %" PRIu64 " batches checked",
+             ok ? "ok" : "problems found", r->batches);
+    maint_finish(c, "verify", "database", detail);
+}
+
+void api_verify(api_ctx *c)
+{
+    maint_job *m = jv_calloc(1, sizeof(*m));
+    if (!m) {
+        api_fail(c, JV_ENOMEM, "verify");
+        return;
+    }
+    c->extra = m;
+    c->extra_free = maint_free;
+    m->c = c;
+    jv_err err = jv_node_offloop(c->node, verify_run, verify_done, m);
+    if (err)
+        api_fail(c, err, "verify");
+}
+
+/* -- peers -------------------------------------------------------------------- */
+
+void api_peers_list(api_ctx *c)
+{
+    api_reply(c, 200, json_pack("{s:o}", "peers", json_array()));
+}

@@ -1,0 +1,453 @@
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "datadir.h"
+
+typedef enum { T_STR, T_U64, T_SIZE, T_BOOL, T_LEVEL, T_SYNC, T_LIST } opt_type;
+
+typedef struct {
+    const char *name; /* flag without dashes, config key */
+    opt_type type;
+    size_t off;
+    const char *arg; /* placeholder in --help */
+    const char *help;
+} opt;
+
+#define OFF(f) offsetof(jv_config, f)
+
+/* One table drives flags, config keys, environment names and --help. */
+static const opt opts[] = {
+    {"data-dir", T_STR, OFF(data_dir), "DIR",
+     "data directory (created if missing)\n"
+     "default: /var/lib/jarvis as root, else ~/.local/share/jarvis"},
+    {"api-listen", T_STR, OFF(api_listen), "ADDR",
+     "session API address: HOST:PORT, unix:/PATH, or off\n"
+     "default: 127.0.0.1:7410"},
+    {"listen", T_STR, OFF(listen), "ADDR",
+     "peer address (tcp://HOST:PORT, ipc:///PATH, off)\n"
+     "default: tcp://0.0.0.0:7411 with a cluster key, else off"},
+    {"peer", T_LIST, OFF(peers), "ADDR",
+     "a peer to replicate with (repeatable; all sources are joined)"},
+    {"cluster-key-file", T_STR, OFF(cluster_key_file), "FILE",
+     "cluster keyring: one hex key per line, the first used to send"},
+    {"insecure", T_BOOL, OFF(insecure), NULL,
+     "allow a non-loopback peer listener without a cluster key"},
+    {"name", T_STR, OFF(name), "NAME", "node name shown to operators\n"
+                                       "default: the host name"},
+    {"log-level", T_LEVEL, OFF(log_level), "LEVEL",
+     "debug, info, warn or error; default: info"},
+    {"sync", T_SYNC, OFF(sync), "MODE",
+     "durability of commits: normal (survives a process crash),\n"
+     "full (also power loss) or extra; default: normal"},
+    {"rate-limit", T_U64, OFF(rate_limit), "N",
+     "requests per second per API key, 0 = no limit; default: 1000"},
+    {"rate-burst", T_U64, OFF(rate_burst), "N",
+     "requests a key may make at once; default: 2000"},
+    {"max-body", T_SIZE, OFF(max_body), "BYTES",
+     "largest request body (k, M suffixes allowed); default: 1M"},
+    {"session-ttl", T_U64, OFF(session_ttl), "SECONDS",
+     "default session lifetime; default: 3600"},
+    {"max-clock-skew", T_U64, OFF(max_skew_ms), "MS",
+     "remote clock stamps further ahead are refused; default: 60000"},
+    {"sync-interval", T_U64, OFF(sync_interval_ms), "MS",
+     "anti-entropy period; default: 1000"},
+    {"fanout", T_U64, OFF(fanout), "N",
+     "peers each new batch is pushed to at once; default: 3"},
+    {"max-message", T_SIZE, OFF(max_message), "BYTES",
+     "largest peer message (k, M suffixes allowed); default: 8M"},
+};
+
+#define NOPTS (sizeof(opts) / sizeof(opts[0]))
+
+static void msgf(char *msg, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void msgf(char *msg, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    if (!msg || !len)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(msg, len, fmt, ap);
+    va_end(ap);
+}
+
+static const opt *find_opt(const char *name, size_t len)
+{
+    for (size_t i = 0; i < NOPTS; i++)
+        if (strlen(opts[i].name) == len && strncmp(opts[i].name, name, len) == 0)
+            return &opts[i];
+    return NULL;
+}
+
+static jv_err parse_u64(const char *s, bool size, uint64_t *out)
+{
+    char *end;
+    if (!*s || *s == '-')
+        return JV_EINVAL;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s)
+        return JV_EINVAL;
+    uint64_t mul = 1;
+    if (size && *end) {
+        switch (*end) {
+        case 'k':
+        case 'K':
+            mul = 1024;
+            break;
+        case 'M':
+        case 'm':
+            mul = 1024 * 1024;
+            break;
+        case 'G':
+        case 'g':
+            mul = 1024 * 1024 * 1024;
+            break;
+        default:
+            return JV_EINVAL;
+        }
+        end++;
+    }
+    if (*end || v > UINT64_MAX / mul)
+        return JV_EINVAL;
+    *out = v * mul;
+    return JV_OK;
+}
+
+static jv_err set_value(jv_config *c, const opt *o, const char *val)
+{
+    void *field = (char *)c + o->off;
+    jv_err err = JV_OK;
+    switch (o->type) {
+    case T_STR: {
+        char **s = field, *d = jv_strndup(val, strlen(val));
+        if (!d)
+            return JV_ENOMEM;
+        jv_free(*s);
+        *s = d;
+        break;
+    }
+    case T_LIST: {
+        char *d = jv_strndup(val, strlen(val));
+        char **list = jv_reallocarray(c->peers, c->npeers + 1, sizeof(char *));
+        if (!d || !list) {
+            jv_free(d);
+            if (list)
+                c->peers = list;
+            return JV_ENOMEM;
+        }
+        c->peers = list;
+        for (size_t i = 0; i < c->npeers; i++) {
+            if (strcmp(list[i], d) == 0) {
+                jv_free(d);
+                return JV_OK;
+            }
+        }
+        list[c->npeers++] = d;
+        break;
+    }
+    case T_U64:
+    case T_SIZE:
+        err = parse_u64(val, o->type == T_SIZE, field);
+        break;
+    case T_BOOL:
+        if (!strcmp(val, "true") || !strcmp(val, "1") || !strcmp(val, "yes"))
+            *(bool *)field = true;
+        else if (!strcmp(val, "false") || !strcmp(val, "0") ||
+                 !strcmp(val, "no"))
+            *(bool *)field = false;
+        else
+            err = JV_EINVAL;
+        break;
+    case T_LEVEL:
+        err = jv_log_parse_level(val, field);
+        break;
+    case T_SYNC:
+        if (!strcmp(val, "normal"))
+            *(jv_sync *)field = JV_SYNC_NORMAL;
+        else if (!strcmp(val, "full"))
+            *(jv_sync *)field = JV_SYNC_FULL;
+        else if (!strcmp(val, "extra"))
+            *(jv_sync *)field = JV_SYNC_EXTRA;
+        else
+            err = JV_EINVAL;
+        break;
+    }
+    return err;
+}
+
+static jv_err set_defaults(jv_config *c)
+{
+    char buf[PATH_MAX], host[256];
+    memset(c, 0, sizeof(*c));
+    c->log_level = JV_LOG_INFO;
+    c->sync = JV_SYNC_NORMAL;
+    c->rate_limit = 1000;
+    c->rate_burst = 2000;
+    c->max_body = 1024 * 1024;
+    c->session_ttl = 3600;
+    c->max_skew_ms = 60000;
+    c->sync_interval_ms = 1000;
+    c->fanout = 3;
+    c->max_message = 8 * 1024 * 1024;
+    if (jv_datadir_default(buf, sizeof(buf)) != JV_OK)
+        return JV_ETOOBIG;
+    if (gethostname(host, sizeof(host)) != 0)
+        snprintf(host, sizeof(host), "jarvis");
+    host[sizeof(host) - 1] = '\0';
+    c->data_dir = jv_strndup(buf, strlen(buf));
+    c->api_listen = jv_strndup("127.0.0.1:7410", 14);
+    c->listen = jv_strndup("auto", 4);
+    c->name = jv_strndup(host, strlen(host));
+    if (!c->data_dir || !c->api_listen || !c->listen || !c->name)
+        return JV_ENOMEM;
+    return JV_OK;
+}
+
+static void env_name(const char *name, char *out, size_t len)
+{
+    size_t j = (size_t)snprintf(out, len, "JARVIS_");
+    for (const char *p = name; *p && j + 1 < len; p++)
+        out[j++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
+    out[j] = '\0';
+}
+
+static jv_err load_env(jv_config *c, char *msg, size_t msglen)
+{
+    char name[64];
+    for (size_t i = 0; i < NOPTS; i++) {
+        env_name(opts[i].name, name, sizeof(name));
+        const char *v = getenv(name);
+        if (!v || !*v)
+            continue;
+        if (opts[i].type == T_LIST) {
+            /* JARVIS_PEER may list several, comma-separated. */
+            char *copy = jv_strndup(v, strlen(v)), *save = NULL;
+            if (!copy)
+                return JV_ENOMEM;
+            for (char *t = strtok_r(copy, ", ", &save); t;
+                 t = strtok_r(NULL, ", ", &save)) {
+                if (set_value(c, &opts[i], t) != JV_OK) {
+                    jv_free(copy);
+                    return JV_ENOMEM;
+                }
+            }
+            jv_free(copy);
+            continue;
+        }
+        if (set_value(c, &opts[i], v) != JV_OK) {
+            msgf(msg, msglen, "bad value for %s: '%s'", name, v);
+            return JV_EINVAL;
+        }
+    }
+    return JV_OK;
+}
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1]))
+        *--e = '\0';
+    return s;
+}
+
+static jv_err load_file(jv_config *c, const char *path, char *msg,
+                        size_t msglen)
+{
+    char line[4096], where[PATH_MAX + 32];
+    unsigned lineno = 0;
+    jv_err err = JV_OK;
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        msgf(msg, msglen, "cannot read config file %s: %s", path,
+             strerror(errno));
+        return JV_EIO;
+    }
+    while (fgets(line, sizeof(line), f)) {
+        lineno++;
+        snprintf(where, sizeof(where), "%s:%u", path, lineno);
+        if (!strchr(line, '\n') && !feof(f)) {
+            msgf(msg, msglen, "%s: line too long", where);
+            err = JV_EINVAL;
+            break;
+        }
+        char *s = trim(line);
+        if (!*s || *s == '#')
+            continue;
+        char *eq = strchr(s, '=');
+        if (!eq) {
+            msgf(msg, msglen, "%s: expected 'key = value', got '%s'", where,
+                 s);
+            err = JV_EINVAL;
+            break;
+        }
+        *eq = '\0';
+        char *key = trim(s), *val = trim(eq + 1);
+        size_t vl = strlen(val);
+        if (vl >= 2 && val[0] == '"' && val[vl - 1] == '"') {
+            val[vl - 1] = '\0';
+            val++;
+        }
+        const opt *o = find_opt(key, strlen(key));
+        if (!o) {
+            msgf(msg, msglen, "%s: unknown setting '%s'", where, key);
+            err = JV_EINVAL;
+            break;
+        }
+        if ((err = set_value(c, o, val))) {
+            msgf(msg, msglen, "%s: bad value for %s: '%s'", where, key, val);
+            break;
+        }
+    }
+    fclose(f);
+    return err;
+}
+
+void jv_config_usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: jarvisd [OPTIONS]\n"
+            "\n"
+            "Runs a Jarvis node: replicated metrics, audit log, configuration "
+            "and\narchive, served on a local session API.\n"
+            "\n"
+            "Settings come from flags, then the config file, then environment\n"
+            "variables (JARVIS_ and the flag's name in capitals, e.g.\n"
+            "JARVIS_API_LISTEN), then defaults. Config file lines are\n"
+            "'name = value' with the flag's name (api-listen = ...).\n"
+            "\n"
+            "Options:\n"
+            "  --config FILE           read settings from FILE (JARVIS_CONFIG)\n");
+    for (size_t i = 0; i < NOPTS; i++) {
+        char left[64];
+        snprintf(left, sizeof(left), "--%s%s%s", opts[i].name,
+                 opts[i].arg ? " " : "", opts[i].arg ? opts[i].arg : "");
+        const char *h = opts[i].help;
+        fprintf(f, "  %-22s  ", left);
+        for (; *h; h++) {
+            fputc(*h, f);
+            if (*h == '\n')
+                fprintf(f, "  %-22s  ", "");
+        }
+        fputc('\n', f);
+    }
+    fprintf(f, "  %-22s  %s\n  %-22s  %s\n", "-h, --help", "show this help",
+            "--version", "print the version");
+}
+
+jv_err jv_config_load(jv_config *c, int argc, char **argv, FILE *out,
+                      jv_config_action *action, char *msg, size_t msglen)
+{
+    const char *config_path = getenv("JARVIS_CONFIG");
+    jv_err err;
+
+    *action = JV_CONFIG_RUN;
+    if ((err = set_defaults(c))) {
+        msgf(msg, msglen, "out of memory");
+        return err;
+    }
+    /* First pass: --help, --version and --config decide what to read. */
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            jv_config_usage(out);
+            *action = JV_CONFIG_HELP;
+            return JV_OK;
+        }
+        if (!strcmp(argv[i], "--version")) {
+            fprintf(out, "jarvisd %s\n", JV_VERSION);
+            *action = JV_CONFIG_VERSION;
+            return JV_OK;
+        }
+        if (!strcmp(argv[i], "--config")) {
+            if (i + 1 >= argc) {
+                msgf(msg, msglen, "--config needs a value");
+                return JV_EINVAL;
+            }
+            config_path = argv[++i];
+        } else if (!strncmp(argv[i], "--config=", 9)) {
+            config_path = argv[i] + 9;
+        }
+    }
+    if ((err = load_env(c, msg, msglen)))
+        return err;
+    if (config_path && *config_path) {
+        if ((err = load_file(c, config_path, msg, msglen)))
+            return err;
+        c->config_path = jv_strndup(config_path, strlen(config_path));
+        if (!c->config_path)
+            return JV_ENOMEM;
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *val = NULL;
+        if (!strcmp(a, "--config")) {
+            i++;
+            continue;
+        }
+        if (!strncmp(a, "--config=", 9))
+            continue;
+        if (strncmp(a, "--", 2) != 0) {
+            msgf(msg, msglen, "unexpected argument '%s' (see --help)", a);
+            return JV_EINVAL;
+        }
+        a += 2;
+        const char *eq = strchr(a, '=');
+        size_t nlen = eq ? (size_t)(eq - a) : strlen(a);
+        const opt *o = find_opt(a, nlen);
+        if (!o) {
+            msgf(msg, msglen, "unknown option '%s' (see --help)", argv[i]);
+            return JV_EINVAL;
+        }
+        if (eq) {
+            val = eq + 1;
+        } else if (o->type == T_BOOL) {
+            val = "true";
+        } else {
+            if (i + 1 >= argc) {
+                msgf(msg, msglen, "--%s needs a value", o->name);
+                return JV_EINVAL;
+            }
+            val = argv[++i];
+        }
+        if ((err = set_value(c, o, val))) {
+            msgf(msg, msglen, "bad value for --%s: '%s'", o->name, val);
+            return err;
+        }
+    }
+    if (c->rate_limit && c->rate_burst == 0)
+        c->rate_burst = c->rate_limit;
+    if (c->max_body == 0 || c->max_message < 64 * 1024 || c->fanout == 0 ||
+        c->sync_interval_ms == 0) {
+        msgf(msg, msglen,
+             "max-body, fanout and sync-interval must be positive and "
+             "max-message at least 64k");
+        return JV_EINVAL;
+    }
+    return JV_OK;
+}
+
+void jv_config_fini(jv_config *c)
+{
+    if (!c)
+        return;
+    jv_free(c->data_dir);
+    jv_free(c->api_listen);
+    jv_free(c->listen);
+    jv_free(c->name);
+    jv_free(c->config_path);
+    jv_free(c->cluster_key_file);
+    for (size_t i = 0; i < c->npeers; i++)
+        jv_free(c->peers[i]);
+    jv_free(c->peers);
+    memset(c, 0, sizeof(*c));
+}

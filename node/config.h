@@ -1,0 +1,58 @@
+/*
+ * config.h - jarvisd's settings, from (highest precedence first) command
+ * line flags, the config file, environment variables, and defaults.
+ *
+ * Every setting has one long flag (--api-listen), one config file key (the
+ * flag without dashes: api-listen = ...) and one environment variable
+ * (JARVIS_API_LISTEN). Peers are the exception to precedence: the peers of
+ * all sources are joined. The config file is "key = value" lines, '#'
+ * comments, values optionally in double quotes; an unknown key or a bad
+ * value is an error naming the file and line.
+ */
+#ifndef JV_CONFIG_H
+#define JV_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "log.h"
+#include "store.h"
+
+typedef struct {
+    char *data_dir;
+    char *api_listen;  /* "127.0.0.1:7410", "unix:/path", "off" */
+    char *listen;      /* peer listener; "off" = none */
+    char *name;        /* node name shown to operators */
+    char *config_path; /* the config file read, if any */
+    char *cluster_key_file;
+    char **peers;
+    size_t npeers;
+    jv_log_level log_level;
+    jv_sync sync;
+    uint64_t rate_limit;    /* requests per second per key; 0 = off */
+    uint64_t rate_burst;    /* bucket size */
+    uint64_t max_body;      /* bytes */
+    uint64_t session_ttl;   /* default session lifetime, seconds */
+    uint64_t max_skew_ms;   /* remote HLC stamps refused beyond this */
+    uint64_t sync_interval_ms; /* anti-entropy period */
+    uint64_t fanout;        /* peers a new batch is pushed to */
+    uint64_t max_message;   /* largest peer message, bytes */
+    bool insecure;          /* allow listening without a cluster key */
+} jv_config;
+
+typedef enum {
+    JV_CONFIG_RUN,     /* start the node */
+    JV_CONFIG_HELP,    /* --help was printed */
+    JV_CONFIG_VERSION, /* --version was printed */
+} jv_config_action;
+
+/* Fills c from argv, the environment and the config file. On a bad flag,
+ * value or file, returns JV_EINVAL (or JV_EIO) with a one-line reason in
+ * msg. --help and --version print to `out` and set *action. */
+jv_err jv_config_load(jv_config *c, int argc, char **argv, FILE *out,
+                      jv_config_action *action, char *msg, size_t msglen);
+void jv_config_fini(jv_config *c);
+void jv_config_usage(FILE *f);
+
+#endif

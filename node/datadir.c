@@ -1,0 +1,439 @@
+#include "datadir.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pwd.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "apply.h"
+#include "hlc.h"
+#include "local.h"
+
+#define ADMIN_META "admin_key_created"
+
+static void set_msg(char *msg, size_t msglen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_msg(char *msg, size_t msglen, const char *fmt, ...)
+{
+    va_list ap;
+    if (!msg || !msglen)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(msg, msglen, fmt, ap);
+    va_end(ap);
+}
+
+static uint64_t wall_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+}
+
+jv_err jv_datadir_default(char *out, size_t outlen)
+{
+    const char *env = getenv("JARVIS_DATA_DIR");
+    int n;
+    if (env && *env) {
+        n = snprintf(out, outlen, "%s", env);
+    } else if (geteuid() == 0) {
+        n = snprintf(out, outlen, "/var/lib/jarvis");
+    } else if ((env = getenv("XDG_DATA_HOME")) && *env) {
+        n = snprintf(out, outlen, "%s/jarvis", env);
+    } else {
+        const char *home = getenv("HOME");
+        if (!home || !*home) {
+            struct passwd *pw = getpwuid(getuid());
+            home = pw ? pw->pw_dir : "/tmp";
+        }
+        n = snprintf(out, outlen, "%s/.local/share/jarvis", home);
+    }
+    return n < 0 || (size_t)n >= outlen ? JV_ETOOBIG : JV_OK;
+}
+
+jv_err jv_datadir_path(const char *dir, const char *name, char *out,
+                       size_t outlen)
+{
+    int n = snprintf(out, outlen, "%s/%s", dir, name);
+    return n < 0 || (size_t)n >= outlen ? JV_ETOOBIG : JV_OK;
+}
+
+/* mkdir -p, the last component with mode 0700. */
+static jv_err make_dirs(const char *dir)
+{
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof(tmp), "%s", dir) >= (int)sizeof(tmp))
+        return JV_ETOOBIG;
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+            return JV_EIO;
+        *p = '/';
+    }
+    if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+        return JV_EIO;
+    struct stat sb;
+    if (stat(tmp, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        return JV_EIO;
+    return JV_OK;
+}
+
+/* Writes data to path through path.tmp + fsync + rename, mode 0600. */
+static jv_err write_private(const char *path, const void *data, size_t len)
+{
+    char tmp[PATH_MAX];
+    jv_err err = JV_EIO;
+    if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+        return JV_ETOOBIG;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return JV_EIO;
+    if (fchmod(fd, 0600) != 0 || write(fd, data, len) != (ssize_t)len ||
+        fsync(fd) != 0)
+        goto out;
+    if (close(fd) != 0) {
+        fd = -1;
+        goto out;
+    }
+    fd = -1;
+    if (rename(tmp, path) != 0)
+        goto out;
+    err = JV_OK;
+out:
+    if (fd >= 0)
+        close(fd);
+    if (err)
+        unlink(tmp);
+    return err;
+}
+
+static jv_err read_identity(const char *path, jv_keypair *kp, char *msg,
+                            size_t msglen)
+{
+    uint8_t sk[64];
+    struct stat sb;
+    jv_err err = JV_EIO;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        set_msg(msg, msglen, "cannot read %s: %s", path, strerror(errno));
+        return errno == EACCES ? JV_EPERM : JV_EIO;
+    }
+    if (fstat(fd, &sb) != 0)
+        goto out;
+    if (sb.st_mode & 077) {
+        set_msg(msg, msglen,
+                "%s is readable by other users; run: chmod 600 %s", path,
+                path);
+        err = JV_EPERM;
+        goto out;
+    }
+    if (sb.st_size != 64 || read(fd, sk, 64) != 64) {
+        set_msg(msg, msglen, "%s is damaged: expected a 64-byte Ed25519 key",
+                path);
+        err = JV_ECORRUPT;
+        goto out;
+    }
+    if (jv_keypair_from_secret(kp, sk) != JV_OK) {
+        set_msg(msg, msglen, "%s is damaged: its public half does not match",
+                path);
+        err = JV_ECORRUPT;
+        goto out;
+    }
+    err = JV_OK;
+out:
+    sodium_memzero(sk, sizeof(sk));
+    close(fd);
+    return err;
+}
+
+static jv_err create_identity(const char *dir, const char *keypath,
+                              jv_keypair *kp, char *msg, size_t msglen)
+{
+    char idpath[PATH_MAX], hex[JV_ID_HEX + 1];
+    jv_err err = jv_keypair_generate(kp);
+    if (err)
+        return err;
+    if ((err = write_private(keypath, kp->sk, sizeof(kp->sk)))) {
+        set_msg(msg, msglen, "cannot write %s: %s", keypath, strerror(errno));
+        jv_keypair_wipe(kp);
+        return err;
+    }
+    jv_id_hex(&kp->pk, hex);
+    hex[JV_ID_HEX - 1] = '\n';
+    hex[JV_ID_HEX] = '\0';
+    if (jv_datadir_path(dir, JV_DATADIR_ID, idpath, sizeof(idpath)) == JV_OK)
+        write_private(idpath, hex, JV_ID_HEX);
+    return JV_OK;
+}
+
+/* The admin key's row, its audit entry and the marker that it exists commit
+ * together: a crash leaves either all or none, and the next start then
+ * makes a new key (overwriting a stale admin.key file). */
+typedef struct {
+    const jv_api_secret *secret;
+    uint64_t now_ms;
+} admin_ctx;
+
+static jv_err insert_admin(jv_store *st, void *arg)
+{
+    admin_ctx *a = arg;
+    jv_key_row k = {
+        .id = jv_str_c(a->secret->id),
+        .name = jv_str_c("admin"),
+        .role = jv_str_c("admin"),
+        .hash = a->secret->hash,
+        .created_ms = a->now_ms,
+    };
+    jv_err err = jv_store_key_insert(st, &k);
+    if (err)
+        return err;
+    return jv_store_meta_set(st, ADMIN_META, "1", 1);
+}
+
+static jv_err create_admin_key(jv_store *st, const jv_keypair *kp,
+                               const char *path, char *msg, size_t msglen)
+{
+    jv_api_secret secret;
+    jv_err err = jv_api_secret_new("k", &secret);
+    if (err)
+        return err;
+    char line[sizeof(secret.text) + 1];
+    int n = snprintf(line, sizeof(line), "%s\n", secret.text);
+    if ((err = write_private(path, line, (size_t)n))) {
+        set_msg(msg, msglen, "cannot write %s: %s", path, strerror(errno));
+        goto out;
+    }
+
+    uint64_t now = wall_ms();
+    jv_hlc clock;
+    uint64_t stamp;
+    jv_hlc_init(&clock, 0);
+    if ((err = jv_hlc_now(&clock, now, &stamp)))
+        goto out;
+    admin_ctx ctx = {&secret, now};
+    char target[64];
+    snprintf(target, sizeof(target), "key/%s", secret.id);
+    jv_intent audit = {.op = {.kind = JV_OP_AUDIT}};
+    audit.op.audit.time_ms = now;
+    audit.op.audit.actor = jv_str_c("jarvisd");
+    audit.op.audit.action = jv_str_c("key.create");
+    audit.op.audit.target = jv_str_c(target);
+    audit.op.audit.detail = jv_str_c("admin key made at first start (role admin)");
+    jv_write_group g = {
+        .intents = &audit, .n = 1, .local = insert_admin, .local_arg = &ctx};
+    err = jv_store_commit_local(st, kp, stamp, &g, 1, NULL);
+    if (err == JV_OK)
+        err = g.result;
+    if (err)
+        set_msg(msg, msglen, "cannot record the admin key: %s",
+                jv_store_errmsg(st));
+out:
+    sodium_memzero(&secret, sizeof(secret));
+    sodium_memzero(line, sizeof(line));
+    return err;
+}
+
+jv_err jv_datadir_prepare(const char *dir, const jv_store_opts *opts,
+                          jv_keypair *kp, jv_store **stp, jv_datadir_info *info,
+                          char *msg, size_t msglen)
+{
+    char keypath[PATH_MAX], dbpath[PATH_MAX];
+    jv_store *st = NULL;
+    jv_store_opts o;
+    jv_datadir_info local_info;
+    jv_err err;
+    uint8_t flag[4];
+    size_t flaglen;
+
+    if (!info)
+        info = &local_info;
+    memset(info, 0, sizeof(*info));
+    if (sodium_init() < 0)
+        return JV_ESTATE;
+    if ((err = jv_datadir_path(dir, JV_DATADIR_KEY, keypath, sizeof(keypath))) ||
+        (err = jv_datadir_path(dir, JV_DATADIR_DB, dbpath, sizeof(dbpath))) ||
+        (err = jv_datadir_path(dir, JV_DATADIR_ADMINKEY, info->admin_key_path,
+                               sizeof(info->admin_key_path)))) {
+        set_msg(msg, msglen, "data dir path too long: %s", dir);
+        return err;
+    }
+    if ((err = make_dirs(dir))) {
+        set_msg(msg, msglen, "cannot create data dir %s: %s", dir,
+                strerror(errno));
+        return err;
+    }
+    if (access(keypath, F_OK) == 0) {
+        if ((err = read_identity(keypath, kp, msg, msglen)))
+            return err;
+    } else {
+        if ((err = create_identity(dir, keypath, kp, msg, msglen)))
+            return err;
+        info->created_identity = true;
+    }
+
+    if (opts)
+        o = *opts;
+    else
+        jv_store_opts_default(&o);
+    o.create = true;
+    o.readonly = false;
+    if ((err = jv_store_open(dbpath, &o, &st, msg, msglen)))
+        goto fail;
+    if ((err = jv_store_set_self(st, &kp->pk))) {
+        set_msg(msg, msglen,
+                "%s belongs to another node than %s (identity mismatch)",
+                dbpath, keypath);
+        goto fail;
+    }
+    err = jv_store_meta_get(st, ADMIN_META, flag, sizeof(flag), &flaglen);
+    if (err == JV_ENOTFOUND) {
+        if ((err = create_admin_key(st, kp, info->admin_key_path, msg, msglen)))
+            goto fail;
+        info->created_admin_key = true;
+    } else if (err) {
+        set_msg(msg, msglen, "cannot read %s: %s", dbpath, jv_store_errmsg(st));
+        goto fail;
+    }
+    if (stp)
+        *stp = st;
+    else
+        jv_store_close(st);
+    return JV_OK;
+fail:
+    jv_store_close(st);
+    jv_keypair_wipe(kp);
+    return err;
+}
+
+jv_err jv_datadir_lock(const char *dir, int *fd, char *msg, size_t msglen)
+{
+    char path[PATH_MAX], pid[32];
+    if (jv_datadir_path(dir, JV_DATADIR_LOCK, path, sizeof(path)))
+        return JV_ETOOBIG;
+    if (make_dirs(dir) != JV_OK) {
+        set_msg(msg, msglen, "cannot create data dir %s: %s", dir,
+                strerror(errno));
+        return JV_EIO;
+    }
+    int f = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (f < 0) {
+        set_msg(msg, msglen, "cannot open %s: %s", path, strerror(errno));
+        return JV_EIO;
+    }
+    if (flock(f, LOCK_EX | LOCK_NB) != 0) {
+        ssize_t n = pread(f, pid, sizeof(pid) - 1, 0);
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        set_msg(msg, msglen,
+                "another jarvisd (pid %s) is running on data dir %s", pid, dir);
+        close(f);
+        return JV_EBUSY;
+    }
+    int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+    if (ftruncate(f, 0) != 0 || pwrite(f, pid, (size_t)n, 0) != n) {
+        set_msg(msg, msglen, "cannot write %s: %s", path, strerror(errno));
+        close(f);
+        return JV_EIO;
+    }
+    *fd = f;
+    return JV_OK;
+}
+
+void jv_datadir_unlock(int fd)
+{
+    if (fd < 0)
+        return;
+    if (ftruncate(fd, 0) != 0) {
+        /* The lock goes with the descriptor; a stale pid is harmless. */
+    }
+    flock(fd, LOCK_UN);
+    close(fd);
+}
+
+bool jv_datadir_locked(const char *dir, long *pid)
+{
+    char path[PATH_MAX], buf[32];
+    bool locked = false;
+    if (jv_datadir_path(dir, JV_DATADIR_LOCK, path, sizeof(path)))
+        return false;
+    int f = open(path, O_RDONLY | O_CLOEXEC);
+    if (f < 0)
+        return false;
+    if (flock(f, LOCK_SH | LOCK_NB) != 0) {
+        locked = true;
+        ssize_t n = pread(f, buf, sizeof(buf) - 1, 0);
+        buf[n > 0 ? n : 0] = '\0';
+        if (pid)
+            *pid = strtol(buf, NULL, 10);
+    } else {
+        flock(f, LOCK_UN);
+    }
+    close(f);
+    return locked;
+}
+
+#define SECRET_BYTES 32
+
+jv_err jv_api_secret_new(const char *kind, jv_api_secret *out)
+{
+    uint8_t idb[6], sec[SECRET_BYTES];
+    char idhex[13], sectext[64];
+    if (sodium_init() < 0 || strlen(kind) != 1)
+        return JV_EINVAL;
+    randombytes_buf(idb, sizeof(idb));
+    randombytes_buf(sec, sizeof(sec));
+    jv_hex(idb, sizeof(idb), idhex);
+    sodium_bin2base64(sectext, sizeof(sectext), sec, sizeof(sec),
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    snprintf(out->id, sizeof(out->id), "%s_%s", kind, idhex);
+    snprintf(out->text, sizeof(out->text), "jv%s_%s_%s", kind, idhex, sectext);
+    crypto_generichash(out->hash, sizeof(out->hash), (const uint8_t *)sectext,
+                       strlen(sectext), NULL, 0);
+    sodium_memzero(sec, sizeof(sec));
+    sodium_memzero(sectext, sizeof(sectext));
+    return JV_OK;
+}
+
+static bool b64url_char(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+           (c >= '0' && c <= '9') || c == '-' || c == '_';
+}
+
+jv_err jv_api_secret_parse(jv_str t, char *kind, char id[24],
+                           uint8_t hash[32])
+{
+    /* jv?_<12 hex>_<43 base64url> */
+    const size_t seclen = 43, len = 4 + 12 + 1 + seclen;
+    if (t.n != len || t.p[0] != 'j' || t.p[1] != 'v' || t.p[3] != '_' ||
+        t.p[16] != '_')
+        return JV_EINVAL;
+    if (t.p[2] != 'k' && t.p[2] != 's')
+        return JV_EINVAL;
+    for (size_t i = 4; i < 16; i++)
+        if (!((t.p[i] >= '0' && t.p[i] <= '9') ||
+              (t.p[i] >= 'a' && t.p[i] <= 'f')))
+            return JV_EINVAL;
+    for (size_t i = 17; i < len; i++)
+        if (!b64url_char(t.p[i]))
+            return JV_EINVAL;
+    *kind = t.p[2];
+    id[0] = t.p[2];
+    id[1] = '_';
+    memcpy(id + 2, t.p + 4, 12);
+    id[14] = '\0';
+    crypto_generichash(hash, 32, (const uint8_t *)t.p + 17, seclen, NULL, 0);
+    return JV_OK;
+}

@@ -1,0 +1,61 @@
+/*
+ * jarvisd - the Jarvis node daemon. See `jarvisd --help` and docs/.
+ */
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "config.h"
+#include "log.h"
+#include "node.h"
+
+int main(int argc, char **argv)
+{
+    jv_config cfg;
+    jv_config_action action;
+    char msg[512] = "";
+    uv_loop_t loop;
+    jv_node node;
+    int rc = 1;
+
+    if (jv_config_load(&cfg, argc, argv, stdout, &action, msg, sizeof(msg))) {
+        fprintf(stderr, "jarvisd: %s\n", msg);
+        jv_config_fini(&cfg);
+        return 2;
+    }
+    if (action != JV_CONFIG_RUN) {
+        jv_config_fini(&cfg);
+        return 0;
+    }
+    jv_log_set_level(cfg.log_level);
+    /* A client that goes away mid-write must not kill the node. */
+    signal(SIGPIPE, SIG_IGN);
+    if (sodium_init() < 0) {
+        jv_error("node", "libsodium failed to initialise");
+        jv_config_fini(&cfg);
+        return 1;
+    }
+    if (uv_loop_init(&loop) != 0) {
+        jv_error("node", "cannot create the event loop");
+        jv_config_fini(&cfg);
+        return 1;
+    }
+    if (jv_node_start(&node, &loop, &cfg, msg, sizeof(msg)) != JV_OK) {
+        jv_error("node", "%s", msg);
+        /* A start that failed after the loop took handles stops through
+         * the loop; one that failed before has nothing to run. */
+        uv_run(&loop, UV_RUN_DEFAULT);
+        jv_node_fini(&node);
+        uv_loop_close(&loop);
+        jv_config_fini(&cfg);
+        return 1;
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    rc = node.exit_code;
+    jv_node_fini(&node);
+    if (uv_loop_close(&loop) != 0)
+        jv_warn("node", "event loop closed with handles still open");
+    jv_config_fini(&cfg);
+    return rc;
+}

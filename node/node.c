@@ -1,0 +1,465 @@
+#include "node.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "api.h"
+#include "datadir.h"
+#include "local.h"
+#include "log.h"
+#include "query.h"
+
+#define TICK_MS          1000
+#define PURGE_EVERY_MS   (10 * 60 * 1000)
+#define SESSION_KEEP_MS  (24 * 3600 * 1000ull)
+
+uint64_t jv_now_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+}
+
+static void fmt(char *msg, size_t len, const char *f, ...)
+    __attribute__((format(printf, 3, 4)));
+static void fmt(char *msg, size_t len, const char *f, ...)
+{
+    va_list ap;
+    if (!msg || !len)
+        return;
+    va_start(ap, f);
+    vsnprintf(msg, len, f, ap);
+    va_end(ap);
+}
+
+static const double commit_buckets[] = {0.0001, 0.00025, 0.0005, 0.001,
+                                        0.0025, 0.005,   0.01,   0.025,
+                                        0.05,   0.1,     0.5,    2.0};
+static const double size_buckets[] = {1,  2,   4,   8,    16,   32,  64,
+                                      128, 256, 512, 1024, 2048, 4096};
+
+static jv_err declare_metrics(jv_metrics *m)
+{
+    jv_err err;
+    if ((err = jv_api_declare_metrics(m)))
+        return err;
+    struct {
+        const char *name;
+        jv_metric_type type;
+        const char *help;
+        const double *b;
+        size_t nb;
+    } fams[] = {
+        {"jarvis_ops_applied_total", JV_METRIC_COUNTER,
+         "operations applied, by origin (local writes or remote batches)",
+         NULL, 0},
+        {"jarvis_writes_total", JV_METRIC_COUNTER,
+         "local write requests committed, by outcome", NULL, 0},
+        {"jarvis_batch_ops", JV_METRIC_HISTOGRAM,
+         "operations per local batch", size_buckets,
+         sizeof(size_buckets) / sizeof(size_buckets[0])},
+        {"jarvis_commit_requests", JV_METRIC_HISTOGRAM,
+         "write requests committed together (group commit)", size_buckets,
+         sizeof(size_buckets) / sizeof(size_buckets[0])},
+        {"jarvis_commit_seconds", JV_METRIC_HISTOGRAM,
+         "duration of a commit on the writer thread", commit_buckets,
+         sizeof(commit_buckets) / sizeof(commit_buckets[0])},
+        {"jarvis_commit_errors_total", JV_METRIC_COUNTER,
+         "commits that failed in storage", NULL, 0},
+        {"jarvis_database_bytes", JV_METRIC_GAUGE,
+         "database size, main file and write-ahead log", NULL, 0},
+        {"jarvis_log_batches", JV_METRIC_GAUGE, "batches in the log", NULL, 0},
+        {"jarvis_held_batches", JV_METRIC_GAUGE,
+         "batches held aside (gap or untrusted origin)", NULL, 0},
+        {"jarvis_sessions", JV_METRIC_GAUGE, "live sessions", NULL, 0},
+        {"jarvis_resident_bytes", JV_METRIC_GAUGE, "resident memory", NULL, 0},
+        {"jarvis_api_connections", JV_METRIC_GAUGE, "open API connections",
+         NULL, 0},
+        {"jarvis_uptime_seconds", JV_METRIC_GAUGE, "seconds since start", NULL,
+         0},
+    };
+    for (size_t i = 0; i < sizeof(fams) / sizeof(fams[0]); i++)
+        if ((err = jv_metrics_declare(m, fams[i].name, fams[i].type,
+                                      fams[i].help, fams[i].b, fams[i].nb)))
+            return err;
+    return JV_OK;
+}
+
+static void on_job(void *arg, const jv_writer_job *j)
+{
+    jv_node *n = arg;
+    uint64_t now = jv_now_ms();
+    if (j->err) {
+        n->last_commit_err = j->err;
+        n->last_commit_err_ms = now;
+        jv_metrics_add(n->metrics, "jarvis_commit_errors_total", NULL, 1);
+        jv_error("storage", "commit failed: %s", jv_strerror(j->err));
+    } else {
+        n->last_commit_ms = now;
+    }
+    jv_metrics_observe(n->metrics, "jarvis_commit_seconds", NULL,
+                       (double)j->commit_ns / 1e9);
+    if (j->groups) {
+        jv_metrics_observe(n->metrics, "jarvis_commit_requests", NULL,
+                           (double)j->groups);
+        jv_metrics_add(n->metrics, "jarvis_writes_total", "outcome=\"ok\"",
+                       (double)(j->groups - j->groups_failed));
+        if (j->groups_failed)
+            jv_metrics_add(n->metrics, "jarvis_writes_total",
+                           "outcome=\"refused\"", (double)j->groups_failed);
+    }
+    if (j->nops && !j->err) {
+        jv_metrics_add(n->metrics, "jarvis_ops_applied_total",
+                       "origin=\"local\"", (double)j->nops);
+        for (size_t b = 0; b < j->nbatches; b++)
+            jv_metrics_observe(n->metrics, "jarvis_batch_ops", NULL,
+                               (double)j->nops / (double)j->nbatches);
+    }
+    if (j->remote_ops)
+        jv_metrics_add(n->metrics, "jarvis_ops_applied_total",
+                       "origin=\"remote\"", (double)j->remote_ops);
+}
+
+/* -- off-loop jobs ---------------------------------------------------------- */
+
+typedef struct {
+    uv_work_t work;
+    jv_node *node;
+    jv_offloop_fn fn;
+    jv_offloop_done done;
+    void *arg;
+    jv_err err;
+} offloop_job;
+
+static void offloop_work(uv_work_t *w)
+{
+    offloop_job *j = w->data;
+    jv_store_opts o;
+    jv_store *st = NULL;
+    char msg[256];
+    jv_store_opts_default(&o);
+    o.sync = j->node->cfg->sync;
+    j->err = jv_store_open(j->node->db_path, &o, &st, msg, sizeof(msg));
+    if (j->err) {
+        jv_warn("storage", "cannot open a connection for a job: %s", msg);
+        return;
+    }
+    j->err = j->fn(st, j->arg);
+    jv_store_close(st);
+}
+
+static void offloop_after(uv_work_t *w, int status)
+{
+    offloop_job *j = w->data;
+    jv_node *n = j->node;
+    n->offloop--;
+    j->done(n, status == UV_ECANCELED ? JV_ECLOSED : j->err, j->arg);
+    jv_free(j);
+}
+
+jv_err jv_node_offloop(jv_node *n, jv_offloop_fn fn, jv_offloop_done done,
+                       void *arg)
+{
+    if (n->stopping)
+        return JV_ECLOSED;
+    offloop_job *j = jv_calloc(1, sizeof(*j));
+    if (!j)
+        return JV_ENOMEM;
+    j->node = n;
+    j->fn = fn;
+    j->done = done;
+    j->arg = arg;
+    j->work.data = j;
+    if (uv_queue_work(n->loop, &j->work, offloop_work, offloop_after) != 0) {
+        jv_free(j);
+        return JV_ESTATE;
+    }
+    n->offloop++;
+    return JV_OK;
+}
+
+/* -- housekeeping ------------------------------------------------------------ */
+
+typedef struct {
+    jv_write_req wr;
+    uint64_t cutoff;
+} purge_req;
+
+static jv_err purge_sessions(jv_store *st, void *arg)
+{
+    purge_req *p = arg;
+    return jv_store_session_purge(st, p->cutoff);
+}
+
+static void purge_done(jv_write_req *r)
+{
+    if (r->err || r->group.result)
+        jv_warn("api", "purging old sessions failed: %s",
+                jv_strerror(r->err ? r->err : r->group.result));
+    jv_free(r->arg);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    jv_node *n = t->data;
+    uint64_t now = jv_now_ms();
+    if (now - n->window_start_ms >= 60000) {
+        n->api_errors_last = n->api_errors_window;
+        n->api_errors_window = 0;
+        n->window_start_ms = now;
+    }
+    jv_auth_sweep(n->auth, now);
+    static const uint64_t every = PURGE_EVERY_MS / TICK_MS;
+    if (++n->ticks % every == 0 && !n->stopping) {
+        purge_req *p = jv_calloc(1, sizeof(*p));
+        if (!p)
+            return;
+        p->cutoff = now > SESSION_KEEP_MS ? now - SESSION_KEEP_MS : 0;
+        p->wr.group.local = purge_sessions;
+        p->wr.group.local_arg = p;
+        p->wr.done = purge_done;
+        p->wr.arg = p;
+        jv_writer_submit(n->writer, &p->wr);
+    }
+}
+
+/* -- stop ------------------------------------------------------------------ */
+
+static void on_closed(uv_handle_t *h)
+{
+    jv_node *n = h->data;
+    n->closing--;
+}
+
+static void close_handle(jv_node *n, uv_handle_t *h)
+{
+    if (uv_is_closing(h))
+        return;
+    n->closing++;
+    uv_close(h, on_closed);
+}
+
+static void on_writer_stopped(void *arg)
+{
+    jv_node *n = arg;
+    n->writer = NULL;
+    jv_store_close(n->wst);
+    jv_store_close(n->rst);
+    n->wst = n->rst = NULL;
+    close_handle(n, (uv_handle_t *)&n->sigterm);
+    close_handle(n, (uv_handle_t *)&n->sigint);
+    close_handle(n, (uv_handle_t *)&n->tick);
+    jv_info("node", "stopped");
+}
+
+static void on_http_closed(void *arg)
+{
+    jv_node *n = arg;
+    n->http = NULL;
+    if (n->writer)
+        jv_writer_stop(n->writer, on_writer_stopped, n);
+    else
+        on_writer_stopped(n);
+}
+
+/* Polls until nothing is in flight, then closes in order: API, writer,
+ * database, the loop's own handles. */
+static void on_drain(uv_timer_t *t)
+{
+    jv_node *n = t->data;
+    size_t inflight = n->http ? jv_http_inflight(n->http) : 0;
+    size_t pending = n->writer ? jv_writer_pending(n->writer) : 0;
+    if (inflight || pending || n->offloop)
+        return;
+    uv_timer_stop(t);
+    if (n->http)
+        jv_http_server_close(n->http, on_http_closed, n);
+    else
+        on_http_closed(n);
+}
+
+void jv_node_stop(jv_node *n)
+{
+    if (n->stopping)
+        return;
+    n->stopping = true;
+    jv_info("node", "stopping: finishing %zu requests in flight",
+            n->http ? jv_http_inflight(n->http) : 0);
+    if (n->http)
+        jv_http_stop_accepting(n->http);
+    if (n->api_addr_path[0])
+        unlink(n->api_addr_path);
+    uv_timer_stop(&n->tick);
+    uv_timer_start(&n->tick, on_drain, 0, 10);
+    n->tick.data = n;
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    jv_node *n = s->data;
+    if (n->stopping) {
+        /* A second signal: everything acknowledged is committed already. */
+        jv_warn("node", "second %s: exiting now", strsignal(signum));
+        _exit(1);
+    }
+    jv_info("node", "%s received", strsignal(signum));
+    jv_node_stop(n);
+}
+
+/* -- start ------------------------------------------------------------------ */
+
+static jv_err write_api_addr(jv_node *n)
+{
+    char tmp[PATH_MAX + 8], line[300];
+    int len = snprintf(line, sizeof(line), "%s%s\n",
+                       strncmp(n->api_bound, "unix:", 5) ? "http://" : "",
+                       n->api_bound);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", n->api_addr_path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return JV_EIO;
+    bool ok = write(fd, line, (size_t)len) == len;
+    close(fd);
+    if (!ok || rename(tmp, n->api_addr_path) != 0) {
+        unlink(tmp);
+        return JV_EIO;
+    }
+    return JV_OK;
+}
+
+jv_err jv_node_start(jv_node *n, uv_loop_t *loop, const jv_config *cfg,
+                     char *msg, size_t msglen)
+{
+    jv_store_opts o;
+    jv_datadir_info info;
+    jv_store_stats stats;
+    jv_err err;
+
+    memset(n, 0, sizeof(*n));
+    n->loop = loop;
+    n->cfg = cfg;
+    n->lockfd = -1;
+    n->started_ms = n->window_start_ms = jv_now_ms();
+    snprintf(n->data_dir, sizeof(n->data_dir), "%s", cfg->data_dir);
+    if (jv_datadir_path(n->data_dir, JV_DATADIR_DB, n->db_path,
+                        sizeof(n->db_path)) ||
+        jv_datadir_path(n->data_dir, JV_DATADIR_APIADDR, n->api_addr_path,
+                        sizeof(n->api_addr_path))) {
+        fmt(msg, msglen, "data dir path too long: %s", cfg->data_dir);
+        return JV_ETOOBIG;
+    }
+
+    jv_store_opts_default(&o);
+    o.sync = cfg->sync;
+    /* The lock comes first: two starts on one data dir must not both
+     * create an identity or an admin key. */
+    if ((err = jv_datadir_lock(n->data_dir, &n->lockfd, msg, msglen)))
+        goto fail;
+    if ((err = jv_datadir_prepare(n->data_dir, &o, &n->kp, &n->wst, &info,
+                                  msg, msglen)))
+        goto fail;
+    jv_id_hex(&n->kp.pk, n->self_hex);
+    if (info.created_identity)
+        jv_info("node", "created identity %s", n->self_hex);
+    if (info.created_admin_key || access(info.admin_key_path, F_OK) == 0)
+        jv_info("node", "%s admin API key: %s (mode 0600)",
+                info.created_admin_key ? "created the" : "the",
+                info.admin_key_path);
+    o.create = false;
+    if ((err = jv_store_open(n->db_path, &o, &n->rst, msg, msglen)))
+        goto fail;
+
+    jv_hlc_init(&n->hlc, cfg->max_skew_ms);
+    if ((err = jv_store_stats_get(n->rst, &stats))) {
+        fmt(msg, msglen, "cannot read %s: %s", n->db_path,
+            jv_store_errmsg(n->rst));
+        goto fail;
+    }
+    jv_hlc_seed(&n->hlc, stats.max_hlc);
+
+    n->auth = jv_auth_new(cfg->rate_limit, cfg->rate_burst);
+    n->metrics = jv_metrics_new();
+    if (!n->auth || !n->metrics || declare_metrics(n->metrics) != JV_OK) {
+        err = JV_ENOMEM;
+        fmt(msg, msglen, "out of memory");
+        goto fail;
+    }
+    if ((err = jv_auth_load(n->auth, n->rst, jv_now_ms()))) {
+        fmt(msg, msglen, "cannot load API keys: %s", jv_store_errmsg(n->rst));
+        goto fail;
+    }
+    if ((err = jv_writer_start(loop, n->wst, &n->kp, &n->hlc, &n->writer))) {
+        fmt(msg, msglen, "cannot start the writer thread");
+        goto fail;
+    }
+    jv_writer_observe(n->writer, on_job, n);
+
+    uv_signal_init(loop, &n->sigterm);
+    uv_signal_init(loop, &n->sigint);
+    n->sigterm.data = n->sigint.data = n;
+    uv_signal_start(&n->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&n->sigint, on_signal, SIGINT);
+    uv_timer_init(loop, &n->tick);
+    n->tick.data = n;
+    uv_timer_start(&n->tick, on_tick, TICK_MS, TICK_MS);
+
+    if (strcmp(cfg->api_listen, "off") != 0) {
+        jv_http_opts ho;
+        jv_http_opts_default(&ho);
+        ho.max_body = cfg->max_body;
+        if ((err = jv_http_server_new(loop, &ho, jv_api_handle, n,
+                                      &n->http))) {
+            fmt(msg, msglen, "cannot start the API server");
+            goto fail_running;
+        }
+        if ((err = jv_http_listen(n->http, cfg->api_listen, n->api_bound,
+                                  sizeof(n->api_bound)))) {
+            fmt(msg, msglen, "cannot listen on %s: %s", cfg->api_listen,
+                jv_strerror(err));
+            goto fail_running;
+        }
+        if (write_api_addr(n) != JV_OK)
+            jv_warn("node", "cannot write %s: %s", n->api_addr_path,
+                    strerror(errno));
+        jv_info("api", "listening on %s", n->api_bound);
+    }
+    jv_info("node", "node %s (%s) started, data in %s", n->self_hex,
+            cfg->name, n->data_dir);
+    return JV_OK;
+
+fail_running:
+    /* The loop owns handles now: stop through the normal path. */
+    n->exit_code = 1;
+    jv_node_stop(n);
+    return err;
+fail:
+    jv_store_close(n->rst);
+    jv_store_close(n->wst);
+    n->rst = n->wst = NULL;
+    jv_auth_free(n->auth);
+    jv_metrics_free(n->metrics);
+    n->auth = NULL;
+    n->metrics = NULL;
+    jv_datadir_unlock(n->lockfd);
+    n->lockfd = -1;
+    jv_keypair_wipe(&n->kp);
+    return err;
+}
+
+void jv_node_fini(jv_node *n)
+{
+    jv_auth_free(n->auth);
+    jv_metrics_free(n->metrics);
+    n->auth = NULL;
+    n->metrics = NULL;
+    jv_datadir_unlock(n->lockfd);
+    n->lockfd = -1;
+    jv_keypair_wipe(&n->kp);
+}

@@ -1,0 +1,88 @@
+/*
+ * node.h - a running jarvisd: the loop, its state, start and graceful stop.
+ *
+ * One libuv loop thread owns everything here. Work that blocks runs
+ * elsewhere: commits on the writer thread (writer.h), backup, verify and
+ * export on libuv's thread pool with connections of their own. Reads for
+ * the API use the reader connection on the loop thread (WAL: they never
+ * wait for the writer, and they see every acknowledged write).
+ *
+ * Stopping (SIGTERM, SIGINT): stop accepting, answer what is in flight,
+ * let the writer finish its queue, close the database, exit 0.
+ */
+#ifndef JV_NODE_H
+#define JV_NODE_H
+
+#include <limits.h>
+#include <uv.h>
+
+#include "auth.h"
+#include "config.h"
+#include "hlc.h"
+#include "http.h"
+#include "metrics.h"
+#include "writer.h"
+
+typedef struct jv_node jv_node;
+
+struct jv_node {
+    uv_loop_t *loop;
+    const jv_config *cfg;
+    jv_keypair kp;
+    char self_hex[JV_ID_HEX];
+    char data_dir[PATH_MAX];
+    char db_path[PATH_MAX];
+    char api_addr_path[PATH_MAX];
+    char api_bound[256];
+
+    jv_store *wst; /* writer connection: the writer thread's */
+    jv_store *rst; /* reader connection: the loop's */
+    jv_writer *writer;
+    jv_http_server *http;
+    jv_auth *auth;
+    jv_metrics *metrics;
+    jv_hlc hlc;
+
+    uv_signal_t sigterm, sigint;
+    uv_timer_t tick;
+    int lockfd;
+    uint64_t started_ms;
+    bool stopping;
+    int exit_code;
+    unsigned closing; /* handles still closing during stop */
+    unsigned offloop; /* thread-pool jobs running (backup, verify, export) */
+    uint64_t ticks;
+
+    /* Health inputs. */
+    uint64_t last_commit_ms;
+    jv_err last_commit_err;
+    uint64_t last_commit_err_ms;
+    uint64_t api_errors_window; /* 5xx answered in the current minute */
+    uint64_t api_errors_last;   /* ... and in the previous one */
+    uint64_t window_start_ms;
+};
+
+/* Wall clock in milliseconds since the Unix epoch. */
+uint64_t jv_now_ms(void);
+
+/* Prepares the data dir (identity, database, admin key), takes its lock,
+ * opens both connections and starts listening. msg receives a one-line
+ * reason on failure; everything opened so far is closed again. */
+jv_err jv_node_start(jv_node *n, uv_loop_t *loop, const jv_config *cfg,
+                     char *msg, size_t msglen);
+
+/* Begins the graceful stop (idempotent). Loop thread. When the loop has
+ * run out of handles, call jv_node_fini(). */
+void jv_node_stop(jv_node *n);
+/* Frees what outlives the loop and releases the data dir's lock. */
+void jv_node_fini(jv_node *n);
+
+/* Runs a job on libuv's thread pool with a connection of its own to the
+ * database (opened and closed there), then `done` on the loop thread.
+ * Refused with JV_ECLOSED while stopping. */
+typedef jv_err (*jv_offloop_fn)(jv_store *st, void *arg);
+typedef void (*jv_offloop_done)(jv_node *n, jv_err err, void *arg);
+jv_err jv_node_offloop(jv_node *n, jv_offloop_fn fn, jv_offloop_done done,
+                       void *arg);
+
+#endif

@@ -1,0 +1,330 @@
+#include "writer.h"
+
+#include <pthread.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "alloc.h"
+#include "query.h"
+
+struct jv_writer {
+    uv_loop_t *loop;
+    uv_async_t wake; /* writer thread -> loop: a job finished */
+    jv_store *st;
+    jv_keypair kp;
+    jv_hlc *clock;
+
+    /* Loop thread only. */
+    jv_write_req *queue, *queue_tail;
+    size_t queued;
+    bool running; /* a job is with the writer thread */
+    bool stopping;
+    void (*stop_done)(void *);
+    void *stop_arg;
+    jv_writer_observer observer;
+    void *observer_arg;
+
+    /* Shared, under mu. */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    jv_write_req *job;  /* handed to the thread */
+    jv_write_req *done; /* handed back */
+    uint64_t job_hlc;
+    bool quit;
+    pthread_t thread;
+};
+
+static uint64_t wall_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+}
+
+/* Verifies the peers' batches of one request and applies them in one
+ * transaction. Signature work is skipped for batches already applied. */
+static void run_remote(jv_writer *w, jv_write_req *r)
+{
+    jv_store_batch *sb = jv_calloc(r->nremote, sizeof(*sb));
+    jv_batch *decoded = jv_calloc(r->nremote, sizeof(*decoded));
+    uint8_t(*hashes)[JV_HASH_LEN] = jv_calloc(r->nremote, JV_HASH_LEN);
+    size_t *index = jv_calloc(r->nremote, sizeof(*index));
+    jv_err *results = jv_calloc(r->nremote, sizeof(*results));
+    size_t n = 0;
+
+    if (!sb || !decoded || !hashes || !index || !results) {
+        r->err = JV_ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < r->nremote; i++) {
+        jv_remote_batch *rb = &r->remote[i];
+        jv_batch_head h;
+        uint64_t applied;
+        uint8_t last[JV_HASH_LEN];
+        if ((rb->result = jv_batch_peek(rb->body, rb->len, &h)))
+            continue;
+        if (jv_store_origin_head(w->st, &h.origin, &applied, last) == JV_OK &&
+            h.last_seq <= applied) {
+            rb->result = JV_EDUP;
+            continue;
+        }
+        jv_batch_hash(rb->body, rb->len, hashes[n]);
+        if ((rb->result = jv_batch_verify_sig(hashes[n], rb->sig, &h.origin)))
+            continue;
+        if ((rb->result = jv_batch_decode(rb->body, rb->len, &decoded[n])))
+            continue;
+        sb[n] = (jv_store_batch){rb->body, rb->len, rb->sig, hashes[n],
+                                 &decoded[n]};
+        index[n++] = i;
+    }
+    if (n) {
+        r->err = jv_store_apply(w->st, sb, n, r->apply_flags, results,
+                                &r->stats);
+        for (size_t k = 0; k < n; k++)
+            r->remote[index[k]].result = r->err ? r->err : results[k];
+    }
+out:
+    for (size_t k = 0; decoded && k < n; k++)
+        jv_batch_fini(&decoded[k]);
+    jv_free(sb);
+    jv_free(decoded);
+    jv_free(hashes);
+    jv_free(index);
+    jv_free(results);
+}
+
+/* All local groups of the job go into one transaction and one batch. */
+static void run_local(jv_writer *w, jv_write_req *job, uint64_t hlc,
+                      uint64_t *ns)
+{
+    size_t n = 0, k = 0;
+    for (jv_write_req *r = job; r; r = r->next)
+        if (r->group.n || r->group.local)
+            n++;
+    if (!n)
+        return;
+    jv_write_group *groups = jv_calloc(n, sizeof(*groups));
+    jv_commit_info info;
+    memset(&info, 0, sizeof(info));
+    uint64_t t0 = uv_hrtime();
+    jv_err err = JV_ENOMEM;
+    if (groups) {
+        for (jv_write_req *r = job; r; r = r->next)
+            if (r->group.n || r->group.local)
+                groups[k++] = r->group;
+        err = jv_store_commit_local(w->st, &w->kp, hlc, groups, n, &info);
+    }
+    *ns += uv_hrtime() - t0;
+    k = 0;
+    for (jv_write_req *r = job; r; r = r->next) {
+        if (!(r->group.n || r->group.local))
+            continue;
+        if (groups) {
+            r->group.result = groups[k].result;
+            r->group.failed_index = groups[k].failed_index;
+        }
+        k++;
+        if (err && !r->err)
+            r->err = err;
+        r->info = info;
+        r->job_groups = n;
+    }
+    jv_free(groups);
+}
+
+static void *thread_main(void *arg)
+{
+    jv_writer *w = arg;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (!w->job && !w->quit)
+            pthread_cond_wait(&w->cv, &w->mu);
+        if (!w->job)
+            break;
+        jv_write_req *job = w->job;
+        uint64_t hlc = w->job_hlc;
+        w->job = NULL;
+        pthread_mutex_unlock(&w->mu);
+
+        uint64_t ns = 0;
+        for (jv_write_req *r = job; r; r = r->next) {
+            if (!r->nremote)
+                continue;
+            uint64_t t0 = uv_hrtime();
+            run_remote(w, r);
+            ns += uv_hrtime() - t0;
+        }
+        run_local(w, job, hlc, &ns);
+        for (jv_write_req *r = job; r; r = r->next)
+            r->commit_ns = ns;
+
+        pthread_mutex_lock(&w->mu);
+        w->done = job;
+        uv_async_send(&w->wake);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+static void dispatch(jv_writer *w)
+{
+    if (w->running || !w->queue)
+        return;
+    uint64_t hlc;
+    /* Every stamp inside was taken from the same clock before now, so the
+     * batch stamp is at least each of them. If the clock cannot move (its
+     * 48-bit range is exhausted) the commit fails with that error. */
+    jv_err err = jv_hlc_now(w->clock, wall_ms(), &hlc);
+    jv_write_req *job = w->queue;
+    w->queue = w->queue_tail = NULL;
+    w->queued = 0;
+    if (err) {
+        while (job) {
+            jv_write_req *next = job->next;
+            job->err = err;
+            job->done(job);
+            job = next;
+        }
+        return;
+    }
+    for (jv_write_req *r = job; r; r = r->next) {
+        r->err = JV_OK;
+        memset(&r->info, 0, sizeof(r->info));
+        memset(&r->stats, 0, sizeof(r->stats));
+    }
+    w->running = true;
+    pthread_mutex_lock(&w->mu);
+    w->job = job;
+    w->job_hlc = hlc;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    jv_writer *w = h->data;
+    void (*done)(void *) = w->stop_done;
+    void *arg = w->stop_arg;
+    jv_keypair_wipe(&w->kp);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+    jv_free(w);
+    if (done)
+        done(arg);
+}
+
+static void finish_stop(jv_writer *w)
+{
+    pthread_mutex_lock(&w->mu);
+    w->quit = true;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->thread, NULL);
+    uv_close((uv_handle_t *)&w->wake, on_closed);
+}
+
+static void on_wake(uv_async_t *h)
+{
+    jv_writer *w = h->data;
+    pthread_mutex_lock(&w->mu);
+    jv_write_req *done = w->done;
+    w->done = NULL;
+    pthread_mutex_unlock(&w->mu);
+    if (!done)
+        return;
+    w->running = false;
+    if (w->observer) {
+        jv_writer_job j;
+        memset(&j, 0, sizeof(j));
+        for (jv_write_req *r = done; r; r = r->next) {
+            j.requests++;
+            j.commit_ns = r->commit_ns;
+            if (r->err && !j.err)
+                j.err = r->err;
+            if (r->group.n || r->group.local) {
+                j.groups++;
+                if (r->err || r->group.result)
+                    j.groups_failed++;
+                j.nops = r->info.nops;
+                j.nbatches = r->info.nbatches;
+            }
+            j.remote_batches += r->nremote;
+            j.remote_ops += r->stats.ops;
+        }
+        w->observer(w->observer_arg, &j);
+    }
+    while (done) {
+        jv_write_req *next = done->next;
+        done->next = NULL;
+        done->done(done);
+        done = next;
+    }
+    dispatch(w);
+    if (w->stopping && !w->running && !w->queue)
+        finish_stop(w);
+}
+
+jv_err jv_writer_start(uv_loop_t *loop, jv_store *st, const jv_keypair *kp,
+                       jv_hlc *clock, jv_writer **out)
+{
+    jv_writer *w = jv_calloc(1, sizeof(*w));
+    if (!w)
+        return JV_ENOMEM;
+    w->loop = loop;
+    w->st = st;
+    w->kp = *kp;
+    w->clock = clock;
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    if (uv_async_init(loop, &w->wake, on_wake) != 0)
+        goto fail;
+    w->wake.data = w;
+    if (pthread_create(&w->thread, NULL, thread_main, w) != 0) {
+        w->stop_done = NULL;
+        uv_close((uv_handle_t *)&w->wake, on_closed);
+        return JV_ESTATE;
+    }
+    *out = w;
+    return JV_OK;
+fail:
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+    jv_keypair_wipe(&w->kp);
+    jv_free(w);
+    return JV_ESTATE;
+}
+
+void jv_writer_observe(jv_writer *w, jv_writer_observer fn, void *arg)
+{
+    w->observer = fn;
+    w->observer_arg = arg;
+}
+
+void jv_writer_submit(jv_writer *w, jv_write_req *r)
+{
+    r->next = NULL;
+    if (w->queue_tail)
+        w->queue_tail->next = r;
+    else
+        w->queue = r;
+    w->queue_tail = r;
+    w->queued++;
+    dispatch(w);
+}
+
+size_t jv_writer_pending(const jv_writer *w)
+{
+    size_t n = w->queued;
+    if (w->running)
+        n++;
+    return n;
+}
+
+void jv_writer_stop(jv_writer *w, void (*done)(void *), void *arg)
+{
+    w->stopping = true;
+    w->stop_done = done;
+    w->stop_arg = arg;
+    if (!w->running && !w->queue)
+        finish_stop(w);
+}

@@ -1,0 +1,101 @@
+/*
+ * writer.h - the commit thread: group commit off the event loop.
+ *
+ *   loop thread                      writer thread
+ *   -----------                      -------------
+ *   submit(r) -> queue
+ *   no commit running? dispatch:
+ *     job = whole queue, stamp  ---> verify remote batches' signatures,
+ *                                    jv_store_apply (one transaction),
+ *                                    jv_store_commit_local (one transaction,
+ *                                    one signed batch for all local groups)
+ *   async wakeup  <------------------ job done
+ *   call each r->done; queue non-empty? dispatch again
+ *
+ * While one commit runs, new writes wait in the queue and go together in
+ * the next one: under load a commit carries many requests (one signature,
+ * one fsync), idle a write commits alone at once. The loop never blocks on
+ * the disk. A dedicated thread (rather than libuv's pool) keeps long jobs
+ * there (backup, verify, export) from ever delaying a commit.
+ *
+ * Ownership: a request and everything it points to belong to the caller
+ * and must stay valid until its done callback, which runs on the loop
+ * thread.
+ */
+#ifndef JV_WRITER_H
+#define JV_WRITER_H
+
+#include <uv.h>
+
+#include "apply.h"
+#include "hlc.h"
+
+typedef struct jv_writer jv_writer;
+typedef struct jv_write_req jv_write_req;
+
+typedef void (*jv_write_cb)(jv_write_req *r);
+
+/* A batch from a peer. body is owned by the caller. */
+typedef struct {
+    const uint8_t *body;
+    size_t len;
+    uint8_t sig[JV_SIG_LEN];
+    jv_err result; /* out: jv_store_apply's result, or JV_ESIG, JV_EDECODE */
+} jv_remote_batch;
+
+struct jv_write_req {
+    /* In: local writes (group.n > 0 or group.local set), or remote
+     * batches (nremote > 0), or both. */
+    jv_write_group group;
+    jv_remote_batch *remote;
+    size_t nremote;
+    unsigned apply_flags;
+    jv_write_cb done;
+    void *arg;
+
+    /* Out, valid in done: the storage error that failed the commit (then
+     * nothing of this request was applied), and what the commit did. */
+    jv_err err;
+    jv_commit_info info;
+    jv_apply_stats stats;
+    uint64_t commit_ns; /* duration of the commit(s) this request was in */
+    size_t job_groups;  /* local groups committed together with this one */
+
+    jv_write_req *next; /* internal */
+};
+
+/* What one commit job did, for metrics. */
+typedef struct {
+    size_t requests;       /* requests in the job */
+    size_t groups;         /* local write groups committed */
+    size_t groups_failed;  /* ... of which dropped */
+    size_t nops;           /* local operations after coalescing */
+    size_t nbatches;       /* local batches made */
+    size_t remote_batches; /* peers' batches offered */
+    uint64_t remote_ops;   /* peers' operations applied */
+    uint64_t commit_ns;
+    jv_err err;            /* a storage error that failed a commit */
+} jv_writer_job;
+
+typedef void (*jv_writer_observer)(void *arg, const jv_writer_job *job);
+
+/* Starts the thread. st is used only by that thread from now on; kp is
+ * copied; clock belongs to the loop and stamps each batch. */
+jv_err jv_writer_start(uv_loop_t *loop, jv_store *st, const jv_keypair *kp,
+                       jv_hlc *clock, jv_writer **out);
+
+/* Called on the loop thread after every job, before the requests' done
+ * callbacks. */
+void jv_writer_observe(jv_writer *w, jv_writer_observer fn, void *arg);
+
+/* Queues a request. Loop thread. */
+void jv_writer_submit(jv_writer *w, jv_write_req *r);
+
+/* Requests queued or committing. Loop thread. */
+size_t jv_writer_pending(const jv_writer *w);
+
+/* Once nothing is pending, stops the thread and frees the writer, then
+ * calls done(arg) on the loop thread. Submitting after this is a bug. */
+void jv_writer_stop(jv_writer *w, void (*done)(void *), void *arg);
+
+#endif
