@@ -52,6 +52,12 @@ static const api_route routes[] = {
     {"POST", "/v1/backup", R_ADMIN, api_backup},
     {"POST", "/v1/verify", R_ADMIN, api_verify},
     {"GET", "/v1/peers", R_READ, api_peers_list},
+    {"POST", "/v1/peers", R_ADMIN, api_peer_add},
+    {"DELETE", "/v1/peers/{*}", R_ADMIN, api_peer_remove},
+    {"GET", "/v1/trust", R_READ, api_trust_list},
+    {"POST", "/v1/trust", R_ADMIN, api_trust_add},
+    {"DELETE", "/v1/trust/{}", R_ADMIN, api_trust_remove},
+    {"POST", "/v1/debug/faults", R_ADMIN, api_faults},
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -454,6 +460,15 @@ void api_submit(api_ctx *c, jv_write_cb done)
 {
     if (c->node->stopping) {
         api_error(c, 503, "shutting_down", "the node is stopping");
+        return;
+    }
+    if (c->node->fenced && c->nintents) {
+        /* New operations now could reuse sequence numbers this node
+         * published before its backup was taken. */
+        api_error(c, 503, "catching_up",
+                  "this node was restored from a backup and is fetching "
+                  "its own newer operations from its peers; writes resume "
+                  "when it has caught up with every peer");
         return;
     }
     c->wr.group.intents = c->intents;

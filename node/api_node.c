@@ -15,6 +15,7 @@
 #include "backup.h"
 #include "datadir.h"
 #include "local.h"
+#include "repl.h"
 
 /* -- liveness, metrics, health -------------------------------------------- */
 
@@ -58,6 +59,7 @@ void api_metrics(api_ctx *c)
                    (double)jv_http_conns(n->http));
     jv_metrics_set(n->metrics, "jarvis_uptime_seconds", NULL,
                    (double)(jv_now_ms() - n->started_ms) / 1000.0);
+    jv_repl_update_metrics(n->repl);
     jv_buf out;
     jv_buf_init(&out);
     jv_err err = jv_metrics_render(n->metrics, &out);
@@ -113,7 +115,12 @@ void api_health(api_ctx *c)
              jv_http_conns(n->http), errs, n->stopping ? ", stopping" : "");
     json_object_set_new(comps, "api", component(s_api, why));
 
-    snprintf(why, sizeof(why), "no peers configured");
+    s_repl = jv_repl_health(n->repl, why, sizeof(why));
+    if (n->fenced) {
+        s_repl = s_repl < 50 ? s_repl : 50;
+        snprintf(why + strlen(why), sizeof(why) - strlen(why),
+                 "; restored from a backup, catching up before writes");
+    }
     json_object_set_new(comps, "replication", component(s_repl, why));
 
     uint64_t rss = resident_bytes();
@@ -156,10 +163,11 @@ void api_status(api_ctx *c)
     }
     jv_vv_fini(&vv);
     uint64_t now = jv_now_ms();
-    json_t *peers = json_array();
+    json_t *peers = jv_repl_peers_json(n->repl);
     api_reply(c, 200,
-              json_pack("{s:s,s:s,s:s,s:o,s:I,s:I,s:o,s:I,s:o}", "node_id",
-                        n->self_hex, "name", n->cfg->name, "version",
+              json_pack("{s:s,s:s,s:s,s:s,s:o,s:I,s:I,s:o,s:I,s:o}",
+                        "node_id", n->self_hex, "name", n->cfg->name,
+                        "peer_address", n->peer_bound, "version",
                         JV_VERSION, "started_at", api_time(n->started_ms),
                         "uptime_seconds",
                         (json_int_t)((now - n->started_ms) / 1000),
@@ -904,11 +912,4 @@ void api_verify(api_ctx *c)
     jv_err err = jv_node_offloop(c->node, verify_run, verify_done, m);
     if (err)
         api_fail(c, err, "verify");
-}
-
-/* -- peers -------------------------------------------------------------------- */
-
-void api_peers_list(api_ctx *c)
-{
-    api_reply(c, 200, json_pack("{s:o}", "peers", json_array()));
 }

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "batch.h"
 #include "datadir.h"
 
 typedef enum { T_STR, T_U64, T_SIZE, T_BOOL, T_LEVEL, T_SYNC, T_LIST } opt_type;
@@ -36,6 +37,9 @@ static const opt opts[] = {
      "default: tcp://0.0.0.0:7411 with a cluster key, else off"},
     {"peer", T_LIST, OFF(peers), "ADDR",
      "a peer to replicate with (repeatable; all sources are joined)"},
+    {"trust", T_LIST, OFF(trust), "NODE_ID",
+     "a node whose batches to accept, added to the replicated trust\n"
+     "list at start (repeatable; all sources are joined)"},
     {"cluster-key-file", T_STR, OFF(cluster_key_file), "FILE",
      "cluster keyring: one hex key per line, the first used to send"},
     {"insecure", T_BOOL, OFF(insecure), NULL,
@@ -63,6 +67,10 @@ static const opt opts[] = {
      "peers each new batch is pushed to at once; default: 3"},
     {"max-message", T_SIZE, OFF(max_message), "BYTES",
      "largest peer message (k, M suffixes allowed); default: 8M"},
+    {"peer-timeout", T_U64, OFF(peer_timeout_ms), "MS",
+     "how long one exchange with a peer may take; default: 10000"},
+    {"test-faults", T_BOOL, OFF(test_faults), NULL,
+     "enable fault injection through the API (for tests only)"},
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
@@ -137,22 +145,18 @@ static jv_err set_value(jv_config *c, const opt *o, const char *val)
         break;
     }
     case T_LIST: {
+        jv_strlist *l = field;
+        for (size_t i = 0; i < l->n; i++)
+            if (strcmp(l->v[i], val) == 0)
+                return JV_OK;
         char *d = jv_strndup(val, strlen(val));
-        char **list = jv_reallocarray(c->peers, c->npeers + 1, sizeof(char *));
-        if (!d || !list) {
+        char **v = d ? jv_reallocarray(l->v, l->n + 1, sizeof(char *)) : NULL;
+        if (!v) {
             jv_free(d);
-            if (list)
-                c->peers = list;
             return JV_ENOMEM;
         }
-        c->peers = list;
-        for (size_t i = 0; i < c->npeers; i++) {
-            if (strcmp(list[i], d) == 0) {
-                jv_free(d);
-                return JV_OK;
-            }
-        }
-        list[c->npeers++] = d;
+        l->v = v;
+        v[l->n++] = d;
         break;
     }
     case T_U64:
@@ -199,6 +203,7 @@ static jv_err set_defaults(jv_config *c)
     c->sync_interval_ms = 1000;
     c->fanout = 3;
     c->max_message = 8 * 1024 * 1024;
+    c->peer_timeout_ms = 10000;
     if (jv_datadir_default(buf, sizeof(buf)) != JV_OK)
         return JV_ETOOBIG;
     if (gethostname(host, sizeof(host)) != 0)
@@ -230,7 +235,8 @@ static jv_err load_env(jv_config *c, char *msg, size_t msglen)
         if (!v || !*v)
             continue;
         if (opts[i].type == T_LIST) {
-            /* JARVIS_PEER may list several, comma-separated. */
+            /* JARVIS_PEER and JARVIS_TRUST may list several,
+             * comma-separated. */
             char *copy = jv_strndup(v, strlen(v)), *save = NULL;
             if (!copy)
                 return JV_ENOMEM;
@@ -427,10 +433,12 @@ jv_err jv_config_load(jv_config *c, int argc, char **argv, FILE *out,
     if (c->rate_limit && c->rate_burst == 0)
         c->rate_burst = c->rate_limit;
     if (c->max_body == 0 || c->max_message < 64 * 1024 || c->fanout == 0 ||
-        c->sync_interval_ms == 0) {
+        c->sync_interval_ms < 10 || c->peer_timeout_ms < 10 ||
+        c->max_message < JV_BATCH_MAX_BYTES * 2ull) {
         msgf(msg, msglen,
-             "max-body, fanout and sync-interval must be positive and "
-             "max-message at least 64k");
+             "max-body and fanout must be positive, sync-interval and "
+             "peer-timeout at least 10 ms, max-message at least 8M (twice "
+             "the largest batch)");
         return JV_EINVAL;
     }
     return JV_OK;
@@ -446,8 +454,11 @@ void jv_config_fini(jv_config *c)
     jv_free(c->name);
     jv_free(c->config_path);
     jv_free(c->cluster_key_file);
-    for (size_t i = 0; i < c->npeers; i++)
-        jv_free(c->peers[i]);
-    jv_free(c->peers);
+    jv_strlist *lists[] = {&c->peers, &c->trust};
+    for (size_t k = 0; k < 2; k++) {
+        for (size_t i = 0; i < lists[k]->n; i++)
+            jv_free(lists[k]->v[i]);
+        jv_free(lists[k]->v);
+    }
     memset(c, 0, sizeof(*c));
 }

@@ -4,8 +4,8 @@
  *
  * Every setting has one long flag (--api-listen), one config file key (the
  * flag without dashes: api-listen = ...) and one environment variable
- * (JARVIS_API_LISTEN). Peers are the exception to precedence: the peers of
- * all sources are joined. The config file is "key = value" lines, '#'
+ * (JARVIS_API_LISTEN). Lists (peer, trust) are the exception to
+ * precedence: the values of all sources are joined. The config file is "key = value" lines, '#'
  * comments, values optionally in double quotes; an unknown key or a bad
  * value is an error naming the file and line.
  */
@@ -19,6 +19,12 @@
 #include "log.h"
 #include "store.h"
 
+/* A repeatable setting's values, in the order given, without duplicates. */
+typedef struct {
+    char **v;
+    size_t n;
+} jv_strlist;
+
 typedef struct {
     char *data_dir;
     char *api_listen;  /* "127.0.0.1:7410", "unix:/path", "off" */
@@ -26,8 +32,8 @@ typedef struct {
     char *name;        /* node name shown to operators */
     char *config_path; /* the config file read, if any */
     char *cluster_key_file;
-    char **peers;
-    size_t npeers;
+    jv_strlist peers; /* peer addresses */
+    jv_strlist trust; /* node ids this node trusts from the start */
     jv_log_level log_level;
     jv_sync sync;
     uint64_t rate_limit;    /* requests per second per key; 0 = off */
@@ -38,7 +44,9 @@ typedef struct {
     uint64_t sync_interval_ms; /* anti-entropy period */
     uint64_t fanout;        /* peers a new batch is pushed to */
     uint64_t max_message;   /* largest peer message, bytes */
+    uint64_t peer_timeout_ms; /* one exchange with a peer */
     bool insecure;          /* allow listening without a cluster key */
+    bool test_faults;       /* enable POST /v1/debug/faults (tests only) */
 } jv_config;
 
 typedef enum {

@@ -15,6 +15,8 @@
 #include "local.h"
 #include "log.h"
 #include "query.h"
+#include "repl.h"
+#include "transport.h"
 
 #define TICK_MS          1000
 #define PURGE_EVERY_MS   (10 * 60 * 1000)
@@ -115,6 +117,8 @@ static void on_job(void *arg, const jv_writer_job *j)
             jv_metrics_add(n->metrics, "jarvis_writes_total",
                            "outcome=\"refused\"", (double)j->groups_failed);
     }
+    if (j->nops && !j->err && n->repl)
+        jv_repl_local_committed(n->repl);
     if (j->nops && !j->err) {
         jv_metrics_add(n->metrics, "jarvis_ops_applied_total",
                        "origin=\"local\"", (double)j->nops);
@@ -206,6 +210,36 @@ static void purge_done(jv_write_req *r)
     jv_free(r->arg);
 }
 
+static jv_err clear_restored(jv_store *st, void *arg)
+{
+    (void)arg;
+    return jv_store_meta_set(st, JV_META_RESTORED, "", 0);
+}
+
+static void unfenced(jv_write_req *r)
+{
+    if (r->err || r->group.result)
+        jv_warn("node", "cannot clear the restored mark: %s",
+                jv_strerror(r->err ? r->err : r->group.result));
+    jv_free(r);
+}
+
+/* A restored node accepts writes again once it has pulled from every peer
+ * whatever it had already published before the backup was taken. */
+static void unfence(jv_node *n)
+{
+    jv_write_req *r = jv_calloc(1, sizeof(*r));
+    n->fenced = false;
+    jv_info("node", "caught up with every peer after the restore: accepting "
+                    "writes again");
+    if (!r)
+        return;
+    r->group.local = clear_restored;
+    r->done = unfenced;
+    r->arg = r;
+    jv_writer_submit(n->writer, r);
+}
+
 static void on_tick(uv_timer_t *t)
 {
     jv_node *n = t->data;
@@ -216,6 +250,8 @@ static void on_tick(uv_timer_t *t)
         n->window_start_ms = now;
     }
     jv_auth_sweep(n->auth, now);
+    if (n->fenced && n->repl && jv_repl_caught_up(n->repl))
+        unfence(n);
     static const uint64_t every = PURGE_EVERY_MS / TICK_MS;
     if (++n->ticks % every == 0 && !n->stopping) {
         purge_req *p = jv_calloc(1, sizeof(*p));
@@ -285,6 +321,14 @@ static void on_drain(uv_timer_t *t)
         on_http_closed(n);
 }
 
+static void on_repl_stopped(void *arg)
+{
+    jv_node *n = arg;
+    n->repl = NULL;
+    uv_timer_stop(&n->tick);
+    uv_timer_start(&n->tick, on_drain, 0, 10);
+}
+
 void jv_node_stop(jv_node *n)
 {
     if (n->stopping)
@@ -297,8 +341,12 @@ void jv_node_stop(jv_node *n)
     if (n->api_addr_path[0])
         unlink(n->api_addr_path);
     uv_timer_stop(&n->tick);
-    uv_timer_start(&n->tick, on_drain, 0, 10);
     n->tick.data = n;
+    /* Peers first: what they sent is applied before the writer stops. */
+    if (n->repl)
+        jv_repl_stop(n->repl, on_repl_stopped, n);
+    else
+        on_repl_stopped(n);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -332,6 +380,152 @@ static jv_err write_api_addr(jv_node *n)
         return JV_EIO;
     }
     return JV_OK;
+}
+
+/* Loopback and Unix-socket peer addresses need no cluster key. */
+static bool local_only(const char *addr)
+{
+    return !strncmp(addr, "ipc://", 6) || !strncmp(addr, "tcp://127.", 10) ||
+           !strncmp(addr, "tcp://localhost:", 16) ||
+           !strncmp(addr, "tcp://[::1]:", 12);
+}
+
+static jv_err load_peer(void *arg, const jv_peer_row *p)
+{
+    jv_node *n = arg;
+    char addr[600];
+    snprintf(addr, sizeof(addr), "%.*s", (int)p->addr.n, p->addr.p);
+    jv_err err = jv_repl_peer_add(n->repl, addr);
+    if (err && err != JV_EEXIST)
+        jv_warn("repl", "ignoring stored peer %s: %s", addr, jv_strerror(err));
+    return JV_OK;
+}
+
+static void trusted_at_start(jv_write_req *r)
+{
+    if (r->err || r->group.result)
+        jv_error("node", "cannot add the configured trust entries: %s",
+                 jv_strerror(r->err ? r->err : r->group.result));
+    jv_free(r->arg);
+}
+
+typedef struct {
+    jv_write_req wr;
+    jv_intent *in;
+} trust_boot;
+
+/* Puts the configured node ids on the replicated trust list, once. */
+static jv_err trust_configured(jv_node *n, char *msg, size_t msglen)
+{
+    const jv_strlist *l = &n->cfg->trust;
+    size_t k = 0;
+    if (!l->n)
+        return JV_OK;
+    trust_boot *b = jv_calloc(1, sizeof(*b) + l->n * sizeof(jv_intent));
+    if (!b)
+        return JV_ENOMEM;
+    b->in = (jv_intent *)(b + 1);
+    for (size_t i = 0; i < l->n; i++) {
+        jv_id id;
+        bool yes = false;
+        if (jv_id_from_hex(l->v[i], strlen(l->v[i]), &id)) {
+            snprintf(msg, msglen, "--trust %s: not a node id (64 hex digits)",
+                     l->v[i]);
+            jv_free(b);
+            return JV_EINVAL;
+        }
+        if (jv_store_is_trusted(n->rst, &id, &yes) == JV_OK && yes)
+            continue;
+        jv_intent *in = &b->in[k++];
+        in->op.kind = JV_OP_TRUST;
+        in->op.trust.node = id;
+        in->op.trust.trusted = true;
+        in->op.trust.name = jv_str_c("");
+        jv_hlc_now(&n->hlc, jv_now_ms(), &in->op.trust.stamp);
+        jv_info("node", "trusting node %.16s (configured)", l->v[i]);
+    }
+    if (!k) {
+        jv_free(b);
+        return JV_OK;
+    }
+    b->wr.group.intents = b->in;
+    b->wr.group.n = k;
+    b->wr.done = trusted_at_start;
+    b->wr.arg = b;
+    jv_writer_submit(n->writer, &b->wr);
+    return JV_OK;
+}
+
+static jv_err start_replication(jv_node *n, char *msg, size_t msglen)
+{
+    const jv_config *cfg = n->cfg;
+    const char *listen = NULL;
+    jv_repl_opts ro;
+    uint8_t flag[4];
+    size_t flaglen;
+    jv_err err;
+
+    if (cfg->cluster_key_file &&
+        (err = jv_keyring_load(cfg->cluster_key_file, &n->ring, msg, msglen)))
+        return err;
+    if (!strcmp(cfg->listen, "auto"))
+        listen = n->ring.n ? "tcp://0.0.0.0:7411" : NULL;
+    else if (strcmp(cfg->listen, "off") != 0)
+        listen = cfg->listen;
+    if (listen && !n->ring.n && !cfg->insecure && !local_only(listen)) {
+        snprintf(msg, msglen,
+                 "refusing to listen for peers on %s without a cluster key: "
+                 "give --cluster-key-file (see docs/operations.md), or "
+                 "--insecure to accept unencrypted peers",
+                 listen);
+        return JV_EPERM;
+    }
+    if (!n->ring.n && (listen || cfg->peers.n))
+        jv_warn("repl", "no cluster key: peer traffic is neither encrypted "
+                        "nor authenticated");
+    memset(&ro, 0, sizeof(ro));
+    ro.listen = listen;
+    ro.ring = &n->ring;
+    ro.fanout = cfg->fanout;
+    ro.interval_ms = cfg->sync_interval_ms;
+    ro.max_message = cfg->max_message;
+    ro.timeout_ms = cfg->peer_timeout_ms;
+    ro.backoff_min_ms = 250;
+    ro.backoff_max_ms = 30000;
+    if ((err = jv_repl_start(n, &ro, &n->repl, n->peer_bound,
+                             sizeof(n->peer_bound), msg, msglen)))
+        return err;
+    if (n->peer_bound[0])
+        jv_info("repl", "listening for peers on %s", n->peer_bound);
+
+    /* Peers: the stored ones and the configured ones (stored for next
+     * time, so that all of them survive a restart). */
+    for (size_t i = 0; i < cfg->peers.n; i++) {
+        jv_peer_row row = {.addr = jv_str_c(cfg->peers.v[i]),
+                           .added_ms = jv_now_ms(),
+                           .source = jv_str_c("config")};
+        if ((err = jv_transport_addr_check(cfg->peers.v[i]))) {
+            snprintf(msg, msglen, "--peer %s: not a tcp:// or ipc:// address",
+                     cfg->peers.v[i]);
+            return err;
+        }
+        if ((err = jv_store_peer_add(n->rst, &row)))
+            jv_warn("repl", "cannot store peer %s: %s", cfg->peers.v[i],
+                    jv_store_errmsg(n->rst));
+    }
+    jv_store_peer_list(n->rst, load_peer, n);
+    for (size_t i = 0; i < cfg->peers.n; i++)
+        jv_repl_peer_add(n->repl, cfg->peers.v[i]);
+
+    if (jv_store_meta_get(n->rst, JV_META_RESTORED, flag, sizeof(flag),
+                          &flaglen) == JV_OK &&
+        flaglen > 0) {
+        n->fenced = jv_repl_npeers(n->repl) > 0;
+        if (n->fenced)
+            jv_warn("node", "restored from a backup: local writes wait until "
+                            "every peer has been caught up with");
+    }
+    return trust_configured(n, msg, msglen);
 }
 
 jv_err jv_node_start(jv_node *n, uv_loop_t *loop, const jv_config *cfg,
@@ -410,6 +604,9 @@ jv_err jv_node_start(jv_node *n, uv_loop_t *loop, const jv_config *cfg,
     n->tick.data = n;
     uv_timer_start(&n->tick, on_tick, TICK_MS, TICK_MS);
 
+    if ((err = start_replication(n, msg, msglen)))
+        goto fail_running;
+
     if (strcmp(cfg->api_listen, "off") != 0) {
         jv_http_opts ho;
         jv_http_opts_default(&ho);
@@ -450,11 +647,13 @@ fail:
     jv_datadir_unlock(n->lockfd);
     n->lockfd = -1;
     jv_keypair_wipe(&n->kp);
+    jv_keyring_wipe(&n->ring);
     return err;
 }
 
 void jv_node_fini(jv_node *n)
 {
+    jv_keyring_wipe(&n->ring);
     jv_auth_free(n->auth);
     jv_metrics_free(n->metrics);
     n->auth = NULL;

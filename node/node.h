@@ -20,10 +20,12 @@
 #include "config.h"
 #include "hlc.h"
 #include "http.h"
+#include "keyring.h"
 #include "metrics.h"
 #include "writer.h"
 
 typedef struct jv_node jv_node;
+struct jv_repl;
 
 struct jv_node {
     uv_loop_t *loop;
@@ -42,6 +44,10 @@ struct jv_node {
     jv_auth *auth;
     jv_metrics *metrics;
     jv_hlc hlc;
+    struct jv_repl *repl; /* peers and sync */
+    jv_keyring ring;      /* cluster keys (empty: plaintext peers) */
+    char peer_bound[256]; /* where peers reach us ("" if not listening) */
+    bool fenced; /* restored from a backup: no local writes until caught up */
 
     uv_signal_t sigterm, sigint;
     uv_timer_t tick;

@@ -72,6 +72,10 @@ jv_err jv_store_set_self(jv_store *st, const jv_id *self);
 /* JV_ENOTFOUND when no id is recorded yet. */
 jv_err jv_store_get_self(jv_store *st, jv_id *out);
 
+/* Set (non-empty) in a database restored from a backup, until the node has
+ * caught up with its peers. */
+#define JV_META_RESTORED "restored"
+
 /* Small node-local metadata values (not replicated). A get copies at most
  * cap bytes into buf and sets *len to the value's length; JV_ENOTFOUND if
  * unset. */

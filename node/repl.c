@@ -1,0 +1,1177 @@
+/*
+ * repl.c - see repl.h for the protocol.
+ *
+ * Per peer, an exchange goes IDLE -> SENDING (request out) -> APPLYING
+ * (the reply's batches on the writer thread) -> IDLE. A push requested
+ * while busy sets `again`; the exchange that ends runs once more.
+ *
+ * Batches received (in a request or a reply) are filtered here on the loop
+ * before costing any signature work: malformed headers, batches this node
+ * has applied already (its version vector), stamps beyond the clock skew
+ * bound. The rest go to the writer, which checks signatures, chains and
+ * trust and applies them in one transaction.
+ */
+#include "repl.h"
+
+#include <inttypes.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "api.h"
+#include "log.h"
+#include "query.h"
+#include "transport.h"
+#include "wire.h"
+
+#define COMPRESS_MIN  1024
+#define MAX_SOURCES   256
+#define MAX_BLOCKED   32
+#define LOG_BATCHES   4096 /* batches read per origin per message, at most */
+
+typedef enum { P_IDLE, P_SENDING, P_APPLYING } pstate;
+
+/* Reasons a batch is refused or held, each logged once per peer. */
+typedef enum {
+    RS_SIGNATURE,
+    RS_LINK,
+    RS_EQUIVOCATION,
+    RS_UNTRUSTED,
+    RS_MALFORMED,
+    RS_SKEW,
+    RS_HELD_FULL,
+    RS_COUNT
+} reason;
+
+static const char *reason_name[RS_COUNT] = {
+    "bad_signature", "broken_link", "equivocation", "untrusted",
+    "malformed",     "clock_skew",  "held_full"};
+
+typedef struct peer {
+    jv_repl *r;
+    char *addr;
+    jv_tpeer *tp;
+    jv_id id;
+    bool id_known;
+    jv_vv have; /* what it holds, as it last told us (plus what we sent) */
+    bool have_known;
+    jv_vv sent; /* batches in the request outstanding, by origin */
+    pstate state;
+    bool again;
+    bool reachable;
+    bool caught_up; /* an exchange ended with nothing more to pull */
+    uint64_t last_contact_ms;
+    uint64_t next_try_ms;
+    unsigned failures;
+    uint64_t bytes_in, bytes_out, batches_in, batches_out;
+    char last_error[160];
+    uint32_t logged; /* reasons already logged */
+    struct peer *next;
+} peer;
+
+/* Senders that are not our peers, for once-per-reason logging. */
+typedef struct {
+    jv_id id;
+    uint32_t logged;
+} source;
+
+struct jv_repl {
+    jv_node *node;
+    jv_repl_opts o;
+    jv_keyring ring;
+    bool keyed;
+    jv_transport *tp;
+    peer *peers;
+    size_t npeers;
+    jv_vv applied; /* this node's applied vector */
+    uv_timer_t timer;
+    char bound[256];
+    char *blocked[MAX_BLOCKED];
+    size_t nblocked;
+    unsigned applying; /* apply jobs at the writer */
+    bool stopping;
+    bool transport_closed;
+    void (*stop_done)(void *);
+    void *stop_arg;
+    source sources[MAX_SOURCES];
+    size_t nsources;
+    uint64_t frame_log_ms[8];
+    uint64_t rng;
+    jv_buf scratch;
+};
+
+typedef struct {
+    jv_write_req wr;
+    jv_repl *r;
+    char *src_addr; /* the peer it came from, if one of ours */
+    jv_id src_id;
+    bool from_reply; /* continue the exchange of src_addr when done */
+    bool more;
+    jv_remote_batch *rb;
+    uint64_t *hlc;
+    size_t n;
+    uint8_t *data;
+} apply_job;
+
+static void exchange(peer *p);
+
+/* -- small helpers ------------------------------------------------------------ */
+
+static uint64_t rnd(jv_repl *r)
+{
+    /* xorshift64*: jitter and peer picks need no more than this. */
+    r->rng ^= r->rng >> 12;
+    r->rng ^= r->rng << 25;
+    r->rng ^= r->rng >> 27;
+    return r->rng * 2685821657736338717ull;
+}
+
+static jv_metrics *M(jv_repl *r)
+{
+    return r->node->metrics;
+}
+
+static void count(jv_repl *r, const char *name, const char *label,
+                  const char *value, double by)
+{
+    char l[96];
+    if (label)
+        snprintf(l, sizeof(l), "%s=\"%s\"", label, value);
+    jv_metrics_add(M(r), name, label ? l : NULL, by);
+}
+
+static peer *find_addr(const jv_repl *r, const char *addr)
+{
+    for (peer *p = r->peers; p; p = p->next)
+        if (strcmp(p->addr, addr) == 0)
+            return p;
+    return NULL;
+}
+
+static peer *find_id(const jv_repl *r, const jv_id *id)
+{
+    for (peer *p = r->peers; p; p = p->next)
+        if (p->id_known && jv_id_eq(&p->id, id))
+            return p;
+    return NULL;
+}
+
+static bool is_blocked(const jv_repl *r, const char *addr, const jv_id *id)
+{
+    char hex[JV_ID_HEX] = "";
+    if (id)
+        jv_id_hex(id, hex);
+    for (size_t i = 0; i < r->nblocked; i++)
+        if ((addr && strcmp(r->blocked[i], addr) == 0) ||
+            (id && strcmp(r->blocked[i], hex) == 0))
+            return true;
+    return false;
+}
+
+/* Logs a refusal once per sender and reason; counts it every time. */
+static void refuse(jv_repl *r, peer *p, const jv_id *from, reason why,
+                   const jv_id *origin, size_t n)
+{
+    char label[64];
+    snprintf(label, sizeof(label), "refused_%s", reason_name[why]);
+    if (why == RS_UNTRUSTED)
+        snprintf(label, sizeof(label), "held_untrusted");
+    else if (why == RS_HELD_FULL)
+        snprintf(label, sizeof(label), "dropped_held_full");
+    count(r, "jarvis_repl_batches_total", "result", label, (double)n);
+
+    uint32_t *logged = NULL;
+    if (p) {
+        logged = &p->logged;
+    } else if (from) {
+        for (size_t i = 0; i < r->nsources && !logged; i++)
+            if (jv_id_eq(&r->sources[i].id, from))
+                logged = &r->sources[i].logged;
+        if (!logged && r->nsources < MAX_SOURCES) {
+            r->sources[r->nsources].id = *from;
+            r->sources[r->nsources].logged = 0;
+            logged = &r->sources[r->nsources++].logged;
+        }
+    }
+    if (logged && (*logged & (1u << why)))
+        return;
+    if (logged)
+        *logged |= 1u << why;
+    char ohex[JV_ID_HEX] = "?", fhex[JV_ID_HEX] = "?";
+    if (origin)
+        jv_id_hex(origin, ohex);
+    if (from)
+        jv_id_hex(from, fhex);
+    const char *who = p ? p->addr : fhex;
+    if (why == RS_UNTRUSTED)
+        jv_warn("repl",
+                "holding batches of origin %.16s (not trusted) from %s; "
+                "to accept them: jarvisctl trust add %s",
+                ohex, who, ohex);
+    else
+        jv_warn("repl",
+                "refused batches of origin %.16s from %s: %s (logged once "
+                "per peer and reason; see jarvis_repl_batches_total)",
+                ohex, who, reason_name[why]);
+}
+
+/* Frame-level refusals (before the sender is known): counted always,
+ * logged at most once a minute per reason. */
+static void refuse_frame(jv_repl *r, unsigned idx, const char *reason_s)
+{
+    count(r, "jarvis_repl_refused_messages_total", "reason", reason_s, 1);
+    uint64_t now = jv_now_ms();
+    if (idx < 8 && now - r->frame_log_ms[idx] >= 60000) {
+        r->frame_log_ms[idx] = now;
+        jv_warn("repl", "dropped a peer message: %s", reason_s);
+    }
+}
+
+/* -- what we have, what they lack --------------------------------------------- */
+
+static jv_err add_held(void *arg, const jv_held_row *h)
+{
+    jv_vv *have = arg;
+    /* Held batches that continue the applied log count as had: peers need
+     * not send them again (they wait for trust, not for data). */
+    if (h->first_seq == jv_vv_get(have, &h->origin) + 1)
+        return jv_vv_set(have, &h->origin, h->last_seq);
+    return JV_OK;
+}
+
+static jv_err our_have(jv_repl *r, jv_vv *out)
+{
+    jv_err err = jv_vv_copy(out, &r->applied);
+    if (err)
+        return err;
+    return jv_store_held_list(r->node->rst, add_held, out);
+}
+
+typedef struct {
+    jv_buf data; /* body || sig of each batch */
+    size_t *off;
+    size_t *len;
+    size_t n, cap;
+    size_t bytes, budget;
+    uint64_t last_seq;
+} selection;
+
+static void sel_fini(selection *s)
+{
+    jv_buf_fini(&s->data);
+    jv_free(s->off);
+    jv_free(s->len);
+}
+
+static jv_err sel_add(void *arg, const jv_log_row *row)
+{
+    selection *s = arg;
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 64;
+        size_t *off = jv_reallocarray(s->off, cap, sizeof(size_t));
+        if (!off)
+            return JV_ENOMEM;
+        s->off = off;
+        size_t *len = jv_reallocarray(s->len, cap, sizeof(size_t));
+        if (!len)
+            return JV_ENOMEM;
+        s->len = len;
+        s->cap = cap;
+    }
+    s->off[s->n] = s->data.len;
+    s->len[s->n] = row->len;
+    jv_buf_append(&s->data, row->body, row->len);
+    jv_buf_append(&s->data, row->sig, JV_SIG_LEN);
+    if (jv_buf_err(&s->data))
+        return JV_ENOMEM;
+    s->n++;
+    s->bytes += jv_wire_batch_cost(row->len);
+    s->last_seq = row->last_seq;
+    return JV_OK;
+}
+
+/* The batches a peer with vector `theirs` lacks, within budget bytes.
+ * *more: something was left out. sent (if not NULL) records what went. */
+static jv_err select_for(jv_repl *r, const jv_vv *theirs, size_t budget,
+                         selection *s, bool *more, jv_vv *sent)
+{
+    *more = false;
+    s->budget = budget;
+    /* A random first origin, so that a budget too small for everything
+     * does not always serve the same origins first. */
+    size_t start = r->applied.n ? (size_t)(rnd(r) % r->applied.n) : 0;
+    for (size_t k = 0; k < r->applied.n; k++) {
+        const jv_vv_entry *e = &r->applied.v[(start + k) % r->applied.n];
+        uint64_t have = jv_vv_get(theirs, &e->id);
+        if (e->seq <= have)
+            continue;
+        if (s->bytes >= budget) {
+            *more = true;
+            break;
+        }
+        s->last_seq = have;
+        jv_err err = jv_store_log_after(r->node->rst, &e->id, have,
+                                        LOG_BATCHES, budget - s->bytes,
+                                        sel_add, s);
+        if (err)
+            return err;
+        if (s->last_seq > have && sent)
+            jv_vv_raise(sent, &e->id, s->last_seq);
+        if (s->last_seq < e->seq)
+            *more = true;
+    }
+    return JV_OK;
+}
+
+/* Encodes and seals a message carrying the selection. */
+static jv_err build(jv_repl *r, jv_msg_type type, const jv_vv *have,
+                    selection *s, bool more, uint64_t budget, jv_buf *frame)
+{
+    jv_msg m;
+    jv_buf raw;
+    jv_err err;
+    jv_msg_init(&m);
+    jv_buf_init(&raw);
+    m.type = type;
+    m.from = r->node->kp.pk;
+    m.from_addr = jv_str_c(r->bound);
+    m.have = *have; /* borrowed */
+    m.more = more;
+    m.budget = budget;
+    jv_wire_batch *wb = s && s->n ? jv_calloc(s->n, sizeof(*wb)) : NULL;
+    if (s && s->n && !wb) {
+        err = JV_ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; s && i < s->n; i++) {
+        wb[i].body = s->data.data + s->off[i];
+        wb[i].len = s->len[i];
+        wb[i].sig = s->data.data + s->off[i] + s->len[i];
+    }
+    m.batches = wb;
+    m.nbatches = s ? s->n : 0;
+    if ((err = jv_msg_encode(&m, COMPRESS_MIN, &raw, NULL)))
+        goto out;
+    err = jv_seal(r->keyed ? &r->ring : NULL, raw.data, raw.len, frame);
+out:
+    jv_free(wb);
+    jv_buf_fini(&raw);
+    return err;
+}
+
+/* -- applying what peers send ------------------------------------------------- */
+
+static void job_free(apply_job *j)
+{
+    jv_free(j->src_addr);
+    jv_free(j->rb);
+    jv_free(j->hlc);
+    jv_free(j->data);
+    jv_free(j);
+}
+
+static void kick(jv_repl *r, const char *exclude_addr, const jv_id *exclude);
+
+static void continue_exchange(jv_repl *r, const char *addr, bool more)
+{
+    peer *p = addr ? find_addr(r, addr) : NULL;
+    if (!p || p->state != P_APPLYING)
+        return;
+    p->state = P_IDLE;
+    if (!more)
+        p->caught_up = true;
+    if ((more || p->again) && !r->stopping) {
+        p->again = false;
+        exchange(p);
+    }
+}
+
+static void maybe_finish_stop(jv_repl *r);
+
+static void applied_cb(jv_write_req *w)
+{
+    apply_job *j = w->arg;
+    jv_repl *r = j->r;
+    peer *src = j->src_addr ? find_addr(r, j->src_addr) : find_id(r, &j->src_id);
+    size_t applied = 0;
+    r->applying--;
+    if (w->err) {
+        jv_error("repl", "applying %zu batches failed: %s", j->n,
+                 jv_strerror(w->err));
+        count(r, "jarvis_repl_batches_total", "result", "storage_error",
+              (double)j->n);
+    } else {
+        for (size_t i = 0; i < j->n; i++) {
+            jv_batch_head h;
+            jv_err res = j->rb[i].result;
+            jv_batch_peek(j->rb[i].body, j->rb[i].len, &h);
+            switch (res) {
+            case JV_OK:
+                applied++;
+                jv_hlc_observe(&r->node->hlc, jv_now_ms(), j->hlc[i]);
+                break;
+            case JV_EDUP:
+                count(r, "jarvis_repl_batches_total", "result", "duplicate",
+                      1);
+                break;
+            case JV_EGAP:
+                count(r, "jarvis_repl_batches_total", "result", "held_gap", 1);
+                break;
+            case JV_EUNTRUSTED:
+                refuse(r, src, &j->src_id, RS_UNTRUSTED, &h.origin, 1);
+                break;
+            case JV_ESIG:
+                refuse(r, src, &j->src_id, RS_SIGNATURE, &h.origin, 1);
+                break;
+            case JV_ELINK:
+                refuse(r, src, &j->src_id, RS_LINK, &h.origin, 1);
+                break;
+            case JV_EEQUIVOCATE:
+                refuse(r, src, &j->src_id, RS_EQUIVOCATION, &h.origin, 1);
+                break;
+            case JV_ETOOBIG:
+                refuse(r, src, &j->src_id, RS_HELD_FULL, &h.origin, 1);
+                break;
+            default:
+                refuse(r, src, &j->src_id, RS_MALFORMED, &h.origin, 1);
+                break;
+            }
+        }
+        if (applied || w->stats.released) {
+            count(r, "jarvis_repl_batches_total", "result", "applied",
+                  (double)applied);
+            jv_store_vv(r->node->rst, &r->applied);
+            if (src)
+                src->batches_in += applied;
+            /* Relay: others may not have these yet. */
+            if (!r->stopping)
+                kick(r, j->src_addr, &j->src_id);
+        }
+    }
+    if (j->from_reply)
+        continue_exchange(r, j->src_addr, j->more);
+    job_free(j);
+    maybe_finish_stop(r);
+}
+
+/* Filters the message's batches and hands the rest to the writer.
+ * Returns true if a job was submitted (its callback continues). */
+static bool apply_batches(jv_repl *r, peer *src, const jv_msg *m,
+                          bool from_reply)
+{
+    size_t keep = 0, bytes = 0;
+    uint64_t now = jv_now_ms();
+    bool *ok = m->nbatches ? jv_calloc(m->nbatches, sizeof(bool)) : NULL;
+    if (m->nbatches && !ok)
+        return false;
+    for (size_t i = 0; i < m->nbatches; i++) {
+        jv_batch_head h;
+        if (jv_batch_peek(m->batches[i].body, m->batches[i].len, &h)) {
+            refuse(r, src, &m->from, RS_MALFORMED, NULL, 1);
+            continue;
+        }
+        if (h.last_seq <= jv_vv_get(&r->applied, &h.origin)) {
+            count(r, "jarvis_repl_batches_total", "result", "duplicate", 1);
+            continue;
+        }
+        if (jv_hlc_check(&r->node->hlc, now, h.hlc)) {
+            refuse(r, src, &m->from, RS_SKEW, &h.origin, 1);
+            continue;
+        }
+        ok[i] = true;
+        keep++;
+        bytes += m->batches[i].len;
+    }
+    if (!keep) {
+        jv_free(ok);
+        return false;
+    }
+    apply_job *j = jv_calloc(1, sizeof(*j));
+    if (j) {
+        j->rb = jv_calloc(keep, sizeof(*j->rb));
+        j->hlc = jv_calloc(keep, sizeof(*j->hlc));
+        j->data = jv_malloc(bytes);
+        j->src_addr = src ? jv_strndup(src->addr, strlen(src->addr)) : NULL;
+    }
+    if (!j || !j->rb || !j->hlc || !j->data || (src && !j->src_addr)) {
+        if (j)
+            job_free(j);
+        jv_free(ok);
+        jv_error("repl", "out of memory: %zu batches dropped", keep);
+        return false;
+    }
+    j->r = r;
+    j->src_id = m->from;
+    j->from_reply = from_reply;
+    j->more = m->more;
+    size_t at = 0;
+    for (size_t i = 0; i < m->nbatches; i++) {
+        if (!ok[i])
+            continue;
+        jv_batch_head h;
+        jv_batch_peek(m->batches[i].body, m->batches[i].len, &h);
+        memcpy(j->data + at, m->batches[i].body, m->batches[i].len);
+        j->rb[j->n].body = j->data + at;
+        j->rb[j->n].len = m->batches[i].len;
+        memcpy(j->rb[j->n].sig, m->batches[i].sig, JV_SIG_LEN);
+        j->hlc[j->n] = h.hlc;
+        j->n++;
+        at += m->batches[i].len;
+    }
+    jv_free(ok);
+    j->wr.remote = j->rb;
+    j->wr.nremote = j->n;
+    j->wr.apply_flags = JV_APPLY_REQUIRE_TRUST;
+    j->wr.done = applied_cb;
+    j->wr.arg = j;
+    r->applying++;
+    jv_writer_submit(r->node->writer, &j->wr);
+    return true;
+}
+
+/* -- outbound exchanges ---------------------------------------------------------- */
+
+static void fail(peer *p, const char *why)
+{
+    jv_repl *r = p->r;
+    uint64_t now = jv_now_ms();
+    p->state = P_IDLE;
+    p->again = false;
+    if (p->reachable || p->failures == 0)
+        jv_warn("repl", "peer %s unreachable: %s", p->addr, why);
+    p->reachable = false;
+    p->failures++;
+    snprintf(p->last_error, sizeof(p->last_error), "%s", why);
+    /* Exponential backoff with jitter in [50%, 100%] of the step. */
+    uint64_t step = r->o.backoff_min_ms;
+    for (unsigned i = 1; i < p->failures && step < r->o.backoff_max_ms; i++)
+        step *= 2;
+    if (step > r->o.backoff_max_ms)
+        step = r->o.backoff_max_ms;
+    p->next_try_ms = now + step / 2 + rnd(r) % (step / 2 + 1);
+    count(r, "jarvis_repl_exchanges_total", "outcome", "failed", 1);
+}
+
+static void exchange(peer *p)
+{
+    jv_repl *r = p->r;
+    jv_vv have;
+    jv_buf frame;
+    selection s;
+    bool more = false;
+    jv_err err;
+
+    if (r->stopping)
+        return;
+    if (p->state != P_IDLE) {
+        p->again = true;
+        return;
+    }
+    if (is_blocked(r, p->addr, p->id_known ? &p->id : NULL)) {
+        fail(p, "blocked by a test fault");
+        return;
+    }
+    jv_vv_init(&have);
+    jv_buf_init(&frame);
+    memset(&s, 0, sizeof(s));
+    jv_buf_init(&s.data);
+    jv_vv_clear(&p->sent);
+    uint64_t budget = r->o.max_message / 2;
+    if ((err = our_have(r, &have)))
+        goto out;
+    if (p->have_known &&
+        (err = select_for(r, &p->have, budget, &s, &more, &p->sent)))
+        goto out;
+    if ((err = build(r, JV_MSG_SYNC, &have, &s, more, budget, &frame)))
+        goto out;
+    if ((err = jv_transport_send(p->tp, frame.data, frame.len,
+                                 r->o.timeout_ms)))
+        goto out;
+    p->state = P_SENDING;
+    p->bytes_out += frame.len;
+    p->batches_out += s.n;
+    count(r, "jarvis_repl_bytes_total", "direction", "out",
+          (double)frame.len);
+    /* What is left over goes in the next exchange, after the reply. */
+    if (more)
+        p->again = true;
+out:
+    if (err) {
+        char why[96];
+        snprintf(why, sizeof(why), "cannot send: %s", jv_strerror(err));
+        fail(p, why);
+    }
+    sel_fini(&s);
+    jv_buf_fini(&frame);
+    jv_vv_fini(&have);
+}
+
+static void on_reply(void *arg, jv_tpeer *tp, jv_err err, const uint8_t *msg,
+                     size_t len)
+{
+    jv_repl *r = arg;
+    peer *p = jv_tpeer_user(tp);
+    jv_buf plain;
+    jv_msg m;
+    char why[128];
+
+    if (p->state != P_SENDING)
+        return;
+    if (err) {
+        snprintf(why, sizeof(why), "%s", jv_strerror(err));
+        fail(p, why);
+        return;
+    }
+    jv_buf_init(&plain);
+    jv_msg_init(&m);
+    p->bytes_in += len;
+    count(r, "jarvis_repl_bytes_total", "direction", "in", (double)len);
+    if ((err = jv_open(r->keyed ? &r->ring : NULL, msg, len, &plain)) ||
+        (err = jv_msg_decode(plain.data, plain.len, r->o.max_message,
+                             &r->scratch, &m))) {
+        snprintf(why, sizeof(why), "bad reply: %s", jv_strerror(err));
+        refuse_frame(r, 0, err == JV_ENOTFOUND ? "unknown_key"
+                           : err == JV_ECRYPTO ? "bad_tag"
+                           : err == JV_EPERM   ? "key_mismatch"
+                                               : "malformed");
+        fail(p, why);
+        goto out;
+    }
+    if (m.type != JV_MSG_SYNC_REPLY) {
+        fail(p, "reply of the wrong type");
+        goto out;
+    }
+    if (p->id_known && !jv_id_eq(&p->id, &m.from)) {
+        char hex[JV_ID_HEX];
+        jv_id_hex(&m.from, hex);
+        jv_warn("repl", "peer %s is now node %.16s", p->addr, hex);
+    }
+    p->id = m.from;
+    p->id_known = true;
+    jv_vv_copy(&p->have, &m.have);
+    jv_vv_merge(&p->have, &p->sent);
+    p->have_known = true;
+    if (!p->reachable)
+        jv_info("repl", "peer %s reachable", p->addr);
+    p->reachable = true;
+    p->failures = 0;
+    p->last_error[0] = '\0';
+    p->last_contact_ms = jv_now_ms();
+    p->next_try_ms = 0;
+    count(r, "jarvis_repl_exchanges_total", "outcome", "ok", 1);
+    p->state = P_APPLYING;
+    if (!apply_batches(r, p, &m, true))
+        continue_exchange(r, p->addr, m.more);
+out:
+    jv_msg_fini(&m);
+    jv_buf_fini(&plain);
+}
+
+/* -- inbound requests ----------------------------------------------------------- */
+
+static void on_request(void *arg, jv_inbound *in, const uint8_t *msg,
+                       size_t len)
+{
+    jv_repl *r = arg;
+    jv_buf plain, frame;
+    jv_msg m;
+    jv_vv have;
+    selection s;
+    bool more = false;
+    jv_err err;
+
+    jv_buf_init(&plain);
+    jv_buf_init(&frame);
+    jv_msg_init(&m);
+    jv_vv_init(&have);
+    memset(&s, 0, sizeof(s));
+    jv_buf_init(&s.data);
+    count(r, "jarvis_repl_bytes_total", "direction", "in", (double)len);
+    if (r->stopping)
+        goto drop;
+    if (len > r->o.max_message + JV_SEAL_OVERHEAD) {
+        refuse_frame(r, 1, "too_big");
+        goto drop;
+    }
+    if ((err = jv_open(r->keyed ? &r->ring : NULL, msg, len, &plain))) {
+        refuse_frame(r, 2, err == JV_ENOTFOUND ? "unknown_key"
+                           : err == JV_ECRYPTO ? "bad_tag"
+                           : err == JV_EPERM   ? "key_mismatch"
+                                               : "malformed");
+        goto drop;
+    }
+    if ((err = jv_msg_decode(plain.data, plain.len, r->o.max_message,
+                             &r->scratch, &m)) ||
+        m.type != JV_MSG_SYNC) {
+        refuse_frame(r, 3, err == JV_ETOOBIG ? "too_big" : "malformed");
+        goto drop;
+    }
+    char addr[JV_WIRE_MAX_ADDR + 1];
+    snprintf(addr, sizeof(addr), "%.*s", (int)m.from_addr.n, m.from_addr.p);
+    if (is_blocked(r, addr, &m.from))
+        goto drop;
+    if (jv_id_eq(&m.from, &r->node->kp.pk))
+        goto drop; /* our own listener probe through a peer entry */
+
+    peer *p = find_id(r, &m.from);
+    if (!p && addr[0])
+        p = find_addr(r, addr);
+    if (p) {
+        p->id = m.from;
+        p->id_known = true;
+        if (p->have_known)
+            jv_vv_merge(&p->have, &m.have);
+        else
+            jv_vv_copy(&p->have, &m.have);
+        p->have_known = true;
+        p->last_contact_ms = jv_now_ms();
+        p->bytes_in += len;
+    }
+
+    uint64_t budget = m.budget < r->o.max_message / 2 ? m.budget
+                                                      : r->o.max_message / 2;
+    if ((err = our_have(r, &have)) ||
+        (err = select_for(r, &m.have, budget, &s, &more, NULL)) ||
+        (err = build(r, JV_MSG_SYNC_REPLY, &have, &s, more, 0, &frame))) {
+        jv_error("repl", "cannot answer a peer: %s", jv_strerror(err));
+        goto drop;
+    }
+    if (p) {
+        p->bytes_out += frame.len;
+        p->batches_out += s.n;
+        /* They will have what we just sent. */
+        for (size_t i = 0; i < s.n; i++) {
+            jv_batch_head h;
+            if (!jv_batch_peek(s.data.data + s.off[i], s.len[i], &h))
+                jv_vv_raise(&p->have, &h.origin, h.last_seq);
+        }
+    }
+    count(r, "jarvis_repl_bytes_total", "direction", "out",
+          (double)frame.len);
+    jv_transport_reply(in, frame.data, frame.len);
+    in = NULL;
+    apply_batches(r, p, &m, false);
+drop:
+    if (in)
+        jv_transport_drop(in);
+    sel_fini(&s);
+    jv_vv_fini(&have);
+    jv_msg_fini(&m);
+    jv_buf_fini(&frame);
+    jv_buf_fini(&plain);
+}
+
+static void on_listener(void *arg, jv_err err)
+{
+    jv_repl *r = arg;
+    if (err) {
+        jv_error("repl", "peer listener on %s is dead and could not be "
+                 "re-created: %s; trying again", r->bound, jv_strerror(err));
+        return;
+    }
+    count(r, "jarvis_repl_listener_restarts_total", NULL, NULL, 1);
+    jv_warn("repl", "peer listener on %s stopped accepting (nng #1518); "
+            "re-created it", r->bound);
+}
+
+/* -- scheduling ------------------------------------------------------------------- */
+
+/* Starts an exchange with up to fanout random peers other than the one
+ * the news came from. */
+static void kick(jv_repl *r, const char *exclude_addr, const jv_id *exclude)
+{
+    peer *cand[64];
+    size_t n = 0;
+    uint64_t now = jv_now_ms();
+    for (peer *p = r->peers; p && n < 64; p = p->next) {
+        if (exclude_addr && strcmp(p->addr, exclude_addr) == 0)
+            continue;
+        if (exclude && p->id_known && jv_id_eq(&p->id, exclude))
+            continue;
+        if (p->next_try_ms > now)
+            continue;
+        cand[n++] = p;
+    }
+    for (size_t k = 0; k < r->o.fanout && n; k++) {
+        size_t i = (size_t)(rnd(r) % n);
+        exchange(cand[i]);
+        cand[i] = cand[--n];
+    }
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    jv_repl *r = t->data;
+    uint64_t now = jv_now_ms();
+    peer *unknown = NULL, *cand[64];
+    size_t n = 0;
+    for (peer *p = r->peers; p; p = p->next) {
+        if (p->state != P_IDLE || p->next_try_ms > now)
+            continue;
+        if (!p->have_known && !unknown)
+            unknown = p;
+        if (n < 64)
+            cand[n++] = p;
+    }
+    /* Peers never heard from first, then one at random. */
+    if (unknown)
+        exchange(unknown);
+    else if (n)
+        exchange(cand[rnd(r) % n]);
+    /* Jitter keeps nodes started together from syncing in lockstep. */
+    uint64_t iv = r->o.interval_ms;
+    uv_timer_start(&r->timer, on_timer, iv - iv / 5 + rnd(r) % (iv / 5 * 2 + 1),
+                   0);
+}
+
+/* -- peers ------------------------------------------------------------------------ */
+
+static void peer_free(peer *p)
+{
+    jv_transport_peer_free(p->tp);
+    jv_vv_fini(&p->have);
+    jv_vv_fini(&p->sent);
+    jv_free(p->addr);
+    jv_free(p);
+}
+
+jv_err jv_repl_peer_add(jv_repl *r, const char *addr)
+{
+    jv_err err = jv_transport_addr_check(addr);
+    if (err)
+        return err;
+    if (find_addr(r, addr))
+        return JV_EEXIST;
+    peer *p = jv_calloc(1, sizeof(*p));
+    if (!p)
+        return JV_ENOMEM;
+    p->r = r;
+    p->addr = jv_strndup(addr, strlen(addr));
+    jv_vv_init(&p->have);
+    jv_vv_init(&p->sent);
+    if (!p->addr ||
+        (err = jv_transport_peer_new(r->tp, addr, p, &p->tp)) != JV_OK) {
+        jv_free(p->addr);
+        jv_free(p);
+        return err ? err : JV_ENOMEM;
+    }
+    p->next = r->peers;
+    r->peers = p;
+    r->npeers++;
+    jv_info("repl", "peer %s added", addr);
+    exchange(p);
+    return JV_OK;
+}
+
+jv_err jv_repl_peer_remove(jv_repl *r, const char *addr)
+{
+    for (peer **pp = &r->peers; *pp; pp = &(*pp)->next) {
+        if (strcmp((*pp)->addr, addr) != 0)
+            continue;
+        peer *p = *pp;
+        *pp = p->next;
+        r->npeers--;
+        peer_free(p);
+        jv_info("repl", "peer %s removed", addr);
+        return JV_OK;
+    }
+    return JV_ENOTFOUND;
+}
+
+bool jv_repl_has_peer(const jv_repl *r, const char *addr)
+{
+    return find_addr(r, addr) != NULL;
+}
+
+void jv_repl_local_committed(jv_repl *r)
+{
+    if (r->stopping)
+        return;
+    jv_store_vv(r->node->rst, &r->applied);
+    kick(r, NULL, NULL);
+}
+
+size_t jv_repl_npeers(const jv_repl *r)
+{
+    return r->npeers;
+}
+
+bool jv_repl_caught_up(const jv_repl *r)
+{
+    for (const peer *p = r->peers; p; p = p->next)
+        if (!p->caught_up)
+            return false;
+    return true;
+}
+
+static json_t *time_or_null(uint64_t ms)
+{
+    char buf[40];
+    if (!ms)
+        return json_null();
+    jv_rfc3339(ms, buf, sizeof(buf));
+    return json_string(buf);
+}
+
+json_t *jv_repl_peers_json(jv_repl *r)
+{
+    json_t *arr = json_array();
+    /* Sorted by address, so the listing is stable. */
+    peer *sorted[256];
+    size_t n = 0;
+    for (peer *p = r->peers; p && n < 256; p = p->next)
+        sorted[n++] = p;
+    for (size_t i = 1; i < n; i++)
+        for (size_t k = i; k > 0 && strcmp(sorted[k - 1]->addr,
+                                           sorted[k]->addr) > 0; k--) {
+            peer *t = sorted[k];
+            sorted[k] = sorted[k - 1];
+            sorted[k - 1] = t;
+        }
+    for (size_t i = 0; i < n; i++) {
+        peer *p = sorted[i];
+        char hex[JV_ID_HEX];
+        if (p->id_known)
+            jv_id_hex(&p->id, hex);
+        json_array_append_new(
+            arr,
+            json_pack("{s:s,s:o,s:b,s:o,s:o,s:o,s:I,s:I,s:I,s:I,s:I,s:o}",
+                      "address", p->addr, "node_id",
+                      p->id_known ? json_string(hex) : json_null(),
+                      "reachable", p->reachable, "last_contact",
+                      time_or_null(p->last_contact_ms), "lacks_from_us",
+                      p->have_known ? json_integer((json_int_t)jv_vv_missing(
+                                          &p->have, &r->applied))
+                                    : json_null(),
+                      "we_lack",
+                      p->have_known ? json_integer((json_int_t)jv_vv_missing(
+                                          &r->applied, &p->have))
+                                    : json_null(),
+                      "bytes_in", (json_int_t)p->bytes_in, "bytes_out",
+                      (json_int_t)p->bytes_out, "batches_in",
+                      (json_int_t)p->batches_in, "batches_out",
+                      (json_int_t)p->batches_out, "failures",
+                      (json_int_t)p->failures, "last_error",
+                      p->last_error[0] ? json_string(p->last_error)
+                                       : json_null()));
+    }
+    return arr;
+}
+
+int jv_repl_health(jv_repl *r, char *why, size_t whylen)
+{
+    size_t up = 0;
+    uint64_t we_lack = 0, they_lack = 0;
+    if (!r->npeers) {
+        snprintf(why, whylen, "no peers configured");
+        return 100;
+    }
+    for (peer *p = r->peers; p; p = p->next) {
+        if (p->reachable)
+            up++;
+        if (p->have_known) {
+            uint64_t a = jv_vv_missing(&r->applied, &p->have);
+            uint64_t b = jv_vv_missing(&p->have, &r->applied);
+            we_lack = a > we_lack ? a : we_lack;
+            they_lack = b > they_lack ? b : they_lack;
+        }
+    }
+    snprintf(why, whylen,
+             "%zu of %zu peers reachable; we lack %" PRIu64
+             " operations, a peer lacks up to %" PRIu64,
+             up, r->npeers, we_lack, they_lack);
+    if (up == r->npeers)
+        return 100;
+    return up ? 60 : 20;
+}
+
+void jv_repl_update_metrics(jv_repl *r)
+{
+    size_t up = 0;
+    for (peer *p = r->peers; p; p = p->next) {
+        char l[600];
+        if (p->reachable)
+            up++;
+        if (!p->have_known)
+            continue;
+        snprintf(l, sizeof(l), "peer=\"%s\",direction=\"they_lack\"",
+                 p->addr);
+        jv_metrics_set(M(r), "jarvis_repl_peer_lag_ops", l,
+                       (double)jv_vv_missing(&p->have, &r->applied));
+        snprintf(l, sizeof(l), "peer=\"%s\",direction=\"we_lack\"", p->addr);
+        jv_metrics_set(M(r), "jarvis_repl_peer_lag_ops", l,
+                       (double)jv_vv_missing(&r->applied, &p->have));
+    }
+    jv_metrics_set(M(r), "jarvis_repl_peers", "state=\"reachable\"",
+                   (double)up);
+    jv_metrics_set(M(r), "jarvis_repl_peers", "state=\"unreachable\"",
+                   (double)(r->npeers - up));
+}
+
+/* -- faults ------------------------------------------------------------------------ */
+
+jv_err jv_repl_block(jv_repl *r, const char *what)
+{
+    if (r->nblocked == MAX_BLOCKED)
+        return JV_ETOOBIG;
+    char *c = jv_strndup(what, strlen(what));
+    if (!c)
+        return JV_ENOMEM;
+    r->blocked[r->nblocked++] = c;
+    jv_warn("repl", "test fault: traffic with %s blocked", what);
+    return JV_OK;
+}
+
+void jv_repl_unblock_all(jv_repl *r)
+{
+    for (size_t i = 0; i < r->nblocked; i++)
+        jv_free(r->blocked[i]);
+    r->nblocked = 0;
+    /* Let the peers blocked so far be retried at once. */
+    for (peer *p = r->peers; p; p = p->next)
+        p->next_try_ms = 0;
+    jv_warn("repl", "test fault: all traffic unblocked");
+}
+
+void jv_repl_kill_listener(jv_repl *r)
+{
+    jv_warn("repl", "test fault: killing the peer listener");
+    jv_transport_fault_kill_listener(r->tp);
+}
+
+/* -- start and stop ------------------------------------------------------------------ */
+
+static jv_err declare(jv_metrics *m)
+{
+    struct {
+        const char *name;
+        jv_metric_type type;
+        const char *help;
+    } fams[] = {
+        {"jarvis_repl_batches_total", JV_METRIC_COUNTER,
+         "batches received from peers, by result"},
+        {"jarvis_repl_refused_messages_total", JV_METRIC_COUNTER,
+         "peer messages dropped before their batches were read, by reason"},
+        {"jarvis_repl_exchanges_total", JV_METRIC_COUNTER,
+         "sync exchanges this node started, by outcome"},
+        {"jarvis_repl_bytes_total", JV_METRIC_COUNTER,
+         "bytes of peer messages, by direction"},
+        {"jarvis_repl_listener_restarts_total", JV_METRIC_COUNTER,
+         "times the peer listener was found dead and re-created"},
+        {"jarvis_repl_peers", JV_METRIC_GAUGE, "peers, by state"},
+        {"jarvis_repl_peer_lag_ops", JV_METRIC_GAUGE,
+         "operations a peer lacks from us and we from it"},
+    };
+    for (size_t i = 0; i < sizeof(fams) / sizeof(fams[0]); i++) {
+        jv_err err = jv_metrics_declare(m, fams[i].name, fams[i].type,
+                                        fams[i].help, NULL, 0);
+        if (err && err != JV_EEXIST)
+            return err;
+    }
+    return JV_OK;
+}
+
+jv_err jv_repl_start(jv_node *n, const jv_repl_opts *o, jv_repl **out,
+                     char *bound, size_t boundlen, char *msg, size_t msglen)
+{
+    jv_transport_opts to;
+    jv_err err;
+    jv_repl *r = jv_calloc(1, sizeof(*r));
+    if (!r)
+        return JV_ENOMEM;
+    r->node = n;
+    r->o = *o;
+    if (o->ring && o->ring->n) {
+        r->ring = *o->ring;
+        r->keyed = true;
+    }
+    r->o.ring = NULL;
+    r->o.listen = NULL;
+    jv_vv_init(&r->applied);
+    jv_buf_init(&r->scratch);
+    randombytes_buf(&r->rng, sizeof(r->rng));
+    r->rng |= 1;
+    if ((err = declare(n->metrics)) ||
+        (err = jv_store_vv(n->rst, &r->applied))) {
+        snprintf(msg, msglen, "cannot start replication: %s",
+                 jv_strerror(err));
+        goto fail;
+    }
+    jv_transport_opts_default(&to);
+    to.max_message = o->max_message + JV_SEAL_OVERHEAD;
+    jv_transport_cbs cbs = {on_request, on_reply, on_listener, r};
+    if ((err = jv_transport_new(n->loop, &to, &cbs, &r->tp))) {
+        snprintf(msg, msglen, "cannot start the peer transport: %s",
+                 jv_strerror(err));
+        goto fail;
+    }
+    if (o->listen &&
+        (err = jv_transport_listen(r->tp, o->listen, r->bound,
+                                   sizeof(r->bound)))) {
+        snprintf(msg, msglen, "cannot listen for peers on %s: %s", o->listen,
+                 jv_strerror(err));
+        jv_transport_close(r->tp, NULL, NULL);
+        r->tp = NULL;
+        goto fail;
+    }
+    if (bound)
+        snprintf(bound, boundlen, "%s", r->bound);
+    uv_timer_init(n->loop, &r->timer);
+    r->timer.data = r;
+    uv_timer_start(&r->timer, on_timer, o->interval_ms / 2, 0);
+    *out = r;
+    return JV_OK;
+fail:
+    jv_vv_fini(&r->applied);
+    jv_buf_fini(&r->scratch);
+    jv_keyring_wipe(&r->ring);
+    jv_free(r);
+    return err;
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    jv_repl *r = h->data;
+    void (*done)(void *) = r->stop_done;
+    void *arg = r->stop_arg;
+    jv_vv_fini(&r->applied);
+    jv_buf_fini(&r->scratch);
+    jv_keyring_wipe(&r->ring);
+    for (size_t i = 0; i < r->nblocked; i++)
+        jv_free(r->blocked[i]);
+    jv_free(r);
+    if (done)
+        done(arg);
+}
+
+static void on_transport_closed(void *arg)
+{
+    jv_repl *r = arg;
+    uv_close((uv_handle_t *)&r->timer, on_timer_closed);
+}
+
+static void maybe_finish_stop(jv_repl *r)
+{
+    if (!r->stopping || r->applying || r->transport_closed)
+        return;
+    r->transport_closed = true;
+    jv_transport_close(r->tp, on_transport_closed, r);
+}
+
+void jv_repl_stop(jv_repl *r, void (*done)(void *), void *arg)
+{
+    if (r->stopping)
+        return;
+    r->stopping = true;
+    r->stop_done = done;
+    r->stop_arg = arg;
+    uv_timer_stop(&r->timer);
+    while (r->peers) {
+        peer *p = r->peers;
+        r->peers = p->next;
+        peer_free(p);
+    }
+    r->npeers = 0;
+    maybe_finish_stop(r);
+}

@@ -1,0 +1,83 @@
+/*
+ * repl.h - replication: peers, push-pull anti-entropy, relay, trust.
+ *
+ * Every exchange is one request and its reply (wire.h), sealed with the
+ * cluster keyring:
+ *
+ *   A -> B  SYNC   {A's have-vector, the batches B lacks by B's last known
+ *                   have-vector (bounded), budget}
+ *   B -> A  REPLY  {B's have-vector, the batches A lacks by A's vector
+ *                   (bounded by the budget), more}
+ *
+ * Both sides apply what they received (after checking each batch against
+ * the origin's key, chain and trust, on the writer thread) and update what
+ * they know of the other's vector. A reply with `more` set is followed by
+ * another exchange at once, after the received batches are applied, so a
+ * node that was away for hours catches up in bounded chunks.
+ *
+ * When: a new local commit, or newly applied remote batches, start an
+ * exchange with `fanout` random peers (never the one the batches came
+ * from), which spreads a write in O(log N) rounds; besides, every
+ * interval one random peer is picked for anti-entropy. A peer that fails is
+ * retried with exponential backoff and jitter; each peer has its own
+ * socket and at most one exchange at a time, so a slow one delays no other.
+ *
+ * Loop thread only.
+ */
+#ifndef JV_REPL_H
+#define JV_REPL_H
+
+#include <jansson.h>
+
+#include "keyring.h"
+#include "node.h"
+
+typedef struct jv_repl jv_repl;
+
+typedef struct {
+    const char *listen;   /* address to listen on, or NULL for none */
+    const jv_keyring *ring; /* NULL or empty: plaintext frames */
+    uint64_t fanout;
+    uint64_t interval_ms;
+    uint64_t max_message;
+    uint64_t timeout_ms;  /* one exchange */
+    uint64_t backoff_min_ms;
+    uint64_t backoff_max_ms;
+} jv_repl_opts;
+
+/* Starts the transport (and its listener). bound receives the listening
+ * address actually bound ("" if none). */
+jv_err jv_repl_start(jv_node *n, const jv_repl_opts *o, jv_repl **out,
+                     char *bound, size_t boundlen, char *msg, size_t msglen);
+
+/* Adds a peer to dial (JV_EEXIST if known, JV_EINVAL if the address is not
+ * tcp:// or ipc://) / forgets one (JV_ENOTFOUND). */
+jv_err jv_repl_peer_add(jv_repl *r, const char *addr);
+jv_err jv_repl_peer_remove(jv_repl *r, const char *addr);
+bool jv_repl_has_peer(const jv_repl *r, const char *addr);
+
+/* A local commit advanced this node's log: push it. */
+void jv_repl_local_committed(jv_repl *r);
+
+/* Peers as docs/api.md's GET /v1/peers describes them. */
+json_t *jv_repl_peers_json(jv_repl *r);
+/* 0..100 and a reason, for GET /v1/health. */
+int jv_repl_health(jv_repl *r, char *why, size_t whylen);
+void jv_repl_update_metrics(jv_repl *r);
+/* True once every peer completed an exchange that left nothing to pull
+ * (the restored-node fence waits for this). */
+bool jv_repl_caught_up(const jv_repl *r);
+size_t jv_repl_npeers(const jv_repl *r);
+
+/* Stops exchanges, waits for the writer to finish applying what was
+ * received, closes the transport, then done(arg). */
+void jv_repl_stop(jv_repl *r, void (*done)(void *), void *arg);
+
+/* Test faults (jarvisd --test-faults): block all traffic with a peer
+ * address or node id (hex) / unblock everything; kill the listener as
+ * nng #1518 would. */
+jv_err jv_repl_block(jv_repl *r, const char *what);
+void jv_repl_unblock_all(jv_repl *r);
+void jv_repl_kill_listener(jv_repl *r);
+
+#endif
