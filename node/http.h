@@ -20,7 +20,9 @@
  * "Expect: 100-continue" is honoured (413 at once when the declared length
  * is over the bound, "100 Continue" otherwise).
  *
- * Threading: everything here runs on the loop thread.
+ * Threading: everything here runs on the loop thread. The process must
+ * ignore SIGPIPE: libuv writes with write(2), so a client that resets its
+ * connection while an answer is being written would otherwise kill it.
  */
 #ifndef JV_HTTP_H
 #define JV_HTTP_H
