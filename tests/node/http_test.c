@@ -1236,7 +1236,11 @@ static void test_unix_socket(void **state)
     jv_err err;
     (void)state;
 
-    snprintf(path, sizeof(path), "/tmp/jv_http_test_%d.sock", (int)getpid());
+    /* sun_path is short: a long TMPDIR falls back to /tmp. */
+    const char *dir = getenv("TMPDIR");
+    if (!dir || strlen(dir) > 64)
+        dir = "/tmp";
+    snprintf(path, sizeof(path), "%s/jv_http_test_%d.sock", dir, (int)getpid());
     snprintf(addr, sizeof(addr), "unix:%s", path);
     unlink(path);
 
