@@ -1,1 +1,1385 @@
+/*
+ * http.c - the session API's HTTP/1.1 server (contract in http.h).
+ *
+ * Lifetimes. Three objects outlive each other in ways that are not obvious:
+ *
+ *   server ──< listener            (freed in its close callback)
+ *          ──< connection ── request (embedded) ── write requests (embedded)
+ *
+ * - A connection (http_conn) owns two libuv handles, the stream and a timer,
+ *   and embeds everything else it needs: the request being read or handled,
+ *   the response write request, the "100 Continue" write request and the
+ *   shutdown request. It is reference-counted: one reference while either
+ *   handle is open (dropped by the last close callback), one while the
+ *   handler holds its request (dropped by jv_http_respond()), and a short
+ *   one around every place that calls out (the handler may answer, close
+ *   the server or both before it returns). It is freed when the count
+ *   reaches zero, never earlier, so a handler that answers a request whose
+ *   client is gone only finds a closed connection and drops the response.
+ *
+ * - A request (jv_http_req) is embedded in its connection, and its bytes live
+ *   in the connection's buffers, which are reused by the next request: no
+ *   allocation per request once the buffers have grown. One connection holds
+ *   at most one request at a time, because nothing more is parsed until its
+ *   response has been written, which also keeps pipelined answers in order.
+ *
+ * - A write request is embedded in its connection and writes from the
+ *   connection's output buffer, which holds a copy of the body. libuv calls
+ *   every write callback (with UV_ECANCELED if the handle is being closed)
+ *   before the handle's close callback, so the connection, and the buffer,
+ *   outlive every write.
+ *
+ * - The server counts its open libuv handles (listeners, connections' handles
+ *   and its own retry timer) and its allocated connections. When it is
+ *   closed, done() runs from the close callback of its last handle, and the
+ *   server is freed once no connection remains allocated (a connection whose
+ *   request is still held keeps it, without any handle).
+ *
+ * Input. Reads land in one buffer shared by all connections (callbacks run
+ * one at a time on the loop thread) and are parsed in place; http-parser
+ * copies nothing, so URL, headers and body are copied into the request's
+ * buffers by the parser callbacks. At the end of each request the parser is
+ * paused; bytes after it (pipelined requests) go to the connection's `in`
+ * buffer and are parsed from there, without moving, once the response has
+ * been written. Reading goes on while a request is held, so that a client
+ * that goes away is noticed, until `in` holds HTTP_IN_MAX bytes.
+ *
+ * Timeouts use one timer per connection, lazily: a deadline is a number
+ * that can move freely; the timer is restarted only when a deadline comes
+ * earlier than the timer's, and when the timer fires early it is re-armed
+ * for the current deadline. So keep-alive requests cost no timer operation.
+ */
 #include "http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <http_parser.h>
+
+#include "alloc.h"
+
+#define HTTP_MAX_HEADERS 64
+/* One read's worth; libuv suggests 64 KiB. */
+#define HTTP_READ_SIZE 65536
+/* Unparsed input kept per connection before reading stops (backpressure). */
+#define HTTP_IN_MAX 65536
+/* Buffers grown past this are freed after their request, so that an idle
+ * connection does not keep a large body's memory. */
+#define HTTP_KEEP_MAX 65536
+/* Request line bytes that no callback reports: method, spaces, version,
+ * CRLF (approximately; http-parser's own 80 KiB cap bounds the rest). */
+#define HTTP_LINE_BYTES 16
+/* ": " and CRLF around each header field. */
+#define HTTP_FIELD_BYTES 4
+/* How long a connection closing after an answer keeps draining the client's
+ * input, so that unread input does not turn our FIN into a reset that
+ * destroys the answer before the client reads it. */
+#define HTTP_LINGER_MS       2000
+#define HTTP_ACCEPT_RETRY_MS 100
+#define HTTP_BACKLOG         511
+
+typedef struct http_listener http_listener;
+typedef struct http_conn http_conn;
+
+typedef union {
+    uv_handle_t handle;
+    uv_stream_t stream;
+    uv_tcp_t tcp;
+    uv_pipe_t pipe;
+} http_stream;
+
+struct http_listener {
+    http_stream h;
+    jv_http_server *s;
+    http_listener *next;
+    char *path; /* the Unix socket file we bound, unlinked at close */
+    bool is_unix;
+    bool stalled; /* a connection waits for uv_accept(): allocation failed */
+    bool closing;
+};
+
+typedef struct {
+    size_t name_off, name_len, val_off, val_len; /* in jv_http_req.head */
+} http_field;
+
+struct jv_http_req {
+    http_conn *conn;
+    jv_buf head; /* the target, then header names and values, back to back */
+    size_t target_len, path_len, query_off, query_len;
+    size_t head_bytes; /* counted against max_header_bytes */
+    http_field fields[HTTP_MAX_HEADERS];
+    unsigned nfields;
+    bool in_value; /* the last header callback was for a value */
+    jv_buf body;
+    uint64_t start_ns;
+    unsigned method;
+};
+
+enum {
+    DL_NONE,
+    DL_IDLE,    /* between requests: close silently */
+    DL_REQUEST, /* first byte to full body: 408 */
+    DL_SEND,    /* the client does not read our answer: close */
+    DL_LINGER   /* draining after the last answer: close */
+};
+
+struct http_conn {
+    http_stream h;
+    uv_timer_t timer;
+    uv_write_t wreq;    /* the response, from `out` */
+    uv_write_t creq;    /* "100 Continue" */
+    uv_shutdown_t sreq; /* FIN after the last answer */
+    jv_http_server *s;
+    http_conn *prev, *next; /* the server's open connections */
+    unsigned refs;
+    unsigned handles; /* libuv handles not yet closed */
+    http_parser parser;
+    jv_http_req req;
+    jv_buf in; /* received, not parsed yet: in.data[in_off..in.len) */
+    size_t in_off;
+    jv_buf out;
+    uint64_t msg_start_ms; /* loop time of the current request's first byte */
+    uint64_t deadline;     /* loop time; meaningful unless DL_NONE */
+    uint64_t timer_due;    /* when the timer fires; 0 when not armed */
+    int deadline_kind;
+    int err_status; /* set by a parser callback that fails; 0: just close */
+    const char *err_msg;
+    bool listed;      /* in the server's list, counted by jv_http_conns() */
+    bool reading;     /* uv_read_start() in effect */
+    bool in_msg;      /* a request has begun and is not complete */
+    bool held;        /* the handler has the request */
+    bool writing;     /* a response write is in flight */
+    bool keep_alive;  /* http_should_keep_alive() of the current request */
+    bool close_after; /* close once the response is written */
+    bool discard;     /* input is dropped: answering an error or lingering */
+    bool closing;     /* uv_close() called */
+    char remote[64];
+};
+
+struct jv_http_server {
+    uv_loop_t *loop;
+    jv_http_opts o;
+    jv_http_handler handler;
+    void *arg;
+    char *rbuf; /* the shared read buffer, HTTP_READ_SIZE bytes */
+    http_listener *listeners;
+    http_conn *conns;
+    uv_timer_t timer; /* accept retries */
+    size_t nconns;    /* listed connections */
+    size_t nalloc;    /* allocated connections */
+    size_t inflight;
+    size_t nhandles; /* open libuv handles, ours and the connections' */
+    bool stopping;
+    bool closing;
+    bool done_called;
+    void (*done)(void *);
+    void *done_arg;
+};
+
+static void conn_close(http_conn *c);
+static void conn_settle(http_conn *c);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
+static void conn_fail(http_conn *c, int status, const char *msg);
+static void listener_accept(http_listener *l);
+
+/* -- errors --------------------------------------------------------------- */
+
+static jv_err err_from_uv(int rc)
+{
+    switch (rc) {
+    case 0:
+        return JV_OK;
+    case UV_ENOMEM:
+        return JV_ENOMEM;
+    case UV_EADDRINUSE:
+        return JV_EBUSY;
+    case UV_EACCES:
+    case UV_EPERM:
+        return JV_EPERM;
+    case UV_EINVAL:
+    case UV_ENAMETOOLONG:
+        return JV_EINVAL;
+    default:
+        return JV_ENET;
+    }
+}
+
+/* -- server lifetime ------------------------------------------------------ */
+
+static void server_free(jv_http_server *s)
+{
+    jv_free(s->rbuf);
+    jv_free(s);
+}
+
+/* After the last handle is closed: done(), then free unless a connection
+ * still waits for its request's answer. */
+static void server_maybe_done(jv_http_server *s)
+{
+    if (!s->closing || s->nhandles > 0 || s->done_called)
+        return;
+    s->done_called = true;
+    if (s->done)
+        s->done(s->done_arg);
+    if (s->nalloc == 0)
+        server_free(s);
+}
+
+static void on_server_handle_closed(uv_handle_t *h)
+{
+    jv_http_server *s = h->data;
+    s->nhandles--;
+    server_maybe_done(s);
+}
+
+/* -- connection lifetime -------------------------------------------------- */
+
+static void conn_free(http_conn *c)
+{
+    jv_http_server *s = c->s;
+    jv_buf_fini(&c->req.head);
+    jv_buf_fini(&c->req.body);
+    jv_buf_fini(&c->in);
+    jv_buf_fini(&c->out);
+    jv_free(c);
+    s->nalloc--;
+    /* Only a late jv_http_respond() gets here after done(). */
+    if (s->done_called && s->nalloc == 0)
+        server_free(s);
+}
+
+static void conn_unref(http_conn *c)
+{
+    if (--c->refs == 0)
+        conn_free(c);
+}
+
+static void on_conn_closed(uv_handle_t *h)
+{
+    http_conn *c = h->data;
+    jv_http_server *s = c->s;
+    s->nhandles--;
+    /* Cannot free the server: this handle kept done() from running. */
+    if (--c->handles == 0)
+        conn_unref(c);
+    server_maybe_done(s);
+}
+
+static void conn_unlist(http_conn *c)
+{
+    jv_http_server *s = c->s;
+    if (!c->listed)
+        return;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    c->listed = false;
+    s->nconns--;
+}
+
+/* Idempotent. Pending writes complete with UV_ECANCELED; a held request
+ * stays valid until answered. */
+static void conn_close(http_conn *c)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    c->reading = false;
+    c->deadline_kind = DL_NONE;
+    conn_unlist(c);
+    uv_close(&c->h.handle, on_conn_closed);
+    uv_close((uv_handle_t *)&c->timer, on_conn_closed);
+}
+
+/* Nothing received, held or being written: safe to close at any moment. */
+static bool conn_idle(const http_conn *c)
+{
+    return !c->held && !c->writing && !c->in_msg && !c->discard &&
+           c->in_off == c->in.len;
+}
+
+/* -- timers --------------------------------------------------------------- */
+
+static void on_conn_timer(uv_timer_t *t);
+
+static void conn_arm(http_conn *c, uint64_t at)
+{
+    uint64_t now = uv_now(c->s->loop);
+    c->timer_due = at > now ? at : now;
+    uv_timer_start(&c->timer, on_conn_timer, c->timer_due - now, 0);
+}
+
+static void conn_deadline(http_conn *c, int kind, uint64_t at)
+{
+    c->deadline_kind = kind;
+    c->deadline = at;
+    /* A later deadline waits for the armed timer to fire and re-arm. */
+    if (kind != DL_NONE && (c->timer_due == 0 || at < c->timer_due))
+        conn_arm(c, at);
+}
+
+static void on_conn_timer(uv_timer_t *t)
+{
+    http_conn *c = t->data;
+    int kind = c->deadline_kind;
+    c->timer_due = 0;
+    if (kind == DL_NONE || c->closing)
+        return;
+    if (uv_now(c->s->loop) < c->deadline) {
+        conn_arm(c, c->deadline);
+        return;
+    }
+    c->deadline_kind = DL_NONE;
+    if (kind == DL_REQUEST)
+        conn_fail(c, 408, "request not complete in time");
+    else
+        conn_close(c);
+}
+
+/* -- output --------------------------------------------------------------- */
+
+static void buf_puts(jv_buf *b, const char *s)
+{
+    jv_buf_append(b, s, strlen(s)); /* errors are sticky; checked once */
+}
+
+/* Shrinks what a large request or response left behind. */
+static void conn_trim(http_conn *c)
+{
+    if (c->out.cap > HTTP_KEEP_MAX)
+        jv_buf_fini(&c->out);
+    if (c->req.head.cap > HTTP_KEEP_MAX)
+        jv_buf_fini(&c->req.head);
+    if (c->req.body.cap > HTTP_KEEP_MAX)
+        jv_buf_fini(&c->req.body);
+    if (c->in_off == c->in.len && c->in.cap > HTTP_KEEP_MAX) {
+        jv_buf_fini(&c->in);
+        c->in_off = 0;
+    }
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    http_conn *c = req->data;
+    if (status < 0)
+        conn_close(c);
+}
+
+/* After the last answer: FIN, then drop input until the client closes or
+ * the linger time is over. */
+static void conn_linger(http_conn *c)
+{
+    jv_http_server *s = c->s;
+    uint64_t ms = s->o.idle_timeout_ms < HTTP_LINGER_MS ? s->o.idle_timeout_ms
+                                                        : HTTP_LINGER_MS;
+    c->discard = true;
+    c->in.len = c->in_off = 0;
+    c->sreq.data = c;
+    if (uv_shutdown(&c->sreq, &c->h.stream, on_shutdown) != 0) {
+        conn_close(c);
+        return;
+    }
+    if (!c->reading && uv_read_start(&c->h.stream, on_alloc, on_read) != 0) {
+        conn_close(c);
+        return;
+    }
+    c->reading = true;
+    conn_deadline(c, DL_LINGER, uv_now(s->loop) + ms);
+}
+
+static void conn_resume(http_conn *c);
+
+static void on_written(uv_write_t *w, int status)
+{
+    http_conn *c = w->data;
+    c->writing = false;
+    if (status < 0 || c->closing) {
+        conn_close(c);
+        return;
+    }
+    conn_trim(c);
+    if (c->close_after)
+        conn_linger(c);
+    else
+        conn_resume(c);
+}
+
+/* Status line, our headers, the caller's, the body (copied), as one write
+ * of two buffers from the connection's output buffer. */
+static void conn_write(http_conn *c, int status, const char *content_type,
+                       const char *headers, const void *body, size_t len)
+{
+    jv_http_server *s = c->s;
+    jv_buf *o = &c->out;
+    char line[96];
+    bool bodiless = status < 200 || status == 204 || status == 304;
+    size_t head_len;
+    int n;
+
+    if (status < 100 || status > 999)
+        status = 500;
+    c->close_after = c->close_after || !c->keep_alive || s->stopping;
+    jv_buf_reset(o);
+    n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status,
+                 jv_http_reason(status));
+    jv_buf_append(o, line, (size_t)n);
+    if (content_type) {
+        buf_puts(o, "Content-Type: ");
+        buf_puts(o, content_type);
+        buf_puts(o, "\r\n");
+    }
+    if (!bodiless) {
+        n = snprintf(line, sizeof(line), "Content-Length: %zu\r\n", len);
+        jv_buf_append(o, line, (size_t)n);
+    }
+    buf_puts(o, c->close_after ? "Connection: close\r\n"
+                               : "Connection: keep-alive\r\n");
+    if (headers)
+        buf_puts(o, headers);
+    buf_puts(o, "\r\n");
+    head_len = o->len;
+    /* HEAD answers carry the length of the body they do not send. */
+    if (!bodiless && c->req.method != HTTP_HEAD)
+        jv_buf_append(o, body, len);
+    if (jv_buf_err(o) || o->len > UINT_MAX) {
+        conn_close(c);
+        return;
+    }
+    uv_buf_t bufs[2] = {
+        uv_buf_init((char *)o->data, (unsigned)head_len),
+        uv_buf_init((char *)o->data + head_len, (unsigned)(o->len - head_len)),
+    };
+    c->wreq.data = c;
+    if (uv_write(&c->wreq, &c->h.stream, bufs, 2, on_written) != 0) {
+        conn_close(c);
+        return;
+    }
+    c->writing = true;
+    conn_deadline(c, DL_SEND, uv_now(s->loop) + s->o.idle_timeout_ms);
+}
+
+/* An error the server answers itself, then closes. Only called when nothing
+ * is held or being written (parsing and DL_REQUEST happen only then). */
+static void conn_fail(http_conn *c, int status, const char *msg)
+{
+    const char *code = status == 408   ? "request_timeout"
+                       : status == 413 ? "payload_too_large"
+                       : status == 431 ? "headers_too_large"
+                                       : "bad_request";
+    char body[256];
+    int n =
+        snprintf(body, sizeof(body),
+                 "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", code, msg);
+    if (n < 0 || (size_t)n >= sizeof(body)) {
+        conn_close(c);
+        return;
+    }
+    c->discard = true;
+    c->in_msg = false;
+    c->close_after = true;
+    c->req.method = HTTP_GET; /* an error has a body, even after HEAD */
+    conn_write(c, status, "application/json", NULL, body, (size_t)n);
+}
+
+static void on_continue_sent(uv_write_t *w, int status)
+{
+    http_conn *c = w->data;
+    if (status < 0)
+        conn_close(c);
+}
+
+/* -- parser callbacks ----------------------------------------------------- */
+
+/* Makes http_parser_execute() stop with a callback error; the caller
+ * answers err_status (or closes when it is 0). */
+static int conn_reject(http_conn *c, int status, const char *msg)
+{
+    c->err_status = status;
+    c->err_msg = msg;
+    return -1;
+}
+
+static int head_add(http_conn *c, const char *at, size_t len)
+{
+    jv_http_req *r = &c->req;
+    size_t max = c->s->o.max_header_bytes;
+    if (r->head_bytes > max || len > max - r->head_bytes)
+        return conn_reject(c, 431, "request headers too large");
+    r->head_bytes += len;
+    if (jv_buf_append(&r->head, at, len))
+        return conn_reject(c, 0, NULL);
+    return 0;
+}
+
+static int on_message_begin(http_parser *p)
+{
+    http_conn *c = p->data;
+    jv_http_req *r = &c->req;
+    c->in_msg = true;
+    c->msg_start_ms = uv_now(c->s->loop);
+    r->start_ns = uv_hrtime();
+    jv_buf_reset(&r->head);
+    jv_buf_reset(&r->body);
+    r->target_len = r->path_len = r->query_off = r->query_len = 0;
+    r->head_bytes = HTTP_LINE_BYTES;
+    r->nfields = 0;
+    r->in_value = false;
+    return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t len)
+{
+    http_conn *c = p->data;
+    c->req.target_len += len; /* fragments are contiguous in head */
+    return head_add(c, at, len);
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len)
+{
+    http_conn *c = p->data;
+    jv_http_req *r = &c->req;
+    if (r->nfields == 0 || r->in_value) {
+        if (r->nfields == HTTP_MAX_HEADERS)
+            return conn_reject(c, 431, "too many header fields");
+        http_field *f = &r->fields[r->nfields++];
+        f->name_off = r->head.len;
+        f->name_len = f->val_off = f->val_len = 0;
+        r->in_value = false;
+        r->head_bytes += HTTP_FIELD_BYTES;
+    }
+    /* Debian builds http-parser without HTTP_PARSER_STRICT, which lets
+     * blanks into names; RFC 9112 5.1 wants them refused (smuggling). */
+    if (memchr(at, ' ', len) || memchr(at, '\t', len))
+        return conn_reject(c, 400, "blank in a header name");
+    r->fields[r->nfields - 1].name_len += len;
+    return head_add(c, at, len);
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+    http_conn *c = p->data;
+    jv_http_req *r = &c->req;
+    if (r->nfields == 0)
+        return conn_reject(c, 400, "header value without a name");
+    http_field *f = &r->fields[r->nfields - 1];
+    if (!r->in_value) {
+        r->in_value = true;
+        f->val_off = r->head.len;
+    }
+    f->val_len += len;
+    return head_add(c, at, len);
+}
+
+static void split_target(jv_http_req *r)
+{
+    const char *t = (const char *)r->head.data;
+    size_t n = r->target_len, i = 0, j;
+    while (i < n && t[i] != '?' && t[i] != '#')
+        i++;
+    r->path_len = i;
+    if (i < n && t[i] == '?') {
+        for (j = i + 1; j < n && t[j] != '#'; j++)
+            ;
+        r->query_off = i + 1;
+        r->query_len = j - (i + 1);
+    }
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    http_conn *c = p->data;
+    jv_http_req *r = &c->req;
+    size_t max_body = c->s->o.max_body;
+    bool chunked = (p->flags & F_CHUNKED) != 0;
+    bool sized = !chunked && p->content_length != ULLONG_MAX;
+
+    /* Origin form only: no absolute URLs, no "*", no CONNECT authority. */
+    if (r->target_len == 0 || r->head.data[0] != '/')
+        return conn_reject(c, 400, "request target is not a path");
+    split_target(r);
+    r->method = p->method;
+    c->keep_alive = http_should_keep_alive(p) != 0;
+    if (sized && p->content_length > max_body)
+        return conn_reject(c, 413, "request body too large");
+    if (chunked || (sized && p->content_length > 0)) {
+        jv_str e = jv_http_header(r, "expect");
+        /* HTTP/1.0 clients do not know 100 (RFC 9110 10.1.1). */
+        if (e.n == 12 && strncasecmp(e.p, "100-continue", 12) == 0 &&
+            (p->http_major > 1 || (p->http_major == 1 && p->http_minor >= 1))) {
+            static char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+            uv_buf_t b = uv_buf_init(cont, sizeof(cont) - 1);
+            c->creq.data = c;
+            if (uv_write(&c->creq, &c->h.stream, &b, 1, on_continue_sent))
+                return conn_reject(c, 0, NULL);
+        }
+    }
+    return 0;
+}
+
+static int on_chunk_header(http_parser *p)
+{
+    http_conn *c = p->data;
+    /* content_length is the size of the chunk to come: refuse it early. */
+    if (p->content_length > c->s->o.max_body - c->req.body.len)
+        return conn_reject(c, 413, "request body too large");
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len)
+{
+    http_conn *c = p->data;
+    jv_buf *b = &c->req.body;
+    if (len > c->s->o.max_body - b->len)
+        return conn_reject(c, 413, "request body too large");
+    if (jv_buf_append(b, at, len))
+        return conn_reject(c, 0, NULL);
+    return 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    http_conn *c = p->data;
+    c->in_msg = false;
+    /* http_parser_execute() returns right after this request's last byte;
+     * the rest waits until the answer is written. */
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+static const http_parser_settings parser_settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+    .on_chunk_header = on_chunk_header,
+};
+
+/* -- input ---------------------------------------------------------------- */
+
+static bool conn_may_parse(const http_conn *c)
+{
+    return !c->held && !c->writing && !c->closing && !c->discard;
+}
+
+static void conn_dispatch(http_conn *c)
+{
+    jv_http_server *s = c->s;
+    c->held = true;
+    c->refs++; /* dropped by jv_http_respond() */
+    s->inflight++;
+    conn_deadline(c, DL_NONE, 0);
+    s->handler(s->arg, &c->req);
+}
+
+static void conn_parse_error(http_conn *c, enum http_errno e)
+{
+    if (e >= HPE_CB_message_begin && e <= HPE_CB_chunk_complete) {
+        if (c->err_status)
+            conn_fail(c, c->err_status, c->err_msg);
+        else
+            conn_close(c);
+    } else if (e == HPE_HEADER_OVERFLOW) {
+        conn_fail(c, 431, "request headers too large");
+    } else {
+        conn_fail(c, 400, http_errno_description(e));
+    }
+}
+
+/* Parses p[0..n) as far as the connection may: up to the end, or to the
+ * end of a request whose answer is not written yet. Returns the bytes
+ * used; all of them after an error (the rest is dropped). The caller holds
+ * a reference: the handler may close the connection. */
+static size_t conn_parse(http_conn *c, const char *p, size_t n)
+{
+    size_t used = 0;
+    while (used < n && conn_may_parse(c)) {
+        size_t k = http_parser_execute(&c->parser, &parser_settings, p + used,
+                                       n - used);
+        enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+        used += k;
+        if (e == HPE_PAUSED) {
+            http_parser_pause(&c->parser, 0);
+            conn_dispatch(c);
+        } else if (e != HPE_OK || k == 0) {
+            conn_parse_error(c, e == HPE_OK ? HPE_UNKNOWN : e);
+            return n;
+        }
+    }
+    return used;
+}
+
+/* Keeps unparsed input, moving the unparsed part to the front first: that
+ * part is below HTTP_IN_MAX plus one read, so the copying stays linear. */
+static bool conn_keep_input(http_conn *c, const char *p, size_t n)
+{
+    jv_buf *in = &c->in;
+    if (c->in_off > 0) {
+        memmove(in->data, in->data + c->in_off, in->len - c->in_off);
+        in->len -= c->in_off;
+        c->in_off = 0;
+    }
+    return jv_buf_append(in, p, n) == JV_OK;
+}
+
+/* After input or an answer: read while `in` has room, and set the deadline
+ * that fits the connection's state. */
+static void conn_settle(http_conn *c)
+{
+    jv_http_server *s = c->s;
+    bool want_read;
+    if (c->closing || c->discard)
+        return;
+    if (s->stopping && conn_idle(c)) {
+        conn_close(c);
+        return;
+    }
+    want_read = c->in.len - c->in_off < HTTP_IN_MAX;
+    if (want_read != c->reading) {
+        int rc = want_read ? uv_read_start(&c->h.stream, on_alloc, on_read)
+                           : uv_read_stop(&c->h.stream);
+        if (rc != 0) {
+            conn_close(c);
+            return;
+        }
+        c->reading = want_read;
+    }
+    if (c->held || c->writing)
+        return; /* no deadline, or DL_SEND set by conn_write() */
+    if (c->in_msg)
+        conn_deadline(c, DL_REQUEST, c->msg_start_ms + s->o.request_timeout_ms);
+    else if (c->deadline_kind != DL_IDLE)
+        conn_deadline(c, DL_IDLE, uv_now(s->loop) + s->o.idle_timeout_ms);
+}
+
+/* The answer is written: parse what was pipelined meanwhile. */
+static void conn_resume(http_conn *c)
+{
+    c->refs++;
+    if (c->in_off < c->in.len) {
+        size_t used = conn_parse(c, (const char *)c->in.data + c->in_off,
+                                 c->in.len - c->in_off);
+        c->in_off += used;
+    }
+    if (c->discard || c->in_off == c->in.len)
+        c->in.len = c->in_off = 0;
+    conn_settle(c);
+    conn_unref(c);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    http_conn *c = h->data;
+    (void)suggested;
+    *buf = uv_buf_init(c->s->rbuf, HTTP_READ_SIZE);
+}
+
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+    http_conn *c = st->data;
+    size_t n = (size_t)nread, used = 0;
+    /* EOF or an error: the client is gone (a half-close counts as gone, as
+     * nginx has it), whatever it sent or we owe it. */
+    if (nread < 0) {
+        conn_close(c);
+        return;
+    }
+    if (nread == 0 || c->discard || c->closing)
+        return;
+    c->refs++;
+    if (conn_may_parse(c) && c->in_off == c->in.len)
+        used = conn_parse(c, buf->base, n);
+    if (used < n && !c->closing && !c->discard &&
+        !conn_keep_input(c, buf->base + used, n - used))
+        conn_close(c);
+    conn_settle(c);
+    conn_unref(c);
+}
+
+/* -- accepting ------------------------------------------------------------ */
+
+static void format_addr(const struct sockaddr *sa, char *out, size_t n)
+{
+    char ip[INET6_ADDRSTRLEN] = "";
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
+        uv_ip6_name(a, ip, sizeof(ip));
+        snprintf(out, n, "[%s]:%u", ip, (unsigned)ntohs(a->sin6_port));
+    } else if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
+        uv_ip4_name(a, ip, sizeof(ip));
+        snprintf(out, n, "%s:%u", ip, (unsigned)ntohs(a->sin_port));
+    } else {
+        snprintf(out, n, "unknown");
+    }
+}
+
+static void on_server_timer(uv_timer_t *t)
+{
+    jv_http_server *s = t->data;
+    for (http_listener *l = s->listeners; l; l = l->next) {
+        if (l->stalled && !l->closing)
+            listener_accept(l);
+    }
+}
+
+static void listener_accept(http_listener *l)
+{
+    jv_http_server *s = l->s;
+    http_conn *c = jv_calloc(1, sizeof(*c));
+    if (!c) {
+        /* libuv stops watching the listener until uv_accept() is called:
+         * try again later rather than stall it for good. */
+        l->stalled = true;
+        uv_timer_start(&s->timer, on_server_timer, HTTP_ACCEPT_RETRY_MS, 0);
+        return;
+    }
+    l->stalled = false;
+    c->s = s;
+    c->req.conn = c;
+    s->nalloc++;
+    if (l->is_unix)
+        uv_pipe_init(s->loop, &c->h.pipe, 0);
+    else
+        uv_tcp_init(s->loop, &c->h.tcp);
+    uv_timer_init(s->loop, &c->timer);
+    c->h.handle.data = c;
+    c->timer.data = c;
+    c->handles = 2;
+    c->refs = 1; /* the handles' */
+    s->nhandles += 2;
+    /* Beyond max_conns the client sees its connection closed at once. */
+    if (uv_accept(&l->h.stream, &c->h.stream) != 0 ||
+        s->nconns >= s->o.max_conns) {
+        conn_close(c);
+        return;
+    }
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    s->conns = c;
+    c->listed = true;
+    s->nconns++;
+    if (l->is_unix) {
+        snprintf(c->remote, sizeof(c->remote), "unix");
+    } else {
+        struct sockaddr_storage ss;
+        int len = (int)sizeof(ss);
+        uv_tcp_nodelay(&c->h.tcp, 1);
+        if (uv_tcp_getpeername(&c->h.tcp, (struct sockaddr *)&ss, &len) == 0)
+            format_addr((const struct sockaddr *)&ss, c->remote,
+                        sizeof(c->remote));
+        else
+            snprintf(c->remote, sizeof(c->remote), "unknown");
+    }
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+    if (uv_read_start(&c->h.stream, on_alloc, on_read) != 0) {
+        conn_close(c);
+        return;
+    }
+    c->reading = true;
+    conn_deadline(c, DL_IDLE, uv_now(s->loop) + s->o.idle_timeout_ms);
+}
+
+static void on_connection(uv_stream_t *st, int status)
+{
+    if (status < 0)
+        return; /* EMFILE and the like: libuv keeps listening */
+    listener_accept(st->data);
+}
+
+/* -- listening ------------------------------------------------------------ */
+
+static void on_listener_closed(uv_handle_t *h)
+{
+    http_listener *l = h->data;
+    jv_http_server *s = l->s;
+    for (http_listener **pp = &s->listeners; *pp; pp = &(*pp)->next) {
+        if (*pp == l) {
+            *pp = l->next;
+            break;
+        }
+    }
+    jv_free(l->path);
+    jv_free(l);
+    s->nhandles--;
+    server_maybe_done(s);
+}
+
+static void listener_close(http_listener *l)
+{
+    if (l->closing)
+        return;
+    l->closing = true;
+    if (l->path)
+        unlink(l->path);
+    uv_close(&l->h.handle, on_listener_closed);
+}
+
+/* "host:port" or "[v6]:port" into a socket address. */
+static jv_err parse_tcp_addr(const char *addr, struct sockaddr_storage *ss)
+{
+    char host[INET6_ADDRSTRLEN];
+    const char *h = addr, *end, *port;
+    bool v6 = addr[0] == '[';
+    unsigned long val = 0;
+    size_t hlen;
+
+    if (v6) {
+        h = addr + 1;
+        end = strchr(h, ']');
+        if (!end || end[1] != ':')
+            return JV_EINVAL;
+        port = end + 2;
+    } else {
+        end = strrchr(addr, ':');
+        if (!end)
+            return JV_EINVAL;
+        port = end + 1;
+    }
+    hlen = (size_t)(end - h);
+    if (hlen == 0 || hlen >= sizeof(host) || (!v6 && memchr(h, ':', hlen)))
+        return JV_EINVAL;
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    if (*port == '\0' || strlen(port) > 5)
+        return JV_EINVAL;
+    for (const char *q = port; *q; q++) {
+        if (*q < '0' || *q > '9')
+            return JV_EINVAL;
+        val = val * 10 + (unsigned long)(*q - '0');
+    }
+    if (val > 65535)
+        return JV_EINVAL;
+    if (v6)
+        return uv_ip6_addr(host, (int)val, (struct sockaddr_in6 *)ss) == 0
+                   ? JV_OK
+                   : JV_EINVAL;
+    return uv_ip4_addr(host, (int)val, (struct sockaddr_in *)ss) == 0
+               ? JV_OK
+               : JV_EINVAL;
+}
+
+static jv_err listen_tcp(http_listener *l, const char *addr, char *name,
+                         size_t namelen)
+{
+    jv_http_server *s = l->s;
+    struct sockaddr_storage ss;
+    int len = (int)sizeof(ss);
+    jv_err err;
+
+    memset(&ss, 0, sizeof(ss));
+    err = parse_tcp_addr(addr, &ss);
+    if (err)
+        return err;
+    uv_tcp_init(s->loop, &l->h.tcp);
+    l->h.handle.data = l;
+    s->nhandles++;
+    /* libuv reports most bind errors from uv_listen(). */
+    err = err_from_uv(uv_tcp_bind(&l->h.tcp, (struct sockaddr *)&ss, 0));
+    if (!err)
+        err = err_from_uv(uv_listen(&l->h.stream, HTTP_BACKLOG, on_connection));
+    if (!err)
+        err = err_from_uv(
+            uv_tcp_getsockname(&l->h.tcp, (struct sockaddr *)&ss, &len));
+    if (!err)
+        format_addr((const struct sockaddr *)&ss, name, namelen);
+    return err;
+}
+
+/* A socket file nobody listens on is left by a crash: remove it. A live
+ * one, or any other kind of file, is not ours to remove. */
+static jv_err unix_clear_stale(const char *path, size_t plen)
+{
+    struct sockaddr_un sa;
+    struct stat st;
+    int fd, rc, e;
+
+    if (lstat(path, &st) != 0)
+        return errno == ENOENT ? JV_OK : JV_EIO;
+    if (!S_ISSOCK(st.st_mode))
+        return JV_EEXIST;
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    memcpy(sa.sun_path, path, plen);
+    /* Non-blocking: a live server with a full backlog must not block us. */
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return JV_EIO;
+    rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+    e = errno;
+    close(fd);
+    if (rc == 0 || e == EAGAIN)
+        return JV_EBUSY;
+    if (e != ECONNREFUSED)
+        return e == EACCES ? JV_EPERM : JV_EIO;
+    if (unlink(path) != 0 && errno != ENOENT)
+        return JV_EIO;
+    return JV_OK;
+}
+
+static jv_err listen_unix(http_listener *l, const char *path, char *name,
+                          size_t namelen)
+{
+    jv_http_server *s = l->s;
+    size_t plen = strlen(path);
+    char *copy;
+    jv_err err;
+
+    /* uv_pipe_bind() would silently truncate a long path. */
+    if (plen == 0 || plen >= sizeof(((struct sockaddr_un *)NULL)->sun_path))
+        return JV_EINVAL;
+    err = unix_clear_stale(path, plen);
+    if (err)
+        return err;
+    copy = jv_strndup(path, plen);
+    if (!copy)
+        return JV_ENOMEM;
+    uv_pipe_init(s->loop, &l->h.pipe, 0);
+    l->h.handle.data = l;
+    s->nhandles++;
+    err = err_from_uv(uv_pipe_bind(&l->h.pipe, path));
+    if (err) {
+        jv_free(copy);
+        return err;
+    }
+    l->path = copy; /* bound: ours to unlink */
+    /* Before uv_listen(): nobody can connect with looser permissions. */
+    if (chmod(path, 0660) != 0)
+        return errno == EPERM ? JV_EPERM : JV_EIO;
+    err = err_from_uv(uv_listen(&l->h.stream, HTTP_BACKLOG, on_connection));
+    if (!err)
+        snprintf(name, namelen, "unix:%s", path);
+    return err;
+}
+
+/* -- public API ----------------------------------------------------------- */
+
+void jv_http_opts_default(jv_http_opts *o)
+{
+    o->max_body = 1u << 20;
+    o->max_header_bytes = 16u << 10;
+    o->max_conns = 1024;
+    o->idle_timeout_ms = 60000;
+    o->request_timeout_ms = 10000;
+}
+
+jv_err jv_http_server_new(uv_loop_t *loop, const jv_http_opts *o,
+                          jv_http_handler handler, void *arg,
+                          jv_http_server **out)
+{
+    jv_http_opts def;
+    jv_http_server *s = NULL;
+
+    if (!loop || !handler || !out)
+        return JV_EINVAL;
+    if (!o) {
+        jv_http_opts_default(&def);
+        o = &def;
+    }
+    if (o->max_conns == 0 || o->max_header_bytes < 2 * HTTP_LINE_BYTES ||
+        o->idle_timeout_ms == 0 || o->request_timeout_ms == 0)
+        return JV_EINVAL;
+    s = jv_calloc(1, sizeof(*s));
+    if (!s)
+        goto fail;
+    s->rbuf = jv_malloc(HTTP_READ_SIZE);
+    if (!s->rbuf)
+        goto fail;
+    s->loop = loop;
+    s->o = *o;
+    s->handler = handler;
+    s->arg = arg;
+    uv_timer_init(loop, &s->timer);
+    uv_unref((uv_handle_t *)&s->timer); /* retries alone keep no loop alive */
+    s->timer.data = s;
+    s->nhandles = 1;
+    *out = s;
+    return JV_OK;
+fail:
+    if (s)
+        jv_free(s->rbuf);
+    jv_free(s);
+    return JV_ENOMEM;
+}
+
+jv_err jv_http_listen(jv_http_server *s, const char *addr, char *bound,
+                      size_t boundlen)
+{
+    char name[sizeof(((struct sockaddr_un *)NULL)->sun_path) + 16] = "";
+    http_listener *l;
+    jv_err err;
+
+    if (!s || !addr || (bound && boundlen == 0))
+        return JV_EINVAL;
+    if (s->stopping)
+        return JV_ESTATE;
+    l = jv_calloc(1, sizeof(*l));
+    if (!l)
+        return JV_ENOMEM;
+    l->s = s;
+    l->is_unix = strncmp(addr, "unix:", 5) == 0;
+    if (l->is_unix)
+        err = listen_unix(l, addr + 5, name, sizeof(name));
+    else
+        err = listen_tcp(l, addr, name, sizeof(name));
+    if (!err && bound && strlen(name) >= boundlen)
+        err = JV_EINVAL;
+    if (err)
+        goto fail;
+    if (bound)
+        memcpy(bound, name, strlen(name) + 1);
+    l->next = s->listeners;
+    s->listeners = l;
+    return JV_OK;
+fail:
+    if (l->h.handle.data) /* the handle was initialized: free it when closed */
+        listener_close(l);
+    else
+        jv_free(l);
+    return err;
+}
+
+void jv_http_stop_accepting(jv_http_server *s)
+{
+    http_conn *c, *next;
+    if (!s || s->stopping)
+        return;
+    s->stopping = true;
+    for (http_listener *l = s->listeners; l; l = l->next)
+        listener_close(l);
+    for (c = s->conns; c; c = next) {
+        next = c->next;
+        if (conn_idle(c))
+            conn_close(c);
+    }
+}
+
+size_t jv_http_inflight(const jv_http_server *s)
+{
+    return s->inflight;
+}
+
+size_t jv_http_conns(const jv_http_server *s)
+{
+    return s->nconns;
+}
+
+void jv_http_server_close(jv_http_server *s, void (*done)(void *), void *arg)
+{
+    if (!s || s->closing)
+        return;
+    s->closing = true;
+    s->stopping = true;
+    s->done = done;
+    s->done_arg = arg;
+    for (http_listener *l = s->listeners; l; l = l->next)
+        listener_close(l);
+    while (s->conns)
+        conn_close(s->conns);
+    /* Always closed last, so done() runs from a close callback, never from
+     * inside this call. */
+    uv_close((uv_handle_t *)&s->timer, on_server_handle_closed);
+}
+
+const char *jv_http_method(const jv_http_req *r)
+{
+    return http_method_str((enum http_method)r->method);
+}
+
+jv_str jv_http_path(const jv_http_req *r)
+{
+    jv_str p = {(const char *)r->head.data, r->path_len};
+    return p;
+}
+
+jv_str jv_http_query(const jv_http_req *r)
+{
+    jv_str q = {"", 0};
+    if (r->query_len) {
+        q.p = (const char *)r->head.data + r->query_off;
+        q.n = r->query_len;
+    }
+    return q;
+}
+
+jv_str jv_http_header(const jv_http_req *r, const char *name)
+{
+    jv_str v = {"", 0};
+    size_t n = strlen(name);
+    const char *head = (const char *)r->head.data;
+    for (unsigned i = 0; i < r->nfields; i++) {
+        const http_field *f = &r->fields[i];
+        if (f->name_len != n || strncasecmp(head + f->name_off, name, n))
+            continue;
+        if (f->val_len) {
+            v.p = head + f->val_off;
+            v.n = f->val_len;
+            /* http-parser skips leading whitespace, not trailing. */
+            while (v.n && (v.p[v.n - 1] == ' ' || v.p[v.n - 1] == '\t'))
+                v.n--;
+        }
+        break;
+    }
+    return v;
+}
+
+const uint8_t *jv_http_body(const jv_http_req *r, size_t *len)
+{
+    *len = r->body.len;
+    return r->body.len ? r->body.data : (const uint8_t *)"";
+}
+
+const char *jv_http_remote(const jv_http_req *r)
+{
+    return r->conn->remote;
+}
+
+uint64_t jv_http_start_ns(const jv_http_req *r)
+{
+    return r->start_ns;
+}
+
+void jv_http_respond(jv_http_req *r, int status, const char *content_type,
+                     const char *headers, const void *body, size_t len)
+{
+    http_conn *c = r->conn;
+    jv_http_server *s = c->s;
+    c->held = false;
+    s->inflight--;
+    /* A closed connection's client is gone: the answer goes nowhere. */
+    if (!c->closing)
+        conn_write(c, status, content_type, headers, body, len);
+    conn_unref(c); /* the handler's; may free the connection and server */
+}
+
+static int hexval(unsigned char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+/* Replaces out's contents with s decoded, NUL-terminated (the NUL is not
+ * counted in out->len); `plus` turns '+' into a space (query strings). */
+static jv_err unescape(jv_str s, bool plus, jv_buf *out)
+{
+    size_t k = 0;
+    jv_buf_reset(out);
+    if (jv_buf_reserve(out, s.n + 1))
+        return JV_ENOMEM;
+    for (size_t i = 0; i < s.n; i++) {
+        int ch = (unsigned char)s.p[i];
+        if (ch == '%') {
+            int hi = i + 2 < s.n ? hexval((unsigned char)s.p[i + 1]) : -1;
+            int lo = i + 2 < s.n ? hexval((unsigned char)s.p[i + 2]) : -1;
+            if (hi < 0 || lo < 0)
+                goto bad;
+            ch = hi << 4 | lo;
+            i += 2;
+        } else if (ch == '+' && plus) {
+            ch = ' ';
+        }
+        /* A NUL would cut the C string short of what was checked. */
+        if (ch == 0)
+            goto bad;
+        out->data[k++] = (uint8_t)ch;
+    }
+    out->data[k] = '\0';
+    out->len = k;
+    return JV_OK;
+bad:
+    out->data[0] = '\0';
+    out->len = 0;
+    return JV_EINVAL;
+}
+
+jv_err jv_http_unescape(jv_str s, jv_buf *out)
+{
+    if (!out)
+        return JV_EINVAL;
+    return unescape(s, false, out);
+}
+
+/* Whether a query key, decoded ('+' as space), is `name`; decoded on the
+ * fly so that out is left alone unless the key matches. A key that does
+ * not decode matches nothing. */
+static bool key_is(jv_str key, const char *name, size_t nlen)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < key.n; i++, j++) {
+        int ch = (unsigned char)key.p[i];
+        if (ch == '%') {
+            int hi = i + 2 < key.n ? hexval((unsigned char)key.p[i + 1]) : -1;
+            int lo = i + 2 < key.n ? hexval((unsigned char)key.p[i + 2]) : -1;
+            if (hi < 0 || lo < 0)
+                return false;
+            ch = hi << 4 | lo;
+            i += 2;
+        } else if (ch == '+') {
+            ch = ' ';
+        }
+        if (ch == 0 || j == nlen || ch != (unsigned char)name[j])
+            return false;
+    }
+    return j == nlen;
+}
+
+jv_err jv_http_query_param(jv_str query, const char *name, jv_buf *out)
+{
+    size_t nlen, i = 0;
+    if (!name || !out)
+        return JV_EINVAL;
+    nlen = strlen(name);
+    while (i < query.n) {
+        const char *seg = query.p + i, *eq;
+        size_t end = i, slen;
+        while (end < query.n && query.p[end] != '&')
+            end++;
+        slen = end - i;
+        i = end + 1;
+        eq = memchr(seg, '=', slen);
+        jv_str key = {seg, eq ? (size_t)(eq - seg) : slen};
+        if (!key_is(key, name, nlen))
+            continue;
+        jv_str val = {eq ? eq + 1 : seg + slen, eq ? slen - key.n - 1 : 0};
+        return unescape(val, true, out);
+    }
+    return JV_ENOTFOUND;
+}
+
+const char *jv_http_reason(int status)
+{
+    /* http-parser's table of registered codes and phrases. */
+    switch (status) {
+#define JV_HTTP_REASON(num, name, string) \
+    case num:                             \
+        return #string;
+        HTTP_STATUS_MAP(JV_HTTP_REASON)
+#undef JV_HTTP_REASON
+    default:
+        return "Unknown";
+    }
+}

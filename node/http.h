@@ -20,7 +20,9 @@
  * "Expect: 100-continue" is honoured (413 at once when the declared length
  * is over the bound, "100 Continue" otherwise).
  *
- * Threading: everything here runs on the loop thread.
+ * Threading: everything here runs on the loop thread. The process must
+ * ignore SIGPIPE: libuv writes with write(2), so a client that resets its
+ * connection while an answer is being written would otherwise kill it.
  */
 #ifndef JV_HTTP_H
 #define JV_HTTP_H
@@ -100,12 +102,15 @@ uint64_t jv_http_start_ns(const jv_http_req *r);
 void jv_http_respond(jv_http_req *r, int status, const char *content_type,
                      const char *headers, const void *body, size_t len);
 
-/* Percent-decodes s into out (NUL-terminated; "+" stays "+"). JV_EINVAL on
- * a bad escape or a decoded NUL byte. */
+/* Percent-decodes s into out, replacing its contents (NUL-terminated, the
+ * NUL not counted in out->len; "+" stays "+"). JV_EINVAL on a bad escape or
+ * a decoded NUL byte. */
 jv_err jv_http_unescape(jv_str s, jv_buf *out);
 
 /* Finds `name` in a query string and percent-decodes its value into out
- * ("+" means space here). JV_ENOTFOUND when absent. */
+ * as jv_http_unescape() does, but "+" means space here. The first match
+ * wins; keys are compared decoded. JV_ENOTFOUND when absent (out is left
+ * alone). */
 jv_err jv_http_query_param(jv_str query, const char *name, jv_buf *out);
 
 /* Reason phrase for a status code ("Not Found"). */
