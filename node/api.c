@@ -298,7 +298,7 @@ jv_err api_query(api_ctx *c, const char *name, jv_buf *buf)
     if (err == JV_ENOTFOUND)
         return err;
     if (err || !jv_str_valid_utf8((jv_str){(const char *)buf->data,
-                                           buf->len ? buf->len - 1 : 0})) {
+                                           buf->len})) {
         api_error(c, 400, "bad_request", "query parameter '%s' is not valid",
                   name);
         return JV_EINVAL;
@@ -314,8 +314,8 @@ jv_err api_paging(api_ctx *c, size_t *limit, jv_buf *cursor)
     jv_err err = api_query(c, "limit", &tmp);
     if (err == JV_OK) {
         char *end;
-        unsigned long v = strtoul((const char *)tmp.data, &end, 10);
-        if (*end || v == 0 || v > 1000 || tmp.data[0] == '-') {
+        unsigned long v = strtoul(api_cstr(&tmp), &end, 10);
+        if (*end || v == 0 || v > 1000 || api_cstr(&tmp)[0] == '-') {
             jv_buf_fini(&tmp);
             api_error(c, 400, "bad_request",
                       "limit must be an integer from 1 to 1000");
@@ -330,8 +330,7 @@ jv_err api_paging(api_ctx *c, size_t *limit, jv_buf *cursor)
     err = api_query(c, "cursor", cursor);
     if (err == JV_ENOTFOUND) {
         jv_buf_reset(cursor);
-        jv_buf_append(cursor, "", 1);
-        return jv_buf_err(cursor) ? JV_ENOMEM : JV_OK;
+        return JV_OK;
     }
     return err;
 }

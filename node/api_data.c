@@ -14,8 +14,7 @@
 
 static jv_str cap_str(api_ctx *c, int i)
 {
-    return (jv_str){(const char *)c->cap[i].data,
-                    c->cap[i].len ? c->cap[i].len - 1 : 0};
+    return (jv_str){(const char *)c->cap[i].data, c->cap[i].len};
 }
 
 /* A name or key from the path: 1..max bytes of UTF-8 without NUL. */
@@ -194,7 +193,7 @@ static int list_params(api_ctx *c, jv_buf *prefix, jv_buf *cursor,
     if (err == JV_EINVAL)
         return -1;
     if (err == JV_ENOTFOUND)
-        jv_buf_append(prefix, "", 1);
+        jv_buf_reset(prefix);
     if (api_paging(c, limit, cursor))
         return -1;
     return 0;
@@ -202,7 +201,7 @@ static int list_params(api_ctx *c, jv_buf *prefix, jv_buf *cursor,
 
 static jv_str buf_str(const jv_buf *b)
 {
-    return (jv_str){(const char *)b->data, b->len ? b->len - 1 : 0};
+    return (jv_str){b->len ? (const char *)b->data : "", b->len};
 }
 
 void api_counter_list(api_ctx *c)
@@ -332,7 +331,7 @@ static int time_param(api_ctx *c, const char *name, jv_buf *tmp, uint64_t *out)
         return 0;
     if (err)
         return -1;
-    if (jv_parse_time((const char *)tmp->data, out) != JV_OK) {
+    if (jv_parse_time(api_cstr(tmp), out) != JV_OK) {
         api_error(c, 400, "bad_request",
                   "'%s' must be RFC 3339 or milliseconds since the epoch",
                   name);
@@ -384,16 +383,16 @@ void api_audit_query(api_ctx *c)
     if ((err = api_query(c, "order", &order)) == JV_EINVAL)
         goto out;
     if (!err) {
-        if (!strcmp((const char *)order.data, "desc")) {
+        if (!strcmp(api_cstr(&order), "desc")) {
             q.newest_first = true;
-        } else if (strcmp((const char *)order.data, "asc")) {
+        } else if (strcmp(api_cstr(&order), "asc")) {
             api_error(c, 400, "bad_request", "order must be asc or desc");
             goto out;
         }
     }
     if (api_paging(c, &a.limit, &cursor))
         goto out;
-    if (cursor.len > 1 && parse_audit_cursor((const char *)cursor.data, &q)) {
+    if (cursor.len > 0 && parse_audit_cursor(api_cstr(&cursor), &q)) {
         api_error(c, 400, "bad_request", "cursor is not one this API gave");
         goto out;
     }

@@ -63,6 +63,12 @@ jv_err api_query(api_ctx *c, const char *name, jv_buf *buf);
  * JV_EINVAL the request was answered. */
 jv_err api_paging(api_ctx *c, size_t *limit, jv_buf *cursor);
 
+/* A decoded buffer as a C string ("" when empty). */
+static inline const char *api_cstr(const jv_buf *b)
+{
+    return b->len ? (const char *)b->data : "";
+}
+
 /* Body fields: 0 when fine, or the request was answered 400. */
 int api_field_str(api_ctx *c, const char *name, bool required, size_t min,
                   size_t max, jv_str *out);
