@@ -88,9 +88,11 @@ jv_err jv_dotctx_add(jv_dotctx *c, const jv_dot *d)
         jv_err err = jv_vv_set(&c->compact, &d->id, next);
         if (err)
             return err;
-        memmove(c->cloud + i, c->cloud + j,
-                (c->ncloud - j) * sizeof(*c->cloud));
-        c->ncloud -= j - i;
+        if (j > i) {
+            memmove(c->cloud + i, c->cloud + j,
+                    (c->ncloud - j) * sizeof(*c->cloud));
+            c->ncloud -= j - i;
+        }
         return JV_OK;
     }
     jv_err err = cloud_reserve(c, c->ncloud + 1);
