@@ -1,1 +1,1376 @@
+/*
+ * apply.c - the only code that changes replicated state.
+ *
+ * Remote batches (jv_store_apply) and local writes (jv_store_commit_local)
+ * end in the same place: apply_op() changes the materialized state for one
+ * operation, apply_batch() adds a batch to the log, applies its operations
+ * and moves the version vector. Verification replays the log through the
+ * same code, so "materialized state == replay of the log" is a property of
+ * this file alone.
+ *
+ * Where a remote batch goes:
+ *
+ *     hash in log or held ----------------------------> EDUP
+ *     chain (jv_batch_check_chain against vv):
+ *        already covered, other hash ------------------> EEQUIVOCATE
+ *        overlap or wrong prev ------------------------> ELINK
+ *     untrusted origin (JV_APPLY_REQUIRE_TRUST) ------> held 'untrusted'
+ *     starts past applied + 1 ------------------------> held 'gap'
+ *     otherwise --------------------------------------> applied
+ *
+ * After the given batches, held batches whose origin's gap has filled or
+ * who became trusted are applied in the same transaction (release()).
+ *
+ * The OR-Set causal context is read and written through a small per-call
+ * cache (ctx_cache): an archive add would otherwise cost three statements
+ * on the ctx table for one row it changes. The cache is flushed before
+ * every commit or savepoint release and dropped on rollback.
+ */
 #include "apply.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "query.h"
+#include "store_int.h"
+
+/* -- causal context cache ---------------------------------------------------
+ */
+
+typedef struct {
+    jv_id id;
+    uint64_t seq; /* compact part: every n <= seq is seen */
+    bool cloud;   /* ctx_cloud may hold dots of id */
+    bool dirty;   /* seq differs from the ctx table */
+} ctx_ent;
+
+typedef struct {
+    ctx_ent *e;
+    size_t n, cap;
+} ctx_cache;
+
+static const char sql_ctx_get[] = "SELECT seq FROM ctx WHERE replica = ?1";
+static const char sql_ctx_put[] =
+    "INSERT INTO ctx(replica, seq) VALUES (?1, ?2) "
+    "ON CONFLICT(replica) DO UPDATE SET seq = excluded.seq";
+static const char sql_cloud_any[] =
+    "SELECT EXISTS (SELECT 1 FROM ctx_cloud WHERE replica = ?1)";
+static const char sql_cloud_has[] =
+    "SELECT 1 FROM ctx_cloud WHERE replica = ?1 AND n = ?2";
+static const char sql_cloud_add[] =
+    "INSERT INTO ctx_cloud(replica, n) VALUES (?1, ?2) "
+    "ON CONFLICT DO NOTHING";
+static const char sql_cloud_after[] =
+    "SELECT n FROM ctx_cloud WHERE replica = ?1 AND n > ?2 ORDER BY n";
+static const char sql_cloud_fold[] =
+    "DELETE FROM ctx_cloud WHERE replica = ?1 AND n <= ?2";
+static const char sql_cloud_max[] =
+    "SELECT max(n) FROM ctx_cloud WHERE replica = ?1";
+
+static void ctx_drop(ctx_cache *cc)
+{
+    cc->n = 0;
+}
+
+static void ctx_fini(ctx_cache *cc)
+{
+    jv_free(cc->e);
+    cc->e = NULL;
+    cc->n = cc->cap = 0;
+}
+
+/* Runs a one-row, one-column query keyed by id (and n when n != 0). */
+static jv_err query_u64(jv_store *st, const char *sql, const jv_id *id,
+                        uint64_t n, bool *found, uint64_t *v)
+{
+    jv_err err;
+    sqlite3_stmt *s = jv__stmt(st, sql, &err);
+    if (!s)
+        return err;
+    jv__bind_id(s, 1, id);
+    if (n)
+        jv__bind_u64(s, 2, n);
+    int rc = sqlite3_step(s);
+    err = JV_OK;
+    *found = rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL;
+    if (rc == SQLITE_ROW)
+        *v = jv__col_u64(s, 0);
+    else if (rc != SQLITE_DONE)
+        err = jv__sqlerr(st, rc, "read causal context");
+    jv__reset(s);
+    return err;
+}
+
+static jv_err ctx_get(jv_store *st, ctx_cache *cc, const jv_id *id,
+                      ctx_ent **out)
+{
+    for (size_t i = 0; i < cc->n; i++) {
+        if (jv_id_eq(&cc->e[i].id, id)) {
+            *out = &cc->e[i];
+            return JV_OK;
+        }
+    }
+    if (cc->n == cc->cap) {
+        size_t cap = cc->cap ? cc->cap * 2 : 8;
+        ctx_ent *e = jv_reallocarray(cc->e, cap, sizeof(*e));
+        if (!e)
+            return jv__fail(st, JV_ENOMEM, "causal context: out of memory");
+        cc->e = e;
+        cc->cap = cap;
+    }
+    ctx_ent ent = {.id = *id};
+    bool found;
+    uint64_t v = 0, any = 0;
+    jv_err err;
+    if ((err = query_u64(st, sql_ctx_get, id, 0, &found, &v)))
+        return err;
+    ent.seq = found ? v : 0;
+    if ((err = query_u64(st, sql_cloud_any, id, 0, &found, &any)))
+        return err;
+    ent.cloud = any != 0;
+    cc->e[cc->n] = ent;
+    *out = &cc->e[cc->n++];
+    return JV_OK;
+}
+
+static jv_err ctx_contains(jv_store *st, ctx_cache *cc, const jv_dot *d,
+                           bool *in)
+{
+    ctx_ent *e;
+    uint64_t v;
+    jv_err err = ctx_get(st, cc, &d->id, &e);
+    if (err)
+        return err;
+    if (d->n <= e->seq || !e->cloud) {
+        *in = d->n <= e->seq;
+        return JV_OK;
+    }
+    return query_u64(st, sql_cloud_has, &d->id, d->n, in, &v);
+}
+
+/* After e->seq grew: cloud dots that became contiguous join the compact
+ * part, so the cloud only ever holds dots seen ahead of a gap. */
+static jv_err ctx_fold(jv_store *st, ctx_ent *e)
+{
+    jv_err err;
+    if (!e->cloud)
+        return JV_OK;
+    sqlite3_stmt *s = jv__stmt(st, sql_cloud_after, &err);
+    if (!s)
+        return err;
+    uint64_t seq = e->seq;
+    int rc;
+    jv__bind_id(s, 1, &e->id);
+    jv__bind_u64(s, 2, seq);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW && jv__col_u64(s, 0) == seq + 1)
+        seq++;
+    err = rc == SQLITE_ROW || rc == SQLITE_DONE
+              ? JV_OK
+              : jv__sqlerr(st, rc, "read causal context");
+    jv__reset(s);
+    if (err || seq == e->seq)
+        return err;
+    e->seq = seq;
+    if (!(s = jv__stmt(st, sql_cloud_fold, &err)))
+        return err;
+    jv__bind_id(s, 1, &e->id);
+    jv__bind_u64(s, 2, seq);
+    if ((err = jv__run(st, s, "fold causal context")))
+        return err;
+    uint64_t any = 0;
+    bool found;
+    if ((err = query_u64(st, sql_cloud_any, &e->id, 0, &found, &any)))
+        return err;
+    e->cloud = any != 0;
+    return JV_OK;
+}
+
+static jv_err ctx_add(jv_store *st, ctx_cache *cc, const jv_dot *d)
+{
+    ctx_ent *e;
+    jv_err err = ctx_get(st, cc, &d->id, &e);
+    if (err || d->n <= e->seq)
+        return err;
+    if (d->n == e->seq + 1) {
+        e->seq = d->n;
+        e->dirty = true;
+        return ctx_fold(st, e);
+    }
+    sqlite3_stmt *s = jv__stmt(st, sql_cloud_add, &err);
+    if (!s)
+        return err;
+    jv__bind_id(s, 1, &d->id);
+    jv__bind_u64(s, 2, d->n);
+    if ((err = jv__run(st, s, "add to causal context")))
+        return err;
+    e->cloud = true;
+    return JV_OK;
+}
+
+/* The greatest n of id seen, compact or cloud. */
+static jv_err ctx_max(jv_store *st, ctx_cache *cc, const jv_id *id,
+                      uint64_t *out)
+{
+    ctx_ent *e;
+    bool found;
+    uint64_t v = 0;
+    jv_err err = ctx_get(st, cc, id, &e);
+    if (err)
+        return err;
+    *out = e->seq;
+    if (e->cloud) {
+        if ((err = query_u64(st, sql_cloud_max, id, 0, &found, &v)))
+            return err;
+        if (found && v > *out)
+            *out = v;
+    }
+    return JV_OK;
+}
+
+static jv_err ctx_flush(jv_store *st, ctx_cache *cc)
+{
+    jv_err err;
+    for (size_t i = 0; i < cc->n; i++) {
+        ctx_ent *e = &cc->e[i];
+        if (!e->dirty)
+            continue;
+        sqlite3_stmt *s = jv__stmt(st, sql_ctx_put, &err);
+        if (!s)
+            return err;
+        jv__bind_id(s, 1, &e->id);
+        jv__bind_u64(s, 2, e->seq);
+        if ((err = jv__run(st, s, "write causal context")))
+            return err;
+        e->dirty = false;
+    }
+    return JV_OK;
+}
+
+/* -- operations --------------------------------------------------------------
+ */
+
+static const char sql_counter_put[] =
+    "INSERT INTO counter(name, replica, p, n) VALUES (?1, ?2, ?3, ?4) "
+    "ON CONFLICT(name, replica) DO UPDATE SET "
+    "p = max(p, excluded.p), n = max(n, excluded.n)";
+static const char sql_audit_add[] =
+    "INSERT INTO audit(origin, seq, time_ms, actor, action, target, detail) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+/* LWW: the greater (stamp, replica id bytes, value bytes) wins. */
+static const char sql_config_put[] =
+    "INSERT INTO config(key, value, stamp, replica) VALUES (?1, ?2, ?3, ?4) "
+    "ON CONFLICT(key) DO UPDATE SET value = excluded.value, "
+    "stamp = excluded.stamp, replica = excluded.replica "
+    "WHERE (excluded.stamp, excluded.replica, excluded.value) > "
+    "(config.stamp, config.replica, config.value)";
+static const char sql_archive_add[] =
+    "INSERT INTO archive(key, replica, n, stamp, value) "
+    "VALUES (?1, ?2, ?3, ?4, ?5)";
+static const char sql_archive_del[] =
+    "DELETE FROM archive WHERE replica = ?1 AND n = ?2";
+static const char sql_archive_del_other[] =
+    "DELETE FROM archive WHERE replica = ?1 AND n = ?2 "
+    "AND NOT (key = ?3 AND stamp = ?4 AND value = ?5)";
+/* LWW: the greater (stamp, replica id, trusted, name) wins. */
+static const char sql_trust_put[] =
+    "INSERT INTO trust(node, trusted, stamp, set_by, name) "
+    "VALUES (?1, ?2, ?3, ?4, ?5) "
+    "ON CONFLICT(node) DO UPDATE SET trusted = excluded.trusted, "
+    "stamp = excluded.stamp, set_by = excluded.set_by, name = excluded.name "
+    "WHERE (excluded.stamp, excluded.set_by, excluded.trusted, excluded.name) "
+    "> (trust.stamp, trust.set_by, trust.trusted, trust.name)";
+
+static jv_err archive_del(jv_store *st, const jv_dot *d)
+{
+    jv_err err;
+    sqlite3_stmt *s = jv__stmt(st, sql_archive_del, &err);
+    if (!s)
+        return err;
+    jv__bind_id(s, 1, &d->id);
+    jv__bind_u64(s, 2, d->n);
+    return jv__run(st, s, "archive remove");
+}
+
+/*
+ * The delta join of an add (key, value, stamp) with dot d covering the dots
+ * R: Ed = {(key, d, stamp, value)}, Cd = {d} + R, and
+ *     E' = {e in E : dot(e) not in Cd, or e == the new entry}
+ *          + {the new entry, if d not in C}
+ *     C' = C + Cd.
+ * Dots are unique in E (a dot enters E only when it is not yet in C), so
+ * "dot(e) == d" selects at most one entry, and for honest origins none.
+ */
+static jv_err apply_add(jv_store *st, ctx_cache *cc, const jv_id *origin,
+                        const jv_op *op)
+{
+    jv_dot d = {*origin, op->add.dot_n};
+    bool in;
+    jv_err err;
+    if ((err = ctx_contains(st, cc, &d, &in)))
+        return err;
+    for (size_t i = 0; i < op->add.nremoves; i++) {
+        if (jv_dot_cmp(&op->add.removes[i], &d) == 0)
+            continue; /* handled below, with the "same entry" exception */
+        if ((err = archive_del(st, &op->add.removes[i])))
+            return err;
+    }
+    sqlite3_stmt *s;
+    if (in) {
+        if (!(s = jv__stmt(st, sql_archive_del_other, &err)))
+            return err;
+        jv__bind_id(s, 1, origin);
+        jv__bind_u64(s, 2, d.n);
+        jv__bind_str(s, 3, op->add.key);
+        jv__bind_u64(s, 4, op->add.stamp);
+        jv__bind_str(s, 5, op->add.value);
+        if ((err = jv__run(st, s, "archive add")))
+            return err;
+    } else {
+        if (!(s = jv__stmt(st, sql_archive_add, &err)))
+            return err;
+        jv__bind_str(s, 1, op->add.key);
+        jv__bind_id(s, 2, origin);
+        jv__bind_u64(s, 3, d.n);
+        jv__bind_u64(s, 4, op->add.stamp);
+        jv__bind_str(s, 5, op->add.value);
+        if ((err = jv__run(st, s, "archive add")))
+            return err;
+    }
+    if ((err = ctx_add(st, cc, &d)))
+        return err;
+    for (size_t i = 0; i < op->add.nremoves; i++)
+        if ((err = ctx_add(st, cc, &op->add.removes[i])))
+            return err;
+    return JV_OK;
+}
+
+/* One operation of `origin` with sequence number seq into the materialized
+ * state (see apply.h for what each kind does). */
+static jv_err apply_op(jv_store *st, ctx_cache *cc, const jv_id *origin,
+                       uint64_t seq, const jv_op *op)
+{
+    sqlite3_stmt *s = NULL;
+    jv_err err = JV_OK;
+    switch (op->kind) {
+    case JV_OP_COUNTER:
+        if (!(s = jv__stmt(st, sql_counter_put, &err)))
+            return err;
+        jv__bind_str(s, 1, op->counter.name);
+        jv__bind_id(s, 2, origin);
+        jv__bind_u64(s, 3, op->counter.p);
+        jv__bind_u64(s, 4, op->counter.n);
+        return jv__run(st, s, "counter");
+    case JV_OP_AUDIT:
+        if (!(s = jv__stmt(st, sql_audit_add, &err)))
+            return err;
+        jv__bind_id(s, 1, origin);
+        jv__bind_u64(s, 2, seq);
+        jv__bind_u64(s, 3, op->audit.time_ms);
+        jv__bind_str(s, 4, op->audit.actor);
+        jv__bind_str(s, 5, op->audit.action);
+        jv__bind_str(s, 6, op->audit.target);
+        jv__bind_str(s, 7, op->audit.detail);
+        return jv__run(st, s, "audit");
+    case JV_OP_CONFIG:
+        if (!(s = jv__stmt(st, sql_config_put, &err)))
+            return err;
+        jv__bind_str(s, 1, op->config.key);
+        jv__bind_str(s, 2, op->config.value);
+        jv__bind_u64(s, 3, op->config.stamp);
+        jv__bind_id(s, 4, origin);
+        return jv__run(st, s, "config");
+    case JV_OP_ARCHIVE_ADD:
+        return apply_add(st, cc, origin, op);
+    case JV_OP_ARCHIVE_RM:
+        for (size_t i = 0; i < op->rm.nremoves; i++)
+            if ((err = archive_del(st, &op->rm.removes[i])) ||
+                (err = ctx_add(st, cc, &op->rm.removes[i])))
+                return err;
+        return JV_OK;
+    case JV_OP_TRUST:
+        if (!(s = jv__stmt(st, sql_trust_put, &err)))
+            return err;
+        jv__bind_id(s, 1, &op->trust.node);
+        sqlite3_bind_int(s, 2, op->trust.trusted ? 1 : 0);
+        jv__bind_u64(s, 3, op->trust.stamp);
+        jv__bind_id(s, 4, origin);
+        jv__bind_str(s, 5, op->trust.name);
+        if ((err = jv__run(st, s, "trust")))
+            return err;
+        return jv__replica_seen(st, &op->trust.node);
+    }
+    return jv__fail(st, JV_EINVAL, "unknown operation kind %d", (int)op->kind);
+}
+
+/* -- the log ----------------------------------------------------------------
+ */
+
+static const char sql_batch_has[] = "SELECT 1 FROM batch WHERE hash = ?1";
+static const char sql_batch_add[] =
+    "INSERT INTO batch(origin, first_seq, last_seq, hlc, hash, sig, body) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+static const char sql_vv_get[] = "SELECT seq, hash FROM vv WHERE origin = ?1";
+static const char sql_vv_put[] =
+    "INSERT INTO vv(origin, seq, hash) VALUES (?1, ?2, ?3) "
+    "ON CONFLICT(origin) DO UPDATE SET seq = excluded.seq, "
+    "hash = excluded.hash";
+
+/* An origin's applied sequence number and last batch hash (0 and zeros,
+ * found = false, when none). */
+static jv_err head_get(jv_store *st, const jv_id *origin, uint64_t *seq,
+                       uint8_t hash[JV_HASH_LEN], bool *found)
+{
+    jv_err err;
+    sqlite3_stmt *s = jv__stmt(st, sql_vv_get, &err);
+    if (!s)
+        return err;
+    jv__bind_id(s, 1, origin);
+    int rc = sqlite3_step(s);
+    *seq = 0;
+    memset(hash, 0, JV_HASH_LEN);
+    *found = false;
+    err = JV_OK;
+    if (rc == SQLITE_ROW) {
+        *seq = jv__col_u64(s, 0);
+        const void *h = sqlite3_column_blob(s, 1);
+        if (!h || sqlite3_column_bytes(s, 1) != JV_HASH_LEN)
+            err = jv__fail(st, JV_ECORRUPT, "version vector: bad hash");
+        else
+            memcpy(hash, h, JV_HASH_LEN);
+        *found = true;
+    } else if (rc != SQLITE_DONE) {
+        err = jv__sqlerr(st, rc, "read version vector");
+    }
+    jv__reset(s);
+    return err;
+}
+
+static jv_err head_put(jv_store *st, const jv_id *origin, uint64_t seq,
+                       const uint8_t hash[JV_HASH_LEN])
+{
+    jv_err err;
+    sqlite3_stmt *s = jv__stmt(st, sql_vv_put, &err);
+    if (!s)
+        return err;
+    jv__bind_id(s, 1, origin);
+    jv__bind_u64(s, 2, seq);
+    sqlite3_bind_blob(s, 3, hash, JV_HASH_LEN, SQLITE_STATIC);
+    return jv__run(st, s, "write version vector");
+}
+
+/* True when the query keyed by one blob returns a row. */
+static jv_err exists_blob(jv_store *st, const char *sql, const void *key,
+                          int len, bool *out)
+{
+    jv_err err;
+    sqlite3_stmt *s = jv__stmt(st, sql, &err);
+    if (!s)
+        return err;
+    sqlite3_bind_blob(s, 1, key, len, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    err = JV_OK;
+    *out = rc == SQLITE_ROW;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        err = jv__sqlerr(st, rc, "lookup");
+    jv__reset(s);
+    return err;
+}
+
+/* Appends the batch to the log, applies its operations and moves the
+ * version vector. The caller has checked that it chains. */
+static jv_err apply_batch(jv_store *st, ctx_cache *cc, const jv_store_batch *b,
+                          bool new_origin)
+{
+    const jv_batch *bt = b->batch;
+    jv_err err;
+    sqlite3_stmt *s = jv__stmt(st, sql_batch_add, &err);
+    if (!s)
+        return err;
+    jv__bind_id(s, 1, &bt->origin);
+    jv__bind_u64(s, 2, bt->first_seq);
+    jv__bind_u64(s, 3, jv_batch_last_seq(bt));
+    jv__bind_u64(s, 4, bt->hlc);
+    sqlite3_bind_blob(s, 5, b->hash, JV_HASH_LEN, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 6, b->sig, JV_SIG_LEN, SQLITE_STATIC);
+    sqlite3_bind_blob64(s, 7, b->len ? (const void *)b->body : "", b->len,
+                        SQLITE_STATIC);
+    if ((err = jv__run(st, s, "append to log")))
+        return err;
+    for (uint32_t i = 0; i < bt->nops; i++)
+        if ((err =
+                 apply_op(st, cc, &bt->origin, bt->first_seq + i, &bt->ops[i])))
+            return err;
+    if ((err = head_put(st, &bt->origin, jv_batch_last_seq(bt), b->hash)))
+        return err;
+    if (new_origin)
+        return jv__replica_seen(st, &bt->origin);
+    return JV_OK;
+}
+
+/* -- held aside
+ * ---------------------------------------------------------------- */
+
+static const char sql_held_has[] = "SELECT 1 FROM held WHERE hash = ?1";
+static const char sql_held_any[] = "SELECT EXISTS (SELECT 1 FROM held)";
+static const char sql_held_usage[] =
+    "SELECT count(*), coalesce(sum(len), 0) FROM held";
+static const char sql_held_add[] =
+    "INSERT INTO held(origin, first_seq, last_seq, hlc, reason, len, hash, "
+    "sig, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+/* Origins with a held batch that might now apply: it starts at or before
+ * the next expected sequence number. */
+static const char sql_held_origins[] =
+    "SELECT DISTINCT h.origin FROM held h LEFT JOIN vv v "
+    "ON v.origin = h.origin WHERE h.first_seq <= coalesce(v.seq, 0) + 1 "
+    "ORDER BY h.origin";
+static const char sql_held_next[] =
+    "SELECT rowid, reason, hash, sig, body FROM held "
+    "WHERE origin = ?1 AND first_seq <= ?2 ORDER BY first_seq, rowid LIMIT 1";
+static const char sql_held_del[] = "DELETE FROM held WHERE rowid = ?1";
+static const char sql_held_reason[] =
+    "UPDATE held SET reason = ?2 WHERE rowid = ?1";
+
+static const char reason_gap[] = "gap";
+static const char reason_untrusted[] = "untrusted";
+
+static jv_err held_any(jv_store *st, bool *out)
+{
+    jv_err err;
+    sqlite3_stmt *s = jv__stmt(st, sql_held_any, &err);
+    if (!s)
+        return err;
+    int rc = sqlite3_step(s);
+    err = rc == SQLITE_ROW ? JV_OK : jv__sqlerr(st, rc, "read held batches");
+    *out = rc == SQLITE_ROW && sqlite3_column_int(s, 0) != 0;
+    jv__reset(s);
+    return err;
+}
+
+/* Holds b aside; *res is the batch's result (reason, or JV_ETOOBIG when
+ * the held area is full). */
+static jv_err hold(jv_store *st, const jv_store_batch *b, jv_err reason,
+                   jv_err *res)
+{
+    const jv_batch *bt = b->batch;
+    jv_err err;
+    sqlite3_stmt *s = jv__stmt(st, sql_held_usage, &err);
+    if (!s)
+        return err;
+    int rc = sqlite3_step(s);
+    uint64_t count = 0, bytes = 0;
+    if (rc == SQLITE_ROW) {
+        count = jv__col_u64(s, 0);
+        bytes = jv__col_u64(s, 1);
+    }
+    jv__reset(s);
+    if (rc != SQLITE_ROW)
+        return jv__sqlerr(st, rc, "read held batches");
+    if (count + 1 > JV_HELD_MAX_BATCHES || bytes + b->len > JV_HELD_MAX_BYTES) {
+        *res = JV_ETOOBIG;
+        return JV_OK;
+    }
+    if (!(s = jv__stmt(st, sql_held_add, &err)))
+        return err;
+    jv__bind_id(s, 1, &bt->origin);
+    jv__bind_u64(s, 2, bt->first_seq);
+    jv__bind_u64(s, 3, jv_batch_last_seq(bt));
+    jv__bind_u64(s, 4, bt->hlc);
+    sqlite3_bind_text(s, 5, reason == JV_EGAP ? reason_gap : reason_untrusted,
+                      -1, SQLITE_STATIC);
+    jv__bind_u64(s, 6, b->len);
+    sqlite3_bind_blob(s, 7, b->hash, JV_HASH_LEN, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 8, b->sig, JV_SIG_LEN, SQLITE_STATIC);
+    sqlite3_bind_blob64(s, 9, b->len ? (const void *)b->body : "", b->len,
+                        SQLITE_STATIC);
+    if ((err = jv__run(st, s, "hold batch")) ||
+        (err = jv__replica_seen(st, &bt->origin)))
+        return err;
+    *res = reason;
+    return JV_OK;
+}
+
+static jv_err held_del(jv_store *st, int64_t rowid)
+{
+    jv_err err;
+    sqlite3_stmt *s = jv__stmt(st, sql_held_del, &err);
+    if (!s)
+        return err;
+    sqlite3_bind_int64(s, 1, rowid);
+    return jv__run(st, s, "release held batch");
+}
+
+static jv_err held_mark_untrusted(jv_store *st, int64_t rowid)
+{
+    jv_err err;
+    sqlite3_stmt *s = jv__stmt(st, sql_held_reason, &err);
+    if (!s)
+        return err;
+    sqlite3_bind_int64(s, 1, rowid);
+    sqlite3_bind_text(s, 2, reason_untrusted, -1, SQLITE_STATIC);
+    return jv__run(st, s, "update held batch");
+}
+
+/* Applies, in chain order, the held batches of one origin that have become
+ * applicable, and drops those that never can (already covered, or not
+ * linking). Stops at the first that still waits. */
+static jv_err release_origin(jv_store *st, ctx_cache *cc, const jv_id *origin,
+                             unsigned flags, jv_apply_stats *stats,
+                             bool *progress)
+{
+    jv_err err = JV_OK;
+    sqlite3_stmt *s = NULL;
+    jv_batch bt = {0};
+    for (;;) {
+        uint64_t seq;
+        uint8_t hash[JV_HASH_LEN];
+        bool found;
+        if ((err = head_get(st, origin, &seq, hash, &found)))
+            goto out;
+        if (!(s = jv__stmt(st, sql_held_next, &err)))
+            goto out;
+        jv__bind_id(s, 1, origin);
+        jv__bind_u64(s, 2, seq + 1);
+        int rc = sqlite3_step(s);
+        if (rc == SQLITE_DONE)
+            goto out;
+        if (rc != SQLITE_ROW) {
+            err = jv__sqlerr(st, rc, "read held batches");
+            goto out;
+        }
+        /* The row's blobs stay valid until s is reset: apply straight from
+         * them. */
+        int64_t rowid = sqlite3_column_int64(s, 0);
+        bool was_untrusted = strcmp((const char *)sqlite3_column_text(s, 1),
+                                    reason_untrusted) == 0;
+        jv_store_batch b = {
+            .body = sqlite3_column_blob(s, 4),
+            .len = (size_t)sqlite3_column_bytes(s, 4),
+            .sig = sqlite3_column_blob(s, 3),
+            .hash = sqlite3_column_blob(s, 2),
+            .batch = &bt,
+        };
+        jv_batch_head h;
+        jv_err c = JV_ELINK;
+        if (sqlite3_column_bytes(s, 2) == JV_HASH_LEN &&
+            sqlite3_column_bytes(s, 3) == JV_SIG_LEN &&
+            jv_batch_decode(b.body, b.len, &bt) == JV_OK) {
+            h.origin = bt.origin;
+            h.first_seq = bt.first_seq;
+            h.last_seq = jv_batch_last_seq(&bt);
+            h.nops = bt.nops;
+            memcpy(h.prev, bt.prev, JV_HASH_LEN);
+            h.hlc = bt.hlc;
+            c = jv_id_eq(&bt.origin, origin)
+                    ? jv_batch_check_chain(&h, seq, hash)
+                    : JV_ELINK;
+        }
+        bool trusted = true;
+        if (c == JV_OK && (flags & JV_APPLY_REQUIRE_TRUST) &&
+            (err = jv_store_is_trusted(st, origin, &trusted)))
+            goto out;
+        if (c == JV_OK && trusted) {
+            if ((err = apply_batch(st, cc, &b, !found)))
+                goto out;
+            stats->applied++;
+            stats->released++;
+            stats->ops += bt.nops;
+        }
+        jv__reset(s);
+        s = NULL;
+        jv_batch_fini(&bt);
+        if (c == JV_EGAP)
+            goto out; /* cannot happen for the first at seq + 1; be safe */
+        if (c == JV_OK && !trusted) {
+            if (!was_untrusted)
+                err = held_mark_untrusted(st, rowid);
+            goto out;
+        }
+        if ((err = held_del(st, rowid)))
+            goto out;
+        *progress = true;
+    }
+out:
+    jv__reset(s);
+    jv_batch_fini(&bt);
+    return err;
+}
+
+/* Applies every held batch that has become applicable, until nothing
+ * moves (an applied batch can fill a gap or trust an origin). */
+static jv_err release(jv_store *st, ctx_cache *cc, unsigned flags,
+                      jv_apply_stats *stats)
+{
+    jv_id *origins = NULL;
+    size_t n = 0, cap = 0;
+    jv_err err = JV_OK;
+    bool progress = true, any;
+    while (progress) {
+        progress = false;
+        if ((err = held_any(st, &any)) || !any)
+            break;
+        sqlite3_stmt *s = jv__stmt(st, sql_held_origins, &err);
+        if (!s)
+            break;
+        int rc;
+        n = 0;
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+            if (n == cap) {
+                size_t ncap = cap ? cap * 2 : 16;
+                jv_id *o = jv_reallocarray(origins, ncap, sizeof(*o));
+                if (!o) {
+                    err = jv__fail(st, JV_ENOMEM, "release: out of memory");
+                    break;
+                }
+                origins = o;
+                cap = ncap;
+            }
+            if ((err = jv__col_id(st, s, 0, &origins[n])))
+                break;
+            n++;
+        }
+        if (!err && rc != SQLITE_DONE)
+            err = jv__sqlerr(st, rc, "read held batches");
+        jv__reset(s);
+        if (err)
+            break;
+        for (size_t i = 0; i < n && !err; i++)
+            err = release_origin(st, cc, &origins[i], flags, stats, &progress);
+        if (err)
+            break;
+    }
+    jv_free(origins);
+    return err;
+}
+
+/* -- jv_store_apply
+ * ------------------------------------------------------------ */
+
+/* Decides and does what happens to one batch; *res is its result. Returns
+ * only storage failures. */
+static jv_err apply_one(jv_store *st, ctx_cache *cc, const jv_store_batch *b,
+                        unsigned flags, bool *held_nonempty,
+                        jv_apply_stats *stats, jv_err *res)
+{
+    const jv_batch *bt = b->batch;
+    uint64_t seq;
+    uint8_t hash[JV_HASH_LEN];
+    bool found, dup, trusted = true;
+    jv_err err;
+
+    if (!bt || !b->hash || !b->sig || (!b->body && b->len) || bt->nops == 0 ||
+        bt->first_seq == 0) {
+        *res = JV_EINVAL;
+        return JV_OK;
+    }
+    if ((err = exists_blob(st, sql_batch_has, b->hash, JV_HASH_LEN, &dup)))
+        return err;
+    if (!dup && *held_nonempty &&
+        (err = exists_blob(st, sql_held_has, b->hash, JV_HASH_LEN, &dup)))
+        return err;
+    if (dup) {
+        *res = JV_EDUP;
+        return JV_OK;
+    }
+    if ((err = head_get(st, &bt->origin, &seq, hash, &found)))
+        return err;
+    jv_batch_head h = {
+        .origin = bt->origin,
+        .first_seq = bt->first_seq,
+        .last_seq = jv_batch_last_seq(bt),
+        .nops = bt->nops,
+        .hlc = bt->hlc,
+    };
+    memcpy(h.prev, bt->prev, JV_HASH_LEN);
+    jv_err c = jv_batch_check_chain(&h, seq, hash);
+    if (c == JV_EDUP) {
+        /* Its sequence numbers are applied but its hash is not in the log:
+         * the origin signed two different batches for them. */
+        *res = JV_EEQUIVOCATE;
+        return JV_OK;
+    }
+    if (c == JV_ELINK) {
+        *res = JV_ELINK;
+        return JV_OK;
+    }
+    if ((flags & JV_APPLY_REQUIRE_TRUST) &&
+        (err = jv_store_is_trusted(st, &bt->origin, &trusted)))
+        return err;
+    if (!trusted || c == JV_EGAP) {
+        if ((err = hold(st, b, trusted ? JV_EGAP : JV_EUNTRUSTED, res)))
+            return err;
+        if (*res != JV_ETOOBIG)
+            *held_nonempty = true;
+        return JV_OK;
+    }
+    if ((err = apply_batch(st, cc, b, !found)))
+        return err;
+    stats->applied++;
+    stats->ops += bt->nops;
+    *res = JV_OK;
+    return JV_OK;
+}
+
+jv_err jv_store_apply(jv_store *st, const jv_store_batch *b, size_t n,
+                      unsigned flags, jv_err *results, jv_apply_stats *stats)
+{
+    jv_apply_stats s = {0};
+    ctx_cache cc = {0};
+    jv__tx tx;
+    bool held_nonempty = false;
+    jv_err err;
+    if (n && (!b || !results))
+        return jv__fail(st, JV_EINVAL, "apply: no batches or no results");
+    if (st->readonly)
+        return jv__fail(st, JV_EPERM, "apply: store opened read-only");
+    if ((err = jv__tx_begin(st, &tx)))
+        return err;
+    if ((err = held_any(st, &held_nonempty)))
+        goto fail;
+    for (size_t i = 0; i < n; i++)
+        if ((err = apply_one(st, &cc, &b[i], flags, &held_nonempty, &s,
+                             &results[i])))
+            goto fail;
+    if (held_nonempty && (err = release(st, &cc, flags, &s)))
+        goto fail;
+    if ((err = ctx_flush(st, &cc)))
+        goto fail;
+    if ((err = jv__tx_commit(st, &tx)))
+        goto fail_done; /* rolled back by jv__tx_commit */
+    ctx_fini(&cc);
+    if (stats)
+        *stats = s;
+    return JV_OK;
+fail:
+    jv__tx_rollback(st, &tx);
+fail_done:
+    ctx_fini(&cc);
+    for (size_t i = 0; i < n; i++)
+        results[i] = err;
+    return err;
+}
+
+/* -- jv_store_commit_local
+ * ------------------------------------------------------ */
+
+static const char sql_counter_self[] =
+    "SELECT p, n FROM counter WHERE name = ?1 AND replica = ?2";
+static const char sql_counter_shares[] =
+    "SELECT p, n FROM counter WHERE name = ?1";
+static const char sql_archive_dots[] =
+    "SELECT replica, n FROM archive WHERE key = ?1 ORDER BY replica, n";
+
+/* An operation made from an intent, waiting for its sequence number. */
+typedef struct {
+    jv_op op;
+    jv_intent *intent;
+    jv_dot *dots; /* owned: the op's removes */
+    size_t pos;   /* order of creation, for coalescing */
+    bool dropped; /* coalesced away */
+} pend;
+
+typedef struct {
+    pend *p;
+    size_t n, cap;
+} pend_list;
+
+static void pend_truncate(pend_list *l, size_t n)
+{
+    while (l->n > n)
+        jv_free(l->p[--l->n].dots);
+}
+
+static void pend_fini(pend_list *l)
+{
+    pend_truncate(l, 0);
+    jv_free(l->p);
+}
+
+/* Failures that end the whole call rather than one write group. */
+static bool fatal(jv_err e)
+{
+    return e == JV_ENOMEM || e == JV_ESTORAGE || e == JV_EIO || e == JV_EBUSY ||
+           e == JV_ECORRUPT || e == JV_ESTATE || e == JV_EPERM;
+}
+
+/* Self's current share of a counter, and the total over every replica. */
+static jv_err counter_read(jv_store *st, jv_str name, const jv_id *self,
+                           uint64_t *p, uint64_t *n)
+{
+    jv_err err;
+    sqlite3_stmt *s = jv__stmt(st, sql_counter_self, &err);
+    if (!s)
+        return err;
+    jv__bind_str(s, 1, name);
+    jv__bind_id(s, 2, self);
+    int rc = sqlite3_step(s);
+    *p = *n = 0;
+    err = JV_OK;
+    if (rc == SQLITE_ROW) {
+        *p = jv__col_u64(s, 0);
+        *n = jv__col_u64(s, 1);
+    } else if (rc != SQLITE_DONE) {
+        err = jv__sqlerr(st, rc, "read counter");
+    }
+    jv__reset(s);
+    return err;
+}
+
+static jv_err counter_total(jv_store *st, jv_str name, int64_t *total)
+{
+    jv_err err;
+    sqlite3_stmt *s = jv__stmt(st, sql_counter_shares, &err);
+    if (!s)
+        return err;
+    jv__bind_str(s, 1, name);
+    uint64_t p = 0, n = 0;
+    int rc;
+    err = JV_OK;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        uint64_t sp = jv__col_u64(s, 0), sn = jv__col_u64(s, 1);
+        if (sp > (uint64_t)INT64_MAX - p || sn > (uint64_t)INT64_MAX - n) {
+            err = jv__fail(st, JV_EOVERFLOW,
+                           "counter %.*s: total exceeds 64 bits",
+                           (int)(name.n > 64 ? 64 : name.n), name.p);
+            break;
+        }
+        p += sp;
+        n += sn;
+    }
+    if (!err && rc != SQLITE_DONE)
+        err = jv__sqlerr(st, rc, "read counter");
+    jv__reset(s);
+    if (!err)
+        *total = (int64_t)p - (int64_t)n;
+    return err;
+}
+
+/* The dots of key currently live, sorted; *out owned by the caller. */
+static jv_err archive_dots(jv_store *st, jv_str key, jv_dot **out, size_t *n)
+{
+    jv_err err;
+    sqlite3_stmt *s = jv__stmt(st, sql_archive_dots, &err);
+    if (!s)
+        return err;
+    jv__bind_str(s, 1, key);
+    jv_dot *d = NULL;
+    size_t cnt = 0, cap = 0;
+    int rc;
+    err = JV_OK;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (cnt == JV_OP_MAX_REMOVES) {
+            err = jv__fail(st, JV_ETOOBIG,
+                           "archive key has more than %d live values",
+                           JV_OP_MAX_REMOVES);
+            break;
+        }
+        if (cnt == cap) {
+            size_t ncap = cap ? cap * 2 : 4;
+            jv_dot *nd = jv_reallocarray(d, ncap, sizeof(*nd));
+            if (!nd) {
+                err = jv__fail(st, JV_ENOMEM, "archive: out of memory");
+                break;
+            }
+            d = nd;
+            cap = ncap;
+        }
+        if ((err = jv__col_id(st, s, 0, &d[cnt].id)))
+            break;
+        d[cnt++].n = jv__col_u64(s, 1);
+    }
+    if (!err && rc != SQLITE_DONE && rc != SQLITE_ROW)
+        err = jv__sqlerr(st, rc, "read archive");
+    jv__reset(s);
+    if (err) {
+        jv_free(d);
+        return err;
+    }
+    *out = d;
+    *n = cnt;
+    return JV_OK;
+}
+
+/* Makes the operation for one intent from current state, and applies it
+ * (audit entries wait for their final sequence number). */
+static jv_err make_op(jv_store *st, ctx_cache *cc, const jv_id *self,
+                      uint64_t hlc, jv_intent *in, pend *pd)
+{
+    jv_op *op = &pd->op;
+    jv_err err;
+    *op = in->op;
+    switch (op->kind) {
+    case JV_OP_COUNTER: {
+        uint64_t p, n;
+        if (in->by == 0)
+            return jv__fail(st, JV_EINVAL, "counter change of 0");
+        if ((err = counter_read(st, op->counter.name, self, &p, &n)))
+            return err;
+        /* -(by + 1) + 1 is |by| without overflow for INT64_MIN. */
+        uint64_t by =
+            in->by > 0 ? (uint64_t)in->by : (uint64_t)(-(in->by + 1)) + 1;
+        uint64_t *share = in->by > 0 ? &p : &n;
+        if (by > (uint64_t)INT64_MAX - *share)
+            return jv__fail(st, JV_EOVERFLOW,
+                            "counter share would exceed 64 bits");
+        *share += by;
+        op->counter.p = p;
+        op->counter.n = n;
+        break;
+    }
+    case JV_OP_ARCHIVE_ADD: {
+        uint64_t max;
+        if ((err = ctx_max(st, cc, self, &max)))
+            return err;
+        if (max >= (uint64_t)JV_INT_MAX)
+            return jv__fail(st, JV_EOVERFLOW, "archive dots exhausted");
+        op->add.dot_n = max + 1;
+        if ((err = archive_dots(st, op->add.key, &pd->dots, &op->add.nremoves)))
+            return err;
+        op->add.removes = pd->dots;
+        break;
+    }
+    case JV_OP_ARCHIVE_RM:
+        if ((err = archive_dots(st, op->rm.key, &pd->dots, &op->rm.nremoves)))
+            return err;
+        if (op->rm.nremoves == 0)
+            return jv__fail(st, JV_ENOTFOUND, "archive key %.*s not found",
+                            (int)(op->rm.key.n > 64 ? 64 : op->rm.key.n),
+                            op->rm.key.p ? op->rm.key.p : "");
+        op->rm.removes = pd->dots;
+        break;
+    case JV_OP_AUDIT:
+    case JV_OP_CONFIG:
+    case JV_OP_TRUST:
+        break;
+    default:
+        return jv__fail(st, JV_EINVAL, "unknown operation kind %d",
+                        (int)op->kind);
+    }
+    if (jv_op_validate(op, hlc) != JV_OK)
+        return jv__fail(st, JV_EINVAL,
+                        "invalid %s operation (sizes, UTF-8, or a stamp "
+                        "above the batch stamp)",
+                        op->kind == JV_OP_COUNTER  ? "counter"
+                        : op->kind == JV_OP_AUDIT  ? "audit"
+                        : op->kind == JV_OP_CONFIG ? "config"
+                        : op->kind == JV_OP_TRUST  ? "trust"
+                                                   : "archive");
+    if (op->kind == JV_OP_AUDIT)
+        return JV_OK;
+    if ((err = apply_op(st, cc, self, 0, op)))
+        return err;
+    if (op->kind == JV_OP_COUNTER)
+        return counter_total(st, op->counter.name, &in->res.counter_total);
+    if (op->kind == JV_OP_ARCHIVE_ADD) {
+        in->res.dot.id = *self;
+        in->res.dot.n = op->add.dot_n;
+    }
+    return JV_OK;
+}
+
+/* Runs one write group inside its own savepoint. A group-level failure
+ * (invalid intent, missing key...) rolls the group back and is recorded in
+ * g->result; a storage failure is returned. */
+static jv_err run_group(jv_store *st, ctx_cache *cc, const jv_id *self,
+                        uint64_t hlc, jv_write_group *g, pend_list *pl,
+                        size_t *pos)
+{
+    jv__tx tx;
+    size_t mark = pl->n;
+    jv_err err = jv__tx_begin(st, &tx), gerr = JV_OK;
+    if (err)
+        return err;
+    g->failed_index = 0;
+    if (g->local)
+        gerr = g->local(st, g->local_arg);
+    for (size_t i = 0; !gerr && i < g->n; i++) {
+        if (pl->n == pl->cap) {
+            size_t cap = pl->cap ? pl->cap * 2 : 64;
+            pend *np = jv_reallocarray(pl->p, cap, sizeof(*np));
+            if (!np) {
+                gerr = jv__fail(st, JV_ENOMEM, "commit: out of memory");
+                break;
+            }
+            pl->p = np;
+            pl->cap = cap;
+        }
+        pend *pd = &pl->p[pl->n];
+        memset(pd, 0, sizeof(*pd));
+        pd->intent = &g->intents[i];
+        pd->pos = (*pos)++;
+        pl->n++;
+        if ((gerr = make_op(st, cc, self, hlc, &g->intents[i], pd)))
+            g->failed_index = i;
+    }
+    if (!gerr)
+        gerr = ctx_flush(st, cc);
+    if (!gerr) {
+        /* jv__tx_commit rolls the savepoint back itself when it fails. */
+        if ((gerr = jv__tx_commit(st, &tx)) == JV_OK) {
+            g->result = JV_OK;
+            return JV_OK;
+        }
+    } else {
+        jv__tx_rollback(st, &tx);
+    }
+    ctx_drop(cc);
+    pend_truncate(pl, mark);
+    for (size_t i = 0; i < g->n; i++)
+        memset(&g->intents[i].res, 0, sizeof(g->intents[i].res));
+    g->result = gerr;
+    return fatal(gerr) ? gerr : JV_OK;
+}
+
+static const jv_str *pend_key(const pend *p)
+{
+    return p->op.kind == JV_OP_COUNTER ? &p->op.counter.name
+                                       : &p->op.config.key;
+}
+
+static int pend_cmp(const void *a, const void *b)
+{
+    const pend *x = *(const pend *const *)a, *y = *(const pend *const *)b;
+    if (x->op.kind != y->op.kind)
+        return x->op.kind < y->op.kind ? -1 : 1;
+    int c = jv_str_cmp(*pend_key(x), *pend_key(y));
+    if (c)
+        return c;
+    return (x->pos > y->pos) - (x->pos < y->pos);
+}
+
+/* Config registers order as in LWW; all are self's, so the replica id ties
+ * and the value bytes decide equal stamps. */
+static int config_cmp(const pend *x, const pend *y)
+{
+    if (x->op.config.stamp != y->op.config.stamp)
+        return x->op.config.stamp < y->op.config.stamp ? -1 : 1;
+    return jv_str_cmp(x->op.config.value, y->op.config.value);
+}
+
+/* Keeps one operation per counter name (the last: self's shares only grow)
+ * and per config key (the LWW winner, the last among equals), so that the
+ * state already applied equals the replay of what is kept. */
+static jv_err coalesce(jv_store *st, pend_list *pl)
+{
+    size_t m = 0;
+    for (size_t i = 0; i < pl->n; i++)
+        if (pl->p[i].op.kind == JV_OP_COUNTER ||
+            pl->p[i].op.kind == JV_OP_CONFIG)
+            m++;
+    if (m < 2)
+        return JV_OK;
+    pend **v = jv_calloc(m, sizeof(*v));
+    if (!v)
+        return jv__fail(st, JV_ENOMEM, "commit: out of memory");
+    m = 0;
+    for (size_t i = 0; i < pl->n; i++)
+        if (pl->p[i].op.kind == JV_OP_COUNTER ||
+            pl->p[i].op.kind == JV_OP_CONFIG)
+            v[m++] = &pl->p[i];
+    qsort(v, m, sizeof(*v), pend_cmp);
+    for (size_t i = 0; i < m;) {
+        size_t j = i + 1, keep = i;
+        while (j < m && v[j]->op.kind == v[i]->op.kind &&
+               jv_str_eq(*pend_key(v[j]), *pend_key(v[i])))
+            j++;
+        for (size_t k = i + 1; k < j; k++)
+            if (v[k]->op.kind == JV_OP_COUNTER ||
+                config_cmp(v[k], v[keep]) >= 0)
+                keep = k;
+        for (size_t k = i; k < j; k++)
+            v[k]->dropped = k != keep;
+        i = j;
+    }
+    jv_free(v);
+    return JV_OK;
+}
+
+/* An upper bound of an operation's encoded size, to cut batches before
+ * JV_BATCH_MAX_BYTES without encoding twice. */
+static size_t op_bound(const jv_op *op)
+{
+    const size_t str = 5, num = 9, dot = 1 + 34 + 9, arr = 5;
+    switch (op->kind) {
+    case JV_OP_COUNTER:
+        return arr + num + str + op->counter.name.n + 2 * num;
+    case JV_OP_AUDIT:
+        return arr + 2 * num + 4 * str + op->audit.actor.n +
+               op->audit.action.n + op->audit.target.n + op->audit.detail.n;
+    case JV_OP_CONFIG:
+        return arr + 2 * num + 2 * str + op->config.key.n + op->config.value.n;
+    case JV_OP_ARCHIVE_ADD:
+        return arr + 3 * num + 2 * str + op->add.key.n + op->add.value.n + arr +
+               op->add.nremoves * dot;
+    case JV_OP_ARCHIVE_RM:
+        return arr + num + str + op->rm.key.n + arr + op->rm.nremoves * dot;
+    case JV_OP_TRUST:
+        return arr + 2 * num + 1 + 34 + str + op->trust.name.n;
+    }
+    return JV_BATCH_MAX_BYTES;
+}
+
+/* Encodes, signs and logs ops[0..n) as batches of self chained onto
+ * (*seq, prev); advances both. */
+static jv_err write_batches(jv_store *st, const jv_keypair *kp, uint64_t hlc,
+                            jv_op *ops, size_t n, uint64_t *seq,
+                            uint8_t prev[JV_HASH_LEN], size_t *nbatches)
+{
+    /* Header: array, version, origin, first_seq, prev, hlc, ops array. */
+    const size_t head_bound = 1 + 1 + 34 + 9 + 34 + 9 + 5;
+    jv_buf body;
+    jv_err err = JV_OK;
+    jv_buf_init(&body);
+    for (size_t i = 0; i < n;) {
+        size_t j = i, bytes = head_bound;
+        while (j < n && j - i < JV_BATCH_MAX_OPS &&
+               bytes + op_bound(&ops[j]) <= JV_BATCH_MAX_BYTES)
+            bytes += op_bound(&ops[j++]);
+        if (j == i)
+            j = i + 1; /* cannot fit: let the encoder say JV_ETOOBIG */
+        jv_batch b = {
+            .origin = kp->pk,
+            .first_seq = *seq + 1,
+            .hlc = hlc,
+            .ops = &ops[i],
+            .nops = (uint32_t)(j - i),
+        };
+        memcpy(b.prev, prev, JV_HASH_LEN);
+        jv_buf_reset(&body);
+        if ((err = jv_batch_encode(&b, &body))) {
+            err = jv__fail(st, err, "encode batch: %s", jv_strerror(err));
+            break;
+        }
+        uint8_t hash[JV_HASH_LEN], sig[JV_SIG_LEN];
+        jv_batch_hash(body.data, body.len, hash);
+        jv_batch_sign(hash, kp, sig);
+        sqlite3_stmt *s = jv__stmt(st, sql_batch_add, &err);
+        if (!s)
+            break;
+        jv__bind_id(s, 1, &b.origin);
+        jv__bind_u64(s, 2, b.first_seq);
+        jv__bind_u64(s, 3, jv_batch_last_seq(&b));
+        jv__bind_u64(s, 4, b.hlc);
+        sqlite3_bind_blob(s, 5, hash, JV_HASH_LEN, SQLITE_STATIC);
+        sqlite3_bind_blob(s, 6, sig, JV_SIG_LEN, SQLITE_STATIC);
+        sqlite3_bind_blob64(s, 7, body.data, body.len, SQLITE_STATIC);
+        if ((err = jv__run(st, s, "append to log")))
+            break;
+        *seq = jv_batch_last_seq(&b);
+        memcpy(prev, hash, JV_HASH_LEN);
+        (*nbatches)++;
+        i = j;
+    }
+    jv_buf_fini(&body);
+    return err;
+}
+
+jv_err jv_store_commit_local(jv_store *st, const jv_keypair *kp, uint64_t hlc,
+                             jv_write_group *groups, size_t ngroups,
+                             jv_commit_info *info)
+{
+    jv_commit_info ci = {0};
+    ctx_cache cc = {0};
+    pend_list pl = {0};
+    jv_op *ops = NULL;
+    jv_apply_stats rs = {0};
+    jv__tx tx;
+    jv_id self;
+    uint64_t head;
+    uint8_t prev[JV_HASH_LEN];
+    bool found, any_trust = false;
+    size_t pos = 0;
+    jv_err err;
+
+    if (ngroups && !groups)
+        return jv__fail(st, JV_EINVAL, "commit: no groups");
+    if (st->readonly)
+        return jv__fail(st, JV_EPERM, "commit: store opened read-only");
+    if (hlc == 0 || hlc > JV_INT_MAX)
+        return jv__fail(st, JV_EINVAL, "commit: batch stamp out of range");
+    if ((err = jv__self(st, &self)))
+        return err == JV_ENOTFOUND
+                   ? jv__fail(st, JV_ESTATE, "commit: node id not set")
+                   : err;
+    if (!jv_id_eq(&self, &kp->pk))
+        return jv__fail(st, JV_EINVAL, "commit: key pair is not this node's");
+    for (size_t g = 0; g < ngroups; g++) {
+        groups[g].result = JV_OK;
+        groups[g].failed_index = 0;
+        for (size_t i = 0; i < groups[g].n; i++)
+            memset(&groups[g].intents[i].res, 0,
+                   sizeof(groups[g].intents[i].res));
+    }
+    if ((err = jv__tx_begin(st, &tx)))
+        return err;
+    if ((err = head_get(st, &self, &head, prev, &found)))
+        goto fail;
+    for (size_t g = 0; g < ngroups; g++) {
+        if ((err = run_group(st, &cc, &self, hlc, &groups[g], &pl, &pos)))
+            goto fail;
+        if (groups[g].result == JV_OK)
+            ci.groups_ok++;
+    }
+    if ((err = coalesce(st, &pl)))
+        goto fail;
+
+    size_t nops = 0;
+    for (size_t i = 0; i < pl.n; i++)
+        nops += !pl.p[i].dropped;
+    if (nops) {
+        if (!(ops = jv_calloc(nops, sizeof(*ops)))) {
+            err = jv__fail(st, JV_ENOMEM, "commit: out of memory");
+            goto fail;
+        }
+        if (head > (uint64_t)JV_INT_MAX - nops) {
+            err = jv__fail(st, JV_EOVERFLOW, "sequence numbers exhausted");
+            goto fail;
+        }
+        /* Final numbering: audit entries are identified by it. */
+        size_t k = 0;
+        for (size_t i = 0; i < pl.n; i++) {
+            pend *pd = &pl.p[i];
+            if (pd->dropped)
+                continue;
+            uint64_t seq = head + 1 + k;
+            pd->intent->res.seq = seq;
+            if (pd->op.kind == JV_OP_AUDIT &&
+                (err = apply_op(st, &cc, &self, seq, &pd->op)))
+                goto fail;
+            any_trust |= pd->op.kind == JV_OP_TRUST;
+            ops[k++] = pd->op;
+        }
+        ci.first_seq = head + 1;
+        if ((err = write_batches(st, kp, hlc, ops, nops, &head, prev,
+                                 &ci.nbatches)) ||
+            (err = head_put(st, &self, head, prev)))
+            goto fail;
+        ci.last_seq = head;
+        ci.nops = nops;
+    }
+    /* A trust written here may release batches held for their origin. */
+    if (any_trust && (err = release(st, &cc, JV_APPLY_REQUIRE_TRUST, &rs)))
+        goto fail;
+    if ((err = ctx_flush(st, &cc)))
+        goto fail;
+    if ((err = jv__tx_commit(st, &tx)))
+        goto fail_done; /* rolled back by jv__tx_commit */
+    if (info)
+        *info = ci;
+    err = JV_OK;
+    goto out;
+fail:
+    jv__tx_rollback(st, &tx);
+fail_done:
+    for (size_t g = 0; g < ngroups; g++) {
+        if (groups[g].result == JV_OK)
+            groups[g].result = err;
+        for (size_t i = 0; i < groups[g].n; i++)
+            memset(&groups[g].intents[i].res, 0,
+                   sizeof(groups[g].intents[i].res));
+    }
+out:
+    jv_free(ops);
+    pend_fini(&pl);
+    ctx_fini(&cc);
+    return err;
+}

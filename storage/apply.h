@@ -88,8 +88,10 @@ typedef struct {
     struct {
         int64_t counter_total; /* counter: node's view of the total after */
         jv_dot dot;            /* archive add: the new dot */
-        uint64_t seq;          /* the operation's sequence number (before
-                                  coalescing; 0 if coalesced away) */
+        uint64_t seq;          /* the operation's sequence number in the
+                                  log (numbered after coalescing; an audit
+                                  entry's id is (self, seq)); 0 if
+                                  coalesced away */
     } res;
 } jv_intent;
 

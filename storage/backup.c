@@ -1,1 +1,790 @@
+/*
+ * backup.c - online backup, restore, and the deep verification.
+ *
+ * Backup copies one snapshot through SQLite's backup API into dest.tmp,
+ * syncs it and links it into place (so an existing dest is never
+ * replaced). Restore never touches the target before the backup has passed
+ * a full verification: the backup is copied next to the target, opened and
+ * verified there, and only then renamed over it.
+ *
+ * Verification replays the log into a scratch database (a temporary file:
+ * a large state does not fit in memory) through jv_store_apply, then walks
+ * every materialized table of both databases in primary-key order and
+ * reports the first row that differs. Nothing here holds more than one
+ * replay chunk in memory.
+ */
 #include "backup.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "apply.h"
+#include "query.h"
+#include "store_int.h"
+
+/* path + suffix, NUL-terminated, from jv_malloc. */
+static char *path_with(const char *path, const char *suffix)
+{
+    size_t a = strlen(path), b = strlen(suffix);
+    char *p = jv_malloc(a + b + 1);
+    if (p) {
+        memcpy(p, path, a);
+        memcpy(p + a, suffix, b + 1);
+    }
+    return p;
+}
+
+static int fsync_path(const char *path, bool dir)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | (dir ? O_DIRECTORY : 0));
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+/* Syncs the directory holding path, so that a rename or link survives a
+ * power loss. */
+static int fsync_dir_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        return fsync_path(".", true);
+    if (slash == path)
+        return fsync_path("/", true);
+    char *dir = jv_strndup(path, (size_t)(slash - path));
+    if (!dir)
+        return -1;
+    int rc = fsync_path(dir, true);
+    jv_free(dir);
+    return rc;
+}
+
+static void unlink_db(const char *path)
+{
+    static const char *const sfx[] = {"-wal", "-shm", "-journal"};
+    unlink(path);
+    for (size_t i = 0; i < sizeof(sfx) / sizeof(*sfx); i++) {
+        char *p = path_with(path, sfx[i]);
+        if (p)
+            unlink(p);
+        jv_free(p);
+    }
+}
+
+/* -- backup ---------------------------------------------------------------- */
+
+jv_err jv_store_backup(jv_store *st, const char *dest)
+{
+    sqlite3 *dst = NULL;
+    sqlite3_backup *b = NULL;
+    char *tmp = NULL;
+    struct stat sb;
+    jv_err err = JV_OK;
+    int rc;
+
+    if (stat(dest, &sb) == 0)
+        return jv__fail(st, JV_EEXIST, "backup: %s already exists", dest);
+    if (!(tmp = path_with(dest, ".tmp")))
+        return jv__fail(st, JV_ENOMEM, "backup: out of memory");
+    unlink_db(tmp); /* a previous backup that died halfway */
+    rc = sqlite3_open_v2(tmp, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                         NULL);
+    if (rc != SQLITE_OK) {
+        err = jv__fail(st, jv__rc_err(rc), "backup: %s: %s", tmp,
+                       dst ? sqlite3_errmsg(dst) : sqlite3_errstr(rc));
+        goto fail;
+    }
+    /* One step copies every page while holding one read snapshot: the
+     * copy is consistent, and in WAL mode writers carry on meanwhile. */
+    if (!(b = sqlite3_backup_init(dst, "main", st->db, "main"))) {
+        err = jv__fail(st, jv__rc_err(sqlite3_errcode(dst)), "backup: %s",
+                       sqlite3_errmsg(dst));
+        goto fail;
+    }
+    rc = sqlite3_backup_step(b, -1);
+    int frc = sqlite3_backup_finish(b);
+    if (rc != SQLITE_DONE || frc != SQLITE_OK) {
+        err = jv__fail(st, jv__rc_err(rc != SQLITE_DONE ? rc : frc),
+                       "backup: copy failed: %s", sqlite3_errmsg(dst));
+        goto fail;
+    }
+    rc = sqlite3_close(dst);
+    dst = NULL;
+    if (rc != SQLITE_OK) {
+        err = jv__fail(st, JV_EIO, "backup: closing %s failed", tmp);
+        goto fail;
+    }
+    if (fsync_path(tmp, false) != 0) {
+        err = jv__fail(st, JV_EIO, "backup: sync %s: %s", tmp, strerror(errno));
+        goto fail;
+    }
+    /* link() refuses an existing dest atomically; where the file system
+     * has no hard links, fall back to a checked rename. */
+    if (link(tmp, dest) == 0) {
+        unlink(tmp);
+    } else if (errno == EEXIST) {
+        err = jv__fail(st, JV_EEXIST, "backup: %s already exists", dest);
+        goto fail;
+    } else if (stat(dest, &sb) == 0 || rename(tmp, dest) != 0) {
+        err = jv__fail(st, JV_EIO, "backup: cannot move %s to %s: %s", tmp,
+                       dest, strerror(errno));
+        goto fail;
+    }
+    if (fsync_dir_of(dest) != 0) {
+        err = jv__fail(st, JV_EIO, "backup: sync directory of %s: %s", dest,
+                       strerror(errno));
+        goto out;
+    }
+    goto out;
+fail:
+    sqlite3_close(dst);
+    unlink_db(tmp);
+out:
+    jv_free(tmp);
+    return err;
+}
+
+/* -- verification ---------------------------------------------------------- */
+
+/* Batches copied out of the log, waiting to be replayed in one
+ * transaction. */
+typedef struct {
+    jv_buf bytes; /* bodies, signatures and hashes back to back */
+    size_t *off;  /* start of each entry in bytes */
+    size_t *len;  /* body length of each entry */
+    size_t n, cap;
+} replay_chunk;
+
+#define REPLAY_MAX_BATCHES 1024
+#define REPLAY_MAX_BYTES   (8u << 20)
+
+typedef struct {
+    jv_store *st;
+    jv_store *scratch;
+    jv_verify_report *r;
+    replay_chunk chunk;
+    /* chain state of the origin being read */
+    bool have_origin;
+    jv_id origin;
+    uint64_t next_seq;
+    uint8_t prev[JV_HASH_LEN];
+    /* log heads, by origin, for the version vector check */
+    jv_vv_entry *heads;
+    uint8_t (*head_hash)[JV_HASH_LEN];
+    size_t nheads, capheads;
+    jv_err err; /* a failure that stops verification */
+} verify_ctx;
+
+static jv_err replay_flush(verify_ctx *v)
+{
+    replay_chunk *c = &v->chunk;
+    jv_store_batch *sb = NULL;
+    jv_batch *bt = NULL;
+    jv_err *res = NULL;
+    size_t decoded = 0;
+    jv_err err = JV_OK;
+    if (c->n == 0)
+        return JV_OK;
+    sb = jv_calloc(c->n, sizeof(*sb));
+    bt = jv_calloc(c->n, sizeof(*bt));
+    res = jv_calloc(c->n, sizeof(*res));
+    if (!sb || !bt || !res) {
+        err = jv__fail(v->st, JV_ENOMEM, "verify: out of memory");
+        goto out;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        const uint8_t *p = c->bytes.data + c->off[i];
+        /* Only bodies that decoded strictly were queued. */
+        if (jv_batch_decode(p, c->len[i], &bt[k]) != JV_OK)
+            continue;
+        sb[k].body = p;
+        sb[k].len = c->len[i];
+        sb[k].sig = p + c->len[i];
+        sb[k].hash = p + c->len[i] + JV_SIG_LEN;
+        sb[k].batch = &bt[k];
+        k++;
+    }
+    decoded = k;
+    if (k && (err = jv_store_apply(v->scratch, sb, k, 0, res, NULL)))
+        err = jv__fail(v->st, err, "verify: replay failed: %s",
+                       jv_store_errmsg(v->scratch));
+out:
+    for (size_t i = 0; i < decoded; i++)
+        jv_batch_fini(&bt[i]);
+    jv_free(sb);
+    jv_free(bt);
+    jv_free(res);
+    c->n = 0;
+    jv_buf_reset(&c->bytes);
+    return err;
+}
+
+static jv_err replay_queue(verify_ctx *v, const jv_log_row *row,
+                           const uint8_t hash[JV_HASH_LEN])
+{
+    replay_chunk *c = &v->chunk;
+    jv_err err;
+    if (c->n == REPLAY_MAX_BATCHES ||
+        (c->n && c->bytes.len + row->len > REPLAY_MAX_BYTES))
+        if ((err = replay_flush(v)))
+            return err;
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 64;
+        size_t *o = jv_reallocarray(c->off, cap, sizeof(*o));
+        if (o)
+            c->off = o;
+        size_t *l = o ? jv_reallocarray(c->len, cap, sizeof(*l)) : NULL;
+        if (!l)
+            return jv__fail(v->st, JV_ENOMEM, "verify: out of memory");
+        c->len = l;
+        c->cap = cap;
+    }
+    c->off[c->n] = c->bytes.len;
+    c->len[c->n] = row->len;
+    jv_buf_append(&c->bytes, row->body, row->len);
+    jv_buf_append(&c->bytes, row->sig, JV_SIG_LEN);
+    jv_buf_append(&c->bytes, hash, JV_HASH_LEN);
+    if (jv_buf_err(&c->bytes))
+        return jv__fail(v->st, JV_ENOMEM, "verify: out of memory");
+    c->n++;
+    return JV_OK;
+}
+
+static jv_err head_push(verify_ctx *v, const jv_id *origin)
+{
+    if (v->nheads == v->capheads) {
+        size_t cap = v->capheads ? v->capheads * 2 : 16;
+        jv_vv_entry *h = jv_reallocarray(v->heads, cap, sizeof(*h));
+        if (h)
+            v->heads = h;
+        uint8_t(*hh)[JV_HASH_LEN] =
+            h ? jv_reallocarray(v->head_hash, cap, JV_HASH_LEN) : NULL;
+        if (!hh)
+            return jv__fail(v->st, JV_ENOMEM, "verify: out of memory");
+        v->head_hash = hh;
+        v->capheads = cap;
+    }
+    v->heads[v->nheads].id = *origin;
+    v->heads[v->nheads].seq = 0;
+    memset(v->head_hash[v->nheads], 0, JV_HASH_LEN);
+    v->nheads++;
+    return JV_OK;
+}
+
+/* Checks one stored batch (encoding, signature, chain) and queues it for
+ * replay. Problems are counted in the report; only failures to run the
+ * check stop the scan. */
+static jv_err verify_batch(void *arg, const jv_log_row *row)
+{
+    static const uint8_t zero[JV_HASH_LEN];
+    verify_ctx *v = arg;
+    jv_verify_report *r = v->r;
+    uint8_t hash[JV_HASH_LEN];
+    jv_batch_head h;
+    jv_batch b;
+    jv_err err;
+
+    r->batches++;
+    if (!v->have_origin || !jv_id_eq(&v->origin, &row->origin)) {
+        if ((err = head_push(v, &row->origin)))
+            return err;
+        v->have_origin = true;
+        v->origin = row->origin;
+        v->next_seq = 1;
+        memcpy(v->prev, zero, JV_HASH_LEN);
+        r->origins++;
+    }
+    jv_batch_hash(row->body, row->len, hash);
+    if (jv_batch_verify_sig(hash, row->sig, &row->origin) != JV_OK)
+        r->bad_signatures++;
+    bool head_ok = jv_batch_peek(row->body, row->len, &h) == JV_OK;
+    bool decoded = head_ok && jv_batch_decode(row->body, row->len, &b) == JV_OK;
+    if (!decoded || memcmp(hash, row->hash, JV_HASH_LEN) != 0 ||
+        !jv_id_eq(&h.origin, &row->origin) || h.first_seq != row->first_seq ||
+        h.last_seq != row->last_seq || h.hlc != row->hlc)
+        r->bad_encodings++;
+    if (decoded) {
+        r->ops += b.nops;
+        jv_batch_fini(&b);
+    }
+    /* The chain, from the stored columns and the body's prev link. */
+    if (row->first_seq != v->next_seq || !head_ok ||
+        memcmp(h.prev, v->prev, JV_HASH_LEN) != 0)
+        r->bad_links++;
+    v->next_seq = row->last_seq + 1;
+    memcpy(v->prev, hash, JV_HASH_LEN);
+    v->heads[v->nheads - 1].seq = row->last_seq;
+    memcpy(v->head_hash[v->nheads - 1], row->hash, JV_HASH_LEN);
+    if (decoded)
+        return replay_queue(v, row, hash);
+    return JV_OK;
+}
+
+static const char sql_vv_all[] = "SELECT origin, seq, hash FROM vv "
+                                 "ORDER BY origin";
+
+/* The version vector must list exactly the log's heads. */
+static jv_err check_vv(verify_ctx *v)
+{
+    jv_store *st = v->st;
+    jv_err err;
+    sqlite3_stmt *s = jv__stmt(st, sql_vv_all, &err);
+    if (!s)
+        return err;
+    size_t i = 0;
+    bool ok = true;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        jv_id id;
+        if (jv__col_id(st, s, 0, &id) != JV_OK || i >= v->nheads ||
+            !jv_id_eq(&id, &v->heads[i].id) ||
+            jv__col_u64(s, 1) != v->heads[i].seq ||
+            sqlite3_column_bytes(s, 2) != JV_HASH_LEN ||
+            memcmp(sqlite3_column_blob(s, 2), v->head_hash[i], JV_HASH_LEN) !=
+                0) {
+            ok = false;
+            break;
+        }
+        i++;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        err = jv__sqlerr(st, rc, "verify: read version vector");
+        jv__reset(s);
+        return err;
+    }
+    jv__reset(s);
+    v->r->vv_matches = ok && i == v->nheads;
+    return JV_OK;
+}
+
+/* The materialized tables, each read in primary-key order. */
+static const struct {
+    const char *name;
+    const char *sql;
+} state_tables[] = {
+    {"counter", "SELECT name, replica, p, n FROM counter ORDER BY name, "
+                "replica"},
+    {"audit", "SELECT origin, seq, time_ms, actor, action, target, detail "
+              "FROM audit ORDER BY origin, seq"},
+    {"config", "SELECT key, value, stamp, replica FROM config ORDER BY key"},
+    {"archive", "SELECT key, replica, n, stamp, value FROM archive ORDER BY "
+                "key, replica, n"},
+    {"ctx", "SELECT replica, seq FROM ctx ORDER BY replica"},
+    {"ctx_cloud", "SELECT replica, n FROM ctx_cloud ORDER BY replica, n"},
+    {"trust", "SELECT node, trusted, stamp, set_by, name FROM trust ORDER BY "
+              "node"},
+    {"vv", "SELECT origin, seq, hash FROM vv ORDER BY origin"},
+};
+
+static bool value_eq(sqlite3_stmt *a, sqlite3_stmt *b, int i)
+{
+    int t = sqlite3_column_type(a, i);
+    if (t != sqlite3_column_type(b, i))
+        return false;
+    switch (t) {
+    case SQLITE_NULL:
+        return true;
+    case SQLITE_INTEGER:
+        return sqlite3_column_int64(a, i) == sqlite3_column_int64(b, i);
+    case SQLITE_FLOAT:
+        return sqlite3_column_double(a, i) == sqlite3_column_double(b, i);
+    default: {
+        const void *pa = sqlite3_column_blob(a, i);
+        const void *pb = sqlite3_column_blob(b, i);
+        int na = sqlite3_column_bytes(a, i), nb = sqlite3_column_bytes(b, i);
+        return na == nb && (na == 0 || memcmp(pa, pb, (size_t)na) == 0);
+    }
+    }
+}
+
+/* A short rendering of a row's first columns, for the report. */
+static void describe_row(sqlite3_stmt *s, char *out, size_t cap)
+{
+    size_t used = 0;
+    int n = sqlite3_column_count(s);
+    out[0] = '\0';
+    for (int i = 0; i < n && i < 3 && used + 1 < cap; i++) {
+        char cell[48];
+        int t = sqlite3_column_type(s, i);
+        if (t == SQLITE_INTEGER) {
+            snprintf(cell, sizeof(cell), "%lld",
+                     (long long)sqlite3_column_int64(s, i));
+        } else if (t == SQLITE_TEXT) {
+            snprintf(cell, sizeof(cell), "'%.24s'",
+                     (const char *)sqlite3_column_text(s, i));
+        } else if (t == SQLITE_BLOB) {
+            const uint8_t *p = sqlite3_column_blob(s, i);
+            size_t len = (size_t)sqlite3_column_bytes(s, i);
+            char hex[17];
+            jv_hex(p ? p : (const uint8_t *)"", len < 8 ? len : 8, hex);
+            snprintf(cell, sizeof(cell), "x'%s%s'", hex, len > 8 ? ".." : "");
+        } else {
+            snprintf(cell, sizeof(cell), "NULL");
+        }
+        int w = snprintf(out + used, cap - used, "%s%s", i ? ", " : "", cell);
+        if (w < 0)
+            break;
+        used += (size_t)w < cap - used ? (size_t)w : cap - used - 1;
+    }
+}
+
+/* Walks one table in both databases side by side; the first difference
+ * goes into the report. */
+static jv_err compare_table(verify_ctx *v, size_t t, bool *same)
+{
+    sqlite3_stmt *a = NULL, *b = NULL;
+    jv_err err = JV_OK;
+    int ra, rb;
+    *same = true;
+    if ((ra = sqlite3_prepare_v2(v->st->db, state_tables[t].sql, -1, &a,
+                                 NULL)) != SQLITE_OK) {
+        err = jv__sqlerr(v->st, ra, "verify: read state");
+        goto out;
+    }
+    if ((rb = sqlite3_prepare_v2(v->scratch->db, state_tables[t].sql, -1, &b,
+                                 NULL)) != SQLITE_OK) {
+        err = jv__fail(v->st, jv__rc_err(rb), "verify: read replay: %s",
+                       sqlite3_errmsg(v->scratch->db));
+        goto out;
+    }
+    for (uint64_t row = 1;; row++) {
+        ra = sqlite3_step(a);
+        rb = sqlite3_step(b);
+        if (ra != SQLITE_ROW && ra != SQLITE_DONE) {
+            err = jv__sqlerr(v->st, ra, "verify: read state");
+            goto out;
+        }
+        if (rb != SQLITE_ROW && rb != SQLITE_DONE) {
+            err = jv__fail(v->st, jv__rc_err(rb), "verify: read replay: %s",
+                           sqlite3_errmsg(v->scratch->db));
+            goto out;
+        }
+        if (ra == SQLITE_DONE && rb == SQLITE_DONE)
+            goto out;
+        char da[112] = "", db[112] = "";
+        if (ra == SQLITE_ROW)
+            describe_row(a, da, sizeof(da));
+        if (rb == SQLITE_ROW)
+            describe_row(b, db, sizeof(db));
+        bool eq = ra == SQLITE_ROW && rb == SQLITE_ROW;
+        for (int i = 0; eq && i < sqlite3_column_count(a); i++)
+            eq = value_eq(a, b, i);
+        if (!eq) {
+            *same = false;
+            snprintf(v->r->state_msg, sizeof(v->r->state_msg),
+                     "%s, row %llu: stored (%s), replayed (%s)",
+                     state_tables[t].name, (unsigned long long)row,
+                     ra == SQLITE_ROW ? da : "none",
+                     rb == SQLITE_ROW ? db : "none");
+            goto out;
+        }
+    }
+out:
+    sqlite3_finalize(a);
+    sqlite3_finalize(b);
+    return err;
+}
+
+static jv_err integrity(jv_store *st, jv_verify_report *r)
+{
+    sqlite3_stmt *s = NULL;
+    jv_err err = JV_OK;
+    int rc =
+        sqlite3_prepare_v2(st->db, "PRAGMA integrity_check(1)", -1, &s, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        const char *m = (const char *)sqlite3_column_text(s, 0);
+        r->integrity_ok = m && strcmp(m, "ok") == 0;
+        snprintf(r->integrity_msg, sizeof(r->integrity_msg), "%s",
+                 m ? m : "no answer");
+    } else if ((rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB) {
+        r->integrity_ok = false;
+        snprintf(r->integrity_msg, sizeof(r->integrity_msg), "%s",
+                 sqlite3_errmsg(st->db));
+    } else {
+        err = jv__sqlerr(st, rc, "verify: integrity_check");
+    }
+    sqlite3_finalize(s);
+    return err;
+}
+
+/* A scratch database in TMPDIR, empty, for the replay. */
+static jv_err scratch_open(jv_store *st, char **path, jv_store **out)
+{
+    const char *dir = getenv("TMPDIR");
+    char msg[256];
+    jv_err err;
+    *path = path_with(dir && *dir ? dir : "/tmp", "/jarvis-verify-XXXXXX");
+    if (!*path)
+        return jv__fail(st, JV_ENOMEM, "verify: out of memory");
+    int fd = mkstemp(*path);
+    if (fd < 0) {
+        err = jv__fail(st, JV_EIO, "verify: scratch file %s: %s", *path,
+                       strerror(errno));
+        jv_free(*path);
+        *path = NULL;
+        return err;
+    }
+    close(fd);
+    jv_store_opts o;
+    jv_store_opts_default(&o);
+    o.create = true;
+    o.cache_kib = 2048;
+    if ((err = jv_store_open(*path, &o, out, msg, sizeof(msg))))
+        return jv__fail(st, err, "verify: scratch database: %s", msg);
+    /* Thrown away afterwards: no reason to sync it. */
+    sqlite3_exec((*out)->db, "PRAGMA synchronous = OFF", NULL, NULL, NULL);
+    return JV_OK;
+}
+
+static const char sql_read_begin[] = "BEGIN";
+static const char sql_read_end[] = "COMMIT";
+
+jv_err jv_store_verify(jv_store *st, jv_verify_report *r)
+{
+    verify_ctx v;
+    char *scratch_path = NULL;
+    bool own_tx = false;
+    jv_err err;
+
+    memset(r, 0, sizeof(*r));
+    memset(&v, 0, sizeof(v));
+    v.st = st;
+    v.r = r;
+    jv_buf_init(&v.chunk.bytes);
+
+    if ((err = scratch_open(st, &scratch_path, &v.scratch)))
+        goto out;
+    /* One read snapshot for everything, while writers carry on. */
+    if (sqlite3_get_autocommit(st->db)) {
+        if ((err = jv__exec(st, sql_read_begin)))
+            goto out;
+        own_tx = true;
+    }
+    if ((err = integrity(st, r)))
+        goto out;
+    err = jv_store_log_scan(st, verify_batch, &v);
+    if (!err)
+        err = replay_flush(&v);
+    if (err)
+        goto out;
+    if ((err = check_vv(&v)))
+        goto out;
+    r->state_matches = true;
+    for (size_t t = 0; t < sizeof(state_tables) / sizeof(*state_tables); t++) {
+        bool same;
+        if ((err = compare_table(&v, t, &same)))
+            goto out;
+        if (!same) {
+            r->state_matches = false;
+            break;
+        }
+    }
+out:
+    if (own_tx)
+        jv__exec(st, sql_read_end);
+    jv_store_close(v.scratch);
+    if (scratch_path) {
+        unlink_db(scratch_path);
+        jv_free(scratch_path);
+    }
+    jv_buf_fini(&v.chunk.bytes);
+    jv_free(v.chunk.off);
+    jv_free(v.chunk.len);
+    jv_free(v.heads);
+    jv_free(v.head_hash);
+    return err;
+}
+
+bool jv_verify_ok(const jv_verify_report *r)
+{
+    return r->integrity_ok && r->bad_signatures == 0 && r->bad_links == 0 &&
+           r->bad_encodings == 0 && r->vv_matches && r->state_matches;
+}
+
+/* -- restore --------------------------------------------------------------- */
+
+static jv_err copy_file(const char *src, const char *dst, char *msg,
+                        size_t msglen)
+{
+    uint8_t buf[1 << 16];
+    jv_err err = JV_OK;
+    int in = open(src, O_RDONLY | O_CLOEXEC);
+    int out = -1;
+    if (in < 0) {
+        err = errno == ENOENT ? JV_ENOTFOUND : JV_EIO;
+        snprintf(msg, msglen, "%s: %s", src, strerror(errno));
+        goto done;
+    }
+    out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (out < 0) {
+        err = JV_EIO;
+        snprintf(msg, msglen, "%s: %s", dst, strerror(errno));
+        goto done;
+    }
+    for (;;) {
+        ssize_t n = read(in, buf, sizeof(buf));
+        if (n == 0)
+            break;
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            err = JV_EIO;
+            snprintf(msg, msglen, "%s: %s", src, strerror(errno));
+            goto done;
+        }
+        for (ssize_t w = 0; w < n;) {
+            ssize_t k = write(out, buf + w, (size_t)(n - w));
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k < 0) {
+                err = JV_EIO;
+                snprintf(msg, msglen, "%s: %s", dst, strerror(errno));
+                goto done;
+            }
+            w += k;
+        }
+    }
+    if (fsync(out) != 0) {
+        err = JV_EIO;
+        snprintf(msg, msglen, "%s: %s", dst, strerror(errno));
+    }
+done:
+    if (in >= 0)
+        close(in);
+    if (out >= 0 && close(out) != 0 && !err) {
+        err = JV_EIO;
+        snprintf(msg, msglen, "%s: %s", dst, strerror(errno));
+    }
+    return err;
+}
+
+/* Folds the target's WAL into its main file when the target opens as a
+ * database, so that removing the WAL loses nothing should the rename not
+ * happen. A damaged target is replaced whatever this finds. */
+static void checkpoint_target(const char *path)
+{
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK)
+        sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+    sqlite3_close(db);
+}
+
+jv_err jv_store_restore(const char *src, const char *db_path, char *msg,
+                        size_t msglen)
+{
+    char scratch_msg[256];
+    char *tmp = NULL, *src_wal = NULL, *tgt_wal = NULL, *tgt_shm = NULL;
+    jv_store *st = NULL;
+    jv_verify_report rep;
+    struct stat sb;
+    jv_err err;
+
+    if (!msg || !msglen) {
+        msg = scratch_msg;
+        msglen = sizeof(scratch_msg);
+    }
+    msg[0] = '\0';
+    if (!(tmp = path_with(db_path, ".restore")) ||
+        !(src_wal = path_with(src, "-wal")) ||
+        !(tgt_wal = path_with(db_path, "-wal")) ||
+        !(tgt_shm = path_with(db_path, "-shm"))) {
+        err = JV_ENOMEM;
+        snprintf(msg, msglen, "restore: out of memory");
+        goto out;
+    }
+    /* A backup is one self-contained file; a database with a pending WAL
+     * is a live one, and copying its main file alone would lose data. */
+    if (stat(src_wal, &sb) == 0 && sb.st_size > 0) {
+        err = JV_EINVAL;
+        snprintf(msg, msglen,
+                 "restore: %s has a pending WAL: it is a live database, "
+                 "not a backup",
+                 src);
+        goto out;
+    }
+    unlink_db(tmp);
+    if ((err = copy_file(src, tmp, msg, msglen)))
+        goto fail;
+    /* Check the exact bytes that will be installed. */
+    jv_store_opts o;
+    jv_store_opts_default(&o);
+    if ((err = jv_store_open(tmp, &o, &st, msg, msglen))) {
+        char why[256];
+        snprintf(why, sizeof(why), "%s", msg);
+        snprintf(msg, msglen, "restore: backup %s refused: %s", src, why);
+        goto fail;
+    }
+    if ((err = jv_store_verify(st, &rep))) {
+        snprintf(msg, msglen, "restore: cannot verify %s: %s", src,
+                 jv_store_errmsg(st));
+        goto fail;
+    }
+    if (!jv_verify_ok(&rep)) {
+        err = JV_ECORRUPT;
+        snprintf(msg, msglen,
+                 "restore: backup %s fails verification (integrity: %s; "
+                 "bad signatures %llu, links %llu, encodings %llu; version "
+                 "vector %s; state %s%s)",
+                 src, rep.integrity_msg, (unsigned long long)rep.bad_signatures,
+                 (unsigned long long)rep.bad_links,
+                 (unsigned long long)rep.bad_encodings,
+                 rep.vv_matches ? "ok" : "differs",
+                 rep.state_matches ? "ok" : "differs: ",
+                 rep.state_matches ? "" : rep.state_msg);
+        goto fail;
+    }
+    /* The last close checkpoints the copy's WAL into it and removes it. */
+    jv_store_close(st);
+    st = NULL;
+    if (fsync_path(tmp, false) != 0) {
+        err = JV_EIO;
+        snprintf(msg, msglen, "restore: sync %s: %s", tmp, strerror(errno));
+        goto fail;
+    }
+    /* The old WAL must not outlive its database: replayed onto the new
+     * file it would corrupt it. */
+    if (stat(db_path, &sb) == 0)
+        checkpoint_target(db_path);
+    if ((unlink(tgt_wal) != 0 && errno != ENOENT) ||
+        (unlink(tgt_shm) != 0 && errno != ENOENT)) {
+        err = JV_EIO;
+        snprintf(msg, msglen, "restore: cannot remove %s's WAL: %s", db_path,
+                 strerror(errno));
+        goto fail;
+    }
+    if (rename(tmp, db_path) != 0) {
+        err = JV_EIO;
+        snprintf(msg, msglen, "restore: rename %s to %s: %s", tmp, db_path,
+                 strerror(errno));
+        goto fail;
+    }
+    if (fsync_dir_of(db_path) != 0) {
+        err = JV_EIO;
+        snprintf(msg, msglen, "restore: sync directory of %s: %s", db_path,
+                 strerror(errno));
+        goto out;
+    }
+    err = JV_OK;
+    goto out;
+fail:
+    jv_store_close(st);
+    if (tmp)
+        unlink_db(tmp);
+out:
+    jv_free(tmp);
+    jv_free(src_wal);
+    jv_free(tgt_wal);
+    jv_free(tgt_shm);
+    return err;
+}

@@ -51,7 +51,13 @@ typedef struct {
 typedef jv_err (*jv_session_cb)(void *arg, const jv_session_row *s);
 
 jv_err jv_store_session_insert(jv_store *st, const jv_session_row *s);
+/* JV_ENOTFOUND if no such session; keeps the first revocation time. */
 jv_err jv_store_session_revoke(jv_store *st, jv_str id, uint64_t now_ms);
+/* The session whose token hashes to token_hash (JV_TOKEN_HASH_LEN bytes),
+ * whatever its state: the caller checks expiry and revocation. JV_ENOTFOUND
+ * if none. */
+jv_err jv_store_session_by_hash(jv_store *st, const uint8_t *token_hash,
+                                jv_session_cb cb, void *arg);
 /* Sessions not revoked and not expired at now_ms, by created time. */
 jv_err jv_store_session_list(jv_store *st, uint64_t now_ms, jv_session_cb cb,
                              void *arg);

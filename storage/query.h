@@ -3,7 +3,9 @@
  *
  * Rows are handed to a callback one at a time; every pointer in a row is
  * borrowed and valid only during the callback (copy what you keep). A
- * callback returning non-OK stops the scan and that code is returned.
+ * callback returning non-OK stops the scan and that code is returned. A
+ * callback must not call into the same jv_store (the scan's statement is
+ * still running: that is refused with JV_ESTATE); use another connection.
  *
  * Paging: list calls take `after` (exclusive cursor: the last key of the
  * previous page; empty = from the start) and `limit` (0 = no limit). Rows

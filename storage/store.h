@@ -48,7 +48,12 @@ typedef struct {
 
 void jv_store_opts_default(jv_store_opts *o);
 
-/* Opens (and, with o->create, creates or migrates) the database at path.
+/* Opens the database at path: with o->create, a missing (or empty) file is
+ * created with the whole schema; an existing database of an older schema
+ * is migrated in one transaction unless o->readonly (then JV_ESTATE).
+ * Before anything is written, the file is checked: its header, its
+ * application_id and user_version, the presence of every table, and
+ * PRAGMA quick_check (see docs/storage.md for what open and verify check).
  * On failure *out is NULL and msg (if not NULL) holds a one-line reason:
  *   JV_ENOTFOUND  file missing and !create
  *   JV_EFOREIGN   not SQLite, or another application's database
