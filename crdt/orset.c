@@ -493,9 +493,8 @@ static void commit(jv_orset *dst, const jv_orset *src, plan *ps, size_t np,
                 dst->e[w++] = dst->e[i];
         dst->n = w;
     }
-    /* New keys, sorted like dst: merge from the back. Plans for new keys
-     * that ended up empty are not inserted (there are none: a new key is
-     * only planned when src brings it a value). */
+    /* New keys, sorted like dst: merge from the back. (A new key is only
+     * planned when src brings it a value, so none of them is empty.) */
     size_t i = dst->n, k = dst->n + nadded, t = np;
     while (t > 0) {
         plan *p = &ps[t - 1];
