@@ -922,6 +922,71 @@ static void test_decode_alloc_failures(void **state)
     jv_buf_fini(&body);
 }
 
+typedef struct {
+    const jv_batch *b;
+    jv_buf *out;
+} ectx;
+
+static jv_err call_encode(void *p)
+{
+    ectx *c = p;
+    return jv_batch_encode(c->b, c->out);
+}
+
+static void buf_snap(const void *t, jv_buf *out)
+{
+    const jv_buf *b = t;
+    jv_buf_reset(out);
+    jt_raw(out, b->data, b->len);
+    /* A buffer left failed would refuse every later append. */
+    jt_byte(out, (unsigned)b->err);
+}
+
+static void test_encode_alloc_failures(void **state)
+{
+    (void)state;
+    jv_op ops[JV_OP_KIND_COUNT];
+    jv_buf out, want;
+    jv_id origin = id_of(1);
+    every_kind(ops);
+    jv_buf_init(&out);
+    jv_buf_init(&want);
+    jt_raw(&out, "prefix", 6);
+    jv_batch b = make(&origin, 1, zero_hash, ops, JV_OP_KIND_COUNT);
+    encode_ok(&b, &want);
+    ectx c = {&b, &out};
+    assert_true(jt_alloc_loop(call_encode, &c, buf_snap, &out) > 0);
+    assert_int_equal(out.len, 6 + want.len);
+    assert_memory_equal(out.data, "prefix", 6);
+    assert_memory_equal(out.data + 6, want.data, want.len);
+    jv_buf_fini(&out);
+    jv_buf_fini(&want);
+}
+
+/* The hash is BLAKE2b-256 of the domain string and the exact body. */
+static void test_hash_domain(void **state)
+{
+    (void)state;
+    jv_op ops[JV_OP_KIND_COUNT];
+    jv_buf body, joined;
+    jv_id origin = id_of(1);
+    every_kind(ops);
+    jv_buf_init(&body);
+    jv_buf_init(&joined);
+    jv_batch b = make(&origin, 1, zero_hash, ops, 2);
+    encode_ok(&b, &body);
+    jt_raw(&joined, "jarvis/batch/v1", 15);
+    jt_raw(&joined, body.data, body.len);
+    uint8_t want[JV_HASH_LEN], got[JV_HASH_LEN], plain[JV_HASH_LEN];
+    crypto_generichash(want, sizeof(want), joined.data, joined.len, NULL, 0);
+    crypto_generichash(plain, sizeof(plain), body.data, body.len, NULL, 0);
+    jv_batch_hash(body.data, body.len, got);
+    assert_memory_equal(got, want, JV_HASH_LEN);
+    assert_memory_not_equal(got, plain, JV_HASH_LEN);
+    jv_buf_fini(&body);
+    jv_buf_fini(&joined);
+}
+
 static void test_keypairs(void **state)
 {
     (void)state;
@@ -958,6 +1023,8 @@ int main(void)
         cmocka_unit_test(test_truncated_and_trailing),
         cmocka_unit_test(test_wrong_types),
         cmocka_unit_test(test_decode_alloc_failures),
+        cmocka_unit_test(test_encode_alloc_failures),
+        cmocka_unit_test(test_hash_domain),
         cmocka_unit_test(test_keypairs),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
