@@ -651,10 +651,16 @@ static jv_err release_origin(jv_store *st, ctx_cache *cc, const jv_id *origin,
             .batch = &bt,
         };
         jv_batch_head h;
-        jv_err c = JV_ELINK;
+        jv_err c = JV_ELINK, dec = JV_EDECODE;
         if (sqlite3_column_bytes(s, 2) == JV_HASH_LEN &&
-            sqlite3_column_bytes(s, 3) == JV_SIG_LEN &&
-            jv_batch_decode(b.body, b.len, &bt) == JV_OK) {
+            sqlite3_column_bytes(s, 3) == JV_SIG_LEN)
+            dec = jv_batch_decode(b.body, b.len, &bt);
+        if (dec == JV_ENOMEM) {
+            /* Not the batch's fault: it stays held. */
+            err = jv__fail(st, dec, "release: out of memory");
+            goto out;
+        }
+        if (dec == JV_OK) {
             h.origin = bt.origin;
             h.first_seq = bt.first_seq;
             h.last_seq = jv_batch_last_seq(&bt);
