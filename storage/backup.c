@@ -412,7 +412,7 @@ static void describe_row(sqlite3_stmt *s, char *out, size_t cap)
     size_t used = 0;
     int n = sqlite3_column_count(s);
     out[0] = '\0';
-    for (int i = 0; i < n && i < 3 && used + 1 < cap; i++) {
+    for (int i = 0; i < n && i < 4 && used + 1 < cap; i++) {
         char cell[48];
         int t = sqlite3_column_type(s, i);
         if (t == SQLITE_INTEGER) {
@@ -470,7 +470,7 @@ static jv_err compare_table(verify_ctx *v, size_t t, bool *same)
         }
         if (ra == SQLITE_DONE && rb == SQLITE_DONE)
             goto out;
-        char da[112] = "", db[112] = "";
+        char da[120] = "", db[120] = "";
         if (ra == SQLITE_ROW)
             describe_row(a, da, sizeof(da));
         if (rb == SQLITE_ROW)
