@@ -479,12 +479,16 @@ static jv_err compare_table(verify_ctx *v, size_t t, bool *same)
         for (int i = 0; eq && i < sqlite3_column_count(a); i++)
             eq = value_eq(a, b, i);
         if (!eq) {
+            /* Composed at full length, then cut to the report's size. */
+            char m[2 * sizeof(da) + 96];
             *same = false;
-            snprintf(v->r->state_msg, sizeof(v->r->state_msg),
-                     "%s, row %llu: stored (%s), replayed (%s)",
+            snprintf(m, sizeof(m), "%s, row %llu: stored (%s), replayed (%s)",
                      state_tables[t].name, (unsigned long long)row,
                      ra == SQLITE_ROW ? da : "none",
                      rb == SQLITE_ROW ? db : "none");
+            size_t len = strnlen(m, sizeof(v->r->state_msg) - 1);
+            memcpy(v->r->state_msg, m, len);
+            v->r->state_msg[len] = '\0';
             goto out;
         }
     }
