@@ -859,10 +859,10 @@ fail_done:
 /* -- jv_store_commit_local
  * ------------------------------------------------------ */
 
-static const char sql_counter_self[] =
-    "SELECT p, n FROM counter WHERE name = ?1 AND replica = ?2";
+/* Every share of a counter, self's marked: self's share and the total in
+ * one read. */
 static const char sql_counter_shares[] =
-    "SELECT p, n FROM counter WHERE name = ?1";
+    "SELECT replica = ?2, p, n FROM counter WHERE name = ?1";
 static const char sql_archive_dots[] =
     "SELECT replica, n FROM archive WHERE key = ?1 ORDER BY replica, n";
 
@@ -899,55 +899,38 @@ static bool fatal(jv_err e)
            e == JV_ECORRUPT || e == JV_ESTATE || e == JV_EPERM;
 }
 
-/* Self's current share of a counter, and the total over every replica. */
-static jv_err counter_read(jv_store *st, jv_str name, const jv_id *self,
-                           uint64_t *p, uint64_t *n)
-{
-    jv_err err;
-    sqlite3_stmt *s = jv__stmt(st, sql_counter_self, &err);
-    if (!s)
-        return err;
-    jv__bind_str(s, 1, name);
-    jv__bind_id(s, 2, self);
-    int rc = sqlite3_step(s);
-    *p = *n = 0;
-    err = JV_OK;
-    if (rc == SQLITE_ROW) {
-        *p = jv__col_u64(s, 0);
-        *n = jv__col_u64(s, 1);
-    } else if (rc != SQLITE_DONE) {
-        err = jv__sqlerr(st, rc, "read counter");
-    }
-    jv__reset(s);
-    return err;
-}
+/* Self's current share of a counter, and the sums of every replica's. */
+typedef struct {
+    uint64_t self_p, self_n; /* self's share */
+    uint64_t p, n;           /* sums over all replicas */
+} counter_view;
 
-static jv_err counter_total(jv_store *st, jv_str name, int64_t *total)
+static jv_err counter_read(jv_store *st, jv_str name, const jv_id *self,
+                           counter_view *v)
 {
     jv_err err;
     sqlite3_stmt *s = jv__stmt(st, sql_counter_shares, &err);
     if (!s)
         return err;
     jv__bind_str(s, 1, name);
-    uint64_t p = 0, n = 0;
+    jv__bind_id(s, 2, self);
+    memset(v, 0, sizeof(*v));
     int rc;
     err = JV_OK;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        uint64_t sp = jv__col_u64(s, 0), sn = jv__col_u64(s, 1);
-        if (sp > (uint64_t)INT64_MAX - p || sn > (uint64_t)INT64_MAX - n) {
-            err = jv__fail(st, JV_EOVERFLOW,
-                           "counter %.*s: total exceeds 64 bits",
-                           (int)(name.n > 64 ? 64 : name.n), name.p);
-            break;
+        uint64_t sp = jv__col_u64(s, 1), sn = jv__col_u64(s, 2);
+        if (sqlite3_column_int(s, 0)) {
+            v->self_p = sp;
+            v->self_n = sn;
         }
-        p += sp;
-        n += sn;
+        /* Each share is at most INT64_MAX, so the sums fit in 64 bits
+         * until checked against INT64_MAX by the caller. */
+        v->p = sp > UINT64_MAX - v->p ? UINT64_MAX : v->p + sp;
+        v->n = sn > UINT64_MAX - v->n ? UINT64_MAX : v->n + sn;
     }
-    if (!err && rc != SQLITE_DONE)
+    if (rc != SQLITE_DONE)
         err = jv__sqlerr(st, rc, "read counter");
     jv__reset(s);
-    if (!err)
-        *total = (int64_t)p - (int64_t)n;
     return err;
 }
 
@@ -1006,21 +989,29 @@ static jv_err make_op(jv_store *st, ctx_cache *cc, const jv_id *self,
     *op = in->op;
     switch (op->kind) {
     case JV_OP_COUNTER: {
-        uint64_t p, n;
+        counter_view v;
         if (in->by == 0)
             return jv__fail(st, JV_EINVAL, "counter change of 0");
-        if ((err = counter_read(st, op->counter.name, self, &p, &n)))
+        if ((err = counter_read(st, op->counter.name, self, &v)))
             return err;
         /* -(by + 1) + 1 is |by| without overflow for INT64_MIN. */
         uint64_t by =
             in->by > 0 ? (uint64_t)in->by : (uint64_t)(-(in->by + 1)) + 1;
-        uint64_t *share = in->by > 0 ? &p : &n;
+        uint64_t *share = in->by > 0 ? &v.self_p : &v.self_n;
+        uint64_t *sum = in->by > 0 ? &v.p : &v.n;
         if (by > (uint64_t)INT64_MAX - *share)
             return jv__fail(st, JV_EOVERFLOW,
                             "counter share would exceed 64 bits");
         *share += by;
-        op->counter.p = p;
-        op->counter.n = n;
+        *sum = by > UINT64_MAX - *sum ? UINT64_MAX : *sum + by;
+        if (v.p > (uint64_t)INT64_MAX || v.n > (uint64_t)INT64_MAX)
+            return jv__fail(
+                st, JV_EOVERFLOW, "counter %.*s: total exceeds 64 bits",
+                (int)(op->counter.name.n > 64 ? 64 : op->counter.name.n),
+                op->counter.name.p);
+        op->counter.p = v.self_p;
+        op->counter.n = v.self_n;
+        in->res.counter_total = (int64_t)v.p - (int64_t)v.n;
         break;
     }
     case JV_OP_ARCHIVE_ADD: {
@@ -1065,8 +1056,6 @@ static jv_err make_op(jv_store *st, ctx_cache *cc, const jv_id *self,
         return JV_OK;
     if ((err = apply_op(st, cc, self, 0, op)))
         return err;
-    if (op->kind == JV_OP_COUNTER)
-        return counter_total(st, op->counter.name, &in->res.counter_total);
     if (op->kind == JV_OP_ARCHIVE_ADD) {
         in->res.dot.id = *self;
         in->res.dot.n = op->add.dot_n;

@@ -373,8 +373,8 @@ static const struct {
 } state_tables[] = {
     {"counter", "SELECT name, replica, p, n FROM counter ORDER BY name, "
                 "replica"},
-    {"audit", "SELECT origin, seq, time_ms, actor, action, target, detail "
-              "FROM audit ORDER BY origin, seq"},
+    {"audit", "SELECT time_ms, origin, seq, actor, action, target, detail "
+              "FROM audit ORDER BY time_ms, origin, seq"},
     {"config", "SELECT key, value, stamp, replica FROM config ORDER BY key"},
     {"archive", "SELECT key, replica, n, stamp, value FROM archive ORDER BY "
                 "key, replica, n"},

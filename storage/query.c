@@ -201,7 +201,8 @@ static const char *const sql_audit_q[2][2][2] = {
     {{AUDIT_DESC(""), AUDIT_DESC(F_ACTION)},
      {AUDIT_DESC(F_ACTOR), AUDIT_DESC(F_ACTOR F_ACTION)}},
 };
-static const char sql_audit_scan[] = AUDIT_SELECT "ORDER BY origin, seq";
+static const char sql_audit_scan[] =
+    AUDIT_SELECT "ORDER BY time_ms, origin, seq";
 
 static jv_err audit_rows(jv_store *st, sqlite3_stmt *s, jv_audit_cb cb,
                          void *arg)

@@ -93,19 +93,22 @@ static const char *const migrations[] = {
     "  PRIMARY KEY (name, replica)"
     ") WITHOUT ROWID;"
 
+    /* Clustered by time: the table itself serves time ranges; one index
+     * per filter (SQLite appends the key columns time_ms, origin, seq, so
+     * each also returns rows in time order). Three b-trees in all: every
+     * further index costs about a microsecond per entry. */
     "CREATE TABLE audit ("
+    "  time_ms INTEGER NOT NULL,"
     "  origin BLOB NOT NULL,"
     "  seq INTEGER NOT NULL,"
-    "  time_ms INTEGER NOT NULL,"
     "  actor TEXT NOT NULL,"
     "  action TEXT NOT NULL,"
     "  target TEXT NOT NULL,"
     "  detail TEXT NOT NULL,"
-    "  PRIMARY KEY (origin, seq)"
-    ");"
-    "CREATE INDEX audit_time ON audit(time_ms, origin, seq);"
-    "CREATE INDEX audit_actor ON audit(actor, time_ms, origin, seq);"
-    "CREATE INDEX audit_action ON audit(action, time_ms, origin, seq);"
+    "  PRIMARY KEY (time_ms, origin, seq)"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX audit_actor ON audit(actor, time_ms);"
+    "CREATE INDEX audit_action ON audit(action, time_ms);"
 
     "CREATE TABLE config ("
     "  key TEXT PRIMARY KEY NOT NULL,"
