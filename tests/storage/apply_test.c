@@ -162,8 +162,7 @@ static void assert_verified(jv_store *st)
                  r.state_matches, r.state_msg);
 }
 
-/* -- remote batches ----------------------------------------------------------
- */
+/* -- remote batches -------------------------------------------------------- */
 
 static void test_in_order(void **state)
 {
@@ -564,8 +563,7 @@ static void test_atomic_on_alloc_failure(void **state)
     chain_free(a, 3);
 }
 
-/* -- local commits ------------------------------------------------------------
- */
+/* -- local commits --------------------------------------------------------- */
 
 static void test_local_counters(void **state)
 {
@@ -923,8 +921,47 @@ static void test_batch_splitting(void **state)
     free(in);
 }
 
-/* -- convergence
- * ----------------------------------------------------------------- */
+/* Equal stamps from two replicas: the winner must not depend on which
+ * batch arrives first. */
+static void test_lww_ties_any_order(void **state)
+{
+    fx *f = *state;
+    uint64_t stamp = hlc_at(700);
+    jv_id x = jv_test_id(9);
+    jv_op oa[2] = {op_config("k", "\"from-a\"", stamp),
+                   op_trust(&x, true, stamp)};
+    jv_op ob[2] = {op_config("k", "\"from-b\"", stamp),
+                   op_trust(&x, false, stamp)};
+    oa[1].trust.name = jv_str_c("named-by-a");
+    st_batch ba, bb;
+    st_batch_make(&ba, &f->a, 1, zero, stamp, oa, 2);
+    st_batch_make(&bb, &f->b, 1, zero, stamp, ob, 2);
+    char *other = st_path(f->dir, "other.db");
+    jv_store *st2 = st_open(other);
+    assert_int_equal(st_apply1(f->st, &ba, 0), JV_OK);
+    assert_int_equal(st_apply1(f->st, &bb, 0), JV_OK);
+    assert_int_equal(st_apply1(st2, &bb, 0), JV_OK);
+    assert_int_equal(st_apply1(st2, &ba, 0), JV_OK);
+    char *e1 = st_export(f->st, false), *e2 = st_export(st2, false);
+    assert_string_equal(e1, e2);
+    /* The greater replica id wins both registers. */
+    bool a_wins = jv_id_cmp(&f->a.pk, &f->b.pk) > 0;
+    char hex[64];
+    jv_str v = jv_str_c(a_wins ? "\"from-a\"" : "\"from-b\"");
+    jv_hex((const uint8_t *)v.p, v.n, hex);
+    assert_non_null(strstr(e1, hex));
+    bool t;
+    assert_int_equal(jv_store_is_trusted(f->st, &x, &t), JV_OK);
+    assert_int_equal(t, a_wins);
+    jv_store_close(st2);
+    free(e1);
+    free(e2);
+    free(other);
+    st_batch_fini(&ba);
+    st_batch_fini(&bb);
+}
+
+/* -- convergence ----------------------------------------------------------- */
 
 typedef struct {
     st_batch *b;
@@ -1006,7 +1043,11 @@ static void random_commit(jv_rng *rng, jv_store *st, const jv_keypair *kp,
     char vals[6][32];
     size_t n = 1 + (size_t)jv_rng_below(rng, 6);
     uint64_t hlc = hlc_at(++*clock);
+    /* Stamps from a few coarse values, so that different replicas write
+     * with equal stamps and ties must be broken the same way everywhere. */
+    uint64_t lo = *clock > 1003 ? *clock - 3 : 1000;
     for (size_t i = 0; i < n; i++) {
+        uint64_t stamp = hlc_at(lo + jv_rng_below(rng, *clock - lo + 1));
         const char *key = keys[jv_rng_below(rng, 5)];
         snprintf(vals[i], sizeof(vals[i]), "%llu",
                  (unsigned long long)jv_rng_below(rng, 1000));
@@ -1020,19 +1061,18 @@ static void random_commit(jv_rng *rng, jv_store *st, const jv_keypair *kp,
             in[i] = st_audit(*clock, "actor", key, vals[i], "");
             break;
         case 2:
-            in[i] = st_config(key, vals[i],
-                              hlc - jv_rng_below(rng, 3)); /* ties happen */
+            in[i] = st_config(key, vals[i], stamp);
             break;
         case 3:
         case 4:
-            in[i] = st_add(key, vals[i], hlc - jv_rng_below(rng, 2));
+            in[i] = st_add(key, vals[i], stamp);
             break;
         case 5:
             in[i] = st_rm(key);
             break;
         default:
             in[i] = st_trust(&all[jv_rng_below(rng, 3)].pk,
-                             jv_rng_below(rng, 2), hlc, key);
+                             jv_rng_below(rng, 2), stamp, key);
             break;
         }
     }
@@ -1050,7 +1090,7 @@ static void test_convergence(void **state)
 {
     fx *f = *state;
     uint64_t base = jv_test_seed();
-    uint64_t schedules = jv_test_schedules(3);
+    uint64_t schedules = jv_test_schedules(10);
     for (uint64_t sched = 0; sched < schedules; sched++) {
         jv_rng rng;
         jv_rng_seed(&rng, base + sched);
@@ -1133,6 +1173,7 @@ int main(void)
         T(test_local_archive),
         T(test_savepoint_isolation),
         T(test_coalescing_converges),
+        T(test_lww_ties_any_order),
         T(test_batch_splitting),
         T(test_convergence),
     };

@@ -270,8 +270,7 @@ static void test_counter_shares(void **state)
     st_batch_fini(&b);
 }
 
-/* -- audit -------------------------------------------------------------------
- */
+/* -- audit ----------------------------------------------------------------- */
 
 enum {
     NAUDIT = 24
@@ -549,8 +548,7 @@ static void test_archive(void **state)
     st_batch_fini(&bb);
 }
 
-/* -- log, vector, held, replicas
- * ----------------------------------------------- */
+/* -- log, vector, held, replicas ------------------------------------------- */
 
 typedef struct {
     uint64_t first[32], last[32];
