@@ -511,6 +511,10 @@ static jv_err integrity(jv_store *st, jv_verify_report *r)
         r->integrity_ok = m && strcmp(m, "ok") == 0;
         snprintf(r->integrity_msg, sizeof(r->integrity_msg), "%s",
                  m ? m : "no answer");
+        /* One line: SQLite's report may span several. */
+        for (char *c = r->integrity_msg; *c; c++)
+            if (*c == '\n')
+                *c = ' ';
     } else if ((rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB) {
         r->integrity_ok = false;
         snprintf(r->integrity_msg, sizeof(r->integrity_msg), "%s",

@@ -355,6 +355,21 @@ static void test_verify_detects_tampering(void **state)
     assert_int_equal(r.bad_signatures + r.bad_links + r.bad_encodings, 0);
     free(p);
 
+    /* An index that no longer matches its table: quick_check at open does
+     * not look, integrity_check in verify does. */
+    p = copy_of(f, "index.db");
+    raw_exec(p, "PRAGMA writable_schema = ON;"
+                "UPDATE sqlite_schema SET sql = "
+                "'CREATE INDEX audit_actor ON audit(action, time_ms)' "
+                "WHERE name = 'audit_actor';"
+                "PRAGMA writable_schema = OFF");
+    r = verify_file(p);
+    assert_false(r.integrity_ok);
+    assert_false(jv_verify_ok(&r));
+    assert_non_null(strstr(r.integrity_msg, "audit_actor"));
+    assert_true(r.state_matches);
+    free(p);
+
     p = copy_of(f, "extra.db");
     raw_exec(p, "INSERT INTO archive VALUES ('zzz', zeroblob(32), 1, 1, '1')");
     r = verify_file(p);
