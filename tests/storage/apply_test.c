@@ -176,6 +176,12 @@ static void test_in_order(void **state)
     uint8_t h[JV_HASH_LEN];
     assert_int_equal(jv_store_origin_head(f->st, &f->a.pk, &seq, h), JV_OK);
     assert_memory_equal(h, b[2].hash, JV_HASH_LEN);
+    /* A malformed hand-over is dropped, not applied. */
+    jv_store_batch broken = st_sb(&b[0]);
+    broken.batch = NULL;
+    jv_err res;
+    assert_int_equal(jv_store_apply(f->st, &broken, 1, 0, &res, NULL), JV_OK);
+    assert_int_equal(res, JV_EINVAL);
     assert_verified(f->st);
     chain_free(b, 3);
 }
