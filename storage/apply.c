@@ -35,8 +35,7 @@
 #include "query.h"
 #include "store_int.h"
 
-/* -- causal context cache ---------------------------------------------------
- */
+/* -- causal context cache -------------------------------------------------- */
 
 typedef struct {
     jv_id id;
@@ -247,8 +246,7 @@ static jv_err ctx_flush(jv_store *st, ctx_cache *cc)
     return JV_OK;
 }
 
-/* -- operations --------------------------------------------------------------
- */
+/* -- operations ------------------------------------------------------------ */
 
 static const char sql_counter_put[] =
     "INSERT INTO counter(name, replica, p, n) VALUES (?1, ?2, ?3, ?4) "
@@ -403,8 +401,7 @@ static jv_err apply_op(jv_store *st, ctx_cache *cc, const jv_id *origin,
     return jv__fail(st, JV_EINVAL, "unknown operation kind %d", (int)op->kind);
 }
 
-/* -- the log ----------------------------------------------------------------
- */
+/* -- the log --------------------------------------------------------------- */
 
 static const char sql_batch_has[] = "SELECT 1 FROM batch WHERE hash = ?1";
 static const char sql_batch_add[] =
@@ -508,8 +505,7 @@ static jv_err apply_batch(jv_store *st, ctx_cache *cc, const jv_store_batch *b,
     return JV_OK;
 }
 
-/* -- held aside
- * ---------------------------------------------------------------- */
+/* -- held aside ------------------------------------------------------------ */
 
 static const char sql_held_has[] = "SELECT 1 FROM held WHERE hash = ?1";
 static const char sql_held_any[] = "SELECT EXISTS (SELECT 1 FROM held)";
@@ -651,10 +647,16 @@ static jv_err release_origin(jv_store *st, ctx_cache *cc, const jv_id *origin,
             .batch = &bt,
         };
         jv_batch_head h;
-        jv_err c = JV_ELINK;
+        jv_err c = JV_ELINK, dec = JV_EDECODE;
         if (sqlite3_column_bytes(s, 2) == JV_HASH_LEN &&
-            sqlite3_column_bytes(s, 3) == JV_SIG_LEN &&
-            jv_batch_decode(b.body, b.len, &bt) == JV_OK) {
+            sqlite3_column_bytes(s, 3) == JV_SIG_LEN)
+            dec = jv_batch_decode(b.body, b.len, &bt);
+        if (dec == JV_ENOMEM) {
+            /* Not the batch's fault: it stays held. */
+            err = jv__fail(st, dec, "release: out of memory");
+            goto out;
+        }
+        if (dec == JV_OK) {
             h.origin = bt.origin;
             h.first_seq = bt.first_seq;
             h.last_seq = jv_batch_last_seq(&bt);
@@ -743,8 +745,7 @@ static jv_err release(jv_store *st, ctx_cache *cc, unsigned flags,
     return err;
 }
 
-/* -- jv_store_apply
- * ------------------------------------------------------------ */
+/* -- jv_store_apply -------------------------------------------------------- */
 
 /* Decides and does what happens to one batch; *res is its result. Returns
  * only storage failures. */
@@ -850,13 +851,12 @@ fail_done:
     return err;
 }
 
-/* -- jv_store_commit_local
- * ------------------------------------------------------ */
+/* -- jv_store_commit_local ------------------------------------------------- */
 
-static const char sql_counter_self[] =
-    "SELECT p, n FROM counter WHERE name = ?1 AND replica = ?2";
+/* Every share of a counter, self's marked: self's share and the total in
+ * one read. */
 static const char sql_counter_shares[] =
-    "SELECT p, n FROM counter WHERE name = ?1";
+    "SELECT replica = ?2, p, n FROM counter WHERE name = ?1";
 static const char sql_archive_dots[] =
     "SELECT replica, n FROM archive WHERE key = ?1 ORDER BY replica, n";
 
@@ -893,55 +893,38 @@ static bool fatal(jv_err e)
            e == JV_ECORRUPT || e == JV_ESTATE || e == JV_EPERM;
 }
 
-/* Self's current share of a counter, and the total over every replica. */
-static jv_err counter_read(jv_store *st, jv_str name, const jv_id *self,
-                           uint64_t *p, uint64_t *n)
-{
-    jv_err err;
-    sqlite3_stmt *s = jv__stmt(st, sql_counter_self, &err);
-    if (!s)
-        return err;
-    jv__bind_str(s, 1, name);
-    jv__bind_id(s, 2, self);
-    int rc = sqlite3_step(s);
-    *p = *n = 0;
-    err = JV_OK;
-    if (rc == SQLITE_ROW) {
-        *p = jv__col_u64(s, 0);
-        *n = jv__col_u64(s, 1);
-    } else if (rc != SQLITE_DONE) {
-        err = jv__sqlerr(st, rc, "read counter");
-    }
-    jv__reset(s);
-    return err;
-}
+/* Self's current share of a counter, and the sums of every replica's. */
+typedef struct {
+    uint64_t self_p, self_n; /* self's share */
+    uint64_t p, n;           /* sums over all replicas */
+} counter_view;
 
-static jv_err counter_total(jv_store *st, jv_str name, int64_t *total)
+static jv_err counter_read(jv_store *st, jv_str name, const jv_id *self,
+                           counter_view *v)
 {
     jv_err err;
     sqlite3_stmt *s = jv__stmt(st, sql_counter_shares, &err);
     if (!s)
         return err;
     jv__bind_str(s, 1, name);
-    uint64_t p = 0, n = 0;
+    jv__bind_id(s, 2, self);
+    memset(v, 0, sizeof(*v));
     int rc;
     err = JV_OK;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        uint64_t sp = jv__col_u64(s, 0), sn = jv__col_u64(s, 1);
-        if (sp > (uint64_t)INT64_MAX - p || sn > (uint64_t)INT64_MAX - n) {
-            err = jv__fail(st, JV_EOVERFLOW,
-                           "counter %.*s: total exceeds 64 bits",
-                           (int)(name.n > 64 ? 64 : name.n), name.p);
-            break;
+        uint64_t sp = jv__col_u64(s, 1), sn = jv__col_u64(s, 2);
+        if (sqlite3_column_int(s, 0)) {
+            v->self_p = sp;
+            v->self_n = sn;
         }
-        p += sp;
-        n += sn;
+        /* Each share is at most INT64_MAX, so the sums fit in 64 bits
+         * until checked against INT64_MAX by the caller. */
+        v->p = sp > UINT64_MAX - v->p ? UINT64_MAX : v->p + sp;
+        v->n = sn > UINT64_MAX - v->n ? UINT64_MAX : v->n + sn;
     }
-    if (!err && rc != SQLITE_DONE)
+    if (rc != SQLITE_DONE)
         err = jv__sqlerr(st, rc, "read counter");
     jv__reset(s);
-    if (!err)
-        *total = (int64_t)p - (int64_t)n;
     return err;
 }
 
@@ -1000,21 +983,29 @@ static jv_err make_op(jv_store *st, ctx_cache *cc, const jv_id *self,
     *op = in->op;
     switch (op->kind) {
     case JV_OP_COUNTER: {
-        uint64_t p, n;
+        counter_view v;
         if (in->by == 0)
             return jv__fail(st, JV_EINVAL, "counter change of 0");
-        if ((err = counter_read(st, op->counter.name, self, &p, &n)))
+        if ((err = counter_read(st, op->counter.name, self, &v)))
             return err;
         /* -(by + 1) + 1 is |by| without overflow for INT64_MIN. */
         uint64_t by =
             in->by > 0 ? (uint64_t)in->by : (uint64_t)(-(in->by + 1)) + 1;
-        uint64_t *share = in->by > 0 ? &p : &n;
+        uint64_t *share = in->by > 0 ? &v.self_p : &v.self_n;
+        uint64_t *sum = in->by > 0 ? &v.p : &v.n;
         if (by > (uint64_t)INT64_MAX - *share)
             return jv__fail(st, JV_EOVERFLOW,
                             "counter share would exceed 64 bits");
         *share += by;
-        op->counter.p = p;
-        op->counter.n = n;
+        *sum = by > UINT64_MAX - *sum ? UINT64_MAX : *sum + by;
+        if (v.p > (uint64_t)INT64_MAX || v.n > (uint64_t)INT64_MAX)
+            return jv__fail(
+                st, JV_EOVERFLOW, "counter %.*s: total exceeds 64 bits",
+                (int)(op->counter.name.n > 64 ? 64 : op->counter.name.n),
+                op->counter.name.p);
+        op->counter.p = v.self_p;
+        op->counter.n = v.self_n;
+        in->res.counter_total = (int64_t)v.p - (int64_t)v.n;
         break;
     }
     case JV_OP_ARCHIVE_ADD: {
@@ -1059,8 +1050,6 @@ static jv_err make_op(jv_store *st, ctx_cache *cc, const jv_id *self,
         return JV_OK;
     if ((err = apply_op(st, cc, self, 0, op)))
         return err;
-    if (op->kind == JV_OP_COUNTER)
-        return counter_total(st, op->counter.name, &in->res.counter_total);
     if (op->kind == JV_OP_ARCHIVE_ADD) {
         in->res.dot.id = *self;
         in->res.dot.n = op->add.dot_n;

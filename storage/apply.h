@@ -62,6 +62,7 @@ typedef struct {
  *   JV_EEQUIVOCATE refused: the origin already has a different batch for
  *                  these sequence numbers
  *   JV_ETOOBIG     dropped: the held-aside area is full
+ *   JV_EINVAL      dropped: the jv_store_batch lacks a field or ops
  * After the given batches, held batches that have become applicable (gap
  * filled, origin now trusted) are applied in the same transaction.
  * Returns JV_OK when the transaction committed (see results), or the

@@ -373,8 +373,8 @@ static const struct {
 } state_tables[] = {
     {"counter", "SELECT name, replica, p, n FROM counter ORDER BY name, "
                 "replica"},
-    {"audit", "SELECT origin, seq, time_ms, actor, action, target, detail "
-              "FROM audit ORDER BY origin, seq"},
+    {"audit", "SELECT time_ms, origin, seq, actor, action, target, detail "
+              "FROM audit ORDER BY time_ms, origin, seq"},
     {"config", "SELECT key, value, stamp, replica FROM config ORDER BY key"},
     {"archive", "SELECT key, replica, n, stamp, value FROM archive ORDER BY "
                 "key, replica, n"},
@@ -412,7 +412,7 @@ static void describe_row(sqlite3_stmt *s, char *out, size_t cap)
     size_t used = 0;
     int n = sqlite3_column_count(s);
     out[0] = '\0';
-    for (int i = 0; i < n && i < 3 && used + 1 < cap; i++) {
+    for (int i = 0; i < n && i < 4 && used + 1 < cap; i++) {
         char cell[48];
         int t = sqlite3_column_type(s, i);
         if (t == SQLITE_INTEGER) {
@@ -470,7 +470,7 @@ static jv_err compare_table(verify_ctx *v, size_t t, bool *same)
         }
         if (ra == SQLITE_DONE && rb == SQLITE_DONE)
             goto out;
-        char da[112] = "", db[112] = "";
+        char da[120] = "", db[120] = "";
         if (ra == SQLITE_ROW)
             describe_row(a, da, sizeof(da));
         if (rb == SQLITE_ROW)
@@ -479,12 +479,16 @@ static jv_err compare_table(verify_ctx *v, size_t t, bool *same)
         for (int i = 0; eq && i < sqlite3_column_count(a); i++)
             eq = value_eq(a, b, i);
         if (!eq) {
+            /* Composed at full length, then cut to the report's size. */
+            char m[2 * sizeof(da) + 96];
             *same = false;
-            snprintf(v->r->state_msg, sizeof(v->r->state_msg),
-                     "%s, row %llu: stored (%s), replayed (%s)",
+            snprintf(m, sizeof(m), "%s, row %llu: stored (%s), replayed (%s)",
                      state_tables[t].name, (unsigned long long)row,
                      ra == SQLITE_ROW ? da : "none",
                      rb == SQLITE_ROW ? db : "none");
+            size_t len = strnlen(m, sizeof(v->r->state_msg) - 1);
+            memcpy(v->r->state_msg, m, len);
+            v->r->state_msg[len] = '\0';
             goto out;
         }
     }
@@ -507,6 +511,10 @@ static jv_err integrity(jv_store *st, jv_verify_report *r)
         r->integrity_ok = m && strcmp(m, "ok") == 0;
         snprintf(r->integrity_msg, sizeof(r->integrity_msg), "%s",
                  m ? m : "no answer");
+        /* One line: SQLite's report may span several. */
+        for (char *c = r->integrity_msg; *c; c++)
+            if (*c == '\n')
+                *c = ' ';
     } else if ((rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB) {
         r->integrity_ok = false;
         snprintf(r->integrity_msg, sizeof(r->integrity_msg), "%s",

@@ -18,7 +18,7 @@
 #include "alloc.h"
 #include "store_int.h"
 
-/* -- prefix ranges ------------------------------------------------------- */
+/* -- prefix ranges --------------------------------------------------------- */
 
 typedef struct {
     jv_str lo;   /* the scan starts here */
@@ -201,7 +201,8 @@ static const char *const sql_audit_q[2][2][2] = {
     {{AUDIT_DESC(""), AUDIT_DESC(F_ACTION)},
      {AUDIT_DESC(F_ACTOR), AUDIT_DESC(F_ACTOR F_ACTION)}},
 };
-static const char sql_audit_scan[] = AUDIT_SELECT "ORDER BY origin, seq";
+static const char sql_audit_scan[] =
+    AUDIT_SELECT "ORDER BY time_ms, origin, seq";
 
 static jv_err audit_rows(jv_store *st, sqlite3_stmt *s, jv_audit_cb cb,
                          void *arg)
@@ -536,8 +537,7 @@ jv_err jv_store_archive_context(jv_store *st, jv_vv *vv, jv_dot_cb cb,
     return scan_end(st, s, rc, err, "read causal context");
 }
 
-/* -- log and version vector -------------------------------------------------
- */
+/* -- log and version vector ------------------------------------------------ */
 
 static const char sql_vv_scan[] = "SELECT origin, seq FROM vv ORDER BY origin";
 static const char sql_vv_head[] = "SELECT seq, hash FROM vv WHERE origin = ?1";
@@ -668,8 +668,7 @@ jv_err jv_store_held_list(jv_store *st, jv_held_cb cb, void *arg)
     return scan_end(st, s, rc, err, "read held batches");
 }
 
-/* -- replicas and trust ------------------------------------------------------
- */
+/* -- replicas and trust ---------------------------------------------------- */
 
 static const char sql_replica_list[] =
     "SELECT r.id, coalesce(t.name, ''), coalesce(v.seq, 0), r.first_seen_ms "

@@ -72,7 +72,8 @@ typedef jv_err (*jv_audit_cb)(void *arg, const jv_audit_row *r);
 
 jv_err jv_store_audit_query(jv_store *st, const jv_audit_query *q,
                             jv_audit_cb cb, void *arg);
-/* The whole set by (origin, seq): for export and verification. */
+/* The whole set by (time, origin, seq), the table's own order: for
+ * export and verification. */
 jv_err jv_store_audit_scan(jv_store *st, jv_audit_cb cb, void *arg);
 
 /* -- configuration -------------------------------------------------------- */

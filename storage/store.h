@@ -28,7 +28,8 @@ typedef struct jv_store jv_store;
  *   NORMAL: a committed transaction survives a crash of the process (kill -9)
  *           but the last transactions may be lost on power loss or OS crash.
  *   FULL:   also survives power loss (fsync on every commit).
- *   EXTRA:  FULL, and also syncs the directory after file changes. */
+ *   EXTRA:  as FULL in WAL mode (SQLite's extra directory sync concerns
+ *           rollback journals only). */
 typedef enum {
     JV_SYNC_NORMAL = 1,
     JV_SYNC_FULL = 2,
