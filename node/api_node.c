@@ -601,15 +601,40 @@ static jv_err ex_share(void *arg, const jv_counter_share *s)
     return jv_buf_err(&e->out);
 }
 
-static jv_err ex_counter(void *arg, const jv_counter_row *r)
+/* Counter names first, shares after: a row callback may not query the
+ * store it is called from. */
+typedef struct {
+    jv_buf names; /* each name followed by a NUL */
+    size_t n;
+} name_list;
+
+static jv_err collect_name(void *arg, const jv_counter_row *r)
 {
-    export_job *e = arg;
-    put_key(e, r->name);
-    put(&e->out, "{");
-    e->first = true;
-    jv_err err = jv_store_counter_get(e->st, r->name, ex_share, e);
-    put(&e->out, "}");
-    e->first = false;
+    name_list *l = arg;
+    jv_buf_append(&l->names, r->name.p, r->name.n);
+    jv_buf_append(&l->names, "", 1);
+    l->n++;
+    return jv_buf_err(&l->names);
+}
+
+static jv_err ex_counters(export_job *e)
+{
+    name_list l = {{0}, 0};
+    jv_str none = {"", 0};
+    jv_buf_init(&l.names);
+    jv_err err = jv_store_counter_list(e->st, none, none, 0, collect_name, &l);
+    const char *p = (const char *)l.names.data;
+    for (size_t i = 0; !err && i < l.n; i++) {
+        jv_str name = jv_str_c(p);
+        put_key(e, name);
+        put(&e->out, "{");
+        e->first = true;
+        err = jv_store_counter_get(e->st, name, ex_share, e);
+        put(&e->out, "}");
+        e->first = false;
+        p += name.n + 1;
+    }
+    jv_buf_fini(&l.names);
     return err ? err : jv_buf_err(&e->out);
 }
 
@@ -721,7 +746,7 @@ static jv_err export_run(jv_store *st, void *arg)
         goto out;
     put(&e->out, "},\"counters\":{");
     e->first = true;
-    if ((err = jv_store_counter_list(st, none, none, 0, ex_counter, e)))
+    if ((err = ex_counters(e)))
         goto out;
     put(&e->out, "},\"format\":\"jarvis-export/1\",\"trust\":{");
     e->first = true;

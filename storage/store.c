@@ -949,7 +949,10 @@ static const char sql_stats[] =
     "       (SELECT page_size FROM pragma_page_size()),"
     "       (SELECT count(*) FROM batch),"
     "       (SELECT coalesce(sum(seq), 0) FROM vv),"
-    "       (SELECT count(*) FROM held)";
+    "       (SELECT count(*) FROM held),"
+    /* An origin's stamps only grow: its last batch has its greatest. */
+    "       (SELECT coalesce(max(b.hlc), 0) FROM vv"
+    "          JOIN batch b ON b.origin = vv.origin AND b.last_seq = vv.seq)";
 
 jv_err jv_store_stats_get(jv_store *st, jv_store_stats *out)
 {
@@ -965,6 +968,7 @@ jv_err jv_store_stats_get(jv_store *st, jv_store_stats *out)
         /* An origin's log holds exactly its operations 1..vv[origin]. */
         r.ops = jv__col_u64(s, 2);
         r.held = jv__col_u64(s, 3);
+        r.max_hlc = jv__col_u64(s, 4);
         err = JV_OK;
     } else {
         err = jv__sqlerr(st, rc, "read statistics");

@@ -701,14 +701,18 @@ static void test_batch_limits(void **state)
     assert_int_equal(jv_batch_encode(&b, &body), JV_EINVAL);
     uint8_t prev[JV_HASH_LEN];
     memset(prev, 1, sizeof(prev));
-    b = make(&origin, UINT64_MAX, prev, ops, 1);
+    /* ... and stays within a signed 64-bit integer (storage keeps it as
+     * one). */
+    b = make(&origin, JV_INT_MAX, prev, ops, 1);
     encode_ok(&b, &body);
     assert_int_equal(jv_batch_decode(body.data, body.len, &out), JV_OK);
-    assert_int_equal(jv_batch_last_seq(&out), UINT64_MAX);
+    assert_int_equal(jv_batch_last_seq(&out), JV_INT_MAX);
     jv_batch_fini(&out);
     b.nops = 2;
     assert_int_equal(jv_batch_encode(&b, &body), JV_EINVAL);
-    h.first_seq = UINT64_MAX;
+    b = make(&origin, (uint64_t)JV_INT_MAX + 1, prev, ops, 1);
+    assert_int_equal(jv_batch_encode(&b, &body), JV_EINVAL);
+    h.first_seq = JV_INT_MAX;
     memset(h.prev, 1, sizeof(h.prev));
     jv_buf_reset(&body);
     w_head(&w, &h, 2);

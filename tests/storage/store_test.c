@@ -96,7 +96,9 @@ static void make_store(const char *path, int adds)
         snprintf(key, sizeof(key), "k/%04d", i);
         snprintf(val, sizeof(val), "\"value number %d with padding\"", i);
         jv_intent in = st_add(key, val, 100);
-        assert_int_equal(st_commit(st, &kp, 1000, &in, 1, NULL), JV_OK);
+        /* Growing stamps, as the node's clock gives them. */
+        assert_int_equal(st_commit(st, &kp, 1000 + (uint64_t)i, &in, 1, NULL),
+                         JV_OK);
     }
     jv_store_close(st);
 }
@@ -145,6 +147,7 @@ static void test_create_reopen(void **state)
     assert_int_equal(jv_store_stats_get(st, &s), JV_OK);
     assert_true(s.file_bytes > 0);
     assert_int_equal(s.batches, 0);
+    assert_int_equal(s.max_hlc, 0);
     jv_store_close(st);
 
     assert_int_equal(raw_int(f->db, "PRAGMA application_id"), APP_ID);
@@ -168,6 +171,8 @@ static void test_stats_and_readonly(void **state)
     assert_int_equal(s.batches, 3);
     assert_int_equal(s.ops, 3);
     assert_int_equal(s.held, 0);
+    /* A restarted node seeds its clock above every stamp it logged. */
+    assert_int_equal(s.max_hlc, 1002);
     jv_intent in = st_counter("c", 1);
     jv_write_group g = {.intents = &in, .n = 1};
     jv_commit_info ci;
