@@ -70,7 +70,7 @@ to_ms() { # wrk prints 512.00us / 1.23ms / 2.01s
 run_redis() { # conns test
     local n=$(( $1 == 1 ? 20000 : 200000 ))
     redis-benchmark -p $port -c "$1" -n $n -t "$2" --csv 2>/dev/null |
-        awk -F'"' 'NR == 2 { print $4, $8, $12 }'
+        awk -F'"' 'NR == 2 { print $4, $10, $14 }'
 }
 
 printf '\n%-6s %-5s | %12s %8s %8s | %12s %8s %8s | %6s\n' op conns \
