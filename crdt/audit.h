@@ -11,7 +11,10 @@
  *
  * Canonical encoding: an array of entries sorted by id, each
  * [origin (bin 32), seq, time_ms, actor, action, target, detail] with the
- * four texts as str. The decoder refuses unsorted or duplicate ids.
+ * four texts as str. The decoder refuses unsorted or duplicate ids, zero
+ * sequence numbers, texts over the limits below or not valid UTF-8, and
+ * more than JV_AUDIT_MAX_ENTRIES entries (the encoder refuses such a set
+ * with JV_ETOOBIG rather than write what cannot be read back).
  *
  * Not thread-safe; one owner. A failed call leaves its outputs unchanged.
  */
@@ -24,11 +27,15 @@
 #define JV_AUDIT_MAX_ACTION 256
 #define JV_AUDIT_MAX_TARGET 1024
 #define JV_AUDIT_MAX_DETAIL 16384
+/* Entries in one encoded set (a whole-state export; logs travel as
+ * batches). */
+#define JV_AUDIT_MAX_ENTRIES (1u << 20)
 
 typedef struct {
     jv_dot id;
     uint64_t time_ms;
-    /* Owned, NUL-terminated, valid UTF-8 without NUL bytes. */
+    /* NUL-terminated, valid UTF-8 without NUL bytes. Owned by the set: the
+     * four share one allocation, released by jv_audit_fini() only. */
     char *actor;
     char *action;
     char *target;
@@ -46,7 +53,8 @@ void jv_audit_fini(jv_audit *s); /* accepts NULL */
 /* Appends the entry with the given id (n >= 1). Texts are copied; they must
  * be valid UTF-8 within the limits above (JV_EINVAL otherwise). delta is
  * replaced with the one-entry set. Appending an id already present changes
- * nothing in s (and still returns the entry as delta). */
+ * nothing in s and returns the entry s holds for it as delta (so that s
+ * joined with delta is still s, whatever texts were passed). */
 jv_err jv_audit_append(jv_audit *s, const jv_dot *id, uint64_t time_ms,
                        jv_str actor, jv_str action, jv_str target,
                        jv_str detail, jv_audit *delta);

@@ -9,7 +9,10 @@
  *
  * The map joins key by key. Canonical encoding: an array of
  * [key (str), value (bin), stamp, replica (bin 32)] sorted by key bytes; the
- * decoder refuses unsorted or duplicate keys.
+ * decoder refuses unsorted or duplicate keys, keys that are empty, not
+ * valid UTF-8 or over JV_LWW_MAX_KEY, values over JV_LWW_MAX_VALUE, and
+ * more than JV_LWW_MAX_ENTRIES entries (which the encoder refuses to write,
+ * JV_ETOOBIG).
  *
  * Not thread-safe; one owner. A failed call leaves its outputs unchanged.
  */
@@ -20,6 +23,8 @@
 
 #define JV_LWW_MAX_KEY   1024
 #define JV_LWW_MAX_VALUE 65536
+/* Keys in one encoded map. */
+#define JV_LWW_MAX_ENTRIES (1u << 20)
 
 typedef struct {
     uint64_t stamp;
@@ -48,7 +53,8 @@ void jv_lwwmap_fini(jv_lwwmap *m); /* accepts NULL */
 /* Writes key := value stamped (stamp, self). delta is replaced with the
  * one-key map holding that register; s is joined with it, so a stamp that
  * does not beat the current register changes nothing in s. Key: 1..1024
- * bytes without NUL; value at most 64 KiB (JV_EINVAL otherwise). */
+ * bytes of valid UTF-8 without NUL (it is encoded as a msgpack str); value
+ * at most 64 KiB, NULL only when len is 0 (JV_EINVAL otherwise). */
 jv_err jv_lwwmap_set(jv_lwwmap *m, jv_str key, const void *value, size_t len,
                      uint64_t stamp, const jv_id *self, jv_lwwmap *delta);
 const jv_lww_reg *jv_lwwmap_get(const jv_lwwmap *m, jv_str key);

@@ -29,8 +29,11 @@
  * [replica (bin 32), n, stamp, value (bin)]; context is
  * [vector (vv.h encoding), cloud (array of [replica, n] sorted, each n
  * greater than vector[replica] + 1)]. The decoder refuses anything else
- * (unsorted, duplicates, empty value lists, live dots not covered by the
- * context, uncompacted clouds).
+ * (unsorted, duplicates, empty value lists, keys that are empty, not valid
+ * UTF-8 or too long, a dot held by two values, live dots not covered by
+ * the context, uncompacted clouds, counts over the caps below); the encoder
+ * refuses (JV_ETOOBIG) a set over the caps rather than write what cannot be
+ * read back.
  *
  * Not thread-safe; one owner. A failed call leaves its outputs unchanged.
  */
@@ -41,10 +44,15 @@
 
 #define JV_ORSET_MAX_KEY   1024
 #define JV_ORSET_MAX_VALUE 65536
+/* Caps of one encoding: keys; live values of one key (concurrent adds, at
+ * most one per replica in a reachable state); dots in the cloud. */
+#define JV_ORSET_MAX_ENTRIES (1u << 20)
+#define JV_ORSET_MAX_VALUES  JV_VV_MAX_ENTRIES
+#define JV_ORSET_MAX_CLOUD   (1u << 20)
 
 typedef struct {
-    jv_vv compact;  /* every dot (id, n) with n <= compact[id] is seen */
-    jv_dot *cloud;  /* sorted; every n > compact[id] + 1 */
+    jv_vv compact; /* every dot (id, n) with n <= compact[id] is seen */
+    jv_dot *cloud; /* sorted; every n > compact[id] + 1 */
     size_t ncloud;
     size_t capcloud;
 } jv_dotctx;
@@ -73,7 +81,8 @@ typedef struct {
 void jv_dotctx_init(jv_dotctx *c);
 void jv_dotctx_fini(jv_dotctx *c); /* accepts NULL */
 bool jv_dotctx_contains(const jv_dotctx *c, const jv_dot *d);
-/* Adds d, folding the cloud into the vector where it becomes contiguous. */
+/* Adds d (n >= 1, JV_EINVAL otherwise), folding the cloud into the vector
+ * where it becomes contiguous. */
 jv_err jv_dotctx_add(jv_dotctx *c, const jv_dot *d);
 /* The greatest n of `id` seen (vector or cloud); 0 if none. */
 uint64_t jv_dotctx_max(const jv_dotctx *c, const jv_id *id);
@@ -82,9 +91,10 @@ void jv_orset_init(jv_orset *s);
 void jv_orset_fini(jv_orset *s); /* accepts NULL */
 /* Adds (key, value) with a new dot (self, jv_dotctx_max(self) + 1) stamped
  * `stamp`, replacing the values of key this replica observed. delta is
- * replaced with the delta described above. Key 1..1024 bytes without NUL,
- * value at most 64 KiB (JV_EINVAL otherwise). If `dot_out` is not NULL it
- * receives the new dot. */
+ * replaced with the delta described above. Key 1..1024 bytes of valid UTF-8
+ * without NUL, value at most 64 KiB and NULL only when len is 0 (JV_EINVAL
+ * otherwise); JV_EOVERFLOW if self's dots are exhausted. If `dot_out` is
+ * not NULL it receives the new dot. */
 jv_err jv_orset_add(jv_orset *s, const jv_id *self, jv_str key,
                     const void *value, size_t len, uint64_t stamp,
                     jv_orset *delta, jv_dot *dot_out);
