@@ -71,9 +71,12 @@ static int content_cmp(const jv_audit_entry *a, const jv_audit_entry *b)
 {
     if (a->time_ms != b->time_ms)
         return a->time_ms < b->time_ms ? -1 : 1;
-    texts ta = entry_texts(a), tb = entry_texts(b);
+    /* strcmp orders texts without NUL bytes as jv_str_cmp() does (bytes
+     * unsigned, a prefix first), without measuring them first. */
+    const char *fa[4] = {a->actor, a->action, a->target, a->detail};
+    const char *fb[4] = {b->actor, b->action, b->target, b->detail};
     for (int i = 0; i < 4; i++) {
-        int c = jv_str_cmp(ta.t[i], tb.t[i]);
+        int c = strcmp(fa[i], fb[i]);
         if (c)
             return c;
     }

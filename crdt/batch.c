@@ -6,6 +6,7 @@
 #include "alloc.h"
 #include "audit.h"
 #include "hlc.h"
+#include "internal.h"
 
 static const uint8_t zero_hash[JV_HASH_LEN];
 static const char hash_domain[] = "jarvis/batch/v1";
@@ -159,8 +160,11 @@ jv_err jv_batch_encode(const jv_batch *b, jv_buf *out)
         if (jv_op_validate(&b->ops[i], b->hlc) != JV_OK)
             return JV_EINVAL;
 
-    size_t start = out->len;
+    size_t start;
     jv_mpw w;
+    jv_err err = jv__enc_begin(out, &start);
+    if (err)
+        return err;
     jv_mpw_init(&w, out);
     jv_mpw_array(&w, 6);
     jv_mpw_u64(&w, JV_BATCH_VERSION);
@@ -171,12 +175,10 @@ jv_err jv_batch_encode(const jv_batch *b, jv_buf *out)
     jv_mpw_array(&w, b->nops);
     for (uint32_t i = 0; i < b->nops; i++)
         write_op(&w, &b->ops[i]);
-    jv_err err = jv_mpw_err(&w);
+    err = jv_mpw_err(&w);
     if (err == JV_OK && out->len - start > JV_BATCH_MAX_BYTES)
         err = JV_ETOOBIG;
-    if (err && !out->err)
-        out->len = start;
-    return err;
+    return jv__enc_end(out, start, err);
 }
 
 /* Reads the header up to and including the ops array count. */
@@ -342,7 +344,7 @@ jv_err jv_batch_decode(const void *body, size_t len, jv_batch *out)
         if (ops[i].kind == JV_OP_ARCHIVE_ADD && ops[i].add.nremoves)
             ops[i].add.removes = a.d + dot_off[i];
         else if (ops[i].kind == JV_OP_ARCHIVE_RM)
-            ops[i].rm.removes = a.d + dot_off[i];
+            ops[i].rm.removes = ops[i].rm.nremoves ? a.d + dot_off[i] : NULL;
         if (jv_op_validate(&ops[i], h.hlc) != JV_OK) {
             err = JV_EDECODE;
             goto fail;

@@ -131,7 +131,8 @@ static inline uint64_t jv_batch_last_seq(const jv_batch *b)
 jv_err jv_op_validate(const jv_op *op, uint64_t hlc);
 
 /* Appends the canonical body of b to out. Every op is validated first
- * (JV_EINVAL, out unchanged); JV_ETOOBIG past JV_BATCH_MAX_BYTES. */
+ * (JV_EINVAL); JV_ETOOBIG past JV_BATCH_MAX_BYTES; JV_ENOMEM. On any
+ * failure out is as it was (length and error flag). */
 jv_err jv_batch_encode(const jv_batch *b, jv_buf *out);
 
 /* Reads the header of a body: cheap, for dropping duplicates before any

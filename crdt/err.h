@@ -2,8 +2,9 @@
  * err.h - the one error type of the whole project.
  *
  * Every function that can fail returns jv_err: JV_OK (0) on success, a
- * negative code otherwise. Codes of SQLite, nng, libuv and msgpack-c are
- * translated into these at the edge of the module that calls them.
+ * negative code otherwise. Codes of the storage, network, event-loop and
+ * msgpack libraries are translated into these at the edge of the module
+ * that calls them.
  */
 #ifndef JV_ERR_H
 #define JV_ERR_H
