@@ -11,8 +11,10 @@
  * below is delivered on the loop thread through one uv_async_t.
  *
  * Known traps of nng 1.5.2 handled here:
- *   - NNG_OPT_RECVMAXSZ is unlimited by default: it is set to max_message
- *     on every socket and listener before it listens or dials.
+ *   - NNG_OPT_RECVMAXSZ is unlimited by default: it is set on every
+ *     socket, listener and dialer before it listens or dials, to
+ *     max_message plus room for the SP header (which nng counts); the
+ *     exact max_message is then enforced by the transport itself.
  *   - A peer that disconnects in the middle of the SP handshake can leave a
  *     TCP listener that accepts nothing more (nng issue #1518, fixed in
  *     1.6.0). The transport probes its own listener every
@@ -108,7 +110,8 @@ uint64_t jv_transport_listener_restarts(const jv_transport *t);
 
 /* Closes the listener and the probe, answers nothing more, then calls
  * done(arg). Peers must have been freed first. Inbound requests not yet
- * answered are dropped. */
+ * answered are dropped: from this call on, reply/drop on them do nothing,
+ * and once done has run their handles are gone. */
 void jv_transport_close(jv_transport *t, void (*done)(void *), void *arg);
 
 /* Test fault: closes the listener behind the transport's back, as nng

@@ -1,1 +1,316 @@
 #include "wire.h"
+
+#include <string.h>
+#include <zstd.h>
+#include <zstd_errors.h>
+
+#include "alloc.h"
+#include "batch.h"
+
+#define FORMAT_PLAIN 0
+#define FORMAT_ZSTD  1
+#define BODY_FIELDS  7
+
+/* zstd's own default level: several hundred MB/s on one core, and most of
+ * what the higher levels would save on msgpack full of hashes and keys. */
+#define ZSTD_LEVEL 3
+
+/* The smallest encoded batch: [bin8 "", bin8 sig]. Bounds how many batches
+ * the bytes that remain can hold before anything is allocated. */
+#define BATCH_MIN_BYTES (1 + 2 + 2 + JV_SIG_LEN)
+
+/* Window sizes a decoder accepts, as powers of two: zstd's own lower bound
+ * and its default upper one. */
+#define WINDOW_LOG_MIN 10
+#define WINDOW_LOG_MAX 27
+
+void jv_msg_init(jv_msg *m)
+{
+    memset(m, 0, sizeof(*m));
+    jv_vv_init(&m->have);
+}
+
+void jv_msg_fini(jv_msg *m)
+{
+    if (!m)
+        return;
+    jv_vv_fini(&m->have);
+    jv_free(m->owned);
+    jv_msg_init(m);
+}
+
+size_t jv_wire_batch_cost(size_t body_len)
+{
+    size_t hdr = body_len <= 0xff ? 2 : body_len <= 0xffff ? 3 : 5;
+    /* fixarray(2), bin header, body, bin8 header of the signature, sig */
+    return 1 + hdr + body_len + 2 + JV_SIG_LEN;
+}
+
+/* What the decoder would refuse is refused here too, so that a node never
+ * sends a message its peers must drop. */
+static jv_err check_msg(const jv_msg *m)
+{
+    if (m->type != JV_MSG_SYNC && m->type != JV_MSG_SYNC_REPLY)
+        return JV_EINVAL;
+    if (m->from_addr.n > JV_WIRE_MAX_ADDR ||
+        (m->from_addr.n && !jv_str_valid_utf8(m->from_addr)))
+        return JV_EINVAL;
+    if (m->nbatches > JV_WIRE_MAX_BATCHES)
+        return JV_ETOOBIG;
+    if (m->nbatches && !m->batches)
+        return JV_EINVAL;
+    for (size_t i = 0; i < m->nbatches; i++) {
+        const jv_wire_batch *b = &m->batches[i];
+        if (b->len > JV_BATCH_MAX_BYTES)
+            return JV_ETOOBIG;
+        if ((b->len && !b->body) || !b->sig)
+            return JV_EINVAL;
+    }
+    return JV_OK;
+}
+
+jv_err jv_msg_encode(const jv_msg *m, size_t compress_min, jv_buf *out,
+                     size_t *raw_len)
+{
+    const size_t start = out->len;
+    const uint8_t plain = FORMAT_PLAIN;
+    uint8_t *packed = NULL;
+    size_t body_len;
+    jv_mpw w;
+    jv_err err;
+
+    if ((err = check_msg(m)))
+        return err;
+    if ((err = jv_buf_append(out, &plain, 1)))
+        goto fail;
+    jv_mpw_init(&w, out);
+    jv_mpw_array(&w, BODY_FIELDS);
+    jv_mpw_u64(&w, (uint64_t)m->type);
+    jv_mpw_id(&w, &m->from);
+    jv_mpw_jstr(&w, m->from_addr);
+    jv_vv_encode(&m->have, &w);
+    jv_mpw_array(&w, (uint32_t)m->nbatches);
+    for (size_t i = 0; i < m->nbatches; i++) {
+        jv_mpw_array(&w, 2);
+        jv_mpw_bin(&w, m->batches[i].body, m->batches[i].len);
+        jv_mpw_bin(&w, m->batches[i].sig, JV_SIG_LEN);
+    }
+    jv_mpw_bool(&w, m->more);
+    jv_mpw_u64(&w, m->budget);
+    if ((err = jv_mpw_err(&w)))
+        goto fail;
+
+    body_len = out->len - start - 1;
+    if (body_len > compress_min) {
+        size_t bound = ZSTD_compressBound(body_len), c;
+        if (ZSTD_isError(bound) || !(packed = jv_malloc(bound))) {
+            err = JV_ENOMEM;
+            goto fail;
+        }
+        c = ZSTD_compress(packed, bound, out->data + start + 1, body_len,
+                          ZSTD_LEVEL);
+        /* Kept only when it saves bytes: random-looking bodies (signatures,
+         * already compressed values) would otherwise grow. */
+        if (!ZSTD_isError(c) && c < body_len) {
+            out->data[start] = FORMAT_ZSTD;
+            memcpy(out->data + start + 1, packed, c);
+            out->len = start + 1 + c;
+        }
+    }
+    if (raw_len)
+        *raw_len = body_len;
+    err = JV_OK;
+    goto out;
+fail:
+    out->len = start;
+out:
+    jv_free(packed);
+    return err;
+}
+
+/* Sets b's capacity to exactly cap bytes (never rounded up, so that the
+ * bound on decompressed bytes is also a bound on memory). */
+static jv_err buf_set_cap(jv_buf *b, size_t cap)
+{
+    uint8_t *d;
+    if (cap <= b->cap)
+        return JV_OK;
+    if (!(d = jv_realloc(b->data, cap)))
+        return JV_ENOMEM;
+    b->data = d;
+    b->cap = cap;
+    return JV_OK;
+}
+
+static int window_log(size_t max_plain)
+{
+    int wlog = WINDOW_LOG_MIN;
+    while (wlog < WINDOW_LOG_MAX && ((size_t)1 << wlog) < max_plain)
+        wlog++;
+    return wlog;
+}
+
+/* Inflates one zstd frame src[0..n) into out, writing at most `limit`
+ * bytes. A frame's declared size is checked before any work; a frame that
+ * declares none, or lies, is stopped by the output bound itself: the
+ * streaming decoder is never given room past the limit. */
+static jv_err inflate(const uint8_t *src, size_t n, size_t max_plain,
+                      jv_buf *out)
+{
+    ZSTD_DCtx *d = NULL;
+    ZSTD_inBuffer in = {src, n, 0};
+    ZSTD_outBuffer o = {NULL, 0, 0};
+    unsigned long long declared;
+    size_t limit = max_plain, ret;
+    jv_err err;
+
+    jv_buf_reset(out);
+    /* One plain zstd frame only: skippable frames and other magic numbers
+     * have no business in our messages. */
+    if (n < 4 ||
+        ((uint32_t)src[0] | (uint32_t)src[1] << 8 | (uint32_t)src[2] << 16 |
+         (uint32_t)src[3] << 24) != ZSTD_MAGICNUMBER)
+        return JV_EDECODE;
+    declared = ZSTD_getFrameContentSize(src, n);
+    if (declared == ZSTD_CONTENTSIZE_ERROR)
+        return JV_EDECODE;
+    if (declared != ZSTD_CONTENTSIZE_UNKNOWN) {
+        if (declared > max_plain)
+            return JV_ETOOBIG;
+        limit = (size_t)declared;
+    }
+    /* Room grows with the output actually produced, so a small message
+     * costs a small buffer whatever the limit. */
+    o.size = limit < 65536 ? limit : 65536;
+    if ((err = buf_set_cap(out, o.size ? o.size : 1)))
+        return err;
+    o.dst = out->data;
+    if (!(d = ZSTD_createDCtx()))
+        return JV_ENOMEM;
+    if (ZSTD_isError(ZSTD_DCtx_setParameter(d, ZSTD_d_windowLogMax,
+                                            window_log(max_plain)))) {
+        err = JV_ENOMEM;
+        goto out;
+    }
+    for (;;) {
+        size_t in_before = in.pos, out_before = o.pos;
+        if (o.pos == o.size && o.size < limit) {
+            size_t grow = o.size > limit - o.size ? limit : 2 * o.size;
+            if ((err = buf_set_cap(out, grow)))
+                goto out;
+            o.dst = out->data;
+            o.size = grow;
+        }
+        ret = ZSTD_decompressStream(d, &o, &in);
+        if (ZSTD_isError(ret)) {
+            /* A window over windowLogMax asks for more memory than the
+             * limit allows: a size refusal, not a malformed frame. */
+            err = ZSTD_getErrorCode(ret) ==
+                          ZSTD_error_frameParameter_windowTooLarge
+                      ? JV_ETOOBIG
+                      : JV_EDECODE;
+            goto out;
+        }
+        if (ret == 0)
+            break; /* the frame is complete and checked */
+        if (in.pos == in_before && o.pos == out_before) {
+            /* No progress: either the frame wants to write past the
+             * limit, or it wants input that is not there. */
+            err = o.pos == o.size
+                      ? (declared != ZSTD_CONTENTSIZE_UNKNOWN ? JV_EDECODE
+                                                              : JV_ETOOBIG)
+                      : JV_ETRUNC;
+            goto out;
+        }
+    }
+    if (in.pos != in.size) {
+        err = JV_ETRAILING;
+        goto out;
+    }
+    out->len = o.pos;
+    err = JV_OK;
+out:
+    ZSTD_freeDCtx(d);
+    return err;
+}
+
+static jv_err parse_body(const uint8_t *p, size_t n, jv_msg *m)
+{
+    jv_mpr r;
+    uint64_t type;
+    uint32_t nb;
+    jv_err err;
+
+    jv_mpr_init(&r, p, n);
+    if ((err = jv_mpr_array_n(&r, BODY_FIELDS)) ||
+        (err = jv_mpr_u64(&r, &type)))
+        return err;
+    if (type != JV_MSG_SYNC && type != JV_MSG_SYNC_REPLY)
+        return JV_EDECODE;
+    m->type = (jv_msg_type)type;
+    if ((err = jv_mpr_id(&r, &m->from)) ||
+        (err = jv_mpr_str(&r, &m->from_addr, JV_WIRE_MAX_ADDR)))
+        return err;
+    if (!jv_str_valid_utf8(m->from_addr))
+        return JV_EDECODE;
+    if ((err = jv_vv_decode(&r, &m->have)) ||
+        (err = jv_mpr_array(&r, &nb, JV_WIRE_MAX_BATCHES)))
+        return err;
+    /* Checked before the allocation it sizes: a header cannot claim more
+     * batches than the bytes after it could hold. */
+    if (nb > jv_mpr_left(&r) / BATCH_MIN_BYTES)
+        return JV_ETRUNC;
+    if (nb) {
+        if (!(m->owned = jv_calloc(nb, sizeof(*m->owned))))
+            return JV_ENOMEM;
+        m->batches = m->owned;
+    }
+    for (uint32_t i = 0; i < nb; i++) {
+        jv_wire_batch *b = &m->owned[i];
+        size_t siglen;
+        if ((err = jv_mpr_array_n(&r, 2)) ||
+            (err = jv_mpr_bin(&r, &b->body, &b->len, JV_BATCH_MAX_BYTES)) ||
+            (err = jv_mpr_bin(&r, &b->sig, &siglen, JV_SIG_LEN)))
+            return err;
+        if (siglen != JV_SIG_LEN)
+            return JV_EDECODE;
+        m->nbatches = i + 1;
+    }
+    if ((err = jv_mpr_bool(&r, &m->more)) || (err = jv_mpr_u64(&r, &m->budget)))
+        return err;
+    return jv_mpr_end(&r);
+}
+
+jv_err jv_msg_decode(const uint8_t *p, size_t n, size_t max_plain,
+                     jv_buf *scratch, jv_msg *out)
+{
+    const uint8_t *body;
+    size_t len;
+    jv_msg tmp;
+    jv_err err;
+
+    if (n < 1)
+        return JV_ETRUNC;
+    switch (p[0]) {
+    case FORMAT_PLAIN:
+        body = p + 1;
+        len = n - 1;
+        break;
+    case FORMAT_ZSTD:
+        if ((err = inflate(p + 1, n - 1, max_plain, scratch)))
+            return err;
+        body = scratch->data;
+        len = scratch->len;
+        break;
+    default:
+        return JV_EDECODE;
+    }
+    jv_msg_init(&tmp);
+    if ((err = parse_body(body, len, &tmp))) {
+        jv_msg_fini(&tmp);
+        return err;
+    }
+    jv_msg_fini(out);
+    *out = tmp;
+    return JV_OK;
+}

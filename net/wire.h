@@ -51,10 +51,15 @@ typedef struct {
     size_t nbatches;
     bool more;
     uint64_t budget;
+    /* Decode's allocation behind `batches`, the only array jv_msg_fini
+     * frees: a caller that points `batches` at its own array to encode
+     * keeps it. */
+    jv_wire_batch *owned;
 } jv_msg;
 
 void jv_msg_init(jv_msg *m);
-void jv_msg_fini(jv_msg *m); /* frees what decode allocated */
+/* Frees `have` and what decode allocated; leaves an empty message. */
+void jv_msg_fini(jv_msg *m);
 
 /* Appends the message to out, compressing with zstd when the body is over
  * compress_min bytes and that makes it smaller. *raw_len (may be NULL)
