@@ -326,7 +326,11 @@ static void wipe_slist(struct curl_slist *l)
 static int unreachable(const jvc_client *c, CURLcode cc)
 {
     const char *why = c->errbuf[0] ? c->errbuf : curl_easy_strerror(cc);
-    if (cc == CURLE_OPERATION_TIMEDOUT)
+    if (cc == CURLE_COULDNT_CONNECT && c->unix_path != NULL)
+        jvc_err("cannot reach the node at %s: cannot connect to the Unix "
+                "socket %s",
+                c->display, c->unix_path);
+    else if (cc == CURLE_OPERATION_TIMEDOUT)
         jvc_err("the node at %s did not answer within %ld s (%s)", c->display,
                 c->timeout_s, why);
     else

@@ -160,6 +160,11 @@ json_t *jvc_export_diff(json_t *a, json_t *b)
     if (res == NULL || kinds == NULL || (names = union_keys(a, b, &n)) == NULL)
         goto fail;
     for (size_t i = 0; i < n; i++) {
+        /* The format is no data kind: listed only when it differs. */
+        if (strcmp(names[i], "format") == 0 &&
+            json_equal(json_object_get(a, "format"),
+                       json_object_get(b, "format")))
+            continue;
         json_t *ma = flatten(names[i], json_object_get(a, names[i]));
         json_t *mb = flatten(names[i], json_object_get(b, names[i]));
         json_t *k =

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "types.h"
 #include "output.h"
 
 struct jvc_table {
@@ -101,24 +102,39 @@ bool jvc_table_print(const jvc_table *t, FILE *f)
             if (w > width[c])
                 width[c] = w;
         }
+    /* Each line is built whole so that trailing blanks (an empty last
+     * cell) can be cut. */
+    jv_buf line;
+    jv_buf_init(&line);
+    static const char spaces[] = "                                ";
     for (size_t r = t->hide_header ? 1 : 0; r < t->nrows; r++) {
+        jv_buf_reset(&line);
         for (size_t c = 0; c < ncols; c++) {
             const char *cell = t->cells[r * t->ncols + c];
             size_t pad = width[c] - jvc_display_width(cell);
-            bool last = c + 1 == ncols;
+            if (c > 0)
+                jv_buf_append(&line, "  ", 2);
+            if (!t->right[c])
+                jv_buf_append(&line, cell, strlen(cell));
+            for (size_t k = pad; k > 0;) {
+                size_t n = k < sizeof spaces - 1 ? k : sizeof spaces - 1;
+                jv_buf_append(&line, spaces, n);
+                k -= n;
+            }
             if (t->right[c])
-                fprintf(f, "%*s%s", (int)pad, "", cell);
-            else if (last)
-                fputs(cell, f);
-            else
-                fprintf(f, "%s%*s", cell, (int)pad, "");
-            if (!last)
-                fputs("  ", f);
+                jv_buf_append(&line, cell, strlen(cell));
         }
-        fputc('\n', f);
+        while (line.len > 0 && line.data[line.len - 1] == ' ')
+            line.len--;
+        jv_buf_append(&line, "\n", 1);
+        if (jv_buf_err(&line) != JV_OK)
+            break;
+        fwrite(line.data, 1, line.len, f);
     }
+    bool ok = jv_buf_err(&line) == JV_OK;
+    jv_buf_fini(&line);
     jv_free(width);
-    return true;
+    return ok;
 }
 
 static bool ends_with(const char *s, const char *suffix)
