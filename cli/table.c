@@ -200,10 +200,10 @@ bool jvc_table_print_objects(json_t *arr, FILE *f)
             char tbuf[64];
             if (v == NULL || json_is_null(v))
                 cells[k] = jv_strndup("-", 1);
-            else if (json_is_string(v) && ends_with(names[k], "_at"))
-                cells[k] = jv_strndup(jvc_time_human(v, tbuf, sizeof tbuf),
-                                      strlen(tbuf));
-            else if (json_is_string(v))
+            else if (json_is_string(v) && ends_with(names[k], "_at")) {
+                jvc_time_human(v, tbuf, sizeof tbuf);
+                cells[k] = jv_strndup(tbuf, strlen(tbuf));
+            } else if (json_is_string(v))
                 cells[k] =
                     jv_strndup(json_string_value(v), json_string_length(v));
             else
