@@ -179,7 +179,7 @@ static int set_node(jvc_client *c, const char *node, const char *origin)
         n--;
     if (n == 0) {
         jvc_err("%s: empty node address", origin);
-        return JVC_EXIT_USAGE;
+        return jvc_usage_error(NULL, NULL);
     }
     c->display = jv_strndup(node, n);
     if (c->display == NULL)
@@ -192,7 +192,7 @@ static int set_node(jvc_client *c, const char *node, const char *origin)
             jvc_err("%s: '%s': a Unix socket address needs an absolute "
                     "path (unix:/run/jarvis/api.sock)",
                     origin, node);
-            return JVC_EXIT_USAGE;
+            return jvc_usage_error(NULL, NULL);
         }
         c->unix_path = jvc_strf("%s", p);
         c->base = jvc_strf("http://localhost");
@@ -202,7 +202,7 @@ static int set_node(jvc_client *c, const char *node, const char *origin)
             jvc_err("%s: '%s': only http://, https:// and unix: addresses "
                     "are supported",
                     origin, node);
-            return JVC_EXIT_USAGE;
+            return jvc_usage_error(NULL, NULL);
         }
         c->base = jvc_strf("%s", c->display);
     } else {

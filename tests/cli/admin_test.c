@@ -44,16 +44,24 @@ static int teardown(void **state)
     return st == 0 ? 0 : -1;
 }
 
-static json_t *json_cmd(int code, const char *a, const char *b, const char *c,
-                        const char *d, const char *e)
+/* Runs jarvisctl --json with the arguments (at most 8), expects `code`,
+ * returns the parsed output. */
+static json_t *json_cmd(int code, ...)
 {
+    const char *a[9] = {NULL};
+    va_list ap;
+    va_start(ap, code);
+    for (size_t i = 0; i < 8 && (a[i] = va_arg(ap, const char *)) != NULL; i++)
+        ;
+    va_end(ap);
     jv_proc_result r;
-    CTL(&C, &r, "--json", a, b, c, d, e);
+    CTL(&C, &r, "--json", a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]);
     CTL_EXPECT(&r, code);
     json_t *j = ctl_json(&r);
     jv_proc_result_fini(&r);
     return j;
 }
+#define JSON_CMD(code, ...) json_cmd((code), __VA_ARGS__, (char *)NULL)
 
 /* Runs a command as `key`, expects code; returns stderr (malloc'd). */
 static char *as_key(const char *key, int code, const char *a, const char *b,
@@ -106,7 +114,7 @@ static json_t *make_session(const char *key)
 static void test_keys_and_roles(void **state)
 {
     (void)state;
-    json_t *j = json_cmd(0, "keys", "create", "ci", "--role", "writer");
+    json_t *j = JSON_CMD(0, "keys", "create", "ci", "--role", "writer");
     const char *writer = json_string_value(json_object_get(j, "key"));
     const char *writer_id = json_string_value(json_object_get(j, "id"));
     assert_non_null(writer);
@@ -119,7 +127,7 @@ static void test_keys_and_roles(void **state)
     snprintf(wid, sizeof wid, "%s", writer_id);
     json_decref(j);
 
-    j = json_cmd(0, "keys", "create", "ro", "-r", "reader");
+    j = JSON_CMD(0, "keys", "create", "ro", "-r", "reader");
     char rkey[256];
     snprintf(rkey, sizeof rkey, "%s",
              json_string_value(json_object_get(j, "key")));
@@ -133,7 +141,7 @@ static void test_keys_and_roles(void **state)
     assert_true(ctl_has(r.err, "shown only this once"));
     jv_proc_result_fini(&r);
 
-    j = json_cmd(0, "keys", "ls", NULL, NULL, NULL);
+    j = JSON_CMD(0, "keys", "ls");
     json_t *keys = json_object_get(j, "keys");
     bool found = false;
     size_t i;
@@ -182,7 +190,7 @@ static void test_keys_and_roles(void **state)
     free(err);
 
     /* Revoked: the key stops working at once. */
-    j = json_cmd(0, "keys", "revoke", wid, NULL, NULL);
+    j = JSON_CMD(0, "keys", "revoke", wid);
     assert_true(json_is_true(json_object_get(j, "revoked")));
     json_decref(j);
     free(as_key(wkey, 3, "counters", "get", "by-writer", NULL));
@@ -191,10 +199,10 @@ static void test_keys_and_roles(void **state)
     jv_proc_result_fini(&r);
 
     /* Each key admin action left an audit entry. */
-    j = json_cmd(0, "audit", "query", "--action", "key.create", NULL);
+    j = JSON_CMD(0, "audit", "query", "--action", "key.create");
     assert_true(json_array_size(json_object_get(j, "entries")) >= 4);
     json_decref(j);
-    j = json_cmd(0, "audit", "query", "--action", "key.revoke", NULL);
+    j = JSON_CMD(0, "audit", "query", "--action", "key.revoke");
     assert_int_equal(json_array_size(json_object_get(j, "entries")), 1);
     json_decref(j);
 }
@@ -207,7 +215,7 @@ static void test_sessions(void **state)
     snprintf(id, sizeof id, "%s", json_string_value(json_object_get(s, "id")));
     json_decref(s);
 
-    json_t *j = json_cmd(0, "sessions", "ls", NULL, NULL, NULL);
+    json_t *j = JSON_CMD(0, "sessions", "ls");
     bool found = false;
     size_t i;
     json_t *e;
@@ -215,8 +223,8 @@ static void test_sessions(void **state)
     {
         if (strcmp(json_string_value(json_object_get(e, "id")), id) == 0) {
             found = true;
-            assert_string_equal(
-                json_string_value(json_object_get(e, "role")), "admin");
+            assert_string_equal(json_string_value(json_object_get(e, "role")),
+                                "admin");
         }
     }
     assert_true(found);
@@ -279,10 +287,9 @@ static void test_backup_verify_restore(void **state)
     assert_int_equal(mkdir(dir, 0700), 0);
     snprintf(backup, sizeof backup, "%s/node.db", dir);
 
-    json_decref(json_cmd(0, "counters", "incr", "kept", "7", NULL));
-    json_t *j = json_cmd(0, "backup", backup, NULL, NULL, NULL);
-    assert_string_equal(json_string_value(json_object_get(j, "path")),
-                        backup);
+    json_decref(JSON_CMD(0, "counters", "incr", "kept", "7"));
+    json_t *j = JSON_CMD(0, "backup", backup);
+    assert_string_equal(json_string_value(json_object_get(j, "path")), backup);
     assert_true(json_integer_value(json_object_get(j, "bytes")) > 0);
     json_decref(j);
     assert_int_equal(stat(backup, &sb), 0);
@@ -293,7 +300,7 @@ static void test_backup_verify_restore(void **state)
     assert_true(ctl_has(r.err, "409"));
     jv_proc_result_fini(&r);
 
-    j = json_cmd(0, "verify", NULL, NULL, NULL, NULL);
+    j = JSON_CMD(0, "verify");
     assert_true(json_is_true(json_object_get(j, "ok")));
     assert_string_equal(json_string_value(json_object_get(j, "integrity")),
                         "ok");
@@ -308,7 +315,7 @@ static void test_backup_verify_restore(void **state)
     jv_proc_result_fini(&r);
 
     /* Written after the backup: gone once it is restored. */
-    json_decref(json_cmd(0, "counters", "incr", "lost", NULL, NULL));
+    json_decref(JSON_CMD(0, "counters", "incr", "lost"));
 
     CTL(&C, &r, "restore", backup, "--data-dir", N.dir);
     CTL_EXPECT(&r, 1); /* the node runs */
@@ -319,14 +326,14 @@ static void test_backup_verify_restore(void **state)
     CTL(&C, &r, "restore", backup, "--data-dir", N.dir, "--json");
     CTL_EXPECT(&r, 0);
     j = ctl_json(&r);
-    assert_string_equal(
-        json_string_value(json_object_get(j, "restored_from")), backup);
+    assert_string_equal(json_string_value(json_object_get(j, "restored_from")),
+                        backup);
     json_decref(j);
     jv_proc_result_fini(&r);
 
     assert_int_equal(jv_test_node_restart(&N, NULL), 0);
     C.node = N.url; /* a new port */
-    j = json_cmd(0, "counters", "get", "kept", NULL, NULL);
+    j = JSON_CMD(0, "counters", "get", "kept");
     assert_int_equal(json_integer_value(json_object_get(j, "total")), 7);
     json_decref(j);
     CTL(&C, &r, "counters", "get", "lost");

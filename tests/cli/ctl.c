@@ -88,16 +88,15 @@ void ctl_spawn(ctl_ctx *c, jv_proc *p, ...)
     assert_int_equal(jv_proc_spawn(p, argv, env, NULL), 0);
 }
 
-void ctl_expect(const jv_proc_result *r, int code, const char *file,
-                int line)
+void ctl_expect(const jv_proc_result *r, int code, const char *file, int line)
 {
     if (r->status == code && !r->signaled)
         return;
     fprintf(stderr,
             "%s:%d: jarvisctl exited %d%s, expected %d\n--- stdout ---\n%s"
             "--- stderr ---\n%s--------------\n",
-            file, line, r->status, r->signaled ? " (signal)" : "", code,
-            r->out, r->err);
+            file, line, r->status, r->signaled ? " (signal)" : "", code, r->out,
+            r->err);
     fail();
 }
 

@@ -35,8 +35,7 @@ void ctl_spawn(ctl_ctx *c, jv_proc *p, ...);
 /* Fails the test, printing what jarvisctl printed, unless it exited with
  * `code`. */
 #define CTL_EXPECT(r, code) ctl_expect((r), (code), __FILE__, __LINE__)
-void ctl_expect(const jv_proc_result *r, int code, const char *file,
-                int line);
+void ctl_expect(const jv_proc_result *r, int code, const char *file, int line);
 
 /* Parses stdout as JSON; fails the test if it does not parse. */
 json_t *ctl_json(const jv_proc_result *r);

@@ -56,21 +56,29 @@ static int teardown(void **state)
 }
 
 /* Runs a command with --json, expects `code`, returns the parsed JSON. */
-static json_t *json_cmd(int code, const char *a, const char *b, const char *c,
-                        const char *d, const char *e)
+/* Runs jarvisctl --json with the arguments (at most 8), expects `code`,
+ * returns the parsed output. */
+static json_t *json_cmd(int code, ...)
 {
+    const char *a[9] = {NULL};
+    va_list ap;
+    va_start(ap, code);
+    for (size_t i = 0; i < 8 && (a[i] = va_arg(ap, const char *)) != NULL; i++)
+        ;
+    va_end(ap);
     jv_proc_result r;
-    CTL(&C, &r, "--json", a, b, c, d, e);
+    CTL(&C, &r, "--json", a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]);
     CTL_EXPECT(&r, code);
     json_t *j = ctl_json(&r);
     jv_proc_result_fini(&r);
     return j;
 }
+#define JSON_CMD(code, ...) json_cmd((code), __VA_ARGS__, (char *)NULL)
 
 static void test_status_health(void **state)
 {
     (void)state;
-    json_t *j = json_cmd(0, "status", NULL, NULL, NULL, NULL);
+    json_t *j = JSON_CMD(0, "status");
     assert_string_equal(json_string_value(json_object_get(j, "node_id")),
                         self_id);
     assert_string_equal(json_string_value(json_object_get(j, "version")),
@@ -89,7 +97,7 @@ static void test_status_health(void **state)
     assert_true(ctl_has(r.out, "uptime"));
     jv_proc_result_fini(&r);
 
-    j = json_cmd(0, "health", NULL, NULL, NULL, NULL);
+    j = JSON_CMD(0, "health");
     json_int_t score = json_integer_value(json_object_get(j, "score"));
     assert_true(score >= 80 && score <= 100);
     assert_string_equal(json_string_value(json_object_get(j, "status")),
@@ -109,18 +117,18 @@ static void test_status_health(void **state)
 static void test_counters(void **state)
 {
     (void)state;
-    json_t *j = json_cmd(0, "counters", "incr", "requests", "5", NULL);
+    json_t *j = JSON_CMD(0, "counters", "incr", "requests", "5");
     assert_int_equal(json_integer_value(json_object_get(j, "total")), 5);
     json_decref(j);
     /* A negative BY is a value, not an option. */
-    j = json_cmd(0, "counters", "incr", "requests", "-2", NULL);
+    j = JSON_CMD(0, "counters", "incr", "requests", "-2");
     assert_int_equal(json_integer_value(json_object_get(j, "total")), 3);
     json_decref(j);
-    j = json_cmd(0, "counters", "incr", "web/hits c", NULL, NULL);
+    j = JSON_CMD(0, "counters", "incr", "web/hits c");
     assert_int_equal(json_integer_value(json_object_get(j, "total")), 1);
     json_decref(j);
 
-    j = json_cmd(0, "counters", "get", "requests", NULL, NULL);
+    j = JSON_CMD(0, "counters", "get", "requests");
     assert_string_equal(json_string_value(json_object_get(j, "name")),
                         "requests");
     assert_int_equal(json_integer_value(json_object_get(j, "total")), 3);
@@ -134,18 +142,18 @@ static void test_counters(void **state)
     json_decref(j);
 
     /* A name with "/" and a space survives the trip through the path. */
-    j = json_cmd(0, "counters", "get", "web/hits c", NULL, NULL);
+    j = JSON_CMD(0, "counters", "get", "web/hits c");
     assert_int_equal(json_integer_value(json_object_get(j, "total")), 1);
     json_decref(j);
 
-    j = json_cmd(0, "counters", "ls", NULL, NULL, NULL, NULL);
+    j = JSON_CMD(0, "counters", "ls");
     json_t *list = json_object_get(j, "counters");
     assert_int_equal(json_array_size(list), 2);
     assert_string_equal(
         json_string_value(json_object_get(json_array_get(list, 0), "name")),
         "requests");
     json_decref(j);
-    j = json_cmd(0, "counters", "ls", "--prefix", "web/", NULL);
+    j = JSON_CMD(0, "counters", "ls", "--prefix", "web/");
     list = json_object_get(j, "counters");
     assert_int_equal(json_array_size(list), 1);
     assert_string_equal(
@@ -192,7 +200,7 @@ static void check_order(json_t *entries)
 static void test_audit(void **state)
 {
     (void)state;
-    json_t *j = json_cmd(0, "audit", "add", "deploy", "--target=web-1",
+    json_t *j = JSON_CMD(0, "audit", "add", "deploy", "--target=web-1",
                          "--detail=v2.3.1");
     assert_string_equal(json_string_value(json_object_get(j, "action")),
                         "deploy");
@@ -203,10 +211,10 @@ static void test_audit(void **state)
     assert_string_equal(json_string_value(json_object_get(j, "origin")),
                         self_id);
     json_decref(j);
-    j = json_cmd(0, "audit", "add", "restart", "-t", "web-2", NULL);
+    j = JSON_CMD(0, "audit", "add", "restart", "-t", "web-2");
     json_decref(j);
 
-    j = json_cmd(0, "audit", "tail", "-n", "1", NULL);
+    j = JSON_CMD(0, "audit", "tail", "-n", "1");
     json_t *entries = json_object_get(j, "entries");
     assert_int_equal(json_array_size(entries), 1);
     assert_string_equal(json_string_value(json_object_get(
@@ -214,7 +222,7 @@ static void test_audit(void **state)
                         "restart");
     json_decref(j);
 
-    j = json_cmd(0, "audit", "tail", "-n", "2", NULL);
+    j = JSON_CMD(0, "audit", "tail", "-n", "2");
     entries = json_object_get(j, "entries");
     assert_int_equal(json_array_size(entries), 2);
     check_order(entries);
@@ -223,7 +231,7 @@ static void test_audit(void **state)
                         "restart");
     json_decref(j);
 
-    j = json_cmd(0, "audit", "query", "--action", "deploy", NULL);
+    j = JSON_CMD(0, "audit", "query", "--action", "deploy");
     entries = json_object_get(j, "entries");
     assert_int_equal(json_array_size(entries), 1);
     assert_string_equal(json_string_value(json_object_get(
@@ -231,17 +239,17 @@ static void test_audit(void **state)
                         "v2.3.1");
     json_decref(j);
 
-    j = json_cmd(0, "audit", "query", "--actor", "admin", "--since", "1h");
+    j = JSON_CMD(0, "audit", "query", "--actor", "admin", "--since", "1h");
     entries = json_object_get(j, "entries");
     assert_true(json_array_size(entries) >= 2);
     check_order(entries);
     json_decref(j);
 
     /* An empty range: before 1970 + 1 ms, or from the far future. */
-    j = json_cmd(0, "audit", "query", "--until", "1", NULL);
+    j = JSON_CMD(0, "audit", "query", "--until", "1");
     assert_int_equal(json_array_size(json_object_get(j, "entries")), 0);
     json_decref(j);
-    j = json_cmd(0, "audit", "query", "--since", "2999-01-01T00:00:00Z", NULL);
+    j = JSON_CMD(0, "audit", "query", "--since", "2999-01-01T00:00:00Z");
     assert_int_equal(json_array_size(json_object_get(j, "entries")), 0);
     json_decref(j);
 
@@ -263,9 +271,9 @@ static void follow_with(int sig, const char *action)
     jv_proc_result r;
     CTL_SPAWN(&C, &p, "audit", "tail", "-n", "0", "--follow", "--json");
     sleep_ms(1500);
-    json_t *j = json_cmd(0, "audit", "add", action, NULL, NULL);
+    json_t *j = JSON_CMD(0, "audit", "add", action);
     json_decref(j);
-    j = json_cmd(0, "audit", "add", action, "--detail", "second", NULL);
+    j = JSON_CMD(0, "audit", "add", action, "--detail", "second");
     json_decref(j);
     sleep_ms(2500);
     jv_proc_signal(&p, sig);
@@ -299,7 +307,7 @@ static void test_audit_follow(void **state)
     jv_proc_result r;
     CTL_SPAWN(&C, &p, "audit", "tail", "-n", "1", "-f");
     sleep_ms(1500);
-    json_t *j = json_cmd(0, "audit", "add", "follow-human", NULL, NULL);
+    json_t *j = JSON_CMD(0, "audit", "add", "follow-human");
     json_decref(j);
     sleep_ms(2000);
     jv_proc_signal(&p, SIGINT);
@@ -313,28 +321,25 @@ static void test_audit_follow(void **state)
 static void test_config(void **state)
 {
     (void)state;
-    json_t *j = json_cmd(0, "config", "set", "db/url", "postgres://db:5432",
-                         NULL);
-    assert_string_equal(json_string_value(json_object_get(j, "key")),
-                        "db/url");
+    json_t *j = JSON_CMD(0, "config", "set", "db/url", "postgres://db:5432");
+    assert_string_equal(json_string_value(json_object_get(j, "key")), "db/url");
     assert_string_equal(json_string_value(json_object_get(j, "value")),
                         "postgres://db:5432");
     json_decref(j);
 
     /* Values that parse as JSON are JSON; --string keeps them text. */
-    j = json_cmd(0, "config", "set", "limits/n", "42", NULL);
+    j = JSON_CMD(0, "config", "set", "limits/n", "42");
     assert_int_equal(json_integer_value(json_object_get(j, "value")), 42);
     json_decref(j);
-    j = json_cmd(0, "config", "set", "--string", "limits/s", "42");
+    j = JSON_CMD(0, "config", "set", "--string", "limits/s", "42");
     assert_string_equal(json_string_value(json_object_get(j, "value")), "42");
     json_decref(j);
-    j = json_cmd(0, "config", "set", "feature/x", "{\"on\":true,\"n\":[1,2]}",
-                 NULL);
-    assert_true(json_is_true(
-        json_object_get(json_object_get(j, "value"), "on")));
+    j = JSON_CMD(0, "config", "set", "feature/x", "{\"on\":true,\"n\":[1,2]}");
+    assert_true(
+        json_is_true(json_object_get(json_object_get(j, "value"), "on")));
     json_decref(j);
 
-    j = json_cmd(0, "config", "get", "db/url", NULL, NULL);
+    j = JSON_CMD(0, "config", "get", "db/url");
     assert_string_equal(json_string_value(json_object_get(j, "set_by")),
                         self_id);
     const char *at = json_string_value(json_object_get(j, "set_at"));
@@ -343,10 +348,10 @@ static void test_config(void **state)
     assert_true(json_is_integer(json_object_get(j, "stamp")));
     json_decref(j);
 
-    j = json_cmd(0, "config", "ls", NULL, NULL, NULL, NULL);
+    j = JSON_CMD(0, "config", "ls");
     assert_int_equal(json_array_size(json_object_get(j, "config")), 4);
     json_decref(j);
-    j = json_cmd(0, "config", "ls", "--prefix", "limits/", NULL);
+    j = JSON_CMD(0, "config", "ls", "--prefix", "limits/");
     assert_int_equal(json_array_size(json_object_get(j, "config")), 2);
     json_decref(j);
 
@@ -373,19 +378,18 @@ static void test_config(void **state)
 static void test_archive(void **state)
 {
     (void)state;
-    json_t *j = json_cmd(0, "archive", "add", "reports/2026-11",
-                         "{\"rows\":12}", NULL);
-    assert_int_equal(
-        json_integer_value(json_object_get(json_object_get(j, "value"),
-                                           "rows")),
-        12);
+    json_t *j =
+        JSON_CMD(0, "archive", "add", "reports/2026-11", "{\"rows\":12}");
+    assert_int_equal(json_integer_value(
+                         json_object_get(json_object_get(j, "value"), "rows")),
+                     12);
     json_decref(j);
-    j = json_cmd(0, "archive", "add", "reports/2026-12", "pending", NULL);
+    j = JSON_CMD(0, "archive", "add", "reports/2026-12", "pending");
     json_decref(j);
-    j = json_cmd(0, "archive", "add", "other", "true", NULL);
+    j = JSON_CMD(0, "archive", "add", "other", "true");
     json_decref(j);
 
-    j = json_cmd(0, "archive", "get", "reports/2026-12", NULL, NULL);
+    j = JSON_CMD(0, "archive", "get", "reports/2026-12");
     assert_string_equal(json_string_value(json_object_get(j, "value")),
                         "pending");
     assert_string_equal(json_string_value(json_object_get(j, "added_by")),
@@ -393,15 +397,15 @@ static void test_archive(void **state)
     assert_int_equal(json_integer_value(json_object_get(j, "values")), 1);
     json_decref(j);
 
-    j = json_cmd(0, "archive", "ls", "--prefix", "reports/", NULL);
+    j = JSON_CMD(0, "archive", "ls", "--prefix", "reports/");
     json_t *entries = json_object_get(j, "entries");
     assert_int_equal(json_array_size(entries), 2);
-    assert_string_equal(json_string_value(json_object_get(
-                            json_array_get(entries, 0), "key")),
-                        "reports/2026-11");
+    assert_string_equal(
+        json_string_value(json_object_get(json_array_get(entries, 0), "key")),
+        "reports/2026-11");
     json_decref(j);
 
-    j = json_cmd(0, "archive", "rm", "other", NULL, NULL);
+    j = JSON_CMD(0, "archive", "rm", "other");
     assert_true(json_is_true(json_object_get(j, "removed")));
     json_decref(j);
 
@@ -425,7 +429,7 @@ static void test_archive(void **state)
 static void test_peers(void **state)
 {
     (void)state;
-    json_t *j = json_cmd(0, "peers", "ls", NULL, NULL, NULL);
+    json_t *j = JSON_CMD(0, "peers", "ls");
     assert_int_equal(json_array_size(json_object_get(j, "peers")), 0);
     json_decref(j);
 
@@ -502,9 +506,9 @@ static void test_export_diff(void **state)
     jv_proc_result_fini(&r1);
 
     /* One change of each kind shows up under that kind. */
-    json_decref(json_cmd(0, "counters", "incr", "requests", NULL, NULL));
-    json_decref(json_cmd(0, "config", "set", "db/url", "changed", NULL));
-    json_decref(json_cmd(0, "archive", "add", "new/entry", "1", NULL));
+    json_decref(JSON_CMD(0, "counters", "incr", "requests"));
+    json_decref(JSON_CMD(0, "config", "set", "db/url", "changed"));
+    json_decref(JSON_CMD(0, "archive", "add", "new/entry", "1"));
     CTL(&C, &r1, "export", "--output", f2);
     CTL_EXPECT(&r1, 0);
     jv_proc_result_fini(&r1);
