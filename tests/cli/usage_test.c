@@ -81,11 +81,21 @@ static void test_help(void **state)
 }
 
 /* Every command listed by --help has its own --help, exit 0, on stdout;
- * so does every group. */
+ * so does every group; and the bash completion offers it. */
 static void test_help_every_command(void **state)
 {
     (void)state;
     jv_proc_result all, r;
+    char path[1024];
+    const char *src = getenv("JV_SOURCE_DIR");
+    assert_non_null(src);
+    snprintf(path, sizeof path, "%s/scripts/jarvisctl.bash-completion", src);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char *completion = calloc(1, 65536);
+    assert_non_null(completion);
+    assert_true(fread(completion, 1, 65535, f) > 0);
+    fclose(f);
     CTL(&C, &all, "--help");
     CTL_EXPECT(&all, 0);
     char *list = strstr(all.out, "Commands:\n");
@@ -124,10 +134,25 @@ static void test_help_every_command(void **state)
             assert_true(ctl_has(r.out, "Subcommands:"));
             jv_proc_result_fini(&r);
         }
+        /* The bash completion knows the command too. */
+        char group_line[96];
+        snprintf(group_line, sizeof group_line, "        %s) subs=\"",
+                 words[0]);
+        char *g = strstr(completion, group_line);
+        if (sub) {
+            assert_non_null(g);
+            char *eol = strchr(g, '\n');
+            *eol = '\0';
+            assert_true(ctl_has(g, words[1]));
+            *eol = '\n';
+        } else {
+            assert_true(ctl_has(completion, words[0]));
+        }
         n++;
         line = end + 1;
     }
     assert_true(n >= 29);
+    free(completion);
     jv_proc_result_fini(&all);
 }
 
