@@ -61,7 +61,17 @@ static int print_item(const char *mark, const char *kind, const json_t *item,
 {
     char *sum = jvc_diff_summary(kind, json_object_get(item, field));
     char *safe_sum = sum ? jvc_sanitize(sum, SUMMARY_CHARS) : NULL;
-    char *safe_key = jvc_sanitize(jvc_str(item, "key", ""), SUMMARY_CHARS);
+    const char *key = jvc_str(item, "key", "");
+    /* Audit entries are "origin:seq": the origin shortened, as elsewhere. */
+    char short_key[64];
+    const char *colon = strrchr(key, ':');
+    if (strcmp(kind, "audit") == 0 && colon != NULL &&
+        colon - key > JVC_SHORT_ID) {
+        snprintf(short_key, sizeof short_key, "%.*s%.40s", JVC_SHORT_ID, key,
+                 colon);
+        key = short_key;
+    }
+    char *safe_key = jvc_sanitize(key, SUMMARY_CHARS);
     int rc = JVC_EXIT_OK;
     if (safe_sum == NULL || safe_key == NULL)
         rc = jvc_oom();
