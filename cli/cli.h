@@ -14,6 +14,7 @@
 #ifndef JVC_CLI_H
 #define JVC_CLI_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -70,6 +71,10 @@ int jvc_ctx_client(jvc_ctx *ctx, jvc_client **out);
  * JVC_EXIT_USAGE. fmt (may be NULL) says what was wrong. */
 int jvc_usage_error(const jvc_cmd *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* Prints a node's peers as a table (cmd_peers.c; status uses it too).
+ * false on ENOMEM. */
+bool jvc_print_peers(json_t *peers);
 
 /* jarvisctl's entry point; returns the process exit code. */
 int jvc_main(int argc, char **argv);

@@ -101,7 +101,7 @@ static int run_status(jvc_ctx *ctx, int argc, char **argv)
     json_t *peers = json_object_get(j, "peers");
     if (json_array_size(peers) == 0)
         puts("none");
-    else if (!jvc_table_print_objects(peers, stdout))
+    else if (!jvc_print_peers(peers))
         goto oom;
     rc = JVC_EXIT_OK;
     goto out;

@@ -1,8 +1,10 @@
 /*
  * cmd_peers.c - peers ls, add, rm.
  *
- * The peer fields depend on the replication protocol (docs/protocol.md),
- * so `peers ls` shows whatever fields the node gives, one column each.
+ * The peer fields come from the replication protocol (docs/protocol.md).
+ * Peers described the way replicating nodes do ("address", "reachable",
+ * "lacks_from_us", ...) get a table that says how far behind each one is;
+ * any other shape is shown field by field, one column each.
  */
 #include <stdio.h>
 #include <string.h>
@@ -12,6 +14,59 @@
 #include "client.h"
 #include "output.h"
 #include "table.h"
+
+/* "-" for null or absent, the number otherwise. */
+static const char *count_text(const json_t *p, const char *key, char *out,
+                              size_t outlen)
+{
+    const json_t *v = json_object_get(p, key);
+    if (!json_is_integer(v))
+        return "-";
+    snprintf(out, outlen, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    return out;
+}
+
+bool jvc_print_peers(json_t *peers)
+{
+    if (json_object_get(json_array_get(peers, 0), "address") == NULL)
+        return jvc_table_print_objects(peers, stdout);
+    /* THEY LACK: operations of ours the peer has not applied (its lag);
+     * WE LACK: the reverse. "-" until the peer has told its vector. */
+    static const char *const h[] = {"ADDRESS",      "NODE",      "REACHABLE",
+                                    "LAST CONTACT", "THEY LACK", "WE LACK",
+                                    "FAILURES",     "LAST ERROR"};
+    jvc_table *t = jvc_table_new(8, h);
+    if (t == NULL)
+        return false;
+    for (size_t k = 4; k < 7; k++)
+        jvc_table_right(t, k);
+    jvc_table_max_width(t, 7, 60);
+    bool ok = true;
+    size_t i;
+    json_t *p;
+    json_array_foreach(peers, i, p)
+    {
+        char id[JVC_SHORT_ID + 1], seen[64], lack[32], wlack[32], fail[32];
+        const json_t *reach = json_object_get(p, "reachable");
+        const char *row[8] = {
+            jvc_str(p, "address", "?"),
+            jvc_short_id(jvc_str(p, "node_id", "-"), id, sizeof id),
+            json_is_boolean(reach) ? (json_is_true(reach) ? "yes" : "no") : "-",
+            jvc_time_human(json_object_get(p, "last_contact"), seen,
+                           sizeof seen),
+            count_text(p, "lacks_from_us", lack, sizeof lack),
+            count_text(p, "we_lack", wlack, sizeof wlack),
+            count_text(p, "failures", fail, sizeof fail),
+            jvc_str(p, "last_error", "-")};
+        if (!jvc_table_add(t, row)) {
+            ok = false;
+            break;
+        }
+    }
+    ok = ok && jvc_table_print(t, stdout);
+    jvc_table_free(t);
+    return ok;
+}
 
 static int run_ls(jvc_ctx *ctx, int argc, char **argv)
 {
@@ -30,7 +85,7 @@ static int run_ls(jvc_ctx *ctx, int argc, char **argv)
         rc = jvc_print_json(r.json);
     else if (json_array_size(peers) == 0)
         puts("no peers");
-    else if (!jvc_table_print_objects(peers, stdout))
+    else if (!jvc_print_peers(peers))
         rc = jvc_oom();
 out:
     jvc_resp_fini(&r);
@@ -41,7 +96,10 @@ const jvc_cmd jvc_cmd_peers_ls = {
     .group = "peers",
     .name = "ls",
     .args = "",
-    .summary = "List the node's peers",
+    .summary = "List the node's peers and how far behind each one is",
+    .help = "THEY LACK counts the operations this node has that the peer has\n"
+            "not applied yet (its lag), WE LACK the reverse; '-' until the\n"
+            "peer has sent its version vector. --json gives every field.\n",
     .run = run_ls,
 };
 
