@@ -271,6 +271,21 @@ static void follow_with(int sig, const char *action)
     jv_proc_result r;
     CTL_SPAWN(&C, &p, "audit", "tail", "-n", "0", "--follow", "--json");
     sleep_ms(1500);
+    /* The key came from the environment: a process listing shows none of
+     * it. */
+    char path[64], cmdline[4096];
+    snprintf(path, sizeof path, "/proc/%d/cmdline", (int)p.pid);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    size_t n = fread(cmdline, 1, sizeof cmdline - 1, f);
+    fclose(f);
+    assert_true(n > 0);
+    for (size_t i = 0; i < n; i++)
+        if (cmdline[i] == '\0')
+            cmdline[i] = ' ';
+    cmdline[n] = '\0';
+    assert_true(ctl_has(cmdline, "--follow"));
+    assert_false(ctl_has(cmdline, N.admin_key));
     json_t *j = JSON_CMD(0, "audit", "add", action);
     json_decref(j);
     j = JSON_CMD(0, "audit", "add", action, "--detail", "second");
