@@ -341,12 +341,47 @@ static void test_backup_verify_restore(void **state)
     jv_proc_result_fini(&r);
 }
 
+/* A node on a Unix socket, found by --node unix:... or through api.addr. */
+static void test_unix_socket(void **state)
+{
+    (void)state;
+    jv_test_node u;
+    char listen[600], url[620];
+    snprintf(listen, sizeof listen, "unix:%s/api.sock", C.home);
+    char *extra[] = {"--api-listen", listen, NULL};
+    assert_int_equal(jv_test_node_start(&u, extra), 0);
+    assert_string_equal(u.url, listen);
+
+    jv_proc_result r;
+    const char *node = C.node, *key = C.key;
+    C.key = u.admin_key;
+    snprintf(url, sizeof url, "%s", listen);
+    C.node = url;
+    CTL(&C, &r, "--json", "status");
+    CTL_EXPECT(&r, 0);
+    json_decref(ctl_json(&r));
+    jv_proc_result_fini(&r);
+
+    C.node = NULL;
+    C.key = NULL;
+    CTL(&C, &r, "--data-dir", u.dir, "counters", "incr", "over-unix");
+    CTL_EXPECT(&r, 0);
+    assert_string_equal(r.out, "over-unix = 1\n");
+    jv_proc_result_fini(&r);
+    C.node = node;
+    C.key = key;
+
+    assert_int_equal(jv_test_node_stop(&u), 0);
+    jv_test_node_cleanup(&u);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_keys_and_roles),
         cmocka_unit_test(test_sessions),
         cmocka_unit_test(test_defaults_from_data_dir),
+        cmocka_unit_test(test_unix_socket),
         cmocka_unit_test(test_backup_verify_restore),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
