@@ -381,6 +381,37 @@ static void test_diff_alloc_failures(void **state)
     json_decref(b);
 }
 
+/* Tables under allocation failures: refused cleanly at every point. */
+static void test_table_alloc_failures(void **state)
+{
+    (void)state;
+    static const char *const h[] = {"A", "B"};
+    const char *row[] = {"x\x1by", "long value"};
+    for (long n = 0;; n++) {
+        jv_alloc_fail_after(n);
+        bool ok = false;
+        jvc_table *t = jvc_table_new(2, h);
+        if (t != NULL) {
+            jvc_table_max_width(t, 1, 4);
+            ok = true;
+            for (int i = 0; i < 40 && ok; i++)
+                ok = jvc_table_add(t, row);
+            FILE *f = fopen("/dev/null", "w");
+            ok = ok && jvc_table_print(t, f);
+            fclose(f);
+        }
+        jvc_table_free(t);
+        long failed = jv_alloc_failed_count();
+        jv_alloc_fail_reset();
+        if (failed == 0) {
+            assert_true(ok);
+            break;
+        }
+        assert_false(ok);
+        assert_true(n < 10000);
+    }
+}
+
 int main(void)
 {
     setenv("TZ", "UTC", 1);
@@ -396,6 +427,7 @@ int main(void)
         cmocka_unit_test(test_table_objects),
         cmocka_unit_test(test_diff),
         cmocka_unit_test(test_diff_alloc_failures),
+        cmocka_unit_test(test_table_alloc_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
