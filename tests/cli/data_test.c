@@ -454,16 +454,43 @@ static void test_peers(void **state)
     assert_string_equal(r.out, "no peers\n");
     jv_proc_result_fini(&r);
 
-    /* No replication in this node yet: a clear operation failure. */
-    CTL(&C, &r, "peers", "add", "tcp://127.0.0.1:7411");
+    /* A peer nobody answers at: added, listed, refused twice, removed.
+     * (peers_test replicates between two real nodes.) */
+    j = JSON_CMD(0, "peers", "add", "tcp://127.0.0.1:9");
+    assert_string_equal(json_string_value(json_object_get(j, "address")),
+                        "tcp://127.0.0.1:9");
+    json_decref(j);
+    j = JSON_CMD(0, "peers", "ls");
+    assert_string_equal(
+        json_string_value(json_object_get(
+            json_array_get(json_object_get(j, "peers"), 0), "address")),
+        "tcp://127.0.0.1:9");
+    json_decref(j);
+    CTL(&C, &r, "peers", "ls");
+    CTL_EXPECT(&r, 0);
+    assert_true(ctl_has(r.out, "ADDRESS"));
+    assert_true(ctl_has(r.out, "THEY LACK"));
+    assert_true(ctl_has(r.out, "tcp://127.0.0.1:9"));
+    jv_proc_result_fini(&r);
+    CTL(&C, &r, "peers", "add", "tcp://127.0.0.1:9");
     CTL_EXPECT(&r, 1);
-    assert_true(ctl_has(r.err, "peers add tcp://127.0.0.1:7411"));
+    assert_true(ctl_has(r.err, "409"));
+    jv_proc_result_fini(&r);
+    CTL(&C, &r, "peers", "add", "not-an-address");
+    CTL_EXPECT(&r, 1);
+    assert_true(ctl_has(r.err, "400"));
+    jv_proc_result_fini(&r);
+    CTL(&C, &r, "peers", "rm", "tcp://127.0.0.1:9");
+    CTL_EXPECT(&r, 0);
+    assert_string_equal(r.out, "removed peer tcp://127.0.0.1:9\n");
+    jv_proc_result_fini(&r);
+    CTL(&C, &r, "peers", "rm", "tcp://127.0.0.1:9");
+    CTL_EXPECT(&r, 1);
     assert_true(ctl_has(r.err, "hint:"));
     jv_proc_result_fini(&r);
-    CTL(&C, &r, "peers", "rm", "tcp://127.0.0.1:7411");
-    CTL_EXPECT(&r, 1);
-    assert_true(ctl_has(r.err, "hint:"));
-    jv_proc_result_fini(&r);
+    j = JSON_CMD(0, "peers", "ls");
+    assert_int_equal(json_array_size(json_object_get(j, "peers")), 0);
+    json_decref(j);
 }
 
 static char *slurp(const char *path, size_t *len)

@@ -343,7 +343,7 @@ static int launch(jv_test_node *n, char *const extra[])
     return -1;
 }
 
-int jv_test_node_start(jv_test_node *n, char *const extra[])
+int jv_test_node_prepare(jv_test_node *n)
 {
     memset(n, 0, sizeof *n);
     if (jv_test_tmpdir("jvnode", n->root, sizeof n->root) != 0) {
@@ -353,6 +353,13 @@ int jv_test_node_start(jv_test_node *n, char *const extra[])
     }
     snprintf(n->dir, sizeof n->dir, "%s/data", n->root);
     snprintf(n->log, sizeof n->log, "%s/jarvisd.log", n->root);
+    return 0;
+}
+
+int jv_test_node_start(jv_test_node *n, char *const extra[])
+{
+    if (jv_test_node_prepare(n) != 0)
+        return -1;
     return launch(n, extra);
 }
 

@@ -79,7 +79,12 @@ typedef struct {
  * On failure prints why (and the node's log) to stderr and returns -1. */
 int jv_test_node_start(jv_test_node *n, char *const extra[]);
 
-/* Starts jarvisd again on the same data dir (after a stop). */
+/* Makes the temporary root and names the paths, without starting
+ * anything: for tests that prepare the data dir first (jarvisctl init),
+ * then start the node with jv_test_node_restart(). */
+int jv_test_node_prepare(jv_test_node *n);
+
+/* Starts jarvisd on the node's data dir (after a prepare or a stop). */
 int jv_test_node_restart(jv_test_node *n, char *const extra[]);
 
 /* SIGTERM, then waits up to 20 s. Returns jarvisd's exit status (128 +
