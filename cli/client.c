@@ -1,0 +1,592 @@
+#include "client.h"
+
+#include <ctype.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "datadir.h"
+#include "output.h"
+
+#define DEFAULT_NODE  "http://127.0.0.1:7410"
+#define MAX_KEY_BYTES 4096 /* a key file larger than this is not a key */
+#define PAGE_LIMIT    "1000"
+
+struct jvc_client {
+    CURL *curl;
+    char *base;        /* "http://127.0.0.1:7410", no trailing slash */
+    char *unix_path;   /* socket path for unix: nodes, else NULL */
+    char *display;     /* what the user knows the node as */
+    char *auth;        /* "Authorization: Bearer ..." (secret) */
+    char *cred_source; /* where the credential came from, for messages */
+    long timeout_s;
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+/* Frees a string that held a secret, wiping it first. */
+static void free_secret(char *s)
+{
+    if (s == NULL)
+        return;
+    explicit_bzero(s, strlen(s));
+    jv_free(s);
+}
+
+bool jvc_data_dir(const jvc_globals *g, char *out, size_t outlen)
+{
+    if (g->data_dir != NULL) {
+        if ((size_t)snprintf(out, outlen, "%s", g->data_dir) >= outlen) {
+            jvc_err("--data-dir: path too long");
+            return false;
+        }
+        return true;
+    }
+    jv_err e = jv_datadir_default(out, outlen);
+    if (e != JV_OK) {
+        jvc_err("cannot find the default data directory (%s); pass "
+                "--data-dir DIR or set JARVIS_DATA_DIR",
+                jv_strerror(e));
+        return false;
+    }
+    return true;
+}
+
+/* Reads a small text file (a key, an address) into a jv_malloc'd string
+ * without surrounding white space. NULL with errno set on failure
+ * (EFBIG: too large, ENODATA: empty). */
+static char *read_small_file(const char *path)
+{
+    char *buf = NULL;
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return NULL;
+    buf = jv_malloc(MAX_KEY_BYTES + 1);
+    if (buf == NULL) {
+        errno = ENOMEM;
+        goto fail;
+    }
+    size_t n = fread(buf, 1, MAX_KEY_BYTES + 1, f);
+    if (ferror(f)) {
+        errno = EIO;
+        goto fail;
+    }
+    if (n > MAX_KEY_BYTES) {
+        errno = EFBIG;
+        goto fail;
+    }
+    buf[n] = '\0';
+    while (n > 0 && isspace((unsigned char)buf[n - 1]))
+        buf[--n] = '\0';
+    size_t start = 0;
+    while (isspace((unsigned char)buf[start]))
+        start++;
+    if (buf[start] == '\0') {
+        errno = ENODATA;
+        goto fail;
+    }
+    memmove(buf, buf + start, n - start + 1);
+    fclose(f);
+    return buf;
+fail:
+    if (buf != NULL) {
+        int saved = errno;
+        explicit_bzero(buf, MAX_KEY_BYTES + 1);
+        errno = saved;
+    }
+    jv_free(buf);
+    fclose(f);
+    return NULL;
+}
+
+static const char *file_error(void)
+{
+    return errno == ENODATA ? "the file is empty"
+           : errno == EFBIG ? "the file is too large to be a key"
+                            : strerror(errno);
+}
+
+/* Picks the credential; see client.h for the order. */
+static int resolve_credential(const jvc_globals *g, jvc_client *c)
+{
+    const char *env = getenv("JARVIS_API_KEY");
+    char path[4096];
+    if (g->api_key != NULL) {
+        jvc_err("warning: --api-key is visible to other users in process "
+                "listings; prefer JARVIS_API_KEY or --key-file");
+        c->auth = jvc_strf("Authorization: Bearer %s", g->api_key);
+        c->cred_source = jvc_strf("--api-key");
+    } else if (env != NULL && *env != '\0') {
+        c->auth = jvc_strf("Authorization: Bearer %s", env);
+        c->cred_source = jvc_strf("JARVIS_API_KEY");
+    } else {
+        const char *file = g->key_file;
+        if (file == NULL) {
+            char dir[4096];
+            if (!jvc_data_dir(g, dir, sizeof dir))
+                return JVC_EXIT_AUTH;
+            if (jv_datadir_path(dir, JV_DATADIR_ADMINKEY, path, sizeof path) !=
+                JV_OK) {
+                jvc_err("data directory path too long: %s", dir);
+                return JVC_EXIT_USAGE;
+            }
+            file = path;
+        }
+        char *key = read_small_file(file);
+        if (key == NULL && errno == ENOMEM)
+            return jvc_oom();
+        if (key == NULL && g->key_file != NULL) {
+            jvc_err("cannot read the key file %s: %s", file, file_error());
+            return JVC_EXIT_AUTH;
+        }
+        if (key == NULL) {
+            jvc_err("no credential found: no --api-key, JARVIS_API_KEY is "
+                    "not set, no --key-file, and the default key file %s "
+                    "cannot be read (%s)",
+                    file, file_error());
+            fprintf(stderr,
+                    "hint: pass --key-file FILE, set JARVIS_API_KEY, or "
+                    "--data-dir DIR for a node whose data dir holds "
+                    "admin.key\n");
+            return JVC_EXIT_AUTH;
+        }
+        c->auth = jvc_strf("Authorization: Bearer %s", key);
+        c->cred_source = jvc_strf("%s", file);
+        free_secret(key);
+    }
+    if (c->auth == NULL || c->cred_source == NULL)
+        return jvc_oom();
+    /* A stray newline in a key would end the header early and smuggle
+     * another one into the request. */
+    for (const char *p = c->auth; *p; p++)
+        if (!isprint((unsigned char)*p)) {
+            jvc_err("the credential from %s is not a valid key: it holds a "
+                    "control character",
+                    c->cred_source);
+            return JVC_EXIT_AUTH;
+        }
+    return JVC_EXIT_OK;
+}
+
+/* Turns what the user or api.addr says into a base URL. */
+static int set_node(jvc_client *c, const char *node, const char *origin)
+{
+    size_t n = strlen(node);
+    while (n > 0 && node[n - 1] == '/')
+        n--;
+    if (n == 0) {
+        jvc_err("%s: empty node address", origin);
+        return jvc_usage_error(NULL, NULL);
+    }
+    c->display = jv_strndup(node, n);
+    if (c->display == NULL)
+        return jvc_oom();
+    if (strncmp(node, "unix:", 5) == 0) {
+        const char *p = c->display + 5;
+        if (strncmp(p, "//", 2) == 0)
+            p += 2; /* unix:///run/api.sock */
+        if (*p != '/') {
+            jvc_err("%s: '%s': a Unix socket address needs an absolute "
+                    "path (unix:/run/jarvis/api.sock)",
+                    origin, node);
+            return jvc_usage_error(NULL, NULL);
+        }
+        c->unix_path = jvc_strf("%s", p);
+        c->base = jvc_strf("http://localhost");
+    } else if (strstr(c->display, "://") != NULL) {
+        if (strncmp(c->display, "http://", 7) != 0 &&
+            strncmp(c->display, "https://", 8) != 0) {
+            jvc_err("%s: '%s': only http://, https:// and unix: addresses "
+                    "are supported",
+                    origin, node);
+            return jvc_usage_error(NULL, NULL);
+        }
+        c->base = jvc_strf("%s", c->display);
+    } else {
+        c->base = jvc_strf("http://%s", c->display);
+    }
+    if (c->base == NULL ||
+        (strncmp(node, "unix:", 5) == 0 && c->unix_path == NULL))
+        return jvc_oom();
+    return JVC_EXIT_OK;
+}
+
+static int resolve_node(const jvc_globals *g, const char *node, jvc_client *c)
+{
+    if (node != NULL)
+        return set_node(c, node, "--node");
+    const char *env = getenv("JARVIS_NODE");
+    if (env != NULL && *env != '\0')
+        return set_node(c, env, "JARVIS_NODE");
+    /* The running node records where it listens; a missing file just means
+     * the default address. jv_datadir_default() failing is no error here:
+     * the credential lookup reports it if it matters. */
+    char dir[4096], path[4096];
+    bool have_dir =
+        g->data_dir != NULL
+            ? snprintf(dir, sizeof dir, "%s", g->data_dir) < (int)sizeof dir
+            : jv_datadir_default(dir, sizeof dir) == JV_OK;
+    if (have_dir &&
+        jv_datadir_path(dir, JV_DATADIR_APIADDR, path, sizeof path) == JV_OK) {
+        char *addr = read_small_file(path);
+        if (addr != NULL) {
+            int rc = set_node(c, addr, path);
+            jv_free(addr);
+            return rc;
+        }
+    }
+    return set_node(c, DEFAULT_NODE, "default");
+}
+
+int jvc_client_new(const jvc_globals *g, const char *node, jvc_client **out)
+{
+    int rc;
+    *out = NULL;
+    jvc_client *c = jv_calloc(1, sizeof *c);
+    if (c == NULL)
+        return jvc_oom();
+    c->timeout_s = g->timeout_s;
+    if ((rc = resolve_node(g, node, c)) != JVC_EXIT_OK)
+        goto fail;
+    if ((rc = resolve_credential(g, c)) != JVC_EXIT_OK)
+        goto fail;
+    c->curl = curl_easy_init();
+    if (c->curl == NULL) {
+        rc = jvc_oom();
+        goto fail;
+    }
+    *out = c;
+    return JVC_EXIT_OK;
+fail:
+    jvc_client_free(c);
+    return rc;
+}
+
+void jvc_client_free(jvc_client *c)
+{
+    if (c == NULL)
+        return;
+    if (c->curl != NULL)
+        curl_easy_cleanup(c->curl);
+    free_secret(c->auth);
+    jv_free(c->cred_source);
+    jv_free(c->base);
+    jv_free(c->unix_path);
+    jv_free(c->display);
+    jv_free(c);
+}
+
+const char *jvc_client_url(const jvc_client *c)
+{
+    return c->display;
+}
+
+void jvc_resp_fini(jvc_resp *r)
+{
+    jv_free(r->body);
+    json_decref(r->json);
+    memset(r, 0, sizeof *r);
+}
+
+static size_t on_body(char *p, size_t size, size_t n, void *arg)
+{
+    jv_buf *b = arg;
+    if (jv_buf_append(b, p, size * n) != JV_OK)
+        return 0; /* makes curl fail with CURLE_WRITE_ERROR */
+    return size * n;
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *arg)
+{
+    jvc_resp *r = arg;
+    size_t len = size * n;
+    static const char name[] = "retry-after:";
+    if (len > sizeof name - 1 && strncasecmp(p, name, sizeof name - 1) == 0) {
+        char tmp[32];
+        size_t vlen = len - (sizeof name - 1);
+        if (vlen >= sizeof tmp)
+            vlen = sizeof tmp - 1;
+        memcpy(tmp, p + sizeof name - 1, vlen);
+        tmp[vlen] = '\0';
+        r->retry_after = strtol(tmp, NULL, 10);
+    }
+    return len;
+}
+
+static void wipe_slist(struct curl_slist *l)
+{
+    for (struct curl_slist *i = l; i != NULL; i = i->next)
+        explicit_bzero(i->data, strlen(i->data));
+    curl_slist_free_all(l);
+}
+
+static int unreachable(const jvc_client *c, CURLcode cc)
+{
+    const char *why = c->errbuf[0] ? c->errbuf : curl_easy_strerror(cc);
+    if (cc == CURLE_COULDNT_CONNECT && c->unix_path != NULL)
+        jvc_err("cannot reach the node at %s: cannot connect to the Unix "
+                "socket %s",
+                c->display, c->unix_path);
+    else if (cc == CURLE_OPERATION_TIMEDOUT)
+        jvc_err("the node at %s did not answer within %ld s (%s)", c->display,
+                c->timeout_s, why);
+    else
+        jvc_err("cannot reach the node at %s: %s", c->display, why);
+    fprintf(stderr, "hint: check that jarvisd is running and listening "
+                    "there; choose the node with --node URL or "
+                    "JARVIS_NODE\n");
+    return JVC_EXIT_UNREACHABLE;
+}
+
+int jvc_http(jvc_client *c, const char *method, const char *path,
+             const json_t *body, jvc_resp *r)
+{
+    int rc = JVC_EXIT_FAIL;
+    struct curl_slist *hdrs = NULL, *tmp;
+    char *url = NULL, *payload = NULL;
+    jv_buf buf;
+    jv_buf_init(&buf);
+    memset(r, 0, sizeof *r);
+    r->retry_after = -1;
+
+    url = jvc_strf("%s%s", c->base, path);
+    if (url == NULL)
+        goto oom;
+    if (body != NULL) {
+        payload = json_dumps(body, JSON_COMPACT);
+        if (payload == NULL)
+            goto oom;
+    }
+    /* Expect: off, since curl would otherwise wait for 100-continue on
+     * bodies over 1 KiB; the node answers at once anyway. */
+    const char *fixed[] = {"Accept: application/json", "Expect:",
+                           body ? "Content-Type: application/json" : NULL};
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
+        if (fixed[i] == NULL)
+            continue;
+        if ((tmp = curl_slist_append(hdrs, fixed[i])) == NULL)
+            goto oom;
+        hdrs = tmp;
+    }
+    if ((tmp = curl_slist_append(hdrs, c->auth)) == NULL)
+        goto oom;
+    hdrs = tmp;
+
+    CURL *h = c->curl;
+    /* Reset keeps the connection cache: one keep-alive connection serves a
+     * paged listing or a --follow loop. */
+    curl_easy_reset(h);
+    c->errbuf[0] = '\0';
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c->errbuf);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    /* Keys may contain "." and ".." segments; they are names, not paths. */
+    curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, c->timeout_s);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, c->timeout_s);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &buf);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
+    if (c->unix_path != NULL)
+        curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, c->unix_path);
+    if (payload != NULL) {
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, payload);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
+                         (curl_off_t)strlen(payload));
+    }
+    if (strcmp(method, "GET") != 0)
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+    if (strcmp(method, "POST") == 0 && payload == NULL)
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
+
+    CURLcode cc = curl_easy_perform(h);
+    if (cc == CURLE_WRITE_ERROR || cc == CURLE_OUT_OF_MEMORY)
+        goto oom;
+    if (cc != CURLE_OK) {
+        rc = unreachable(c, cc);
+        goto out;
+    }
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
+    if (jv_buf_append(&buf, "", 1) != JV_OK)
+        goto oom;
+    r->len = buf.len - 1;
+    r->body = (char *)buf.data; /* ownership moves to r */
+    jv_buf_init(&buf);
+    if (r->len > 0)
+        r->json = json_loadb(r->body, r->len, JSON_DECODE_ANY, NULL);
+    rc = JVC_EXIT_OK;
+    goto out;
+oom:
+    rc = jvc_oom();
+out:
+    wipe_slist(hdrs);
+    free(payload); /* jansson's allocation */
+    jv_free(url);
+    jv_buf_fini(&buf);
+    return rc;
+}
+
+int jvc_fail(const jvc_client *c, const char *what, const jvc_resp *r)
+{
+    const json_t *err = json_object_get(r->json, "error");
+    const char *code = jvc_str(err, "code", NULL);
+    const char *msg = jvc_str(err, "message", NULL);
+    if (code == NULL) {
+        jvc_err("%s: the node at %s answered HTTP %ld without a Jarvis error "
+                "body; is that address a Jarvis node?",
+                what, c->display, r->status);
+        return r->status == 401 || r->status == 403 ? JVC_EXIT_AUTH
+                                                    : JVC_EXIT_FAIL;
+    }
+    jvc_err("%s: %s (HTTP %ld, %s)", what, msg ? msg : code, r->status, code);
+    switch (r->status) {
+    case 401:
+        fprintf(stderr,
+                "hint: the node refused the credential from %s; check that "
+                "the key exists and is not revoked (choose one with "
+                "--key-file, JARVIS_API_KEY or --api-key)\n",
+                c->cred_source);
+        return JVC_EXIT_AUTH;
+    case 403:
+        fprintf(stderr,
+                "hint: the key from %s has a role that may not do this; "
+                "use a key with the admin (or writer) role\n",
+                c->cred_source);
+        return JVC_EXIT_AUTH;
+    case 429:
+        if (r->retry_after >= 0)
+            fprintf(stderr, "hint: rate limited; retry in %ld s\n",
+                    r->retry_after);
+        break;
+    case 503:
+        fprintf(stderr, "hint: the node cannot serve this right now; retry "
+                        "later and check its log\n");
+        break;
+    default:
+        break;
+    }
+    return JVC_EXIT_FAIL;
+}
+
+int jvc_call(jvc_client *c, const char *what, const char *method,
+             const char *path, const json_t *body, jvc_resp *r)
+{
+    int rc = jvc_http(c, method, path, body, r);
+    if (rc != JVC_EXIT_OK)
+        return rc;
+    if (r->status < 200 || r->status > 299)
+        return jvc_fail(c, what, r);
+    if (r->status != 204 && r->json == NULL) {
+        jvc_err("%s: the node at %s answered HTTP %ld with a body that is "
+                "not JSON; is that address a Jarvis node?",
+                what, c->display, r->status);
+        return JVC_EXIT_FAIL;
+    }
+    return JVC_EXIT_OK;
+}
+
+char *jvc_escape(const char *s, bool keep_slash)
+{
+    char *e = curl_easy_escape(NULL, s, 0);
+    if (e == NULL)
+        return NULL;
+    char *out = jv_malloc(strlen(e) + 1);
+    if (out != NULL) {
+        size_t o = 0;
+        for (const char *p = e; *p; p++) {
+            if (keep_slash && strncmp(p, "%2F", 3) == 0) {
+                out[o++] = '/';
+                p += 2;
+            } else {
+                out[o++] = *p;
+            }
+        }
+        out[o] = '\0';
+    }
+    curl_free(e);
+    return out;
+}
+
+void jvc_query_add(jv_buf *b, const char *name, const char *value)
+{
+    char *e = jvc_escape(value, false);
+    if (e == NULL) {
+        b->err = JV_ENOMEM;
+        return;
+    }
+    bool first = b->len == 0 || memchr(b->data, '?', b->len) == NULL;
+    jv_buf_append(b, first ? "?" : "&", 1);
+    jv_buf_append(b, name, strlen(name));
+    jv_buf_append(b, "=", 1);
+    jv_buf_append(b, e, strlen(e));
+    jv_free(e);
+}
+
+int jvc_get_all(jvc_client *c, const char *what, const char *path,
+                const char *field, size_t max, json_t **out)
+{
+    int rc = JVC_EXIT_FAIL;
+    char *cursor = NULL;
+    jvc_resp r = {0};
+    jv_buf url;
+    jv_buf_init(&url);
+    json_t *all = json_array();
+    if (all == NULL)
+        return jvc_oom();
+    for (;;) {
+        jv_buf_reset(&url);
+        jv_buf_append(&url, path, strlen(path));
+        jvc_query_add(&url, "limit", PAGE_LIMIT);
+        if (cursor != NULL)
+            jvc_query_add(&url, "cursor", cursor);
+        jv_buf_append(&url, "", 1);
+        if (jv_buf_err(&url) != JV_OK) {
+            rc = jvc_oom();
+            goto out;
+        }
+        jvc_resp_fini(&r);
+        rc = jvc_call(c, what, "GET", (const char *)url.data, NULL, &r);
+        if (rc != JVC_EXIT_OK)
+            goto out;
+        json_t *items = json_object_get(r.json, field);
+        if (!json_is_array(items)) {
+            jvc_err("%s: the node's answer has no \"%s\" list", what, field);
+            rc = JVC_EXIT_FAIL;
+            goto out;
+        }
+        size_t i;
+        json_t *it;
+        json_array_foreach(items, i, it)
+        {
+            if (max > 0 && json_array_size(all) >= max)
+                break;
+            if (json_array_append(all, it) != 0) {
+                rc = jvc_oom();
+                goto out;
+            }
+        }
+        const char *next = jvc_str(r.json, "next_cursor", NULL);
+        if (next == NULL || (max > 0 && json_array_size(all) >= max))
+            break;
+        jv_free(cursor);
+        if ((cursor = jvc_strf("%s", next)) == NULL) {
+            rc = jvc_oom();
+            goto out;
+        }
+    }
+    *out = all;
+    all = NULL;
+    rc = JVC_EXIT_OK;
+out:
+    json_decref(all);
+    jvc_resp_fini(&r);
+    jv_buf_fini(&url);
+    jv_free(cursor);
+    return rc;
+}

@@ -1,0 +1,423 @@
+/*
+ * cmd_audit.c - audit tail, query, add.
+ *
+ * `audit tail --follow` polls once a second for entries at or after the
+ * newest time it has shown (the API's cursors end with the last page, so
+ * they cannot resume a stream), paging through each answer with its
+ * cursor, and drops the entries it has already shown at that same
+ * millisecond. SIGINT or SIGTERM ends it with exit 0.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "alloc.h"
+#include "args.h"
+#include "client.h"
+#include "output.h"
+#include "table.h"
+
+#define TAIL_DEFAULT  10
+#define TAIL_MAX      100000
+#define DETAIL_CHARS  60
+#define POLL_INTERVAL 1 /* seconds */
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static jvc_table *entry_table(void)
+{
+    static const char *const h[] = {"TIME",   "ACTOR",  "ACTION",
+                                    "TARGET", "DETAIL", "ID"};
+    jvc_table *t = jvc_table_new(6, h);
+    if (t != NULL)
+        jvc_table_max_width(t, 4, DETAIL_CHARS);
+    return t;
+}
+
+static bool add_entry(jvc_table *t, const json_t *e)
+{
+    char when[64], id[JVC_SHORT_ID + 32], origin[JVC_SHORT_ID + 1];
+    snprintf(id, sizeof id, "%s:%" JSON_INTEGER_FORMAT,
+             jvc_short_id(jvc_str(e, "origin", "?"), origin, sizeof origin),
+             json_integer_value(json_object_get(e, "seq")));
+    const char *row[6] = {
+        jvc_time_human(json_object_get(e, "time"), when, sizeof when),
+        jvc_str(e, "actor", "-"),
+        jvc_str(e, "action", "-"),
+        jvc_str(e, "target", ""),
+        jvc_str(e, "detail", ""),
+        id};
+    return jvc_table_add(t, row);
+}
+
+/* Prints entries (oldest first): a table, or one compact JSON object per
+ * line when `lines` (the --follow --json stream). */
+static int print_entries(json_t *entries, bool json, bool lines, bool header)
+{
+    int rc = JVC_EXIT_OK;
+    size_t i;
+    json_t *e;
+    if (json && !lines) {
+        json_t *o = json_pack("{s:O}", "entries", entries);
+        rc = o ? jvc_print_json(o) : jvc_oom();
+        json_decref(o);
+        return rc;
+    }
+    if (json) {
+        json_array_foreach(entries, i, e)
+        {
+            char *s = jvc_json_compact(e);
+            if (s == NULL)
+                return jvc_oom();
+            puts(s);
+            jv_free(s);
+        }
+        return JVC_EXIT_OK;
+    }
+    jvc_table *t = entry_table();
+    if (t == NULL)
+        return jvc_oom();
+    if (!header)
+        jvc_table_hide_header(t);
+    json_array_foreach(entries, i, e)
+    {
+        if (!add_entry(t, e)) {
+            rc = jvc_oom();
+            break;
+        }
+    }
+    if (rc == JVC_EXIT_OK && (jvc_table_rows(t) > 0 || header) &&
+        !jvc_table_print(t, stdout))
+        rc = jvc_oom();
+    jvc_table_free(t);
+    return rc;
+}
+
+/* Builds "/v1/audit?..." with the filters given. */
+static char *audit_path(const char *order, const char *since, const char *until,
+                        const char *actor, const char *action)
+{
+    jv_buf b;
+    jv_buf_init(&b);
+    jv_buf_append(&b, "/v1/audit", 9);
+    const char *names[] = {"order", "since", "until", "actor", "action"};
+    const char *vals[] = {order, since, until, actor, action};
+    for (size_t i = 0; i < 5; i++)
+        if (vals[i] != NULL)
+            jvc_query_add(&b, names[i], vals[i]);
+    jv_buf_append(&b, "", 1);
+    if (jv_buf_err(&b) != JV_OK) {
+        jv_buf_fini(&b);
+        return NULL;
+    }
+    return (char *)b.data;
+}
+
+static int64_t entry_ms(const json_t *e)
+{
+    int64_t ms;
+    return jvc_time_parse(jvc_str(e, "time", NULL), &ms) ? ms : INT64_MIN;
+}
+
+/* Remembers the newest time shown and the ids shown at that time. */
+typedef struct {
+    int64_t last_ms;
+    json_t *ids_at_last; /* object used as a set */
+} follow_state;
+
+static bool seen(follow_state *s, const json_t *e)
+{
+    int64_t t = entry_ms(e);
+    return t < s->last_ms ||
+           (t == s->last_ms &&
+            json_object_get(s->ids_at_last, jvc_str(e, "id", "")) != NULL);
+}
+
+static int remember(follow_state *s, const json_t *e)
+{
+    int64_t t = entry_ms(e);
+    if (t > s->last_ms) {
+        s->last_ms = t;
+        json_object_clear(s->ids_at_last);
+    }
+    if (t == s->last_ms &&
+        json_object_set_new(s->ids_at_last, jvc_str(e, "id", ""),
+                            json_true()) != 0)
+        return jvc_oom();
+    return JVC_EXIT_OK;
+}
+
+static int follow(jvc_ctx *ctx, jvc_client *c, follow_state *s,
+                  const char *actor, const char *action)
+{
+    int rc = JVC_EXIT_OK;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop;
+    sigemptyset(&sa.sa_mask);
+    /* No SA_RESTART: the sleep between polls returns at once. */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    fflush(stdout);
+    while (!stop_requested) {
+        struct timespec pause = {POLL_INTERVAL, 0};
+        if (nanosleep(&pause, NULL) != 0 && errno == EINTR)
+            continue;
+        char since[32];
+        snprintf(since, sizeof since, "%" PRId64,
+                 s->last_ms == INT64_MIN ? 0 : s->last_ms);
+        char *path = audit_path("asc", since, NULL, actor, action);
+        json_t *all = NULL, *fresh = json_array();
+        if (path == NULL || fresh == NULL) {
+            jv_free(path);
+            json_decref(fresh);
+            return jvc_oom();
+        }
+        rc = jvc_get_all(c, "audit tail", path, "entries", 0, &all);
+        jv_free(path);
+        if (rc != JVC_EXIT_OK) {
+            json_decref(fresh);
+            /* A stop during the request is a stop, not a failure. */
+            return stop_requested ? JVC_EXIT_OK : rc;
+        }
+        size_t i;
+        json_t *e;
+        json_array_foreach(all, i, e)
+        {
+            if (seen(s, e))
+                continue;
+            if (json_array_append(fresh, e) != 0) {
+                rc = jvc_oom();
+                break;
+            }
+            if ((rc = remember(s, e)) != JVC_EXIT_OK)
+                break;
+        }
+        if (rc == JVC_EXIT_OK)
+            rc = print_entries(fresh, ctx->g->json, true, false);
+        json_decref(all);
+        json_decref(fresh);
+        if (rc != JVC_EXIT_OK)
+            return rc;
+        if (fflush(stdout) != 0)
+            return jvc_finish_stdout(JVC_EXIT_OK);
+    }
+    return JVC_EXIT_OK;
+}
+
+static int run_tail(jvc_ctx *ctx, int argc, char **argv)
+{
+    jvc_client *c;
+    json_t *list = NULL, *ordered = NULL;
+    const char *n_arg = NULL, *actor = NULL, *action = NULL;
+    bool follow_flag = false;
+    char *pos[1], *path = NULL;
+    int npos, rc;
+    long long n = TAIL_DEFAULT;
+    follow_state st = {INT64_MIN, NULL};
+    const jvc_opt opts[] = {{"lines", 'n', &n_arg, NULL},
+                            {"follow", 'f', NULL, &follow_flag},
+                            {"actor", 0, &actor, NULL},
+                            {"action", 0, &action, NULL}};
+    if ((rc = jvc_parse_args(ctx->cmd, argc, argv, opts, 4, pos, 0, 0,
+                             &npos)) != 0)
+        return rc;
+    if (n_arg != NULL && !jvc_parse_int(n_arg, 0, TAIL_MAX, &n))
+        return jvc_usage_error(ctx->cmd, "-n wants a number from 0 to %d",
+                               TAIL_MAX);
+    if ((rc = jvc_ctx_client(ctx, &c)) != 0)
+        return rc;
+    if ((path = audit_path("desc", NULL, NULL, actor, action)) == NULL ||
+        (ordered = json_array()) == NULL ||
+        (st.ids_at_last = json_object()) == NULL) {
+        rc = jvc_oom();
+        goto out;
+    }
+    if (n > 0) {
+        if ((rc = jvc_get_all(c, "audit tail", path, "entries", (size_t)n,
+                              &list)) != 0)
+            goto out;
+        /* Newest first from the node; shown oldest first, like tail(1). */
+        for (size_t i = json_array_size(list); i-- > 0;)
+            if (json_array_append(ordered, json_array_get(list, i)) != 0) {
+                rc = jvc_oom();
+                goto out;
+            }
+    } else if (follow_flag) {
+        /* -n 0 --follow: only what comes from now on. */
+        st.last_ms = now_ms();
+    }
+    for (size_t i = 0; i < json_array_size(ordered); i++)
+        if ((rc = remember(&st, json_array_get(ordered, i))) != 0)
+            goto out;
+    if ((rc = print_entries(ordered, ctx->g->json, follow_flag, true)) != 0)
+        goto out;
+    if (follow_flag)
+        rc = follow(ctx, c, &st, actor, action);
+out:
+    json_decref(st.ids_at_last);
+    json_decref(list);
+    json_decref(ordered);
+    jv_free(path);
+    return rc;
+}
+
+const jvc_cmd jvc_cmd_audit_tail = {
+    .group = "audit",
+    .name = "tail",
+    .args = "[-n N] [--follow] [--actor NAME] [--action ACTION]",
+    .summary = "Show the newest audit entries, oldest first",
+    .help = "Options:\n"
+            "  -n, --lines N      how many entries (default 10)\n"
+            "  -f, --follow       keep printing new entries (polls once a\n"
+            "                     second) until interrupted; exits 0 on\n"
+            "                     SIGINT or SIGTERM\n"
+            "  --actor NAME       only entries by this actor (key name)\n"
+            "  --action ACTION    only entries with this action\n"
+            "\n"
+            "With --json: {\"entries\":[...]}; with --json --follow, one JSON\n"
+            "object per line, so that a script can read them as they come.\n",
+    .run = run_tail,
+};
+
+static int run_query(jvc_ctx *ctx, int argc, char **argv)
+{
+    jvc_client *c;
+    json_t *list = NULL;
+    const char *since = NULL, *until = NULL, *actor = NULL, *action = NULL,
+               *limit = NULL;
+    char *pos[1], *path = NULL;
+    char since_ms[32], until_ms[32];
+    int npos, rc;
+    long long max = 0;
+    const jvc_opt opts[] = {{"since", 0, &since, NULL},
+                            {"until", 0, &until, NULL},
+                            {"actor", 0, &actor, NULL},
+                            {"action", 0, &action, NULL},
+                            {"limit", 'n', &limit, NULL}};
+    if ((rc = jvc_parse_args(ctx->cmd, argc, argv, opts, 5, pos, 0, 0,
+                             &npos)) != 0)
+        return rc;
+    /* The node takes milliseconds or RFC 3339; durations are ours, so
+     * every form is turned into milliseconds here. */
+    const char *raw[2] = {since, until};
+    char *conv[2] = {since_ms, until_ms};
+    for (size_t i = 0; i < 2; i++) {
+        int64_t ms;
+        if (raw[i] == NULL)
+            continue;
+        if (!jvc_time_arg(raw[i], now_ms(), &ms))
+            return jvc_usage_error(
+                ctx->cmd,
+                "--%s: '%s' is not a time (RFC 3339 such as "
+                "2026-11-21T09:30:00Z, milliseconds since 1970, or a "
+                "duration ago such as 15m, 2h, 7d)",
+                i == 0 ? "since" : "until", raw[i]);
+        snprintf(conv[i], 32, "%" PRId64, ms);
+    }
+    if (limit != NULL && !jvc_parse_int(limit, 1, 1000000000, &max))
+        return jvc_usage_error(ctx->cmd, "--limit wants a positive number");
+    if ((rc = jvc_ctx_client(ctx, &c)) != 0)
+        return rc;
+    if ((path = audit_path(NULL, since ? since_ms : NULL,
+                           until ? until_ms : NULL, actor, action)) == NULL) {
+        rc = jvc_oom();
+        goto out;
+    }
+    if ((rc = jvc_get_all(c, "audit query", path, "entries", (size_t)max,
+                          &list)) != 0)
+        goto out;
+    if (!ctx->g->json && json_array_size(list) == 0)
+        puts("no matching entries");
+    else
+        rc = print_entries(list, ctx->g->json, false, true);
+out:
+    json_decref(list);
+    jv_free(path);
+    return rc;
+}
+
+const jvc_cmd jvc_cmd_audit_query = {
+    .group = "audit",
+    .name = "query",
+    .args = "[--since T] [--until T] [--actor NAME] [--action ACTION] "
+            "[--limit N]",
+    .summary = "Find audit entries by time range, actor and action",
+    .help = "Options:\n"
+            "  --since T        entries at or after T\n"
+            "  --until T        entries before T\n"
+            "  --actor NAME     only entries by this actor (key name)\n"
+            "  --action ACTION  only entries with this action\n"
+            "  -n, --limit N    at most N entries (default: all)\n"
+            "\n"
+            "T is an RFC 3339 time (2026-11-21T09:30:00Z), milliseconds since\n"
+            "1970, or a duration before now: 90s, 15m, 2h, 7d. Oldest first.\n",
+    .run = run_query,
+};
+
+static int run_add(jvc_ctx *ctx, int argc, char **argv)
+{
+    jvc_client *c;
+    jvc_resp r = {0};
+    json_t *body = NULL;
+    const char *target = NULL, *detail = NULL;
+    char *pos[1];
+    int npos, rc;
+    const jvc_opt opts[] = {{"target", 't', &target, NULL},
+                            {"detail", 'd', &detail, NULL}};
+    if ((rc = jvc_parse_args(ctx->cmd, argc, argv, opts, 2, pos, 1, 1,
+                             &npos)) != 0 ||
+        (rc = jvc_ctx_client(ctx, &c)) != 0)
+        return rc;
+    body = json_pack("{s:s}", "action", pos[0]);
+    if (body == NULL ||
+        (target &&
+         json_object_set_new(body, "target", json_string(target)) != 0) ||
+        (detail &&
+         json_object_set_new(body, "detail", json_string(detail)) != 0)) {
+        rc = jvc_oom();
+        goto out;
+    }
+    if ((rc = jvc_call(c, "audit add", "POST", "/v1/audit", body, &r)) != 0)
+        goto out;
+    if (ctx->g->json) {
+        rc = jvc_print_json(r.json);
+    } else {
+        json_t *one = json_pack("[O]", r.json);
+        rc = one ? print_entries(one, false, false, true) : jvc_oom();
+        json_decref(one);
+    }
+out:
+    json_decref(body);
+    jvc_resp_fini(&r);
+    return rc;
+}
+
+const jvc_cmd jvc_cmd_audit_add = {
+    .group = "audit",
+    .name = "add",
+    .args = "ACTION [--target TARGET] [--detail DETAIL]",
+    .summary = "Append an entry to the audit log",
+    .help = "Options:\n"
+            "  -t, --target TARGET  what the action was done to\n"
+            "  -d, --detail DETAIL  free text\n"
+            "\n"
+            "The actor is the name of the API key used.\n",
+    .run = run_add,
+};

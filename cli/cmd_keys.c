@@ -1,0 +1,191 @@
+/*
+ * cmd_keys.c - keys create, ls, revoke (admin).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "args.h"
+#include "client.h"
+#include "output.h"
+#include "table.h"
+
+static int run_create(jvc_ctx *ctx, int argc, char **argv)
+{
+    jvc_client *c;
+    jvc_resp r = {0};
+    json_t *body = NULL;
+    jvc_table *t = NULL;
+    const char *role = NULL;
+    char *pos[1];
+    int npos, rc;
+    const jvc_opt opts[] = {{"role", 'r', &role, NULL}};
+    if ((rc = jvc_parse_args(ctx->cmd, argc, argv, opts, 1, pos, 1, 1,
+                             &npos)) != 0)
+        return rc;
+    if (role == NULL)
+        return jvc_usage_error(ctx->cmd, "--role is required (admin, writer "
+                                         "or reader)");
+    if (strcmp(role, "admin") != 0 && strcmp(role, "writer") != 0 &&
+        strcmp(role, "reader") != 0)
+        return jvc_usage_error(ctx->cmd,
+                               "--role must be admin, writer or reader, not "
+                               "'%s'",
+                               role);
+    if ((rc = jvc_ctx_client(ctx, &c)) != 0)
+        return rc;
+    if ((body = json_pack("{s:s,s:s}", "name", pos[0], "role", role)) == NULL) {
+        rc = jvc_oom();
+        goto out;
+    }
+    if ((rc = jvc_call(c, "keys create", "POST", "/v1/keys", body, &r)) != 0)
+        goto out;
+    if (ctx->g->json) {
+        rc = jvc_print_json(r.json);
+    } else {
+        static const char *const h[2] = {"", ""};
+        if ((t = jvc_table_new(2, h)) == NULL) {
+            rc = jvc_oom();
+            goto out;
+        }
+        jvc_table_hide_header(t);
+        char at[64];
+        const char *rows[][2] = {
+            {"id", jvc_str(r.json, "id", "?")},
+            {"name", jvc_str(r.json, "name", "?")},
+            {"role", jvc_str(r.json, "role", "?")},
+            {"created", jvc_time_human(json_object_get(r.json, "created_at"),
+                                       at, sizeof at)},
+            {"key", jvc_str(r.json, "key", "?")}};
+        for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+            if (!jvc_table_add(t, rows[i])) {
+                rc = jvc_oom();
+                goto out;
+            }
+        if (!jvc_table_print(t, stdout)) {
+            rc = jvc_oom();
+            goto out;
+        }
+    }
+    jvc_err("the key is shown only this once: store it now");
+out:
+    jvc_table_free(t);
+    json_decref(body);
+    jvc_resp_fini(&r);
+    return rc;
+}
+
+const jvc_cmd jvc_cmd_keys_create = {
+    .group = "keys",
+    .name = "create",
+    .args = "NAME --role ROLE",
+    .summary = "Create an API key and print it (once)",
+    .help = "Options:\n"
+            "  -r, --role ROLE  admin, writer or reader (required)\n"
+            "\n"
+            "NAME is 1-64 characters of A-Z a-z 0-9 . _ - and becomes the\n"
+            "actor of the audit entries written with the key. The node keeps\n"
+            "only a hash: the key cannot be shown again. Roles: reader reads,\n"
+            "writer also writes data, admin may do everything.\n",
+    .run = run_create,
+};
+
+static int run_ls(jvc_ctx *ctx, int argc, char **argv)
+{
+    jvc_client *c;
+    jvc_resp r = {0};
+    jvc_table *t = NULL;
+    char *pos[1];
+    int npos, rc;
+    if ((rc = jvc_parse_args(ctx->cmd, argc, argv, NULL, 0, pos, 0, 0,
+                             &npos)) != 0 ||
+        (rc = jvc_ctx_client(ctx, &c)) != 0)
+        return rc;
+    if ((rc = jvc_call(c, "keys ls", "GET", "/v1/keys", NULL, &r)) != 0)
+        goto out;
+    if (ctx->g->json) {
+        rc = jvc_print_json(r.json);
+        goto out;
+    }
+    static const char *const h[] = {"ID", "NAME", "ROLE", "CREATED", "REVOKED"};
+    if ((t = jvc_table_new(5, h)) == NULL) {
+        rc = jvc_oom();
+        goto out;
+    }
+    size_t i;
+    json_t *k;
+    json_array_foreach(json_object_get(r.json, "keys"), i, k)
+    {
+        char created[64], revoked[64];
+        const char *row[5] = {jvc_str(k, "id", "?"), jvc_str(k, "name", "?"),
+                              jvc_str(k, "role", "?"),
+                              jvc_time_human(json_object_get(k, "created_at"),
+                                             created, sizeof created),
+                              jvc_time_human(json_object_get(k, "revoked_at"),
+                                             revoked, sizeof revoked)};
+        if (!jvc_table_add(t, row)) {
+            rc = jvc_oom();
+            goto out;
+        }
+    }
+    if (jvc_table_rows(t) == 0)
+        puts("no keys");
+    else if (!jvc_table_print(t, stdout))
+        rc = jvc_oom();
+out:
+    jvc_table_free(t);
+    jvc_resp_fini(&r);
+    return rc;
+}
+
+const jvc_cmd jvc_cmd_keys_ls = {
+    .group = "keys",
+    .name = "ls",
+    .args = "",
+    .summary = "List API keys (never the keys themselves)",
+    .help = "REVOKED is '-' while the key is active.\n",
+    .run = run_ls,
+};
+
+static int run_revoke(jvc_ctx *ctx, int argc, char **argv)
+{
+    jvc_client *c;
+    jvc_resp r = {0};
+    char *pos[1], *id = NULL, *path = NULL, *what = NULL;
+    int npos, rc;
+    if ((rc = jvc_parse_args(ctx->cmd, argc, argv, NULL, 0, pos, 1, 1,
+                             &npos)) != 0 ||
+        (rc = jvc_ctx_client(ctx, &c)) != 0)
+        return rc;
+    if ((id = jvc_escape(pos[0], false)) == NULL ||
+        (path = jvc_strf("/v1/keys/%s", id)) == NULL ||
+        (what = jvc_strf("keys revoke %s", pos[0])) == NULL) {
+        rc = jvc_oom();
+        goto out;
+    }
+    if ((rc = jvc_call(c, what, "DELETE", path, NULL, &r)) != 0)
+        goto out;
+    if (ctx->g->json) {
+        json_t *o = json_pack("{s:s,s:b}", "id", pos[0], "revoked", 1);
+        rc = o ? jvc_print_json(o) : jvc_oom();
+        json_decref(o);
+    } else {
+        printf("revoked key %s and its sessions\n", pos[0]);
+    }
+out:
+    jvc_resp_fini(&r);
+    jv_free(id);
+    jv_free(path);
+    jv_free(what);
+    return rc;
+}
+
+const jvc_cmd jvc_cmd_keys_revoke = {
+    .group = "keys",
+    .name = "revoke",
+    .args = "ID",
+    .summary = "Revoke an API key and every session made with it",
+    .help = "ID is the key's id as 'keys ls' shows it (k_...). Exits 1 if\n"
+            "there is no such key.\n",
+    .run = run_revoke,
+};

@@ -1,0 +1,116 @@
+/*
+ * cmd_sessions.c - sessions ls, revoke (admin).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "args.h"
+#include "client.h"
+#include "output.h"
+#include "table.h"
+
+static int run_ls(jvc_ctx *ctx, int argc, char **argv)
+{
+    jvc_client *c;
+    jvc_resp r = {0};
+    jvc_table *t = NULL;
+    char *pos[1];
+    int npos, rc;
+    if ((rc = jvc_parse_args(ctx->cmd, argc, argv, NULL, 0, pos, 0, 0,
+                             &npos)) != 0 ||
+        (rc = jvc_ctx_client(ctx, &c)) != 0)
+        return rc;
+    if ((rc = jvc_call(c, "sessions ls", "GET", "/v1/sessions", NULL, &r)) != 0)
+        goto out;
+    if (ctx->g->json) {
+        rc = jvc_print_json(r.json);
+        goto out;
+    }
+    static const char *const h[] = {"ID",   "KEY",     "KEY NAME",
+                                    "ROLE", "CREATED", "EXPIRES"};
+    if ((t = jvc_table_new(6, h)) == NULL) {
+        rc = jvc_oom();
+        goto out;
+    }
+    size_t i;
+    json_t *s;
+    json_array_foreach(json_object_get(r.json, "sessions"), i, s)
+    {
+        char created[64], expires[64];
+        const char *row[6] = {jvc_str(s, "id", "?"),
+                              jvc_str(s, "key_id", "?"),
+                              jvc_str(s, "key_name", "?"),
+                              jvc_str(s, "role", "?"),
+                              jvc_time_human(json_object_get(s, "created_at"),
+                                             created, sizeof created),
+                              jvc_time_human(json_object_get(s, "expires_at"),
+                                             expires, sizeof expires)};
+        if (!jvc_table_add(t, row)) {
+            rc = jvc_oom();
+            goto out;
+        }
+    }
+    if (jvc_table_rows(t) == 0)
+        puts("no active sessions");
+    else if (!jvc_table_print(t, stdout))
+        rc = jvc_oom();
+out:
+    jvc_table_free(t);
+    jvc_resp_fini(&r);
+    return rc;
+}
+
+const jvc_cmd jvc_cmd_sessions_ls = {
+    .group = "sessions",
+    .name = "ls",
+    .args = "",
+    .summary = "List active sessions",
+    .help = "Sessions are made by exchanging an API key for a token\n"
+            "(POST /v1/sessions). jarvisctl itself sends the API key and\n"
+            "makes none.\n",
+    .run = run_ls,
+};
+
+static int run_revoke(jvc_ctx *ctx, int argc, char **argv)
+{
+    jvc_client *c;
+    jvc_resp r = {0};
+    char *pos[1], *id = NULL, *path = NULL, *what = NULL;
+    int npos, rc;
+    if ((rc = jvc_parse_args(ctx->cmd, argc, argv, NULL, 0, pos, 1, 1,
+                             &npos)) != 0 ||
+        (rc = jvc_ctx_client(ctx, &c)) != 0)
+        return rc;
+    if ((id = jvc_escape(pos[0], false)) == NULL ||
+        (path = jvc_strf("/v1/sessions/%s", id)) == NULL ||
+        (what = jvc_strf("sessions revoke %s", pos[0])) == NULL) {
+        rc = jvc_oom();
+        goto out;
+    }
+    if ((rc = jvc_call(c, what, "DELETE", path, NULL, &r)) != 0)
+        goto out;
+    if (ctx->g->json) {
+        json_t *o = json_pack("{s:s,s:b}", "id", pos[0], "revoked", 1);
+        rc = o ? jvc_print_json(o) : jvc_oom();
+        json_decref(o);
+    } else {
+        printf("revoked session %s\n", pos[0]);
+    }
+out:
+    jvc_resp_fini(&r);
+    jv_free(id);
+    jv_free(path);
+    jv_free(what);
+    return rc;
+}
+
+const jvc_cmd jvc_cmd_sessions_revoke = {
+    .group = "sessions",
+    .name = "revoke",
+    .args = "ID",
+    .summary = "Revoke a session at once",
+    .help = "ID is the session's id as 'sessions ls' shows it (s_...). Exits\n"
+            "1 if there is no such session.\n",
+    .run = run_revoke,
+};
