@@ -29,8 +29,11 @@ int main(int argc, char **argv)
         return 0;
     }
     jv_log_set_level(cfg.log_level);
-    /* A client that goes away mid-write must not kill the node. */
+    /* A client that goes away mid-write must not kill the node, nor a
+     * file-size limit: writes then fail with EFBIG and the commit is
+     * refused, like any other storage failure. */
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN);
     if (sodium_init() < 0) {
         jv_error("node", "libsodium failed to initialise");
         jv_config_fini(&cfg);
