@@ -255,6 +255,40 @@ static const char sql_counter_put[] =
 static const char sql_audit_add[] =
     "INSERT INTO audit(origin, seq, time_ms, actor, action, target, detail) "
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+static const char sql_audit_minute[] =
+    "INSERT OR IGNORE INTO audit_minute(field, value, minute) "
+    "VALUES (?1, ?2, ?3)";
+
+/* Lists the entry's minute under its actor (field 0) and action (1). */
+static jv_err audit_minutes(jv_store *st, const jv_op *op)
+{
+    const jv_str v[2] = {op->audit.actor, op->audit.action};
+    uint64_t minute = op->audit.time_ms / JV_AUDIT_MINUTE_MS;
+    jv_err err;
+    for (int f = 0; f < 2; f++) {
+        jv__minute_memo *m = &st->minute_memo[f];
+        if (m->valid && m->minute == minute && m->len == v[f].n &&
+            memcmp(m->value, v[f].p, v[f].n) == 0)
+            continue;
+        sqlite3_stmt *s = jv__stmt(st, sql_audit_minute, &err);
+        if (!s)
+            return err;
+        sqlite3_bind_int(s, 1, f);
+        jv__bind_str(s, 2, v[f]);
+        jv__bind_u64(s, 3, minute);
+        if ((err = jv__run(st, s, "audit"))) {
+            m->valid = false;
+            return err;
+        }
+        m->valid = v[f].n <= sizeof(m->value);
+        if (m->valid) {
+            m->minute = minute;
+            m->len = v[f].n;
+            memcpy(m->value, v[f].p, v[f].n);
+        }
+    }
+    return JV_OK;
+}
 /* LWW: the greater (stamp, replica id bytes, value bytes) wins. */
 static const char sql_config_put[] =
     "INSERT INTO config(key, value, stamp, replica) VALUES (?1, ?2, ?3, ?4) "
@@ -369,7 +403,9 @@ static jv_err apply_op(jv_store *st, ctx_cache *cc, const jv_id *origin,
         jv__bind_str(s, 5, op->audit.action);
         jv__bind_str(s, 6, op->audit.target);
         jv__bind_str(s, 7, op->audit.detail);
-        return jv__run(st, s, "audit");
+        if ((err = jv__run(st, s, "audit")))
+            return err;
+        return audit_minutes(st, op);
     case JV_OP_CONFIG:
         if (!(s = jv__stmt(st, sql_config_put, &err)))
             return err;

@@ -375,6 +375,8 @@ static const struct {
                 "replica"},
     {"audit", "SELECT time_ms, origin, seq, actor, action, target, detail "
               "FROM audit ORDER BY time_ms, origin, seq"},
+    {"audit_minute", "SELECT field, value, minute FROM audit_minute ORDER BY "
+                     "field, value, minute"},
     {"config", "SELECT key, value, stamp, replica FROM config ORDER BY key"},
     {"archive", "SELECT key, replica, n, stamp, value FROM archive ORDER BY "
                 "key, replica, n"},

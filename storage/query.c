@@ -225,49 +225,132 @@ static jv_err audit_rows(jv_store *st, sqlite3_stmt *s, jv_audit_cb cb,
     return scan_end(st, s, rc, err, "read audit");
 }
 
+/* A row-value bound (t, origin, seq); origin empty and seq -1 stand for
+ * "just before time t". */
+typedef struct {
+    uint64_t t;
+    const jv_id *origin;
+    uint64_t seq;
+} audit_bound;
+
+static void bind_bound(sqlite3_stmt *s, const audit_bound *b)
+{
+    jv__bind_u64(s, 1, b->t);
+    if (b->origin) {
+        jv__bind_id(s, 2, b->origin);
+        jv__bind_u64(s, 3, b->seq);
+    } else {
+        sqlite3_bind_zeroblob(s, 2, 0);
+        sqlite3_bind_int64(s, 3, -1);
+    }
+}
+
+/* One scan of the table between the bound and time `t_end` (ascending:
+ * rows after the bound, before t_end; descending: rows before the bound,
+ * at or after t_end). *rows counts what was handed to cb. */
+typedef struct {
+    jv_audit_cb cb;
+    void *arg;
+    size_t rows;
+} audit_counter;
+
+static jv_err count_row(void *arg, const jv_audit_row *r)
+{
+    audit_counter *c = arg;
+    c->rows++;
+    return c->cb(c->arg, r);
+}
+
+static jv_err audit_scan_range(jv_store *st, const jv_audit_query *q,
+                               const audit_bound *b, uint64_t t_end,
+                               size_t limit, audit_counter *c)
+{
+    jv_err err;
+    sqlite3_stmt *s = jv__stmt(
+        st, sql_audit_q[q->newest_first][q->actor.n > 0][q->action.n > 0],
+        &err);
+    if (!s)
+        return err;
+    bind_bound(s, b);
+    jv__bind_u64(s, 4, t_end);
+    if (q->actor.n)
+        jv__bind_str(s, 5, q->actor);
+    if (q->action.n)
+        jv__bind_str(s, 6, q->action);
+    sqlite3_bind_int64(s, 7, limit_of(limit));
+    return audit_rows(st, s, count_row, c);
+}
+
+static const char sql_audit_minutes[2][160] = {
+    "SELECT minute FROM audit_minute WHERE field = ?1 AND value = ?2 "
+    "AND minute BETWEEN ?3 AND ?4 ORDER BY minute",
+    "SELECT minute FROM audit_minute WHERE field = ?1 AND value = ?2 "
+    "AND minute BETWEEN ?3 AND ?4 ORDER BY minute DESC",
+};
+
+/* A filtered query walks the minutes in which the actor (or the action)
+ * occurs, in the query's order, and scans the table within each. */
+static jv_err audit_by_minutes(jv_store *st, const jv_audit_query *q,
+                               const audit_bound *b, uint64_t since,
+                               uint64_t until, audit_counter *c)
+{
+    jv_err err;
+    const uint64_t M = JV_AUDIT_MINUTE_MS;
+    bool desc = q->newest_first;
+    sqlite3_stmt *ms = jv__stmt(st, sql_audit_minutes[desc], &err);
+    if (!ms)
+        return err;
+    uint64_t lo = (desc ? since : b->t) / M;
+    uint64_t hi = (desc ? b->t : until - 1) / M;
+    sqlite3_bind_int(ms, 1, q->actor.n ? 0 : 1);
+    jv__bind_str(ms, 2, q->actor.n ? q->actor : q->action);
+    jv__bind_u64(ms, 3, lo);
+    jv__bind_u64(ms, 4, hi);
+    int rc;
+    err = JV_OK;
+    while ((rc = sqlite3_step(ms)) == SQLITE_ROW) {
+        uint64_t w0 = jv__col_u64(ms, 0) * M, w1 = w0 + M;
+        size_t left = 0;
+        if (q->limit) {
+            if (c->rows >= q->limit)
+                break;
+            left = q->limit - c->rows;
+        }
+        /* The window's edge or the query's bound, whichever is tighter. */
+        audit_bound wb = {desc ? w1 : w0, NULL, 0};
+        const audit_bound *use =
+            desc ? (b->t < w1 ? b : &wb) : (b->t >= w0 ? b : &wb);
+        uint64_t end =
+            desc ? (since > w0 ? since : w0) : (until < w1 ? until : w1);
+        if ((err = audit_scan_range(st, q, use, end, left, c)))
+            break;
+    }
+    return scan_end(st, ms, rc, err, "read audit minutes");
+}
+
 jv_err jv_store_audit_query(jv_store *st, const jv_audit_query *q,
                             jv_audit_cb cb, void *arg)
 {
     uint64_t since = q->since_ms > INT64_MAX ? INT64_MAX : q->since_ms;
     uint64_t until =
         q->until_ms == 0 || q->until_ms > INT64_MAX ? INT64_MAX : q->until_ms;
-    jv_err err;
+    audit_counter c = {cb, arg, 0};
     if (since >= until)
         return JV_OK;
-    sqlite3_stmt *s = jv__stmt(
-        st, sql_audit_q[q->newest_first][q->actor.n > 0][q->action.n > 0],
-        &err);
-    if (!s)
-        return err;
     /* One row-value bound per direction: a row (t, origin, seq) with
      * t >= since is exactly one greater than (since, x'', -1), since every
      * origin is a longer blob than x''; likewise t < until is "less than
      * (until, x'', -1)". The cursor replaces it when it is tighter. */
-    bool use_cursor;
-    uint64_t bound_t;
-    if (!q->newest_first) {
-        use_cursor = q->has_cursor && q->cursor_time_ms >= since;
-        bound_t = since;
-    } else {
-        use_cursor = q->has_cursor && q->cursor_time_ms < until;
-        bound_t = until;
-    }
-    if (use_cursor) {
-        jv__bind_u64(s, 1, q->cursor_time_ms);
-        jv__bind_id(s, 2, &q->cursor_id.id);
-        jv__bind_u64(s, 3, q->cursor_id.n);
-    } else {
-        jv__bind_u64(s, 1, bound_t);
-        sqlite3_bind_zeroblob(s, 2, 0);
-        sqlite3_bind_int64(s, 3, -1);
-    }
-    jv__bind_u64(s, 4, q->newest_first ? since : until);
-    if (q->actor.n)
-        jv__bind_str(s, 5, q->actor);
-    if (q->action.n)
-        jv__bind_str(s, 6, q->action);
-    sqlite3_bind_int64(s, 7, limit_of(q->limit));
-    return audit_rows(st, s, cb, arg);
+    audit_bound b = {q->newest_first ? until : since, NULL, 0};
+    bool use_cursor =
+        q->has_cursor && (q->newest_first ? q->cursor_time_ms < until
+                                          : q->cursor_time_ms >= since);
+    if (use_cursor)
+        b = (audit_bound){q->cursor_time_ms, &q->cursor_id.id, q->cursor_id.n};
+    if (q->actor.n || q->action.n)
+        return audit_by_minutes(st, q, &b, since, until, &c);
+    return audit_scan_range(st, q, &b, q->newest_first ? since : until,
+                            q->limit, &c);
 }
 
 jv_err jv_store_audit_scan(jv_store *st, jv_audit_cb cb, void *arg)

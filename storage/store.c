@@ -93,10 +93,12 @@ static const char *const migrations[] = {
     "  PRIMARY KEY (name, replica)"
     ") WITHOUT ROWID;"
 
-    /* Clustered by time: the table itself serves time ranges; one index
-     * per filter (SQLite appends the key columns time_ms, origin, seq, so
-     * each also returns rows in time order). Three b-trees in all: every
-     * further index costs about a microsecond per entry. */
+    /* Clustered by time: the table itself serves time ranges. Filters by
+     * actor or action use audit_minute, a posting list of the minutes in
+     * which each actor and action occur: adding an entry costs one lookup
+     * there (the row is almost always present already) instead of a
+     * b-tree insert per filter, which halved apply throughput. A query
+     * range-scans the table within each listed minute. */
     "CREATE TABLE audit ("
     "  time_ms INTEGER NOT NULL,"
     "  origin BLOB NOT NULL,"
@@ -107,9 +109,12 @@ static const char *const migrations[] = {
     "  detail TEXT NOT NULL,"
     "  PRIMARY KEY (time_ms, origin, seq)"
     ") WITHOUT ROWID;"
-    "CREATE INDEX audit_actor ON audit(actor, time_ms);"
-    "CREATE INDEX audit_action ON audit(action, time_ms);"
-
+    "CREATE TABLE audit_minute ("
+    "  field INTEGER NOT NULL CHECK (field IN (0, 1)),"
+    "  value TEXT NOT NULL,"
+    "  minute INTEGER NOT NULL,"
+    "  PRIMARY KEY (field, value, minute)"
+    ") WITHOUT ROWID;"
     "CREATE TABLE config ("
     "  key TEXT PRIMARY KEY NOT NULL,"
     "  value TEXT NOT NULL,"
@@ -179,9 +184,9 @@ _Static_assert(sizeof(migrations) / sizeof(migrations[0]) ==
 /* Every table the current schema has; a database of ours missing one is
  * damaged. */
 static const char *const schema_tables[] = {
-    "meta",      "replica", "batch",   "vv",      "held",
-    "counter",   "audit",   "config",  "archive", "ctx",
-    "ctx_cloud", "trust",   "api_key", "session", "peer",
+    "meta",  "replica",      "batch",   "vv",      "held", "counter",
+    "audit", "audit_minute", "config",  "archive", "ctx",  "ctx_cloud",
+    "trust", "api_key",      "session", "peer",
 };
 
 /* -- errors and statements ------------------------------------------------- */
@@ -327,6 +332,8 @@ static const char sql_release[] = "RELEASE jv";
 jv_err jv__tx_begin(jv_store *st, jv__tx *tx)
 {
     tx->nested = !sqlite3_get_autocommit(st->db);
+    if (!tx->nested)
+        st->minute_memo[0].valid = st->minute_memo[1].valid = false;
     return jv__exec(st, tx->nested ? sql_savepoint : sql_begin);
 }
 
@@ -340,6 +347,8 @@ jv_err jv__tx_commit(jv_store *st, jv__tx *tx)
 
 void jv__tx_rollback(jv_store *st, jv__tx *tx)
 {
+    /* Rows the memo describes may be undone here. */
+    st->minute_memo[0].valid = st->minute_memo[1].valid = false;
     /* Through sqlite3_exec, not the statement cache: undoing must not
      * depend on an allocation of ours succeeding. After some errors (I/O,
      * full disk) SQLite has already rolled the whole transaction back, and

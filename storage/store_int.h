@@ -25,6 +25,17 @@ typedef struct {
     sqlite3_stmt *stmt;
 } jv__stmt_slot;
 
+/* The last audit_minute row this connection wrote for one field (actor or
+ * action): entries of one batch nearly always repeat it, and skipping the
+ * statement then is most of what the posting list costs. Valid only
+ * inside the transaction that wrote it. */
+typedef struct {
+    bool valid;
+    uint64_t minute;
+    size_t len;
+    char value[256];
+} jv__minute_memo;
+
 struct jv_store {
     sqlite3 *db;
     char *path;
@@ -34,6 +45,7 @@ struct jv_store {
     jv__stmt_slot *slots; /* open addressing, power-of-two capacity */
     size_t nslots, capslots;
     char errmsg[256];
+    jv__minute_memo minute_memo[2];
 };
 
 /* The cached statement for sql (prepared on first use). NULL on failure,
@@ -85,5 +97,8 @@ jv_err jv__self(jv_store *st, jv_id *out);
 
 /* Adds id to the known replicas (first seen now) unless already there. */
 jv_err jv__replica_seen(jv_store *st, const jv_id *id);
+
+/* The granularity of the audit filters' posting list (audit_minute). */
+#define JV_AUDIT_MINUTE_MS 60000u
 
 #endif

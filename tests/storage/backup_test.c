@@ -360,13 +360,13 @@ static void test_verify_detects_tampering(void **state)
     p = copy_of(f, "index.db");
     raw_exec(p, "PRAGMA writable_schema = ON;"
                 "UPDATE sqlite_schema SET sql = "
-                "'CREATE INDEX audit_actor ON audit(action, time_ms)' "
-                "WHERE name = 'audit_actor';"
+                "'CREATE UNIQUE INDEX batch_hash ON batch(sig)' "
+                "WHERE name = 'batch_hash';"
                 "PRAGMA writable_schema = OFF");
     r = verify_file(p);
     assert_false(r.integrity_ok);
     assert_false(jv_verify_ok(&r));
-    assert_non_null(strstr(r.integrity_msg, "audit_actor"));
+    assert_non_null(strstr(r.integrity_msg, "batch_hash"));
     assert_true(r.state_matches);
     free(p);
 

@@ -408,6 +408,107 @@ static void test_audit(void **state)
         assert_int_equal(scan.seq[i], e[i].seq); /* by (time, origin, seq) */
 }
 
+/* Filters walk the minutes each actor and action occur in: entries spread
+ * over hours, random bounds inside minutes, both orders, every page size,
+ * against a model. */
+enum {
+    NSPREAD = 300,
+    NSPREAD_QUERIES = 300
+};
+
+typedef struct {
+    uint64_t seq[NSPREAD];
+    uint64_t time[NSPREAD];
+    jv_dot id[NSPREAD];
+    size_t n;
+} spread_got;
+
+static jv_err spread_cb(void *arg, const jv_audit_row *r)
+{
+    spread_got *g = arg;
+    assert_true(g->n < NSPREAD);
+    g->seq[g->n] = r->id.n;
+    g->time[g->n] = r->time_ms;
+    g->id[g->n] = r->id;
+    g->n++;
+    return JV_OK;
+}
+
+static void test_audit_across_minutes(void **state)
+{
+    fx *f = *state;
+    static audit_exp e[NSPREAD];
+    static jv_intent in[NSPREAD];
+    static const char *const actors[] = {"alice", "bob", "carol", "dave"};
+    static const char *const actions[] = {"read", "write", "deploy"};
+    const uint64_t span = 3 * 3600 * 1000;
+    jv_rng rng;
+    jv_rng_seed(&rng, jv_test_seed() ^ 0xa0d17);
+    for (size_t i = 0; i < NSPREAD; i++) {
+        /* Every fifth entry shares its predecessor's time: ties. */
+        e[i].time = i % 5 == 4 ? e[i - 1].time : jv_rng_below(&rng, span);
+        e[i].seq = i + 1;
+        e[i].actor = actors[jv_rng_below(&rng, 4)];
+        e[i].action = actions[jv_rng_below(&rng, 3)];
+        in[i] = st_audit(e[i].time, e[i].actor, e[i].action, "t", "d");
+    }
+    commit(f, in, NSPREAD, span + 1000);
+    qsort(e, NSPREAD, sizeof(*e), exp_cmp);
+
+    static const size_t pages[] = {0, 1, 7, 50};
+    for (size_t q = 0; q < NSPREAD_QUERIES; q++) {
+        uint64_t since =
+            jv_rng_chance(&rng, 1, 2) ? jv_rng_below(&rng, span) : 0;
+        uint64_t until =
+            jv_rng_chance(&rng, 1, 2) ? jv_rng_below(&rng, span) : 0;
+        const char *actor =
+            jv_rng_chance(&rng, 2, 3) ? actors[jv_rng_below(&rng, 4)] : "";
+        const char *action =
+            jv_rng_chance(&rng, 1, 2) ? actions[jv_rng_below(&rng, 3)] : "";
+        bool desc = jv_rng_chance(&rng, 1, 2);
+        size_t page = pages[jv_rng_below(&rng, 4)];
+        uint64_t want[NSPREAD];
+        size_t nwant = 0;
+        for (size_t k = 0; k < NSPREAD; k++) {
+            size_t i = desc ? NSPREAD - 1 - k : k;
+            if (e[i].time < since || (until && e[i].time >= until) ||
+                (*actor && strcmp(e[i].actor, actor)) ||
+                (*action && strcmp(e[i].action, action)))
+                continue;
+            want[nwant++] = e[i].seq;
+        }
+        jv_audit_query aq = {
+            .since_ms = since,
+            .until_ms = until,
+            .actor = jv_str_c(actor),
+            .action = jv_str_c(action),
+            .newest_first = desc,
+            .limit = page,
+        };
+        spread_got all = {0};
+        for (;;) {
+            spread_got one = {0};
+            assert_int_equal(jv_store_audit_query(f->st, &aq, spread_cb, &one),
+                             JV_OK);
+            assert_true(page == 0 || one.n <= page);
+            for (size_t i = 0; i < one.n; i++)
+                all.seq[all.n++] = one.seq[i];
+            if (page == 0 || one.n < page)
+                break;
+            aq.has_cursor = true;
+            aq.cursor_time_ms = one.time[one.n - 1];
+            aq.cursor_id = one.id[one.n - 1];
+        }
+        if (all.n != nwant)
+            fail_msg("query %zu (since %llu until %llu actor '%s' action "
+                     "'%s' %s page %zu): %zu rows, want %zu",
+                     q, (unsigned long long)since, (unsigned long long)until,
+                     actor, action, desc ? "desc" : "asc", page, all.n, nwant);
+        for (size_t i = 0; i < nwant; i++)
+            assert_int_equal(all.seq[i], want[i]);
+    }
+}
+
 /* -- config and archive ---------------------------------------------------- */
 
 typedef struct {
@@ -752,13 +853,10 @@ int main(void)
     jv_test_seed();
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_counters),
-        T(test_counter_shares),
-        T(test_audit),
-        T(test_config),
-        T(test_archive),
-        T(test_log_after),
-        T(test_held_replicas_trust),
+        T(test_counters),  T(test_counter_shares),
+        T(test_audit),     T(test_audit_across_minutes),
+        T(test_config),    T(test_archive),
+        T(test_log_after), T(test_held_replicas_trust),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
