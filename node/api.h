@@ -17,6 +17,9 @@
 /* The HTTP handler; arg is the jv_node. */
 void jv_api_handle(void *arg, jv_http_req *req);
 
+/* Frees the API's per-node caches (at the node's end). */
+void jv_api_free(jv_node *n);
+
 /* Declares the API's metric families in the node's registry. */
 jv_err jv_api_declare_metrics(jv_metrics *m);
 

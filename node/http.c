@@ -164,6 +164,7 @@ struct http_conn {
     bool discard;     /* input is dropped: answering an error or lingering */
     bool closing;     /* uv_close() called */
     char remote[64];
+    http_conn *next_written; /* in the server's written list */
 };
 
 struct jv_http_server {
@@ -174,9 +175,11 @@ struct jv_http_server {
     char *rbuf; /* the shared read buffer, HTTP_READ_SIZE bytes */
     http_listener *listeners;
     http_conn *conns;
-    uv_timer_t timer; /* accept retries */
-    size_t nconns;    /* listed connections */
-    size_t nalloc;    /* allocated connections */
+    uv_timer_t timer;   /* accept retries */
+    uv_idle_t flush;    /* runs the written list on the next iteration */
+    http_conn *written; /* answers written at once, continuation pending */
+    size_t nconns;      /* listed connections */
+    size_t nalloc;      /* allocated connections */
     size_t inflight;
     size_t nhandles; /* open libuv handles, ours and the connections' */
     bool stopping;
@@ -404,9 +407,8 @@ static void conn_linger(http_conn *c)
 
 static void conn_resume(http_conn *c);
 
-static void on_written(uv_write_t *w, int status)
+static void written(http_conn *c, int status)
 {
-    http_conn *c = w->data;
     c->writing = false;
     if (status < 0 || c->closing) {
         conn_close(c);
@@ -417,6 +419,28 @@ static void on_written(uv_write_t *w, int status)
         conn_linger(c);
     else
         conn_resume(c);
+}
+
+static void on_written(uv_write_t *w, int status)
+{
+    written(w->data, status);
+}
+
+/* Answers the socket took whole at once continue here, on the next loop
+ * iteration, as a write callback would: never inside the handler's call. */
+static void on_flush(uv_idle_t *h)
+{
+    jv_http_server *s = h->data;
+    http_conn *list = s->written;
+    s->written = NULL;
+    uv_idle_stop(&s->flush);
+    while (list) {
+        http_conn *c = list;
+        list = c->next_written;
+        c->next_written = NULL;
+        written(c, 0);
+        conn_unref(c); /* the list's */
+    }
 }
 
 /* Status line, our headers, the caller's, the body (copied), as one write
@@ -464,8 +488,27 @@ static void conn_write(http_conn *c, int status, const char *content_type,
         uv_buf_init((char *)o->data, (unsigned)head_len),
         uv_buf_init((char *)o->data + head_len, (unsigned)(o->len - head_len)),
     };
+    /* Most answers fit the socket's buffer: write them now. uv_write()
+     * alone would also arm and disarm the socket for writing, one
+     * epoll_ctl per answer. */
+    int done = uv_try_write(&c->h.stream, bufs, 2);
+    if (done == (int)o->len) {
+        c->writing = true;
+        c->refs++; /* the written list's */
+        c->next_written = s->written;
+        s->written = c;
+        uv_idle_start(&s->flush, on_flush);
+        return;
+    }
+    if (done < 0 && done != UV_EAGAIN) {
+        conn_close(c);
+        return;
+    }
+    size_t off = done > 0 ? (size_t)done : 0;
+    uv_buf_t rest =
+        uv_buf_init((char *)o->data + off, (unsigned)(o->len - off));
     c->wreq.data = c;
-    if (uv_write(&c->wreq, &c->h.stream, bufs, 2, on_written) != 0) {
+    if (uv_write(&c->wreq, &c->h.stream, &rest, 1, on_written) != 0) {
         conn_close(c);
         return;
     }
@@ -1111,7 +1154,9 @@ jv_err jv_http_server_new(uv_loop_t *loop, const jv_http_opts *o,
     uv_timer_init(loop, &s->timer);
     uv_unref((uv_handle_t *)&s->timer); /* retries alone keep no loop alive */
     s->timer.data = s;
-    s->nhandles = 1;
+    uv_idle_init(loop, &s->flush);
+    s->flush.data = s;
+    s->nhandles = 2;
     *out = s;
     return JV_OK;
 fail:
@@ -1195,6 +1240,15 @@ void jv_http_server_close(jv_http_server *s, void (*done)(void *), void *arg)
         listener_close(l);
     while (s->conns)
         conn_close(s->conns);
+    /* The flush handle closes now: drop the written list's references. */
+    while (s->written) {
+        http_conn *c = s->written;
+        s->written = c->next_written;
+        c->next_written = NULL;
+        c->writing = false;
+        conn_unref(c);
+    }
+    uv_close((uv_handle_t *)&s->flush, on_server_handle_closed);
     /* Always closed last, so done() runs from a close callback, never from
      * inside this call. */
     uv_close((uv_handle_t *)&s->timer, on_server_handle_closed);

@@ -7,10 +7,10 @@
 
 #include "alloc.h"
 
-typedef struct series series;
+typedef struct jv_metric_series series;
 typedef struct family family;
 
-struct series {
+struct jv_metric_series {
     family *fam;
     char *labels;
     uint64_t hash;
@@ -129,8 +129,8 @@ static jv_err grow(jv_metrics *m)
     return JV_OK;
 }
 
-static series *lookup(const jv_metrics *m, const char *name,
-                      const char *labels, uint64_t h)
+static series *lookup(const jv_metrics *m, const char *name, const char *labels,
+                      uint64_t h)
 {
     if (!m->cap)
         return NULL;
@@ -184,6 +184,37 @@ static series *get_series(jv_metrics *m, const char *name, const char *labels,
     return s;
 }
 
+jv_metric_series *jv_metrics_series(jv_metrics *m, const char *name,
+                                    const char *labels)
+{
+    family *f = find_family(m, name);
+    return f ? get_series(m, name, labels, f->type) : NULL;
+}
+
+static void observe(series *s, double value)
+{
+    s->value += value;
+    s->count++;
+    for (size_t i = 0; i < s->fam->nbounds; i++) {
+        if (value <= s->fam->bounds[i]) {
+            s->bucket[i]++;
+            break;
+        }
+    }
+}
+
+void jv_metrics_series_add(jv_metric_series *s, double by)
+{
+    if (s && s->fam->type != JV_METRIC_HISTOGRAM)
+        s->value += by;
+}
+
+void jv_metrics_series_observe(jv_metric_series *s, double value)
+{
+    if (s && s->fam->type == JV_METRIC_HISTOGRAM)
+        observe(s, value);
+}
+
 void jv_metrics_add(jv_metrics *m, const char *name, const char *labels,
                     double by)
 {
@@ -206,20 +237,11 @@ void jv_metrics_observe(jv_metrics *m, const char *name, const char *labels,
                         double value)
 {
     series *s = get_series(m, name, labels, JV_METRIC_HISTOGRAM);
-    if (!s)
-        return;
-    s->value += value;
-    s->count++;
-    for (size_t i = 0; i < s->fam->nbounds; i++) {
-        if (value <= s->fam->bounds[i]) {
-            s->bucket[i]++;
-            break;
-        }
-    }
+    if (s)
+        observe(s, value);
 }
 
-double jv_metrics_get(const jv_metrics *m, const char *name,
-                      const char *labels)
+double jv_metrics_get(const jv_metrics *m, const char *name, const char *labels)
 {
     if (!labels)
         labels = "";

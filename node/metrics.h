@@ -42,6 +42,15 @@ void jv_metrics_set(jv_metrics *m, const char *name, const char *labels,
 void jv_metrics_observe(jv_metrics *m, const char *name, const char *labels,
                         double value);
 
+/* A series' handle, for the hot path: look it up once, record through it
+ * without formatting labels or hashing. Valid as long as m. NULL if the
+ * family is not declared (or memory ran out). */
+typedef struct jv_metric_series jv_metric_series;
+jv_metric_series *jv_metrics_series(jv_metrics *m, const char *name,
+                                    const char *labels);
+void jv_metrics_series_add(jv_metric_series *s, double by);
+void jv_metrics_series_observe(jv_metric_series *s, double value);
+
 /* The value of a counter or gauge series (0 if it does not exist). */
 double jv_metrics_get(const jv_metrics *m, const char *name,
                       const char *labels);

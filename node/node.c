@@ -18,9 +18,9 @@
 #include "repl.h"
 #include "transport.h"
 
-#define TICK_MS          1000
-#define PURGE_EVERY_MS   (10 * 60 * 1000)
-#define SESSION_KEEP_MS  (24 * 3600 * 1000ull)
+#define TICK_MS         1000
+#define PURGE_EVERY_MS  (10 * 60 * 1000)
+#define SESSION_KEEP_MS (24 * 3600 * 1000ull)
 
 uint64_t jv_now_ms(void)
 {
@@ -44,7 +44,7 @@ static void fmt(char *msg, size_t len, const char *f, ...)
 static const double commit_buckets[] = {0.0001, 0.00025, 0.0005, 0.001,
                                         0.0025, 0.005,   0.01,   0.025,
                                         0.05,   0.1,     0.5,    2.0};
-static const double size_buckets[] = {1,  2,   4,   8,    16,   32,  64,
+static const double size_buckets[] = {1,   2,   4,   8,    16,   32,  64,
                                       128, 256, 512, 1024, 2048, 4096};
 
 static jv_err declare_metrics(jv_metrics *m)
@@ -60,13 +60,12 @@ static jv_err declare_metrics(jv_metrics *m)
         size_t nb;
     } fams[] = {
         {"jarvis_ops_applied_total", JV_METRIC_COUNTER,
-         "operations applied, by origin (local writes or remote batches)",
-         NULL, 0},
+         "operations applied, by origin (local writes or remote batches)", NULL,
+         0},
         {"jarvis_writes_total", JV_METRIC_COUNTER,
          "local write requests committed, by outcome", NULL, 0},
-        {"jarvis_batch_ops", JV_METRIC_HISTOGRAM,
-         "operations per local batch", size_buckets,
-         sizeof(size_buckets) / sizeof(size_buckets[0])},
+        {"jarvis_batch_ops", JV_METRIC_HISTOGRAM, "operations per local batch",
+         size_buckets, sizeof(size_buckets) / sizeof(size_buckets[0])},
         {"jarvis_commit_requests", JV_METRIC_HISTOGRAM,
          "write requests committed together (group commit)", size_buckets,
          sizeof(size_buckets) / sizeof(size_buckets[0])},
@@ -131,7 +130,8 @@ static void on_job(void *arg, const jv_writer_job *j)
                        "origin=\"remote\"", (double)j->remote_ops);
 }
 
-/* -- off-loop jobs ---------------------------------------------------------- */
+/* -- off-loop jobs ----------------------------------------------------------
+ */
 
 typedef struct {
     uv_work_t work;
@@ -150,6 +150,7 @@ static void offloop_work(uv_work_t *w)
     char msg[256];
     jv_store_opts_default(&o);
     o.sync = j->node->cfg->sync;
+    o.checked = true;
     j->err = jv_store_open(j->node->db_path, &o, &st, msg, sizeof(msg));
     if (j->err) {
         jv_warn("storage", "cannot open a connection for a job: %s", msg);
@@ -189,7 +190,41 @@ jv_err jv_node_offloop(jv_node *n, jv_offloop_fn fn, jv_offloop_done done,
     return JV_OK;
 }
 
-/* -- housekeeping ------------------------------------------------------------ */
+/* -- checkpoints -------------------------------------------------------------
+ */
+
+/* The writer commits without checkpointing (a checkpoint fsyncs the
+ * database, the worst latency a commit could have); this copies the
+ * write-ahead log back on the thread pool, on a connection of its own,
+ * without blocking the writer. */
+#define CHECKPOINT_MS 250
+
+static void ckpt_work(uv_work_t *w)
+{
+    jv_node *n = w->data;
+    if (jv_store_checkpoint(n->cst, NULL, NULL) != JV_OK)
+        jv_warn("storage", "checkpoint failed: %s", jv_store_errmsg(n->cst));
+}
+
+static void ckpt_after(uv_work_t *w, int status)
+{
+    jv_node *n = w->data;
+    (void)status;
+    n->ckpt_running = false;
+}
+
+static void on_ckpt_timer(uv_timer_t *t)
+{
+    jv_node *n = t->data;
+    if (n->ckpt_running || n->stopping)
+        return;
+    n->ckpt_work.data = n;
+    if (uv_queue_work(n->loop, &n->ckpt_work, ckpt_work, ckpt_after) == 0)
+        n->ckpt_running = true;
+}
+
+/* -- housekeeping ------------------------------------------------------------
+ */
 
 typedef struct {
     jv_write_req wr;
@@ -288,7 +323,10 @@ static void on_writer_stopped(void *arg)
     n->writer = NULL;
     jv_store_close(n->wst);
     jv_store_close(n->rst);
-    n->wst = n->rst = NULL;
+    /* Last: closing the last connection checkpoints the whole log. */
+    jv_store_close(n->cst);
+    n->wst = n->rst = n->cst = NULL;
+    close_handle(n, (uv_handle_t *)&n->ckpt_timer);
     close_handle(n, (uv_handle_t *)&n->sigterm);
     close_handle(n, (uv_handle_t *)&n->sigint);
     close_handle(n, (uv_handle_t *)&n->tick);
@@ -312,7 +350,7 @@ static void on_drain(uv_timer_t *t)
     jv_node *n = t->data;
     size_t inflight = n->http ? jv_http_inflight(n->http) : 0;
     size_t pending = n->writer ? jv_writer_pending(n->writer) : 0;
-    if (inflight || pending || n->offloop)
+    if (inflight || pending || n->offloop || n->ckpt_running)
         return;
     uv_timer_stop(t);
     if (n->http)
@@ -361,7 +399,8 @@ static void on_signal(uv_signal_t *s, int signum)
     jv_node_stop(n);
 }
 
-/* -- start ------------------------------------------------------------------ */
+/* -- start ------------------------------------------------------------------
+ */
 
 static jv_err write_api_addr(jv_node *n)
 {
@@ -552,12 +591,13 @@ jv_err jv_node_start(jv_node *n, uv_loop_t *loop, const jv_config *cfg,
 
     jv_store_opts_default(&o);
     o.sync = cfg->sync;
+    o.manual_checkpoint = true;
     /* The lock comes first: two starts on one data dir must not both
      * create an identity or an admin key. */
     if ((err = jv_datadir_lock(n->data_dir, &n->lockfd, msg, msglen)))
         goto fail;
-    if ((err = jv_datadir_prepare(n->data_dir, &o, &n->kp, &n->wst, &info,
-                                  msg, msglen)))
+    if ((err = jv_datadir_prepare(n->data_dir, &o, &n->kp, &n->wst, &info, msg,
+                                  msglen)))
         goto fail;
     jv_id_hex(&n->kp.pk, n->self_hex);
     if (info.created_identity)
@@ -566,8 +606,13 @@ jv_err jv_node_start(jv_node *n, uv_loop_t *loop, const jv_config *cfg,
         jv_info("node", "%s admin API key: %s (mode 0600)",
                 info.created_admin_key ? "created the" : "the",
                 info.admin_key_path);
+    /* The reader and the checkpointer: the writer's open checked the
+     * file already. */
     o.create = false;
-    if ((err = jv_store_open(n->db_path, &o, &n->rst, msg, msglen)))
+    o.manual_checkpoint = false;
+    o.checked = true;
+    if ((err = jv_store_open(n->db_path, &o, &n->rst, msg, msglen)) ||
+        (err = jv_store_open(n->db_path, &o, &n->cst, msg, msglen)))
         goto fail;
 
     jv_hlc_init(&n->hlc, cfg->max_skew_ms);
@@ -603,6 +648,9 @@ jv_err jv_node_start(jv_node *n, uv_loop_t *loop, const jv_config *cfg,
     uv_timer_init(loop, &n->tick);
     n->tick.data = n;
     uv_timer_start(&n->tick, on_tick, TICK_MS, TICK_MS);
+    uv_timer_init(loop, &n->ckpt_timer);
+    n->ckpt_timer.data = n;
+    uv_timer_start(&n->ckpt_timer, on_ckpt_timer, CHECKPOINT_MS, CHECKPOINT_MS);
 
     if ((err = start_replication(n, msg, msglen)))
         goto fail_running;
@@ -611,8 +659,7 @@ jv_err jv_node_start(jv_node *n, uv_loop_t *loop, const jv_config *cfg,
         jv_http_opts ho;
         jv_http_opts_default(&ho);
         ho.max_body = cfg->max_body;
-        if ((err = jv_http_server_new(loop, &ho, jv_api_handle, n,
-                                      &n->http))) {
+        if ((err = jv_http_server_new(loop, &ho, jv_api_handle, n, &n->http))) {
             fmt(msg, msglen, "cannot start the API server");
             goto fail_running;
         }
@@ -627,8 +674,8 @@ jv_err jv_node_start(jv_node *n, uv_loop_t *loop, const jv_config *cfg,
                     strerror(errno));
         jv_info("api", "listening on %s", n->api_bound);
     }
-    jv_info("node", "node %s (%s) started, data in %s", n->self_hex,
-            cfg->name, n->data_dir);
+    jv_info("node", "node %s (%s) started, data in %s", n->self_hex, cfg->name,
+            n->data_dir);
     return JV_OK;
 
 fail_running:
@@ -637,9 +684,10 @@ fail_running:
     jv_node_stop(n);
     return err;
 fail:
+    jv_store_close(n->cst);
     jv_store_close(n->rst);
     jv_store_close(n->wst);
-    n->rst = n->wst = NULL;
+    n->cst = n->rst = n->wst = NULL;
     jv_auth_free(n->auth);
     jv_metrics_free(n->metrics);
     n->auth = NULL;
@@ -654,6 +702,7 @@ fail:
 void jv_node_fini(jv_node *n)
 {
     jv_keyring_wipe(&n->ring);
+    jv_api_free(n);
     jv_auth_free(n->auth);
     jv_metrics_free(n->metrics);
     n->auth = NULL;

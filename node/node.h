@@ -39,10 +39,15 @@ struct jv_node {
 
     jv_store *wst; /* writer connection: the writer thread's */
     jv_store *rst; /* reader connection: the loop's */
+    jv_store *cst; /* checkpoint connection: one thread-pool job at a time */
+    uv_timer_t ckpt_timer;
+    uv_work_t ckpt_work;
+    bool ckpt_running;
     jv_writer *writer;
     jv_http_server *http;
     jv_auth *auth;
     jv_metrics *metrics;
+    void *api_series; /* the API's cached metric handles (api.c) */
     jv_hlc hlc;
     struct jv_repl *repl; /* peers and sync */
     jv_keyring ring;      /* cluster keys (empty: plaintext peers) */

@@ -695,6 +695,10 @@ static jv_err set_pragmas(jv_store *st, const jv_store_opts *o)
     int rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
     if (rc != SQLITE_OK)
         return jv__sqlerr(st, rc, "configure connection");
+    /* A checkpoint fsyncs the database: run inside a commit it is the
+     * commit's worst latency, so a node does it on another thread. */
+    if (o->manual_checkpoint)
+        sqlite3_wal_autocheckpoint(st->db, 0);
     return JV_OK;
 }
 
@@ -761,7 +765,7 @@ jv_err jv_store_open(const char *path, const jv_store_opts *o, jv_store **out,
      * writing. */
     if (exists && sb.st_size > 0) {
         if ((err = check_header(st, path, sb.st_size, wal_pending(path))) ||
-            (err = inspect(st, path, true, &fi)))
+            (err = inspect(st, path, !o->checked, &fi)))
             goto fail;
     }
     bool fresh = fi.app_id != JV_STORE_APP_ID;
@@ -949,6 +953,23 @@ jv_err jv_store_meta_get(jv_store *st, const char *key, void *buf, size_t cap,
     }
     jv__reset(s);
     return err;
+}
+
+/* -- checkpoints ----------------------------------------------------------- */
+
+jv_err jv_store_checkpoint(jv_store *st, uint64_t *frames,
+                           uint64_t *checkpointed)
+{
+    int log = 0, done = 0;
+    int rc = sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_PASSIVE,
+                                       &log, &done);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+        return jv__sqlerr(st, rc, "checkpoint");
+    if (frames)
+        *frames = log > 0 ? (uint64_t)log : 0;
+    if (checkpointed)
+        *checkpointed = done > 0 ? (uint64_t)done : 0;
+    return JV_OK;
 }
 
 /* -- statistics ------------------------------------------------------------ */

@@ -42,6 +42,11 @@ typedef struct {
     int busy_timeout_ms; /* wait for the other connection; default 5000 */
     bool create;         /* create file and schema when missing */
     bool readonly;
+    bool checked;           /* this process opened and checked the file
+                               already: skip PRAGMA quick_check (the header,
+                               application id and version are still read) */
+    bool manual_checkpoint; /* commits never checkpoint the WAL; the owner
+                               calls jv_store_checkpoint() elsewhere */
 } jv_store_opts;
 
 /* Current schema version (the number of the last migration). */
@@ -62,8 +67,8 @@ void jv_store_opts_default(jv_store_opts *o);
  *   JV_EVERSION   schema newer than JV_STORE_SCHEMA_VERSION
  *   JV_ESTORAGE / JV_EIO / JV_EBUSY  other SQLite failures
  * Blocks on disk I/O. */
-jv_err jv_store_open(const char *path, const jv_store_opts *o,
-                     jv_store **out, char *msg, size_t msglen);
+jv_err jv_store_open(const char *path, const jv_store_opts *o, jv_store **out,
+                     char *msg, size_t msglen);
 /* Closes the connection (checkpointing the WAL if it is the last one).
  * Accepts NULL. */
 void jv_store_close(jv_store *st);
@@ -89,6 +94,14 @@ jv_err jv_store_meta_set(jv_store *st, const char *key, const void *val,
                          size_t len);
 jv_err jv_store_meta_get(jv_store *st, const char *key, void *buf, size_t cap,
                          size_t *len);
+
+/* Copies what the write-ahead log holds back into the database without
+ * blocking writers or readers (SQLITE_CHECKPOINT_PASSIVE). frames (may be
+ * NULL) receives the frames in the log and checkpointed the frames done;
+ * the log starts over once a checkpoint has caught up with it. Blocks on
+ * disk I/O and fsync: not on an event loop. */
+jv_err jv_store_checkpoint(jv_store *st, uint64_t *frames,
+                           uint64_t *checkpointed);
 
 typedef struct {
     uint64_t file_bytes; /* page_count * page_size of the main file */

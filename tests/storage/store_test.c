@@ -181,6 +181,50 @@ static void test_stats_and_readonly(void **state)
     jv_store_close(st);
 }
 
+/* A node's writer commits without checkpointing; a checkpoint made on
+ * another connection catches up with the log, which then starts over. */
+static void test_manual_checkpoint(void **state)
+{
+    fx *f = *state;
+    jv_keypair kp;
+    st_keypair(&kp, 1);
+    jv_store_opts o;
+    jv_store_opts_default(&o);
+    o.create = true;
+    o.manual_checkpoint = true;
+    jv_store *w = st_open_opts(f->db, &o);
+    assert_int_equal(jv_store_set_self(w, &kp.pk), JV_OK);
+    const int commits = 1500; /* beyond SQLite's 1000-page autocheckpoint */
+    for (int i = 0; i < commits; i++) {
+        jv_intent in = st_counter("c", 1);
+        assert_int_equal(st_commit(w, &kp, 1000 + (uint64_t)i, &in, 1, NULL),
+                         JV_OK);
+    }
+    jv_store_stats s;
+    assert_int_equal(jv_store_stats_get(w, &s), JV_OK);
+    assert_true(s.wal_bytes > 1000 * 4096ull);
+
+    jv_store_opts co;
+    jv_store_opts_default(&co);
+    co.checked = true;
+    jv_store *c = st_open_opts(f->db, &co);
+    assert_int_equal(jv_store_stats_get(c, &s), JV_OK);
+    assert_int_equal(s.batches, (uint64_t)commits);
+    uint64_t frames = 0, done = 0;
+    assert_int_equal(jv_store_checkpoint(c, &frames, &done), JV_OK);
+    assert_true(frames > 1000);
+    assert_int_equal(done, frames);
+
+    jv_intent in = st_counter("c", 1);
+    assert_int_equal(st_commit(w, &kp, 1000 + (uint64_t)commits, &in, 1, NULL),
+                     JV_OK);
+    assert_int_equal(jv_store_checkpoint(c, &frames, &done), JV_OK);
+    assert_true(frames < 16);
+    assert_int_equal(done, frames);
+    jv_store_close(c);
+    jv_store_close(w);
+}
+
 static void test_empty_file_is_fresh(void **state)
 {
     fx *f = *state;
@@ -319,6 +363,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_create_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats_and_readonly, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_manual_checkpoint, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_empty_file_is_fresh, setup,
                                         teardown),
