@@ -64,7 +64,8 @@ static const opt opts[] = {
     {"sync-interval", T_U64, OFF(sync_interval_ms), "MS",
      "anti-entropy period; default: 1000"},
     {"fanout", T_U64, OFF(fanout), "N",
-     "peers each new batch is pushed to at once; default: 3"},
+     "peers each new batch is pushed to at once; 0: none, anti-entropy\n"
+     "only; default: 3"},
     {"max-message", T_SIZE, OFF(max_message), "BYTES",
      "largest peer message (k, M suffixes allowed); default: 8M"},
     {"peer-timeout", T_U64, OFF(peer_timeout_ms), "MS",
@@ -432,11 +433,11 @@ jv_err jv_config_load(jv_config *c, int argc, char **argv, FILE *out,
     }
     if (c->rate_limit && c->rate_burst == 0)
         c->rate_burst = c->rate_limit;
-    if (c->max_body == 0 || c->max_message < 64 * 1024 || c->fanout == 0 ||
+    if (c->max_body == 0 || c->max_message < 64 * 1024 ||
         c->sync_interval_ms < 10 || c->peer_timeout_ms < 10 ||
         c->max_message < JV_BATCH_MAX_BYTES * 2ull) {
         msgf(msg, msglen,
-             "max-body and fanout must be positive, sync-interval and "
+             "max-body must be positive, sync-interval and "
              "peer-timeout at least 10 ms, max-message at least 8M (twice "
              "the largest batch)");
         return JV_EINVAL;

@@ -65,6 +65,22 @@ static const char *const migrations[] = {
     ");"
     "CREATE UNIQUE INDEX batch_origin_seq ON batch(origin, last_seq);"
     "CREATE UNIQUE INDEX batch_hash ON batch(hash);"
+    /* Running totals of the log, kept by triggers in the transaction that
+     * changes it: statistics never scan the log. */
+    "CREATE TABLE log_stats ("
+    "  id INTEGER PRIMARY KEY CHECK (id = 0),"
+    "  batches INTEGER NOT NULL,"
+    "  bytes INTEGER NOT NULL"
+    ");"
+    "INSERT INTO log_stats VALUES (0, 0, 0);"
+    "CREATE TRIGGER batch_added AFTER INSERT ON batch BEGIN "
+    "  UPDATE log_stats SET batches = batches + 1,"
+    "    bytes = bytes + length(NEW.body) WHERE id = 0;"
+    "END;"
+    "CREATE TRIGGER batch_removed AFTER DELETE ON batch BEGIN "
+    "  UPDATE log_stats SET batches = batches - 1,"
+    "    bytes = bytes - length(OLD.body) WHERE id = 0;"
+    "END;"
 
     "CREATE TABLE vv ("
     "  origin BLOB PRIMARY KEY NOT NULL,"
@@ -977,7 +993,8 @@ jv_err jv_store_checkpoint(jv_store *st, uint64_t *frames,
 static const char sql_stats[] =
     "SELECT (SELECT page_count FROM pragma_page_count()) * "
     "       (SELECT page_size FROM pragma_page_size()),"
-    "       (SELECT count(*) FROM batch),"
+    "       (SELECT batches FROM log_stats),"
+    "       (SELECT bytes FROM log_stats),"
     "       (SELECT coalesce(sum(seq), 0) FROM vv),"
     "       (SELECT count(*) FROM held),"
     /* An origin's stamps only grow: its last batch has its greatest. */
@@ -995,10 +1012,11 @@ jv_err jv_store_stats_get(jv_store *st, jv_store_stats *out)
     if (rc == SQLITE_ROW) {
         r.file_bytes = jv__col_u64(s, 0);
         r.batches = jv__col_u64(s, 1);
+        r.log_bytes = jv__col_u64(s, 2);
         /* An origin's log holds exactly its operations 1..vv[origin]. */
-        r.ops = jv__col_u64(s, 2);
-        r.held = jv__col_u64(s, 3);
-        r.max_hlc = jv__col_u64(s, 4);
+        r.ops = jv__col_u64(s, 3);
+        r.held = jv__col_u64(s, 4);
+        r.max_hlc = jv__col_u64(s, 5);
         err = JV_OK;
     } else {
         err = jv__sqlerr(st, rc, "read statistics");

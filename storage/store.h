@@ -107,6 +107,7 @@ typedef struct {
     uint64_t file_bytes; /* page_count * page_size of the main file */
     uint64_t wal_bytes;  /* size of the -wal file (0 if none) */
     uint64_t batches;    /* batches in the log */
+    uint64_t log_bytes;  /* their bodies' bytes, as signed */
     uint64_t ops;        /* operations in the log */
     uint64_t held;       /* batches held aside */
     uint64_t max_hlc;    /* greatest batch stamp in the log: a restarted

@@ -171,6 +171,9 @@ static void test_stats_and_readonly(void **state)
     assert_int_equal(s.batches, 3);
     assert_int_equal(s.ops, 3);
     assert_int_equal(s.held, 0);
+    assert_int_equal(s.log_bytes,
+                     (uint64_t)raw_int(f->db, "SELECT sum(length(body)) "
+                                              "FROM batch"));
     /* A restarted node seeds its clock above every stamp it logged. */
     assert_int_equal(s.max_hlc, 1002);
     jv_intent in = st_counter("c", 1);
@@ -334,7 +337,7 @@ static void test_fresh_version_zero_migrated(void **state)
                      JV_STORE_SCHEMA_VERSION);
     assert_int_equal(raw_int(f->db, "SELECT count(*) FROM sqlite_schema "
                                     "WHERE type = 'table'"),
-                     16);
+                     17);
 }
 
 static void test_failed_migration_changes_nothing(void **state)
