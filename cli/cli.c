@@ -30,7 +30,8 @@ static const jvc_cmd *const commands[] = {
     &jvc_cmd_sessions_ls,  &jvc_cmd_sessions_revoke, &jvc_cmd_peers_ls,
     &jvc_cmd_peers_add,    &jvc_cmd_peers_rm,        &jvc_cmd_backup,
     &jvc_cmd_verify,       &jvc_cmd_export,          &jvc_cmd_diff,
-    &jvc_cmd_init,         &jvc_cmd_restore,
+    &jvc_cmd_init,         &jvc_cmd_restore,         &jvc_cmd_trust_ls,
+    &jvc_cmd_trust_add,    &jvc_cmd_trust_rm,        &jvc_cmd_cluster_key,
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

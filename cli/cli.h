@@ -92,6 +92,7 @@ extern const jvc_cmd jvc_cmd_keys_create, jvc_cmd_keys_ls, jvc_cmd_keys_revoke;
 extern const jvc_cmd jvc_cmd_sessions_ls, jvc_cmd_sessions_revoke;
 extern const jvc_cmd jvc_cmd_peers_ls, jvc_cmd_peers_add, jvc_cmd_peers_rm;
 extern const jvc_cmd jvc_cmd_diff;
-extern const jvc_cmd jvc_cmd_init, jvc_cmd_restore;
+extern const jvc_cmd jvc_cmd_init, jvc_cmd_restore, jvc_cmd_cluster_key;
+extern const jvc_cmd jvc_cmd_trust_ls, jvc_cmd_trust_add, jvc_cmd_trust_rm;
 
 #endif

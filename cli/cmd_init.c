@@ -1,21 +1,24 @@
 /*
- * cmd_init.c - the offline commands, which work on a data directory
- * without a running node: init DIR, restore FILE.
+ * cmd_init.c - the offline commands, which need no running node:
+ * init DIR, restore FILE (on a data directory), cluster-key.
  *
  * Both take the data dir's lock (the one jarvisd holds while it runs) for
  * their whole work, so that they refuse while a node runs there and no
  * node can start in the middle.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "args.h"
 #include "backup.h"
 #include "batch.h"
 #include "client.h"
 #include "datadir.h"
+#include "keyring.h"
 #include "output.h"
 #include "store.h"
 
@@ -191,6 +194,66 @@ const jvc_cmd jvc_cmd_restore = {
             "Offline: refuses while a node runs on the data dir. FILE is\n"
             "checked first (a Jarvis database, integrity, signatures, state\n"
             "equals replay); a bad backup changes nothing. The old database\n"
-            "is replaced atomically.\n",
+            "is replaced atomically. A node started on a restored database\n"
+            "accepts writes again once it has caught up with every peer.\n",
     .run = run_restore,
+};
+
+/* A new cluster key: one line of 64 hex digits, to a new file of mode 0600
+ * or to stdout. */
+static int run_cluster_key(jvc_ctx *ctx, int argc, char **argv)
+{
+    const char *out = NULL;
+    char *pos[1], hex[2 * JV_KEY_LEN + 1];
+    int npos, rc, fd;
+    const jvc_opt opts[] = {{"output", 'o', &out, NULL}};
+    if ((rc = jvc_parse_args(ctx->cmd, argc, argv, opts, 1, pos, 0, 0,
+                             &npos)) != 0)
+        return rc;
+    if (jv_keyring_generate_hex(hex) != JV_OK) {
+        jvc_err("cluster-key: cannot make a random key");
+        return JVC_EXIT_FAIL;
+    }
+    if (!out) {
+        printf("%s\n", hex);
+        return JVC_EXIT_OK;
+    }
+    fd = open(out, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        jvc_err("cluster-key: cannot create %s: %s", out, strerror(errno));
+        if (errno == EEXIST)
+            fprintf(stderr,
+                    "hint: to rotate keys, add the new key as a second line "
+                    "of the existing file (docs/operations.md)\n");
+        return JVC_EXIT_FAIL;
+    }
+    char text[128];
+    int n = snprintf(text, sizeof text,
+                     "# Jarvis cluster key: the first line seals, every line "
+                     "opens\n%s\n",
+                     hex);
+    bool ok = write(fd, text, (size_t)n) == n && fsync(fd) == 0;
+    ok = close(fd) == 0 && ok;
+    if (!ok) {
+        jvc_err("cluster-key: cannot write %s: %s", out, strerror(errno));
+        unlink(out);
+        return JVC_EXIT_FAIL;
+    }
+    printf("wrote a new cluster key to %s (mode 0600); give every node the "
+           "same file with --cluster-key-file\n",
+           out);
+    return JVC_EXIT_OK;
+}
+
+const jvc_cmd jvc_cmd_cluster_key = {
+    .group = "cluster-key",
+    .args = "[-o FILE]",
+    .summary = "Make a new cluster key (offline)",
+    .help = "  -o, --output FILE  write it to a new file of mode 0600 instead\n"
+            "                     of printing it\n"
+            "\n"
+            "Every node of a cluster gets the same key file\n"
+            "(jarvisd --cluster-key-file); peer traffic is encrypted and\n"
+            "authenticated with it (XChaCha20-Poly1305).\n",
+    .run = run_cluster_key,
 };

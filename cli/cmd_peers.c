@@ -48,10 +48,13 @@ bool jvc_print_peers(json_t *peers)
     {
         char id[JVC_SHORT_ID + 1], seen[64], lack[32], wlack[32], fail[32];
         const json_t *reach = json_object_get(p, "reachable");
+        bool self = json_is_true(json_object_get(p, "self"));
         const char *row[8] = {
             jvc_str(p, "address", "?"),
             jvc_short_id(jvc_str(p, "node_id", "-"), id, sizeof id),
-            json_is_boolean(reach) ? (json_is_true(reach) ? "yes" : "no") : "-",
+            self                     ? "this node"
+            : json_is_boolean(reach) ? (json_is_true(reach) ? "yes" : "no")
+                                     : "-",
             jvc_time_human(json_object_get(p, "last_contact"), seen,
                            sizeof seen),
             count_text(p, "lacks_from_us", lack, sizeof lack),

@@ -25,12 +25,16 @@
 #include "transport.h"
 #include "wire.h"
 
-#define COMPRESS_MIN  1024
-#define MAX_SOURCES   256
-#define MAX_BLOCKED   32
-#define LOG_BATCHES   4096 /* batches read per origin per message, at most */
+#define COMPRESS_MIN 1024
+#define MAX_SOURCES  256
+#define MAX_BLOCKED  32
+#define LOG_BATCHES  4096 /* batches read per origin per message, at most */
 
-typedef enum { P_IDLE, P_SENDING, P_APPLYING } pstate;
+typedef enum {
+    P_IDLE,
+    P_SENDING,
+    P_APPLYING
+} pstate;
 
 /* Reasons a batch is refused or held, each logged once per peer. */
 typedef enum {
@@ -61,6 +65,7 @@ typedef struct peer {
     bool again;
     bool reachable;
     bool caught_up; /* an exchange ended with nothing more to pull */
+    bool is_self;   /* this node's own address: listed, never dialled */
     uint64_t last_contact_ms;
     uint64_t next_try_ms;
     unsigned failures;
@@ -115,8 +120,10 @@ typedef struct {
 } apply_job;
 
 static void exchange(peer *p);
+static void mark_self(peer *p);
 
-/* -- small helpers ------------------------------------------------------------ */
+/* -- small helpers ------------------------------------------------------------
+ */
 
 static uint64_t rnd(jv_repl *r)
 {
@@ -228,7 +235,8 @@ static void refuse_frame(jv_repl *r, unsigned idx, const char *reason_s)
     }
 }
 
-/* -- what we have, what they lack --------------------------------------------- */
+/* -- what we have, what they lack ---------------------------------------------
+ */
 
 static jv_err add_held(void *arg, const jv_held_row *h)
 {
@@ -311,9 +319,8 @@ static jv_err select_for(jv_repl *r, const jv_vv *theirs, size_t budget,
             break;
         }
         s->last_seq = have;
-        jv_err err = jv_store_log_after(r->node->rst, &e->id, have,
-                                        LOG_BATCHES, budget - s->bytes,
-                                        sel_add, s);
+        jv_err err = jv_store_log_after(r->node->rst, &e->id, have, LOG_BATCHES,
+                                        budget - s->bytes, sel_add, s);
         if (err)
             return err;
         if (s->last_seq > have && sent)
@@ -360,7 +367,8 @@ out:
     return err;
 }
 
-/* -- applying what peers send ------------------------------------------------- */
+/* -- applying what peers send -------------------------------------------------
+ */
 
 static void job_free(apply_job *j)
 {
@@ -393,7 +401,8 @@ static void applied_cb(jv_write_req *w)
 {
     apply_job *j = w->arg;
     jv_repl *r = j->r;
-    peer *src = j->src_addr ? find_addr(r, j->src_addr) : find_id(r, &j->src_id);
+    peer *src =
+        j->src_addr ? find_addr(r, j->src_addr) : find_id(r, &j->src_id);
     size_t applied = 0;
     r->applying--;
     if (w->err) {
@@ -412,8 +421,7 @@ static void applied_cb(jv_write_req *w)
                 jv_hlc_observe(&r->node->hlc, jv_now_ms(), j->hlc[i]);
                 break;
             case JV_EDUP:
-                count(r, "jarvis_repl_batches_total", "result", "duplicate",
-                      1);
+                count(r, "jarvis_repl_batches_total", "result", "duplicate", 1);
                 break;
             case JV_EGAP:
                 count(r, "jarvis_repl_batches_total", "result", "held_gap", 1);
@@ -530,7 +538,8 @@ static bool apply_batches(jv_repl *r, peer *src, const jv_msg *m,
     return true;
 }
 
-/* -- outbound exchanges ---------------------------------------------------------- */
+/* -- outbound exchanges
+ * ---------------------------------------------------------- */
 
 static void fail(peer *p, const char *why)
 {
@@ -562,7 +571,7 @@ static void exchange(peer *p)
     bool more = false;
     jv_err err;
 
-    if (r->stopping)
+    if (r->stopping || p->is_self)
         return;
     if (p->state != P_IDLE) {
         p->again = true;
@@ -585,14 +594,13 @@ static void exchange(peer *p)
         goto out;
     if ((err = build(r, JV_MSG_SYNC, &have, &s, more, budget, &frame)))
         goto out;
-    if ((err = jv_transport_send(p->tp, frame.data, frame.len,
-                                 r->o.timeout_ms)))
+    if ((err =
+             jv_transport_send(p->tp, frame.data, frame.len, r->o.timeout_ms)))
         goto out;
     p->state = P_SENDING;
     p->bytes_out += frame.len;
     p->batches_out += s.n;
-    count(r, "jarvis_repl_bytes_total", "direction", "out",
-          (double)frame.len);
+    count(r, "jarvis_repl_bytes_total", "direction", "out", (double)frame.len);
     /* What is left over goes in the next exchange, after the reply. */
     if (more)
         p->again = true;
@@ -631,15 +639,22 @@ static void on_reply(void *arg, jv_tpeer *tp, jv_err err, const uint8_t *msg,
         (err = jv_msg_decode(plain.data, plain.len, r->o.max_message,
                              &r->scratch, &m))) {
         snprintf(why, sizeof(why), "bad reply: %s", jv_strerror(err));
-        refuse_frame(r, 0, err == JV_ENOTFOUND ? "unknown_key"
-                           : err == JV_ECRYPTO ? "bad_tag"
-                           : err == JV_EPERM   ? "key_mismatch"
-                                               : "malformed");
+        refuse_frame(r, 0,
+                     err == JV_ENOTFOUND ? "unknown_key"
+                     : err == JV_ECRYPTO ? "bad_tag"
+                     : err == JV_EPERM   ? "key_mismatch"
+                                         : "malformed");
         fail(p, why);
         goto out;
     }
     if (m.type != JV_MSG_SYNC_REPLY) {
         fail(p, "reply of the wrong type");
+        goto out;
+    }
+    if (jv_id_eq(&m.from, &r->node->kp.pk)) {
+        /* A shared peer list names every node, this one included. */
+        jv_info("repl", "peer %s is this node itself: not dialled", p->addr);
+        mark_self(p);
         goto out;
     }
     if (p->id_known && !jv_id_eq(&p->id, &m.from)) {
@@ -668,7 +683,8 @@ out:
     jv_buf_fini(&plain);
 }
 
-/* -- inbound requests ----------------------------------------------------------- */
+/* -- inbound requests
+ * ----------------------------------------------------------- */
 
 static void on_request(void *arg, jv_inbound *in, const uint8_t *msg,
                        size_t len)
@@ -695,10 +711,11 @@ static void on_request(void *arg, jv_inbound *in, const uint8_t *msg,
         goto drop;
     }
     if ((err = jv_open(r->keyed ? &r->ring : NULL, msg, len, &plain))) {
-        refuse_frame(r, 2, err == JV_ENOTFOUND ? "unknown_key"
-                           : err == JV_ECRYPTO ? "bad_tag"
-                           : err == JV_EPERM   ? "key_mismatch"
-                                               : "malformed");
+        refuse_frame(r, 2,
+                     err == JV_ENOTFOUND ? "unknown_key"
+                     : err == JV_ECRYPTO ? "bad_tag"
+                     : err == JV_EPERM   ? "key_mismatch"
+                                         : "malformed");
         goto drop;
     }
     if ((err = jv_msg_decode(plain.data, plain.len, r->o.max_message,
@@ -711,8 +728,16 @@ static void on_request(void *arg, jv_inbound *in, const uint8_t *msg,
     snprintf(addr, sizeof(addr), "%.*s", (int)m.from_addr.n, m.from_addr.p);
     if (is_blocked(r, addr, &m.from))
         goto drop;
-    if (jv_id_eq(&m.from, &r->node->kp.pk))
-        goto drop; /* our own listener probe through a peer entry */
+    if (jv_id_eq(&m.from, &r->node->kp.pk)) {
+        /* Ourselves, through a peer entry naming our own address: an
+         * empty reply tells the dialling side to stop. */
+        if ((err = our_have(r, &have)) ||
+            (err = build(r, JV_MSG_SYNC_REPLY, &have, NULL, false, 0, &frame)))
+            goto drop;
+        jv_transport_reply(in, frame.data, frame.len);
+        in = NULL;
+        goto drop;
+    }
 
     peer *p = find_id(r, &m.from);
     if (!p && addr[0])
@@ -729,8 +754,8 @@ static void on_request(void *arg, jv_inbound *in, const uint8_t *msg,
         p->bytes_in += len;
     }
 
-    uint64_t budget = m.budget < r->o.max_message / 2 ? m.budget
-                                                      : r->o.max_message / 2;
+    uint64_t budget =
+        m.budget < r->o.max_message / 2 ? m.budget : r->o.max_message / 2;
     if ((err = our_have(r, &have)) ||
         (err = select_for(r, &m.have, budget, &s, &more, NULL)) ||
         (err = build(r, JV_MSG_SYNC_REPLY, &have, &s, more, 0, &frame))) {
@@ -747,8 +772,7 @@ static void on_request(void *arg, jv_inbound *in, const uint8_t *msg,
                 jv_vv_raise(&p->have, &h.origin, h.last_seq);
         }
     }
-    count(r, "jarvis_repl_bytes_total", "direction", "out",
-          (double)frame.len);
+    count(r, "jarvis_repl_bytes_total", "direction", "out", (double)frame.len);
     jv_transport_reply(in, frame.data, frame.len);
     in = NULL;
     apply_batches(r, p, &m, false);
@@ -766,16 +790,21 @@ static void on_listener(void *arg, jv_err err)
 {
     jv_repl *r = arg;
     if (err) {
-        jv_error("repl", "peer listener on %s is dead and could not be "
-                 "re-created: %s; trying again", r->bound, jv_strerror(err));
+        jv_error("repl",
+                 "peer listener on %s is dead and could not be "
+                 "re-created: %s; trying again",
+                 r->bound, jv_strerror(err));
         return;
     }
     count(r, "jarvis_repl_listener_restarts_total", NULL, NULL, 1);
-    jv_warn("repl", "peer listener on %s stopped accepting (nng #1518); "
-            "re-created it", r->bound);
+    jv_warn("repl",
+            "peer listener on %s stopped accepting (nng #1518); "
+            "re-created it",
+            r->bound);
 }
 
-/* -- scheduling ------------------------------------------------------------------- */
+/* -- scheduling
+ * ------------------------------------------------------------------- */
 
 /* Starts an exchange with up to fanout random peers other than the one
  * the news came from. */
@@ -789,7 +818,7 @@ static void kick(jv_repl *r, const char *exclude_addr, const jv_id *exclude)
             continue;
         if (exclude && p->id_known && jv_id_eq(&p->id, exclude))
             continue;
-        if (p->next_try_ms > now)
+        if (p->next_try_ms > now || p->is_self)
             continue;
         cand[n++] = p;
     }
@@ -807,7 +836,7 @@ static void on_timer(uv_timer_t *t)
     peer *unknown = NULL, *cand[64];
     size_t n = 0;
     for (peer *p = r->peers; p; p = p->next) {
-        if (p->state != P_IDLE || p->next_try_ms > now)
+        if (p->state != P_IDLE || p->next_try_ms > now || p->is_self)
             continue;
         if (!p->have_known && !unknown)
             unknown = p;
@@ -825,7 +854,21 @@ static void on_timer(uv_timer_t *t)
                    0);
 }
 
-/* -- peers ------------------------------------------------------------------------ */
+/* -- peers
+ * ------------------------------------------------------------------------ */
+
+static void mark_self(peer *p)
+{
+    p->is_self = true;
+    p->id = p->r->node->kp.pk;
+    p->id_known = true;
+    p->reachable = true;
+    p->caught_up = true;
+    p->state = P_IDLE;
+    p->again = false;
+    p->failures = 0;
+    p->last_error[0] = '\0';
+}
 
 static void peer_free(peer *p)
 {
@@ -859,6 +902,12 @@ jv_err jv_repl_peer_add(jv_repl *r, const char *addr)
     p->next = r->peers;
     r->peers = p;
     r->npeers++;
+    if (r->bound[0] && strcmp(addr, r->bound) == 0) {
+        mark_self(p);
+        jv_info("repl", "peer %s is this node's own address: not dialled",
+                addr);
+        return JV_OK;
+    }
     jv_info("repl", "peer %s added", addr);
     exchange(p);
     return JV_OK;
@@ -900,7 +949,7 @@ size_t jv_repl_npeers(const jv_repl *r)
 bool jv_repl_caught_up(const jv_repl *r)
 {
     for (const peer *p = r->peers; p; p = p->next)
-        if (!p->caught_up)
+        if (!p->caught_up && !p->is_self)
             return false;
     return true;
 }
@@ -923,8 +972,8 @@ json_t *jv_repl_peers_json(jv_repl *r)
     for (peer *p = r->peers; p && n < 256; p = p->next)
         sorted[n++] = p;
     for (size_t i = 1; i < n; i++)
-        for (size_t k = i; k > 0 && strcmp(sorted[k - 1]->addr,
-                                           sorted[k]->addr) > 0; k--) {
+        for (size_t k = i;
+             k > 0 && strcmp(sorted[k - 1]->addr, sorted[k]->addr) > 0; k--) {
             peer *t = sorted[k];
             sorted[k] = sorted[k - 1];
             sorted[k - 1] = t;
@@ -936,10 +985,10 @@ json_t *jv_repl_peers_json(jv_repl *r)
             jv_id_hex(&p->id, hex);
         json_array_append_new(
             arr,
-            json_pack("{s:s,s:o,s:b,s:o,s:o,s:o,s:I,s:I,s:I,s:I,s:I,s:o}",
-                      "address", p->addr, "node_id",
-                      p->id_known ? json_string(hex) : json_null(),
-                      "reachable", p->reachable, "last_contact",
+            json_pack("{s:s,s:b,s:o,s:b,s:o,s:o,s:o,s:I,s:I,s:I,s:I,s:I,s:o}",
+                      "address", p->addr, "self", p->is_self, "node_id",
+                      p->id_known ? json_string(hex) : json_null(), "reachable",
+                      p->reachable, "last_contact",
                       time_or_null(p->last_contact_ms), "lacks_from_us",
                       p->have_known ? json_integer((json_int_t)jv_vv_missing(
                                           &p->have, &r->applied))
@@ -963,11 +1012,16 @@ int jv_repl_health(jv_repl *r, char *why, size_t whylen)
 {
     size_t up = 0;
     uint64_t we_lack = 0, they_lack = 0;
-    if (!r->npeers) {
+    size_t total = 0;
+    for (peer *p = r->peers; p; p = p->next)
+        total += !p->is_self;
+    if (!total) {
         snprintf(why, whylen, "no peers configured");
         return 100;
     }
     for (peer *p = r->peers; p; p = p->next) {
+        if (p->is_self)
+            continue;
         if (p->reachable)
             up++;
         if (p->have_known) {
@@ -980,23 +1034,25 @@ int jv_repl_health(jv_repl *r, char *why, size_t whylen)
     snprintf(why, whylen,
              "%zu of %zu peers reachable; we lack %" PRIu64
              " operations, a peer lacks up to %" PRIu64,
-             up, r->npeers, we_lack, they_lack);
-    if (up == r->npeers)
+             up, total, we_lack, they_lack);
+    if (up == total)
         return 100;
     return up ? 60 : 20;
 }
 
 void jv_repl_update_metrics(jv_repl *r)
 {
-    size_t up = 0;
+    size_t up = 0, total = 0;
     for (peer *p = r->peers; p; p = p->next) {
         char l[600];
+        if (p->is_self)
+            continue;
+        total++;
         if (p->reachable)
             up++;
         if (!p->have_known)
             continue;
-        snprintf(l, sizeof(l), "peer=\"%s\",direction=\"they_lack\"",
-                 p->addr);
+        snprintf(l, sizeof(l), "peer=\"%s\",direction=\"they_lack\"", p->addr);
         jv_metrics_set(M(r), "jarvis_repl_peer_lag_ops", l,
                        (double)jv_vv_missing(&p->have, &r->applied));
         snprintf(l, sizeof(l), "peer=\"%s\",direction=\"we_lack\"", p->addr);
@@ -1006,10 +1062,11 @@ void jv_repl_update_metrics(jv_repl *r)
     jv_metrics_set(M(r), "jarvis_repl_peers", "state=\"reachable\"",
                    (double)up);
     jv_metrics_set(M(r), "jarvis_repl_peers", "state=\"unreachable\"",
-                   (double)(r->npeers - up));
+                   (double)(total - up));
 }
 
-/* -- faults ------------------------------------------------------------------------ */
+/* -- faults
+ * ------------------------------------------------------------------------ */
 
 jv_err jv_repl_block(jv_repl *r, const char *what)
 {
@@ -1040,7 +1097,8 @@ void jv_repl_kill_listener(jv_repl *r)
     jv_transport_fault_kill_listener(r->tp);
 }
 
-/* -- start and stop ------------------------------------------------------------------ */
+/* -- start and stop
+ * ------------------------------------------------------------------ */
 
 static jv_err declare(jv_metrics *m)
 {
@@ -1094,8 +1152,7 @@ jv_err jv_repl_start(jv_node *n, const jv_repl_opts *o, jv_repl **out,
     r->rng |= 1;
     if ((err = declare(n->metrics)) ||
         (err = jv_store_vv(n->rst, &r->applied))) {
-        snprintf(msg, msglen, "cannot start replication: %s",
-                 jv_strerror(err));
+        snprintf(msg, msglen, "cannot start replication: %s", jv_strerror(err));
         goto fail;
     }
     jv_transport_opts_default(&to);
@@ -1106,9 +1163,8 @@ jv_err jv_repl_start(jv_node *n, const jv_repl_opts *o, jv_repl **out,
                  jv_strerror(err));
         goto fail;
     }
-    if (o->listen &&
-        (err = jv_transport_listen(r->tp, o->listen, r->bound,
-                                   sizeof(r->bound)))) {
+    if (o->listen && (err = jv_transport_listen(r->tp, o->listen, r->bound,
+                                                sizeof(r->bound)))) {
         snprintf(msg, msglen, "cannot listen for peers on %s: %s", o->listen,
                  jv_strerror(err));
         jv_transport_close(r->tp, NULL, NULL);

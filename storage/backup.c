@@ -754,6 +754,13 @@ jv_err jv_store_restore(const char *src, const char *db_path, char *msg,
                  rep.state_matches ? "" : rep.state_msg);
         goto fail;
     }
+    /* The node that opens it must not write before it has fetched from its
+     * peers what it published after this backup was taken (repl.h). */
+    if ((err = jv_store_meta_set(st, JV_META_RESTORED, "1", 1))) {
+        snprintf(msg, msglen, "restore: cannot mark %s restored: %s", tmp,
+                 jv_store_errmsg(st));
+        goto fail;
+    }
     /* The last close checkpoints the copy's WAL into it and removes it. */
     jv_store_close(st);
     st = NULL;

@@ -17,7 +17,10 @@ jv_err jv_store_backup(jv_store *st, const char *dest);
  * not be running on db_path (the caller holds the data dir's lock). The
  * backup is checked first (opens as a Jarvis database, integrity check,
  * full verification); a failing backup changes nothing. The old database
- * and its -wal/-shm files are replaced atomically (rename). msg receives a
+ * and its -wal/-shm files are replaced atomically (rename). The restored
+ * database is marked (JV_META_RESTORED): the node that opens it accepts no
+ * local write until it has caught up with its peers, since it may have
+ * published operations after the backup was taken. msg receives a
  * one-line reason on failure. */
 jv_err jv_store_restore(const char *src, const char *db_path, char *msg,
                         size_t msglen);

@@ -213,6 +213,19 @@ static void test_restore(void **state)
     char *now = st_export(st, true);
     assert_string_equal(saved, now);
     check_verified(st);
+    /* Marked, so that the node fences its writes until caught up; the
+     * backup's own file is not. */
+    char mark[4];
+    size_t marklen = 0;
+    assert_int_equal(
+        jv_store_meta_get(st, JV_META_RESTORED, mark, sizeof(mark), &marklen),
+        JV_OK);
+    assert_true(marklen > 0);
+    jv_store *orig = st_open(bk);
+    assert_int_equal(
+        jv_store_meta_get(orig, JV_META_RESTORED, mark, sizeof(mark), &marklen),
+        JV_ENOTFOUND);
+    jv_store_close(orig);
     write_some(st, &f->kp, 50); /* the restored node carries on */
     jv_store_close(st);
     /* Restoring onto a path with nothing there creates it. */
