@@ -329,6 +329,7 @@ static void on_writer_stopped(void *arg)
     close_handle(n, (uv_handle_t *)&n->ckpt_timer);
     close_handle(n, (uv_handle_t *)&n->sigterm);
     close_handle(n, (uv_handle_t *)&n->sigint);
+    close_handle(n, (uv_handle_t *)&n->sighup);
     close_handle(n, (uv_handle_t *)&n->tick);
     jv_info("node", "stopped");
 }
@@ -385,6 +386,33 @@ void jv_node_stop(jv_node *n)
         jv_repl_stop(n->repl, on_repl_stopped, n);
     else
         on_repl_stopped(n);
+}
+
+/* SIGHUP: read the cluster key file again (key rotation without a
+ * restart). A file that does not load leaves the keys in use as they
+ * were. */
+static void on_reload(uv_signal_t *s, int signum)
+{
+    jv_node *n = s->data;
+    jv_keyring ring;
+    char msg[256];
+    (void)signum;
+    if (!n->cfg->cluster_key_file || !n->repl) {
+        jv_info("node", "SIGHUP: no cluster key file to reload");
+        return;
+    }
+    if (jv_keyring_load(n->cfg->cluster_key_file, &ring, msg, sizeof(msg))) {
+        jv_error("node", "SIGHUP: keeping the cluster keys in use: %s", msg);
+        return;
+    }
+    char id[9];
+    jv_keyring_id_hex(&ring, 0, id);
+    jv_repl_set_keyring(n->repl, &ring);
+    jv_keyring_wipe(&n->ring);
+    n->ring = ring;
+    jv_keyring_wipe(&ring);
+    jv_info("node", "SIGHUP: reloaded %zu cluster key(s); sending under %s",
+            n->ring.n, id);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -642,9 +670,11 @@ jv_err jv_node_start(jv_node *n, uv_loop_t *loop, const jv_config *cfg,
 
     uv_signal_init(loop, &n->sigterm);
     uv_signal_init(loop, &n->sigint);
-    n->sigterm.data = n->sigint.data = n;
+    uv_signal_init(loop, &n->sighup);
+    n->sigterm.data = n->sigint.data = n->sighup.data = n;
     uv_signal_start(&n->sigterm, on_signal, SIGTERM);
     uv_signal_start(&n->sigint, on_signal, SIGINT);
+    uv_signal_start(&n->sighup, on_reload, SIGHUP);
     uv_timer_init(loop, &n->tick);
     n->tick.data = n;
     uv_timer_start(&n->tick, on_tick, TICK_MS, TICK_MS);

@@ -54,7 +54,7 @@ struct jv_node {
     char peer_bound[256]; /* where peers reach us ("" if not listening) */
     bool fenced; /* restored from a backup: no local writes until caught up */
 
-    uv_signal_t sigterm, sigint;
+    uv_signal_t sigterm, sigint, sighup;
     uv_timer_t tick;
     int lockfd;
     uint64_t started_ms;

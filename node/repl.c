@@ -1065,6 +1065,14 @@ void jv_repl_update_metrics(jv_repl *r)
                    (double)(total - up));
 }
 
+void jv_repl_set_keyring(jv_repl *r, const jv_keyring *ring)
+{
+    jv_keyring_wipe(&r->ring);
+    r->keyed = ring && ring->n;
+    if (r->keyed)
+        r->ring = *ring;
+}
+
 /* -- faults
  * ------------------------------------------------------------------------ */
 

@@ -35,12 +35,12 @@
 typedef struct jv_repl jv_repl;
 
 typedef struct {
-    const char *listen;   /* address to listen on, or NULL for none */
+    const char *listen;     /* address to listen on, or NULL for none */
     const jv_keyring *ring; /* NULL or empty: plaintext frames */
     uint64_t fanout;
     uint64_t interval_ms;
     uint64_t max_message;
-    uint64_t timeout_ms;  /* one exchange */
+    uint64_t timeout_ms; /* one exchange */
     uint64_t backoff_min_ms;
     uint64_t backoff_max_ms;
 } jv_repl_opts;
@@ -68,6 +68,10 @@ void jv_repl_update_metrics(jv_repl *r);
  * (the restored-node fence waits for this). */
 bool jv_repl_caught_up(const jv_repl *r);
 size_t jv_repl_npeers(const jv_repl *r);
+
+/* Replaces the cluster keyring (a reload): what is sent from now on is
+ * sealed with ring->k[0], and every key of ring opens. */
+void jv_repl_set_keyring(jv_repl *r, const jv_keyring *ring);
 
 /* Stops exchanges, waits for the writer to finish applying what was
  * received, closes the transport, then done(arg). */
