@@ -16,12 +16,6 @@
 #define MAX_SEEDS 64
 #define MAX_INPUT (64 * 1024)
 
-_Noreturn void jv_fuzz_fail(const char *file, int line, const char *what)
-{
-    fprintf(stderr, "%s:%d: check failed: %s\n", file, line, what);
-    abort();
-}
-
 static void mutate(jv_rng *r, jv_buf *in, const jv_buf *seeds, size_t nseeds)
 {
     unsigned rounds = 1 + (unsigned)jv_rng_below(r, 4);
