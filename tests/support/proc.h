@@ -71,6 +71,9 @@ typedef struct {
     char log[600];       /* jarvisd's stdout and stderr, <root>/jarvisd.log */
     char url[256];       /* the API address, as api.addr gives it */
     char admin_key[256]; /* the first admin key, from admin.key */
+    /* Set between jv_test_node_prepare() and jv_test_node_restart(): the
+     * largest file jarvisd may write (RLIMIT_FSIZE, bytes); 0: no limit. */
+    unsigned long long fsize_limit;
 } jv_test_node;
 
 /* Makes a fresh temporary root and starts jarvisd on <root>/data with
