@@ -259,6 +259,16 @@ void api_error(api_ctx *c, int status, const char *code, const char *fmt, ...)
                        message);
 }
 
+void api_rate_limited(api_ctx *c, uint64_t retry_ms)
+{
+    char hdr[64];
+    snprintf(hdr, sizeof(hdr), "Retry-After: %" PRIu64 "\r\n",
+             (retry_ms + 999) / 1000);
+    jv_metrics_add(c->node->metrics, "jarvis_rate_limited_total", NULL, 1);
+    error_with_headers(c, 429, "rate_limited", hdr,
+                       "rate limit of this key exceeded");
+}
+
 void api_fail(api_ctx *c, jv_err err, const char *what)
 {
     switch (err) {
@@ -627,12 +637,7 @@ void jv_api_handle(void *arg, jv_http_req *req)
         }
         uint64_t retry = 0;
         if (jv_auth_rate(n->auth, c->who.key_id, now, &retry) != JV_OK) {
-            char hdr[64];
-            snprintf(hdr, sizeof(hdr), "Retry-After: %" PRIu64 "\r\n",
-                     (retry + 999) / 1000);
-            jv_metrics_add(n->metrics, "jarvis_rate_limited_total", NULL, 1);
-            error_with_headers(c, 429, "rate_limited", hdr,
-                               "rate limit of this key exceeded");
+            api_rate_limited(c, retry);
             return;
         }
     }

@@ -52,6 +52,9 @@ void api_reply_raw(api_ctx *c, int status, const char *type,
 /* Answers {"error":{"code","message"}} and frees the context. */
 void api_error(api_ctx *c, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* Answers 429 rate_limited with Retry-After (retry_ms rounded up to
+ * seconds) and counts it in jarvis_rate_limited_total. */
+void api_rate_limited(api_ctx *c, uint64_t retry_ms);
 /* Answers the error a jv_err stands for (404 for JV_ENOTFOUND, 503 for
  * storage failures...). what says what was being done. */
 void api_fail(api_ctx *c, jv_err err, const char *what);

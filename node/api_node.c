@@ -252,13 +252,7 @@ void api_session_create(api_ctx *c)
     }
     uint64_t now = jv_now_ms(), retry;
     if (jv_auth_rate(n->auth, c->who.key_id, now, &retry) != JV_OK) {
-        char hdr[64];
-        snprintf(hdr, sizeof(hdr), "Retry-After: %" PRIu64 "\r\n",
-                 (retry + 999) / 1000);
-        api_reply_raw(c, 429, "application/json", hdr,
-                      "{\"error\":{\"code\":\"rate_limited\",\"message\":"
-                      "\"rate limit of this key exceeded\"}}",
-                      82);
+        api_rate_limited(c, retry);
         return;
     }
     session_new *s = jv_calloc(1, sizeof(*s));
