@@ -245,9 +245,13 @@ static void error_with_headers(api_ctx *c, int status, const char *code,
 void api_error(api_ctx *c, int status, const char *code, const char *fmt, ...)
 {
     char message[512];
+    size_t at = 0;
     va_list ap;
+    if (c->op_at)
+        at = (size_t)snprintf(message, sizeof(message),
+                              "op %zu: ", c->op_at - 1);
     va_start(ap, fmt);
-    vsnprintf(message, sizeof(message), fmt, ap);
+    vsnprintf(message + at, sizeof(message) - at, fmt, ap);
     va_end(ap);
     /* json_pack refuses invalid UTF-8; a message quoting user input is cut
      * back to its valid prefix. */

@@ -740,17 +740,16 @@ static void batch_done(jv_write_req *r)
     api_reply(c, 200, json_pack("{s:o}", "results", results));
 }
 
-/* A key or name field of an op; 0 or answered 400. */
+/* A key or name field of an op; 0 or answered 400 (naming the op). */
 static int op_name(api_ctx *c, json_t *op, const char *field, size_t max,
-                   size_t index, jv_str *out)
+                   jv_str *out)
 {
     json_t *v = json_object_get(op, field);
     jv_str s = {v && json_is_string(v) ? json_string_value(v) : NULL,
                 v && json_is_string(v) ? json_string_length(v) : 0};
     if (!s.p || s.n == 0 || s.n > max || !jv_str_valid_utf8(s)) {
         api_error(c, 400, "invalid_field",
-                  "op %zu: '%s' must be a string of 1 to %zu bytes", index,
-                  field, max);
+                  "'%s' must be a string of 1 to %zu bytes", field, max);
         return -1;
     }
     *out = s;
@@ -788,14 +787,16 @@ void api_batch(api_ctx *c)
                                : NULL;
         jv_str key;
         m->at[i] = k;
+        /* Every error from here on names op i. */
+        c->op_at = i + 1;
         if (!name) {
             api_error(c, 400, "invalid_field",
-                      "op %zu: must be an object with an 'op' string", i);
+                      "must be an object with an 'op' string");
             return;
         }
         if (!strcmp(name, "counter.increment")) {
             m->kind[i] = B_COUNTER;
-            if (op_name(c, op, "name", JV_OP_MAX_NAME, i, &key) ||
+            if (op_name(c, op, "name", JV_OP_MAX_NAME, &key) ||
                 counter_intent(c, json_object_get(op, "by"), key, &in[k++]))
                 return;
         } else if (!strcmp(name, "audit.append")) {
@@ -804,27 +805,27 @@ void api_batch(api_ctx *c)
                 return;
         } else if (!strcmp(name, "config.set")) {
             m->kind[i] = B_CONFIG;
-            if (op_name(c, op, "key", JV_OP_MAX_KEY, i, &key) ||
+            if (op_name(c, op, "key", JV_OP_MAX_KEY, &key) ||
                 config_intents(c, key, op, &in[k]))
                 return;
             k += 2;
         } else if (!strcmp(name, "archive.add")) {
             m->kind[i] = B_ADD;
-            if (op_name(c, op, "key", JV_OP_MAX_KEY, i, &key) ||
+            if (op_name(c, op, "key", JV_OP_MAX_KEY, &key) ||
                 archive_add_intent(c, key, op, &in[k++]))
                 return;
         } else if (!strcmp(name, "archive.remove")) {
             m->kind[i] = B_RM;
-            if (op_name(c, op, "key", JV_OP_MAX_KEY, i, &key))
+            if (op_name(c, op, "key", JV_OP_MAX_KEY, &key))
                 return;
             in[k].op.kind = JV_OP_ARCHIVE_RM;
             in[k++].op.rm.key = key;
         } else {
-            api_error(c, 400, "invalid_field", "op %zu: unknown op '%s'", i,
-                      name);
+            api_error(c, 400, "invalid_field", "unknown op '%s'", name);
             return;
         }
     }
+    c->op_at = 0;
     c->nintents = k;
     api_submit(c, batch_done);
 }

@@ -40,6 +40,9 @@ struct api_ctx {
     size_t nowned;
     void *extra;
     void (*extra_free)(void *);
+    /* While POST /v1/batch reads its ops: 1 + the index of the op being
+     * read, so that every error names it; 0 otherwise. */
+    size_t op_at;
 };
 
 /* Answers with a JSON body (stolen) and frees the context. */
