@@ -273,7 +273,9 @@ void api_rate_limited(api_ctx *c, uint64_t retry_ms)
                        "rate limit of this key exceeded");
 }
 
-void api_fail(api_ctx *c, jv_err err, const char *what)
+/* api_fail with the storage message that goes with err. */
+static void fail_with(api_ctx *c, jv_err err, const char *what,
+                      const char *store_msg)
 {
     switch (err) {
     case JV_ENOTFOUND:
@@ -295,12 +297,17 @@ void api_fail(api_ctx *c, jv_err err, const char *what)
     case JV_EBUSY:
     case JV_ECORRUPT:
         api_error(c, 503, "storage_unavailable", "%s: %s (%s)", what,
-                  jv_strerror(err), jv_store_errmsg(c->node->rst));
+                  jv_strerror(err), store_msg);
         break;
     default:
         api_error(c, 500, "internal", "%s: %s", what, jv_strerror(err));
         break;
     }
+}
+
+void api_fail(api_ctx *c, jv_err err, const char *what)
+{
+    fail_with(c, err, what, jv_store_errmsg(c->node->rst));
 }
 
 /* -- request parts ---------------------------------------------------------- */
@@ -491,10 +498,17 @@ void api_submit(api_ctx *c, jv_write_cb done)
     jv_writer_submit(c->node->writer, &c->wr);
 }
 
+void api_fail_commit(api_ctx *c)
+{
+    /* The commit ran on the writer's connection, not the reader's: its
+     * message came back with the request. */
+    fail_with(c, c->wr.err, "commit", c->wr.errmsg);
+}
+
 bool api_write_ok(api_ctx *c)
 {
     if (c->wr.err) {
-        api_fail(c, c->wr.err, "commit");
+        api_fail_commit(c);
         return false;
     }
     if (c->wr.group.result) {

@@ -699,7 +699,7 @@ static void batch_done(jv_write_req *r)
     api_ctx *c = r->arg;
     batch_map *m = c->extra;
     if (c->wr.err) {
-        api_fail(c, c->wr.err, "commit");
+        api_fail_commit(c);
         return;
     }
     if (c->wr.group.result) {

@@ -94,6 +94,9 @@ uint64_t api_stamp(api_ctx *c);
 /* Submits c->wr (group over c->intents) to the writer; done runs on the
  * loop after the commit. */
 void api_submit(api_ctx *c, jv_write_cb done);
+/* Answers the error of a failed commit (c->wr.err) with the writer's
+ * storage message. */
+void api_fail_commit(api_ctx *c);
 /* Common completion check: answers and returns false when the commit or
  * the group failed. */
 bool api_write_ok(api_ctx *c);
