@@ -74,6 +74,20 @@ static size_t on_header(char *data, size_t size, size_t n, void *arg)
     return b->failed ? 0 : size * n;
 }
 
+/* Notes that bytes of the request went out. libcurl resends a request
+ * whose reused connection died before any answer on a fresh connection,
+ * so a failed connect does not prove that nothing was sent. */
+static int on_debug(CURL *h, curl_infotype type, char *data, size_t size,
+                    void *arg)
+{
+    (void)h;
+    (void)data;
+    (void)size;
+    if (type == CURLINFO_HEADER_OUT || type == CURLINFO_DATA_OUT)
+        *(bool *)arg = true;
+    return 0;
+}
+
 int jv_http_global_init(void)
 {
     return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
@@ -156,6 +170,10 @@ int jv_http_do(jv_http_client *c, const char *method, const char *path,
         hdrs = curl_slist_append(hdrs, auth);
     }
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    bool sent = false;
+    curl_easy_setopt(h, CURLOPT_VERBOSE, 1L);
+    curl_easy_setopt(h, CURLOPT_DEBUGFUNCTION, on_debug);
+    curl_easy_setopt(h, CURLOPT_DEBUGDATA, &sent);
     CURLcode rc = curl_easy_perform(h);
     curl_slist_free_all(hdrs);
     r->transport = (int)rc;
@@ -163,7 +181,7 @@ int jv_http_do(jv_http_client *c, const char *method, const char *path,
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
     } else {
         snprintf(r->error, sizeof r->error, "%s", curl_easy_strerror(rc));
-        r->not_sent = rc == CURLE_COULDNT_CONNECT;
+        r->not_sent = rc == CURLE_COULDNT_CONNECT && !sent;
     }
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
     resp_finish(r, &rb, &hb);

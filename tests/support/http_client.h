@@ -31,8 +31,9 @@ typedef struct {
     char *headers;   /* the final answer's header lines, NUL-terminated */
     json_t *json;    /* the body as JSON when it parses, else NULL */
     int transport;   /* libcurl's CURLcode (0: an answer came) */
-    bool not_sent;   /* the request certainly did not reach the server
-                        (connection refused) */
+    bool not_sent;   /* the request certainly did not reach the server:
+                        no connection, and no byte of it written on a
+                        connection that died (libcurl then retries) */
     char error[256]; /* why there was no answer; "" when there was */
 } jv_http_resp;
 

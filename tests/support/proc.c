@@ -389,9 +389,14 @@ int jv_test_node_restart(jv_test_node *n, char *const extra[])
 
 int jv_test_node_stop(jv_test_node *n)
 {
+    return jv_test_node_kill(n, SIGTERM);
+}
+
+int jv_test_node_kill(jv_test_node *n, int sig)
+{
     if (!n->running)
         return -1;
-    jv_proc_signal(&n->proc, SIGTERM);
+    jv_proc_signal(&n->proc, sig);
     long long deadline = now_ms() + NODE_WAIT_MS;
     int ws = 0;
     pid_t w;
@@ -402,8 +407,8 @@ int jv_test_node_stop(jv_test_node *n)
     if (w != n->proc.pid) {
         kill(n->proc.pid, SIGKILL);
         waitpid(n->proc.pid, &ws, 0);
-        fprintf(stderr, "jarvisd did not stop within %d ms of SIGTERM\n",
-                NODE_WAIT_MS);
+        fprintf(stderr, "jarvisd did not stop within %d ms of signal %d\n",
+                NODE_WAIT_MS, sig);
         jv_test_node_dump_log(n);
         return -1;
     }

@@ -94,6 +94,11 @@ int jv_test_node_restart(jv_test_node *n, char *const extra[]);
  * signal if killed, -1 if it had to be killed after the wait). */
 int jv_test_node_stop(jv_test_node *n);
 
+/* jv_test_node_stop with another signal (SIGKILL: a crash; 0: none, only
+ * wait for an exit already under way). May be called while other threads
+ * of the test talk to the node. */
+int jv_test_node_kill(jv_test_node *n, int sig);
+
 /* Kills the node if it still runs and removes its temporary root. */
 void jv_test_node_cleanup(jv_test_node *n);
 
