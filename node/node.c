@@ -306,13 +306,15 @@ static void on_http_closed(void *arg)
 }
 
 /* Polls until nothing is in flight, then closes in order: API, writer,
- * database, the loop's own handles. */
+ * database, the loop's own handles. An answer is in flight until it is
+ * written out: closing its connection earlier would cut it short. */
 static void on_drain(uv_timer_t *t)
 {
     jv_node *n = t->data;
     size_t inflight = n->http ? jv_http_inflight(n->http) : 0;
+    size_t writing = n->http ? jv_http_writing(n->http) : 0;
     size_t pending = n->writer ? jv_writer_pending(n->writer) : 0;
-    if (inflight || pending || n->offloop)
+    if (inflight || writing || pending || n->offloop)
         return;
     uv_timer_stop(t);
     if (n->http)
