@@ -359,7 +359,13 @@ jv_err api_paging(api_ctx *c, size_t *limit, jv_buf *cursor)
 int api_field_str(api_ctx *c, const char *name, bool required, size_t min,
                   size_t max, jv_str *out)
 {
-    json_t *v = c->body ? json_object_get(c->body, name) : NULL;
+    return api_field_str_in(c, c->body, name, required, min, max, out);
+}
+
+int api_field_str_in(api_ctx *c, json_t *obj, const char *name, bool required,
+                     size_t min, size_t max, jv_str *out)
+{
+    json_t *v = obj ? json_object_get(obj, name) : NULL;
     if (!v || json_is_null(v)) {
         if (required) {
             api_error(c, 400, "invalid_field", "field '%s' is required", name);

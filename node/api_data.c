@@ -246,19 +246,18 @@ static json_t *audit_json(const jv_id *origin, uint64_t seq, uint64_t time_ms,
                      api_jstr(target), "detail", api_jstr(detail));
 }
 
+/* Reads the fields from obj in place: a refusal answers and frees c, so
+ * nothing of c may be touched (or swapped in and out) around the reads. */
 static int audit_intent(api_ctx *c, json_t *obj, jv_intent *in)
 {
-    json_t *saved = c->body;
-    c->body = obj;
     jv_str action, target, detail;
-    int rc = api_field_str(c, "action", true, 1, JV_AUDIT_MAX_ACTION, &action);
-    if (!rc)
-        rc = api_field_str(c, "target", false, 0, JV_AUDIT_MAX_TARGET, &target);
-    if (!rc)
-        rc = api_field_str(c, "detail", false, 0, JV_AUDIT_MAX_DETAIL, &detail);
-    c->body = saved;
-    if (rc)
-        return rc;
+    if (api_field_str_in(c, obj, "action", true, 1, JV_AUDIT_MAX_ACTION,
+                         &action) ||
+        api_field_str_in(c, obj, "target", false, 0, JV_AUDIT_MAX_TARGET,
+                         &target) ||
+        api_field_str_in(c, obj, "detail", false, 0, JV_AUDIT_MAX_DETAIL,
+                         &detail))
+        return -1;
     if (api_audit_intent(c, in, "", "", "")) {
         api_fail(c, JV_ENOMEM, "audit");
         return -1;

@@ -75,9 +75,14 @@ static inline const char *api_cstr(const jv_buf *b)
     return b->len ? (const char *)b->data : "";
 }
 
-/* Body fields: 0 when fine, or the request was answered 400. */
+/* Body fields: 0 when fine, or the request was answered 400 (and c is
+ * freed). */
 int api_field_str(api_ctx *c, const char *name, bool required, size_t min,
                   size_t max, jv_str *out);
+/* The same for a member of obj (an op of a batch), borrowed from the
+ * body. */
+int api_field_str_in(api_ctx *c, json_t *obj, const char *name, bool required,
+                     size_t min, size_t max, jv_str *out);
 int api_field_value(api_ctx *c, json_t *obj, const char *where, jv_str *out);
 
 /* Keeps s (jv_malloc'd) until the context is freed. NULL on failure. */
