@@ -296,7 +296,7 @@ static void raw_error(const char *req, size_t len, int status, const char *code)
     char conn[64];
     size_t l0, l1;
     char *before = api_export(&N, &l0);
-    if (jv_http_raw(N.node.url, req, len, 5000, &r) != 0)
+    if (jv_http_raw(N.node.url, req, len, 20000, &r) != 0)
         fail_msg("no answer to a raw request: %s", r.error);
     API_CHECK_ERROR(&r, status, code);
     assert_non_null(jv_http_resp_header(&r, "Connection", conn, sizeof conn));
@@ -341,6 +341,19 @@ static void test_malformed_http(void **state)
     assert_int_equal(r.status, 200);
     assert_string_equal(api_str(r.json, "status"), "ok");
     jv_http_resp_fini(&r);
+}
+
+/* A request that does not arrive whole within the node's request timeout
+ * (10 s, not configurable) is answered 408 and its connection closed. */
+static void test_request_timeout(void **state)
+{
+    (void)state;
+    static const char part[] = "POST /v1/audit HTTP/1.1\r\nHost: x\r\n"
+                               "Content-Length: 20\r\n\r\n{\"action\":";
+    uint64_t t0 = api_now_ms();
+    raw_error(part, strlen(part), 408, "request_timeout");
+    uint64_t waited = api_now_ms() - t0;
+    assert_true(waited >= 9000 && waited < 20000);
 }
 
 /* -- 401, 403, 404 ----------------------------------------------------------
@@ -684,6 +697,7 @@ int main(void)
         cmocka_unit_test(test_invalid_field),
         cmocka_unit_test(test_bad_request),
         cmocka_unit_test(test_malformed_http),
+        cmocka_unit_test(test_request_timeout),
         cmocka_unit_test(test_unauthorized),
         cmocka_unit_test(test_forbidden),
         cmocka_unit_test(test_not_found),
