@@ -429,7 +429,7 @@ static void test_admin_actions_audited(void **state)
     audited("ops", "config.set", "ops/setting");
 
     char dir[512], path[600];
-    assert_int_equal(jv_test_tmpdir("jvaudit", dir, sizeof dir), 0);
+    api_tmpdir("jvaudit", dir, sizeof dir);
     snprintf(path, sizeof path, "%s/ops.db", dir);
     json_decref(API_OK(&N, 201, "POST", "/v1/backup", ops_tok,
                        api_fmt("{\"path\":\"%s\"}", path)));

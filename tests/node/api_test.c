@@ -967,7 +967,7 @@ static void test_backup_verify(void **state)
     (void)state;
     char dir[512], path[600], body[700];
     struct stat sb;
-    assert_int_equal(jv_test_tmpdir("jvbackup", dir, sizeof dir), 0);
+    api_tmpdir("jvbackup", dir, sizeof dir);
     snprintf(path, sizeof path, "%s/b.db", dir);
     snprintf(body, sizeof body, "{\"path\":\"%s\"}", path);
 

@@ -6,12 +6,70 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include <cmocka.h>
 
 #define MAX_EXTRA 48
+#define MAX_LEFT  32
+
+/* Temporary directories (and the node running in each), so that what a
+ * failed assertion skipped is removed when the program exits: cmocka jumps
+ * out of the test past api_cleanup(). */
+static struct {
+    pid_t pid; /* a jarvisd child of ours, 0 if none */
+    char path[512];
+} left[MAX_LEFT];
+
+static void remove_left(void)
+{
+    for (size_t i = 0; i < MAX_LEFT; i++) {
+        if (left[i].path[0] == '\0')
+            continue;
+        /* Only a child not reaped yet is killed: a pid of ours. */
+        if (left[i].pid > 0 && waitpid(left[i].pid, NULL, WNOHANG) == 0) {
+            kill(left[i].pid, SIGKILL);
+            waitpid(left[i].pid, NULL, 0);
+        }
+        jv_test_rmtree(left[i].path);
+        left[i].path[0] = '\0';
+    }
+}
+
+/* Records path (and the pid running there); pid -1 forgets path. */
+static void track(const char *path, pid_t pid)
+{
+    static bool registered;
+    size_t free_slot = MAX_LEFT;
+    if (!registered) {
+        atexit(remove_left);
+        registered = true;
+    }
+    for (size_t i = 0; i < MAX_LEFT; i++) {
+        if (strcmp(left[i].path, path) == 0) {
+            if (pid < 0)
+                left[i].path[0] = '\0';
+            else
+                left[i].pid = pid;
+            return;
+        }
+        if (left[i].path[0] == '\0' && free_slot == MAX_LEFT)
+            free_slot = i;
+    }
+    if (pid >= 0 && free_slot < MAX_LEFT) {
+        snprintf(left[free_slot].path, sizeof left[free_slot].path, "%s", path);
+        left[free_slot].pid = pid;
+    }
+}
+
+void api_tmpdir(const char *prefix, char *out, size_t outlen)
+{
+    assert_int_equal(jv_test_tmpdir(prefix, out, outlen), 0);
+    track(out, 0);
+}
 
 /* --listen off --name apitest, then the test's own arguments. */
 static void node_args(char *const extra[], char **out)
@@ -66,7 +124,10 @@ void api_start(api_node *a, char *const extra[])
     char *args[MAX_EXTRA];
     memset(a, 0, sizeof *a);
     node_args(extra, args);
-    if (jv_test_node_start(&a->node, args) != 0)
+    int rc = jv_test_node_start(&a->node, args);
+    if (a->node.root[0])
+        track(a->node.root, rc == 0 ? a->node.proc.pid : 0);
+    if (rc != 0)
         fail_msg("jarvisd did not start");
     connect_node(a);
     open_admin_session(a);
@@ -76,13 +137,16 @@ void api_prepare(api_node *a)
 {
     memset(a, 0, sizeof *a);
     assert_int_equal(jv_test_node_prepare(&a->node), 0);
+    track(a->node.root, 0);
 }
 
 void api_restart(api_node *a, char *const extra[])
 {
     char *args[MAX_EXTRA];
     node_args(extra, args);
-    if (jv_test_node_restart(&a->node, args) != 0)
+    int rc = jv_test_node_restart(&a->node, args);
+    track(a->node.root, rc == 0 ? a->node.proc.pid : 0);
+    if (rc != 0)
         fail_msg("jarvisd did not restart");
     connect_node(a);
     if (a->admin_token[0] != '\0') {
@@ -106,6 +170,7 @@ void api_cleanup(api_node *a)
 {
     jv_http_client_fini(&a->http);
     jv_test_node_cleanup(&a->node);
+    track(a->node.root, -1);
 }
 
 /* -- requests ----------------------------------------------------------------

@@ -45,8 +45,13 @@ void api_prepare(api_node *a);
 void api_restart(api_node *a, char *const extra[]);
 /* SIGTERM; returns jarvisd's exit status (0 when it stopped cleanly). */
 int api_stop(api_node *a);
-/* Stops if running and removes the temporary directory. */
+/* Stops if running and removes the temporary directory (at the latest
+ * when the program exits, if a failure skipped this). */
 void api_cleanup(api_node *a);
+
+/* A temporary directory (jv_test_tmpdir), removed at exit if the test
+ * does not remove it first. Fails the test on error. */
+void api_tmpdir(const char *prefix, char *out, size_t outlen);
 
 /* One request; fails the test when no answer came. body is JSON text or
  * NULL. r must be released with jv_http_resp_fini(). */
