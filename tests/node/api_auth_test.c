@@ -67,8 +67,7 @@ static int status_of(const char *method, const char *path, const char *cred,
     return st;
 }
 
-/* -- keys
- * ----------------------------------------------------------------------- */
+/* -- keys ------------------------------------------------------------------ */
 
 static void test_keys(void **state)
 {
@@ -124,8 +123,7 @@ static void test_keys(void **state)
     json_decref(k);
 }
 
-/* -- sessions
- * --------------------------------------------------------------------- */
+/* -- sessions -------------------------------------------------------------- */
 
 static void test_sessions(void **state)
 {
@@ -287,8 +285,7 @@ static void test_expiry(void **state)
     json_decref(s);
 }
 
-/* -- roles
- * ---------------------------------------------------------------------- */
+/* -- roles ----------------------------------------------------------------- */
 
 enum {
     READER = 1,
@@ -375,8 +372,7 @@ static void test_roles(void **state)
     }
 }
 
-/* -- every admin action is audited --------------------------------------------
- */
+/* -- every admin action is audited ----------------------------------------- */
 
 /* The newest entry of `action` by `actor`: checks its target. */
 static void audited(const char *actor, const char *action, const char *target)

@@ -106,8 +106,7 @@ static void same(const char *what, const json_t *a, const json_t *b)
     fail();
 }
 
-/* -- restart
- * ------------------------------------------------------------------- */
+/* -- restart --------------------------------------------------------------- */
 
 static void test_restart_keeps_state(void **state)
 {
@@ -225,8 +224,7 @@ static void test_restart_keeps_state(void **state)
     api_cleanup(&D);
 }
 
-/* -- one node per data dir
- * --------------------------------------------------------- */
+/* -- one node per data dir ------------------------------------------------- */
 
 static void test_second_node_refused(void **state)
 {
@@ -267,8 +265,7 @@ static void test_second_node_refused(void **state)
     api_cleanup(&D);
 }
 
-/* -- an answer being written when SIGTERM comes
- * ---------------------------------- */
+/* -- an answer being written when SIGTERM comes ---------------------------- */
 
 /* Connects a socket with a small receive buffer to the node (base URL
  * "http://127.0.0.1:PORT"), so that a large answer stays partly unsent. */
@@ -289,6 +286,36 @@ static int slow_reader(const char *url)
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
     return fd;
+}
+
+static void send_all(int fd, const char *s)
+{
+    assert_int_equal(send(fd, s, strlen(s), MSG_NOSIGNAL), (ssize_t)strlen(s));
+}
+
+/* Reads one answer until the node closes the connection, then parses it
+ * into r (status, headers, JSON body). */
+static void read_answer(int fd, jv_http_resp *r)
+{
+    char buf[8192];
+    size_t have = 0;
+    ssize_t k;
+    while (have < sizeof buf - 1 &&
+           (k = recv(fd, buf + have, sizeof buf - 1 - have, 0)) > 0)
+        have += (size_t)k;
+    close(fd);
+    buf[have] = '\0';
+    memset(r, 0, sizeof *r);
+    char *sep = strstr(buf, "\r\n\r\n");
+    if (sep == NULL || sscanf(buf, "HTTP/1.1 %ld", &r->status) != 1)
+        fail_msg("no answer: '%s'", buf);
+    *sep = '\0';
+    r->headers = strdup(strstr(buf, "\r\n") + 2);
+    r->body = strdup(sep + 4);
+    assert_non_null(r->headers);
+    assert_non_null(r->body);
+    r->body_len = strlen(r->body);
+    r->json = json_loads(r->body, 0, NULL);
 }
 
 static void test_sigterm_finishes_answer(void **state)
@@ -332,9 +359,33 @@ static void test_sigterm_finishes_answer(void **state)
     ssize_t k = recv(fd, got, 4096, 0);
     assert_true(k > 0);
     have = (size_t)k;
+    /* Two more clients are half-way through a request when the signal
+     * comes; they finish while the node drains. */
+    int fh = slow_reader(D.node.url), fw = slow_reader(D.node.url);
+    static const char health[] = "GET /health HTTP/1.1\r\nHost: x\r\n";
+    const char *incr =
+        api_fmt("POST /v1/counters/late/increment HTTP/1.1\r\nHost: x\r\n"
+                "Authorization: Bearer %s\r\n",
+                D.admin_token);
+    send_all(fh, health);
+    send_all(fw, incr);
+    api_sleep_ms(100);
+
     /* A slow client: nothing more is read for a while after the signal. */
     jv_proc_signal(&D.node.proc, SIGTERM);
     api_sleep_ms(300);
+    /* While it stops: /health says so, and writes are refused. */
+    send_all(fh, "\r\n");
+    send_all(fw, "\r\n");
+    jv_http_resp r;
+    read_answer(fh, &r);
+    assert_int_equal(r.status, 503);
+    assert_string_equal(api_str(r.json, "status"), "stopping");
+    jv_http_resp_fini(&r);
+    read_answer(fw, &r);
+    API_CHECK_ERROR(&r, 503, "shutting_down");
+    jv_http_resp_fini(&r);
+
     for (;;) {
         k = recv(fd, got + have, want_len + 4096 - have, 0);
         if (k <= 0)
@@ -355,12 +406,20 @@ static void test_sigterm_finishes_answer(void **state)
                  have - head, want_len);
     assert_memory_equal(got + head, want, want_len);
     free(got);
+
+    /* The refused write left nothing. */
+    api_restart(&D, extra);
+    size_t len;
+    char *now = api_export(&D, &len);
+    assert_int_equal(len, want_len);
+    assert_memory_equal(now, want, want_len);
+    free(now);
     free(want);
+    assert_int_equal(api_stop(&D), 0);
     api_cleanup(&D);
 }
 
-/* -- a write load stopped by a signal
- * ------------------------------------------------ */
+/* -- a write load stopped by a signal -------------------------------------- */
 
 #define LOAD_THREADS 4
 

@@ -50,8 +50,7 @@ static char *filled(size_t n, char ch)
     return s;
 }
 
-/* -- 400
- * ----------------------------------------------------------------------- */
+/* -- 400 ------------------------------------------------------------------- */
 
 static void test_invalid_json(void **state)
 {
@@ -356,8 +355,7 @@ static void test_request_timeout(void **state)
     assert_true(waited >= 9000 && waited < 20000);
 }
 
-/* -- 401, 403, 404 ----------------------------------------------------------
- */
+/* -- 401, 403, 404 --------------------------------------------------------- */
 
 /* 401 with a WWW-Authenticate challenge. */
 static void unauthorized(const char *method, const char *path, const char *cred,
@@ -492,8 +490,7 @@ static void test_not_found(void **state)
                 NULL);
 }
 
-/* -- 405 ----------------------------------------------------------------------
- */
+/* -- 405 ------------------------------------------------------------------- */
 
 /* Fails unless the Allow list has exactly the methods in want
  * (space-separated). */
@@ -556,8 +553,7 @@ static void test_method_not_allowed(void **state)
     check_allow("PUT", "/v1/trust", "GET POST");
 }
 
-/* -- 413, 429
- * ------------------------------------------------------------------ */
+/* -- 413, 429 -------------------------------------------------------------- */
 
 static void test_payload_too_large(void **state)
 {

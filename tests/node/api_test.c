@@ -77,8 +77,7 @@ static uint64_t check_time(const json_t *obj, const char *key, uint64_t lo,
     return ms;
 }
 
-/* -- health, metrics, status ------------------------------------------------
- */
+/* -- health, metrics, status ----------------------------------------------- */
 
 static void test_health(void **state)
 {
@@ -204,8 +203,7 @@ static void test_status(void **state)
     json_decref(j);
 }
 
-/* -- counters ----------------------------------------------------------------
- */
+/* -- counters -------------------------------------------------------------- */
 
 static void expect_json(json_t *got, const char *want_text)
 {
@@ -353,8 +351,7 @@ static void test_counter_list(void **state)
                 "{\"counters\":[],\"next_cursor\":null}");
 }
 
-/* -- audit log
- * ----------------------------------------------------------------- */
+/* -- audit log ------------------------------------------------------------- */
 
 static json_t *audit_query(const char *query)
 {
@@ -510,8 +507,7 @@ static void test_audit(void **state)
     json_decref(e3);
 }
 
-/* -- configuration -----------------------------------------------------------
- */
+/* -- configuration --------------------------------------------------------- */
 
 /* A register as PUT and GET give it: the fields, the value, set_by this
  * node, set_at the physical part of the stamp. */
@@ -612,8 +608,7 @@ static void test_config(void **state)
     json_decref(all);
 }
 
-/* -- archive -----------------------------------------------------------------
- */
+/* -- archive --------------------------------------------------------------- */
 
 static void check_entry(const json_t *j, const char *key, const char *value,
                         uint64_t lo, uint64_t hi)
@@ -686,8 +681,7 @@ static void test_archive(void **state)
     json_decref(all);
 }
 
-/* -- batches
- * --------------------------------------------------------------------- */
+/* -- batches --------------------------------------------------------------- */
 
 static void batch_refused(int status, const char *code, const char *body,
                           const char *op_named)
@@ -820,8 +814,7 @@ static void test_batch(void **state)
     json_decref(g);
 }
 
-/* -- export ------------------------------------------------------------------
- */
+/* -- export ---------------------------------------------------------------- */
 
 static void test_export(void **state)
 {
@@ -917,8 +910,7 @@ static void test_export(void **state)
     free(x1);
 }
 
-/* -- backup and verify --------------------------------------------------------
- */
+/* -- backup and verify ----------------------------------------------------- */
 
 static void copy_file(const char *from, const char *to)
 {
@@ -1034,8 +1026,7 @@ static void test_backup_verify(void **state)
     jv_test_rmtree(dir);
 }
 
-/* -- peers, trust, test faults ------------------------------------------------
- */
+/* -- peers, trust, test faults --------------------------------------------- */
 
 static void test_peers_trust(void **state)
 {

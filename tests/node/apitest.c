@@ -173,8 +173,7 @@ void api_cleanup(api_node *a)
     track(a->node.root, -1);
 }
 
-/* -- requests ----------------------------------------------------------------
- */
+/* -- requests -------------------------------------------------------------- */
 
 static void show(const char *file, int line, const char *method,
                  const char *path, const char *body, const jv_http_resp *r)
@@ -325,8 +324,7 @@ void api_session(api_node *a, const char *key, int ttl, char *token, char *id)
     assert_true(strncmp(token, "jvs_", 4) == 0);
 }
 
-/* -- small things
- * ---------------------------------------------------------------- */
+/* -- small things ---------------------------------------------------------- */
 
 static char fmt_bufs[8][4096];
 static unsigned fmt_next;
