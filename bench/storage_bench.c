@@ -83,7 +83,7 @@ static jv_store *open_store(const char *path)
     return st;
 }
 
-/* -- workloads ------------------------------------------------------------- */
+/* -- workloads ------------------------------------------------------------ */
 
 enum {
     K_COUNTER,
@@ -416,7 +416,7 @@ static void bench_verify(const jv_keypair *kp)
     }
 }
 
-/* -- memory ---------------------------------------------------------------- */
+/* -- memory --------------------------------------------------------------- */
 
 typedef struct {
     uint64_t rows;

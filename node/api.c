@@ -167,7 +167,7 @@ jv_err jv_parse_time(const char *s, uint64_t *ms)
     return JV_OK;
 }
 
-/* -- answers --------------------------------------------------------------- */
+/* -- answers -------------------------------------------------------------- */
 
 static void ctx_free(api_ctx *c)
 {
@@ -297,9 +297,13 @@ static void error_with_headers(api_ctx *c, int status, const char *code,
 void api_error(api_ctx *c, int status, const char *code, const char *fmt, ...)
 {
     char message[512];
+    size_t at = 0;
     va_list ap;
+    if (c->op_at)
+        at = (size_t)snprintf(message, sizeof(message),
+                              "op %zu: ", c->op_at - 1);
     va_start(ap, fmt);
-    vsnprintf(message, sizeof(message), fmt, ap);
+    vsnprintf(message + at, sizeof(message) - at, fmt, ap);
     va_end(ap);
     /* json_pack refuses invalid UTF-8; a message quoting user input is cut
      * back to its valid prefix. */
@@ -311,7 +315,19 @@ void api_error(api_ctx *c, int status, const char *code, const char *fmt, ...)
                        message);
 }
 
-void api_fail(api_ctx *c, jv_err err, const char *what)
+void api_rate_limited(api_ctx *c, uint64_t retry_ms)
+{
+    char hdr[64];
+    snprintf(hdr, sizeof(hdr), "Retry-After: %" PRIu64 "\r\n",
+             (retry_ms + 999) / 1000);
+    jv_metrics_add(c->node->metrics, "jarvis_rate_limited_total", NULL, 1);
+    error_with_headers(c, 429, "rate_limited", hdr,
+                       "rate limit of this key exceeded");
+}
+
+/* api_fail with the storage message that goes with err. */
+static void fail_with(api_ctx *c, jv_err err, const char *what,
+                      const char *store_msg)
 {
     switch (err) {
     case JV_ENOTFOUND:
@@ -333,7 +349,7 @@ void api_fail(api_ctx *c, jv_err err, const char *what)
     case JV_EBUSY:
     case JV_ECORRUPT:
         api_error(c, 503, "storage_unavailable", "%s: %s (%s)", what,
-                  jv_strerror(err), jv_store_errmsg(c->node->rst));
+                  jv_strerror(err), store_msg);
         break;
     default:
         api_error(c, 500, "internal", "%s: %s", what, jv_strerror(err));
@@ -341,8 +357,12 @@ void api_fail(api_ctx *c, jv_err err, const char *what)
     }
 }
 
-/* -- request parts ----------------------------------------------------------
- */
+void api_fail(api_ctx *c, jv_err err, const char *what)
+{
+    fail_with(c, err, what, jv_store_errmsg(c->node->rst));
+}
+
+/* -- request parts -------------------------------------------------------- */
 
 jv_err api_query(api_ctx *c, const char *name, jv_buf *buf)
 {
@@ -391,7 +411,13 @@ jv_err api_paging(api_ctx *c, size_t *limit, jv_buf *cursor)
 int api_field_str(api_ctx *c, const char *name, bool required, size_t min,
                   size_t max, jv_str *out)
 {
-    json_t *v = c->body ? json_object_get(c->body, name) : NULL;
+    return api_field_str_in(c, c->body, name, required, min, max, out);
+}
+
+int api_field_str_in(api_ctx *c, json_t *obj, const char *name, bool required,
+                     size_t min, size_t max, jv_str *out)
+{
+    json_t *v = obj ? json_object_get(obj, name) : NULL;
     if (!v || json_is_null(v)) {
         if (required) {
             api_error(c, 400, "invalid_field", "field '%s' is required", name);
@@ -529,10 +555,17 @@ void api_submit(api_ctx *c, jv_write_cb done)
     jv_writer_submit(c->node->writer, &c->wr);
 }
 
+void api_fail_commit(api_ctx *c)
+{
+    /* The commit ran on the writer's connection, not the reader's: its
+     * message came back with the request. */
+    fail_with(c, c->wr.err, "commit", c->wr.errmsg);
+}
+
 bool api_write_ok(api_ctx *c)
 {
     if (c->wr.err) {
-        api_fail(c, c->wr.err, "commit");
+        api_fail_commit(c);
         return false;
     }
     if (c->wr.group.result) {
@@ -547,8 +580,7 @@ bool api_write_ok(api_ctx *c)
     return true;
 }
 
-/* -- JSON pieces -------------------------------------------------------------
- */
+/* -- JSON pieces ---------------------------------------------------------- */
 
 json_t *api_time(uint64_t ms)
 {
@@ -576,8 +608,7 @@ json_t *api_value(jv_str text)
     return v ? v : api_jstr(text);
 }
 
-/* -- dispatch -----------------------------------------------------------------
- */
+/* -- dispatch ------------------------------------------------------------- */
 
 /* Matches path against pattern, capturing "{}" (one segment) and "{*}" (the
  * rest, at least one segment) as raw text. */
@@ -631,6 +662,10 @@ void jv_api_handle(void *arg, jv_http_req *req)
     char allow[128] = "";
     for (size_t i = 0; i < NROUTES; i++) {
         jv_str tmp[API_MAX_CAPS] = {{0}};
+        /* Without --test-faults the fault switch is no route at all: 404
+         * for every method, before credentials are asked for. */
+        if (routes[i].fn == api_faults && !n->cfg->test_faults)
+            continue;
         if (!match(routes[i].pattern, path, tmp))
             continue;
         if (strcmp(routes[i].method, method) == 0) {
@@ -681,12 +716,7 @@ void jv_api_handle(void *arg, jv_http_req *req)
         }
         uint64_t retry = 0;
         if (jv_auth_rate(n->auth, c->who.key_id, now, &retry) != JV_OK) {
-            char hdr[64];
-            snprintf(hdr, sizeof(hdr), "Retry-After: %" PRIu64 "\r\n",
-                     (retry + 999) / 1000);
-            jv_metrics_add(n->metrics, "jarvis_rate_limited_total", NULL, 1);
-            error_with_headers(c, 429, "rate_limited", hdr,
-                               "rate limit of this key exceeded");
+            api_rate_limited(c, retry);
             return;
         }
     }

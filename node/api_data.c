@@ -39,7 +39,7 @@ static jv_err total_of(uint64_t p, uint64_t n, int64_t *out)
     return JV_OK;
 }
 
-/* -- counters ----------------------------------------------------------- */
+/* -- counters ------------------------------------------------------------- */
 
 static json_t *counter_result(jv_str name, int64_t total)
 {
@@ -230,7 +230,7 @@ out:
     jv_buf_fini(&cursor);
 }
 
-/* -- audit -------------------------------------------------------------- */
+/* -- audit ---------------------------------------------------------------- */
 
 static json_t *audit_json(const jv_id *origin, uint64_t seq, uint64_t time_ms,
                           jv_str actor, jv_str action, jv_str target,
@@ -246,19 +246,18 @@ static json_t *audit_json(const jv_id *origin, uint64_t seq, uint64_t time_ms,
                      api_jstr(target), "detail", api_jstr(detail));
 }
 
+/* Reads the fields from obj in place: a refusal answers and frees c, so
+ * nothing of c may be touched (or swapped in and out) around the reads. */
 static int audit_intent(api_ctx *c, json_t *obj, jv_intent *in)
 {
-    json_t *saved = c->body;
-    c->body = obj;
     jv_str action, target, detail;
-    int rc = api_field_str(c, "action", true, 1, JV_AUDIT_MAX_ACTION, &action);
-    if (!rc)
-        rc = api_field_str(c, "target", false, 0, JV_AUDIT_MAX_TARGET, &target);
-    if (!rc)
-        rc = api_field_str(c, "detail", false, 0, JV_AUDIT_MAX_DETAIL, &detail);
-    c->body = saved;
-    if (rc)
-        return rc;
+    if (api_field_str_in(c, obj, "action", true, 1, JV_AUDIT_MAX_ACTION,
+                         &action) ||
+        api_field_str_in(c, obj, "target", false, 0, JV_AUDIT_MAX_TARGET,
+                         &target) ||
+        api_field_str_in(c, obj, "detail", false, 0, JV_AUDIT_MAX_DETAIL,
+                         &detail))
+        return -1;
     if (api_audit_intent(c, in, "", "", "")) {
         api_fail(c, JV_ENOMEM, "audit");
         return -1;
@@ -418,7 +417,7 @@ out:
     jv_buf_fini(&cursor);
 }
 
-/* -- configuration ------------------------------------------------------ */
+/* -- configuration -------------------------------------------------------- */
 
 static json_t *config_json(jv_str key, jv_str value, const jv_id *replica,
                            uint64_t stamp)
@@ -534,7 +533,7 @@ out:
     jv_buf_fini(&cursor);
 }
 
-/* -- archive ------------------------------------------------------------ */
+/* -- archive -------------------------------------------------------------- */
 
 static json_t *archive_json(jv_str key, jv_str value, const jv_id *by,
                             uint64_t stamp, size_t nvalues)
@@ -672,7 +671,7 @@ out:
     jv_buf_fini(&cursor);
 }
 
-/* -- several writes at once ---------------------------------------------- */
+/* -- several writes at once ----------------------------------------------- */
 
 #define BATCH_MAX_OPS 1000
 
@@ -699,7 +698,7 @@ static void batch_done(jv_write_req *r)
     api_ctx *c = r->arg;
     batch_map *m = c->extra;
     if (c->wr.err) {
-        api_fail(c, c->wr.err, "commit");
+        api_fail_commit(c);
         return;
     }
     if (c->wr.group.result) {
@@ -740,17 +739,16 @@ static void batch_done(jv_write_req *r)
     api_reply(c, 200, json_pack("{s:o}", "results", results));
 }
 
-/* A key or name field of an op; 0 or answered 400. */
+/* A key or name field of an op; 0 or answered 400 (naming the op). */
 static int op_name(api_ctx *c, json_t *op, const char *field, size_t max,
-                   size_t index, jv_str *out)
+                   jv_str *out)
 {
     json_t *v = json_object_get(op, field);
     jv_str s = {v && json_is_string(v) ? json_string_value(v) : NULL,
                 v && json_is_string(v) ? json_string_length(v) : 0};
     if (!s.p || s.n == 0 || s.n > max || !jv_str_valid_utf8(s)) {
         api_error(c, 400, "invalid_field",
-                  "op %zu: '%s' must be a string of 1 to %zu bytes", index,
-                  field, max);
+                  "'%s' must be a string of 1 to %zu bytes", field, max);
         return -1;
     }
     *out = s;
@@ -788,14 +786,16 @@ void api_batch(api_ctx *c)
                                : NULL;
         jv_str key;
         m->at[i] = k;
+        /* Every error from here on names op i. */
+        c->op_at = i + 1;
         if (!name) {
             api_error(c, 400, "invalid_field",
-                      "op %zu: must be an object with an 'op' string", i);
+                      "must be an object with an 'op' string");
             return;
         }
         if (!strcmp(name, "counter.increment")) {
             m->kind[i] = B_COUNTER;
-            if (op_name(c, op, "name", JV_OP_MAX_NAME, i, &key) ||
+            if (op_name(c, op, "name", JV_OP_MAX_NAME, &key) ||
                 counter_intent(c, json_object_get(op, "by"), key, &in[k++]))
                 return;
         } else if (!strcmp(name, "audit.append")) {
@@ -804,27 +804,27 @@ void api_batch(api_ctx *c)
                 return;
         } else if (!strcmp(name, "config.set")) {
             m->kind[i] = B_CONFIG;
-            if (op_name(c, op, "key", JV_OP_MAX_KEY, i, &key) ||
+            if (op_name(c, op, "key", JV_OP_MAX_KEY, &key) ||
                 config_intents(c, key, op, &in[k]))
                 return;
             k += 2;
         } else if (!strcmp(name, "archive.add")) {
             m->kind[i] = B_ADD;
-            if (op_name(c, op, "key", JV_OP_MAX_KEY, i, &key) ||
+            if (op_name(c, op, "key", JV_OP_MAX_KEY, &key) ||
                 archive_add_intent(c, key, op, &in[k++]))
                 return;
         } else if (!strcmp(name, "archive.remove")) {
             m->kind[i] = B_RM;
-            if (op_name(c, op, "key", JV_OP_MAX_KEY, i, &key))
+            if (op_name(c, op, "key", JV_OP_MAX_KEY, &key))
                 return;
             in[k].op.kind = JV_OP_ARCHIVE_RM;
             in[k++].op.rm.key = key;
         } else {
-            api_error(c, 400, "invalid_field", "op %zu: unknown op '%s'", i,
-                      name);
+            api_error(c, 400, "invalid_field", "unknown op '%s'", name);
             return;
         }
     }
+    c->op_at = 0;
     c->nintents = k;
     api_submit(c, batch_done);
 }

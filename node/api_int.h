@@ -40,6 +40,9 @@ struct api_ctx {
     size_t nowned;
     void *extra;
     void (*extra_free)(void *);
+    /* While POST /v1/batch reads its ops: 1 + the index of the op being
+     * read, so that every error names it; 0 otherwise. */
+    size_t op_at;
 };
 
 /* Answers with a JSON body (stolen) and frees the context. */
@@ -52,6 +55,9 @@ void api_reply_raw(api_ctx *c, int status, const char *type,
 /* Answers {"error":{"code","message"}} and frees the context. */
 void api_error(api_ctx *c, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* Answers 429 rate_limited with Retry-After (retry_ms rounded up to
+ * seconds) and counts it in jarvis_rate_limited_total. */
+void api_rate_limited(api_ctx *c, uint64_t retry_ms);
 /* Answers the error a jv_err stands for (404 for JV_ENOTFOUND, 503 for
  * storage failures...). what says what was being done. */
 void api_fail(api_ctx *c, jv_err err, const char *what);
@@ -69,9 +75,14 @@ static inline const char *api_cstr(const jv_buf *b)
     return b->len ? (const char *)b->data : "";
 }
 
-/* Body fields: 0 when fine, or the request was answered 400. */
+/* Body fields: 0 when fine, or the request was answered 400 (and c is
+ * freed). */
 int api_field_str(api_ctx *c, const char *name, bool required, size_t min,
                   size_t max, jv_str *out);
+/* The same for a member of obj (an op of a batch), borrowed from the
+ * body. */
+int api_field_str_in(api_ctx *c, json_t *obj, const char *name, bool required,
+                     size_t min, size_t max, jv_str *out);
 int api_field_value(api_ctx *c, json_t *obj, const char *where, jv_str *out);
 
 /* Keeps s (jv_malloc'd) until the context is freed. NULL on failure. */
@@ -88,6 +99,9 @@ uint64_t api_stamp(api_ctx *c);
 /* Submits c->wr (group over c->intents) to the writer; done runs on the
  * loop after the commit. */
 void api_submit(api_ctx *c, jv_write_cb done);
+/* Answers the error of a failed commit (c->wr.err) with the writer's
+ * storage message. */
+void api_fail_commit(api_ctx *c);
 /* Common completion check: answers and returns false when the commit or
  * the group failed. */
 bool api_write_ok(api_ctx *c);

@@ -139,7 +139,7 @@ void api_health(api_ctx *c)
                                 status, "components", comps));
 }
 
-/* -- status ------------------------------------------------------------ */
+/* -- status --------------------------------------------------------------- */
 
 void api_status(api_ctx *c)
 {
@@ -177,7 +177,7 @@ void api_status(api_ctx *c)
                         (json_int_t)st.held, "peers", peers));
 }
 
-/* -- sessions ------------------------------------------------------------ */
+/* -- sessions ------------------------------------------------------------- */
 
 typedef struct {
     jv_api_secret secret;
@@ -252,13 +252,7 @@ void api_session_create(api_ctx *c)
     }
     uint64_t now = jv_now_ms(), retry;
     if (jv_auth_rate(n->auth, c->who.key_id, now, &retry) != JV_OK) {
-        char hdr[64];
-        snprintf(hdr, sizeof(hdr), "Retry-After: %" PRIu64 "\r\n",
-                 (retry + 999) / 1000);
-        api_reply_raw(c, 429, "application/json", hdr,
-                      "{\"error\":{\"code\":\"rate_limited\",\"message\":"
-                      "\"rate limit of this key exceeded\"}}",
-                      82);
+        api_rate_limited(c, retry);
         return;
     }
     session_new *s = jv_calloc(1, sizeof(*s));
@@ -546,7 +540,7 @@ void api_key_revoke(api_ctx *c)
     revoke_entry(c, id, true, "revoked by an admin, with its sessions");
 }
 
-/* -- export ---------------------------------------------------------------- */
+/* -- export --------------------------------------------------------------- */
 
 /* The export is built off the loop, on a connection of its own, into one
  * buffer: object keys in byte order, arrays in a fixed order, so that two
@@ -790,7 +784,7 @@ void api_export(api_ctx *c)
     }
 }
 
-/* -- backup and verify -------------------------------------------------------- */
+/* -- backup and verify ---------------------------------------------------- */
 
 typedef struct {
     api_ctx *c;

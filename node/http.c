@@ -1223,6 +1223,14 @@ size_t jv_http_inflight(const jv_http_server *s)
     return s->inflight;
 }
 
+size_t jv_http_writing(const jv_http_server *s)
+{
+    size_t n = 0;
+    for (const http_conn *c = s->conns; c; c = c->next)
+        n += c->writing;
+    return n;
+}
+
 size_t jv_http_conns(const jv_http_server *s)
 {
     return s->nconns;

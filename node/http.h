@@ -68,15 +68,21 @@ void jv_http_stop_accepting(jv_http_server *s);
 
 /* Requests handed to the handler and not yet answered. */
 size_t jv_http_inflight(const jv_http_server *s);
+/* Answers given but not yet all written to their connections (a large
+ * body, a client that reads slowly). Each ends written or with its
+ * connection closed (at the latest when the client has read nothing for
+ * idle_timeout_ms). */
+size_t jv_http_writing(const jv_http_server *s);
 /* Open connections. */
 size_t jv_http_conns(const jv_http_server *s);
 
 /* Closes every connection (dropping unanswered requests' connections; the
- * requests themselves stay valid until answered) and every listener, then
- * calls done(arg) once all libuv handles are closed. The server is freed
- * when its last request is answered after that, or at once if none is
- * pending. Call jv_http_stop_accepting() and wait for jv_http_inflight() to
- * reach 0 first for a graceful stop. */
+ * requests themselves stay valid until answered, and answers not written
+ * yet are cut short) and every listener, then calls done(arg) once all
+ * libuv handles are closed. The server is freed when its last request is
+ * answered after that, or at once if none is pending. Call
+ * jv_http_stop_accepting() and wait for jv_http_inflight() and
+ * jv_http_writing() to reach 0 first for a graceful stop. */
 void jv_http_server_close(jv_http_server *s, void (*done)(void *), void *arg);
 
 /* -- request accessors (valid until the request is answered) -------------- */

@@ -130,8 +130,7 @@ static void on_job(void *arg, const jv_writer_job *j)
                        "origin=\"remote\"", (double)j->remote_ops);
 }
 
-/* -- off-loop jobs ----------------------------------------------------------
- */
+/* -- off-loop jobs -------------------------------------------------------- */
 
 typedef struct {
     uv_work_t work;
@@ -190,8 +189,7 @@ jv_err jv_node_offloop(jv_node *n, jv_offloop_fn fn, jv_offloop_done done,
     return JV_OK;
 }
 
-/* -- checkpoints -------------------------------------------------------------
- */
+/* -- checkpoints ---------------------------------------------------------- */
 
 /* The writer commits without checkpointing (a checkpoint fsyncs the
  * database, the worst latency a commit could have); this copies the
@@ -223,8 +221,7 @@ static void on_ckpt_timer(uv_timer_t *t)
         n->ckpt_running = true;
 }
 
-/* -- housekeeping ------------------------------------------------------------
- */
+/* -- housekeeping --------------------------------------------------------- */
 
 typedef struct {
     jv_write_req wr;
@@ -301,7 +298,7 @@ static void on_tick(uv_timer_t *t)
     }
 }
 
-/* -- stop ------------------------------------------------------------------ */
+/* -- stop ----------------------------------------------------------------- */
 
 static void on_closed(uv_handle_t *h)
 {
@@ -345,13 +342,15 @@ static void on_http_closed(void *arg)
 }
 
 /* Polls until nothing is in flight, then closes in order: API, writer,
- * database, the loop's own handles. */
+ * database, the loop's own handles. An answer is in flight until it is
+ * written out: closing its connection earlier would cut it short. */
 static void on_drain(uv_timer_t *t)
 {
     jv_node *n = t->data;
     size_t inflight = n->http ? jv_http_inflight(n->http) : 0;
+    size_t writing = n->http ? jv_http_writing(n->http) : 0;
     size_t pending = n->writer ? jv_writer_pending(n->writer) : 0;
-    if (inflight || pending || n->offloop || n->ckpt_running)
+    if (inflight || writing || pending || n->offloop || n->ckpt_running)
         return;
     uv_timer_stop(t);
     if (n->http)
@@ -427,8 +426,7 @@ static void on_signal(uv_signal_t *s, int signum)
     jv_node_stop(n);
 }
 
-/* -- start ------------------------------------------------------------------
- */
+/* -- start ---------------------------------------------------------------- */
 
 static jv_err write_api_addr(jv_node *n)
 {

@@ -122,8 +122,7 @@ typedef struct {
 static void exchange(peer *p);
 static void mark_self(peer *p);
 
-/* -- small helpers ------------------------------------------------------------
- */
+/* -- small helpers -------------------------------------------------------- */
 
 static uint64_t rnd(jv_repl *r)
 {
@@ -235,8 +234,7 @@ static void refuse_frame(jv_repl *r, unsigned idx, const char *reason_s)
     }
 }
 
-/* -- what we have, what they lack ---------------------------------------------
- */
+/* -- what we have, what they lack ----------------------------------------- */
 
 static jv_err add_held(void *arg, const jv_held_row *h)
 {
@@ -367,8 +365,7 @@ out:
     return err;
 }
 
-/* -- applying what peers send -------------------------------------------------
- */
+/* -- applying what peers send --------------------------------------------- */
 
 static void job_free(apply_job *j)
 {

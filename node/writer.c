@@ -1,6 +1,7 @@
 #include "writer.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
 
@@ -155,8 +156,14 @@ static void *thread_main(void *arg)
             ns += uv_hrtime() - t0;
         }
         run_local(w, job, hlc, &ns);
-        for (jv_write_req *r = job; r; r = r->next)
+        for (jv_write_req *r = job; r; r = r->next) {
             r->commit_ns = ns;
+            /* The loop must not read this thread's store: the message
+             * travels with the request. */
+            if (r->err)
+                snprintf(r->errmsg, sizeof(r->errmsg), "%s",
+                         jv_store_errmsg(w->st));
+        }
 
         pthread_mutex_lock(&w->mu);
         w->done = job;
@@ -189,6 +196,7 @@ static void dispatch(jv_writer *w)
     }
     for (jv_write_req *r = job; r; r = r->next) {
         r->err = JV_OK;
+        r->errmsg[0] = '\0';
         memset(&r->info, 0, sizeof(r->info));
         memset(&r->stats, 0, sizeof(r->stats));
     }

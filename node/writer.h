@@ -56,6 +56,7 @@ struct jv_write_req {
     /* Out, valid in done: the storage error that failed the commit (then
      * nothing of this request was applied), and what the commit did. */
     jv_err err;
+    char errmsg[256]; /* the store's message for err ("" when none) */
     jv_commit_info info;
     jv_apply_stats stats;
     uint64_t commit_ns; /* duration of the commit(s) this request was in */

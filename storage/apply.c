@@ -35,7 +35,7 @@
 #include "query.h"
 #include "store_int.h"
 
-/* -- causal context cache -------------------------------------------------- */
+/* -- causal context cache ------------------------------------------------- */
 
 typedef struct {
     jv_id id;
@@ -246,7 +246,7 @@ static jv_err ctx_flush(jv_store *st, ctx_cache *cc)
     return JV_OK;
 }
 
-/* -- operations ------------------------------------------------------------ */
+/* -- operations ----------------------------------------------------------- */
 
 static const char sql_counter_put[] =
     "INSERT INTO counter(name, replica, p, n) VALUES (?1, ?2, ?3, ?4) "
@@ -437,7 +437,7 @@ static jv_err apply_op(jv_store *st, ctx_cache *cc, const jv_id *origin,
     return jv__fail(st, JV_EINVAL, "unknown operation kind %d", (int)op->kind);
 }
 
-/* -- the log --------------------------------------------------------------- */
+/* -- the log -------------------------------------------------------------- */
 
 static const char sql_batch_has[] = "SELECT 1 FROM batch WHERE hash = ?1";
 static const char sql_batch_add[] =
@@ -541,7 +541,7 @@ static jv_err apply_batch(jv_store *st, ctx_cache *cc, const jv_store_batch *b,
     return JV_OK;
 }
 
-/* -- held aside ------------------------------------------------------------ */
+/* -- held aside ----------------------------------------------------------- */
 
 static const char sql_held_has[] = "SELECT 1 FROM held WHERE hash = ?1";
 static const char sql_held_any[] = "SELECT EXISTS (SELECT 1 FROM held)";
@@ -781,7 +781,7 @@ static jv_err release(jv_store *st, ctx_cache *cc, unsigned flags,
     return err;
 }
 
-/* -- jv_store_apply -------------------------------------------------------- */
+/* -- jv_store_apply ------------------------------------------------------- */
 
 /* Decides and does what happens to one batch; *res is its result. Returns
  * only storage failures. */
@@ -887,7 +887,7 @@ fail_done:
     return err;
 }
 
-/* -- jv_store_commit_local ------------------------------------------------- */
+/* -- jv_store_commit_local ------------------------------------------------ */
 
 /* Every share of a counter, self's marked: self's share and the total in
  * one read. */

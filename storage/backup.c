@@ -79,7 +79,7 @@ static void unlink_db(const char *path)
     }
 }
 
-/* -- backup ---------------------------------------------------------------- */
+/* -- backup --------------------------------------------------------------- */
 
 jv_err jv_store_backup(jv_store *st, const char *dest)
 {
@@ -152,7 +152,7 @@ out:
     return err;
 }
 
-/* -- verification ---------------------------------------------------------- */
+/* -- verification --------------------------------------------------------- */
 
 /* Batches copied out of the log, waiting to be replayed in one
  * transaction. */
@@ -622,7 +622,7 @@ bool jv_verify_ok(const jv_verify_report *r)
            r->bad_encodings == 0 && r->vv_matches && r->state_matches;
 }
 
-/* -- restore --------------------------------------------------------------- */
+/* -- restore -------------------------------------------------------------- */
 
 static jv_err copy_file(const char *src, const char *dst, char *msg,
                         size_t msglen)

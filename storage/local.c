@@ -48,7 +48,7 @@ static jv_err write_one(jv_store *st, sqlite3_stmt *s, const char *what,
     return jv__tx_commit(st, &tx);
 }
 
-/* -- API keys -------------------------------------------------------------- */
+/* -- API keys ------------------------------------------------------------- */
 
 #define KEY_SELECT \
     "SELECT id, name, role, hash, created_ms, revoked_ms FROM api_key "
@@ -172,7 +172,7 @@ jv_err jv_store_key_list(jv_store *st, jv_key_cb cb, void *arg)
     return key_rows(st, s, cb, arg, &rows);
 }
 
-/* -- sessions -------------------------------------------------------------- */
+/* -- sessions ------------------------------------------------------------- */
 
 #define SESSION_SELECT                                              \
     "SELECT id, key_id, role, token_hash, created_ms, expires_ms, " \
@@ -287,7 +287,7 @@ jv_err jv_store_session_purge(jv_store *st, uint64_t cutoff_ms)
     return write_one(st, s, "purge sessions", false);
 }
 
-/* -- peers ----------------------------------------------------------------- */
+/* -- peers ---------------------------------------------------------------- */
 
 static const char sql_peer_add[] =
     "INSERT INTO peer(addr, node, added_ms, source) VALUES (?1, ?2, ?3, ?4) "

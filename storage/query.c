@@ -18,7 +18,7 @@
 #include "alloc.h"
 #include "store_int.h"
 
-/* -- prefix ranges --------------------------------------------------------- */
+/* -- prefix ranges -------------------------------------------------------- */
 
 typedef struct {
     jv_str lo;   /* the scan starts here */
@@ -80,7 +80,7 @@ static jv_err scan_end(jv_store *st, sqlite3_stmt *s, int rc, jv_err err,
     return err;
 }
 
-/* -- counters -------------------------------------------------------------- */
+/* -- counters ------------------------------------------------------------- */
 
 static const char sql_counter_get[] =
     "SELECT replica, p, n FROM counter WHERE name = ?1 ORDER BY replica";
@@ -178,7 +178,7 @@ out:
     return err;
 }
 
-/* -- audit ----------------------------------------------------------------- */
+/* -- audit ---------------------------------------------------------------- */
 
 #define AUDIT_SELECT \
     "SELECT origin, seq, time_ms, actor, action, target, detail FROM audit "
@@ -362,7 +362,7 @@ jv_err jv_store_audit_scan(jv_store *st, jv_audit_cb cb, void *arg)
     return audit_rows(st, s, cb, arg);
 }
 
-/* -- configuration --------------------------------------------------------- */
+/* -- configuration -------------------------------------------------------- */
 
 static const char sql_config_get[] =
     "SELECT key, value, stamp, replica FROM config WHERE key = ?1";
@@ -425,7 +425,7 @@ out:
     return err;
 }
 
-/* -- archive --------------------------------------------------------------- */
+/* -- archive -------------------------------------------------------------- */
 
 #define ARCHIVE_SELECT "SELECT key, replica, n, stamp, value FROM archive "
 static const char sql_archive_get[] =
@@ -620,7 +620,7 @@ jv_err jv_store_archive_context(jv_store *st, jv_vv *vv, jv_dot_cb cb,
     return scan_end(st, s, rc, err, "read causal context");
 }
 
-/* -- log and version vector ------------------------------------------------ */
+/* -- log and version vector ----------------------------------------------- */
 
 static const char sql_vv_scan[] = "SELECT origin, seq FROM vv ORDER BY origin";
 static const char sql_vv_head[] = "SELECT seq, hash FROM vv WHERE origin = ?1";
@@ -751,7 +751,7 @@ jv_err jv_store_held_list(jv_store *st, jv_held_cb cb, void *arg)
     return scan_end(st, s, rc, err, "read held batches");
 }
 
-/* -- replicas and trust ---------------------------------------------------- */
+/* -- replicas and trust --------------------------------------------------- */
 
 static const char sql_replica_list[] =
     "SELECT r.id, coalesce(t.name, ''), coalesce(v.seq, 0), r.first_seen_ms "

@@ -128,7 +128,7 @@ jv_err jv_store_archive_values(jv_store *st, jv_archive_value_cb cb,
 jv_err jv_store_archive_context(jv_store *st, jv_vv *vv, jv_dot_cb cb,
                                 void *arg);
 
-/* -- log and version vector ------------------------------------------------ */
+/* -- log and version vector ----------------------------------------------- */
 
 /* The applied version vector (replaced into *out). */
 jv_err jv_store_vv(jv_store *st, jv_vv *out);
@@ -171,7 +171,7 @@ typedef struct {
 typedef jv_err (*jv_held_cb)(void *arg, const jv_held_row *r);
 jv_err jv_store_held_list(jv_store *st, jv_held_cb cb, void *arg);
 
-/* -- replicas and trust ---------------------------------------------------- */
+/* -- replicas and trust --------------------------------------------------- */
 
 typedef struct {
     jv_id id;

@@ -32,7 +32,7 @@
 
 #include "alloc.h"
 
-/* -- schema ---------------------------------------------------------------- */
+/* -- schema --------------------------------------------------------------- */
 
 /*
  * Migration k (1-based) is migrations[k - 1]; a database at user_version v
@@ -205,7 +205,7 @@ static const char *const schema_tables[] = {
     "trust", "api_key",      "session", "peer",
 };
 
-/* -- errors and statements ------------------------------------------------- */
+/* -- errors and statements ------------------------------------------------ */
 
 jv_err jv__fail(jv_store *st, jv_err err, const char *fmt, ...)
 {
@@ -426,7 +426,7 @@ uint64_t jv__now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-/* -- opening --------------------------------------------------------------- */
+/* -- opening -------------------------------------------------------------- */
 
 void jv_store_opts_default(jv_store_opts *o)
 {
@@ -844,7 +844,7 @@ const char *jv_store_errmsg(const jv_store *st)
     return st ? st->errmsg : "no store";
 }
 
-/* -- identity and metadata ------------------------------------------------- */
+/* -- identity and metadata ------------------------------------------------ */
 
 static const char sql_meta_get[] = "SELECT value FROM meta WHERE key = ?1";
 static const char sql_meta_set[] =
@@ -971,7 +971,7 @@ jv_err jv_store_meta_get(jv_store *st, const char *key, void *buf, size_t cap,
     return err;
 }
 
-/* -- checkpoints ----------------------------------------------------------- */
+/* -- checkpoints ---------------------------------------------------------- */
 
 jv_err jv_store_checkpoint(jv_store *st, uint64_t *frames,
                            uint64_t *checkpointed)
@@ -988,7 +988,7 @@ jv_err jv_store_checkpoint(jv_store *st, uint64_t *frames,
     return JV_OK;
 }
 
-/* -- statistics ------------------------------------------------------------ */
+/* -- statistics ----------------------------------------------------------- */
 
 static const char sql_stats[] =
     "SELECT (SELECT page_count FROM pragma_page_count()) * "

@@ -162,7 +162,7 @@ static void assert_verified(jv_store *st)
                  r.state_matches, r.state_msg);
 }
 
-/* -- remote batches -------------------------------------------------------- */
+/* -- remote batches ------------------------------------------------------- */
 
 static void test_in_order(void **state)
 {
@@ -569,7 +569,7 @@ static void test_atomic_on_alloc_failure(void **state)
     chain_free(a, 3);
 }
 
-/* -- local commits --------------------------------------------------------- */
+/* -- local commits -------------------------------------------------------- */
 
 static void test_local_counters(void **state)
 {
@@ -967,7 +967,7 @@ static void test_lww_ties_any_order(void **state)
     st_batch_fini(&bb);
 }
 
-/* -- convergence ----------------------------------------------------------- */
+/* -- convergence ---------------------------------------------------------- */
 
 typedef struct {
     st_batch *b;

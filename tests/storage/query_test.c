@@ -270,7 +270,7 @@ static void test_counter_shares(void **state)
     st_batch_fini(&b);
 }
 
-/* -- audit ----------------------------------------------------------------- */
+/* -- audit ---------------------------------------------------------------- */
 
 enum {
     NAUDIT = 24
@@ -509,7 +509,7 @@ static void test_audit_across_minutes(void **state)
     }
 }
 
-/* -- config and archive ---------------------------------------------------- */
+/* -- config and archive --------------------------------------------------- */
 
 typedef struct {
     char value[64];
@@ -649,7 +649,7 @@ static void test_archive(void **state)
     st_batch_fini(&bb);
 }
 
-/* -- log, vector, held, replicas ------------------------------------------- */
+/* -- log, vector, held, replicas ------------------------------------------ */
 
 typedef struct {
     uint64_t first[32], last[32];

@@ -116,7 +116,7 @@ jv_err st_apply1(jv_store *st, const st_batch *b, unsigned flags)
     return res;
 }
 
-/* -- export ---------------------------------------------------------------- */
+/* -- export --------------------------------------------------------------- */
 
 typedef struct {
     jv_buf out;

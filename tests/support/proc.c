@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -313,8 +314,24 @@ static int launch(jv_test_node *n, char *const extra[])
     for (size_t i = 0; extra != NULL && extra[i] != NULL && a < 62; i++)
         argv[a++] = extra[i];
     argv[a] = NULL;
-    if (jv_proc_spawn(&n->proc, argv, NULL, n->log) != 0) {
-        fprintf(stderr, "cannot start %s: %s\n", bin, strerror(errno));
+    /* The child inherits the limit; this process keeps its own (the test
+     * is single-threaded here, so nothing else writes meanwhile). */
+    struct rlimit saved;
+    bool limited = n->fsize_limit > 0 && getrlimit(RLIMIT_FSIZE, &saved) == 0;
+    if (limited) {
+        struct rlimit lim = saved;
+        lim.rlim_cur = (rlim_t)n->fsize_limit;
+        if (setrlimit(RLIMIT_FSIZE, &lim) != 0) {
+            fprintf(stderr, "cannot limit file sizes: %s\n", strerror(errno));
+            return -1;
+        }
+    }
+    int spawned = jv_proc_spawn(&n->proc, argv, NULL, n->log);
+    int spawn_errno = errno;
+    if (limited)
+        setrlimit(RLIMIT_FSIZE, &saved);
+    if (spawned != 0) {
+        fprintf(stderr, "cannot start %s: %s\n", bin, strerror(spawn_errno));
         return -1;
     }
     n->running = true;
@@ -372,9 +389,14 @@ int jv_test_node_restart(jv_test_node *n, char *const extra[])
 
 int jv_test_node_stop(jv_test_node *n)
 {
+    return jv_test_node_kill(n, SIGTERM);
+}
+
+int jv_test_node_kill(jv_test_node *n, int sig)
+{
     if (!n->running)
         return -1;
-    jv_proc_signal(&n->proc, SIGTERM);
+    jv_proc_signal(&n->proc, sig);
     long long deadline = now_ms() + NODE_WAIT_MS;
     int ws = 0;
     pid_t w;
@@ -385,8 +407,8 @@ int jv_test_node_stop(jv_test_node *n)
     if (w != n->proc.pid) {
         kill(n->proc.pid, SIGKILL);
         waitpid(n->proc.pid, &ws, 0);
-        fprintf(stderr, "jarvisd did not stop within %d ms of SIGTERM\n",
-                NODE_WAIT_MS);
+        fprintf(stderr, "jarvisd did not stop within %d ms of signal %d\n",
+                NODE_WAIT_MS, sig);
         jv_test_node_dump_log(n);
         return -1;
     }

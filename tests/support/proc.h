@@ -71,6 +71,9 @@ typedef struct {
     char log[600];       /* jarvisd's stdout and stderr, <root>/jarvisd.log */
     char url[256];       /* the API address, as api.addr gives it */
     char admin_key[256]; /* the first admin key, from admin.key */
+    /* Set between jv_test_node_prepare() and jv_test_node_restart(): the
+     * largest file jarvisd may write (RLIMIT_FSIZE, bytes); 0: no limit. */
+    unsigned long long fsize_limit;
 } jv_test_node;
 
 /* Makes a fresh temporary root and starts jarvisd on <root>/data with
@@ -90,6 +93,11 @@ int jv_test_node_restart(jv_test_node *n, char *const extra[]);
 /* SIGTERM, then waits up to 20 s. Returns jarvisd's exit status (128 +
  * signal if killed, -1 if it had to be killed after the wait). */
 int jv_test_node_stop(jv_test_node *n);
+
+/* jv_test_node_stop with another signal (SIGKILL: a crash; 0: none, only
+ * wait for an exit already under way). May be called while other threads
+ * of the test talk to the node. */
+int jv_test_node_kill(jv_test_node *n, int sig);
 
 /* Kills the node if it still runs and removes its temporary root. */
 void jv_test_node_cleanup(jv_test_node *n);
