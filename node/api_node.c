@@ -789,6 +789,7 @@ void api_export(api_ctx *c)
 typedef struct {
     api_ctx *c;
     char path[PATH_MAX];
+    char why[256]; /* the storage's message on failure */
     jv_verify_report rep;
     json_t *result;
 } maint_job;
@@ -833,7 +834,10 @@ static void maint_finish(api_ctx *c, const char *action, const char *target,
 static jv_err backup_run(jv_store *st, void *arg)
 {
     maint_job *m = arg;
-    return jv_store_backup(st, m->path);
+    jv_err err = jv_store_backup(st, m->path);
+    if (err)
+        snprintf(m->why, sizeof(m->why), "%s", jv_store_errmsg(st));
+    return err;
 }
 
 static void backup_done(jv_node *n, jv_err err, void *arg)
@@ -846,8 +850,9 @@ static void backup_done(jv_node *n, jv_err err, void *arg)
         return;
     }
     if (err) {
-        api_error(c, 500, "internal", "backup to %s failed: %s", m->path,
-                  jv_strerror(err));
+        /* The path was checked before: what fails now is the disk. */
+        api_error(c, 503, "storage_unavailable", "backup to %s failed: %s",
+                  m->path, m->why[0] ? m->why : jv_strerror(err));
         return;
     }
     struct stat sb;
@@ -881,6 +886,26 @@ void api_backup(api_ctx *c)
     c->extra_free = maint_free;
     m->c = c;
     snprintf(m->path, sizeof(m->path), "%.*s", (int)path.n, path.p);
+    /* The caller's mistakes are 4xx: a directory that is not there or
+     * that the node may not write. */
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s", m->path);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir)
+        slash[1] = '\0';
+    else
+        *slash = '\0';
+    struct stat sb;
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        api_error(c, 400, "invalid_field",
+                  "directory %s does not exist on the node's host", dir);
+        return;
+    }
+    if (access(dir, W_OK) != 0) {
+        api_error(c, 400, "invalid_field",
+                  "the node may not write to directory %s", dir);
+        return;
+    }
     jv_err err = jv_node_offloop(c->node, backup_run, backup_done, m);
     if (err)
         api_fail(c, err, "backup");

@@ -982,6 +982,17 @@ static void test_backup_verify(void **state)
             "{\"path\":\"relative/b.db\"}");
     API_ERR(&N, 400, "invalid_field", "POST", "/v1/backup", N.admin_token,
             "{}");
+    /* A directory that is not there is the caller's mistake, and says so;
+     * nothing is written. */
+    char missing[700], mbody[800];
+    snprintf(missing, sizeof missing, "%s/no-such-dir/b.db", dir);
+    snprintf(mbody, sizeof mbody, "{\"path\":\"%s\"}", missing);
+    jv_http_resp mr = {0};
+    API_REQ(&N, &mr, "POST", "/v1/backup", N.admin_token, mbody);
+    API_CHECK_ERROR(&mr, 400, "invalid_field");
+    assert_non_null(strstr(mr.body, "does not exist"));
+    jv_http_resp_fini(&mr);
+    assert_int_equal(stat(missing, &sb), -1);
 
     /* Both actions are audited, by the admin key's name. */
     json_t *e = audit_query("action=backup");
