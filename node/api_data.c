@@ -204,30 +204,43 @@ static jv_str buf_str(const jv_buf *b)
     return (jv_str){b->len ? (const char *)b->data : "", b->len};
 }
 
-void api_counter_list(api_ctx *c)
+/* The list routes: prefix, cursor and limit, then one page of rows. */
+typedef jv_err (*page_fill)(jv_store *st, jv_str prefix, jv_str after,
+                            size_t limit, page_acc *a);
+
+static void list_route(api_ctx *c, const char *field, const char *what,
+                       page_fill fill)
 {
     jv_buf prefix, cursor;
     page_acc a = {json_array(), 0, 0, {0}};
     jv_buf_init(&prefix);
     jv_buf_init(&cursor);
-    if (list_params(c, &prefix, &cursor, &a.limit))
-        goto out;
-    jv_err err = jv_store_counter_list(c->node->rst, buf_str(&prefix),
-                                       buf_str(&cursor), a.limit + 1,
-                                       add_counter, &a);
-    if (err) {
-        page_fail(c, &a, err, "counters");
-        a.arr = NULL;
+    if (list_params(c, &prefix, &cursor, &a.limit)) {
+        json_decref(a.arr);
         goto out;
     }
-    page_reply(c, "counters", &a);
-    a.arr = NULL;
+    /* One row more than the page tells whether another page follows. */
+    jv_err err = fill(c->node->rst, buf_str(&prefix), buf_str(&cursor),
+                      a.limit + 1, &a);
+    if (err)
+        page_fail(c, &a, err, what);
+    else
+        page_reply(c, field, &a);
 out:
-    if (a.arr)
-        json_decref(a.arr);
     jv_buf_fini(&a.next);
     jv_buf_fini(&prefix);
     jv_buf_fini(&cursor);
+}
+
+static jv_err fill_counters(jv_store *st, jv_str prefix, jv_str after,
+                            size_t limit, page_acc *a)
+{
+    return jv_store_counter_list(st, prefix, after, limit, add_counter, a);
+}
+
+void api_counter_list(api_ctx *c)
+{
+    list_route(c, "counters", "counters", fill_counters);
 }
 
 /* -- audit ---------------------------------------------------------------- */
@@ -509,28 +522,15 @@ static jv_err add_config(void *arg, const jv_config_row *r)
     return JV_OK;
 }
 
+static jv_err fill_config(jv_store *st, jv_str prefix, jv_str after,
+                          size_t limit, page_acc *a)
+{
+    return jv_store_config_list(st, prefix, after, limit, add_config, a);
+}
+
 void api_config_list(api_ctx *c)
 {
-    jv_buf prefix, cursor;
-    page_acc a = {json_array(), 0, 0, {0}};
-    jv_buf_init(&prefix);
-    jv_buf_init(&cursor);
-    if (list_params(c, &prefix, &cursor, &a.limit))
-        goto out;
-    jv_err err = jv_store_config_list(c->node->rst, buf_str(&prefix),
-                                      buf_str(&cursor), a.limit + 1,
-                                      add_config, &a);
-    if (err)
-        page_fail(c, &a, err, "config");
-    else
-        page_reply(c, "config", &a);
-    a.arr = NULL;
-out:
-    if (a.arr)
-        json_decref(a.arr);
-    jv_buf_fini(&a.next);
-    jv_buf_fini(&prefix);
-    jv_buf_fini(&cursor);
+    list_route(c, "config", "config", fill_config);
 }
 
 /* -- archive -------------------------------------------------------------- */
@@ -647,28 +647,15 @@ static jv_err add_archive(void *arg, const jv_archive_row *r)
     return JV_OK;
 }
 
+static jv_err fill_archive(jv_store *st, jv_str prefix, jv_str after,
+                           size_t limit, page_acc *a)
+{
+    return jv_store_archive_list(st, prefix, after, limit, add_archive, a);
+}
+
 void api_archive_list(api_ctx *c)
 {
-    jv_buf prefix, cursor;
-    page_acc a = {json_array(), 0, 0, {0}};
-    jv_buf_init(&prefix);
-    jv_buf_init(&cursor);
-    if (list_params(c, &prefix, &cursor, &a.limit))
-        goto out;
-    jv_err err = jv_store_archive_list(c->node->rst, buf_str(&prefix),
-                                       buf_str(&cursor), a.limit + 1,
-                                       add_archive, &a);
-    if (err)
-        page_fail(c, &a, err, "archive");
-    else
-        page_reply(c, "entries", &a);
-    a.arr = NULL;
-out:
-    if (a.arr)
-        json_decref(a.arr);
-    jv_buf_fini(&a.next);
-    jv_buf_fini(&prefix);
-    jv_buf_fini(&cursor);
+    list_route(c, "entries", "archive", fill_archive);
 }
 
 /* -- several writes at once ----------------------------------------------- */
