@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "args.h"
 #include "datadir.h"
 #include "output.h"
 
@@ -588,5 +589,45 @@ out:
     jvc_resp_fini(&r);
     jv_buf_fini(&url);
     jv_free(cursor);
+    return rc;
+}
+
+int jvc_list_prefixed(jvc_ctx *ctx, int argc, char **argv, const char *route,
+                      const char *field, json_t **list, const char **prefix)
+{
+    jvc_client *c;
+    char *pos[1], what[64];
+    int npos, rc;
+    jv_buf path;
+    *list = NULL;
+    *prefix = NULL;
+    const jvc_opt opts[] = {{"prefix", 'p', prefix, NULL}};
+    if ((rc = jvc_parse_args(ctx->cmd, argc, argv, opts, 1, pos, 0, 0,
+                             &npos)) != 0 ||
+        (rc = jvc_ctx_client(ctx, &c)) != 0)
+        return rc;
+    jv_buf_init(&path);
+    jv_buf_append(&path, route, strlen(route));
+    if (*prefix != NULL)
+        jvc_query_add(&path, "prefix", *prefix);
+    jv_buf_append(&path, "", 1);
+    if (jv_buf_err(&path) != JV_OK) {
+        rc = jvc_oom();
+        goto out;
+    }
+    snprintf(what, sizeof what, "%s ls", ctx->cmd->group);
+    json_t *items = NULL;
+    if ((rc = jvc_get_all(c, what, (const char *)path.data, field, 0,
+                          &items)) != 0)
+        goto out;
+    if (ctx->g->json) {
+        json_t *o = json_pack("{s:o}", field, items);
+        rc = o ? jvc_print_json(o) : jvc_oom();
+        json_decref(o);
+        goto out;
+    }
+    *list = items;
+out:
+    jv_buf_fini(&path);
     return rc;
 }

@@ -73,6 +73,14 @@ int jvc_fail(const jvc_client *c, const char *what, const jvc_resp *r);
 int jvc_get_all(jvc_client *c, const char *what, const char *path,
                 const char *field, size_t max, json_t **out);
 
+/* The `ls [--prefix PREFIX]` commands: parses that option, GETs every page
+ * of route (e.g. "/v1/config") and, with --json, prints {field: [...]}
+ * itself. Otherwise *list receives the items (a new reference) for the
+ * command's table and *prefix the option (NULL when absent). Returns an
+ * exit code; *list is NULL when there is nothing left to print. */
+int jvc_list_prefixed(jvc_ctx *ctx, int argc, char **argv, const char *route,
+                      const char *field, json_t **list, const char **prefix);
+
 /* Percent-encodes s for a path segment ("/" kept when keep_slash, so that
  * config keys read naturally in paths). jv_malloc'd; NULL on ENOMEM. */
 char *jvc_escape(const char *s, bool keep_slash);

@@ -15,36 +15,13 @@
 
 static int run_ls(jvc_ctx *ctx, int argc, char **argv)
 {
-    jvc_client *c;
     json_t *list = NULL;
     jvc_table *t = NULL;
     const char *prefix = NULL;
-    char *pos[1];
-    int npos, rc;
-    jv_buf path;
-    jv_buf_init(&path);
-    const jvc_opt opts[] = {{"prefix", 'p', &prefix, NULL}};
-    if ((rc = jvc_parse_args(ctx->cmd, argc, argv, opts, 1, pos, 0, 0,
-                             &npos)) != 0 ||
-        (rc = jvc_ctx_client(ctx, &c)) != 0)
+    int rc = jvc_list_prefixed(ctx, argc, argv, "/v1/config", "config", &list,
+                               &prefix);
+    if (rc != 0 || list == NULL)
         return rc;
-    jv_buf_append(&path, "/v1/config", 10);
-    if (prefix != NULL)
-        jvc_query_add(&path, "prefix", prefix);
-    jv_buf_append(&path, "", 1);
-    if (jv_buf_err(&path) != JV_OK) {
-        rc = jvc_oom();
-        goto out;
-    }
-    if ((rc = jvc_get_all(c, "config ls", (const char *)path.data, "config", 0,
-                          &list)) != 0)
-        goto out;
-    if (ctx->g->json) {
-        json_t *o = json_pack("{s:O}", "config", list);
-        rc = o ? jvc_print_json(o) : jvc_oom();
-        json_decref(o);
-        goto out;
-    }
     static const char *const h[] = {"KEY", "VALUE", "SET BY", "SET AT"};
     if ((t = jvc_table_new(4, h)) == NULL) {
         rc = jvc_oom();
@@ -76,7 +53,6 @@ static int run_ls(jvc_ctx *ctx, int argc, char **argv)
 out:
     jvc_table_free(t);
     json_decref(list);
-    jv_buf_fini(&path);
     return rc;
 }
 
