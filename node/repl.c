@@ -273,6 +273,12 @@ static void sel_fini(selection *s)
 static jv_err sel_add(void *arg, const jv_log_row *row)
 {
     selection *s = arg;
+    /* Storage hands over an origin's first batch even past the budget; a
+     * message already holding batches must not grow beyond it, or it could
+     * pass max_message. A lone batch always fits (max_message is at least
+     * twice the largest batch, and the budget half of it). */
+    if (s->n > 0 && s->bytes + jv_wire_batch_cost(row->len) > s->budget)
+        return JV_ETOOBIG;
     if (s->n == s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 64;
         size_t *off = jv_reallocarray(s->off, cap, sizeof(size_t));
