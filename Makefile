@@ -1,6 +1,8 @@
 # Thin wrapper over CMake for the README's commands.
 #   make run    install what is missing, build, start one node
 #   make test   install what is missing, build normal + sanitizer, run all tests
+# Sub-makes (CMake's) would otherwise print every directory they enter.
+MAKEFLAGS += --no-print-directory
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 PREFIX ?= /usr/local
 CMAKE_FLAGS ?=
