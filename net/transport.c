@@ -40,15 +40,23 @@
  * complete their handshake (the transport negotiates on its own) but are
  * never handed to the socket: requests on them vanish. So the probe
  * connects afresh each time and waits for a real answer: every
- * probe_interval_ms a new dialer on a REQ socket of our own reaches our
- * bound address and sends magic + random nonce; our REP side echoes it
- * without telling the user. A probe that gets no echo within
- * probe_timeout_ms fails; probe_failures failures in a row close the
- * listener and create it again on the same address.
+ * probe_interval_ms a REQ socket of our own drops the connection the last
+ * probe used, its dialer reaches our bound address again, and it sends
+ * magic + random nonce; our REP side echoes it without telling the user. A
+ * probe that gets no echo within probe_timeout_ms fails; probe_failures
+ * failures in a row close the listener and create it again on the same address.
  *
- * A residue we cannot reach: closing a 1.5.2 listener that holds such
- * negotiated-but-never-accepted connections leaks them and the listener's
- * endpoint inside nng (a few KiB per re-creation).
+ * Two residues of nng 1.5.2 shape the rest. Closing a listener that holds
+ * such negotiated-but-never-accepted connections leaks them and its
+ * endpoint inside nng (a few KiB per re-creation); nothing here can reach
+ * them. And closing a connection at the instant a message arrives on it
+ * can lose the receive (the transport re-arms a read on an aio already
+ * closed), which wedges nng's single reaper thread and every later
+ * nng_close() behind it. So the probe only ever closes connections that
+ * are idle: the one its last answered probe used, closed at the start of
+ * the next probe; the fault switch and the re-creation of the listener
+ * happen while no probe is in flight; and closing the transport waits for
+ * a probe in flight to end before closing anything.
  */
 #include "transport.h"
 
@@ -87,6 +95,8 @@
 #define PROBE_MAGIC_LEN 8
 #define PROBE_NONCE_LEN 16
 #define PROBE_LEN       (PROBE_MAGIC_LEN + PROBE_NONCE_LEN)
+/* The probe's redial backoff starts here (ms). */
+#define PROBE_REDIAL_MIN_MS 10
 
 typedef struct tev tev;
 struct tev {
@@ -140,7 +150,8 @@ struct jv_transport {
     uv_mutex_t mtx; /* guards the event queue, nothing else */
     tev *qhead, *qtail;
     int handles;
-    bool closing;
+    bool closing;   /* jv_transport_close() was called */
+    bool finishing; /* and the nng side is being torn down */
     void (*done)(void *);
     void *done_arg;
 
@@ -159,8 +170,8 @@ struct jv_transport {
     nng_socket psock;
     bool psock_open;
     nng_ctx pctx;
-    nng_dialer pdialer;
-    bool pdialer_open;
+    bool pdialed;   /* the probe's dialer exists (from the first probe) */
+    nng_pipe ppipe; /* the connection of the last probe answered */
     nng_aio *paio;
     tev pev;
     enum req_state pstate;
@@ -168,6 +179,7 @@ struct jv_transport {
     uint8_t pmsg[PROBE_LEN];
     char *purl;
     unsigned pfail;
+    bool kill_pending; /* the fault switch, waiting for an idle probe */
     uint64_t restarts;
 };
 
@@ -382,7 +394,7 @@ static void on_async(uv_async_t *h)
     bool more;
     for (int i = 0; i < EVENTS_PER_WAKE; i++) {
         tev *e;
-        if (t->closing)
+        if (t->finishing)
             return;
         uv_mutex_lock(&t->mtx);
         if ((e = t->qhead))
@@ -395,7 +407,7 @@ static void on_async(uv_async_t *h)
     uv_mutex_lock(&t->mtx);
     more = t->qhead != NULL;
     uv_mutex_unlock(&t->mtx);
-    if (more && !t->closing)
+    if (more && !t->finishing)
         uv_async_send(&t->async);
 }
 
@@ -489,6 +501,12 @@ static void srv_event(tev *e)
     }
     if (is_probe(m)) {
         srv_send(in, m); /* echo: the probe checks its own nonce */
+        return;
+    }
+    if (t->closing) {
+        /* Only the last probe is still answered while closing. */
+        nng_msg_free(m);
+        srv_recv(in);
         return;
     }
     in->req = m;
@@ -638,24 +656,24 @@ static jv_err req_open(jv_transport *t, nng_socket *s, nng_ctx *ctx,
     return JV_OK;
 }
 
-/* Dials url in the background (nng retries with its backoff). */
-static jv_err dial(jv_transport *t, nng_socket s, const char *url,
-                   size_t recvmax, nng_dialer *out)
+/* Dials url in the background; nng redials after a lost connection with
+ * a backoff from min_ms doubling up to max_ms. The dialer lives as long as
+ * the socket (closing dialers one by one is a path of nng 1.5.2 we keep
+ * away from: nng_close() was seen to hang after it). */
+static jv_err dial(nng_socket s, const char *url, size_t recvmax,
+                   uint64_t min_ms, uint64_t max_ms)
 {
     nng_dialer d;
     int rv;
     if ((rv = nng_dialer_create(&d, s, url)))
         return from_nng(rv);
     if ((rv = nng_dialer_set_size(d, NNG_OPT_RECVMAXSZ, recvmax)) ||
-        (rv = nng_dialer_set_ms(d, NNG_OPT_RECONNMINT,
-                                dur(t->o.reconnect_min_ms))) ||
-        (rv = nng_dialer_set_ms(d, NNG_OPT_RECONNMAXT,
-                                dur(t->o.reconnect_max_ms))) ||
+        (rv = nng_dialer_set_ms(d, NNG_OPT_RECONNMINT, dur(min_ms))) ||
+        (rv = nng_dialer_set_ms(d, NNG_OPT_RECONNMAXT, dur(max_ms))) ||
         (rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK))) {
         nng_dialer_close(d);
         return from_nng(rv);
     }
-    *out = d;
     return JV_OK;
 }
 
@@ -663,7 +681,6 @@ jv_err jv_transport_peer_new(jv_transport *t, const char *addr, void *user,
                              jv_tpeer **out)
 {
     jv_tpeer *p = NULL;
-    nng_dialer d;
     jv_err err;
     int rv;
 
@@ -687,7 +704,8 @@ jv_err jv_transport_peer_new(jv_transport *t, const char *addr, void *user,
                         t->o.max_message + SP_HEADER_SLACK)))
         goto fail;
     p->sock_open = true;
-    if ((err = dial(t, p->sock, addr, t->o.max_message + SP_HEADER_SLACK, &d)))
+    if ((err = dial(p->sock, addr, t->o.max_message + SP_HEADER_SLACK,
+                    t->o.reconnect_min_ms, t->o.reconnect_max_ms)))
         goto fail;
     p->next = t->peers;
     if (t->peers)
@@ -778,14 +796,6 @@ static void probe_cb(void *arg)
     post(t, &t->pev);
 }
 
-static void probe_dialer_close(jv_transport *t)
-{
-    if (t->pdialer_open) {
-        nng_dialer_close(t->pdialer); /* and its connection */
-        t->pdialer_open = false;
-    }
-}
-
 static void listener_restart(jv_transport *t)
 {
     jv_err err;
@@ -801,9 +811,12 @@ static void listener_restart(jv_transport *t)
 static void probe_done(jv_transport *t, bool ok)
 {
     t->pstate = REQ_IDLE;
-    /* The next probe must make a new connection: a dead listener goes on
-     * serving the ones it accepted before. */
-    probe_dialer_close(t);
+    if (t->closing)
+        return;
+    if (t->kill_pending && t->listener_up) {
+        t->kill_pending = false;
+        nng_listener_close(t->listener);
+    }
     if (ok) {
         t->pfail = 0;
         return;
@@ -813,6 +826,8 @@ static void probe_done(jv_transport *t, bool ok)
     t->pfail = 0;
     listener_restart(t);
 }
+
+static void finish_close(jv_transport *t);
 
 static void probe_event(tev *e)
 {
@@ -832,9 +847,13 @@ static void probe_event(tev *e)
         return;
     ok = rv == 0 && nng_msg_len(m) == PROBE_LEN &&
          memcmp(nng_msg_body(m), t->pmsg, PROBE_LEN) == 0;
+    if (ok)
+        t->ppipe = nng_msg_get_pipe(m);
     if (m)
         nng_msg_free(m);
     probe_done(t, ok);
+    if (t->closing)
+        finish_close(t);
 }
 
 static void probe_tick(uv_timer_t *h)
@@ -849,11 +868,26 @@ static void probe_tick(uv_timer_t *h)
         listener_restart(t);
         return;
     }
-    if (dial(t, t->psock, t->purl, PROBE_LEN + SP_HEADER_SLACK, &t->pdialer)) {
-        probe_done(t, false);
-        return;
+    /* Dialled at the first probe, not before: a transport closed sooner
+     * never connects to itself. Redials to our own address are cheap and
+     * must be quick, or a probe would time out waiting for the backoff
+     * rather than for the listener. */
+    if (!t->pdialed) {
+        uint64_t max = t->o.probe_timeout_ms / 4;
+        if (dial(t->psock, t->purl, PROBE_LEN + SP_HEADER_SLACK,
+                 PROBE_REDIAL_MIN_MS,
+                 max > PROBE_REDIAL_MIN_MS ? max : PROBE_REDIAL_MIN_MS)) {
+            probe_done(t, false);
+            return;
+        }
+        t->pdialed = true;
     }
-    t->pdialer_open = true;
+    /* Each probe must travel on a new connection: a dead listener goes on
+     * serving the ones it accepted before. Closing the last one makes the
+     * dialer connect again, and the request waits for that. */
+    if (nng_pipe_id(t->ppipe) > 0)
+        nng_pipe_close(t->ppipe);
+    t->ppipe = (nng_pipe)NNG_PIPE_INITIALIZER;
     memcpy(t->pmsg, PROBE_MAGIC, PROBE_MAGIC_LEN);
     randombytes_buf(t->pmsg + PROBE_MAGIC_LEN, PROBE_NONCE_LEN);
     if (msg_new(t->pmsg, PROBE_LEN, &m)) {
@@ -896,10 +930,11 @@ static void probe_stop(jv_transport *t)
             free_aio_msg(t->paio, t->pstate == REQ_SEND);
         t->pstate = REQ_IDLE;
     }
-    probe_dialer_close(t);
     if (t->psock_open)
-        nng_close(t->psock);
+        nng_close(t->psock); /* its dialer and connection with it */
     t->psock_open = false;
+    t->pdialed = false;
+    t->ppipe = (nng_pipe)NNG_PIPE_INITIALIZER;
     if (t->paio)
         nng_aio_free(t->paio);
     t->paio = NULL;
@@ -1049,8 +1084,13 @@ uint64_t jv_transport_listener_restarts(const jv_transport *t)
 
 void jv_transport_fault_kill_listener(jv_transport *t)
 {
-    /* listener_up stays true: only the probe may find out. */
-    if (t->listener_up)
+    /* listener_up stays true: only the probe may find out. While a probe
+     * is in flight the kill waits for it to end (see finish_close()). */
+    if (!t->listener_up)
+        return;
+    if (t->pstate != REQ_IDLE)
+        t->kill_pending = true;
+    else
         nng_listener_close(t->listener);
 }
 
@@ -1069,6 +1109,20 @@ static void on_handle_closed(uv_handle_t *h)
         done(arg);
 }
 
+/* Tears the nng side down and closes the uv handles; done() follows from
+ * their close callbacks. */
+static void finish_close(jv_transport *t)
+{
+    if (t->finishing)
+        return; /* e.g. closed from on_listener inside probe_event() */
+    t->finishing = true;
+    probe_stop(t);
+    server_stop(t);
+    /* Every aio is stopped: no nng thread can touch the async any more. */
+    uv_close((uv_handle_t *)&t->async, on_handle_closed);
+    uv_close((uv_handle_t *)&t->timer, on_handle_closed);
+}
+
 void jv_transport_close(jv_transport *t, void (*done)(void *), void *arg)
 {
     if (!t || t->closing)
@@ -1080,9 +1134,13 @@ void jv_transport_close(jv_transport *t, void (*done)(void *), void *arg)
      * a handle into freed memory, so it is freed here, silently. */
     while (t->peers)
         jv_transport_peer_free(t->peers);
-    probe_stop(t);
-    server_stop(t);
-    /* Every aio is stopped: no nng thread can touch the async any more. */
-    uv_close((uv_handle_t *)&t->async, on_handle_closed);
-    uv_close((uv_handle_t *)&t->timer, on_handle_closed);
+    uv_timer_stop(&t->timer);
+    /* A probe in flight is let finish (within probe_timeout_ms; the REP
+     * side still echoes it) before its socket is closed: in nng 1.5.2,
+     * closing a connection at the instant a message arrives on it can
+     * lose the receive and wedge nng's reaper thread, and every later
+     * nng_close() with it. probe_event() then calls finish_close(). */
+    if (t->pstate != REQ_IDLE)
+        return;
+    finish_close(t);
 }

@@ -16,12 +16,12 @@
  *     max_message plus room for the SP header (which nng counts); the
  *     exact max_message is then enforced by the transport itself.
  *   - A peer that disconnects in the middle of the SP handshake can leave a
- *     TCP listener that accepts nothing more (nng issue #1518, fixed in
- *     1.6.0). The transport probes its own listener every
- *     probe_interval_ms through a socket of its own (a probe request is
- *     answered by the transport itself); after probe_failures consecutive
- *     failures it closes the listener and creates it again on the same
- *     address.
+ *     listener (TCP, and ipc:// alike) that accepts nothing more (nng
+ *     issue #1518, fixed in 1.6.0). The transport probes its own listener
+ *     every probe_interval_ms through a socket of its own (a probe request
+ *     is answered by the transport itself); after probe_failures
+ *     consecutive failures it closes the listener and creates it again on
+ *     the same address.
  *
  * Addresses: "tcp://HOST:PORT" (IPv4, [IPv6] or a name; port 0 picks one
  * when listening) and "ipc:///path". Anything else is JV_EINVAL.

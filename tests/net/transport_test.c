@@ -853,6 +853,51 @@ static void test_fault_kill_ipc(void **state)
     fault_kill(addr);
 }
 
+/* A wildcard listener is probed through loopback: a healthy one is never
+ * restarted. */
+static void probe_wildcard(const char *listen_addr, const char *loopback)
+{
+    jv_transport_opts o = probe_opts();
+    jv_transport_cbs cbs = {srv_on_request, on_reply, on_listener, NULL};
+    server s;
+    call c;
+    char addr[64];
+    memset(&s, 0, sizeof(s));
+    cbs.arg = &s;
+    s.mode = M_ECHO;
+    assert_int_equal(jv_transport_new(&loop, &o, &cbs, &s.t), JV_OK);
+    if (jv_transport_listen(s.t, listen_addr, s.addr, sizeof(s.addr))) {
+        close_sync(s.t);
+        skip(); /* no such address family here */
+    }
+    const char *port = strrchr(s.addr, ':');
+    assert_non_null(port);
+    assert_true(atoi(port + 1) > 0);
+    spin(800);
+    assert_int_equal(jv_transport_listener_restarts(s.t), 0);
+    assert_int_equal(s.listener_calls, 0);
+    assert_int_equal(s.requests, 0);
+    snprintf(addr, sizeof(addr), "tcp://%s%s", loopback, port);
+    jv_transport *cli = client_new(&o);
+    peer(cli, addr, &c);
+    assert_true(round_trip(&c, "via loopback", 5000));
+    jv_transport_peer_free(c.p);
+    close_sync(cli);
+    close_sync(s.t);
+}
+
+static void test_probe_wildcard_ipv4(void **state)
+{
+    (void)state;
+    probe_wildcard("tcp://0.0.0.0:0", "127.0.0.1");
+}
+
+static void test_probe_wildcard_ipv6(void **state)
+{
+    (void)state;
+    probe_wildcard("tcp://[::]:0", "[::1]");
+}
+
 /* ---- nng #1518: connections dropped in the middle of the handshake ---- */
 
 enum close_how {
@@ -1034,6 +1079,10 @@ int main(void)
 #else
         cmocka_unit_test_setup_teardown(test_fault_kill_tcp, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fault_kill_ipc, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_probe_wildcard_ipv4, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_probe_wildcard_ipv6, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_handshake_abuse_tcp, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_handshake_abuse_ipc, setup,
