@@ -61,6 +61,15 @@ typedef struct peer {
     jv_vv have; /* what it holds, as it last told us (plus what we sent) */
     bool have_known;
     jv_vv sent; /* batches in the request outstanding, by origin */
+    /* What it said it holds in its own messages (their have-vectors),
+     * and what it acknowledged receiving from us (a request it answered),
+     * over the last one to two exchange timeouts: facts, unlike `have`,
+     * which also counts replies we sent that may have been lost. Nothing
+     * it is known to hold this way is sent to it, whatever an older
+     * vector says (see theirs()). */
+    jv_vv known[2];
+    uint64_t known_since_ms;
+    uint64_t claim_self; /* our own origin in its last reply's vector */
     pstate state;
     bool again;
     bool reachable;
@@ -238,6 +247,48 @@ static void refuse_frame(jv_repl *r, unsigned idx, const char *reason_s)
 /* -- what we have, what they lack ---------------------------------------------
  */
 
+/* Ages the facts about p: kept for at least one exchange timeout, at
+ * most two. Within that time a peer's vector only grows, so a lower one
+ * is an older one: a request that waited for a connection or in a queue
+ * while the peer told us more in its replies. After it, the facts are
+ * forgotten, so that a peer restored from a backup, whose vector really
+ * went back, is sent what it lost. */
+static void known_age(peer *p, uint64_t now)
+{
+    uint64_t t = p->r->o.timeout_ms;
+    if (now - p->known_since_ms < t)
+        return;
+    jv_vv tmp = p->known[1];
+    p->known[1] = p->known[0];
+    p->known[0] = tmp;
+    jv_vv_clear(&p->known[0]);
+    if (now - p->known_since_ms >= 2 * t)
+        jv_vv_clear(&p->known[1]);
+    p->known_since_ms = now;
+}
+
+/* p's own message says it holds `claim`. */
+static void learn(peer *p, const jv_vv *claim)
+{
+    known_age(p, jv_now_ms());
+    jv_vv_merge(&p->known[0], claim);
+}
+
+/* What to select against for p: base (its request's vector, or what we
+ * believe it holds) raised by the facts it gave us recently. Without
+ * this, a stale request would be answered with batches the peer sent us
+ * itself since it made the request: echoes, and wasted bytes. */
+static jv_err theirs(peer *p, const jv_vv *base, jv_vv *out)
+{
+    jv_err err;
+    known_age(p, jv_now_ms());
+    if ((err = jv_vv_copy(out, base)) ||
+        (err = jv_vv_merge(out, &p->known[0])) ||
+        (err = jv_vv_merge(out, &p->known[1])))
+        return err;
+    return JV_OK;
+}
+
 static jv_err add_held(void *arg, const jv_held_row *h)
 {
     jv_vv *have = arg;
@@ -387,7 +438,11 @@ static void continue_exchange(jv_repl *r, const char *addr, bool more)
     if (!p || p->state != P_APPLYING)
         return;
     p->state = P_IDLE;
-    if (!more)
+    /* Nothing more to pull, and it holds nothing of our own origin that we
+     * lack: what a restored node waits for before it writes again (it
+     * might otherwise reuse a sequence number). The second condition
+     * matters because a peer may leave out what it believes we hold. */
+    if (!more && p->claim_self <= jv_vv_get(&r->applied, &r->node->kp.pk))
         p->caught_up = true;
     if ((more || p->again) && !r->stopping) {
         p->again = false;
@@ -565,7 +620,7 @@ static void fail(peer *p, const char *why)
 static void exchange(peer *p)
 {
     jv_repl *r = p->r;
-    jv_vv have;
+    jv_vv have, them;
     jv_buf frame;
     selection s;
     bool more = false;
@@ -582,6 +637,7 @@ static void exchange(peer *p)
         return;
     }
     jv_vv_init(&have);
+    jv_vv_init(&them);
     jv_buf_init(&frame);
     memset(&s, 0, sizeof(s));
     jv_buf_init(&s.data);
@@ -590,7 +646,8 @@ static void exchange(peer *p)
     if ((err = our_have(r, &have)))
         goto out;
     if (p->have_known &&
-        (err = select_for(r, &p->have, budget, &s, &more, &p->sent)))
+        ((err = theirs(p, &p->have, &them)) ||
+         (err = select_for(r, &them, budget, &s, &more, &p->sent))))
         goto out;
     if ((err = build(r, JV_MSG_SYNC, &have, &s, more, budget, &frame)))
         goto out;
@@ -613,6 +670,7 @@ out:
     sel_fini(&s);
     jv_buf_fini(&frame);
     jv_vv_fini(&have);
+    jv_vv_fini(&them);
 }
 
 static void on_reply(void *arg, jv_tpeer *tp, jv_err err, const uint8_t *msg,
@@ -667,6 +725,10 @@ static void on_reply(void *arg, jv_tpeer *tp, jv_err err, const uint8_t *msg,
     jv_vv_copy(&p->have, &m.have);
     jv_vv_merge(&p->have, &p->sent);
     p->have_known = true;
+    learn(p, &m.have);
+    /* It answered: it has what our request carried. */
+    learn(p, &p->sent);
+    p->claim_self = jv_vv_get(&m.have, &r->node->kp.pk);
     if (!p->reachable)
         jv_info("repl", "peer %s reachable", p->addr);
     p->reachable = true;
@@ -692,7 +754,7 @@ static void on_request(void *arg, jv_inbound *in, const uint8_t *msg,
     jv_repl *r = arg;
     jv_buf plain, frame;
     jv_msg m;
-    jv_vv have;
+    jv_vv have, them;
     selection s;
     bool more = false;
     jv_err err;
@@ -701,6 +763,7 @@ static void on_request(void *arg, jv_inbound *in, const uint8_t *msg,
     jv_buf_init(&frame);
     jv_msg_init(&m);
     jv_vv_init(&have);
+    jv_vv_init(&them);
     memset(&s, 0, sizeof(s));
     jv_buf_init(&s.data);
     count(r, "jarvis_repl_bytes_total", "direction", "in", (double)len);
@@ -750,6 +813,7 @@ static void on_request(void *arg, jv_inbound *in, const uint8_t *msg,
         else
             jv_vv_copy(&p->have, &m.have);
         p->have_known = true;
+        learn(p, &m.have);
         p->last_contact_ms = jv_now_ms();
         p->bytes_in += len;
     }
@@ -757,7 +821,8 @@ static void on_request(void *arg, jv_inbound *in, const uint8_t *msg,
     uint64_t budget =
         m.budget < r->o.max_message / 2 ? m.budget : r->o.max_message / 2;
     if ((err = our_have(r, &have)) ||
-        (err = select_for(r, &m.have, budget, &s, &more, NULL)) ||
+        (err = p ? theirs(p, &m.have, &them) : jv_vv_copy(&them, &m.have)) ||
+        (err = select_for(r, &them, budget, &s, &more, NULL)) ||
         (err = build(r, JV_MSG_SYNC_REPLY, &have, &s, more, 0, &frame))) {
         jv_error("repl", "cannot answer a peer: %s", jv_strerror(err));
         goto drop;
@@ -781,6 +846,7 @@ drop:
         jv_transport_drop(in);
     sel_fini(&s);
     jv_vv_fini(&have);
+    jv_vv_fini(&them);
     jv_msg_fini(&m);
     jv_buf_fini(&frame);
     jv_buf_fini(&plain);
@@ -875,6 +941,8 @@ static void peer_free(peer *p)
     jv_transport_peer_free(p->tp);
     jv_vv_fini(&p->have);
     jv_vv_fini(&p->sent);
+    jv_vv_fini(&p->known[0]);
+    jv_vv_fini(&p->known[1]);
     jv_free(p->addr);
     jv_free(p);
 }
@@ -893,6 +961,9 @@ jv_err jv_repl_peer_add(jv_repl *r, const char *addr)
     p->addr = jv_strndup(addr, strlen(addr));
     jv_vv_init(&p->have);
     jv_vv_init(&p->sent);
+    jv_vv_init(&p->known[0]);
+    jv_vv_init(&p->known[1]);
+    p->known_since_ms = jv_now_ms();
     if (!p->addr ||
         (err = jv_transport_peer_new(r->tp, addr, p, &p->tp)) != JV_OK) {
         jv_free(p->addr);
