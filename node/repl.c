@@ -852,6 +852,13 @@ drop:
     jv_buf_fini(&plain);
 }
 
+static void on_oversized(void *arg, size_t len)
+{
+    jv_repl *r = arg;
+    count(r, "jarvis_repl_bytes_total", "direction", "in", (double)len);
+    refuse_frame(r, 1, "too_big");
+}
+
 static void on_listener(void *arg, jv_err err)
 {
     jv_repl *r = arg;
@@ -1236,7 +1243,7 @@ jv_err jv_repl_start(jv_node *n, const jv_repl_opts *o, jv_repl **out,
     }
     jv_transport_opts_default(&to);
     to.max_message = o->max_message + JV_SEAL_OVERHEAD;
-    jv_transport_cbs cbs = {on_request, on_reply, on_listener, r};
+    jv_transport_cbs cbs = {on_request, on_reply, on_listener, r, on_oversized};
     if ((err = jv_transport_new(n->loop, &to, &cbs, &r->tp))) {
         snprintf(msg, msglen, "cannot start the peer transport: %s",
                  jv_strerror(err));
