@@ -30,6 +30,7 @@ void nt_fail(jv_cluster *c, const char *file, int line, const char *fmt, ...)
     jv_cluster_dump_logs(c);
     fprintf(stderr, "%s:%d: %s\n", file, line, msg);
     fail_msg("%s:%d: %s", file, line, msg);
+    abort(); /* fail_msg does not return; the compiler cannot know */
 }
 
 void nt_ok(jv_cluster *c, int rc, const char *what, const char *file, int line)

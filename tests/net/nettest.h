@@ -20,7 +20,7 @@ void nt_ok(jv_cluster *c, int rc, const char *what, const char *file, int line);
 /* Fails the test with a message, printing the nodes' logs. */
 #define NT_FAIL(c, ...) nt_fail((c), __FILE__, __LINE__, __VA_ARGS__)
 void nt_fail(jv_cluster *c, const char *file, int line, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5), noreturn));
 #define NT_CHECK(c, cond)                                  \
     do {                                                   \
         if (!(cond))                                       \
