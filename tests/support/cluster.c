@@ -218,6 +218,82 @@ int jv_cluster_ctl(jv_cluster *c, size_t i, jv_proc_result *r, ...)
     return run_ctl(c, (long)i, r, args);
 }
 
+static int copy_file(jv_cluster *c, const char *from, const char *to)
+{
+    char buf[4096];
+    size_t n;
+    FILE *in = fopen(from, "rb");
+    int fd = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    FILE *out = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    bool ok = in != NULL && out != NULL;
+    while (ok && (n = fread(buf, 1, sizeof buf, in)) > 0)
+        ok = fwrite(buf, 1, n, out) == n;
+    if (in != NULL)
+        fclose(in);
+    if (out != NULL)
+        ok = fclose(out) == 0 && ok;
+    else if (fd >= 0)
+        close(fd);
+    if (!ok)
+        fail_msg(c, "cannot copy %s to %s: %s", from, to, strerror(errno));
+    return ok ? 0 : -1;
+}
+
+/* Occurrences of needle in node i's log. */
+static unsigned log_count(const jv_cluster *c, size_t i, const char *needle)
+{
+    char line[2048];
+    unsigned k = 0;
+    FILE *f = fopen(c->node[i].t.log, "r");
+    if (f == NULL)
+        return 0;
+    while (fgets(line, sizeof line, f) != NULL)
+        k += strstr(line, needle) != NULL;
+    fclose(f);
+    return k;
+}
+
+int jv_cluster_set_keys(jv_cluster *c, size_t i, const char *const *keys,
+                        size_t n)
+{
+    jv_cnode *nd = &c->node[i];
+    char tmp[720];
+    if (nd->key_file[0] == '\0') {
+        fail_msg(c, "node %zu has no key file of its own (key_per_node)", i);
+        return -1;
+    }
+    snprintf(tmp, sizeof tmp, "%s.tmp", nd->key_file);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (f == NULL) {
+        fail_msg(c, "cannot write %s: %s", tmp, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    fprintf(f, "# test cluster keys, the first one seals\n");
+    for (size_t k = 0; k < n; k++)
+        fprintf(f, "%s\n", keys[k]);
+    if (fclose(f) != 0 || rename(tmp, nd->key_file) != 0) {
+        fail_msg(c, "cannot write %s: %s", nd->key_file, strerror(errno));
+        return -1;
+    }
+    if (!nd->t.running)
+        return 0;
+    const char *done = "SIGHUP: reloaded";
+    unsigned before = log_count(c, i, done);
+    jv_proc_signal(&nd->t.proc, SIGHUP);
+    double t0 = jv_cluster_now_ms();
+    while (log_count(c, i, done) == before) {
+        if (jv_cluster_now_ms() - t0 > 20000) {
+            fail_msg(c, "node %zu did not reload its keys", i);
+            return -1;
+        }
+        jv_cluster_sleep_ms(10);
+    }
+    return 0;
+}
+
 /* Reads the id from `jarvisctl init`'s "node id    <hex> (new)" line. */
 static bool parse_init(const char *out, char id[65])
 {
@@ -252,7 +328,9 @@ int jv_cluster_write_config(jv_cluster *c, size_t i, const size_t *peers,
     fprintf(f, "# node %zu of a test cluster, as docs/operations.md says\n", i);
     fprintf(f, "data-dir = %s\n", n->t.dir);
     fprintf(f, "listen = %s\n", n->listen);
-    if (c->key_file[0] != '\0')
+    if (n->key_file[0] != '\0')
+        fprintf(f, "cluster-key-file = %s\n", n->key_file);
+    else if (c->key_file[0] != '\0')
         fprintf(f, "cluster-key-file = %s\n", c->key_file);
     for (size_t k = 0; k < n_peers; k++)
         fprintf(f, "peer = %s\n", c->node[peers[k]].listen);
@@ -331,6 +409,12 @@ int jv_cluster_init(jv_cluster *c, const jv_cluster_opts *o)
         }
         snprintf(n->listen, sizeof n->listen, "tcp://127.0.0.1:%d", n->port);
         snprintf(n->conf, sizeof n->conf, "%s/node%zu.conf", c->root, i);
+        if (o->key_per_node && !o->no_key) {
+            snprintf(n->key_file, sizeof n->key_file, "%s/node%zu.key", c->root,
+                     i);
+            if (copy_file(c, c->key_file, n->key_file) != 0)
+                return -1;
+        }
     }
     /* 3. One configuration file per node. */
     for (size_t i = 0; i < o->n; i++) {

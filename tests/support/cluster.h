@@ -36,11 +36,12 @@
 #define JV_CLUSTER_MAX_FLAGS 24
 
 typedef struct {
-    jv_test_node t;  /* process, data dir, log, API url, admin key */
-    char id[65];     /* node id as `jarvisctl init` printed it */
-    int port;        /* peer port on 127.0.0.1 */
-    char listen[64]; /* tcp://127.0.0.1:<port> */
-    char conf[700];  /* its configuration file */
+    jv_test_node t;     /* process, data dir, log, API url, admin key */
+    char id[65];        /* node id as `jarvisctl init` printed it */
+    int port;           /* peer port on 127.0.0.1 */
+    char listen[64];    /* tcp://127.0.0.1:<port> */
+    char conf[700];     /* its configuration file */
+    char key_file[700]; /* its copy of the cluster key (key_per_node) */
     /* Flags of this node only, appended after the cluster's (NULL-ended);
      * the caller's strings must outlive the cluster. */
     char *flags[JV_CLUSTER_MAX_FLAGS];
@@ -49,6 +50,8 @@ typedef struct {
 typedef struct {
     size_t n;                /* nodes, 1..JV_CLUSTER_MAX */
     bool no_key;             /* no cluster key: plaintext peers (no step 1) */
+    bool key_per_node;       /* each node gets its own copy of the key
+                                file, as on separate hosts (to rotate) */
     bool no_peers;           /* configuration files without peer lines */
     size_t peers_k;          /* 0: every node lists every node, itself
                                 included (the docs' one shared list); else k
@@ -72,6 +75,12 @@ typedef struct {
 /* Steps 1 to 3 without starting anything. -1 with c->err on failure
  * (what was made is still released by jv_cluster_fini). */
 int jv_cluster_init(jv_cluster *c, const jv_cluster_opts *o);
+
+/* Replaces node i's key file (key_per_node) with these lines (mode
+ * 0600, atomically), then sends it SIGHUP if it runs and waits until its
+ * log says the keys were reloaded (20 s). */
+int jv_cluster_set_keys(jv_cluster *c, size_t i, const char *const *keys,
+                        size_t n);
 
 /* Rewrites node i's configuration file (after changing its peers). The
  * peers are given as node indices; n_peers may be 0. */
