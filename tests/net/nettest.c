@@ -53,10 +53,11 @@ json_t *nt_req(jv_cluster *c, size_t i, long status, const char *method,
                 c->err);
     if (r.status != status) {
         char got[600];
+        long st = r.status;
         snprintf(got, sizeof got, "%.500s", r.body);
         jv_http_resp_fini(&r);
         nt_fail(c, __FILE__, __LINE__, "%s %s on node %zu: %ld, not %ld: %s",
-                method, path, i, r.status, status, got);
+                method, path, i, st, status, got);
     }
     json_t *j = r.len ? json_loadb(r.body, r.len, 0, NULL) : NULL;
     jv_http_resp_fini(&r);
