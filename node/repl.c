@@ -70,8 +70,19 @@ typedef struct peer {
     jv_vv known[2];
     uint64_t known_since_ms;
     uint64_t claim_self; /* our own origin in its last reply's vector */
+    /* Origins whose batches it held already when we last pushed them:
+     * pushes of news from those origins go to other peers first (it gets
+     * them from someone else), until an exchange brings it news of one of
+     * them from us again. With `rank`, a fixed random order in which
+     * pushes pick peers, the pushes settle into a spanning structure
+     * instead of flooding (as Plumtree's eager and lazy links do). */
+    jv_id *lazy;
+    size_t nlazy, lazycap;
+    uint64_t rank;
     pstate state;
+    bool pulling; /* the exchange under way asked for a full reply */
     bool again;
+    bool again_pull;
     bool reachable;
     bool caught_up; /* an exchange ended with nothing more to pull */
     bool is_self;   /* this node's own address: listed, never dialled */
@@ -98,7 +109,8 @@ struct jv_repl {
     jv_transport *tp;
     peer *peers;
     size_t npeers;
-    jv_vv applied; /* this node's applied vector */
+    jv_vv applied;      /* this node's applied vector */
+    struct peer *chain; /* the peer a pull goes on with (`more`) */
     uv_timer_t timer;
     char bound[256];
     char *blocked[MAX_BLOCKED];
@@ -128,7 +140,7 @@ typedef struct {
     uint8_t *data;
 } apply_job;
 
-static void exchange(peer *p);
+static void exchange(peer *p, bool pull);
 static void mark_self(peer *p);
 
 /* -- small helpers ------------------------------------------------------------
@@ -246,6 +258,45 @@ static void refuse_frame(jv_repl *r, unsigned idx, const char *reason_s)
 
 /* -- what we have, what they lack ---------------------------------------------
  */
+
+static bool lazy_has(const peer *p, const jv_id *origin)
+{
+    for (size_t i = 0; i < p->nlazy; i++)
+        if (jv_id_eq(&p->lazy[i], origin))
+            return true;
+    return false;
+}
+
+static void lazy_set(peer *p, const jv_id *origin, bool on)
+{
+    for (size_t i = 0; i < p->nlazy; i++)
+        if (jv_id_eq(&p->lazy[i], origin)) {
+            if (!on)
+                p->lazy[i] = p->lazy[--p->nlazy];
+            return;
+        }
+    if (!on)
+        return;
+    if (p->nlazy == p->lazycap) {
+        size_t cap = p->lazycap ? p->lazycap * 2 : 8;
+        jv_id *l = jv_reallocarray(p->lazy, cap, sizeof(*l));
+        if (!l)
+            return; /* it stays eager: more bytes, nothing lost */
+        p->lazy = l;
+        p->lazycap = cap;
+    }
+    p->lazy[p->nlazy++] = *origin;
+}
+
+/* After a reply: for each origin we pushed, did the peer hold it all
+ * already (its vector is from before it applied our batches)? */
+static void learn_pushes(peer *p, const jv_vv *theirs_before)
+{
+    for (size_t i = 0; i < p->sent.n; i++) {
+        const jv_vv_entry *e = &p->sent.v[i];
+        lazy_set(p, &e->id, jv_vv_get(theirs_before, &e->id) >= e->seq);
+    }
+}
 
 /* Ages the facts about p: kept for at least one exchange timeout, at
  * most two. Within that time a peer's vector only grows, so a lower one
@@ -430,7 +481,8 @@ static void job_free(apply_job *j)
     jv_free(j);
 }
 
-static void kick(jv_repl *r, const char *exclude_addr, const jv_id *exclude);
+static void kick(jv_repl *r, const char *exclude_addr, const jv_id *exclude,
+                 const jv_id *origins, size_t norigins);
 
 static void continue_exchange(jv_repl *r, const char *addr, bool more)
 {
@@ -444,9 +496,34 @@ static void continue_exchange(jv_repl *r, const char *addr, bool more)
      * matters because a peer may leave out what it believes we hold. */
     if (!more && p->claim_self <= jv_vv_get(&r->applied, &r->node->kp.pk))
         p->caught_up = true;
-    if ((more || p->again) && !r->stopping) {
-        p->again = false;
-        exchange(p);
+    if (r->stopping)
+        return;
+    bool was_pull = p->pulling;
+    if (r->chain == p && !(was_pull && more))
+        r->chain = NULL;
+    /* A pull that left something out goes on, from one peer at a time:
+     * pulling the same missing range from several at once would bring
+     * it several times. (A push asked for no batches back: what the peer
+     * has more is most likely on its way to us already, and anti-entropy
+     * pulls it otherwise.) */
+    if (was_pull && more && (!r->chain || r->chain == p)) {
+        r->chain = p;
+        exchange(p, true);
+        return;
+    }
+    /* A pull's reply says exactly what p holds: push what it lacks. */
+    bool lacks = false;
+    if (was_pull) {
+        jv_vv them;
+        jv_vv_init(&them);
+        lacks = theirs(p, &p->have, &them) == JV_OK &&
+                jv_vv_missing(&them, &r->applied) > 0;
+        jv_vv_fini(&them);
+    }
+    if (p->again || lacks) {
+        bool pull = p->again_pull;
+        p->again = p->again_pull = false;
+        exchange(p, pull);
     }
 }
 
@@ -458,7 +535,8 @@ static void applied_cb(jv_write_req *w)
     jv_repl *r = j->r;
     peer *src =
         j->src_addr ? find_addr(r, j->src_addr) : find_id(r, &j->src_id);
-    size_t applied = 0;
+    size_t applied = 0, norigins = 0;
+    jv_id origins[16];
     r->applying--;
     if (w->err) {
         jv_error("repl", "applying %zu batches failed: %s", j->n,
@@ -474,6 +552,16 @@ static void applied_cb(jv_write_req *w)
             case JV_OK:
                 applied++;
                 jv_hlc_observe(&r->node->hlc, jv_now_ms(), j->hlc[i]);
+                if (norigins <= 16) {
+                    size_t k = 0;
+                    while (k < norigins && !jv_id_eq(&origins[k], &h.origin))
+                        k++;
+                    /* More than 16 origins at once: no filter at all. */
+                    if (k == norigins && norigins < 16)
+                        origins[norigins++] = h.origin;
+                    else if (k == norigins)
+                        norigins = 17;
+                }
                 break;
             case JV_EDUP:
                 count(r, "jarvis_repl_batches_total", "result", "duplicate", 1);
@@ -507,9 +595,11 @@ static void applied_cb(jv_write_req *w)
             jv_store_vv(r->node->rst, &r->applied);
             if (src)
                 src->batches_in += applied;
-            /* Relay: others may not have these yet. */
+            /* Relay: others may not have these yet. Released batches
+             * (their origins unknown here) are news for every peer. */
             if (!r->stopping)
-                kick(r, j->src_addr, &j->src_id);
+                kick(r, j->src_addr, &j->src_id, origins,
+                     w->stats.released || norigins > 16 ? 0 : norigins);
         }
     }
     if (j->from_reply)
@@ -601,7 +691,9 @@ static void fail(peer *p, const char *why)
     jv_repl *r = p->r;
     uint64_t now = jv_now_ms();
     p->state = P_IDLE;
-    p->again = false;
+    p->again = p->again_pull = false;
+    if (r->chain == p)
+        r->chain = NULL;
     if (p->reachable || p->failures == 0)
         jv_warn("repl", "peer %s unreachable: %s", p->addr, why);
     p->reachable = false;
@@ -617,7 +709,15 @@ static void fail(peer *p, const char *why)
     count(r, "jarvis_repl_exchanges_total", "outcome", "failed", 1);
 }
 
-static void exchange(peer *p)
+/* One exchange with p. A push (news to spread) carries what p lacks as
+ * far as we know and asks for no batches back, only p's vector: what p
+ * has that we lack is most likely reaching us from elsewhere already. A
+ * pull (anti-entropy, start-up, catching up) carries only our vector and
+ * lets the reply bring what we lack, up to half of max_message; once the
+ * reply has told us exactly what p holds, what p lacks is pushed
+ * (continue_exchange). Pulls send nothing on a guess: what we knew of p
+ * may be long out of date, and would bring it batches it holds. */
+static void exchange(peer *p, bool pull)
 {
     jv_repl *r = p->r;
     jv_vv have, them;
@@ -630,6 +730,7 @@ static void exchange(peer *p)
         return;
     if (p->state != P_IDLE) {
         p->again = true;
+        p->again_pull |= pull;
         return;
     }
     if (is_blocked(r, p->addr, p->id_known ? &p->id : NULL)) {
@@ -645,16 +746,18 @@ static void exchange(peer *p)
     uint64_t budget = r->o.max_message / 2;
     if ((err = our_have(r, &have)))
         goto out;
-    if (p->have_known &&
+    if (!pull && p->have_known &&
         ((err = theirs(p, &p->have, &them)) ||
          (err = select_for(r, &them, budget, &s, &more, &p->sent))))
         goto out;
-    if ((err = build(r, JV_MSG_SYNC, &have, &s, more, budget, &frame)))
+    if ((err =
+             build(r, JV_MSG_SYNC, &have, &s, more, pull ? budget : 0, &frame)))
         goto out;
     if ((err =
              jv_transport_send(p->tp, frame.data, frame.len, r->o.timeout_ms)))
         goto out;
     p->state = P_SENDING;
+    p->pulling = pull;
     p->bytes_out += frame.len;
     p->batches_out += s.n;
     count(r, "jarvis_repl_bytes_total", "direction", "out", (double)frame.len);
@@ -722,6 +825,7 @@ static void on_reply(void *arg, jv_tpeer *tp, jv_err err, const uint8_t *msg,
     }
     p->id = m.from;
     p->id_known = true;
+    learn_pushes(p, &m.have);
     jv_vv_copy(&p->have, &m.have);
     jv_vv_merge(&p->have, &p->sent);
     p->have_known = true;
@@ -879,9 +983,12 @@ static void on_listener(void *arg, jv_err err)
 /* -- scheduling
  * ------------------------------------------------------------------- */
 
-/* Starts an exchange with up to fanout random peers other than the one
- * the news came from. */
-static void kick(jv_repl *r, const char *exclude_addr, const jv_id *exclude)
+/* Starts an exchange with up to fanout peers other than the one the news
+ * came from: reachable ones first, then in the fixed order of their
+ * ranks, leaving out peers that held everything of `origins` the last
+ * time we pushed it to them (norigins 0: no such filter). */
+static void kick(jv_repl *r, const char *exclude_addr, const jv_id *exclude,
+                 const jv_id *origins, size_t norigins)
 {
     peer *cand[64];
     size_t n = 0;
@@ -893,13 +1000,23 @@ static void kick(jv_repl *r, const char *exclude_addr, const jv_id *exclude)
             continue;
         if (p->next_try_ms > now || p->is_self)
             continue;
-        cand[n++] = p;
+        bool news = norigins == 0;
+        for (size_t k = 0; k < norigins && !news; k++)
+            news = !lazy_has(p, &origins[k]);
+        if (!news)
+            continue;
+        /* Insertion by (reachable first, rank). */
+        size_t at = n++;
+        while (at > 0 && (cand[at - 1]->reachable < p->reachable ||
+                          (cand[at - 1]->reachable == p->reachable &&
+                           cand[at - 1]->rank > p->rank))) {
+            cand[at] = cand[at - 1];
+            at--;
+        }
+        cand[at] = p;
     }
-    for (size_t k = 0; k < r->o.fanout && n; k++) {
-        size_t i = (size_t)(rnd(r) % n);
-        exchange(cand[i]);
-        cand[i] = cand[--n];
-    }
+    for (size_t k = 0; k < r->o.fanout && k < n; k++)
+        exchange(cand[k], false);
 }
 
 static void on_timer(uv_timer_t *t)
@@ -916,11 +1033,12 @@ static void on_timer(uv_timer_t *t)
         if (n < 64)
             cand[n++] = p;
     }
-    /* Peers never heard from first, then one at random. */
-    if (unknown)
-        exchange(unknown);
-    else if (n)
-        exchange(cand[rnd(r) % n]);
+    /* Peers never heard from first, then one at random; none while a
+     * pull goes on in chunks (it is catching up already). */
+    if (!r->chain && unknown)
+        exchange(unknown, true);
+    else if (!r->chain && n)
+        exchange(cand[rnd(r) % n], true);
     /* Jitter keeps nodes started together from syncing in lockstep. */
     uint64_t iv = r->o.interval_ms;
     uv_timer_start(&r->timer, on_timer, iv - iv / 5 + rnd(r) % (iv / 5 * 2 + 1),
@@ -950,6 +1068,7 @@ static void peer_free(peer *p)
     jv_vv_fini(&p->sent);
     jv_vv_fini(&p->known[0]);
     jv_vv_fini(&p->known[1]);
+    jv_free(p->lazy);
     jv_free(p->addr);
     jv_free(p);
 }
@@ -971,6 +1090,7 @@ jv_err jv_repl_peer_add(jv_repl *r, const char *addr)
     jv_vv_init(&p->known[0]);
     jv_vv_init(&p->known[1]);
     p->known_since_ms = jv_now_ms();
+    p->rank = rnd(r);
     if (!p->addr ||
         (err = jv_transport_peer_new(r->tp, addr, p, &p->tp)) != JV_OK) {
         jv_free(p->addr);
@@ -987,7 +1107,7 @@ jv_err jv_repl_peer_add(jv_repl *r, const char *addr)
         return JV_OK;
     }
     jv_info("repl", "peer %s added", addr);
-    exchange(p);
+    exchange(p, true);
     return JV_OK;
 }
 
@@ -999,6 +1119,8 @@ jv_err jv_repl_peer_remove(jv_repl *r, const char *addr)
         peer *p = *pp;
         *pp = p->next;
         r->npeers--;
+        if (r->chain == p)
+            r->chain = NULL;
         peer_free(p);
         jv_info("repl", "peer %s removed", addr);
         return JV_OK;
@@ -1016,7 +1138,7 @@ void jv_repl_local_committed(jv_repl *r)
     if (r->stopping)
         return;
     jv_store_vv(r->node->rst, &r->applied);
-    kick(r, NULL, NULL);
+    kick(r, NULL, NULL, &r->node->kp.pk, 1);
 }
 
 size_t jv_repl_npeers(const jv_repl *r)
@@ -1309,6 +1431,7 @@ void jv_repl_stop(jv_repl *r, void (*done)(void *), void *arg)
     r->stop_done = done;
     r->stop_arg = arg;
     uv_timer_stop(&r->timer);
+    r->chain = NULL;
     while (r->peers) {
         peer *p = r->peers;
         r->peers = p->next;
