@@ -70,14 +70,19 @@ typedef struct peer {
     jv_vv known[2];
     uint64_t known_since_ms;
     uint64_t claim_self; /* our own origin in its last reply's vector */
-    /* Origins whose batches it held already when we last pushed them:
-     * pushes of news from those origins go to other peers first (it gets
-     * them from someone else), until an exchange brings it news of one of
-     * them from us again. With `rank`, a fixed random order in which
-     * pushes pick peers, the pushes settle into a spanning structure
-     * instead of flooding (as Plumtree's eager and lazy links do). */
-    jv_id *lazy;
-    size_t nlazy, lazycap;
+    /* Per origin, whether news of it is pushed to this peer: at first to
+     * the `fanout` first peers in the order of `rank` (a fixed random
+     * order), then adapted as Plumtree does with its eager and lazy
+     * links: a peer whose reply shows it held what we pushed already gets
+     * no more of that origin from us (it gets it from someone else); a
+     * peer that had to pull an origin's batches from us gets them pushed
+     * from then on. The pushes settle into a spanning structure instead
+     * of flooding. */
+    struct link {
+        jv_id origin;
+        bool eager;
+    } * links;
+    size_t nlinks, linkcap;
     uint64_t rank;
     pstate state;
     bool pulling; /* the exchange under way asked for a full reply */
@@ -259,33 +264,32 @@ static void refuse_frame(jv_repl *r, unsigned idx, const char *reason_s)
 /* -- what we have, what they lack ---------------------------------------------
  */
 
-static bool lazy_has(const peer *p, const jv_id *origin)
+/* 1: pushed to p, 0: not, -1: as p's rank says. */
+static int link_get(const peer *p, const jv_id *origin)
 {
-    for (size_t i = 0; i < p->nlazy; i++)
-        if (jv_id_eq(&p->lazy[i], origin))
-            return true;
-    return false;
+    for (size_t i = 0; i < p->nlinks; i++)
+        if (jv_id_eq(&p->links[i].origin, origin))
+            return p->links[i].eager;
+    return -1;
 }
 
-static void lazy_set(peer *p, const jv_id *origin, bool on)
+static void link_set(peer *p, const jv_id *origin, bool eager)
 {
-    for (size_t i = 0; i < p->nlazy; i++)
-        if (jv_id_eq(&p->lazy[i], origin)) {
-            if (!on)
-                p->lazy[i] = p->lazy[--p->nlazy];
+    for (size_t i = 0; i < p->nlinks; i++)
+        if (jv_id_eq(&p->links[i].origin, origin)) {
+            p->links[i].eager = eager;
             return;
         }
-    if (!on)
-        return;
-    if (p->nlazy == p->lazycap) {
-        size_t cap = p->lazycap ? p->lazycap * 2 : 8;
-        jv_id *l = jv_reallocarray(p->lazy, cap, sizeof(*l));
+    if (p->nlinks == p->linkcap) {
+        size_t cap = p->linkcap ? p->linkcap * 2 : 8;
+        struct link *l = jv_reallocarray(p->links, cap, sizeof(*l));
         if (!l)
-            return; /* it stays eager: more bytes, nothing lost */
-        p->lazy = l;
-        p->lazycap = cap;
+            return; /* it stays as its rank says: fewer or more bytes */
+        p->links = l;
+        p->linkcap = cap;
     }
-    p->lazy[p->nlazy++] = *origin;
+    p->links[p->nlinks].origin = *origin;
+    p->links[p->nlinks++].eager = eager;
 }
 
 /* After a reply: for each origin we pushed, did the peer hold it all
@@ -294,7 +298,7 @@ static void learn_pushes(peer *p, const jv_vv *theirs_before)
 {
     for (size_t i = 0; i < p->sent.n; i++) {
         const jv_vv_entry *e = &p->sent.v[i];
-        lazy_set(p, &e->id, jv_vv_get(theirs_before, &e->id) >= e->seq);
+        link_set(p, &e->id, jv_vv_get(theirs_before, &e->id) < e->seq);
     }
 }
 
@@ -934,11 +938,15 @@ static void on_request(void *arg, jv_inbound *in, const uint8_t *msg,
     if (p) {
         p->bytes_out += frame.len;
         p->batches_out += s.n;
-        /* They will have what we just sent. */
+        /* They will have what we just sent. And it pulled those origins'
+         * news from us because no push brought them: push them to it
+         * from now on (Plumtree's graft). */
         for (size_t i = 0; i < s.n; i++) {
             jv_batch_head h;
-            if (!jv_batch_peek(s.data.data + s.off[i], s.len[i], &h))
+            if (!jv_batch_peek(s.data.data + s.off[i], s.len[i], &h)) {
                 jv_vv_raise(&p->have, &h.origin, h.last_seq);
+                link_set(p, &h.origin, true);
+            }
         }
     }
     count(r, "jarvis_repl_bytes_total", "direction", "out", (double)frame.len);
@@ -983,16 +991,18 @@ static void on_listener(void *arg, jv_err err)
 /* -- scheduling
  * ------------------------------------------------------------------- */
 
-/* Starts an exchange with up to fanout peers other than the one the news
- * came from: reachable ones first, then in the fixed order of their
- * ranks, leaving out peers that held everything of `origins` the last
- * time we pushed it to them (norigins 0: no such filter). */
+/* Pushes news of `origins` (norigins 0: of unknown origins) to the peers
+ * that get it (see struct link), never to the one it came from. Peers
+ * are ranked reachable first, then by rank; the first `fanout` of them
+ * get what no link says otherwise. */
 static void kick(jv_repl *r, const char *exclude_addr, const jv_id *exclude,
                  const jv_id *origins, size_t norigins)
 {
     peer *cand[64];
     size_t n = 0;
     uint64_t now = jv_now_ms();
+    if (!r->o.fanout)
+        return; /* anti-entropy only */
     for (peer *p = r->peers; p && n < 64; p = p->next) {
         if (exclude_addr && strcmp(p->addr, exclude_addr) == 0)
             continue;
@@ -1000,12 +1010,6 @@ static void kick(jv_repl *r, const char *exclude_addr, const jv_id *exclude,
             continue;
         if (p->next_try_ms > now || p->is_self)
             continue;
-        bool news = norigins == 0;
-        for (size_t k = 0; k < norigins && !news; k++)
-            news = !lazy_has(p, &origins[k]);
-        if (!news)
-            continue;
-        /* Insertion by (reachable first, rank). */
         size_t at = n++;
         while (at > 0 && (cand[at - 1]->reachable < p->reachable ||
                           (cand[at - 1]->reachable == p->reachable &&
@@ -1015,8 +1019,15 @@ static void kick(jv_repl *r, const char *exclude_addr, const jv_id *exclude,
         }
         cand[at] = p;
     }
-    for (size_t k = 0; k < r->o.fanout && k < n; k++)
-        exchange(cand[k], false);
+    for (size_t k = 0; k < n; k++) {
+        bool first = k < r->o.fanout, push = norigins == 0 && first;
+        for (size_t o = 0; o < norigins && !push; o++) {
+            int l = link_get(cand[k], &origins[o]);
+            push = l == 1 || (l == -1 && first);
+        }
+        if (push)
+            exchange(cand[k], false);
+    }
 }
 
 static void on_timer(uv_timer_t *t)
@@ -1068,7 +1079,7 @@ static void peer_free(peer *p)
     jv_vv_fini(&p->sent);
     jv_vv_fini(&p->known[0]);
     jv_vv_fini(&p->known[1]);
-    jv_free(p->lazy);
+    jv_free(p->links);
     jv_free(p->addr);
     jv_free(p);
 }

@@ -18,15 +18,17 @@
  * time, so a node that was away for hours catches up in bounded chunks;
  * a pull that finds the peer lacking something pushes it right after.
  *
- * When: a new local commit, or newly applied remote batches, push to
- * `fanout` peers (never the one the batches came from), reachable ones
- * first in a fixed random order, skipping peers that held the batches of
- * those origins already the last time; so pushes settle into a spanning
- * structure rather than flood, and a write spreads in a few hops. Every
- * interval one random peer is pulled from (anti-entropy), which fills
- * whatever the pushes missed. A peer that fails is retried with
- * exponential backoff and jitter; each peer has its own socket and at
- * most one exchange at a time, so a slow one delays no other.
+ * When: a new local commit, or newly applied remote batches, are pushed
+ * (never to the peer they came from) to the first `fanout` peers of a
+ * fixed random order, reachable ones first; then, per origin, a peer
+ * whose reply shows it held the pushed batches already is pushed no more
+ * of that origin, and a peer that had to pull an origin's batches is
+ * pushed them from then on (Plumtree's prune and graft). Pushes settle
+ * into a spanning structure rather than flood, and a write spreads in a
+ * few hops. Every interval one random peer is pulled from
+ * (anti-entropy), which fills whatever the pushes missed. A peer that fails is
+ * retried with exponential backoff and jitter; each peer has its own socket and
+ * at most one exchange at a time, so a slow one delays no other.
  * docs/protocol.md has the whole protocol.
  *
  * Loop thread only.
