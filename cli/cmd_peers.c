@@ -26,30 +26,43 @@ static const char *count_text(const json_t *p, const char *key, char *out,
     return out;
 }
 
+/* "-" for null or absent, else a size ("12.5 KiB"). */
+static const char *bytes_text(const json_t *p, const char *key, char *out,
+                              size_t outlen)
+{
+    const json_t *v = json_object_get(p, key);
+    if (!json_is_integer(v) || json_integer_value(v) < 0)
+        return "-";
+    jvc_bytes_human((uint64_t)json_integer_value(v), out, outlen);
+    return out;
+}
+
 bool jvc_print_peers(json_t *peers)
 {
     if (json_object_get(json_array_get(peers, 0), "address") == NULL)
         return jvc_table_print_objects(peers, stdout);
     /* THEY LACK: operations of ours the peer has not applied (its lag);
-     * WE LACK: the reverse. "-" until the peer has told its vector. */
-    static const char *const h[] = {"ADDRESS",      "NODE",      "REACHABLE",
-                                    "LAST CONTACT", "THEY LACK", "WE LACK",
-                                    "FAILURES",     "LAST ERROR"};
-    jvc_table *t = jvc_table_new(8, h);
+     * WE LACK: the reverse. "-" until the peer has told its vector.
+     * BYTES IN / OUT: peer messages exchanged since the node started. */
+    static const char *const h[] = {
+        "ADDRESS", "NODE",     "REACHABLE", "LAST CONTACT", "THEY LACK",
+        "WE LACK", "BYTES IN", "BYTES OUT", "FAILURES",     "LAST ERROR"};
+    jvc_table *t = jvc_table_new(10, h);
     if (t == NULL)
         return false;
-    for (size_t k = 4; k < 7; k++)
+    for (size_t k = 4; k < 9; k++)
         jvc_table_right(t, k);
-    jvc_table_max_width(t, 7, 60);
+    jvc_table_max_width(t, 9, 60);
     bool ok = true;
     size_t i;
     json_t *p;
     json_array_foreach(peers, i, p)
     {
         char id[JVC_SHORT_ID + 1], seen[64], lack[32], wlack[32], fail[32];
+        char bin[32], bout[32];
         const json_t *reach = json_object_get(p, "reachable");
         bool self = json_is_true(json_object_get(p, "self"));
-        const char *row[8] = {
+        const char *row[10] = {
             jvc_str(p, "address", "?"),
             jvc_short_id(jvc_str(p, "node_id", "-"), id, sizeof id),
             self                     ? "this node"
@@ -59,6 +72,8 @@ bool jvc_print_peers(json_t *peers)
                            sizeof seen),
             count_text(p, "lacks_from_us", lack, sizeof lack),
             count_text(p, "we_lack", wlack, sizeof wlack),
+            bytes_text(p, "bytes_in", bin, sizeof bin),
+            bytes_text(p, "bytes_out", bout, sizeof bout),
             count_text(p, "failures", fail, sizeof fail),
             jvc_str(p, "last_error", "-")};
         if (!jvc_table_add(t, row)) {

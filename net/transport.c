@@ -494,9 +494,13 @@ static void srv_event(tev *e)
         return;
     }
     if (nng_msg_len(m) > t->o.max_message) {
-        /* Within nng's slack but over ours: never shown to the user. */
+        /* Within nng's slack but over ours: never shown as a request,
+         * only counted. */
+        size_t len = nng_msg_len(m);
         nng_msg_free(m);
         srv_recv(in);
+        if (t->cbs.on_oversized)
+            t->cbs.on_oversized(t->cbs.arg, len);
         return;
     }
     if (is_probe(m)) {

@@ -66,6 +66,11 @@ typedef struct {
      * NULL. */
     void (*on_listener)(void *arg, jv_err err);
     void *arg;
+    /* An inbound request of len bytes was dropped unanswered because it
+     * is over max_message (one within nng's slack for the SP header; a
+     * larger one never gets past nng, which closes its connection). May
+     * be NULL. */
+    void (*on_oversized)(void *arg, size_t len);
 } jv_transport_cbs;
 
 void jv_transport_opts_default(jv_transport_opts *o);

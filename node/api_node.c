@@ -75,8 +75,9 @@ void api_metrics(api_ctx *c)
 
 static json_t *component(int score, const char *reason)
 {
-    const char *status = score >= 80 ? "ok" : score >= 40 ? "degraded"
-                                                          : "unhealthy";
+    const char *status = score >= 80   ? "ok"
+                         : score >= 40 ? "degraded"
+                                       : "unhealthy";
     return json_pack("{s:s,s:i,s:s}", "status", status, "score", score,
                      "reason", reason);
 }
@@ -102,16 +103,15 @@ void api_health(api_ctx *c)
                  jv_strerror(n->last_commit_err));
     } else {
         snprintf(why, sizeof(why), "%.1f MiB, %" PRIu64 " batches, %s",
-                 (double)(st.file_bytes + st.wal_bytes) / 1048576.0,
-                 st.batches,
+                 (double)(st.file_bytes + st.wal_bytes) / 1048576.0, st.batches,
                  n->last_commit_ms ? "commits succeed" : "no commit yet");
     }
     json_object_set_new(comps, "storage", component(s_storage, why));
 
     uint64_t errs = n->api_errors_window + n->api_errors_last;
     s_api = n->stopping ? 0 : errs == 0 ? 100 : errs < 10 ? 70 : 30;
-    snprintf(why, sizeof(why), "%zu connections, %" PRIu64
-             " server errors in the last minutes%s",
+    snprintf(why, sizeof(why),
+             "%zu connections, %" PRIu64 " server errors in the last minutes%s",
              jv_http_conns(n->http), errs, n->stopping ? ", stopping" : "");
     json_object_set_new(comps, "api", component(s_api, why));
 
@@ -133,10 +133,12 @@ void api_health(api_ctx *c)
     int lowest = s_storage < s_api ? s_storage : s_api;
     if (lowest == 0 && score > 39)
         score = 39;
-    const char *status = score >= 80 ? "healthy" : score >= 40 ? "degraded"
-                                                               : "unhealthy";
-    api_reply(c, 200, json_pack("{s:i,s:s,s:o}", "score", score, "status",
-                                status, "components", comps));
+    const char *status = score >= 80   ? "healthy"
+                         : score >= 40 ? "degraded"
+                                       : "unhealthy";
+    api_reply(c, 200,
+              json_pack("{s:i,s:s,s:o}", "score", score, "status", status,
+                        "components", comps));
 }
 
 /* -- status --------------------------------------------------------------- */
@@ -164,15 +166,19 @@ void api_status(api_ctx *c)
     jv_vv_fini(&vv);
     uint64_t now = jv_now_ms();
     json_t *peers = jv_repl_peers_json(n->repl);
+    /* The log's figures: what every operation costs once encoded and
+     * signed (bytes are the batch bodies, signatures not included). */
+    json_t *log = json_pack("{s:I,s:I,s:I}", "batches", (json_int_t)st.batches,
+                            "operations", (json_int_t)st.ops, "bytes",
+                            (json_int_t)st.log_bytes);
     api_reply(c, 200,
-              json_pack("{s:s,s:s,s:s,s:s,s:o,s:I,s:I,s:o,s:I,s:o}",
+              json_pack("{s:s,s:s,s:s,s:s,s:o,s:I,s:I,s:o,s:o,s:I,s:o}",
                         "node_id", n->self_hex, "name", n->cfg->name,
-                        "peer_address", n->peer_bound, "version",
-                        JV_VERSION, "started_at", api_time(n->started_ms),
-                        "uptime_seconds",
+                        "peer_address", n->peer_bound, "version", JV_VERSION,
+                        "started_at", api_time(n->started_ms), "uptime_seconds",
                         (json_int_t)((now - n->started_ms) / 1000),
                         "database_bytes",
-                        (json_int_t)(st.file_bytes + st.wal_bytes),
+                        (json_int_t)(st.file_bytes + st.wal_bytes), "log", log,
                         "version_vector", vvj, "held_batches",
                         (json_int_t)st.held, "peers", peers));
 }
@@ -309,7 +315,8 @@ static void revoked(jv_write_req *w)
 }
 
 /* Revokes a key or session (its row and the cache) with an audit entry. */
-static void revoke_entry(api_ctx *c, const char *id, bool is_key, const char *detail)
+static void revoke_entry(api_ctx *c, const char *id, bool is_key,
+                         const char *detail)
 {
     revoke_ctx *r = jv_calloc(1, sizeof(*r));
     jv_intent *in = api_intents(c, 1);
@@ -452,8 +459,7 @@ static bool name_ok(jv_str s)
     for (size_t i = 0; i < s.n; i++) {
         char ch = s.p[i];
         if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-              (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' ||
-              ch == '-'))
+              (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-'))
             return false;
     }
     return true;
@@ -509,12 +515,11 @@ static jv_err add_key(void *arg, const jv_key_row *k)
 {
     list_acc *a = arg;
     json_array_append_new(
-        a->arr, json_pack("{s:o,s:o,s:o,s:o,s:o}", "id", api_jstr(k->id),
-                          "name", api_jstr(k->name), "role",
-                          api_jstr(k->role), "created_at",
-                          api_time(k->created_ms), "revoked_at",
-                          k->revoked_ms ? api_time(k->revoked_ms)
-                                        : json_null()));
+        a->arr,
+        json_pack("{s:o,s:o,s:o,s:o,s:o}", "id", api_jstr(k->id), "name",
+                  api_jstr(k->name), "role", api_jstr(k->role), "created_at",
+                  api_time(k->created_ms), "revoked_at",
+                  k->revoked_ms ? api_time(k->revoked_ms) : json_null()));
     return JV_OK;
 }
 
@@ -651,9 +656,9 @@ static jv_err ex_config(void *arg, const jv_config_row *r)
 {
     export_job *e = arg;
     put_key(e, r->key);
-    put_json(&e->out, json_pack("{s:o,s:I,s:o}", "replica", api_id(&r->replica),
-                                "stamp", (json_int_t)r->stamp, "value",
-                                api_value(r->value)));
+    put_json(&e->out,
+             json_pack("{s:o,s:I,s:o}", "replica", api_id(&r->replica), "stamp",
+                       (json_int_t)r->stamp, "value", api_value(r->value)));
     return jv_buf_err(&e->out);
 }
 
@@ -671,10 +676,10 @@ static jv_err ex_archive(void *arg, const jv_archive_value *v)
     } else {
         put(&e->out, ",");
     }
-    put_json(&e->out, json_pack("{s:I,s:o,s:I,s:o}", "n", (json_int_t)v->dot.n,
-                                "replica", api_id(&v->dot.id), "stamp",
-                                (json_int_t)v->stamp, "value",
-                                api_value(v->value)));
+    put_json(&e->out,
+             json_pack("{s:I,s:o,s:I,s:o}", "n", (json_int_t)v->dot.n,
+                       "replica", api_id(&v->dot.id), "stamp",
+                       (json_int_t)v->stamp, "value", api_value(v->value)));
     return jv_buf_err(&e->out);
 }
 
@@ -695,10 +700,10 @@ static jv_err ex_trust(void *arg, const jv_trust_row *t)
     char hex[JV_ID_HEX];
     jv_id_hex(&t->node, hex);
     put_key(e, jv_str_c(hex));
-    put_json(&e->out, json_pack("{s:o,s:o,s:I,s:b}", "name", api_jstr(t->name),
-                                "set_by", api_id(&t->set_by), "stamp",
-                                (json_int_t)t->stamp, "trusted",
-                                t->trusted ? 1 : 0));
+    put_json(&e->out,
+             json_pack("{s:o,s:o,s:I,s:b}", "name", api_jstr(t->name), "set_by",
+                       api_id(&t->set_by), "stamp", (json_int_t)t->stamp,
+                       "trusted", t->trusted ? 1 : 0));
     return jv_buf_err(&e->out);
 }
 
@@ -929,14 +934,13 @@ static void verify_done(jv_node *n, jv_err err, void *arg)
     }
     bool ok = jv_verify_ok(r);
     m->result = json_pack(
-        "{s:b,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:b,s:b,s:s}", "ok", ok,
-        "integrity", r->integrity_ok ? "ok" : r->integrity_msg, "batches",
+        "{s:b,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:b,s:b,s:s}", "ok", ok, "integrity",
+        r->integrity_ok ? "ok" : r->integrity_msg, "batches",
         (json_int_t)r->batches, "ops", (json_int_t)r->ops, "origins",
-        (json_int_t)r->origins, "bad_signatures",
-        (json_int_t)r->bad_signatures, "bad_links", (json_int_t)r->bad_links,
-        "bad_encodings", (json_int_t)r->bad_encodings, "vv_matches",
-        r->vv_matches, "state_matches", r->state_matches, "detail",
-        r->state_msg);
+        (json_int_t)r->origins, "bad_signatures", (json_int_t)r->bad_signatures,
+        "bad_links", (json_int_t)r->bad_links, "bad_encodings",
+        (json_int_t)r->bad_encodings, "vv_matches", r->vv_matches,
+        "state_matches", r->state_matches, "detail", r->state_msg);
     char detail[128];
     snprintf(detail, sizeof(detail), "%s: %" PRIu64 " batches checked",
              ok ? "ok" : "problems found", r->batches);

@@ -1,5 +1,6 @@
 #include "node.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -447,12 +448,27 @@ static jv_err write_api_addr(jv_node *n)
     return JV_OK;
 }
 
-/* Loopback and Unix-socket peer addresses need no cluster key. */
+/* Loopback and Unix-socket peer addresses need no cluster key. The host
+ * must be an address literal in 127.0.0.0/8, [::1] or "localhost": a
+ * prefix test would let a name such as 127.0.0.1.example.net through,
+ * which resolves wherever its owner likes. */
 static bool local_only(const char *addr)
 {
-    return !strncmp(addr, "ipc://", 6) || !strncmp(addr, "tcp://127.", 10) ||
-           !strncmp(addr, "tcp://localhost:", 16) ||
-           !strncmp(addr, "tcp://[::1]:", 12);
+    char host[64];
+    struct in_addr a4;
+    if (!strncmp(addr, "ipc://", 6))
+        return true;
+    if (strncmp(addr, "tcp://", 6) != 0)
+        return false;
+    const char *h = addr + 6, *colon = strrchr(h, ':');
+    if (!colon || (size_t)(colon - h) >= sizeof(host))
+        return false;
+    memcpy(host, h, (size_t)(colon - h));
+    host[colon - h] = '\0';
+    if (!strcmp(host, "localhost") || !strcmp(host, "[::1]"))
+        return true;
+    return inet_pton(AF_INET, host, &a4) == 1 &&
+           (ntohl(a4.s_addr) >> 24) == 127;
 }
 
 static jv_err load_peer(void *arg, const jv_peer_row *p)

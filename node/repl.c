@@ -61,8 +61,33 @@ typedef struct peer {
     jv_vv have; /* what it holds, as it last told us (plus what we sent) */
     bool have_known;
     jv_vv sent; /* batches in the request outstanding, by origin */
+    /* What it said it holds in its own messages (their have-vectors),
+     * and what it acknowledged receiving from us (a request it answered),
+     * over the last one to two exchange timeouts: facts, unlike `have`,
+     * which also counts replies we sent that may have been lost. Nothing
+     * it is known to hold this way is sent to it, whatever an older
+     * vector says (see theirs()). */
+    jv_vv known[2];
+    uint64_t known_since_ms;
+    uint64_t claim_self; /* our own origin in its last reply's vector */
+    /* Per origin, whether news of it is pushed to this peer: at first to
+     * the `fanout` first peers in the order of `rank` (a fixed random
+     * order), then adapted as Plumtree does with its eager and lazy
+     * links: a peer whose reply shows it held what we pushed already gets
+     * no more of that origin from us (it gets it from someone else); a
+     * peer that had to pull an origin's batches from us gets them pushed
+     * from then on. The pushes settle into a spanning structure instead
+     * of flooding. */
+    struct link {
+        jv_id origin;
+        bool eager;
+    } * links;
+    size_t nlinks, linkcap;
+    uint64_t rank;
     pstate state;
+    bool pulling; /* the exchange under way asked for a full reply */
     bool again;
+    bool again_pull;
     bool reachable;
     bool caught_up; /* an exchange ended with nothing more to pull */
     bool is_self;   /* this node's own address: listed, never dialled */
@@ -89,7 +114,8 @@ struct jv_repl {
     jv_transport *tp;
     peer *peers;
     size_t npeers;
-    jv_vv applied; /* this node's applied vector */
+    jv_vv applied;      /* this node's applied vector */
+    struct peer *chain; /* the peer a pull goes on with (`more`) */
     uv_timer_t timer;
     char bound[256];
     char *blocked[MAX_BLOCKED];
@@ -119,7 +145,7 @@ typedef struct {
     uint8_t *data;
 } apply_job;
 
-static void exchange(peer *p);
+static void exchange(peer *p, bool pull);
 static void mark_self(peer *p);
 
 /* -- small helpers -------------------------------------------------------- */
@@ -235,6 +261,86 @@ static void refuse_frame(jv_repl *r, unsigned idx, const char *reason_s)
 }
 
 /* -- what we have, what they lack ----------------------------------------- */
+
+/* 1: pushed to p, 0: not, -1: as p's rank says. */
+static int link_get(const peer *p, const jv_id *origin)
+{
+    for (size_t i = 0; i < p->nlinks; i++)
+        if (jv_id_eq(&p->links[i].origin, origin))
+            return p->links[i].eager;
+    return -1;
+}
+
+static void link_set(peer *p, const jv_id *origin, bool eager)
+{
+    for (size_t i = 0; i < p->nlinks; i++)
+        if (jv_id_eq(&p->links[i].origin, origin)) {
+            p->links[i].eager = eager;
+            return;
+        }
+    if (p->nlinks == p->linkcap) {
+        size_t cap = p->linkcap ? p->linkcap * 2 : 8;
+        struct link *l = jv_reallocarray(p->links, cap, sizeof(*l));
+        if (!l)
+            return; /* it stays as its rank says: fewer or more bytes */
+        p->links = l;
+        p->linkcap = cap;
+    }
+    p->links[p->nlinks].origin = *origin;
+    p->links[p->nlinks++].eager = eager;
+}
+
+/* After a reply: for each origin we pushed, did the peer hold it all
+ * already (its vector is from before it applied our batches)? */
+static void learn_pushes(peer *p, const jv_vv *theirs_before)
+{
+    for (size_t i = 0; i < p->sent.n; i++) {
+        const jv_vv_entry *e = &p->sent.v[i];
+        link_set(p, &e->id, jv_vv_get(theirs_before, &e->id) < e->seq);
+    }
+}
+
+/* Ages the facts about p: kept for at least one exchange timeout, at
+ * most two. Within that time a peer's vector only grows, so a lower one
+ * is an older one: a request that waited for a connection or in a queue
+ * while the peer told us more in its replies. After it, the facts are
+ * forgotten, so that a peer restored from a backup, whose vector really
+ * went back, is sent what it lost. */
+static void known_age(peer *p, uint64_t now)
+{
+    uint64_t t = p->r->o.timeout_ms;
+    if (now - p->known_since_ms < t)
+        return;
+    jv_vv tmp = p->known[1];
+    p->known[1] = p->known[0];
+    p->known[0] = tmp;
+    jv_vv_clear(&p->known[0]);
+    if (now - p->known_since_ms >= 2 * t)
+        jv_vv_clear(&p->known[1]);
+    p->known_since_ms = now;
+}
+
+/* p's own message says it holds `claim`. */
+static void learn(peer *p, const jv_vv *claim)
+{
+    known_age(p, jv_now_ms());
+    jv_vv_merge(&p->known[0], claim);
+}
+
+/* What to select against for p: base (its request's vector, or what we
+ * believe it holds) raised by the facts it gave us recently. Without
+ * this, a stale request would be answered with batches the peer sent us
+ * itself since it made the request: echoes, and wasted bytes. */
+static jv_err theirs(peer *p, const jv_vv *base, jv_vv *out)
+{
+    jv_err err;
+    known_age(p, jv_now_ms());
+    if ((err = jv_vv_copy(out, base)) ||
+        (err = jv_vv_merge(out, &p->known[0])) ||
+        (err = jv_vv_merge(out, &p->known[1])))
+        return err;
+    return JV_OK;
+}
 
 static jv_err add_held(void *arg, const jv_held_row *h)
 {
@@ -382,7 +488,8 @@ static void job_free(apply_job *j)
     jv_free(j);
 }
 
-static void kick(jv_repl *r, const char *exclude_addr, const jv_id *exclude);
+static void kick(jv_repl *r, const char *exclude_addr, const jv_id *exclude,
+                 const jv_id *origins, size_t norigins);
 
 static void continue_exchange(jv_repl *r, const char *addr, bool more)
 {
@@ -390,11 +497,40 @@ static void continue_exchange(jv_repl *r, const char *addr, bool more)
     if (!p || p->state != P_APPLYING)
         return;
     p->state = P_IDLE;
-    if (!more)
+    /* Nothing more to pull, and it holds nothing of our own origin that we
+     * lack: what a restored node waits for before it writes again (it
+     * might otherwise reuse a sequence number). The second condition
+     * matters because a peer may leave out what it believes we hold. */
+    if (!more && p->claim_self <= jv_vv_get(&r->applied, &r->node->kp.pk))
         p->caught_up = true;
-    if ((more || p->again) && !r->stopping) {
-        p->again = false;
-        exchange(p);
+    if (r->stopping)
+        return;
+    bool was_pull = p->pulling;
+    if (r->chain == p && !(was_pull && more))
+        r->chain = NULL;
+    /* A pull that left something out goes on, from one peer at a time:
+     * pulling the same missing range from several at once would bring
+     * it several times. (A push asked for no batches back: what the peer
+     * has more is most likely on its way to us already, and anti-entropy
+     * pulls it otherwise.) */
+    if (was_pull && more && (!r->chain || r->chain == p)) {
+        r->chain = p;
+        exchange(p, true);
+        return;
+    }
+    /* A pull's reply says exactly what p holds: push what it lacks. */
+    bool lacks = false;
+    if (was_pull) {
+        jv_vv them;
+        jv_vv_init(&them);
+        lacks = theirs(p, &p->have, &them) == JV_OK &&
+                jv_vv_missing(&them, &r->applied) > 0;
+        jv_vv_fini(&them);
+    }
+    if (p->again || lacks) {
+        bool pull = p->again_pull;
+        p->again = p->again_pull = false;
+        exchange(p, pull);
     }
 }
 
@@ -406,7 +542,8 @@ static void applied_cb(jv_write_req *w)
     jv_repl *r = j->r;
     peer *src =
         j->src_addr ? find_addr(r, j->src_addr) : find_id(r, &j->src_id);
-    size_t applied = 0;
+    size_t applied = 0, norigins = 0;
+    jv_id origins[16];
     r->applying--;
     if (w->err) {
         jv_error("repl", "applying %zu batches failed: %s", j->n,
@@ -422,6 +559,16 @@ static void applied_cb(jv_write_req *w)
             case JV_OK:
                 applied++;
                 jv_hlc_observe(&r->node->hlc, jv_now_ms(), j->hlc[i]);
+                if (norigins <= 16) {
+                    size_t k = 0;
+                    while (k < norigins && !jv_id_eq(&origins[k], &h.origin))
+                        k++;
+                    /* More than 16 origins at once: no filter at all. */
+                    if (k == norigins && norigins < 16)
+                        origins[norigins++] = h.origin;
+                    else if (k == norigins)
+                        norigins = 17;
+                }
                 break;
             case JV_EDUP:
                 count(r, "jarvis_repl_batches_total", "result", "duplicate", 1);
@@ -455,9 +602,11 @@ static void applied_cb(jv_write_req *w)
             jv_store_vv(r->node->rst, &r->applied);
             if (src)
                 src->batches_in += applied;
-            /* Relay: others may not have these yet. */
+            /* Relay: others may not have these yet. Released batches
+             * (their origins unknown here) are news for every peer. */
             if (!r->stopping)
-                kick(r, j->src_addr, &j->src_id);
+                kick(r, j->src_addr, &j->src_id, origins,
+                     w->stats.released || norigins > 16 ? 0 : norigins);
         }
     }
     if (j->from_reply)
@@ -549,7 +698,9 @@ static void fail(peer *p, const char *why)
     jv_repl *r = p->r;
     uint64_t now = jv_now_ms();
     p->state = P_IDLE;
-    p->again = false;
+    p->again = p->again_pull = false;
+    if (r->chain == p)
+        r->chain = NULL;
     if (p->reachable || p->failures == 0)
         jv_warn("repl", "peer %s unreachable: %s", p->addr, why);
     p->reachable = false;
@@ -565,10 +716,18 @@ static void fail(peer *p, const char *why)
     count(r, "jarvis_repl_exchanges_total", "outcome", "failed", 1);
 }
 
-static void exchange(peer *p)
+/* One exchange with p. A push (news to spread) carries what p lacks as
+ * far as we know and asks for no batches back, only p's vector: what p
+ * has that we lack is most likely reaching us from elsewhere already. A
+ * pull (anti-entropy, start-up, catching up) carries only our vector and
+ * lets the reply bring what we lack, up to half of max_message; once the
+ * reply has told us exactly what p holds, what p lacks is pushed
+ * (continue_exchange). Pulls send nothing on a guess: what we knew of p
+ * may be long out of date, and would bring it batches it holds. */
+static void exchange(peer *p, bool pull)
 {
     jv_repl *r = p->r;
-    jv_vv have;
+    jv_vv have, them;
     jv_buf frame;
     selection s;
     bool more = false;
@@ -578,6 +737,7 @@ static void exchange(peer *p)
         return;
     if (p->state != P_IDLE) {
         p->again = true;
+        p->again_pull |= pull;
         return;
     }
     if (is_blocked(r, p->addr, p->id_known ? &p->id : NULL)) {
@@ -585,6 +745,7 @@ static void exchange(peer *p)
         return;
     }
     jv_vv_init(&have);
+    jv_vv_init(&them);
     jv_buf_init(&frame);
     memset(&s, 0, sizeof(s));
     jv_buf_init(&s.data);
@@ -592,15 +753,18 @@ static void exchange(peer *p)
     uint64_t budget = r->o.max_message / 2;
     if ((err = our_have(r, &have)))
         goto out;
-    if (p->have_known &&
-        (err = select_for(r, &p->have, budget, &s, &more, &p->sent)))
+    if (!pull && p->have_known &&
+        ((err = theirs(p, &p->have, &them)) ||
+         (err = select_for(r, &them, budget, &s, &more, &p->sent))))
         goto out;
-    if ((err = build(r, JV_MSG_SYNC, &have, &s, more, budget, &frame)))
+    if ((err =
+             build(r, JV_MSG_SYNC, &have, &s, more, pull ? budget : 0, &frame)))
         goto out;
     if ((err =
              jv_transport_send(p->tp, frame.data, frame.len, r->o.timeout_ms)))
         goto out;
     p->state = P_SENDING;
+    p->pulling = pull;
     p->bytes_out += frame.len;
     p->batches_out += s.n;
     count(r, "jarvis_repl_bytes_total", "direction", "out", (double)frame.len);
@@ -616,6 +780,7 @@ out:
     sel_fini(&s);
     jv_buf_fini(&frame);
     jv_vv_fini(&have);
+    jv_vv_fini(&them);
 }
 
 static void on_reply(void *arg, jv_tpeer *tp, jv_err err, const uint8_t *msg,
@@ -667,9 +832,14 @@ static void on_reply(void *arg, jv_tpeer *tp, jv_err err, const uint8_t *msg,
     }
     p->id = m.from;
     p->id_known = true;
+    learn_pushes(p, &m.have);
     jv_vv_copy(&p->have, &m.have);
     jv_vv_merge(&p->have, &p->sent);
     p->have_known = true;
+    learn(p, &m.have);
+    /* It answered: it has what our request carried. */
+    learn(p, &p->sent);
+    p->claim_self = jv_vv_get(&m.have, &r->node->kp.pk);
     if (!p->reachable)
         jv_info("repl", "peer %s reachable", p->addr);
     p->reachable = true;
@@ -695,7 +865,7 @@ static void on_request(void *arg, jv_inbound *in, const uint8_t *msg,
     jv_repl *r = arg;
     jv_buf plain, frame;
     jv_msg m;
-    jv_vv have;
+    jv_vv have, them;
     selection s;
     bool more = false;
     jv_err err;
@@ -704,6 +874,7 @@ static void on_request(void *arg, jv_inbound *in, const uint8_t *msg,
     jv_buf_init(&frame);
     jv_msg_init(&m);
     jv_vv_init(&have);
+    jv_vv_init(&them);
     memset(&s, 0, sizeof(s));
     jv_buf_init(&s.data);
     count(r, "jarvis_repl_bytes_total", "direction", "in", (double)len);
@@ -753,6 +924,7 @@ static void on_request(void *arg, jv_inbound *in, const uint8_t *msg,
         else
             jv_vv_copy(&p->have, &m.have);
         p->have_known = true;
+        learn(p, &m.have);
         p->last_contact_ms = jv_now_ms();
         p->bytes_in += len;
     }
@@ -760,7 +932,8 @@ static void on_request(void *arg, jv_inbound *in, const uint8_t *msg,
     uint64_t budget =
         m.budget < r->o.max_message / 2 ? m.budget : r->o.max_message / 2;
     if ((err = our_have(r, &have)) ||
-        (err = select_for(r, &m.have, budget, &s, &more, NULL)) ||
+        (err = p ? theirs(p, &m.have, &them) : jv_vv_copy(&them, &m.have)) ||
+        (err = select_for(r, &them, budget, &s, &more, NULL)) ||
         (err = build(r, JV_MSG_SYNC_REPLY, &have, &s, more, 0, &frame))) {
         jv_error("repl", "cannot answer a peer: %s", jv_strerror(err));
         goto drop;
@@ -768,11 +941,15 @@ static void on_request(void *arg, jv_inbound *in, const uint8_t *msg,
     if (p) {
         p->bytes_out += frame.len;
         p->batches_out += s.n;
-        /* They will have what we just sent. */
+        /* They will have what we just sent. And it pulled those origins'
+         * news from us because no push brought them: push them to it
+         * from now on (Plumtree's graft). */
         for (size_t i = 0; i < s.n; i++) {
             jv_batch_head h;
-            if (!jv_batch_peek(s.data.data + s.off[i], s.len[i], &h))
+            if (!jv_batch_peek(s.data.data + s.off[i], s.len[i], &h)) {
                 jv_vv_raise(&p->have, &h.origin, h.last_seq);
+                link_set(p, &h.origin, true);
+            }
         }
     }
     count(r, "jarvis_repl_bytes_total", "direction", "out", (double)frame.len);
@@ -784,9 +961,17 @@ drop:
         jv_transport_drop(in);
     sel_fini(&s);
     jv_vv_fini(&have);
+    jv_vv_fini(&them);
     jv_msg_fini(&m);
     jv_buf_fini(&frame);
     jv_buf_fini(&plain);
+}
+
+static void on_oversized(void *arg, size_t len)
+{
+    jv_repl *r = arg;
+    count(r, "jarvis_repl_bytes_total", "direction", "in", (double)len);
+    refuse_frame(r, 1, "too_big");
 }
 
 static void on_listener(void *arg, jv_err err)
@@ -809,13 +994,18 @@ static void on_listener(void *arg, jv_err err)
 /* -- scheduling
  * ------------------------------------------------------------------- */
 
-/* Starts an exchange with up to fanout random peers other than the one
- * the news came from. */
-static void kick(jv_repl *r, const char *exclude_addr, const jv_id *exclude)
+/* Pushes news of `origins` (norigins 0: of unknown origins) to the peers
+ * that get it (see struct link), never to the one it came from. Peers
+ * are ranked reachable first, then by rank; the first `fanout` of them
+ * get what no link says otherwise. */
+static void kick(jv_repl *r, const char *exclude_addr, const jv_id *exclude,
+                 const jv_id *origins, size_t norigins)
 {
     peer *cand[64];
     size_t n = 0;
     uint64_t now = jv_now_ms();
+    if (!r->o.fanout)
+        return; /* anti-entropy only */
     for (peer *p = r->peers; p && n < 64; p = p->next) {
         if (exclude_addr && strcmp(p->addr, exclude_addr) == 0)
             continue;
@@ -823,12 +1013,23 @@ static void kick(jv_repl *r, const char *exclude_addr, const jv_id *exclude)
             continue;
         if (p->next_try_ms > now || p->is_self)
             continue;
-        cand[n++] = p;
+        size_t at = n++;
+        while (at > 0 && (cand[at - 1]->reachable < p->reachable ||
+                          (cand[at - 1]->reachable == p->reachable &&
+                           cand[at - 1]->rank > p->rank))) {
+            cand[at] = cand[at - 1];
+            at--;
+        }
+        cand[at] = p;
     }
-    for (size_t k = 0; k < r->o.fanout && n; k++) {
-        size_t i = (size_t)(rnd(r) % n);
-        exchange(cand[i]);
-        cand[i] = cand[--n];
+    for (size_t k = 0; k < n; k++) {
+        bool first = k < r->o.fanout, push = norigins == 0 && first;
+        for (size_t o = 0; o < norigins && !push; o++) {
+            int l = link_get(cand[k], &origins[o]);
+            push = l == 1 || (l == -1 && first);
+        }
+        if (push)
+            exchange(cand[k], false);
     }
 }
 
@@ -846,11 +1047,12 @@ static void on_timer(uv_timer_t *t)
         if (n < 64)
             cand[n++] = p;
     }
-    /* Peers never heard from first, then one at random. */
-    if (unknown)
-        exchange(unknown);
-    else if (n)
-        exchange(cand[rnd(r) % n]);
+    /* Peers never heard from first, then one at random; none while a
+     * pull goes on in chunks (it is catching up already). */
+    if (!r->chain && unknown)
+        exchange(unknown, true);
+    else if (!r->chain && n)
+        exchange(cand[rnd(r) % n], true);
     /* Jitter keeps nodes started together from syncing in lockstep. */
     uint64_t iv = r->o.interval_ms;
     uv_timer_start(&r->timer, on_timer, iv - iv / 5 + rnd(r) % (iv / 5 * 2 + 1),
@@ -878,6 +1080,9 @@ static void peer_free(peer *p)
     jv_transport_peer_free(p->tp);
     jv_vv_fini(&p->have);
     jv_vv_fini(&p->sent);
+    jv_vv_fini(&p->known[0]);
+    jv_vv_fini(&p->known[1]);
+    jv_free(p->links);
     jv_free(p->addr);
     jv_free(p);
 }
@@ -896,6 +1101,10 @@ jv_err jv_repl_peer_add(jv_repl *r, const char *addr)
     p->addr = jv_strndup(addr, strlen(addr));
     jv_vv_init(&p->have);
     jv_vv_init(&p->sent);
+    jv_vv_init(&p->known[0]);
+    jv_vv_init(&p->known[1]);
+    p->known_since_ms = jv_now_ms();
+    p->rank = rnd(r);
     if (!p->addr ||
         (err = jv_transport_peer_new(r->tp, addr, p, &p->tp)) != JV_OK) {
         jv_free(p->addr);
@@ -912,7 +1121,7 @@ jv_err jv_repl_peer_add(jv_repl *r, const char *addr)
         return JV_OK;
     }
     jv_info("repl", "peer %s added", addr);
-    exchange(p);
+    exchange(p, true);
     return JV_OK;
 }
 
@@ -924,6 +1133,8 @@ jv_err jv_repl_peer_remove(jv_repl *r, const char *addr)
         peer *p = *pp;
         *pp = p->next;
         r->npeers--;
+        if (r->chain == p)
+            r->chain = NULL;
         peer_free(p);
         jv_info("repl", "peer %s removed", addr);
         return JV_OK;
@@ -941,7 +1152,7 @@ void jv_repl_local_committed(jv_repl *r)
     if (r->stopping)
         return;
     jv_store_vv(r->node->rst, &r->applied);
-    kick(r, NULL, NULL);
+    kick(r, NULL, NULL, &r->node->kp.pk, 1);
 }
 
 size_t jv_repl_npeers(const jv_repl *r)
@@ -1168,7 +1379,7 @@ jv_err jv_repl_start(jv_node *n, const jv_repl_opts *o, jv_repl **out,
     }
     jv_transport_opts_default(&to);
     to.max_message = o->max_message + JV_SEAL_OVERHEAD;
-    jv_transport_cbs cbs = {on_request, on_reply, on_listener, r};
+    jv_transport_cbs cbs = {on_request, on_reply, on_listener, r, on_oversized};
     if ((err = jv_transport_new(n->loop, &to, &cbs, &r->tp))) {
         snprintf(msg, msglen, "cannot start the peer transport: %s",
                  jv_strerror(err));
@@ -1234,6 +1445,7 @@ void jv_repl_stop(jv_repl *r, void (*done)(void *), void *arg)
     r->stop_done = done;
     r->stop_arg = arg;
     uv_timer_stop(&r->timer);
+    r->chain = NULL;
     while (r->peers) {
         peer *p = r->peers;
         r->peers = p->next;

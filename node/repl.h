@@ -2,25 +2,34 @@
  * repl.h - replication: peers, push-pull anti-entropy, relay, trust.
  *
  * Every exchange is one request and its reply (wire.h), sealed with the
- * cluster keyring:
+ * cluster keyring. There are two kinds:
  *
- *   A -> B  SYNC   {A's have-vector, the batches B lacks by B's last known
- *                   have-vector (bounded), budget}
- *   B -> A  REPLY  {B's have-vector, the batches A lacks by A's vector
- *                   (bounded by the budget), more}
+ *   push  A -> B  SYNC   {A's have-vector, the batches B lacks as far as A
+ *                         knows (bounded), budget 0}
+ *         B -> A  REPLY  {B's have-vector from before it applies them}
+ *   pull  A -> B  SYNC   {A's have-vector, budget}
+ *         B -> A  REPLY  {B's have-vector, the batches A lacks by A's
+ *                         vector (bounded by the budget), more}
  *
  * Both sides apply what they received (after checking each batch against
  * the origin's key, chain and trust, on the writer thread) and update what
- * they know of the other's vector. A reply with `more` set is followed by
- * another exchange at once, after the received batches are applied, so a
- * node that was away for hours catches up in bounded chunks.
+ * they know of the other's vector. A pull whose reply has `more` set goes
+ * on at once, after the received batches are applied, with one peer at a
+ * time, so a node that was away for hours catches up in bounded chunks;
+ * a pull that finds the peer lacking something pushes it right after.
  *
- * When: a new local commit, or newly applied remote batches, start an
- * exchange with `fanout` random peers (never the one the batches came
- * from), which spreads a write in O(log N) rounds; besides, every
- * interval one random peer is picked for anti-entropy. A peer that fails is
- * retried with exponential backoff and jitter; each peer has its own
- * socket and at most one exchange at a time, so a slow one delays no other.
+ * When: a new local commit, or newly applied remote batches, are pushed
+ * (never to the peer they came from) to the first `fanout` peers of a
+ * fixed random order, reachable ones first; then, per origin, a peer
+ * whose reply shows it held the pushed batches already is pushed no more
+ * of that origin, and a peer that had to pull an origin's batches is
+ * pushed them from then on (Plumtree's prune and graft). Pushes settle
+ * into a spanning structure rather than flood, and a write spreads in a
+ * few hops. Every interval one random peer is pulled from
+ * (anti-entropy), which fills whatever the pushes missed. A peer that fails is
+ * retried with exponential backoff and jitter; each peer has its own socket and
+ * at most one exchange at a time, so a slow one delays no other.
+ * docs/protocol.md has the whole protocol.
  *
  * Loop thread only.
  */

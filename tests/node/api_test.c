@@ -174,7 +174,7 @@ static void test_status(void **state)
     uint64_t now = api_now_ms();
     json_t *j = API_OK(&N, 200, "GET", "/v1/status", N.admin_token, NULL);
     API_FIELDS(j, "node_id", "name", "peer_address", "version", "started_at",
-               "uptime_seconds", "database_bytes", "version_vector",
+               "uptime_seconds", "database_bytes", "log", "version_vector",
                "held_batches", "peers");
     assert_string_equal(api_str(j, "node_id"), N.node_id);
     assert_string_equal(api_str(j, "name"), "apitest");
@@ -192,14 +192,27 @@ static void test_status(void **state)
     assert_int_equal(json_object_size(vv), 1);
     json_int_t seq = API_INT(vv, N.node_id);
     assert_true(seq >= 2); /* the admin key's and session's audit entries */
+    /* One origin: the log holds exactly its operations 1..seq. */
+    json_t *log = json_object_get(j, "log");
+    API_FIELDS(log, "batches", "operations", "bytes");
+    assert_int_equal(API_INT(log, "operations"), seq);
+    json_int_t batches = API_INT(log, "batches");
+    json_int_t bytes = API_INT(log, "bytes");
+    assert_true(batches >= 1 && batches <= seq);
+    assert_true(bytes > batches * 100); /* a header, a chain link, an op */
     json_decref(j);
 
-    /* One write is one operation: the vector moves by one. */
+    /* One write is one operation: the vector moves by one, the log by one
+     * batch and its bytes. */
     json_decref(API_OK(&N, 200, "POST", "/v1/counters/status.c/increment",
                        N.admin_token, NULL));
     j = API_OK(&N, 200, "GET", "/v1/status", N.admin_token, NULL);
     assert_int_equal(API_INT(json_object_get(j, "version_vector"), N.node_id),
                      seq + 1);
+    log = json_object_get(j, "log");
+    assert_int_equal(API_INT(log, "operations"), seq + 1);
+    assert_int_equal(API_INT(log, "batches"), batches + 1);
+    assert_true(API_INT(log, "bytes") > bytes);
     json_decref(j);
 }
 
