@@ -27,10 +27,10 @@
 
 #include "types.h"
 
-#define JV_KEYRING_MAX  8
-#define JV_KEY_LEN      32
-#define JV_KEY_ID_LEN   4
-#define JV_SEAL_HEADER  (1 + JV_KEY_ID_LEN + 24)
+#define JV_KEYRING_MAX   8
+#define JV_KEY_LEN       32
+#define JV_KEY_ID_LEN    4
+#define JV_SEAL_HEADER   (1 + JV_KEY_ID_LEN + 24)
 #define JV_SEAL_OVERHEAD (JV_SEAL_HEADER + 16)
 
 typedef struct {

@@ -157,13 +157,13 @@ static bool page_take(page_acc *a, jv_str key)
 
 static void page_reply(api_ctx *c, const char *field, page_acc *a)
 {
-    json_t *next = a->got > a->limit
-                       ? json_stringn_nocheck((const char *)a->next.data,
-                                              a->next.len)
-                       : json_null();
+    json_t *next =
+        a->got > a->limit
+            ? json_stringn_nocheck((const char *)a->next.data, a->next.len)
+            : json_null();
     jv_buf_fini(&a->next);
-    api_reply(c, 200, json_pack("{s:o,s:o}", field, a->arr, "next_cursor",
-                                next));
+    api_reply(c, 200,
+              json_pack("{s:o,s:o}", field, a->arr, "next_cursor", next));
 }
 
 static void page_fail(api_ctx *c, page_acc *a, jv_err err, const char *what)
@@ -220,8 +220,8 @@ static void list_route(api_ctx *c, const char *field, const char *what,
         goto out;
     }
     /* One row more than the page tells whether another page follows. */
-    jv_err err = fill(c->node->rst, buf_str(&prefix), buf_str(&cursor),
-                      a.limit + 1, &a);
+    jv_err err =
+        fill(c->node->rst, buf_str(&prefix), buf_str(&cursor), a.limit + 1, &a);
     if (err)
         page_fail(c, &a, err, what);
     else
@@ -461,8 +461,8 @@ static int config_intents(api_ctx *c, jv_str key, json_t *obj, jv_intent *in)
 
 static json_t *config_result(api_ctx *c, const jv_intent *in)
 {
-    return config_json(in->op.config.key, in->op.config.value,
-                       &c->node->kp.pk, in->op.config.stamp);
+    return config_json(in->op.config.key, in->op.config.value, &c->node->kp.pk,
+                       in->op.config.stamp);
 }
 
 static void config_done(jv_write_req *r)
@@ -517,8 +517,8 @@ static jv_err add_config(void *arg, const jv_config_row *r)
 {
     page_acc *a = arg;
     if (page_take(a, r->key))
-        json_array_append_new(a->arr, config_json(r->key, r->value,
-                                                  &r->replica, r->stamp));
+        json_array_append_new(
+            a->arr, config_json(r->key, r->value, &r->replica, r->stamp));
     return JV_OK;
 }
 
@@ -538,11 +538,10 @@ void api_config_list(api_ctx *c)
 static json_t *archive_json(jv_str key, jv_str value, const jv_id *by,
                             uint64_t stamp, size_t nvalues)
 {
-    return json_pack("{s:o,s:o,s:o,s:I,s:o,s:I}", "key", api_jstr(key),
-                     "value", api_value(value), "added_by", api_id(by),
-                     "stamp", (json_int_t)stamp, "added_at",
-                     api_time(jv_hlc_ms(stamp)), "values",
-                     (json_int_t)nvalues);
+    return json_pack("{s:o,s:o,s:o,s:I,s:o,s:I}", "key", api_jstr(key), "value",
+                     api_value(value), "added_by", api_id(by), "stamp",
+                     (json_int_t)stamp, "added_at", api_time(jv_hlc_ms(stamp)),
+                     "values", (json_int_t)nvalues);
 }
 
 static int archive_add_intent(api_ctx *c, jv_str key, json_t *obj,
@@ -641,9 +640,8 @@ static jv_err add_archive(void *arg, const jv_archive_row *r)
 {
     page_acc *a = arg;
     if (page_take(a, r->key))
-        json_array_append_new(a->arr,
-                              archive_json(r->key, r->value, &r->dot.id,
-                                           r->stamp, r->nvalues));
+        json_array_append_new(a->arr, archive_json(r->key, r->value, &r->dot.id,
+                                                   r->stamp, r->nvalues));
     return JV_OK;
 }
 
@@ -662,7 +660,13 @@ void api_archive_list(api_ctx *c)
 
 #define BATCH_MAX_OPS 1000
 
-typedef enum { B_COUNTER, B_AUDIT, B_CONFIG, B_ADD, B_RM } bop;
+typedef enum {
+    B_COUNTER,
+    B_AUDIT,
+    B_CONFIG,
+    B_ADD,
+    B_RM
+} bop;
 
 typedef struct {
     bop *kind;  /* per op */

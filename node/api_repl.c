@@ -18,8 +18,8 @@ static const char *cap0(api_ctx *c)
 
 void api_peers_list(api_ctx *c)
 {
-    api_reply(c, 200, json_pack("{s:o}", "peers",
-                                jv_repl_peers_json(c->node->repl)));
+    api_reply(c, 200,
+              json_pack("{s:o}", "peers", jv_repl_peers_json(c->node->repl)));
 }
 
 typedef struct {
@@ -119,12 +119,12 @@ void api_peer_remove(api_ctx *c)
 
 static jv_err add_trust(void *arg, const jv_trust_row *t)
 {
-    json_array_append_new(
-        arg, json_pack("{s:o,s:b,s:o,s:o,s:I,s:o}", "node_id",
-                       api_id(&t->node), "trusted", t->trusted, "name",
-                       api_jstr(t->name), "set_by", api_id(&t->set_by),
-                       "stamp", (json_int_t)t->stamp, "set_at",
-                       api_time(jv_hlc_ms(t->stamp))));
+    json_array_append_new(arg, json_pack("{s:o,s:b,s:o,s:o,s:I,s:o}", "node_id",
+                                         api_id(&t->node), "trusted",
+                                         t->trusted, "name", api_jstr(t->name),
+                                         "set_by", api_id(&t->set_by), "stamp",
+                                         (json_int_t)t->stamp, "set_at",
+                                         api_time(jv_hlc_ms(t->stamp))));
     return JV_OK;
 }
 
@@ -137,8 +137,8 @@ void api_trust_list(api_ctx *c)
         api_fail(c, err, "trust");
         return;
     }
-    api_reply(c, 200, json_pack("{s:s,s:o}", "self", c->node->self_hex,
-                                "trust", arr));
+    api_reply(c, 200,
+              json_pack("{s:s,s:o}", "self", c->node->self_hex, "trust", arr));
 }
 
 static void trust_done(jv_write_req *w)
@@ -185,8 +185,8 @@ static void set_trust(api_ctx *c, const char *hex, jv_str name, bool trusted)
     snprintf(detail, sizeof(detail), "%s%.*s",
              trusted ? "trusted as " : "no longer trusted", (int)name.n,
              name.p);
-    if (api_audit_intent(c, &in[1], trusted ? "trust.add" : "trust.remove",
-                         hex, detail)) {
+    if (api_audit_intent(c, &in[1], trusted ? "trust.add" : "trust.remove", hex,
+                         detail)) {
         api_fail(c, JV_ENOMEM, "trust");
         return;
     }

@@ -73,8 +73,7 @@ void jv_auth_key_revoke(jv_auth *a, const char *id);
 jv_err jv_auth_session_put(jv_auth *a, const char *id, const char *key_id,
                            jv_role role, const uint8_t hash[32],
                            uint64_t expires_ms);
-bool jv_auth_session_exists(const jv_auth *a, const char *id,
-                            uint64_t now_ms);
+bool jv_auth_session_exists(const jv_auth *a, const char *id, uint64_t now_ms);
 void jv_auth_session_revoke(jv_auth *a, const char *id);
 /* Forgets expired and revoked sessions; returns how many are live. */
 size_t jv_auth_sweep(jv_auth *a, uint64_t now_ms);

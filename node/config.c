@@ -12,7 +12,15 @@
 #include "batch.h"
 #include "datadir.h"
 
-typedef enum { T_STR, T_U64, T_SIZE, T_BOOL, T_LEVEL, T_SYNC, T_LIST } opt_type;
+typedef enum {
+    T_STR,
+    T_U64,
+    T_SIZE,
+    T_BOOL,
+    T_LEVEL,
+    T_SYNC,
+    T_LIST
+} opt_type;
 
 typedef struct {
     const char *name; /* flag without dashes, config key */
@@ -44,8 +52,9 @@ static const opt opts[] = {
      "cluster keyring: one hex key per line, the first used to send"},
     {"insecure", T_BOOL, OFF(insecure), NULL,
      "allow a non-loopback peer listener without a cluster key"},
-    {"name", T_STR, OFF(name), "NAME", "node name shown to operators\n"
-                                       "default: the host name"},
+    {"name", T_STR, OFF(name), "NAME",
+     "node name shown to operators\n"
+     "default: the host name"},
     {"log-level", T_LEVEL, OFF(log_level), "LEVEL",
      "debug, info, warn or error; default: info"},
     {"sync", T_SYNC, OFF(sync), "MODE",
@@ -92,7 +101,8 @@ static void msgf(char *msg, size_t len, const char *fmt, ...)
 static const opt *find_opt(const char *name, size_t len)
 {
     for (size_t i = 0; i < NOPTS; i++)
-        if (strlen(opts[i].name) == len && strncmp(opts[i].name, name, len) == 0)
+        if (strlen(opts[i].name) == len &&
+            strncmp(opts[i].name, name, len) == 0)
             return &opts[i];
     return NULL;
 }
@@ -294,8 +304,7 @@ static jv_err load_file(jv_config *c, const char *path, char *msg,
             continue;
         char *eq = strchr(s, '=');
         if (!eq) {
-            msgf(msg, msglen, "%s: expected 'key = value', got '%s'", where,
-                 s);
+            msgf(msg, msglen, "%s: expected 'key = value', got '%s'", where, s);
             err = JV_EINVAL;
             break;
         }
@@ -323,19 +332,20 @@ static jv_err load_file(jv_config *c, const char *path, char *msg,
 
 void jv_config_usage(FILE *f)
 {
-    fprintf(f,
-            "Usage: jarvisd [OPTIONS]\n"
-            "\n"
-            "Runs a Jarvis node: replicated metrics, audit log, configuration "
-            "and\narchive, served on a local session API.\n"
-            "\n"
-            "Settings come from flags, then the config file, then environment\n"
-            "variables (JARVIS_ and the flag's name in capitals, e.g.\n"
-            "JARVIS_API_LISTEN), then defaults. Config file lines are\n"
-            "'name = value' with the flag's name (api-listen = ...).\n"
-            "\n"
-            "Options:\n"
-            "  --config FILE           read settings from FILE (JARVIS_CONFIG)\n");
+    fprintf(
+        f,
+        "Usage: jarvisd [OPTIONS]\n"
+        "\n"
+        "Runs a Jarvis node: replicated metrics, audit log, configuration "
+        "and\narchive, served on a local session API.\n"
+        "\n"
+        "Settings come from flags, then the config file, then environment\n"
+        "variables (JARVIS_ and the flag's name in capitals, e.g.\n"
+        "JARVIS_API_LISTEN), then defaults. Config file lines are\n"
+        "'name = value' with the flag's name (api-listen = ...).\n"
+        "\n"
+        "Options:\n"
+        "  --config FILE           read settings from FILE (JARVIS_CONFIG)\n");
     for (size_t i = 0; i < NOPTS; i++) {
         char left[64];
         snprintf(left, sizeof(left), "--%s%s%s", opts[i].name,

@@ -5,9 +5,9 @@
  * Every setting has one long flag (--api-listen), one config file key (the
  * flag without dashes: api-listen = ...) and one environment variable
  * (JARVIS_API_LISTEN). Lists (peer, trust) are the exception to
- * precedence: the values of all sources are joined. The config file is "key = value" lines, '#'
- * comments, values optionally in double quotes; an unknown key or a bad
- * value is an error naming the file and line.
+ * precedence: the values of all sources are joined. The config file is "key =
+ * value" lines, '#' comments, values optionally in double quotes; an unknown
+ * key or a bad value is an error naming the file and line.
  */
 #ifndef JV_CONFIG_H
 #define JV_CONFIG_H
@@ -36,17 +36,17 @@ typedef struct {
     jv_strlist trust; /* node ids this node trusts from the start */
     jv_log_level log_level;
     jv_sync sync;
-    uint64_t rate_limit;    /* requests per second per key; 0 = off */
-    uint64_t rate_burst;    /* bucket size */
-    uint64_t max_body;      /* bytes */
-    uint64_t session_ttl;   /* default session lifetime, seconds */
-    uint64_t max_skew_ms;   /* remote HLC stamps refused beyond this */
+    uint64_t rate_limit;       /* requests per second per key; 0 = off */
+    uint64_t rate_burst;       /* bucket size */
+    uint64_t max_body;         /* bytes */
+    uint64_t session_ttl;      /* default session lifetime, seconds */
+    uint64_t max_skew_ms;      /* remote HLC stamps refused beyond this */
     uint64_t sync_interval_ms; /* anti-entropy period */
-    uint64_t fanout;        /* peers a new batch is pushed to */
-    uint64_t max_message;   /* largest peer message, bytes */
-    uint64_t peer_timeout_ms; /* one exchange with a peer */
-    bool insecure;          /* allow listening without a cluster key */
-    bool test_faults;       /* enable POST /v1/debug/faults (tests only) */
+    uint64_t fanout;           /* peers a new batch is pushed to */
+    uint64_t max_message;      /* largest peer message, bytes */
+    uint64_t peer_timeout_ms;  /* one exchange with a peer */
+    bool insecure;             /* allow listening without a cluster key */
+    bool test_faults;          /* enable POST /v1/debug/faults (tests only) */
 } jv_config;
 
 typedef enum {

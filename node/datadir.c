@@ -133,9 +133,8 @@ static jv_err read_identity(const char *path, jv_keypair *kp, char *msg,
     if (fstat(fd, &sb) != 0)
         goto out;
     if (sb.st_mode & 077) {
-        set_msg(msg, msglen,
-                "%s is readable by other users; run: chmod 600 %s", path,
-                path);
+        set_msg(msg, msglen, "%s is readable by other users; run: chmod 600 %s",
+                path, path);
         err = JV_EPERM;
         goto out;
     }
@@ -230,7 +229,8 @@ static jv_err create_admin_key(jv_store *st, const jv_keypair *kp,
     audit.op.audit.actor = jv_str_c("jarvisd");
     audit.op.audit.action = jv_str_c("key.create");
     audit.op.audit.target = jv_str_c(target);
-    audit.op.audit.detail = jv_str_c("admin key made at first start (role admin)");
+    audit.op.audit.detail =
+        jv_str_c("admin key made at first start (role admin)");
     jv_write_group g = {
         .intents = &audit, .n = 1, .local = insert_admin, .local_arg = &ctx};
     err = jv_store_commit_local(st, kp, stamp, &g, 1, NULL);
@@ -262,7 +262,8 @@ jv_err jv_datadir_prepare(const char *dir, const jv_store_opts *opts,
     memset(info, 0, sizeof(*info));
     if (sodium_init() < 0)
         return JV_ESTATE;
-    if ((err = jv_datadir_path(dir, JV_DATADIR_KEY, keypath, sizeof(keypath))) ||
+    if ((err =
+             jv_datadir_path(dir, JV_DATADIR_KEY, keypath, sizeof(keypath))) ||
         (err = jv_datadir_path(dir, JV_DATADIR_DB, dbpath, sizeof(dbpath))) ||
         (err = jv_datadir_path(dir, JV_DATADIR_ADMINKEY, info->admin_key_path,
                                sizeof(info->admin_key_path)))) {
@@ -412,8 +413,7 @@ static bool b64url_char(char c)
            (c >= '0' && c <= '9') || c == '-' || c == '_';
 }
 
-jv_err jv_api_secret_parse(jv_str t, char *kind, char id[24],
-                           uint8_t hash[32])
+jv_err jv_api_secret_parse(jv_str t, char *kind, char id[24], uint8_t hash[32])
 {
     /* jv?_<12 hex>_<43 base64url> */
     const size_t seclen = 43, len = 4 + 12 + 1 + seclen;

@@ -48,8 +48,9 @@ void jv_log(jv_log_level level, const char *component, const char *fmt, ...)
     gettimeofday(&tv, NULL);
     gmtime_r(&tv.tv_sec, &tm);
     size_t n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-    int k = snprintf(line + n, sizeof(line) - n, ".%03ldZ %s %s: ",
-                     (long)(tv.tv_usec / 1000), tags[level], component);
+    int k = snprintf(line + n, sizeof(line) - n,
+                     ".%03ldZ %s %s: ", (long)(tv.tv_usec / 1000), tags[level],
+                     component);
     if (k > 0)
         n += (size_t)k;
     size_t start = n;
@@ -58,7 +59,8 @@ void jv_log(jv_log_level level, const char *component, const char *fmt, ...)
     k = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
     va_end(ap);
     if (k > 0)
-        n += (size_t)k < sizeof(line) - n - 1 ? (size_t)k : sizeof(line) - n - 2;
+        n +=
+            (size_t)k < sizeof(line) - n - 1 ? (size_t)k : sizeof(line) - n - 2;
     for (size_t i = start; i < n; i++)
         if (line[i] == '\n' || line[i] == '\r')
             line[i] = ' ';

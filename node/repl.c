@@ -690,8 +690,7 @@ static bool apply_batches(jv_repl *r, peer *src, const jv_msg *m,
     return true;
 }
 
-/* -- outbound exchanges
- * ---------------------------------------------------------- */
+/* -- outbound exchanges --------------------------------------------------- */
 
 static void fail(peer *p, const char *why)
 {
@@ -856,8 +855,7 @@ out:
     jv_buf_fini(&plain);
 }
 
-/* -- inbound requests
- * ----------------------------------------------------------- */
+/* -- inbound requests ----------------------------------------------------- */
 
 static void on_request(void *arg, jv_inbound *in, const uint8_t *msg,
                        size_t len)
@@ -991,8 +989,7 @@ static void on_listener(void *arg, jv_err err)
             r->bound);
 }
 
-/* -- scheduling
- * ------------------------------------------------------------------- */
+/* -- scheduling ----------------------------------------------------------- */
 
 /* Pushes news of `origins` (norigins 0: of unknown origins) to the peers
  * that get it (see struct link), never to the one it came from. Peers
@@ -1059,8 +1056,7 @@ static void on_timer(uv_timer_t *t)
                    0);
 }
 
-/* -- peers
- * ------------------------------------------------------------------------ */
+/* -- peers ---------------------------------------------------------------- */
 
 static void mark_self(peer *p)
 {
@@ -1287,8 +1283,7 @@ void jv_repl_set_keyring(jv_repl *r, const jv_keyring *ring)
         r->ring = *ring;
 }
 
-/* -- faults
- * ------------------------------------------------------------------------ */
+/* -- faults --------------------------------------------------------------- */
 
 jv_err jv_repl_block(jv_repl *r, const char *what)
 {
@@ -1319,8 +1314,7 @@ void jv_repl_kill_listener(jv_repl *r)
     jv_transport_fault_kill_listener(r->tp);
 }
 
-/* -- start and stop
- * ------------------------------------------------------------------ */
+/* -- start and stop ------------------------------------------------------- */
 
 static jv_err declare(jv_metrics *m)
 {

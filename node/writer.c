@@ -79,8 +79,8 @@ static void run_remote(jv_writer *w, jv_write_req *r)
         index[n++] = i;
     }
     if (n) {
-        r->err = jv_store_apply(w->st, sb, n, r->apply_flags, results,
-                                &r->stats);
+        r->err =
+            jv_store_apply(w->st, sb, n, r->apply_flags, results, &r->stats);
         for (size_t k = 0; k < n; k++)
             r->remote[index[k]].result = r->err ? r->err : results[k];
     }

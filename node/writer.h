@@ -75,7 +75,7 @@ typedef struct {
     size_t remote_batches; /* peers' batches offered */
     uint64_t remote_ops;   /* peers' operations applied */
     uint64_t commit_ns;
-    jv_err err;            /* a storage error that failed a commit */
+    jv_err err; /* a storage error that failed a commit */
 } jv_writer_job;
 
 typedef void (*jv_writer_observer)(void *arg, const jv_writer_job *job);

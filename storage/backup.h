@@ -31,12 +31,12 @@ typedef struct {
     uint64_t batches;        /* batches checked */
     uint64_t ops;
     uint64_t origins;
-    uint64_t bad_signatures;  /* batches whose signature does not verify */
-    uint64_t bad_links;       /* chain breaks: gaps, overlaps, wrong prev */
-    uint64_t bad_encodings;   /* bodies that do not decode strictly */
-    bool vv_matches;          /* version vector equals the log's heads */
-    bool state_matches;       /* materialized state equals a replay */
-    char state_msg[256];      /* the first difference found */
+    uint64_t bad_signatures; /* batches whose signature does not verify */
+    uint64_t bad_links;      /* chain breaks: gaps, overlaps, wrong prev */
+    uint64_t bad_encodings;  /* bodies that do not decode strictly */
+    bool vv_matches;         /* version vector equals the log's heads */
+    bool state_matches;      /* materialized state equals a replay */
+    char state_msg[256];     /* the first difference found */
 } jv_verify_report;
 
 /* Checks everything: PRAGMA integrity_check; every batch of the log

@@ -18,9 +18,9 @@
 #define JV_TOKEN_HASH_LEN 32
 
 typedef struct {
-    jv_str id;   /* public identifier, unique */
-    jv_str name; /* unique among keys */
-    jv_str role; /* "admin", "writer" or "reader" */
+    jv_str id;           /* public identifier, unique */
+    jv_str name;         /* unique among keys */
+    jv_str role;         /* "admin", "writer" or "reader" */
     const uint8_t *hash; /* JV_TOKEN_HASH_LEN */
     uint64_t created_ms;
     uint64_t revoked_ms; /* 0 while active */
@@ -65,10 +65,10 @@ jv_err jv_store_session_list(jv_store *st, uint64_t now_ms, jv_session_cb cb,
 jv_err jv_store_session_purge(jv_store *st, uint64_t cutoff_ms);
 
 typedef struct {
-    jv_str addr;        /* "tcp://host:port" or "ipc://path" */
-    const jv_id *node;  /* NULL until learnt */
+    jv_str addr;       /* "tcp://host:port" or "ipc://path" */
+    const jv_id *node; /* NULL until learnt */
     uint64_t added_ms;
-    jv_str source;      /* "flag", "config" or "api" */
+    jv_str source; /* "flag", "config" or "api" */
 } jv_peer_row;
 
 typedef jv_err (*jv_peer_cb)(void *arg, const jv_peer_row *p);

@@ -121,8 +121,7 @@ jv_err jv_store_archive_get(jv_store *st, jv_str key, jv_archive_cb cb,
 jv_err jv_store_archive_list(jv_store *st, jv_str prefix, jv_str after,
                              size_t limit, jv_archive_cb cb, void *arg);
 /* Every live value, by (key, dot). */
-jv_err jv_store_archive_values(jv_store *st, jv_archive_value_cb cb,
-                               void *arg);
+jv_err jv_store_archive_values(jv_store *st, jv_archive_value_cb cb, void *arg);
 /* The causal context: the compact vector into *vv (replaced), the cloud
  * dots through cb (sorted). */
 jv_err jv_store_archive_context(jv_store *st, jv_vv *vv, jv_dot_cb cb,
@@ -153,9 +152,9 @@ typedef jv_err (*jv_log_cb)(void *arg, const jv_log_row *r);
 /* The origin's batches holding sequence numbers after after_seq, in order,
  * until max_batches or max_bytes (of bodies) is reached; the first batch
  * is always given even if it alone exceeds max_bytes. For anti-entropy. */
-jv_err jv_store_log_after(jv_store *st, const jv_id *origin,
-                          uint64_t after_seq, size_t max_batches,
-                          size_t max_bytes, jv_log_cb cb, void *arg);
+jv_err jv_store_log_after(jv_store *st, const jv_id *origin, uint64_t after_seq,
+                          size_t max_batches, size_t max_bytes, jv_log_cb cb,
+                          void *arg);
 /* Every batch, by origin then sequence. */
 jv_err jv_store_log_scan(jv_store *st, jv_log_cb cb, void *arg);
 
@@ -175,8 +174,8 @@ jv_err jv_store_held_list(jv_store *st, jv_held_cb cb, void *arg);
 
 typedef struct {
     jv_id id;
-    jv_str name;    /* from the trust list, may be empty */
-    uint64_t seq;   /* applied sequence number */
+    jv_str name;  /* from the trust list, may be empty */
+    uint64_t seq; /* applied sequence number */
     uint64_t first_seen_ms;
 } jv_replica_row;
 

@@ -51,8 +51,7 @@ void jv_cluster_sleep_ms(long ms)
         ;
 }
 
-/* -- ports ------------------------------------------------------------------
- */
+/* -- ports ---------------------------------------------------------------- */
 
 static void port_dir(char *out, size_t len)
 {
@@ -142,8 +141,7 @@ static int pick_port(jv_rng *rng)
     return -1;
 }
 
-/* -- processes ---------------------------------------------------------------
- */
+/* -- processes ------------------------------------------------------------ */
 
 /* jarvisctl with a controlled environment; node < 0: no node. */
 static int run_ctl(jv_cluster *c, long node, jv_proc_result *r,
@@ -511,7 +509,7 @@ void jv_cluster_dump_logs(const jv_cluster *c)
     }
 }
 
-/* -- HTTP ------------------------------------------------------------------ */
+/* -- HTTP ----------------------------------------------------------------- */
 
 typedef struct {
     char *p;
