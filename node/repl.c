@@ -431,6 +431,13 @@ static jv_err select_for(jv_repl *r, const jv_vv *theirs, size_t budget,
         s->last_seq = have;
         jv_err err = jv_store_log_after(r->node->rst, &e->id, have, LOG_BATCHES,
                                         budget - s->bytes, sel_add, s);
+        if (err == JV_ETOOBIG) {
+            /* Full (sel_add): what it held back goes in the next exchange. */
+            if (s->last_seq > have && sent)
+                jv_vv_raise(sent, &e->id, s->last_seq);
+            *more = true;
+            break;
+        }
         if (err)
             return err;
         if (s->last_seq > have && sent)
