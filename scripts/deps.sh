@@ -10,7 +10,6 @@ pkgs=(
     libsodium-dev libnng-dev libsqlite3-dev libmsgpack-dev libuv1-dev
     libjansson-dev libcurl4-openssl-dev libzstd-dev libhttp-parser-dev
     libcmocka-dev
-    iproute2 nftables
 )
 if [ "${1:-}" = "--bench" ]; then
     pkgs+=(wrk redis-server redis-tools)
