@@ -259,16 +259,25 @@ void api_reply_raw(api_ctx *c, int status, const char *type,
 
 void api_reply(api_ctx *c, int status, json_t *body)
 {
-    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    const size_t flags = JSON_COMPACT | JSON_ENCODE_ANY;
+    /* Most answers are small: encoded on the stack, copied once into the
+     * connection's buffer. */
+    char small[4096], *text = NULL;
+    size_t len = body ? json_dumpb(body, small, sizeof(small), flags) : 0;
+    if (len > sizeof(small)) {
+        text = json_dumps(body, flags);
+        len = text ? strlen(text) : 0;
+    }
     if (body)
         json_decref(body);
-    if (!text) {
+    if (len == 0) {
         static const char oom[] =
             "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
         api_reply_raw(c, 500, "application/json", NULL, oom, sizeof(oom) - 1);
         return;
     }
-    api_reply_raw(c, status, "application/json", NULL, text, strlen(text));
+    api_reply_raw(c, status, "application/json", NULL, text ? text : small,
+                  len);
     free(text);
 }
 
