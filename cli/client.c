@@ -631,3 +631,38 @@ out:
     jv_buf_fini(&path);
     return rc;
 }
+
+int jvc_revoke_by_id(jvc_ctx *ctx, int argc, char **argv, const char *route,
+                     const char *noun, const char *suffix)
+{
+    jvc_client *c;
+    jvc_resp r = {0};
+    char *pos[1], *id = NULL, *path = NULL, *what = NULL;
+    int npos, rc;
+    if ((rc = jvc_parse_args(ctx->cmd, argc, argv, NULL, 0, pos, 1, 1,
+                             &npos)) != 0 ||
+        (rc = jvc_ctx_client(ctx, &c)) != 0)
+        return rc;
+    if ((id = jvc_escape(pos[0], false)) == NULL ||
+        (path = jvc_strf("%s/%s", route, id)) == NULL ||
+        (what = jvc_strf("%s %s %s", ctx->cmd->group, ctx->cmd->name,
+                         pos[0])) == NULL) {
+        rc = jvc_oom();
+        goto out;
+    }
+    if ((rc = jvc_call(c, what, "DELETE", path, NULL, &r)) != 0)
+        goto out;
+    if (ctx->g->json) {
+        json_t *o = json_pack("{s:s,s:b}", "id", pos[0], "revoked", 1);
+        rc = o ? jvc_print_json(o) : jvc_oom();
+        json_decref(o);
+    } else {
+        printf("revoked %s %s%s\n", noun, pos[0], suffix);
+    }
+out:
+    jvc_resp_fini(&r);
+    jv_free(id);
+    jv_free(path);
+    jv_free(what);
+    return rc;
+}

@@ -81,6 +81,12 @@ int jvc_get_all(jvc_client *c, const char *what, const char *path,
 int jvc_list_prefixed(jvc_ctx *ctx, int argc, char **argv, const char *route,
                       const char *field, json_t **list, const char **prefix);
 
+/* DELETE route/ID for the command's single ID argument (a revoke): prints
+ * {"id": ID, "revoked": true} with --json, else "revoked NOUN ID" and the
+ * suffix. Returns an exit code. */
+int jvc_revoke_by_id(jvc_ctx *ctx, int argc, char **argv, const char *route,
+                     const char *noun, const char *suffix);
+
 /* Percent-encodes s for a path segment ("/" kept when keep_slash, so that
  * config keys read naturally in paths). jv_malloc'd; NULL on ENOMEM. */
 char *jvc_escape(const char *s, bool keep_slash);

@@ -74,35 +74,7 @@ const jvc_cmd jvc_cmd_sessions_ls = {
 
 static int run_revoke(jvc_ctx *ctx, int argc, char **argv)
 {
-    jvc_client *c;
-    jvc_resp r = {0};
-    char *pos[1], *id = NULL, *path = NULL, *what = NULL;
-    int npos, rc;
-    if ((rc = jvc_parse_args(ctx->cmd, argc, argv, NULL, 0, pos, 1, 1,
-                             &npos)) != 0 ||
-        (rc = jvc_ctx_client(ctx, &c)) != 0)
-        return rc;
-    if ((id = jvc_escape(pos[0], false)) == NULL ||
-        (path = jvc_strf("/v1/sessions/%s", id)) == NULL ||
-        (what = jvc_strf("sessions revoke %s", pos[0])) == NULL) {
-        rc = jvc_oom();
-        goto out;
-    }
-    if ((rc = jvc_call(c, what, "DELETE", path, NULL, &r)) != 0)
-        goto out;
-    if (ctx->g->json) {
-        json_t *o = json_pack("{s:s,s:b}", "id", pos[0], "revoked", 1);
-        rc = o ? jvc_print_json(o) : jvc_oom();
-        json_decref(o);
-    } else {
-        printf("revoked session %s\n", pos[0]);
-    }
-out:
-    jvc_resp_fini(&r);
-    jv_free(id);
-    jv_free(path);
-    jv_free(what);
-    return rc;
+    return jvc_revoke_by_id(ctx, argc, argv, "/v1/sessions", "session", "");
 }
 
 const jvc_cmd jvc_cmd_sessions_revoke = {
