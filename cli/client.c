@@ -666,3 +666,25 @@ out:
     jv_free(what);
     return rc;
 }
+
+int jvc_show(jvc_ctx *ctx, int argc, char **argv, const char *path, jvc_resp *r,
+             bool *printed)
+{
+    jvc_client *c;
+    char *pos[1], what[64];
+    int npos, rc;
+    *printed = false;
+    if ((rc = jvc_parse_args(ctx->cmd, argc, argv, NULL, 0, pos, 0, 0,
+                             &npos)) != 0 ||
+        (rc = jvc_ctx_client(ctx, &c)) != 0)
+        return rc;
+    snprintf(what, sizeof what, "%s%s%s", ctx->cmd->group,
+             ctx->cmd->name ? " " : "", ctx->cmd->name ? ctx->cmd->name : "");
+    if ((rc = jvc_call(c, what, "GET", path, NULL, r)) != 0)
+        return rc;
+    if (ctx->g->json) {
+        *printed = true;
+        return jvc_print_json(r->json);
+    }
+    return JVC_EXIT_OK;
+}

@@ -81,6 +81,13 @@ int jvc_get_all(jvc_client *c, const char *what, const char *path,
 int jvc_list_prefixed(jvc_ctx *ctx, int argc, char **argv, const char *route,
                       const char *field, json_t **list, const char **prefix);
 
+/* A command without arguments that shows one GET: parses (no arguments),
+ * makes the client, calls path, and with --json prints the body itself
+ * (*printed true). Otherwise r holds the answer for the command to show.
+ * Returns an exit code; release r with jvc_resp_fini() either way. */
+int jvc_show(jvc_ctx *ctx, int argc, char **argv, const char *path, jvc_resp *r,
+             bool *printed);
+
 /* DELETE route/ID for the command's single ID argument (a revoke): prints
  * {"id": ID, "revoked": true} with --json, else "revoked NOUN ID" and the
  * suffix. Returns an exit code. */

@@ -92,21 +92,12 @@ const jvc_cmd jvc_cmd_keys_create = {
 
 static int run_ls(jvc_ctx *ctx, int argc, char **argv)
 {
-    jvc_client *c;
     jvc_resp r = {0};
     jvc_table *t = NULL;
-    char *pos[1];
-    int npos, rc;
-    if ((rc = jvc_parse_args(ctx->cmd, argc, argv, NULL, 0, pos, 0, 0,
-                             &npos)) != 0 ||
-        (rc = jvc_ctx_client(ctx, &c)) != 0)
-        return rc;
-    if ((rc = jvc_call(c, "keys ls", "GET", "/v1/keys", NULL, &r)) != 0)
+    bool printed;
+    int rc = jvc_show(ctx, argc, argv, "/v1/keys", &r, &printed);
+    if (rc != 0 || printed)
         goto out;
-    if (ctx->g->json) {
-        rc = jvc_print_json(r.json);
-        goto out;
-    }
     static const char *const h[] = {"ID", "NAME", "ROLE", "CREATED", "REVOKED"};
     if ((t = jvc_table_new(5, h)) == NULL) {
         rc = jvc_oom();

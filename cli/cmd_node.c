@@ -58,21 +58,15 @@ static bool print_vv(json_t *vv, const char *self)
 
 static int run_status(jvc_ctx *ctx, int argc, char **argv)
 {
-    jvc_client *c;
     jvc_resp r = {0};
     jvc_table *t = NULL;
-    char *pos[1];
-    int npos, rc;
-    if ((rc = jvc_parse_args(ctx->cmd, argc, argv, NULL, 0, pos, 0, 0,
-                             &npos)) != 0 ||
-        (rc = jvc_ctx_client(ctx, &c)) != 0)
-        return rc;
-    if ((rc = jvc_call(c, "status", "GET", "/v1/status", NULL, &r)) != 0)
+    bool printed;
+    int rc = jvc_show(ctx, argc, argv, "/v1/status", &r, &printed);
+    if (rc != 0 || printed)
         goto out;
-    if (ctx->g->json) {
-        rc = jvc_print_json(r.json);
+    jvc_client *c; /* made by jvc_show: for the URL shown */
+    if ((rc = jvc_ctx_client(ctx, &c)) != 0)
         goto out;
-    }
     json_t *j = r.json;
     const char *self = jvc_str(j, "node_id", NULL);
     char started[64], up[64], db[32], held[32];
