@@ -10,6 +10,9 @@ pkgs=(
     libsodium-dev libnng-dev libsqlite3-dev libmsgpack-dev libuv1-dev
     libjansson-dev libcurl4-openssl-dev libzstd-dev libhttp-parser-dev
     libcmocka-dev
+    # make package and its test (tests/pkg): CPack's DEB generator, the
+    # package checks, the completion the package depends on.
+    dpkg-dev fakeroot lintian bash-completion
 )
 if [ "${1:-}" = "--bench" ]; then
     pkgs+=(wrk redis-server redis-tools)
