@@ -10,7 +10,12 @@ set -euo pipefail
 
 build=$(cd "${1:?usage: package_test.sh BUILD_DIR}" && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/jarvis-pkg.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+node=
+cleanup() {
+    [ -z "$node" ] || kill -KILL "$node" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
 root=$work/root
 
 fail() {
@@ -33,7 +38,9 @@ if ! (cd "$build" && cpack -G DEB -B "$work/out" --config CPackConfig.cmake) \
     fail "cpack failed"
 fi
 debs=("$work"/out/jarvis_*.deb)
-[ ${#debs[@]} -eq 1 ] && [ -f "${debs[0]}" ] || fail "no single .deb: ${debs[*]}"
+if [ ${#debs[@]} -ne 1 ] || [ ! -f "${debs[0]}" ]; then
+    fail "no single .deb: ${debs[*]}"
+fi
 deb=${debs[0]}
 echo "$(basename "$deb"), $(stat -c %s "$deb") bytes"
 
@@ -115,18 +122,69 @@ step "the unit's reload check: an edited key file is refused, with the fix"
 # and /etc/jarvis in the temporary dir.
 guard=$(sed -n "s/^ExecReload=+\/bin\/sh -c '\(.*\)'\$/\1/p" "$unit")
 [ -n "$guard" ] || fail "no ExecReload=+/bin/sh -c '...' line in the unit"
-guard=${guard//%d/$work/cred}
-guard=${guard//\/etc\/jarvis/$work/etc}
-mkdir -p "$work/cred" "$work/etc"
-"$root/usr/bin/jarvisctl" cluster-key -o "$work/etc/cluster.key" >/dev/null
-cp "$work/etc/cluster.key" "$work/cred/cluster.key"
+guard=${guard//%d/$work/reload/cred}
+guard=${guard//\/etc\/jarvis/$work/reload/etc}
+mkdir -p "$work/reload/cred" "$work/reload/etc"
+"$root/usr/bin/jarvisctl" cluster-key -o "$work/reload/etc/cluster.key" >/dev/null
+cp "$work/reload/etc/cluster.key" "$work/reload/cred/cluster.key"
 sh -c "$guard" || fail "the reload check refuses an unchanged key file"
-"$root/usr/bin/jarvisctl" cluster-key >>"$work/etc/cluster.key"
+"$root/usr/bin/jarvisctl" cluster-key >>"$work/reload/etc/cluster.key"
 if err=$(sh -c "$guard" 2>&1); then
     fail "the reload check passes an edited key file"
 fi
 [[ $err == *"systemctl restart jarvisd"* ]] ||
     fail "the reload check does not say to restart: $err"
+
+step "the unit's command line runs as an unprivileged user"
+# What systemd does for the unit, as far as it can be done without it: an
+# unprivileged user without capabilities or new privileges, the key as a
+# credential (root's, mode 0400, a read ACL entry for that user: mode
+# 0440), the state directory owned by the user. Needs root (setpriv).
+if [ "$(id -u)" -ne 0 ]; then
+    echo "SKIPPED: needs root to switch to an unprivileged user"
+else
+    for tool in setpriv setfacl curl; do
+        command -v "$tool" >/dev/null ||
+            fail "$tool is missing: scripts/deps.sh installs it"
+    done
+    uid=65534 # nobody
+    chmod 0711 "$work"
+    mkdir -p "$work/cred" "$work/data"
+    "$root/usr/bin/jarvisctl" cluster-key -o "$work/cred/cluster.key" >/dev/null
+    chmod 0400 "$work/cred/cluster.key"
+    setfacl -m "u:$uid:r" "$work/cred/cluster.key"
+    [ "$(stat -c %a "$work/cred/cluster.key")" = 440 ] ||
+        fail "the credential's mode is $(stat -c %a "$work/cred/cluster.key")"
+    chmod 0711 "$work/cred"
+    chown "$uid" "$work/data"
+    chmod 0700 "$work/data"
+    setpriv --reuid="$uid" --regid="$uid" --clear-groups --no-new-privs \
+        --bounding-set=-all --inh-caps=-all \
+        env -i CREDENTIALS_DIRECTORY="$work/cred" \
+        "$root/usr/bin/jarvisd" "${args[@]}" --listen tcp://127.0.0.1:0 \
+        --api-listen 127.0.0.1:0 >"$work/node.log" 2>&1 &
+    node=$!
+    for _ in $(seq 1 200); do # 20 s
+        [ -s "$work/data/api.addr" ] || ! kill -0 "$node" 2>/dev/null && break
+        sleep 0.1
+    done
+    if ! health=$(curl -sf "$(cat "$work/data/api.addr" 2>/dev/null)/health"); then
+        kill "$node" 2>/dev/null || true
+        cat "$work/node.log" >&2
+        fail "jarvisd as an unprivileged user did not serve /health"
+    fi
+    kill -HUP "$node"
+    for _ in $(seq 1 200); do
+        grep -q "SIGHUP: reloaded 1 cluster key" "$work/node.log" && break
+        sleep 0.1
+    done
+    kill -TERM "$node"
+    wait "$node" || fail "jarvisd exited $? on SIGTERM: $(cat "$work/node.log")"
+    node=
+    grep -q "SIGHUP: reloaded 1 cluster key" "$work/node.log" ||
+        fail "SIGHUP did not reload the credential: $(cat "$work/node.log")"
+    echo "served $health as uid $uid, reloaded on SIGHUP, stopped with 0"
+fi
 
 step "systemd-analyze verify on the installed unit"
 # verify resolves the unit's dependencies and commands inside --root: give
@@ -172,6 +230,7 @@ for cmd in adduser install deb-systemd-helper deb-systemd-invoke systemctl \
     printf '#!/bin/sh\necho "%s $*" >>"%s"\n' "$cmd" "$work/calls" >"$stubs/$cmd"
     chmod +x "$stubs/$cmd"
 done
+# shellcheck disable=SC2016 # expanded by the stub, not here
 printf '#!/bin/sh\nexit "${GETENT_RC:-2}"\n' >"$stubs/getent"
 chmod +x "$stubs/getent"
 run_script() { # SCRIPT ARGS...: runs it with the stubs, calls into $work/calls
