@@ -1,13 +1,14 @@
 # Thin wrapper over CMake for the README's commands.
 #   make run    install what is missing, build, start one node
 #   make test   install what is missing, build normal + sanitizer, run all tests
+#   make package  a Debian package (build-pkg/jarvis_*.deb), Debian's build flags
 # Sub-makes (CMake's) would otherwise print every directory they enter.
 MAKEFLAGS += --no-print-directory
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 PREFIX ?= /usr/local
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build build-asan test test-normal test-asan run bench install format clean
+.PHONY: all deps build build-asan test test-normal test-asan run bench install package format clean
 
 all: build
 
@@ -44,8 +45,22 @@ bench: build
 install: build
 	@cmake --install build --prefix $(PREFIX)
 
+# Its own build dir: prefix /usr and the hardening flags Debian builds with
+# (dpkg-buildflags), no tests or benchmarks. cmake/JvPackage.cmake says what
+# goes in; tests/pkg/package_test.sh checks it.
+package: deps
+	@DEB_BUILD_MAINT_OPTIONS=hardening=+all; export DEB_BUILD_MAINT_OPTIONS; \
+	cmake -S . -B build-pkg -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+		-DCMAKE_INSTALL_PREFIX=/usr -DJV_BUILD_TESTS=OFF -DJV_BUILD_BENCH=OFF \
+		-DCMAKE_C_FLAGS="$$(dpkg-buildflags --get CPPFLAGS) $$(dpkg-buildflags --get CFLAGS)" \
+		-DCMAKE_EXE_LINKER_FLAGS="$$(dpkg-buildflags --get LDFLAGS)" \
+		$(CMAKE_FLAGS) >/dev/null
+	@cmake --build build-pkg -j $(JOBS)
+	@cd build-pkg && cpack -G DEB >cpack.log 2>&1 || { cat cpack.log; exit 1; }
+	@ls build-pkg/jarvis_*.deb
+
 format:
 	@git ls-files '*.c' '*.h' | xargs clang-format -i
 
 clean:
-	@rm -rf build build-asan
+	@rm -rf build build-asan build-pkg

@@ -4,9 +4,11 @@
 #include <fcntl.h>
 #include <sodium.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "alloc.h"
@@ -118,6 +120,36 @@ out:
     return err;
 }
 
+static uint32_t le_bytes(const unsigned char *p, size_t n)
+{
+    uint32_t v = 0;
+    while (n--)
+        v = v << 8 | p[n];
+    return v;
+}
+
+/* A systemd credential (LoadCredential=) is a file of mode 0400 that the
+ * service's user reads through an ACL entry, where the file system has
+ * ACLs: its mode then shows the ACL mask, 0440. Group bits are harmless
+ * when every entry that grants anything beyond the owner names this
+ * process's own user. Linux stores an access ACL as a version word (2) and
+ * entries of tag, permissions (16 bits each) and id (32), little-endian. */
+static bool acl_grants_only_us(int fd)
+{
+    unsigned char acl[4 + 8 * 32];
+    ssize_t n = fgetxattr(fd, "system.posix_acl_access", acl, sizeof(acl));
+    if (n < 4 || (n - 4) % 8 != 0 || le_bytes(acl, 4) != 2)
+        return false;
+    for (const unsigned char *e = acl + 4; e < acl + n; e += 8) {
+        uint32_t tag = le_bytes(e, 2), perm = le_bytes(e + 2, 2);
+        if (tag == 0x01 || tag == 0x10) /* owner, mask */
+            continue;
+        if (perm && !(tag == 0x02 && le_bytes(e + 4, 4) == geteuid()))
+            return false;
+    }
+    return true;
+}
+
 jv_err jv_keyring_load(const char *path, jv_keyring *out, char *msg,
                        size_t msglen)
 {
@@ -144,7 +176,8 @@ jv_err jv_keyring_load(const char *path, jv_keyring *out, char *msg,
         goto out;
     }
     /* Checked on the open descriptor, so the file read is the one judged. */
-    if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+    if ((st.st_mode & S_IRWXO) ||
+        ((st.st_mode & S_IRWXG) && !acl_grants_only_us(fd))) {
         err = JV_EPERM;
         say(msg, msglen,
             "%s: group or others may access it (mode %04o); "

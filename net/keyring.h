@@ -15,7 +15,8 @@
  *
  * Key file: one key per line as 64 hex digits, '#' comments and blank
  * lines ignored, the first key primary. It must not be readable by group
- * or others (like an ssh key).
+ * or others (like an ssh key); an ACL that adds only our own user (a
+ * systemd credential) is fine.
  *
  * Pure except jv_keyring_load (reads a file) and the random nonces.
  */

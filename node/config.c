@@ -85,6 +85,12 @@ static const opt opts[] = {
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
+/* Read when present, so that a packaged node and `jarvisd` typed by hand
+ * find the same settings; set at build time (JV_DEFAULT_CONFIG in CMake). */
+#ifndef JV_DEFAULT_CONFIG
+#define JV_DEFAULT_CONFIG "/etc/jarvis/jarvisd.conf"
+#endif
+
 static void msgf(char *msg, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -345,7 +351,9 @@ void jv_config_usage(FILE *f)
         "'name = value' with the flag's name (api-listen = ...).\n"
         "\n"
         "Options:\n"
-        "  --config FILE           read settings from FILE (JARVIS_CONFIG)\n");
+        "  --config FILE           read settings from FILE (JARVIS_CONFIG);\n"
+        "                          '' reads none; default: " JV_DEFAULT_CONFIG
+        "\n                          if it exists\n");
     for (size_t i = 0; i < NOPTS; i++) {
         char left[64];
         snprintf(left, sizeof(left), "--%s%s%s", opts[i].name,
@@ -398,6 +406,9 @@ jv_err jv_config_load(jv_config *c, int argc, char **argv, FILE *out,
     }
     if ((err = load_env(c, msg, msglen)))
         return err;
+    /* Only the default may be absent: a file asked for must be there. */
+    if (!config_path && access(JV_DEFAULT_CONFIG, F_OK) == 0)
+        config_path = JV_DEFAULT_CONFIG;
     if (config_path && *config_path) {
         if ((err = load_file(c, config_path, msg, msglen)))
             return err;

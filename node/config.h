@@ -2,6 +2,11 @@
  * config.h - jarvisd's settings, from (highest precedence first) command
  * line flags, the config file, environment variables, and defaults.
  *
+ * The config file is --config, else $JARVIS_CONFIG, else the build's default
+ * (JV_DEFAULT_CONFIG, /etc/jarvis/jarvisd.conf) when that file exists. An
+ * empty name (--config '', JARVIS_CONFIG=) reads none; a file named
+ * explicitly that cannot be read is an error.
+ *
  * Every setting has one long flag (--api-listen), one config file key (the
  * flag without dashes: api-listen = ...) and one environment variable
  * (JARVIS_API_LISTEN). Lists (peer, trust) are the exception to

@@ -10,6 +10,10 @@ pkgs=(
     libsodium-dev libnng-dev libsqlite3-dev libmsgpack-dev libuv1-dev
     libjansson-dev libcurl4-openssl-dev libzstd-dev libhttp-parser-dev
     libcmocka-dev
+    # make package and its test (tests/pkg): CPack's DEB generator, the
+    # package checks, the completion the package depends on, and what the
+    # test needs to run the unit's command line as systemd would.
+    dpkg-dev fakeroot lintian bash-completion acl curl
 )
 if [ "${1:-}" = "--bench" ]; then
     pkgs+=(wrk redis-server redis-tools)

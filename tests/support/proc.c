@@ -311,6 +311,9 @@ static int launch(jv_test_node *n, char *const extra[])
     argv[a++] = n->dir;
     argv[a++] = (char *)"--api-listen";
     argv[a++] = (char *)"127.0.0.1:0";
+    /* No config file, not even the host's default one, unless extra names
+     * one (a later --config wins). */
+    argv[a++] = (char *)"--config=";
     for (size_t i = 0; extra != NULL && extra[i] != NULL && a < 62; i++)
         argv[a++] = extra[i];
     argv[a] = NULL;

@@ -77,8 +77,9 @@ typedef struct {
 } jv_test_node;
 
 /* Makes a fresh temporary root and starts jarvisd on <root>/data with
- * --api-listen 127.0.0.1:0 and the extra arguments (NULL-terminated, may
- * be NULL), then waits up to 20 s for api.addr and GET /health == 200.
+ * --api-listen 127.0.0.1:0, no config file (not the host's default) and
+ * the extra arguments (NULL-terminated, may be NULL; --config FILE there
+ * is read), then waits up to 20 s for api.addr and GET /health == 200.
  * On failure prints why (and the node's log) to stderr and returns -1. */
 int jv_test_node_start(jv_test_node *n, char *const extra[]);
 
