@@ -650,6 +650,27 @@ static bool match(const char *pattern, jv_str path, jv_str caps[API_MAX_CAPS])
     return s == end;
 }
 
+/* 403 naming the role the route needs, also as a field for clients:
+ * {"error":{"code":"forbidden","message":...,"required_role":"admin"}}. */
+static void forbidden(api_ctx *c, const char *method)
+{
+    char message[256];
+    const char *need = jv_role_name(c->route->role);
+    snprintf(message, sizeof(message),
+             "role '%s' may not %s %s: it needs the %s role",
+             jv_role_name(c->who.role), method, c->route->pattern, need);
+    json_t *o = json_pack("{s:{s:s,s:s,s:s}}", "error", "code", "forbidden",
+                          "message", message, "required_role", need);
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (!text) {
+        api_error(c, 403, "forbidden", "%s", message);
+        return;
+    }
+    api_reply_raw(c, 403, "application/json", NULL, text, strlen(text));
+    free(text);
+}
+
 void jv_api_handle(void *arg, jv_http_req *req)
 {
     jv_node *n = arg;
@@ -719,8 +740,7 @@ void jv_api_handle(void *arg, jv_http_req *req)
         }
         c->authed = true;
         if (c->who.role < c->route->role) {
-            api_error(c, 403, "forbidden", "role '%s' may not %s %s",
-                      jv_role_name(c->who.role), method, c->route->pattern);
+            forbidden(c, method);
             return;
         }
         uint64_t retry = 0;

@@ -237,8 +237,12 @@ void api_check_error_at(const char *file, int line, const jv_http_resp *r,
              strcmp(type, "application/json") != 0)
         why = "Content-Type";
     else if (!json_is_object(r->json) || json_object_size(r->json) != 1 ||
-             !json_is_object(e) || json_object_size(e) != 2)
+             !json_is_object(e) ||
+             json_object_size(e) != (status == 403 ? 3u : 2u))
         why = "body shape";
+    else if (status == 403 && !json_is_string(json_object_get(
+                                  e, "required_role"))) /* names the role */
+        why = "required_role";
     else if (strcmp(api_str(e, "code"), code) != 0)
         why = "code";
     else if (!json_is_string(m) || json_string_length(m) == 0)
