@@ -281,6 +281,28 @@ void api_reply(api_ctx *c, int status, json_t *body)
     free(text);
 }
 
+void api_reply_stream(api_ctx *c, int status, jv_http_pull_fn pull,
+                      jv_http_end_fn end, void *arg)
+{
+    record(c, status);
+    jv_http_respond_stream(c->req, status, "application/json", NULL, pull, end,
+                           arg);
+    ctx_free(c);
+}
+
+static int put_json_cb(const char *buffer, size_t size, void *data)
+{
+    return jv_buf_append(data, buffer, size) == JV_OK ? 0 : -1;
+}
+
+void api_put_json(jv_buf *out, json_t *v)
+{
+    if (!v || json_dump_callback(v, put_json_cb, out,
+                                 JSON_COMPACT | JSON_ENCODE_ANY) != 0)
+        out->err = 1;
+    json_decref(v);
+}
+
 void api_reply_empty(api_ctx *c, int status)
 {
     api_reply_raw(c, status, NULL, NULL, NULL, 0);
