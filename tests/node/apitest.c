@@ -224,6 +224,31 @@ json_t *api_ok_at(const char *file, int line, api_node *a, int status,
     return j;
 }
 
+size_t api_dechunk(char *body, size_t len)
+{
+    size_t in = 0, out = 0;
+    for (;;) {
+        char *end;
+        if (in >= len)
+            return SIZE_MAX;
+        unsigned long long n = strtoull(body + in, &end, 16);
+        size_t line = (size_t)(end - (body + in));
+        if (line == 0 || in + line + 2 > len || memcmp(end, "\r\n", 2) != 0)
+            return SIZE_MAX;
+        in += line + 2;
+        if (n == 0)
+            return in + 2 == len && memcmp(body + in, "\r\n", 2) == 0
+                       ? out
+                       : SIZE_MAX;
+        if (n > len - in || len - in - n < 2 ||
+            memcmp(body + in + n, "\r\n", 2) != 0)
+            return SIZE_MAX;
+        memmove(body + out, body + in, n);
+        out += n;
+        in += n + 2;
+    }
+}
+
 void api_check_error_at(const char *file, int line, const jv_http_resp *r,
                         int status, const char *code)
 {
