@@ -146,6 +146,7 @@ typedef struct {
     size_t limit, got;
     jv_buf next;
     jv_buf *out;
+    size_t full; /* out's length at which the batch takes no more rows */
     bool *first;
     jv_audit_query cur; /* audit: the last row taken, as a cursor */
 } page_acc;
@@ -166,6 +167,10 @@ static void page_put(page_acc *a, json_t *row)
         jv_buf_append(a->out, ",", 1);
     *a->first = false;
     api_put_json(a->out, row);
+    /* A piece's worth: the rows after this one wait for the next batch,
+     * as if the batch had been that long. */
+    if (a->out->len >= a->full)
+        a->limit = a->got;
 }
 
 static jv_err add_counter(void *arg, const jv_counter_row *r)
@@ -205,8 +210,9 @@ typedef jv_err (*page_fill)(jv_store *st, jv_str prefix, jv_str after,
 
 /*
  * A page is streamed as the client reads it (http.h): its rows are read
- * in batches of PAGE_BATCH, each after the last row sent, so that a page
- * of large rows is never whole in memory. The bytes are those of the
+ * in batches of PAGE_BATCH rows or a piece's worth of bytes, each after
+ * the last row sent, so that a page of large rows is never whole in
+ * memory. The bytes are those of the
  * whole page encoded at once: {"<field>":[rows],"next_cursor":...}. Each
  * batch reads its own snapshot, as separate pages do.
  */
@@ -264,10 +270,13 @@ static page_stream *page_stream_new(api_ctx *c, const char *field)
 static jv_err page_rows(page_stream *p, jv_buf *out)
 {
     size_t take = p->left < PAGE_BATCH ? p->left : PAGE_BATCH;
-    page_acc a = {.limit = take, .out = out, .first = &p->first};
+    page_acc a = {.limit = take,
+                  .out = out,
+                  .full = out->len + JV_HTTP_CHUNK,
+                  .first = &p->first};
     jv_buf_init(&a.next);
     jv_err err = p->batch(p, take + 1, &a);
-    if (!err && a.got > 0 && a.got >= take) {
+    if (!err && a.got > 0 && a.got >= a.limit) {
         jv_buf_reset(&p->next);
         jv_buf_append(&p->next, a.next.data, a.next.len);
         jv_buf_reset(&p->after);
@@ -279,8 +288,8 @@ static jv_err page_rows(page_stream *p, jv_buf *out)
     jv_buf_fini(&a.next);
     if (err)
         return err;
-    if (a.got > take) { /* more rows follow this batch */
-        p->left -= take;
+    if (a.got > a.limit) { /* more rows follow this batch */
+        p->left -= a.limit;
         p->more = p->left == 0;
         if (p->left == 0)
             p->phase = 2;

@@ -57,6 +57,17 @@ void api_metrics(api_ctx *c)
                    (double)resident_bytes());
     jv_metrics_set(n->metrics, "jarvis_api_connections", NULL,
                    (double)jv_http_conns(n->http));
+    static jv_http_stats shown; /* loop thread: what the counters hold */
+    jv_http_stats hs;
+    jv_http_stats_get(n->http, &hs);
+    jv_metrics_add(n->metrics, "jarvis_api_connections_closed_total",
+                   "reason=\"evicted\"", (double)(hs.evicted - shown.evicted));
+    jv_metrics_add(n->metrics, "jarvis_api_connections_closed_total",
+                   "reason=\"refused\"", (double)(hs.refused - shown.refused));
+    jv_metrics_add(n->metrics, "jarvis_api_connections_closed_total",
+                   "reason=\"timeout\"",
+                   (double)(hs.timed_out - shown.timed_out));
+    shown = hs;
     jv_metrics_set(n->metrics, "jarvis_uptime_seconds", NULL,
                    (double)(jv_now_ms() - n->started_ms) / 1000.0);
     jv_repl_update_metrics(n->repl);

@@ -101,6 +101,8 @@
 #define HTTP_ACCEPT_RETRY_MS 100
 #define HTTP_BACKLOG         511
 #define HTTP_ADDR_BUCKETS    1024
+/* SO_SNDBUF of TCP connections (Linux doubles it for bookkeeping). */
+#define HTTP_SNDBUF (128 * 1024)
 /* Room for a chunk-size line: 8 hex digits and CRLF (leading zeros are
  * allowed, RFC 9112 7.1), filled in once the piece's length is known. */
 #define HTTP_CHUNK_HEAD 10
@@ -479,8 +481,10 @@ static void conn_unlist(http_conn *c)
 }
 
 /* Idempotent. Pending writes complete with UV_ECANCELED; a held request
- * stays valid until answered. */
-static void conn_close(http_conn *c)
+ * stays valid until answered. With reset, a TCP connection is reset: what
+ * the client did not take is dropped at once, rather than kept by the
+ * kernel for a client that does not read. */
+static void conn_close_how(http_conn *c, bool reset)
 {
     if (c->closing)
         return;
@@ -492,8 +496,15 @@ static void conn_close(http_conn *c)
         stream_release(c);
         stream_end(c, false);
     }
-    uv_close(&c->h.handle, on_conn_closed);
+    if (!reset || c->h.handle.type != UV_TCP ||
+        uv_tcp_close_reset(&c->h.tcp, on_conn_closed) != 0)
+        uv_close(&c->h.handle, on_conn_closed);
     uv_close((uv_handle_t *)&c->timer, on_conn_closed);
+}
+
+static void conn_close(http_conn *c)
+{
+    conn_close_how(c, false);
 }
 
 /* Nothing received, held or being written: safe to close at any moment. */
@@ -540,7 +551,7 @@ static void on_conn_timer(uv_timer_t *t)
     if (kind == DL_REQUEST)
         conn_fail(c, 408, "request not complete in time");
     else
-        conn_close(c);
+        conn_close_how(c, kind == DL_SEND);
 }
 
 /* -- output --------------------------------------------------------------- */
@@ -845,7 +856,9 @@ static void stream_next(http_conn *c)
     if (c->closing || c->writing || !c->streaming || c->stream_queued)
         return;
     c->stream_wait = false;
-    if (s->stream_bytes >= s->o.stream_buffer) {
+    /* The first piece goes at once: most answers end in it, and none
+     * should wait behind clients that do not read. */
+    if (c->stream_head && s->stream_bytes >= s->o.stream_buffer) {
         /* Over budget: the memory of our last piece goes back too. */
         jv_buf_fini(o);
         c->stream_queued = true;
@@ -1304,6 +1317,11 @@ static bool conn_admit(jv_http_server *s, http_conn *c)
         struct sockaddr_storage ss;
         int len = (int)sizeof(ss);
         uv_tcp_nodelay(&c->h.tcp, 1);
+        /* A fixed send buffer instead of the kernel's autotuning (up to
+         * 4 MiB each): a client that stops reading holds that much of the
+         * kernel's memory, and is noticed (send_timeout_ms) that soon. */
+        int sndbuf = HTTP_SNDBUF;
+        uv_send_buffer_size(&c->h.handle, &sndbuf);
         if (uv_tcp_getpeername(&c->h.tcp, (struct sockaddr *)&ss, &len) != 0)
             return false;
         format_addr((const struct sockaddr *)&ss, c->remote, sizeof(c->remote));

@@ -139,8 +139,9 @@ void jv_http_respond(jv_http_req *r, int status, const char *content_type,
  * Content-Length, exactly like jv_http_respond(); a longer one with
  * "Transfer-Encoding: chunked" (HTTP/1.1) or delimited by closing the
  * connection (HTTP/1.0). The memory of a streamed answer is one piece per
- * connection, and the pieces held by all connections together are bounded
- * by stream_buffer: past it, streams wait for others to drain. A client
+ * connection; past the first piece, the pieces held by all connections
+ * together are bounded by stream_buffer, beyond which streams wait for
+ * others to drain (holding nothing meanwhile). A client
  * that takes nothing of a piece for send_timeout_ms is disconnected. */
 #define JV_HTTP_CHUNK 16384
 

@@ -85,6 +85,11 @@ static jv_err declare_metrics(jv_metrics *m)
         {"jarvis_resident_bytes", JV_METRIC_GAUGE, "resident memory", NULL, 0},
         {"jarvis_api_connections", JV_METRIC_GAUGE, "open API connections",
          NULL, 0},
+        {"jarvis_api_connections_closed_total", JV_METRIC_COUNTER,
+         "API connections closed by the limits: reason evicted (the oldest "
+         "idle, to admit a new one), refused (nothing to evict), timeout "
+         "(header, request or send deadline)",
+         NULL, 0},
         {"jarvis_uptime_seconds", JV_METRIC_GAUGE, "seconds since start", NULL,
          0},
     };
