@@ -231,6 +231,7 @@ struct page_stream {
     jv_audit_query q;     /* audit: the query, its cursor moving on */
     jv_buf actor, action; /* borrowed by q */
     size_t left;          /* rows of the page still to send */
+    size_t row_bytes;     /* average encoded row of the last batch */
     int phase;            /* 0 head, 1 rows, 2 tail, 3 done */
     bool first, more;
     jv_buf next; /* next_cursor text when more */
@@ -270,6 +271,11 @@ static page_stream *page_stream_new(api_ctx *c, const char *field)
 static jv_err page_rows(page_stream *p, jv_buf *out)
 {
     size_t take = p->left < PAGE_BATCH ? p->left : PAGE_BATCH;
+    /* Rows that fill a piece, as far as the last batch tells: large rows
+     * are not read from the database only to wait for the next batch. */
+    if (p->row_bytes && JV_HTTP_CHUNK / p->row_bytes + 1 < take)
+        take = JV_HTTP_CHUNK / p->row_bytes + 1;
+    size_t start = out->len;
     page_acc a = {.limit = take,
                   .out = out,
                   .full = out->len + JV_HTTP_CHUNK,
@@ -288,6 +294,9 @@ static jv_err page_rows(page_stream *p, jv_buf *out)
     jv_buf_fini(&a.next);
     if (err)
         return err;
+    if (a.got)
+        p->row_bytes =
+            (out->len - start) / (a.got < a.limit ? a.got : a.limit) + 1;
     if (a.got > a.limit) { /* more rows follow this batch */
         p->left -= a.limit;
         p->more = p->left == 0;
