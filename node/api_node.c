@@ -583,6 +583,7 @@ typedef struct {
     /* under mu */
     jv_buf q[EXPORT_AHEAD]; /* produced, not yet taken */
     size_t qhead, qlen;
+    bool produced; /* the last piece is in q */
     bool done, cancel;
     jv_err err;
     /* loop thread */
@@ -613,6 +614,7 @@ static jv_err ex_flush(export_job *e, bool last)
         return JV_ECLOSED;
     }
     e->q[(e->qhead + e->qlen++) % EXPORT_AHEAD] = e->out;
+    e->produced = last;
     uv_mutex_unlock(&e->mu);
     jv_buf_init(&e->out);
     uv_async_send(&e->async);
@@ -887,9 +889,9 @@ static jv_http_pull export_pull(void *arg, jv_http_stream *hs, jv_buf *out)
         e->qhead = (e->qhead + 1) % EXPORT_AHEAD;
         e->qlen--;
         uv_cond_signal(&e->cv);
-        r = e->qlen == 0 && e->done && !e->err ? JV_HTTP_END : JV_HTTP_MORE;
-    } else if (e->done) {
-        r = e->err ? JV_HTTP_ABORT : JV_HTTP_END;
+        r = e->qlen == 0 && e->produced ? JV_HTTP_END : JV_HTTP_MORE;
+    } else if (e->produced || e->done) {
+        r = e->produced ? JV_HTTP_END : JV_HTTP_ABORT;
     } else {
         e->hs = hs;
         r = JV_HTTP_WAIT;
