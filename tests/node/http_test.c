@@ -1283,7 +1283,7 @@ static void test_per_addr_and_slow_head(void **state)
     fx *f;
     (void)state;
     o.max_conns_per_addr = 3;
-    o.header_timeout_ms = 300;
+    o.header_timeout_ms = 2000; /* long enough not to fire before eviction */
     f = fx_start(&o, "127.0.0.1:0");
     for (int i = 0; i < 3; i++)
         c[i] = cli_tcp(f);
