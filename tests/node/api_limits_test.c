@@ -165,18 +165,26 @@ static void flood_close(flood *f)
  * fresh connections, several times, each prompt. */
 static void others_served(api_node *a, flood *f, const char *who)
 {
+    uint64_t worst = 0;
     for (int i = 0; i < 5; i++) {
         uint64_t ms;
         flood_trickle(f);
         assert_int_equal(fresh_request(a, "/health", NULL, &ms), 200);
         if (ms > PROMPT_MS)
             fail_msg("%s: /health took %llu ms", who, (unsigned long long)ms);
+        worst = ms > worst ? ms : worst;
         assert_int_equal(fresh_request(a, "/v1/status", a->admin_token, &ms),
                          200);
         if (ms > PROMPT_MS)
             fail_msg("%s: /v1/status took %llu ms", who,
                      (unsigned long long)ms);
+        worst = ms > worst ? ms : worst;
     }
+    printf("%s: %d connections held; 5 x /health and /v1/status from "
+           "127.0.0.1 all 200, slowest %llu ms; %.0f closed by the limits "
+           "so far, %.0f open\n",
+           who, f->n, (unsigned long long)worst, closed_by_limits(a),
+           metric(a, "jarvis_api_connections"));
 }
 
 static void test_flood(void **state)
@@ -234,6 +242,8 @@ static void test_flood(void **state)
         got += (size_t)k;
     }
     uint64_t took = api_now_ms() - t0;
+    printf("slow head: 408 and closed after %llu ms (header deadline %d ms)\n",
+           (unsigned long long)took, HEADER_TIMEOUT_MS);
     close(fd);
     buf[got] = '\0';
     assert_non_null(strstr(buf, "408"));
