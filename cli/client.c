@@ -454,12 +454,15 @@ int jvc_fail(const jvc_client *c, const char *what, const jvc_resp *r)
                 "--key-file, JARVIS_API_KEY or --api-key)\n",
                 c->cred_source);
         return JVC_EXIT_AUTH;
-    case 403:
+    case 403: {
+        /* The node names the role the route needs. */
+        const char *need = jvc_str(err, "required_role", NULL);
         fprintf(stderr,
                 "hint: the key from %s has a role that may not do this; "
-                "use a key with the admin (or writer) role\n",
-                c->cred_source);
+                "use a key with the %s role\n",
+                c->cred_source, need ? need : "a higher");
         return JVC_EXIT_AUTH;
+    }
     case 429:
         if (r->retry_after >= 0)
             fprintf(stderr, "hint: rate limited; retry in %ld s\n",

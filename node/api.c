@@ -281,6 +281,28 @@ void api_reply(api_ctx *c, int status, json_t *body)
     free(text);
 }
 
+void api_reply_stream(api_ctx *c, int status, jv_http_pull_fn pull,
+                      jv_http_end_fn end, void *arg)
+{
+    record(c, status);
+    jv_http_respond_stream(c->req, status, "application/json", NULL, pull, end,
+                           arg);
+    ctx_free(c);
+}
+
+static int put_json_cb(const char *buffer, size_t size, void *data)
+{
+    return jv_buf_append(data, buffer, size) == JV_OK ? 0 : -1;
+}
+
+void api_put_json(jv_buf *out, json_t *v)
+{
+    if (!v || json_dump_callback(v, put_json_cb, out,
+                                 JSON_COMPACT | JSON_ENCODE_ANY) != 0)
+        out->err = 1;
+    json_decref(v);
+}
+
 void api_reply_empty(api_ctx *c, int status)
 {
     api_reply_raw(c, status, NULL, NULL, NULL, 0);
@@ -650,6 +672,27 @@ static bool match(const char *pattern, jv_str path, jv_str caps[API_MAX_CAPS])
     return s == end;
 }
 
+/* 403 naming the role the route needs, also as a field for clients:
+ * {"error":{"code":"forbidden","message":...,"required_role":"admin"}}. */
+static void forbidden(api_ctx *c, const char *method)
+{
+    char message[256];
+    const char *need = jv_role_name(c->route->role);
+    snprintf(message, sizeof(message),
+             "role '%s' may not %s %s: it needs the %s role",
+             jv_role_name(c->who.role), method, c->route->pattern, need);
+    json_t *o = json_pack("{s:{s:s,s:s,s:s}}", "error", "code", "forbidden",
+                          "message", message, "required_role", need);
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (!text) {
+        api_error(c, 403, "forbidden", "%s", message);
+        return;
+    }
+    api_reply_raw(c, 403, "application/json", NULL, text, strlen(text));
+    free(text);
+}
+
 void jv_api_handle(void *arg, jv_http_req *req)
 {
     jv_node *n = arg;
@@ -719,8 +762,7 @@ void jv_api_handle(void *arg, jv_http_req *req)
         }
         c->authed = true;
         if (c->who.role < c->route->role) {
-            api_error(c, 403, "forbidden", "role '%s' may not %s %s",
-                      jv_role_name(c->who.role), method, c->route->pattern);
+            forbidden(c, method);
             return;
         }
         uint64_t retry = 0;

@@ -9,6 +9,7 @@
 #include "alloc.h"
 #include "api_int.h"
 #include "audit.h"
+#include "log.h"
 
 #define MAX_SAFE_INT ((json_int_t)1 << 53)
 
@@ -138,11 +139,16 @@ void api_counter_get(api_ctx *c)
                         (json_int_t)total, "shares", a.arr));
 }
 
-/* Collects up to limit rows; one more tells whether a next page exists. */
+/* Takes up to limit rows of one batch, as JSON text into out; one row
+ * more tells whether more follow. next is the cursor of the last row
+ * taken (audit: its position). */
 typedef struct {
-    json_t *arr;
     size_t limit, got;
     jv_buf next;
+    jv_buf *out;
+    size_t full; /* out's length at which the batch takes no more rows */
+    bool *first;
+    jv_audit_query cur; /* audit: the last row taken, as a cursor */
 } page_acc;
 
 static bool page_take(page_acc *a, jv_str key)
@@ -155,22 +161,16 @@ static bool page_take(page_acc *a, jv_str key)
     return false;
 }
 
-static void page_reply(api_ctx *c, const char *field, page_acc *a)
+static void page_put(page_acc *a, json_t *row)
 {
-    json_t *next =
-        a->got > a->limit
-            ? json_stringn_nocheck((const char *)a->next.data, a->next.len)
-            : json_null();
-    jv_buf_fini(&a->next);
-    api_reply(c, 200,
-              json_pack("{s:o,s:o}", field, a->arr, "next_cursor", next));
-}
-
-static void page_fail(api_ctx *c, page_acc *a, jv_err err, const char *what)
-{
-    json_decref(a->arr);
-    jv_buf_fini(&a->next);
-    api_fail(c, err, what);
+    if (!*a->first)
+        jv_buf_append(a->out, ",", 1);
+    *a->first = false;
+    api_put_json(a->out, row);
+    /* A piece's worth: the rows after this one wait for the next batch,
+     * as if the batch had been that long. */
+    if (a->out->len >= a->full)
+        a->limit = a->got;
 }
 
 static jv_err add_counter(void *arg, const jv_counter_row *r)
@@ -181,8 +181,8 @@ static jv_err add_counter(void *arg, const jv_counter_row *r)
         return JV_OK;
     if (total_of(r->p, r->n, &total))
         return JV_EOVERFLOW;
-    json_array_append_new(a->arr, counter_result(r->name, total));
-    return JV_OK;
+    page_put(a, counter_result(r->name, total));
+    return jv_buf_err(a->out);
 }
 
 /* prefix and paging parameters shared by the list routes. */
@@ -208,28 +208,195 @@ static jv_str buf_str(const jv_buf *b)
 typedef jv_err (*page_fill)(jv_store *st, jv_str prefix, jv_str after,
                             size_t limit, page_acc *a);
 
+/*
+ * A page is streamed as the client reads it (http.h): its rows are read
+ * in batches of PAGE_BATCH rows or a piece's worth of bytes, each after
+ * the last row sent, so that a page of large rows is never whole in
+ * memory. The bytes are those of the
+ * whole page encoded at once: {"<field>":[rows],"next_cursor":...}. Each
+ * batch reads its own snapshot, as separate pages do.
+ */
+#define PAGE_BATCH 32
+
+typedef struct page_stream page_stream;
+/* Reads up to n rows into a (a->limit rows taken, one more seen). */
+typedef jv_err (*page_batch)(page_stream *p, size_t n, page_acc *a);
+
+struct page_stream {
+    jv_node *node;
+    page_batch batch;
+    page_fill fill;
+    const char *field;
+    jv_buf prefix, after; /* list routes: after is the last key sent */
+    jv_audit_query q;     /* audit: the query, its cursor moving on */
+    jv_buf actor, action; /* borrowed by q */
+    size_t left;          /* rows of the page still to send */
+    size_t row_bytes;     /* average encoded row of the last batch */
+    int phase;            /* 0 head, 1 rows, 2 tail, 3 done */
+    bool first, more;
+    jv_buf next; /* next_cursor text when more */
+    jv_buf pre;  /* read before answering, to answer errors with a status */
+};
+
+static void page_stream_free(page_stream *p)
+{
+    if (!p)
+        return;
+    jv_buf_fini(&p->prefix);
+    jv_buf_fini(&p->after);
+    jv_buf_fini(&p->actor);
+    jv_buf_fini(&p->action);
+    jv_buf_fini(&p->next);
+    jv_buf_fini(&p->pre);
+    jv_free(p);
+}
+
+static page_stream *page_stream_new(api_ctx *c, const char *field)
+{
+    page_stream *p = jv_calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    p->node = c->node;
+    p->field = field;
+    p->first = true;
+    jv_buf_init(&p->prefix);
+    jv_buf_init(&p->after);
+    jv_buf_init(&p->actor);
+    jv_buf_init(&p->action);
+    jv_buf_init(&p->next);
+    jv_buf_init(&p->pre);
+    return p;
+}
+
+static jv_err page_rows(page_stream *p, jv_buf *out)
+{
+    size_t take = p->left < PAGE_BATCH ? p->left : PAGE_BATCH;
+    /* Rows that fill a piece, as far as the last batch tells: large rows
+     * are not read from the database only to wait for the next batch. */
+    if (p->row_bytes && JV_HTTP_CHUNK / p->row_bytes + 1 < take)
+        take = JV_HTTP_CHUNK / p->row_bytes + 1;
+    size_t start = out->len;
+    page_acc a = {.limit = take,
+                  .out = out,
+                  .full = out->len + JV_HTTP_CHUNK,
+                  .first = &p->first};
+    jv_buf_init(&a.next);
+    jv_err err = p->batch(p, take + 1, &a);
+    if (!err && a.got > 0 && a.got >= a.limit) {
+        jv_buf_reset(&p->next);
+        jv_buf_append(&p->next, a.next.data, a.next.len);
+        jv_buf_reset(&p->after);
+        jv_buf_append(&p->after, a.next.data, a.next.len);
+        p->q.has_cursor = true;
+        p->q.cursor_time_ms = a.cur.cursor_time_ms;
+        p->q.cursor_id = a.cur.cursor_id;
+    }
+    jv_buf_fini(&a.next);
+    if (err)
+        return err;
+    if (a.got)
+        p->row_bytes =
+            (out->len - start) / (a.got < a.limit ? a.got : a.limit) + 1;
+    if (a.got > a.limit) { /* more rows follow this batch */
+        p->left -= a.limit;
+        p->more = p->left == 0;
+        if (p->left == 0)
+            p->phase = 2;
+    } else {
+        p->more = false;
+        p->phase = 2;
+    }
+    return jv_buf_err(out);
+}
+
+/* One step of the page into out: its head, a batch of rows, or its tail. */
+static jv_err page_step(page_stream *p, jv_buf *out, bool *end)
+{
+    *end = false;
+    switch (p->phase) {
+    case 0:
+        jv_buf_append(out, "{", 1);
+        api_put_json(out, json_string(p->field));
+        jv_buf_append(out, ":[", 2);
+        p->phase = p->left ? 1 : 2;
+        return jv_buf_err(out);
+    case 1:
+        return page_rows(p, out);
+    default:
+        jv_buf_append(out, "],\"next_cursor\":", 16);
+        if (p->more)
+            api_put_json(out, json_stringn_nocheck((const char *)p->next.data,
+                                                   p->next.len));
+        else
+            jv_buf_append(out, "null", 4);
+        jv_buf_append(out, "}", 1);
+        p->phase = 3;
+        *end = true;
+        return jv_buf_err(out);
+    }
+}
+
+static jv_http_pull page_pull(void *arg, jv_http_stream *hs, jv_buf *out)
+{
+    page_stream *p = arg;
+    bool end = false;
+    (void)hs;
+    if (p->pre.len) {
+        jv_buf_append(out, p->pre.data, p->pre.len);
+        jv_buf_fini(&p->pre);
+        return p->phase == 3 ? JV_HTTP_END : JV_HTTP_MORE;
+    }
+    jv_err err = page_step(p, out, &end);
+    if (err) {
+        jv_warn("api", "a page was cut short: %s (%s)", jv_strerror(err),
+                jv_store_errmsg(p->node->rst));
+        return JV_HTTP_ABORT;
+    }
+    return end ? JV_HTTP_END : JV_HTTP_MORE;
+}
+
+static void page_end(void *arg, bool complete)
+{
+    (void)complete;
+    page_stream_free(arg);
+}
+
+/* Reads the head and first batch now, so that a storage error is answered
+ * with its status; the rest streams. Takes p. */
+static void page_answer(api_ctx *c, page_stream *p, const char *what)
+{
+    bool end = false;
+    jv_err err = page_step(p, &p->pre, &end);
+    if (!err && !end)
+        err = page_step(p, &p->pre, &end);
+    if (err) {
+        page_stream_free(p);
+        api_fail(c, err, what);
+        return;
+    }
+    api_reply_stream(c, 200, page_pull, page_end, p);
+}
+
+static jv_err list_batch(page_stream *p, size_t n, page_acc *a)
+{
+    return p->fill(p->node->rst, buf_str(&p->prefix), buf_str(&p->after), n, a);
+}
+
 static void list_route(api_ctx *c, const char *field, const char *what,
                        page_fill fill)
 {
-    jv_buf prefix, cursor;
-    page_acc a = {json_array(), 0, 0, {0}};
-    jv_buf_init(&prefix);
-    jv_buf_init(&cursor);
-    if (list_params(c, &prefix, &cursor, &a.limit)) {
-        json_decref(a.arr);
-        goto out;
+    page_stream *p = page_stream_new(c, field);
+    if (!p) {
+        api_fail(c, JV_ENOMEM, what);
+        return;
     }
-    /* One row more than the page tells whether another page follows. */
-    jv_err err =
-        fill(c->node->rst, buf_str(&prefix), buf_str(&cursor), a.limit + 1, &a);
-    if (err)
-        page_fail(c, &a, err, what);
-    else
-        page_reply(c, field, &a);
-out:
-    jv_buf_fini(&a.next);
-    jv_buf_fini(&prefix);
-    jv_buf_fini(&cursor);
+    if (list_params(c, &p->prefix, &p->after, &p->left)) {
+        page_stream_free(p);
+        return;
+    }
+    p->fill = fill;
+    p->batch = list_batch;
+    page_answer(c, p, what);
 }
 
 static jv_err fill_counters(jv_store *st, jv_str prefix, jv_str after,
@@ -314,25 +481,28 @@ void api_audit_append(api_ctx *c)
     api_submit(c, audit_done);
 }
 
-typedef struct {
-    json_t *arr;
-    size_t limit, got;
-    char next[JV_ID_HEX + 48];
-} audit_acc;
-
 static jv_err add_audit(void *arg, const jv_audit_row *r)
 {
-    audit_acc *a = arg;
+    page_acc *a = arg;
     if (a->got++ >= a->limit)
         return JV_OK;
-    char hex[JV_ID_HEX];
+    char hex[JV_ID_HEX], next[JV_ID_HEX + 48];
     jv_id_hex(&r->id.id, hex);
-    snprintf(a->next, sizeof(a->next), "%" PRIu64 "-%s-%" PRIu64, r->time_ms,
-             hex, r->id.n);
-    json_array_append_new(a->arr,
-                          audit_json(&r->id.id, r->id.n, r->time_ms, r->actor,
-                                     r->action, r->target, r->detail));
-    return JV_OK;
+    int n = snprintf(next, sizeof(next), "%" PRIu64 "-%s-%" PRIu64, r->time_ms,
+                     hex, r->id.n);
+    jv_buf_reset(&a->next);
+    jv_buf_append(&a->next, next, (size_t)n);
+    a->cur.cursor_time_ms = r->time_ms;
+    a->cur.cursor_id = r->id;
+    page_put(a, audit_json(&r->id.id, r->id.n, r->time_ms, r->actor, r->action,
+                           r->target, r->detail));
+    return jv_buf_err(a->out);
+}
+
+static jv_err audit_batch(page_stream *p, size_t n, page_acc *a)
+{
+    p->q.limit = n;
+    return jv_store_audit_query(p->node->rst, &p->q, add_audit, a);
 }
 
 /* A time bound parameter; 0 or answered 400. */
@@ -370,62 +540,52 @@ static int parse_audit_cursor(const char *s, jv_audit_query *q)
 
 void api_audit_query(api_ctx *c)
 {
-    jv_audit_query q;
-    jv_buf since, until, actor, action, order, cursor;
-    audit_acc a = {json_array(), 0, 0, ""};
-    memset(&q, 0, sizeof(q));
+    jv_buf since, until, order, cursor;
+    page_stream *p = page_stream_new(c, "entries");
     jv_buf_init(&since);
     jv_buf_init(&until);
-    jv_buf_init(&actor);
-    jv_buf_init(&action);
     jv_buf_init(&order);
     jv_buf_init(&cursor);
-    if (time_param(c, "since", &since, &q.since_ms) ||
-        time_param(c, "until", &until, &q.until_ms))
+    if (!p) {
+        api_fail(c, JV_ENOMEM, "audit");
         goto out;
-    jv_err err = api_query(c, "actor", &actor);
+    }
+    jv_audit_query *q = &p->q;
+    if (time_param(c, "since", &since, &q->since_ms) ||
+        time_param(c, "until", &until, &q->until_ms))
+        goto out;
+    jv_err err = api_query(c, "actor", &p->actor);
     if (err == JV_EINVAL)
         goto out;
     if (!err)
-        q.actor = buf_str(&actor);
-    if ((err = api_query(c, "action", &action)) == JV_EINVAL)
+        q->actor = buf_str(&p->actor);
+    if ((err = api_query(c, "action", &p->action)) == JV_EINVAL)
         goto out;
     if (!err)
-        q.action = buf_str(&action);
+        q->action = buf_str(&p->action);
     if ((err = api_query(c, "order", &order)) == JV_EINVAL)
         goto out;
     if (!err) {
         if (!strcmp(api_cstr(&order), "desc")) {
-            q.newest_first = true;
+            q->newest_first = true;
         } else if (strcmp(api_cstr(&order), "asc")) {
             api_error(c, 400, "bad_request", "order must be asc or desc");
             goto out;
         }
     }
-    if (api_paging(c, &a.limit, &cursor))
+    if (api_paging(c, &p->left, &cursor))
         goto out;
-    if (cursor.len > 0 && parse_audit_cursor(api_cstr(&cursor), &q)) {
+    if (cursor.len > 0 && parse_audit_cursor(api_cstr(&cursor), q)) {
         api_error(c, 400, "bad_request", "cursor is not one this API gave");
         goto out;
     }
-    q.limit = a.limit + 1;
-    if ((err = jv_store_audit_query(c->node->rst, &q, add_audit, &a))) {
-        json_decref(a.arr);
-        a.arr = NULL;
-        api_fail(c, err, "audit");
-        goto out;
-    }
-    api_reply(c, 200,
-              json_pack("{s:o,s:o}", "entries", a.arr, "next_cursor",
-                        a.got > a.limit ? json_string(a.next) : json_null()));
-    a.arr = NULL;
+    p->batch = audit_batch;
+    page_answer(c, p, "audit");
+    p = NULL;
 out:
-    if (a.arr)
-        json_decref(a.arr);
+    page_stream_free(p);
     jv_buf_fini(&since);
     jv_buf_fini(&until);
-    jv_buf_fini(&actor);
-    jv_buf_fini(&action);
     jv_buf_fini(&order);
     jv_buf_fini(&cursor);
 }
@@ -517,9 +677,8 @@ static jv_err add_config(void *arg, const jv_config_row *r)
 {
     page_acc *a = arg;
     if (page_take(a, r->key))
-        json_array_append_new(
-            a->arr, config_json(r->key, r->value, &r->replica, r->stamp));
-    return JV_OK;
+        page_put(a, config_json(r->key, r->value, &r->replica, r->stamp));
+    return jv_buf_err(a->out);
 }
 
 static jv_err fill_config(jv_store *st, jv_str prefix, jv_str after,
@@ -640,9 +799,9 @@ static jv_err add_archive(void *arg, const jv_archive_row *r)
 {
     page_acc *a = arg;
     if (page_take(a, r->key))
-        json_array_append_new(a->arr, archive_json(r->key, r->value, &r->dot.id,
-                                                   r->stamp, r->nvalues));
-    return JV_OK;
+        page_put(a, archive_json(r->key, r->value, &r->dot.id, r->stamp,
+                                 r->nvalues));
+    return jv_buf_err(a->out);
 }
 
 static jv_err fill_archive(jv_store *st, jv_str prefix, jv_str after,

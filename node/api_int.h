@@ -52,6 +52,12 @@ void api_reply_empty(api_ctx *c, int status);
 /* Answers with raw bytes. */
 void api_reply_raw(api_ctx *c, int status, const char *type,
                    const char *headers, const void *body, size_t len);
+/* Answers with a JSON body produced by pull() as the client reads it
+ * (jv_http_respond_stream) and frees the context; end() frees arg. */
+void api_reply_stream(api_ctx *c, int status, jv_http_pull_fn pull,
+                      jv_http_end_fn end, void *arg);
+/* Appends v (stolen) as compact JSON; a failure is left in out's error. */
+void api_put_json(jv_buf *out, json_t *v);
 /* Answers {"error":{"code","message"}} and frees the context. */
 void api_error(api_ctx *c, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -57,6 +57,17 @@ void api_metrics(api_ctx *c)
                    (double)resident_bytes());
     jv_metrics_set(n->metrics, "jarvis_api_connections", NULL,
                    (double)jv_http_conns(n->http));
+    static jv_http_stats shown; /* loop thread: what the counters hold */
+    jv_http_stats hs;
+    jv_http_stats_get(n->http, &hs);
+    jv_metrics_add(n->metrics, "jarvis_api_connections_closed_total",
+                   "reason=\"evicted\"", (double)(hs.evicted - shown.evicted));
+    jv_metrics_add(n->metrics, "jarvis_api_connections_closed_total",
+                   "reason=\"refused\"", (double)(hs.refused - shown.refused));
+    jv_metrics_add(n->metrics, "jarvis_api_connections_closed_total",
+                   "reason=\"timeout\"",
+                   (double)(hs.timed_out - shown.timed_out));
+    shown = hs;
     jv_metrics_set(n->metrics, "jarvis_uptime_seconds", NULL,
                    (double)(jv_now_ms() - n->started_ms) / 1000.0);
     jv_repl_update_metrics(n->repl);
@@ -547,17 +558,68 @@ void api_key_revoke(api_ctx *c)
 
 /* -- export --------------------------------------------------------------- */
 
-/* The export is built off the loop, on a connection of its own, into one
- * buffer: object keys in byte order, arrays in a fixed order, so that two
- * converged nodes give the same bytes. */
+/* The export is produced off the loop, on a thread and a database
+ * connection of its own, inside one read transaction (a consistent
+ * snapshot): object keys in byte order, arrays in a fixed order, so that
+ * two converged nodes give the same bytes. It streams: the thread hands
+ * pieces of JV_HTTP_CHUNK bytes to the loop and waits while EXPORT_AHEAD
+ * of them are not yet taken by the client, so an export holds a few
+ * pieces of memory however large it is and however slowly it is read.
+ *
+ *   thread: rows -> out -> ex_flush() --[queue, mutex]--> export_pull()
+ *           (waits on cv while full)       async wakes the loop ^
+ */
+#define EXPORT_AHEAD 2
+/* Exports running at once; each holds a thread and a connection. */
+#define EXPORT_MAX 4
+
 typedef struct {
-    api_ctx *c;
+    api_ctx *c; /* until answered */
+    jv_node *node;
+    uv_thread_t thread;
+    uv_async_t async;
+    uv_mutex_t mu;
+    uv_cond_t cv;
+    /* under mu */
+    jv_buf q[EXPORT_AHEAD]; /* produced, not yet taken */
+    size_t qhead, qlen;
+    bool produced; /* the last piece is in q */
+    bool done, cancel;
+    jv_err err;
+    /* loop thread */
+    jv_http_stream *hs; /* waiting for a piece */
+    bool answered, over, closing;
+    /* export thread */
     jv_buf out;
     jv_store *st;
     bool first;
     jv_str open_key; /* archive: the key whose value list is open */
     jv_buf keybuf;
 } export_job;
+
+static unsigned exports_running; /* loop thread */
+
+/* Hands the piece in out to the loop once it is full; JV_ECLOSED when the
+ * client is gone. Export thread. */
+static jv_err ex_flush(export_job *e, bool last)
+{
+    jv_err err = jv_buf_err(&e->out);
+    if (err || (!last && e->out.len < JV_HTTP_CHUNK))
+        return err;
+    uv_mutex_lock(&e->mu);
+    while (e->qlen == EXPORT_AHEAD && !e->cancel)
+        uv_cond_wait(&e->cv, &e->mu);
+    if (e->cancel) {
+        uv_mutex_unlock(&e->mu);
+        return JV_ECLOSED;
+    }
+    e->q[(e->qhead + e->qlen++) % EXPORT_AHEAD] = e->out;
+    e->produced = last;
+    uv_mutex_unlock(&e->mu);
+    jv_buf_init(&e->out);
+    uv_async_send(&e->async);
+    return JV_OK;
+}
 
 static void put(jv_buf *b, const char *s)
 {
@@ -597,7 +659,7 @@ static jv_err ex_share(void *arg, const jv_counter_share *s)
     put(&e->out, ":");
     put_json(&e->out, json_pack("{s:I,s:I}", "n", (json_int_t)s->n, "p",
                                 (json_int_t)s->p));
-    return jv_buf_err(&e->out);
+    return ex_flush(e, false);
 }
 
 /* Counter names first, shares after: a row callback may not query the
@@ -632,6 +694,8 @@ static jv_err ex_counters(export_job *e)
         put(&e->out, "}");
         e->first = false;
         p += name.n + 1;
+        if (!err)
+            err = ex_flush(e, false);
     }
     jv_buf_fini(&l.names);
     return err ? err : jv_buf_err(&e->out);
@@ -649,7 +713,7 @@ static jv_err ex_audit(void *arg, const jv_audit_row *r)
                        "detail", api_jstr(r->detail), "origin",
                        api_id(&r->id.id), "seq", (json_int_t)r->id.n, "target",
                        api_jstr(r->target), "time_ms", (json_int_t)r->time_ms));
-    return jv_buf_err(&e->out);
+    return ex_flush(e, false);
 }
 
 static jv_err ex_config(void *arg, const jv_config_row *r)
@@ -659,7 +723,7 @@ static jv_err ex_config(void *arg, const jv_config_row *r)
     put_json(&e->out,
              json_pack("{s:o,s:I,s:o}", "replica", api_id(&r->replica), "stamp",
                        (json_int_t)r->stamp, "value", api_value(r->value)));
-    return jv_buf_err(&e->out);
+    return ex_flush(e, false);
 }
 
 static jv_err ex_archive(void *arg, const jv_archive_value *v)
@@ -680,7 +744,7 @@ static jv_err ex_archive(void *arg, const jv_archive_value *v)
              json_pack("{s:I,s:o,s:I,s:o}", "n", (json_int_t)v->dot.n,
                        "replica", api_id(&v->dot.id), "stamp",
                        (json_int_t)v->stamp, "value", api_value(v->value)));
-    return jv_buf_err(&e->out);
+    return ex_flush(e, false);
 }
 
 static jv_err ex_cloud(void *arg, const jv_dot *d)
@@ -691,7 +755,7 @@ static jv_err ex_cloud(void *arg, const jv_dot *d)
     e->first = false;
     put_json(&e->out, json_pack("{s:I,s:o}", "n", (json_int_t)d->n, "replica",
                                 api_id(&d->id)));
-    return jv_buf_err(&e->out);
+    return ex_flush(e, false);
 }
 
 static jv_err ex_trust(void *arg, const jv_trust_row *t)
@@ -704,7 +768,7 @@ static jv_err ex_trust(void *arg, const jv_trust_row *t)
              json_pack("{s:o,s:o,s:I,s:b}", "name", api_jstr(t->name), "set_by",
                        api_id(&t->set_by), "stamp", (json_int_t)t->stamp,
                        "trusted", t->trusted ? 1 : 0));
-    return jv_buf_err(&e->out);
+    return ex_flush(e, false);
 }
 
 static jv_err export_run(jv_store *st, void *arg)
@@ -715,6 +779,8 @@ static jv_err export_run(jv_store *st, void *arg)
     jv_str none = {"", 0};
     e->st = st;
     jv_vv_init(&vv);
+    if ((err = jv_store_read_begin(st)))
+        return err;
 
     put(&e->out, "{\"archive\":{");
     e->first = true;
@@ -752,40 +818,164 @@ static jv_err export_run(jv_store *st, void *arg)
     if ((err = jv_store_trust_list(st, ex_trust, e)))
         goto out;
     put(&e->out, "}}\n");
-    err = jv_buf_err(&e->out);
+    err = ex_flush(e, true);
 out:
+    jv_store_read_end(st);
     jv_vv_fini(&vv);
     return err;
 }
 
-static void export_done(jv_node *n, jv_err err, void *arg)
+static void export_thread(void *arg)
 {
     export_job *e = arg;
-    (void)n;
+    jv_store_opts o;
+    jv_store *st = NULL;
+    char msg[256];
+    jv_store_opts_default(&o);
+    o.sync = e->node->cfg->sync;
+    o.checked = true;
+    jv_err err = jv_store_open(e->node->db_path, &o, &st, msg, sizeof(msg));
     if (err)
-        api_fail(e->c, err, "export");
+        jv_warn("storage", "cannot open a connection for an export: %s", msg);
     else
-        api_reply_raw(e->c, 200, "application/json", NULL, e->out.data,
-                      e->out.len);
+        err = export_run(st, e);
+    if (err && err != JV_ECLOSED)
+        jv_warn("api", "export failed: %s (%s)", jv_strerror(err),
+                st ? jv_store_errmsg(st) : msg);
+    jv_store_close(st);
+    uv_mutex_lock(&e->mu);
+    e->done = true;
+    e->err = err;
+    uv_mutex_unlock(&e->mu);
+    uv_async_send(&e->async);
+}
+
+static void export_free(uv_handle_t *h)
+{
+    export_job *e = h->data;
+    for (size_t i = 0; i < EXPORT_AHEAD; i++)
+        jv_buf_fini(&e->q[i]);
     jv_buf_fini(&e->out);
     jv_buf_fini(&e->keybuf);
+    uv_cond_destroy(&e->cv);
+    uv_mutex_destroy(&e->mu);
+    e->node->offloop--;
     jv_free(e);
+}
+
+/* Once the thread has ended and the answer is over. Loop thread. */
+static void export_maybe_free(export_job *e)
+{
+    uv_mutex_lock(&e->mu);
+    bool done = e->done;
+    uv_mutex_unlock(&e->mu);
+    if (!done || !e->over || e->closing)
+        return;
+    e->closing = true;
+    uv_thread_join(&e->thread); /* it has returned or is returning */
+    exports_running--;
+    uv_close((uv_handle_t *)&e->async, export_free);
+}
+
+static jv_http_pull export_pull(void *arg, jv_http_stream *hs, jv_buf *out)
+{
+    export_job *e = arg;
+    jv_http_pull r;
+    uv_mutex_lock(&e->mu);
+    if (e->qlen) {
+        jv_buf *b = &e->q[e->qhead];
+        jv_buf_append(out, b->data, b->len);
+        jv_buf_fini(b);
+        e->qhead = (e->qhead + 1) % EXPORT_AHEAD;
+        e->qlen--;
+        uv_cond_signal(&e->cv);
+        r = e->qlen == 0 && e->produced ? JV_HTTP_END : JV_HTTP_MORE;
+    } else if (e->produced || e->done) {
+        r = e->produced ? JV_HTTP_END : JV_HTTP_ABORT;
+    } else {
+        e->hs = hs;
+        r = JV_HTTP_WAIT;
+    }
+    uv_mutex_unlock(&e->mu);
+    return r;
+}
+
+static void export_end(void *arg, bool complete)
+{
+    export_job *e = arg;
+    (void)complete;
+    e->over = true;
+    e->hs = NULL;
+    uv_mutex_lock(&e->mu);
+    e->cancel = true;
+    uv_cond_signal(&e->cv);
+    uv_mutex_unlock(&e->mu);
+    export_maybe_free(e);
+}
+
+/* The thread produced a piece or ended. The answer starts with the first
+ * piece, so that an export that fails at once is answered with an error
+ * status; later failures cut the answer short. */
+static void export_wake(uv_async_t *a)
+{
+    export_job *e = a->data;
+    uv_mutex_lock(&e->mu);
+    bool have = e->qlen > 0, done = e->done;
+    jv_err err = e->err;
+    uv_mutex_unlock(&e->mu);
+    if (!e->answered) {
+        if (!have && !done)
+            return;
+        e->answered = true;
+        if (!have && err) {
+            e->over = true;
+            api_fail(e->c, err, "export");
+        } else {
+            api_reply_stream(e->c, 200, export_pull, export_end, e);
+        }
+        e->c = NULL;
+    } else if (e->hs) {
+        jv_http_stream *hs = e->hs;
+        e->hs = NULL;
+        jv_http_stream_resume(hs);
+    }
+    export_maybe_free(e);
 }
 
 void api_export(api_ctx *c)
 {
+    jv_node *n = c->node;
+    if (n->stopping) {
+        api_error(c, 503, "shutting_down", "the node is stopping");
+        return;
+    }
+    if (exports_running >= EXPORT_MAX) {
+        api_error(c, 503, "busy",
+                  "%d exports are running; retry when one has ended",
+                  EXPORT_MAX);
+        return;
+    }
     export_job *e = jv_calloc(1, sizeof(*e));
     if (!e) {
         api_fail(c, JV_ENOMEM, "export");
         return;
     }
     e->c = c;
+    e->node = n;
     jv_buf_init(&e->out);
     jv_buf_init(&e->keybuf);
-    jv_err err = jv_node_offloop(c->node, export_run, export_done, e);
-    if (err) {
-        jv_free(e);
-        api_fail(c, err, "export");
+    uv_mutex_init(&e->mu);
+    uv_cond_init(&e->cv);
+    uv_async_init(n->loop, &e->async, export_wake);
+    e->async.data = e;
+    n->offloop++;
+    exports_running++;
+    if (uv_thread_create(&e->thread, export_thread, e) != 0) {
+        e->done = e->over = true;
+        e->closing = true;
+        exports_running--;
+        uv_close((uv_handle_t *)&e->async, export_free);
+        api_fail(c, JV_ENOMEM, "export");
     }
 }
 

@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -28,7 +29,14 @@ typedef struct {
     size_t off;
     const char *arg; /* placeholder in --help */
     const char *help;
+    uint64_t min, max; /* T_U64 and T_SIZE: the accepted range */
 } opt;
+
+#define KiB     1024ull
+#define MiB     (1024ull * 1024)
+#define GiB     (1024ull * 1024 * 1024)
+#define DAY_MS  86400000ull
+#define HOUR_MS 3600000ull
 
 #define OFF(f) offsetof(jv_config, f)
 
@@ -36,51 +44,107 @@ typedef struct {
 static const opt opts[] = {
     {"data-dir", T_STR, OFF(data_dir), "DIR",
      "data directory (created if missing)\n"
-     "default: /var/lib/jarvis as root, else ~/.local/share/jarvis"},
+     "default: /var/lib/jarvis as root, else ~/.local/share/jarvis",
+     0, 0},
+
     {"api-listen", T_STR, OFF(api_listen), "ADDR",
      "session API address: HOST:PORT, unix:/PATH, or off\n"
-     "default: 127.0.0.1:7410"},
+     "default: 127.0.0.1:7410",
+     0, 0},
+
     {"listen", T_STR, OFF(listen), "ADDR",
      "peer address (tcp://HOST:PORT, ipc:///PATH, off)\n"
-     "default: tcp://0.0.0.0:7411 with a cluster key, else off"},
+     "default: tcp://0.0.0.0:7411 with a cluster key, else off",
+     0, 0},
+
     {"peer", T_LIST, OFF(peers), "ADDR",
-     "a peer to replicate with (repeatable; all sources are joined)"},
+     "a peer to replicate with (repeatable; all sources are joined)", 0, 0},
+
     {"trust", T_LIST, OFF(trust), "NODE_ID",
      "a node whose batches to accept, added to the replicated trust\n"
-     "list at start (repeatable; all sources are joined)"},
+     "list at start (repeatable; all sources are joined)",
+     0, 0},
+
     {"cluster-key-file", T_STR, OFF(cluster_key_file), "FILE",
-     "cluster keyring: one hex key per line, the first used to send"},
+     "cluster keyring: one hex key per line, the first used to send", 0, 0},
+
     {"insecure", T_BOOL, OFF(insecure), NULL,
-     "allow a non-loopback peer listener without a cluster key"},
+     "allow a non-loopback peer listener without a cluster key", 0, 0},
+
+    {"insecure-api", T_BOOL, OFF(insecure_api), NULL,
+     "allow a session API on a non-loopback address (bearer keys then\n"
+     "cross the network in plain text: put TLS in front, see\n"
+     "docs/operations.md)",
+     0, 0},
+
     {"name", T_STR, OFF(name), "NAME",
      "node name shown to operators\n"
-     "default: the host name"},
+     "default: the host name",
+     0, 0},
+
     {"log-level", T_LEVEL, OFF(log_level), "LEVEL",
-     "debug, info, warn or error; default: info"},
+     "debug, info, warn or error; default: info", 0, 0},
+
     {"sync", T_SYNC, OFF(sync), "MODE",
      "durability of commits: normal (survives a process crash),\n"
-     "full (also power loss) or extra; default: normal"},
+     "full (also power loss) or extra; default: normal",
+     0, 0},
+
     {"rate-limit", T_U64, OFF(rate_limit), "N",
-     "requests per second per API key, 0 = no limit; default: 1000"},
+     "requests per second per API key, 0 = no limit; default: 1000", 0,
+     1000000},
     {"rate-burst", T_U64, OFF(rate_burst), "N",
-     "requests a key may make at once; default: 2000"},
+     "requests a key may make at once; default: 2000", 0, 10000000},
     {"max-body", T_SIZE, OFF(max_body), "BYTES",
-     "largest request body (k, M suffixes allowed); default: 1M"},
+     "largest request body (k, M suffixes allowed); default: 1M", KiB,
+     256 * MiB},
     {"session-ttl", T_U64, OFF(session_ttl), "SECONDS",
-     "default session lifetime; default: 3600"},
+     "default session lifetime; default: 3600", 1, 604800},
     {"max-clock-skew", T_U64, OFF(max_skew_ms), "MS",
-     "remote clock stamps further ahead are refused; default: 60000"},
+     "remote clock stamps further ahead are refused; default: 60000", 100,
+     DAY_MS},
     {"sync-interval", T_U64, OFF(sync_interval_ms), "MS",
-     "anti-entropy period; default: 1000"},
+     "anti-entropy period; default: 1000", 10, HOUR_MS},
     {"fanout", T_U64, OFF(fanout), "N",
      "peers each new batch is pushed to at once; 0: none, anti-entropy\n"
-     "only; default: 3"},
+     "only; default: 3",
+     0, 1000},
     {"max-message", T_SIZE, OFF(max_message), "BYTES",
-     "largest peer message (k, M suffixes allowed); default: 8M"},
+     "largest peer message (k, M suffixes allowed); default: 8M",
+     2ull * JV_BATCH_MAX_BYTES, GiB},
     {"peer-timeout", T_U64, OFF(peer_timeout_ms), "MS",
-     "how long one exchange with a peer may take; default: 10000"},
+     "how long one exchange with a peer may take; default: 10000", 10, HOUR_MS},
+    {"max-conns", T_U64, OFF(max_conns), "N",
+     "session API connections at once; over it, the oldest idle one is\n"
+     "closed to admit a new one; 0: auto, 16384 or what the open-file\n"
+     "limit allows; default: 0",
+     0, 1000000},
+    {"max-conns-per-addr", T_U64, OFF(max_conns_per_addr), "N",
+     "connections from one client address (its oldest idle one is closed\n"
+     "to admit another); 0: auto, half of max-conns; default: 0",
+     0, 1000000},
+    {"idle-timeout", T_U64, OFF(idle_timeout_ms), "MS",
+     "keep-alive connections idle this long are closed; default: 60000", 100,
+     DAY_MS},
+    {"idle-timeout-busy", T_U64, OFF(idle_busy_ms), "MS",
+     "the same once three quarters of max-conns are open; default: 5000", 100,
+     DAY_MS},
+    {"header-timeout", T_U64, OFF(header_timeout_ms), "MS",
+     "a request's head must arrive within this from its first byte\n"
+     "(slow clients get 408); default: 10000",
+     100, HOUR_MS},
+    {"request-timeout", T_U64, OFF(request_timeout_ms), "MS",
+     "a whole request, body included; default: 10000", 100, HOUR_MS},
+    {"send-timeout", T_U64, OFF(send_timeout_ms), "MS",
+     "a client that takes none of an answer's pending bytes this long\n"
+     "is disconnected; default: 30000",
+     100, HOUR_MS},
+    {"stream-buffer", T_SIZE, OFF(stream_buffer), "BYTES",
+     "memory for streamed answers (lists, export) of all clients\n"
+     "together; default: 32M",
+     MiB, 4 * GiB},
     {"test-faults", T_BOOL, OFF(test_faults), NULL,
-     "enable fault injection through the API (for tests only)"},
+     "enable fault injection through the API (for tests only)", 0, 0},
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
@@ -148,6 +212,17 @@ static jv_err parse_u64(const char *s, bool size, uint64_t *out)
     return JV_OK;
 }
 
+/* " (from MIN to MAX)" for a numeric option, "" otherwise. */
+static const char *range_of(const opt *o, char *buf, size_t len)
+{
+    if (o->type != T_U64 && o->type != T_SIZE)
+        return "";
+    snprintf(buf, len, " (an integer from %llu to %llu%s)",
+             (unsigned long long)o->min, (unsigned long long)o->max,
+             o->type == T_SIZE ? " bytes, k/M/G suffixes allowed" : "");
+    return buf;
+}
+
 static jv_err set_value(jv_config *c, const opt *o, const char *val)
 {
     void *field = (char *)c + o->off;
@@ -177,9 +252,15 @@ static jv_err set_value(jv_config *c, const opt *o, const char *val)
         break;
     }
     case T_U64:
-    case T_SIZE:
-        err = parse_u64(val, o->type == T_SIZE, field);
+    case T_SIZE: {
+        uint64_t v;
+        err = parse_u64(val, o->type == T_SIZE, &v);
+        if (!err && (v < o->min || v > o->max))
+            err = JV_EINVAL;
+        if (!err)
+            *(uint64_t *)field = v;
         break;
+    }
     case T_BOOL:
         if (!strcmp(val, "true") || !strcmp(val, "1") || !strcmp(val, "yes"))
             *(bool *)field = true;
@@ -221,6 +302,12 @@ static jv_err set_defaults(jv_config *c)
     c->fanout = 3;
     c->max_message = 8 * 1024 * 1024;
     c->peer_timeout_ms = 10000;
+    c->idle_timeout_ms = 60000;
+    c->idle_busy_ms = 5000;
+    c->header_timeout_ms = 10000;
+    c->request_timeout_ms = 10000;
+    c->send_timeout_ms = 30000;
+    c->stream_buffer = 32 * MiB;
     if (jv_datadir_default(buf, sizeof(buf)) != JV_OK)
         return JV_ETOOBIG;
     if (gethostname(host, sizeof(host)) != 0)
@@ -268,7 +355,9 @@ static jv_err load_env(jv_config *c, char *msg, size_t msglen)
             continue;
         }
         if (set_value(c, &opts[i], v) != JV_OK) {
-            msgf(msg, msglen, "bad value for %s: '%s'", name, v);
+            char r[96];
+            msgf(msg, msglen, "bad value for %s: '%s'%s", name, v,
+                 range_of(&opts[i], r, sizeof(r)));
             return JV_EINVAL;
         }
     }
@@ -328,7 +417,10 @@ static jv_err load_file(jv_config *c, const char *path, char *msg,
             break;
         }
         if ((err = set_value(c, o, val))) {
-            msgf(msg, msglen, "%s: bad value for %s: '%s'", where, key, val);
+            char r[96];
+            msgf(msg, msglen, "%s: bad value for %s: '%s'%s", where, key, val,
+                 range_of(o, r, sizeof(r)));
+            err = JV_EINVAL;
             break;
         }
     }
@@ -365,10 +457,33 @@ void jv_config_usage(FILE *f)
             if (*h == '\n')
                 fprintf(f, "  %-22s  ", "");
         }
+        if (opts[i].type == T_U64 || opts[i].type == T_SIZE)
+            fprintf(f, "\n  %-22s  range: %llu to %llu", "",
+                    (unsigned long long)opts[i].min,
+                    (unsigned long long)opts[i].max);
         fputc('\n', f);
     }
     fprintf(f, "  %-22s  %s\n  %-22s  %s\n", "-h, --help", "show this help",
             "--version", "print the version");
+}
+
+/* A session API address only this host can reach: a Unix socket or a
+ * loopback address. */
+static bool api_local_only(const char *addr)
+{
+    char host[64];
+    struct in_addr a4;
+    if (!strncmp(addr, "unix:", 5))
+        return true;
+    const char *colon = strrchr(addr, ':');
+    if (!colon || (size_t)(colon - addr) >= sizeof(host))
+        return false;
+    memcpy(host, addr, (size_t)(colon - addr));
+    host[colon - addr] = '\0';
+    if (!strcmp(host, "localhost") || !strcmp(host, "[::1]"))
+        return true;
+    return inet_pton(AF_INET, host, &a4) == 1 &&
+           (ntohl(a4.s_addr) >> 24) == 127;
 }
 
 jv_err jv_config_load(jv_config *c, int argc, char **argv, FILE *out,
@@ -448,19 +563,21 @@ jv_err jv_config_load(jv_config *c, int argc, char **argv, FILE *out,
             val = argv[++i];
         }
         if ((err = set_value(c, o, val))) {
-            msgf(msg, msglen, "bad value for --%s: '%s'", o->name, val);
-            return err;
+            char r[96];
+            msgf(msg, msglen, "bad value for --%s: '%s'%s", o->name, val,
+                 range_of(o, r, sizeof(r)));
+            return err == JV_ENOMEM ? err : JV_EINVAL;
         }
     }
     if (c->rate_limit && c->rate_burst == 0)
         c->rate_burst = c->rate_limit;
-    if (c->max_body == 0 || c->max_message < 64 * 1024 ||
-        c->sync_interval_ms < 10 || c->peer_timeout_ms < 10 ||
-        c->max_message < JV_BATCH_MAX_BYTES * 2ull) {
+    if (strcmp(c->api_listen, "off") != 0 && !c->insecure_api &&
+        !api_local_only(c->api_listen)) {
         msgf(msg, msglen,
-             "max-body must be positive, sync-interval and "
-             "peer-timeout at least 10 ms, max-message at least 8M (twice "
-             "the largest batch)");
+             "refusing to serve the session API on %s: bearer keys would "
+             "cross the network in plain text; listen on loopback and put a "
+             "TLS proxy in front (docs/operations.md), or give --insecure-api",
+             c->api_listen);
         return JV_EINVAL;
     }
     return JV_OK;

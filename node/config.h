@@ -50,8 +50,19 @@ typedef struct {
     uint64_t fanout;           /* peers a new batch is pushed to */
     uint64_t max_message;      /* largest peer message, bytes */
     uint64_t peer_timeout_ms;  /* one exchange with a peer */
-    bool insecure;             /* allow listening without a cluster key */
-    bool test_faults;          /* enable POST /v1/debug/faults (tests only) */
+    /* Session API limits (http.h); 0 for the two counts: sized at start
+     * from the open-file limit. */
+    uint64_t max_conns;
+    uint64_t max_conns_per_addr;
+    uint64_t idle_timeout_ms;
+    uint64_t idle_busy_ms;
+    uint64_t header_timeout_ms;
+    uint64_t request_timeout_ms;
+    uint64_t send_timeout_ms;
+    uint64_t stream_buffer;
+    bool insecure;     /* allow listening without a cluster key */
+    bool insecure_api; /* allow a non-loopback session API */
+    bool test_faults;  /* enable POST /v1/debug/faults (tests only) */
 } jv_config;
 
 typedef enum {
@@ -62,7 +73,9 @@ typedef enum {
 
 /* Fills c from argv, the environment and the config file. On a bad flag,
  * value or file, returns JV_EINVAL (or JV_EIO) with a one-line reason in
- * msg. --help and --version print to `out` and set *action. */
+ * msg; a number outside its option's range (see --help and
+ * docs/operations.md) is a bad value. --help and --version print to `out` and
+ * set *action. */
 jv_err jv_config_load(jv_config *c, int argc, char **argv, FILE *out,
                       jv_config_action *action, char *msg, size_t msglen);
 void jv_config_fini(jv_config *c);

@@ -44,6 +44,19 @@
  * been written. Reading goes on while a request is held, so that a client
  * that goes away is noticed, until `in` holds HTTP_IN_MAX bytes.
  *
+ * Limits (contract in http.h). Connections that have not handed us a
+ * request head yet are on the server's waiting list, oldest first; a new
+ * connection over a limit closes the oldest one of them instead of being
+ * refused, so whoever holds idle or slow connections loses them first.
+ * Clients are counted per address in a small hash table.
+ *
+ * Streams. A streamed answer keeps its connection "streaming" until its
+ * last piece is written: nothing is parsed meanwhile, as for any answer.
+ * Each piece is pulled into the output buffer when the previous one has
+ * been written, framed as a chunk, and counted against the server's
+ * stream budget until written; a stream over budget waits in a queue that
+ * is served when pieces drain.
+ *
  * Timeouts use one timer per connection, lazily: a deadline is a number
  * that can move freely; the timer is restarted only when a deadline comes
  * earlier than the timer's, and when the timer fires early it is re-armed
@@ -87,6 +100,22 @@
 #define HTTP_LINGER_MS       2000
 #define HTTP_ACCEPT_RETRY_MS 100
 #define HTTP_BACKLOG         511
+#define HTTP_ADDR_BUCKETS    1024
+/* SO_SNDBUF of TCP connections (Linux doubles it for bookkeeping). */
+#define HTTP_SNDBUF (128 * 1024)
+/* Room for a chunk-size line: 8 hex digits and CRLF (leading zeros are
+ * allowed, RFC 9112 7.1), filled in once the piece's length is known. */
+#define HTTP_CHUNK_HEAD 10
+
+typedef struct http_addr http_addr;
+
+/* Connections from one client address. */
+struct http_addr {
+    http_addr *next;
+    unsigned count;
+    uint8_t klen;
+    uint8_t key[16];
+};
 
 typedef struct http_listener http_listener;
 typedef struct http_conn http_conn;
@@ -165,6 +194,28 @@ struct http_conn {
     bool closing;     /* uv_close() called */
     char remote[64];
     http_conn *next_written; /* in the server's written list */
+    /* limits */
+    http_addr *addr;          /* NULL for Unix sockets */
+    http_conn *wprev, *wnext; /* the server's waiting list */
+    uint64_t waiting_since;   /* loop time it joined the waiting list */
+    bool waiting;             /* on the waiting list */
+    bool headers_done;        /* the current request's head is complete */
+    bool http11;              /* the current request is HTTP/1.1 or later */
+    /* a streamed answer (jv_http_respond_stream) */
+    bool streaming;   /* pull() may still be called or bytes written */
+    bool stream_head; /* the status line is written */
+    bool stream_chunked;
+    bool stream_last;   /* the last piece is being written */
+    bool stream_wait;   /* pull() said WAIT and nothing is in flight */
+    bool stream_queued; /* waits for the stream budget */
+    int stream_status;
+    char *stream_type, *stream_headers;
+    jv_http_pull_fn pull;
+    jv_http_end_fn pull_end;
+    void *pull_arg;
+    size_t stream_acct; /* bytes counted in the budget */
+    http_conn *qnext;   /* the budget queue */
+    jv_buf sbuf;        /* the first piece, before the head is written */
 };
 
 struct jv_http_server {
@@ -182,6 +233,11 @@ struct jv_http_server {
     size_t nalloc;      /* allocated connections */
     size_t inflight;
     size_t nhandles; /* open libuv handles, ours and the connections' */
+    http_conn *wait_head, *wait_tail; /* waiting connections, oldest first */
+    http_conn *q_head, *q_tail;       /* streams waiting for the budget */
+    size_t stream_bytes;              /* budget in use */
+    jv_http_stats stats;
+    http_addr *addrs[HTTP_ADDR_BUCKETS];
     bool stopping;
     bool closing;
     bool done_called;
@@ -195,6 +251,9 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
 static void conn_fail(http_conn *c, int status, const char *msg);
 static void listener_accept(http_listener *l);
+static void on_flush(uv_idle_t *h);
+static void stream_next(http_conn *c);
+static void stream_end(http_conn *c, bool complete);
 
 /* -- errors --------------------------------------------------------------- */
 
@@ -255,6 +314,9 @@ static void conn_free(http_conn *c)
     jv_buf_fini(&c->req.body);
     jv_buf_fini(&c->in);
     jv_buf_fini(&c->out);
+    jv_buf_fini(&c->sbuf);
+    jv_free(c->stream_type);
+    jv_free(c->stream_headers);
     jv_free(c);
     s->nalloc--;
     /* Only a late jv_http_respond() gets here after done(). */
@@ -279,11 +341,134 @@ static void on_conn_closed(uv_handle_t *h)
     server_maybe_done(s);
 }
 
+/* -- waiting list and addresses ------------------------------------------ */
+
+static void wait_del(http_conn *c)
+{
+    jv_http_server *s = c->s;
+    if (!c->waiting)
+        return;
+    if (c->wprev)
+        c->wprev->wnext = c->wnext;
+    else
+        s->wait_head = c->wnext;
+    if (c->wnext)
+        c->wnext->wprev = c->wprev;
+    else
+        s->wait_tail = c->wprev;
+    c->wprev = c->wnext = NULL;
+    c->waiting = false;
+}
+
+static void wait_add(http_conn *c)
+{
+    jv_http_server *s = c->s;
+    if (c->waiting || c->closing)
+        return;
+    c->waiting = true;
+    c->waiting_since = uv_now(s->loop);
+    c->wprev = s->wait_tail;
+    c->wnext = NULL;
+    if (s->wait_tail)
+        s->wait_tail->wnext = c;
+    else
+        s->wait_head = c;
+    s->wait_tail = c;
+}
+
+static bool server_busy(const jv_http_server *s)
+{
+    return (uint64_t)s->nconns * 4 >= (uint64_t)s->o.max_conns * 3;
+}
+
+static size_t addr_bucket(const uint8_t *key, size_t klen)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < klen; i++)
+        h = (h ^ key[i]) * 16777619u;
+    return h % HTTP_ADDR_BUCKETS;
+}
+
+/* The entry of sa's address, created with count 0; NULL when out of
+ * memory or not an IP address. */
+static http_addr *addr_get(jv_http_server *s, const struct sockaddr *sa)
+{
+    const uint8_t *key;
+    size_t klen;
+    if (sa->sa_family == AF_INET) {
+        key = (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
+        klen = 4;
+    } else if (sa->sa_family == AF_INET6) {
+        key = (const uint8_t *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
+        klen = 16;
+    } else {
+        return NULL;
+    }
+    size_t b = addr_bucket(key, klen);
+    for (http_addr *a = s->addrs[b]; a; a = a->next)
+        if (a->klen == klen && memcmp(a->key, key, klen) == 0)
+            return a;
+    http_addr *a = jv_calloc(1, sizeof(*a));
+    if (!a)
+        return NULL;
+    a->klen = (uint8_t)klen;
+    memcpy(a->key, key, klen);
+    a->next = s->addrs[b];
+    s->addrs[b] = a;
+    return a;
+}
+
+/* Frees a's entry when no connection counts in it. */
+static void addr_gc(jv_http_server *s, http_addr *a)
+{
+    if (!a || a->count > 0)
+        return;
+    http_addr **pp = &s->addrs[addr_bucket(a->key, a->klen)];
+    while (*pp != a)
+        pp = &(*pp)->next;
+    *pp = a->next;
+    jv_free(a);
+}
+
+static void addr_put(jv_http_server *s, http_addr *a)
+{
+    if (a) {
+        a->count--;
+        addr_gc(s, a);
+    }
+}
+
+/* Drops c from the stream budget and its queue. */
+static void stream_release(http_conn *c)
+{
+    jv_http_server *s = c->s;
+    s->stream_bytes -= c->stream_acct;
+    c->stream_acct = 0;
+    if (s->q_head && s->stream_bytes < s->o.stream_buffer &&
+        !s->closing) /* let a queued stream go, outside this call stack */
+        uv_idle_start(&s->flush, on_flush);
+    if (!c->stream_queued)
+        return;
+    http_conn **pp = &s->q_head, *prev = NULL;
+    while (*pp != c) {
+        prev = *pp;
+        pp = &(*pp)->qnext;
+    }
+    *pp = c->qnext;
+    if (s->q_tail == c)
+        s->q_tail = prev;
+    c->qnext = NULL;
+    c->stream_queued = false;
+}
+
 static void conn_unlist(http_conn *c)
 {
     jv_http_server *s = c->s;
+    wait_del(c);
     if (!c->listed)
         return;
+    addr_put(s, c->addr);
+    c->addr = NULL;
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -296,8 +481,10 @@ static void conn_unlist(http_conn *c)
 }
 
 /* Idempotent. Pending writes complete with UV_ECANCELED; a held request
- * stays valid until answered. */
-static void conn_close(http_conn *c)
+ * stays valid until answered. With reset, a TCP connection is reset: what
+ * the client did not take is dropped at once, rather than kept by the
+ * kernel for a client that does not read. */
+static void conn_close_how(http_conn *c, bool reset)
 {
     if (c->closing)
         return;
@@ -305,15 +492,26 @@ static void conn_close(http_conn *c)
     c->reading = false;
     c->deadline_kind = DL_NONE;
     conn_unlist(c);
-    uv_close(&c->h.handle, on_conn_closed);
+    if (c->streaming) {
+        stream_release(c);
+        stream_end(c, false);
+    }
+    if (!reset || c->h.handle.type != UV_TCP ||
+        uv_tcp_close_reset(&c->h.tcp, on_conn_closed) != 0)
+        uv_close(&c->h.handle, on_conn_closed);
     uv_close((uv_handle_t *)&c->timer, on_conn_closed);
+}
+
+static void conn_close(http_conn *c)
+{
+    conn_close_how(c, false);
 }
 
 /* Nothing received, held or being written: safe to close at any moment. */
 static bool conn_idle(const http_conn *c)
 {
-    return !c->held && !c->writing && !c->in_msg && !c->discard &&
-           c->in_off == c->in.len;
+    return !c->held && !c->writing && !c->streaming && !c->in_msg &&
+           !c->discard && c->in_off == c->in.len;
 }
 
 /* -- timers --------------------------------------------------------------- */
@@ -348,10 +546,12 @@ static void on_conn_timer(uv_timer_t *t)
         return;
     }
     c->deadline_kind = DL_NONE;
+    if (kind == DL_REQUEST || kind == DL_SEND)
+        c->s->stats.timed_out++;
     if (kind == DL_REQUEST)
         conn_fail(c, 408, "request not complete in time");
     else
-        conn_close(c);
+        conn_close_how(c, kind == DL_SEND);
 }
 
 /* -- output --------------------------------------------------------------- */
@@ -382,6 +582,8 @@ static void conn_trim(http_conn *c)
         jv_buf_fini(&c->req.head);
     if (c->req.body.cap > HTTP_KEEP_MAX)
         jv_buf_fini(&c->req.body);
+    if (c->sbuf.cap > HTTP_KEEP_MAX)
+        jv_buf_fini(&c->sbuf);
     if (c->in_off == c->in.len && c->in.cap > HTTP_KEEP_MAX) {
         jv_buf_fini(&c->in);
         c->in_off = 0;
@@ -426,6 +628,15 @@ static void written(http_conn *c, int status)
         conn_close(c);
         return;
     }
+    if (c->streaming) {
+        stream_release(c);
+        conn_deadline(c, DL_NONE, 0);
+        if (!c->stream_last) {
+            stream_next(c);
+            return;
+        }
+        stream_end(c, true);
+    }
     conn_trim(c);
     if (c->close_after)
         conn_linger(c);
@@ -453,20 +664,29 @@ static void on_flush(uv_idle_t *h)
         written(c, 0);
         conn_unref(c); /* the list's */
     }
+    /* Streams that waited for the budget, oldest first. */
+    while (s->q_head && s->stream_bytes < s->o.stream_buffer) {
+        http_conn *c = s->q_head;
+        s->q_head = c->qnext;
+        if (!s->q_head)
+            s->q_tail = NULL;
+        c->qnext = NULL;
+        c->stream_queued = false;
+        c->refs++;
+        stream_next(c);
+        conn_unref(c);
+    }
 }
 
-/* Status line, our headers, the caller's, the body (copied), as one write
- * of two buffers from the connection's output buffer. */
-static void conn_write(http_conn *c, int status, const char *content_type,
-                       const char *headers, const void *body, size_t len)
+/* Status line and headers into the output buffer (reset first); len is
+ * the body's, or SIZE_MAX for a streamed body of unknown length. */
+static void conn_head(http_conn *c, int status, const char *content_type,
+                      const char *headers, size_t len)
 {
     jv_http_server *s = c->s;
     jv_buf *o = &c->out;
     bool bodiless = status < 200 || status == 204 || status == 304;
-    size_t head_len;
 
-    if (status < 100 || status > 999)
-        status = 500;
     c->close_after = c->close_after || !c->keep_alive || s->stopping;
     jv_buf_reset(o);
     buf_puts(o, "HTTP/1.1 ");
@@ -479,7 +699,9 @@ static void conn_write(http_conn *c, int status, const char *content_type,
         buf_puts(o, content_type);
         buf_puts(o, "\r\n");
     }
-    if (!bodiless) {
+    if (len == SIZE_MAX && c->stream_chunked) {
+        buf_puts(o, "Transfer-Encoding: chunked\r\n");
+    } else if (!bodiless && len != SIZE_MAX) {
         buf_puts(o, "Content-Length: ");
         buf_putu(o, len);
         buf_puts(o, "\r\n");
@@ -489,23 +711,23 @@ static void conn_write(http_conn *c, int status, const char *content_type,
     if (headers)
         buf_puts(o, headers);
     buf_puts(o, "\r\n");
-    head_len = o->len;
-    /* HEAD answers carry the length of the body they do not send. */
-    if (!bodiless && c->req.method != HTTP_HEAD)
-        jv_buf_append(o, body, len);
+}
+
+/* Writes the output buffer from off. */
+static void conn_send(http_conn *c, size_t off)
+{
+    jv_http_server *s = c->s;
+    jv_buf *o = &c->out;
     if (jv_buf_err(o) || o->len > UINT_MAX) {
         conn_close(c);
         return;
     }
-    uv_buf_t bufs[2] = {
-        uv_buf_init((char *)o->data, (unsigned)head_len),
-        uv_buf_init((char *)o->data + head_len, (unsigned)(o->len - head_len)),
-    };
+    uv_buf_t buf = uv_buf_init((char *)o->data + off, (unsigned)(o->len - off));
     /* Most answers fit the socket's buffer: write them now. uv_write()
      * alone would also arm and disarm the socket for writing, one
      * epoll_ctl per answer. */
-    int done = uv_try_write(&c->h.stream, bufs, 2);
-    if (done == (int)o->len) {
+    int done = uv_try_write(&c->h.stream, &buf, 1);
+    if (done == (int)buf.len) {
         c->writing = true;
         c->refs++; /* the written list's */
         c->next_written = s->written;
@@ -517,16 +739,176 @@ static void conn_write(http_conn *c, int status, const char *content_type,
         conn_close(c);
         return;
     }
-    size_t off = done > 0 ? (size_t)done : 0;
-    uv_buf_t rest =
-        uv_buf_init((char *)o->data + off, (unsigned)(o->len - off));
+    if (done > 0)
+        buf = uv_buf_init(buf.base + done, (unsigned)(buf.len - (size_t)done));
     c->wreq.data = c;
-    if (uv_write(&c->wreq, &c->h.stream, &rest, 1, on_written) != 0) {
+    if (uv_write(&c->wreq, &c->h.stream, &buf, 1, on_written) != 0) {
         conn_close(c);
         return;
     }
     c->writing = true;
-    conn_deadline(c, DL_SEND, uv_now(s->loop) + s->o.idle_timeout_ms);
+    conn_deadline(c, DL_SEND, uv_now(s->loop) + s->o.send_timeout_ms);
+}
+
+/* Status line, our headers, the caller's, the body (copied), as one write
+ * from the connection's output buffer. */
+static void conn_write(http_conn *c, int status, const char *content_type,
+                       const char *headers, const void *body, size_t len)
+{
+    bool bodiless = status < 200 || status == 204 || status == 304;
+    if (status < 100 || status > 999)
+        status = 500;
+    conn_head(c, status, content_type, headers, len);
+    /* HEAD answers carry the length of the body they do not send. */
+    if (!bodiless && c->req.method != HTTP_HEAD)
+        jv_buf_append(&c->out, body, len);
+    conn_send(c, 0);
+}
+
+/* -- streamed answers ----------------------------------------------------- */
+
+static void stream_end(http_conn *c, bool complete)
+{
+    jv_http_end_fn end = c->pull_end;
+    void *arg = c->pull_arg;
+    c->streaming = false;
+    c->stream_wait = false;
+    c->pull = NULL;
+    c->pull_end = NULL;
+    c->pull_arg = NULL;
+    jv_free(c->stream_type);
+    jv_free(c->stream_headers);
+    c->stream_type = c->stream_headers = NULL;
+    if (end)
+        end(arg, complete);
+}
+
+/* The chunk-size line of a piece of n bytes (n < 4 GiB: pieces are
+ * JV_HTTP_CHUNK and one item). */
+static void chunk_line(char out[HTTP_CHUNK_HEAD], size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 7; i >= 0; i--, n >>= 4)
+        out[i] = hex[n & 15];
+    out[8] = '\r';
+    out[9] = '\n';
+}
+
+/* Pulls into b until a piece is full or the producer stops. */
+static jv_http_pull stream_fill(http_conn *c, jv_buf *b, size_t from)
+{
+    jv_http_pull r = JV_HTTP_MORE;
+    while (r == JV_HTTP_MORE && b->len - from < JV_HTTP_CHUNK)
+        r = c->pull(c->pull_arg, (jv_http_stream *)c, b);
+    if (jv_buf_err(b))
+        r = JV_HTTP_ABORT;
+    return r;
+}
+
+/* The first piece: an answer that ends in it goes out whole with a
+ * Content-Length; a longer one starts with its head. */
+static void stream_first(http_conn *c)
+{
+    jv_buf *o = &c->out, *b = &c->sbuf;
+    jv_buf_reset(b);
+    jv_http_pull r = stream_fill(c, b, 0);
+    if (r == JV_HTTP_ABORT) {
+        stream_end(c, false);
+        conn_close(c);
+        return;
+    }
+    if (r == JV_HTTP_END) {
+        int status = c->stream_status;
+        char *type = c->stream_type, *headers = c->stream_headers;
+        c->stream_type = c->stream_headers = NULL;
+        stream_end(c, true);
+        conn_write(c, status, type, headers, b->data, b->len);
+        jv_free(type);
+        jv_free(headers);
+        return;
+    }
+    c->stream_head = true;
+    c->stream_chunked = c->http11;
+    if (!c->http11)
+        c->close_after = true; /* HTTP/1.0: the close ends the body */
+    conn_head(c, c->stream_status, c->stream_type, c->stream_headers, SIZE_MAX);
+    if (b->len && c->stream_chunked) {
+        char line[HTTP_CHUNK_HEAD];
+        chunk_line(line, b->len);
+        jv_buf_append(o, line, sizeof(line));
+    }
+    jv_buf_append(o, b->data, b->len);
+    if (b->len && c->stream_chunked)
+        buf_puts(o, "\r\n");
+    jv_buf_fini(b);
+    c->stream_acct = o->cap;
+    c->s->stream_bytes += c->stream_acct;
+    conn_send(c, 0);
+}
+
+/* The next piece, when nothing is being written. */
+static void stream_next(http_conn *c)
+{
+    jv_http_server *s = c->s;
+    jv_buf *o = &c->out;
+    size_t hdr = 0, off = 0, n;
+
+    if (c->closing || c->writing || !c->streaming || c->stream_queued)
+        return;
+    c->stream_wait = false;
+    /* The first piece goes at once: most answers end in it, and none
+     * should wait behind clients that do not read. */
+    if (c->stream_head && s->stream_bytes >= s->o.stream_buffer) {
+        /* Over budget: the memory of our last piece goes back too. */
+        jv_buf_fini(o);
+        c->stream_queued = true;
+        if (s->q_tail)
+            s->q_tail->qnext = c;
+        else
+            s->q_head = c;
+        s->q_tail = c;
+        return;
+    }
+    if (!c->stream_head) {
+        stream_first(c);
+        return;
+    }
+    jv_buf_reset(o);
+    if (c->stream_chunked) {
+        hdr = HTTP_CHUNK_HEAD;
+        jv_buf_append(o, "0000000000", hdr);
+    }
+    jv_http_pull r = stream_fill(c, o, hdr);
+    if (r == JV_HTTP_ABORT) {
+        stream_end(c, false);
+        conn_close(c);
+        return;
+    }
+    n = o->len - hdr;
+    if (r == JV_HTTP_WAIT && n == 0) {
+        c->stream_wait = true;
+        return;
+    }
+    if (c->stream_chunked) {
+        if (n) {
+            chunk_line((char *)o->data, n);
+            buf_puts(o, "\r\n");
+        } else {
+            off = hdr;
+        }
+        if (r == JV_HTTP_END)
+            buf_puts(o, "0\r\n\r\n");
+    }
+    if (r == JV_HTTP_END)
+        c->stream_last = true;
+    if (o->len == off) { /* HTTP/1.0 and nothing left to send */
+        c->writing = true;
+        written(c, 0);
+        return;
+    }
+    c->stream_acct = o->cap;
+    s->stream_bytes += c->stream_acct;
+    conn_send(c, off);
 }
 
 /* An error the server answers itself, then closes. Only called when nothing
@@ -548,6 +930,7 @@ static void conn_fail(http_conn *c, int status, const char *msg)
     c->discard = true;
     c->in_msg = false;
     c->close_after = true;
+    wait_del(c);
     c->req.method = HTTP_GET; /* an error has a body, even after HEAD */
     conn_write(c, status, "application/json", NULL, body, (size_t)n);
 }
@@ -587,6 +970,7 @@ static int on_message_begin(http_parser *p)
     http_conn *c = p->data;
     jv_http_req *r = &c->req;
     c->in_msg = true;
+    c->headers_done = false;
     c->msg_start_ms = uv_now(c->s->loop);
     r->start_ns = uv_hrtime();
     jv_buf_reset(&r->head);
@@ -670,6 +1054,9 @@ static int on_headers_complete(http_parser *p)
     split_target(r);
     r->method = p->method;
     c->keep_alive = http_should_keep_alive(p) != 0;
+    c->http11 = p->http_major > 1 || (p->http_major == 1 && p->http_minor >= 1);
+    c->headers_done = true;
+    wait_del(c); /* a request is under way: not evicted, not idle */
     if (sized && p->content_length > max_body)
         return conn_reject(c, 413, "request body too large");
     if (chunked || (sized && p->content_length > 0)) {
@@ -732,7 +1119,8 @@ static const http_parser_settings parser_settings = {
 
 static bool conn_may_parse(const http_conn *c)
 {
-    return !c->held && !c->writing && !c->closing && !c->discard;
+    return !c->held && !c->writing && !c->streaming && !c->closing &&
+           !c->discard;
 }
 
 static void conn_dispatch(http_conn *c)
@@ -817,12 +1205,21 @@ static void conn_settle(http_conn *c)
         }
         c->reading = want_read;
     }
-    if (c->held || c->writing)
-        return; /* no deadline, or DL_SEND set by conn_write() */
-    if (c->in_msg)
-        conn_deadline(c, DL_REQUEST, c->msg_start_ms + s->o.request_timeout_ms);
-    else if (c->deadline_kind != DL_IDLE)
-        conn_deadline(c, DL_IDLE, uv_now(s->loop) + s->o.idle_timeout_ms);
+    if (c->held || c->writing || c->streaming)
+        return; /* no deadline, or DL_SEND set by conn_send() */
+    if (c->in_msg) {
+        /* A slow head (slowloris) gets the shorter of the two. */
+        uint64_t t = s->o.request_timeout_ms;
+        if (!c->headers_done && s->o.header_timeout_ms < t)
+            t = s->o.header_timeout_ms;
+        conn_deadline(c, DL_REQUEST, c->msg_start_ms + t);
+    } else if (c->deadline_kind != DL_IDLE) {
+        wait_add(c);
+        conn_deadline(c, DL_IDLE,
+                      uv_now(s->loop) + (server_busy(s)
+                                             ? s->o.idle_busy_ms
+                                             : s->o.idle_timeout_ms));
+    }
 }
 
 /* The answer is written: parse what was pipelined meanwhile. */
@@ -896,6 +1293,60 @@ static void on_server_timer(uv_timer_t *t)
     }
 }
 
+/* Closes the oldest waiting connection (of address a, unless NULL). */
+static bool evict(jv_http_server *s, const http_addr *a)
+{
+    http_conn *v = s->wait_head;
+    while (v && a && v->addr != a)
+        v = v->wnext;
+    if (!v)
+        return false;
+    s->stats.evicted++;
+    conn_close(v);
+    return true;
+}
+
+/* Names the new connection and makes room for it under the limits; false
+ * when it must be closed. */
+static bool conn_admit(jv_http_server *s, http_conn *c)
+{
+    bool is_unix = c->h.handle.type == UV_NAMED_PIPE;
+    if (is_unix) {
+        snprintf(c->remote, sizeof(c->remote), "unix");
+    } else {
+        struct sockaddr_storage ss;
+        int len = (int)sizeof(ss);
+        uv_tcp_nodelay(&c->h.tcp, 1);
+        /* A fixed send buffer instead of the kernel's autotuning (up to
+         * 4 MiB each): a client that stops reading holds that much of the
+         * kernel's memory, and is noticed (send_timeout_ms) that soon. */
+        int sndbuf = HTTP_SNDBUF;
+        uv_send_buffer_size(&c->h.handle, &sndbuf);
+        if (uv_tcp_getpeername(&c->h.tcp, (struct sockaddr *)&ss, &len) != 0)
+            return false;
+        format_addr((const struct sockaddr *)&ss, c->remote, sizeof(c->remote));
+        c->addr = addr_get(s, (const struct sockaddr *)&ss);
+        if (!c->addr)
+            return false;
+    }
+    if (server_busy(s)) {
+        /* Idle connections get the shorter idle time now. */
+        uint64_t now = uv_now(s->loop);
+        while (s->wait_head &&
+               now - s->wait_head->waiting_since >= s->o.idle_busy_ms)
+            evict(s, NULL);
+    }
+    if ((c->addr && c->addr->count >= s->o.max_conns_per_addr &&
+         !evict(s, c->addr)) ||
+        (s->nconns >= s->o.max_conns && !evict(s, NULL))) {
+        s->stats.refused++;
+        addr_gc(s, c->addr);
+        c->addr = NULL;
+        return false;
+    }
+    return true;
+}
+
 static void listener_accept(http_listener *l)
 {
     jv_http_server *s = l->s;
@@ -921,9 +1372,7 @@ static void listener_accept(http_listener *l)
     c->handles = 2;
     c->refs = 1; /* the handles' */
     s->nhandles += 2;
-    /* Beyond max_conns the client sees its connection closed at once. */
-    if (uv_accept(&l->h.stream, &c->h.stream) != 0 ||
-        s->nconns >= s->o.max_conns) {
+    if (uv_accept(&l->h.stream, &c->h.stream) != 0 || !conn_admit(s, c)) {
         conn_close(c);
         return;
     }
@@ -933,18 +1382,9 @@ static void listener_accept(http_listener *l)
     s->conns = c;
     c->listed = true;
     s->nconns++;
-    if (l->is_unix) {
-        snprintf(c->remote, sizeof(c->remote), "unix");
-    } else {
-        struct sockaddr_storage ss;
-        int len = (int)sizeof(ss);
-        uv_tcp_nodelay(&c->h.tcp, 1);
-        if (uv_tcp_getpeername(&c->h.tcp, (struct sockaddr *)&ss, &len) == 0)
-            format_addr((const struct sockaddr *)&ss, c->remote,
-                        sizeof(c->remote));
-        else
-            snprintf(c->remote, sizeof(c->remote), "unknown");
-    }
+    if (c->addr)
+        c->addr->count++;
+    wait_add(c);
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
     if (uv_read_start(&c->h.stream, on_alloc, on_read) != 0) {
@@ -1133,9 +1573,14 @@ void jv_http_opts_default(jv_http_opts *o)
 {
     o->max_body = 1u << 20;
     o->max_header_bytes = 16u << 10;
-    o->max_conns = 1024;
+    o->max_conns = 4096;
+    o->max_conns_per_addr = 2048;
     o->idle_timeout_ms = 60000;
+    o->idle_busy_ms = 5000;
+    o->header_timeout_ms = 10000;
     o->request_timeout_ms = 10000;
+    o->send_timeout_ms = 30000;
+    o->stream_buffer = 32u << 20;
 }
 
 jv_err jv_http_server_new(uv_loop_t *loop, const jv_http_opts *o,
@@ -1151,8 +1596,11 @@ jv_err jv_http_server_new(uv_loop_t *loop, const jv_http_opts *o,
         jv_http_opts_default(&def);
         o = &def;
     }
-    if (o->max_conns == 0 || o->max_header_bytes < 2 * HTTP_LINE_BYTES ||
-        o->idle_timeout_ms == 0 || o->request_timeout_ms == 0)
+    if (o->max_conns == 0 || o->max_conns_per_addr == 0 ||
+        o->max_header_bytes < 2 * HTTP_LINE_BYTES || o->idle_timeout_ms == 0 ||
+        o->idle_busy_ms == 0 || o->header_timeout_ms == 0 ||
+        o->request_timeout_ms == 0 || o->send_timeout_ms == 0 ||
+        o->stream_buffer == 0)
         return JV_EINVAL;
     s = jv_calloc(1, sizeof(*s));
     if (!s)
@@ -1240,8 +1688,13 @@ size_t jv_http_writing(const jv_http_server *s)
 {
     size_t n = 0;
     for (const http_conn *c = s->conns; c; c = c->next)
-        n += c->writing;
+        n += c->writing || c->streaming;
     return n;
+}
+
+void jv_http_stats_get(const jv_http_server *s, jv_http_stats *out)
+{
+    *out = s->stats;
 }
 
 size_t jv_http_conns(const jv_http_server *s)
@@ -1344,6 +1797,50 @@ void jv_http_respond(jv_http_req *r, int status, const char *content_type,
     if (!c->closing)
         conn_write(c, status, content_type, headers, body, len);
     conn_unref(c); /* the handler's; may free the connection and server */
+}
+
+void jv_http_respond_stream(jv_http_req *r, int status,
+                            const char *content_type, const char *headers,
+                            jv_http_pull_fn pull, jv_http_end_fn end, void *arg)
+{
+    http_conn *c = r->conn;
+    jv_http_server *s = c->s;
+    c->held = false;
+    s->inflight--;
+    if (c->closing) {
+        end(arg, false);
+        conn_unref(c);
+        return;
+    }
+    if (status < 100 || status > 999)
+        status = 500;
+    c->streaming = true;
+    c->stream_head = c->stream_last = c->stream_wait = false;
+    c->stream_status = status;
+    c->pull = pull;
+    c->pull_end = end;
+    c->pull_arg = arg;
+    c->stream_type =
+        content_type ? jv_strndup(content_type, strlen(content_type)) : NULL;
+    c->stream_headers = headers ? jv_strndup(headers, strlen(headers)) : NULL;
+    if ((content_type && !c->stream_type) || (headers && !c->stream_headers)) {
+        conn_close(c); /* ends the stream */
+    } else {
+        c->refs++;
+        stream_next(c);
+        conn_unref(c);
+    }
+    conn_unref(c); /* the handler's */
+}
+
+void jv_http_stream_resume(jv_http_stream *st)
+{
+    http_conn *c = (http_conn *)st;
+    if (!c->stream_wait || c->closing)
+        return;
+    c->refs++;
+    stream_next(c);
+    conn_unref(c);
 }
 
 static int hexval(unsigned char ch)

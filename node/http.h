@@ -36,12 +36,34 @@
 typedef struct jv_http_server jv_http_server;
 typedef struct jv_http_req jv_http_req;
 
+/*
+ * Connection limits. A connection is "waiting" while it has not handed us a
+ * complete request head: idle between requests, or still sending headers.
+ * Waiting connections form a list, oldest first. When a new connection
+ * would pass max_conns_per_addr (per client IP address; Unix sockets are
+ * not counted per address) or max_conns, the oldest waiting connection
+ * (of that address, for the first) is closed to admit it; when none is
+ * waiting, the new connection is closed at once. So one client holding
+ * thousands of idle or slow connections cannot shut others out: it loses
+ * its own oldest connections instead. At or past three quarters of
+ * max_conns the server is "busy": idle connections get idle_busy_ms
+ * instead of idle_timeout_ms, and those idle longer are closed as new
+ * connections arrive.
+ */
 typedef struct {
     size_t max_body;             /* default 1 MiB */
     size_t max_header_bytes;     /* request line + headers; default 16 KiB */
-    unsigned max_conns;          /* default 1024; beyond: accepted, closed */
+    unsigned max_conns;          /* default 4096 */
+    unsigned max_conns_per_addr; /* default 2048 */
     uint64_t idle_timeout_ms;    /* keep-alive idle; default 60000 */
+    uint64_t idle_busy_ms;       /* idle when busy; default 5000 */
+    uint64_t header_timeout_ms;  /* first byte to end of headers; 10000 */
     uint64_t request_timeout_ms; /* first byte to full body; default 10000 */
+    uint64_t send_timeout_ms;    /* one write not taken by the client:
+                                    the connection is closed; 30000 */
+    size_t stream_buffer;        /* bytes of streamed answers held in
+                                    memory at once, all connections;
+                                    default 32 MiB */
 } jv_http_opts;
 
 /* Called on the loop thread for every complete request. */
@@ -69,9 +91,9 @@ void jv_http_stop_accepting(jv_http_server *s);
 /* Requests handed to the handler and not yet answered. */
 size_t jv_http_inflight(const jv_http_server *s);
 /* Answers given but not yet all written to their connections (a large
- * body, a client that reads slowly). Each ends written or with its
- * connection closed (at the latest when the client has read nothing for
- * idle_timeout_ms). */
+ * body, a streamed answer, a client that reads slowly). Each ends written
+ * or with its connection closed (at the latest when the client has taken
+ * nothing for send_timeout_ms). */
 size_t jv_http_writing(const jv_http_server *s);
 /* Open connections. */
 size_t jv_http_conns(const jv_http_server *s);
@@ -107,6 +129,58 @@ uint64_t jv_http_start_ns(const jv_http_req *r);
  * Exactly once per request. */
 void jv_http_respond(jv_http_req *r, int status, const char *content_type,
                      const char *headers, const void *body, size_t len);
+
+/* -- streamed answers ------------------------------------------------------
+ *
+ * A large answer is produced piece by piece as the client reads it: the
+ * server calls pull() whenever the connection can take more, and pull()
+ * appends the next piece (about JV_HTTP_CHUNK bytes, one item more at
+ * most). An answer that ends within its first piece goes out with a
+ * Content-Length, exactly like jv_http_respond(); a longer one with
+ * "Transfer-Encoding: chunked" (HTTP/1.1) or delimited by closing the
+ * connection (HTTP/1.0). The memory of a streamed answer is one piece per
+ * connection; past the first piece, the pieces held by all connections
+ * together are bounded by stream_buffer, beyond which streams wait for
+ * others to drain (holding nothing meanwhile). A client
+ * that takes nothing of a piece for send_timeout_ms is disconnected. */
+#define JV_HTTP_CHUNK 16384
+
+typedef struct jv_http_stream jv_http_stream;
+
+typedef enum {
+    JV_HTTP_MORE,  /* appended; call again when there is room */
+    JV_HTTP_WAIT,  /* nothing more now: jv_http_stream_resume() later */
+    JV_HTTP_END,   /* appended the last bytes (maybe none) */
+    JV_HTTP_ABORT, /* failed: the connection is closed, answer cut short */
+} jv_http_pull;
+
+/* Called on the loop thread; appends to out (never resets it). st is valid
+ * until end() has been called. */
+typedef jv_http_pull (*jv_http_pull_fn)(void *arg, jv_http_stream *st,
+                                        jv_buf *out);
+/* Called exactly once on the loop thread when the answer is over: complete
+ * (all of it written) or not (client gone, aborted, server closed). Frees
+ * arg as the caller needs; pull() is not called after it. */
+typedef void (*jv_http_end_fn)(void *arg, bool complete);
+
+/* Answers the request with a body produced by pull(). Frees the request.
+ * end() may run before this returns. */
+void jv_http_respond_stream(jv_http_req *r, int status,
+                            const char *content_type, const char *headers,
+                            jv_http_pull_fn pull, jv_http_end_fn end,
+                            void *arg);
+/* After pull() returned JV_HTTP_WAIT: there is more to pull now. Loop
+ * thread only, never from inside pull(); a no-op when the stream is not
+ * waiting. */
+void jv_http_stream_resume(jv_http_stream *st);
+
+/* What the limits did since the server started. */
+typedef struct {
+    uint64_t evicted;   /* waiting connections closed to admit new ones */
+    uint64_t refused;   /* new connections closed: nothing to evict */
+    uint64_t timed_out; /* closed by a header, request or send deadline */
+} jv_http_stats;
+void jv_http_stats_get(const jv_http_server *s, jv_http_stats *out);
 
 /* Percent-decodes s into out, replacing its contents (NUL-terminated, the
  * NUL not counted in out->len; "+" stays "+"). JV_EINVAL on a bad escape or

@@ -5,10 +5,25 @@
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "config.h"
 #include "log.h"
 #include "node.h"
+
+/* Each session API connection takes a file descriptor, and the soft limit
+ * is often 1024: take what the hard limit allows (the API sizes its
+ * connection limits from the result). */
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
+        return;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        jv_warn("node", "cannot raise the open-file limit to %llu",
+                (unsigned long long)rl.rlim_max);
+}
 
 int main(int argc, char **argv)
 {
@@ -29,6 +44,7 @@ int main(int argc, char **argv)
         return 0;
     }
     jv_log_set_level(cfg.log_level);
+    raise_nofile();
     /* A client that goes away mid-write must not kill the node, nor a
      * file-size limit: writes then fail with EFBIG and the commit is
      * refused, like any other storage failure. */

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -83,6 +84,11 @@ static jv_err declare_metrics(jv_metrics *m)
         {"jarvis_sessions", JV_METRIC_GAUGE, "live sessions", NULL, 0},
         {"jarvis_resident_bytes", JV_METRIC_GAUGE, "resident memory", NULL, 0},
         {"jarvis_api_connections", JV_METRIC_GAUGE, "open API connections",
+         NULL, 0},
+        {"jarvis_api_connections_closed_total", JV_METRIC_COUNTER,
+         "API connections closed by the limits: reason evicted (the oldest "
+         "idle, to admit a new one), refused (nothing to evict), timeout "
+         "(header, request or send deadline)",
          NULL, 0},
         {"jarvis_uptime_seconds", JV_METRIC_GAUGE, "seconds since start", NULL,
          0},
@@ -471,6 +477,42 @@ static bool local_only(const char *addr)
            (ntohl(a4.s_addr) >> 24) == 127;
 }
 
+/* File descriptors kept aside from API connections: the database's
+ * connections and files, peer sockets, jobs, logs. */
+#define FD_RESERVE     256
+#define AUTO_MAX_CONNS 16384
+
+/* The session API's limits from the configuration, sized to the process's
+ * open-file limit (raised to its hard limit by main()). */
+static void api_limits(const jv_config *cfg, jv_http_opts *ho)
+{
+    struct rlimit rl;
+    uint64_t fit = AUTO_MAX_CONNS;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        fit = rl.rlim_cur > FD_RESERVE + 16 ? rl.rlim_cur - FD_RESERVE : 16;
+    uint64_t max = cfg->max_conns
+                       ? cfg->max_conns
+                       : (fit < AUTO_MAX_CONNS ? fit : AUTO_MAX_CONNS);
+    if (max > fit) {
+        jv_warn("api",
+                "max-conns %" PRIu64 " is more than the open-file limit "
+                "allows; using %" PRIu64 " (raise ulimit -n / LimitNOFILE)",
+                max, fit);
+        max = fit;
+    }
+    ho->max_conns = (unsigned)max;
+    ho->max_conns_per_addr =
+        (unsigned)(cfg->max_conns_per_addr ? cfg->max_conns_per_addr
+                                           : (max + 1) / 2);
+    ho->max_body = cfg->max_body;
+    ho->idle_timeout_ms = cfg->idle_timeout_ms;
+    ho->idle_busy_ms = cfg->idle_busy_ms;
+    ho->header_timeout_ms = cfg->header_timeout_ms;
+    ho->request_timeout_ms = cfg->request_timeout_ms;
+    ho->send_timeout_ms = cfg->send_timeout_ms;
+    ho->stream_buffer = (size_t)cfg->stream_buffer;
+}
+
 static jv_err load_peer(void *arg, const jv_peer_row *p)
 {
     jv_node *n = arg;
@@ -702,7 +744,7 @@ jv_err jv_node_start(jv_node *n, uv_loop_t *loop, const jv_config *cfg,
     if (strcmp(cfg->api_listen, "off") != 0) {
         jv_http_opts ho;
         jv_http_opts_default(&ho);
-        ho.max_body = cfg->max_body;
+        api_limits(cfg, &ho);
         if ((err = jv_http_server_new(loop, &ho, jv_api_handle, n, &n->http))) {
             fmt(msg, msglen, "cannot start the API server");
             goto fail_running;
@@ -716,7 +758,10 @@ jv_err jv_node_start(jv_node *n, uv_loop_t *loop, const jv_config *cfg,
         if (write_api_addr(n) != JV_OK)
             jv_warn("node", "cannot write %s: %s", n->api_addr_path,
                     strerror(errno));
-        jv_info("api", "listening on %s", n->api_bound);
+        jv_info("api",
+                "listening on %s (at most %u connections, %u per client "
+                "address)",
+                n->api_bound, ho.max_conns, ho.max_conns_per_addr);
     }
     jv_info("node", "node %s (%s) started, data in %s", n->self_hex, cfg->name,
             n->data_dir);

@@ -988,6 +988,16 @@ jv_err jv_store_checkpoint(jv_store *st, uint64_t *frames,
     return JV_OK;
 }
 
+jv_err jv_store_read_begin(jv_store *st)
+{
+    return jv__exec(st, "BEGIN DEFERRED");
+}
+
+void jv_store_read_end(jv_store *st)
+{
+    jv__exec(st, "COMMIT");
+}
+
 /* -- statistics ----------------------------------------------------------- */
 
 static const char sql_stats[] =

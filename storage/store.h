@@ -103,6 +103,13 @@ jv_err jv_store_meta_get(jv_store *st, const char *key, void *buf, size_t cap,
 jv_err jv_store_checkpoint(jv_store *st, uint64_t *frames,
                            uint64_t *checkpointed);
 
+/* A read snapshot: every read on st between the two calls sees the
+ * database as it was at the first read after begin (a deferred
+ * transaction; in WAL mode it blocks no writer). For long reads made of
+ * several queries, such as an export. */
+jv_err jv_store_read_begin(jv_store *st);
+void jv_store_read_end(jv_store *st);
+
 typedef struct {
     uint64_t file_bytes; /* page_count * page_size of the main file */
     uint64_t wal_bytes;  /* size of the -wal file (0 if none) */

@@ -172,13 +172,14 @@ static void test_keys_and_roles(void **state)
     free(as_key(wkey, 0, "counters", "incr", "by-writer", NULL));
     char *err = as_key(wkey, 3, "keys", "ls", NULL, NULL);
     assert_true(ctl_has(err, "403"));
-    assert_true(ctl_has(err, "role"));
+    assert_true(ctl_has(err, "use a key with the admin role"));
     free(err);
     /* The reader reads, and may not write. */
     free(as_key(rkey, 0, "counters", "get", "by-writer", NULL));
     free(as_key(rkey, 0, "status", NULL, NULL, NULL));
     err = as_key(rkey, 3, "counters", "incr", "by-reader", NULL);
     assert_true(ctl_has(err, "forbidden"));
+    assert_true(ctl_has(err, "use a key with the writer role"));
     free(err);
     free(as_key(rkey, 3, "verify", NULL, NULL, NULL));
     free(as_key(rkey, 3, "backup", "/tmp/never-written.db", NULL, NULL));

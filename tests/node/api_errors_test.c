@@ -450,6 +450,18 @@ static void test_forbidden(void **state)
         API_ERR(&N, 403, "forbidden", admin[i][0], admin[i][1], writer_tok,
                 admin[i][2]);
     }
+    /* The answer names the role the route needs, not a guess. */
+    jv_http_resp r;
+    API_REQ(&N, &r, "POST", "/v1/audit", reader, "{\"action\":\"x\"}");
+    const json_t *e = json_object_get(r.json, "error");
+    assert_string_equal(api_str(e, "required_role"), "writer");
+    assert_non_null(strstr(api_str(e, "message"), "needs the writer role"));
+    jv_http_resp_fini(&r);
+    API_REQ(&N, &r, "GET", "/v1/keys", writer, NULL);
+    e = json_object_get(r.json, "error");
+    assert_string_equal(api_str(e, "required_role"), "admin");
+    assert_non_null(strstr(api_str(e, "message"), "needs the admin role"));
+    jv_http_resp_fini(&r);
 }
 
 static void test_not_found(void **state)

@@ -224,6 +224,31 @@ json_t *api_ok_at(const char *file, int line, api_node *a, int status,
     return j;
 }
 
+size_t api_dechunk(char *body, size_t len)
+{
+    size_t in = 0, out = 0;
+    for (;;) {
+        char *end;
+        if (in >= len)
+            return SIZE_MAX;
+        unsigned long long n = strtoull(body + in, &end, 16);
+        size_t line = (size_t)(end - (body + in));
+        if (line == 0 || in + line + 2 > len || memcmp(end, "\r\n", 2) != 0)
+            return SIZE_MAX;
+        in += line + 2;
+        if (n == 0)
+            return in + 2 == len && memcmp(body + in, "\r\n", 2) == 0
+                       ? out
+                       : SIZE_MAX;
+        if (n > len - in || len - in - n < 2 ||
+            memcmp(body + in + n, "\r\n", 2) != 0)
+            return SIZE_MAX;
+        memmove(body + out, body + in, n);
+        out += n;
+        in += n + 2;
+    }
+}
+
 void api_check_error_at(const char *file, int line, const jv_http_resp *r,
                         int status, const char *code)
 {
@@ -237,8 +262,12 @@ void api_check_error_at(const char *file, int line, const jv_http_resp *r,
              strcmp(type, "application/json") != 0)
         why = "Content-Type";
     else if (!json_is_object(r->json) || json_object_size(r->json) != 1 ||
-             !json_is_object(e) || json_object_size(e) != 2)
+             !json_is_object(e) ||
+             json_object_size(e) != (status == 403 ? 3u : 2u))
         why = "body shape";
+    else if (status == 403 && !json_is_string(json_object_get(
+                                  e, "required_role"))) /* names the role */
+        why = "required_role";
     else if (strcmp(api_str(e, "code"), code) != 0)
         why = "code";
     else if (!json_is_string(m) || json_string_length(m) == 0)

@@ -92,6 +92,10 @@ void api_check_error_at(const char *file, int line, const jv_http_resp *r,
 #define API_CHECK_ERROR(r, status, code) \
     api_check_error_at(__FILE__, __LINE__, (r), (status), (code))
 
+/* Decodes a chunked body (RFC 9112 7.1) in place: its length decoded, or
+ * SIZE_MAX when it is malformed or incomplete. */
+size_t api_dechunk(char *body, size_t len);
+
 /* GET /v1/export with the admin token: the bytes (malloc'd). */
 char *api_export(api_node *a, size_t *len);
 

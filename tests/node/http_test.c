@@ -147,14 +147,54 @@ static void on_later(uv_timer_t *t)
     uv_close((uv_handle_t *)t, free_later);
 }
 
+/* "stream=N": N bytes of a known pattern, pulled 1000 at a time. */
+typedef struct {
+    size_t left, at;
+    int *ended; /* 1: complete, 2: cut short */
+} streamer;
+
+static char pattern_at(size_t i)
+{
+    return (char)('a' + (i * 7 + i / 1000) % 26);
+}
+
+static jv_http_pull stream_pull(void *arg, jv_http_stream *st, jv_buf *out)
+{
+    streamer *p = arg;
+    char piece[1000];
+    size_t n = p->left < sizeof(piece) ? p->left : sizeof(piece);
+    (void)st;
+    for (size_t i = 0; i < n; i++)
+        piece[i] = pattern_at(p->at + i);
+    jv_buf_append(out, piece, n);
+    p->at += n;
+    p->left -= n;
+    return p->left ? JV_HTTP_MORE : JV_HTTP_END;
+}
+
+static void stream_done(void *arg, bool complete)
+{
+    streamer *p = arg;
+    *p->ended = complete ? 1 : 2;
+    jv_free(p);
+}
+
+static int stream_ended; /* loop thread; read after fx_wait */
+
 static void handler(void *arg, jv_http_req *r)
 {
     fx *f = arg;
     jv_buf v;
     f->nrequests++;
     jv_buf_init(&v);
-    if (jv_http_query_param(jv_http_query(r), "hold", &v) == JV_OK &&
-        f->nheld < MAX_HELD) {
+    if (jv_http_query_param(jv_http_query(r), "stream", &v) == JV_OK) {
+        streamer *p = jv_calloc(1, sizeof(*p));
+        p->left = strtoull((char *)v.data, NULL, 10);
+        p->ended = &stream_ended;
+        jv_http_respond_stream(r, 200, "text/plain", "X-Streamed: 1\r\n",
+                               stream_pull, stream_done, p);
+    } else if (jv_http_query_param(jv_http_query(r), "hold", &v) == JV_OK &&
+               f->nheld < MAX_HELD) {
         f->held[f->nheld++] = r;
     } else if (jv_http_query_param(jv_http_query(r), "delay", &v) == JV_OK) {
         later *l = jv_calloc(1, sizeof(*l));
@@ -248,6 +288,11 @@ static void get_counts(fx *f, void *arg)
     c->inflight = jv_http_inflight(f->srv);
     c->nheld = f->nheld;
     c->nrequests = f->nrequests;
+}
+
+static void get_stats(fx *f, void *arg)
+{
+    jv_http_stats_get(f->srv, arg);
 }
 
 static counts fx_counts(fx *f)
@@ -1194,25 +1239,177 @@ static void test_max_conns(void **state)
     o.max_conns = 2;
     f = fx_start(&o, "127.0.0.1:0");
 
+    /* Both idle after their answer: a newcomer evicts the oldest. */
     a = cli_tcp(f);
-    b = cli_tcp(f);
     cli_send(a, GET("/a"));
     assert_true(cli_recv(a, &r));
+    b = cli_tcp(f);
     cli_send(b, GET("/b"));
     assert_true(cli_recv(b, &r));
+    extra = cli_tcp(f);
+    cli_send(extra, GET("/extra"));
+    assert_true(cli_recv(extra, &r));
+    assert_int_equal(r.status, 200);
+    assert_true(cli_closed(a));
+    assert_int_equal(fx_counts(f).conns, 2);
+    cli_free(a);
+    cli_free(extra);
+    assert_true(fx_wait(f, 1, 0));
+
+    /* Nothing waiting (both hold a request): the newcomer is closed. */
+    d = cli_tcp(f);
+    cli_send(d, GET("/d?hold=1"));
+    cli_send(b, GET("/b?hold=1"));
+    assert_true(fx_wait(f, 2, 2));
     extra = cli_tcp(f);             /* the kernel completes the handshake... */
     assert_true(cli_closed(extra)); /* ...the server closes it */
-    assert_int_equal(fx_counts(f).conns, 2);
     cli_free(extra);
-
-    cli_free(a);
-    assert_true(fx_wait(f, 1, 0));
-    d = cli_tcp(f);
-    cli_send(d, GET("/d"));
+    respond_held(f, "one");
+    respond_held(f, "two");
     assert_true(cli_recv(d, &r));
-    assert_int_equal(r.status, 200);
+    assert_true(cli_recv(b, &r));
     cli_free(d);
     cli_free(b);
+    fx_stop(f);
+}
+
+/* One address over its limit loses its own oldest waiting connection,
+ * slow heads included, and a slow head is cut off at the header deadline. */
+static void test_per_addr_and_slow_head(void **state)
+{
+    jv_http_opts o = small_opts();
+    cli *c[4];
+    resp r;
+    fx *f;
+    (void)state;
+    o.max_conns_per_addr = 3;
+    o.header_timeout_ms = 2000; /* long enough not to fire before eviction */
+    f = fx_start(&o, "127.0.0.1:0");
+    for (int i = 0; i < 3; i++)
+        c[i] = cli_tcp(f);
+    cli_send(c[0], "GET /slow HTTP/1.1\r\nHost: x\r\n"); /* never ends */
+    assert_true(fx_wait(f, 3, 0));
+    c[3] = cli_tcp(f);
+    cli_send(c[3], GET("/new"));
+    assert_true(cli_recv(c[3], &r));
+    assert_int_equal(r.status, 200);
+    assert_true(cli_closed(c[0])); /* the oldest, though it sent a byte */
+    assert_true(fx_wait(f, 3, 0));
+    /* A slow head on a fresh connection: 408 at the header deadline. */
+    cli_free(c[0]);
+    c[0] = cli_tcp(f); /* evicts c[1], the oldest now */
+    cli_send(c[0], "GET /slow HTTP/1.1\r\nHost: x\r\n");
+    assert_true(cli_recv(c[0], &r));
+    assert_int_equal(r.status, 408);
+    assert_true(cli_closed(c[0]));
+    for (int i = 0; i < 4; i++)
+        cli_free(c[i]);
+    jv_http_stats st;
+    on_loop(f, get_stats, &st);
+    assert_true(st.evicted >= 2);
+    assert_true(st.timed_out >= 1);
+    fx_stop(f);
+}
+
+static char *find_bytes(char *p, size_t n, const char *what)
+{
+    size_t k = strlen(what);
+    for (size_t i = 0; i + k <= n; i++)
+        if (memcmp(p + i, what, k) == 0)
+            return p + i;
+    return NULL;
+}
+
+/* Reads a chunked body after the head; false when it is malformed. */
+static bool cli_chunked(cli *c, char *out, size_t cap, size_t *len)
+{
+    *len = 0;
+    for (;;) {
+        char *eol;
+        while (!(eol = find_bytes(c->buf, c->len, "\r\n")))
+            if (cli_fill(c) <= 0)
+                return false;
+        size_t n = strtoul(c->buf, NULL, 16), line = (size_t)(eol - c->buf) + 2;
+        while (c->len < line + n + 2)
+            if (cli_fill(c) <= 0)
+                return false;
+        if (*len + n > cap || memcmp(c->buf + line + n, "\r\n", 2) != 0)
+            return false;
+        memcpy(out + *len, c->buf + line, n);
+        *len += n;
+        memmove(c->buf, c->buf + line + n + 2, c->len - line - n - 2);
+        c->len -= line + n + 2;
+        if (n == 0)
+            return true;
+    }
+}
+
+static void test_stream(void **state)
+{
+    jv_http_opts o = small_opts();
+    static char body[300000];
+    size_t len;
+    resp r;
+    char v[64];
+    fx *f;
+    cli *c;
+    (void)state;
+    o.send_timeout_ms = 300;
+    o.stream_buffer = 40000; /* two pieces */
+    f = fx_start(&o, "127.0.0.1:0");
+    c = cli_tcp(f);
+
+    /* Ends within one piece: an ordinary answer with a length. */
+    cli_send(c, GET("/s?stream=1500"));
+    assert_true(cli_recv(c, &r));
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body_len, 1500);
+    for (size_t i = 0; i < 1500; i++)
+        assert_int_equal(r.body[i], pattern_at(i));
+    assert_non_null(resp_header(&r, "X-Streamed", v, sizeof(v)));
+
+    /* Longer: chunked, then the connection serves the next request. */
+    cli_send(c, GET("/s?stream=250000"));
+    assert_true(cli_recv(c, &r)); /* the head: no Content-Length */
+    assert_non_null(resp_header(&r, "Transfer-Encoding", v, sizeof(v)));
+    assert_string_equal(v, "chunked");
+    assert_true(cli_chunked(c, body, sizeof(body), &len));
+    assert_int_equal(len, 250000);
+    for (size_t i = 0; i < len; i++)
+        assert_int_equal(body[i], pattern_at(i));
+    assert_int_equal(stream_ended, 1);
+    cli_send(c, GET("/after"));
+    assert_true(cli_recv(c, &r));
+    assert_int_equal(r.status, 200);
+    cli_free(c);
+
+    /* HTTP/1.0: the body ends with the connection. */
+    c = cli_tcp(f);
+    cli_send(c, "GET /s?stream=50000 HTTP/1.0\r\n\r\n");
+    while (cli_fill(c) > 0)
+        ;
+    char *sep = find_bytes(c->buf, c->len, "\r\n\r\n");
+    assert_non_null(sep);
+    assert_int_equal(c->len - (size_t)(sep + 4 - c->buf), 50000);
+    assert_null(find_bytes(c->buf, (size_t)(sep - c->buf), "chunked"));
+    cli_free(c);
+
+    /* Clients that read nothing: cut off after the send deadline, the
+     * stream ended incomplete, and the server still answers. */
+    stream_ended = 0;
+    cli *slow[3];
+    for (int i = 0; i < 3; i++) {
+        int small = 4096;
+        slow[i] = cli_tcp(f);
+        setsockopt(slow[i]->fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+        cli_send(slow[i], GET("/s?stream=50000000"));
+    }
+    assert_true(fx_wait(f, 0, 0));
+    assert_int_equal(stream_ended, 2);
+    for (int i = 0; i < 3; i++)
+        cli_free(slow[i]);
+    roundtrip(f, GET("/still"), &r);
+    assert_int_equal(r.status, 200);
     fx_stop(f);
 }
 
@@ -1458,6 +1655,8 @@ int main(void)
         cmocka_unit_test(test_disconnect_while_held),
         cmocka_unit_test(test_close_while_held),
         cmocka_unit_test(test_max_conns),
+        cmocka_unit_test(test_per_addr_and_slow_head),
+        cmocka_unit_test(test_stream),
         cmocka_unit_test(test_unix_socket),
         cmocka_unit_test(test_port0_and_addresses),
         cmocka_unit_test(test_graceful_stop),
