@@ -291,20 +291,35 @@ typedef struct {
     char id[24];
     uint64_t now_ms;
     bool is_key;
+    bool last_admin; /* refused: the last active admin key */
 } revoke_ctx;
 
+/* On the writer thread, in the request's transaction: the check and the
+ * revocation cannot be split by a concurrent revoke of another admin key. */
 static jv_err revoke_row(jv_store *st, void *arg)
 {
     revoke_ctx *r = arg;
-    if (r->is_key)
-        return jv_store_key_revoke(st, jv_str_c(r->id), r->now_ms);
-    return jv_store_session_revoke(st, jv_str_c(r->id), r->now_ms);
+    jv_err err;
+    if (!r->is_key)
+        return jv_store_session_revoke(st, jv_str_c(r->id), r->now_ms);
+    if ((err = jv_store_key_last_admin(st, jv_str_c(r->id), &r->last_admin)))
+        return err;
+    if (r->last_admin)
+        return JV_EINVAL; /* a refusal of this group, not a storage fault */
+    return jv_store_key_revoke(st, jv_str_c(r->id), r->now_ms);
 }
 
 static void revoked(jv_write_req *w)
 {
     api_ctx *c = w->arg;
     revoke_ctx *r = c->extra;
+    if (r->last_admin && c->wr.group.result == JV_EINVAL && !c->wr.err) {
+        api_error(c, 409, "conflict",
+                  "%s is the last active admin key: revoking it would lock "
+                  "every admin out; create another admin key first",
+                  r->id);
+        return;
+    }
     if (!api_write_ok(c))
         return;
     if (r->is_key)
