@@ -690,6 +690,92 @@ static void checkpoint_target(const char *path)
     sqlite3_close(db);
 }
 
+/* Credentials of the database a restore replaces. A key revoked there
+ * stays revoked in the restored copy (with its revocation time), whatever
+ * the backup says; sessions are short-lived and may have been purged from
+ * the replaced database after their revocation, so none survives a
+ * restore. */
+static const char sql_carry_keys[] =
+    "UPDATE main.api_key SET revoked_ms = (SELECT o.revoked_ms FROM "
+    "old.api_key o WHERE o.id = api_key.id) WHERE revoked_ms = 0 AND id IN "
+    "(SELECT id FROM old.api_key WHERE revoked_ms != 0)";
+static const char sql_end_sessions[] =
+    "UPDATE main.session SET revoked_ms = ?1 WHERE revoked_ms = 0";
+
+/* Attaches the replaced database as "old" (outside any transaction, as
+ * SQLite requires). False when there is none or it cannot be attached. */
+static bool attach_old(jv_store *st, const char *old_path)
+{
+    sqlite3_stmt *s = NULL;
+    struct stat sb;
+    bool ok = false;
+    /* ATTACH would create a missing file. */
+    if (stat(old_path, &sb) != 0 || !S_ISREG(sb.st_mode))
+        return false;
+    if (sqlite3_prepare_v2(st->db, "ATTACH ?1 AS old", -1, &s, NULL) ==
+        SQLITE_OK) {
+        sqlite3_bind_text(s, 1, old_path, -1, SQLITE_STATIC);
+        ok = sqlite3_step(s) == SQLITE_DONE;
+    }
+    sqlite3_finalize(s);
+    return ok;
+}
+
+/* Inside the restore's transaction on the copy. *carried: the key
+ * revocations of the attached database were carried over. */
+static jv_err carry_revocations(jv_store *st, bool attached, bool *carried)
+{
+    sqlite3_stmt *s = NULL;
+    jv_err err = JV_OK;
+    int rc;
+    *carried = false;
+    if (attached) {
+        rc = sqlite3_exec(st->db, sql_carry_keys, NULL, NULL, NULL);
+        *carried = rc == SQLITE_OK;
+        /* A damaged or foreign file has nothing to carry; only a failure
+         * of the copy itself stops the restore. */
+        if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_CORRUPT &&
+            (rc & 0xff) != SQLITE_NOTADB && (rc & 0xff) != SQLITE_ERROR)
+            return jv__sqlerr(st, rc, "restore: carry key revocations");
+    }
+    rc = sqlite3_prepare_v2(st->db, sql_end_sessions, -1, &s, NULL);
+    if (rc == SQLITE_OK) {
+        jv__bind_u64(s, 1, jv__now_ms());
+        rc = sqlite3_step(s);
+    }
+    if (rc != SQLITE_DONE)
+        err = jv__sqlerr(st, rc, "restore: end sessions");
+    sqlite3_finalize(s);
+    return err;
+}
+
+/* Carries the replaced database's revocations and marks the copy
+ * restored, in one transaction. */
+static jv_err finish_copy(jv_store *st, const char *db_path, bool *carried,
+                          char *msg, size_t msglen)
+{
+    jv__tx tx;
+    bool attached = attach_old(st, db_path);
+    jv_err err = jv__tx_begin(st, &tx);
+    if (err)
+        goto out;
+    /* The node that opens it must not write before it has fetched from its
+     * peers what it published after this backup was taken (repl.h). */
+    if ((err = carry_revocations(st, attached, carried)) ||
+        (err = jv_store_meta_set(st, JV_META_RESTORED, "1", 1))) {
+        jv__tx_rollback(st, &tx);
+        goto out;
+    }
+    err = jv__tx_commit(st, &tx);
+out:
+    if (err)
+        snprintf(msg, msglen, "restore: cannot prepare the copy: %s",
+                 jv_store_errmsg(st));
+    if (attached)
+        sqlite3_exec(st->db, "DETACH old", NULL, NULL, NULL);
+    return err;
+}
+
 jv_err jv_store_restore(const char *src, const char *db_path, char *msg,
                         size_t msglen)
 {
@@ -698,6 +784,7 @@ jv_err jv_store_restore(const char *src, const char *db_path, char *msg,
     jv_store *st = NULL;
     jv_verify_report rep;
     struct stat sb;
+    bool carried = false;
     jv_err err;
 
     if (!msg || !msglen) {
@@ -754,13 +841,8 @@ jv_err jv_store_restore(const char *src, const char *db_path, char *msg,
                  rep.state_matches ? "" : rep.state_msg);
         goto fail;
     }
-    /* The node that opens it must not write before it has fetched from its
-     * peers what it published after this backup was taken (repl.h). */
-    if ((err = jv_store_meta_set(st, JV_META_RESTORED, "1", 1))) {
-        snprintf(msg, msglen, "restore: cannot mark %s restored: %s", tmp,
-                 jv_store_errmsg(st));
+    if ((err = finish_copy(st, db_path, &carried, msg, msglen)))
         goto fail;
-    }
     /* The last close checkpoints the copy's WAL into it and removes it. */
     jv_store_close(st);
     st = NULL;
@@ -792,6 +874,11 @@ jv_err jv_store_restore(const char *src, const char *db_path, char *msg,
                  strerror(errno));
         goto out;
     }
+    if (!carried)
+        snprintf(msg, msglen,
+                 "the replaced database could not be read: API keys revoked "
+                 "after the backup was taken are active again; check "
+                 "`jarvisctl keys ls`");
     err = JV_OK;
     goto out;
 fail:

@@ -20,8 +20,11 @@ jv_err jv_store_backup(jv_store *st, const char *dest);
  * and its -wal/-shm files are replaced atomically (rename). The restored
  * database is marked (JV_META_RESTORED): the node that opens it accepts no
  * local write until it has caught up with its peers, since it may have
- * published operations after the backup was taken. msg receives a
- * one-line reason on failure. */
+ * published operations after the backup was taken. Credentials: an API
+ * key revoked in the database being replaced stays revoked (read from it
+ * in the restore's transaction), and every session ends. msg receives a
+ * one-line reason on failure, and on success a warning when the replaced
+ * database could not be read (its revocations are not carried), else "". */
 jv_err jv_store_restore(const char *src, const char *db_path, char *msg,
                         size_t msglen);
 
