@@ -883,18 +883,63 @@ static void backup_done(jv_node *n, jv_err err, void *arg)
     maint_finish(c, "backup", m->path, detail);
 }
 
+/* Where a backup named `name` goes: inside the backup dir `base`
+ * (resolved). A relative name is taken inside it; an absolute one must
+ * lie inside it once its directory is resolved (.., symlinks). The file
+ * name itself must be a plain name (jv_store_backup never follows or
+ * replaces what is there). On a refusal, why says it for a 400. */
+static bool backup_target(const char *base, jv_str name, char *out,
+                          size_t outlen, char *why, size_t whylen)
+{
+    char joined[PATH_MAX], dir[PATH_MAX], real[PATH_MAX];
+    int n = name.p[0] == '/'
+                ? snprintf(joined, sizeof(joined), "%.*s", (int)name.n, name.p)
+                : snprintf(joined, sizeof(joined), "%s/%.*s", base, (int)name.n,
+                           name.p);
+    if (n < 0 || (size_t)n >= sizeof(joined)) {
+        snprintf(why, whylen, "path too long");
+        return false;
+    }
+    char *slash = strrchr(joined, '/');
+    const char *file = slash + 1;
+    if (!*file || !strcmp(file, ".") || !strcmp(file, "..")) {
+        snprintf(why, whylen, "path must name a file");
+        return false;
+    }
+    snprintf(dir, sizeof(dir), "%.*s", (int)(slash - joined), joined);
+    if (!realpath(dir[0] ? dir : "/", real)) {
+        snprintf(why, whylen,
+                 "directory %s does not exist in the backup dir %s", dir, base);
+        return false;
+    }
+    size_t bl = strlen(base);
+    if (strncmp(real, base, bl) != 0 || (real[bl] != '\0' && real[bl] != '/')) {
+        snprintf(why, whylen,
+                 "backups go only into the backup dir %s (--backup-dir); "
+                 "give a file name there",
+                 base);
+        return false;
+    }
+    n = snprintf(out, outlen, "%s/%s", real, file);
+    if (n < 0 || (size_t)n >= outlen) {
+        snprintf(why, whylen, "path too long");
+        return false;
+    }
+    return true;
+}
+
 void api_backup(api_ctx *c)
 {
     jv_str path;
+    char why[PATH_MAX + 128];
     if (!c->body) {
         api_error(c, 400, "invalid_json", "a JSON object body is required");
         return;
     }
-    if (api_field_str(c, "path", true, 2, PATH_MAX - 8, &path))
+    if (api_field_str(c, "path", true, 1, PATH_MAX - 64, &path))
         return;
-    if (path.p[0] != '/') {
-        api_error(c, 400, "invalid_field",
-                  "path must be absolute (it is a path on the node's host)");
+    if (memchr(path.p, '\0', path.n)) {
+        api_error(c, 400, "invalid_field", "path holds a NUL byte");
         return;
     }
     maint_job *m = jv_calloc(1, sizeof(*m));
@@ -905,25 +950,9 @@ void api_backup(api_ctx *c)
     c->extra = m;
     c->extra_free = maint_free;
     m->c = c;
-    snprintf(m->path, sizeof(m->path), "%.*s", (int)path.n, path.p);
-    /* The caller's mistakes are 4xx: a directory that is not there or
-     * that the node may not write. */
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof(dir), "%s", m->path);
-    char *slash = strrchr(dir, '/');
-    if (slash == dir)
-        slash[1] = '\0';
-    else
-        *slash = '\0';
-    struct stat sb;
-    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
-        api_error(c, 400, "invalid_field",
-                  "directory %s does not exist on the node's host", dir);
-        return;
-    }
-    if (access(dir, W_OK) != 0) {
-        api_error(c, 400, "invalid_field",
-                  "the node may not write to directory %s", dir);
+    if (!backup_target(c->node->backup_dir, path, m->path, sizeof(m->path), why,
+                       sizeof(why))) {
+        api_error(c, 400, "invalid_field", "%s", why);
         return;
     }
     jv_err err = jv_node_offloop(c->node, backup_run, backup_done, m);

@@ -48,6 +48,9 @@ static const opt opts[] = {
     {"trust", T_LIST, OFF(trust), "NODE_ID",
      "a node whose batches to accept, added to the replicated trust\n"
      "list at start (repeatable; all sources are joined)"},
+    {"backup-dir", T_STR, OFF(backup_dir), "DIR",
+     "the only directory POST /v1/backup writes into (created 0700)\n"
+     "default: DATA_DIR/backups"},
     {"cluster-key-file", T_STR, OFF(cluster_key_file), "FILE",
      "cluster keyring: one hex key per line, the first used to send"},
     {"insecure", T_BOOL, OFF(insecure), NULL,
@@ -465,6 +468,7 @@ void jv_config_fini(jv_config *c)
     jv_free(c->name);
     jv_free(c->config_path);
     jv_free(c->cluster_key_file);
+    jv_free(c->backup_dir);
     jv_strlist *lists[] = {&c->peers, &c->trust};
     for (size_t k = 0; k < 2; k++) {
         for (size_t i = 0; i < lists[k]->n; i++)

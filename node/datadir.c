@@ -301,6 +301,13 @@ jv_err jv_datadir_prepare(const char *dir, const jv_store_opts *opts,
         jv_store_opts_default(&o);
     o.create = true;
     o.readonly = false;
+    /* SQLite would create the file 0644 minus the umask, and its WAL and
+     * shared-memory files take the database's mode: made here first, they
+     * are all 0600 whatever the umask of the process (jarvisctl init). An
+     * empty file is a new database to SQLite. */
+    int dbfd = open(dbpath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (dbfd >= 0)
+        close(dbfd);
     if ((err = jv_store_open(dbpath, &o, &st, msg, msglen)))
         goto fail;
     if ((err = jv_store_set_self(st, &kp->pk))) {
@@ -384,6 +391,34 @@ out:
     jv_store_close(st);
     jv_keypair_wipe(&kp);
     return err;
+}
+
+jv_err jv_datadir_backup_dir(const char *dir, const char *configured, char *out,
+                             size_t outlen, char *msg, size_t msglen)
+{
+    char path[PATH_MAX], real[PATH_MAX];
+    struct stat sb;
+    if (configured && *configured
+            ? (size_t)snprintf(path, sizeof(path), "%s", configured) >=
+                  sizeof(path)
+            : jv_datadir_path(dir, "backups", path, sizeof(path)) != JV_OK) {
+        set_msg(msg, msglen, "backup dir path too long");
+        return JV_ETOOBIG;
+    }
+    if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+        set_msg(msg, msglen, "cannot create backup dir %s: %s", path,
+                strerror(errno));
+        return JV_EIO;
+    }
+    if (!realpath(path, real) || stat(real, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        set_msg(msg, msglen, "backup dir %s is not a directory", path);
+        return JV_EINVAL;
+    }
+    if ((size_t)snprintf(out, outlen, "%s", real) >= outlen) {
+        set_msg(msg, msglen, "backup dir path too long");
+        return JV_ETOOBIG;
+    }
+    return JV_OK;
 }
 
 jv_err jv_datadir_lock(const char *dir, int *fd, char *msg, size_t msglen)

@@ -8,6 +8,7 @@
  *                       the operator may delete it after storing it)
  *   <dir>/jarvisd.lock  held (flock) by the running node; holds its pid
  *   <dir>/api.addr      the API address the running node bound
+ *   <dir>/backups/      where POST /v1/backup writes (--backup-dir)
  *
  * Shared by jarvisd (first start) and `jarvisctl init`. Blocking file I/O;
  * call before the loop starts or off the loop.
@@ -63,6 +64,12 @@ jv_err jv_datadir_prepare(const char *dir, const jv_store_opts *opts,
  * restored database that has not caught up yet. */
 jv_err jv_datadir_new_admin_key(const char *dir, char *path, size_t pathlen,
                                 char *msg, size_t msglen);
+
+/* The directory backups go into: `configured`, else <dir>/backups;
+ * created (mode 0700) if missing, its parent must exist. out receives it
+ * resolved (realpath: no symlink, no ..). */
+jv_err jv_datadir_backup_dir(const char *dir, const char *configured, char *out,
+                             size_t outlen, char *msg, size_t msglen);
 
 /* Takes the data dir's lock (non-blocking flock) and writes our pid in it.
  * JV_EBUSY when another process holds it; msg names that pid. *fd keeps

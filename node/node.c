@@ -436,7 +436,7 @@ static jv_err write_api_addr(jv_node *n)
                        strncmp(n->api_bound, "unix:", 5) ? "http://" : "",
                        n->api_bound);
     snprintf(tmp, sizeof(tmp), "%s.tmp", n->api_addr_path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         return JV_EIO;
     bool ok = write(fd, line, (size_t)len) == len;
@@ -639,7 +639,10 @@ jv_err jv_node_start(jv_node *n, uv_loop_t *loop, const jv_config *cfg,
     if ((err = jv_datadir_lock(n->data_dir, &n->lockfd, msg, msglen)))
         goto fail;
     if ((err = jv_datadir_prepare(n->data_dir, &o, &n->kp, &n->wst, &info, msg,
-                                  msglen)))
+                                  msglen)) ||
+        (err =
+             jv_datadir_backup_dir(n->data_dir, cfg->backup_dir, n->backup_dir,
+                                   sizeof(n->backup_dir), msg, msglen)))
         goto fail;
     jv_id_hex(&n->kp.pk, n->self_hex);
     if (info.created_identity)

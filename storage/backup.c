@@ -1,11 +1,13 @@
 /*
  * backup.c - online backup, restore, and the deep verification.
  *
- * Backup copies one snapshot through SQLite's backup API into dest.tmp,
- * syncs it and links it into place (so an existing dest is never
- * replaced). Restore never touches the target before the backup has passed
- * a full verification: the backup is copied next to the target, opened and
- * verified there, and only then renamed over it.
+ * Backup copies one snapshot through SQLite's backup API into a temporary
+ * of its own (dest.<random>.tmp, made with O_EXCL, mode 0600), syncs it
+ * and links it into place (so an existing dest is never replaced, and two
+ * backups to one dest leave one: the other gets JV_EEXIST). It deletes
+ * only what it made. Restore never touches the target before the backup has
+ * passed a full verification: the backup is copied next to the target, opened
+ * and verified there, and only then renamed over it.
  *
  * Verification replays the log into a scratch database (a temporary file:
  * a large state does not fit in memory) through jv_store_apply, then walks
@@ -13,10 +15,12 @@
  * reports the first row that differs. Nothing here holds more than one
  * replay chunk in memory.
  */
+#define _GNU_SOURCE /* renameat2 */
 #include "backup.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,6 +85,76 @@ static void unlink_db(const char *path)
 
 /* -- backup --------------------------------------------------------------- */
 
+/* A new, empty file next to dest with a name nobody else uses
+ * (dest.<random>.tmp), made with O_EXCL and mode 0600: the copy never
+ * writes through a file or a link that was there before. */
+static char *make_tmp(jv_store *st, const char *dest, jv_err *err)
+{
+    for (int attempt = 0; attempt < 16; attempt++) {
+        uint8_t rnd[8];
+        char sfx[2 * sizeof(rnd) + 6];
+        randombytes_buf(rnd, sizeof(rnd));
+        sfx[0] = '.';
+        jv_hex(rnd, sizeof(rnd), sfx + 1);
+        memcpy(sfx + 1 + 2 * sizeof(rnd), ".tmp", 5);
+        char *tmp = path_with(dest, sfx);
+        if (!tmp) {
+            *err = jv__fail(st, JV_ENOMEM, "backup: out of memory");
+            return NULL;
+        }
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                      0600);
+        if (fd >= 0) {
+            /* 0600 whatever the umask. */
+            if (fchmod(fd, 0600) != 0 || close(fd) != 0) {
+                *err = jv__fail(st, JV_EIO, "backup: %s: %s", tmp,
+                                strerror(errno));
+                unlink(tmp);
+                jv_free(tmp);
+                return NULL;
+            }
+            return tmp;
+        }
+        int e = errno;
+        jv_free(tmp);
+        if (e != EEXIST) {
+            *err = jv__fail(st, JV_EIO, "backup: temporary next to %s: %s",
+                            dest, strerror(e));
+            return NULL;
+        }
+    }
+    *err =
+        jv__fail(st, JV_EIO, "backup: no free temporary name next to %s", dest);
+    return NULL;
+}
+
+/* Removes our temporary and the journal SQLite may have made beside it:
+ * names derived from the unique temporary only. */
+static void unlink_tmp(const char *tmp)
+{
+    unlink_db(tmp);
+}
+
+/* Moves the finished copy into place without ever replacing dest. */
+static jv_err publish(jv_store *st, const char *tmp, const char *dest)
+{
+    /* link() refuses an existing dest (a file, a link, anything)
+     * atomically; where the file system has no hard links, a rename that
+     * refuses to replace. */
+    if (link(tmp, dest) == 0) {
+        unlink(tmp);
+        return JV_OK;
+    }
+    if (errno == EEXIST)
+        return jv__fail(st, JV_EEXIST, "backup: %s already exists", dest);
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dest, RENAME_NOREPLACE) == 0)
+        return JV_OK;
+    if (errno == EEXIST)
+        return jv__fail(st, JV_EEXIST, "backup: %s already exists", dest);
+    return jv__fail(st, JV_EIO, "backup: cannot move %s to %s: %s", tmp, dest,
+                    strerror(errno));
+}
+
 jv_err jv_store_backup(jv_store *st, const char *dest)
 {
     sqlite3 *dst = NULL;
@@ -90,13 +164,12 @@ jv_err jv_store_backup(jv_store *st, const char *dest)
     jv_err err = JV_OK;
     int rc;
 
-    if (stat(dest, &sb) == 0)
+    if (lstat(dest, &sb) == 0)
         return jv__fail(st, JV_EEXIST, "backup: %s already exists", dest);
-    if (!(tmp = path_with(dest, ".tmp")))
-        return jv__fail(st, JV_ENOMEM, "backup: out of memory");
-    unlink_db(tmp); /* a previous backup that died halfway */
-    rc = sqlite3_open_v2(tmp, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
-                         NULL);
+    if (!(tmp = make_tmp(st, dest, &err)))
+        return err;
+    rc = sqlite3_open_v2(tmp, &dst,
+                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW, NULL);
     if (rc != SQLITE_OK) {
         err = jv__fail(st, jv__rc_err(rc), "backup: %s: %s", tmp,
                        dst ? sqlite3_errmsg(dst) : sqlite3_errstr(rc));
@@ -126,27 +199,15 @@ jv_err jv_store_backup(jv_store *st, const char *dest)
         err = jv__fail(st, JV_EIO, "backup: sync %s: %s", tmp, strerror(errno));
         goto fail;
     }
-    /* link() refuses an existing dest atomically; where the file system
-     * has no hard links, fall back to a checked rename. */
-    if (link(tmp, dest) == 0) {
-        unlink(tmp);
-    } else if (errno == EEXIST) {
-        err = jv__fail(st, JV_EEXIST, "backup: %s already exists", dest);
+    if ((err = publish(st, tmp, dest)))
         goto fail;
-    } else if (stat(dest, &sb) == 0 || rename(tmp, dest) != 0) {
-        err = jv__fail(st, JV_EIO, "backup: cannot move %s to %s: %s", tmp,
-                       dest, strerror(errno));
-        goto fail;
-    }
-    if (fsync_dir_of(dest) != 0) {
+    if (fsync_dir_of(dest) != 0)
         err = jv__fail(st, JV_EIO, "backup: sync directory of %s: %s", dest,
                        strerror(errno));
-        goto out;
-    }
     goto out;
 fail:
     sqlite3_close(dst);
-    unlink_db(tmp);
+    unlink_tmp(tmp);
 out:
     jv_free(tmp);
     return err;

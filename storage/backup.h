@@ -8,9 +8,11 @@
 
 /* Copies a consistent snapshot of the database to dest with SQLite's
  * backup API while other connections keep writing (WAL: the copy reads one
- * snapshot and does not block the writer). Writes dest.tmp, syncs it and
- * renames it into place; JV_EEXIST if dest exists. Blocks on disk I/O:
- * call off the event loop. */
+ * snapshot and does not block the writer). Writes a temporary of its own
+ * next to dest (O_EXCL, mode 0600), syncs it and links it into place;
+ * JV_EEXIST if dest exists (also when another backup got there first).
+ * Removes nothing it did not create. The caller decides where dest may
+ * be. Blocks on disk I/O: call off the event loop. */
 jv_err jv_store_backup(jv_store *st, const char *dest);
 
 /* Replaces the database at db_path with the backup at src. The node must

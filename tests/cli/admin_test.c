@@ -5,6 +5,7 @@
  * restore of a backup.
  */
 #include <curl/curl.h>
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -281,24 +282,32 @@ static void test_defaults_from_data_dir(void **state)
 static void test_backup_verify_restore(void **state)
 {
     (void)state;
-    char backup[700], dir[600];
+    char backup[PATH_MAX + 32], dir[PATH_MAX], outside[700];
     struct stat sb;
-    snprintf(dir, sizeof dir, "%s/backups", C.home);
-    assert_int_equal(mkdir(dir, 0700), 0);
-    snprintf(backup, sizeof backup, "%s/node.db", dir);
+    /* A plain name is a file in the node's backup dir. */
+    assert_non_null(realpath(N.dir, dir));
+    snprintf(backup, sizeof backup, "%s/backups/node.db", dir);
 
     json_decref(JSON_CMD(0, "counters", "incr", "kept", "7"));
-    json_t *j = JSON_CMD(0, "backup", backup);
+    json_t *j = JSON_CMD(0, "backup", "node.db");
     assert_string_equal(json_string_value(json_object_get(j, "path")), backup);
     assert_true(json_integer_value(json_object_get(j, "bytes")) > 0);
     json_decref(j);
     assert_int_equal(stat(backup, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
 
     jv_proc_result r;
     CTL(&C, &r, "backup", backup);
     CTL_EXPECT(&r, 1); /* exists */
     assert_true(ctl_has(r.err, "409"));
     jv_proc_result_fini(&r);
+    /* Anywhere else: refused, nothing written. */
+    snprintf(outside, sizeof outside, "%s/elsewhere.db", C.home);
+    CTL(&C, &r, "backup", outside);
+    CTL_EXPECT(&r, 1);
+    assert_true(ctl_has(r.err, "backup dir"));
+    jv_proc_result_fini(&r);
+    assert_int_equal(stat(outside, &sb), -1);
 
     j = JSON_CMD(0, "verify");
     assert_true(json_is_true(json_object_get(j, "ok")));

@@ -5,6 +5,7 @@
  * writer and an admin (keys and sessions alike), and the audit entry that
  * every admin action leaves under the acting key's name.
  */
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -524,13 +525,12 @@ static void test_admin_actions_audited(void **state)
                        "{\"value\":{\"on\":true}}"));
     audited("ops", "config.set", "ops/setting");
 
-    char dir[512], path[600];
-    api_tmpdir("jvaudit", dir, sizeof dir);
-    snprintf(path, sizeof path, "%s/ops.db", dir);
+    char dir[PATH_MAX], path[PATH_MAX + 32];
+    assert_non_null(realpath(N.node.dir, dir));
+    snprintf(path, sizeof path, "%s/backups/ops.db", dir);
     json_decref(API_OK(&N, 201, "POST", "/v1/backup", ops_tok,
-                       api_fmt("{\"path\":\"%s\"}", path)));
+                       "{\"path\":\"ops.db\"}"));
     audited("ops", "backup", path);
-    jv_test_rmtree(dir);
     json_decref(API_OK(&N, 200, "POST", "/v1/verify", ops, NULL));
     audited("ops", "verify", "database");
 
