@@ -9,6 +9,10 @@
  *     evicts the oldest untrusted ones and is held;
  *   - untrusted batches expire after JV_HELD_UNTRUSTED_TTL_MS; trusted
  *     ones stay, and are released when their gap fills.
+ *
+ * Counts are checked with small batches, the full area by bytes with
+ * batches of about a MiB (the checks are the same for both bounds), so
+ * that the test stays quick.
  */
 #include <sqlite3.h>
 #include <stdio.h>
@@ -26,25 +30,55 @@ static const uint8_t zero[JV_HASH_LEN];
 /* Batches seq first..last of kp's chain (a counter op each); the chain's
  * earlier links are made and thrown away, so that the ones returned link
  * as they would in reality. */
-static st_batch *chain(const jv_keypair *kp, uint64_t first, uint64_t last)
+/* Batches seq first..last of kp's chain; the chain's earlier links are
+ * made and thrown away, so that the ones returned link as they would in
+ * reality. With `big`, each batch carries BIG_OPS config values of
+ * BIG_VALUE bytes (about a MiB), else one counter op. */
+#define BIG_OPS   16
+#define BIG_VALUE 60000
+
+static st_batch *chain_of(const jv_keypair *kp, uint64_t first, uint64_t last,
+                          bool big)
 {
     st_batch *out = calloc(last - first + 1, sizeof(*out));
-    st_batch prev, cur;
+    static char value[BIG_VALUE + 3];
+    static char keys[BIG_OPS][16];
+    jv_op ops[BIG_OPS];
+    st_batch cur;
     uint8_t ph[JV_HASH_LEN];
-    memcpy(ph, zero, JV_HASH_LEN);
     assert_non_null(out);
+    memset(value, 'v', sizeof(value) - 1);
+    value[0] = value[BIG_VALUE + 1] = '"';
+    value[BIG_VALUE + 2] = '\0';
+    memcpy(ph, zero, JV_HASH_LEN);
     for (uint64_t s = 1; s <= last; s++) {
-        jv_op op = {.kind = JV_OP_COUNTER};
-        op.counter.name = jv_str_c("held");
-        op.counter.p = s;
+        uint32_t n = big ? BIG_OPS : 1;
+        for (uint32_t k = 0; k < n; k++) {
+            memset(&ops[k], 0, sizeof(ops[k]));
+            if (big) {
+                snprintf(keys[k], sizeof(keys[k]), "k%u", k);
+                ops[k].kind = JV_OP_CONFIG;
+                ops[k].config.key = jv_str_c(keys[k]);
+                ops[k].config.value = jv_str_c(value);
+                ops[k].config.stamp = jv_hlc_make(1000 + s, 0);
+            } else {
+                ops[k].kind = JV_OP_COUNTER;
+                ops[k].counter.name = jv_str_c("held");
+                ops[k].counter.p = s;
+            }
+        }
         st_batch *b = s >= first ? &out[s - first] : &cur;
-        st_batch_make(b, kp, s, ph, jv_hlc_make(1000 + s, 0), &op, 1);
+        st_batch_make(b, kp, s, ph, jv_hlc_make(1000 + s, 0), ops, n);
         memcpy(ph, b->hash, JV_HASH_LEN);
         if (s < first)
             st_batch_fini(&cur);
     }
-    (void)prev;
     return out;
+}
+
+static st_batch *chain(const jv_keypair *kp, uint64_t first, uint64_t last)
+{
+    return chain_of(kp, first, last, false);
 }
 
 static void chain_free(st_batch *b, size_t n)
@@ -128,96 +162,145 @@ static void raw_exec(const char *path, const char *sql)
     sqlite3_close(db);
 }
 
-static void test_untrusted_cannot_crowd_out(void **state)
-{
-    (void)state;
-    char *dir = st_mkdtemp();
-    char *db = st_path(dir, "node.db");
-    jv_store *st = st_open(db);
-    jv_keypair self, u1, u2, t[4];
-    st_keypair(&self, 1);
-    st_keypair(&u1, 2);
-    st_keypair(&u2, 3);
-    for (int i = 0; i < 4; i++)
-        st_keypair(&t[i], (uint8_t)(10 + i));
-    assert_int_equal(jv_store_set_self(st, &self.pk), JV_OK);
-    for (int i = 0; i < 4; i++) {
-        jv_intent in = st_trust(&t[i].pk, true, jv_hlc_make(500 + i, 0), "t");
-        assert_int_equal(
-            st_commit(st, &self, jv_hlc_make(500 + i, 0), &in, 1, NULL), JV_OK);
-    }
+typedef struct {
+    char *dir, *db;
+    jv_store *st;
+    jv_keypair self, u1, u2, t[4]; /* t[]: trusted */
+} fx;
 
-    /* Untrusted origins: one fills the untrusted share and no more... */
+static int setup(void **state)
+{
+    fx *f = calloc(1, sizeof(*f));
+    f->dir = st_mkdtemp();
+    f->db = st_path(f->dir, "node.db");
+    f->st = st_open(f->db);
+    st_keypair(&f->self, 1);
+    st_keypair(&f->u1, 2);
+    st_keypair(&f->u2, 3);
+    for (int i = 0; i < 4; i++)
+        st_keypair(&f->t[i], (uint8_t)(10 + i));
+    assert_int_equal(jv_store_set_self(f->st, &f->self.pk), JV_OK);
+    for (int i = 0; i < 4; i++) {
+        jv_intent in =
+            st_trust(&f->t[i].pk, true, jv_hlc_make(500 + i, 0), "t");
+        assert_int_equal(
+            st_commit(f->st, &f->self, jv_hlc_make(500 + i, 0), &in, 1, NULL),
+            JV_OK);
+    }
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    jv_store_close(f->st);
+    st_rmdir(f->dir);
+    free(f->db);
+    free(f);
+    return 0;
+}
+
+/* An untrusted origin fills the untrusted share and no more; another gets
+ * nothing; a trusted origin's out-of-order batch is still held. */
+static void test_untrusted_share(void **state)
+{
+    fx *f = *state;
     const size_t U = JV_HELD_UNTRUSTED_MAX_BATCHES;
-    st_batch *ub = chain(&u1, 1, U + 100);
-    tally r = apply_all(st, ub, U + 100);
+    st_batch *ub = chain(&f->u1, 1, U + 100);
+    tally r = apply_all(f->st, ub, U + 100);
     assert_int_equal(r.untrusted, U);
     assert_int_equal(r.toobig, 100);
     chain_free(ub, U + 100);
-    /* ...and then another one gets nothing. */
-    ub = chain(&u2, 1, 50);
-    r = apply_all(st, ub, 50);
+    ub = chain(&f->u2, 1, 50);
+    r = apply_all(f->st, ub, 50);
     assert_int_equal(r.toobig, 50);
     chain_free(ub, 50);
+    st_batch *tb = chain(&f->t[0], 2, 3);
+    r = apply_all(f->st, tb, 2);
+    assert_int_equal(r.gap, 2);
+    chain_free(tb, 2);
+}
 
-    /* Trusted origins' out-of-order batches (seq 1 missing) are held,
-     * each up to its share. Three shares fill the rest of the area. */
+/* One trusted origin holds at most its share. */
+static void test_origin_share(void **state)
+{
+    fx *f = *state;
     const size_t O = JV_HELD_ORIGIN_MAX_BATCHES;
-    _Static_assert(JV_HELD_UNTRUSTED_MAX_BATCHES +
-                           3 * JV_HELD_ORIGIN_MAX_BATCHES ==
-                       JV_HELD_MAX_BATCHES,
-                   "the test fills the area exactly");
-    st_batch *tb[3];
-    for (int i = 0; i < 3; i++) {
-        tb[i] = chain(&t[i], 2, O + 2);
-        r = apply_all(st, tb[i], O + 1);
-        assert_int_equal(r.gap, O);
-        assert_int_equal(r.toobig, 1);
-    }
-    held_count h = held(st);
-    assert_int_equal(h.untrusted, U);
-    assert_int_equal(h.gap, 3 * O);
-
-    /* The area is full: a trusted origin's batch still gets in, in place
-     * of the oldest untrusted ones. */
-    st_batch *t4 = chain(&t[3], 2, 21);
-    r = apply_all(st, t4, 10);
-    assert_int_equal(r.gap, 10);
-    h = held(st);
-    assert_true(h.untrusted <= U - 10);
-    assert_int_equal(h.gap, 3 * O + 10);
-
-    /* A day later the untrusted ones are gone; trusted ones stay. */
-    raw_exec(db, "UPDATE held SET held_ms = 1 WHERE reason = 'untrusted'");
-    r = apply_all(st, t4 + 10, 1);
+    st_batch *tb = chain(&f->t[0], 2, O + 2);
+    tally r = apply_all(f->st, tb, O + 1);
+    assert_int_equal(r.gap, O);
+    assert_int_equal(r.toobig, 1);
+    /* The others still have theirs. */
+    st_batch *t1 = chain(&f->t[1], 2, 2);
+    r = apply_all(f->st, t1, 1);
     assert_int_equal(r.gap, 1);
-    h = held(st);
-    assert_int_equal(h.untrusted, 0);
-    assert_int_equal(h.gap, 3 * O + 11);
-
-    /* The trusted ones were kept whole: seq 1 releases a whole share. */
-    st_batch *first = chain(&t[0], 1, 1);
-    r = apply_all(st, first, 1);
+    chain_free(t1, 1);
+    /* Kept whole: seq 1 releases the whole share. */
+    st_batch *first = chain(&f->t[0], 1, 1);
+    r = apply_all(f->st, first, 1);
     assert_int_equal(r.ok, 1);
     uint64_t seq;
     uint8_t hh[JV_HASH_LEN];
-    assert_int_equal(jv_store_origin_head(st, &t[0].pk, &seq, hh), JV_OK);
+    assert_int_equal(jv_store_origin_head(f->st, &f->t[0].pk, &seq, hh), JV_OK);
     assert_int_equal(seq, O + 1);
     chain_free(first, 1);
+    chain_free(tb, O + 1);
+}
 
-    chain_free(t4, 20);
-    for (int i = 0; i < 3; i++)
-        chain_free(tb[i], O + 1);
-    jv_store_close(st);
-    st_rmdir(dir);
-    free(db);
+/* The whole area full (by bytes, with batches of about a MiB): a trusted
+ * origin's batch takes the place of the oldest untrusted ones; a day
+ * later the untrusted ones are gone and the trusted ones stay. */
+static void test_full_area(void **state)
+{
+    fx *f = *state;
+    enum {
+        N = 24
+    }; /* batches per origin: more than a 16 MiB share */
+    st_batch *ub = chain_of(&f->u1, 1, N, true);
+    tally r = apply_all(f->st, ub, N);
+    size_t u = r.untrusted;
+    assert_true(u > 0 && r.toobig > 0);
+    assert_true(u * ub[0].body.len <= JV_HELD_UNTRUSTED_MAX_BYTES);
+    st_batch *tb[4];
+    size_t held_t = 0;
+    for (int i = 0; i < 3; i++) {
+        tb[i] = chain_of(&f->t[i], 2, N + 1, true);
+        r = apply_all(f->st, tb[i], N);
+        assert_true(r.gap > 0 && r.toobig > 0);
+        held_t += r.gap;
+    }
+    held_count h = held(f->st);
+    assert_int_equal(h.untrusted, u);
+    /* Full or nearly: a fourth trusted origin gets its batches in, at the
+     * untrusted ones' expense. */
+    tb[3] = chain_of(&f->t[3], 2, N + 1, true);
+    r = apply_all(f->st, tb[3], 8);
+    assert_int_equal(r.gap, 8);
+    held_t += 8;
+    h = held(f->st);
+    assert_true(h.untrusted < u);
+    assert_int_equal(h.gap, held_t);
+
+    raw_exec(f->db, "UPDATE held SET held_ms = 1 WHERE reason = "
+                    "'untrusted'");
+    r = apply_all(f->st, tb[3] + 8, 1);
+    assert_int_equal(r.gap, 1);
+    h = held(f->st);
+    assert_int_equal(h.untrusted, 0);
+    assert_int_equal(h.gap, held_t + 1);
+    chain_free(ub, N);
+    for (int i = 0; i < 4; i++)
+        chain_free(tb[i], N);
 }
 
 int main(void)
 {
     jv_test_seed();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_untrusted_cannot_crowd_out),
+        cmocka_unit_test_setup_teardown(test_untrusted_share, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_origin_share, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_area, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
