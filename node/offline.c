@@ -9,6 +9,7 @@
 
 #include <limits.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "datadir.h"
 
@@ -117,6 +118,13 @@ int jv_offline_main(int argc, char **argv, FILE *out, FILE *err)
         return -1;
     if ((rc = parse(c, argc, argv, dir, sizeof(dir), out, err)) >= 0)
         return rc;
+    /* Subcommands work on an existing data dir: taking the lock must not
+     * create one. */
+    struct stat sb;
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        fprintf(err, "jarvisd %s: no data dir at %s\n", c->name, dir);
+        return 1;
+    }
     /* The lock also keeps a node from starting while we work. */
     jv_err e = jv_datadir_lock(dir, &fd, msg, sizeof(msg));
     if (e == JV_EBUSY) {

@@ -697,7 +697,9 @@ static jv_err copy_file(const char *src, const char *dst, char *msg,
         snprintf(msg, msglen, "%s: %s", src, strerror(errno));
         goto done;
     }
-    out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    /* dst was removed just before: a file or link there now is not
+     * ours to write through. */
+    out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (out < 0) {
         err = JV_EIO;
         snprintf(msg, msglen, "%s: %s", dst, strerror(errno));

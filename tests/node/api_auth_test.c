@@ -350,6 +350,13 @@ static void test_last_admin_key(void **state)
     snprintf(M.node.dir + strlen(M.node.dir),
              sizeof M.node.dir - strlen(M.node.dir), "/nope");
     assert_int_equal(admin_key_cmd(&M, &r), 1);
+    assert_non_null(strstr(r.err, "no data dir"));
+    jv_proc_result_fini(&r);
+    struct stat nb;
+    assert_int_equal(stat(M.node.dir, &nb), -1); /* and none was made */
+    /* A directory that is not a data dir is refused too. */
+    assert_int_equal(mkdir(M.node.dir, 0700), 0);
+    assert_int_equal(admin_key_cmd(&M, &r), 1);
     assert_non_null(strstr(r.err, "not a Jarvis data dir"));
     jv_proc_result_fini(&r);
     api_cleanup(&M);
