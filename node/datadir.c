@@ -339,6 +339,13 @@ fail:
     return err;
 }
 
+static jv_err count_peer(void *arg, const jv_peer_row *p)
+{
+    (void)p;
+    (*(size_t *)arg)++;
+    return JV_OK;
+}
+
 jv_err jv_datadir_new_admin_key(const char *dir, char *path, size_t pathlen,
                                 char *msg, size_t msglen)
 {
@@ -366,11 +373,15 @@ jv_err jv_datadir_new_admin_key(const char *dir, char *path, size_t pathlen,
         return err;
     if (info.created_admin_key)
         goto out; /* its first key was never made: that one is new */
-    /* A restored node signs nothing before it has caught up (backup.h): it
-     * could reuse a sequence number it published after the backup. */
+    /* A restored node signs nothing before it has caught up with its
+     * peers (backup.h): it could reuse a sequence number it published
+     * after the backup. Without peers it writes at once (as the node
+     * does). */
+    size_t npeers = 0;
     if (jv_store_meta_get(st, JV_META_RESTORED, flag, sizeof(flag), &flaglen) ==
             JV_OK &&
-        flaglen > 0) {
+        flaglen > 0 && jv_store_peer_list(st, count_peer, &npeers) == JV_OK &&
+        npeers > 0) {
         set_msg(msg, msglen,
                 "%s was restored from a backup and has not caught up with "
                 "its peers yet; start the node until `jarvisctl health` "
