@@ -913,7 +913,8 @@ static bool backup_target(const char *base, jv_str name, char *out,
         return false;
     }
     size_t bl = strlen(base);
-    if (strncmp(real, base, bl) != 0 || (real[bl] != '\0' && real[bl] != '/')) {
+    if (bl > 1 && (strncmp(real, base, bl) != 0 ||
+                   (real[bl] != '\0' && real[bl] != '/'))) {
         snprintf(why, whylen,
                  "backups go only into the backup dir %s (--backup-dir); "
                  "give a file name there",
