@@ -3,6 +3,7 @@
  *
  *   - started with umask 000, every file in its data dir (database, WAL,
  *     keys, lock, api.addr, backups) is 0600 and every directory 0700;
+ *     so is what `jarvisctl init` makes;
  *   - POST /v1/backup writes only into the backup dir (--backup-dir,
  *     default DATA_DIR/backups): a path outside it, through .. or through
  *     a symlink, is 400 and creates nothing; files it did not make
@@ -85,6 +86,23 @@ static void test_modes_whatever_the_umask(void **state)
      * api.addr, backups/m.db at least. */
     assert_true(check_modes(M.node.dir) >= 9);
     assert_int_equal(api_stop(&M), 0);
+
+    /* jarvisctl init sets no umask: its files get explicit modes. */
+    char bin[600], dir[PATH_MAX];
+    jv_proc_result r;
+    assert_true(jv_bin_path("jarvisctl", bin, sizeof bin));
+    snprintf(dir, sizeof dir, "%s/by-init", M.node.root);
+    char *argv[] = {bin, "init", dir, NULL};
+    old = umask(0);
+    int rc = jv_proc_run(argv, NULL, 30000, &r);
+    umask(old);
+    assert_int_equal(rc, 0);
+    assert_int_equal(r.status, 0);
+    jv_proc_result_fini(&r);
+    assert_int_equal(stat(dir, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0700);
+    /* jarvis.db, node.key, node.id, admin.key at least. */
+    assert_true(check_modes(dir) >= 4);
     api_cleanup(&M);
 }
 
