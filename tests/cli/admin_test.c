@@ -295,7 +295,15 @@ static void test_backup_verify_restore(void **state)
     snprintf(backup, sizeof backup, "%s/backups/node.db", dir);
 
     json_decref(JSON_CMD(0, "counters", "incr", "kept", "7"));
-    json_t *j = JSON_CMD(0, "backup", "node.db");
+    /* A key that is in the backup, revoked after it was taken. */
+    json_t *j = JSON_CMD(0, "keys", "create", "gone-after", "--role", "writer");
+    char gkey[256], gid[64];
+    snprintf(gkey, sizeof gkey, "%s",
+             json_string_value(json_object_get(j, "key")));
+    snprintf(gid, sizeof gid, "%s",
+             json_string_value(json_object_get(j, "id")));
+    json_decref(j);
+    j = JSON_CMD(0, "backup", "node.db");
     assert_string_equal(json_string_value(json_object_get(j, "path")), backup);
     assert_true(json_integer_value(json_object_get(j, "bytes")) > 0);
     json_decref(j);
@@ -331,6 +339,7 @@ static void test_backup_verify_restore(void **state)
 
     /* Written after the backup: gone once it is restored. */
     json_decref(JSON_CMD(0, "counters", "incr", "lost"));
+    json_decref(JSON_CMD(0, "keys", "revoke", gid));
 
     CTL(&C, &r, "restore", backup, "--data-dir", N.dir);
     CTL_EXPECT(&r, 1); /* the node runs */
@@ -354,6 +363,23 @@ static void test_backup_verify_restore(void **state)
     CTL(&C, &r, "counters", "get", "lost");
     CTL_EXPECT(&r, 1);
     jv_proc_result_fini(&r);
+    /* The revocation outlives the restore, although the backup has the
+     * key active. */
+    free(as_key(gkey, 3, "status", NULL, NULL, NULL));
+    j = JSON_CMD(0, "keys", "ls");
+    size_t i;
+    json_t *row;
+    bool seen = false;
+    json_t *rows = json_is_array(j) ? j : json_object_get(j, "keys");
+    json_array_foreach(rows, i, row)
+    {
+        if (!strcmp(json_string_value(json_object_get(row, "id")), gid)) {
+            seen = true;
+            assert_false(json_is_null(json_object_get(row, "revoked_at")));
+        }
+    }
+    assert_true(seen);
+    json_decref(j);
 }
 
 /* A node on a Unix socket, found by --node unix:... or through api.addr. */
