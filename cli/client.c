@@ -24,6 +24,7 @@ struct jvc_client {
     char *display;     /* what the user knows the node as */
     char *auth;        /* "Authorization: Bearer ..." (secret) */
     char *cred_source; /* where the credential came from, for messages */
+    char *cred_dir;    /* the data dir whose admin.key it is, else NULL */
     long timeout_s;
     char errbuf[CURL_ERROR_SIZE];
 };
@@ -135,6 +136,9 @@ static int resolve_credential(const jvc_globals *g, jvc_client *c)
                 return JVC_EXIT_USAGE;
             }
             file = path;
+            c->cred_dir = jvc_strf("%s", dir);
+            if (c->cred_dir == NULL)
+                return jvc_oom();
         }
         char *key = read_small_file(file);
         if (key == NULL && errno == ENOMEM)
@@ -242,6 +246,53 @@ static int resolve_node(const jvc_globals *g, const char *node, jvc_client *c)
     return set_node(c, DEFAULT_NODE, "default");
 }
 
+/* A key read from a data dir's admin.key goes only to the node running on
+ * that data dir, at the address it recorded (api.addr): never to a
+ * default address or anything else that happens to listen, where it
+ * would hand the admin key to whoever that is. */
+static int check_dir_credential(jvc_client *c)
+{
+    char path[4096];
+    char *addr = NULL;
+    int rc = JVC_EXIT_UNREACHABLE;
+    jvc_client rec = {0};
+    if (c->cred_dir == NULL)
+        return JVC_EXIT_OK;
+    if (!jv_datadir_locked(c->cred_dir, NULL) ||
+        jv_datadir_path(c->cred_dir, JV_DATADIR_APIADDR, path, sizeof path) !=
+            JV_OK ||
+        (addr = read_small_file(path)) == NULL) {
+        jvc_err("node not running (%s)", c->cred_dir);
+        fprintf(stderr,
+                "hint: the admin key of a data dir is sent only to the node "
+                "running on it; start it, or name another node with --node "
+                "and its key with --key-file or JARVIS_API_KEY\n");
+        goto out;
+    }
+    if ((rc = set_node(&rec, addr, path)) != JVC_EXIT_OK)
+        goto out;
+    bool same =
+        strcmp(rec.base, c->base) == 0 &&
+        (rec.unix_path == NULL) == (c->unix_path == NULL) &&
+        (rec.unix_path == NULL || strcmp(rec.unix_path, c->unix_path) == 0);
+    if (!same) {
+        jvc_err("the admin key of %s goes only to the node running there "
+                "(%s), not to %s",
+                c->cred_dir, rec.display, c->display);
+        fprintf(stderr,
+                "hint: to send it elsewhere anyway, name it: "
+                "--key-file %s/%s\n",
+                c->cred_dir, JV_DATADIR_ADMINKEY);
+        rc = JVC_EXIT_USAGE;
+    }
+out:
+    jv_free(addr);
+    jv_free(rec.base);
+    jv_free(rec.unix_path);
+    jv_free(rec.display);
+    return rc;
+}
+
 int jvc_client_new(const jvc_globals *g, const char *node, jvc_client **out)
 {
     int rc;
@@ -252,7 +303,8 @@ int jvc_client_new(const jvc_globals *g, const char *node, jvc_client **out)
     c->timeout_s = g->timeout_s;
     if ((rc = resolve_node(g, node, c)) != JVC_EXIT_OK)
         goto fail;
-    if ((rc = resolve_credential(g, c)) != JVC_EXIT_OK)
+    if ((rc = resolve_credential(g, c)) != JVC_EXIT_OK ||
+        (rc = check_dir_credential(c)) != JVC_EXIT_OK)
         goto fail;
     c->curl = curl_easy_init();
     if (c->curl == NULL) {
@@ -274,6 +326,7 @@ void jvc_client_free(jvc_client *c)
         curl_easy_cleanup(c->curl);
     free_secret(c->auth);
     jv_free(c->cred_source);
+    jv_free(c->cred_dir);
     jv_free(c->base);
     jv_free(c->unix_path);
     jv_free(c->display);

@@ -12,7 +12,11 @@
  * warning: it shows in process listings), else $JARVIS_API_KEY, else the
  * file --key-file, else <data-dir>/admin.key. The data dir is --data-dir,
  * else $JARVIS_DATA_DIR, else jv_datadir_default(). The credential is
- * wiped from memory when the client is freed.
+ * wiped from memory when the client is freed. A key from
+ * <data-dir>/admin.key goes only to the node running on that data dir (it
+ * holds the lock), at the address in its api.addr: otherwise
+ * JVC_EXIT_UNREACHABLE ("node not running (DIR)"), or JVC_EXIT_USAGE when
+ * --node or $JARVIS_NODE names another address.
  *
  * Every function prints its own failures on stderr ("jarvisctl: ...", what
  * went wrong and what to do) and returns an exit code from cli.h.

@@ -168,6 +168,10 @@ static int run_restore(jvc_ctx *ctx, int argc, char **argv)
         rc = JVC_EXIT_FAIL;
         goto out;
     }
+    /* A restore that succeeded may still have something to say (keys
+     * whose revocation it could not carry). */
+    if (msg[0])
+        jvc_err("warning: %s", msg);
     if (ctx->g->json) {
         json_t *j = json_pack("{s:s,s:s,s:s}", "data_dir", dir, "database", db,
                               "restored_from", src);

@@ -204,18 +204,9 @@ static int run_backup(jvc_ctx *ctx, int argc, char **argv)
     if ((rc = jvc_parse_args(ctx->cmd, argc, argv, NULL, 0, pos, 1, 1,
                              &npos)) != 0)
         return rc;
-    if (pos[0][0] == '/') {
-        path = jvc_strf("%s", pos[0]);
-    } else {
-        /* The node needs an absolute path; a relative one means relative
-         * to where the operator stands. */
-        char cwd[4096];
-        if (getcwd(cwd, sizeof cwd) == NULL) {
-            jvc_err("backup: cannot resolve '%s': %s", pos[0], strerror(errno));
-            return JVC_EXIT_FAIL;
-        }
-        path = jvc_strf("%s/%s", cwd, pos[0]);
-    }
+    /* Passed as given: the node puts a relative name in its backup dir
+     * and refuses any place outside it. */
+    path = jvc_strf("%s", pos[0]);
     if (path == NULL)
         return jvc_oom();
     if ((rc = jvc_ctx_client(ctx, &c)) != 0)
@@ -248,12 +239,13 @@ const jvc_cmd jvc_cmd_backup = {
     .group = "backup",
     .args = "FILE",
     .summary = "Write a consistent copy of the node's database to FILE",
-    .help = "FILE is written by the node, on the node's host: a relative\n"
-            "path is made absolute against this shell's current directory,\n"
-            "which only makes sense when the node runs on this machine.\n"
-            "The node refuses to overwrite an existing file. Restore a\n"
-            "backup with 'jarvisctl restore FILE' while the node is "
-            "stopped.\n",
+    .help = "FILE is written by the node, on the node's host, into its\n"
+            "backup dir (jarvisd --backup-dir, default DATA_DIR/backups):\n"
+            "a plain name is taken there; an absolute path must lie inside\n"
+            "it. The node refuses to overwrite an existing file (also when\n"
+            "another backup to it is under way), and prints where it wrote.\n"
+            "Restore a backup with 'jarvisctl restore FILE' while the node\n"
+            "is stopped.\n",
     .run = run_backup,
 };
 

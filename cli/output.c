@@ -333,6 +333,24 @@ size_t jvc_display_width(const char *s)
     return w;
 }
 
+/* U+202A..U+202E (embeddings, overrides) and U+2066..U+2069 (isolates)
+ * as UTF-8: e2 80 aa..ae and e2 81 a6..a9. A terminal obeys them and
+ * shows the text around them reordered, so a name could make a table say
+ * something it does not hold. */
+static bool is_bidi_control(const unsigned char *p, size_t avail)
+{
+    if (avail < 3 || p[0] != 0xe2)
+        return false;
+    return (p[1] == 0x80 && p[2] >= 0xaa && p[2] <= 0xae) ||
+           (p[1] == 0x81 && p[2] >= 0xa6 && p[2] <= 0xa9);
+}
+
+/* The low byte of the code point of a sequence is_bidi_control() took. */
+static unsigned bidi_low(const unsigned char *p)
+{
+    return ((unsigned)(p[1] & 0x3f) << 6 | (p[2] & 0x3f)) & 0xff;
+}
+
 char *jvc_sanitize(const char *s, size_t max_chars)
 {
     size_t len = strlen(s);
@@ -367,6 +385,11 @@ char *jvc_sanitize(const char *s, size_t max_chars)
             o += (size_t)snprintf(out + o, 7, "\\u%04x",
                                   (unsigned char)s[i + 1]);
             i += 2;
+        } else if (is_bidi_control((const unsigned char *)s + i, len - i)) {
+            /* Three bytes in, six out: within the worst case above. */
+            o += (size_t)snprintf(out + o, 7, "\\u20%02x",
+                                  bidi_low((const unsigned char *)s + i));
+            i += 3;
         } else {
             size_t n = utf8_len(c);
             if (i + n > len)

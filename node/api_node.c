@@ -302,20 +302,35 @@ typedef struct {
     char id[24];
     uint64_t now_ms;
     bool is_key;
+    bool last_admin; /* refused: the last active admin key */
 } revoke_ctx;
 
+/* On the writer thread, in the request's transaction: the check and the
+ * revocation cannot be split by a concurrent revoke of another admin key. */
 static jv_err revoke_row(jv_store *st, void *arg)
 {
     revoke_ctx *r = arg;
-    if (r->is_key)
-        return jv_store_key_revoke(st, jv_str_c(r->id), r->now_ms);
-    return jv_store_session_revoke(st, jv_str_c(r->id), r->now_ms);
+    jv_err err;
+    if (!r->is_key)
+        return jv_store_session_revoke(st, jv_str_c(r->id), r->now_ms);
+    if ((err = jv_store_key_last_admin(st, jv_str_c(r->id), &r->last_admin)))
+        return err;
+    if (r->last_admin)
+        return JV_EINVAL; /* a refusal of this group, not a storage fault */
+    return jv_store_key_revoke(st, jv_str_c(r->id), r->now_ms);
 }
 
 static void revoked(jv_write_req *w)
 {
     api_ctx *c = w->arg;
     revoke_ctx *r = c->extra;
+    if (r->last_admin && c->wr.group.result == JV_EINVAL && !c->wr.err) {
+        api_error(c, 409, "conflict",
+                  "%s is the last active admin key: revoking it would lock "
+                  "every admin out; create another admin key first",
+                  r->id);
+        return;
+    }
     if (!api_write_ok(c))
         return;
     if (r->is_key)
@@ -1058,18 +1073,64 @@ static void backup_done(jv_node *n, jv_err err, void *arg)
     maint_finish(c, "backup", m->path, detail);
 }
 
+/* Where a backup named `name` goes: inside the backup dir `base`
+ * (resolved). A relative name is taken inside it; an absolute one must
+ * lie inside it once its directory is resolved (.., symlinks). The file
+ * name itself must be a plain name (jv_store_backup never follows or
+ * replaces what is there). On a refusal, why says it for a 400. */
+static bool backup_target(const char *base, jv_str name, char *out,
+                          size_t outlen, char *why, size_t whylen)
+{
+    char joined[PATH_MAX], dir[PATH_MAX], real[PATH_MAX];
+    int n = name.p[0] == '/'
+                ? snprintf(joined, sizeof(joined), "%.*s", (int)name.n, name.p)
+                : snprintf(joined, sizeof(joined), "%s/%.*s", base, (int)name.n,
+                           name.p);
+    if (n < 0 || (size_t)n >= sizeof(joined)) {
+        snprintf(why, whylen, "path too long");
+        return false;
+    }
+    char *slash = strrchr(joined, '/');
+    const char *file = slash + 1;
+    if (!*file || !strcmp(file, ".") || !strcmp(file, "..")) {
+        snprintf(why, whylen, "path must name a file");
+        return false;
+    }
+    snprintf(dir, sizeof(dir), "%.*s", (int)(slash - joined), joined);
+    if (!realpath(dir[0] ? dir : "/", real)) {
+        snprintf(why, whylen,
+                 "directory %s does not exist in the backup dir %s", dir, base);
+        return false;
+    }
+    size_t bl = strlen(base);
+    if (bl > 1 && (strncmp(real, base, bl) != 0 ||
+                   (real[bl] != '\0' && real[bl] != '/'))) {
+        snprintf(why, whylen,
+                 "backups go only into the backup dir %s (--backup-dir); "
+                 "give a file name there",
+                 base);
+        return false;
+    }
+    n = snprintf(out, outlen, "%s/%s", real, file);
+    if (n < 0 || (size_t)n >= outlen) {
+        snprintf(why, whylen, "path too long");
+        return false;
+    }
+    return true;
+}
+
 void api_backup(api_ctx *c)
 {
     jv_str path;
+    char why[PATH_MAX + 128];
     if (!c->body) {
         api_error(c, 400, "invalid_json", "a JSON object body is required");
         return;
     }
-    if (api_field_str(c, "path", true, 2, PATH_MAX - 8, &path))
+    if (api_field_str(c, "path", true, 1, PATH_MAX - 64, &path))
         return;
-    if (path.p[0] != '/') {
-        api_error(c, 400, "invalid_field",
-                  "path must be absolute (it is a path on the node's host)");
+    if (memchr(path.p, '\0', path.n)) {
+        api_error(c, 400, "invalid_field", "path holds a NUL byte");
         return;
     }
     maint_job *m = jv_calloc(1, sizeof(*m));
@@ -1080,25 +1141,9 @@ void api_backup(api_ctx *c)
     c->extra = m;
     c->extra_free = maint_free;
     m->c = c;
-    snprintf(m->path, sizeof(m->path), "%.*s", (int)path.n, path.p);
-    /* The caller's mistakes are 4xx: a directory that is not there or
-     * that the node may not write. */
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof(dir), "%s", m->path);
-    char *slash = strrchr(dir, '/');
-    if (slash == dir)
-        slash[1] = '\0';
-    else
-        *slash = '\0';
-    struct stat sb;
-    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
-        api_error(c, 400, "invalid_field",
-                  "directory %s does not exist on the node's host", dir);
-        return;
-    }
-    if (access(dir, W_OK) != 0) {
-        api_error(c, 400, "invalid_field",
-                  "the node may not write to directory %s", dir);
+    if (!backup_target(c->node->backup_dir, path, m->path, sizeof(m->path), why,
+                       sizeof(why))) {
+        api_error(c, 400, "invalid_field", "%s", why);
         return;
     }
     jv_err err = jv_node_offloop(c->node, backup_run, backup_done, m);

@@ -65,6 +65,11 @@ static const opt opts[] = {
      "list at start (repeatable; all sources are joined)",
      0, 0},
 
+    {"backup-dir", T_STR, OFF(backup_dir), "DIR",
+     "the only directory POST /v1/backup writes into (created 0700)\n"
+     "default: DATA_DIR/backups",
+     0, 0},
+
     {"cluster-key-file", T_STR, OFF(cluster_key_file), "FILE",
      "cluster keyring: one hex key per line, the first used to send", 0, 0},
 
@@ -593,6 +598,7 @@ void jv_config_fini(jv_config *c)
     jv_free(c->name);
     jv_free(c->config_path);
     jv_free(c->cluster_key_file);
+    jv_free(c->backup_dir);
     jv_strlist *lists[] = {&c->peers, &c->trust};
     for (size_t k = 0; k < 2; k++) {
         for (size_t i = 0; i < lists[k]->n; i++)

@@ -37,6 +37,7 @@ typedef struct {
     char *name;        /* node name shown to operators */
     char *config_path; /* the config file read, if any */
     char *cluster_key_file;
+    char *backup_dir; /* NULL: <data_dir>/backups */
     jv_strlist peers; /* peer addresses */
     jv_strlist trust; /* node ids this node trusts from the start */
     jv_log_level log_level;

@@ -182,6 +182,7 @@ static jv_err create_identity(const char *dir, const char *keypath,
  * makes a new key (overwriting a stale admin.key file). */
 typedef struct {
     const jv_api_secret *secret;
+    const char *name;
     uint64_t now_ms;
 } admin_ctx;
 
@@ -190,7 +191,7 @@ static jv_err insert_admin(jv_store *st, void *arg)
     admin_ctx *a = arg;
     jv_key_row k = {
         .id = jv_str_c(a->secret->id),
-        .name = jv_str_c("admin"),
+        .name = jv_str_c(a->name),
         .role = jv_str_c("admin"),
         .hash = a->secret->hash,
         .created_ms = a->now_ms,
@@ -201,13 +202,23 @@ static jv_err insert_admin(jv_store *st, void *arg)
     return jv_store_meta_set(st, ADMIN_META, "1", 1);
 }
 
+/* name NULL: "admin" (the first key); else name + "-" + the key's id.
+ * min_hlc: the greatest stamp already in the log (the batch is stamped
+ * above it). */
 static jv_err create_admin_key(jv_store *st, const jv_keypair *kp,
-                               const char *path, char *msg, size_t msglen)
+                               const char *path, const char *name,
+                               const char *detail, uint64_t min_hlc, char *msg,
+                               size_t msglen)
 {
     jv_api_secret secret;
+    char kname[72];
     jv_err err = jv_api_secret_new("k", &secret);
     if (err)
         return err;
+    if (name)
+        snprintf(kname, sizeof(kname), "%s-%s", name, secret.id);
+    else
+        snprintf(kname, sizeof(kname), "admin");
     char line[sizeof(secret.text) + 1];
     int n = snprintf(line, sizeof(line), "%s\n", secret.text);
     if ((err = write_private(path, line, (size_t)n))) {
@@ -219,9 +230,10 @@ static jv_err create_admin_key(jv_store *st, const jv_keypair *kp,
     jv_hlc clock;
     uint64_t stamp;
     jv_hlc_init(&clock, 0);
+    jv_hlc_seed(&clock, min_hlc);
     if ((err = jv_hlc_now(&clock, now, &stamp)))
         goto out;
-    admin_ctx ctx = {&secret, now};
+    admin_ctx ctx = {&secret, kname, now};
     char target[64];
     snprintf(target, sizeof(target), "key/%s", secret.id);
     jv_intent audit = {.op = {.kind = JV_OP_AUDIT}};
@@ -229,8 +241,7 @@ static jv_err create_admin_key(jv_store *st, const jv_keypair *kp,
     audit.op.audit.actor = jv_str_c("jarvisd");
     audit.op.audit.action = jv_str_c("key.create");
     audit.op.audit.target = jv_str_c(target);
-    audit.op.audit.detail =
-        jv_str_c("admin key made at first start (role admin)");
+    audit.op.audit.detail = jv_str_c(detail);
     jv_write_group g = {
         .intents = &audit, .n = 1, .local = insert_admin, .local_arg = &ctx};
     err = jv_store_commit_local(st, kp, stamp, &g, 1, NULL);
@@ -290,6 +301,13 @@ jv_err jv_datadir_prepare(const char *dir, const jv_store_opts *opts,
         jv_store_opts_default(&o);
     o.create = true;
     o.readonly = false;
+    /* SQLite would create the file 0644 minus the umask, and its WAL and
+     * shared-memory files take the database's mode: made here first, they
+     * are all 0600 whatever the umask of the process (jarvisctl init). An
+     * empty file is a new database to SQLite. */
+    int dbfd = open(dbpath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (dbfd >= 0)
+        close(dbfd);
     if ((err = jv_store_open(dbpath, &o, &st, msg, msglen)))
         goto fail;
     if ((err = jv_store_set_self(st, &kp->pk))) {
@@ -300,7 +318,10 @@ jv_err jv_datadir_prepare(const char *dir, const jv_store_opts *opts,
     }
     err = jv_store_meta_get(st, ADMIN_META, flag, sizeof(flag), &flaglen);
     if (err == JV_ENOTFOUND) {
-        if ((err = create_admin_key(st, kp, info->admin_key_path, msg, msglen)))
+        if ((err = create_admin_key(st, kp, info->admin_key_path, NULL,
+                                    "admin key made at first start (role "
+                                    "admin)",
+                                    0, msg, msglen)))
             goto fail;
         info->created_admin_key = true;
     } else if (err) {
@@ -316,6 +337,99 @@ fail:
     jv_store_close(st);
     jv_keypair_wipe(kp);
     return err;
+}
+
+static jv_err count_peer(void *arg, const jv_peer_row *p)
+{
+    (void)p;
+    (*(size_t *)arg)++;
+    return JV_OK;
+}
+
+jv_err jv_datadir_new_admin_key(const char *dir, char *path, size_t pathlen,
+                                char *msg, size_t msglen)
+{
+    char keypath[PATH_MAX];
+    jv_keypair kp;
+    jv_store *st = NULL;
+    jv_datadir_info info;
+    jv_store_stats stats;
+    uint8_t flag[4];
+    size_t flaglen = 0;
+    jv_err err;
+
+    if (jv_datadir_path(dir, JV_DATADIR_KEY, keypath, sizeof(keypath)) ||
+        jv_datadir_path(dir, JV_DATADIR_ADMINKEY, path, pathlen)) {
+        set_msg(msg, msglen, "data dir path too long: %s", dir);
+        return JV_ETOOBIG;
+    }
+    /* Recovery, not creation: a missing identity means a wrong path. */
+    if (access(keypath, F_OK) != 0) {
+        set_msg(msg, msglen, "%s is not a Jarvis data dir (no %s)", dir,
+                JV_DATADIR_KEY);
+        return JV_ENOTFOUND;
+    }
+    if ((err = jv_datadir_prepare(dir, NULL, &kp, &st, &info, msg, msglen)))
+        return err;
+    if (info.created_admin_key)
+        goto out; /* its first key was never made: that one is new */
+    /* A restored node signs nothing before it has caught up with its
+     * peers (backup.h): it could reuse a sequence number it published
+     * after the backup. Without peers it writes at once (as the node
+     * does). */
+    size_t npeers = 0;
+    if (jv_store_meta_get(st, JV_META_RESTORED, flag, sizeof(flag), &flaglen) ==
+            JV_OK &&
+        flaglen > 0 && jv_store_peer_list(st, count_peer, &npeers) == JV_OK &&
+        npeers > 0) {
+        set_msg(msg, msglen,
+                "%s was restored from a backup and has not caught up with "
+                "its peers yet; start the node until `jarvisctl health` "
+                "no longer says so, stop it and run this again",
+                dir);
+        err = JV_ESTATE;
+        goto out;
+    }
+    if ((err = jv_store_stats_get(st, &stats))) {
+        set_msg(msg, msglen, "cannot read %s: %s", dir, jv_store_errmsg(st));
+        goto out;
+    }
+    err = create_admin_key(st, &kp, path, "admin",
+                           "admin key made offline by jarvisd admin-key "
+                           "(role admin)",
+                           stats.max_hlc, msg, msglen);
+out:
+    jv_store_close(st);
+    jv_keypair_wipe(&kp);
+    return err;
+}
+
+jv_err jv_datadir_backup_dir(const char *dir, const char *configured, char *out,
+                             size_t outlen, char *msg, size_t msglen)
+{
+    char path[PATH_MAX], real[PATH_MAX];
+    struct stat sb;
+    if (configured && *configured
+            ? (size_t)snprintf(path, sizeof(path), "%s", configured) >=
+                  sizeof(path)
+            : jv_datadir_path(dir, "backups", path, sizeof(path)) != JV_OK) {
+        set_msg(msg, msglen, "backup dir path too long");
+        return JV_ETOOBIG;
+    }
+    if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+        set_msg(msg, msglen, "cannot create backup dir %s: %s", path,
+                strerror(errno));
+        return JV_EIO;
+    }
+    if (!realpath(path, real) || stat(real, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        set_msg(msg, msglen, "backup dir %s is not a directory", path);
+        return JV_EINVAL;
+    }
+    if ((size_t)snprintf(out, outlen, "%s", real) >= outlen) {
+        set_msg(msg, msglen, "backup dir path too long");
+        return JV_ETOOBIG;
+    }
+    return JV_OK;
 }
 
 jv_err jv_datadir_lock(const char *dir, int *fd, char *msg, size_t msglen)

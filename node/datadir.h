@@ -8,6 +8,7 @@
  *                       the operator may delete it after storing it)
  *   <dir>/jarvisd.lock  held (flock) by the running node; holds its pid
  *   <dir>/api.addr      the API address the running node bound
+ *   <dir>/backups/      where POST /v1/backup writes (--backup-dir)
  *
  * Shared by jarvisd (first start) and `jarvisctl init`. Blocking file I/O;
  * call before the loop starts or off the loop.
@@ -54,6 +55,21 @@ jv_err jv_datadir_path(const char *dir, const char *name, char *out,
 jv_err jv_datadir_prepare(const char *dir, const jv_store_opts *opts,
                           jv_keypair *kp, jv_store **st, jv_datadir_info *info,
                           char *msg, size_t msglen);
+
+/* Offline recovery of admin access (`jarvisd admin-key`): makes a new
+ * admin API key named "admin-<id>", stored hashed with its key.create
+ * audit entry, and writes it to <dir>/admin.key (0600, replacing that
+ * file); path receives that file's path. The caller holds the lock (the
+ * node is stopped). JV_ENOTFOUND if dir has no identity, JV_ESTATE on a
+ * restored database that has not caught up yet. */
+jv_err jv_datadir_new_admin_key(const char *dir, char *path, size_t pathlen,
+                                char *msg, size_t msglen);
+
+/* The directory backups go into: `configured`, else <dir>/backups;
+ * created (mode 0700) if missing, its parent must exist. out receives it
+ * resolved (realpath: no symlink, no ..). */
+jv_err jv_datadir_backup_dir(const char *dir, const char *configured, char *out,
+                             size_t outlen, char *msg, size_t msglen);
 
 /* Takes the data dir's lock (non-blocking flock) and writes our pid in it.
  * JV_EBUSY when another process holds it; msg names that pid. *fd keeps

@@ -6,10 +6,12 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include "config.h"
 #include "log.h"
 #include "node.h"
+#include "offline.h"
 
 /* Each session API connection takes a file descriptor, and the soft limit
  * is often 1024: take what the hard limit allows (the API sizes its
@@ -34,12 +36,21 @@ int main(int argc, char **argv)
     jv_node node;
     int rc = 1;
 
+    /* Whatever the umask we were started with, nothing we create (data
+     * dir, database, WAL, backups, keys) is readable by other users. */
+    umask(077);
+    /* `jarvisd SUBCOMMAND ...` works on a stopped node's data dir. */
+    if ((rc = jv_offline_main(argc, argv, stdout, stderr)) >= 0)
+        return rc;
+    rc = 1;
     if (jv_config_load(&cfg, argc, argv, stdout, &action, msg, sizeof(msg))) {
         fprintf(stderr, "jarvisd: %s\n", msg);
         jv_config_fini(&cfg);
         return 2;
     }
     if (action != JV_CONFIG_RUN) {
+        if (action == JV_CONFIG_HELP)
+            jv_offline_usage(stdout);
         jv_config_fini(&cfg);
         return 0;
     }

@@ -442,7 +442,7 @@ static jv_err write_api_addr(jv_node *n)
                        strncmp(n->api_bound, "unix:", 5) ? "http://" : "",
                        n->api_bound);
     snprintf(tmp, sizeof(tmp), "%s.tmp", n->api_addr_path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         return JV_EIO;
     bool ok = write(fd, line, (size_t)len) == len;
@@ -537,7 +537,27 @@ typedef struct {
     jv_intent *in;
 } trust_boot;
 
-/* Puts the configured node ids on the replicated trust list, once. */
+/* Is there a trust decision (either way) about the id? */
+typedef struct {
+    const jv_id *id;
+    bool found;
+} trust_find;
+
+static jv_err find_trust_row(void *arg, const jv_trust_row *t)
+{
+    trust_find *f = arg;
+    if (jv_id_eq(&t->node, f->id))
+        f->found = true;
+    return JV_OK;
+}
+
+/* Puts the configured node ids on the replicated trust list, as a
+ * bootstrap only: an id with a trust decision already (added or removed,
+ * here or replicated from any node) is left alone, so that a `trust rm`
+ * stays removed on a node whose configuration still lists the id. The
+ * entry is stamped 1, the oldest stamp there is: any explicit decision
+ * (trust add or rm, on any node, before or after) wins over it, also one
+ * that reaches this node only later. */
 static jv_err trust_configured(jv_node *n, char *msg, size_t msglen)
 {
     const jv_strlist *l = &n->cfg->trust;
@@ -557,14 +577,24 @@ static jv_err trust_configured(jv_node *n, char *msg, size_t msglen)
             jv_free(b);
             return JV_EINVAL;
         }
+        trust_find f = {&id, false};
         if (jv_store_is_trusted(n->rst, &id, &yes) == JV_OK && yes)
             continue;
+        if (jv_store_trust_list(n->rst, find_trust_row, &f) == JV_OK &&
+            f.found) {
+            jv_info("node",
+                    "not trusting node %.16s although configured: it was "
+                    "removed from the trust list (jarvisctl trust add to "
+                    "trust it again)",
+                    l->v[i]);
+            continue;
+        }
         jv_intent *in = &b->in[k++];
         in->op.kind = JV_OP_TRUST;
         in->op.trust.node = id;
         in->op.trust.trusted = true;
         in->op.trust.name = jv_str_c("");
-        jv_hlc_now(&n->hlc, jv_now_ms(), &in->op.trust.stamp);
+        in->op.trust.stamp = 1;
         jv_info("node", "trusting node %.16s (configured)", l->v[i]);
     }
     if (!k) {
@@ -681,7 +711,10 @@ jv_err jv_node_start(jv_node *n, uv_loop_t *loop, const jv_config *cfg,
     if ((err = jv_datadir_lock(n->data_dir, &n->lockfd, msg, msglen)))
         goto fail;
     if ((err = jv_datadir_prepare(n->data_dir, &o, &n->kp, &n->wst, &info, msg,
-                                  msglen)))
+                                  msglen)) ||
+        (err =
+             jv_datadir_backup_dir(n->data_dir, cfg->backup_dir, n->backup_dir,
+                                   sizeof(n->backup_dir), msg, msglen)))
         goto fail;
     jv_id_hex(&n->kp.pk, n->self_hex);
     if (info.created_identity)

@@ -36,6 +36,7 @@ struct jv_node {
     char db_path[PATH_MAX];
     char api_addr_path[PATH_MAX];
     char api_bound[256];
+    char backup_dir[PATH_MAX]; /* resolved: no symlink, no .. */
 
     jv_store *wst; /* writer connection: the writer thread's */
     jv_store *rst; /* reader connection: the loop's */

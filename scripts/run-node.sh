@@ -5,7 +5,10 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 data="$root/data"
 bin="$root/build/bin"
-mkdir -p "$data"
+# The data dir holds the node's secret key and admin key: only we may read
+# it, whatever the umask (an older ./data is tightened too).
+(umask 077 && mkdir -p "$data")
+chmod 700 "$data"
 cat <<TXT
 Starting jarvisd
   session API  http://127.0.0.1:7410   (GET /health, docs/api.md)

@@ -547,9 +547,19 @@ static const char sql_held_has[] = "SELECT 1 FROM held WHERE hash = ?1";
 static const char sql_held_any[] = "SELECT EXISTS (SELECT 1 FROM held)";
 static const char sql_held_usage[] =
     "SELECT count(*), coalesce(sum(len), 0) FROM held";
+static const char sql_held_usage_origin[] =
+    "SELECT count(*), coalesce(sum(len), 0) FROM held WHERE origin = ?1";
+static const char sql_held_usage_untrusted[] =
+    "SELECT count(*), coalesce(sum(len), 0) FROM held "
+    "WHERE reason = 'untrusted'";
+static const char sql_held_expire[] =
+    "DELETE FROM held WHERE reason = 'untrusted' AND held_ms < ?1";
+static const char sql_held_evict[] =
+    "DELETE FROM held WHERE rowid IN (SELECT rowid FROM held "
+    "WHERE reason = 'untrusted' ORDER BY held_ms, rowid LIMIT ?1)";
 static const char sql_held_add[] =
     "INSERT INTO held(origin, first_seq, last_seq, hlc, reason, len, hash, "
-    "sig, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+    "sig, body, held_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
 /* Origins with a held batch that might now apply: it starts at or before
  * the next expected sequence number. */
 static const char sql_held_origins[] =
@@ -579,26 +589,100 @@ static jv_err held_any(jv_store *st, bool *out)
     return err;
 }
 
+/* Count and bytes of the held batches a usage statement selects (origin
+ * bound as ?1 when given). */
+static jv_err held_usage(jv_store *st, const char *sql, const jv_id *origin,
+                         uint64_t *count, uint64_t *bytes)
+{
+    jv_err err;
+    sqlite3_stmt *s = jv__stmt(st, sql, &err);
+    if (!s)
+        return err;
+    if (origin)
+        jv__bind_id(s, 1, origin);
+    int rc = sqlite3_step(s);
+    *count = *bytes = 0;
+    if (rc == SQLITE_ROW) {
+        *count = jv__col_u64(s, 0);
+        *bytes = jv__col_u64(s, 1);
+    }
+    jv__reset(s);
+    return rc == SQLITE_ROW ? JV_OK : jv__sqlerr(st, rc, "read held batches");
+}
+
+static bool over(uint64_t count, uint64_t bytes, size_t len, uint64_t max_count,
+                 uint64_t max_bytes)
+{
+    return count + 1 > max_count || bytes + len > max_bytes;
+}
+
+/* Whether b fits in the held area (*fits), after expiring untrusted
+ * batches past their age and, for a trusted origin's batch, evicting the
+ * oldest untrusted ones while the whole area is full. */
+static jv_err held_room(jv_store *st, const jv_store_batch *b, bool untrusted,
+                        bool *fits)
+{
+    uint64_t now = jv__now_ms(), count, bytes;
+    jv_err err;
+    sqlite3_stmt *s;
+    *fits = false;
+    if (!(s = jv__stmt(st, sql_held_expire, &err)))
+        return err;
+    jv__bind_u64(s, 1,
+                 now > JV_HELD_UNTRUSTED_TTL_MS ? now - JV_HELD_UNTRUSTED_TTL_MS
+                                                : 0);
+    if ((err = jv__run(st, s, "expire held batches")))
+        return err;
+    if ((err = held_usage(st, sql_held_usage_origin, &b->batch->origin, &count,
+                          &bytes)))
+        return err;
+    if (over(count, bytes, b->len, JV_HELD_ORIGIN_MAX_BATCHES,
+             JV_HELD_ORIGIN_MAX_BYTES))
+        return JV_OK;
+    if (untrusted) {
+        if ((err = held_usage(st, sql_held_usage_untrusted, NULL, &count,
+                              &bytes)))
+            return err;
+        if (over(count, bytes, b->len, JV_HELD_UNTRUSTED_MAX_BATCHES,
+                 JV_HELD_UNTRUSTED_MAX_BYTES))
+            return JV_OK;
+    }
+    for (;;) {
+        uint64_t ucount, ubytes;
+        if ((err = held_usage(st, sql_held_usage, NULL, &count, &bytes)))
+            return err;
+        if (!over(count, bytes, b->len, JV_HELD_MAX_BATCHES,
+                  JV_HELD_MAX_BYTES)) {
+            *fits = true;
+            return JV_OK;
+        }
+        if (untrusted)
+            return JV_OK;
+        if ((err = held_usage(st, sql_held_usage_untrusted, NULL, &ucount,
+                              &ubytes)))
+            return err;
+        if (ucount == 0)
+            return JV_OK;
+        if (!(s = jv__stmt(st, sql_held_evict, &err)))
+            return err;
+        sqlite3_bind_int64(s, 1, 16);
+        if ((err = jv__run(st, s, "evict held batches")))
+            return err;
+    }
+}
+
 /* Holds b aside; *res is the batch's result (reason, or JV_ETOOBIG when
- * the held area is full). */
+ * there is no room for it, see apply.h). */
 static jv_err hold(jv_store *st, const jv_store_batch *b, jv_err reason,
                    jv_err *res)
 {
     const jv_batch *bt = b->batch;
     jv_err err;
-    sqlite3_stmt *s = jv__stmt(st, sql_held_usage, &err);
-    if (!s)
+    bool fits;
+    sqlite3_stmt *s;
+    if ((err = held_room(st, b, reason == JV_EUNTRUSTED, &fits)))
         return err;
-    int rc = sqlite3_step(s);
-    uint64_t count = 0, bytes = 0;
-    if (rc == SQLITE_ROW) {
-        count = jv__col_u64(s, 0);
-        bytes = jv__col_u64(s, 1);
-    }
-    jv__reset(s);
-    if (rc != SQLITE_ROW)
-        return jv__sqlerr(st, rc, "read held batches");
-    if (count + 1 > JV_HELD_MAX_BATCHES || bytes + b->len > JV_HELD_MAX_BYTES) {
+    if (!fits) {
         *res = JV_ETOOBIG;
         return JV_OK;
     }
@@ -615,6 +699,7 @@ static jv_err hold(jv_store *st, const jv_store_batch *b, jv_err reason,
     sqlite3_bind_blob(s, 8, b->sig, JV_SIG_LEN, SQLITE_STATIC);
     sqlite3_bind_blob64(s, 9, b->len ? (const void *)b->body : "", b->len,
                         SQLITE_STATIC);
+    jv__bind_u64(s, 10, jv__now_ms());
     if ((err = jv__run(st, s, "hold batch")) ||
         (err = jv__replica_seen(st, &bt->origin)))
         return err;

@@ -42,9 +42,19 @@ typedef struct {
 #define JV_APPLY_REQUIRE_TRUST 0x1u
 
 /* Bounds of the held-aside area; past them a batch is dropped
- * (JV_ETOOBIG) and anti-entropy fetches it again later. */
+ * (JV_ETOOBIG) and anti-entropy fetches it again later. The whole area: */
 #define JV_HELD_MAX_BATCHES 16384
 #define JV_HELD_MAX_BYTES   (64u << 20)
+/* One origin's share, so that no origin takes the area alone: */
+#define JV_HELD_ORIGIN_MAX_BATCHES 4096
+#define JV_HELD_ORIGIN_MAX_BYTES   (16u << 20)
+/* Batches of untrusted origins, all together; they never crowd out a
+ * trusted origin's: when the area is full, the oldest untrusted ones make
+ * room for a trusted origin's batch. They expire after a day: an origin
+ * nobody trusted by then is sent again by anti-entropy if it ever is. */
+#define JV_HELD_UNTRUSTED_MAX_BATCHES 4096
+#define JV_HELD_UNTRUSTED_MAX_BYTES   (16u << 20)
+#define JV_HELD_UNTRUSTED_TTL_MS      (24ull * 3600 * 1000)
 
 typedef struct {
     size_t applied;  /* batches applied, released ones included */

@@ -1,11 +1,13 @@
 /*
  * backup.c - online backup, restore, and the deep verification.
  *
- * Backup copies one snapshot through SQLite's backup API into dest.tmp,
- * syncs it and links it into place (so an existing dest is never
- * replaced). Restore never touches the target before the backup has passed
- * a full verification: the backup is copied next to the target, opened and
- * verified there, and only then renamed over it.
+ * Backup copies one snapshot through SQLite's backup API into a temporary
+ * of its own (dest.<random>.tmp, made with O_EXCL, mode 0600), syncs it
+ * and links it into place (so an existing dest is never replaced, and two
+ * backups to one dest leave one: the other gets JV_EEXIST). It deletes
+ * only what it made. Restore never touches the target before the backup has
+ * passed a full verification: the backup is copied next to the target, opened
+ * and verified there, and only then renamed over it.
  *
  * Verification replays the log into a scratch database (a temporary file:
  * a large state does not fit in memory) through jv_store_apply, then walks
@@ -13,10 +15,12 @@
  * reports the first row that differs. Nothing here holds more than one
  * replay chunk in memory.
  */
+#define _GNU_SOURCE /* renameat2 */
 #include "backup.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,6 +85,76 @@ static void unlink_db(const char *path)
 
 /* -- backup --------------------------------------------------------------- */
 
+/* A new, empty file next to dest with a name nobody else uses
+ * (dest.<random>.tmp), made with O_EXCL and mode 0600: the copy never
+ * writes through a file or a link that was there before. */
+static char *make_tmp(jv_store *st, const char *dest, jv_err *err)
+{
+    for (int attempt = 0; attempt < 16; attempt++) {
+        uint8_t rnd[8];
+        char sfx[2 * sizeof(rnd) + 6];
+        randombytes_buf(rnd, sizeof(rnd));
+        sfx[0] = '.';
+        jv_hex(rnd, sizeof(rnd), sfx + 1);
+        memcpy(sfx + 1 + 2 * sizeof(rnd), ".tmp", 5);
+        char *tmp = path_with(dest, sfx);
+        if (!tmp) {
+            *err = jv__fail(st, JV_ENOMEM, "backup: out of memory");
+            return NULL;
+        }
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                      0600);
+        if (fd >= 0) {
+            /* 0600 whatever the umask. */
+            if (fchmod(fd, 0600) != 0 || close(fd) != 0) {
+                *err = jv__fail(st, JV_EIO, "backup: %s: %s", tmp,
+                                strerror(errno));
+                unlink(tmp);
+                jv_free(tmp);
+                return NULL;
+            }
+            return tmp;
+        }
+        int e = errno;
+        jv_free(tmp);
+        if (e != EEXIST) {
+            *err = jv__fail(st, JV_EIO, "backup: temporary next to %s: %s",
+                            dest, strerror(e));
+            return NULL;
+        }
+    }
+    *err =
+        jv__fail(st, JV_EIO, "backup: no free temporary name next to %s", dest);
+    return NULL;
+}
+
+/* Removes our temporary and the journal SQLite may have made beside it:
+ * names derived from the unique temporary only. */
+static void unlink_tmp(const char *tmp)
+{
+    unlink_db(tmp);
+}
+
+/* Moves the finished copy into place without ever replacing dest. */
+static jv_err publish(jv_store *st, const char *tmp, const char *dest)
+{
+    /* link() refuses an existing dest (a file, a link, anything)
+     * atomically; where the file system has no hard links, a rename that
+     * refuses to replace. */
+    if (link(tmp, dest) == 0) {
+        unlink(tmp);
+        return JV_OK;
+    }
+    if (errno == EEXIST)
+        return jv__fail(st, JV_EEXIST, "backup: %s already exists", dest);
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dest, RENAME_NOREPLACE) == 0)
+        return JV_OK;
+    if (errno == EEXIST)
+        return jv__fail(st, JV_EEXIST, "backup: %s already exists", dest);
+    return jv__fail(st, JV_EIO, "backup: cannot move %s to %s: %s", tmp, dest,
+                    strerror(errno));
+}
+
 jv_err jv_store_backup(jv_store *st, const char *dest)
 {
     sqlite3 *dst = NULL;
@@ -90,13 +164,12 @@ jv_err jv_store_backup(jv_store *st, const char *dest)
     jv_err err = JV_OK;
     int rc;
 
-    if (stat(dest, &sb) == 0)
+    if (lstat(dest, &sb) == 0)
         return jv__fail(st, JV_EEXIST, "backup: %s already exists", dest);
-    if (!(tmp = path_with(dest, ".tmp")))
-        return jv__fail(st, JV_ENOMEM, "backup: out of memory");
-    unlink_db(tmp); /* a previous backup that died halfway */
-    rc = sqlite3_open_v2(tmp, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
-                         NULL);
+    if (!(tmp = make_tmp(st, dest, &err)))
+        return err;
+    rc = sqlite3_open_v2(tmp, &dst,
+                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW, NULL);
     if (rc != SQLITE_OK) {
         err = jv__fail(st, jv__rc_err(rc), "backup: %s: %s", tmp,
                        dst ? sqlite3_errmsg(dst) : sqlite3_errstr(rc));
@@ -126,27 +199,15 @@ jv_err jv_store_backup(jv_store *st, const char *dest)
         err = jv__fail(st, JV_EIO, "backup: sync %s: %s", tmp, strerror(errno));
         goto fail;
     }
-    /* link() refuses an existing dest atomically; where the file system
-     * has no hard links, fall back to a checked rename. */
-    if (link(tmp, dest) == 0) {
-        unlink(tmp);
-    } else if (errno == EEXIST) {
-        err = jv__fail(st, JV_EEXIST, "backup: %s already exists", dest);
+    if ((err = publish(st, tmp, dest)))
         goto fail;
-    } else if (stat(dest, &sb) == 0 || rename(tmp, dest) != 0) {
-        err = jv__fail(st, JV_EIO, "backup: cannot move %s to %s: %s", tmp,
-                       dest, strerror(errno));
-        goto fail;
-    }
-    if (fsync_dir_of(dest) != 0) {
+    if (fsync_dir_of(dest) != 0)
         err = jv__fail(st, JV_EIO, "backup: sync directory of %s: %s", dest,
                        strerror(errno));
-        goto out;
-    }
     goto out;
 fail:
     sqlite3_close(dst);
-    unlink_db(tmp);
+    unlink_tmp(tmp);
 out:
     jv_free(tmp);
     return err;
@@ -636,7 +697,9 @@ static jv_err copy_file(const char *src, const char *dst, char *msg,
         snprintf(msg, msglen, "%s: %s", src, strerror(errno));
         goto done;
     }
-    out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    /* dst was removed just before: a file or link there now is not
+     * ours to write through. */
+    out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (out < 0) {
         err = JV_EIO;
         snprintf(msg, msglen, "%s: %s", dst, strerror(errno));
@@ -690,6 +753,92 @@ static void checkpoint_target(const char *path)
     sqlite3_close(db);
 }
 
+/* Credentials of the database a restore replaces. A key revoked there
+ * stays revoked in the restored copy (with its revocation time), whatever
+ * the backup says; sessions are short-lived and may have been purged from
+ * the replaced database after their revocation, so none survives a
+ * restore. */
+static const char sql_carry_keys[] =
+    "UPDATE main.api_key SET revoked_ms = (SELECT o.revoked_ms FROM "
+    "old.api_key o WHERE o.id = api_key.id) WHERE revoked_ms = 0 AND id IN "
+    "(SELECT id FROM old.api_key WHERE revoked_ms != 0)";
+static const char sql_end_sessions[] =
+    "UPDATE main.session SET revoked_ms = ?1 WHERE revoked_ms = 0";
+
+/* Attaches the replaced database as "old" (outside any transaction, as
+ * SQLite requires). False when there is none or it cannot be attached. */
+static bool attach_old(jv_store *st, const char *old_path)
+{
+    sqlite3_stmt *s = NULL;
+    struct stat sb;
+    bool ok = false;
+    /* ATTACH would create a missing file. */
+    if (stat(old_path, &sb) != 0 || !S_ISREG(sb.st_mode))
+        return false;
+    if (sqlite3_prepare_v2(st->db, "ATTACH ?1 AS old", -1, &s, NULL) ==
+        SQLITE_OK) {
+        sqlite3_bind_text(s, 1, old_path, -1, SQLITE_STATIC);
+        ok = sqlite3_step(s) == SQLITE_DONE;
+    }
+    sqlite3_finalize(s);
+    return ok;
+}
+
+/* Inside the restore's transaction on the copy. *carried: the key
+ * revocations of the attached database were carried over. */
+static jv_err carry_revocations(jv_store *st, bool attached, bool *carried)
+{
+    sqlite3_stmt *s = NULL;
+    jv_err err = JV_OK;
+    int rc;
+    *carried = false;
+    if (attached) {
+        rc = sqlite3_exec(st->db, sql_carry_keys, NULL, NULL, NULL);
+        *carried = rc == SQLITE_OK;
+        /* A damaged or foreign file has nothing to carry; only a failure
+         * of the copy itself stops the restore. */
+        if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_CORRUPT &&
+            (rc & 0xff) != SQLITE_NOTADB && (rc & 0xff) != SQLITE_ERROR)
+            return jv__sqlerr(st, rc, "restore: carry key revocations");
+    }
+    rc = sqlite3_prepare_v2(st->db, sql_end_sessions, -1, &s, NULL);
+    if (rc == SQLITE_OK) {
+        jv__bind_u64(s, 1, jv__now_ms());
+        rc = sqlite3_step(s);
+    }
+    if (rc != SQLITE_DONE)
+        err = jv__sqlerr(st, rc, "restore: end sessions");
+    sqlite3_finalize(s);
+    return err;
+}
+
+/* Carries the replaced database's revocations and marks the copy
+ * restored, in one transaction. */
+static jv_err finish_copy(jv_store *st, const char *db_path, bool *carried,
+                          char *msg, size_t msglen)
+{
+    jv__tx tx;
+    bool attached = attach_old(st, db_path);
+    jv_err err = jv__tx_begin(st, &tx);
+    if (err)
+        goto out;
+    /* The node that opens it must not write before it has fetched from its
+     * peers what it published after this backup was taken (repl.h). */
+    if ((err = carry_revocations(st, attached, carried)) ||
+        (err = jv_store_meta_set(st, JV_META_RESTORED, "1", 1))) {
+        jv__tx_rollback(st, &tx);
+        goto out;
+    }
+    err = jv__tx_commit(st, &tx);
+out:
+    if (err)
+        snprintf(msg, msglen, "restore: cannot prepare the copy: %s",
+                 jv_store_errmsg(st));
+    if (attached)
+        sqlite3_exec(st->db, "DETACH old", NULL, NULL, NULL);
+    return err;
+}
+
 jv_err jv_store_restore(const char *src, const char *db_path, char *msg,
                         size_t msglen)
 {
@@ -698,6 +847,7 @@ jv_err jv_store_restore(const char *src, const char *db_path, char *msg,
     jv_store *st = NULL;
     jv_verify_report rep;
     struct stat sb;
+    bool carried = false;
     jv_err err;
 
     if (!msg || !msglen) {
@@ -754,13 +904,8 @@ jv_err jv_store_restore(const char *src, const char *db_path, char *msg,
                  rep.state_matches ? "" : rep.state_msg);
         goto fail;
     }
-    /* The node that opens it must not write before it has fetched from its
-     * peers what it published after this backup was taken (repl.h). */
-    if ((err = jv_store_meta_set(st, JV_META_RESTORED, "1", 1))) {
-        snprintf(msg, msglen, "restore: cannot mark %s restored: %s", tmp,
-                 jv_store_errmsg(st));
+    if ((err = finish_copy(st, db_path, &carried, msg, msglen)))
         goto fail;
-    }
     /* The last close checkpoints the copy's WAL into it and removes it. */
     jv_store_close(st);
     st = NULL;
@@ -792,6 +937,11 @@ jv_err jv_store_restore(const char *src, const char *db_path, char *msg,
                  strerror(errno));
         goto out;
     }
+    if (!carried)
+        snprintf(msg, msglen,
+                 "the replaced database could not be read: API keys revoked "
+                 "after the backup was taken are active again; check "
+                 "`jarvisctl keys ls`");
     err = JV_OK;
     goto out;
 fail:

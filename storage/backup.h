@@ -8,9 +8,11 @@
 
 /* Copies a consistent snapshot of the database to dest with SQLite's
  * backup API while other connections keep writing (WAL: the copy reads one
- * snapshot and does not block the writer). Writes dest.tmp, syncs it and
- * renames it into place; JV_EEXIST if dest exists. Blocks on disk I/O:
- * call off the event loop. */
+ * snapshot and does not block the writer). Writes a temporary of its own
+ * next to dest (O_EXCL, mode 0600), syncs it and links it into place;
+ * JV_EEXIST if dest exists (also when another backup got there first).
+ * Removes nothing it did not create. The caller decides where dest may
+ * be. Blocks on disk I/O: call off the event loop. */
 jv_err jv_store_backup(jv_store *st, const char *dest);
 
 /* Replaces the database at db_path with the backup at src. The node must
@@ -20,8 +22,11 @@ jv_err jv_store_backup(jv_store *st, const char *dest);
  * and its -wal/-shm files are replaced atomically (rename). The restored
  * database is marked (JV_META_RESTORED): the node that opens it accepts no
  * local write until it has caught up with its peers, since it may have
- * published operations after the backup was taken. msg receives a
- * one-line reason on failure. */
+ * published operations after the backup was taken. Credentials: an API
+ * key revoked in the database being replaced stays revoked (read from it
+ * in the restore's transaction), and every session ends. msg receives a
+ * one-line reason on failure, and on success a warning when the replaced
+ * database could not be read (its revocations are not carried), else "". */
 jv_err jv_store_restore(const char *src, const char *db_path, char *msg,
                         size_t msglen);
 

@@ -108,6 +108,25 @@ fail:
     return err;
 }
 
+static const char sql_key_last_admin[] =
+    "SELECT EXISTS (SELECT 1 FROM api_key WHERE id = ?1 AND role = 'admin' "
+    "AND revoked_ms = 0) AND NOT EXISTS (SELECT 1 FROM api_key WHERE id != ?1 "
+    "AND role = 'admin' AND revoked_ms = 0)";
+
+jv_err jv_store_key_last_admin(jv_store *st, jv_str id, bool *last)
+{
+    jv_err err;
+    sqlite3_stmt *s = jv__stmt(st, sql_key_last_admin, &err);
+    if (!s)
+        return err;
+    jv__bind_str(s, 1, id);
+    int rc = sqlite3_step(s);
+    *last = rc == SQLITE_ROW && sqlite3_column_int(s, 0) != 0;
+    err = rc == SQLITE_ROW ? JV_OK : jv__sqlerr(st, rc, "read keys");
+    jv__reset(s);
+    return err;
+}
+
 static jv_err key_rows(jv_store *st, sqlite3_stmt *s, jv_key_cb cb, void *arg,
                        size_t *rows)
 {

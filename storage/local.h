@@ -33,6 +33,9 @@ jv_err jv_store_key_insert(jv_store *st, const jv_key_row *k);
 /* JV_ENOTFOUND if no such key; revoking a revoked key keeps the first
  * revocation time and returns JV_OK. Also revokes the key's sessions. */
 jv_err jv_store_key_revoke(jv_store *st, jv_str id, uint64_t now_ms);
+/* *last: id is an active admin key and no other admin key is active, so
+ * revoking it would leave nobody able to manage the node. */
+jv_err jv_store_key_last_admin(jv_store *st, jv_str id, bool *last);
 jv_err jv_store_key_get(jv_store *st, jv_str id, jv_key_cb cb, void *arg);
 jv_err jv_store_key_by_hash(jv_store *st, const uint8_t *hash, jv_key_cb cb,
                             void *arg); /* JV_ENOTFOUND */

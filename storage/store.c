@@ -191,6 +191,15 @@ static const char *const migrations[] = {
     "  added_ms INTEGER NOT NULL,"
     "  source TEXT NOT NULL"
     ");",
+    /* 2: when each batch was held aside (node's wall clock, ms), so that
+     * batches of untrusted origins expire. Rows from before: 0, the
+     * oldest. */
+    "ALTER TABLE held ADD COLUMN held_ms INTEGER NOT NULL DEFAULT 0;"
+    /* The bounds are checked on every batch held: these indexes answer
+     * the usage sums without reading the batches' bodies. */
+    "CREATE INDEX held_reason ON held(reason, held_ms, len);"
+    "DROP INDEX held_origin;"
+    "CREATE INDEX held_origin ON held(origin, first_seq, len);",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) ==

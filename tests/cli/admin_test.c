@@ -4,7 +4,14 @@
  * default credential and address from the data dir, and an offline
  * restore of a backup.
  */
+#define _GNU_SOURCE /* strcasestr */
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -282,24 +289,40 @@ static void test_defaults_from_data_dir(void **state)
 static void test_backup_verify_restore(void **state)
 {
     (void)state;
-    char backup[700], dir[600];
+    char backup[PATH_MAX + 32], dir[PATH_MAX], outside[700];
     struct stat sb;
-    snprintf(dir, sizeof dir, "%s/backups", C.home);
-    assert_int_equal(mkdir(dir, 0700), 0);
-    snprintf(backup, sizeof backup, "%s/node.db", dir);
+    /* A plain name is a file in the node's backup dir. */
+    assert_non_null(realpath(N.dir, dir));
+    snprintf(backup, sizeof backup, "%s/backups/node.db", dir);
 
     json_decref(JSON_CMD(0, "counters", "incr", "kept", "7"));
-    json_t *j = JSON_CMD(0, "backup", backup);
+    /* A key that is in the backup, revoked after it was taken. */
+    json_t *j = JSON_CMD(0, "keys", "create", "gone-after", "--role", "writer");
+    char gkey[256], gid[64];
+    snprintf(gkey, sizeof gkey, "%s",
+             json_string_value(json_object_get(j, "key")));
+    snprintf(gid, sizeof gid, "%s",
+             json_string_value(json_object_get(j, "id")));
+    json_decref(j);
+    j = JSON_CMD(0, "backup", "node.db");
     assert_string_equal(json_string_value(json_object_get(j, "path")), backup);
     assert_true(json_integer_value(json_object_get(j, "bytes")) > 0);
     json_decref(j);
     assert_int_equal(stat(backup, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
 
     jv_proc_result r;
     CTL(&C, &r, "backup", backup);
     CTL_EXPECT(&r, 1); /* exists */
     assert_true(ctl_has(r.err, "409"));
     jv_proc_result_fini(&r);
+    /* Anywhere else: refused, nothing written. */
+    snprintf(outside, sizeof outside, "%s/elsewhere.db", C.home);
+    CTL(&C, &r, "backup", outside);
+    CTL_EXPECT(&r, 1);
+    assert_true(ctl_has(r.err, "backup dir"));
+    jv_proc_result_fini(&r);
+    assert_int_equal(stat(outside, &sb), -1);
 
     j = JSON_CMD(0, "verify");
     assert_true(json_is_true(json_object_get(j, "ok")));
@@ -317,6 +340,7 @@ static void test_backup_verify_restore(void **state)
 
     /* Written after the backup: gone once it is restored. */
     json_decref(JSON_CMD(0, "counters", "incr", "lost"));
+    json_decref(JSON_CMD(0, "keys", "revoke", gid));
 
     CTL(&C, &r, "restore", backup, "--data-dir", N.dir);
     CTL_EXPECT(&r, 1); /* the node runs */
@@ -340,6 +364,23 @@ static void test_backup_verify_restore(void **state)
     CTL(&C, &r, "counters", "get", "lost");
     CTL_EXPECT(&r, 1);
     jv_proc_result_fini(&r);
+    /* The revocation outlives the restore, although the backup has the
+     * key active. */
+    free(as_key(gkey, 3, "status", NULL, NULL, NULL));
+    j = JSON_CMD(0, "keys", "ls");
+    size_t i;
+    json_t *row;
+    bool seen = false;
+    json_t *rows = json_is_array(j) ? j : json_object_get(j, "keys");
+    json_array_foreach(rows, i, row)
+    {
+        if (!strcmp(json_string_value(json_object_get(row, "id")), gid)) {
+            seen = true;
+            assert_false(json_is_null(json_object_get(row, "revoked_at")));
+        }
+    }
+    assert_true(seen);
+    json_decref(j);
 }
 
 /* A node on a Unix socket, found by --node unix:... or through api.addr. */
@@ -376,6 +417,168 @@ static void test_unix_socket(void **state)
     jv_test_node_cleanup(&u);
 }
 
+/* -- a fake node that records what it is sent ------------------------------ */
+
+typedef struct {
+    pid_t pid;
+    int port;
+    char log[700]; /* every request's header block, appended */
+} fake_node;
+
+/* Listens on 127.0.0.1:port (0: any free port) in a child process that
+ * answers every request 200 {} and logs its headers. False when the port
+ * is taken. */
+static bool fake_start(fake_node *f, int port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port)};
+    socklen_t len = sizeof a;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    assert_true(fd >= 0);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 16)) {
+        close(fd);
+        return false;
+    }
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    f->port = ntohs(a.sin_port);
+    snprintf(f->log, sizeof f->log, "%s/fake-%d.log", C.home, f->port);
+    FILE *lf = fopen(f->log, "w");
+    assert_non_null(lf);
+    fclose(lf);
+    f->pid = fork();
+    assert_true(f->pid >= 0);
+    if (f->pid == 0) {
+        static const char ans[] = "HTTP/1.1 200 OK\r\nContent-Type: "
+                                  "application/json\r\nContent-Length: 2\r\n"
+                                  "Connection: close\r\n\r\n{}";
+        for (;;) {
+            int c = accept(fd, NULL, NULL);
+            if (c < 0)
+                continue;
+            char buf[8192];
+            size_t n = 0;
+            ssize_t k;
+            while (n < sizeof buf - 1 &&
+                   (k = read(c, buf + n, sizeof buf - 1 - n)) > 0) {
+                n += (size_t)k;
+                buf[n] = '\0';
+                if (strstr(buf, "\r\n\r\n"))
+                    break;
+            }
+            FILE *o = fopen(f->log, "a");
+            if (o) {
+                fwrite(buf, 1, n, o);
+                fclose(o);
+            }
+            if (write(c, ans, sizeof ans - 1) < 0) {
+                /* the client went away: nothing to do */
+            }
+            close(c);
+        }
+    }
+    close(fd);
+    return true;
+}
+
+/* Stops it; returns what it logged (malloc'd). */
+static char *fake_stop(fake_node *f)
+{
+    kill(f->pid, SIGKILL);
+    waitpid(f->pid, NULL, 0);
+    FILE *lf = fopen(f->log, "r");
+    assert_non_null(lf);
+    char *buf = calloc(1, 65536);
+    assert_non_null(buf);
+    size_t n = fread(buf, 1, 65535, lf);
+    buf[n] = '\0';
+    fclose(lf);
+    return buf;
+}
+
+static bool has_auth(const char *log)
+{
+    return strcasestr(log, "authorization:") != NULL;
+}
+
+/* A data dir's admin key goes only to the node running on that data dir:
+ * not to the default address, a stale api.addr, JARVIS_NODE or --node. */
+static void test_dir_key_only_to_its_node(void **state)
+{
+    (void)state;
+    jv_proc_result r;
+    char dir[700], addr[800], url[64], line[80], keyfile[800];
+    const char *node = C.node, *key = C.key;
+    snprintf(dir, sizeof dir, "%s/stopped", C.home);
+    CTL(&C, &r, "init", dir);
+    CTL_EXPECT(&r, 0);
+    jv_proc_result_fini(&r);
+    C.key = NULL;
+    C.node = NULL;
+
+    /* Whatever listens on the default address gets nothing. */
+    fake_node def;
+    bool have_default = fake_start(&def, 7410);
+    if (!have_default)
+        printf("  127.0.0.1:7410 is taken: default address not checked\n");
+    CTL(&C, &r, "--data-dir", dir, "status");
+    CTL_EXPECT(&r, 4);
+    assert_true(ctl_has(r.err, "node not running"));
+    assert_true(ctl_has(r.err, dir));
+    jv_proc_result_fini(&r);
+    if (have_default) {
+        char *log = fake_stop(&def);
+        assert_false(has_auth(log));
+        free(log);
+    }
+
+    /* A stale api.addr (a node that crashed), JARVIS_NODE, --node. */
+    fake_node f;
+    assert_true(fake_start(&f, 0));
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", f.port);
+    snprintf(addr, sizeof addr, "%s/api.addr", dir);
+    snprintf(line, sizeof line, "%s\n", url);
+    FILE *af = fopen(addr, "w");
+    assert_non_null(af);
+    fputs(line, af);
+    fclose(af);
+    CTL(&C, &r, "--data-dir", dir, "status");
+    CTL_EXPECT(&r, 4);
+    assert_true(ctl_has(r.err, "node not running"));
+    jv_proc_result_fini(&r);
+    C.node = url;
+    CTL(&C, &r, "--data-dir", dir, "status");
+    CTL_EXPECT(&r, 4);
+    jv_proc_result_fini(&r);
+    C.node = NULL;
+    CTL(&C, &r, "--data-dir", dir, "--node", url, "status");
+    CTL_EXPECT(&r, 4);
+    jv_proc_result_fini(&r);
+    /* A running node's key goes to it, not to another --node. */
+    CTL(&C, &r, "--data-dir", N.dir, "--node", url, "status");
+    CTL_EXPECT(&r, 2);
+    assert_true(ctl_has(r.err, "goes only to the node running there"));
+    jv_proc_result_fini(&r);
+    char *log = fake_stop(&f);
+    assert_false(has_auth(log));
+    free(log);
+
+    /* Named explicitly, the key goes where it is told (and the fake node
+     * does see it: the checks above could fail). */
+    assert_true(fake_start(&f, 0));
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", f.port);
+    snprintf(keyfile, sizeof keyfile, "%s/admin.key", dir);
+    CTL(&C, &r, "--key-file", keyfile, "--node", url, "status");
+    jv_proc_result_fini(&r);
+    log = fake_stop(&f);
+    assert_true(has_auth(log));
+    free(log);
+    C.node = node;
+    C.key = key;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -384,6 +587,7 @@ int main(void)
         cmocka_unit_test(test_defaults_from_data_dir),
         cmocka_unit_test(test_unix_socket),
         cmocka_unit_test(test_backup_verify_restore),
+        cmocka_unit_test(test_dir_key_only_to_its_node),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

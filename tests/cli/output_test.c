@@ -144,6 +144,58 @@ static void test_sanitize(void **state)
     assert_int_equal(jvc_display_width("h\xc3\xa9llo"), 5);
 }
 
+static char *render(const jvc_table *t);
+
+/* Bidirectional overrides and isolates (U+202A..U+202E, U+2066..U+2069)
+ * reorder what a terminal shows: a name could make a table lie. They are
+ * escaped like controls; their neighbours (U+2029, U+202F, U+2065,
+ * U+206A) and other UTF-8 are kept. */
+static void test_sanitize_bidi(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"a\xe2\x80\xaa"
+         "b",
+         "a\\u202ab"},
+        {"\xe2\x80\xae"
+         "evil",
+         "\\u202eevil"},
+        {"x\xe2\x81\xa6y\xe2\x81\xa9", "x\\u2066y\\u2069"},
+        {"\xe2\x80\xab\xe2\x80\xac\xe2\x80\xad\xe2\x81\xa7\xe2\x81\xa8",
+         "\\u202b\\u202c\\u202d\\u2067\\u2068"},
+        {"\xe2\x80\xa9\xe2\x80\xaf\xe2\x81\xa5\xe2\x81\xaa\xe2\x82\xac",
+         "\xe2\x80\xa9\xe2\x80\xaf\xe2\x81\xa5\xe2\x81\xaa\xe2\x82\xac"},
+        /* A truncated sequence at the end is copied, not read past. */
+        {"a\xe2\x80", "a\xe2\x80"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        char *s = jvc_sanitize(cases[i].in, 0);
+        assert_non_null(s);
+        assert_string_equal(s, cases[i].out);
+        jv_free(s);
+    }
+    /* Counted as one character each when cutting. */
+    char *s = jvc_sanitize("\xe2\x80\xae\xe2\x80\xae"
+                           "abc",
+                           2);
+    assert_string_equal(s, "\\u202e\\u202e...");
+    jv_free(s);
+    /* In a table too. */
+    static const char *const h[] = {"NAME"};
+    jvc_table *t = jvc_table_new(1, h);
+    assert_non_null(t);
+    const char *r1[] = {"admin\xe2\x80\xae"
+                        "txt.exe"};
+    assert_true(jvc_table_add(t, r1));
+    char *out = render(t);
+    assert_string_equal(out, "NAME\n"
+                             "admin\\u202etxt.exe\n");
+    free(out);
+    jvc_table_free(t);
+}
+
 static void test_value_arg(void **state)
 {
     (void)state;
@@ -422,6 +474,7 @@ int main(void)
         cmocka_unit_test(test_time_arg),
         cmocka_unit_test(test_sizes_durations),
         cmocka_unit_test(test_sanitize),
+        cmocka_unit_test(test_sanitize_bidi),
         cmocka_unit_test(test_value_arg),
         cmocka_unit_test(test_table),
         cmocka_unit_test(test_table_objects),

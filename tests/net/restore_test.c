@@ -48,6 +48,16 @@ static long try_write(size_t i)
     return st;
 }
 
+/* A backup of node i into its backup dir; its path into out. */
+static void take_backup(size_t i, char *out, size_t cap)
+{
+    json_t *j =
+        nt_req(&C, i, 201, "POST", "{\"path\":\"r-backup.db\"}", "/v1/backup");
+    snprintf(out, cap, "%s", json_string_value(json_object_get(j, "path")));
+    json_decref(j);
+    NT_CHECK(&C, out[0] == '/');
+}
+
 static void test_restored_node_rejoins(void **state)
 {
     (void)state;
@@ -69,10 +79,8 @@ static void test_restored_node_rejoins(void **state)
     nt_random_writes(&C, R_, &R, 20, &e);
     nt_converge(&C, NULL, 0, nt_ms(30000));
 
-    char backup[700], body[800];
-    snprintf(backup, sizeof backup, "%s/r-backup.db", C.root);
-    snprintf(body, sizeof body, "{\"path\":\"%s\"}", backup);
-    json_decref(nt_req(&C, R_, 201, "POST", body, "/v1/backup"));
+    char backup[700];
+    take_backup(R_, backup, sizeof backup);
     json_int_t at_backup = own_seq(R_);
 
     /* Published after the backup: the others hold these. */
@@ -163,10 +171,8 @@ static void test_restored_at_once(void **state)
     NT_OK(&C, jv_cluster_start_all(&C));
     nt_random_writes(&C, R_, &R, 10, &e);
     nt_converge(&C, NULL, 0, nt_ms(30000));
-    char backup[700], body[800];
-    snprintf(backup, sizeof backup, "%s/r-backup.db", C.root);
-    snprintf(body, sizeof body, "{\"path\":\"%s\"}", backup);
-    json_decref(nt_req(&C, R_, 201, "POST", body, "/v1/backup"));
+    char backup[700];
+    take_backup(R_, backup, sizeof backup);
     nt_random_writes(&C, R_, &R, 15, &e);
     nt_converge(&C, NULL, 0, nt_ms(30000));
     json_int_t published = own_seq(R_);

@@ -5,6 +5,7 @@
  * writer and an admin (keys and sessions alike), and the audit entry that
  * every admin action leaves under the acting key's name.
  */
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <cmocka.h>
 
@@ -254,6 +256,112 @@ static void test_key_revoke(void **state)
             N.admin_token, NULL);
 }
 
+/* jarvisd admin-key on node a's data dir: its exit status and output. */
+static int admin_key_cmd(api_node *a, jv_proc_result *r)
+{
+    char bin[600];
+    assert_true(jv_bin_path("jarvisd", bin, sizeof bin));
+    char *argv[] = {bin, "admin-key", "--data-dir", a->node.dir, NULL};
+    assert_int_equal(jv_proc_run(argv, NULL, 30000, r), 0);
+    return r->status;
+}
+
+static void read_key_file(const char *path, char *out, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(out, (int)cap, f));
+    fclose(f);
+    out[strcspn(out, "\n")] = '\0';
+}
+
+/* The last active admin key cannot be revoked (not even by itself), and a
+ * node whose admin keys are all lost gets a new one offline. */
+static void test_last_admin_key(void **state)
+{
+    (void)state;
+    api_node M;
+    jv_proc_result r;
+    char admin_id[32], other[160], other_id[32], path[700], text[200];
+    api_start(&M, NULL);
+    json_t *l = API_OK(&M, 200, "GET", "/v1/keys", M.admin_token, NULL);
+    json_t *row = find(l, "keys", "name", "admin");
+    assert_non_null(row);
+    snprintf(admin_id, sizeof admin_id, "%s", api_str(row, "id"));
+    json_decref(l);
+
+    /* Alone: refused, and nothing changed. */
+    API_ERR(&M, 409, "conflict", "DELETE", api_fmt("/v1/keys/%s", admin_id),
+            M.admin_token, NULL);
+    API_ERR(&M, 409, "conflict", "DELETE", api_fmt("/v1/keys/%s", admin_id),
+            M.node.admin_key, NULL);
+    json_decref(API_OK(&M, 200, "GET", "/v1/keys", M.admin_token, NULL));
+    /* With a second admin key, one of them may go, not both. */
+    api_key(&M, "second-admin", "admin", other, other_id);
+    assert_null(API_OK(&M, 204, "DELETE", api_fmt("/v1/keys/%s", admin_id),
+                       other, NULL));
+    /* (The first key's sessions went with it: no export comparison.) */
+    API_ERR_ONLY(&M, 409, "conflict", "DELETE",
+                 api_fmt("/v1/keys/%s", other_id), other, NULL);
+    API_ERR_ONLY(&M, 401, "unauthorized", "GET", "/v1/keys", M.node.admin_key,
+                 NULL);
+    json_decref(API_OK(&M, 200, "GET", "/v1/keys", other, NULL));
+
+    /* Offline recovery refuses to run beside the node... */
+    assert_int_equal(admin_key_cmd(&M, &r), 1);
+    assert_non_null(strstr(r.err, "running"));
+    jv_proc_result_fini(&r);
+    /* ...and makes a working admin key once it is stopped. */
+    assert_int_equal(api_stop(&M), 0);
+    int rc = admin_key_cmd(&M, &r);
+    if (rc != 0)
+        fail_msg("jarvisd admin-key: %d: %s", rc, r.err);
+    snprintf(path, sizeof path, "%s/admin.key", M.node.dir);
+    assert_non_null(strstr(r.out, path));
+    jv_proc_result_fini(&r);
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+    read_key_file(path, text, sizeof text);
+    assert_string_not_equal(text, M.node.admin_key);
+    api_restart(&M, NULL);
+    l = API_OK(&M, 200, "GET", "/v1/keys", text, NULL);
+    size_t i, active_admins = 0;
+    json_array_foreach(json_object_get(l, "keys"), i, row)
+    {
+        if (!strcmp(api_str(row, "role"), "admin") &&
+            json_is_null(json_object_get(row, "revoked_at")))
+            active_admins++;
+    }
+    assert_int_equal(active_admins, 2);
+    json_decref(l);
+    /* It is audited like any key made. */
+    l = API_OK(&M, 200, "GET", "/v1/audit?action=key.create&limit=1000", text,
+               NULL);
+    bool seen = false;
+    json_array_foreach(json_object_get(l, "entries"), i, row)
+    {
+        seen |= strstr(api_str(row, "detail"), "jarvisd admin-key") != NULL;
+    }
+    json_decref(l);
+    assert_true(seen);
+    assert_int_equal(api_stop(&M), 0);
+    /* A data dir that is not one is refused. */
+    snprintf(M.node.dir + strlen(M.node.dir),
+             sizeof M.node.dir - strlen(M.node.dir), "/nope");
+    assert_int_equal(admin_key_cmd(&M, &r), 1);
+    assert_non_null(strstr(r.err, "no data dir"));
+    jv_proc_result_fini(&r);
+    struct stat nb;
+    assert_int_equal(stat(M.node.dir, &nb), -1); /* and none was made */
+    /* A directory that is not a data dir is refused too. */
+    assert_int_equal(mkdir(M.node.dir, 0700), 0);
+    assert_int_equal(admin_key_cmd(&M, &r), 1);
+    assert_non_null(strstr(r.err, "not a Jarvis data dir"));
+    jv_proc_result_fini(&r);
+    api_cleanup(&M);
+}
+
 static void test_expiry(void **state)
 {
     (void)state;
@@ -424,13 +532,12 @@ static void test_admin_actions_audited(void **state)
                        "{\"value\":{\"on\":true}}"));
     audited("ops", "config.set", "ops/setting");
 
-    char dir[512], path[600];
-    api_tmpdir("jvaudit", dir, sizeof dir);
-    snprintf(path, sizeof path, "%s/ops.db", dir);
+    char dir[PATH_MAX], path[PATH_MAX + 32];
+    assert_non_null(realpath(N.node.dir, dir));
+    snprintf(path, sizeof path, "%s/backups/ops.db", dir);
     json_decref(API_OK(&N, 201, "POST", "/v1/backup", ops_tok,
-                       api_fmt("{\"path\":\"%s\"}", path)));
+                       "{\"path\":\"ops.db\"}"));
     audited("ops", "backup", path);
-    jv_test_rmtree(dir);
     json_decref(API_OK(&N, 200, "POST", "/v1/verify", ops, NULL));
     audited("ops", "verify", "database");
 
@@ -490,6 +597,7 @@ int main(void)
         cmocka_unit_test(test_keys),
         cmocka_unit_test(test_sessions),
         cmocka_unit_test(test_key_revoke),
+        cmocka_unit_test(test_last_admin_key),
         cmocka_unit_test(test_expiry),
         cmocka_unit_test(test_roles),
         cmocka_unit_test(test_admin_actions_audited),

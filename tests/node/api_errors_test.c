@@ -203,9 +203,13 @@ static void test_invalid_field(void **state)
                     n257));
     free(n257);
 
-    /* Backup: an absolute path. */
+    /* Backup: a file in the backup dir, nowhere else. */
     API_ERR(&N, 400, "invalid_field", "POST", "/v1/backup", N.admin_token,
-            "{\"path\":\"backup.db\"}");
+            "{\"path\":\"/tmp/backup.db\"}");
+    API_ERR(&N, 400, "invalid_field", "POST", "/v1/backup", N.admin_token,
+            "{\"path\":\"../backup.db\"}");
+    API_ERR(&N, 400, "invalid_field", "POST", "/v1/backup", N.admin_token,
+            "{\"path\":\"..\"}");
     API_ERR(&N, 400, "invalid_field", "POST", "/v1/backup", N.admin_token,
             "{\"path\":42}");
 }

@@ -16,6 +16,7 @@
 
 #include "backup.h"
 #include "hlc.h"
+#include "local.h"
 #include "storetest.h"
 #include "testutil.h"
 
@@ -446,14 +447,108 @@ static void test_damaged_backup_refused(void **state)
     free(bk);
 }
 
+static void put_key(jv_store *st, const char *id, uint8_t tag)
+{
+    uint8_t hash[JV_TOKEN_HASH_LEN];
+    memset(hash, tag, sizeof(hash));
+    jv_key_row k = {.id = jv_str_c(id),
+                    .name = jv_str_c(id),
+                    .role = jv_str_c("admin"),
+                    .hash = hash,
+                    .created_ms = 1000};
+    assert_int_equal(jv_store_key_insert(st, &k), JV_OK);
+}
+
+static void put_session(jv_store *st, const char *id, const char *key_id,
+                        uint8_t tag)
+{
+    uint8_t hash[JV_TOKEN_HASH_LEN];
+    memset(hash, tag, sizeof(hash));
+    jv_session_row r = {.id = jv_str_c(id),
+                        .key_id = jv_str_c(key_id),
+                        .role = jv_str_c("admin"),
+                        .token_hash = hash,
+                        .created_ms = 1000,
+                        .expires_ms = UINT64_MAX / 2};
+    assert_int_equal(jv_store_session_insert(st, &r), JV_OK);
+}
+
+static jv_err get_revoked(void *arg, const jv_key_row *k)
+{
+    *(uint64_t *)arg = k->revoked_ms;
+    return JV_OK;
+}
+
+static uint64_t key_revoked_ms(jv_store *st, const char *id)
+{
+    uint64_t ms = 42;
+    assert_int_equal(jv_store_key_get(st, jv_str_c(id), get_revoked, &ms),
+                     JV_OK);
+    return ms;
+}
+
+static jv_err count_session(void *arg, const jv_session_row *r)
+{
+    (void)r;
+    (*(int *)arg)++;
+    return JV_OK;
+}
+
+/* A key revoked after the backup was taken stays revoked once the backup
+ * is restored (revocation time kept); keys active in both stay active;
+ * no session outlives a restore. */
+static void test_restore_keeps_revocations(void **state)
+{
+    fx *f = *state;
+    char *backup = st_path(f->dir, "creds.db");
+    fill(f->db, &f->kp, 3);
+    jv_store *st = st_open(f->db);
+    put_key(st, "k_revoked", 1);
+    put_key(st, "k_kept", 2);
+    put_session(st, "s_live", "k_kept", 3);
+    put_session(st, "s_of_revoked", "k_revoked", 4);
+    assert_int_equal(jv_store_backup(st, backup), JV_OK);
+    /* After the backup: one key revoked (with its sessions). */
+    assert_int_equal(jv_store_key_revoke(st, jv_str_c("k_revoked"), 777000),
+                     JV_OK);
+    jv_store_close(st);
+
+    char msg[256] = "";
+    assert_int_equal(jv_store_restore(backup, f->db, msg, sizeof(msg)), JV_OK);
+    assert_string_equal(msg, "");
+    st = st_open(f->db);
+    assert_int_equal(key_revoked_ms(st, "k_revoked"), 777000);
+    assert_int_equal(key_revoked_ms(st, "k_kept"), 0);
+    int live = 0;
+    assert_int_equal(jv_store_session_list(st, 2000, count_session, &live),
+                     JV_OK);
+    assert_int_equal(live, 0);
+    check_verified(st);
+    jv_store_close(st);
+
+    /* Restored onto a damaged database: it ends the sessions, says that
+     * it could not carry the keys' revocations, and still restores. */
+    st_write_file(f->db, "not a database at all, not even close", 37);
+    msg[0] = '\0';
+    assert_int_equal(jv_store_restore(backup, f->db, msg, sizeof(msg)), JV_OK);
+    assert_non_null(strstr(msg, "could not be read"));
+    st = st_open(f->db);
+    assert_int_equal(key_revoked_ms(st, "k_revoked"), 0);
+    live = 0;
+    assert_int_equal(jv_store_session_list(st, 2000, count_session, &live),
+                     JV_OK);
+    assert_int_equal(live, 0);
+    jv_store_close(st);
+    free(backup);
+}
+
 int main(void)
 {
     jv_test_seed();
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_backup_while_writing),
-        T(test_restore),
-        T(test_verify_detects_tampering),
+        T(test_backup_while_writing),      T(test_restore),
+        T(test_restore_keeps_revocations), T(test_verify_detects_tampering),
         T(test_damaged_backup_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

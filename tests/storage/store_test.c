@@ -244,7 +244,10 @@ static void test_newer_version_refused(void **state)
 {
     fx *f = *state;
     make_store(f->db, 2);
-    raw_exec(f->db, "PRAGMA user_version = 2");
+    char sql[64];
+    snprintf(sql, sizeof(sql), "PRAGMA user_version = %d",
+             JV_STORE_SCHEMA_VERSION + 1);
+    raw_exec(f->db, sql);
     expect_refused(f->db, JV_EVERSION, "newer");
 }
 
