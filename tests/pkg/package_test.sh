@@ -107,6 +107,7 @@ args=()
 for a in "${argv[@]:1}"; do
     a=${a//\/etc\/jarvis/$root/etc/jarvis}
     a=${a//\/var\/lib\/jarvis/$work/data}
+    a=${a//\/var\/backups\/jarvis/$work/backups}
     args+=("${a//\$\{CREDENTIALS_DIRECTORY\}/$work/cred}")
 done
 accepted "${args[@]}" || fail "jarvisd refuses the unit's ExecStart: $exec_start"
@@ -158,6 +159,8 @@ else
     chmod 0711 "$work/cred"
     chown "$uid" "$work/data"
     chmod 0700 "$work/data"
+    # The backup dir, as postinst makes it.
+    install -d -o "$uid" -g "$uid" -m 0700 "$work/backups"
     setpriv --reuid="$uid" --regid="$uid" --clear-groups --no-new-privs \
         --bounding-set=-all --inh-caps=-all \
         env -i CREDENTIALS_DIRECTORY="$work/cred" \
