@@ -104,8 +104,9 @@ typedef struct {
     jv_count total;
 } shares_acc;
 
-/* One replica's share: each part is at most 2^63 - 1 (what one origin can
- * sign), so it and the share's value are exact JSON integers. */
+/* One replica's share: increments and decrements are at most 2^63 - 1
+ * (what one origin can sign), exact JSON integers; its value follows the
+ * rule of totals (count_json). */
 static jv_err add_share(void *arg, const jv_counter_share *s)
 {
     shares_acc *a = arg;
