@@ -6,12 +6,26 @@
 
 #include "alloc.h"
 #include "args.h"
+#include "gcounter.h"
 #include "client.h"
 #include "output.h"
 #include "table.h"
 
 /* Largest |by| the API accepts: 2^53, exact in a double. */
 #define MAX_INCREMENT 9007199254740992LL
+
+/* A total or value as the API gives it: a JSON number within +/-2^53, a
+ * string of decimal digits beyond (docs/api.md). Printed as it is. */
+static const char *count_text(const json_t *obj, const char *key, char *out,
+                              size_t outlen)
+{
+    const json_t *v = json_object_get(obj, key);
+    if (json_is_string(v)) {
+        snprintf(out, outlen, "%s", json_string_value(v));
+        return out;
+    }
+    return jvc_int_text(obj, key, out, outlen);
+}
 
 static int run_ls(jvc_ctx *ctx, int argc, char **argv)
 {
@@ -32,9 +46,9 @@ static int run_ls(jvc_ctx *ctx, int argc, char **argv)
     json_t *it;
     json_array_foreach(list, i, it)
     {
-        char total[32];
+        char total[JV_COUNT_TEXT];
         const char *row[2] = {jvc_str(it, "name", "?"),
-                              jvc_int_text(it, "total", total, sizeof total)};
+                              count_text(it, "total", total, sizeof total)};
         if (!jvc_table_add(t, row)) {
             rc = jvc_oom();
             goto out;
@@ -85,9 +99,9 @@ static int run_get(jvc_ctx *ctx, int argc, char **argv)
         rc = jvc_print_json(r.json);
         goto out;
     }
-    char total[32];
+    char total[JV_COUNT_TEXT];
     printf("%s = %s\n", pos[0],
-           jvc_int_text(r.json, "total", total, sizeof total));
+           count_text(r.json, "total", total, sizeof total));
     static const char *const h[] = {"REPLICA", "INCREMENTS", "DECREMENTS",
                                     "VALUE"};
     if ((t = jvc_table_new(4, h)) == NULL) {
@@ -100,12 +114,12 @@ static int run_get(jvc_ctx *ctx, int argc, char **argv)
     json_t *s;
     json_array_foreach(json_object_get(r.json, "shares"), i, s)
     {
-        char id[JVC_SHORT_ID + 1], inc[32], dec[32], val[32];
+        char id[JVC_SHORT_ID + 1], inc[32], dec[32], val[JV_COUNT_TEXT];
         const char *row[4] = {
             jvc_short_id(jvc_str(s, "replica", "?"), id, sizeof id),
             jvc_int_text(s, "increments", inc, sizeof inc),
             jvc_int_text(s, "decrements", dec, sizeof dec),
-            jvc_int_text(s, "value", val, sizeof val)};
+            count_text(s, "value", val, sizeof val)};
         if (!jvc_table_add(t, row)) {
             rc = jvc_oom();
             goto out;
@@ -163,9 +177,9 @@ static int run_incr(jvc_ctx *ctx, int argc, char **argv)
     if (ctx->g->json) {
         rc = jvc_print_json(r.json);
     } else {
-        char total[32];
+        char total[JV_COUNT_TEXT];
         printf("%s = %s\n", pos[0],
-               jvc_int_text(r.json, "total", total, sizeof total));
+               count_text(r.json, "total", total, sizeof total));
     }
 out:
     json_decref(body);

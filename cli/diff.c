@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "gcounter.h"
 #include "output.h"
 
 /* Adds key -> value to map (a JSON object used as a map). */
@@ -191,18 +192,23 @@ fail:
     return NULL;
 }
 
+/* The exact total of an exported counter's shares (each share is at most
+ * 2^63 - 1; the sum may not fit in 64 bits). */
 static char *counter_summary(json_t *v)
 {
-    json_int_t total = 0;
+    jv_count total = {{0, 0}, {0, 0}};
+    char text[JV_COUNT_TEXT];
     const char *r;
     json_t *share;
     json_object_foreach(v, r, share)
     {
-        total += json_integer_value(json_object_get(share, "p")) -
-                 json_integer_value(json_object_get(share, "n"));
+        json_int_t p = json_integer_value(json_object_get(share, "p"));
+        json_int_t n = json_integer_value(json_object_get(share, "n"));
+        jv_count_add(&total, p > 0 ? (uint64_t)p : 0, n > 0 ? (uint64_t)n : 0);
     }
-    return jvc_strf("total %" JSON_INTEGER_FORMAT " over %zu replica%s", total,
-                    json_object_size(v), json_object_size(v) == 1 ? "" : "s");
+    jv_count_format(&total, text);
+    return jvc_strf("total %s over %zu replica%s", text, json_object_size(v),
+                    json_object_size(v) == 1 ? "" : "s");
 }
 
 static char *audit_summary(const json_t *v)

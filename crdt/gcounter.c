@@ -209,3 +209,105 @@ jv_err jv_pncounter_decode(const void *p, size_t n, jv_pncounter *out)
     *out = tmp;
     return JV_OK;
 }
+
+/* -- exact totals --------------------------------------------------------- */
+
+static void u128_add(jv_u128 *a, jv_u128 b)
+{
+    uint64_t lo = a->lo + b.lo;
+    a->hi += b.hi + (lo < a->lo);
+    a->lo = lo;
+}
+
+static int u128_cmp(jv_u128 a, jv_u128 b)
+{
+    if (a.hi != b.hi)
+        return a.hi < b.hi ? -1 : 1;
+    return (a.lo > b.lo) - (a.lo < b.lo);
+}
+
+/* a - b for a >= b. */
+static jv_u128 u128_sub(jv_u128 a, jv_u128 b)
+{
+    jv_u128 r = {a.hi - b.hi - (a.lo < b.lo), a.lo - b.lo};
+    return r;
+}
+
+/* The total as a sign and a magnitude. */
+static jv_u128 magnitude(const jv_count *c, bool *neg)
+{
+    *neg = u128_cmp(c->p, c->n) < 0;
+    return *neg ? u128_sub(c->n, c->p) : u128_sub(c->p, c->n);
+}
+
+void jv_count_add(jv_count *c, uint64_t p, uint64_t n)
+{
+    u128_add(&c->p, (jv_u128){0, p});
+    u128_add(&c->n, (jv_u128){0, n});
+}
+
+void jv_pncounter_count(const jv_pncounter *pn, jv_count *out)
+{
+    jv_count c = {{0, 0}, {0, 0}};
+    for (size_t i = 0; i < pn->p.v.n; i++)
+        jv_count_add(&c, pn->p.v.v[i].seq, 0);
+    for (size_t i = 0; i < pn->n.v.n; i++)
+        jv_count_add(&c, 0, pn->n.v.v[i].seq);
+    *out = c;
+}
+
+int jv_count_cmp(const jv_count *a, const jv_count *b)
+{
+    /* a.p - a.n vs b.p - b.n  <=>  a.p + b.n vs b.p + a.n; each side is a
+     * sum of two values below 2^127 (see gcounter.h), so it fits. */
+    jv_u128 l = a->p, r = b->p;
+    u128_add(&l, b->n);
+    u128_add(&r, a->n);
+    return u128_cmp(l, r);
+}
+
+jv_err jv_count_i64(const jv_count *c, int64_t lo, int64_t hi, int64_t *out)
+{
+    bool neg;
+    jv_u128 m = magnitude(c, &neg);
+    /* -(lo + 1) + 1 is |lo| without overflow for INT64_MIN. */
+    uint64_t lim = neg ? (uint64_t)(-(lo + 1)) + 1 : (uint64_t)hi;
+    if (m.hi != 0 || m.lo > lim)
+        return JV_EOVERFLOW;
+    *out = neg ? (m.lo == 0 ? 0 : -(int64_t)(m.lo - 1) - 1) : (int64_t)m.lo;
+    return JV_OK;
+}
+
+/* Divides m by 10 in place, returning the remainder: long division on
+ * 32-bit limbs, so that no step needs more than 64 bits. */
+static unsigned u128_div10(jv_u128 *m)
+{
+    uint32_t limb[4] = {(uint32_t)(m->hi >> 32), (uint32_t)m->hi,
+                        (uint32_t)(m->lo >> 32), (uint32_t)m->lo};
+    uint64_t rem = 0;
+    for (int i = 0; i < 4; i++) {
+        uint64_t cur = (rem << 32) | limb[i];
+        limb[i] = (uint32_t)(cur / 10);
+        rem = cur % 10;
+    }
+    m->hi = (uint64_t)limb[0] << 32 | limb[1];
+    m->lo = (uint64_t)limb[2] << 32 | limb[3];
+    return (unsigned)rem;
+}
+
+size_t jv_count_format(const jv_count *c, char buf[JV_COUNT_TEXT])
+{
+    bool neg;
+    jv_u128 m = magnitude(c, &neg);
+    char tmp[JV_COUNT_TEXT];
+    size_t n = 0, len = 0;
+    do
+        tmp[n++] = (char)('0' + u128_div10(&m));
+    while (m.hi || m.lo);
+    if (neg)
+        buf[len++] = '-';
+    while (n)
+        buf[len++] = tmp[--n];
+    buf[len] = '\0';
+    return len;
+}

@@ -59,4 +59,38 @@ bool jv_pncounter_equal(const jv_pncounter *a, const jv_pncounter *b);
 jv_err jv_pncounter_encode(const jv_pncounter *c, jv_buf *out);
 jv_err jv_pncounter_decode(const void *p, size_t n, jv_pncounter *out);
 
+/*
+ * Exact totals. A share is at most 2^63 - 1 (what one origin can sign), and
+ * a cluster may hold any number of origins, so a sum of shares can leave
+ * every 64-bit type while each history is valid. A jv_count keeps the sums
+ * P and N in 128 bits (two words: no compiler extension): 2^64 shares of
+ * 2^63 - 1 still fit, so no merge of valid histories can overflow it, and
+ * the total P - N is exact. Readers show it with jv_count_i64() when it
+ * fits, and with jv_count_format() in every case.
+ */
+typedef struct {
+    uint64_t hi, lo;
+} jv_u128;
+
+typedef struct {
+    jv_u128 p; /* sum of the increment shares */
+    jv_u128 n; /* sum of the decrement shares */
+} jv_count;
+
+/* Longest text of a total: sign and 39 digits, plus NUL. */
+#define JV_COUNT_TEXT 41
+
+/* Adds one replica's shares (p, n) to c. Cannot fail. */
+void jv_count_add(jv_count *c, uint64_t p, uint64_t n);
+/* The total of every share of the PN-Counter. */
+void jv_pncounter_count(const jv_pncounter *pn, jv_count *out);
+/* <0, 0, >0 as the total of a is below, equal to, above that of b. */
+int jv_count_cmp(const jv_count *a, const jv_count *b);
+/* P - N as an int64_t when it lies within [lo, hi] (lo <= 0 <= hi);
+ * JV_EOVERFLOW (out untouched) otherwise. */
+jv_err jv_count_i64(const jv_count *c, int64_t lo, int64_t hi, int64_t *out);
+/* P - N in decimal ("-" for a negative total) into buf, NUL-terminated;
+ * returns the length. */
+size_t jv_count_format(const jv_count *c, char buf[JV_COUNT_TEXT]);
+
 #endif

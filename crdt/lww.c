@@ -9,16 +9,22 @@
  * bin8 value, a fixint stamp, a bin8 replica id. */
 #define ENTRY_MIN_BYTES (1 + 2 + 2 + 1 + 2 + JV_ID_LEN)
 
-int jv_lww_cmp(const jv_lww_reg *a, const jv_lww_reg *b)
+int jv_lww_order(uint64_t a_stamp, const jv_id *a_replica, jv_str a_value,
+                 uint64_t b_stamp, const jv_id *b_replica, jv_str b_value)
 {
-    if (a->stamp != b->stamp)
-        return a->stamp < b->stamp ? -1 : 1;
-    int c = jv_id_cmp(&a->replica, &b->replica);
+    if (a_stamp != b_stamp)
+        return a_stamp < b_stamp ? -1 : 1;
+    int c = jv_id_cmp(a_replica, b_replica);
     if (c)
         return c;
+    return jv_str_cmp(a_value, b_value);
+}
+
+int jv_lww_cmp(const jv_lww_reg *a, const jv_lww_reg *b)
+{
     jv_str va = {(const char *)a->value, a->len};
     jv_str vb = {(const char *)b->value, b->len};
-    return jv_str_cmp(va, vb);
+    return jv_lww_order(a->stamp, &a->replica, va, b->stamp, &b->replica, vb);
 }
 
 static bool key_ok(jv_str key)

@@ -47,6 +47,10 @@ typedef struct {
 
 /* <0, 0, >0 as a orders before, equal to, after b. */
 int jv_lww_cmp(const jv_lww_reg *a, const jv_lww_reg *b);
+/* The same order on registers given as parts (the one place it is
+ * written: storage's SQL calls it too, see storage/apply.c). */
+int jv_lww_order(uint64_t a_stamp, const jv_id *a_replica, jv_str a_value,
+                 uint64_t b_stamp, const jv_id *b_replica, jv_str b_value);
 
 void jv_lwwmap_init(jv_lwwmap *m);
 void jv_lwwmap_fini(jv_lwwmap *m); /* accepts NULL */

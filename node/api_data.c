@@ -31,21 +31,24 @@ static int path_name(api_ctx *c, size_t max, const char *what, jv_str *out)
     return 0;
 }
 
-/* Sums shares without overflow; JV_EOVERFLOW when the total leaves int64. */
-static jv_err total_of(uint64_t p, uint64_t n, int64_t *out)
+/* A counter total: a JSON number when |total| <= 2^53 (exact in every
+ * JSON reader), else its exact decimal text as a string (docs/api.md). */
+static json_t *count_json(const jv_count *c)
 {
-    if (p > (uint64_t)INT64_MAX || n > (uint64_t)INT64_MAX)
-        return JV_EOVERFLOW;
-    *out = (int64_t)p - (int64_t)n;
-    return JV_OK;
+    int64_t v;
+    if (jv_count_i64(c, -MAX_SAFE_INT, MAX_SAFE_INT, &v) == JV_OK)
+        return json_integer((json_int_t)v);
+    char text[JV_COUNT_TEXT];
+    size_t n = jv_count_format(c, text);
+    return json_stringn_nocheck(text, n);
 }
 
 /* -- counters ------------------------------------------------------------- */
 
-static json_t *counter_result(jv_str name, int64_t total)
+static json_t *counter_result(jv_str name, const jv_count *total)
 {
-    return json_pack("{s:o,s:I}", "name", api_jstr(name), "total",
-                     (json_int_t)total);
+    return json_pack("{s:o,s:o}", "name", api_jstr(name), "total",
+                     count_json(total));
 }
 
 /* Fills an intent for "add by to name"; 0 or answered 400. */
@@ -78,7 +81,7 @@ static void incr_done(jv_write_req *r)
         return;
     api_reply(c, 200,
               counter_result(c->intents[0].op.counter.name,
-                             c->intents[0].res.counter_total));
+                             &c->intents[0].res.counter_total));
 }
 
 void api_counter_incr(api_ctx *c)
@@ -99,44 +102,40 @@ void api_counter_incr(api_ctx *c)
 
 typedef struct {
     json_t *arr;
-    uint64_t p, n;
-    bool overflow;
+    jv_count total;
 } shares_acc;
 
+/* One replica's share: increments and decrements are at most 2^63 - 1
+ * (what one origin can sign), exact JSON integers; its value follows the
+ * rule of totals (count_json). */
 static jv_err add_share(void *arg, const jv_counter_share *s)
 {
     shares_acc *a = arg;
-    int64_t v;
-    if (total_of(s->p, s->n, &v))
-        return JV_EOVERFLOW;
-    if (__builtin_add_overflow(a->p, s->p, &a->p) ||
-        __builtin_add_overflow(a->n, s->n, &a->n))
-        a->overflow = true;
+    jv_count one = {{0, 0}, {0, 0}};
+    jv_count_add(&one, s->p, s->n);
+    jv_count_add(&a->total, s->p, s->n);
     json_array_append_new(
-        a->arr, json_pack("{s:o,s:I,s:I,s:I}", "replica", api_id(&s->replica),
+        a->arr, json_pack("{s:o,s:I,s:I,s:o}", "replica", api_id(&s->replica),
                           "increments", (json_int_t)s->p, "decrements",
-                          (json_int_t)s->n, "value", (json_int_t)v));
+                          (json_int_t)s->n, "value", count_json(&one)));
     return JV_OK;
 }
 
 void api_counter_get(api_ctx *c)
 {
     jv_str name;
-    int64_t total;
     if (path_name(c, JV_OP_MAX_NAME, "a counter name", &name))
         return;
-    shares_acc a = {json_array(), 0, 0, false};
+    shares_acc a = {json_array(), {{0, 0}, {0, 0}}};
     jv_err err = jv_store_counter_get(c->node->rst, name, add_share, &a);
-    if (!err && (a.overflow || total_of(a.p, a.n, &total)))
-        err = JV_EOVERFLOW;
     if (err) {
         json_decref(a.arr);
         api_fail(c, err, "counter");
         return;
     }
     api_reply(c, 200,
-              json_pack("{s:o,s:I,s:o}", "name", api_jstr(name), "total",
-                        (json_int_t)total, "shares", a.arr));
+              json_pack("{s:o,s:o,s:o}", "name", api_jstr(name), "total",
+                        count_json(&a.total), "shares", a.arr));
 }
 
 /* Takes up to limit rows of one batch, as JSON text into out; one row
@@ -176,12 +175,9 @@ static void page_put(page_acc *a, json_t *row)
 static jv_err add_counter(void *arg, const jv_counter_row *r)
 {
     page_acc *a = arg;
-    int64_t total;
     if (!page_take(a, r->name))
         return JV_OK;
-    if (total_of(r->p, r->n, &total))
-        return JV_EOVERFLOW;
-    page_put(a, counter_result(r->name, total));
+    page_put(a, counter_result(r->name, &r->total));
     return jv_buf_err(a->out);
 }
 
@@ -868,7 +864,7 @@ static void batch_done(jv_write_req *r)
         json_t *o = NULL;
         switch (m->kind[i]) {
         case B_COUNTER:
-            o = counter_result(in->op.counter.name, in->res.counter_total);
+            o = counter_result(in->op.counter.name, &in->res.counter_total);
             break;
         case B_AUDIT:
             o = audit_result(c, in);

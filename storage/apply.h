@@ -23,6 +23,7 @@
 #define JV_APPLY_H
 
 #include "batch.h"
+#include "gcounter.h"
 #include "store.h"
 
 /* A batch received from the network, already strictly decoded and its
@@ -85,6 +86,8 @@ jv_err jv_store_apply(jv_store *st, const jv_store_batch *b, size_t n,
  * state inside the transaction:
  *   JV_OP_COUNTER      caller: counter.name and `by` (!= 0; < 0 decrements)
  *                      store:  counter.p / counter.n = new totals of self
+ *                      (each at most 2^63 - 1: JV_EOVERFLOW beyond; the
+ *                      counter's total has no bound)
  *   JV_OP_AUDIT        caller: all fields (time_ms <= the batch stamp)
  *   JV_OP_CONFIG       caller: all fields (stamp from the node's HLC)
  *   JV_OP_ARCHIVE_ADD  caller: key, value, stamp
@@ -97,12 +100,13 @@ typedef struct {
     jv_op op;
     int64_t by;
     struct {
-        int64_t counter_total; /* counter: node's view of the total after */
-        jv_dot dot;            /* archive add: the new dot */
-        uint64_t seq;          /* the operation's sequence number in the
-                                  log (numbered after coalescing; an audit
-                                  entry's id is (self, seq)); 0 if
-                                  coalesced away */
+        jv_count counter_total; /* counter: node's view of the total
+                                   after (exact, see gcounter.h) */
+        jv_dot dot;             /* archive add: the new dot */
+        uint64_t seq;           /* the operation's sequence number in the
+                                   log (numbered after coalescing; an audit
+                                   entry's id is (self, seq)); 0 if
+                                   coalesced away */
     } res;
 } jv_intent;
 

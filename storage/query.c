@@ -118,21 +118,12 @@ jv_err jv_store_counter_get(jv_store *st, jv_str name, jv_share_cb cb,
     return err;
 }
 
-static jv_err add_share(jv_store *st, uint64_t *sum, uint64_t v, jv_str name)
-{
-    if (v > (uint64_t)INT64_MAX - *sum)
-        return jv__fail(st, JV_EOVERFLOW, "counter %.*s: sum exceeds 64 bits",
-                        (int)(name.n > 64 ? 64 : name.n), name.p);
-    *sum += v;
-    return JV_OK;
-}
-
 jv_err jv_store_counter_list(jv_store *st, jv_str prefix, jv_str after,
                              size_t limit, jv_counter_cb cb, void *arg)
 {
     key_range r;
     jv_buf name;
-    jv_counter_row row = {{NULL, 0}, 0, 0};
+    jv_counter_row row = {{NULL, 0}, {{0, 0}, {0, 0}}};
     bool have = false;
     size_t emitted = 0;
     int rc = SQLITE_DONE;
@@ -162,12 +153,10 @@ jv_err jv_store_counter_list(jv_store *st, jv_str prefix, jv_str after,
             }
             row.name.p = (const char *)name.data;
             row.name.n = n.n;
-            row.p = row.n = 0;
+            memset(&row.total, 0, sizeof(row.total));
             have = true;
         }
-        if ((err = add_share(st, &row.p, jv__col_u64(s, 1), row.name)) ||
-            (err = add_share(st, &row.n, jv__col_u64(s, 2), row.name)))
-            break;
+        jv_count_add(&row.total, jv__col_u64(s, 1), jv__col_u64(s, 2));
     }
     if (!err && rc == SQLITE_DONE && have)
         err = cb(arg, &row);

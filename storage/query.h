@@ -18,6 +18,7 @@
 #ifndef JV_QUERY_H
 #define JV_QUERY_H
 
+#include "gcounter.h"
 #include "store.h"
 #include "vv.h"
 
@@ -29,12 +30,11 @@ typedef struct {
     uint64_t n; /* the replica's decrements */
 } jv_counter_share;
 
-/* Sums over replicas (computed without overflow: JV_EOVERFLOW if a sum
- * exceeds INT64_MAX); total = p - n. */
+/* A counter and its exact total over every replica's share (jv_count:
+ * 128-bit sums, never an overflow however many shares there are). */
 typedef struct {
     jv_str name;
-    uint64_t p;
-    uint64_t n;
+    jv_count total;
 } jv_counter_row;
 
 typedef jv_err (*jv_share_cb)(void *arg, const jv_counter_share *s);

@@ -771,8 +771,11 @@ jv_err jv_store_open(const char *path, const jv_store_opts *o, jv_store **out,
         goto fail;
     }
 
-    bool exists = stat(path, &sb) == 0;
-    if (!exists && errno != ENOENT) {
+    /* ":memory:" is a private database that lives as long as the
+     * connection (tests): nothing on disk to inspect, no WAL. */
+    bool mem = strcmp(path, ":memory:") == 0;
+    bool exists = !mem && stat(path, &sb) == 0;
+    if (!mem && !exists && errno != ENOENT) {
         err = jv__fail(st, errno == EACCES ? JV_EPERM : JV_EIO, "%s: %s", path,
                        strerror(errno));
         goto fail;
@@ -815,14 +818,14 @@ jv_err jv_store_open(const char *path, const jv_store_opts *o, jv_store **out,
         goto fail;
     }
     sqlite3_extended_result_codes(st->db, 1);
-    if ((err = set_pragmas(st, o)))
+    if ((err = jv__apply_functions(st)) || (err = set_pragmas(st, o)))
         goto fail;
     if (!o->readonly) {
         /* The migration runs in whatever journal mode the file is in, so
          * that a failed one leaves the file as it was; WAL comes after. */
         if (fi.version < JV_STORE_SCHEMA_VERSION && (err = migrate(st)))
             goto fail;
-        if ((err = set_wal(st)))
+        if (!mem && (err = set_wal(st)))
             goto fail;
     }
     if ((err = check_tables(st, st->db, path)))

@@ -60,6 +60,8 @@ void jv_store_opts_default(jv_store_opts *o);
  * Before anything is written, the file is checked: its header, its
  * application_id and user_version, the presence of every table, and
  * PRAGMA quick_check (see docs/storage.md for what open and verify check).
+ * The path ":memory:" opens a private in-memory database (no WAL), gone
+ * at close: for tests.
  * On failure *out is NULL and msg (if not NULL) holds a one-line reason:
  *   JV_ENOTFOUND  file missing and !create
  *   JV_EFOREIGN   not SQLite, or another application's database

@@ -98,6 +98,10 @@ jv_err jv__self(jv_store *st, jv_id *out);
 /* Adds id to the known replicas (first seen now) unless already there. */
 jv_err jv__replica_seen(jv_store *st, const jv_id *id);
 
+/* Registers the SQL functions the apply statements call (apply.c): the
+ * merge rules that live in crdt/. Every connection gets them at open. */
+jv_err jv__apply_functions(jv_store *st);
+
 /* The granularity of the audit filters' posting list (audit_minute). */
 #define JV_AUDIT_MINUTE_MS 60000u
 

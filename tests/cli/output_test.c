@@ -391,6 +391,14 @@ static void test_diff(void **state)
         json_object_get(json_object_get(a, "counters"), "requests"));
     assert_string_equal(s, "total 42 over 1 replica");
     jv_free(s);
+    /* Shares whose sum leaves 64 bits: the exact total (docs/api.md). */
+    json_t *wide = json_pack("{s:{s:I,s:I},s:{s:I,s:I}}", ID_A, "p",
+                             (json_int_t)INT64_MAX, "n", (json_int_t)0, ID_B,
+                             "p", (json_int_t)INT64_MAX, "n", (json_int_t)1);
+    s = jvc_diff_summary("counters", wide);
+    assert_string_equal(s, "total 18446744073709551613 over 2 replicas");
+    jv_free(s);
+    json_decref(wide);
     s = jvc_diff_summary(
         "config", json_object_get(json_object_get(a, "config"), "db/url"));
     assert_string_equal(s, "\"postgres://a\" (by aa0000000000, stamp "

@@ -421,6 +421,103 @@ static void test_encode_failure_keeps_buffer(void **state)
     jv_buf_fini(&b);
 }
 
+static const char *fmt(const jv_count *c, char buf[JV_COUNT_TEXT])
+{
+    size_t n = jv_count_format(c, buf);
+    assert_int_equal(n, strlen(buf));
+    return buf;
+}
+
+/* Exact totals: 128-bit sums of shares, shown in decimal, and an int64
+ * only within the bounds asked for. */
+static void test_count_exact(void **state)
+{
+    (void)state;
+    char t[JV_COUNT_TEXT];
+    int64_t v = 7;
+    jv_count c = {{0, 0}, {0, 0}};
+    assert_string_equal(fmt(&c, t), "0");
+    assert_int_equal(jv_count_i64(&c, 0, 0, &v), JV_OK);
+    assert_int_equal(v, 0);
+
+    /* Two nodes' 1000 increments of 2^53: 2^63 + 2^63 = 2^64 ... */
+    const uint64_t share = 1000ull << 53;
+    jv_count_add(&c, share, 0);
+    jv_count_add(&c, share, 0);
+    assert_string_equal(fmt(&c, t), "18014398509481984000");
+    assert_int_equal(jv_count_i64(&c, INT64_MIN, INT64_MAX, &v), JV_EOVERFLOW);
+    assert_int_equal(v, 0);
+    /* ... and a decrement share brings it back into range. */
+    jv_count_add(&c, 0, share);
+    assert_int_equal(jv_count_i64(&c, INT64_MIN, INT64_MAX, &v), JV_OK);
+    assert_true(v == (int64_t)share);
+    assert_int_equal(jv_count_i64(&c, -(1ll << 53), 1ll << 53, &v),
+                     JV_EOVERFLOW);
+
+    /* The JSON-safe bounds are inclusive, on both sides. */
+    jv_count d = {{0, 0}, {0, 0}};
+    jv_count_add(&d, 0, 1ull << 53);
+    assert_string_equal(fmt(&d, t), "-9007199254740992");
+    assert_int_equal(jv_count_i64(&d, -(1ll << 53), 1ll << 53, &v), JV_OK);
+    assert_true(v == -(1ll << 53));
+    jv_count_add(&d, 0, 1);
+    assert_int_equal(jv_count_i64(&d, -(1ll << 53), 1ll << 53, &v),
+                     JV_EOVERFLOW);
+    /* INT64_MIN exactly, and one below it. */
+    jv_count e = {{0, 0}, {0, 0}};
+    jv_count_add(&e, 0, (uint64_t)INT64_MAX);
+    jv_count_add(&e, 0, 1);
+    assert_int_equal(jv_count_i64(&e, INT64_MIN, INT64_MAX, &v), JV_OK);
+    assert_true(v == INT64_MIN);
+    assert_string_equal(fmt(&e, t), "-9223372036854775808");
+    jv_count_add(&e, 0, 1);
+    assert_int_equal(jv_count_i64(&e, INT64_MIN, INT64_MAX, &v), JV_EOVERFLOW);
+
+    /* Near the top: 2^64 shares of 2^64 - 1 would be 2^128 - 2^64; here
+     * the carry across words and the 39-digit text. */
+    jv_count big = {{UINT64_MAX, 0}, {0, 0}};
+    jv_count_add(&big, UINT64_MAX, 0);
+    assert_string_equal(fmt(&big, t),
+                        "340282366920938463463374607431768211455");
+    jv_count neg = {{0, 0}, {UINT64_MAX, UINT64_MAX}};
+    assert_string_equal(fmt(&neg, t),
+                        "-340282366920938463463374607431768211455");
+    assert_true(jv_count_cmp(&neg, &big) < 0);
+    assert_true(jv_count_cmp(&big, &neg) > 0);
+    assert_int_equal(jv_count_cmp(&big, &big), 0);
+    assert_true(jv_count_cmp(&c, &d) > 0);
+    /* Equal totals from different shares compare equal. */
+    jv_count x = {{0, 0}, {0, 0}}, y = {{0, 0}, {0, 0}};
+    jv_count_add(&x, 10, 3);
+    jv_count_add(&y, 7, 0);
+    assert_int_equal(jv_count_cmp(&x, &y), 0);
+}
+
+/* The PN-Counter's exact total equals its value where that fits, and
+ * exists where it does not. */
+static void test_pncounter_count(void **state)
+{
+    (void)state;
+    jv_pncounter a, b, d;
+    jv_pncounter_init(&a);
+    jv_pncounter_init(&b);
+    jv_pncounter_init(&d);
+    jv_id r1 = id_of(1), r2 = id_of(2);
+    char t[JV_COUNT_TEXT];
+    jv_count c;
+    assert_int_equal(jv_pncounter_add(&a, &r1, INT64_MAX, &d), JV_OK);
+    assert_int_equal(jv_pncounter_add(&b, &r2, INT64_MAX, &d), JV_OK);
+    assert_int_equal(jv_pncounter_add(&b, &r2, -5, &d), JV_OK);
+    assert_int_equal(jv_pncounter_join(&a, &b), JV_OK);
+    int64_t v;
+    assert_int_equal(jv_pncounter_value(&a, &v), JV_EOVERFLOW);
+    jv_pncounter_count(&a, &c);
+    assert_string_equal(fmt(&c, t), "18446744073709551609");
+    jv_pncounter_fini(&a);
+    jv_pncounter_fini(&b);
+    jv_pncounter_fini(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -433,6 +530,8 @@ int main(void)
         cmocka_unit_test(test_pncounter_join_and_encoding),
         cmocka_unit_test(test_alloc_failures),
         cmocka_unit_test(test_encode_failure_keeps_buffer),
+        cmocka_unit_test(test_count_exact),
+        cmocka_unit_test(test_pncounter_count),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -126,17 +126,23 @@ static uint64_t head_of(jv_store *st, const jv_id *id)
 }
 
 typedef struct {
-    uint64_t p, n;
+    jv_count total;
     size_t count;
 } sum_ctx;
 
 static jv_err sum_cb(void *arg, const jv_counter_row *r)
 {
     sum_ctx *c = arg;
-    c->p = r->p;
-    c->n = r->n;
+    c->total = r->total;
     c->count++;
     return JV_OK;
+}
+
+static int64_t count_of(const jv_count *c)
+{
+    int64_t v = 0;
+    assert_int_equal(jv_count_i64(c, INT64_MIN, INT64_MAX, &v), JV_OK);
+    return v;
 }
 
 static int64_t total(jv_store *st, const char *name)
@@ -146,7 +152,7 @@ static int64_t total(jv_store *st, const char *name)
         jv_store_counter_list(st, jv_str_c(name), jv_str_c(""), 1, sum_cb, &c),
         JV_OK);
     assert_int_equal(c.count, 1);
-    return (int64_t)(c.p - c.n);
+    return count_of(&c.total);
 }
 
 static void assert_verified(jv_store *st)
@@ -579,8 +585,8 @@ static void test_local_counters(void **state)
     jv_commit_info ci;
     assert_int_equal(st_commit(f->st, &f->node, hlc_at(100), in, 2, &ci),
                      JV_OK);
-    assert_int_equal(in[0].res.counter_total, 5);
-    assert_int_equal(in[1].res.counter_total, 3);
+    assert_int_equal(count_of(&in[0].res.counter_total), 5);
+    assert_int_equal(count_of(&in[1].res.counter_total), 3);
     /* Both changes of one counter coalesce into one operation. */
     assert_int_equal(ci.nops, 1);
     assert_int_equal(in[0].res.seq, 0);
@@ -596,7 +602,7 @@ static void test_local_counters(void **state)
     in[0] = st_counter("c", 1);
     assert_int_equal(st_commit(f->st, &f->node, hlc_at(101), in, 1, NULL),
                      JV_OK);
-    assert_int_equal(in[0].res.counter_total, 13);
+    assert_int_equal(count_of(&in[0].res.counter_total), 13);
 
     /* INT64_MIN decrements by 2^63 - 1 + 1: over the share limit. */
     assert_int_equal(st_commit(f->st, &f->node, hlc_at(102), &in[2], 1, NULL),
@@ -610,15 +616,24 @@ static void test_local_counters(void **state)
     in[2] = st_counter("d", 0);
     assert_int_equal(st_commit(f->st, &f->node, hlc_at(103), &in[2], 1, NULL),
                      JV_EINVAL);
-    /* A second replica's share would push the sum past int64. */
+    /* A second replica's share pushes the sum past 64 bits: the total
+     * stays exact, readable, and the counter stays writable. */
     op = op_counter("d", (uint64_t)INT64_MAX, 0);
     st_batch b2;
     st_batch_make(&b2, &f->a, 2, b.hash, hlc_at(104), &op, 1);
     assert_int_equal(st_apply1(f->st, &b2, 0), JV_OK);
     sum_ctx c = {0};
+    char text[JV_COUNT_TEXT];
     assert_int_equal(jv_store_counter_list(f->st, jv_str_c("d"), jv_str_c(""),
                                            0, sum_cb, &c),
-                     JV_EOVERFLOW);
+                     JV_OK);
+    jv_count_format(&c.total, text);
+    assert_string_equal(text, "18446744073709551614");
+    in[2] = st_counter("d", -3);
+    assert_int_equal(st_commit(f->st, &f->node, hlc_at(105), &in[2], 1, NULL),
+                     JV_OK);
+    jv_count_format(&in[2].res.counter_total, text);
+    assert_string_equal(text, "18446744073709551611");
     assert_verified(f->st);
     st_batch_fini(&b);
     st_batch_fini(&b2);
@@ -864,7 +879,7 @@ static void test_coalescing_converges(void **state)
     assert_int_equal(in[3].res.seq, 1);
     assert_int_equal(in[4].res.seq, 2);
     assert_int_equal(in[6].res.seq, 3);
-    assert_int_equal(in[6].res.counter_total, -1);
+    assert_int_equal(count_of(&in[6].res.counter_total), -1);
     assert_int_equal(total(f->st, "c"), -1);
     assert_verified(f->st);
 

@@ -65,7 +65,9 @@ static void names_add(names *c, jv_str s, uint64_t v)
 
 static jv_err counter_cb(void *arg, const jv_counter_row *r)
 {
-    names_add(arg, r->name, r->p - r->n);
+    int64_t v = 0;
+    assert_int_equal(jv_count_i64(&r->total, INT64_MIN, INT64_MAX, &v), JV_OK);
+    names_add(arg, r->name, (uint64_t)v);
     return JV_OK;
 }
 

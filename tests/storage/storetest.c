@@ -165,7 +165,9 @@ static jv_err exp_counter_name(void *arg, const jv_counter_row *r)
     x->nnames++;
     put(x, "counter");
     put_str(x, r->name);
-    put(x, " p=%" PRIu64 " n=%" PRIu64 "\n", r->p, r->n);
+    char total[JV_COUNT_TEXT];
+    jv_count_format(&r->total, total);
+    put(x, " total=%s\n", total);
     return JV_OK;
 }
 

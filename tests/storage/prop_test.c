@@ -1,0 +1,996 @@
+/*
+ * prop_test.c - the storage path against the CRDT model.
+ *
+ * storage/apply.c decides merges in SQL (counter shares by max, the LWW
+ * order through jv_lww_after, the OR-Set's dots and causal context in
+ * tables); crdt/ holds the types whose laws tests/crdt/laws_test.c proves.
+ * This suite ties the two: random schedules drive the real storage path
+ * and every store's state must be exactly what the crdt/ types make of the
+ * same operations.
+ *
+ * A schedule opens 3-5 in-memory stores (one node id each) and interleaves
+ *   - writes: random intents of every kind (counter increments and
+ *     decrements, some of 2^62 so totals leave 64 bits; audit appends;
+ *     config sets with stamps drawn from 3 values, so LWW ties happen;
+ *     archive adds and removes), one or two per jv_store_commit_local,
+ *     mostly of the schedule's type;
+ *   - deliveries: a random handful of the batches made so far (with
+ *     duplicates, any order, so gaps are held aside and released later;
+ *     what is not picked is lost until the end) through one
+ *     jv_store_apply call;
+ *   - trust: stores that require trusted origins hold other origins'
+ *     batches until they write a trust entry for them;
+ *   - a check of one store, mid-schedule, against the model of the batches
+ *     in its own log (partial states: a remove before its add...).
+ * At the end every store trusts every origin and is sent every batch
+ * (resend after loss), must hold nothing aside and have every batch, and
+ * is compared with the model of all batches: every counter total (exact,
+ * 128 bits) and share, the audit set entry by entry, every LWW register
+ * (value, stamp, writer), every live OR-Set value, the value shown per key
+ * and the causal context (vector and cloud). The OR-Set is also checked
+ * without the model: a value is live iff no operation covers its dot
+ * (add wins over every remove that did not observe it).
+ *
+ * The run prints how often the interesting cases happened (LWW ties, gaps
+ * released, untrusted batches released, removes applied before their add,
+ * adds that survived a concurrent remove, totals beyond 64 bits) and fails
+ * if any never did.
+ *
+ * Schedule i of type t runs from seed  base + i * 0x9e3779b97f4a7c15 ^ salt
+ * (base printed). A failure prints how to replay it:
+ *   JV_SEED=<base> JV_SCHEDULE=<i>     that schedule alone
+ *   JV_SCHEDULES=<n>                   n schedules per type (default 10000;
+ *                                      DEFAULT_SCHEDULES_SAN under ASan)
+ */
+#include "storetest.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "audit.h"
+#include "backup.h"
+#include "gcounter.h"
+#include "lww.h"
+#include "orset.h"
+#include "store_int.h"
+#include "testutil.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define JV_PROP_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define JV_PROP_SANITIZED 1
+#endif
+#endif
+
+#define DEFAULT_SCHEDULES     10000
+#define DEFAULT_SCHEDULES_SAN 1000
+#define MAX_REP               5
+#define MAX_POOL              96
+#define MAX_EVENTS            11
+#define MAX_NAMES             4
+
+enum {
+    T_COUNTER,
+    T_AUDIT,
+    T_CONFIG,
+    T_ARCHIVE,
+    T_N
+};
+static const char *const type_names[T_N] = {"counter", "audit", "config",
+                                            "archive"};
+
+/* How often the cases worth proving happened, over the whole run. */
+static struct {
+    uint64_t lww_ties, gaps_released, trust_released, rm_before_add,
+        add_survived, wide_totals, dups, checks;
+} seen;
+
+typedef struct {
+    jv_store *st;
+    jv_keypair kp;
+    bool require_trust;
+} rep;
+
+typedef struct {
+    int type;
+    uint64_t index, seed;
+    jv_rng rng;
+    unsigned nrep;
+    rep r[MAX_REP];
+    st_batch pool[MAX_POOL];
+    /* Per pool batch: each origin's applied seq at its writer when it was
+     * written (what the write had seen). */
+    uint64_t seen_at[MAX_POOL][MAX_REP];
+    size_t npool;
+    uint64_t hlc;
+} sched;
+
+static jv_keypair node_keys[MAX_REP];
+static uint64_t schedules_run;
+
+static void fail_at(const sched *sc, const char *what, const char *file,
+                    int line)
+{
+    print_error("%s: schedule %" PRIu64 " (seed %" PRIu64 ") failed: %s\n"
+                "replay: JV_SEED=%" PRIu64 " JV_SCHEDULE=%" PRIu64 "\n",
+                type_names[sc->type], sc->index, sc->seed, what, jv_test_seed(),
+                sc->index);
+    _fail(file, line);
+}
+
+#define CHECK(sc, cond)                               \
+    do {                                              \
+        if (!(cond))                                  \
+            fail_at((sc), #cond, __FILE__, __LINE__); \
+    } while (0)
+
+#define CHECK_OK(sc, expr)                                     \
+    do {                                                       \
+        jv_err e_ = (expr);                                    \
+        if (e_ != JV_OK)                                       \
+            fail_at((sc), jv_errname(e_), __FILE__, __LINE__); \
+    } while (0)
+
+static uint64_t below(sched *sc, uint64_t n)
+{
+    return jv_rng_below(&sc->rng, n);
+}
+
+static bool chance(sched *sc, unsigned num, unsigned den)
+{
+    return jv_rng_chance(&sc->rng, num, den);
+}
+
+/* Index of the replica with id, or MAX_REP. */
+static unsigned rep_of(const sched *sc, const jv_id *id)
+{
+    for (unsigned i = 0; i < sc->nrep; i++)
+        if (jv_id_eq(&sc->r[i].kp.pk, id))
+            return i;
+    return MAX_REP;
+}
+
+/* ---- the model: crdt/ types fed with the operations of batches --------- */
+
+typedef struct {
+    char names[MAX_NAMES][8];
+    jv_pncounter pn[MAX_NAMES];
+    size_t nnames;
+    jv_audit au;
+    jv_lwwmap lw;
+    jv_orset os;
+} model;
+
+static void model_init(model *m)
+{
+    memset(m, 0, sizeof(*m));
+    for (size_t i = 0; i < MAX_NAMES; i++)
+        jv_pncounter_init(&m->pn[i]);
+    jv_audit_init(&m->au);
+    jv_lwwmap_init(&m->lw);
+    jv_orset_init(&m->os);
+}
+
+static void model_fini(model *m)
+{
+    for (size_t i = 0; i < MAX_NAMES; i++)
+        jv_pncounter_fini(&m->pn[i]);
+    jv_audit_fini(&m->au);
+    jv_lwwmap_fini(&m->lw);
+    jv_orset_fini(&m->os);
+}
+
+static jv_pncounter *model_counter(const sched *sc, model *m, jv_str name)
+{
+    for (size_t i = 0; i < m->nnames; i++)
+        if (strlen(m->names[i]) == name.n &&
+            memcmp(m->names[i], name.p, name.n) == 0)
+            return &m->pn[i];
+    CHECK(sc, m->nnames < MAX_NAMES && name.n < 8);
+    memcpy(m->names[m->nnames], name.p, name.n);
+    m->names[m->nnames][name.n] = '\0';
+    return &m->pn[m->nnames++];
+}
+
+/* The PN-Counter delta of a counter op: {origin: p} and {origin: n}. */
+static void model_counter_op(const sched *sc, model *m, const jv_id *origin,
+                             const jv_op *op)
+{
+    jv_pncounter d;
+    jv_pncounter_init(&d);
+    if (op->counter.p)
+        CHECK_OK(sc, jv_vv_set(&d.p.v, origin, op->counter.p));
+    if (op->counter.n)
+        CHECK_OK(sc, jv_vv_set(&d.n.v, origin, op->counter.n));
+    CHECK_OK(sc, jv_pncounter_join(model_counter(sc, m, op->counter.name), &d));
+    jv_pncounter_fini(&d);
+}
+
+/* The OR-Set delta of an archive op: the add's tuple (if any) and the
+ * dots it covers in the context. */
+static void model_orset_op(const sched *sc, model *m, const jv_id *origin,
+                           const jv_op *op)
+{
+    jv_orset d;
+    jv_orset_init(&d);
+    const jv_dot *rm =
+        op->kind == JV_OP_ARCHIVE_ADD ? op->add.removes : op->rm.removes;
+    size_t nrm =
+        op->kind == JV_OP_ARCHIVE_ADD ? op->add.nremoves : op->rm.nremoves;
+    if (op->kind == JV_OP_ARCHIVE_ADD) {
+        jv_dot dot = {*origin, op->add.dot_n};
+        d.e = jv_calloc(1, sizeof(*d.e));
+        CHECK(sc, d.e != NULL);
+        d.n = d.cap = 1;
+        d.e->key = jv_strndup(op->add.key.p, op->add.key.n);
+        d.e->keylen = op->add.key.n;
+        d.e->v = jv_calloc(1, sizeof(*d.e->v));
+        CHECK(sc, d.e->key != NULL && d.e->v != NULL);
+        d.e->nv = 1;
+        d.e->v->dot = dot;
+        d.e->v->stamp = op->add.stamp;
+        d.e->v->len = op->add.value.n;
+        if (op->add.value.n) {
+            d.e->v->value = jv_malloc(op->add.value.n);
+            CHECK(sc, d.e->v->value != NULL);
+            memcpy(d.e->v->value, op->add.value.p, op->add.value.n);
+        }
+        CHECK_OK(sc, jv_dotctx_add(&d.ctx, &dot));
+    }
+    for (size_t i = 0; i < nrm; i++)
+        CHECK_OK(sc, jv_dotctx_add(&d.ctx, &rm[i]));
+    CHECK_OK(sc, jv_orset_join(&m->os, &d));
+    jv_orset_fini(&d);
+}
+
+static void model_batch(const sched *sc, model *m, const jv_batch *b)
+{
+    for (uint32_t i = 0; i < b->nops; i++) {
+        const jv_op *op = &b->ops[i];
+        switch (op->kind) {
+        case JV_OP_COUNTER:
+            model_counter_op(sc, m, &b->origin, op);
+            break;
+        case JV_OP_AUDIT: {
+            jv_audit d;
+            jv_audit_init(&d);
+            jv_dot id = {b->origin, b->first_seq + i};
+            CHECK_OK(sc,
+                     jv_audit_append(&m->au, &id, op->audit.time_ms,
+                                     op->audit.actor, op->audit.action,
+                                     op->audit.target, op->audit.detail, &d));
+            jv_audit_fini(&d);
+            break;
+        }
+        case JV_OP_CONFIG: {
+            jv_lwwmap d;
+            jv_lwwmap_init(&d);
+            CHECK_OK(sc, jv_lwwmap_set(&m->lw, op->config.key,
+                                       op->config.value.p, op->config.value.n,
+                                       op->config.stamp, &b->origin, &d));
+            jv_lwwmap_fini(&d);
+            break;
+        }
+        case JV_OP_ARCHIVE_ADD:
+        case JV_OP_ARCHIVE_RM:
+            model_orset_op(sc, m, &b->origin, op);
+            break;
+        case JV_OP_TRUST:
+            break;
+        }
+    }
+}
+
+typedef struct {
+    const sched *sc;
+    model *m;
+    size_t n;
+} log_model;
+
+static jv_err model_log_row(void *arg, const jv_log_row *r)
+{
+    log_model *lm = arg;
+    jv_batch b;
+    memset(&b, 0, sizeof(b));
+    CHECK_OK(lm->sc, jv_batch_decode(r->body, r->len, &b));
+    model_batch(lm->sc, lm->m, &b);
+    jv_batch_fini(&b);
+    lm->n++;
+    return JV_OK;
+}
+
+/* ---- comparing a store with the model ----------------------------------- */
+
+typedef struct {
+    const sched *sc;
+    const model *m;
+    const jv_pncounter *pn;
+    size_t n;
+    jv_str names[MAX_NAMES];
+    char namebuf[MAX_NAMES][8];
+    const jv_dot *cloud;
+    size_t ncloud;
+} cmp_ctx;
+
+static jv_err cmp_counter(void *arg, const jv_counter_row *r)
+{
+    cmp_ctx *c = arg;
+    const model *m = c->m;
+    size_t i = 0;
+    while (i < m->nnames && !(strlen(m->names[i]) == r->name.n &&
+                              memcmp(m->names[i], r->name.p, r->name.n) == 0))
+        i++;
+    CHECK(c->sc, i < m->nnames && c->n < MAX_NAMES);
+    jv_count want;
+    jv_pncounter_count(&m->pn[i], &want);
+    CHECK(c->sc, jv_count_cmp(&r->total, &want) == 0);
+    int64_t small;
+    if (jv_count_i64(&want, INT64_MIN, INT64_MAX, &small) != JV_OK)
+        seen.wide_totals++;
+    c->n++;
+    return JV_OK;
+}
+
+static jv_err cmp_share(void *arg, const jv_counter_share *s)
+{
+    cmp_ctx *c = arg;
+    CHECK(c->sc, s->p == jv_gcounter_get(&c->pn->p, &s->replica));
+    CHECK(c->sc, s->n == jv_gcounter_get(&c->pn->n, &s->replica));
+    c->n++;
+    return JV_OK;
+}
+
+static size_t share_count(const jv_pncounter *pn)
+{
+    size_t n = pn->p.v.n;
+    for (size_t i = 0; i < pn->n.v.n; i++)
+        n += jv_gcounter_get(&pn->p, &pn->n.v.v[i].id) == 0;
+    return n;
+}
+
+static bool str_is(jv_str s, const char *p, size_t n)
+{
+    return s.n == n && (n == 0 || memcmp(s.p, p, n) == 0);
+}
+
+static jv_err cmp_audit(void *arg, const jv_audit_row *r)
+{
+    cmp_ctx *c = arg;
+    const jv_audit_entry *e = jv_audit_find(&c->m->au, &r->id);
+    CHECK(c->sc, e != NULL);
+    CHECK(c->sc, e->time_ms == r->time_ms);
+    CHECK(c->sc, str_is(r->actor, e->actor, strlen(e->actor)));
+    CHECK(c->sc, str_is(r->action, e->action, strlen(e->action)));
+    CHECK(c->sc, str_is(r->target, e->target, strlen(e->target)));
+    CHECK(c->sc, str_is(r->detail, e->detail, strlen(e->detail)));
+    c->n++;
+    return JV_OK;
+}
+
+static jv_err cmp_config(void *arg, const jv_config_row *r)
+{
+    cmp_ctx *c = arg;
+    const jv_lww_reg *g = jv_lwwmap_get(&c->m->lw, r->key);
+    CHECK(c->sc, g != NULL);
+    CHECK(c->sc, g->stamp == r->stamp);
+    CHECK(c->sc, jv_id_eq(&g->replica, &r->replica));
+    CHECK(c->sc, str_is(r->value, (const char *)g->value, g->len));
+    c->n++;
+    return JV_OK;
+}
+
+static const jv_orset_val *model_val(const cmp_ctx *c, jv_str key,
+                                     const jv_dot *dot)
+{
+    const jv_orset_entry *e = jv_orset_get(&c->m->os, key);
+    CHECK(c->sc, e != NULL);
+    for (size_t i = 0; i < e->nv; i++)
+        if (jv_dot_cmp(&e->v[i].dot, dot) == 0)
+            return &e->v[i];
+    fail_at(c->sc, "live value not in the model", __FILE__, __LINE__);
+    return NULL;
+}
+
+static jv_err cmp_archive_value(void *arg, const jv_archive_value *v)
+{
+    cmp_ctx *c = arg;
+    const jv_orset_val *w = model_val(c, v->key, &v->dot);
+    CHECK(c->sc, w != NULL && w->stamp == v->stamp);
+    CHECK(c->sc, str_is(v->value, (const char *)w->value, w->len));
+    c->n++;
+    return JV_OK;
+}
+
+/* The value shown per key: the greatest (stamp, dot). */
+static jv_err cmp_archive_row(void *arg, const jv_archive_row *r)
+{
+    cmp_ctx *c = arg;
+    const jv_orset_entry *e = jv_orset_get(&c->m->os, r->key);
+    CHECK(c->sc, e != NULL && e->nv == r->nvalues);
+    const jv_orset_val *w = jv_orset_entry_value(e);
+    CHECK(c->sc, jv_dot_cmp(&w->dot, &r->dot) == 0 && w->stamp == r->stamp);
+    c->n++;
+    return JV_OK;
+}
+
+static jv_err cmp_cloud(void *arg, const jv_dot *d)
+{
+    cmp_ctx *c = arg;
+    CHECK(c->sc, c->n < c->ncloud && jv_dot_cmp(&c->cloud[c->n], d) == 0);
+    c->n++;
+    return JV_OK;
+}
+
+static size_t orset_values(const jv_orset *s)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s->n; i++)
+        n += s->e[i].nv;
+    return n;
+}
+
+static void compare(const sched *sc, jv_store *st, const model *m)
+{
+    jv_str none = {"", 0};
+    cmp_ctx c = {.sc = sc, .m = m};
+    CHECK_OK(sc, jv_store_counter_list(st, none, none, 0, cmp_counter, &c));
+    CHECK(sc, c.n == m->nnames);
+    for (size_t i = 0; i < m->nnames; i++) {
+        c.n = 0;
+        c.pn = &m->pn[i];
+        CHECK_OK(
+            sc, jv_store_counter_get(st, jv_str_c(m->names[i]), cmp_share, &c));
+        CHECK(sc, c.n == share_count(&m->pn[i]));
+    }
+    c.n = 0;
+    CHECK_OK(sc, jv_store_audit_scan(st, cmp_audit, &c));
+    CHECK(sc, c.n == m->au.n);
+    c.n = 0;
+    CHECK_OK(sc, jv_store_config_list(st, none, none, 0, cmp_config, &c));
+    CHECK(sc, c.n == m->lw.n);
+    c.n = 0;
+    CHECK_OK(sc, jv_store_archive_values(st, cmp_archive_value, &c));
+    CHECK(sc, c.n == orset_values(&m->os));
+    c.n = 0;
+    CHECK_OK(sc, jv_store_archive_list(st, none, none, 0, cmp_archive_row, &c));
+    CHECK(sc, c.n == m->os.n);
+    jv_vv vv;
+    jv_vv_init(&vv);
+    c.n = 0;
+    c.cloud = m->os.ctx.cloud;
+    c.ncloud = m->os.ctx.ncloud;
+    CHECK_OK(sc, jv_store_archive_context(st, &vv, cmp_cloud, &c));
+    CHECK(sc, c.n == m->os.ctx.ncloud);
+    CHECK(sc, jv_vv_equal(&vv, &m->os.ctx.compact));
+    jv_vv_fini(&vv);
+    seen.checks++;
+}
+
+/* The store against the model of the batches in its own log. Returns how
+ * many batches that is. */
+static size_t check_store(const sched *sc, jv_store *st)
+{
+    model m;
+    model_init(&m);
+    log_model lm = {sc, &m, 0};
+    CHECK_OK(sc, jv_store_log_scan(st, model_log_row, &lm));
+    compare(sc, st, &m);
+    model_fini(&m);
+    return lm.n;
+}
+
+/* ---- events -------------------------------------------------------------- */
+
+#define STAMP(i) (((uint64_t)200000 + (i)) << 16)
+
+static const char *const counter_names[] = {"a", "b"};
+static const char *const keys[] = {"k", "m"};
+static const char *const values[] = {"1", "2", "\"x\""};
+static const char *const actors[] = {"al", "bo"};
+
+typedef struct {
+    sched *sc;
+    unsigned writer;
+} collect_ctx;
+
+static jv_err collect(void *arg, const jv_log_row *r)
+{
+    collect_ctx *cc = arg;
+    sched *sc = cc->sc;
+    CHECK(sc, sc->npool < MAX_POOL);
+    st_batch_from_row(&sc->pool[sc->npool], r);
+    bool adds = false;
+    for (uint32_t k = 0; k < sc->pool[sc->npool].dec.nops; k++)
+        adds |= sc->pool[sc->npool].dec.ops[k].kind == JV_OP_ARCHIVE_ADD;
+    for (unsigned i = 0; adds && i < sc->nrep; i++) {
+        uint8_t h[JV_HASH_LEN];
+        CHECK_OK(sc, jv_store_origin_head(sc->r[cc->writer].st, &sc->r[i].kp.pk,
+                                          &sc->seen_at[sc->npool][i], h));
+    }
+    sc->npool++;
+    return JV_OK;
+}
+
+/* Commits the intents at replica w and adds the batches made to the pool.
+ * Failures a write group may have (remove of an absent key, a share at its
+ * bound) leave no batch. */
+static void commit(sched *sc, unsigned w, jv_intent *in, size_t n)
+{
+    rep *r = &sc->r[w];
+    jv_write_group g = {.intents = in, .n = n};
+    jv_commit_info ci;
+    sc->hlc++;
+    CHECK_OK(sc, jv_store_commit_local(r->st, &r->kp, sc->hlc, &g, 1, &ci));
+    if (g.result != JV_OK && g.result != JV_ENOTFOUND &&
+        g.result != JV_EOVERFLOW)
+        fail_at(sc, jv_store_errmsg(r->st), __FILE__, __LINE__);
+    if (g.result != JV_OK) {
+        CHECK(sc, ci.nbatches == 0);
+        return;
+    }
+    CHECK(sc, ci.nbatches == 1);
+    collect_ctx cc = {sc, w};
+    CHECK_OK(sc, jv_store_log_after(r->st, &r->kp.pk, ci.first_seq - 1, 16,
+                                    (size_t)1 << 30, collect, &cc));
+}
+
+static jv_intent random_intent(sched *sc, int kind)
+{
+    switch (kind) {
+    case T_COUNTER: {
+        int64_t by =
+            chance(sc, 1, 4) ? (int64_t)1 << 62 : (int64_t)(1 + below(sc, 5));
+        return st_counter(counter_names[below(sc, 2)],
+                          chance(sc, 1, 3) ? -by : by);
+    }
+    case T_AUDIT:
+        return st_audit(1 + below(sc, 3) * 60000, actors[below(sc, 2)],
+                        actors[below(sc, 2)], "t", chance(sc, 1, 2) ? "" : "d");
+    case T_CONFIG:
+        return st_config(keys[below(sc, 2)], values[below(sc, 3)],
+                         STAMP(below(sc, 3)));
+    default:
+        if (chance(sc, 1, 3))
+            return st_rm(keys[below(sc, 2)]);
+        return st_add(keys[below(sc, 2)], values[below(sc, 3)],
+                      STAMP(below(sc, 3)));
+    }
+}
+
+static void write_event(sched *sc)
+{
+    jv_intent in[2];
+    size_t n = chance(sc, 1, 4) ? 2 : 1;
+    for (size_t i = 0; i < n; i++)
+        in[i] = random_intent(sc, chance(sc, 3, 4) ? sc->type
+                                                   : (int)below(sc, T_N));
+    commit(sc, (unsigned)below(sc, sc->nrep), in, n);
+}
+
+static jv_err count_held(void *arg, const jv_held_row *r)
+{
+    (void)r;
+    (*(size_t *)arg)++;
+    return JV_OK;
+}
+
+/* Replica w trusts the n others: the batches it held for them are
+ * released. */
+static void trust(sched *sc, unsigned w, const unsigned *other, size_t n)
+{
+    jv_intent in[MAX_REP];
+    for (size_t i = 0; i < n; i++)
+        in[i] = st_trust(&sc->r[other[i]].kp.pk, true, sc->hlc + 1, "peer");
+    size_t before = 0, after = 0;
+    CHECK_OK(sc, jv_store_held_list(sc->r[w].st, count_held, &before));
+    commit(sc, w, in, n);
+    CHECK_OK(sc, jv_store_held_list(sc->r[w].st, count_held, &after));
+    seen.trust_released += before - after;
+}
+
+/* A replica that requires trust trusts one more origin. */
+static void trust_event(sched *sc)
+{
+    unsigned w = (unsigned)below(sc, sc->nrep);
+    unsigned o = (unsigned)below(sc, sc->nrep);
+    bool t;
+    if (!sc->r[w].require_trust || o == w)
+        return;
+    CHECK_OK(sc, jv_store_is_trusted(sc->r[w].st, &sc->r[o].kp.pk, &t));
+    if (!t)
+        trust(sc, w, &o, 1);
+}
+
+/* The pool's archive add with dot d: its index and seq, or false. */
+static bool add_of(const sched *sc, const jv_dot *d, size_t *at, uint64_t *seq)
+{
+    for (size_t i = 0; i < sc->npool; i++) {
+        const jv_batch *b = &sc->pool[i].dec;
+        if (!jv_id_eq(&b->origin, &d->id))
+            continue;
+        for (uint32_t k = 0; k < b->nops; k++)
+            if (b->ops[k].kind == JV_OP_ARCHIVE_ADD &&
+                b->ops[k].add.dot_n == d->n) {
+                *at = i;
+                *seq = b->first_seq + k;
+                return true;
+            }
+    }
+    return false;
+}
+
+/* Counts removes that a store applied before the add they cover. */
+static void note_early_removes(sched *sc, jv_store *st, const jv_batch *b)
+{
+    for (uint32_t k = 0; k < b->nops; k++) {
+        const jv_op *op = &b->ops[k];
+        const jv_dot *rm = op->kind == JV_OP_ARCHIVE_RM    ? op->rm.removes
+                           : op->kind == JV_OP_ARCHIVE_ADD ? op->add.removes
+                                                           : NULL;
+        size_t n = op->kind == JV_OP_ARCHIVE_RM    ? op->rm.nremoves
+                   : op->kind == JV_OP_ARCHIVE_ADD ? op->add.nremoves
+                                                   : 0;
+        for (size_t i = 0; i < n && rm; i++) {
+            size_t at;
+            uint64_t seq, head;
+            uint8_t h[JV_HASH_LEN];
+            if (!add_of(sc, &rm[i], &at, &seq))
+                continue;
+            CHECK_OK(sc, jv_store_origin_head(st, &rm[i].id, &head, h));
+            seen.rm_before_add += head < seq;
+        }
+    }
+}
+
+/* Sends a batch list to replica t in one jv_store_apply call. */
+static void send_to(sched *sc, unsigned t, const size_t *idx, size_t n)
+{
+    jv_store_batch sb[16] = {{0}};
+    jv_err res[16];
+    jv_apply_stats stats;
+    rep *r = &sc->r[t];
+    CHECK(sc, n <= 16);
+    for (size_t i = 0; i < n; i++)
+        sb[i] = st_sb(&sc->pool[idx[i]]);
+    CHECK_OK(sc, jv_store_apply(r->st, sb, n,
+                                r->require_trust ? JV_APPLY_REQUIRE_TRUST : 0,
+                                res, &stats));
+    for (size_t i = 0; i < n; i++) {
+        CHECK(sc, res[i] == JV_OK || res[i] == JV_EDUP || res[i] == JV_EGAP ||
+                      res[i] == JV_EUNTRUSTED);
+        CHECK(sc, res[i] != JV_EUNTRUSTED || r->require_trust);
+        seen.dups += res[i] == JV_EDUP;
+        if (res[i] == JV_OK)
+            note_early_removes(sc, r->st, sb[i].batch);
+    }
+    seen.gaps_released += stats.released;
+}
+
+static void deliver_event(sched *sc)
+{
+    if (sc->npool == 0)
+        return;
+    size_t idx[8], n = 1 + below(sc, 8);
+    for (size_t i = 0; i < n; i++)
+        idx[i] = below(sc, sc->npool);
+    send_to(sc, (unsigned)below(sc, sc->nrep), idx, n);
+}
+
+/* Every store trusts every origin and gets every batch, in random order
+ * and chunks, until nothing is held and every log is complete. */
+static void converge(sched *sc)
+{
+    for (unsigned w = 0; w < sc->nrep; w++) {
+        if (!sc->r[w].require_trust)
+            continue;
+        unsigned other[MAX_REP];
+        size_t n = 0;
+        for (unsigned o = 0; o < sc->nrep; o++) {
+            bool t;
+            CHECK_OK(sc, jv_store_is_trusted(sc->r[w].st, &sc->r[o].kp.pk, &t));
+            if (!t)
+                other[n++] = o;
+        }
+        if (n)
+            trust(sc, w, other, n);
+    }
+    size_t order[MAX_POOL];
+    for (unsigned t = 0; t < sc->nrep; t++) {
+        for (int round = 0;; round++) {
+            CHECK(sc, round < 3);
+            /* What t lacks (lost, or held and sent again), and a few it
+             * has: duplicates. */
+            jv_vv vv;
+            jv_vv_init(&vv);
+            CHECK_OK(sc, jv_store_vv(sc->r[t].st, &vv));
+            size_t n = 0, missing = 0;
+            for (size_t i = 0; i < sc->npool; i++) {
+                bool lacks = jv_batch_last_seq(&sc->pool[i].dec) >
+                             jv_vv_get(&vv, &sc->pool[i].dec.origin);
+                missing += lacks;
+                if (lacks || chance(sc, 1, 8))
+                    order[n++] = i;
+            }
+            jv_vv_fini(&vv);
+            if (missing == 0)
+                break;
+            jv_rng_shuffle(&sc->rng, order, n, sizeof(order[0]));
+            for (size_t i = 0; i < n;) {
+                size_t k = 1 + below(sc, 16);
+                if (k > n - i)
+                    k = n - i;
+                send_to(sc, t, &order[i], k);
+                i += k;
+            }
+        }
+    }
+}
+
+/* ---- the independent OR-Set check --------------------------------------- */
+
+static bool covered(const sched *sc, const jv_dot *d)
+{
+    for (size_t i = 0; i < sc->npool; i++) {
+        const jv_batch *b = &sc->pool[i].dec;
+        for (uint32_t k = 0; k < b->nops; k++) {
+            const jv_op *op = &b->ops[k];
+            const jv_dot *rm =
+                op->kind == JV_OP_ARCHIVE_RM ? op->rm.removes : op->add.removes;
+            size_t n = op->kind == JV_OP_ARCHIVE_RM    ? op->rm.nremoves
+                       : op->kind == JV_OP_ARCHIVE_ADD ? op->add.nremoves
+                                                       : 0;
+            for (size_t j = 0; j < n; j++)
+                if (jv_dot_cmp(&rm[j], d) == 0)
+                    return true;
+        }
+    }
+    return false;
+}
+
+/* A remove of key in the pool that the add at pool[at] had not seen and
+ * that did not see the add: they are concurrent. */
+static bool concurrent_remove(const sched *sc, size_t at, jv_str key)
+{
+    for (size_t i = 0; i < sc->npool; i++) {
+        const jv_batch *b = &sc->pool[i].dec;
+        unsigned o = rep_of(sc, &b->origin);
+        if (jv_id_eq(&b->origin, &sc->pool[at].dec.origin))
+            continue;
+        for (uint32_t k = 0; k < b->nops; k++)
+            if (b->ops[k].kind == JV_OP_ARCHIVE_RM &&
+                jv_str_eq(b->ops[k].rm.key, key) &&
+                sc->seen_at[at][o] < b->first_seq + k)
+                return true;
+    }
+    return false;
+}
+
+/* Add wins, without the model: every add's value is live iff no operation
+ * covers its dot. */
+static void check_add_wins(sched *sc)
+{
+    model m;
+    model_init(&m);
+    for (size_t i = 0; i < sc->npool; i++)
+        model_batch(sc, &m, &sc->pool[i].dec);
+    for (size_t i = 0; i < sc->npool; i++) {
+        const jv_batch *b = &sc->pool[i].dec;
+        for (uint32_t k = 0; k < b->nops; k++) {
+            if (b->ops[k].kind != JV_OP_ARCHIVE_ADD)
+                continue;
+            jv_dot d = {b->origin, b->ops[k].add.dot_n};
+            bool live = false;
+            const jv_orset_entry *e = jv_orset_get(&m.os, b->ops[k].add.key);
+            for (size_t j = 0; e && j < e->nv; j++)
+                live |= jv_dot_cmp(&e->v[j].dot, &d) == 0;
+            CHECK(sc, live == !covered(sc, &d));
+            if (live && concurrent_remove(sc, i, b->ops[k].add.key))
+                seen.add_survived++;
+        }
+    }
+    model_fini(&m);
+}
+
+/* LWW ties: two registers of one key with one stamp from two writers. */
+static void count_ties(sched *sc)
+{
+    for (size_t i = 0; i < sc->npool; i++)
+        for (size_t j = i + 1; j < sc->npool; j++) {
+            const jv_batch *a = &sc->pool[i].dec, *b = &sc->pool[j].dec;
+            if (jv_id_eq(&a->origin, &b->origin))
+                continue;
+            for (uint32_t x = 0; x < a->nops; x++)
+                for (uint32_t y = 0; y < b->nops; y++)
+                    seen.lww_ties +=
+                        a->ops[x].kind == JV_OP_CONFIG &&
+                        b->ops[y].kind == JV_OP_CONFIG &&
+                        a->ops[x].config.stamp == b->ops[y].config.stamp &&
+                        jv_str_eq(a->ops[x].config.key, b->ops[y].config.key);
+        }
+}
+
+/* ---- schedules ----------------------------------------------------------- */
+
+/* One in-memory store per node key, opened once: preparing the schema and
+ * the statements again for every schedule would cost more than the
+ * schedule. Between schedules every replicated table is emptied (the node
+ * id stays), which leaves the store as a fresh one of that node. */
+static jv_store *stores[MAX_REP];
+
+static const char *const wipe_sql[] = {
+    "DELETE FROM replica",      "DELETE FROM batch",     "DELETE FROM vv",
+    "DELETE FROM held",         "DELETE FROM counter",   "DELETE FROM audit",
+    "DELETE FROM audit_minute", "DELETE FROM config",    "DELETE FROM archive",
+    "DELETE FROM ctx",          "DELETE FROM ctx_cloud", "DELETE FROM trust",
+};
+
+static jv_store *open_mem(const jv_id *self)
+{
+    jv_store_opts o;
+    jv_store *st = NULL;
+    char msg[256];
+    jv_store_opts_default(&o);
+    o.create = true;
+    jv_err err = jv_store_open(":memory:", &o, &st, msg, sizeof(msg));
+    if (err)
+        fail_msg("open :memory:: %s", msg);
+    assert_int_equal(jv_store_set_self(st, self), JV_OK);
+    return st;
+}
+
+static jv_store *fresh_store(const sched *sc, unsigned key)
+{
+    jv_store *st = stores[key];
+    jv__tx tx;
+    CHECK_OK(sc, jv__tx_begin(st, &tx));
+    for (size_t i = 0; i < sizeof(wipe_sql) / sizeof(wipe_sql[0]); i++)
+        CHECK_OK(sc, jv__exec(st, wipe_sql[i]));
+    CHECK_OK(sc, jv__tx_commit(st, &tx));
+    return st;
+}
+
+static void run_schedule(int type, uint64_t base, uint64_t index)
+{
+    static const uint64_t salt[T_N] = {0, 0xa0d17ull << 32, 0xc0f1ull << 32,
+                                       0xa4c1ull << 32};
+    sched *sc = calloc(1, sizeof(*sc));
+    assert_non_null(sc);
+    sc->type = type;
+    sc->index = index;
+    sc->seed = (base + index * 0x9e3779b97f4a7c15ull) ^ salt[type];
+    jv_rng_seed(&sc->rng, sc->seed);
+    sc->nrep = 3 + (unsigned)below(sc, 3);
+    sc->hlc = STAMP(3);
+    unsigned perm[MAX_REP] = {0, 1, 2, 3, 4};
+    jv_rng_shuffle(&sc->rng, perm, MAX_REP, sizeof(perm[0]));
+    for (unsigned i = 0; i < sc->nrep; i++) {
+        sc->r[i].kp = node_keys[perm[i]];
+        sc->r[i].require_trust = chance(sc, 1, 4);
+        sc->r[i].st = fresh_store(sc, perm[i]);
+    }
+    size_t events = 4 + below(sc, MAX_EVENTS - 3);
+    size_t mid = below(sc, events);
+    for (size_t e = 0; e < events; e++) {
+        uint64_t x = below(sc, 10);
+        if (x < 5)
+            write_event(sc);
+        else if (x < 9)
+            deliver_event(sc);
+        else
+            trust_event(sc);
+        if (e == mid)
+            check_store(sc, sc->r[below(sc, sc->nrep)].st);
+    }
+    converge(sc);
+    for (unsigned i = 0; i < sc->nrep; i++)
+        CHECK(sc, check_store(sc, sc->r[i].st) == sc->npool);
+    if (index % 1024 == 0) {
+        /* Now and then: the materialized state is the replay of the log
+         * (verify replays it into a scratch database: slow). */
+        jv_verify_report vr;
+        CHECK_OK(sc, jv_store_verify(sc->r[below(sc, sc->nrep)].st, &vr));
+        CHECK(sc, jv_verify_ok(&vr));
+    }
+    check_add_wins(sc);
+    count_ties(sc);
+    for (size_t i = 0; i < sc->npool; i++)
+        st_batch_fini(&sc->pool[i]);
+    free(sc);
+}
+
+static void run_type(int type)
+{
+    uint64_t base = jv_test_seed();
+#ifdef JV_PROP_SANITIZED
+    uint64_t n = jv_test_schedules(DEFAULT_SCHEDULES_SAN);
+#else
+    uint64_t n = jv_test_schedules(DEFAULT_SCHEDULES);
+#endif
+    uint64_t from = 0;
+    const char *only = getenv("JV_SCHEDULE");
+    if (only && *only) {
+        from = strtoull(only, NULL, 0);
+        n = from + 1;
+    }
+    for (uint64_t i = from; i < n; i++)
+        run_schedule(type, base, i);
+    printf("%s: %" PRIu64 " schedules passed\n", type_names[type], n - from);
+    schedules_run += n - from;
+}
+
+/* The types to run: all, or the one named on the command line (CTest runs
+ * one process per type, so that they can run side by side). */
+static bool run_types[T_N] = {true, true, true, true};
+
+static void test_schedules(void **state)
+{
+    int type = (int)(intptr_t)*state;
+    if (run_types[type])
+        run_type(type);
+    else
+        skip();
+}
+
+/* Every case the suite is meant to prove happened (in a run of the default
+ * length: a short replay need not show them). */
+static void test_cases_seen(void **state)
+{
+    (void)state;
+    printf("seen: %" PRIu64 " store checks, %" PRIu64 " LWW ties, %" PRIu64
+           " held batches released, %" PRIu64
+           " released by a new trust, %" PRIu64 " duplicates, %" PRIu64
+           " removes applied before their add, %" PRIu64
+           " adds that survived a concurrent remove, %" PRIu64
+           " totals beyond 64 bits\n",
+           seen.checks, seen.lww_ties, seen.gaps_released, seen.trust_released,
+           seen.dups, seen.rm_before_add, seen.add_survived, seen.wide_totals);
+    if (schedules_run < 1000)
+        return;
+    assert_true(seen.gaps_released > 0);
+    assert_true(seen.trust_released > 0);
+    assert_true(seen.dups > 0);
+    if (run_types[T_COUNTER])
+        assert_true(seen.wide_totals > 0);
+    if (run_types[T_CONFIG])
+        assert_true(seen.lww_ties > 0);
+    if (run_types[T_ARCHIVE]) {
+        assert_true(seen.rm_before_add > 0);
+        assert_true(seen.add_survived > 0);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1) {
+        int t = 0;
+        while (t < T_N && strcmp(argv[1], type_names[t]) != 0)
+            t++;
+        if (t == T_N) {
+            fprintf(stderr, "usage: %s [counter|audit|config|archive]\n",
+                    argv[0]);
+            return 2;
+        }
+        for (int i = 0; i < T_N; i++)
+            run_types[i] = i == t;
+    }
+    jv_test_seed();
+    for (uint8_t i = 0; i < MAX_REP; i++) {
+        st_keypair(&node_keys[i], (uint8_t)(0x51 + i));
+        stores[i] = open_mem(&node_keys[i].pk);
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_prestate(test_schedules, (void *)(intptr_t)T_COUNTER),
+        cmocka_unit_test_prestate(test_schedules, (void *)(intptr_t)T_AUDIT),
+        cmocka_unit_test_prestate(test_schedules, (void *)(intptr_t)T_CONFIG),
+        cmocka_unit_test_prestate(test_schedules, (void *)(intptr_t)T_ARCHIVE),
+        cmocka_unit_test(test_cases_seen),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    for (int i = 0; i < MAX_REP; i++)
+        jv_store_close(stores[i]);
+    return rc;
+}
