@@ -489,41 +489,10 @@ static const char sql_batch_has[] = "SELECT 1 FROM batch WHERE hash = ?1";
 static const char sql_batch_add[] =
     "INSERT INTO batch(origin, first_seq, last_seq, hlc, hash, sig, body) "
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
-static const char sql_vv_get[] = "SELECT seq, hash FROM vv WHERE origin = ?1";
 static const char sql_vv_put[] =
     "INSERT INTO vv(origin, seq, hash) VALUES (?1, ?2, ?3) "
     "ON CONFLICT(origin) DO UPDATE SET seq = excluded.seq, "
     "hash = excluded.hash";
-
-/* An origin's applied sequence number and last batch hash (0 and zeros,
- * found = false, when none). */
-static jv_err head_get(jv_store *st, const jv_id *origin, uint64_t *seq,
-                       uint8_t hash[JV_HASH_LEN], bool *found)
-{
-    jv_err err;
-    sqlite3_stmt *s = jv__stmt(st, sql_vv_get, &err);
-    if (!s)
-        return err;
-    jv__bind_id(s, 1, origin);
-    int rc = sqlite3_step(s);
-    *seq = 0;
-    memset(hash, 0, JV_HASH_LEN);
-    *found = false;
-    err = JV_OK;
-    if (rc == SQLITE_ROW) {
-        *seq = jv__col_u64(s, 0);
-        const void *h = sqlite3_column_blob(s, 1);
-        if (!h || sqlite3_column_bytes(s, 1) != JV_HASH_LEN)
-            err = jv__fail(st, JV_ECORRUPT, "version vector: bad hash");
-        else
-            memcpy(hash, h, JV_HASH_LEN);
-        *found = true;
-    } else if (rc != SQLITE_DONE) {
-        err = jv__sqlerr(st, rc, "read version vector");
-    }
-    jv__reset(s);
-    return err;
-}
 
 static jv_err head_put(jv_store *st, const jv_id *origin, uint64_t seq,
                        const uint8_t hash[JV_HASH_LEN])
@@ -787,9 +756,10 @@ static jv_err release_origin(jv_store *st, ctx_cache *cc, const jv_id *origin,
     for (;;) {
         uint64_t seq;
         uint8_t hash[JV_HASH_LEN];
-        bool found;
-        if ((err = head_get(st, origin, &seq, hash, &found)))
+        if ((err = jv_store_origin_head(st, origin, &seq, hash)))
             goto out;
+        /* vv rows come only from applied batches, so seq 0 means none. */
+        bool found = seq > 0;
         if (!(s = jv__stmt(st, sql_held_next, &err)))
             goto out;
         jv__bind_id(s, 1, origin);
@@ -940,8 +910,9 @@ static jv_err apply_one(jv_store *st, ctx_cache *cc, const jv_store_batch *b,
         *res = JV_EDUP;
         return JV_OK;
     }
-    if ((err = head_get(st, &bt->origin, &seq, hash, &found)))
+    if ((err = jv_store_origin_head(st, &bt->origin, &seq, hash)))
         return err;
+    found = seq > 0;
     jv_batch_head h = {
         .origin = bt->origin,
         .first_seq = bt->first_seq,
@@ -1431,7 +1402,7 @@ jv_err jv_store_commit_local(jv_store *st, const jv_keypair *kp, uint64_t hlc,
     jv_id self;
     uint64_t head;
     uint8_t prev[JV_HASH_LEN];
-    bool found, any_trust = false;
+    bool any_trust = false;
     size_t pos = 0;
     jv_err err;
 
@@ -1456,7 +1427,7 @@ jv_err jv_store_commit_local(jv_store *st, const jv_keypair *kp, uint64_t hlc,
     }
     if ((err = jv__tx_begin(st, &tx)))
         return err;
-    if ((err = head_get(st, &self, &head, prev, &found)))
+    if ((err = jv_store_origin_head(st, &self, &head, prev)))
         goto fail;
     for (size_t g = 0; g < ngroups; g++) {
         if ((err = run_group(st, &cc, &self, hlc, &groups[g], &pl, &pos)))
