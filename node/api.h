@@ -23,11 +23,4 @@ void jv_api_free(jv_node *n);
 /* Declares the API's metric families in the node's registry. */
 jv_err jv_api_declare_metrics(jv_metrics *m);
 
-/* Formats ms since the epoch as RFC 3339 UTC with milliseconds
- * ("2026-11-21T09:30:00.125Z") into out (at least 32 bytes). */
-void jv_rfc3339(uint64_t ms, char *out, size_t outlen);
-/* Parses RFC 3339 (Z or +hh:mm offset, optional fraction) or a plain
- * integer of milliseconds. JV_EINVAL otherwise. */
-jv_err jv_parse_time(const char *s, uint64_t *ms);
-
 #endif

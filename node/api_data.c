@@ -10,6 +10,7 @@
 #include "api_int.h"
 #include "audit.h"
 #include "log.h"
+#include "timefmt.h"
 
 #define MAX_SAFE_INT ((json_int_t)1 << 53)
 

@@ -6,8 +6,9 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/time.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "timefmt.h"
 
 static _Atomic int current_level = JV_LOG_INFO;
 
@@ -44,12 +45,11 @@ void jv_log(jv_log_level level, const char *component, const char *fmt, ...)
         return;
     char line[2048];
     struct timeval tv;
-    struct tm tm;
     gettimeofday(&tv, NULL);
-    gmtime_r(&tv.tv_sec, &tm);
-    size_t n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-    int k = snprintf(line + n, sizeof(line) - n,
-                     ".%03ldZ %s %s: ", (long)(tv.tv_usec / 1000), tags[level],
+    jv_rfc3339((uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000, line,
+               sizeof(line));
+    size_t n = strlen(line);
+    int k = snprintf(line + n, sizeof(line) - n, " %s %s: ", tags[level],
                      component);
     if (k > 0)
         n += (size_t)k;

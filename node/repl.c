@@ -19,7 +19,7 @@
 #include <string.h>
 
 #include "alloc.h"
-#include "api.h"
+#include "timefmt.h"
 #include "log.h"
 #include "query.h"
 #include "transport.h"
