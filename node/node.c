@@ -681,12 +681,129 @@ static jv_err start_replication(jv_node *n, char *msg, size_t msglen)
     return trust_configured(n, msg, msglen);
 }
 
-jv_err jv_node_start(jv_node *n, uv_loop_t *loop, const jv_config *cfg,
-                     char *msg, size_t msglen)
+/* Takes the data dir: its lock, identity, database (writer, reader and
+ * checkpointer connections) and backup dir; seeds the clock from the log. */
+static jv_err open_data(jv_node *n, const jv_config *cfg, char *msg,
+                        size_t msglen)
 {
     jv_store_opts o;
     jv_datadir_info info;
     jv_store_stats stats;
+    jv_err err;
+
+    jv_store_opts_default(&o);
+    o.sync = cfg->sync;
+    o.manual_checkpoint = true;
+    /* The lock comes first: two starts on one data dir must not both
+     * create an identity or an admin key. */
+    if ((err = jv_datadir_lock(n->data_dir, &n->lockfd, msg, msglen)) ||
+        (err = jv_datadir_prepare(n->data_dir, &o, &n->kp, &n->wst, &info, msg,
+                                  msglen)) ||
+        (err =
+             jv_datadir_backup_dir(n->data_dir, cfg->backup_dir, n->backup_dir,
+                                   sizeof(n->backup_dir), msg, msglen)))
+        return err;
+    jv_id_hex(&n->kp.pk, n->self_hex);
+    if (info.created_identity)
+        jv_info("node", "created identity %s", n->self_hex);
+    if (info.created_admin_key || access(info.admin_key_path, F_OK) == 0)
+        jv_info("node", "%s admin API key: %s (mode 0600)",
+                info.created_admin_key ? "created the" : "the",
+                info.admin_key_path);
+    /* The reader and the checkpointer: the writer's open checked the
+     * file already. */
+    o.create = false;
+    o.manual_checkpoint = false;
+    o.checked = true;
+    if ((err = jv_store_open(n->db_path, &o, &n->rst, msg, msglen)) ||
+        (err = jv_store_open(n->db_path, &o, &n->cst, msg, msglen)))
+        return err;
+
+    jv_hlc_init(&n->hlc, cfg->max_skew_ms);
+    if ((err = jv_store_stats_get(n->rst, &stats))) {
+        fmt(msg, msglen, "cannot read %s: %s", n->db_path,
+            jv_store_errmsg(n->rst));
+        return err;
+    }
+    jv_hlc_seed(&n->hlc, stats.max_hlc);
+    return JV_OK;
+}
+
+/* Credentials, metrics and the writer thread. */
+static jv_err start_services(jv_node *n, const jv_config *cfg, char *msg,
+                             size_t msglen)
+{
+    jv_err err;
+    n->auth = jv_auth_new(cfg->rate_limit, cfg->rate_burst);
+    n->metrics = jv_metrics_new();
+    if (!n->auth || !n->metrics || declare_metrics(n->metrics) != JV_OK) {
+        fmt(msg, msglen, "out of memory");
+        return JV_ENOMEM;
+    }
+    if ((err = jv_auth_load(n->auth, n->rst, jv_now_ms()))) {
+        fmt(msg, msglen, "cannot load API keys: %s", jv_store_errmsg(n->rst));
+        return err;
+    }
+    if ((err = jv_writer_start(n->loop, n->wst, &n->kp, &n->hlc, &n->writer))) {
+        fmt(msg, msglen, "cannot start the writer thread");
+        return err;
+    }
+    jv_writer_observe(n->writer, on_job, n);
+    return JV_OK;
+}
+
+/* Signals and timers: from here on the loop owns handles. */
+static void start_handles(jv_node *n)
+{
+    uv_loop_t *loop = n->loop;
+    uv_signal_init(loop, &n->sigterm);
+    uv_signal_init(loop, &n->sigint);
+    uv_signal_init(loop, &n->sighup);
+    n->sigterm.data = n->sigint.data = n->sighup.data = n;
+    uv_signal_start(&n->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&n->sigint, on_signal, SIGINT);
+    uv_signal_start(&n->sighup, on_reload, SIGHUP);
+    uv_timer_init(loop, &n->tick);
+    n->tick.data = n;
+    uv_timer_start(&n->tick, on_tick, TICK_MS, TICK_MS);
+    uv_timer_init(loop, &n->ckpt_timer);
+    n->ckpt_timer.data = n;
+    uv_timer_start(&n->ckpt_timer, on_ckpt_timer, CHECKPOINT_MS, CHECKPOINT_MS);
+}
+
+/* The session API's listener, and api.addr for jarvisctl to find it. */
+static jv_err start_api(jv_node *n, const jv_config *cfg, char *msg,
+                        size_t msglen)
+{
+    jv_err err;
+    jv_http_opts ho;
+    if (strcmp(cfg->api_listen, "off") == 0)
+        return JV_OK;
+    jv_http_opts_default(&ho);
+    api_limits(cfg, &ho);
+    if ((err = jv_http_server_new(n->loop, &ho, jv_api_handle, n, &n->http))) {
+        fmt(msg, msglen, "cannot start the API server");
+        return err;
+    }
+    if ((err = jv_http_listen(n->http, cfg->api_listen, n->api_bound,
+                              sizeof(n->api_bound)))) {
+        fmt(msg, msglen, "cannot listen on %s: %s", cfg->api_listen,
+            jv_strerror(err));
+        return err;
+    }
+    if (write_api_addr(n) != JV_OK)
+        jv_warn("node", "cannot write %s: %s", n->api_addr_path,
+                strerror(errno));
+    jv_info("api",
+            "listening on %s (at most %u connections, %u per client "
+            "address)",
+            n->api_bound, ho.max_conns, ho.max_conns_per_addr);
+    return JV_OK;
+}
+
+jv_err jv_node_start(jv_node *n, uv_loop_t *loop, const jv_config *cfg,
+                     char *msg, size_t msglen)
+{
     jv_err err;
 
     memset(n, 0, sizeof(*n));
@@ -702,109 +819,21 @@ jv_err jv_node_start(jv_node *n, uv_loop_t *loop, const jv_config *cfg,
         fmt(msg, msglen, "data dir path too long: %s", cfg->data_dir);
         return JV_ETOOBIG;
     }
-
-    jv_store_opts_default(&o);
-    o.sync = cfg->sync;
-    o.manual_checkpoint = true;
-    /* The lock comes first: two starts on one data dir must not both
-     * create an identity or an admin key. */
-    if ((err = jv_datadir_lock(n->data_dir, &n->lockfd, msg, msglen)))
+    if ((err = open_data(n, cfg, msg, msglen)) ||
+        (err = start_services(n, cfg, msg, msglen)))
         goto fail;
-    if ((err = jv_datadir_prepare(n->data_dir, &o, &n->kp, &n->wst, &info, msg,
-                                  msglen)) ||
-        (err =
-             jv_datadir_backup_dir(n->data_dir, cfg->backup_dir, n->backup_dir,
-                                   sizeof(n->backup_dir), msg, msglen)))
-        goto fail;
-    jv_id_hex(&n->kp.pk, n->self_hex);
-    if (info.created_identity)
-        jv_info("node", "created identity %s", n->self_hex);
-    if (info.created_admin_key || access(info.admin_key_path, F_OK) == 0)
-        jv_info("node", "%s admin API key: %s (mode 0600)",
-                info.created_admin_key ? "created the" : "the",
-                info.admin_key_path);
-    /* The reader and the checkpointer: the writer's open checked the
-     * file already. */
-    o.create = false;
-    o.manual_checkpoint = false;
-    o.checked = true;
-    if ((err = jv_store_open(n->db_path, &o, &n->rst, msg, msglen)) ||
-        (err = jv_store_open(n->db_path, &o, &n->cst, msg, msglen)))
-        goto fail;
-
-    jv_hlc_init(&n->hlc, cfg->max_skew_ms);
-    if ((err = jv_store_stats_get(n->rst, &stats))) {
-        fmt(msg, msglen, "cannot read %s: %s", n->db_path,
-            jv_store_errmsg(n->rst));
-        goto fail;
-    }
-    jv_hlc_seed(&n->hlc, stats.max_hlc);
-
-    n->auth = jv_auth_new(cfg->rate_limit, cfg->rate_burst);
-    n->metrics = jv_metrics_new();
-    if (!n->auth || !n->metrics || declare_metrics(n->metrics) != JV_OK) {
-        err = JV_ENOMEM;
-        fmt(msg, msglen, "out of memory");
-        goto fail;
-    }
-    if ((err = jv_auth_load(n->auth, n->rst, jv_now_ms()))) {
-        fmt(msg, msglen, "cannot load API keys: %s", jv_store_errmsg(n->rst));
-        goto fail;
-    }
-    if ((err = jv_writer_start(loop, n->wst, &n->kp, &n->hlc, &n->writer))) {
-        fmt(msg, msglen, "cannot start the writer thread");
-        goto fail;
-    }
-    jv_writer_observe(n->writer, on_job, n);
-
-    uv_signal_init(loop, &n->sigterm);
-    uv_signal_init(loop, &n->sigint);
-    uv_signal_init(loop, &n->sighup);
-    n->sigterm.data = n->sigint.data = n->sighup.data = n;
-    uv_signal_start(&n->sigterm, on_signal, SIGTERM);
-    uv_signal_start(&n->sigint, on_signal, SIGINT);
-    uv_signal_start(&n->sighup, on_reload, SIGHUP);
-    uv_timer_init(loop, &n->tick);
-    n->tick.data = n;
-    uv_timer_start(&n->tick, on_tick, TICK_MS, TICK_MS);
-    uv_timer_init(loop, &n->ckpt_timer);
-    n->ckpt_timer.data = n;
-    uv_timer_start(&n->ckpt_timer, on_ckpt_timer, CHECKPOINT_MS, CHECKPOINT_MS);
-
-    if ((err = start_replication(n, msg, msglen)))
-        goto fail_running;
-
-    if (strcmp(cfg->api_listen, "off") != 0) {
-        jv_http_opts ho;
-        jv_http_opts_default(&ho);
-        api_limits(cfg, &ho);
-        if ((err = jv_http_server_new(loop, &ho, jv_api_handle, n, &n->http))) {
-            fmt(msg, msglen, "cannot start the API server");
-            goto fail_running;
-        }
-        if ((err = jv_http_listen(n->http, cfg->api_listen, n->api_bound,
-                                  sizeof(n->api_bound)))) {
-            fmt(msg, msglen, "cannot listen on %s: %s", cfg->api_listen,
-                jv_strerror(err));
-            goto fail_running;
-        }
-        if (write_api_addr(n) != JV_OK)
-            jv_warn("node", "cannot write %s: %s", n->api_addr_path,
-                    strerror(errno));
-        jv_info("api",
-                "listening on %s (at most %u connections, %u per client "
-                "address)",
-                n->api_bound, ho.max_conns, ho.max_conns_per_addr);
+    start_handles(n);
+    if ((err = start_replication(n, msg, msglen)) ||
+        (err = start_api(n, cfg, msg, msglen))) {
+        /* The loop owns handles now: stop through the normal path. */
+        n->exit_code = 1;
+        jv_node_stop(n);
+        return err;
     }
     jv_info("node", "node %s (%s) started, data in %s", n->self_hex, cfg->name,
             n->data_dir);
     return JV_OK;
 
-fail_running:
-    /* The loop owns handles now: stop through the normal path. */
-    n->exit_code = 1;
-    jv_node_stop(n);
-    return err;
 fail:
     jv_store_close(n->cst);
     jv_store_close(n->rst);

@@ -839,15 +839,97 @@ out:
     return err;
 }
 
+/* Opens the copy tmp of backup src and checks it in full: the exact bytes
+ * that restore will install. */
+static jv_err open_verified(const char *src, const char *tmp, jv_store **st,
+                            char *msg, size_t msglen)
+{
+    jv_store_opts o;
+    jv_verify_report rep;
+    jv_err err;
+    jv_store_opts_default(&o);
+    if ((err = jv_store_open(tmp, &o, st, msg, msglen))) {
+        char why[256];
+        snprintf(why, sizeof(why), "%s", msg);
+        snprintf(msg, msglen, "restore: backup %s refused: %s", src, why);
+        return err;
+    }
+    if ((err = jv_store_verify(*st, &rep))) {
+        snprintf(msg, msglen, "restore: cannot verify %s: %s", src,
+                 jv_store_errmsg(*st));
+        return err;
+    }
+    if (!jv_verify_ok(&rep)) {
+        snprintf(msg, msglen,
+                 "restore: backup %s fails verification (integrity: %s; "
+                 "bad signatures %llu, links %llu, encodings %llu; version "
+                 "vector %s; state %s%s)",
+                 src, rep.integrity_msg, (unsigned long long)rep.bad_signatures,
+                 (unsigned long long)rep.bad_links,
+                 (unsigned long long)rep.bad_encodings,
+                 rep.vv_matches ? "ok" : "differs",
+                 rep.state_matches ? "ok" : "differs: ",
+                 rep.state_matches ? "" : rep.state_msg);
+        return JV_ECORRUPT;
+    }
+    return JV_OK;
+}
+
+/* Moves the closed, verified copy tmp over db_path, durably. *renamed
+ * says whether the copy took db_path's place (then, whatever the result,
+ * it must not be removed). */
+static jv_err install_copy(const char *tmp, const char *db_path, bool *renamed,
+                           char *msg, size_t msglen)
+{
+    char *tgt_wal = NULL, *tgt_shm = NULL;
+    struct stat sb;
+    jv_err err = JV_EIO;
+    if (!(tgt_wal = path_with(db_path, "-wal")) ||
+        !(tgt_shm = path_with(db_path, "-shm"))) {
+        err = JV_ENOMEM;
+        snprintf(msg, msglen, "restore: out of memory");
+        goto out;
+    }
+    if (fsync_path(tmp, false) != 0) {
+        snprintf(msg, msglen, "restore: sync %s: %s", tmp, strerror(errno));
+        goto out;
+    }
+    /* The old WAL must not outlive its database: replayed onto the new
+     * file it would corrupt it. */
+    if (stat(db_path, &sb) == 0)
+        checkpoint_target(db_path);
+    if ((unlink(tgt_wal) != 0 && errno != ENOENT) ||
+        (unlink(tgt_shm) != 0 && errno != ENOENT)) {
+        snprintf(msg, msglen, "restore: cannot remove %s's WAL: %s", db_path,
+                 strerror(errno));
+        goto out;
+    }
+    if (rename(tmp, db_path) != 0) {
+        snprintf(msg, msglen, "restore: rename %s to %s: %s", tmp, db_path,
+                 strerror(errno));
+        goto out;
+    }
+    *renamed = true;
+    if (fsync_dir_of(db_path) != 0) {
+        snprintf(msg, msglen, "restore: sync directory of %s: %s", db_path,
+                 strerror(errno));
+        goto out;
+    }
+    err = JV_OK;
+out:
+    jv_free(tgt_wal);
+    jv_free(tgt_shm);
+    return err;
+}
+
 jv_err jv_store_restore(const char *src, const char *db_path, char *msg,
                         size_t msglen)
 {
     char scratch_msg[256];
-    char *tmp = NULL, *src_wal = NULL, *tgt_wal = NULL, *tgt_shm = NULL;
+    char *tmp = NULL, *src_wal = NULL;
     jv_store *st = NULL;
-    jv_verify_report rep;
     struct stat sb;
-    bool carried = false;
+    bool carried = false, renamed = false;
     jv_err err;
 
     if (!msg || !msglen) {
@@ -856,9 +938,7 @@ jv_err jv_store_restore(const char *src, const char *db_path, char *msg,
     }
     msg[0] = '\0';
     if (!(tmp = path_with(db_path, ".restore")) ||
-        !(src_wal = path_with(src, "-wal")) ||
-        !(tgt_wal = path_with(db_path, "-wal")) ||
-        !(tgt_shm = path_with(db_path, "-shm"))) {
+        !(src_wal = path_with(src, "-wal"))) {
         err = JV_ENOMEM;
         snprintf(msg, msglen, "restore: out of memory");
         goto out;
@@ -877,66 +957,15 @@ jv_err jv_store_restore(const char *src, const char *db_path, char *msg,
     if ((err = copy_file(src, tmp, msg, msglen)))
         goto fail;
     /* Check the exact bytes that will be installed. */
-    jv_store_opts o;
-    jv_store_opts_default(&o);
-    if ((err = jv_store_open(tmp, &o, &st, msg, msglen))) {
-        char why[256];
-        snprintf(why, sizeof(why), "%s", msg);
-        snprintf(msg, msglen, "restore: backup %s refused: %s", src, why);
+    if ((err = open_verified(src, tmp, &st, msg, msglen)))
         goto fail;
-    }
-    if ((err = jv_store_verify(st, &rep))) {
-        snprintf(msg, msglen, "restore: cannot verify %s: %s", src,
-                 jv_store_errmsg(st));
-        goto fail;
-    }
-    if (!jv_verify_ok(&rep)) {
-        err = JV_ECORRUPT;
-        snprintf(msg, msglen,
-                 "restore: backup %s fails verification (integrity: %s; "
-                 "bad signatures %llu, links %llu, encodings %llu; version "
-                 "vector %s; state %s%s)",
-                 src, rep.integrity_msg, (unsigned long long)rep.bad_signatures,
-                 (unsigned long long)rep.bad_links,
-                 (unsigned long long)rep.bad_encodings,
-                 rep.vv_matches ? "ok" : "differs",
-                 rep.state_matches ? "ok" : "differs: ",
-                 rep.state_matches ? "" : rep.state_msg);
-        goto fail;
-    }
     if ((err = finish_copy(st, db_path, &carried, msg, msglen)))
         goto fail;
     /* The last close checkpoints the copy's WAL into it and removes it. */
     jv_store_close(st);
     st = NULL;
-    if (fsync_path(tmp, false) != 0) {
-        err = JV_EIO;
-        snprintf(msg, msglen, "restore: sync %s: %s", tmp, strerror(errno));
+    if ((err = install_copy(tmp, db_path, &renamed, msg, msglen)))
         goto fail;
-    }
-    /* The old WAL must not outlive its database: replayed onto the new
-     * file it would corrupt it. */
-    if (stat(db_path, &sb) == 0)
-        checkpoint_target(db_path);
-    if ((unlink(tgt_wal) != 0 && errno != ENOENT) ||
-        (unlink(tgt_shm) != 0 && errno != ENOENT)) {
-        err = JV_EIO;
-        snprintf(msg, msglen, "restore: cannot remove %s's WAL: %s", db_path,
-                 strerror(errno));
-        goto fail;
-    }
-    if (rename(tmp, db_path) != 0) {
-        err = JV_EIO;
-        snprintf(msg, msglen, "restore: rename %s to %s: %s", tmp, db_path,
-                 strerror(errno));
-        goto fail;
-    }
-    if (fsync_dir_of(db_path) != 0) {
-        err = JV_EIO;
-        snprintf(msg, msglen, "restore: sync directory of %s: %s", db_path,
-                 strerror(errno));
-        goto out;
-    }
     if (!carried)
         snprintf(msg, msglen,
                  "the replaced database could not be read: API keys revoked "
@@ -946,12 +975,10 @@ jv_err jv_store_restore(const char *src, const char *db_path, char *msg,
     goto out;
 fail:
     jv_store_close(st);
-    if (tmp)
+    if (tmp && !renamed)
         unlink_db(tmp);
 out:
     jv_free(tmp);
     jv_free(src_wal);
-    jv_free(tgt_wal);
-    jv_free(tgt_shm);
     return err;
 }
