@@ -1389,6 +1389,77 @@ static jv_err write_batches(jv_store *st, const jv_keypair *kp, uint64_t hlc,
     return err;
 }
 
+/* Refuses a commit that cannot be this node's, before any transaction,
+ * and clears the groups' results. */
+static jv_err commit_check(jv_store *st, const jv_keypair *kp, uint64_t hlc,
+                           jv_write_group *groups, size_t ngroups, jv_id *self)
+{
+    jv_err err;
+    if (ngroups && !groups)
+        return jv__fail(st, JV_EINVAL, "commit: no groups");
+    if (st->readonly)
+        return jv__fail(st, JV_EPERM, "commit: store opened read-only");
+    if (hlc == 0 || hlc > JV_INT_MAX)
+        return jv__fail(st, JV_EINVAL, "commit: batch stamp out of range");
+    if ((err = jv__self(st, self)))
+        return err == JV_ENOTFOUND
+                   ? jv__fail(st, JV_ESTATE, "commit: node id not set")
+                   : err;
+    if (!jv_id_eq(self, &kp->pk))
+        return jv__fail(st, JV_EINVAL, "commit: key pair is not this node's");
+    for (size_t g = 0; g < ngroups; g++) {
+        groups[g].result = JV_OK;
+        groups[g].failed_index = 0;
+        for (size_t i = 0; i < groups[g].n; i++)
+            memset(&groups[g].intents[i].res, 0,
+                   sizeof(groups[g].intents[i].res));
+    }
+    return JV_OK;
+}
+
+/* Gives the operations that survived coalescing their final sequence
+ * numbers after head, applies the audit entries (identified by them),
+ * signs the batches and moves the head. */
+static jv_err number_and_sign(jv_store *st, ctx_cache *cc, const jv_keypair *kp,
+                              uint64_t hlc, const jv_id *self, pend_list *pl,
+                              uint64_t head, uint8_t prev[JV_HASH_LEN],
+                              jv_commit_info *ci, bool *any_trust)
+{
+    jv_op *ops = NULL;
+    size_t nops = 0, k = 0;
+    jv_err err = JV_OK;
+    for (size_t i = 0; i < pl->n; i++)
+        nops += !pl->p[i].dropped;
+    if (!nops)
+        return JV_OK;
+    if (head > (uint64_t)JV_INT_MAX - nops)
+        return jv__fail(st, JV_EOVERFLOW, "sequence numbers exhausted");
+    if (!(ops = jv_calloc(nops, sizeof(*ops))))
+        return jv__fail(st, JV_ENOMEM, "commit: out of memory");
+    for (size_t i = 0; i < pl->n; i++) {
+        pend *pd = &pl->p[i];
+        if (pd->dropped)
+            continue;
+        uint64_t seq = head + 1 + k;
+        pd->intent->res.seq = seq;
+        if (pd->op.kind == JV_OP_AUDIT &&
+            (err = apply_op(st, cc, self, seq, &pd->op)))
+            goto out;
+        *any_trust |= pd->op.kind == JV_OP_TRUST;
+        ops[k++] = pd->op;
+    }
+    ci->first_seq = head + 1;
+    if ((err = write_batches(st, kp, hlc, ops, nops, &head, prev,
+                             &ci->nbatches)) ||
+        (err = head_put(st, self, head, prev)))
+        goto out;
+    ci->last_seq = head;
+    ci->nops = nops;
+out:
+    jv_free(ops);
+    return err;
+}
+
 jv_err jv_store_commit_local(jv_store *st, const jv_keypair *kp, uint64_t hlc,
                              jv_write_group *groups, size_t ngroups,
                              jv_commit_info *info)
@@ -1396,7 +1467,6 @@ jv_err jv_store_commit_local(jv_store *st, const jv_keypair *kp, uint64_t hlc,
     jv_commit_info ci = {0};
     ctx_cache cc = {0};
     pend_list pl = {0};
-    jv_op *ops = NULL;
     jv_apply_stats rs = {0};
     jv__tx tx;
     jv_id self;
@@ -1406,25 +1476,8 @@ jv_err jv_store_commit_local(jv_store *st, const jv_keypair *kp, uint64_t hlc,
     size_t pos = 0;
     jv_err err;
 
-    if (ngroups && !groups)
-        return jv__fail(st, JV_EINVAL, "commit: no groups");
-    if (st->readonly)
-        return jv__fail(st, JV_EPERM, "commit: store opened read-only");
-    if (hlc == 0 || hlc > JV_INT_MAX)
-        return jv__fail(st, JV_EINVAL, "commit: batch stamp out of range");
-    if ((err = jv__self(st, &self)))
-        return err == JV_ENOTFOUND
-                   ? jv__fail(st, JV_ESTATE, "commit: node id not set")
-                   : err;
-    if (!jv_id_eq(&self, &kp->pk))
-        return jv__fail(st, JV_EINVAL, "commit: key pair is not this node's");
-    for (size_t g = 0; g < ngroups; g++) {
-        groups[g].result = JV_OK;
-        groups[g].failed_index = 0;
-        for (size_t i = 0; i < groups[g].n; i++)
-            memset(&groups[g].intents[i].res, 0,
-                   sizeof(groups[g].intents[i].res));
-    }
+    if ((err = commit_check(st, kp, hlc, groups, ngroups, &self)))
+        return err;
     if ((err = jv__tx_begin(st, &tx)))
         return err;
     if ((err = jv_store_origin_head(st, &self, &head, prev)))
@@ -1435,43 +1488,10 @@ jv_err jv_store_commit_local(jv_store *st, const jv_keypair *kp, uint64_t hlc,
         if (groups[g].result == JV_OK)
             ci.groups_ok++;
     }
-    if ((err = coalesce(st, &self, &pl)))
+    if ((err = coalesce(st, &self, &pl)) ||
+        (err = number_and_sign(st, &cc, kp, hlc, &self, &pl, head, prev, &ci,
+                               &any_trust)))
         goto fail;
-
-    size_t nops = 0;
-    for (size_t i = 0; i < pl.n; i++)
-        nops += !pl.p[i].dropped;
-    if (nops) {
-        if (!(ops = jv_calloc(nops, sizeof(*ops)))) {
-            err = jv__fail(st, JV_ENOMEM, "commit: out of memory");
-            goto fail;
-        }
-        if (head > (uint64_t)JV_INT_MAX - nops) {
-            err = jv__fail(st, JV_EOVERFLOW, "sequence numbers exhausted");
-            goto fail;
-        }
-        /* Final numbering: audit entries are identified by it. */
-        size_t k = 0;
-        for (size_t i = 0; i < pl.n; i++) {
-            pend *pd = &pl.p[i];
-            if (pd->dropped)
-                continue;
-            uint64_t seq = head + 1 + k;
-            pd->intent->res.seq = seq;
-            if (pd->op.kind == JV_OP_AUDIT &&
-                (err = apply_op(st, &cc, &self, seq, &pd->op)))
-                goto fail;
-            any_trust |= pd->op.kind == JV_OP_TRUST;
-            ops[k++] = pd->op;
-        }
-        ci.first_seq = head + 1;
-        if ((err = write_batches(st, kp, hlc, ops, nops, &head, prev,
-                                 &ci.nbatches)) ||
-            (err = head_put(st, &self, head, prev)))
-            goto fail;
-        ci.last_seq = head;
-        ci.nops = nops;
-    }
     /* A trust written here may release batches held for their origin. */
     if (any_trust && (err = release(st, &cc, JV_APPLY_REQUIRE_TRUST, &rs)))
         goto fail;
@@ -1494,7 +1514,6 @@ fail_done:
                    sizeof(groups[g].intents[i].res));
     }
 out:
-    jv_free(ops);
     pend_fini(&pl);
     ctx_fini(&cc);
     return err;
