@@ -416,6 +416,7 @@ static void on_async(uv_async_t *h)
 static jv_err msg_new(const uint8_t *p, size_t n, nng_msg **out)
 {
     nng_msg *m;
+    *out = NULL; /* defined on every path, also for callers that ignore err */
     int rv = nng_msg_alloc(&m, n);
     if (rv)
         return from_nng(rv);

@@ -3,6 +3,7 @@
 # Idempotent and silent when everything is present.
 #   scripts/deps.sh          build + test dependencies
 #   scripts/deps.sh --bench  also the tools the benchmarks compare against
+#   scripts/deps.sh --clang  also clang (the second compiler CI builds with)
 set -euo pipefail
 
 pkgs=(
@@ -11,9 +12,10 @@ pkgs=(
     libjansson-dev libcurl4-openssl-dev libzstd-dev libhttp-parser-dev
     libcmocka-dev
 )
-if [ "${1:-}" = "--bench" ]; then
-    pkgs+=(wrk redis-server redis-tools)
-fi
+case "${1:-}" in
+--bench) pkgs+=(wrk redis-server redis-tools) ;;
+--clang) pkgs+=(clang) ;;
+esac
 
 missing=()
 for p in "${pkgs[@]}"; do
