@@ -745,6 +745,16 @@ bool jv_tpeer_busy(const jv_tpeer *p)
     return p->state != REQ_IDLE;
 }
 
+bool jv_transport_recall(jv_tpeer *p)
+{
+    if (p->state != REQ_SEND)
+        return false;
+    /* Asynchronous: peer_event() sees either NNG_ECANCELED (taken back)
+     * or success (a pipe took it first). */
+    nng_aio_cancel(p->aio);
+    return true;
+}
+
 void jv_transport_peer_free(jv_tpeer *p)
 {
     jv_transport *t;
