@@ -4,6 +4,8 @@
 #   scripts/deps.sh          build + test dependencies
 #   scripts/deps.sh --bench  also the tools the benchmarks compare against
 #   scripts/deps.sh --clang  also clang (the second compiler CI builds with)
+#   scripts/deps.sh --soak   also stress-ng (scripts/soak-tests.sh)
+#   scripts/deps.sh --coverage  also gcovr (make coverage)
 set -euo pipefail
 
 pkgs=(
@@ -15,6 +17,8 @@ pkgs=(
 case "${1:-}" in
 --bench) pkgs+=(wrk redis-server redis-tools) ;;
 --clang) pkgs+=(clang) ;;
+--soak) pkgs+=(stress-ng) ;;
+--coverage) pkgs+=(gcovr) ;;
 esac
 
 missing=()
