@@ -629,6 +629,20 @@ static void test_too_big(void **state)
     jv_transport_peer_free(c2.p);
     close_sync(s2.t);
 
+    /* A reply over the server's own limit is never sent: the requester
+     * times out rather than being refused. */
+    o2.max_message = 2000;
+    server_start(&s2, "tcp://127.0.0.1:0", &o2, M_BIG);
+    s2.big = 3000;
+    peer(cli, s2.addr, &c2);
+    send_text(&c2, "how big?", 300);
+    WAIT(c2.replies == 1, 5000);
+    assert_int_equal(c2.replies, 1);
+    assert_int_equal(c2.err, JV_ETIMEDOUT);
+    assert_int_equal(s2.requests, 1);
+    jv_transport_peer_free(c2.p);
+    close_sync(s2.t);
+
     jv_transport_peer_free(c.p);
     close_sync(cli);
     close_sync(s.t);
@@ -864,7 +878,15 @@ static void test_bad_use(void **state)
         JV_OK);
     jv_transport_peer_free(NULL);
     close_sync(s.t);
-    close_sync(t);
+    /* Closing: nothing new starts. */
+    bool done = false;
+    jv_transport_close(t, set_flag, &done);
+    assert_int_equal(jv_transport_peer_new(t, "tcp://127.0.0.1:1", NULL, &p),
+                     JV_ECLOSED);
+    assert_int_equal(jv_transport_listen(t, "tcp://127.0.0.1:0", NULL, 0),
+                     JV_ECLOSED);
+    WAIT(done, 5000);
+    assert_true(done);
 }
 
 #else
