@@ -5,6 +5,7 @@
  * and callers that want no message.
  */
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -18,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "keyring.h"
 #include "testutil.h"
 #include "wire.h"
@@ -205,6 +207,173 @@ static void test_encode_refuses_incomplete_batches(void **state)
     jv_msg_fini(&m);
 }
 
+/* Runs op with the n-th allocation failing, for n = 0, 1, ... until it
+ * needs no more than n: op returns true once it succeeded without an
+ * injected failure. Returns how many allocations were tried. */
+static long each_allocation(bool (*op)(void *), void *arg)
+{
+    for (long n = 0; n < 10000; n++) {
+        jv_alloc_fail_after(n);
+        bool done = op(arg);
+        long failed = jv_alloc_failed_count();
+        jv_alloc_fail_reset();
+        if (done && failed == 0)
+            return n;
+    }
+    fail_msg("still allocating after 10000 allocations");
+    return -1;
+}
+
+typedef struct {
+    jv_msg *m;
+    jv_buf *frame; /* a good encoding, for the decode case */
+} wire_case;
+
+/* Encoding: JV_ENOMEM leaves the buffer's earlier content as it was. */
+static bool encode_once(void *arg)
+{
+    wire_case *c = arg;
+    jv_buf out;
+    jv_buf_init(&out);
+    jv_err err = jv_buf_append(&out, "kept", 4);
+    if (err != JV_OK) { /* the injected failure came first */
+        assert_int_equal(err, JV_ENOMEM);
+        jv_buf_fini(&out);
+        return false;
+    }
+    err = jv_msg_encode(c->m, 0, &out, NULL);
+    bool ok = err == JV_OK;
+    if (!ok) {
+        assert_int_equal(err, JV_ENOMEM);
+        assert_int_equal(out.len, 4);
+    }
+    assert_memory_equal(out.data, "kept", 4);
+    jv_buf_fini(&out);
+    return ok;
+}
+
+/* Decoding: JV_ENOMEM leaves the message as it was (empty here). */
+static bool decode_once(void *arg)
+{
+    wire_case *c = arg;
+    jv_msg d;
+    jv_buf scratch;
+    jv_msg_init(&d);
+    jv_buf_init(&scratch);
+    jv_err err =
+        jv_msg_decode(c->frame->data, c->frame->len, 1 << 20, &scratch, &d);
+    bool ok = err == JV_OK;
+    if (ok) {
+        assert_int_equal(d.nbatches, c->m->nbatches);
+        for (size_t i = 0; i < d.nbatches; i++)
+            assert_memory_equal(d.batches[i].body, c->m->batches[i].body,
+                                c->m->batches[i].len);
+    } else {
+        assert_int_equal(err, JV_ENOMEM);
+        assert_int_equal(d.nbatches, 0);
+        assert_null(d.batches);
+    }
+    jv_msg_fini(&d);
+    jv_buf_fini(&scratch);
+    return ok;
+}
+
+/* Out of memory at any allocation, encode and decode answer JV_ENOMEM and
+ * change nothing; with memory, the same calls succeed. Compressed bodies
+ * (zstd), so that the inflate path runs too. */
+static void test_wire_out_of_memory(void **state)
+{
+    (void)state;
+    static uint8_t bodies[3][2000], sig[JV_SIG_LEN];
+    jv_wire_batch b[3];
+    for (int i = 0; i < 3; i++) {
+        memset(bodies[i], 'a' + i, sizeof(bodies[i]));
+        b[i] = (jv_wire_batch){bodies[i], sizeof(bodies[i]), sig};
+    }
+    jv_msg m;
+    jv_msg_init(&m);
+    m.type = JV_MSG_SYNC_REPLY;
+    m.from = jv_test_id(2);
+    m.batches = b;
+    m.nbatches = 3;
+    assert_int_equal(jv_vv_set(&m.have, &m.from, 7), JV_OK);
+    jv_buf frame;
+    jv_buf_init(&frame);
+    assert_int_equal(jv_msg_encode(&m, 0, &frame, NULL), JV_OK);
+    assert_true(frame.len < 3 * 2000); /* compressed */
+    wire_case c = {&m, &frame};
+    assert_true(each_allocation(encode_once, &c) > 0);
+    assert_true(each_allocation(decode_once, &c) > 0);
+    jv_buf_fini(&frame);
+    m.batches = NULL;
+    m.nbatches = 0;
+    jv_msg_fini(&m);
+}
+
+typedef struct {
+    const char *path;
+    const jv_keyring *ring;
+} key_case;
+
+/* Loading: JV_ENOMEM says so and keeps the ring in use. */
+static bool load_once(void *arg)
+{
+    key_case *c = arg;
+    jv_keyring r = *c->ring;
+    char msg[256] = "";
+    jv_err err = jv_keyring_load(c->path, &r, msg, sizeof(msg));
+    bool ok = err == JV_OK;
+    if (ok) {
+        assert_int_equal(r.n, 1);
+    } else {
+        assert_int_equal(err, JV_ENOMEM);
+        assert_non_null(strstr(msg, "out of memory"));
+        assert_memory_equal(&r, c->ring, sizeof(r));
+    }
+    jv_keyring_wipe(&r);
+    return ok;
+}
+
+/* Sealing and opening: JV_ENOMEM, nothing appended / nothing opened. */
+static bool seal_open_once(void *arg)
+{
+    key_case *c = arg;
+    jv_buf frame, plain;
+    jv_buf_init(&frame);
+    jv_buf_init(&plain);
+    jv_err err = jv_seal(c->ring, (const uint8_t *)"hello", 5, &frame);
+    if (err == JV_OK)
+        err = jv_open(c->ring, frame.data, frame.len, &plain);
+    bool ok = err == JV_OK;
+    if (ok) {
+        assert_int_equal(plain.len, 5);
+        assert_memory_equal(plain.data, "hello", 5);
+    } else {
+        assert_int_equal(err, JV_ENOMEM);
+        assert_int_equal(plain.len, 0);
+    }
+    jv_buf_fini(&frame);
+    jv_buf_fini(&plain);
+    return ok;
+}
+
+static void test_keyring_out_of_memory(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/jv_limits_XXXXXX", path[64], text[80];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/cluster.key", dir);
+    snprintf(text, sizeof(text), "%s\n", KEY_A);
+    write_file(path, text, strlen(text));
+    jv_keyring in_use = ring_of(KEY_B);
+    key_case c = {path, &in_use};
+    assert_true(each_allocation(load_once, &c) > 0);
+    assert_true(each_allocation(seal_open_once, &c) > 0);
+    jv_keyring_wipe(&in_use);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -213,6 +382,8 @@ int main(void)
         cmocka_unit_test(test_id_out_of_range),
         cmocka_unit_test(test_seal_too_large),
         cmocka_unit_test(test_encode_refuses_incomplete_batches),
+        cmocka_unit_test(test_wire_out_of_memory),
+        cmocka_unit_test(test_keyring_out_of_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
