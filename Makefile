@@ -2,13 +2,16 @@
 #   make run    install what is missing, build, start one node
 #   make test   install what is missing, build normal + sanitizer, run all tests
 #   make package  a Debian package (build-pkg/jarvis_*.deb), Debian's build flags
+#   make build-clang-release   the packagers' build type with clang (CI builds it)
+#   make coverage  instrumented build in build-cov, the suite, coverage per folder
+#   make soak N=20 the whole suite N times under stress-ng (scripts/soak-tests.sh)
 # Sub-makes (CMake's) would otherwise print every directory they enter.
 MAKEFLAGS += --no-print-directory
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 PREFIX ?= /usr/local
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build build-asan test test-normal test-asan run bench install package format clean
+.PHONY: all deps build build-asan build-clang-release coverage soak test test-normal test-asan run bench install package format clean
 
 all: build
 
@@ -24,6 +27,28 @@ build-asan: deps
 	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DJV_SANITIZE=ON \
 		$(CMAKE_FLAGS) >/dev/null
 	@cmake --build build-asan -j $(JOBS)
+
+build-clang-release:
+	@scripts/deps.sh --clang
+	@cmake -S . -B build-clang -DCMAKE_C_COMPILER=clang \
+		-DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >/dev/null
+	@cmake --build build-clang -j $(JOBS)
+
+# Debug (-O0) so that lines map to code; the suite's result is the
+# target's, the table is printed either way.
+coverage:
+	@scripts/deps.sh --coverage
+	@cmake -S . -B build-cov -DCMAKE_BUILD_TYPE=Debug -DJV_COVERAGE=ON \
+		-DJV_BUILD_BENCH=OFF $(CMAKE_FLAGS) >/dev/null
+	@cmake --build build-cov -j $(JOBS)
+	@find build-cov -name '*.gcda' -delete
+	@echo "== tests: coverage build"
+	@cd build-cov && ctest --output-on-failure -j $(JOBS); rc=$$?; \
+		cd .. && scripts/coverage.sh build-cov && exit $$rc
+
+N ?= 20
+soak:
+	@scripts/soak-tests.sh $(N)
 
 test-normal: build
 	@echo "== tests: normal build"
@@ -63,4 +88,4 @@ format:
 	@git ls-files '*.c' '*.h' | xargs clang-format -i
 
 clean:
-	@rm -rf build build-asan build-pkg
+	@rm -rf build build-asan build-clang build-cov build-pkg

@@ -416,6 +416,7 @@ static void on_async(uv_async_t *h)
 static jv_err msg_new(const uint8_t *p, size_t n, nng_msg **out)
 {
     nng_msg *m;
+    *out = NULL; /* defined on every path, also for callers that ignore err */
     int rv = nng_msg_alloc(&m, n);
     if (rv)
         return from_nng(rv);
@@ -742,6 +743,16 @@ const char *jv_tpeer_addr(const jv_tpeer *p)
 bool jv_tpeer_busy(const jv_tpeer *p)
 {
     return p->state != REQ_IDLE;
+}
+
+bool jv_transport_recall(jv_tpeer *p)
+{
+    if (p->state != REQ_SEND)
+        return false;
+    /* Asynchronous: peer_event() sees either NNG_ECANCELED (taken back)
+     * or success (a pipe took it first). */
+    nng_aio_cancel(p->aio);
+    return true;
 }
 
 void jv_transport_peer_free(jv_tpeer *p)

@@ -95,6 +95,13 @@ void *jv_tpeer_user(const jv_tpeer *p);
 const char *jv_tpeer_addr(const jv_tpeer *p);
 /* True while a request of this peer is outstanding. */
 bool jv_tpeer_busy(const jv_tpeer *p);
+/* Takes back the outstanding request if no connection has taken it yet
+ * (it waits for one): it is never sent, and its on_reply comes with
+ * JV_ECLOSED. False when there is nothing to take back: no request, or
+ * one already handed to a connection (that one is on its way; its reply
+ * comes as usual). A request that a connection takes while this call
+ * runs goes out too, and is answered as usual. Loop thread. */
+bool jv_transport_recall(jv_tpeer *p);
 /* Frees the peer; an outstanding request is cancelled and its on_reply is
  * not called. Accepts NULL. */
 void jv_transport_peer_free(jv_tpeer *p);

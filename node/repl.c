@@ -85,7 +85,8 @@ typedef struct peer {
     size_t nlinks, linkcap;
     uint64_t rank;
     pstate state;
-    bool pulling; /* the exchange under way asked for a full reply */
+    bool pulling;  /* the exchange under way asked for a full reply */
+    bool recalled; /* its request was taken back to go under a new key */
     bool again;
     bool again_pull;
     bool reachable;
@@ -800,6 +801,16 @@ static void on_reply(void *arg, jv_tpeer *tp, jv_err err, const uint8_t *msg,
 
     if (p->state != P_SENDING)
         return;
+    if (p->recalled) {
+        p->recalled = false;
+        if (err == JV_ECLOSED && !r->stopping) {
+            /* Taken back before it left (jv_repl_set_keyring): the same
+             * exchange again, sealed under the key now in use. */
+            p->state = P_IDLE;
+            exchange(p, p->pulling);
+            return;
+        }
+    }
     if (err) {
         snprintf(why, sizeof(why), "%s", jv_strerror(err));
         fail(p, why);
@@ -1284,10 +1295,29 @@ void jv_repl_update_metrics(jv_repl *r)
 
 void jv_repl_set_keyring(jv_repl *r, const jv_keyring *ring)
 {
+    bool was_keyed = r->keyed;
+    uint8_t was[JV_KEY_ID_LEN];
+    if (was_keyed)
+        memcpy(was, r->ring.k[0].id, JV_KEY_ID_LEN);
     jv_keyring_wipe(&r->ring);
     r->keyed = ring && ring->n;
     if (r->keyed)
         r->ring = *ring;
+    if (was_keyed == r->keyed &&
+        (!r->keyed || memcmp(was, r->ring.k[0].id, JV_KEY_ID_LEN) == 0))
+        return;
+    /* The sending key changed. A request is sealed when it is made, and
+     * one still waiting for a connection could go out seconds later,
+     * after its receiver has dropped the old key (the last step of a
+     * rotation): take those back and send them again under the new key.
+     * What a connection has taken is on the wire already. */
+    for (peer *p = r->peers; p; p = p->next)
+        if (p->state == P_SENDING && !p->recalled &&
+            (p->recalled = jv_transport_recall(p->tp)))
+            jv_info("repl",
+                    "request to %s not sent yet: sent again under the "
+                    "new key",
+                    p->addr);
 }
 
 /* -- faults --------------------------------------------------------------- */

@@ -3,6 +3,9 @@
 # Idempotent and silent when everything is present.
 #   scripts/deps.sh          build + test dependencies
 #   scripts/deps.sh --bench  also the tools the benchmarks compare against
+#   scripts/deps.sh --clang  also clang (the second compiler CI builds with)
+#   scripts/deps.sh --soak   also stress-ng (scripts/soak-tests.sh)
+#   scripts/deps.sh --coverage  also gcovr (make coverage)
 set -euo pipefail
 
 pkgs=(
@@ -15,9 +18,12 @@ pkgs=(
     # test needs to run the unit's command line as systemd would.
     dpkg-dev fakeroot lintian bash-completion acl curl
 )
-if [ "${1:-}" = "--bench" ]; then
-    pkgs+=(wrk redis-server redis-tools)
-fi
+case "${1:-}" in
+--bench) pkgs+=(wrk redis-server redis-tools) ;;
+--clang) pkgs+=(clang) ;;
+--soak) pkgs+=(stress-ng) ;;
+--coverage) pkgs+=(gcovr) ;;
+esac
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -512,6 +512,7 @@ static jv_err exists_blob(jv_store *st, const char *sql, const void *key,
                           int len, bool *out)
 {
     jv_err err;
+    *out = false; /* defined on every path, also when the lookup fails */
     sqlite3_stmt *s = jv__stmt(st, sql, &err);
     if (!s)
         return err;

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "ctl.h"
+#include "http_client.h"
 
 static ctl_ctx C;
 static jv_test_node N;
@@ -28,10 +29,49 @@ static void sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* How many GET /v1/audit the node has answered (what a follower polls). */
+static double audit_reads(void)
+{
+    static const char series[] = "jarvis_requests_total{route=\"/v1/audit\","
+                                 "method=\"GET\",status=\"200\"} ";
+    jv_http_client c;
+    jv_http_resp r;
+    double v = 0;
+    assert_int_equal(jv_http_client_init(&c, N.url), 0);
+    assert_int_equal(jv_http_do(&c, "GET", "/metrics", NULL, NULL, 0, &r), 0);
+    assert_int_equal(r.status, 200);
+    const char *p = strstr(r.body, series);
+    if (p != NULL)
+        v = strtod(p + strlen(series), NULL);
+    jv_http_resp_fini(&r);
+    jv_http_client_fini(&c);
+    return v;
+}
+
+/* Waits (at most 60 s) until the node has answered n GET /v1/audit. */
+static void wait_audit_reads(double n)
+{
+    double t0 = now_ms();
+    while (audit_reads() < n) {
+        if (now_ms() - t0 > 60000)
+            fail_msg("no audit read from the follower in 60 s");
+        sleep_ms(50);
+    }
+}
+
 static int setup(void **state)
 {
     (void)state;
     ctl_init(&C);
+    if (jv_http_global_init() != 0)
+        return -1;
     if (jv_test_node_start(&N, NULL) != 0)
         return -1;
     C.node = N.url;
@@ -269,8 +309,10 @@ static void follow_with(int sig, const char *action)
 {
     jv_proc p;
     jv_proc_result r;
+    double reads = audit_reads();
     CTL_SPAWN(&C, &p, "audit", "tail", "-n", "0", "--follow", "--json");
-    sleep_ms(1500);
+    /* Its first poll: it has taken its starting time. */
+    wait_audit_reads(reads + 1);
     /* The key came from the environment: a process listing shows none of
      * it. */
     char path[64], cmdline[4096];
@@ -290,7 +332,10 @@ static void follow_with(int sig, const char *action)
     json_decref(j);
     j = JSON_CMD(0, "audit", "add", action, "--detail", "second");
     json_decref(j);
-    sleep_ms(2500);
+    /* A poll answered after both writes, then the next one: the follower
+     * prints what a poll brings before it polls again. */
+    reads = audit_reads();
+    wait_audit_reads(reads + 2);
     jv_proc_signal(&p, sig);
     assert_int_equal(jv_proc_wait(&p, 15000, &r), 0);
     CTL_EXPECT(&r, 0);
@@ -320,11 +365,13 @@ static void test_audit_follow(void **state)
     /* Human form: the last entries first, then the new ones. */
     jv_proc p;
     jv_proc_result r;
+    double reads = audit_reads();
     CTL_SPAWN(&C, &p, "audit", "tail", "-n", "1", "-f");
-    sleep_ms(1500);
+    wait_audit_reads(reads + 1); /* it has read the last entry */
     json_t *j = JSON_CMD(0, "audit", "add", "follow-human");
     json_decref(j);
-    sleep_ms(2000);
+    reads = audit_reads();
+    wait_audit_reads(reads + 2);
     jv_proc_signal(&p, SIGINT);
     assert_int_equal(jv_proc_wait(&p, 15000, &r), 0);
     CTL_EXPECT(&r, 0);

@@ -8,6 +8,11 @@
  * node that holds only the old key is refused by all of them
  * (refused_messages_total{reason="unknown_key"}) and refuses them in
  * turn, while the others keep converging.
+ *
+ * A request made while its peer is down waits for a connection, sealed
+ * under the key of that moment. If the sending key changes meanwhile, the
+ * node takes it back and sends it again under the new key: a peer that
+ * comes up with the new key only refuses nothing.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -34,15 +39,16 @@ static double refused(size_t i)
     return v;
 }
 
-/* A write on every live node, all converged, nothing refused anywhere. */
-static void traffic_flows(const char *step)
+/* A write on each of the first n nodes, all converged, nothing refused
+ * anywhere. */
+static void traffic(size_t n, const char *step)
 {
-    for (size_t i = 0; i < 3; i++)
+    for (size_t i = 0; i < n; i++)
         json_decref(nt_req(&C, i, 200, "POST", "{}",
                            "/v1/counters/rotation/increment"));
     double t0 = jv_cluster_now_ms();
-    nt_converge(&C, live, 3, nt_ms(15000));
-    for (size_t i = 0; i < 3; i++)
+    nt_converge(&C, live, n, nt_ms(15000));
+    for (size_t i = 0; i < n; i++)
         if (refused(i) != 0)
             NT_FAIL(&C, "%s: node %zu refused %.0f messages", step, i,
                     refused(i));
@@ -51,6 +57,11 @@ static void traffic_flows(const char *step)
 }
 
 /* The key line of a file jarvisctl cluster-key wrote. */
+static void traffic_flows(const char *step)
+{
+    traffic(3, step);
+}
+
 static void read_key(const char *path, char out[65])
 {
     char line[256];
@@ -140,6 +151,63 @@ static void test_rotation_without_downtime(void **state)
     nt_converge(&C, NULL, 0, nt_ms(30000));
 }
 
+static bool log_has(size_t i, const char *needle)
+{
+    char line[2048];
+    bool found = false;
+    FILE *f = fopen(C.node[i].t.log, "r");
+    while (f != NULL && !found && fgets(line, sizeof line, f) != NULL)
+        found = strstr(line, needle) != NULL;
+    if (f != NULL)
+        fclose(f);
+    return found;
+}
+
+static void test_rotation_while_a_peer_is_down(void **state)
+{
+    (void)state;
+    /* Node 0's first request to node 1 waits for node 1 for a minute. */
+    static char *const flags[] = {"--peer-timeout", "60000", NULL};
+    char oldk[65], newk[65];
+    jv_cluster_opts o = {.n = 2, .key_per_node = true, .flags = flags};
+    o.seed = jv_rng_next(&R);
+    NT_OK(&C, jv_cluster_init(&C, &o));
+    NT_OK(&C, jv_cluster_start(&C, 0));
+    read_key(C.key_file, oldk);
+    jv_proc_result r;
+    NT_OK(&C, jv_cluster_ctl(&C, 0, &r, "cluster-key", (char *)NULL));
+    NT_CHECK(&C, r.status == 0 && strlen(r.out) == 65);
+    memcpy(newk, r.out, 64);
+    newk[64] = '\0';
+    jv_proc_result_fini(&r);
+
+    /* The request is made (sealed under the old key) and waits. */
+    const char *out = "jarvis_repl_bytes_total{direction=\"out\"}";
+    double t0 = jv_cluster_now_ms();
+    while (nt_metric(&C, 0, out) <= 0) {
+        if (jv_cluster_now_ms() - t0 > nt_ms(30000))
+            NT_FAIL(&C, "node 0 sent no request to node 1");
+        jv_cluster_sleep_ms(20);
+    }
+    const char *second[] = {oldk, newk}, *first[] = {newk, oldk},
+               *only[] = {newk};
+    NT_OK(&C, jv_cluster_set_keys(&C, 0, second, 2));
+    NT_OK(&C, jv_cluster_set_keys(&C, 0, first, 2));
+    NT_CHECK(&C, log_has(0, "sent again under the new key"));
+
+    /* Node 1 comes up having done every step: the new key only. */
+    NT_OK(&C, jv_cluster_set_keys(&C, 1, only, 1));
+    NT_OK(&C, jv_cluster_start(&C, 1));
+    const char *ok = "jarvis_repl_exchanges_total{outcome=\"ok\"}";
+    t0 = jv_cluster_now_ms();
+    while (nt_metric(&C, 0, ok) <= 0) {
+        if (jv_cluster_now_ms() - t0 > nt_ms(30000))
+            NT_FAIL(&C, "node 0 got no answer from node 1");
+        jv_cluster_sleep_ms(50);
+    }
+    traffic(2, "node 1 up with the new key only");
+}
+
 static int teardown(void **state)
 {
     (void)state;
@@ -152,6 +220,7 @@ int main(void)
     jv_rng_seed(&R, jv_test_seed());
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_rotation_without_downtime, teardown),
+        cmocka_unit_test_teardown(test_rotation_while_a_peer_is_down, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

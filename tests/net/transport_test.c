@@ -629,6 +629,20 @@ static void test_too_big(void **state)
     jv_transport_peer_free(c2.p);
     close_sync(s2.t);
 
+    /* A reply over the server's own limit is never sent: the requester
+     * times out rather than being refused. */
+    o2.max_message = 2000;
+    server_start(&s2, "tcp://127.0.0.1:0", &o2, M_BIG);
+    s2.big = 3000;
+    peer(cli, s2.addr, &c2);
+    send_text(&c2, "how big?", 300);
+    WAIT(c2.replies == 1, 5000);
+    assert_int_equal(c2.replies, 1);
+    assert_int_equal(c2.err, JV_ETIMEDOUT);
+    assert_int_equal(s2.requests, 1);
+    jv_transport_peer_free(c2.p);
+    close_sync(s2.t);
+
     jv_transport_peer_free(c.p);
     close_sync(cli);
     close_sync(s.t);
@@ -639,6 +653,7 @@ static void test_too_big(void **state)
 typedef struct {
     nng_socket s;
     atomic_bool stop;
+    atomic_uint echoed; /* replies handed to nng */
     pthread_t th;
     char addr[128];
 } raw_echo;
@@ -652,6 +667,8 @@ static void *raw_echo_run(void *arg)
             continue; /* the receive timeout lets us see stop */
         if (nng_sendmsg(e->s, m, 0) != 0)
             nng_msg_free(m);
+        else
+            atomic_fetch_add(&e->echoed, 1);
     }
     return NULL;
 }
@@ -666,6 +683,7 @@ static void raw_echo_start(raw_echo *e)
     assert_int_equal(nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port), 0);
     snprintf(e->addr, sizeof(e->addr), "tcp://127.0.0.1:%d", port);
     atomic_store(&e->stop, false);
+    atomic_store(&e->echoed, 0);
     assert_int_equal(pthread_create(&e->th, NULL, raw_echo_run, e), 0);
 }
 
@@ -716,7 +734,13 @@ static void test_peer_free_outstanding(void **state)
     assert_int_equal(q.err, JV_OK);
     assert_int_equal(q.len, 7);
     send_text(&q, "queued", 5000);
-    usleep(300 * 1000);
+    /* Without running the loop: the echo has sent it back, then a moment
+     * for loopback and nng's callback (nothing shows the queue itself). */
+    for (uint64_t end = now_ms() + 10000;
+         atomic_load(&e.echoed) < 2 && now_ms() < end;)
+        usleep(1000);
+    assert_int_equal(atomic_load(&e.echoed), 2);
+    usleep(50 * 1000);
     jv_transport_peer_free(q.p);
     spin(200);
     assert_int_equal(q.replies, 1); /* the warm-up only */
@@ -732,6 +756,60 @@ static void test_peer_free_outstanding(void **state)
     raw_echo_stop(&e);
     close_sync(cli);
     close_sync(s.t);
+}
+
+/* jv_transport_recall(): a request still waiting for a connection is
+ * taken back (on_reply with JV_ECLOSED) and never sent; one that a
+ * connection took is on its way and answered as usual. */
+static void test_recall(void **state)
+{
+    (void)state;
+    jv_transport_opts o = opts();
+    server s, h;
+    call c, d;
+    char addr[64];
+    jv_transport *cli = client_new(&o);
+
+    snprintf(addr, sizeof(addr), "tcp://127.0.0.1:%u", dead_port());
+    peer(cli, addr, &d);
+    assert_false(jv_transport_recall(d.p)); /* nothing outstanding */
+    send_text(&d, "taken back", 60000);
+    spin(50);
+    assert_true(jv_tpeer_busy(d.p));
+    assert_true(jv_transport_recall(d.p));
+    WAIT(d.replies == 1, 5000);
+    assert_int_equal(d.replies, 1);
+    assert_int_equal(d.err, JV_ECLOSED);
+    assert_false(jv_tpeer_busy(d.p));
+    /* A listener comes: only the request made after the recall arrives. */
+    server_start(&s, addr, &o, M_ECHO);
+    send_text(&d, "sent", 60000);
+    WAIT(d.replies == 2, 10000);
+    assert_int_equal(d.replies, 2);
+    assert_int_equal(d.err, JV_OK);
+    assert_int_equal(d.len, 7);
+    assert_memory_equal(d.reply, "re:sent", 7);
+    spin(100);
+    assert_int_equal(s.requests, 1);
+
+    /* Taken by a connection: not taken back. */
+    server_start(&h, "tcp://127.0.0.1:0", &o, M_HOLD);
+    peer(cli, h.addr, &c);
+    send_text(&c, "held", 10000);
+    WAIT(h.nheld == 1, 5000);
+    assert_int_equal(h.nheld, 1);
+    assert_false(jv_transport_recall(c.p));
+    jv_transport_reply(h.held[0], (const uint8_t *)"answer", 6);
+    WAIT(c.replies == 1, 5000);
+    assert_int_equal(c.replies, 1);
+    assert_int_equal(c.err, JV_OK);
+    assert_memory_equal(c.reply, "answer", 6);
+
+    jv_transport_peer_free(c.p);
+    jv_transport_peer_free(d.p);
+    close_sync(cli);
+    close_sync(s.t);
+    close_sync(h.t);
 }
 
 static void test_close_drops_held(void **state)
@@ -800,7 +878,15 @@ static void test_bad_use(void **state)
         JV_OK);
     jv_transport_peer_free(NULL);
     close_sync(s.t);
-    close_sync(t);
+    /* Closing: nothing new starts. */
+    bool done = false;
+    jv_transport_close(t, set_flag, &done);
+    assert_int_equal(jv_transport_peer_new(t, "tcp://127.0.0.1:1", NULL, &p),
+                     JV_ECLOSED);
+    assert_int_equal(jv_transport_listen(t, "tcp://127.0.0.1:0", NULL, 0),
+                     JV_ECLOSED);
+    WAIT(done, 5000);
+    assert_true(done);
 }
 
 #else
@@ -1095,6 +1181,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_too_big, setup, teardown),
         cmocka_unit_test_setup_teardown(test_peer_free_outstanding, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_recall, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_drops_held, setup, teardown),
 #else
         cmocka_unit_test_setup_teardown(test_fault_kill_tcp, setup, teardown),

@@ -20,6 +20,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -318,6 +319,65 @@ static void read_answer(int fd, jv_http_resp *r)
     r->json = json_loads(r->body, 0, NULL);
 }
 
+static double api_conns(api_node *a)
+{
+    jv_http_resp r;
+    API_REQ(a, &r, "GET", "/metrics", NULL, NULL);
+    assert_int_equal(r.status, 200);
+    double v = api_metric(r.body, "jarvis_api_connections");
+    jv_http_resp_fini(&r);
+    return v;
+}
+
+/* Waits until the node holds at least n API connections, then for one
+ * more answer: the loop has gone round again since it accepted them, and
+ * has read what they had sent. */
+static void wait_conns(api_node *a, double n)
+{
+    uint64_t t0 = api_now_ms();
+    while (api_conns(a) < n) {
+        if (api_now_ms() - t0 > 30000)
+            fail_msg("the node did not accept the connections in 30 s");
+        api_sleep_ms(10);
+    }
+    (void)api_conns(a);
+}
+
+/* True when the file at path holds needle. */
+static bool file_has(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return false;
+    char *buf = NULL;
+    size_t cap = 0, n = 0, k;
+    do {
+        if (n + 4096 + 1 > cap) {
+            cap = 2 * (n + 4096 + 1);
+            buf = realloc(buf, cap);
+            assert_non_null(buf);
+        }
+        k = fread(buf + n, 1, 4096, f);
+        n += k;
+    } while (k > 0);
+    fclose(f);
+    buf[n] = '\0';
+    bool found = strstr(buf, needle) != NULL;
+    free(buf);
+    return found;
+}
+
+/* Waits until the file at path holds needle. */
+static void wait_log(const char *path, const char *needle)
+{
+    uint64_t t0 = api_now_ms();
+    while (!file_has(path, needle)) {
+        if (api_now_ms() - t0 > 30000)
+            fail_msg("'%s' not in %s after 30 s", needle, path);
+        api_sleep_ms(10);
+    }
+}
+
 static void test_sigterm_finishes_answer(void **state)
 {
     (void)state;
@@ -361,6 +421,7 @@ static void test_sigterm_finishes_answer(void **state)
     have = (size_t)k;
     /* Two more clients are half-way through a request when the signal
      * comes; they finish while the node drains. */
+    double conns = api_conns(&D);
     int fh = slow_reader(D.node.url), fw = slow_reader(D.node.url);
     static const char health[] = "GET /health HTTP/1.1\r\nHost: x\r\n";
     const char *incr =
@@ -369,11 +430,11 @@ static void test_sigterm_finishes_answer(void **state)
                 D.admin_token);
     send_all(fh, health);
     send_all(fw, incr);
-    api_sleep_ms(100);
+    wait_conns(&D, conns + 2);
 
     /* A slow client: nothing more is read for a while after the signal. */
     jv_proc_signal(&D.node.proc, SIGTERM);
-    api_sleep_ms(300);
+    wait_log(D.node.log, "stopping: finishing");
     /* While it stops: /health says so, and writes are refused. */
     send_all(fh, "\r\n");
     send_all(fw, "\r\n");
@@ -433,6 +494,7 @@ typedef struct {
     const char *url, *cred;
     char name[32];
     atomic_bool *stop;
+    atomic_bool acked_one; /* set after its first 200 */
     /* results, read after join */
     long acked;      /* 200: committed */
     long unanswered; /* may have been applied: no answer came */
@@ -465,6 +527,7 @@ static void *load_main(void *arg)
                                : NULL;
         if (r.status == 200) {
             t->acked++;
+            atomic_store(&t->acked_one, true);
             /* One writer per counter: the node's total is what it
              * acknowledged, unless an unanswered request was applied. */
             json_int_t total =
@@ -511,14 +574,23 @@ static void load_run(int sig)
     pthread_t tid[LOAD_THREADS];
     for (int i = 0; i < LOAD_THREADS; i++) {
         memset(&th[i], 0, sizeof th[i]);
+        atomic_init(&th[i].acked_one, false);
         th[i].url = D.node.url;
         th[i].cred = w;
         th[i].stop = &stop;
         snprintf(th[i].name, sizeof th[i].name, "load-%d", i);
         assert_int_equal(pthread_create(&tid[i], NULL, load_main, &th[i]), 0);
     }
-    /* Somewhere in the middle of the load. */
-    api_sleep_ms(400 + (long)jv_rng_below(&rng, 600));
+    /* Somewhere in the middle of the load: once every thread has had a
+     * write acknowledged, at a random moment. */
+    uint64_t t0 = api_now_ms();
+    for (int i = 0; i < LOAD_THREADS; i++)
+        while (!atomic_load(&th[i].acked_one)) {
+            if (api_now_ms() - t0 > 60000)
+                fail_msg("%s: no write acknowledged in 60 s", th[i].name);
+            api_sleep_ms(10);
+        }
+    api_sleep_ms((long)jv_rng_below(&rng, 600));
     int st = jv_test_node_kill(&D.node, sig);
     atomic_store(&stop, true);
     for (int i = 0; i < LOAD_THREADS; i++)

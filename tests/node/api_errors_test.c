@@ -320,8 +320,8 @@ static void test_malformed_http(void **state)
         "GET http://example.com/health HTTP/1.1\r\nHost: x\r\n\r\n",
         "GET /health HTTP/1.1\r\nBad Header: x\r\n\r\n",
         "GET /health HTTP/1.1\r\nContent-Length: abc\r\n\r\n",
-        "POST /v1/audit HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: "
-        "6\r\n\r\nhello!",
+        ("POST /v1/audit HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: "
+         "6\r\n\r\nhello!"),
         "POST /v1/audit HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)

@@ -1017,8 +1017,8 @@ static void test_malformed(void **state)
         "OPTIONS * HTTP/1.1\r\nHost: t\r\n\r\n",
         "CONNECT example.com:443 HTTP/1.1\r\nHost: t\r\n\r\n",
         "GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n",
-        "GET / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: "
-        "chunked\r\n\r\n",
+        ("GET / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: "
+         "chunked\r\n\r\n"),
         "GET / HTTP/1.1\r\nBad Header: v\r\n\r\n",
         "GET / HTTP/1.1\r\nHost : t\r\n\r\n",
     };

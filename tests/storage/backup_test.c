@@ -146,7 +146,12 @@ static void test_backup_while_writing(void **state)
         dest[i] = st_path(f->dir, name);
         seen[i] = atomic_load(&w.commits);
         assert_int_equal(jv_store_backup(reader, dest[i]), JV_OK);
-        usleep(20000);
+        /* The next backup starts from a state the writer has moved on
+         * from (a commit after this one began). */
+        for (int k = 0;
+             k < 30000 && !w.failed && atomic_load(&w.commits) <= seen[i]; k++)
+            usleep(1000);
+        assert_true(atomic_load(&w.commits) > seen[i]);
     }
     int before_stop = atomic_load(&w.commits);
     atomic_store(&w.stop, true);

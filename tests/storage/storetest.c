@@ -125,6 +125,9 @@ typedef struct {
 } exp_ctx;
 
 static void put(exp_ctx *x, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void put(exp_ctx *x, const char *fmt, ...)
 {
     char *line = NULL;
     va_list ap;

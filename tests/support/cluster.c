@@ -489,6 +489,13 @@ bool jv_cluster_running(const jv_cluster *c, size_t i)
 
 void jv_cluster_fini(jv_cluster *c)
 {
+    /* All stop at once; then each is waited for (and removed). */
+    for (size_t i = 0; i < c->n; i++)
+        if (c->node[i].t.running)
+            jv_proc_signal(&c->node[i].t.proc, SIGTERM);
+    for (size_t i = 0; i < c->n; i++)
+        if (c->node[i].t.running)
+            (void)jv_test_node_kill(&c->node[i].t, 0);
     for (size_t i = 0; i < c->n; i++) {
         jv_test_node_cleanup(&c->node[i].t);
         port_release(c->node[i].port);

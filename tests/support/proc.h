@@ -100,7 +100,8 @@ int jv_test_node_stop(jv_test_node *n);
  * of the test talk to the node. */
 int jv_test_node_kill(jv_test_node *n, int sig);
 
-/* Kills the node if it still runs and removes its temporary root. */
+/* Stops the node if it still runs (SIGTERM; SIGKILL if it hangs) and
+ * removes its temporary root. */
 void jv_test_node_cleanup(jv_test_node *n);
 
 /* Prints the node's log to stderr (for failing tests). */
