@@ -96,6 +96,7 @@ typedef struct peer {
     jv_vv sent;         /* batches in the request outstanding, by origin */
     uint64_t req_stamp; /* the stamp of the request outstanding */
     bool probing;       /* it went to no id (a first contact): see probe */
+    bool stale_retried; /* a `stale` refusal was answered by a new request */
     /* What it said it holds in its own messages (their have-vectors),
      * and what it acknowledged receiving from us (a request it answered),
      * over the last one to two exchange timeouts: facts, unlike `have`,
@@ -737,95 +738,114 @@ static void continue_exchange(jv_repl *r, const char *addr, bool more)
 
 static void maybe_finish_stop(jv_repl *r);
 
+/* Origins of the batches applied, for the relay's per-origin links; more
+ * than 16 at once: no filter at all (n set past the end). */
+typedef struct {
+    jv_id id[16];
+    size_t n;
+} origin_set;
+
+static void origin_add(origin_set *o, const jv_id *origin)
+{
+    size_t k = 0;
+    if (o->n > 16)
+        return;
+    while (k < o->n && !jv_id_eq(&o->id[k], origin))
+        k++;
+    if (k == o->n && o->n < 16)
+        o->id[o->n++] = *origin;
+    else if (k == o->n)
+        o->n = 17;
+}
+
+/* Counts (and logs, once per peer and reason) one batch's result other
+ * than applied. */
+static void count_result(jv_repl *r, peer *src, const jv_id *src_id, jv_err res,
+                         const jv_id *origin)
+{
+    switch (res) {
+    case JV_EDUP:
+        count(r, "jarvis_repl_batches_total", "result", "duplicate", 1);
+        break;
+    case JV_EGAP:
+        count(r, "jarvis_repl_batches_total", "result", "held_gap", 1);
+        break;
+    case JV_EUNTRUSTED:
+        refuse(r, src, src_id, RS_UNTRUSTED, origin, 1);
+        break;
+    case JV_ESIG:
+        refuse(r, src, src_id, RS_SIGNATURE, origin, 1);
+        break;
+    case JV_ELINK:
+        refuse(r, src, src_id, RS_LINK, origin, 1);
+        break;
+    case JV_EEQUIVOCATE:
+        refuse(r, src, src_id, RS_EQUIVOCATION, origin, 1);
+        break;
+    case JV_ETOOBIG:
+        refuse(r, src, src_id, RS_HELD_FULL, origin, 1);
+        break;
+    default:
+        refuse(r, src, src_id, RS_MALFORMED, origin, 1);
+        break;
+    }
+}
+
 static void applied_cb(jv_write_req *w)
 {
     apply_job *j = w->arg;
     jv_repl *r = j->r;
     peer *src =
         j->src_addr ? find_addr(r, j->src_addr) : find_id(r, &j->src_id);
-    size_t applied = 0, norigins = 0;
-    jv_id origins[16];
+    size_t applied = 0;
+    origin_set origins = {.n = 0};
     r->applying--;
     if (w->err) {
         jv_error("repl", "applying %zu batches failed: %s", j->n,
                  jv_strerror(w->err));
         count(r, "jarvis_repl_batches_total", "result", "storage_error",
               (double)j->n);
-    } else {
-        for (size_t i = 0; i < j->n; i++) {
-            jv_batch_head h;
-            jv_err res = j->rb[i].result;
-            jv_batch_peek(j->rb[i].body, j->rb[i].len, &h);
-            switch (res) {
-            case JV_OK:
-                applied++;
-                jv_hlc_observe(&r->node->hlc, jv_now_ms(), j->hlc[i]);
-                if (norigins <= 16) {
-                    size_t k = 0;
-                    while (k < norigins && !jv_id_eq(&origins[k], &h.origin))
-                        k++;
-                    /* More than 16 origins at once: no filter at all. */
-                    if (k == norigins && norigins < 16)
-                        origins[norigins++] = h.origin;
-                    else if (k == norigins)
-                        norigins = 17;
-                }
-                break;
-            case JV_EDUP:
-                count(r, "jarvis_repl_batches_total", "result", "duplicate", 1);
-                break;
-            case JV_EGAP:
-                count(r, "jarvis_repl_batches_total", "result", "held_gap", 1);
-                break;
-            case JV_EUNTRUSTED:
-                refuse(r, src, &j->src_id, RS_UNTRUSTED, &h.origin, 1);
-                break;
-            case JV_ESIG:
-                refuse(r, src, &j->src_id, RS_SIGNATURE, &h.origin, 1);
-                break;
-            case JV_ELINK:
-                refuse(r, src, &j->src_id, RS_LINK, &h.origin, 1);
-                break;
-            case JV_EEQUIVOCATE:
-                refuse(r, src, &j->src_id, RS_EQUIVOCATION, &h.origin, 1);
-                break;
-            case JV_ETOOBIG:
-                refuse(r, src, &j->src_id, RS_HELD_FULL, &h.origin, 1);
-                break;
-            default:
-                refuse(r, src, &j->src_id, RS_MALFORMED, &h.origin, 1);
-                break;
-            }
-        }
-        if (applied || w->stats.released) {
-            count(r, "jarvis_repl_batches_total", "result", "applied",
-                  (double)applied);
-            jv_store_vv(r->node->rst, &r->applied);
-            if (src)
-                src->batches_in += applied;
-            /* Relay: others may not have these yet. Released batches
-             * (their origins unknown here) are news for every peer. */
-            if (!r->stopping)
-                kick(r, j->src_addr, &j->src_id, origins,
-                     w->stats.released || norigins > 16 ? 0 : norigins);
-        }
+        goto done;
     }
+    for (size_t i = 0; i < j->n; i++) {
+        jv_batch_head h;
+        jv_batch_peek(j->rb[i].body, j->rb[i].len, &h);
+        if (j->rb[i].result != JV_OK) {
+            count_result(r, src, &j->src_id, j->rb[i].result, &h.origin);
+            continue;
+        }
+        applied++;
+        jv_hlc_observe(&r->node->hlc, jv_now_ms(), j->hlc[i]);
+        origin_add(&origins, &h.origin);
+    }
+    if (applied || w->stats.released) {
+        count(r, "jarvis_repl_batches_total", "result", "applied",
+              (double)applied);
+        jv_store_vv(r->node->rst, &r->applied);
+        if (src)
+            src->batches_in += applied;
+        /* Relay: others may not have these yet. Released batches (their
+         * origins unknown here) are news for every peer. */
+        if (!r->stopping)
+            kick(r, j->src_addr, &j->src_id, origins.id,
+                 w->stats.released || origins.n > 16 ? 0 : origins.n);
+    }
+done:
     if (j->from_reply)
         continue_exchange(r, j->src_addr, j->more);
     job_free(j);
     maybe_finish_stop(r);
 }
 
-/* Filters the message's batches and hands the rest to the writer.
- * Returns true if a job was submitted (its callback continues). */
-static bool apply_batches(jv_repl *r, peer *src, const jv_msg *m,
-                          bool from_reply)
+/* Marks in ok[] the message's batches worth the writer's time: not
+ * malformed, not applied already, not stamped beyond the clock skew
+ * bound. Returns how many, and their bytes in *bytes. */
+static size_t filter_batches(jv_repl *r, peer *src, const jv_msg *m, bool *ok,
+                             size_t *bytes)
 {
-    size_t keep = 0, bytes = 0;
+    size_t keep = 0;
     uint64_t now = jv_now_ms();
-    bool *ok = m->nbatches ? jv_calloc(m->nbatches, sizeof(bool)) : NULL;
-    if (m->nbatches && !ok)
-        return false;
+    *bytes = 0;
     for (size_t i = 0; i < m->nbatches; i++) {
         jv_batch_head h;
         if (jv_batch_peek(m->batches[i].body, m->batches[i].len, &h)) {
@@ -842,29 +862,30 @@ static bool apply_batches(jv_repl *r, peer *src, const jv_msg *m,
         }
         ok[i] = true;
         keep++;
-        bytes += m->batches[i].len;
+        *bytes += m->batches[i].len;
     }
-    if (!keep) {
-        jv_free(ok);
-        return false;
-    }
+    return keep;
+}
+
+/* A job holding copies of the batches marked in ok[] (keep of them, bytes
+ * long), or NULL when out of memory. */
+static apply_job *job_new(jv_repl *r, peer *src, const jv_msg *m,
+                          const bool *ok, size_t keep, size_t bytes)
+{
     apply_job *j = jv_calloc(1, sizeof(*j));
     if (j) {
         j->rb = jv_calloc(keep, sizeof(*j->rb));
         j->hlc = jv_calloc(keep, sizeof(*j->hlc));
-        j->data = jv_malloc(bytes);
+        j->data = jv_malloc(bytes ? bytes : 1);
         j->src_addr = src ? jv_strndup(src->addr, strlen(src->addr)) : NULL;
     }
     if (!j || !j->rb || !j->hlc || !j->data || (src && !j->src_addr)) {
         if (j)
             job_free(j);
-        jv_free(ok);
-        jv_error("repl", "out of memory: %zu batches dropped", keep);
-        return false;
+        return NULL;
     }
     j->r = r;
     j->src_id = m->from;
-    j->from_reply = from_reply;
     j->more = m->more;
     size_t at = 0;
     for (size_t i = 0; i < m->nbatches; i++) {
@@ -880,7 +901,26 @@ static bool apply_batches(jv_repl *r, peer *src, const jv_msg *m,
         j->n++;
         at += m->batches[i].len;
     }
+    return j;
+}
+
+/* Filters the message's batches and hands the rest to the writer.
+ * Returns true if a job was submitted (its callback continues). */
+static bool apply_batches(jv_repl *r, peer *src, const jv_msg *m,
+                          bool from_reply)
+{
+    size_t keep, bytes;
+    apply_job *j = NULL;
+    bool *ok = m->nbatches ? jv_calloc(m->nbatches, sizeof(bool)) : NULL;
+    if (m->nbatches && !ok)
+        return false;
+    keep = filter_batches(r, src, m, ok, &bytes);
+    if (keep && !(j = job_new(r, src, m, ok, keep, bytes)))
+        jv_error("repl", "out of memory: %zu batches dropped", keep);
     jv_free(ok);
+    if (!j)
+        return false;
+    j->from_reply = from_reply;
     j->wr.remote = j->rb;
     j->wr.nremote = j->n;
     j->wr.apply_flags = JV_APPLY_REQUIRE_TRUST;
@@ -996,6 +1036,7 @@ out:
 typedef enum {
     REPLY_USE,        /* proven, from a trusted node: use it */
     REPLY_INTRODUCED, /* it named the node at p's address, nothing more */
+    REPLY_RETRY,      /* refused as stale: ask again, once, at once */
     REPLY_REFUSED     /* not used; p failed (counted and logged) */
 } reply_kind;
 
@@ -1025,6 +1066,10 @@ static reply_kind check_reply(jv_repl *r, peer *p, const jv_msg *m)
     if (m->refused == JV_REFUSED_RECIPIENT &&
         (p->probing || !jv_id_eq(&p->id, &m->from)))
         return REPLY_INTRODUCED;
+    /* A request that waited for a connection while the peer restarted
+     * is older than the peer's start: one new request goes through. */
+    if (m->refused == JV_REFUSED_STALE && !p->stale_retried)
+        return REPLY_RETRY;
     if (m->refused) {
         static const char *const what[] = {
             "",
@@ -1102,6 +1147,7 @@ static void take_introduction(jv_repl *r, peer *p, const jv_msg *m)
 static void take_reply(jv_repl *r, peer *p, const jv_msg *m)
 {
     bind_id(p, &m->from);
+    p->stale_retried = false;
     learn_pushes(p, &m->have);
     jv_vv_copy(&p->have, &m->have);
     jv_vv_merge(&p->have, &p->sent);
@@ -1150,6 +1196,11 @@ static void on_reply(void *arg, jv_tpeer *tp, jv_err err, const uint8_t *msg,
         break;
     case REPLY_INTRODUCED:
         take_introduction(r, p, &m);
+        break;
+    case REPLY_RETRY:
+        p->stale_retried = true;
+        p->state = P_IDLE;
+        exchange(p, p->pulling);
         break;
     case REPLY_USE:
         take_reply(r, p, &m);
