@@ -13,7 +13,8 @@
  * request that fails any of this gets a refusal and nothing else; a reply
  * that fails it is not used. A vector claiming more of this node's own log
  * than it holds is refused too (check_request, check_reply). Peer ids are
- * bound to addresses only by proven replies, never by what a request says.
+ * bound to addresses by proven replies; a proven request from a trusted
+ * node names its own address only for an entry whose node is unknown.
  *
  * Batches received (in a request or a reply) are filtered here on the loop
  * before costing any signature work: malformed headers, batches this node
@@ -30,6 +31,7 @@
 
 #include "alloc.h"
 #include "api.h"
+#include "config.h"
 #include "log.h"
 #include "query.h"
 #include "transport.h"
@@ -377,13 +379,37 @@ static uint64_t next_stamp(jv_repl *r)
     return r->stamp;
 }
 
+static jv_err find_decision(void *arg, const jv_trust_row *t)
+{
+    const jv_id *id = arg;
+    return jv_id_eq(&t->node, id) ? JV_EEXIST : JV_OK;
+}
+
+/* Named by a `trust` line of the configuration, with no replicated trust
+ * decision about it yet: such a line's entry is on its way to the store
+ * at start (a write queued behind the first exchanges), and this is the
+ * bootstrap it asks for. A decision, a removal included, overrides it. */
+static bool configured(jv_repl *r, const jv_id *id)
+{
+    const jv_strlist *l = &r->node->cfg->trust;
+    jv_id want = *id;
+    for (size_t i = 0; i < l->n; i++) {
+        jv_id c;
+        if (jv_id_from_hex(l->v[i], strlen(l->v[i]), &c) == JV_OK &&
+            jv_id_eq(&c, id))
+            return jv_store_trust_list(r->node->rst, find_decision, &want) ==
+                   JV_OK;
+    }
+    return false;
+}
+
 static bool is_trusted(jv_repl *r, const jv_id *id)
 {
     bool t = false;
     jv_err err = jv_store_is_trusted(r->node->rst, id, &t);
     if (err)
         jv_error("repl", "cannot read the trust list: %s", jv_strerror(err));
-    return !err && t;
+    return !err && (t || configured(r, id));
 }
 
 /* A request's stamp is fresh when it is above the last one accepted from
@@ -1269,13 +1295,22 @@ static void send_refusal(jv_repl *r, jv_inbound *in, const jv_msg *m,
     jv_buf_fini(&frame);
 }
 
-/* A proven request from a trusted node: what it says it holds. Only a
- * peer whose id a proven reply bound to its address is credited. */
-static peer *take_request(jv_repl *r, const jv_msg *m, size_t len)
+/* A proven request from a trusted node: what it says it holds. It is
+ * credited to the peer entry of its id, or, if no entry has that id, to
+ * the entry of the address it says (and signed) it listens on, when that
+ * entry's node is not known yet (our probe of it may still be under way):
+ * a trusted node's word about itself. A proven reply from the address
+ * corrects it if it was wrong (bind_id). */
+static peer *take_request(jv_repl *r, const jv_msg *m, const char *addr,
+                          size_t len)
 {
     peer *p = find_id(r, &m->from);
+    if (!p && addr[0] && (p = find_addr(r, addr)) &&
+        (p->id_known || p->is_self))
+        p = NULL;
     if (!p)
         return NULL;
+    bind_id(p, &m->from);
     if (p->have_known)
         jv_vv_merge(&p->have, &m->have);
     else
@@ -1368,7 +1403,7 @@ static void on_request(void *arg, jv_inbound *in, const uint8_t *msg,
         in = NULL;
         goto drop;
     }
-    peer *p = take_request(r, &m, len);
+    peer *p = take_request(r, &m, addr, len);
     if (answer_request(r, in, p, &m)) {
         in = NULL;
         apply_batches(r, p, &m, false);
