@@ -959,7 +959,9 @@ static bool apply_batches(jv_repl *r, peer *src, const jv_msg *m,
 
 /* -- outbound exchanges --------------------------------------------------- */
 
-static void fail(peer *p, const char *why)
+/* The exchange with p failed (outcome "failed"), or the peer refused it
+ * ("refused"): backoff, and why in p's last_error. */
+static void fail_as(peer *p, const char *why, const char *outcome)
 {
     jv_repl *r = p->r;
     uint64_t now = jv_now_ms();
@@ -979,7 +981,12 @@ static void fail(peer *p, const char *why)
     if (step > r->o.backoff_max_ms)
         step = r->o.backoff_max_ms;
     p->next_try_ms = now + step / 2 + rnd(r) % (step / 2 + 1);
-    count(r, "jarvis_repl_exchanges_total", "outcome", "failed", 1);
+    count(r, "jarvis_repl_exchanges_total", "outcome", outcome, 1);
+}
+
+static void fail(peer *p, const char *why)
+{
+    fail_as(p, why, "failed");
 }
 
 /* One exchange with p. A push (news to spread) carries what p lacks as
@@ -1105,8 +1112,7 @@ static reply_kind check_reply(jv_repl *r, peer *p, const jv_msg *m)
             "it is not the node we addressed",
             "our vector claimed more of its log than it has"};
         snprintf(msg, sizeof(msg), "refused by the peer: %s", what[m->refused]);
-        count(r, "jarvis_repl_exchanges_total", "outcome", "refused", 1);
-        fail(p, msg);
+        fail_as(p, msg, "refused");
         return REPLY_REFUSED;
     }
     if (!is_trusted(r, &m->from))
