@@ -1,5 +1,6 @@
 #include "wire.h"
 
+#include <sodium.h>
 #include <string.h>
 #include <zstd.h>
 #include <zstd_errors.h>
@@ -9,7 +10,11 @@
 
 #define FORMAT_PLAIN 0
 #define FORMAT_ZSTD  1
-#define BODY_FIELDS  7
+#define BODY_FIELDS  12
+/* Version 1's body: [type, from, from_addr, have, batches, more, budget]. */
+#define V1_FIELDS 7
+
+static const char sig_domain[] = "jarvis/sync/v2";
 
 /* zstd's own default level: several hundred MB/s on one core, and most of
  * what the higher levels would save on msgpack full of hashes and keys. */
@@ -48,9 +53,13 @@ size_t jv_wire_batch_cost(size_t body_len)
 
 /* What the decoder would refuse is refused here too, so that a node never
  * sends a message its peers must drop. */
-static jv_err check_msg(const jv_msg *m)
+static jv_err check_msg(const jv_msg *m, const jv_keypair *kp)
 {
     if (m->type != JV_MSG_SYNC && m->type != JV_MSG_SYNC_REPLY)
+        return JV_EINVAL;
+    if (kp && !jv_id_eq(&kp->pk, &m->from))
+        return JV_EINVAL;
+    if ((unsigned)m->refused > JV_REFUSED_MAX)
         return JV_EINVAL;
     if (m->from_addr.n > JV_WIRE_MAX_ADDR ||
         (m->from_addr.n && !jv_str_valid_utf8(m->from_addr)))
@@ -69,8 +78,26 @@ static jv_err check_msg(const jv_msg *m)
     return JV_OK;
 }
 
-jv_err jv_msg_encode(const jv_msg *m, size_t compress_min, jv_buf *out,
-                     size_t *raw_len)
+/* The hash a message's signature signs: of the body's exact bytes. */
+static void msg_hash(const uint8_t *body, size_t len, uint8_t out[JV_HASH_LEN])
+{
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, JV_HASH_LEN);
+    crypto_generichash_update(&st, (const uint8_t *)sig_domain,
+                              sizeof(sig_domain) - 1);
+    crypto_generichash_update(&st, body, len);
+    crypto_generichash_final(&st, out, JV_HASH_LEN);
+}
+
+jv_err jv_msg_verify(const jv_msg *m)
+{
+    /* The same Ed25519 check as a batch's: the domain of the hash keeps a
+     * message signature from ever passing for a batch signature. */
+    return jv_batch_verify_sig(m->hash, m->sig, &m->from);
+}
+
+jv_err jv_msg_encode(const jv_msg *m, const jv_keypair *kp, size_t compress_min,
+                     jv_buf *out, size_t *raw_len)
 {
     const size_t start = out->len;
     const uint8_t plain = FORMAT_PLAIN;
@@ -79,14 +106,19 @@ jv_err jv_msg_encode(const jv_msg *m, size_t compress_min, jv_buf *out,
     jv_mpw w;
     jv_err err;
 
-    if ((err = check_msg(m)))
+    if ((err = check_msg(m, kp)))
         return err;
     if ((err = jv_buf_append(out, &plain, 1)))
         goto fail;
     jv_mpw_init(&w, out);
     jv_mpw_array(&w, BODY_FIELDS);
+    jv_mpw_u64(&w, JV_WIRE_VERSION);
     jv_mpw_u64(&w, (uint64_t)m->type);
     jv_mpw_id(&w, &m->from);
+    jv_mpw_id(&w, &m->to);
+    jv_mpw_u64(&w, m->stamp);
+    jv_mpw_u64(&w, m->echo);
+    jv_mpw_u64(&w, (uint64_t)m->refused);
     jv_mpw_jstr(&w, m->from_addr);
     jv_vv_encode(&m->have, &w);
     jv_mpw_array(&w, (uint32_t)m->nbatches);
@@ -98,6 +130,16 @@ jv_err jv_msg_encode(const jv_msg *m, size_t compress_min, jv_buf *out,
     jv_mpw_bool(&w, m->more);
     jv_mpw_u64(&w, m->budget);
     if ((err = jv_mpw_err(&w)))
+        goto fail;
+    if (kp) {
+        uint8_t hash[JV_HASH_LEN], sig[JV_SIG_LEN];
+        msg_hash(out->data + start + 1, out->len - start - 1, hash);
+        jv_batch_sign(hash, kp, sig);
+        err = jv_buf_append(out, sig, JV_SIG_LEN);
+    } else {
+        err = jv_buf_append(out, m->sig, JV_SIG_LEN);
+    }
+    if (err)
         goto fail;
 
     body_len = out->len - start - 1;
@@ -234,21 +276,48 @@ out:
     return err;
 }
 
-static jv_err parse_body(const uint8_t *p, size_t n, jv_msg *m)
+/* The head of the body: version, type, sender, recipient, freshness. */
+static jv_err parse_head(jv_mpr *r, jv_msg *m)
 {
-    jv_mpr r;
-    uint64_t type;
-    uint32_t nb;
+    uint64_t version, type, refused;
+    uint32_t fields;
     jv_err err;
 
-    jv_mpr_init(&r, p, n);
-    if ((err = jv_mpr_array_n(&r, BODY_FIELDS)) ||
-        (err = jv_mpr_u64(&r, &type)))
+    if ((err = jv_mpr_array(r, &fields, BODY_FIELDS + V1_FIELDS)))
+        return err;
+    /* Version 1 had no version field: its 7-field body is told apart by
+     * its length, so that an old peer is named as such in the refusal. */
+    if (fields == V1_FIELDS)
+        return JV_EVERSION;
+    if ((err = jv_mpr_u64(r, &version)))
+        return err;
+    if (version != JV_WIRE_VERSION)
+        return JV_EVERSION;
+    if (fields != BODY_FIELDS)
+        return JV_EDECODE;
+    if ((err = jv_mpr_u64(r, &type)))
         return err;
     if (type != JV_MSG_SYNC && type != JV_MSG_SYNC_REPLY)
         return JV_EDECODE;
     m->type = (jv_msg_type)type;
-    if ((err = jv_mpr_id(&r, &m->from)) ||
+    if ((err = jv_mpr_id(r, &m->from)) || (err = jv_mpr_id(r, &m->to)) ||
+        (err = jv_mpr_u64(r, &m->stamp)) || (err = jv_mpr_u64(r, &m->echo)) ||
+        (err = jv_mpr_u64(r, &refused)))
+        return err;
+    if (refused > JV_REFUSED_MAX)
+        return JV_EDECODE;
+    m->refused = (jv_refusal)refused;
+    return JV_OK;
+}
+
+static jv_err parse_body(const uint8_t *p, size_t n, jv_msg *m)
+{
+    jv_mpr r;
+    uint32_t nb;
+    jv_err err;
+
+    jv_mpr_init(&r, p, n);
+    if ((err = parse_head(&r, m)) ||
         (err = jv_mpr_str(&r, &m->from_addr, JV_WIRE_MAX_ADDR)))
         return err;
     if (!jv_str_valid_utf8(m->from_addr))
@@ -278,7 +347,14 @@ static jv_err parse_body(const uint8_t *p, size_t n, jv_msg *m)
     }
     if ((err = jv_mpr_bool(&r, &m->more)) || (err = jv_mpr_u64(&r, &m->budget)))
         return err;
-    return jv_mpr_end(&r);
+    /* Exactly the signature after the body. */
+    if (jv_mpr_left(&r) < JV_SIG_LEN)
+        return JV_ETRUNC;
+    if (jv_mpr_left(&r) > JV_SIG_LEN)
+        return JV_ETRAILING;
+    memcpy(m->sig, p + n - JV_SIG_LEN, JV_SIG_LEN);
+    msg_hash(p, n - JV_SIG_LEN, m->hash);
+    return JV_OK;
 }
 
 jv_err jv_msg_decode(const uint8_t *p, size_t n, size_t max_plain,

@@ -2,14 +2,29 @@
  * wire.h - the messages peers exchange (inside keyring.h's frames).
  *
  *   message = format (1 byte) | payload
- *     format 0: payload is the msgpack body
- *     format 1: payload is the body compressed with zstd (used when the
+ *     format 0: payload is body || sig
+ *     format 1: payload is body || sig compressed with zstd (used when the
  *               body is larger than the caller's threshold and compression
  *               actually saves bytes)
- *   body = [type, from (bin 32), from_addr (str), have (vv), batches, more,
- *           budget]
+ *   body = [version, type, from (bin 32), to (bin 32), stamp, echo, refused,
+ *           from_addr (str), have (vv), batches, more, budget]
+ *   sig  = Ed25519(from's node key, BLAKE2b-256("jarvis/sync/v2" || body))
+ *     version   JV_WIRE_VERSION; a message of another version (or of
+ *               version 1, which had no such field) is JV_EVERSION
  *     type      1 SYNC (request), 2 SYNC_REPLY
- *     from      the sender's replica id
+ *     from      the sender's replica id (its Ed25519 public key: the key
+ *               the signature is checked against)
+ *     to        the recipient's replica id, zeros when the sender does not
+ *               know it yet (a first contact): binds the message to one
+ *               recipient, so that it cannot be replayed to another node
+ *     stamp     the sender's message counter: strictly increasing over all
+ *               the messages it sends, derived from its wall clock in
+ *               microseconds (a receiver refuses a request whose stamp is
+ *               not above the last one it accepted from that sender, or
+ *               too far from its own clock)
+ *     echo      reply: the stamp of the request it answers (0 in requests),
+ *               so an old reply cannot pass for the answer to a new request
+ *     refused   reply: 0, or why the request was refused (jv_refusal)
  *     from_addr the address the sender listens on for peers ("" if none)
  *     have      the sender's version vector, counting batches it holds
  *               aside as well as applied ones: "do not send me these"
@@ -17,6 +32,11 @@
  *               as their origin made them
  *     more      reply: the responder had more the requester lacks
  *     budget    request: how many bytes of batches the reply may carry
+ *
+ * The signature covers the exact bytes of the body as sent: a receiver
+ * checks it over the bytes it received (jv_msg_verify), never over a
+ * re-encoding. It is one signature and one check per message whatever it
+ * carries (the hash, not the body, is signed).
  *
  * Decoding is strict (crdt/mp.h): every count is bounded by the bytes left
  * and by the limits below; a zstd payload is refused if its declared or
@@ -26,8 +46,11 @@
 #ifndef JV_WIRE_H
 #define JV_WIRE_H
 
+#include "batch.h"
 #include "vv.h"
 
+/* The protocol version: 2 since messages are signed by their sender. */
+#define JV_WIRE_VERSION     2
 #define JV_WIRE_MAX_BATCHES 65536
 #define JV_WIRE_MAX_ADDR    512
 
@@ -35,6 +58,19 @@ typedef enum {
     JV_MSG_SYNC = 1,
     JV_MSG_SYNC_REPLY = 2,
 } jv_msg_type;
+
+/* Why a responder refused a request (a reply's `refused`). A refusal
+ * reply carries no vector and no batches. */
+typedef enum {
+    JV_REFUSED_NONE = 0,
+    JV_REFUSED_PROOF = 1,     /* the signature does not verify */
+    JV_REFUSED_STALE = 2,     /* stamp not fresh: a replay, or a bad clock */
+    JV_REFUSED_UNTRUSTED = 3, /* the sender is not on the trust list */
+    JV_REFUSED_RECIPIENT = 4, /* addressed to another node, or to none */
+    JV_REFUSED_CLAIM = 5,     /* its vector claims more of the responder's
+                                 own log than the responder has */
+    JV_REFUSED_MAX = 5
+} jv_refusal;
 
 typedef struct {
     const uint8_t *body;
@@ -45,6 +81,10 @@ typedef struct {
 typedef struct {
     jv_msg_type type;
     jv_id from;
+    jv_id to; /* zeros: not known to the sender */
+    uint64_t stamp;
+    uint64_t echo;
+    jv_refusal refused;
     jv_str from_addr;
     jv_vv have;
     jv_wire_batch *batches; /* allocated by decode; borrowed on encode */
@@ -55,23 +95,35 @@ typedef struct {
      * frees: a caller that points `batches` at its own array to encode
      * keeps it. */
     jv_wire_batch *owned;
+    /* Decode: the signature received and the hash it must sign. Encode
+     * without a key pair: the signature written as is. */
+    uint8_t sig[JV_SIG_LEN];
+    uint8_t hash[JV_HASH_LEN];
 } jv_msg;
 
 void jv_msg_init(jv_msg *m);
 /* Frees `have` and what decode allocated; leaves an empty message. */
 void jv_msg_fini(jv_msg *m);
 
-/* Appends the message to out, compressing with zstd when the body is over
- * compress_min bytes and that makes it smaller. *raw_len (may be NULL)
- * receives the uncompressed body size. */
-jv_err jv_msg_encode(const jv_msg *m, size_t compress_min, jv_buf *out,
-                     size_t *raw_len);
+/* Appends the message to out, signed with kp (whose public key must be
+ * m->from), compressing with zstd when the body is over compress_min bytes
+ * and that makes it smaller. kp NULL writes m->sig as it is: for
+ * re-encoding a decoded message, and for tests that forge one. *raw_len
+ * (may be NULL) receives the uncompressed size of body and signature. */
+jv_err jv_msg_encode(const jv_msg *m, const jv_keypair *kp, size_t compress_min,
+                     jv_buf *out, size_t *raw_len);
 
 /* Decodes p[0..n) into out (initialised by the caller; replaced on
- * success, untouched on failure). A compressed payload is inflated into
- * scratch, never beyond max_plain bytes (JV_ETOOBIG). */
+ * success, untouched on failure): JV_EVERSION for a message of another
+ * protocol version, the decoder's errors otherwise. A compressed payload
+ * is inflated into scratch, never beyond max_plain bytes (JV_ETOOBIG).
+ * The signature is not checked here (jv_msg_verify). */
 jv_err jv_msg_decode(const uint8_t *p, size_t n, size_t max_plain,
                      jv_buf *scratch, jv_msg *out);
+
+/* JV_ESIG unless the decoded message's signature is its `from`'s over the
+ * bytes received. One Ed25519 check (tens of microseconds). */
+jv_err jv_msg_verify(const jv_msg *m);
 
 /* The encoded size of one batch inside a message's array, for budgeting. */
 size_t jv_wire_batch_cost(size_t body_len);

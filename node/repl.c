@@ -5,6 +5,17 @@
  * (the reply's batches on the writer thread) -> IDLE. A push requested
  * while busy sets `again`; the exchange that ends runs once more.
  *
+ * Who speaks is proven before anything a message says is used: every
+ * message is signed by its sender's node key (wire.h), a request is bound
+ * to this node's id and fresh (its stamp above the last one accepted from
+ * that sender, within the clock-skew bound), a reply echoes the stamp of
+ * the request it answers, and the sender must be on the trust list. A
+ * request that fails any of this gets a refusal and nothing else; a reply
+ * that fails it is not used. A vector claiming more of this node's own log
+ * than it holds is refused too (check_request, check_reply). Peer ids are
+ * bound to addresses by proven replies; a proven request from a trusted
+ * node names its own address only for an entry whose node is unknown.
+ *
  * Batches received (in a request or a reply) are filtered here on the loop
  * before costing any signature work: malformed headers, batches this node
  * has applied already (its version vector), stamps beyond the clock skew
@@ -19,6 +30,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "config.h"
 #include "timefmt.h"
 #include "log.h"
 #include "query.h"
@@ -52,6 +64,29 @@ static const char *reason_name[RS_COUNT] = {
     "bad_signature", "broken_link", "equivocation", "untrusted",
     "malformed",     "clock_skew",  "held_full"};
 
+/* Reasons a whole message is refused: before its sender is known (the
+ * frame and the decoder), then while proving who sent it. Counted in
+ * jarvis_repl_refused_messages_total{reason}. */
+typedef enum {
+    MR_TOO_BIG,
+    MR_UNKNOWN_KEY,
+    MR_BAD_TAG,
+    MR_KEY_MISMATCH,
+    MR_MALFORMED,
+    MR_VERSION,
+    MR_BAD_SIGNATURE,
+    MR_WRONG_RECIPIENT,
+    MR_STALE,
+    MR_UNTRUSTED,
+    MR_CLAIM,
+    MR_COUNT
+} mreason;
+
+static const char *mreason_name[MR_COUNT] = {
+    "too_big",   "unknown_key", "bad_tag",         "key_mismatch",
+    "malformed", "version",     "bad_signature",   "wrong_recipient",
+    "stale",     "untrusted",   "claim_beyond_own"};
+
 typedef struct peer {
     jv_repl *r;
     char *addr;
@@ -60,7 +95,10 @@ typedef struct peer {
     bool id_known;
     jv_vv have; /* what it holds, as it last told us (plus what we sent) */
     bool have_known;
-    jv_vv sent; /* batches in the request outstanding, by origin */
+    jv_vv sent;         /* batches in the request outstanding, by origin */
+    uint64_t req_stamp; /* the stamp of the request outstanding */
+    bool probing;       /* it went to no id (a first contact): see probe */
+    bool stale_retried; /* a `stale` refusal was answered by a new request */
     /* What it said it holds in its own messages (their have-vectors),
      * and what it acknowledged receiving from us (a request it answered),
      * over the last one to two exchange timeouts: facts, unlike `have`,
@@ -107,6 +145,12 @@ typedef struct {
     uint32_t logged;
 } source;
 
+/* The last request stamp accepted from a sender (fresh_ok). */
+typedef struct {
+    jv_id id;
+    uint64_t stamp;
+} fresh_entry;
+
 struct jv_repl {
     jv_node *node;
     jv_repl_opts o;
@@ -128,7 +172,16 @@ struct jv_repl {
     void *stop_arg;
     source sources[MAX_SOURCES];
     size_t nsources;
-    uint64_t frame_log_ms[8];
+    uint64_t msg_log_ms[MR_COUNT];
+    uint64_t stamp; /* the last stamp this node put on a message */
+    /* Request stamps accepted, per trusted sender (at most MAX_SOURCES:
+     * only proven, trusted senders get an entry). A request at or below
+     * `fresh_floor` is refused from anyone: it rises to the stamp of an
+     * entry evicted for room, and starts at this node's start, so that
+     * nothing sent before it started can be replayed to it. */
+    fresh_entry fresh[MAX_SOURCES];
+    size_t nfresh;
+    uint64_t fresh_floor;
     uint64_t rng;
     jv_buf scratch;
 };
@@ -249,16 +302,168 @@ static void refuse(jv_repl *r, peer *p, const jv_id *from, reason why,
                 ohex, who, reason_name[why]);
 }
 
-/* Frame-level refusals (before the sender is known): counted always,
- * logged at most once a minute per reason. */
-static void refuse_frame(jv_repl *r, unsigned idx, const char *reason_s)
+/* Message refusals: counted always, logged at most once a minute per
+ * reason. from: the sender it names, if the message got that far (not
+ * proven unless the reason comes after the signature check). */
+static void refuse_msg(jv_repl *r, mreason why, const jv_id *from)
 {
-    count(r, "jarvis_repl_refused_messages_total", "reason", reason_s, 1);
+    const char *name = mreason_name[why];
+    count(r, "jarvis_repl_refused_messages_total", "reason", name, 1);
     uint64_t now = jv_now_ms();
-    if (idx < 8 && now - r->frame_log_ms[idx] >= 60000) {
-        r->frame_log_ms[idx] = now;
-        jv_warn("repl", "dropped a peer message: %s", reason_s);
+    if (now - r->msg_log_ms[why] < 60000 && r->msg_log_ms[why])
+        return;
+    r->msg_log_ms[why] = now;
+    char hex[JV_ID_HEX] = "";
+    if (from)
+        jv_id_hex(from, hex);
+    if (why == MR_UNTRUSTED)
+        jv_warn("repl",
+                "refused a peer message from node %.16s: it is not on the "
+                "trust list (to accept it: jarvisctl trust add %s)",
+                hex, hex);
+    else if (why == MR_CLAIM)
+        jv_warn("repl",
+                "refused a peer message from node %.16s: its vector claims "
+                "more of this node's own log than this node has (a forged "
+                "claim, or this database was copied back from an older "
+                "state without jarvisctl restore)",
+                hex);
+    else if (why == MR_VERSION)
+        jv_warn("repl",
+                "dropped a peer message of another protocol version "
+                "(this node speaks version %d)",
+                JV_WIRE_VERSION);
+    else if (from)
+        jv_warn("repl", "refused a peer message naming node %.16s: %s", hex,
+                name);
+    else
+        jv_warn("repl", "dropped a peer message: %s", name);
+}
+
+static mreason open_reason(jv_err err)
+{
+    return err == JV_ENOTFOUND ? MR_UNKNOWN_KEY
+           : err == JV_ECRYPTO ? MR_BAD_TAG
+           : err == JV_EPERM   ? MR_KEY_MISMATCH
+                               : MR_MALFORMED;
+}
+
+/* Opens a frame and decodes its message into m (borrowing from plain or
+ * r->scratch); refusals are counted here. */
+static jv_err open_message(jv_repl *r, const uint8_t *msg, size_t len,
+                           jv_buf *plain, jv_msg *m)
+{
+    jv_err err = jv_open(r->keyed ? &r->ring : NULL, msg, len, plain);
+    if (err) {
+        refuse_msg(r, open_reason(err), NULL);
+        return err;
     }
+    err = jv_msg_decode(plain->data, plain->len, r->o.max_message, &r->scratch,
+                        m);
+    if (err)
+        refuse_msg(r,
+                   err == JV_ETOOBIG    ? MR_TOO_BIG
+                   : err == JV_EVERSION ? MR_VERSION
+                                        : MR_MALFORMED,
+                   NULL);
+    return err;
+}
+
+/* -- proving who speaks --------------------------------------------------- */
+
+/* The stamp of the next message: microseconds of the wall clock, strictly
+ * increasing over everything this node sends. */
+static uint64_t next_stamp(jv_repl *r)
+{
+    uint64_t now = jv_now_ms() * 1000;
+    r->stamp = now > r->stamp ? now : r->stamp + 1;
+    return r->stamp;
+}
+
+static jv_err find_decision(void *arg, const jv_trust_row *t)
+{
+    const jv_id *id = arg;
+    return jv_id_eq(&t->node, id) ? JV_EEXIST : JV_OK;
+}
+
+/* Named by a `trust` line of the configuration, with no replicated trust
+ * decision about it yet: such a line's entry is on its way to the store
+ * at start (a write queued behind the first exchanges), and this is the
+ * bootstrap it asks for. A decision, a removal included, overrides it. */
+static bool configured(jv_repl *r, const jv_id *id)
+{
+    const jv_strlist *l = &r->node->cfg->trust;
+    jv_id want = *id;
+    for (size_t i = 0; i < l->n; i++) {
+        jv_id c;
+        if (jv_id_from_hex(l->v[i], strlen(l->v[i]), &c) == JV_OK &&
+            jv_id_eq(&c, id))
+            return jv_store_trust_list(r->node->rst, find_decision, &want) ==
+                   JV_OK;
+    }
+    return false;
+}
+
+static bool is_trusted(jv_repl *r, const jv_id *id)
+{
+    bool t = false;
+    jv_err err = jv_store_is_trusted(r->node->rst, id, &t);
+    if (err)
+        jv_error("repl", "cannot read the trust list: %s", jv_strerror(err));
+    return !err && (t || configured(r, id));
+}
+
+/* A request's stamp is fresh when it is above the last one accepted from
+ * its sender (and the floor), and within the clock-skew bound of our own
+ * clock either way: an old message cannot be replayed, and a stamp far
+ * ahead cannot block the sender's next ones. */
+static bool fresh_ok(const jv_repl *r, const jv_id *from, uint64_t stamp)
+{
+    uint64_t now = jv_now_ms() * 1000;
+    uint64_t skew = r->node->hlc.max_skew_ms * 1000;
+    if (stamp <= r->fresh_floor || stamp > now + skew || stamp + skew < now)
+        return false;
+    for (size_t i = 0; i < r->nfresh; i++)
+        if (jv_id_eq(&r->fresh[i].id, from))
+            return stamp > r->fresh[i].stamp;
+    return true;
+}
+
+static void fresh_note(jv_repl *r, const jv_id *from, uint64_t stamp)
+{
+    size_t at = r->nfresh, low = 0;
+    for (size_t i = 0; i < r->nfresh && at == r->nfresh; i++)
+        if (jv_id_eq(&r->fresh[i].id, from))
+            at = i;
+    if (at == r->nfresh && r->nfresh == MAX_SOURCES) {
+        /* Room for a new sender: the oldest entry goes, and the floor
+         * rises to its stamp, so that what it guarded stays refused. */
+        for (size_t i = 1; i < r->nfresh; i++)
+            if (r->fresh[i].stamp < r->fresh[low].stamp)
+                low = i;
+        if (r->fresh[low].stamp > r->fresh_floor)
+            r->fresh_floor = r->fresh[low].stamp;
+        at = low;
+    } else if (at == r->nfresh) {
+        r->nfresh++;
+    }
+    r->fresh[at].id = *from;
+    r->fresh[at].stamp = stamp;
+}
+
+/* True if v claims more of this node's own log than it holds: a forgery
+ * (nobody can hold our batches we did not sign), unless this node was
+ * restored from a backup and is fenced until it has its own batches back
+ * from its peers, who then rightly hold more of them. */
+static bool overclaims(jv_repl *r, const jv_vv *v)
+{
+    const jv_id *self = &r->node->kp.pk;
+    if (r->node->fenced || jv_vv_get(v, self) <= jv_vv_get(&r->applied, self))
+        return false;
+    /* A commit whose completion has not reached the loop yet: look at the
+     * store itself before refusing. */
+    jv_store_vv(r->node->rst, &r->applied);
+    return jv_vv_get(v, self) > jv_vv_get(&r->applied, self);
 }
 
 /* -- what we have, what they lack ----------------------------------------- */
@@ -449,17 +654,33 @@ static jv_err select_for(jv_repl *r, const jv_vv *theirs, size_t budget,
     return JV_OK;
 }
 
-/* Encodes and seals a message carrying the selection. */
-static jv_err build(jv_repl *r, jv_msg_type type, const jv_vv *have,
-                    selection *s, bool more, uint64_t budget, jv_buf *frame)
+/* Who a message goes to and what it answers. */
+typedef struct {
+    jv_msg_type type;
+    const jv_id *to; /* NULL: not known (zeros on the wire) */
+    uint64_t echo;   /* reply: the request's stamp */
+    jv_refusal refused;
+} head;
+
+/* Encodes, signs and seals a message carrying the selection. *stamp (may
+ * be NULL) receives the message's stamp. */
+static jv_err build(jv_repl *r, const head *h, const jv_vv *have, selection *s,
+                    bool more, uint64_t budget, jv_buf *frame, uint64_t *stamp)
 {
     jv_msg m;
     jv_buf raw;
     jv_err err;
     jv_msg_init(&m);
     jv_buf_init(&raw);
-    m.type = type;
+    m.type = h->type;
     m.from = r->node->kp.pk;
+    if (h->to)
+        m.to = *h->to;
+    m.stamp = next_stamp(r);
+    m.echo = h->echo;
+    m.refused = h->refused;
+    if (stamp)
+        *stamp = m.stamp;
     m.from_addr = jv_str_c(r->bound);
     m.have = *have; /* borrowed */
     m.more = more;
@@ -476,7 +697,7 @@ static jv_err build(jv_repl *r, jv_msg_type type, const jv_vv *have,
     }
     m.batches = wb;
     m.nbatches = s ? s->n : 0;
-    if ((err = jv_msg_encode(&m, COMPRESS_MIN, &raw, NULL)))
+    if ((err = jv_msg_encode(&m, &r->node->kp, COMPRESS_MIN, &raw, NULL)))
         goto out;
     err = jv_seal(r->keyed ? &r->ring : NULL, raw.data, raw.len, frame);
 out:
@@ -544,95 +765,114 @@ static void continue_exchange(jv_repl *r, const char *addr, bool more)
 
 static void maybe_finish_stop(jv_repl *r);
 
+/* Origins of the batches applied, for the relay's per-origin links; more
+ * than 16 at once: no filter at all (n set past the end). */
+typedef struct {
+    jv_id id[16];
+    size_t n;
+} origin_set;
+
+static void origin_add(origin_set *o, const jv_id *origin)
+{
+    size_t k = 0;
+    if (o->n > 16)
+        return;
+    while (k < o->n && !jv_id_eq(&o->id[k], origin))
+        k++;
+    if (k == o->n && o->n < 16)
+        o->id[o->n++] = *origin;
+    else if (k == o->n)
+        o->n = 17;
+}
+
+/* Counts (and logs, once per peer and reason) one batch's result other
+ * than applied. */
+static void count_result(jv_repl *r, peer *src, const jv_id *src_id, jv_err res,
+                         const jv_id *origin)
+{
+    switch (res) {
+    case JV_EDUP:
+        count(r, "jarvis_repl_batches_total", "result", "duplicate", 1);
+        break;
+    case JV_EGAP:
+        count(r, "jarvis_repl_batches_total", "result", "held_gap", 1);
+        break;
+    case JV_EUNTRUSTED:
+        refuse(r, src, src_id, RS_UNTRUSTED, origin, 1);
+        break;
+    case JV_ESIG:
+        refuse(r, src, src_id, RS_SIGNATURE, origin, 1);
+        break;
+    case JV_ELINK:
+        refuse(r, src, src_id, RS_LINK, origin, 1);
+        break;
+    case JV_EEQUIVOCATE:
+        refuse(r, src, src_id, RS_EQUIVOCATION, origin, 1);
+        break;
+    case JV_ETOOBIG:
+        refuse(r, src, src_id, RS_HELD_FULL, origin, 1);
+        break;
+    default:
+        refuse(r, src, src_id, RS_MALFORMED, origin, 1);
+        break;
+    }
+}
+
 static void applied_cb(jv_write_req *w)
 {
     apply_job *j = w->arg;
     jv_repl *r = j->r;
     peer *src =
         j->src_addr ? find_addr(r, j->src_addr) : find_id(r, &j->src_id);
-    size_t applied = 0, norigins = 0;
-    jv_id origins[16];
+    size_t applied = 0;
+    origin_set origins = {.n = 0};
     r->applying--;
     if (w->err) {
         jv_error("repl", "applying %zu batches failed: %s", j->n,
                  jv_strerror(w->err));
         count(r, "jarvis_repl_batches_total", "result", "storage_error",
               (double)j->n);
-    } else {
-        for (size_t i = 0; i < j->n; i++) {
-            jv_batch_head h;
-            jv_err res = j->rb[i].result;
-            jv_batch_peek(j->rb[i].body, j->rb[i].len, &h);
-            switch (res) {
-            case JV_OK:
-                applied++;
-                jv_hlc_observe(&r->node->hlc, jv_now_ms(), j->hlc[i]);
-                if (norigins <= 16) {
-                    size_t k = 0;
-                    while (k < norigins && !jv_id_eq(&origins[k], &h.origin))
-                        k++;
-                    /* More than 16 origins at once: no filter at all. */
-                    if (k == norigins && norigins < 16)
-                        origins[norigins++] = h.origin;
-                    else if (k == norigins)
-                        norigins = 17;
-                }
-                break;
-            case JV_EDUP:
-                count(r, "jarvis_repl_batches_total", "result", "duplicate", 1);
-                break;
-            case JV_EGAP:
-                count(r, "jarvis_repl_batches_total", "result", "held_gap", 1);
-                break;
-            case JV_EUNTRUSTED:
-                refuse(r, src, &j->src_id, RS_UNTRUSTED, &h.origin, 1);
-                break;
-            case JV_ESIG:
-                refuse(r, src, &j->src_id, RS_SIGNATURE, &h.origin, 1);
-                break;
-            case JV_ELINK:
-                refuse(r, src, &j->src_id, RS_LINK, &h.origin, 1);
-                break;
-            case JV_EEQUIVOCATE:
-                refuse(r, src, &j->src_id, RS_EQUIVOCATION, &h.origin, 1);
-                break;
-            case JV_ETOOBIG:
-                refuse(r, src, &j->src_id, RS_HELD_FULL, &h.origin, 1);
-                break;
-            default:
-                refuse(r, src, &j->src_id, RS_MALFORMED, &h.origin, 1);
-                break;
-            }
-        }
-        if (applied || w->stats.released) {
-            count(r, "jarvis_repl_batches_total", "result", "applied",
-                  (double)applied);
-            jv_store_vv(r->node->rst, &r->applied);
-            if (src)
-                src->batches_in += applied;
-            /* Relay: others may not have these yet. Released batches
-             * (their origins unknown here) are news for every peer. */
-            if (!r->stopping)
-                kick(r, j->src_addr, &j->src_id, origins,
-                     w->stats.released || norigins > 16 ? 0 : norigins);
-        }
+        goto done;
     }
+    for (size_t i = 0; i < j->n; i++) {
+        jv_batch_head h;
+        jv_batch_peek(j->rb[i].body, j->rb[i].len, &h);
+        if (j->rb[i].result != JV_OK) {
+            count_result(r, src, &j->src_id, j->rb[i].result, &h.origin);
+            continue;
+        }
+        applied++;
+        jv_hlc_observe(&r->node->hlc, jv_now_ms(), j->hlc[i]);
+        origin_add(&origins, &h.origin);
+    }
+    if (applied || w->stats.released) {
+        count(r, "jarvis_repl_batches_total", "result", "applied",
+              (double)applied);
+        jv_store_vv(r->node->rst, &r->applied);
+        if (src)
+            src->batches_in += applied;
+        /* Relay: others may not have these yet. Released batches (their
+         * origins unknown here) are news for every peer. */
+        if (!r->stopping)
+            kick(r, j->src_addr, &j->src_id, origins.id,
+                 w->stats.released || origins.n > 16 ? 0 : origins.n);
+    }
+done:
     if (j->from_reply)
         continue_exchange(r, j->src_addr, j->more);
     job_free(j);
     maybe_finish_stop(r);
 }
 
-/* Filters the message's batches and hands the rest to the writer.
- * Returns true if a job was submitted (its callback continues). */
-static bool apply_batches(jv_repl *r, peer *src, const jv_msg *m,
-                          bool from_reply)
+/* Marks in ok[] the message's batches worth the writer's time: not
+ * malformed, not applied already, not stamped beyond the clock skew
+ * bound. Returns how many, and their bytes in *bytes. */
+static size_t filter_batches(jv_repl *r, peer *src, const jv_msg *m, bool *ok,
+                             size_t *bytes)
 {
-    size_t keep = 0, bytes = 0;
+    size_t keep = 0;
     uint64_t now = jv_now_ms();
-    bool *ok = m->nbatches ? jv_calloc(m->nbatches, sizeof(bool)) : NULL;
-    if (m->nbatches && !ok)
-        return false;
+    *bytes = 0;
     for (size_t i = 0; i < m->nbatches; i++) {
         jv_batch_head h;
         if (jv_batch_peek(m->batches[i].body, m->batches[i].len, &h)) {
@@ -649,29 +889,30 @@ static bool apply_batches(jv_repl *r, peer *src, const jv_msg *m,
         }
         ok[i] = true;
         keep++;
-        bytes += m->batches[i].len;
+        *bytes += m->batches[i].len;
     }
-    if (!keep) {
-        jv_free(ok);
-        return false;
-    }
+    return keep;
+}
+
+/* A job holding copies of the batches marked in ok[] (keep of them, bytes
+ * long), or NULL when out of memory. */
+static apply_job *job_new(jv_repl *r, peer *src, const jv_msg *m,
+                          const bool *ok, size_t keep, size_t bytes)
+{
     apply_job *j = jv_calloc(1, sizeof(*j));
     if (j) {
         j->rb = jv_calloc(keep, sizeof(*j->rb));
         j->hlc = jv_calloc(keep, sizeof(*j->hlc));
-        j->data = jv_malloc(bytes);
+        j->data = jv_malloc(bytes ? bytes : 1);
         j->src_addr = src ? jv_strndup(src->addr, strlen(src->addr)) : NULL;
     }
     if (!j || !j->rb || !j->hlc || !j->data || (src && !j->src_addr)) {
         if (j)
             job_free(j);
-        jv_free(ok);
-        jv_error("repl", "out of memory: %zu batches dropped", keep);
-        return false;
+        return NULL;
     }
     j->r = r;
     j->src_id = m->from;
-    j->from_reply = from_reply;
     j->more = m->more;
     size_t at = 0;
     for (size_t i = 0; i < m->nbatches; i++) {
@@ -687,7 +928,26 @@ static bool apply_batches(jv_repl *r, peer *src, const jv_msg *m,
         j->n++;
         at += m->batches[i].len;
     }
+    return j;
+}
+
+/* Filters the message's batches and hands the rest to the writer.
+ * Returns true if a job was submitted (its callback continues). */
+static bool apply_batches(jv_repl *r, peer *src, const jv_msg *m,
+                          bool from_reply)
+{
+    size_t keep, bytes;
+    apply_job *j = NULL;
+    bool *ok = m->nbatches ? jv_calloc(m->nbatches, sizeof(bool)) : NULL;
+    if (m->nbatches && !ok)
+        return false;
+    keep = filter_batches(r, src, m, ok, &bytes);
+    if (keep && !(j = job_new(r, src, m, ok, keep, bytes)))
+        jv_error("repl", "out of memory: %zu batches dropped", keep);
     jv_free(ok);
+    if (!j)
+        return false;
+    j->from_reply = from_reply;
     j->wr.remote = j->rb;
     j->wr.nremote = j->n;
     j->wr.apply_flags = JV_APPLY_REQUIRE_TRUST;
@@ -700,7 +960,9 @@ static bool apply_batches(jv_repl *r, peer *src, const jv_msg *m,
 
 /* -- outbound exchanges --------------------------------------------------- */
 
-static void fail(peer *p, const char *why)
+/* The exchange with p failed (outcome "failed"), or the peer refused it
+ * ("refused"): backoff, and why in p's last_error. */
+static void fail_as(peer *p, const char *why, const char *outcome)
 {
     jv_repl *r = p->r;
     uint64_t now = jv_now_ms();
@@ -720,7 +982,12 @@ static void fail(peer *p, const char *why)
     if (step > r->o.backoff_max_ms)
         step = r->o.backoff_max_ms;
     p->next_try_ms = now + step / 2 + rnd(r) % (step / 2 + 1);
-    count(r, "jarvis_repl_exchanges_total", "outcome", "failed", 1);
+    count(r, "jarvis_repl_exchanges_total", "outcome", outcome, 1);
+}
+
+static void fail(peer *p, const char *why)
+{
+    fail_as(p, why, "failed");
 }
 
 /* One exchange with p. A push (news to spread) carries what p lacks as
@@ -730,7 +997,13 @@ static void fail(peer *p, const char *why)
  * lets the reply bring what we lack, up to half of max_message; once the
  * reply has told us exactly what p holds, what p lacks is pushed
  * (continue_exchange). Pulls send nothing on a guess: what we knew of p
- * may be long out of date, and would bring it batches it holds. */
+ * may be long out of date, and would bring it batches it holds.
+ *
+ * A peer whose id is not known yet, or not trusted, gets a probe instead:
+ * addressed to no one, with an empty vector and nothing else. Its reply
+ * names (and proves) the node at that address and says nothing more; a
+ * trusted one is then pulled from at once (take_introduction). Nothing of
+ * ours goes to a node we do not trust. */
 static void exchange(peer *p, bool pull)
 {
     jv_repl *r = p->r;
@@ -758,20 +1031,23 @@ static void exchange(peer *p, bool pull)
     jv_buf_init(&s.data);
     jv_vv_clear(&p->sent);
     uint64_t budget = r->o.max_message / 2;
-    if ((err = our_have(r, &have)))
+    bool probe = !p->id_known || !is_trusted(r, &p->id);
+    head h = {JV_MSG_SYNC, probe ? NULL : &p->id, 0, JV_REFUSED_NONE};
+    if (!probe && (err = our_have(r, &have)))
         goto out;
-    if (!pull && p->have_known &&
+    if (!probe && !pull && p->have_known &&
         ((err = theirs(p, &p->have, &them)) ||
          (err = select_for(r, &them, budget, &s, &more, &p->sent))))
         goto out;
-    if ((err =
-             build(r, JV_MSG_SYNC, &have, &s, more, pull ? budget : 0, &frame)))
+    if ((err = build(r, &h, &have, &s, more, pull && !probe ? budget : 0,
+                     &frame, &p->req_stamp)))
         goto out;
     if ((err =
              jv_transport_send(p->tp, frame.data, frame.len, r->o.timeout_ms)))
         goto out;
     p->state = P_SENDING;
     p->pulling = pull;
+    p->probing = probe;
     p->bytes_out += frame.len;
     p->batches_out += s.n;
     count(r, "jarvis_repl_bytes_total", "direction", "out", (double)frame.len);
@@ -788,6 +1064,139 @@ out:
     jv_buf_fini(&frame);
     jv_vv_fini(&have);
     jv_vv_fini(&them);
+}
+
+/* What a reply turned out to be (check_reply). */
+typedef enum {
+    REPLY_USE,        /* proven, from a trusted node: use it */
+    REPLY_INTRODUCED, /* it named the node at p's address, nothing more */
+    REPLY_RETRY,      /* refused as stale: ask again, once, at once */
+    REPLY_REFUSED     /* not used; p failed (counted and logged) */
+} reply_kind;
+
+/* Proves a reply: the answer to our request (signed by its sender, bound
+ * to us and to the request's stamp), from a trusted node, claiming no
+ * more of our own log than we have. A refusal by the peer, or a reply
+ * that fails any of this, fails the exchange. */
+static reply_kind check_reply(jv_repl *r, peer *p, const jv_msg *m)
+{
+    const jv_id *self = &r->node->kp.pk;
+    mreason why = MR_COUNT;
+    char msg[160];
+    msg[0] = '\0';
+    if (m->type != JV_MSG_SYNC_REPLY)
+        why = MR_MALFORMED;
+    else if (jv_msg_verify(m))
+        why = MR_BAD_SIGNATURE;
+    else if (!jv_id_eq(&m->to, self) || m->echo != p->req_stamp)
+        why = MR_STALE; /* not the answer to this request: a replay */
+    if (why != MR_COUNT) {
+        refuse_msg(r, why, &m->from);
+        snprintf(msg, sizeof(msg), "bad reply: %s", mreason_name[why]);
+        fail(p, msg);
+        return REPLY_REFUSED;
+    }
+    /* Proven from here on: m->from holds its key and answered us. */
+    if (m->refused == JV_REFUSED_RECIPIENT &&
+        (p->probing || !jv_id_eq(&p->id, &m->from)))
+        return REPLY_INTRODUCED;
+    /* A request that waited for a connection while the peer restarted
+     * is older than the peer's start: one new request goes through. */
+    if (m->refused == JV_REFUSED_STALE && !p->stale_retried)
+        return REPLY_RETRY;
+    if (m->refused) {
+        static const char *const what[] = {
+            "",
+            "our signature did not verify there",
+            "our request was not fresh there (clocks apart?)",
+            "this node is not on its trust list",
+            "it is not the node we addressed",
+            "our vector claimed more of its log than it has"};
+        snprintf(msg, sizeof(msg), "refused by the peer: %s", what[m->refused]);
+        fail_as(p, msg, "refused");
+        return REPLY_REFUSED;
+    }
+    if (!is_trusted(r, &m->from))
+        why = MR_UNTRUSTED;
+    else if (overclaims(r, &m->have))
+        why = MR_CLAIM;
+    if (why != MR_COUNT) {
+        char hex[JV_ID_HEX];
+        jv_id_hex(&m->from, hex);
+        refuse_msg(r, why, &m->from);
+        snprintf(msg, sizeof(msg), "node %.16s: %s", hex,
+                 why == MR_UNTRUSTED ? "not trusted"
+                                     : "claims more of our log than we have");
+        fail(p, msg);
+        return REPLY_REFUSED;
+    }
+    return REPLY_USE;
+}
+
+/* Binds p's address to the node id its proven reply names. */
+static void bind_id(peer *p, const jv_id *id)
+{
+    if (p->id_known && !jv_id_eq(&p->id, id)) {
+        char hex[JV_ID_HEX];
+        jv_id_hex(id, hex);
+        jv_warn("repl", "peer %s is now node %.16s", p->addr, hex);
+        /* What we knew belongs to the node that was there before. */
+        jv_vv_clear(&p->have);
+        jv_vv_clear(&p->known[0]);
+        jv_vv_clear(&p->known[1]);
+        p->have_known = false;
+        p->nlinks = 0;
+    }
+    p->id = *id;
+    p->id_known = true;
+}
+
+/* A reply that names the node at p's address: ourselves, a node we do
+ * not trust (the exchange fails until it is trusted), or one we pull
+ * from at once. */
+static void take_introduction(jv_repl *r, peer *p, const jv_msg *m)
+{
+    if (jv_id_eq(&m->from, &r->node->kp.pk)) {
+        /* A shared peer list names every node, this one included. */
+        jv_info("repl", "peer %s is this node itself: not dialled", p->addr);
+        mark_self(p);
+        return;
+    }
+    bind_id(p, &m->from);
+    p->last_contact_ms = jv_now_ms();
+    if (!is_trusted(r, &m->from)) {
+        char hex[JV_ID_HEX], msg[160];
+        jv_id_hex(&m->from, hex);
+        refuse_msg(r, MR_UNTRUSTED, &m->from);
+        snprintf(msg, sizeof(msg), "node %.16s is not trusted", hex);
+        fail(p, msg);
+        return;
+    }
+    p->state = P_IDLE;
+    exchange(p, true);
+}
+
+/* A proven reply from a trusted node: what it says it holds. */
+static void take_reply(jv_repl *r, peer *p, const jv_msg *m)
+{
+    bind_id(p, &m->from);
+    p->stale_retried = false;
+    learn_pushes(p, &m->have);
+    jv_vv_copy(&p->have, &m->have);
+    jv_vv_merge(&p->have, &p->sent);
+    p->have_known = true;
+    learn(p, &m->have);
+    /* It answered: it has what our request carried. */
+    learn(p, &p->sent);
+    p->claim_self = jv_vv_get(&m->have, &r->node->kp.pk);
+    if (!p->reachable)
+        jv_info("repl", "peer %s reachable", p->addr);
+    p->reachable = true;
+    p->failures = 0;
+    p->last_error[0] = '\0';
+    p->last_contact_ms = jv_now_ms();
+    p->next_try_ms = 0;
+    count(r, "jarvis_repl_exchanges_total", "outcome", "ok", 1);
 }
 
 static void on_reply(void *arg, jv_tpeer *tp, jv_err err, const uint8_t *msg,
@@ -820,54 +1229,29 @@ static void on_reply(void *arg, jv_tpeer *tp, jv_err err, const uint8_t *msg,
     jv_msg_init(&m);
     p->bytes_in += len;
     count(r, "jarvis_repl_bytes_total", "direction", "in", (double)len);
-    if ((err = jv_open(r->keyed ? &r->ring : NULL, msg, len, &plain)) ||
-        (err = jv_msg_decode(plain.data, plain.len, r->o.max_message,
-                             &r->scratch, &m))) {
+    if ((err = open_message(r, msg, len, &plain, &m))) {
         snprintf(why, sizeof(why), "bad reply: %s", jv_strerror(err));
-        refuse_frame(r, 0,
-                     err == JV_ENOTFOUND ? "unknown_key"
-                     : err == JV_ECRYPTO ? "bad_tag"
-                     : err == JV_EPERM   ? "key_mismatch"
-                                         : "malformed");
         fail(p, why);
         goto out;
     }
-    if (m.type != JV_MSG_SYNC_REPLY) {
-        fail(p, "reply of the wrong type");
-        goto out;
+    switch (check_reply(r, p, &m)) {
+    case REPLY_REFUSED:
+        break;
+    case REPLY_INTRODUCED:
+        take_introduction(r, p, &m);
+        break;
+    case REPLY_RETRY:
+        p->stale_retried = true;
+        p->state = P_IDLE;
+        exchange(p, p->pulling);
+        break;
+    case REPLY_USE:
+        take_reply(r, p, &m);
+        p->state = P_APPLYING;
+        if (!apply_batches(r, p, &m, true))
+            continue_exchange(r, p->addr, m.more);
+        break;
     }
-    if (jv_id_eq(&m.from, &r->node->kp.pk)) {
-        /* A shared peer list names every node, this one included. */
-        jv_info("repl", "peer %s is this node itself: not dialled", p->addr);
-        mark_self(p);
-        goto out;
-    }
-    if (p->id_known && !jv_id_eq(&p->id, &m.from)) {
-        char hex[JV_ID_HEX];
-        jv_id_hex(&m.from, hex);
-        jv_warn("repl", "peer %s is now node %.16s", p->addr, hex);
-    }
-    p->id = m.from;
-    p->id_known = true;
-    learn_pushes(p, &m.have);
-    jv_vv_copy(&p->have, &m.have);
-    jv_vv_merge(&p->have, &p->sent);
-    p->have_known = true;
-    learn(p, &m.have);
-    /* It answered: it has what our request carried. */
-    learn(p, &p->sent);
-    p->claim_self = jv_vv_get(&m.have, &r->node->kp.pk);
-    if (!p->reachable)
-        jv_info("repl", "peer %s reachable", p->addr);
-    p->reachable = true;
-    p->failures = 0;
-    p->last_error[0] = '\0';
-    p->last_contact_ms = jv_now_ms();
-    p->next_try_ms = 0;
-    count(r, "jarvis_repl_exchanges_total", "outcome", "ok", 1);
-    p->state = P_APPLYING;
-    if (!apply_batches(r, p, &m, true))
-        continue_exchange(r, p->addr, m.more);
 out:
     jv_msg_fini(&m);
     jv_buf_fini(&plain);
@@ -875,84 +1259,110 @@ out:
 
 /* -- inbound requests ----------------------------------------------------- */
 
-static void on_request(void *arg, jv_inbound *in, const uint8_t *msg,
-                       size_t len)
+/* Whether a request is answered in full: JV_REFUSED_NONE, or why not
+ * (counted and logged here). A first contact (addressed to no id), and
+ * ourselves through our own address, get JV_REFUSED_RECIPIENT uncounted:
+ * the refusal names this node, which is what they asked. */
+static jv_refusal check_request(jv_repl *r, const jv_msg *m)
 {
-    jv_repl *r = arg;
-    jv_buf plain, frame;
-    jv_msg m;
+    const jv_id *self = &r->node->kp.pk;
+    if (jv_msg_verify(m)) {
+        refuse_msg(r, MR_BAD_SIGNATURE, &m->from);
+        return JV_REFUSED_PROOF;
+    }
+    if (jv_id_is_zero(&m->to) || jv_id_eq(&m->from, self))
+        return JV_REFUSED_RECIPIENT;
+    if (!jv_id_eq(&m->to, self)) {
+        refuse_msg(r, MR_WRONG_RECIPIENT, &m->from);
+        return JV_REFUSED_RECIPIENT;
+    }
+    if (!fresh_ok(r, &m->from, m->stamp)) {
+        refuse_msg(r, MR_STALE, &m->from);
+        return JV_REFUSED_STALE;
+    }
+    if (!is_trusted(r, &m->from)) {
+        refuse_msg(r, MR_UNTRUSTED, &m->from);
+        return JV_REFUSED_UNTRUSTED;
+    }
+    fresh_note(r, &m->from, m->stamp);
+    if (overclaims(r, &m->have)) {
+        refuse_msg(r, MR_CLAIM, &m->from);
+        return JV_REFUSED_CLAIM;
+    }
+    return JV_REFUSED_NONE;
+}
+
+/* Answers a request with a refusal: signed, bound to its sender and
+ * stamp, and carrying nothing else (no vector, no batches). */
+static void send_refusal(jv_repl *r, jv_inbound *in, const jv_msg *m,
+                         jv_refusal why)
+{
+    head h = {JV_MSG_SYNC_REPLY, &m->from, m->stamp, why};
+    jv_vv none;
+    jv_buf frame;
+    jv_vv_init(&none);
+    jv_buf_init(&frame);
+    if (build(r, &h, &none, NULL, false, 0, &frame, NULL) == JV_OK) {
+        count(r, "jarvis_repl_bytes_total", "direction", "out",
+              (double)frame.len);
+        jv_transport_reply(in, frame.data, frame.len);
+    } else {
+        jv_transport_drop(in);
+    }
+    jv_buf_fini(&frame);
+}
+
+/* A proven request from a trusted node: what it says it holds. It is
+ * credited to the peer entry of its id, or, if no entry has that id, to
+ * the entry of the address it says (and signed) it listens on, when that
+ * entry's node is not known yet (our probe of it may still be under way):
+ * a trusted node's word about itself. A proven reply from the address
+ * corrects it if it was wrong (bind_id). */
+static peer *take_request(jv_repl *r, const jv_msg *m, const char *addr,
+                          size_t len)
+{
+    peer *p = find_id(r, &m->from);
+    if (!p && addr[0] && (p = find_addr(r, addr)) &&
+        (p->id_known || p->is_self))
+        p = NULL;
+    if (!p)
+        return NULL;
+    bind_id(p, &m->from);
+    if (p->have_known)
+        jv_vv_merge(&p->have, &m->have);
+    else
+        jv_vv_copy(&p->have, &m->have);
+    p->have_known = true;
+    learn(p, &m->have);
+    p->last_contact_ms = jv_now_ms();
+    p->bytes_in += len;
+    return p;
+}
+
+/* Answers a proven request: our vector and the batches it lacks (within
+ * its budget). Returns false if nothing could be sent. */
+static bool answer_request(jv_repl *r, jv_inbound *in, peer *p, const jv_msg *m)
+{
+    head h = {JV_MSG_SYNC_REPLY, &m->from, m->stamp, JV_REFUSED_NONE};
     jv_vv have, them;
+    jv_buf frame;
     selection s;
     bool more = false;
     jv_err err;
 
-    jv_buf_init(&plain);
-    jv_buf_init(&frame);
-    jv_msg_init(&m);
     jv_vv_init(&have);
     jv_vv_init(&them);
+    jv_buf_init(&frame);
     memset(&s, 0, sizeof(s));
     jv_buf_init(&s.data);
-    count(r, "jarvis_repl_bytes_total", "direction", "in", (double)len);
-    if (r->stopping)
-        goto drop;
-    if (len > r->o.max_message + JV_SEAL_OVERHEAD) {
-        refuse_frame(r, 1, "too_big");
-        goto drop;
-    }
-    if ((err = jv_open(r->keyed ? &r->ring : NULL, msg, len, &plain))) {
-        refuse_frame(r, 2,
-                     err == JV_ENOTFOUND ? "unknown_key"
-                     : err == JV_ECRYPTO ? "bad_tag"
-                     : err == JV_EPERM   ? "key_mismatch"
-                                         : "malformed");
-        goto drop;
-    }
-    if ((err = jv_msg_decode(plain.data, plain.len, r->o.max_message,
-                             &r->scratch, &m)) ||
-        m.type != JV_MSG_SYNC) {
-        refuse_frame(r, 3, err == JV_ETOOBIG ? "too_big" : "malformed");
-        goto drop;
-    }
-    char addr[JV_WIRE_MAX_ADDR + 1];
-    snprintf(addr, sizeof(addr), "%.*s", (int)m.from_addr.n, m.from_addr.p);
-    if (is_blocked(r, addr, &m.from))
-        goto drop;
-    if (jv_id_eq(&m.from, &r->node->kp.pk)) {
-        /* Ourselves, through a peer entry naming our own address: an
-         * empty reply tells the dialling side to stop. */
-        if ((err = our_have(r, &have)) ||
-            (err = build(r, JV_MSG_SYNC_REPLY, &have, NULL, false, 0, &frame)))
-            goto drop;
-        jv_transport_reply(in, frame.data, frame.len);
-        in = NULL;
-        goto drop;
-    }
-
-    peer *p = find_id(r, &m.from);
-    if (!p && addr[0])
-        p = find_addr(r, addr);
-    if (p) {
-        p->id = m.from;
-        p->id_known = true;
-        if (p->have_known)
-            jv_vv_merge(&p->have, &m.have);
-        else
-            jv_vv_copy(&p->have, &m.have);
-        p->have_known = true;
-        learn(p, &m.have);
-        p->last_contact_ms = jv_now_ms();
-        p->bytes_in += len;
-    }
-
     uint64_t budget =
-        m.budget < r->o.max_message / 2 ? m.budget : r->o.max_message / 2;
+        m->budget < r->o.max_message / 2 ? m->budget : r->o.max_message / 2;
     if ((err = our_have(r, &have)) ||
-        (err = p ? theirs(p, &m.have, &them) : jv_vv_copy(&them, &m.have)) ||
+        (err = p ? theirs(p, &m->have, &them) : jv_vv_copy(&them, &m->have)) ||
         (err = select_for(r, &them, budget, &s, &more, NULL)) ||
-        (err = build(r, JV_MSG_SYNC_REPLY, &have, &s, more, 0, &frame))) {
+        (err = build(r, &h, &have, &s, more, 0, &frame, NULL))) {
         jv_error("repl", "cannot answer a peer: %s", jv_strerror(err));
-        goto drop;
+        goto out;
     }
     if (p) {
         p->bytes_out += frame.len;
@@ -961,25 +1371,64 @@ static void on_request(void *arg, jv_inbound *in, const uint8_t *msg,
          * news from us because no push brought them: push them to it
          * from now on (Plumtree's graft). */
         for (size_t i = 0; i < s.n; i++) {
-            jv_batch_head h;
-            if (!jv_batch_peek(s.data.data + s.off[i], s.len[i], &h)) {
-                jv_vv_raise(&p->have, &h.origin, h.last_seq);
-                link_set(p, &h.origin, true);
+            jv_batch_head bh;
+            if (!jv_batch_peek(s.data.data + s.off[i], s.len[i], &bh)) {
+                jv_vv_raise(&p->have, &bh.origin, bh.last_seq);
+                link_set(p, &bh.origin, true);
             }
         }
     }
     count(r, "jarvis_repl_bytes_total", "direction", "out", (double)frame.len);
     jv_transport_reply(in, frame.data, frame.len);
-    in = NULL;
-    apply_batches(r, p, &m, false);
+out:
+    sel_fini(&s);
+    jv_buf_fini(&frame);
+    jv_vv_fini(&have);
+    jv_vv_fini(&them);
+    return err == JV_OK;
+}
+
+static void on_request(void *arg, jv_inbound *in, const uint8_t *msg,
+                       size_t len)
+{
+    jv_repl *r = arg;
+    jv_buf plain;
+    jv_msg m;
+    jv_refusal why;
+
+    jv_buf_init(&plain);
+    jv_msg_init(&m);
+    count(r, "jarvis_repl_bytes_total", "direction", "in", (double)len);
+    if (r->stopping)
+        goto drop;
+    if (len > r->o.max_message + JV_SEAL_OVERHEAD) {
+        refuse_msg(r, MR_TOO_BIG, NULL);
+        goto drop;
+    }
+    if (open_message(r, msg, len, &plain, &m))
+        goto drop;
+    if (m.type != JV_MSG_SYNC) {
+        refuse_msg(r, MR_MALFORMED, NULL);
+        goto drop;
+    }
+    char addr[JV_WIRE_MAX_ADDR + 1];
+    snprintf(addr, sizeof(addr), "%.*s", (int)m.from_addr.n, m.from_addr.p);
+    if (is_blocked(r, addr, &m.from))
+        goto drop;
+    if ((why = check_request(r, &m))) {
+        send_refusal(r, in, &m, why);
+        in = NULL;
+        goto drop;
+    }
+    peer *p = take_request(r, &m, addr, len);
+    if (answer_request(r, in, p, &m)) {
+        in = NULL;
+        apply_batches(r, p, &m, false);
+    }
 drop:
     if (in)
         jv_transport_drop(in);
-    sel_fini(&s);
-    jv_vv_fini(&have);
-    jv_vv_fini(&them);
     jv_msg_fini(&m);
-    jv_buf_fini(&frame);
     jv_buf_fini(&plain);
 }
 
@@ -987,7 +1436,7 @@ static void on_oversized(void *arg, size_t len)
 {
     jv_repl *r = arg;
     count(r, "jarvis_repl_bytes_total", "direction", "in", (double)len);
-    refuse_frame(r, 1, "too_big");
+    refuse_msg(r, MR_TOO_BIG, NULL);
 }
 
 static void on_listener(void *arg, jv_err err)
@@ -1403,6 +1852,7 @@ jv_err jv_repl_start(jv_node *n, const jv_repl_opts *o, jv_repl **out,
     jv_buf_init(&r->scratch);
     randombytes_buf(&r->rng, sizeof(r->rng));
     r->rng |= 1;
+    r->fresh_floor = jv_now_ms() * 1000;
     if ((err = declare(n->metrics)) ||
         (err = jv_store_vv(n->rst, &r->applied))) {
         snprintf(msg, msglen, "cannot start replication: %s", jv_strerror(err));

@@ -2,7 +2,9 @@
  * repl.h - replication: peers, push-pull anti-entropy, relay, trust.
  *
  * Every exchange is one request and its reply (wire.h), sealed with the
- * cluster keyring. There are two kinds:
+ * cluster keyring and signed with the sender's node key; only a proven
+ * message from a trusted node is served or believed (docs/protocol.md,
+ * "Who may speak"). There are two kinds:
  *
  *   push  A -> B  SYNC   {A's have-vector, the batches B lacks as far as A
  *                         knows (bounded), budget 0}

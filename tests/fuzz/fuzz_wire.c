@@ -23,12 +23,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (jv_msg_decode(data, size, MAX_PLAIN, &scratch, &m) != JV_OK)
         goto out;
     JV_FUZZ_CHECK(m.type == JV_MSG_SYNC || m.type == JV_MSG_SYNC_REPLY);
-    JV_FUZZ_CHECK(jv_msg_encode(&m, SIZE_MAX, &enc, NULL) == JV_OK);
+    JV_FUZZ_CHECK(jv_msg_encode(&m, NULL, SIZE_MAX, &enc, NULL) == JV_OK);
     JV_FUZZ_CHECK(jv_msg_decode(enc.data, enc.len, MAX_PLAIN, &scratch2,
                                 &again) == JV_OK);
     JV_FUZZ_CHECK(again.type == m.type && again.more == m.more &&
                   again.budget == m.budget);
     JV_FUZZ_CHECK(jv_id_eq(&again.from, &m.from));
+    JV_FUZZ_CHECK(jv_id_eq(&again.to, &m.to));
+    JV_FUZZ_CHECK(again.stamp == m.stamp && again.echo == m.echo &&
+                  again.refused == m.refused);
+    JV_FUZZ_CHECK(memcmp(again.sig, m.sig, JV_SIG_LEN) == 0 &&
+                  memcmp(again.hash, m.hash, JV_HASH_LEN) == 0);
     JV_FUZZ_CHECK(jv_str_eq(again.from_addr, m.from_addr));
     JV_FUZZ_CHECK(jv_vv_equal(&again.have, &m.have));
     JV_FUZZ_CHECK(again.nbatches == m.nbatches);
@@ -64,6 +69,8 @@ size_t jv_fuzz_seeds(jv_buf *seeds, size_t max)
     jv_msg_init(&m);
     m.from = jv_test_id(1);
     m.from_addr = jv_str_c("tcp://127.0.0.1:7411");
+    m.to = jv_test_id(3);
+    m.stamp = 1764000000000000ull;
     jv_id peer = jv_test_id(2);
     jv_vv_set(&m.have, &m.from, 12);
     jv_vv_set(&m.have, &peer, 3);
@@ -74,7 +81,8 @@ size_t jv_fuzz_seeds(jv_buf *seeds, size_t max)
         m.batches = wb;
         m.nbatches = k;
         /* k == 3 carries the big body: compressed. */
-        if (jv_msg_encode(&m, k == 3 ? 64 : SIZE_MAX, &seeds[n], NULL) == JV_OK)
+        if (jv_msg_encode(&m, NULL, k == 3 ? 64 : SIZE_MAX, &seeds[n], NULL) ==
+            JV_OK)
             n++;
     }
     m.batches = NULL;

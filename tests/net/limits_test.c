@@ -174,19 +174,19 @@ static void test_encode_refuses_incomplete_batches(void **state)
 
     m.nbatches = 1;
     m.batches = NULL;
-    assert_int_equal(jv_msg_encode(&m, 0, &out, NULL), JV_EINVAL);
+    assert_int_equal(jv_msg_encode(&m, NULL, 0, &out, NULL), JV_EINVAL);
     jv_wire_batch b = {.body = NULL, .len = sizeof(body), .sig = sig};
     m.batches = &b;
-    assert_int_equal(jv_msg_encode(&m, 0, &out, NULL), JV_EINVAL);
+    assert_int_equal(jv_msg_encode(&m, NULL, 0, &out, NULL), JV_EINVAL);
     b.body = body;
     b.sig = NULL;
-    assert_int_equal(jv_msg_encode(&m, 0, &out, NULL), JV_EINVAL);
+    assert_int_equal(jv_msg_encode(&m, NULL, 0, &out, NULL), JV_EINVAL);
     assert_int_equal(out.len, 0);
 
     /* Complete, it encodes and decodes to the same batch. */
     b.sig = sig;
     size_t raw = 0;
-    assert_int_equal(jv_msg_encode(&m, 0, &out, &raw), JV_OK);
+    assert_int_equal(jv_msg_encode(&m, NULL, 0, &out, &raw), JV_OK);
     assert_true(raw > sizeof(body));
     jv_msg d;
     jv_buf scratch;
@@ -241,7 +241,7 @@ static bool encode_once(void *arg)
         jv_buf_fini(&out);
         return false;
     }
-    err = jv_msg_encode(c->m, 0, &out, NULL);
+    err = jv_msg_encode(c->m, NULL, 0, &out, NULL);
     bool ok = err == JV_OK;
     if (!ok) {
         assert_int_equal(err, JV_ENOMEM);
@@ -299,7 +299,7 @@ static void test_wire_out_of_memory(void **state)
     assert_int_equal(jv_vv_set(&m.have, &m.from, 7), JV_OK);
     jv_buf frame;
     jv_buf_init(&frame);
-    assert_int_equal(jv_msg_encode(&m, 0, &frame, NULL), JV_OK);
+    assert_int_equal(jv_msg_encode(&m, NULL, 0, &frame, NULL), JV_OK);
     assert_true(frame.len < 3 * 2000); /* compressed */
     wire_case c = {&m, &frame};
     assert_true(each_allocation(encode_once, &c) > 0);
