@@ -694,7 +694,8 @@ jv_err jv_store_restore(const char *src, const char *db_path, char *msg,
                         size_t msglen)
 {
     char scratch_msg[256];
-    char *tmp = NULL, *src_wal = NULL, *tgt_wal = NULL, *tgt_shm = NULL;
+    char *tmp = NULL, *tmp_wal = NULL, *src_wal = NULL, *tgt_wal = NULL,
+         *tgt_shm = NULL;
     jv_store *st = NULL;
     jv_verify_report rep;
     struct stat sb;
@@ -706,6 +707,7 @@ jv_err jv_store_restore(const char *src, const char *db_path, char *msg,
     }
     msg[0] = '\0';
     if (!(tmp = path_with(db_path, ".restore")) ||
+        !(tmp_wal = path_with(db_path, ".restore-wal")) ||
         !(src_wal = path_with(src, "-wal")) ||
         !(tgt_wal = path_with(db_path, "-wal")) ||
         !(tgt_shm = path_with(db_path, "-shm"))) {
@@ -761,9 +763,24 @@ jv_err jv_store_restore(const char *src, const char *db_path, char *msg,
                  jv_store_errmsg(st));
         goto fail;
     }
-    /* The last close checkpoints the copy's WAL into it and removes it. */
+    /* The copy must be one file before it is installed: its WAL (which
+     * holds at least the mark) does not move with it, and the checkpoint
+     * that jv_store_close() runs cannot report a failure. */
+    int rc = sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_TRUNCATE,
+                                       NULL, NULL);
+    if (rc != SQLITE_OK) {
+        err = jv__sqlerr(st, rc, "checkpoint");
+        snprintf(msg, msglen, "restore: cannot checkpoint %s: %s", tmp,
+                 jv_store_errmsg(st));
+        goto fail;
+    }
     jv_store_close(st);
     st = NULL;
+    if (stat(tmp_wal, &sb) == 0 && sb.st_size > 0) {
+        err = JV_EIO;
+        snprintf(msg, msglen, "restore: %s kept a WAL after closing", tmp);
+        goto fail;
+    }
     if (fsync_path(tmp, false) != 0) {
         err = JV_EIO;
         snprintf(msg, msglen, "restore: sync %s: %s", tmp, strerror(errno));
@@ -800,6 +817,7 @@ fail:
         unlink_db(tmp);
 out:
     jv_free(tmp);
+    jv_free(tmp_wal);
     jv_free(src_wal);
     jv_free(tgt_wal);
     jv_free(tgt_shm);
