@@ -618,9 +618,10 @@ static void loop(fx *f, const op_def *op, fault_kind k, loop_stats *ls)
             fail_msg("%s: no end to the calls", op->name);
         n += n + ls->stride <= ls->calls ? ls->stride : 1;
     }
-    /* Every call failed once: the run without a failure came right
-     * after the last call. */
-    if (ls->calls >= 0)
+    /* Every I/O call failed once: the run without a failure came right
+     * after the last call. (SQLite's allocation count may move by a few
+     * between runs: its caches and lookaside depend on what ran before.) */
+    if (k < MEM_ONCE)
         assert_int_equal(n, ls->calls + 1);
 }
 

@@ -3,11 +3,17 @@
  * followed by the real VFS's file; every method passes through after
  * asking fault_hit() whether this call is the one to fail.
  */
+#define _GNU_SOURCE /* O_TMPFILE */
 #include "faultvfs.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/types.h>
+#include <unistd.h>
 
 enum {
     OFF,
@@ -265,6 +271,87 @@ static int v_time64(sqlite3_vfs *vfs, sqlite3_int64 *out)
 {
     (void)vfs;
     return real_vfs->xCurrentTimeInt64(real_vfs, out);
+}
+
+/* -- the storage code's own file calls ------------------------------------ */
+
+/* Backup and restore also copy, sync, link and rename files themselves.
+ * The test program is linked with --wrap for these calls, which reroutes
+ * the calls of the (static) storage library here; SQLite's own calls go
+ * through the VFS above and are not seen twice. */
+int __real_open(const char *path, int flags, ...);
+ssize_t __real_read(int fd, void *p, size_t n);
+ssize_t __real_write(int fd, const void *p, size_t n);
+int __real_fsync(int fd);
+int __real_link(const char *from, const char *to);
+int __real_rename(const char *from, const char *to);
+
+int __wrap_open(const char *path, int flags, ...);
+ssize_t __wrap_read(int fd, void *p, size_t n);
+ssize_t __wrap_write(int fd, const void *p, size_t n);
+int __wrap_fsync(int fd);
+int __wrap_link(const char *from, const char *to);
+int __wrap_rename(const char *from, const char *to);
+
+int __wrap_open(const char *path, int flags, ...)
+{
+    mode_t mode = 0;
+    if (flags & (O_CREAT | O_TMPFILE)) {
+        va_list ap;
+        va_start(ap, flags);
+        mode = (mode_t)va_arg(ap, int);
+        va_end(ap);
+    }
+    if (fault_hit(IO)) {
+        errno = EIO;
+        return -1;
+    }
+    return __real_open(path, flags, mode);
+}
+
+ssize_t __wrap_read(int fd, void *p, size_t n)
+{
+    if (fault_hit(IO)) {
+        errno = EIO;
+        return -1;
+    }
+    return __real_read(fd, p, n);
+}
+
+ssize_t __wrap_write(int fd, const void *p, size_t n)
+{
+    if (fault_hit(IO)) {
+        errno = atomic_load(&fail_full) ? ENOSPC : EIO;
+        return -1;
+    }
+    return __real_write(fd, p, n);
+}
+
+int __wrap_fsync(int fd)
+{
+    if (fault_hit(IO)) {
+        errno = EIO;
+        return -1;
+    }
+    return __real_fsync(fd);
+}
+
+int __wrap_link(const char *from, const char *to)
+{
+    if (fault_hit(IO)) {
+        errno = EIO;
+        return -1;
+    }
+    return __real_link(from, to);
+}
+
+int __wrap_rename(const char *from, const char *to)
+{
+    if (fault_hit(IO)) {
+        errno = EIO;
+        return -1;
+    }
+    return __real_rename(from, to);
 }
 
 /* -- memory --------------------------------------------------------------- */

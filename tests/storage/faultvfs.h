@@ -7,6 +7,9 @@
  *     file size, lock, shared-memory map and lock) and fails the N-th with
  *     the matching SQLITE_IOERR_* code (a write with SQLITE_FULL on
  *     request), once or from then on;
+ *   - the same for the file calls the storage code makes itself (open,
+ *     read, write, fsync, link, rename: backup and restore), when the
+ *     program is linked with -Wl,--wrap for them (EIO, ENOSPC for a write);
  *   - an SQLite allocator (SQLITE_CONFIG_MALLOC) over the default one that
  *     fails the N-th allocation (or reallocation), once or from then on.
  *
