@@ -922,11 +922,35 @@ out:
     return err;
 }
 
+/* Makes the marked copy one file and closes it: its WAL (which holds at
+ * least the restored mark) does not move with it, and the checkpoint that
+ * jv_store_close() runs cannot report a failure. */
+static jv_err close_copy(jv_store **st, const char *tmp, const char *tmp_wal,
+                         char *msg, size_t msglen)
+{
+    struct stat sb;
+    int rc = sqlite3_wal_checkpoint_v2((*st)->db, NULL,
+                                       SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        jv_err err = jv__sqlerr(*st, rc, "checkpoint");
+        snprintf(msg, msglen, "restore: cannot checkpoint %s: %s", tmp,
+                 jv_store_errmsg(*st));
+        return err;
+    }
+    jv_store_close(*st);
+    *st = NULL;
+    if (stat(tmp_wal, &sb) == 0 && sb.st_size > 0) {
+        snprintf(msg, msglen, "restore: %s kept a WAL after closing", tmp);
+        return JV_EIO;
+    }
+    return JV_OK;
+}
+
 jv_err jv_store_restore(const char *src, const char *db_path, char *msg,
                         size_t msglen)
 {
     char scratch_msg[256];
-    char *tmp = NULL, *src_wal = NULL;
+    char *tmp = NULL, *tmp_wal = NULL, *src_wal = NULL;
     jv_store *st = NULL;
     struct stat sb;
     bool carried = false, renamed = false;
@@ -938,6 +962,7 @@ jv_err jv_store_restore(const char *src, const char *db_path, char *msg,
     }
     msg[0] = '\0';
     if (!(tmp = path_with(db_path, ".restore")) ||
+        !(tmp_wal = path_with(db_path, ".restore-wal")) ||
         !(src_wal = path_with(src, "-wal"))) {
         err = JV_ENOMEM;
         snprintf(msg, msglen, "restore: out of memory");
@@ -961,9 +986,8 @@ jv_err jv_store_restore(const char *src, const char *db_path, char *msg,
         goto fail;
     if ((err = finish_copy(st, db_path, &carried, msg, msglen)))
         goto fail;
-    /* The last close checkpoints the copy's WAL into it and removes it. */
-    jv_store_close(st);
-    st = NULL;
+    if ((err = close_copy(&st, tmp, tmp_wal, msg, msglen)))
+        goto fail;
     if ((err = install_copy(tmp, db_path, &renamed, msg, msglen)))
         goto fail;
     if (!carried)
@@ -979,6 +1003,7 @@ fail:
         unlink_db(tmp);
 out:
     jv_free(tmp);
+    jv_free(tmp_wal);
     jv_free(src_wal);
     return err;
 }
