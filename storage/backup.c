@@ -881,11 +881,13 @@ static jv_err open_verified(const char *src, const char *tmp, jv_store **st,
 static jv_err install_copy(const char *tmp, const char *db_path, bool *renamed,
                            char *msg, size_t msglen)
 {
-    char *tgt_wal = NULL, *tgt_shm = NULL;
+    char *tgt_wal = NULL, *tgt_shm = NULL, *aside = NULL;
     struct stat sb;
+    bool moved = false;
     jv_err err = JV_EIO;
     if (!(tgt_wal = path_with(db_path, "-wal")) ||
-        !(tgt_shm = path_with(db_path, "-shm"))) {
+        !(tgt_shm = path_with(db_path, "-shm")) ||
+        !(aside = path_with(db_path, "-wal.replaced"))) {
         err = JV_ENOMEM;
         snprintf(msg, msglen, "restore: out of memory");
         goto out;
@@ -895,12 +897,20 @@ static jv_err install_copy(const char *tmp, const char *db_path, bool *renamed,
         goto out;
     }
     /* The old WAL must not outlive its database: replayed onto the new
-     * file it would corrupt it. */
+     * file it would corrupt it. It is moved aside rather than deleted, so
+     * that a failed rename below leaves the old database whole even when
+     * its checkpoint failed. */
     if (stat(db_path, &sb) == 0)
         checkpoint_target(db_path);
-    if ((unlink(tgt_wal) != 0 && errno != ENOENT) ||
-        (unlink(tgt_shm) != 0 && errno != ENOENT)) {
-        snprintf(msg, msglen, "restore: cannot remove %s's WAL: %s", db_path,
+    if (rename(tgt_wal, aside) == 0)
+        moved = true;
+    else if (errno != ENOENT) {
+        snprintf(msg, msglen, "restore: cannot move %s's WAL aside: %s",
+                 db_path, strerror(errno));
+        goto out;
+    }
+    if (unlink(tgt_shm) != 0 && errno != ENOENT) {
+        snprintf(msg, msglen, "restore: cannot remove %s: %s", tgt_shm,
                  strerror(errno));
         goto out;
     }
@@ -910,6 +920,9 @@ static jv_err install_copy(const char *tmp, const char *db_path, bool *renamed,
         goto out;
     }
     *renamed = true;
+    if (moved)
+        unlink(aside);
+    moved = false;
     if (fsync_dir_of(db_path) != 0) {
         snprintf(msg, msglen, "restore: sync directory of %s: %s", db_path,
                  strerror(errno));
@@ -917,8 +930,12 @@ static jv_err install_copy(const char *tmp, const char *db_path, bool *renamed,
     }
     err = JV_OK;
 out:
+    if (moved && rename(aside, tgt_wal) != 0)
+        snprintf(msg, msglen, "restore: %s's WAL is left at %s: %s", db_path,
+                 aside, strerror(errno));
     jv_free(tgt_wal);
     jv_free(tgt_shm);
+    jv_free(aside);
     return err;
 }
 
