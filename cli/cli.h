@@ -94,5 +94,7 @@ extern const jvc_cmd jvc_cmd_peers_ls, jvc_cmd_peers_add, jvc_cmd_peers_rm;
 extern const jvc_cmd jvc_cmd_diff;
 extern const jvc_cmd jvc_cmd_init, jvc_cmd_restore, jvc_cmd_cluster_key;
 extern const jvc_cmd jvc_cmd_trust_ls, jvc_cmd_trust_add, jvc_cmd_trust_rm;
+extern const jvc_cmd jvc_cmd_bundle_create, jvc_cmd_bundle_vector,
+    jvc_cmd_bundle_apply, jvc_cmd_bundle_inspect;
 
 #endif
