@@ -34,7 +34,7 @@ static const jvc_cmd *const commands[] = {
     &jvc_cmd_init,         &jvc_cmd_restore,         &jvc_cmd_trust_ls,
     &jvc_cmd_trust_add,    &jvc_cmd_trust_rm,        &jvc_cmd_cluster_key,
     &jvc_cmd_bundle_create, &jvc_cmd_bundle_vector,  &jvc_cmd_bundle_apply,
-    &jvc_cmd_bundle_inspect,
+    &jvc_cmd_bundle_inspect, &jvc_cmd_backup_key,    &jvc_cmd_backup_open,
 };
 // clang-format on
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
