@@ -1587,6 +1587,8 @@ static jv_err listen_unix(http_listener *l, const char *path, char *name,
 void jv_http_opts_default(jv_http_opts *o)
 {
     o->max_body = 1u << 20;
+    o->big_body_path = NULL;
+    o->max_big_body = 0;
     o->max_header_bytes = 16u << 10;
     o->max_conns = 4096;
     o->max_conns_per_addr = 2048;
