@@ -1075,11 +1075,12 @@ static void backup_done(jv_node *n, jv_err err, void *arg)
     }
     struct stat sb;
     json_int_t bytes = stat(m->path, &sb) == 0 ? (json_int_t)sb.st_size : 0;
-    m->result =
-        json_pack("{s:s,s:I,s:s}", "path", m->path, "bytes", bytes, "encrypted",
-                  !m->seal                             ? "no"
-                  : m->seal->mode == JV_BSEAL_MODE_KEY ? "key"
-                                                       : "passphrase");
+    m->result = json_pack("{s:s,s:I}", "path", m->path, "bytes", bytes);
+    if (m->seal)
+        json_object_set_new(m->result, "encrypted",
+                            json_string(m->seal->mode == JV_BSEAL_MODE_KEY
+                                            ? "key"
+                                            : "passphrase"));
     char detail[64];
     snprintf(detail, sizeof(detail), "%lld bytes", (long long)bytes);
     maint_finish(c, "backup", m->path, detail);

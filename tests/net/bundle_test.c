@@ -269,6 +269,18 @@ static void chain_and_refusals(void)
                      json_is_false(json_object_get(in, "would_apply")) &&
                      json_is_true(json_object_get(in, "signature_valid")));
     json_decref(in);
+
+    /* Roles: a reader may make a bundle only sealed to a node. */
+    json_t *k = nt_req(&C, A, 201, "POST",
+                       "{\"name\":\"r\",\"role\":\"reader\"}", "/v1/keys");
+    const char *rk = json_string_value(json_object_get(k, "key"));
+    const char *fr = file("reader.bundle");
+    CTL(A, 3, NULL, "admin", "--api-key", rk, "bundle", "create", "-o", fr,
+        "--all");
+    CTL(A, 0, NULL, NULL, "--api-key", rk, "bundle", "create", "-o", fr,
+        "--all", "--to", C.node[B].id);
+    CTL(A, 3, NULL, NULL, "--api-key", rk, "bundle", "apply", fr);
+    json_decref(k);
 }
 
 static void test_air_gap(void **state)

