@@ -570,7 +570,8 @@ static void inspect_done(jv_node *n, jv_err err, void *arg)
     json_object_set_new(o, "would_apply", json_boolean(j->status == 0));
     json_object_set_new(o, "problem",
                         j->status ? json_string(j->why) : json_null());
-    if (j->status == 0) {
+    /* What it holds, whenever it opened (an untrusted maker's too). */
+    if (j->status == 0 || j->content.batches) {
         json_object_set_new(o, "origins", origins_json(j, &nb));
         json_object_set_new(o, "batches", json_integer((json_int_t)nb));
         json_object_set_new(o, "against", vv_json(&j->content.against));

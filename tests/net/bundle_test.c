@@ -268,6 +268,7 @@ static void chain_and_refusals(void)
     NT_CHECK(&C, json_is_false(json_object_get(in, "maker_trusted")) &&
                      json_is_false(json_object_get(in, "would_apply")) &&
                      json_is_true(json_object_get(in, "signature_valid")));
+    NT_CHECK(&C, origin_in(in, C.node[D].id) != NULL);
     json_decref(in);
 
     /* Roles: a reader may make a bundle only sealed to a node. */
