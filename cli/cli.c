@@ -20,6 +20,7 @@
 #define MAX_TIMEOUT_S     86400
 
 /* The one command table, in the order --help lists it. */
+// clang-format off
 static const jvc_cmd *const commands[] = {
     &jvc_cmd_status,       &jvc_cmd_health,          &jvc_cmd_counters_ls,
     &jvc_cmd_counters_get, &jvc_cmd_counters_incr,   &jvc_cmd_audit_tail,
@@ -32,7 +33,10 @@ static const jvc_cmd *const commands[] = {
     &jvc_cmd_verify,       &jvc_cmd_export,          &jvc_cmd_diff,
     &jvc_cmd_init,         &jvc_cmd_restore,         &jvc_cmd_trust_ls,
     &jvc_cmd_trust_add,    &jvc_cmd_trust_rm,        &jvc_cmd_cluster_key,
+    &jvc_cmd_bundle_create, &jvc_cmd_bundle_vector,  &jvc_cmd_bundle_apply,
+    &jvc_cmd_bundle_inspect, &jvc_cmd_backup_key,    &jvc_cmd_backup_open,
 };
+// clang-format on
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
 static const char global_help[] =

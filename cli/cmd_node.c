@@ -201,7 +201,10 @@ static int run_backup(jvc_ctx *ctx, int argc, char **argv)
     char *pos[1], *path = NULL;
     int npos, rc;
     json_t *body = NULL;
-    if ((rc = jvc_parse_args(ctx->cmd, argc, argv, NULL, 0, pos, 1, 1,
+    const char *to = NULL, *pass = NULL;
+    const jvc_opt opts[] = {{"encrypt-to", 0, &to, NULL},
+                            {"passphrase-file", 0, &pass, NULL}};
+    if ((rc = jvc_parse_args(ctx->cmd, argc, argv, opts, 2, pos, 1, 1,
                              &npos)) != 0)
         return rc;
     /* Passed as given: the node puts a relative name in its backup dir
@@ -216,6 +219,8 @@ static int run_backup(jvc_ctx *ctx, int argc, char **argv)
         rc = jvc_oom();
         goto out;
     }
+    if ((to || pass) && (rc = jvc_backup_seal_args(ctx->cmd, to, pass, body)))
+        goto out;
     if ((rc = jvc_call(c, "backup", "POST", "/v1/backup", body, &r)) != 0)
         goto out;
     if (ctx->g->json) {
@@ -237,15 +242,21 @@ out:
 
 const jvc_cmd jvc_cmd_backup = {
     .group = "backup",
-    .args = "FILE",
+    .args = "FILE [--encrypt-to KEYFILE | --passphrase-file FILE]",
     .summary = "Write a consistent copy of the node's database to FILE",
-    .help = "FILE is written by the node, on the node's host, into its\n"
-            "backup dir (jarvisd --backup-dir, default DATA_DIR/backups):\n"
-            "a plain name is taken there; an absolute path must lie inside\n"
-            "it. The node refuses to overwrite an existing file (also when\n"
-            "another backup to it is under way), and prints where it wrote.\n"
-            "Restore a backup with 'jarvisctl restore FILE' while the node\n"
-            "is stopped.\n",
+    .help =
+        "FILE is written by the node, on the node's host, into its\n"
+        "backup dir (jarvisd --backup-dir, default DATA_DIR/backups):\n"
+        "a plain name is taken there; an absolute path must lie inside\n"
+        "it. The node refuses to overwrite an existing file (also when\n"
+        "another backup to it is under way), and prints where it wrote.\n"
+        "Restore a backup with 'jarvisctl restore FILE' while the node\n"
+        "is stopped.\n"
+        "  --encrypt-to KEYFILE      encrypt it to a backup public key\n"
+        "                            (KEYFILE.pub of jarvisctl backup-key)\n"
+        "  --passphrase-file FILE    encrypt it under the passphrase in\n"
+        "                            FILE (its first line; Argon2id)\n"
+        "Open an encrypted backup with 'jarvisctl backup-open'.\n",
     .run = run_backup,
 };
 

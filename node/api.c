@@ -59,6 +59,10 @@ static const api_route routes[] = {
     {"POST", "/v1/trust", R_ADMIN, api_trust_add},
     {"DELETE", "/v1/trust/{}", R_ADMIN, api_trust_remove},
     {"POST", "/v1/debug/faults", R_ADMIN, api_faults},
+    /* Readers may make a bundle only sealed to a node (checked inside). */
+    {"GET", "/v1/bundles", R_READ, api_bundle_create},
+    {"POST", "/v1/bundles", R_ADMIN, api_bundle_apply},
+    {"POST", "/v1/bundles/inspect", R_READ, api_bundle_inspect},
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -692,7 +696,10 @@ void jv_api_handle(void *arg, jv_http_req *req)
 
     size_t blen;
     const uint8_t *body = jv_http_body(req, &blen);
-    if (blen) {
+    /* Bundles are binary bodies, read by their handlers. */
+    bool raw =
+        c->route->fn == api_bundle_apply || c->route->fn == api_bundle_inspect;
+    if (blen && !raw) {
         json_error_t e;
         c->body =
             json_loadb((const char *)body, blen, JSON_REJECT_DUPLICATES, &e);

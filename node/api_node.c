@@ -16,6 +16,7 @@
 #include "datadir.h"
 #include "local.h"
 #include "repl.h"
+#include "sealed_backup.h"
 
 /* -- liveness, metrics, health -------------------------------------------- */
 
@@ -1002,6 +1003,7 @@ typedef struct {
     char why[256]; /* the storage's message on failure */
     jv_verify_report rep;
     json_t *result;
+    jv_bseal_key *seal; /* an encrypted backup: under this key */
 } maint_job;
 
 static void maint_audited(jv_write_req *r)
@@ -1023,6 +1025,10 @@ static void maint_free(void *p)
         return;
     if (m->result)
         json_decref(m->result);
+    if (m->seal) {
+        jv_bseal_key_wipe(m->seal);
+        jv_free(m->seal);
+    }
     jv_free(m);
 }
 
@@ -1044,6 +1050,8 @@ static void maint_finish(api_ctx *c, const char *action, const char *target,
 static jv_err backup_run(jv_store *st, void *arg)
 {
     maint_job *m = arg;
+    if (m->seal)
+        return jv_sealed_backup(st, m->path, m->seal, m->why, sizeof(m->why));
     jv_err err = jv_store_backup(st, m->path);
     if (err)
         snprintf(m->why, sizeof(m->why), "%s", jv_store_errmsg(st));
@@ -1068,6 +1076,11 @@ static void backup_done(jv_node *n, jv_err err, void *arg)
     struct stat sb;
     json_int_t bytes = stat(m->path, &sb) == 0 ? (json_int_t)sb.st_size : 0;
     m->result = json_pack("{s:s,s:I}", "path", m->path, "bytes", bytes);
+    if (m->seal)
+        json_object_set_new(m->result, "encrypted",
+                            json_string(m->seal->mode == JV_BSEAL_MODE_KEY
+                                            ? "key"
+                                            : "passphrase"));
     char detail[64];
     snprintf(detail, sizeof(detail), "%lld bytes", (long long)bytes);
     maint_finish(c, "backup", m->path, detail);
@@ -1119,6 +1132,39 @@ static bool backup_target(const char *base, jv_str name, char *out,
     return true;
 }
 
+/* "encrypt_to" (a backup public key, 64 hex digits) or "passphrase":
+ * an encrypted backup. 0 when fine, else answered. */
+static int backup_seal_fields(api_ctx *c, maint_job *m)
+{
+    jv_str to, pass;
+    if (api_field_str(c, "encrypt_to", false, 64, 64, &to) ||
+        api_field_str(c, "passphrase", false, 8, JV_BSEAL_MAX_PASS, &pass))
+        return -1;
+    if (!to.n && !pass.n)
+        return 0;
+    if (to.n && pass.n) {
+        api_error(c, 400, "invalid_field",
+                  "give encrypt_to or passphrase, not both");
+        return -1;
+    }
+    if (!(m->seal = jv_calloc(1, sizeof(*m->seal)))) {
+        api_fail(c, JV_ENOMEM, "backup");
+        return -1;
+    }
+    m->seal->mode = to.n ? JV_BSEAL_MODE_KEY : JV_BSEAL_MODE_PASS;
+    if (pass.n) {
+        memcpy(m->seal->pass, pass.p, pass.n);
+        return 0;
+    }
+    if (jv_bseal_parse_key(to.p, to.n, m->seal->pk)) {
+        api_error(c, 400, "invalid_field",
+                  "encrypt_to must be a backup public key: 64 hex digits "
+                  "(jarvisctl backup-key makes one)");
+        return -1;
+    }
+    return 0;
+}
+
 void api_backup(api_ctx *c)
 {
     jv_str path;
@@ -1146,6 +1192,8 @@ void api_backup(api_ctx *c)
         api_error(c, 400, "invalid_field", "%s", why);
         return;
     }
+    if (backup_seal_fields(c, m))
+        return;
     jv_err err = jv_node_offloop(c->node, backup_run, backup_done, m);
     if (err)
         api_fail(c, err, "backup");

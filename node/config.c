@@ -103,6 +103,10 @@ static const opt opts[] = {
     {"max-body", T_SIZE, OFF(max_body), "BYTES",
      "largest request body (k, M suffixes allowed); default: 1M", KiB,
      256 * MiB},
+    {"max-bundle", T_SIZE, OFF(max_bundle), "BYTES",
+     "largest bundle POST /v1/bundles accepts (its own limit, in place of "
+     "max-body); default: 256M",
+     KiB, 4096ull * MiB},
     {"session-ttl", T_U64, OFF(session_ttl), "SECONDS",
      "default session lifetime; default: 3600", 1, 604800},
     {"max-clock-skew", T_U64, OFF(max_skew_ms), "MS",
@@ -301,6 +305,7 @@ static jv_err set_defaults(jv_config *c)
     c->rate_limit = 1000;
     c->rate_burst = 2000;
     c->max_body = 1024 * 1024;
+    c->max_bundle = 256ull * 1024 * 1024;
     c->session_ttl = 3600;
     c->max_skew_ms = 60000;
     c->sync_interval_ms = 1000;

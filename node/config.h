@@ -45,6 +45,7 @@ typedef struct {
     uint64_t rate_limit;       /* requests per second per key; 0 = off */
     uint64_t rate_burst;       /* bucket size */
     uint64_t max_body;         /* bytes */
+    uint64_t max_bundle;       /* bytes: the body of POST /v1/bundles */
     uint64_t session_ttl;      /* default session lifetime, seconds */
     uint64_t max_skew_ms;      /* remote HLC stamps refused beyond this */
     uint64_t sync_interval_ms; /* anti-entropy period */

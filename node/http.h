@@ -52,6 +52,8 @@ typedef struct jv_http_req jv_http_req;
  */
 typedef struct {
     size_t max_body;             /* default 1 MiB */
+    const char *big_body_path;   /* paths starting with this (bundles) */
+    size_t max_big_body;         /* ... take bodies up to this instead */
     size_t max_header_bytes;     /* request line + headers; default 16 KiB */
     unsigned max_conns;          /* default 4096 */
     unsigned max_conns_per_addr; /* default 2048 */

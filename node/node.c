@@ -505,6 +505,8 @@ static void api_limits(const jv_config *cfg, jv_http_opts *ho)
         (unsigned)(cfg->max_conns_per_addr ? cfg->max_conns_per_addr
                                            : (max + 1) / 2);
     ho->max_body = cfg->max_body;
+    ho->big_body_path = "/v1/bundles";
+    ho->max_big_body = (size_t)cfg->max_bundle;
     ho->idle_timeout_ms = cfg->idle_timeout_ms;
     ho->idle_busy_ms = cfg->idle_busy_ms;
     ho->header_timeout_ms = cfg->header_timeout_ms;
