@@ -314,10 +314,95 @@ static void test_reload(void **state)
     api_cleanup(&N);
 }
 
+/* jarvisd with every setting but the data dir from the config file (the
+ * harness's starts pass --api-listen, which would win over the file). */
+static void start_from_file(void)
+{
+    char bin[512], path[700];
+    memset(&N, 0, sizeof N);
+    assert_int_equal(jv_test_node_prepare(&N.node), 0);
+    assert_true(jv_bin_path("jarvisd", bin, sizeof bin));
+    char *argv[] = {
+        bin, (char *)"--data-dir", N.node.dir, (char *)"--config", conf, NULL};
+    assert_int_equal(jv_proc_spawn(&N.node.proc, argv, NULL, N.node.log), 0);
+    N.node.running = true;
+    snprintf(path, sizeof path, "%s/api.addr", N.node.dir);
+    uint64_t end = api_now_ms() + WAIT_MS;
+    FILE *f = NULL;
+    while (!(f = fopen(path, "r")) && api_now_ms() < end)
+        api_sleep_ms(20);
+    assert_non_null(f);
+    assert_int_equal(fscanf(f, "%255s", N.node.url), 1);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/admin.key", N.node.dir);
+    assert_non_null(f = fopen(path, "r"));
+    assert_int_equal(fscanf(f, "%255s", N.node.admin_key), 1);
+    fclose(f);
+    assert_int_equal(jv_http_client_init(&N.http, N.node.url), 0);
+    char body[400];
+    snprintf(body, sizeof body, "{\"api_key\":\"%s\"}", N.node.admin_key);
+    json_t *j = API_OK(&N, 201, "POST", "/v1/sessions", NULL, body);
+    snprintf(N.admin_token, sizeof N.admin_token, "%s", api_str(j, "token"));
+    json_decref(j);
+}
+
+/* A setting only the file gives (no flag wins over it) that needs a
+ * restart: named in the log, in the status and in jarvisctl status; the
+ * node goes on where it was. */
+static void test_restart_needed(void **state)
+{
+    (void)state;
+    char root[512], at[64] = "", ctl[512], url[256];
+    api_tmpdir("jvreload", root, sizeof root);
+    snprintf(conf, sizeof conf, "%s/jarvisd.conf", root);
+    write_conf("api-listen = 127.0.0.1:0\nlisten = off\nname = one\n");
+    start_from_file();
+    snprintf(url, sizeof url, "%s", N.node.url);
+
+    write_conf("api-listen = 127.0.0.1:1\nlisten = off\nname = two\n");
+    json_t *r = reload(at, sizeof at);
+    static const char *const changed[] = {"name"};
+    static const char *const restart[] = {"api-listen"};
+    names_are(json_object_get(r, "changed"), changed, 1);
+    names_are(json_object_get(r, "restart_needed"), restart, 1);
+    json_decref(r);
+    assert_true(log_has("api-listen changed: restart to apply"));
+    /* Still served where it was; the name is the new one. */
+    json_t *s = API_OK(&N, 200, "GET", "/v1/status", N.admin_token, NULL);
+    assert_string_equal(api_str(s, "name"), "two");
+    json_decref(s);
+    FILE *f;
+    char addr[300], path[700];
+    snprintf(path, sizeof path, "%s/api.addr", N.node.dir);
+    assert_non_null(f = fopen(path, "r"));
+    assert_int_equal(fscanf(f, "%255s", addr), 1);
+    fclose(f);
+    assert_string_equal(addr, url);
+
+    /* jarvisctl status: one line for it. */
+    jv_proc_result pr;
+    assert_true(jv_bin_path("jarvisctl", ctl, sizeof ctl));
+    char *argv[] = {ctl,
+                    (char *)"--node",
+                    url,
+                    (char *)"--api-key",
+                    N.node.admin_key,
+                    (char *)"status",
+                    NULL};
+    assert_int_equal(jv_proc_run(argv, NULL, 20000, &pr), 0);
+    assert_int_equal(pr.status, 0);
+    const char *line = strstr(pr.out, "settings reload");
+    if (!line || !strstr(line, "applied name; restart needed for api-listen"))
+        fail_msg("jarvisctl status: %s", pr.out);
+    jv_proc_result_fini(&pr);
+    api_cleanup(&N);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reload),
+        cmocka_unit_test(test_restart_needed),
     };
     assert_int_equal(jv_http_global_init(), 0);
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
