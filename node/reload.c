@@ -309,8 +309,7 @@ static jv_err apply_peers(jv_node *n, jv_reload *st, const jv_config *c)
             jv_warn("repl", "cannot add configured peer %s: %s", a,
                     jv_strerror(e));
         } else {
-            jv_info("repl", "peer %s added (configured)", a);
-            err = queue_op(p, a, true);
+            err = queue_op(p, a, true); /* jv_repl_peer_add logged it */
         }
     }
     for (size_t i = 0; i < was->n && !err; i++) {
