@@ -56,6 +56,46 @@ static bool print_vv(json_t *vv, const char *self)
     return ok;
 }
 
+/* Names of a JSON array of strings, comma-separated, appended to out. */
+static void join_names(const json_t *a, char *out, size_t outlen)
+{
+    size_t i, len = strlen(out);
+    const json_t *v;
+    json_array_foreach(a, i, v)
+    {
+        if (len >= outlen)
+            break;
+        len += (size_t)snprintf(out + len, outlen - len, "%s%s", i ? ", " : "",
+                                json_is_string(v) ? json_string_value(v) : "?");
+    }
+}
+
+/* The last settings reload (SIGHUP) in one line. */
+static const char *reload_text(const json_t *r, char *out, size_t outlen)
+{
+    char at[64];
+    if (!json_is_object(r))
+        return "none since start";
+    jvc_time_human(json_object_get(r, "at"), at, sizeof at);
+    const char *err = jvc_str(r, "error", NULL);
+    if (err) {
+        snprintf(out, outlen, "%s, failed: %s", at, err);
+        return out;
+    }
+    const json_t *ch = json_object_get(r, "changed");
+    const json_t *rs = json_object_get(r, "restart_needed");
+    snprintf(out, outlen, "%s, %s", at,
+             json_array_size(ch) ? "applied " : "nothing changed");
+    join_names(ch, out, outlen);
+    if (json_array_size(rs)) {
+        size_t len = strlen(out);
+        if (len < outlen)
+            snprintf(out + len, outlen - len, "; restart needed for ");
+        join_names(rs, out, outlen);
+    }
+    return out;
+}
+
 static int run_status(jvc_ctx *ctx, int argc, char **argv)
 {
     jvc_resp r = {0};
@@ -69,7 +109,7 @@ static int run_status(jvc_ctx *ctx, int argc, char **argv)
         goto out;
     json_t *j = r.json;
     const char *self = jvc_str(j, "node_id", NULL);
-    char started[64], up[64], db[32], held[32];
+    char started[64], up[64], db[32], held[32], reload[512];
     const json_t *upv = json_object_get(j, "uptime_seconds");
     jvc_duration_human(json_is_integer(upv) ? json_integer_value(upv) : 0, up,
                        sizeof up);
@@ -84,7 +124,9 @@ static int run_status(jvc_ctx *ctx, int argc, char **argv)
         !kv(t, "url", jvc_client_url(c)) || !kv(t, "started", started) ||
         !kv(t, "uptime", up) || !kv(t, "database", db) ||
         !kv(t, "held batches",
-            jvc_int_text(j, "held_batches", held, sizeof held)))
+            jvc_int_text(j, "held_batches", held, sizeof held)) ||
+        !kv(t, "settings reload",
+            reload_text(json_object_get(j, "reload"), reload, sizeof reload)))
         goto oom;
     if (!jvc_table_print(t, stdout))
         goto oom;

@@ -164,11 +164,14 @@ static void record(api_ctx *c, int status)
         if (free_slot && req)
             *free_slot = (status_slot){status, method, req};
     }
+    double secs = (double)(uv_hrtime() - jv_http_start_ns(c->req)) / 1e9;
     jv_metrics_series_add(req, 1);
-    jv_metrics_series_observe(
-        rs->latency, (double)(uv_hrtime() - jv_http_start_ns(c->req)) / 1e9);
+    jv_metrics_series_observe(rs->latency, secs);
     if (status >= 500)
         n->api_errors_window++;
+    /* The route, not the path: paths carry keys and names. */
+    jv_debug("api", "%s %s: %d in %.3f ms", method, route, status,
+             secs * 1000);
 }
 
 void api_reply_raw(api_ctx *c, int status, const char *type,

@@ -15,6 +15,7 @@
 #include "backup.h"
 #include "datadir.h"
 #include "local.h"
+#include "reload.h"
 #include "repl.h"
 #include "sealed_backup.h"
 
@@ -183,16 +184,17 @@ void api_status(api_ctx *c)
     json_t *log = json_pack("{s:I,s:I,s:I}", "batches", (json_int_t)st.batches,
                             "operations", (json_int_t)st.ops, "bytes",
                             (json_int_t)st.log_bytes);
-    api_reply(c, 200,
-              json_pack("{s:s,s:s,s:s,s:s,s:o,s:I,s:I,s:o,s:o,s:I,s:o}",
-                        "node_id", n->self_hex, "name", n->cfg->name,
-                        "peer_address", n->peer_bound, "version", JV_VERSION,
-                        "started_at", api_time(n->started_ms), "uptime_seconds",
-                        (json_int_t)((now - n->started_ms) / 1000),
-                        "database_bytes",
-                        (json_int_t)(st.file_bytes + st.wal_bytes), "log", log,
-                        "version_vector", vvj, "held_batches",
-                        (json_int_t)st.held, "peers", peers));
+    json_t *out = json_pack(
+        "{s:s,s:s,s:s,s:s,s:o,s:I,s:I,s:o,s:o,s:I,s:o}", "node_id", n->self_hex,
+        "name", n->cfg->name, "peer_address", n->peer_bound, "version",
+        JV_VERSION, "started_at", api_time(n->started_ms), "uptime_seconds",
+        (json_int_t)((now - n->started_ms) / 1000), "database_bytes",
+        (json_int_t)(st.file_bytes + st.wal_bytes), "log", log,
+        "version_vector", vvj, "held_batches", (json_int_t)st.held, "peers",
+        peers);
+    if (out)
+        json_object_set_new(out, "reload", jv_reload_json(n));
+    api_reply(c, 200, out);
 }
 
 /* -- sessions ------------------------------------------------------------- */
@@ -848,7 +850,7 @@ static void export_thread(void *arg)
     jv_store *st = NULL;
     char msg[256];
     jv_store_opts_default(&o);
-    o.sync = e->node->cfg->sync;
+    o.sync = e->node->sync;
     o.checked = true;
     jv_err err = jv_store_open(e->node->db_path, &o, &st, msg, sizeof(msg));
     if (err)

@@ -507,6 +507,8 @@ jv_err jv_config_load(jv_config *c, int argc, char **argv, FILE *out,
         msgf(msg, msglen, "out of memory");
         return err;
     }
+    c->argc = argc;
+    c->argv = argv;
     /* First pass: --help, --version and --config decide what to read. */
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
@@ -611,4 +613,41 @@ void jv_config_fini(jv_config *c)
         jv_free(lists[k]->v);
     }
     memset(c, 0, sizeof(*c));
+}
+
+jv_err jv_config_reload(jv_config *c, const jv_config *running, char *msg,
+                        size_t msglen)
+{
+    jv_config_action action;
+    const char *path = running->config_path ? running->config_path : "";
+    size_t len = strlen("--config=") + strlen(path) + 1;
+    char *arg = jv_malloc(len);
+    /* The command line again, with --config naming the file read at start
+     * (the last --config wins): not one that appeared since, such as the
+     * default file created after a start without it. */
+    int argc = running->argc > 0 ? running->argc : 1;
+    char **argv = jv_calloc((size_t)argc + 2, sizeof(char *));
+    jv_err err = JV_ENOMEM;
+    memset(c, 0, sizeof(*c));
+    if (!arg || !argv) {
+        msgf(msg, msglen, "out of memory");
+        goto out;
+    }
+    snprintf(arg, len, "--config=%s", path);
+    static char prog[] = "jarvisd";
+    argv[0] = prog;
+    for (int i = 0; i < running->argc; i++)
+        argv[i] = running->argv[i];
+    argv[argc] = arg;
+    err = jv_config_load(c, argc + 1, argv, stderr, &action, msg, msglen);
+    c->argc = running->argc;
+    c->argv = running->argv;
+    if (!err && action != JV_CONFIG_RUN) {
+        msgf(msg, msglen, "the command line asks for no node");
+        err = JV_EINVAL;
+    }
+out:
+    jv_free(arg);
+    jv_free(argv);
+    return err;
 }

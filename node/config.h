@@ -65,6 +65,10 @@ typedef struct {
     bool insecure;     /* allow listening without a cluster key */
     bool insecure_api; /* allow a non-loopback session API */
     bool test_faults;  /* enable POST /v1/debug/faults (tests only) */
+    /* The command line read (the caller's argv, not copied): a reload
+     * reads it again so that flags keep their precedence. */
+    int argc;
+    char **argv;
 } jv_config;
 
 typedef enum {
@@ -81,6 +85,13 @@ typedef enum {
 jv_err jv_config_load(jv_config *c, int argc, char **argv, FILE *out,
                       jv_config_action *action, char *msg, size_t msglen);
 void jv_config_fini(jv_config *c);
+
+/* Loads the settings again as jv_config_load() did for `running`: the same
+ * command line and environment (which still win over the file), and the
+ * config file `running` read (none if it read none), read again now. The
+ * same errors as jv_config_load(); c needs jv_config_fini() either way. */
+jv_err jv_config_reload(jv_config *c, const jv_config *running, char *msg,
+                        size_t msglen);
 void jv_config_usage(FILE *f);
 
 #endif

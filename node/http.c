@@ -1600,6 +1600,14 @@ void jv_http_opts_default(jv_http_opts *o)
     o->stream_buffer = 32u << 20;
 }
 
+static bool opts_ok(const jv_http_opts *o)
+{
+    return o->max_conns && o->max_conns_per_addr &&
+           o->max_header_bytes >= 2 * HTTP_LINE_BYTES && o->idle_timeout_ms &&
+           o->idle_busy_ms && o->header_timeout_ms && o->request_timeout_ms &&
+           o->send_timeout_ms && o->stream_buffer;
+}
+
 jv_err jv_http_server_new(uv_loop_t *loop, const jv_http_opts *o,
                           jv_http_handler handler, void *arg,
                           jv_http_server **out)
@@ -1613,11 +1621,7 @@ jv_err jv_http_server_new(uv_loop_t *loop, const jv_http_opts *o,
         jv_http_opts_default(&def);
         o = &def;
     }
-    if (o->max_conns == 0 || o->max_conns_per_addr == 0 ||
-        o->max_header_bytes < 2 * HTTP_LINE_BYTES || o->idle_timeout_ms == 0 ||
-        o->idle_busy_ms == 0 || o->header_timeout_ms == 0 ||
-        o->request_timeout_ms == 0 || o->send_timeout_ms == 0 ||
-        o->stream_buffer == 0)
+    if (!opts_ok(o))
         return JV_EINVAL;
     s = jv_calloc(1, sizeof(*s));
     if (!s)
@@ -1971,4 +1975,16 @@ const char *jv_http_reason(int status)
     default:
         return "Unknown";
     }
+}
+
+jv_err jv_http_set_limits(jv_http_server *s, const jv_http_opts *o)
+{
+    if (!s || !o || !opts_ok(o))
+        return JV_EINVAL;
+    s->o = *o;
+    /* A larger stream budget lets queued streams go on now, not only
+     * when another one ends. */
+    if (s->q_head && s->stream_bytes < s->o.stream_buffer && !s->closing)
+        uv_idle_start(&s->flush, on_flush);
+    return JV_OK;
 }

@@ -77,6 +77,13 @@ jv_err jv_http_server_new(uv_loop_t *loop, const jv_http_opts *o,
                           jv_http_handler handler, void *arg,
                           jv_http_server **out);
 
+/* Replaces the limits (a settings reload). Each applies from its next
+ * check on: a new connection, a new request head or body, a deadline
+ * set from now on, the stream budget at once; nothing open is closed for
+ * it. JV_EINVAL (nothing changed) for options jv_http_server_new()
+ * would refuse. Loop thread. */
+jv_err jv_http_set_limits(jv_http_server *s, const jv_http_opts *o);
+
 /* Starts listening on addr: "127.0.0.1:7410", "[::1]:7410", "0.0.0.0:0" or
  * "unix:/path/api.sock" (a stale socket file is replaced; the file gets
  * mode 0660). Port 0 picks a free port. bound (if not NULL) receives the

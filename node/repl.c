@@ -1742,6 +1742,18 @@ void jv_repl_update_metrics(jv_repl *r)
                    (double)(total - up));
 }
 
+void jv_repl_set_tuning(jv_repl *r, uint64_t fanout, uint64_t interval_ms,
+                        uint64_t timeout_ms)
+{
+    bool sooner = interval_ms < r->o.interval_ms;
+    r->o.fanout = fanout;
+    r->o.interval_ms = interval_ms;
+    r->o.timeout_ms = timeout_ms;
+    /* A shorter period applies now, not after the long wait under way. */
+    if (sooner && !r->stopping)
+        uv_timer_start(&r->timer, on_timer, interval_ms, 0);
+}
+
 void jv_repl_set_keyring(jv_repl *r, const jv_keyring *ring)
 {
     bool was_keyed = r->keyed;

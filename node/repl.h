@@ -80,6 +80,11 @@ void jv_repl_update_metrics(jv_repl *r);
 bool jv_repl_caught_up(const jv_repl *r);
 size_t jv_repl_npeers(const jv_repl *r);
 
+/* New fanout, anti-entropy period and exchange timeout (a settings
+ * reload), used from the next push, pull and exchange on. */
+void jv_repl_set_tuning(jv_repl *r, uint64_t fanout, uint64_t interval_ms,
+                        uint64_t timeout_ms);
+
 /* Replaces the cluster keyring (a reload): what is sent from now on is
  * sealed with ring->k[0], and every key of ring opens. */
 void jv_repl_set_keyring(jv_repl *r, const jv_keyring *ring);

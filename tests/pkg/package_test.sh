@@ -75,7 +75,10 @@ out=$("$root/usr/bin/jarvisd" --version)
 "$root/usr/bin/jarvisctl" --help >"$work/ctl-help" ||
     fail "jarvisctl --help exited $?"
 grep -q "^usage: jarvisctl" "$work/ctl-help" || fail "jarvisctl --help: $(head -3 "$work/ctl-help")"
-"$root/usr/bin/jarvisd" --help | grep -q "default: /etc/jarvis/jarvisd.conf" ||
+# Through a file: with pipefail, grep -q leaving early could kill jarvisd
+# with SIGPIPE and fail the pipe although the text was there.
+"$root/usr/bin/jarvisd" --help >"$work/help.txt"
+grep -q "default: /etc/jarvis/jarvisd.conf" "$work/help.txt" ||
     fail "jarvisd --help does not name the default config file"
 
 # jarvisd reads the config before it looks at the flags after it, so an
