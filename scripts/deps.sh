@@ -16,7 +16,8 @@ pkgs=(
     dpkg-dev fakeroot lintian bash-completion acl curl
 )
 if [ "${1:-}" = "--bench" ]; then
-    pkgs+=(wrk redis-server redis-tools)
+    # nginx: the HTTP ceiling of http_bench.sh (run by it, unprivileged).
+    pkgs+=(wrk redis-server redis-tools nginx)
 fi
 
 missing=()
