@@ -21,7 +21,8 @@
  *        the same signed batches, after the same hash, Ed25519 verification
  *        and decode as remote apply: what a naive store that checks its
  *        peers' signatures would do.
- *      remote is shown against both baselines, local against INSERT.
+ *      remote is shown against both baselines, local against INSERT. Each
+ *      figure is the median of three rounds, the four sides interleaved.
  *   2. Signature verification per operation (hash of the body plus one
  *      Ed25519 verify per batch, divided by the operations in it).
  *   3. Peak resident memory of a process that inserts 1,000,000 archive
@@ -480,11 +481,27 @@ static double run_baseline_verified(const jv_keypair *kp, int kind, size_t per)
     return (double)(nb * per) / dt;
 }
 
+enum {
+    ROUNDS = 3
+};
+
+static double median3(const double v[ROUNDS])
+{
+    double a = v[0], b = v[1], c = v[2];
+    if (a > b) {
+        double t = a;
+        a = b;
+        b = t;
+    }
+    return c < a ? a : c > b ? b : c;
+}
+
 static void bench_throughput(const jv_keypair *kp)
 {
     static const size_t sizes[] = {1, 64, 1024};
     printf("\n== apply throughput (operations/s; one transaction per batch; "
-           "synchronous=NORMAL)\n");
+           "synchronous=NORMAL;\n   median of %d interleaved rounds)\n",
+           ROUNDS);
     printf("%-8s %6s %10s %10s %10s %10s %8s %8s %8s\n", "kind", "batch",
            "remote", "local", "baseline", "baseline", "remote/", "remote/",
            "local/");
@@ -493,10 +510,17 @@ static void bench_throughput(const jv_keypair *kp)
     for (int kind = 0; kind < K_COUNT; kind++) {
         for (size_t s = 0; s < 3; s++) {
             size_t per = sizes[s];
-            double base = run_baseline(kp, kind, per);
-            double vbase = run_baseline_verified(kp, kind, per);
-            double remote = run_remote(kp, kind, per);
-            double local = run_local(kp, kind, per);
+            double f[4][ROUNDS];
+            /* Interleaved rounds, so that a burst of load from whatever
+             * else runs on the machine does not land on one side only. */
+            for (int r = 0; r < ROUNDS; r++) {
+                f[0][r] = run_baseline(kp, kind, per);
+                f[1][r] = run_baseline_verified(kp, kind, per);
+                f[2][r] = run_remote(kp, kind, per);
+                f[3][r] = run_local(kp, kind, per);
+            }
+            double base = median3(f[0]), vbase = median3(f[1]);
+            double remote = median3(f[2]), local = median3(f[3]);
             printf("%-8s %6zu %10.0f %10.0f %10.0f %10.0f %8.2f %8.2f %8.2f\n",
                    kind_name[kind], per, remote, local, base, vbase,
                    remote / base, remote / vbase, local / base);
