@@ -237,7 +237,7 @@ static void free_batches(pbatch *b, size_t nb)
  * each, and the slowest. */
 static size_t total_ops(size_t per)
 {
-    return per == 1 ? 4096 : 65536;
+    return per == 1 ? 1024 : 65536;
 }
 
 /* One peer batch as node/writer.c run_remote handles it. */
