@@ -1603,7 +1603,8 @@ static size_t peer_offsets(const jv_repl *r, int64_t *median)
     size_t n = 0;
     uint64_t now = jv_now_ms();
     for (const peer *p = r->peers; p && n < 256; p = p->next) {
-        if (p->is_self || !p->offset_at_ms || now - p->offset_at_ms > OFFSET_TTL_MS)
+        if (p->is_self || !p->offset_at_ms ||
+            now - p->offset_at_ms > OFFSET_TTL_MS)
             continue;
         int64_t slack = (int64_t)(p->rtt_us / 2), o = p->offset_us;
         o = o > slack ? o - slack : o < -slack ? o + slack : 0;
