@@ -118,6 +118,8 @@ typedef struct peer {
      * says what it holds (see delivered_for). */
     jv_vv delivered;
     uint64_t delivered_stamp;
+    uint64_t delivered_ms; /* when, on our clock: forgotten after two
+                              exchange timeouts, as the facts are */
     /* Its clock minus ours, in microseconds, measured from the stamps of
      * our request and its reply (NTP's way: the reply was made halfway
      * through the round trip), and that round trip; when, on our clock. */
@@ -583,7 +585,8 @@ static jv_err theirs(peer *p, const jv_vv *base, jv_vv *out)
  * sent again, so that a refused batch never counts as delivered. */
 static jv_err delivered_for(peer *p, uint64_t stamp, jv_vv *them)
 {
-    if (stamp < p->delivered_stamp)
+    if (stamp < p->delivered_stamp &&
+        jv_now_ms() - p->delivered_ms < 2 * p->r->o.timeout_ms)
         return jv_vv_merge(them, &p->delivered);
     jv_vv_clear(&p->delivered);
     p->delivered_stamp = 0;
@@ -1255,6 +1258,7 @@ static void take_reply(jv_repl *r, peer *p, const jv_msg *m)
      * requests older than this reply are answered as if it had them. */
     jv_vv_merge(&p->delivered, &p->sent);
     p->delivered_stamp = m->stamp;
+    p->delivered_ms = jv_now_ms();
     p->claim_self = jv_vv_get(&m->have, &r->node->kp.pk);
     if (!p->reachable)
         jv_info("repl", "peer %s reachable", p->addr);

@@ -6,9 +6,10 @@
  *   - restarted with its clock 5 minutes fast, it learns from its peers'
  *     (refusing) replies that it is off, refuses local writes with
  *     503 clock_skew and says why in its health and metrics; it signs
- *     nothing, so no peer refuses or holds anything of it; restarted on
- *     the right clock it takes writes again and every node converges with
- *     every acknowledged write;
+ *     nothing, so no peer refuses or holds anything of it; its clock set
+ *     right while it runs, it takes writes again by itself; restarted on
+ *     the right clock too, and every node converges with every
+ *     acknowledged write;
  *   - a batch signed with a stamp beyond the bound (a write made while no
  *     peer could be asked) is held aside by the peers (reason clock_skew,
  *     shown in their health and metrics), not refused, and applied once
@@ -148,13 +149,29 @@ static void test_fast_clock_refuses_writes(void **state)
     /* Reads go on. */
     json_decref(nt_req(&C, S, 200, "GET", NULL, "/v1/counters"));
 
+    /* Its clock set right while it runs: it finds out by itself, from
+     * its next exchanges, and takes writes again. */
+    json_decref(nt_req(&C, S, 204, "POST", "{\"clock_offset_ms\":0}",
+                       "/v1/debug/faults"));
+    t0 = jv_cluster_now_ms();
+    long st;
+    while ((st = try_write(S, "righted", code, sizeof code)) != 200) {
+        NT_CHECK(&C, st == 503 && strcmp(code, "clock_skew") == 0);
+        if (jv_cluster_now_ms() - t0 > nt_ms(40000))
+            NT_FAIL(&C, "the node set right still refuses writes");
+        jv_cluster_sleep_ms(100);
+    }
+    printf("set right while running: writes accepted after %.0f ms\n",
+           jv_cluster_now_ms() - t0);
+    NT_CHECK(&C, component(S, "clock", why, sizeof why) == 100);
+    NT_CHECK(&C, nt_metric(&C, S, "jarvis_clock_skewed") == 0);
+
     /* Set right: S writes again, and nothing anyone acknowledged is
      * missing anywhere. */
     NT_OK(&C, jv_cluster_stop(&C, S));
     C.node[S].flags[0] = NULL;
     NT_OK(&C, jv_cluster_start(&C, S));
     t0 = jv_cluster_now_ms();
-    long st;
     while ((st = try_write(S, "after", code, sizeof code)) != 200) {
         if (jv_cluster_now_ms() - t0 > nt_ms(30000))
             NT_FAIL(&C, "the node set right still refuses writes: %ld %s", st,
@@ -169,6 +186,7 @@ static void test_fast_clock_refuses_writes(void **state)
         NT_CHECK(&C, counter(i, "ontime") == 2);
         NT_CHECK(&C, counter(i, "after") == 1);
         NT_CHECK(&C, counter(i, "fast") == 0);
+        NT_CHECK(&C, counter(i, "righted") == 1);
         no_batch_refused(i);
         NT_CHECK(&C, nt_metric(&C, i,
                                "jarvis_held_batches_by_reason{reason="
