@@ -1590,6 +1590,9 @@ static void on_timer(uv_timer_t *t)
     else if (!r->chain && n)
         exchange(cand[rnd(r) % n], true);
     recheck_held(r);
+    /* Logs when the clock goes off the peers' or comes back. */
+    jv_repl_clock ck;
+    jv_repl_clock_get(r, &ck);
     /* Jitter keeps nodes started together from syncing in lockstep. */
     uint64_t iv = r->o.interval_ms;
     uv_timer_start(&r->timer, on_timer, iv - iv / 5 + rnd(r) % (iv / 5 * 2 + 1),
