@@ -17,6 +17,7 @@
 #include "alloc.h"
 #include "audit.h"
 #include "log.h"
+#include "repl.h"
 #include "timefmt.h"
 
 #define R_NONE  JV_ROLE_NONE
@@ -502,6 +503,23 @@ void api_submit(api_ctx *c, jv_write_cb done)
                   "this node was restored from a backup and is fetching "
                   "its own newer operations from its peers; writes resume "
                   "when it has caught up with every peer");
+        return;
+    }
+    jv_repl_clock ck;
+    if (c->nintents && c->node->repl &&
+        (jv_repl_clock_get(c->node->repl, &ck), ck.skewed)) {
+        /* Its peers would hold the batch aside (stamped beyond the bound)
+         * or could not be reached at all (their freshness check). */
+        char msg[256];
+        snprintf(msg, sizeof(msg),
+                 "this node's clock is %+" PRId64 " ms off its peers' "
+                 "(median of %zu; next stamp %+" PRId64 " ms), beyond "
+                 "--max-clock-skew: writes resume when the clock is set "
+                 "right",
+                 ck.offset_ms, ck.peers, ck.ahead_ms);
+        jv_metrics_add(c->node->metrics,
+                       "jarvis_clock_skew_refused_writes_total", NULL, 1);
+        api_error(c, 503, "clock_skew", "%s", msg);
         return;
     }
     c->wr.group.intents = c->intents;

@@ -95,6 +95,42 @@ static json_t *component(int score, const char *reason)
                      "reason", reason);
 }
 
+/* The clock against the peers', and batches held for their stamp. */
+static int clock_health(jv_node *n, char *why, size_t whylen)
+{
+    jv_repl_clock ck;
+    uint64_t gap = 0, untrusted = 0, skew = 0;
+    int score = 100;
+    jv_repl_clock_get(n->repl, &ck);
+    jv_repl_held(n->repl, &gap, &untrusted, &skew);
+    if (!ck.peers)
+        snprintf(why, whylen, "not measured yet (no peer answered)");
+    else
+        snprintf(why, whylen,
+                 "%+" PRId64 " ms off the median of %zu peers (next stamp "
+                 "%+" PRId64 " ms, bound %" PRIu64 " ms)%s",
+                 ck.offset_ms, ck.peers, ck.ahead_ms, n->cfg->max_skew_ms,
+                 ck.skewed ? ": clock_skew, local writes refused until the "
+                             "clock is set right"
+                           : "");
+    if (ck.skewed)
+        score = 50;
+    size_t len = strlen(why);
+    if (skew) {
+        snprintf(why + len, whylen - len,
+                 "; %" PRIu64 " batches held for a stamp beyond the bound "
+                 "(applied once within it)",
+                 skew);
+        score = score < 70 ? score : 70;
+    }
+    len = strlen(why);
+    if (gap || untrusted)
+        snprintf(why + len, whylen - len,
+                 "; held: %" PRIu64 " gap, %" PRIu64 " untrusted", gap,
+                 untrusted);
+    return score;
+}
+
 void api_health(api_ctx *c)
 {
     jv_node *n = c->node;
@@ -128,13 +164,19 @@ void api_health(api_ctx *c)
              jv_http_conns(n->http), errs, n->stopping ? ", stopping" : "");
     json_object_set_new(comps, "api", component(s_api, why));
 
-    s_repl = jv_repl_health(n->repl, why, sizeof(why));
+    char why_repl[256];
+    s_repl = jv_repl_health(n->repl, why_repl, sizeof(why_repl));
     if (n->fenced) {
         s_repl = s_repl < 50 ? s_repl : 50;
-        snprintf(why + strlen(why), sizeof(why) - strlen(why),
+        snprintf(why_repl + strlen(why_repl),
+                 sizeof(why_repl) - strlen(why_repl),
                  "; restored from a backup, catching up before writes");
     }
-    json_object_set_new(comps, "replication", component(s_repl, why));
+    int s_clock = clock_health(n, why, sizeof(why));
+    if (s_clock < s_repl)
+        s_repl = s_clock; /* a skewed clock stops this node's writes */
+    json_object_set_new(comps, "replication", component(s_repl, why_repl));
+    json_object_set_new(comps, "clock", component(s_clock, why));
 
     uint64_t rss = resident_bytes();
     s_mem = rss < (512ull << 20) ? 100 : rss < (2048ull << 20) ? 60 : 20;

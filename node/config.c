@@ -154,6 +154,10 @@ static const opt opts[] = {
      MiB, 4 * GiB},
     {"test-faults", T_BOOL, OFF(test_faults), NULL,
      "enable fault injection through the API (for tests only)", 0, 0},
+    {"test-clock-offset-ms", T_STR, OFF(test_clock_offset), "MS",
+     "run with the wall clock shifted by MS (may be negative; tests only,\n"
+     "needs --test-faults); default: 0",
+     0, 0},
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
@@ -583,6 +587,18 @@ jv_err jv_config_load(jv_config *c, int argc, char **argv, FILE *out,
     }
     if (c->rate_limit && c->rate_burst == 0)
         c->rate_burst = c->rate_limit;
+    if (c->test_clock_offset) {
+        char *end = NULL;
+        long long v = strtoll(c->test_clock_offset, &end, 10);
+        if (!c->test_faults || end == c->test_clock_offset || *end ||
+            v < -(long long)(DAY_MS * 365) || v > (long long)(DAY_MS * 365)) {
+            msgf(msg, msglen,
+                 "--test-clock-offset-ms needs --test-faults and a number "
+                 "of milliseconds within a year either way");
+            return JV_EINVAL;
+        }
+        c->test_clock_offset_ms = v;
+    }
     if (strcmp(c->api_listen, "off") != 0 && !c->insecure_api &&
         !api_local_only(c->api_listen)) {
         msgf(msg, msglen,
@@ -606,6 +622,7 @@ void jv_config_fini(jv_config *c)
     jv_free(c->config_path);
     jv_free(c->cluster_key_file);
     jv_free(c->backup_dir);
+    jv_free(c->test_clock_offset);
     jv_strlist *lists[] = {&c->peers, &c->trust};
     for (size_t k = 0; k < 2; k++) {
         for (size_t i = 0; i < lists[k]->n; i++)

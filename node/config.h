@@ -62,9 +62,11 @@ typedef struct {
     uint64_t request_timeout_ms;
     uint64_t send_timeout_ms;
     uint64_t stream_buffer;
-    bool insecure;     /* allow listening without a cluster key */
-    bool insecure_api; /* allow a non-loopback session API */
-    bool test_faults;  /* enable POST /v1/debug/faults (tests only) */
+    bool insecure;           /* allow listening without a cluster key */
+    bool insecure_api;       /* allow a non-loopback session API */
+    bool test_faults;        /* enable POST /v1/debug/faults (tests only) */
+    char *test_clock_offset; /* as given (tests only) */
+    int64_t test_clock_offset_ms; /* shift of the node's clock (tests only) */
     /* The command line read (the caller's argv, not copied): a reload
      * reads it again so that flags keep their precedence. */
     int argc;

@@ -25,11 +25,22 @@
 #define PURGE_EVERY_MS  (10 * 60 * 1000)
 #define SESSION_KEEP_MS (24 * 3600 * 1000ull)
 
+/* A clock shifted on purpose (tests only, jv_clock_test_offset). */
+static _Atomic int64_t clock_offset_ms;
+
 uint64_t jv_now_ms(void)
 {
     struct timeval tv;
     gettimeofday(&tv, NULL);
-    return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+    uint64_t ms = (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+    int64_t off = clock_offset_ms;
+    return off < 0 && (uint64_t)-off > ms ? 0 : ms + (uint64_t)off;
+}
+
+void jv_clock_test_offset(int64_t ms)
+{
+    clock_offset_ms = ms;
+    jv_store_test_clock_offset(ms);
 }
 
 static void fmt(char *msg, size_t len, const char *f, ...)
@@ -724,6 +735,9 @@ static jv_err open_data(jv_node *n, const jv_config *cfg, char *msg,
         return err;
 
     jv_hlc_init(&n->hlc, cfg->max_skew_ms);
+    /* Batches stamped beyond the bound wait aside until they are not. */
+    jv_store_set_max_skew(n->wst, cfg->max_skew_ms);
+    jv_store_set_max_skew(n->rst, cfg->max_skew_ms);
     if ((err = jv_store_stats_get(n->rst, &stats))) {
         fmt(msg, msglen, "cannot read %s: %s", n->db_path,
             jv_store_errmsg(n->rst));
@@ -815,6 +829,11 @@ jv_err jv_node_start(jv_node *n, uv_loop_t *loop, const jv_config *cfg,
     n->cfg = cfg;
     n->sync = cfg->sync;
     n->lockfd = -1;
+    if (cfg->test_clock_offset_ms) {
+        jv_clock_test_offset(cfg->test_clock_offset_ms);
+        jv_warn("node", "test fault: the clock runs %lld ms off",
+                (long long)cfg->test_clock_offset_ms);
+    }
     n->started_ms = n->window_start_ms = jv_now_ms();
     snprintf(n->data_dir, sizeof(n->data_dir), "%s", cfg->data_dir);
     if (jv_datadir_path(n->data_dir, JV_DATADIR_DB, n->db_path,

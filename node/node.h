@@ -76,8 +76,14 @@ struct jv_node {
     uint64_t window_start_ms;
 };
 
-/* Wall clock in milliseconds since the Unix epoch. */
+/* Wall clock in milliseconds since the Unix epoch (shifted by the test
+ * clock offset, if one is set). Any thread. */
 uint64_t jv_now_ms(void);
+
+/* Tests only (jarvisd --test-faults): shifts the node's wall clock, and the
+ * store's, by ms from now on, as a clock set wrong (or stepped) would be.
+ * Any thread. */
+void jv_clock_test_offset(int64_t ms);
 
 /* Prepares the data dir (identity, database, admin key), takes its lock,
  * opens both connections and starts listening. msg receives a one-line

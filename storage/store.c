@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "hlc.h"
 
 /* -- schema --------------------------------------------------------------- */
 
@@ -476,11 +477,32 @@ uint64_t jv__col_u64(sqlite3_stmt *s, int i)
     return v < 0 ? 0 : (uint64_t)v;
 }
 
+/* Tests only (jv_store_test_clock_offset): a clock shifted on purpose. */
+static _Atomic int64_t test_offset_ms;
+
+void jv_store_test_clock_offset(int64_t ms)
+{
+    test_offset_ms = ms;
+}
+
+void jv_store_set_max_skew(jv_store *st, uint64_t max_skew_ms)
+{
+    st->max_skew_ms = max_skew_ms;
+}
+
 uint64_t jv__now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    uint64_t ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    int64_t off = test_offset_ms;
+    return off < 0 && (uint64_t)-off > ms ? 0 : ms + (uint64_t)off;
+}
+
+bool jv__beyond_skew(const jv_store *st, uint64_t hlc)
+{
+    uint64_t now = jv__now_ms();
+    return st->max_skew_ms && jv_hlc_ms(hlc) > now + st->max_skew_ms;
 }
 
 /* -- opening -------------------------------------------------------------- */

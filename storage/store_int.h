@@ -53,6 +53,7 @@ struct jv_store {
     /* ROLLBACK, ROLLBACK TO jv, RELEASE jv: prepared at open, so that
      * undoing needs no allocation when memory has run out. */
     sqlite3_stmt *undo[3];
+    uint64_t max_skew_ms; /* 0: batch stamps are not checked */
 };
 
 /* The cached statement for sql (prepared on first use). NULL on failure,
@@ -97,6 +98,11 @@ int jv__bind_u64(sqlite3_stmt *s, int i, uint64_t v);
 jv_str jv__col_str(sqlite3_stmt *s, int i);
 jv_err jv__col_id(jv_store *st, sqlite3_stmt *s, int i, jv_id *out);
 uint64_t jv__col_u64(sqlite3_stmt *s, int i);
+
+/* Whether a batch stamp is further ahead of this machine's clock than
+ * jv_store_set_max_skew allows: such a batch is held aside (reason
+ * clock_skew) until it is not. */
+bool jv__beyond_skew(const jv_store *st, uint64_t hlc);
 
 /* Wall-clock milliseconds (for node-local bookkeeping only). */
 uint64_t jv__now_ms(void);

@@ -97,7 +97,7 @@ static void test_health(void **state)
     assert_true(score >= 80);
     assert_string_equal(api_str(j, "status"), "healthy");
     json_t *comps = json_object_get(j, "components");
-    API_FIELDS(comps, "storage", "api", "replication", "memory");
+    API_FIELDS(comps, "storage", "api", "replication", "clock", "memory");
     const char *key;
     json_t *c;
     json_object_foreach(comps, key, c)
