@@ -10,7 +10,7 @@
 
 #include "alloc.h"
 #include "args.h"
-#include "datadir.h"
+#include "ddir.h"
 #include "output.h"
 
 #define DEFAULT_NODE  "http://127.0.0.1:7410"
@@ -47,7 +47,7 @@ bool jvc_data_dir(const jvc_globals *g, char *out, size_t outlen)
         }
         return true;
     }
-    jv_err e = jv_datadir_default(out, outlen);
+    jv_err e = jvc_ddir_default(out, outlen);
     if (e != JV_OK) {
         jvc_err("cannot find the default data directory (%s); pass "
                 "--data-dir DIR or set JARVIS_DATA_DIR",
@@ -130,7 +130,7 @@ static int resolve_credential(const jvc_globals *g, jvc_client *c)
             char dir[4096];
             if (!jvc_data_dir(g, dir, sizeof dir))
                 return JVC_EXIT_AUTH;
-            if (jv_datadir_path(dir, JV_DATADIR_ADMINKEY, path, sizeof path) !=
+            if (jvc_ddir_path(dir, JVC_DDIR_ADMINKEY, path, sizeof path) !=
                 JV_OK) {
                 jvc_err("data directory path too long: %s", dir);
                 return JVC_EXIT_USAGE;
@@ -227,15 +227,15 @@ static int resolve_node(const jvc_globals *g, const char *node, jvc_client *c)
     if (env != NULL && *env != '\0')
         return set_node(c, env, "JARVIS_NODE");
     /* The running node records where it listens; a missing file just means
-     * the default address. jv_datadir_default() failing is no error here:
+     * the default address. jvc_ddir_default() failing is no error here:
      * the credential lookup reports it if it matters. */
     char dir[4096], path[4096];
     bool have_dir =
         g->data_dir != NULL
             ? snprintf(dir, sizeof dir, "%s", g->data_dir) < (int)sizeof dir
-            : jv_datadir_default(dir, sizeof dir) == JV_OK;
+            : jvc_ddir_default(dir, sizeof dir) == JV_OK;
     if (have_dir &&
-        jv_datadir_path(dir, JV_DATADIR_APIADDR, path, sizeof path) == JV_OK) {
+        jvc_ddir_path(dir, JVC_DDIR_APIADDR, path, sizeof path) == JV_OK) {
         char *addr = read_small_file(path);
         if (addr != NULL) {
             int rc = set_node(c, addr, path);
@@ -258,8 +258,8 @@ static int check_dir_credential(jvc_client *c)
     jvc_client rec = {0};
     if (c->cred_dir == NULL)
         return JVC_EXIT_OK;
-    if (!jv_datadir_locked(c->cred_dir, NULL) ||
-        jv_datadir_path(c->cred_dir, JV_DATADIR_APIADDR, path, sizeof path) !=
+    if (!jvc_ddir_locked(c->cred_dir) ||
+        jvc_ddir_path(c->cred_dir, JVC_DDIR_APIADDR, path, sizeof path) !=
             JV_OK ||
         (addr = read_small_file(path)) == NULL) {
         jvc_err("node not running (%s)", c->cred_dir);
@@ -282,7 +282,7 @@ static int check_dir_credential(jvc_client *c)
         fprintf(stderr,
                 "hint: to send it elsewhere anyway, name it: "
                 "--key-file %s/%s\n",
-                c->cred_dir, JV_DATADIR_ADMINKEY);
+                c->cred_dir, JVC_DDIR_ADMINKEY);
         rc = JVC_EXIT_USAGE;
     }
 out:

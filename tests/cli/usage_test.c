@@ -545,6 +545,54 @@ static void test_init(void **state)
     jv_proc_result_fini(&r);
 }
 
+/* docs/operations.md's example: init DIR whose parents do not exist yet.
+ * They are made, mode 0700, by jarvisd init behind the alias. */
+static void test_init_parents(void **state)
+{
+    (void)state;
+    jv_proc_result r;
+    char top[600], dir[700], key[800];
+    struct stat sb;
+    snprintf(top, sizeof top, "%s/srv", C.home);
+    snprintf(dir, sizeof dir, "%s/jarvis/data", top);
+    assert_int_not_equal(stat(top, &sb), 0);
+    CTL(&C, &r, "init", dir);
+    CTL_EXPECT(&r, 0);
+    assert_true(ctl_has(r.out, "(new)"));
+    jv_proc_result_fini(&r);
+    assert_int_equal(stat(top, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0700);
+    snprintf(key, sizeof key, "%s/jarvis", top);
+    assert_int_equal(stat(key, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0700);
+    assert_int_equal(stat(dir, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0700);
+    snprintf(key, sizeof key, "%s/admin.key", dir);
+    assert_int_equal(stat(key, &sb), 0);
+
+    /* A parent that is a file: a clear error, exit 1. */
+    snprintf(key, sizeof key, "%s/admin.key/sub", dir);
+    CTL(&C, &r, "init", key);
+    CTL_EXPECT(&r, 1);
+    assert_true(ctl_has(r.err, "cannot create"));
+    jv_proc_result_fini(&r);
+
+    /* The global --data-dir and --json go through the alias too. */
+    snprintf(key, sizeof key, "%s/other/data", top);
+    CTL(&C, &r, "--json", "--data-dir", key, "init");
+    CTL_EXPECT(&r, 0);
+    json_t *j = ctl_json(&r);
+    assert_string_equal(json_string_value(json_object_get(j, "data_dir")), key);
+    json_decref(j);
+    jv_proc_result_fini(&r);
+
+    /* jarvisd (found beside jarvisctl) checks the arguments. */
+    CTL(&C, &r, "init", "--bogus-flag", dir);
+    CTL_EXPECT(&r, 2);
+    assert_true(ctl_has(r.err, "unknown option"));
+    jv_proc_result_fini(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -556,6 +604,7 @@ int main(void)
         cmocka_unit_test(test_credentials),
         cmocka_unit_test(test_diff_files),
         cmocka_unit_test(test_init),
+        cmocka_unit_test(test_init_parents),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
