@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "alloc.h"
 #include "args.h"
@@ -66,6 +67,11 @@ static char *read_small_file(const char *path)
     FILE *f = fopen(path, "r");
     if (f == NULL)
         return NULL;
+    struct stat sb;
+    if (fstat(fileno(f), &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        errno = EISDIR;
+        goto fail;
+    }
     buf = jv_malloc(MAX_KEY_BYTES + 1);
     if (buf == NULL) {
         errno = ENOMEM;
@@ -106,9 +112,10 @@ fail:
 
 static const char *file_error(void)
 {
-    return errno == ENODATA ? "the file is empty"
-           : errno == EFBIG ? "the file is too large to be a key"
-                            : strerror(errno);
+    return errno == ENODATA  ? "the file is empty"
+           : errno == EISDIR ? "it is a directory, not a key file"
+           : errno == EFBIG  ? "the file is too large to be a key"
+                             : strerror(errno);
 }
 
 /* Picks the credential; see client.h for the order. */
@@ -177,6 +184,53 @@ static int resolve_credential(const jvc_globals *g, jvc_client *c)
 }
 
 /* Turns what the user or api.addr says into a base URL. */
+/* Checks the HOST[:PORT] part of an http(s) address (after the scheme,
+ * up to the first '/'): a host name or IPv4 address, or an IPv6 address in
+ * brackets, and a port of 1 to 65535. */
+static bool valid_authority(const char *a, size_t len, const char **why)
+{
+    const char *end = a + len, *colon = NULL;
+    *why = "expected HOST:PORT, e.g. 127.0.0.1:7410 or [::1]:7410";
+    if (len > 0 && a[0] == '[') {
+        const char *close = memchr(a, ']', len);
+        if (close == NULL || close == a + 1)
+            return false;
+        for (const char *p = a + 1; p < close; p++)
+            if (!isxdigit((unsigned char)*p) && *p != ':' && *p != '.')
+                return false;
+        if (close + 1 < end && close[1] != ':')
+            return false;
+        colon = close + 1 < end ? close + 1 : NULL;
+    } else {
+        for (const char *p = a; p < end; p++) {
+            if (*p == ':' && colon != NULL) {
+                *why = "an IPv6 address goes in brackets: [::1]:7410";
+                return false;
+            }
+            if (*p == ':')
+                colon = p;
+            else if (!isalnum((unsigned char)*p) && *p != '.' && *p != '-' &&
+                     *p != '_')
+                return false;
+        }
+        if ((colon ? colon : end) == a) {
+            *why = "the host is missing";
+            return false;
+        }
+    }
+    if (colon == NULL)
+        return true;
+    long port = 0;
+    const char *p = colon + 1;
+    for (; p < end && isdigit((unsigned char)*p) && port <= 65535; p++)
+        port = port * 10 + (*p - '0');
+    if (p != end || p == colon + 1 || port < 1 || port > 65535) {
+        *why = "the port must be a number from 1 to 65535";
+        return false;
+    }
+    return true;
+}
+
 static int set_node(jvc_client *c, const char *node, const char *origin)
 {
     size_t n = strlen(node);
@@ -216,6 +270,14 @@ static int set_node(jvc_client *c, const char *node, const char *origin)
     if (c->base == NULL ||
         (strncmp(node, "unix:", 5) == 0 && c->unix_path == NULL))
         return jvc_oom();
+    if (c->unix_path == NULL) {
+        const char *host = strstr(c->base, "://") + 3, *why;
+        size_t hlen = strcspn(host, "/");
+        if (!valid_authority(host, hlen, &why)) {
+            jvc_err("%s: '%s' is not a node address: %s", origin, node, why);
+            return jvc_usage_error(NULL, NULL);
+        }
+    }
     return JVC_EXIT_OK;
 }
 

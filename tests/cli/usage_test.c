@@ -167,6 +167,33 @@ static void expect_usage(const char *what, jv_proc_result *r)
     jv_proc_result_fini(r);
 }
 
+/* Runs jarvisctl with the arguments but the last, which stderr must
+ * contain; expects a usage error. */
+#define expect_said(c, ...) expect_said_((c), __VA_ARGS__, (char *)NULL)
+static void expect_said_(ctl_ctx *c, ...)
+{
+    char *args[16];
+    int n = 0;
+    va_list ap;
+    va_start(ap, c);
+    while (n < 15 && (args[n] = va_arg(ap, char *)) != NULL)
+        n++;
+    va_end(ap);
+    assert_true(n >= 2);
+    const char *want = args[--n];
+    args[n] = NULL;
+    jv_proc_result r;
+    char *a[16] = {0};
+    for (int i = 0; i < n; i++)
+        a[i] = args[i];
+    ctl_run(c, &r, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8],
+            (char *)NULL);
+    if (!ctl_has(r.err, want))
+        fprintf(stderr, "expected '%s' in: %s\n", want, r.err);
+    assert_true(ctl_has(r.err, want));
+    expect_usage(want, &r);
+}
+
 static void test_usage_errors(void **state)
 {
     (void)state;
@@ -227,6 +254,25 @@ static void test_usage_errors(void **state)
     expect_usage("unsupported scheme", &r);
     CTL(&C, &r, "--node", "unix:relative.sock", "status");
     expect_usage("relative socket path", &r);
+    expect_said(&C, "--bogus", "unknown option '--bogus'");
+    expect_said(&C, "--node", "::::", "status", "in brackets");
+    expect_said(&C, "--node", "[::1]:0", "status", "1 to 65535");
+    expect_said(&C, "--node", "host:7410x", "status", "1 to 65535");
+    expect_said(&C, "--node", "http://:7410", "status", "host is missing");
+    /* An empty name or key is this side's mistake, whatever the command. */
+    expect_said(&C, "counters", "incr", "", "NAME is empty");
+    expect_said(&C, "counters", "get", "", "NAME is empty");
+    expect_said(&C, "config", "get", "", "KEY is empty");
+    expect_said(&C, "config", "set", "--string", "", "v", "KEY is empty");
+    expect_said(&C, "archive", "get", "", "KEY is empty");
+    expect_said(&C, "archive", "add", "", "v", "KEY is empty");
+    expect_said(&C, "archive", "rm", "", "KEY is empty");
+    expect_said(&C, "keys", "revoke", "", "ID is empty");
+    expect_said(&C, "keys", "create", "", "--role", "reader", "NAME is empty");
+    expect_said(&C, "sessions", "revoke", "", "ID is empty");
+    expect_said(&C, "peers", "rm", "", "ADDR is empty");
+    expect_said(&C, "trust", "rm", "", "NODE_ID is empty");
+    expect_said(&C, "audit", "add", "", "ACTION is empty");
     C.key = NULL;
     C.node = NULL;
 }
@@ -364,6 +410,12 @@ static void test_credentials(void **state)
     CTL(&C, &r, "--key-file", "/nonexistent/key", "status");
     CTL_EXPECT(&r, 3);
     assert_true(ctl_has(r.err, "/nonexistent/key"));
+    jv_proc_result_fini(&r);
+
+    /* A directory given as the key file: said as such. */
+    CTL(&C, &r, "--key-file", C.home, "status");
+    CTL_EXPECT(&r, 3);
+    assert_true(ctl_has(r.err, "is a directory"));
     jv_proc_result_fini(&r);
 
     snprintf(empty, sizeof empty, "%s/empty.key", C.home);
