@@ -123,6 +123,12 @@ static int run_cluster_key(jvc_ctx *ctx, int argc, char **argv)
         jvc_err("cluster-key: cannot make a random key");
         return JVC_EXIT_FAIL;
     }
+    if (!out && ctx->g->json) {
+        json_t *j = json_pack("{s:s}", "key", hex);
+        rc = j ? jvc_print_json(j) : jvc_oom();
+        json_decref(j);
+        return rc;
+    }
     if (!out) {
         printf("%s\n", hex);
         return JVC_EXIT_OK;
@@ -148,6 +154,12 @@ static int run_cluster_key(jvc_ctx *ctx, int argc, char **argv)
         unlink(out);
         return JVC_EXIT_FAIL;
     }
+    if (ctx->g->json) {
+        json_t *j = json_pack("{s:s,s:s}", "path", out, "mode", "0600");
+        rc = j ? jvc_print_json(j) : jvc_oom();
+        json_decref(j);
+        return rc;
+    }
     printf("wrote a new cluster key to %s (mode 0600); give every node the "
            "same file with --cluster-key-file\n",
            out);
@@ -158,11 +170,13 @@ const jvc_cmd jvc_cmd_cluster_key = {
     .group = "cluster-key",
     .args = "[-o FILE]",
     .summary = "Make a new cluster key (offline)",
-    .help = "  -o, --output FILE  write it to a new file of mode 0600 instead\n"
-            "                     of printing it\n"
-            "\n"
-            "Every node of a cluster gets the same key file\n"
-            "(jarvisd --cluster-key-file); peer traffic is encrypted and\n"
-            "authenticated with it (XChaCha20-Poly1305).\n",
+    .help =
+        "  -o, --output FILE  write it to a new file of mode 0600 instead\n"
+        "                     of printing it\n"
+        "\n"
+        "Every node of a cluster gets the same key file\n"
+        "(jarvisd --cluster-key-file); peer traffic is encrypted and\n"
+        "authenticated with it (XChaCha20-Poly1305). --json prints\n"
+        "{\"key\": HEX}, or {\"path\": FILE, \"mode\": \"0600\"} with -o.\n",
     .run = run_cluster_key,
 };

@@ -597,6 +597,33 @@ static void test_init(void **state)
     jv_proc_result_fini(&r);
 }
 
+/* cluster-key --json: the key as JSON, or the file it wrote. */
+static void test_cluster_key_json(void **state)
+{
+    (void)state;
+    jv_proc_result r;
+    char path[700];
+    CTL(&C, &r, "cluster-key", "--json");
+    CTL_EXPECT(&r, 0);
+    json_t *j = ctl_json(&r);
+    const char *key = json_string_value(json_object_get(j, "key"));
+    assert_non_null(key);
+    assert_int_equal(strlen(key), 64);
+    json_decref(j);
+    jv_proc_result_fini(&r);
+    snprintf(path, sizeof path, "%s/cluster.key", C.home);
+    CTL(&C, &r, "--json", "cluster-key", "-o", path);
+    CTL_EXPECT(&r, 0);
+    j = ctl_json(&r);
+    assert_string_equal(json_string_value(json_object_get(j, "path")), path);
+    assert_null(json_object_get(j, "key")); /* the secret stays in the file */
+    json_decref(j);
+    jv_proc_result_fini(&r);
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+}
+
 /* docs/operations.md's example: init DIR whose parents do not exist yet.
  * They are made, mode 0700, by jarvisd init behind the alias. */
 static void test_init_parents(void **state)
@@ -657,6 +684,7 @@ int main(void)
         cmocka_unit_test(test_diff_files),
         cmocka_unit_test(test_init),
         cmocka_unit_test(test_init_parents),
+        cmocka_unit_test(test_cluster_key_json),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
