@@ -27,8 +27,19 @@ struct jvc_client {
     char *cred_source; /* where the credential came from, for messages */
     char *cred_dir;    /* the data dir whose admin.key it is, else NULL */
     long timeout_s;
+    bool quiet; /* unreachable: no message (the caller retries) */
     char errbuf[CURL_ERROR_SIZE];
 };
+
+void jvc_client_quiet(jvc_client *c, bool quiet)
+{
+    c->quiet = quiet;
+}
+
+const char *jvc_client_error(const jvc_client *c)
+{
+    return c->errbuf;
+}
 
 /* Frees a string that held a secret, wiping it first. */
 static void free_secret(char *s)
@@ -439,9 +450,14 @@ static void wipe_slist(struct curl_slist *l)
     curl_slist_free_all(l);
 }
 
-static int unreachable(const jvc_client *c, CURLcode cc)
+static int unreachable(jvc_client *c, CURLcode cc)
 {
     const char *why = c->errbuf[0] ? c->errbuf : curl_easy_strerror(cc);
+    if (c->quiet) {
+        if (!c->errbuf[0])
+            snprintf(c->errbuf, sizeof c->errbuf, "%s", why);
+        return JVC_EXIT_UNREACHABLE;
+    }
     if (cc == CURLE_COULDNT_CONNECT && c->unix_path != NULL)
         jvc_err("cannot reach the node at %s: cannot connect to the Unix "
                 "socket %s",

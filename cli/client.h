@@ -61,6 +61,12 @@ void jvc_resp_fini(jvc_resp *r);
 int jvc_http(jvc_client *c, const char *method, const char *path,
              const json_t *body, jvc_resp *r);
 
+/* With quiet, an unreachable node is no message: jvc_http() returns
+ * JVC_EXIT_UNREACHABLE and jvc_client_error() says why (for a caller that
+ * retries, such as audit tail --follow). */
+void jvc_client_quiet(jvc_client *c, bool quiet);
+const char *jvc_client_error(const jvc_client *c);
+
 /* jvc_http(), then: a 2xx answer is JVC_EXIT_OK (with a JSON body unless
  * 204); any other one is reported by jvc_fail(). `what` names the
  * operation for messages ("counters get requests"). */
