@@ -106,6 +106,18 @@ typedef struct {
     uint32_t logged;
 } source;
 
+/* An origin whose batches are held for want of trust. A joining node
+ * often learns that trust a moment later (the trust list replicates too):
+ * the hint to trust it is logged only if the hold lasts HOLD_LOG_MS. */
+#define MAX_HOLD_NOTES 16
+#define HOLD_LOG_MS    5000
+typedef struct {
+    jv_id origin;
+    char who[80]; /* the sender, for the log line */
+    uint64_t since_ms;
+    bool said;
+} hold_note;
+
 struct jv_repl {
     jv_node *node;
     jv_repl_opts o;
@@ -127,6 +139,8 @@ struct jv_repl {
     void *stop_arg;
     source sources[MAX_SOURCES];
     size_t nsources;
+    hold_note holds[MAX_HOLD_NOTES]; /* untrusted origins, said if it lasts */
+    size_t nholds;
     uint64_t frame_log_ms[8];
     uint64_t rng;
     jv_buf scratch;
@@ -201,6 +215,64 @@ static bool is_blocked(const jv_repl *r, const char *addr, const jv_id *id)
     return false;
 }
 
+/* Remembers when batches of origin were first held as untrusted. */
+static void note_hold(jv_repl *r, const jv_id *origin, const char *addr,
+                      const jv_id *from)
+{
+    for (size_t i = 0; i < r->nholds; i++)
+        if (jv_id_eq(&r->holds[i].origin, origin))
+            return;
+    if (r->nholds == MAX_HOLD_NOTES)
+        return;
+    hold_note *h = &r->holds[r->nholds++];
+    memset(h, 0, sizeof(*h));
+    h->origin = *origin;
+    h->since_ms = jv_now_ms();
+    char fhex[JV_ID_HEX] = "?";
+    if (from)
+        jv_id_hex(from, fhex);
+    snprintf(h->who, sizeof(h->who), "%s", addr ? addr : fhex);
+}
+
+static jv_err held_untrusted(void *arg, const jv_held_row *h)
+{
+    hold_note *note = arg;
+    if (h->reason == JV_EUNTRUSTED && jv_id_eq(&h->origin, &note->origin))
+        note->said = true; /* "still held" while scanning */
+    return JV_OK;
+}
+
+/* On the timer: an origin still held HOLD_LOG_MS after its first batch
+ * gets the hint, once; a note whose batches were released goes. */
+static void check_holds(jv_repl *r, uint64_t now)
+{
+    for (size_t i = 0; i < r->nholds;) {
+        hold_note *h = &r->holds[i], probe = *h;
+        if (now - h->since_ms < HOLD_LOG_MS) {
+            i++;
+            continue;
+        }
+        probe.said = false;
+        if (jv_store_held_list(r->node->rst, held_untrusted, &probe) != JV_OK)
+            return;
+        if (!probe.said) { /* trusted since, or dropped */
+            *h = r->holds[--r->nholds];
+            continue;
+        }
+        if (!h->said) {
+            char ohex[JV_ID_HEX];
+            jv_id_hex(&h->origin, ohex);
+            jv_warn("repl",
+                    "holding batches of origin %.16s (not trusted) from %s "
+                    "for %llu s; to accept them: jarvisctl trust add %s",
+                    ohex, h->who,
+                    (unsigned long long)((now - h->since_ms) / 1000), ohex);
+            h->said = true;
+        }
+        i++;
+    }
+}
+
 /* Logs a refusal once per sender and reason; counts it every time. */
 static void refuse(jv_repl *r, peer *p, const jv_id *from, reason why,
                    const jv_id *origin, size_t n)
@@ -212,6 +284,10 @@ static void refuse(jv_repl *r, peer *p, const jv_id *from, reason why,
     else if (why == RS_HELD_FULL)
         snprintf(label, sizeof(label), "dropped_held_full");
     count(r, "jarvis_repl_batches_total", "result", label, (double)n);
+    if (why == RS_UNTRUSTED && origin) {
+        note_hold(r, origin, p ? p->addr : NULL, from);
+        return;
+    }
 
     uint32_t *logged = NULL;
     if (p) {
@@ -1043,6 +1119,7 @@ static void on_timer(uv_timer_t *t)
     uint64_t now = jv_now_ms();
     peer *unknown = NULL, *cand[64];
     size_t n = 0;
+    check_holds(r, now);
     for (peer *p = r->peers; p; p = p->next) {
         if (p->state != P_IDLE || p->next_try_ms > now || p->is_self)
             continue;
