@@ -670,6 +670,77 @@ static void test_init_parents(void **state)
     CTL_EXPECT(&r, 2);
     assert_true(ctl_has(r.err, "unknown option"));
     jv_proc_result_fini(&r);
+
+    /* A jarvisctl with no jarvisd beside it nor on PATH says so. */
+    char bin[512], lone[700], cmd[1600];
+    assert_true(jv_bin_path("jarvisctl", bin, sizeof bin));
+    snprintf(lone, sizeof lone, "%s/lone", C.home);
+    assert_int_equal(mkdir(lone, 0700), 0);
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s/jarvisctl'", bin, lone);
+    assert_int_equal(system(cmd), 0);
+    snprintf(key, sizeof key, "%s/jarvisctl", lone);
+    char env_home[700];
+    snprintf(env_home, sizeof env_home, "HOME=%s", C.home);
+    char *argv[] = {key, "init", dir, NULL};
+    char *env[] = {env_home, "PATH=/nonexistent", NULL};
+    assert_int_equal(jv_proc_run(argv, env, 30000, &r), 0);
+    CTL_EXPECT(&r, 1);
+    assert_true(ctl_has(r.err, "cannot run jarvisd"));
+    jv_proc_result_fini(&r);
+}
+
+/* The offline commands are jarvisd's own: run directly, they do what the
+ * aliases do. */
+static void test_jarvisd_offline(void **state)
+{
+    (void)state;
+    char bin[512], dir[600], backup[700], db[700];
+    jv_proc_result r;
+    assert_true(jv_bin_path("jarvisd", bin, sizeof bin));
+    snprintf(dir, sizeof dir, "%s/direct/a/b", C.home);
+    char *init[] = {bin, "init", dir, "--json", NULL};
+    char *env[] = {"PATH=/usr/bin:/bin", "JARVIS_CONFIG=", NULL};
+    assert_int_equal(jv_proc_run(init, env, 30000, &r), 0);
+    CTL_EXPECT(&r, 0);
+    json_t *j = ctl_json(&r);
+    assert_true(json_is_true(json_object_get(j, "created_identity")));
+    json_decref(j);
+    jv_proc_result_fini(&r);
+
+    /* restore: a copy of its own database is a valid backup of it. */
+    snprintf(db, sizeof db, "%s/jarvis.db", dir);
+    snprintf(backup, sizeof backup, "%s/copy.db", C.home);
+    char cmd[3200];
+    snprintf(cmd, sizeof cmd,
+             "sqlite3 '%s' \".backup '%s'\" 2>/dev/null || "
+             "cp '%s' '%s'",
+             db, backup, db, backup);
+    assert_int_equal(system(cmd), 0);
+    char *restore[] = {bin, "restore", backup, "--data-dir", dir, NULL};
+    assert_int_equal(jv_proc_run(restore, env, 30000, &r), 0);
+    CTL_EXPECT(&r, 0);
+    assert_true(ctl_has(r.out, "restored"));
+    jv_proc_result_fini(&r);
+
+    char *norestore[] = {bin, "restore", "--data-dir", dir, NULL};
+    assert_int_equal(jv_proc_run(norestore, env, 30000, &r), 0);
+    CTL_EXPECT(&r, 2);
+    assert_true(ctl_has(r.err, "which backup file"));
+    jv_proc_result_fini(&r);
+
+    /* An empty data dir is a usage error, not the current directory. */
+    char *empty[] = {bin, "init", "", NULL};
+    assert_int_equal(jv_proc_run(empty, env, 30000, &r), 0);
+    CTL_EXPECT(&r, 2);
+    jv_proc_result_fini(&r);
+
+    char *help[] = {bin, "--help", NULL};
+    assert_int_equal(jv_proc_run(help, env, 30000, &r), 0);
+    CTL_EXPECT(&r, 0);
+    assert_true(ctl_has(r.out, "jarvisd init"));
+    assert_true(ctl_has(r.out, "jarvisd restore FILE"));
+    assert_true(ctl_has(r.out, "jarvisd admin-key"));
+    jv_proc_result_fini(&r);
 }
 
 int main(void)
@@ -685,6 +756,7 @@ int main(void)
         cmocka_unit_test(test_init),
         cmocka_unit_test(test_init_parents),
         cmocka_unit_test(test_cluster_key_json),
+        cmocka_unit_test(test_jarvisd_offline),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
