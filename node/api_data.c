@@ -714,9 +714,24 @@ static int archive_add_intent(api_ctx *c, jv_str key, json_t *obj,
 
 static json_t *archive_result(api_ctx *c, const jv_intent *in)
 {
-    /* The add replaced every value of the key this node had seen. */
-    return archive_json(in->op.add.key, in->op.add.value, &c->node->kp.pk,
-                        in->op.add.stamp, 1);
+    /* The add replaced every value of the key this node had seen: the
+     * entry as GET gives it now, its one value in "all". */
+    json_t *e = archive_json(in->op.add.key, in->op.add.value, &c->node->kp.pk,
+                             in->op.add.stamp, 1);
+    json_t *one = json_pack(
+        "[{s:o,s:o,s:I,s:o}]", "value", api_value(in->op.add.value), "added_by",
+        api_id(&c->node->kp.pk), "stamp", (json_int_t)in->op.add.stamp,
+        "added_at", api_time(jv_hlc_ms(in->op.add.stamp)));
+    if (!e || !one) {
+        json_decref(e);
+        json_decref(one);
+        return NULL;
+    }
+    if (json_object_set_new(e, "all", one) != 0) { /* one is released */
+        json_decref(e);
+        return NULL;
+    }
+    return e;
 }
 
 static void archive_add_done(jv_write_req *r)
