@@ -141,6 +141,7 @@ struct jv_repl {
     size_t nsources;
     hold_note holds[MAX_HOLD_NOTES]; /* untrusted origins, said if it lasts */
     size_t nholds;
+    uint64_t holds_swept_ms;
     uint64_t frame_log_ms[8];
     uint64_t rng;
     jv_buf scratch;
@@ -234,42 +235,52 @@ static void note_hold(jv_repl *r, const jv_id *origin, const char *addr,
     snprintf(h->who, sizeof(h->who), "%s", addr ? addr : fhex);
 }
 
+typedef struct {
+    const jv_repl *r;
+    bool still[MAX_HOLD_NOTES]; /* the note's origin is still held */
+} hold_scan;
+
 static jv_err held_untrusted(void *arg, const jv_held_row *h)
 {
-    hold_note *note = arg;
-    if (h->reason == JV_EUNTRUSTED && jv_id_eq(&h->origin, &note->origin))
-        note->said = true; /* "still held" while scanning */
+    hold_scan *sc = arg;
+    for (size_t i = 0; h->reason == JV_EUNTRUSTED && i < sc->r->nholds; i++)
+        if (jv_id_eq(&h->origin, &sc->r->holds[i].origin))
+            sc->still[i] = true;
     return JV_OK;
 }
 
 /* On the timer: an origin still held HOLD_LOG_MS after its first batch
- * gets the hint, once; a note whose batches were released goes. */
+ * gets the hint, once; a note whose batches were released goes. One scan
+ * of the held area serves every note, and runs only when a note is due
+ * (or every HOLD_SWEEP_MS, to forget released origins). */
+#define HOLD_SWEEP_MS 30000
 static void check_holds(jv_repl *r, uint64_t now)
 {
-    for (size_t i = 0; i < r->nholds;) {
-        hold_note *h = &r->holds[i], probe = *h;
-        if (now - h->since_ms < HOLD_LOG_MS) {
-            i++;
-            continue;
-        }
-        probe.said = false;
-        if (jv_store_held_list(r->node->rst, held_untrusted, &probe) != JV_OK)
-            return;
-        if (!probe.said) { /* trusted since, or dropped */
+    hold_scan sc = {.r = r};
+    bool due = false;
+    for (size_t i = 0; i < r->nholds; i++)
+        due |= !r->holds[i].said && now - r->holds[i].since_ms >= HOLD_LOG_MS;
+    if (!r->nholds || (!due && now - r->holds_swept_ms < HOLD_SWEEP_MS))
+        return;
+    r->holds_swept_ms = now;
+    if (jv_store_held_list(r->node->rst, held_untrusted, &sc) != JV_OK)
+        return;
+    for (size_t i = r->nholds; i-- > 0;) {
+        hold_note *h = &r->holds[i];
+        if (!sc.still[i]) { /* trusted since, or dropped */
             *h = r->holds[--r->nholds];
             continue;
         }
-        if (!h->said) {
-            char ohex[JV_ID_HEX];
-            jv_id_hex(&h->origin, ohex);
-            jv_warn("repl",
-                    "holding batches of origin %.16s (not trusted) from %s "
-                    "for %llu s; to accept them: jarvisctl trust add %s",
-                    ohex, h->who,
-                    (unsigned long long)((now - h->since_ms) / 1000), ohex);
-            h->said = true;
-        }
-        i++;
+        if (h->said || now - h->since_ms < HOLD_LOG_MS)
+            continue;
+        char ohex[JV_ID_HEX];
+        jv_id_hex(&h->origin, ohex);
+        jv_warn("repl",
+                "holding batches of origin %.16s (not trusted) from %s "
+                "for %llu s; to accept them: jarvisctl trust add %s",
+                ohex, h->who, (unsigned long long)((now - h->since_ms) / 1000),
+                ohex);
+        h->said = true;
     }
 }
 
