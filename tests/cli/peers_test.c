@@ -33,20 +33,6 @@ static void sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-/* A TCP port on 127.0.0.1 that was free a moment ago. */
-static int free_port(void)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    socklen_t len = sizeof a;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 /* jarvisctl --json ARGS against node n, expecting code. */
 static json_t *on(jv_test_node *n, int code, const char *a, const char *b,
                   const char *c, const char *d)
@@ -104,17 +90,27 @@ static void test_two_nodes_converge(void **state)
     char ida[80], idb[80], la[64], lb[64], fa[700], fb[700];
     init_dir(&A, ida);
     init_dir(&B, idb);
-    snprintf(la, sizeof la, "tcp://127.0.0.1:%d", free_port());
-    snprintf(lb, sizeof lb, "tcp://127.0.0.1:%d", free_port());
-    char *extra_a[] = {"--listen", la, "--trust", idb, "--name", "a", NULL};
-    char *extra_b[] = {"--listen", lb, "--trust", ida, "--name", "b", NULL};
+    /* Port 0: each node takes a free port and says which in its status
+     * (a port picked here could be taken by another test meanwhile). */
+    char *extra_a[] = {
+        "--listen", "tcp://127.0.0.1:0", "--trust", idb, "--name", "a", NULL};
+    char *extra_b[] = {
+        "--listen", "tcp://127.0.0.1:0", "--trust", ida, "--name", "b", NULL};
     assert_int_equal(jv_test_node_restart(&A, extra_a), 0);
     assert_int_equal(jv_test_node_restart(&B, extra_b), 0);
 
     /* The ids init printed are the ids the nodes run with. */
     json_t *j = on(&A, 0, "status", NULL, NULL, NULL);
     assert_string_equal(json_string_value(json_object_get(j, "node_id")), ida);
+    snprintf(la, sizeof la, "%s",
+             json_string_value(json_object_get(j, "peer_address")));
     json_decref(j);
+    j = on(&B, 0, "status", NULL, NULL, NULL);
+    snprintf(lb, sizeof lb, "%s",
+             json_string_value(json_object_get(j, "peer_address")));
+    json_decref(j);
+    assert_true(strncmp(la, "tcp://127.0.0.1:", 16) == 0 &&
+                strncmp(lb, "tcp://127.0.0.1:", 16) == 0);
 
     json_decref(on(&A, 0, "counters", "incr", "hits", "5"));
     json_decref(on(&A, 0, "config", "set", "db/url", "postgres://a"));
