@@ -64,6 +64,7 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
@@ -755,6 +756,37 @@ bool jv_transport_recall(jv_tpeer *p)
     return true;
 }
 
+static void *close_main(void *arg)
+{
+    nng_socket *s = arg;
+    nng_close(*s);
+    jv_free(s);
+    return NULL;
+}
+
+/* nng_close() of a peer's socket on a thread of its own: it waits for
+ * nng's reaper, which nng 1.5.2 can wedge (see the top of this file), and
+ * the caller is the node's loop, which must never wait for the network.
+ * Where no thread can be made, it closes here. */
+static void close_detached(nng_socket s)
+{
+    pthread_attr_t attr;
+    pthread_t th;
+    nng_socket *arg = jv_malloc(sizeof(*arg));
+    bool started = false;
+    if (arg && pthread_attr_init(&attr) == 0) {
+        *arg = s;
+        started =
+            pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) == 0 &&
+            pthread_create(&th, &attr, close_main, arg) == 0;
+        pthread_attr_destroy(&attr);
+    }
+    if (!started) {
+        jv_free(arg);
+        nng_close(s);
+    }
+}
+
 void jv_transport_peer_free(jv_tpeer *p)
 {
     jv_transport *t;
@@ -767,8 +799,9 @@ void jv_transport_peer_free(jv_tpeer *p)
     unqueue(t, &p->ev);
     if (p->state != REQ_IDLE)
         free_aio_msg(p->aio, p->state == REQ_SEND);
-    nng_close(p->sock); /* its context and dialer with it */
+    /* The aio is stopped: nothing of nng refers to it any more. */
     nng_aio_free(p->aio);
+    close_detached(p->sock); /* its context and dialer with it */
     if (p->prev)
         p->prev->next = p->next;
     else
