@@ -68,6 +68,7 @@
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "alloc.h"
 
@@ -756,26 +757,40 @@ bool jv_transport_recall(jv_tpeer *p)
     return true;
 }
 
+typedef struct {
+    nng_socket sock;
+    uint64_t linger_ns;
+} closing;
+
 static void *close_main(void *arg)
 {
-    nng_socket *s = arg;
-    nng_close(*s);
-    jv_free(s);
+    closing *c = arg;
+    if (c->linger_ns) {
+        struct timespec ts = {(time_t)(c->linger_ns / 1000000000u),
+                              (long)(c->linger_ns % 1000000000u)};
+        nanosleep(&ts, NULL);
+    }
+    nng_close(c->sock);
+    jv_free(c);
     return NULL;
 }
 
-/* nng_close() of a peer's socket on a thread of its own: it waits for
- * nng's reaper, which nng 1.5.2 can wedge (see the top of this file), and
- * the caller is the node's loop, which must never wait for the network.
- * Where no thread can be made, it closes here. */
-static void close_detached(nng_socket s)
+/* nng_close() of a peer's socket on a thread of its own, after linger_ns:
+ * the caller is the node's loop, which must never wait for the network,
+ * and nng_close() waits for nng's reaper, which nng 1.5.2 wedges when a
+ * connection closes just as a message arrives on it (see the top of this
+ * file). A request in flight may still be answered until its deadline, so
+ * such a socket lingers until then and closes once idle. Where no thread
+ * can be made, it closes here. */
+static void close_detached(nng_socket s, uint64_t linger_ns)
 {
     pthread_attr_t attr;
     pthread_t th;
-    nng_socket *arg = jv_malloc(sizeof(*arg));
+    closing *arg = jv_malloc(sizeof(*arg));
     bool started = false;
     if (arg && pthread_attr_init(&attr) == 0) {
-        *arg = s;
+        arg->sock = s;
+        arg->linger_ns = linger_ns;
         started =
             pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) == 0 &&
             pthread_create(&th, &attr, close_main, arg) == 0;
@@ -790,9 +805,12 @@ static void close_detached(nng_socket s)
 void jv_transport_peer_free(jv_tpeer *p)
 {
     jv_transport *t;
+    uint64_t now = uv_hrtime(), linger = 0;
     if (!p)
         return;
     t = p->t;
+    if (p->state != REQ_IDLE && p->deadline > now)
+        linger = p->deadline - now + 1000000000u;
     /* Cancels the request and waits out a callback in flight: after this
      * line no nng thread refers to p. */
     nng_aio_stop(p->aio);
@@ -801,7 +819,7 @@ void jv_transport_peer_free(jv_tpeer *p)
         free_aio_msg(p->aio, p->state == REQ_SEND);
     /* The aio is stopped: nothing of nng refers to it any more. */
     nng_aio_free(p->aio);
-    close_detached(p->sock); /* its context and dialer with it */
+    close_detached(p->sock, linger); /* its context and dialer with it */
     if (p->prev)
         p->prev->next = p->next;
     else
