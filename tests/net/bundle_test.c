@@ -41,6 +41,8 @@ static unsigned path_next;
 
 /* A file name under the cluster's root. */
 static const char *file(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+static const char *file(const char *fmt, ...)
 {
     char name[128];
     va_list ap;
