@@ -139,6 +139,20 @@ static void help_command(FILE *f, const jvc_cmd *c)
     fprintf(f, "\n\n%s.\n", c->summary);
     if (c->help != NULL)
         fprintf(f, "\n%s", c->help);
+    /* A one-word command whose group also has subcommands (cluster-key):
+     * name them too. */
+    if (c->name == NULL && commands[0] != c) {
+        bool subs = false;
+        for (size_t i = 0; i < NCOMMANDS && !subs; i++)
+            subs = same(commands[i]->group, c->group) && commands[i]->name;
+        if (subs) {
+            fputs("\nSubcommands:\n", f);
+            for (size_t i = 0; i < NCOMMANDS; i++)
+                if (same(commands[i]->group, c->group) && commands[i]->name)
+                    fprintf(f, "  %-18s %s\n", commands[i]->name,
+                            commands[i]->summary);
+        }
+    }
     fputs("\n", f);
     fputs(global_help, f);
     fputs("\n", f);

@@ -224,6 +224,8 @@ static void test_two_nodes_converge(void **state)
         json_integer_value(json_object_get(mb, "protocol_version")), 2);
     assert_true(json_is_object(json_object_get(mb, "version_vector")));
     json_decref(j);
+    C.node = A.url;
+    C.key = A.admin_key;
     CTL(&C, &r, "status");
     CTL_EXPECT(&r, 0);
     assert_true(ctl_has(r.out, lb));
