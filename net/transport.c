@@ -790,6 +790,23 @@ static uint64_t stat_of(nng_stat *dialer, const char *name)
     return s ? nng_stat_value(s) : 0;
 }
 
+/* The statistics of dialer `id`, by its "id" child: nng 1.5.2's
+ * nng_stat_find_dialer() was seen to answer with another dialer's. */
+static nng_stat *find_dialer(nng_stat *s, int id)
+{
+    for (; s; s = nng_stat_next(s)) {
+        nng_stat *c = nng_stat_child(s);
+        if (c && strcmp(nng_stat_name(s), "dialer") == 0) {
+            nng_stat *sid = nng_stat_find(s, "id");
+            if (sid && nng_stat_value(sid) == (uint64_t)id)
+                return s;
+        }
+        if (c && (c = find_dialer(c, id)) != NULL)
+            return c;
+    }
+    return NULL;
+}
+
 const char *jv_tpeer_dial_failure(jv_tpeer *p)
 {
     nng_stat *all = NULL, *d;
@@ -798,7 +815,7 @@ const char *jv_tpeer_dial_failure(jv_tpeer *p)
      * dialer retries on its own, and a request just waits. */
     if (!p || nng_stats_get(&all) != 0)
         return NULL;
-    if ((d = nng_stat_find_dialer(all, p->dialer)) != NULL) {
+    if ((d = find_dialer(all, nng_dialer_id(p->dialer))) != NULL) {
         uint64_t refused = stat_of(d, "refused");
         uint64_t fails = refused + stat_of(d, "other") + stat_of(d, "timeout");
         if (fails > p->dial_fails && stat_of(d, "pipes") == 0)

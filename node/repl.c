@@ -150,6 +150,7 @@ typedef struct peer {
     char key_seen[9];       /* the key id it last sealed a message with */
     uint64_t down_since_ms; /* unreachable since (0: reachable) */
     bool dial_recalled;     /* request taken back: the connection fails */
+    const char *dial_why;   /* the dialer's last failure (static text) */
     struct peer *next;
 } peer;
 
@@ -1312,8 +1313,7 @@ static void on_reply(void *arg, jv_tpeer *tp, jv_err err, const uint8_t *msg,
     if (p->dial_recalled) {
         p->dial_recalled = false;
         if (err == JV_ECLOSED && !r->stopping) {
-            snprintf(why, sizeof(why), "%s", p->last_error);
-            troubled(p, T_DIAL, why);
+            fail(p, p->dial_why ? p->dial_why : "cannot connect");
             return;
         }
     }
@@ -1636,13 +1636,19 @@ static void check_dial(peer *p)
     const char *why;
     if (p->is_self || !(why = jv_tpeer_dial_failure(p->tp)))
         return;
+    if (p->trouble != T_DIAL || p->reachable)
+        jv_warn("repl", "peer %s unreachable: %s", p->addr, why);
+    if (p->reachable || !p->down_since_ms)
+        p->down_since_ms = jv_now_ms();
+    p->reachable = false;
+    p->trouble = T_DIAL;
+    p->dial_why = why;
+    snprintf(p->last_error, sizeof(p->last_error), "%s", why);
+    /* A request still waiting for a connection fails now (on_reply); one
+     * a connection took before it broke ends with its timeout. */
     if (p->state == P_SENDING && !p->recalled && !p->dial_recalled &&
-        jv_transport_recall(p->tp)) {
-        snprintf(p->last_error, sizeof(p->last_error), "%s", why);
-        p->dial_recalled = true; /* on_reply fails the exchange */
-    } else if (p->state == P_IDLE && (p->reachable || p->trouble != T_DIAL)) {
-        troubled(p, T_DIAL, why);
-    }
+        jv_transport_recall(p->tp))
+        p->dial_recalled = true;
 }
 
 static void on_timer(uv_timer_t *t)
@@ -1802,9 +1808,7 @@ static const char *peer_state(const peer *p, char *buf, size_t n)
         return "reachable";
     switch (p->trouble) {
     case T_DIAL:
-        return strncmp(p->last_error, "connection refused", 18) == 0
-                   ? "connection refused"
-                   : "cannot connect";
+        return p->dial_why ? p->dial_why : "cannot connect";
     case T_KEY:
         return "key mismatch";
     case T_VERSION:
