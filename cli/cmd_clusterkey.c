@@ -89,13 +89,20 @@ static int keyfile_read(const char *path, keyfile *f)
         jvc_err("cluster-key: cannot read %s: %s", path, strerror(errno));
         return JVC_EXIT_FAIL;
     }
-    for (char *s = f->text; *s && f->n < MAX_LINES; f->n++) {
+    char *s = f->text;
+    for (; *s && f->n < MAX_LINES; f->n++) {
         char *nl = strchr(s, '\n');
         if (nl)
             *nl = '\0';
         f->line[f->n] = s;
         f->is_key[f->n] = key_fp(s, strlen(s), f->fp[f->n]);
         s = nl ? nl + 1 : s + strlen(s);
+    }
+    /* Rewriting it would drop what was not read: refuse instead. */
+    if (*s || got == KEYFILE_MAX) {
+        jvc_err("cluster-key: %s has more than %d lines or %d bytes", path,
+                MAX_LINES - 1, KEYFILE_MAX - 1);
+        return JVC_EXIT_FAIL;
     }
     return JVC_EXIT_OK;
 }
