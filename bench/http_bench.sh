@@ -1,29 +1,43 @@
 #!/usr/bin/env bash
-# HTTP throughput and latency of the session API, against Redis in the same
-# run at the same concurrency.
+# HTTP throughput and latency of the session API, against Redis and against
+# the machine's HTTP ceiling (nginx), all in the same run at the same
+# concurrency, one after the other.
 #
-#   jarvisd: POST /v1/counters/bench/increment (writes) and
-#            GET /v1/counters/bench (reads), keep-alive, measured with wrk;
-#            --sync normal (a commit survives kill -9 of the process; the
-#            last commits may be lost on power loss), --rate-limit 0.
+#   jarvisd: POST /v1/counters/bench/increment {"by":1} (writes) and
+#            GET /v1/counters/bench (reads), keep-alive, measured with
+#            wrk -t1; --sync normal (a commit survives kill -9 of the
+#            process; the last commits may be lost on power loss),
+#            --rate-limit 0. Answers: 26-32 bytes (write), 156 (read).
+#   nginx:   the ceiling: Debian's nginx, one worker, unprivileged, in the
+#            foreground with its own config, access log off, answering
+#            `return 200` with a fixed JSON body of the size of jarvisd's
+#            answer (32 bytes to the POST, 156 to the GET): no parsing, no
+#            storage, nothing but HTTP. Same wrk command, same scripts and
+#            paths as jarvisd.
 #   redis:   INCR and GET with redis-benchmark, appendonly yes,
 #            appendfsync everysec (survives a process crash; up to ~1 s lost
 #            on power loss): the closest durability to ours.
-# Both servers and both load generators share this machine's cores.
+# All writes (jarvisd and nginx) use a wrk script whose response callback
+# counts 2xx and other answers (so both pay for it); reads use a plain one.
+# After the run the counter's total must account for every acknowledged
+# increment: acked <= total <= acked + requests possibly in flight when a
+# wrk run stopped (one per connection) + non-2xx answers; else the run
+# fails. All servers and load generators share this machine's cores.
 #
 # Usage: bench/http_bench.sh [seconds per run, default 5]
 set -euo pipefail
 secs=${1:-5}
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${JV_BIN_DIR:-$root/build/bin}
-for tool in wrk redis-server redis-benchmark; do
+for tool in wrk redis-server redis-benchmark nginx; do
     command -v $tool >/dev/null || { echo "http_bench: $tool missing: scripts/deps.sh --bench" >&2; exit 1; }
 done
 tmp=$(mktemp -d)
-node_pid= redis_pid=
+node_pid= redis_pid= nginx_pid=
 cleanup() {
     [ -n "$node_pid" ] && kill "$node_pid" 2>/dev/null && wait "$node_pid" 2>/dev/null || true
     [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null || true
+    [ -n "$nginx_pid" ] && kill "$nginx_pid" 2>/dev/null && wait "$nginx_pid" 2>/dev/null || true
     rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -41,6 +55,20 @@ wrk.body = '{"by":1}'
 wrk.headers["Authorization"] = "Bearer $key"
 wrk.headers["Content-Type"] = "application/json"
 LUA
+# Counts the answers: 2xx (acknowledged) and others; done() prints them.
+cat >>"$tmp/incr.lua" <<'LUA'
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) ok = 0; bad = 0 end
+function response(status, headers, body)
+    if status >= 200 and status < 300 then ok = ok + 1 else bad = bad + 1 end
+end
+function done(summary, latency, requests)
+    local o, b = 0, 0
+    for _, t in ipairs(threads) do o = o + t:get("ok"); b = b + t:get("bad") end
+    io.write(string.format("answers: %d 2xx, %d other\n", o, b))
+end
+LUA
 cat >"$tmp/get.lua" <<LUA
 wrk.headers["Authorization"] = "Bearer $key"
 LUA
@@ -53,14 +81,64 @@ redis-server --port $port --bind 127.0.0.1 --dir "$tmp" --appendonly yes \
 redis_pid=$!
 for _ in $(seq 50); do redis-cli -p $port ping >/dev/null 2>&1 && break; sleep 0.1; done
 
-# wrk: requests/s and the p50/p99 latency in ms.
-run_wrk() { # conns script path
+# nginx as the ceiling: one worker, foreground, its own prefix and config;
+# unprivileged (dropped to nobody when this runs as root).
+ngx=$tmp/nginx
+mkdir -p "$ngx"
+nport=$((20000 + RANDOM % 20000))
+[ "$nport" = "$port" ] && nport=$((nport + 1))
+read_body='{"name":"bench","total":1234567,"shares":[{"replica":"204080d47c01f10c227684d91e6fc1417da0577bdd2d19181ccd7b5e5560b0f9","increments":1234567,"decrements":0}]}'
+cat >"$ngx/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $ngx/nginx.pid;
+error_log $ngx/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $ngx/body;
+    proxy_temp_path $ngx/proxy;
+    fastcgi_temp_path $ngx/fastcgi;
+    uwsgi_temp_path $ngx/uwsgi;
+    scgi_temp_path $ngx/scgi;
+    keepalive_requests 100000000;
+    default_type application/json;
+    server {
+        listen 127.0.0.1:$nport;
+        location = /v1/counters/bench/increment { return 200 '{"name":"bench","total":1234567}'; }
+        location / { return 200 '$read_body'; }
+    }
+}
+CONF
+as_user=()
+if [ "$(id -u)" -eq 0 ]; then
+    chown -R nobody "$ngx"
+    chmod 711 "$tmp"
+    as_user=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
+fi
+"${as_user[@]}" nginx -p "$ngx" -c "$ngx/nginx.conf" -e "$ngx/error.log" \
+    >"$ngx/stdout.log" 2>&1 &
+nginx_pid=$!
+ngx_url=http://127.0.0.1:$nport
+for _ in $(seq 50); do curl -sf "$ngx_url/v1/counters/bench" >/dev/null 2>&1 && break; sleep 0.1; done
+curl -sf "$ngx_url/v1/counters/bench" >/dev/null || { echo "http_bench: nginx did not start:" >&2; cat "$ngx/error.log" >&2; exit 1; }
+
+# Acknowledged increments and the most that may be in flight at each stop.
+acked=0 other=0 inflight=0
+# wrk: requests/s and the p50/p99 latency in ms; with the counting script,
+# adds its answers to acked/other when $5 is "count".
+run_wrk() { # conns script path base-url [count]
     local out
-    out=$(wrk -t1 -c"$1" -d"${secs}s" --latency -s "$tmp/$2" "$url$3")
+    out=$(wrk -t1 -c"$1" -d"${secs}s" --latency -s "$tmp/$2" "$4$3")
     local rps p50 p99
     rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
     p50=$(awk '$1=="50%" {print $2}' <<<"$out")
     p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+    if [ "${5:-}" = count ]; then
+        local ok bad
+        read -r ok bad < <(awk '/^answers:/ {print $2, $4}' <<<"$out")
+        echo "$ok $bad $1" >>"$tmp/acked"
+    fi
     echo "$rps $(to_ms "$p50") $(to_ms "$p99")"
 }
 to_ms() { # wrk prints 512.00us / 1.23ms / 2.01s
@@ -73,24 +151,45 @@ run_redis() { # conns test
         awk -F'"' 'NR == 2 { print $4, $10, $14 }'
 }
 
-printf '\n%-6s %-5s | %12s %8s %8s | %12s %8s %8s | %6s\n' op conns \
-    "jarvis req/s" "p50 ms" "p99 ms" "redis req/s" "p50 ms" "p99 ms" ratio
-printf -- '-%.0s' $(seq 92); echo
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
+printf '\n%-6s %-5s | %12s %8s %8s | %12s %8s %8s | %12s %8s | %6s %6s\n' op conns \
+    "jarvis req/s" "p50 ms" "p99 ms" "redis req/s" "p50 ms" "p99 ms" \
+    "nginx req/s" "p99 ms" "/redis" "/nginx"
+printf -- '-%.0s' $(seq 124); echo
+: >"$tmp/acked"
 for op in write read; do
     for c in 1 16 64; do
         if [ $op = write ]; then
-            read -r jr j50 j99 < <(run_wrk $c incr.lua /v1/counters/bench/increment)
+            read -r jr j50 j99 < <(run_wrk $c incr.lua /v1/counters/bench/increment "$url" count)
+            read -r nr n50 n99 < <(run_wrk $c incr.lua /v1/counters/bench/increment "$ngx_url")
             read -r rr r50 r99 < <(run_redis $c incr)
         else
-            read -r jr j50 j99 < <(run_wrk $c get.lua /v1/counters/bench)
+            read -r jr j50 j99 < <(run_wrk $c get.lua /v1/counters/bench "$url")
+            read -r nr n50 n99 < <(run_wrk $c get.lua /v1/counters/bench "$ngx_url")
             read -r rr r50 r99 < <(run_redis $c get)
         fi
-        ratio=$(awk -v a="$jr" -v b="$rr" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
-        printf '%-6s %-5s | %12.0f %8s %8s | %12.0f %8s %8s | %6s\n' \
-            $op $c "$jr" "$j50" "$j99" "$rr" "$r50" "$r99" "$ratio"
+        printf '%-6s %-5s | %12.0f %8s %8s | %12.0f %8s %8s | %12.0f %8s | %6s %6s\n' \
+            $op $c "$jr" "$j50" "$j99" "$rr" "$r50" "$r99" "$nr" "$n99" \
+            "$(ratio "$jr" "$rr")" "$(ratio "$jr" "$nr")"
+        if [ $c = 64 ] && [ $op = write ]; then write_ceiling=$(ratio "$jr" "$nr"); fi
+        if [ $c = 64 ] && [ $op = read ]; then read_ceiling=$(ratio "$jr" "$nr"); fi
     done
 done
 echo
+echo "/redis, /nginx: jarvisd's requests/s over redis's and over nginx's (the"
+echo "machine's HTTP ceiling: one nginx worker answering a fixed body)"
+echo "ceiling at 64 connections: writes $write_ceiling (goal >= 0.70), reads $read_ceiling (goal >= 0.85)"
 echo "goals: writes at 64 connections >= 0.50 of redis; read p99 < 2 ms"
+
+# Every acknowledged increment is in the total: the one made by curl
+# before the runs plus the 2xx answers wrk counted on jarvisd.
+read -r acked other inflight < <(awk '{ a += $1; b += $2; c += $3 } END { print a + 1, b + 0, c + 0 }' "$tmp/acked")
 total=$(curl -sf -H "Authorization: Bearer $key" "$url/v1/counters/bench" | sed 's/.*"total":\([0-9]*\).*/\1/')
-echo "counter total after the run: $total (every acknowledged increment)"
+echo "counter total after the run: $total; acknowledged increments: $acked" \
+    "($other other answers; at most $inflight in flight at the stops)"
+if [ -z "$total" ] || [ "$total" -lt "$acked" ] ||
+    [ "$total" -gt $((acked + inflight + other)) ]; then
+    echo "http_bench: FAIL: the total does not match the acknowledged increments" >&2
+    exit 1
+fi
+echo "total check: ok (acknowledged <= total <= acknowledged + in flight + other)"

@@ -12,17 +12,30 @@
  *      only (--fanout 0, --sync-interval 200 ms), where rounds = time /
  *      interval, set against log2(N).
  *   2. Bytes on the wire per replicated operation, from the default-mode
- *      bursts: the growth of jarvis_repl_bytes_total{direction="out"}
- *      summed over all nodes, divided by operations x receivers (N - 1),
- *      against the encoded size of an operation (the log's body bytes plus
- *      the batch signatures, per operation: GET /v1/status) -- goal at most
- *      1.3x -- and against sending the full state (the export) instead.
- *      The idle traffic of anti-entropy over the same time is measured
- *      separately and shown.
+ *      bursts, summed over all nodes and divided by operations x receivers
+ *      (N - 1): the growth of jarvis_repl_bytes_total{direction="out"}
+ *      (as sent: messages over 1 KiB are zstd-compressed) and of
+ *      jarvis_repl_bytes_uncompressed_total{direction="out"} (the same
+ *      messages as they would be without zstd, so that protocol overhead
+ *      cannot hide behind compression), each against the encoded size of
+ *      an operation (the log's body bytes plus the batch signatures, per
+ *      operation: GET /v1/status) -- goal for the uncompressed ratio: at
+ *      most 1.3x -- and, as the baseline, against sending every receiver
+ *      the same operations as full state (the export) instead. The idle
+ *      traffic of anti-entropy over the same time is measured separately
+ *      and shown.
  *   3. Catch-up: two nodes; one is stopped while the other takes 1,000,000
  *      operations (audit entries, archive adds, counter increments; POST
  *      /v1/batch, 1000 per request); restarted, the time until its version
- *      vector equals the other's gives operations per second.
+ *      vector equals the other's gives operations per second. Baseline in
+ *      the same run, in this process: the same number of operations of the
+ *      same kinds and texts, in batches of the size node 0's log has,
+ *      encoded and Ed25519-signed before the clock; inside the clock, per
+ *      batch: BLAKE2b hash + Ed25519 verify + decode, then plain INSERTs of
+ *      one row per operation (its fields) into one table without index,
+ *      one transaction per batch, WAL and synchronous=NORMAL as the store.
+ *      The node does that and more (fetch over the network, zstd, the log,
+ *      CRDT state, two processes sharing the cores).
  *
  * Usage: repl_bench [--quick] [--ops N] [--reps N]
  *   --quick  N = 4 and 8 only, 100,000 operations to catch up
@@ -32,13 +45,16 @@
 #include <jansson.h>
 #include <limits.h>
 #include <math.h>
+#include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "batch.h"
 #include "cluster.h"
+#include "hlc.h"
 #include "testutil.h"
 
 #define BURST_REQUESTS 10
@@ -153,6 +169,19 @@ static double bytes_out(jv_cluster *c)
     return sum;
 }
 
+static double bytes_raw(jv_cluster *c)
+{
+    double sum = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        double v = jv_cluster_metric_sum(
+            c, i, "jarvis_repl_bytes_uncompressed_total", "direction=\"out\"");
+        if (v < 0)
+            die(c, "GET /metrics");
+        sum += v;
+    }
+    return sum;
+}
+
 /* Every node's version vector equal: the time it took from t0. */
 static double wait_equal(jv_cluster *c, double t0, double limit_ms)
 {
@@ -207,6 +236,7 @@ static double median(samples *s)
 typedef struct {
     double ms;
     double wire;    /* bytes out over all nodes during the burst */
+    double raw;     /* the same messages without zstd */
     double idle;    /* bytes out over all nodes in as long idle */
     double ops;     /* operations the burst made (log figures) */
     double enc;     /* their encoded bytes, signatures included */
@@ -225,7 +255,7 @@ static void burst(jv_cluster *c, int interval_ms, burst_fig *f)
            bytes0 = log_figure(st, "bytes"),
            batches0 = log_figure(st, "batches");
     json_decref(st);
-    double out0 = bytes_out(c);
+    double out0 = bytes_out(c), raw0 = bytes_raw(c);
     double applied0 = batches(c, "applied"), dups0 = batches(c, "duplicate");
     char *bodies[BURST_REQUESTS];
     for (unsigned r = 0; r < BURST_REQUESTS; r++) {
@@ -244,6 +274,7 @@ static void burst(jv_cluster *c, int interval_ms, burst_fig *f)
     jv_cluster_sleep_ms(2 * interval_ms);
     double window = jv_cluster_now_ms() - t0;
     f->wire = bytes_out(c) - out0;
+    f->raw = bytes_raw(c) - raw0;
     f->applied = batches(c, "applied") - applied0;
     f->dups = batches(c, "duplicate") - dups0;
     st = status(c, 0);
@@ -270,6 +301,7 @@ static void sum_bursts(const burst_fig *f, unsigned n, burst_fig *t)
     memset(t, 0, sizeof *t);
     for (unsigned r = 0; r < n; r++) {
         t->wire += f[r].wire;
+        t->raw += f[r].raw;
         t->idle += f[r].idle;
         t->ops += f[r].ops;
         t->enc += f[r].enc;
@@ -285,11 +317,12 @@ static void print_bytes(size_t n, const char *which, const burst_fig *t,
 {
     double recv = (double)(n - 1);
     double per = t->wire / (t->ops * recv), e = t->enc / t->ops;
+    double raw = t->raw / (t->ops * recv);
     /* Per receiver and burst, against sending it the whole state. */
     double delta = t->wire / bursts / recv;
-    printf("   %3zu  %-6s %7.1f B  %7.1f B  %5.2fx  %8.1f B  %5.2f  %9.0f B  "
-           "%8.4f\n",
-           n, which, per, e, per / e, t->idle / (t->ops * recv),
+    printf("   %3zu  %-6s %7.1f B %7.1f B %7.1f B  %5.2fx  %5.2fx  %7.1f B  "
+           "%5.2f  %9.0f B  %8.4f\n",
+           n, which, raw, per, e, raw / e, per / e, t->idle / (t->ops * recv),
            t->dups / t->applied, t->state, delta / t->state);
 }
 
@@ -341,12 +374,13 @@ static void part_convergence(const size_t *sizes, size_t nsizes, unsigned reps)
     }
 
     printf("\n2. Bytes on the wire per replicated operation (the push+AE "
-           "bursts above): the growth of\n   jarvis_repl_bytes_total{"
-           "direction=\"out\"} summed over all nodes / (operations x "
-           "(N-1))\n\n");
-    printf("   %3s  %-6s %9s  %9s  %6s  %10s  %5s  %11s  %8s\n", "N", "bursts",
-           "wire/op", "encoded", "ratio", "idle AE/op", "dup", "full state",
-           "delta/st");
+           "bursts above): the growth of\n   jarvis_repl_bytes_uncompressed_"
+           "total{direction=\"out\"} (raw) and jarvis_repl_bytes_total{"
+           "direction=\"out\"}\n   (as sent, zstd) summed over all nodes / "
+           "(operations x (N-1))\n\n");
+    printf("   %3s  %-6s %9s %9s %9s  %6s  %6s  %9s  %5s  %11s  %8s\n", "N",
+           "bursts", "raw/op", "wire/op", "encoded", "raw/e", "wire/e",
+           "idle AE/op", "dup", "full state", "delta/st");
     for (size_t k = 0; k < nsizes; k++) {
         burst_fig t;
         print_bytes(sizes[k], "1st", &first[k], 1);
@@ -354,14 +388,206 @@ static void part_convergence(const size_t *sizes, size_t nsizes, unsigned reps)
         print_bytes(sizes[k], "next", &t, reps);
     }
     printf("\n   encoded: the log's body bytes plus a 64-byte signature per "
-           "batch, per operation (GET /v1/status);\n   ratio = wire/op / "
-           "encoded (goal: at most 1.3x; messages over 1 KiB are zstd-"
-           "compressed);\n   idle AE/op: the same nodes' traffic over as "
-           "long without writes, per operation (included in wire/op);\n   "
-           "dup: batches received again per batch applied by a receiver;\n"
-           "   delta/st: bytes sent per receiver and burst / the full state "
-           "(export bytes), i.e. against\n   sending every receiver the "
-           "whole state instead of the delta.\n");
+           "batch, per operation (GET /v1/status);\n   raw/e = raw/op / "
+           "encoded: the protocol's overhead without compression (goal: at "
+           "most 1.3x);\n   wire/e = wire/op / encoded, as sent (messages "
+           "over 1 KiB are zstd-compressed);\n   idle AE/op: the same nodes' "
+           "traffic (as sent) over as long without writes, per operation\n"
+           "   (included in wire/op);\n   dup: batches received again per "
+           "batch applied by a receiver;\n   delta/st, the baseline: bytes "
+           "sent per receiver and burst / the full state (export bytes),\n"
+           "   i.e. against sending every receiver the whole state instead of "
+           "the delta.\n");
+}
+
+/* -- catch-up baseline: verify + plain INSERT ---------------------------- */
+
+typedef struct {
+    jv_buf body;
+    uint8_t sig[JV_SIG_LEN];
+} signed_batch;
+
+/* Operation id of the catch-up's mix (batch_body without config), its
+ * texts in t[0..1]. */
+static jv_op catchup_op(unsigned long long id, uint64_t seq, uint64_t stamp,
+                        char t[2][48])
+{
+    jv_op op;
+    unsigned long long x = jv_rng_next(&rng);
+    memset(&op, 0, sizeof op);
+    switch (id % 3) {
+    case 0:
+        snprintf(t[0], 48, "svc-%llu", id % 1000);
+        snprintf(t[1], 48, "%016llx", x);
+        op.kind = JV_OP_AUDIT;
+        op.audit.time_ms = jv_hlc_ms(stamp);
+        op.audit.actor = jv_str_c("admin");
+        op.audit.action = jv_str_c("deploy");
+        op.audit.target = jv_str_c(t[0]);
+        op.audit.detail = jv_str_c(t[1]);
+        break;
+    case 1:
+        snprintf(t[0], 48, "app/%llu", id);
+        snprintf(t[1], 48, "\"%016llx\"", x);
+        op.kind = JV_OP_ARCHIVE_ADD;
+        op.add.key = jv_str_c(t[0]);
+        op.add.value = jv_str_c(t[1]);
+        op.add.stamp = stamp;
+        op.add.dot_n = seq;
+        break;
+    default:
+        snprintf(t[0], 48, "hits/%llu", id);
+        op.kind = JV_OP_COUNTER;
+        op.counter.name = jv_str_c(t[0]);
+        op.counter.p = x % 1000 + 1;
+        break;
+    }
+    return op;
+}
+
+static signed_batch *catchup_batches(const jv_keypair *kp,
+                                     unsigned long long total, unsigned per,
+                                     size_t *nb)
+{
+    *nb = (size_t)((total + per - 1) / per);
+    signed_batch *b = calloc(*nb, sizeof *b);
+    jv_op *ops = calloc(per, sizeof *ops);
+    char(*t)[2][48] = calloc(per, sizeof *t);
+    uint8_t prev[JV_HASH_LEN] = {0};
+    uint64_t seq = 1;
+    if (b == NULL || ops == NULL || t == NULL)
+        die(NULL, "out of memory");
+    for (size_t k = 0; k < *nb; k++) {
+        unsigned long long done = (unsigned long long)k * per;
+        unsigned n = total - done < per ? (unsigned)(total - done) : per;
+        uint64_t stamp = jv_hlc_make(1700000000000ull + k, 0);
+        for (unsigned j = 0; j < n; j++)
+            ops[j] = catchup_op(done + j, seq + j, stamp, t[j]);
+        jv_batch in = {.origin = kp->pk,
+                       .first_seq = seq,
+                       .hlc = stamp,
+                       .ops = ops,
+                       .nops = n};
+        memcpy(in.prev, prev, JV_HASH_LEN);
+        jv_buf_init(&b[k].body);
+        if (jv_batch_encode(&in, &b[k].body) != JV_OK)
+            die(NULL, "batch encode");
+        jv_batch_hash(b[k].body.data, b[k].body.len, prev);
+        jv_batch_sign(prev, kp, b[k].sig);
+        seq += n;
+    }
+    free(ops);
+    free(t);
+    return b;
+}
+
+static void sql_must(sqlite3 *db, int rc, const char *what)
+{
+    if (rc != SQLITE_OK && rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        fprintf(stderr, "repl_bench: %s: %s\n", what, sqlite3_errmsg(db));
+        exit(1);
+    }
+}
+
+static void bind_s(sqlite3_stmt *s, int i, jv_str v)
+{
+    sqlite3_bind_text(s, i, v.p, (int)v.n, SQLITE_STATIC);
+}
+
+/* One row per operation: kind, origin, seq, its texts and number. */
+static void insert_op(sqlite3 *db, sqlite3_stmt *ins, const jv_batch *b,
+                      uint32_t j)
+{
+    const jv_op *op = &b->ops[j];
+    sqlite3_bind_int(ins, 1, (int)op->kind);
+    sqlite3_bind_blob(ins, 2, b->origin.b, JV_ID_LEN, SQLITE_STATIC);
+    sqlite3_bind_int64(ins, 3, (sqlite3_int64)(b->first_seq + j));
+    if (op->kind == JV_OP_AUDIT) {
+        bind_s(ins, 4, op->audit.actor);
+        bind_s(ins, 5, op->audit.action);
+        bind_s(ins, 6, op->audit.target);
+        bind_s(ins, 7, op->audit.detail);
+        sqlite3_bind_int64(ins, 8, (sqlite3_int64)op->audit.time_ms);
+    } else if (op->kind == JV_OP_ARCHIVE_ADD) {
+        bind_s(ins, 4, op->add.key);
+        bind_s(ins, 5, op->add.value);
+        sqlite3_bind_int64(ins, 8, (sqlite3_int64)op->add.stamp);
+    } else {
+        bind_s(ins, 4, op->counter.name);
+        sqlite3_bind_int64(ins, 8, (sqlite3_int64)op->counter.p);
+    }
+    sql_must(db, sqlite3_step(ins), "insert");
+    sqlite3_reset(ins);
+    sqlite3_clear_bindings(ins);
+}
+
+static void verify_insert(sqlite3 *db, sqlite3_stmt *ins, const jv_id *pk,
+                          const signed_batch *sb)
+{
+    uint8_t hash[JV_HASH_LEN];
+    jv_batch dec;
+    jv_batch_hash(sb->body.data, sb->body.len, hash);
+    if (jv_batch_verify_sig(hash, sb->sig, pk) != JV_OK)
+        die(NULL, "baseline: bad signature");
+    if (jv_batch_decode(sb->body.data, sb->body.len, &dec) != JV_OK)
+        die(NULL, "baseline: decode");
+    sql_must(db, sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL),
+             "begin");
+    for (uint32_t j = 0; j < dec.nops; j++)
+        insert_op(db, ins, &dec, j);
+    sql_must(db, sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), "commit");
+    jv_batch_fini(&dec);
+}
+
+/* Operations per second of the baseline. */
+static double catchup_baseline(unsigned long long total, unsigned per)
+{
+    jv_keypair kp;
+    size_t nb;
+    const char *tmp = getenv("TMPDIR");
+    char dir[PATH_MAX], path[PATH_MAX + 16];
+    snprintf(dir, sizeof dir, "%s/jv-repl-bench-XXXXXX",
+             tmp && *tmp ? tmp : "/tmp");
+    if (mkdtemp(dir) == NULL || jv_keypair_generate(&kp) != JV_OK)
+        die(NULL, "baseline set-up");
+    signed_batch *b = catchup_batches(&kp, total, per, &nb);
+    snprintf(path, sizeof path, "%s/base.db", dir);
+    sqlite3 *db;
+    sqlite3_stmt *ins;
+    sql_must(NULL, sqlite3_open(path, &db), "open");
+    sql_must(db,
+             sqlite3_exec(db,
+                          "PRAGMA journal_mode = WAL; PRAGMA synchronous = "
+                          "NORMAL; PRAGMA cache_size = -8192; PRAGMA "
+                          "temp_store = MEMORY; CREATE TABLE t(kind INTEGER, "
+                          "origin BLOB, seq INTEGER, a TEXT, b TEXT, c TEXT, "
+                          "d TEXT, n INTEGER)",
+                          NULL, NULL, NULL),
+             "set-up");
+    sql_must(db,
+             sqlite3_prepare_v2(db,
+                                "INSERT INTO t VALUES (?1, ?2, ?3, ?4, ?5, "
+                                "?6, ?7, ?8)",
+                                -1, &ins, NULL),
+             "prepare");
+    double t0 = jv_cluster_now_ms();
+    for (size_t k = 0; k < nb; k++)
+        verify_insert(db, ins, &kp.pk, &b[k]);
+    double ms = jv_cluster_now_ms() - t0;
+    sqlite3_finalize(ins);
+    sqlite3_close(db);
+    for (size_t k = 0; k < nb; k++)
+        jv_buf_fini(&b[k].body);
+    free(b);
+    jv_keypair_wipe(&kp);
+    static const char *const files[] = {"base.db", "base.db-wal",
+                                        "base.db-shm"};
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        unlink(path);
+    }
+    rmdir(dir);
+    return (double)total / (ms / 1000);
 }
 
 static void part_catchup(unsigned long long total)
@@ -373,6 +599,10 @@ static void part_catchup(unsigned long long total)
     cluster_up(&c, 2, flags);
     json_t *st = status(&c, 1);
     double had = log_figure(st, "operations");
+    json_decref(st);
+    st = status(&c, 0);
+    double ops0 = log_figure(st, "operations"),
+           batches0 = log_figure(st, "batches");
     json_decref(st);
     if (jv_cluster_stop(&c, 1) != 0)
         die(&c, "stop");
@@ -387,6 +617,7 @@ static void part_catchup(unsigned long long total)
     double wrote = jv_cluster_now_ms() - t0;
     st = status(&c, 0);
     double ops = log_figure(st, "operations"),
+           nbatches = log_figure(st, "batches"),
            db = (double)json_integer_value(
                json_object_get(st, "database_bytes"));
     json_decref(st);
@@ -406,12 +637,26 @@ static void part_catchup(unsigned long long total)
     printf("   node 1 restarted: serving after %.0f ms, version vector equal "
            "after %.1f s\n",
            ready - s0, ms / 1000);
+    double rate = got / (ms / 1000);
     printf("   catch-up rate: %.0f operations/s (%.0f operations fetched)\n",
-           got / (ms / 1000), got);
+           rate, got);
     if (jv_cluster_wait_converged(&c, NULL, 0, 120000, NULL) != 0)
         die(&c, "exports differ after the catch-up");
     printf("   exports identical afterwards\n");
     jv_cluster_fini(&c);
+    /* The baseline after the cluster is gone, so that it has the cores. */
+    /* The size of the batches the writes made on node 0. */
+    unsigned per = nbatches > batches0
+                       ? (unsigned)lround((ops - ops0) / (nbatches - batches0))
+                       : 1000;
+    if (per < 1)
+        per = 1;
+    double base = catchup_baseline(total, per);
+    printf("   baseline: hash + Ed25519 verify + decode + plain INSERT of "
+           "the same number of operations\n   in batches of %u, one "
+           "transaction each: %.0f operations/s; catch-up / baseline = "
+           "%.2f\n",
+           per, base, rate / base);
 }
 
 int main(int argc, char **argv)

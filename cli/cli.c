@@ -20,6 +20,7 @@
 #define MAX_TIMEOUT_S     86400
 
 /* The one command table, in the order --help lists it. */
+// clang-format off
 static const jvc_cmd *const commands[] = {
     &jvc_cmd_status,
     &jvc_cmd_health,
@@ -58,7 +59,14 @@ static const jvc_cmd *const commands[] = {
     &jvc_cmd_cluster_key_promote,
     &jvc_cmd_cluster_key_retire,
     &jvc_cmd_cluster_key,
+    &jvc_cmd_bundle_create,
+    &jvc_cmd_bundle_vector,
+    &jvc_cmd_bundle_apply,
+    &jvc_cmd_bundle_inspect,
+    &jvc_cmd_backup_key,
+    &jvc_cmd_backup_open,
 };
+// clang-format on
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
 static const char global_help[] =

@@ -96,5 +96,13 @@ extern const jvc_cmd jvc_cmd_init, jvc_cmd_restore, jvc_cmd_cluster_key;
 extern const jvc_cmd jvc_cmd_cluster_key_add, jvc_cmd_cluster_key_promote,
     jvc_cmd_cluster_key_retire, jvc_cmd_members;
 extern const jvc_cmd jvc_cmd_trust_ls, jvc_cmd_trust_add, jvc_cmd_trust_rm;
+extern const jvc_cmd jvc_cmd_bundle_create, jvc_cmd_bundle_vector,
+    jvc_cmd_bundle_apply, jvc_cmd_bundle_inspect;
+extern const jvc_cmd jvc_cmd_backup_key, jvc_cmd_backup_open;
+/* Adds "encrypt_to" (from the public key file `to`) or "passphrase" (the
+ * first line of the file `pass`) to a backup request body
+ * (cmd_backup_seal.c). Returns an exit code, the reason printed. */
+int jvc_backup_seal_args(const jvc_cmd *cmd, const char *to, const char *pass,
+                         json_t *body);
 
 #endif

@@ -395,12 +395,25 @@ static int unreachable(const jvc_client *c, CURLcode cc)
     return JVC_EXIT_UNREACHABLE;
 }
 
-int jvc_http(jvc_client *c, const char *method, const char *path,
-             const json_t *body, jvc_resp *r)
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
+                       curl_off_t ultotal, curl_off_t ulnow)
+{
+    const jvc_progress *p = arg;
+    (void)dltotal;
+    (void)dlnow;
+    p->fn(p->arg, (uint64_t)ulnow, (uint64_t)ultotal);
+    return 0;
+}
+
+/* One request with a body of any type (payload NULL: none). */
+static int http_do(jvc_client *c, const char *method, const char *path,
+                   const char *payload, size_t plen, const char *ctype,
+                   const jvc_progress *progress, jvc_resp *r)
 {
     int rc = JVC_EXIT_FAIL;
     struct curl_slist *hdrs = NULL, *tmp;
-    char *url = NULL, *payload = NULL;
+    char *url = NULL;
+    jvc_progress pcopy;
     jv_buf buf;
     jv_buf_init(&buf);
     memset(r, 0, sizeof *r);
@@ -409,15 +422,9 @@ int jvc_http(jvc_client *c, const char *method, const char *path,
     url = jvc_strf("%s%s", c->base, path);
     if (url == NULL)
         goto oom;
-    if (body != NULL) {
-        payload = json_dumps(body, JSON_COMPACT);
-        if (payload == NULL)
-            goto oom;
-    }
     /* Expect: off, since curl would otherwise wait for 100-continue on
      * bodies over 1 KiB; the node answers at once anyway. */
-    const char *fixed[] = {"Accept: application/json", "Expect:",
-                           body ? "Content-Type: application/json" : NULL};
+    const char *fixed[] = {"Accept: application/json", "Expect:", ctype};
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
         if (fixed[i] == NULL)
             continue;
@@ -451,8 +458,13 @@ int jvc_http(jvc_client *c, const char *method, const char *path,
         curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, c->unix_path);
     if (payload != NULL) {
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, payload);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
-                         (curl_off_t)strlen(payload));
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)plen);
+    }
+    if (progress != NULL) {
+        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+        pcopy = *progress; /* curl wants a mutable pointer */
+        curl_easy_setopt(h, CURLOPT_XFERINFODATA, &pcopy);
+        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
     }
     if (strcmp(method, "GET") != 0)
         curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
@@ -480,10 +492,31 @@ oom:
     rc = jvc_oom();
 out:
     wipe_slist(hdrs);
-    free(payload); /* jansson's allocation */
     jv_free(url);
     jv_buf_fini(&buf);
     return rc;
+}
+
+int jvc_http(jvc_client *c, const char *method, const char *path,
+             const json_t *body, jvc_resp *r)
+{
+    char *payload = NULL;
+    if (body != NULL && (payload = json_dumps(body, JSON_COMPACT)) == NULL) {
+        memset(r, 0, sizeof *r);
+        return jvc_oom();
+    }
+    int rc = http_do(c, method, path, payload, payload ? strlen(payload) : 0,
+                     body ? "Content-Type: application/json" : NULL, NULL, r);
+    free(payload); /* jansson's allocation */
+    return rc;
+}
+
+int jvc_http_bytes(jvc_client *c, const char *method, const char *path,
+                   const void *data, size_t len, const jvc_progress *progress,
+                   jvc_resp *r)
+{
+    return http_do(c, method, path, data, len,
+                   "Content-Type: application/octet-stream", progress, r);
 }
 
 int jvc_fail(const jvc_client *c, const char *what, const jvc_resp *r)

@@ -27,6 +27,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "cli.h"
 #include "types.h"
@@ -61,6 +62,17 @@ void jvc_resp_fini(jvc_resp *r);
 int jvc_http(jvc_client *c, const char *method, const char *path,
              const json_t *body, jvc_resp *r);
 
+/* A transfer's progress (curl's xferinfo callback), for long uploads. */
+typedef struct {
+    void (*fn)(void *arg, uint64_t sent, uint64_t total); /* bytes up */
+    void *arg;
+} jvc_progress;
+
+/* jvc_http() with a binary body (application/octet-stream); progress may
+ * be NULL. The answer's body may be binary too (r->body, r->len). */
+int jvc_http_bytes(jvc_client *c, const char *method, const char *path,
+                   const void *data, size_t len, const jvc_progress *progress,
+                   jvc_resp *r);
 /* jvc_http(), then: a 2xx answer is JVC_EXIT_OK (with a JSON body unless
  * 204); any other one is reported by jvc_fail(). `what` names the
  * operation for messages ("counters get requests"). */

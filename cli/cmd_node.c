@@ -74,6 +74,46 @@ static const char *keys_text(const json_t *keys, char *out, size_t outlen)
     return out;
 }
 
+/* Names of a JSON array of strings, comma-separated, appended to out. */
+static void join_names(const json_t *a, char *out, size_t outlen)
+{
+    size_t i, len = strlen(out);
+    const json_t *v;
+    json_array_foreach(a, i, v)
+    {
+        if (len >= outlen)
+            break;
+        len += (size_t)snprintf(out + len, outlen - len, "%s%s", i ? ", " : "",
+                                json_is_string(v) ? json_string_value(v) : "?");
+    }
+}
+
+/* The last settings reload (SIGHUP) in one line. */
+static const char *reload_text(const json_t *r, char *out, size_t outlen)
+{
+    char at[64];
+    if (!json_is_object(r))
+        return "none since start";
+    jvc_time_human(json_object_get(r, "at"), at, sizeof at);
+    const char *err = jvc_str(r, "error", NULL);
+    if (err) {
+        snprintf(out, outlen, "%s, failed: %s", at, err);
+        return out;
+    }
+    const json_t *ch = json_object_get(r, "changed");
+    const json_t *rs = json_object_get(r, "restart_needed");
+    snprintf(out, outlen, "%s, %s", at,
+             json_array_size(ch) ? "applied " : "nothing changed");
+    join_names(ch, out, outlen);
+    if (json_array_size(rs)) {
+        size_t len = strlen(out);
+        if (len < outlen)
+            snprintf(out + len, outlen - len, "; restart needed for ");
+        join_names(rs, out, outlen);
+    }
+    return out;
+}
+
 static int run_status(jvc_ctx *ctx, int argc, char **argv)
 {
     jvc_resp r = {0};
@@ -87,7 +127,7 @@ static int run_status(jvc_ctx *ctx, int argc, char **argv)
         goto out;
     json_t *j = r.json;
     const char *self = jvc_str(j, "node_id", NULL);
-    char started[64], up[64], db[32], held[32], keys[160];
+    char started[64], up[64], db[32], held[32], keys[160], reload[512];
     const json_t *upv = json_object_get(j, "uptime_seconds");
     jvc_duration_human(json_is_integer(upv) ? json_integer_value(upv) : 0, up,
                        sizeof up);
@@ -104,7 +144,9 @@ static int run_status(jvc_ctx *ctx, int argc, char **argv)
         !kv(t, "held batches",
             jvc_int_text(j, "held_batches", held, sizeof held)) ||
         !kv(t, "cluster keys",
-            keys_text(json_object_get(j, "cluster_keys"), keys, sizeof keys)))
+            keys_text(json_object_get(j, "cluster_keys"), keys, sizeof keys)) ||
+        !kv(t, "settings reload",
+            reload_text(json_object_get(j, "reload"), reload, sizeof reload)))
         goto oom;
     if (!jvc_table_print(t, stdout))
         goto oom;
@@ -223,7 +265,10 @@ static int run_backup(jvc_ctx *ctx, int argc, char **argv)
     char *pos[1], *path = NULL;
     int npos, rc;
     json_t *body = NULL;
-    if ((rc = jvc_parse_args(ctx->cmd, argc, argv, NULL, 0, pos, 1, 1,
+    const char *to = NULL, *pass = NULL;
+    const jvc_opt opts[] = {{"encrypt-to", 0, &to, NULL},
+                            {"passphrase-file", 0, &pass, NULL}};
+    if ((rc = jvc_parse_args(ctx->cmd, argc, argv, opts, 2, pos, 1, 1,
                              &npos)) != 0)
         return rc;
     /* Passed as given: the node puts a relative name in its backup dir
@@ -238,6 +283,8 @@ static int run_backup(jvc_ctx *ctx, int argc, char **argv)
         rc = jvc_oom();
         goto out;
     }
+    if ((to || pass) && (rc = jvc_backup_seal_args(ctx->cmd, to, pass, body)))
+        goto out;
     if ((rc = jvc_call(c, "backup", "POST", "/v1/backup", body, &r)) != 0)
         goto out;
     if (ctx->g->json) {
@@ -259,15 +306,21 @@ out:
 
 const jvc_cmd jvc_cmd_backup = {
     .group = "backup",
-    .args = "FILE",
+    .args = "FILE [--encrypt-to KEYFILE | --passphrase-file FILE]",
     .summary = "Write a consistent copy of the node's database to FILE",
-    .help = "FILE is written by the node, on the node's host, into its\n"
-            "backup dir (jarvisd --backup-dir, default DATA_DIR/backups):\n"
-            "a plain name is taken there; an absolute path must lie inside\n"
-            "it. The node refuses to overwrite an existing file (also when\n"
-            "another backup to it is under way), and prints where it wrote.\n"
-            "Restore a backup with 'jarvisctl restore FILE' while the node\n"
-            "is stopped.\n",
+    .help =
+        "FILE is written by the node, on the node's host, into its\n"
+        "backup dir (jarvisd --backup-dir, default DATA_DIR/backups):\n"
+        "a plain name is taken there; an absolute path must lie inside\n"
+        "it. The node refuses to overwrite an existing file (also when\n"
+        "another backup to it is under way), and prints where it wrote.\n"
+        "Restore a backup with 'jarvisctl restore FILE' while the node\n"
+        "is stopped.\n"
+        "  --encrypt-to KEYFILE      encrypt it to a backup public key\n"
+        "                            (KEYFILE.pub of jarvisctl backup-key)\n"
+        "  --passphrase-file FILE    encrypt it under the passphrase in\n"
+        "                            FILE (its first line; Argon2id)\n"
+        "Open an encrypted backup with 'jarvisctl backup-open'.\n",
     .run = run_backup,
 };
 

@@ -183,6 +183,20 @@ void jvc_time_local(int64_t ms, char *out, size_t outlen)
         snprintf(out, outlen, "%" PRId64, ms);
 }
 
+static size_t utf8_len(unsigned char c);
+
+/* Drops a UTF-8 sequence cut short at the end of s (a copy truncated to a
+ * buffer), which would show as garbage or swallow what follows. */
+static void utf8_trim_cut(char *s)
+{
+    size_t n = strlen(s), i = n;
+    while (i > 0 && ((unsigned char)s[i - 1] & 0xc0) == 0x80)
+        i--;
+    if (i > 0 && (unsigned char)s[i - 1] >= 0xc0 &&
+        n - (i - 1) < utf8_len((unsigned char)s[i - 1]))
+        s[i - 1] = '\0';
+}
+
 const char *jvc_time_human(const json_t *v, char *out, size_t outlen)
 {
     int64_t ms;
@@ -192,8 +206,11 @@ const char *jvc_time_human(const json_t *v, char *out, size_t outlen)
     }
     if (jvc_time_parse(json_string_value(v), &ms))
         jvc_time_local(ms, out, outlen);
-    else
+    else if (outlen > 0) {
+        /* Not a time: shown as it is, but not cut inside a character. */
         snprintf(out, outlen, "%s", json_string_value(v));
+        utf8_trim_cut(out);
+    }
     return out;
 }
 

@@ -17,6 +17,7 @@
 #include "alloc.h"
 #include "audit.h"
 #include "log.h"
+#include "repl.h"
 #include "timefmt.h"
 
 #define R_NONE  JV_ROLE_NONE
@@ -60,6 +61,10 @@ static const api_route routes[] = {
     {"POST", "/v1/trust", R_ADMIN, api_trust_add},
     {"DELETE", "/v1/trust/{}", R_ADMIN, api_trust_remove},
     {"POST", "/v1/debug/faults", R_ADMIN, api_faults},
+    /* Readers may make a bundle only sealed to a node (checked inside). */
+    {"GET", "/v1/bundles", R_READ, api_bundle_create},
+    {"POST", "/v1/bundles", R_ADMIN, api_bundle_apply},
+    {"POST", "/v1/bundles/inspect", R_READ, api_bundle_inspect},
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -161,11 +166,14 @@ static void record(api_ctx *c, int status)
         if (free_slot && req)
             *free_slot = (status_slot){status, method, req};
     }
+    double secs = (double)(uv_hrtime() - jv_http_start_ns(c->req)) / 1e9;
     jv_metrics_series_add(req, 1);
-    jv_metrics_series_observe(
-        rs->latency, (double)(uv_hrtime() - jv_http_start_ns(c->req)) / 1e9);
+    jv_metrics_series_observe(rs->latency, secs);
     if (status >= 500)
         n->api_errors_window++;
+    /* The route, not the path: paths carry keys and names. */
+    jv_debug("api", "%s %s: %d in %.3f ms", method, route, status,
+             secs * 1000);
 }
 
 void api_reply_raw(api_ctx *c, int status, const char *type,
@@ -498,6 +506,23 @@ void api_submit(api_ctx *c, jv_write_cb done)
                   "when it has caught up with every peer");
         return;
     }
+    jv_repl_clock ck;
+    if (c->nintents && c->node->repl &&
+        (jv_repl_clock_get(c->node->repl, &ck), ck.skewed)) {
+        /* Its peers would hold the batch aside (stamped beyond the bound)
+         * or could not be reached at all (their freshness check). */
+        char msg[256];
+        snprintf(msg, sizeof(msg),
+                 "this node's clock is %+" PRId64 " ms off its peers' "
+                 "(median of %zu; next stamp %+" PRId64 " ms), beyond "
+                 "--max-clock-skew: writes resume when the clock is set "
+                 "right",
+                 ck.offset_ms, ck.peers, ck.ahead_ms);
+        jv_metrics_add(c->node->metrics,
+                       "jarvis_clock_skew_refused_writes_total", NULL, 1);
+        api_error(c, 503, "clock_skew", "%s", msg);
+        return;
+    }
     c->wr.group.intents = c->intents;
     c->wr.group.n = c->nintents;
     c->wr.done = done;
@@ -693,7 +718,10 @@ void jv_api_handle(void *arg, jv_http_req *req)
 
     size_t blen;
     const uint8_t *body = jv_http_body(req, &blen);
-    if (blen) {
+    /* Bundles are binary bodies, read by their handlers. */
+    bool raw =
+        c->route->fn == api_bundle_apply || c->route->fn == api_bundle_inspect;
+    if (blen && !raw) {
         json_error_t e;
         c->body =
             json_loadb((const char *)body, blen, JSON_REJECT_DUPLICATES, &e);

@@ -155,5 +155,8 @@ void api_trust_list(api_ctx *c);
 void api_trust_add(api_ctx *c);
 void api_trust_remove(api_ctx *c);
 void api_faults(api_ctx *c);
+void api_bundle_create(api_ctx *c);
+void api_bundle_apply(api_ctx *c);
+void api_bundle_inspect(api_ctx *c);
 
 #endif

@@ -15,7 +15,9 @@
 #include "backup.h"
 #include "datadir.h"
 #include "local.h"
+#include "reload.h"
 #include "repl.h"
+#include "sealed_backup.h"
 #include "wire.h"
 
 /* -- liveness, metrics, health -------------------------------------------- */
@@ -96,6 +98,42 @@ static json_t *component(int score, const char *reason)
 
 #define JV_ISOLATED_UNHEALTHY_MS (5 * 60 * 1000)
 
+/* The clock against the peers', and batches held for their stamp. */
+static int clock_health(jv_node *n, char *why, size_t whylen)
+{
+    jv_repl_clock ck;
+    uint64_t gap = 0, untrusted = 0, skew = 0;
+    int score = 100;
+    jv_repl_clock_get(n->repl, &ck);
+    jv_repl_held(n->repl, &gap, &untrusted, &skew);
+    if (!ck.peers)
+        snprintf(why, whylen, "not measured yet (no peer answered)");
+    else
+        snprintf(why, whylen,
+                 "%+" PRId64 " ms off the median of %zu peers (next stamp "
+                 "%+" PRId64 " ms, bound %" PRIu64 " ms)%s",
+                 ck.offset_ms, ck.peers, ck.ahead_ms, n->cfg->max_skew_ms,
+                 ck.skewed ? ": clock_skew, local writes refused until the "
+                             "clock is set right"
+                           : "");
+    if (ck.skewed)
+        score = 50;
+    size_t len = strlen(why);
+    if (skew) {
+        snprintf(why + len, whylen - len,
+                 "; %" PRIu64 " batches held for a stamp beyond the bound "
+                 "(applied once within it)",
+                 skew);
+        score = score < 70 ? score : 70;
+    }
+    len = strlen(why);
+    if (gap || untrusted)
+        snprintf(why + len, whylen - len,
+                 "; held: %" PRIu64 " gap, %" PRIu64 " untrusted", gap,
+                 untrusted);
+    return score;
+}
+
 void api_health(api_ctx *c)
 {
     jv_node *n = c->node;
@@ -129,13 +167,19 @@ void api_health(api_ctx *c)
              jv_http_conns(n->http), errs, n->stopping ? ", stopping" : "");
     json_object_set_new(comps, "api", component(s_api, why));
 
-    s_repl = jv_repl_health(n->repl, why, sizeof(why));
+    char why_repl[256];
+    s_repl = jv_repl_health(n->repl, why_repl, sizeof(why_repl));
     if (n->fenced) {
         s_repl = s_repl < 50 ? s_repl : 50;
-        snprintf(why + strlen(why), sizeof(why) - strlen(why),
+        snprintf(why_repl + strlen(why_repl),
+                 sizeof(why_repl) - strlen(why_repl),
                  "; restored from a backup, catching up before writes");
     }
-    json_object_set_new(comps, "replication", component(s_repl, why));
+    int s_clock = clock_health(n, why, sizeof(why));
+    if (s_clock < s_repl)
+        s_repl = s_clock; /* a skewed clock stops this node's writes */
+    json_object_set_new(comps, "replication", component(s_repl, why_repl));
+    json_object_set_new(comps, "clock", component(s_clock, why));
 
     uint64_t rss = resident_bytes();
     s_mem = rss < (512ull << 20) ? 100 : rss < (2048ull << 20) ? 60 : 20;
@@ -203,17 +247,18 @@ void api_status(api_ctx *c)
     json_t *log = json_pack("{s:I,s:I,s:I}", "batches", (json_int_t)st.batches,
                             "operations", (json_int_t)st.ops, "bytes",
                             (json_int_t)st.log_bytes);
-    api_reply(c, 200,
-              json_pack("{s:s,s:s,s:s,s:s,s:o,s:I,s:I,s:o,s:o,s:I,s:o,s:o,s:i}",
-                        "node_id", n->self_hex, "name", n->cfg->name,
-                        "peer_address", n->peer_bound, "version", JV_VERSION,
-                        "started_at", api_time(n->started_ms), "uptime_seconds",
-                        (json_int_t)((now - n->started_ms) / 1000),
-                        "database_bytes",
-                        (json_int_t)(st.file_bytes + st.wal_bytes), "log", log,
-                        "version_vector", vvj, "held_batches",
-                        (json_int_t)st.held, "peers", peers, "cluster_keys",
-                        keys, "protocol_version", JV_WIRE_VERSION));
+    json_t *out = json_pack(
+        "{s:s,s:s,s:s,s:s,s:o,s:I,s:I,s:o,s:o,s:I,s:o,s:o,s:i}", "node_id",
+        n->self_hex, "name", n->cfg->name, "peer_address", n->peer_bound,
+        "version", JV_VERSION, "started_at", api_time(n->started_ms),
+        "uptime_seconds", (json_int_t)((now - n->started_ms) / 1000),
+        "database_bytes", (json_int_t)(st.file_bytes + st.wal_bytes), "log",
+        log, "version_vector", vvj, "held_batches", (json_int_t)st.held,
+        "peers", peers, "cluster_keys", keys, "protocol_version",
+        JV_WIRE_VERSION);
+    if (out)
+        json_object_set_new(out, "reload", jv_reload_json(n));
+    api_reply(c, 200, out);
 }
 
 /* -- sessions ------------------------------------------------------------- */
@@ -869,7 +914,7 @@ static void export_thread(void *arg)
     jv_store *st = NULL;
     char msg[256];
     jv_store_opts_default(&o);
-    o.sync = e->node->cfg->sync;
+    o.sync = e->node->sync;
     o.checked = true;
     jv_err err = jv_store_open(e->node->db_path, &o, &st, msg, sizeof(msg));
     if (err)
@@ -1024,6 +1069,7 @@ typedef struct {
     char why[256]; /* the storage's message on failure */
     jv_verify_report rep;
     json_t *result;
+    jv_bseal_key *seal; /* an encrypted backup: under this key */
 } maint_job;
 
 static void maint_audited(jv_write_req *r)
@@ -1045,6 +1091,10 @@ static void maint_free(void *p)
         return;
     if (m->result)
         json_decref(m->result);
+    if (m->seal) {
+        jv_bseal_key_wipe(m->seal);
+        jv_free(m->seal);
+    }
     jv_free(m);
 }
 
@@ -1066,6 +1116,8 @@ static void maint_finish(api_ctx *c, const char *action, const char *target,
 static jv_err backup_run(jv_store *st, void *arg)
 {
     maint_job *m = arg;
+    if (m->seal)
+        return jv_sealed_backup(st, m->path, m->seal, m->why, sizeof(m->why));
     jv_err err = jv_store_backup(st, m->path);
     if (err)
         snprintf(m->why, sizeof(m->why), "%s", jv_store_errmsg(st));
@@ -1090,6 +1142,11 @@ static void backup_done(jv_node *n, jv_err err, void *arg)
     struct stat sb;
     json_int_t bytes = stat(m->path, &sb) == 0 ? (json_int_t)sb.st_size : 0;
     m->result = json_pack("{s:s,s:I}", "path", m->path, "bytes", bytes);
+    if (m->seal)
+        json_object_set_new(m->result, "encrypted",
+                            json_string(m->seal->mode == JV_BSEAL_MODE_KEY
+                                            ? "key"
+                                            : "passphrase"));
     char detail[64];
     snprintf(detail, sizeof(detail), "%lld bytes", (long long)bytes);
     maint_finish(c, "backup", m->path, detail);
@@ -1141,6 +1198,39 @@ static bool backup_target(const char *base, jv_str name, char *out,
     return true;
 }
 
+/* "encrypt_to" (a backup public key, 64 hex digits) or "passphrase":
+ * an encrypted backup. 0 when fine, else answered. */
+static int backup_seal_fields(api_ctx *c, maint_job *m)
+{
+    jv_str to, pass;
+    if (api_field_str(c, "encrypt_to", false, 64, 64, &to) ||
+        api_field_str(c, "passphrase", false, 8, JV_BSEAL_MAX_PASS, &pass))
+        return -1;
+    if (!to.n && !pass.n)
+        return 0;
+    if (to.n && pass.n) {
+        api_error(c, 400, "invalid_field",
+                  "give encrypt_to or passphrase, not both");
+        return -1;
+    }
+    if (!(m->seal = jv_calloc(1, sizeof(*m->seal)))) {
+        api_fail(c, JV_ENOMEM, "backup");
+        return -1;
+    }
+    m->seal->mode = to.n ? JV_BSEAL_MODE_KEY : JV_BSEAL_MODE_PASS;
+    if (pass.n) {
+        memcpy(m->seal->pass, pass.p, pass.n);
+        return 0;
+    }
+    if (jv_bseal_parse_key(to.p, to.n, m->seal->pk)) {
+        api_error(c, 400, "invalid_field",
+                  "encrypt_to must be a backup public key: 64 hex digits "
+                  "(jarvisctl backup-key makes one)");
+        return -1;
+    }
+    return 0;
+}
+
 void api_backup(api_ctx *c)
 {
     jv_str path;
@@ -1168,6 +1258,8 @@ void api_backup(api_ctx *c)
         api_error(c, 400, "invalid_field", "%s", why);
         return;
     }
+    if (backup_seal_fields(c, m))
+        return;
     jv_err err = jv_node_offloop(c->node, backup_run, backup_done, m);
     if (err)
         api_fail(c, err, "backup");

@@ -8,6 +8,7 @@
 #include "alloc.h"
 #include "api_int.h"
 #include "local.h"
+#include "log.h"
 #include "repl.h"
 #include "transport.h"
 
@@ -251,5 +252,17 @@ void api_faults(api_ctx *c)
     }
     if (b && json_is_true(json_object_get(b, "kill_listener")))
         jv_repl_kill_listener(r);
+    json_t *off = b ? json_object_get(b, "clock_offset_ms") : NULL;
+    if (off) {
+        /* A clock set wrong, or set right, while the node runs. */
+        json_int_t ms = json_integer_value(off);
+        if (!json_is_integer(off) || ms < -31536000000 || ms > 31536000000) {
+            api_error(c, 400, "invalid_field",
+                      "clock_offset_ms: milliseconds within a year");
+            return;
+        }
+        jv_clock_test_offset((int64_t)ms);
+        jv_warn("api", "test fault: the clock runs %lld ms off", (long long)ms);
+    }
     api_reply_empty(c, 204);
 }

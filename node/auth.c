@@ -382,3 +382,15 @@ size_t jv_auth_sweep(jv_auth *a, uint64_t now_ms)
         map_rehash(&a->sessions, a->sessions.cap);
     return a->sessions.live;
 }
+
+void jv_auth_set_rate(jv_auth *a, uint64_t rate, uint64_t burst)
+{
+    a->rate = (double)rate;
+    a->burst = (double)(burst ? burst : rate);
+    /* A smaller bucket applies at once: no key keeps more than it holds. */
+    for (size_t i = 0; i < a->keys.cap; i++) {
+        key_ent *k = a->keys.slot[i];
+        if (k && (void *)k != TOMB && k->tokens > a->burst)
+            k->tokens = a->burst;
+    }
+}

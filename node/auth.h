@@ -44,6 +44,9 @@ typedef struct {
 /* rate: tokens per second per key (0: no limit); burst: bucket size. */
 jv_auth *jv_auth_new(uint64_t rate, uint64_t burst);
 void jv_auth_free(jv_auth *a); /* accepts NULL */
+/* New rate and burst (a settings reload), for every key from its next
+ * request on; a key's tokens beyond the new burst are dropped. */
+void jv_auth_set_rate(jv_auth *a, uint64_t rate, uint64_t burst);
 
 /* Loads every key and every live session from the store. */
 jv_err jv_auth_load(jv_auth *a, jv_store *st, uint64_t now_ms);

@@ -103,6 +103,10 @@ static const opt opts[] = {
     {"max-body", T_SIZE, OFF(max_body), "BYTES",
      "largest request body (k, M suffixes allowed); default: 1M", KiB,
      256 * MiB},
+    {"max-bundle", T_SIZE, OFF(max_bundle), "BYTES",
+     "largest bundle POST /v1/bundles accepts (its own limit, in place of "
+     "max-body); default: 256M",
+     KiB, 4096ull * MiB},
     {"session-ttl", T_U64, OFF(session_ttl), "SECONDS",
      "default session lifetime; default: 3600", 1, 604800},
     {"max-clock-skew", T_U64, OFF(max_skew_ms), "MS",
@@ -150,6 +154,10 @@ static const opt opts[] = {
      MiB, 4 * GiB},
     {"test-faults", T_BOOL, OFF(test_faults), NULL,
      "enable fault injection through the API (for tests only)", 0, 0},
+    {"test-clock-offset-ms", T_STR, OFF(test_clock_offset), "MS",
+     "run with the wall clock shifted by MS (may be negative; tests only,\n"
+     "needs --test-faults); default: 0",
+     0, 0},
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
@@ -301,6 +309,7 @@ static jv_err set_defaults(jv_config *c)
     c->rate_limit = 1000;
     c->rate_burst = 2000;
     c->max_body = 1024 * 1024;
+    c->max_bundle = 256ull * 1024 * 1024;
     c->session_ttl = 3600;
     c->max_skew_ms = 60000;
     c->sync_interval_ms = 1000;
@@ -502,6 +511,8 @@ jv_err jv_config_load(jv_config *c, int argc, char **argv, FILE *out,
         msgf(msg, msglen, "out of memory");
         return err;
     }
+    c->argc = argc;
+    c->argv = argv;
     /* First pass: --help, --version and --config decide what to read. */
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
@@ -576,6 +587,18 @@ jv_err jv_config_load(jv_config *c, int argc, char **argv, FILE *out,
     }
     if (c->rate_limit && c->rate_burst == 0)
         c->rate_burst = c->rate_limit;
+    if (c->test_clock_offset) {
+        char *end = NULL;
+        long long v = strtoll(c->test_clock_offset, &end, 10);
+        if (!c->test_faults || end == c->test_clock_offset || *end ||
+            v < -(long long)(DAY_MS * 365) || v > (long long)(DAY_MS * 365)) {
+            msgf(msg, msglen,
+                 "--test-clock-offset-ms needs --test-faults and a number "
+                 "of milliseconds within a year either way");
+            return JV_EINVAL;
+        }
+        c->test_clock_offset_ms = v;
+    }
     if (strcmp(c->api_listen, "off") != 0 && !c->insecure_api &&
         !api_local_only(c->api_listen)) {
         msgf(msg, msglen,
@@ -599,6 +622,7 @@ void jv_config_fini(jv_config *c)
     jv_free(c->config_path);
     jv_free(c->cluster_key_file);
     jv_free(c->backup_dir);
+    jv_free(c->test_clock_offset);
     jv_strlist *lists[] = {&c->peers, &c->trust};
     for (size_t k = 0; k < 2; k++) {
         for (size_t i = 0; i < lists[k]->n; i++)
@@ -606,4 +630,41 @@ void jv_config_fini(jv_config *c)
         jv_free(lists[k]->v);
     }
     memset(c, 0, sizeof(*c));
+}
+
+jv_err jv_config_reload(jv_config *c, const jv_config *running, char *msg,
+                        size_t msglen)
+{
+    jv_config_action action;
+    const char *path = running->config_path ? running->config_path : "";
+    size_t len = strlen("--config=") + strlen(path) + 1;
+    char *arg = jv_malloc(len);
+    /* The command line again, with --config naming the file read at start
+     * (the last --config wins): not one that appeared since, such as the
+     * default file created after a start without it. */
+    int argc = running->argc > 0 ? running->argc : 1;
+    char **argv = jv_calloc((size_t)argc + 2, sizeof(char *));
+    jv_err err = JV_ENOMEM;
+    memset(c, 0, sizeof(*c));
+    if (!arg || !argv) {
+        msgf(msg, msglen, "out of memory");
+        goto out;
+    }
+    snprintf(arg, len, "--config=%s", path);
+    static char prog[] = "jarvisd";
+    argv[0] = prog;
+    for (int i = 0; i < running->argc; i++)
+        argv[i] = running->argv[i];
+    argv[argc] = arg;
+    err = jv_config_load(c, argc + 1, argv, stderr, &action, msg, msglen);
+    c->argc = running->argc;
+    c->argv = running->argv;
+    if (!err && action != JV_CONFIG_RUN) {
+        msgf(msg, msglen, "the command line asks for no node");
+        err = JV_EINVAL;
+    }
+out:
+    jv_free(arg);
+    jv_free(argv);
+    return err;
 }

@@ -45,6 +45,7 @@ typedef struct {
     uint64_t rate_limit;       /* requests per second per key; 0 = off */
     uint64_t rate_burst;       /* bucket size */
     uint64_t max_body;         /* bytes */
+    uint64_t max_bundle;       /* bytes: the body of POST /v1/bundles */
     uint64_t session_ttl;      /* default session lifetime, seconds */
     uint64_t max_skew_ms;      /* remote HLC stamps refused beyond this */
     uint64_t sync_interval_ms; /* anti-entropy period */
@@ -61,9 +62,15 @@ typedef struct {
     uint64_t request_timeout_ms;
     uint64_t send_timeout_ms;
     uint64_t stream_buffer;
-    bool insecure;     /* allow listening without a cluster key */
-    bool insecure_api; /* allow a non-loopback session API */
-    bool test_faults;  /* enable POST /v1/debug/faults (tests only) */
+    bool insecure;           /* allow listening without a cluster key */
+    bool insecure_api;       /* allow a non-loopback session API */
+    bool test_faults;        /* enable POST /v1/debug/faults (tests only) */
+    char *test_clock_offset; /* as given (tests only) */
+    int64_t test_clock_offset_ms; /* shift of the node's clock (tests only) */
+    /* The command line read (the caller's argv, not copied): a reload
+     * reads it again so that flags keep their precedence. */
+    int argc;
+    char **argv;
 } jv_config;
 
 typedef enum {
@@ -80,6 +87,13 @@ typedef enum {
 jv_err jv_config_load(jv_config *c, int argc, char **argv, FILE *out,
                       jv_config_action *action, char *msg, size_t msglen);
 void jv_config_fini(jv_config *c);
+
+/* Loads the settings again as jv_config_load() did for `running`: the same
+ * command line and environment (which still win over the file), and the
+ * config file `running` read (none if it read none), read again now. The
+ * same errors as jv_config_load(); c needs jv_config_fini() either way. */
+jv_err jv_config_reload(jv_config *c, const jv_config *running, char *msg,
+                        size_t msglen);
 void jv_config_usage(FILE *f);
 
 #endif

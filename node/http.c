@@ -1040,11 +1040,25 @@ static void split_target(jv_http_req *r)
     }
 }
 
+/* The body limit of this request: max_body, or max_big_body for the
+ * paths under big_body_path (known once the target is split). */
+static size_t body_limit(const http_conn *c)
+{
+    const jv_http_opts *o = &c->s->o;
+    const jv_http_req *r = &c->req;
+    size_t n = o->big_body_path ? strlen(o->big_body_path) : 0;
+    if (n && o->max_big_body > o->max_body && r->path_len >= n &&
+        memcmp(r->head.data, o->big_body_path, n) == 0 &&
+        (r->path_len == n || r->head.data[n] == '/'))
+        return o->max_big_body;
+    return o->max_body;
+}
+
 static int on_headers_complete(http_parser *p)
 {
     http_conn *c = p->data;
     jv_http_req *r = &c->req;
-    size_t max_body = c->s->o.max_body;
+    size_t max_body;
     bool chunked = (p->flags & F_CHUNKED) != 0;
     bool sized = !chunked && p->content_length != ULLONG_MAX;
 
@@ -1052,6 +1066,7 @@ static int on_headers_complete(http_parser *p)
     if (r->target_len == 0 || r->head.data[0] != '/')
         return conn_reject(c, 400, "request target is not a path");
     split_target(r);
+    max_body = body_limit(c);
     r->method = p->method;
     c->keep_alive = http_should_keep_alive(p) != 0;
     c->http11 = p->http_major > 1 || (p->http_major == 1 && p->http_minor >= 1);
@@ -1078,7 +1093,7 @@ static int on_chunk_header(http_parser *p)
 {
     http_conn *c = p->data;
     /* content_length is the size of the chunk to come: refuse it early. */
-    if (p->content_length > c->s->o.max_body - c->req.body.len)
+    if (p->content_length > body_limit(c) - c->req.body.len)
         return conn_reject(c, 413, "request body too large");
     return 0;
 }
@@ -1087,7 +1102,7 @@ static int on_body(http_parser *p, const char *at, size_t len)
 {
     http_conn *c = p->data;
     jv_buf *b = &c->req.body;
-    if (len > c->s->o.max_body - b->len)
+    if (len > body_limit(c) - b->len)
         return conn_reject(c, 413, "request body too large");
     if (jv_buf_append(b, at, len))
         return conn_reject(c, 0, NULL);
@@ -1572,6 +1587,8 @@ static jv_err listen_unix(http_listener *l, const char *path, char *name,
 void jv_http_opts_default(jv_http_opts *o)
 {
     o->max_body = 1u << 20;
+    o->big_body_path = NULL;
+    o->max_big_body = 0;
     o->max_header_bytes = 16u << 10;
     o->max_conns = 4096;
     o->max_conns_per_addr = 2048;
@@ -1581,6 +1598,14 @@ void jv_http_opts_default(jv_http_opts *o)
     o->request_timeout_ms = 10000;
     o->send_timeout_ms = 30000;
     o->stream_buffer = 32u << 20;
+}
+
+static bool opts_ok(const jv_http_opts *o)
+{
+    return o->max_conns && o->max_conns_per_addr &&
+           o->max_header_bytes >= 2 * HTTP_LINE_BYTES && o->idle_timeout_ms &&
+           o->idle_busy_ms && o->header_timeout_ms && o->request_timeout_ms &&
+           o->send_timeout_ms && o->stream_buffer;
 }
 
 jv_err jv_http_server_new(uv_loop_t *loop, const jv_http_opts *o,
@@ -1596,11 +1621,7 @@ jv_err jv_http_server_new(uv_loop_t *loop, const jv_http_opts *o,
         jv_http_opts_default(&def);
         o = &def;
     }
-    if (o->max_conns == 0 || o->max_conns_per_addr == 0 ||
-        o->max_header_bytes < 2 * HTTP_LINE_BYTES || o->idle_timeout_ms == 0 ||
-        o->idle_busy_ms == 0 || o->header_timeout_ms == 0 ||
-        o->request_timeout_ms == 0 || o->send_timeout_ms == 0 ||
-        o->stream_buffer == 0)
+    if (!opts_ok(o))
         return JV_EINVAL;
     s = jv_calloc(1, sizeof(*s));
     if (!s)
@@ -1954,4 +1975,16 @@ const char *jv_http_reason(int status)
     default:
         return "Unknown";
     }
+}
+
+jv_err jv_http_set_limits(jv_http_server *s, const jv_http_opts *o)
+{
+    if (!s || !o || !opts_ok(o))
+        return JV_EINVAL;
+    s->o = *o;
+    /* A larger stream budget lets queued streams go on now, not only
+     * when another one ends. */
+    if (s->q_head && s->stream_bytes < s->o.stream_buffer && !s->closing)
+        uv_idle_start(&s->flush, on_flush);
+    return JV_OK;
 }

@@ -52,6 +52,8 @@ typedef struct jv_http_req jv_http_req;
  */
 typedef struct {
     size_t max_body;             /* default 1 MiB */
+    const char *big_body_path;   /* paths starting with this (bundles) */
+    size_t max_big_body;         /* ... take bodies up to this instead */
     size_t max_header_bytes;     /* request line + headers; default 16 KiB */
     unsigned max_conns;          /* default 4096 */
     unsigned max_conns_per_addr; /* default 2048 */
@@ -74,6 +76,13 @@ void jv_http_opts_default(jv_http_opts *o);
 jv_err jv_http_server_new(uv_loop_t *loop, const jv_http_opts *o,
                           jv_http_handler handler, void *arg,
                           jv_http_server **out);
+
+/* Replaces the limits (a settings reload). Each applies from its next
+ * check on: a new connection, a new request head or body, a deadline
+ * set from now on, the stream budget at once; nothing open is closed for
+ * it. JV_EINVAL (nothing changed) for options jv_http_server_new()
+ * would refuse. Loop thread. */
+jv_err jv_http_set_limits(jv_http_server *s, const jv_http_opts *o);
 
 /* Starts listening on addr: "127.0.0.1:7410", "[::1]:7410", "0.0.0.0:0" or
  * "unix:/path/api.sock" (a stale socket file is replaced; the file gets

@@ -17,6 +17,7 @@
 #include "local.h"
 #include "log.h"
 #include "query.h"
+#include "reload.h"
 #include "repl.h"
 #include "transport.h"
 
@@ -24,11 +25,22 @@
 #define PURGE_EVERY_MS  (10 * 60 * 1000)
 #define SESSION_KEEP_MS (24 * 3600 * 1000ull)
 
+/* A clock shifted on purpose (tests only, jv_clock_test_offset). */
+static _Atomic int64_t clock_offset_ms;
+
 uint64_t jv_now_ms(void)
 {
     struct timeval tv;
     gettimeofday(&tv, NULL);
-    return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+    uint64_t ms = (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+    int64_t off = clock_offset_ms;
+    return off < 0 && (uint64_t)-off > ms ? 0 : ms + (uint64_t)off;
+}
+
+void jv_clock_test_offset(int64_t ms)
+{
+    clock_offset_ms = ms;
+    jv_store_test_clock_offset(ms);
 }
 
 static void fmt(char *msg, size_t len, const char *f, ...)
@@ -155,7 +167,7 @@ static void offloop_work(uv_work_t *w)
     jv_store *st = NULL;
     char msg[256];
     jv_store_opts_default(&o);
-    o.sync = j->node->cfg->sync;
+    o.sync = j->node->sync;
     o.checked = true;
     j->err = jv_store_open(j->node->db_path, &o, &st, msg, sizeof(msg));
     if (j->err) {
@@ -403,6 +415,7 @@ static void on_reload(uv_signal_t *s, int signum)
     jv_keyring ring;
     char msg[256];
     (void)signum;
+    jv_reload_settings(n);
     if (!n->cfg->cluster_key_file || !n->repl) {
         jv_info("node", "SIGHUP: no cluster key file to reload");
         return;
@@ -484,7 +497,7 @@ static bool local_only(const char *addr)
 
 /* The session API's limits from the configuration, sized to the process's
  * open-file limit (raised to its hard limit by main()). */
-static void api_limits(const jv_config *cfg, jv_http_opts *ho)
+void jv_node_api_limits(const jv_config *cfg, jv_http_opts *ho)
 {
     struct rlimit rl;
     uint64_t fit = AUTO_MAX_CONNS;
@@ -505,6 +518,8 @@ static void api_limits(const jv_config *cfg, jv_http_opts *ho)
         (unsigned)(cfg->max_conns_per_addr ? cfg->max_conns_per_addr
                                            : (max + 1) / 2);
     ho->max_body = cfg->max_body;
+    ho->big_body_path = "/v1/bundles";
+    ho->max_big_body = (size_t)cfg->max_bundle;
     ho->idle_timeout_ms = cfg->idle_timeout_ms;
     ho->idle_busy_ms = cfg->idle_busy_ms;
     ho->header_timeout_ms = cfg->header_timeout_ms;
@@ -558,9 +573,9 @@ static jv_err find_trust_row(void *arg, const jv_trust_row *t)
  * entry is stamped 1, the oldest stamp there is: any explicit decision
  * (trust add or rm, on any node, before or after) wins over it, also one
  * that reaches this node only later. */
-static jv_err trust_configured(jv_node *n, char *msg, size_t msglen)
+jv_err jv_node_trust_bootstrap(jv_node *n, const jv_strlist *l, char *msg,
+                               size_t msglen)
 {
-    const jv_strlist *l = &n->cfg->trust;
     size_t k = 0;
     if (!l->n)
         return JV_OK;
@@ -683,7 +698,7 @@ static jv_err start_replication(jv_node *n, char *msg, size_t msglen)
             jv_warn("node", "restored from a backup: local writes wait until "
                             "every peer has been caught up with");
     }
-    return trust_configured(n, msg, msglen);
+    return jv_node_trust_bootstrap(n, &n->cfg->trust, msg, msglen);
 }
 
 /* Takes the data dir: its lock, identity, database (writer, reader and
@@ -725,6 +740,9 @@ static jv_err open_data(jv_node *n, const jv_config *cfg, char *msg,
         return err;
 
     jv_hlc_init(&n->hlc, cfg->max_skew_ms);
+    /* Batches stamped beyond the bound wait aside until they are not. */
+    jv_store_set_max_skew(n->wst, cfg->max_skew_ms);
+    jv_store_set_max_skew(n->rst, cfg->max_skew_ms);
     if ((err = jv_store_stats_get(n->rst, &stats))) {
         fmt(msg, msglen, "cannot read %s: %s", n->db_path,
             jv_store_errmsg(n->rst));
@@ -785,7 +803,7 @@ static jv_err start_api(jv_node *n, const jv_config *cfg, char *msg,
     if (strcmp(cfg->api_listen, "off") == 0)
         return JV_OK;
     jv_http_opts_default(&ho);
-    api_limits(cfg, &ho);
+    jv_node_api_limits(cfg, &ho);
     if ((err = jv_http_server_new(n->loop, &ho, jv_api_handle, n, &n->http))) {
         fmt(msg, msglen, "cannot start the API server");
         return err;
@@ -814,7 +832,13 @@ jv_err jv_node_start(jv_node *n, uv_loop_t *loop, const jv_config *cfg,
     memset(n, 0, sizeof(*n));
     n->loop = loop;
     n->cfg = cfg;
+    n->sync = cfg->sync;
     n->lockfd = -1;
+    if (cfg->test_clock_offset_ms) {
+        jv_clock_test_offset(cfg->test_clock_offset_ms);
+        jv_warn("node", "test fault: the clock runs %lld ms off",
+                (long long)cfg->test_clock_offset_ms);
+    }
     n->started_ms = n->window_start_ms = jv_now_ms();
     snprintf(n->data_dir, sizeof(n->data_dir), "%s", cfg->data_dir);
     if (jv_datadir_path(n->data_dir, JV_DATADIR_DB, n->db_path,
@@ -866,4 +890,5 @@ void jv_node_fini(jv_node *n)
     jv_datadir_unlock(n->lockfd);
     n->lockfd = -1;
     jv_keypair_wipe(&n->kp);
+    jv_reload_free(n);
 }

@@ -29,7 +29,9 @@ struct jv_repl;
 
 struct jv_node {
     uv_loop_t *loop;
-    const jv_config *cfg;
+    const jv_config *cfg;     /* swapped by a reload (reload.h): loop thread */
+    jv_sync sync;             /* cfg->sync, for other threads: never reloaded */
+    struct jv_reload *reload; /* the last reload's outcome (reload.h) */
     jv_keypair kp;
     char self_hex[JV_ID_HEX];
     char data_dir[PATH_MAX];
@@ -74,8 +76,14 @@ struct jv_node {
     uint64_t window_start_ms;
 };
 
-/* Wall clock in milliseconds since the Unix epoch. */
+/* Wall clock in milliseconds since the Unix epoch (shifted by the test
+ * clock offset, if one is set). Any thread. */
 uint64_t jv_now_ms(void);
+
+/* Tests only (jarvisd --test-faults): shifts the node's wall clock, and the
+ * store's, by ms from now on, as a clock set wrong (or stepped) would be.
+ * Any thread. */
+void jv_clock_test_offset(int64_t ms);
 
 /* Prepares the data dir (identity, database, admin key), takes its lock,
  * opens both connections and starts listening. msg receives a one-line
@@ -88,6 +96,16 @@ jv_err jv_node_start(jv_node *n, uv_loop_t *loop, const jv_config *cfg,
 void jv_node_stop(jv_node *n);
 /* Frees what outlives the loop and releases the data dir's lock. */
 void jv_node_fini(jv_node *n);
+
+/* The session API's limits for cfg (max-conns sized to the open-file
+ * limit). */
+void jv_node_api_limits(const jv_config *cfg, jv_http_opts *ho);
+
+/* Puts the node ids of l on the replicated trust list, as a bootstrap
+ * only: ids with a trust decision already are left alone. JV_EINVAL (with
+ * msg) for an entry that is not a node id. */
+jv_err jv_node_trust_bootstrap(jv_node *n, const jv_strlist *l, char *msg,
+                               size_t msglen);
 
 /* Runs a job on libuv's thread pool with a connection of its own to the
  * database (opened and closed there), then `done` on the loop thread.

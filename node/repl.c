@@ -27,6 +27,7 @@
 #include <inttypes.h>
 #include <sodium.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "alloc.h"
@@ -41,6 +42,8 @@
 #define MAX_SOURCES  256
 #define MAX_BLOCKED  32
 #define LOG_BATCHES  4096 /* batches read per origin per message, at most */
+/* A peer's clock offset is believed this long after it was measured. */
+#define OFFSET_TTL_MS 60000
 
 typedef enum {
     P_IDLE,
@@ -117,6 +120,21 @@ typedef struct peer {
     jv_vv known[2];
     uint64_t known_since_ms;
     uint64_t claim_self; /* our own origin in its last reply's vector */
+    /* What our requests carried and it answered (it received them, but
+     * may not have applied them: it holds aside or refuses some), and the
+     * stamp of its latest such reply. Only a request of its older than
+     * that reply is answered as if it had them: a newer request's vector
+     * says what it holds (see delivered_for). */
+    jv_vv delivered;
+    uint64_t delivered_stamp;
+    uint64_t delivered_ms; /* when, on our clock: forgotten after two
+                              exchange timeouts, as the facts are */
+    /* Its clock minus ours, in microseconds, measured from the stamps of
+     * our request and its reply (NTP's way: the reply was made halfway
+     * through the round trip), and that round trip; when, on our clock. */
+    int64_t offset_us;
+    uint64_t rtt_us;
+    uint64_t offset_at_ms;
     /* Per origin, whether news of it is pushed to this peer: at first to
      * the `fanout` first peers in the order of `rank` (a fixed random
      * order), then adapted as Plumtree does with its eager and lazy
@@ -201,6 +219,8 @@ struct jv_repl {
     jv_buf scratch;
     char frame_key[9];     /* key id of the frame being opened, for logs */
     unsigned peer_version; /* of the message refused as JV_EVERSION */
+    bool rechecking;       /* a re-check of held batches is at the writer */
+    bool skew_logged;      /* the clock was found skewed (logged once) */
 };
 
 typedef struct {
@@ -214,10 +234,12 @@ typedef struct {
     uint64_t *hlc;
     size_t n;
     uint8_t *data;
+    bool recheck; /* no batches: held ones whose time has come */
 } apply_job;
 
 static void exchange(peer *p, bool pull);
 static void mark_self(peer *p);
+static void recheck_held(jv_repl *r);
 
 /* -- small helpers -------------------------------------------------------- */
 
@@ -280,6 +302,8 @@ static void refuse(jv_repl *r, peer *p, const jv_id *from, reason why,
     snprintf(label, sizeof(label), "refused_%s", reason_name[why]);
     if (why == RS_UNTRUSTED)
         snprintf(label, sizeof(label), "held_untrusted");
+    else if (why == RS_SKEW)
+        snprintf(label, sizeof(label), "held_clock_skew");
     else if (why == RS_HELD_FULL)
         snprintf(label, sizeof(label), "dropped_held_full");
     count(r, "jarvis_repl_batches_total", "result", label, (double)n);
@@ -312,6 +336,12 @@ static void refuse(jv_repl *r, peer *p, const jv_id *from, reason why,
                 "holding batches of origin %.16s (not trusted) from %s; "
                 "to accept them: jarvisctl trust add %s",
                 ohex, who, ohex);
+    else if (why == RS_SKEW)
+        jv_warn("repl",
+                "holding batches of origin %.16s from %s: stamped more than "
+                "--max-clock-skew ahead of this node's clock; they are "
+                "applied once within it (logged once per peer)",
+                ohex, who);
     else
         jv_warn("repl",
                 "refused batches of origin %.16s from %s: %s (logged once "
@@ -577,6 +607,21 @@ static jv_err theirs(peer *p, const jv_vv *base, jv_vv *out)
     return JV_OK;
 }
 
+/* A request of p's stamped `stamp`: if p made it before its latest reply
+ * to a request of ours that carried batches, it may not show them yet;
+ * count them as had (no echo). A newer one shows what p holds, having
+ * applied or held aside what we sent, or refused it: what it lacks is
+ * sent again, so that a refused batch never counts as delivered. */
+static jv_err delivered_for(peer *p, uint64_t stamp, jv_vv *them)
+{
+    if (stamp < p->delivered_stamp &&
+        jv_now_ms() - p->delivered_ms < 2 * p->r->o.timeout_ms)
+        return jv_vv_merge(them, &p->delivered);
+    jv_vv_clear(&p->delivered);
+    p->delivered_stamp = 0;
+    return JV_OK;
+}
+
 static jv_err add_held(void *arg, const jv_held_row *h)
 {
     jv_vv *have = arg;
@@ -698,6 +743,7 @@ static jv_err build(jv_repl *r, const head *h, const jv_vv *have, selection *s,
 {
     jv_msg m;
     jv_buf raw;
+    size_t plain = 0;
     jv_err err;
     jv_msg_init(&m);
     jv_buf_init(&raw);
@@ -726,9 +772,14 @@ static jv_err build(jv_repl *r, const head *h, const jv_vv *have, selection *s,
     }
     m.batches = wb;
     m.nbatches = s ? s->n : 0;
-    if ((err = jv_msg_encode(&m, &r->node->kp, COMPRESS_MIN, &raw, NULL)))
+    if ((err = jv_msg_encode(&m, &r->node->kp, COMPRESS_MIN, &raw, &plain)))
         goto out;
     err = jv_seal(r->keyed ? &r->ring : NULL, raw.data, raw.len, frame);
+    /* What the frame would weigh without zstd (format byte + plain body +
+     * sealing): the protocol's own overhead, which compression can hide. */
+    if (!err)
+        count(r, "jarvis_repl_bytes_uncompressed_total", "direction", "out",
+              (double)(frame->len - raw.len + 1 + plain));
 out:
     jv_free(wb);
     jv_buf_fini(&raw);
@@ -829,6 +880,9 @@ static void count_result(jv_repl *r, peer *src, const jv_id *src_id, jv_err res,
     case JV_EUNTRUSTED:
         refuse(r, src, src_id, RS_UNTRUSTED, origin, 1);
         break;
+    case JV_ESKEW:
+        refuse(r, src, src_id, RS_SKEW, origin, 1);
+        break;
     case JV_ESIG:
         refuse(r, src, src_id, RS_SIGNATURE, origin, 1);
         break;
@@ -856,6 +910,8 @@ static void applied_cb(jv_write_req *w)
     size_t applied = 0;
     origin_set origins = {.n = 0};
     r->applying--;
+    if (j->recheck)
+        r->rechecking = false;
     if (w->err) {
         jv_error("repl", "applying %zu batches failed: %s", j->n,
                  jv_strerror(w->err));
@@ -894,13 +950,13 @@ done:
 }
 
 /* Marks in ok[] the message's batches worth the writer's time: not
- * malformed, not applied already, not stamped beyond the clock skew
- * bound. Returns how many, and their bytes in *bytes. */
+ * malformed, not applied already. (One stamped beyond the clock-skew
+ * bound goes on too: the store holds it aside until it is within.)
+ * Returns how many, and their bytes in *bytes. */
 static size_t filter_batches(jv_repl *r, peer *src, const jv_msg *m, bool *ok,
                              size_t *bytes)
 {
     size_t keep = 0;
-    uint64_t now = jv_now_ms();
     *bytes = 0;
     for (size_t i = 0; i < m->nbatches; i++) {
         jv_batch_head h;
@@ -910,10 +966,6 @@ static size_t filter_batches(jv_repl *r, peer *src, const jv_msg *m, bool *ok,
         }
         if (h.last_seq <= jv_vv_get(&r->applied, &h.origin)) {
             count(r, "jarvis_repl_batches_total", "result", "duplicate", 1);
-            continue;
-        }
-        if (jv_hlc_check(&r->node->hlc, now, h.hlc)) {
-            refuse(r, src, &m->from, RS_SKEW, &h.origin, 1);
             continue;
         }
         ok[i] = true;
@@ -1163,6 +1215,21 @@ static bool take_notice(jv_repl *r, peer *p, const uint8_t *msg, size_t len)
     return true;
 }
 
+/* p's clock against ours, from a proven reply stamped `stamp` (its
+ * clock, in microseconds) to our request stamped p->req_stamp: the reply
+ * was made about halfway through the round trip. */
+static void measure(peer *p, uint64_t stamp)
+{
+    uint64_t now = jv_now_ms() * 1000;
+    if (now < p->req_stamp)
+        return; /* our own clock stepped back meanwhile */
+    uint64_t mid = p->req_stamp + (now - p->req_stamp) / 2;
+    p->offset_us =
+        stamp >= mid ? (int64_t)(stamp - mid) : -(int64_t)(mid - stamp);
+    p->rtt_us = now - p->req_stamp;
+    p->offset_at_ms = now / 1000;
+}
+
 /* What a reply turned out to be (check_reply). */
 typedef enum {
     REPLY_USE,        /* proven, from a trusted node: use it */
@@ -1193,7 +1260,11 @@ static reply_kind check_reply(jv_repl *r, peer *p, const jv_msg *m)
         fail(p, msg);
         return REPLY_REFUSED;
     }
-    /* Proven from here on: m->from holds its key and answered us. */
+    /* Proven from here on: m->from holds its key and answered us. Its
+     * stamp tells its clock, a refusal's too: a node whose clock is off
+     * learns it from the `stale` refusals it gets. */
+    if (is_trusted(r, &m->from))
+        measure(p, m->stamp);
     if (m->refused == JV_REFUSED_RECIPIENT &&
         (p->probing || !jv_id_eq(&p->id, &m->from)))
         return REPLY_INTRODUCED;
@@ -1241,6 +1312,8 @@ static void bind_id(peer *p, const jv_id *id)
         jv_vv_clear(&p->have);
         jv_vv_clear(&p->known[0]);
         jv_vv_clear(&p->known[1]);
+        jv_vv_clear(&p->delivered);
+        p->delivered_stamp = 0;
         p->have_known = false;
         p->nlinks = 0;
     }
@@ -1283,8 +1356,12 @@ static void take_reply(jv_repl *r, peer *p, const jv_msg *m)
     jv_vv_merge(&p->have, &p->sent);
     p->have_known = true;
     learn(p, &m->have);
-    /* It answered: it has what our request carried. */
-    learn(p, &p->sent);
+    /* It answered: it received what our request carried. Not a fact of
+     * what it holds (it may hold some aside, or refuse them): only its
+     * requests older than this reply are answered as if it had them. */
+    jv_vv_merge(&p->delivered, &p->sent);
+    p->delivered_stamp = m->stamp;
+    p->delivered_ms = jv_now_ms();
     p->claim_self = jv_vv_get(&m->have, &r->node->kp.pk);
     if (!p->reachable)
         jv_info("repl", "peer %s reachable", p->addr);
@@ -1478,6 +1555,7 @@ static bool answer_request(jv_repl *r, jv_inbound *in, peer *p, const jv_msg *m)
         m->budget < r->o.max_message / 2 ? m->budget : r->o.max_message / 2;
     if ((err = our_have(r, &have)) ||
         (err = p ? theirs(p, &m->have, &them) : jv_vv_copy(&them, &m->have)) ||
+        (err = p ? delivered_for(p, m->stamp, &them) : JV_OK) ||
         (err = select_for(r, &them, budget, &s, &more, NULL)) ||
         (err = build(r, &h, &have, &s, more, 0, &frame, NULL))) {
         jv_error("repl", "cannot answer a peer: %s", jv_strerror(err));
@@ -1673,10 +1751,147 @@ static void on_timer(uv_timer_t *t)
         exchange(unknown, true);
     else if (!r->chain && n)
         exchange(cand[rnd(r) % n], true);
+    recheck_held(r);
+    /* Logs when the clock goes off the peers' or comes back. */
+    jv_repl_clock ck;
+    jv_repl_clock_get(r, &ck);
     /* Jitter keeps nodes started together from syncing in lockstep. */
     uint64_t iv = r->o.interval_ms;
     uv_timer_start(&r->timer, on_timer, iv - iv / 5 + rnd(r) % (iv / 5 * 2 + 1),
                    0);
+}
+
+/* -- clocks --------------------------------------------------------------- */
+
+/* The median of recent samples, each moved toward 0 by half its round
+ * trip (the most the true offset can be smaller by); of the two middle
+ * ones, the smaller. Peers' offsets from us, microseconds. */
+static size_t peer_offsets(const jv_repl *r, int64_t *median)
+{
+    int64_t v[256];
+    size_t n = 0;
+    uint64_t now = jv_now_ms();
+    for (const peer *p = r->peers; p && n < 256; p = p->next) {
+        if (p->is_self || !p->offset_at_ms ||
+            now - p->offset_at_ms > OFFSET_TTL_MS)
+            continue;
+        int64_t slack = (int64_t)(p->rtt_us / 2), o = p->offset_us;
+        o = o > slack ? o - slack : o < -slack ? o + slack : 0;
+        size_t at = n++;
+        while (at > 0 && v[at - 1] > o) {
+            v[at] = v[at - 1];
+            at--;
+        }
+        v[at] = o;
+    }
+    *median = 0;
+    if (n % 2)
+        *median = v[n / 2];
+    else if (n)
+        *median =
+            llabs(v[n / 2 - 1]) < llabs(v[n / 2]) ? v[n / 2 - 1] : v[n / 2];
+    return n;
+}
+
+void jv_repl_clock_get(jv_repl *r, jv_repl_clock *out)
+{
+    int64_t median;
+    memset(out, 0, sizeof(*out));
+    out->peers = peer_offsets(r, &median);
+    if (!out->peers)
+        return;
+    int64_t bound = (int64_t)r->node->hlc.max_skew_ms;
+    int64_t now = (int64_t)jv_now_ms();
+    out->offset_ms = -median / 1000;
+    /* Our next stamp against their clocks: a clock set right again
+     * still signs ahead while the hybrid clock is (it never goes back). */
+    int64_t next = (int64_t)jv_hlc_ms(r->node->hlc.last);
+    next = next > now ? next : now;
+    out->ahead_ms = next - (now + median / 1000);
+    out->skewed = llabs(out->offset_ms) > bound || out->ahead_ms > bound;
+    if (out->skewed != r->skew_logged) {
+        r->skew_logged = out->skewed;
+        if (out->skewed)
+            jv_warn("repl",
+                    "this node's clock is %+" PRId64 " ms off the median "
+                    "of %zu peers (its next stamp %+" PRId64 " ms), beyond "
+                    "--max-clock-skew %" PRId64 " ms: local writes are "
+                    "refused (503 clock_skew) until it is within",
+                    out->offset_ms, out->peers, out->ahead_ms, bound);
+        else
+            jv_info("repl", "clock within --max-clock-skew of the peers "
+                            "again: local writes accepted");
+    }
+}
+
+typedef struct {
+    jv_repl *r;
+    uint64_t by_reason[3]; /* gap, untrusted, clock_skew */
+    bool ready;            /* one that can be applied now */
+} held_scan;
+
+static jv_err scan_held(void *arg, const jv_held_row *h)
+{
+    held_scan *hs = arg;
+    hs->by_reason[h->reason == JV_EGAP         ? 0
+                  : h->reason == JV_EUNTRUSTED ? 1
+                                               : 2]++;
+    /* A 'gap' at the head of its origin's log waits for nothing but the
+     * time its stamp was held for (apply.c): it can go now. */
+    if (h->reason == JV_EGAP &&
+        h->first_seq <= jv_vv_get(&hs->r->applied, &h->origin) + 1)
+        hs->ready = true;
+    return JV_OK;
+}
+
+/* Held batches by reason (counts of 3, see held_scan); *ready: one of
+ * them can be applied now. */
+static void held_counts(jv_repl *r, uint64_t *counts, bool *ready)
+{
+    held_scan hs = {.r = r};
+    if (jv_store_held_list(r->node->rst, scan_held, &hs) == JV_OK) {
+        memcpy(counts, hs.by_reason, sizeof(hs.by_reason));
+        *ready = hs.ready;
+    } else {
+        memset(counts, 0, sizeof(hs.by_reason));
+        *ready = false;
+    }
+}
+
+void jv_repl_held(jv_repl *r, uint64_t *gap, uint64_t *untrusted,
+                  uint64_t *clock_skew)
+{
+    uint64_t c[3];
+    bool ready;
+    held_counts(r, c, &ready);
+    *gap = c[0];
+    *untrusted = c[1];
+    *clock_skew = c[2];
+}
+
+/* Batches held for their stamp are applied once it is within the bound:
+ * a job with no batches at the writer re-checks them. */
+static void recheck_held(jv_repl *r)
+{
+    uint64_t c[3];
+    bool ready;
+    if (r->rechecking || r->stopping)
+        return;
+    jv_store_vv(r->node->rst, &r->applied);
+    held_counts(r, c, &ready);
+    if (!ready)
+        return;
+    apply_job *j = jv_calloc(1, sizeof(*j));
+    if (!j)
+        return;
+    j->r = r;
+    j->recheck = true;
+    j->wr.apply_flags = JV_APPLY_REQUIRE_TRUST | JV_APPLY_RECHECK;
+    j->wr.done = applied_cb;
+    j->wr.arg = j;
+    r->applying++;
+    r->rechecking = true;
+    jv_writer_submit(r->node->writer, &j->wr);
 }
 
 /* -- peers ---------------------------------------------------------------- */
@@ -1703,6 +1918,7 @@ static void peer_free(peer *p)
     jv_vv_fini(&p->sent);
     jv_vv_fini(&p->known[0]);
     jv_vv_fini(&p->known[1]);
+    jv_vv_fini(&p->delivered);
     jv_free(p->links);
     jv_free(p->addr);
     jv_free(p);
@@ -1724,6 +1940,7 @@ jv_err jv_repl_peer_add(jv_repl *r, const char *addr)
     jv_vv_init(&p->sent);
     jv_vv_init(&p->known[0]);
     jv_vv_init(&p->known[1]);
+    jv_vv_init(&p->delivered);
     p->known_since_ms = jv_now_ms();
     p->down_since_ms = p->known_since_ms;
     p->rank = rnd(r);
@@ -1966,8 +2183,34 @@ void jv_repl_update_metrics(jv_repl *r)
     }
     jv_metrics_set(M(r), "jarvis_repl_peers", "state=\"reachable\"",
                    (double)up);
+    jv_repl_clock ck;
+    jv_repl_clock_get(r, &ck);
+    jv_metrics_set(M(r), "jarvis_clock_offset_seconds", NULL,
+                   (double)ck.offset_ms / 1000.0);
+    jv_metrics_set(M(r), "jarvis_clock_skewed", NULL, ck.skewed ? 1 : 0);
+    jv_metrics_set(M(r), "jarvis_clock_peers_measured", NULL, (double)ck.peers);
+    uint64_t held[3];
+    bool ready;
+    held_counts(r, held, &ready);
+    static const char *const hl[3] = {"reason=\"gap\"", "reason=\"untrusted\"",
+                                      "reason=\"clock_skew\""};
+    for (int i = 0; i < 3; i++)
+        jv_metrics_set(M(r), "jarvis_held_batches_by_reason", hl[i],
+                       (double)held[i]);
     jv_metrics_set(M(r), "jarvis_repl_peers", "state=\"unreachable\"",
                    (double)(total - up));
+}
+
+void jv_repl_set_tuning(jv_repl *r, uint64_t fanout, uint64_t interval_ms,
+                        uint64_t timeout_ms)
+{
+    bool sooner = interval_ms < r->o.interval_ms;
+    r->o.fanout = fanout;
+    r->o.interval_ms = interval_ms;
+    r->o.timeout_ms = timeout_ms;
+    /* A shorter period applies now, not after the long wait under way. */
+    if (sooner && !r->stopping)
+        uv_timer_start(&r->timer, on_timer, interval_ms, 0);
 }
 
 void jv_repl_set_keyring(jv_repl *r, const jv_keyring *ring)
@@ -2045,11 +2288,23 @@ static jv_err declare(jv_metrics *m)
          "sync exchanges this node started, by outcome"},
         {"jarvis_repl_bytes_total", JV_METRIC_COUNTER,
          "bytes of peer messages, by direction"},
+        {"jarvis_repl_bytes_uncompressed_total", JV_METRIC_COUNTER,
+         "bytes of peer messages sent, as they would be without zstd"},
         {"jarvis_repl_listener_restarts_total", JV_METRIC_COUNTER,
          "times the peer listener was found dead and re-created"},
         {"jarvis_repl_peers", JV_METRIC_GAUGE, "peers, by state"},
         {"jarvis_repl_peer_lag_ops", JV_METRIC_GAUGE,
          "operations a peer lacks from us and we from it"},
+        {"jarvis_clock_offset_seconds", JV_METRIC_GAUGE,
+         "this node's clock minus the median of its peers' (0: not measured)"},
+        {"jarvis_clock_skewed", JV_METRIC_GAUGE,
+         "1 while the clock is off beyond --max-clock-skew (writes refused)"},
+        {"jarvis_clock_peers_measured", JV_METRIC_GAUGE,
+         "peers whose clock offset was measured in the last minute"},
+        {"jarvis_clock_skew_refused_writes_total", JV_METRIC_COUNTER,
+         "local writes refused with 503 clock_skew"},
+        {"jarvis_held_batches_by_reason", JV_METRIC_GAUGE,
+         "batches held aside, by reason"},
     };
     for (size_t i = 0; i < sizeof(fams) / sizeof(fams[0]); i++) {
         jv_err err = jv_metrics_declare(m, fams[i].name, fams[i].type,

@@ -86,6 +86,25 @@ void jv_repl_update_metrics(jv_repl *r);
 bool jv_repl_caught_up(const jv_repl *r);
 size_t jv_repl_npeers(const jv_repl *r);
 
+/* New fanout, anti-entropy period and exchange timeout (a settings
+ * reload), used from the next push, pull and exchange on. */
+void jv_repl_set_tuning(jv_repl *r, uint64_t fanout, uint64_t interval_ms,
+                        uint64_t timeout_ms);
+
+/* This node's clock against its trusted peers', measured from the stamps
+ * of its requests and their (signed) replies, refusals included. */
+typedef struct {
+    size_t peers;      /* peers measured in the last minute (0: unknown) */
+    int64_t offset_ms; /* this clock minus the median of theirs */
+    int64_t ahead_ms;  /* the next stamp minus their clocks' time */
+    bool skewed; /* either beyond --max-clock-skew: local writes refused */
+} jv_repl_clock;
+void jv_repl_clock_get(jv_repl *r, jv_repl_clock *out);
+
+/* Batches held aside, by reason. */
+void jv_repl_held(jv_repl *r, uint64_t *gap, uint64_t *untrusted,
+                  uint64_t *clock_skew);
+
 /* Replaces the cluster keyring (a reload): what is sent from now on is
  * sealed with ring->k[0], and every key of ring opens. */
 void jv_repl_set_keyring(jv_repl *r, const jv_keyring *ring);

@@ -19,7 +19,8 @@ pkgs=(
     dpkg-dev fakeroot lintian bash-completion acl curl
 )
 case "${1:-}" in
---bench) pkgs+=(wrk redis-server redis-tools) ;;
+# nginx: the HTTP ceiling of http_bench.sh (run by it, unprivileged).
+--bench) pkgs+=(wrk redis-server redis-tools nginx) ;;
 --clang) pkgs+=(clang) ;;
 --soak) pkgs+=(stress-ng) ;;
 --coverage) pkgs+=(gcovr) ;;

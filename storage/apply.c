@@ -16,10 +16,16 @@
  *        overlap or wrong prev ------------------------> ELINK
  *     untrusted origin (JV_APPLY_REQUIRE_TRUST) ------> held 'untrusted'
  *     starts past applied + 1 ------------------------> held 'gap'
+ *     stamped beyond the clock-skew bound ------------> held (clock_skew)
  *     otherwise --------------------------------------> applied
  *
  * After the given batches, held batches whose origin's gap has filled or
- * who became trusted are applied in the same transaction (release()).
+ * who became trusted are applied in the same transaction (release()), and
+ * so are those whose stamp has come within the skew bound: a call with no
+ * batches re-checks them. A batch held for its stamp is stored with the
+ * reason 'gap' (the column's CHECK predates clock_skew; it waits like a
+ * gap, for time instead of data) and reported as clock_skew while its
+ * stamp is beyond the bound (jv_store_held_list).
  *
  * The OR-Set causal context is read and written through a small per-call
  * cache (ctx_cache): an archive add would otherwise cost three statements
@@ -708,7 +714,8 @@ static jv_err hold(jv_store *st, const jv_store_batch *b, jv_err reason,
     jv__bind_u64(s, 2, bt->first_seq);
     jv__bind_u64(s, 3, jv_batch_last_seq(bt));
     jv__bind_u64(s, 4, bt->hlc);
-    sqlite3_bind_text(s, 5, reason == JV_EGAP ? reason_gap : reason_untrusted,
+    sqlite3_bind_text(s, 5,
+                      reason == JV_EUNTRUSTED ? reason_untrusted : reason_gap,
                       -1, SQLITE_STATIC);
     jv__bind_u64(s, 6, b->len);
     sqlite3_bind_blob(s, 7, b->hash, JV_HASH_LEN, SQLITE_STATIC);
@@ -809,6 +816,8 @@ static jv_err release_origin(jv_store *st, ctx_cache *cc, const jv_id *origin,
         if (c == JV_OK && (flags & JV_APPLY_REQUIRE_TRUST) &&
             (err = jv_store_is_trusted(st, origin, &trusted)))
             goto out;
+        if (c == JV_OK && trusted && jv__beyond_skew(st, bt.hlc))
+            goto out; /* stays held until its stamp is within the bound */
         if (c == JV_OK && trusted) {
             if ((err = apply_batch(st, cc, &b, !found)))
                 goto out;
@@ -936,8 +945,11 @@ static jv_err apply_one(jv_store *st, ctx_cache *cc, const jv_store_batch *b,
     if ((flags & JV_APPLY_REQUIRE_TRUST) &&
         (err = jv_store_is_trusted(st, &bt->origin, &trusted)))
         return err;
-    if (!trusted || c == JV_EGAP) {
-        if ((err = hold(st, b, trusted ? JV_EGAP : JV_EUNTRUSTED, res)))
+    if (!trusted || c == JV_EGAP || jv__beyond_skew(st, bt->hlc)) {
+        jv_err why = !trusted       ? JV_EUNTRUSTED
+                     : c == JV_EGAP ? JV_EGAP
+                                    : JV_ESKEW;
+        if ((err = hold(st, b, why, res)))
             return err;
         if (*res != JV_ETOOBIG)
             *held_nonempty = true;

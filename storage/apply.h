@@ -41,6 +41,10 @@ typedef struct {
 /* Hold batches of origins that are not on the trust list (and not this
  * node) instead of applying them. */
 #define JV_APPLY_REQUIRE_TRUST 0x1u
+/* For the writer: a request with no batches and this flag calls
+ * jv_store_apply with none, to apply held batches that have become
+ * applicable with time (their stamp is now within the skew bound). */
+#define JV_APPLY_RECHECK 0x2u
 
 /* Bounds of the held-aside area; past them a batch is dropped
  * (JV_ETOOBIG) and anti-entropy fetches it again later. The whole area: */
@@ -59,8 +63,9 @@ typedef struct {
 
 typedef struct {
     size_t applied;  /* batches applied, released ones included */
-    size_t released; /* held batches applied because a gap filled or
-                        their origin became trusted */
+    size_t released; /* held batches applied because a gap filled, their
+                        origin became trusted or their stamp came within
+                        the skew bound */
     uint64_t ops;    /* operations applied */
 } jv_apply_stats;
 
@@ -69,6 +74,8 @@ typedef struct {
  *   JV_EDUP        already applied, or already held: nothing changed
  *   JV_EGAP        held aside until its origin's gap fills
  *   JV_EUNTRUSTED  held aside until its origin is trusted
+ *   JV_ESKEW       held aside until its stamp is within the clock-skew
+ *                  bound (jv_store_set_max_skew)
  *   JV_ELINK       refused: does not chain onto the origin's log
  *   JV_EEQUIVOCATE refused: the origin already has a different batch for
  *                  these sequence numbers

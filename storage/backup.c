@@ -881,11 +881,13 @@ static jv_err open_verified(const char *src, const char *tmp, jv_store **st,
 static jv_err install_copy(const char *tmp, const char *db_path, bool *renamed,
                            char *msg, size_t msglen)
 {
-    char *tgt_wal = NULL, *tgt_shm = NULL;
+    char *tgt_wal = NULL, *tgt_shm = NULL, *aside = NULL;
     struct stat sb;
+    bool moved = false;
     jv_err err = JV_EIO;
     if (!(tgt_wal = path_with(db_path, "-wal")) ||
-        !(tgt_shm = path_with(db_path, "-shm"))) {
+        !(tgt_shm = path_with(db_path, "-shm")) ||
+        !(aside = path_with(db_path, "-wal.replaced"))) {
         err = JV_ENOMEM;
         snprintf(msg, msglen, "restore: out of memory");
         goto out;
@@ -895,12 +897,20 @@ static jv_err install_copy(const char *tmp, const char *db_path, bool *renamed,
         goto out;
     }
     /* The old WAL must not outlive its database: replayed onto the new
-     * file it would corrupt it. */
+     * file it would corrupt it. It is moved aside rather than deleted, so
+     * that a failed rename below leaves the old database whole even when
+     * its checkpoint failed. */
     if (stat(db_path, &sb) == 0)
         checkpoint_target(db_path);
-    if ((unlink(tgt_wal) != 0 && errno != ENOENT) ||
-        (unlink(tgt_shm) != 0 && errno != ENOENT)) {
-        snprintf(msg, msglen, "restore: cannot remove %s's WAL: %s", db_path,
+    if (rename(tgt_wal, aside) == 0)
+        moved = true;
+    else if (errno != ENOENT) {
+        snprintf(msg, msglen, "restore: cannot move %s's WAL aside: %s",
+                 db_path, strerror(errno));
+        goto out;
+    }
+    if (unlink(tgt_shm) != 0 && errno != ENOENT) {
+        snprintf(msg, msglen, "restore: cannot remove %s: %s", tgt_shm,
                  strerror(errno));
         goto out;
     }
@@ -910,6 +920,9 @@ static jv_err install_copy(const char *tmp, const char *db_path, bool *renamed,
         goto out;
     }
     *renamed = true;
+    if (moved)
+        unlink(aside);
+    moved = false;
     if (fsync_dir_of(db_path) != 0) {
         snprintf(msg, msglen, "restore: sync directory of %s: %s", db_path,
                  strerror(errno));
@@ -917,16 +930,44 @@ static jv_err install_copy(const char *tmp, const char *db_path, bool *renamed,
     }
     err = JV_OK;
 out:
+    if (moved && rename(aside, tgt_wal) != 0)
+        snprintf(msg, msglen, "restore: %s's WAL is left at %s: %s", db_path,
+                 aside, strerror(errno));
     jv_free(tgt_wal);
     jv_free(tgt_shm);
+    jv_free(aside);
     return err;
+}
+
+/* Makes the marked copy one file and closes it: its WAL (which holds at
+ * least the restored mark) does not move with it, and the checkpoint that
+ * jv_store_close() runs cannot report a failure. */
+static jv_err close_copy(jv_store **st, const char *tmp, const char *tmp_wal,
+                         char *msg, size_t msglen)
+{
+    struct stat sb;
+    int rc = sqlite3_wal_checkpoint_v2((*st)->db, NULL,
+                                       SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        jv_err err = jv__sqlerr(*st, rc, "checkpoint");
+        snprintf(msg, msglen, "restore: cannot checkpoint %s: %s", tmp,
+                 jv_store_errmsg(*st));
+        return err;
+    }
+    jv_store_close(*st);
+    *st = NULL;
+    if (stat(tmp_wal, &sb) == 0 && sb.st_size > 0) {
+        snprintf(msg, msglen, "restore: %s kept a WAL after closing", tmp);
+        return JV_EIO;
+    }
+    return JV_OK;
 }
 
 jv_err jv_store_restore(const char *src, const char *db_path, char *msg,
                         size_t msglen)
 {
     char scratch_msg[256];
-    char *tmp = NULL, *src_wal = NULL;
+    char *tmp = NULL, *tmp_wal = NULL, *src_wal = NULL;
     jv_store *st = NULL;
     struct stat sb;
     bool carried = false, renamed = false;
@@ -938,6 +979,7 @@ jv_err jv_store_restore(const char *src, const char *db_path, char *msg,
     }
     msg[0] = '\0';
     if (!(tmp = path_with(db_path, ".restore")) ||
+        !(tmp_wal = path_with(db_path, ".restore-wal")) ||
         !(src_wal = path_with(src, "-wal"))) {
         err = JV_ENOMEM;
         snprintf(msg, msglen, "restore: out of memory");
@@ -961,9 +1003,8 @@ jv_err jv_store_restore(const char *src, const char *db_path, char *msg,
         goto fail;
     if ((err = finish_copy(st, db_path, &carried, msg, msglen)))
         goto fail;
-    /* The last close checkpoints the copy's WAL into it and removes it. */
-    jv_store_close(st);
-    st = NULL;
+    if ((err = close_copy(&st, tmp, tmp_wal, msg, msglen)))
+        goto fail;
     if ((err = install_copy(tmp, db_path, &renamed, msg, msglen)))
         goto fail;
     if (!carried)
@@ -979,6 +1020,7 @@ fail:
         unlink_db(tmp);
 out:
     jv_free(tmp);
+    jv_free(tmp_wal);
     jv_free(src_wal);
     return err;
 }

@@ -619,7 +619,7 @@ static const char sql_log_after[] =
     LOG_SELECT "WHERE origin = ?1 AND last_seq > ?2 ORDER BY last_seq LIMIT ?3";
 static const char sql_log_scan[] = LOG_SELECT "ORDER BY origin, last_seq";
 static const char sql_held_list[] =
-    "SELECT origin, first_seq, last_seq, reason, len FROM held "
+    "SELECT origin, first_seq, last_seq, reason, len, hlc FROM held "
     "ORDER BY origin, first_seq, rowid";
 
 jv_err jv_store_vv(jv_store *st, jv_vv *out)
@@ -734,6 +734,10 @@ jv_err jv_store_held_list(jv_store *st, jv_held_cb cb, void *arg)
         jv_str reason = jv__col_str(s, 3);
         r.reason = jv_str_eq(reason, jv_str_c("gap")) ? JV_EGAP : JV_EUNTRUSTED;
         r.len = (size_t)jv__col_u64(s, 4);
+        r.hlc = jv__col_u64(s, 5);
+        /* Stored as 'gap' (apply.c): it waits for its stamp. */
+        if (r.reason == JV_EGAP && jv__beyond_skew(st, r.hlc))
+            r.reason = JV_ESKEW;
         if ((err = cb(arg, &r)))
             break;
     }

@@ -158,13 +158,15 @@ jv_err jv_store_log_after(jv_store *st, const jv_id *origin, uint64_t after_seq,
 /* Every batch, by origin then sequence. */
 jv_err jv_store_log_scan(jv_store *st, jv_log_cb cb, void *arg);
 
-/* Batches held aside (gap or untrusted origin), by origin then sequence. */
+/* Batches held aside (gap, untrusted origin, or a stamp beyond the skew
+ * bound of jv_store_set_max_skew), by origin then sequence. */
 typedef struct {
     jv_id origin;
     uint64_t first_seq;
     uint64_t last_seq;
-    jv_err reason; /* JV_EGAP or JV_EUNTRUSTED */
+    jv_err reason; /* JV_EGAP, JV_EUNTRUSTED or JV_ESKEW */
     size_t len;
+    uint64_t hlc; /* the batch's stamp */
 } jv_held_row;
 
 typedef jv_err (*jv_held_cb)(void *arg, const jv_held_row *r);

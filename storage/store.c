@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "hlc.h"
 
 /* -- schema --------------------------------------------------------------- */
 
@@ -354,12 +355,27 @@ static const char sql_commit[] = "COMMIT";
 static const char sql_savepoint[] = "SAVEPOINT jv";
 static const char sql_release[] = "RELEASE jv";
 
+static int undo_step(jv_store *st, int i);
+
 jv_err jv__tx_begin(jv_store *st, jv__tx *tx)
 {
-    tx->nested = !sqlite3_get_autocommit(st->db);
-    if (!tx->nested)
+    tx->nested = st->tx_depth > 0;
+    if (!tx->nested) {
         st->minute_memo[0].valid = st->minute_memo[1].valid = false;
-    return jv__exec(st, tx->nested ? sql_savepoint : sql_begin);
+        /* A rollback that failed (out of memory) left a transaction open:
+         * nesting into it would make this one a savepoint that never
+         * commits, and report success for writes that the next rollback
+         * or close drops. End it now. */
+        if (!sqlite3_get_autocommit(st->db)) {
+            int rc = undo_step(st, 0);
+            if (rc != SQLITE_OK)
+                return jv__sqlerr(st, rc, "roll back a failed transaction");
+        }
+    }
+    jv_err err = jv__exec(st, tx->nested ? sql_savepoint : sql_begin);
+    if (!err)
+        st->tx_depth++;
+    return err;
 }
 
 jv_err jv__tx_commit(jv_store *st, jv__tx *tx)
@@ -367,21 +383,54 @@ jv_err jv__tx_commit(jv_store *st, jv__tx *tx)
     jv_err err = jv__exec(st, tx->nested ? sql_release : sql_commit);
     if (err)
         jv__tx_rollback(st, tx);
+    else
+        st->tx_depth--;
     return err;
+}
+
+/* Runs one of the statements prepared at open for undoing. */
+static int undo_step(jv_store *st, int i)
+{
+    static const char *const sql[] = {"ROLLBACK", "ROLLBACK TO jv",
+                                      "RELEASE jv"};
+    if (!st->undo[i])
+        return sqlite3_exec(st->db, sql[i], NULL, NULL, NULL);
+    int rc = sqlite3_step(st->undo[i]);
+    sqlite3_reset(st->undo[i]);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
 void jv__tx_rollback(jv_store *st, jv__tx *tx)
 {
+    if (st->tx_depth > 0)
+        st->tx_depth--;
     /* Rows the memo describes may be undone here. */
     st->minute_memo[0].valid = st->minute_memo[1].valid = false;
-    /* Through sqlite3_exec, not the statement cache: undoing must not
-     * depend on an allocation of ours succeeding. After some errors (I/O,
-     * full disk) SQLite has already rolled the whole transaction back, and
-     * there is nothing left to undo. */
+    /* Through statements prepared at open, not the statement cache:
+     * undoing must not depend on an allocation succeeding. After some
+     * errors (I/O, full disk) SQLite has already rolled the whole
+     * transaction back, and there is nothing left to undo. Should this
+     * fail all the same, the next top-level jv__tx_begin rolls back. */
     if (sqlite3_get_autocommit(st->db))
         return;
-    sqlite3_exec(st->db, tx->nested ? "ROLLBACK TO jv; RELEASE jv" : "ROLLBACK",
-                 NULL, NULL, NULL);
+    if (!tx->nested) {
+        undo_step(st, 0);
+    } else if (undo_step(st, 1) == SQLITE_OK) {
+        undo_step(st, 2);
+    }
+}
+
+static jv_err prepare_undo(jv_store *st)
+{
+    static const char *const sql[] = {"ROLLBACK", "ROLLBACK TO jv",
+                                      "RELEASE jv"};
+    for (int i = 0; i < 3; i++) {
+        int rc = sqlite3_prepare_v3(
+            st->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->undo[i], NULL);
+        if (rc != SQLITE_OK)
+            return jv__sqlerr(st, rc, "prepare");
+    }
+    return JV_OK;
 }
 
 int jv__bind_str(sqlite3_stmt *s, int i, jv_str v)
@@ -428,11 +477,32 @@ uint64_t jv__col_u64(sqlite3_stmt *s, int i)
     return v < 0 ? 0 : (uint64_t)v;
 }
 
+/* Tests only (jv_store_test_clock_offset): a clock shifted on purpose. */
+static _Atomic int64_t test_offset_ms;
+
+void jv_store_test_clock_offset(int64_t ms)
+{
+    test_offset_ms = ms;
+}
+
+void jv_store_set_max_skew(jv_store *st, uint64_t max_skew_ms)
+{
+    st->max_skew_ms = max_skew_ms;
+}
+
 uint64_t jv__now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    uint64_t ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    int64_t off = test_offset_ms;
+    return off < 0 && (uint64_t)-off > ms ? 0 : ms + (uint64_t)off;
+}
+
+bool jv__beyond_skew(const jv_store *st, uint64_t hlc)
+{
+    uint64_t now = jv__now_ms();
+    return st->max_skew_ms && jv_hlc_ms(hlc) > now + st->max_skew_ms;
 }
 
 /* -- opening -------------------------------------------------------------- */
@@ -818,7 +888,8 @@ jv_err jv_store_open(const char *path, const jv_store_opts *o, jv_store **out,
         goto fail;
     }
     sqlite3_extended_result_codes(st->db, 1);
-    if ((err = jv__apply_functions(st)) || (err = set_pragmas(st, o)))
+    if ((err = prepare_undo(st)) || (err = jv__apply_functions(st)) ||
+        (err = set_pragmas(st, o)))
         goto fail;
     if (!o->readonly) {
         /* The migration runs in whatever journal mode the file is in, so
@@ -845,6 +916,8 @@ void jv_store_close(jv_store *st)
         return;
     for (size_t i = 0; i < st->capslots; i++)
         sqlite3_finalize(st->slots[i].stmt);
+    for (int i = 0; i < 3; i++)
+        sqlite3_finalize(st->undo[i]);
     jv_free(st->slots);
     sqlite3_close(st->db);
     jv_free(st->path);

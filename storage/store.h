@@ -125,4 +125,15 @@ typedef struct {
 
 jv_err jv_store_stats_get(jv_store *st, jv_store_stats *out);
 
+/* Batches stamped more than max_skew_ms ahead of this machine's clock
+ * are held aside by jv_store_apply (reason clock_skew, JV_ESKEW) and
+ * applied by a later call once they are within it; 0 (the default): no
+ * check. Also what jv_store_held_list reports as clock_skew. Call on the
+ * thread that owns st. */
+void jv_store_set_max_skew(jv_store *st, uint64_t max_skew_ms);
+
+/* Tests only: shifts the wall clock every store reads by ms (a node
+ * started with a test clock offset). Any thread. */
+void jv_store_test_clock_offset(int64_t ms);
+
 #endif

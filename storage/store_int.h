@@ -46,6 +46,14 @@ struct jv_store {
     size_t nslots, capslots;
     char errmsg[256];
     jv__minute_memo minute_memo[2];
+    /* Transactions open through jv__tx_begin: whether a new one nests
+     * comes from here, not from SQLite's autocommit flag, which a
+     * rollback that failed (out of memory) leaves off. */
+    unsigned tx_depth;
+    /* ROLLBACK, ROLLBACK TO jv, RELEASE jv: prepared at open, so that
+     * undoing needs no allocation when memory has run out. */
+    sqlite3_stmt *undo[3];
+    uint64_t max_skew_ms; /* 0: batch stamps are not checked */
 };
 
 /* The cached statement for sql (prepared on first use). NULL on failure,
@@ -69,7 +77,9 @@ jv_err jv__exec(jv_store *st, const char *sql);
 
 /* A write transaction that nests: BEGIN IMMEDIATE at the top level, a
  * SAVEPOINT inside an open transaction (so the local.h writes can run on
- * their own or inside a commit_local group). */
+ * their own or inside a commit_local group). A top-level begin first rolls
+ * back what a failed rollback left open, so a new transaction never
+ * silently becomes a savepoint of a dead one. */
 typedef struct {
     bool nested;
 } jv__tx;
@@ -88,6 +98,11 @@ int jv__bind_u64(sqlite3_stmt *s, int i, uint64_t v);
 jv_str jv__col_str(sqlite3_stmt *s, int i);
 jv_err jv__col_id(jv_store *st, sqlite3_stmt *s, int i, jv_id *out);
 uint64_t jv__col_u64(sqlite3_stmt *s, int i);
+
+/* Whether a batch stamp is further ahead of this machine's clock than
+ * jv_store_set_max_skew allows: such a batch is held aside (reason
+ * clock_skew) until it is not. */
+bool jv__beyond_skew(const jv_store *st, uint64_t hlc);
 
 /* Wall-clock milliseconds (for node-local bookkeeping only). */
 uint64_t jv__now_ms(void);

@@ -1,9 +1,13 @@
 /*
- * driver.c - runs a harness without libFuzzer: its valid seeds, mutations
- * of them (bit flips, byte sets, insertions, deletions, truncations,
- * splices), and random inputs. JV_SEED replays a run; JV_FUZZ_ITERS sets
- * the number of inputs (default 200000).
+ * driver.c - runs a harness without libFuzzer: every file of its corpus
+ * (tests/fuzz/corpus/<harness>/, under JV_SOURCE_DIR: inputs libFuzzer
+ * found, crashes fixed since), its valid seeds, mutations of them (bit
+ * flips, byte sets, insertions, deletions, truncations, splices), and
+ * random inputs. JV_SEED replays a run; JV_FUZZ_ITERS sets the number of
+ * inputs (default 200000). JV_FUZZ_SEEDS_OUT=dir writes the valid seeds
+ * there as files and exits: a starting corpus for libFuzzer.
  */
+#include <dirent.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,8 +17,8 @@
 #include "fuzz.h"
 #include "testutil.h"
 
-#define MAX_SEEDS 64
-#define MAX_INPUT (64 * 1024)
+#define MAX_SEEDS      64
+#define FUZZ_MAX_INPUT (64 * 1024)
 
 static void mutate(jv_rng *r, jv_buf *in, const jv_buf *seeds, size_t nseeds)
 {
@@ -36,7 +40,7 @@ static void mutate(jv_rng *r, jv_buf *in, const jv_buf *seeds, size_t nseeds)
             }
             break;
         case 2: /* insert random bytes */
-            if (n < MAX_INPUT - 8) {
+            if (n < FUZZ_MAX_INPUT - 8) {
                 size_t at = (size_t)jv_rng_below(r, n + 1);
                 size_t k2 = 1 + (size_t)jv_rng_below(r, 8);
                 jv_buf_reserve(in, k2);
@@ -71,6 +75,61 @@ static void mutate(jv_rng *r, jv_buf *in, const jv_buf *seeds, size_t nseeds)
     }
 }
 
+#ifndef JV_FUZZ_NAME
+#error "JV_FUZZ_NAME: the harness's name, its corpus directory"
+#endif
+
+/* Feeds every regular file of the harness's corpus directory; returns how
+ * many (0 when the directory does not exist). */
+static size_t replay_corpus(void)
+{
+    const char *src = getenv("JV_SOURCE_DIR");
+    char dir[4096], path[4096 + 256];
+    size_t n = 0;
+    snprintf(dir, sizeof(dir), "%s/tests/fuzz/corpus/%s",
+             src && *src ? src : ".", JV_FUZZ_NAME);
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        FILE *f = fopen(path, "rb");
+        if (!f)
+            continue;
+        uint8_t *buf = malloc(FUZZ_MAX_INPUT);
+        size_t len = buf ? fread(buf, 1, FUZZ_MAX_INPUT, f) : 0;
+        fclose(f);
+        if (buf) {
+            LLVMFuzzerTestOneInput(len ? buf : (const uint8_t *)"", len);
+            n++;
+        }
+        free(buf);
+    }
+    closedir(d);
+    return n;
+}
+
+static int write_seeds(const char *dir, const jv_buf *seeds, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/seed-%02zu", dir, i);
+        FILE *f = fopen(path, "wb");
+        if (!f || fwrite(seeds[i].data, 1, seeds[i].len, f) != seeds[i].len) {
+            fprintf(stderr, "%s: cannot write\n", path);
+            if (f)
+                fclose(f);
+            return 1;
+        }
+        fclose(f);
+    }
+    printf("%zu seeds written to %s\n", n, dir);
+    return 0;
+}
+
 int main(void)
 {
     jv_buf seeds[MAX_SEEDS], in;
@@ -84,6 +143,15 @@ int main(void)
         jv_buf_init(&seeds[i]);
     jv_buf_init(&in);
     size_t nseeds = jv_fuzz_seeds(seeds, MAX_SEEDS);
+    const char *out = getenv("JV_FUZZ_SEEDS_OUT");
+    if (out && *out) {
+        int rc = write_seeds(out, seeds, nseeds);
+        for (size_t i = 0; i < MAX_SEEDS; i++)
+            jv_buf_fini(&seeds[i]);
+        jv_buf_fini(&in);
+        return rc;
+    }
+    size_t ncorpus = replay_corpus();
     jv_rng_seed(&r, seed);
     for (size_t i = 0; i < nseeds; i++)
         LLVMFuzzerTestOneInput(seeds[i].data, seeds[i].len);
@@ -107,8 +175,9 @@ int main(void)
         }
         LLVMFuzzerTestOneInput(in.len ? in.data : (const uint8_t *)"", in.len);
     }
-    printf("%zu seeds and %" PRIu64 " generated inputs: no failure\n", nseeds,
-           iters);
+    printf("%zu corpus files, %zu seeds and %" PRIu64
+           " generated inputs: no failure\n",
+           ncorpus, nseeds, iters);
     for (size_t i = 0; i < MAX_SEEDS; i++)
         jv_buf_fini(&seeds[i]);
     jv_buf_fini(&in);

@@ -19,7 +19,8 @@
  *   forged signature                 reply    batches{refused_bad_signature}
  *   tampered body                    reply    batches{refused_bad_signature}
  *   wrong prev hash                  reply    batches{refused_broken_link}
- *   stamp an hour ahead              reply    batches{refused_clock_skew}
+ *   stamp an hour ahead              reply    batches{held_clock_skew}, held
+ *                                             (not applied) until in bounds
  *   untrusted origin                 reply    batches{held_untrusted}, held
  *                                             until `jarvisctl trust add`
  *   another cluster key              none     refused{unknown_key}
@@ -401,12 +402,16 @@ static void test_hostile_batches(void **state)
                   "link\"}");
     jv_buf_fini(&body);
 
-    /* Stamped an hour ahead (--max-clock-skew is a minute). */
+    /* Stamped an hour ahead (--max-clock-skew is a minute): held aside,
+     * not applied (docs/protocol.md, Clocks). */
     make_batch(&body, sig, &origin, &origin, next_seq, last_hash,
                wall_ms() + 3600 * 1000, "sec/future", 11);
     hostile_batch("stamp an hour ahead", &body, sig,
-                  "jarvis_repl_batches_total{result=\"refused_clock_"
+                  "jarvis_repl_batches_total{result=\"held_clock_"
                   "skew\"}");
+    NT_CHECK(&C, nt_metric(&C, 0,
+                           "jarvis_held_batches_by_reason{reason="
+                           "\"clock_skew\"}") == 1);
     jv_buf_fini(&body);
 
     /* The origin's chain still goes on after all that. */

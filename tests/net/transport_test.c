@@ -896,8 +896,10 @@ static void test_bad_use(void **state)
 static jv_transport_opts probe_opts(void)
 {
     jv_transport_opts o = opts();
+    /* A probe's answer is a local round trip: 1 s leaves room for a
+     * loaded machine, where a healthy listener must never look dead. */
     o.probe_interval_ms = 100;
-    o.probe_timeout_ms = 200;
+    o.probe_timeout_ms = 1000;
     o.probe_failures = 2;
     return o;
 }
@@ -921,7 +923,7 @@ static void fault_kill(const char *listen_addr)
 
     uint64_t t0 = now_ms();
     jv_transport_fault_kill_listener(s.t);
-    WAIT(jv_transport_listener_restarts(s.t) == 1, 5000);
+    WAIT(jv_transport_listener_restarts(s.t) == 1, 20000);
     assert_int_equal(jv_transport_listener_restarts(s.t), 1);
     assert_int_equal(s.listener_calls, 1);
     assert_int_equal(s.listener_err, JV_OK);
@@ -1113,7 +1115,7 @@ static void handshake_abuse(const char *listen_addr)
     uint64_t t0 = now_ms();
     peer(cli, s.addr, &fresh);
     bool ok = false;
-    while (!ok && now_ms() - t0 < 10000)
+    while (!ok && now_ms() - t0 < 30000)
         ok = round_trip(&fresh, "served", 1000);
     assert_true(ok);
     printf("%s: a new peer was served %llu ms after the abuse; listener "

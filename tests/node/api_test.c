@@ -97,7 +97,7 @@ static void test_health(void **state)
     assert_true(score >= 80);
     assert_string_equal(api_str(j, "status"), "healthy");
     json_t *comps = json_object_get(j, "components");
-    API_FIELDS(comps, "storage", "api", "replication", "memory");
+    API_FIELDS(comps, "storage", "api", "replication", "clock", "memory");
     const char *key;
     json_t *c;
     json_object_foreach(comps, key, c)
@@ -176,8 +176,11 @@ static void test_status(void **state)
     json_t *j = API_OK(&N, 200, "GET", "/v1/status", N.admin_token, NULL);
     API_FIELDS(j, "node_id", "name", "peer_address", "version", "started_at",
                "uptime_seconds", "database_bytes", "log", "version_vector",
-               "held_batches", "peers", "cluster_keys", "protocol_version");
+               "held_batches", "peers", "reload", "cluster_keys",
+               "protocol_version");
     assert_string_equal(api_str(j, "node_id"), N.node_id);
+    /* No SIGHUP yet: no reload to report. */
+    assert_true(json_is_null(json_object_get(j, "reload")));
     /* No cluster key here: plaintext peers, and the version it speaks. */
     assert_true(json_is_null(json_object_get(j, "cluster_keys")));
     assert_int_equal(json_integer_value(json_object_get(j, "protocol_version")),

@@ -854,6 +854,41 @@ static void test_async_pipelined(void **state)
     fx_stop(f);
 }
 
+/* Paths under big_body_path take max_big_body instead; others, and
+ * paths that only start alike, keep max_body. */
+static void test_big_body_path(void **state)
+{
+    jv_http_opts o = small_opts();
+    o.big_body_path = "/big";
+    o.max_big_body = 4096;
+    fx *f = fx_start(&o, "127.0.0.1:0");
+    static const struct {
+        const char *path;
+        int status;
+    } cases[] = {
+        {"/big", 200}, {"/big/inspect", 200}, {"/bigger", 413}, {"/b", 413}};
+    char req[4096], body[3000];
+    resp r;
+    (void)state;
+    memset(body, 'b', sizeof(body));
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        cli *c = cli_tcp(f);
+        snprintf(req, sizeof(req),
+                 "POST %s HTTP/1.1\r\nHost: t\r\nContent-Length: 3000\r\n"
+                 "\r\n",
+                 cases[i].path);
+        cli_send(c, req);
+        if (cases[i].status == 200)
+            cli_sendn(c, body, sizeof(body));
+        assert_true(cli_recv(c, &r));
+        assert_int_equal(r.status, cases[i].status);
+        if (cases[i].status == 200)
+            assert_non_null(strstr(r.body, " len=3000\n"));
+        cli_free(c);
+    }
+    fx_stop(f);
+}
+
 static void test_body_limits(void **state)
 {
     jv_http_opts o = small_opts();
@@ -1645,6 +1680,7 @@ int main(void)
         cmocka_unit_test(test_pipelined_many),
         cmocka_unit_test(test_async_pipelined),
         cmocka_unit_test(test_body_limits),
+        cmocka_unit_test(test_big_body_path),
         cmocka_unit_test(test_expect_continue),
         cmocka_unit_test(test_headers_too_large),
         cmocka_unit_test(test_malformed),

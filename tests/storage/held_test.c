@@ -8,7 +8,10 @@
  *   - when the whole area is full, a trusted origin's out-of-order batch
  *     evicts the oldest untrusted ones and is held;
  *   - untrusted batches expire after JV_HELD_UNTRUSTED_TTL_MS; trusted
- *     ones stay, and are released when their gap fills.
+ *     ones stay, and are released when their gap fills;
+ *   - a batch stamped beyond the clock-skew bound is held (JV_ESKEW, and
+ *     the batches after it behind it), not refused, and applied by a call
+ *     with no batches once the clock has come within the bound.
  *
  * Counts are checked with small batches, the full area by bytes with
  * batches of about a MiB (the checks are the same for both bounds), so
@@ -18,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "apply.h"
 #include "hlc.h"
@@ -294,6 +298,79 @@ static void test_full_area(void **state)
         chain_free(tb[i], N);
 }
 
+/* Counts held batches of each reason. */
+static jv_err count_skew(void *arg, const jv_held_row *r)
+{
+    size_t *c = arg;
+    c[r->reason == JV_EGAP ? 0 : r->reason == JV_ESKEW ? 1 : 2]++;
+    return JV_OK;
+}
+
+static void test_clock_skew(void **state)
+{
+    fx *f = *state;
+    uint64_t now = (uint64_t)time(NULL) * 1000;
+    uint64_t seq;
+    uint8_t head[JV_HASH_LEN];
+    st_batch b[2];
+    jv_op op;
+    jv_apply_stats stats;
+    size_t c[3] = {0};
+
+    jv_store_set_max_skew(f->st, 60000);
+    /* Seq 1 signed ten minutes ahead, seq 2 on time after it. */
+    for (int i = 0; i < 2; i++) {
+        memset(&op, 0, sizeof(op));
+        op.kind = JV_OP_COUNTER;
+        op.counter.name = jv_str_c("skew");
+        op.counter.p = (uint64_t)i + 1;
+        st_batch_make(&b[i], &f->t[0], (uint64_t)i + 1, i ? b[0].hash : zero,
+                      jv_hlc_make(i ? now : now + 600000, 0), &op, 1);
+    }
+    assert_int_equal(st_apply1(f->st, &b[0], JV_APPLY_REQUIRE_TRUST), JV_ESKEW);
+    assert_int_equal(st_apply1(f->st, &b[1], JV_APPLY_REQUIRE_TRUST), JV_EGAP);
+    assert_int_equal(jv_store_held_list(f->st, count_skew, c), JV_OK);
+    assert_int_equal(c[0], 1); /* seq 2 waits behind seq 1 */
+    assert_int_equal(c[1], 1);
+    /* Sent again: already held. */
+    assert_int_equal(st_apply1(f->st, &b[0], JV_APPLY_REQUIRE_TRUST), JV_EDUP);
+    /* A re-check while it is still ahead moves nothing. */
+    assert_int_equal(
+        jv_store_apply(f->st, NULL, 0, JV_APPLY_REQUIRE_TRUST, NULL, &stats),
+        JV_OK);
+    assert_int_equal(stats.released, 0);
+    assert_int_equal(jv_store_origin_head(f->st, &f->t[0].pk, &seq, head),
+                     JV_OK);
+    assert_int_equal(seq, 0);
+    /* Ten minutes on, both apply, in order. */
+    jv_store_test_clock_offset(600000);
+    assert_int_equal(
+        jv_store_apply(f->st, NULL, 0, JV_APPLY_REQUIRE_TRUST, NULL, &stats),
+        JV_OK);
+    jv_store_test_clock_offset(0);
+    assert_int_equal(stats.released, 2);
+    assert_int_equal(jv_store_origin_head(f->st, &f->t[0].pk, &seq, head),
+                     JV_OK);
+    assert_int_equal(seq, 2);
+    assert_memory_equal(head, b[1].hash, JV_HASH_LEN);
+    memset(c, 0, sizeof(c));
+    assert_int_equal(jv_store_held_list(f->st, count_skew, c), JV_OK);
+    assert_int_equal(c[0] + c[1] + c[2], 0);
+    /* No bound (0): nothing is held for its stamp. */
+    jv_store_set_max_skew(f->st, 0);
+    memset(&op, 0, sizeof(op));
+    op.kind = JV_OP_COUNTER;
+    op.counter.name = jv_str_c("skew");
+    op.counter.p = 9;
+    st_batch late;
+    st_batch_make(&late, &f->t[0], 3, b[1].hash, jv_hlc_make(now + 3600000, 0),
+                  &op, 1);
+    assert_int_equal(st_apply1(f->st, &late, JV_APPLY_REQUIRE_TRUST), JV_OK);
+    st_batch_fini(&late);
+    st_batch_fini(&b[0]);
+    st_batch_fini(&b[1]);
+}
+
 int main(void)
 {
     jv_test_seed();
@@ -301,6 +378,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_untrusted_share, setup, teardown),
         cmocka_unit_test_setup_teardown(test_origin_share, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_area, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_clock_skew, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
