@@ -66,7 +66,7 @@ bool jvc_print_peers(json_t *peers)
             jvc_str(p, "address", "?"),
             jvc_short_id(jvc_str(p, "node_id", "-"), id, sizeof id),
             self ? "this node"
-            /* Why it cannot be reached ("connection refused", "key
+            /* Why it cannot be reached ("unreachable", "key
              * mismatch", ...), from nodes that say. */
             : json_is_string(json_object_get(p, "state"))
                 ? jvc_str(p, "state", "-")
@@ -119,7 +119,7 @@ const jvc_cmd jvc_cmd_peers_ls = {
     .name = "ls",
     .args = "",
     .summary = "List the node's peers and how far behind each one is",
-    .help = "STATE: reachable, unreachable, connection refused, key mismatch\n"
+    .help = "STATE: reachable, unreachable, key mismatch\n"
             "(it does not accept our cluster key, or we lack its), or\n"
             "incompatible version N (protocol versions that cannot talk).\n"
             "THEY LACK counts the operations this node has that the peer has\n"

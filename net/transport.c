@@ -139,9 +139,6 @@ struct jv_tpeer {
     nng_aio *aio;
     enum req_state state;
     uint64_t deadline; /* uv_hrtime() ns */
-    nng_dialer dialer;
-    uint64_t dial_fails;   /* failed connects seen by jv_tpeer_dial_failure */
-    uint64_t dial_refused; /* of which refused */
 };
 
 struct jv_transport {
@@ -669,7 +666,7 @@ static jv_err req_open(jv_transport *t, nng_socket *s, nng_ctx *ctx,
  * the socket (closing dialers one by one is a path of nng 1.5.2 we keep
  * away from: nng_close() was seen to hang after it). */
 static jv_err dial(nng_socket s, const char *url, size_t recvmax,
-                   uint64_t min_ms, uint64_t max_ms, nng_dialer *out)
+                   uint64_t min_ms, uint64_t max_ms)
 {
     nng_dialer d;
     int rv;
@@ -682,8 +679,6 @@ static jv_err dial(nng_socket s, const char *url, size_t recvmax,
         nng_dialer_close(d);
         return from_nng(rv);
     }
-    if (out)
-        *out = d;
     return JV_OK;
 }
 
@@ -715,7 +710,7 @@ jv_err jv_transport_peer_new(jv_transport *t, const char *addr, void *user,
         goto fail;
     p->sock_open = true;
     if ((err = dial(p->sock, addr, t->o.max_message + SP_HEADER_SLACK,
-                    t->o.reconnect_min_ms, t->o.reconnect_max_ms, &p->dialer)))
+                    t->o.reconnect_min_ms, t->o.reconnect_max_ms)))
         goto fail;
     p->next = t->peers;
     if (t->peers)
@@ -782,50 +777,6 @@ void jv_transport_peer_free(jv_tpeer *p)
         p->next->prev = p->prev;
     jv_free(p->addr);
     jv_free(p);
-}
-
-static uint64_t stat_of(nng_stat *dialer, const char *name)
-{
-    nng_stat *s = nng_stat_find(dialer, name);
-    return s ? nng_stat_value(s) : 0;
-}
-
-/* The statistics of dialer `id`, by its "id" child: nng 1.5.2's
- * nng_stat_find_dialer() was seen to answer with another dialer's. */
-static nng_stat *find_dialer(nng_stat *s, int id)
-{
-    for (; s; s = nng_stat_next(s)) {
-        nng_stat *c = nng_stat_child(s);
-        if (c && strcmp(nng_stat_name(s), "dialer") == 0) {
-            nng_stat *sid = nng_stat_find(s, "id");
-            if (sid && nng_stat_value(sid) == (uint64_t)id)
-                return s;
-        }
-        if (c && (c = find_dialer(c, id)) != NULL)
-            return c;
-    }
-    return NULL;
-}
-
-const char *jv_tpeer_dial_failure(jv_tpeer *p)
-{
-    nng_stat *all = NULL, *d;
-    const char *why = NULL;
-    /* nng reports a failed connect nowhere but in its statistics: the
-     * dialer retries on its own, and a request just waits. */
-    if (!p || nng_stats_get(&all) != 0)
-        return NULL;
-    if ((d = find_dialer(all, nng_dialer_id(p->dialer))) != NULL) {
-        uint64_t refused = stat_of(d, "refused");
-        uint64_t fails = refused + stat_of(d, "other") + stat_of(d, "timeout");
-        if (fails > p->dial_fails && stat_of(d, "pipes") == 0)
-            why = refused > p->dial_refused ? "connection refused"
-                                            : "cannot connect";
-        p->dial_fails = fails;
-        p->dial_refused = refused;
-    }
-    nng_stats_free(all);
-    return why;
 }
 
 jv_err jv_transport_send(jv_tpeer *p, const uint8_t *msg, size_t len,
@@ -940,7 +891,7 @@ static void probe_tick(uv_timer_t *h)
         uint64_t max = t->o.probe_timeout_ms / 4;
         if (dial(t->psock, t->purl, PROBE_LEN + SP_HEADER_SLACK,
                  PROBE_REDIAL_MIN_MS,
-                 max > PROBE_REDIAL_MIN_MS ? max : PROBE_REDIAL_MIN_MS, NULL)) {
+                 max > PROBE_REDIAL_MIN_MS ? max : PROBE_REDIAL_MIN_MS)) {
             probe_done(t, false);
             return;
         }

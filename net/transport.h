@@ -102,11 +102,6 @@ bool jv_tpeer_busy(const jv_tpeer *p);
  * comes as usual). A request that a connection takes while this call
  * runs goes out too, and is answered as usual. Loop thread. */
 bool jv_transport_recall(jv_tpeer *p);
-/* Whether the peer's dialer failed to connect since the last call while
- * no connection is up: "connection refused", "cannot connect" (another
- * error), or NULL. Reads nng's statistics (a snapshot of all of them):
- * call it at most a few times a second. */
-const char *jv_tpeer_dial_failure(jv_tpeer *p);
 /* Frees the peer; an outstanding request is cancelled and its on_reply is
  * not called. Accepts NULL. */
 void jv_transport_peer_free(jv_tpeer *p);

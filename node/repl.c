@@ -94,7 +94,6 @@ static const char *mreason_name[MR_COUNT] = {
  * state (peers ls, members, health) until an exchange succeeds. */
 typedef enum {
     T_NONE,
-    T_DIAL,    /* the connection itself fails ("connection refused") */
     T_KEY,     /* it told us it lacks our sending key, or we lack its */
     T_VERSION, /* it speaks another protocol version */
 } trouble;
@@ -167,8 +166,6 @@ typedef struct peer {
     unsigned version;       /* its protocol version, 0 until known */
     char key_seen[9];       /* the key id it last sealed a message with */
     uint64_t down_since_ms; /* unreachable since (0: reachable) */
-    bool dial_recalled;     /* request taken back: the connection fails */
-    const char *dial_why;   /* the dialer's last failure (static text) */
     struct peer *next;
 } peer;
 
@@ -1158,7 +1155,7 @@ static void troubled(peer *p, trouble t, const char *why)
     p->trouble = t;
     if (t == T_VERSION)
         p->version = p->r->peer_version;
-    fail_as(p, why, t == T_DIAL ? "failed" : "refused");
+    fail_as(p, why, "refused");
 }
 
 static const char *version_text(unsigned v, char *out, size_t outlen)
@@ -1387,13 +1384,6 @@ static void on_reply(void *arg, jv_tpeer *tp, jv_err err, const uint8_t *msg,
 
     if (p->state != P_SENDING)
         return;
-    if (p->dial_recalled) {
-        p->dial_recalled = false;
-        if (err == JV_ECLOSED && !r->stopping) {
-            fail(p, p->dial_why ? p->dial_why : "cannot connect");
-            return;
-        }
-    }
     if (p->recalled) {
         p->recalled = false;
         if (err == JV_ECLOSED && !r->stopping) {
@@ -1706,37 +1696,12 @@ static void kick(jv_repl *r, const char *exclude_addr, const jv_id *exclude,
     }
 }
 
-/* A peer whose connection fails is unreachable at once, not when its
- * request times out: a request waiting for that connection is taken back
- * and the exchange fails with the dialer's reason. */
-static void check_dial(peer *p)
-{
-    const char *why;
-    if (p->is_self || !(why = jv_tpeer_dial_failure(p->tp)))
-        return;
-    if (p->trouble != T_DIAL || p->reachable)
-        jv_warn("repl", "peer %s unreachable: %s", p->addr, why);
-    if (p->reachable || !p->down_since_ms)
-        p->down_since_ms = jv_now_ms();
-    p->reachable = false;
-    p->trouble = T_DIAL;
-    p->dial_why = why;
-    snprintf(p->last_error, sizeof(p->last_error), "%s", why);
-    /* A request still waiting for a connection fails now (on_reply); one
-     * a connection took before it broke ends with its timeout. */
-    if (p->state == P_SENDING && !p->recalled && !p->dial_recalled &&
-        jv_transport_recall(p->tp))
-        p->dial_recalled = true;
-}
-
 static void on_timer(uv_timer_t *t)
 {
     jv_repl *r = t->data;
     uint64_t now = jv_now_ms();
     peer *unknown = NULL, *cand[64];
     size_t n = 0;
-    for (peer *p = r->peers; p; p = p->next)
-        check_dial(p);
     for (peer *p = r->peers; p; p = p->next) {
         if (p->state != P_IDLE || p->next_try_ms > now || p->is_self)
             continue;
@@ -2024,8 +1989,6 @@ static const char *peer_state(const peer *p, char *buf, size_t n)
     if (p->reachable)
         return "reachable";
     switch (p->trouble) {
-    case T_DIAL:
-        return p->dial_why ? p->dial_why : "cannot connect";
     case T_KEY:
         return "key mismatch";
     case T_VERSION:
@@ -2094,7 +2057,7 @@ json_t *jv_repl_peers_json(jv_repl *r)
     return arr;
 }
 
-/* "; unreachable: tcp://b:7411 (connection refused, lacks 12 of ours)"
+/* "; unreachable: tcp://b:7411 (unreachable, lacks 12 of ours)"
  * for the health report. */
 static void name_unreachable(jv_repl *r, char *out, size_t outlen)
 {
