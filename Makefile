@@ -60,7 +60,8 @@ test-asan: build-asan
 
 test: test-normal test-asan
 
-run: build
+# run-node.sh builds itself, quietly: the banner comes once the node is up.
+run: deps
 	@scripts/run-node.sh
 
 bench: build

@@ -106,6 +106,15 @@ int jvc_parse_args(const jvc_cmd *cmd, int argc, char **argv,
     }
     if (n < minpos)
         return jvc_usage_error(cmd, "missing argument");
+    /* The first argument names something (a counter, a key, an id, a
+     * file): an empty one is a mistake on this side, not a missing
+     * route on the node's. */
+    if (n > 0 && pos[0][0] == '\0') {
+        const char *w = cmd->args;
+        while (*w == '[') /* skip "[--string] " */
+            w += strcspn(w, "]") + (w[strcspn(w, "]")] ? 2 : 0);
+        return jvc_usage_error(cmd, "%.*s is empty", (int)strcspn(w, " "), w);
+    }
     *npos = n;
     return JVC_EXIT_OK;
 }

@@ -359,7 +359,10 @@ static int dispatch(parsed *p)
     const jvc_cmd *cmd = find_command(words, n, &used);
     if (cmd == NULL) {
         if (!group_exists(words[0])) {
-            jvc_err("unknown command '%s'", words[0]);
+            if (words[0][0] == '-')
+                jvc_err("unknown option '%s'", words[0]);
+            else
+                jvc_err("unknown command '%s'", words[0]);
             return jvc_usage_error(NULL, NULL);
         }
         if (help) {

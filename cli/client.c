@@ -7,10 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "alloc.h"
 #include "args.h"
-#include "datadir.h"
+#include "ddir.h"
 #include "output.h"
 
 #define DEFAULT_NODE  "http://127.0.0.1:7410"
@@ -26,8 +27,19 @@ struct jvc_client {
     char *cred_source; /* where the credential came from, for messages */
     char *cred_dir;    /* the data dir whose admin.key it is, else NULL */
     long timeout_s;
+    bool quiet; /* unreachable: no message (the caller retries) */
     char errbuf[CURL_ERROR_SIZE];
 };
+
+void jvc_client_quiet(jvc_client *c, bool quiet)
+{
+    c->quiet = quiet;
+}
+
+const char *jvc_client_error(const jvc_client *c)
+{
+    return c->errbuf;
+}
 
 /* Frees a string that held a secret, wiping it first. */
 static void free_secret(char *s)
@@ -47,7 +59,7 @@ bool jvc_data_dir(const jvc_globals *g, char *out, size_t outlen)
         }
         return true;
     }
-    jv_err e = jv_datadir_default(out, outlen);
+    jv_err e = jvc_ddir_default(out, outlen);
     if (e != JV_OK) {
         jvc_err("cannot find the default data directory (%s); pass "
                 "--data-dir DIR or set JARVIS_DATA_DIR",
@@ -66,6 +78,11 @@ static char *read_small_file(const char *path)
     FILE *f = fopen(path, "r");
     if (f == NULL)
         return NULL;
+    struct stat sb;
+    if (fstat(fileno(f), &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        errno = EISDIR;
+        goto fail;
+    }
     buf = jv_malloc(MAX_KEY_BYTES + 1);
     if (buf == NULL) {
         errno = ENOMEM;
@@ -106,9 +123,10 @@ fail:
 
 static const char *file_error(void)
 {
-    return errno == ENODATA ? "the file is empty"
-           : errno == EFBIG ? "the file is too large to be a key"
-                            : strerror(errno);
+    return errno == ENODATA  ? "the file is empty"
+           : errno == EISDIR ? "it is a directory, not a key file"
+           : errno == EFBIG  ? "the file is too large to be a key"
+                             : strerror(errno);
 }
 
 /* Picks the credential; see client.h for the order. */
@@ -130,7 +148,7 @@ static int resolve_credential(const jvc_globals *g, jvc_client *c)
             char dir[4096];
             if (!jvc_data_dir(g, dir, sizeof dir))
                 return JVC_EXIT_AUTH;
-            if (jv_datadir_path(dir, JV_DATADIR_ADMINKEY, path, sizeof path) !=
+            if (jvc_ddir_path(dir, JVC_DDIR_ADMINKEY, path, sizeof path) !=
                 JV_OK) {
                 jvc_err("data directory path too long: %s", dir);
                 return JVC_EXIT_USAGE;
@@ -177,6 +195,53 @@ static int resolve_credential(const jvc_globals *g, jvc_client *c)
 }
 
 /* Turns what the user or api.addr says into a base URL. */
+/* Checks the HOST[:PORT] part of an http(s) address (after the scheme,
+ * up to the first '/'): a host name or IPv4 address, or an IPv6 address in
+ * brackets, and a port of 1 to 65535. */
+static bool valid_authority(const char *a, size_t len, const char **why)
+{
+    const char *end = a + len, *colon = NULL;
+    *why = "expected HOST:PORT, e.g. 127.0.0.1:7410 or [::1]:7410";
+    if (len > 0 && a[0] == '[') {
+        const char *close = memchr(a, ']', len);
+        if (close == NULL || close == a + 1)
+            return false;
+        for (const char *p = a + 1; p < close; p++)
+            if (!isxdigit((unsigned char)*p) && *p != ':' && *p != '.')
+                return false;
+        if (close + 1 < end && close[1] != ':')
+            return false;
+        colon = close + 1 < end ? close + 1 : NULL;
+    } else {
+        for (const char *p = a; p < end; p++) {
+            if (*p == ':' && colon != NULL) {
+                *why = "an IPv6 address goes in brackets: [::1]:7410";
+                return false;
+            }
+            if (*p == ':')
+                colon = p;
+            else if (!isalnum((unsigned char)*p) && *p != '.' && *p != '-' &&
+                     *p != '_')
+                return false;
+        }
+        if ((colon ? colon : end) == a) {
+            *why = "the host is missing";
+            return false;
+        }
+    }
+    if (colon == NULL)
+        return true;
+    long port = 0;
+    const char *p = colon + 1;
+    for (; p < end && isdigit((unsigned char)*p) && port <= 65535; p++)
+        port = port * 10 + (*p - '0');
+    if (p != end || p == colon + 1 || port < 1 || port > 65535) {
+        *why = "the port must be a number from 1 to 65535";
+        return false;
+    }
+    return true;
+}
+
 static int set_node(jvc_client *c, const char *node, const char *origin)
 {
     size_t n = strlen(node);
@@ -216,6 +281,14 @@ static int set_node(jvc_client *c, const char *node, const char *origin)
     if (c->base == NULL ||
         (strncmp(node, "unix:", 5) == 0 && c->unix_path == NULL))
         return jvc_oom();
+    if (c->unix_path == NULL) {
+        const char *host = strstr(c->base, "://") + 3, *why;
+        size_t hlen = strcspn(host, "/");
+        if (!valid_authority(host, hlen, &why)) {
+            jvc_err("%s: '%s' is not a node address: %s", origin, node, why);
+            return jvc_usage_error(NULL, NULL);
+        }
+    }
     return JVC_EXIT_OK;
 }
 
@@ -227,15 +300,15 @@ static int resolve_node(const jvc_globals *g, const char *node, jvc_client *c)
     if (env != NULL && *env != '\0')
         return set_node(c, env, "JARVIS_NODE");
     /* The running node records where it listens; a missing file just means
-     * the default address. jv_datadir_default() failing is no error here:
+     * the default address. jvc_ddir_default() failing is no error here:
      * the credential lookup reports it if it matters. */
     char dir[4096], path[4096];
     bool have_dir =
         g->data_dir != NULL
             ? snprintf(dir, sizeof dir, "%s", g->data_dir) < (int)sizeof dir
-            : jv_datadir_default(dir, sizeof dir) == JV_OK;
+            : jvc_ddir_default(dir, sizeof dir) == JV_OK;
     if (have_dir &&
-        jv_datadir_path(dir, JV_DATADIR_APIADDR, path, sizeof path) == JV_OK) {
+        jvc_ddir_path(dir, JVC_DDIR_APIADDR, path, sizeof path) == JV_OK) {
         char *addr = read_small_file(path);
         if (addr != NULL) {
             int rc = set_node(c, addr, path);
@@ -258,8 +331,8 @@ static int check_dir_credential(jvc_client *c)
     jvc_client rec = {0};
     if (c->cred_dir == NULL)
         return JVC_EXIT_OK;
-    if (!jv_datadir_locked(c->cred_dir, NULL) ||
-        jv_datadir_path(c->cred_dir, JV_DATADIR_APIADDR, path, sizeof path) !=
+    if (!jvc_ddir_locked(c->cred_dir) ||
+        jvc_ddir_path(c->cred_dir, JVC_DDIR_APIADDR, path, sizeof path) !=
             JV_OK ||
         (addr = read_small_file(path)) == NULL) {
         jvc_err("node not running (%s)", c->cred_dir);
@@ -282,7 +355,7 @@ static int check_dir_credential(jvc_client *c)
         fprintf(stderr,
                 "hint: to send it elsewhere anyway, name it: "
                 "--key-file %s/%s\n",
-                c->cred_dir, JV_DATADIR_ADMINKEY);
+                c->cred_dir, JVC_DDIR_ADMINKEY);
         rc = JVC_EXIT_USAGE;
     }
 out:
@@ -377,9 +450,14 @@ static void wipe_slist(struct curl_slist *l)
     curl_slist_free_all(l);
 }
 
-static int unreachable(const jvc_client *c, CURLcode cc)
+static int unreachable(jvc_client *c, CURLcode cc)
 {
     const char *why = c->errbuf[0] ? c->errbuf : curl_easy_strerror(cc);
+    if (c->quiet) {
+        if (!c->errbuf[0])
+            snprintf(c->errbuf, sizeof c->errbuf, "%s", why);
+        return JVC_EXIT_UNREACHABLE;
+    }
     if (cc == CURLE_COULDNT_CONNECT && c->unix_path != NULL)
         jvc_err("cannot reach the node at %s: cannot connect to the Unix "
                 "socket %s",

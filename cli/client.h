@@ -73,6 +73,13 @@ typedef struct {
 int jvc_http_bytes(jvc_client *c, const char *method, const char *path,
                    const void *data, size_t len, const jvc_progress *progress,
                    jvc_resp *r);
+
+/* With quiet, an unreachable node is no message: jvc_http() returns
+ * JVC_EXIT_UNREACHABLE and jvc_client_error() says why (for a caller that
+ * retries, such as audit tail --follow). */
+void jvc_client_quiet(jvc_client *c, bool quiet);
+const char *jvc_client_error(const jvc_client *c);
+
 /* jvc_http(), then: a 2xx answer is JVC_EXIT_OK (with a JSON body unless
  * 204); any other one is reported by jvc_fail(). `what` names the
  * operation for messages ("counters get requests"). */

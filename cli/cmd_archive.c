@@ -3,6 +3,7 @@
  * keyed entries.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "alloc.h"
@@ -73,6 +74,51 @@ const jvc_cmd jvc_cmd_archive_ls = {
     .run = run_ls,
 };
 
+static int cmp_stamp_desc(const void *a, const void *b)
+{
+    json_int_t x = json_integer_value(
+                   json_object_get(*(json_t *const *)a, "stamp")),
+               y = json_integer_value(
+                   json_object_get(*(json_t *const *)b, "stamp"));
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* After concurrent adds a key holds several values: all of them, newest
+ * first, as a table under the entry. */
+static int print_all_values(const json_t *all)
+{
+    static const char *const h[] = {"VALUE", "ADDED BY", "ADDED AT", "STAMP"};
+    size_t n = json_array_size(all);
+    int rc = JVC_EXIT_OK;
+    json_t **v = jv_calloc(n ? n : 1, sizeof *v);
+    jvc_table *t = jvc_table_new(4, h);
+    if (v == NULL || t == NULL) {
+        rc = jvc_oom();
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++)
+        v[i] = json_array_get(all, i);
+    qsort(v, n, sizeof *v, cmp_stamp_desc);
+    for (size_t i = 0; i < n && rc == JVC_EXIT_OK; i++) {
+        char at[64], stamp[32];
+        char *value = jvc_json_compact(json_object_get(v[i], "value"));
+        const char *row[4] = {
+            value, jvc_str(v[i], "added_by", "-"),
+            jvc_time_human(json_object_get(v[i], "added_at"), at, sizeof at),
+            jvc_int_text(v[i], "stamp", stamp, sizeof stamp)};
+        if (value == NULL || !jvc_table_add(t, row))
+            rc = jvc_oom();
+        jv_free(value);
+    }
+    printf("\n%zu concurrent values, newest first:\n", n);
+    if (rc == JVC_EXIT_OK && !jvc_table_print(t, stdout))
+        rc = jvc_oom();
+out:
+    jvc_table_free(t);
+    jv_free(v);
+    return rc;
+}
+
 static int print_entry(const json_t *j)
 {
     static const char *const h[2] = {"", ""};
@@ -100,6 +146,9 @@ static int print_entry(const json_t *j)
         }
     if (!jvc_table_print(t, stdout))
         rc = jvc_oom();
+    const json_t *all = json_object_get(j, "all");
+    if (rc == JVC_EXIT_OK && json_array_size(all) > 1)
+        rc = print_all_values(all);
 out:
     jvc_table_free(t);
     jv_free(value);
@@ -158,7 +207,10 @@ const jvc_cmd jvc_cmd_archive_get = {
     .name = "get",
     .args = "KEY",
     .summary = "Show an archive entry",
-    .help = "Exits 1 if the key is absent.\n",
+    .help = "After concurrent adds on different nodes a key holds several\n"
+            "values until one is overwritten: 'value' is the latest, and\n"
+            "all of them are listed below it, newest first. Exits 1 if the\n"
+            "key is absent.\n",
     .run = run_get,
 };
 

@@ -5,8 +5,11 @@
  * newest time it has shown (the API's cursors end with the last page, so
  * they cannot resume a stream), paging through each answer with its
  * cursor, and drops the entries it has already shown at that same
- * millisecond. SIGINT or SIGTERM ends it with exit 0.
+ * millisecond. The same position resumes the stream after the node was
+ * unreachable, rate limited us or could not serve: it retries with
+ * backoff instead of exiting. SIGINT or SIGTERM ends it with exit 0.
  */
+#include <curl/curl.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -23,7 +26,8 @@
 #define TAIL_DEFAULT  10
 #define TAIL_MAX      100000
 #define DETAIL_CHARS  60
-#define POLL_INTERVAL 1 /* seconds */
+#define POLL_INTERVAL 1  /* seconds */
+#define BACKOFF_MAX   30 /* seconds between retries, at most */
 
 static volatile sig_atomic_t stop_requested;
 
@@ -40,13 +44,26 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static jvc_table *entry_table(void)
+/* Widths of a --follow stream's columns: every poll prints a table of
+ * its own, and its rows must line up with the first one's header. TIME
+ * is as wide as the local time format makes it; longer cells are cut. */
+static const size_t follow_width[] = {23, 16, 16, 24, 40, 0};
+
+static jvc_table *entry_table(bool stream)
 {
     static const char *const h[] = {"TIME",   "ACTOR",  "ACTION",
                                     "TARGET", "DETAIL", "ID"};
     jvc_table *t = jvc_table_new(6, h);
-    if (t != NULL)
-        jvc_table_max_width(t, 4, DETAIL_CHARS);
+    if (t == NULL)
+        return NULL;
+    jvc_table_max_width(t, 4, DETAIL_CHARS);
+    /* A cut cell keeps max characters and ends in "...". */
+    for (size_t i = 1; stream && i < 6; i++) {
+        jvc_table_min_width(t, i, follow_width[i] ? follow_width[i] + 3 : 0);
+        jvc_table_max_width(t, i, follow_width[i]);
+    }
+    if (stream)
+        jvc_table_min_width(t, 0, follow_width[0]);
     return t;
 }
 
@@ -67,7 +84,8 @@ static bool add_entry(jvc_table *t, const json_t *e)
 }
 
 /* Prints entries (oldest first): a table, or one compact JSON object per
- * line when `lines` (the --follow --json stream). */
+ * line when `lines` (the --follow --json stream); a --follow table has
+ * fixed column widths. */
 static int print_entries(json_t *entries, bool json, bool lines, bool header)
 {
     int rc = JVC_EXIT_OK;
@@ -90,7 +108,7 @@ static int print_entries(json_t *entries, bool json, bool lines, bool header)
         }
         return JVC_EXIT_OK;
     }
-    jvc_table *t = entry_table();
+    jvc_table *t = entry_table(lines);
     if (t == NULL)
         return jvc_oom();
     if (!header)
@@ -163,10 +181,117 @@ static int remember(follow_state *s, const json_t *e)
     return JVC_EXIT_OK;
 }
 
+/* Prints the entries of one page not shown yet, and remembers them. */
+static int show_fresh(jvc_ctx *ctx, follow_state *s, const json_t *items)
+{
+    int rc = JVC_EXIT_OK;
+    json_t *fresh = json_array();
+    size_t i;
+    json_t *e;
+    if (fresh == NULL)
+        return jvc_oom();
+    json_array_foreach(items, i, e)
+    {
+        if (seen(s, e))
+            continue;
+        if (json_array_append(fresh, e) != 0) {
+            rc = jvc_oom();
+            break;
+        }
+        if ((rc = remember(s, e)) != JVC_EXIT_OK)
+            break;
+    }
+    if (rc == JVC_EXIT_OK)
+        rc = print_entries(fresh, ctx->g->json, true, false);
+    json_decref(fresh);
+    if (rc == JVC_EXIT_OK && fflush(stdout) != 0)
+        rc = jvc_finish_stdout(JVC_EXIT_OK);
+    return rc;
+}
+
+#define POLL_RETRY (-1)
+
+/* One poll: every page of the entries at or after the newest time shown,
+ * each printed as it comes, so that a poll cut short resumes where it
+ * stopped. POLL_RETRY (with *why and *wait_s, -1 if the node named no
+ * time) when the node is unreachable, rate limits us or cannot serve
+ * now; else an exit code. */
+static int poll_once(jvc_ctx *ctx, jvc_client *c, follow_state *s,
+                     const char *actor, const char *action, char *why,
+                     size_t whylen, long *wait_s)
+{
+    char since[32], *path = NULL, *cursor = NULL;
+    jvc_resp r = {0};
+    jv_buf url;
+    int rc;
+    jv_buf_init(&url);
+    snprintf(since, sizeof since, "%" PRId64,
+             s->last_ms == INT64_MIN ? 0 : s->last_ms);
+    if ((path = audit_path("asc", since, NULL, actor, action)) == NULL)
+        return jvc_oom();
+    for (;;) {
+        jv_buf_reset(&url);
+        jv_buf_append(&url, path, strlen(path));
+        if (cursor != NULL)
+            jvc_query_add(&url, "cursor", cursor);
+        jv_buf_append(&url, "", 1);
+        jvc_resp_fini(&r);
+        if (jv_buf_err(&url) != JV_OK) {
+            rc = jvc_oom();
+            break;
+        }
+        rc = jvc_http(c, "GET", (const char *)url.data, NULL, &r);
+        if (rc == JVC_EXIT_UNREACHABLE) {
+            snprintf(why, whylen, "cannot reach the node: %s",
+                     jvc_client_error(c));
+            *wait_s = -1;
+            rc = POLL_RETRY;
+            break;
+        }
+        if (rc != JVC_EXIT_OK)
+            break;
+        if (r.status == 429 || r.status >= 500) {
+            snprintf(why, whylen, "%s (HTTP %ld)",
+                     r.status == 429 ? "rate limited" : "the node cannot serve",
+                     r.status);
+            *wait_s = r.retry_after;
+            rc = POLL_RETRY;
+            break;
+        }
+        const json_t *items = json_object_get(r.json, "entries");
+        if (r.status < 200 || r.status > 299 || !json_is_array(items)) {
+            rc = jvc_fail(c, "audit tail", &r);
+            break;
+        }
+        if ((rc = show_fresh(ctx, s, items)) != JVC_EXIT_OK)
+            break;
+        const char *next = jvc_str(r.json, "next_cursor", NULL);
+        if (next == NULL)
+            break;
+        jv_free(cursor);
+        if ((cursor = jvc_strf("%s", next)) == NULL) {
+            rc = jvc_oom();
+            break;
+        }
+    }
+    jvc_resp_fini(&r);
+    jv_buf_fini(&url);
+    jv_free(cursor);
+    jv_free(path);
+    return rc;
+}
+
+/* Polls until SIGINT or SIGTERM. A node that restarts, rate limits us or
+ * cannot serve for a while is waited for (backoff from 1 to 30 s, or the
+ * time it asks for), said once on stderr, and followed again from where
+ * the stream stopped: nothing is shown twice or skipped. */
 static int follow(jvc_ctx *ctx, jvc_client *c, follow_state *s,
                   const char *actor, const char *action)
 {
     int rc = JVC_EXIT_OK;
+    long delay = POLL_INTERVAL, backoff = 0;
+    bool down = false;
+    char why[CURL_ERROR_SIZE + 64];
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop;
@@ -174,49 +299,34 @@ static int follow(jvc_ctx *ctx, jvc_client *c, follow_state *s,
     /* No SA_RESTART: the sleep between polls returns at once. */
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    jvc_client_quiet(c, true);
     fflush(stdout);
     while (!stop_requested) {
-        struct timespec pause = {POLL_INTERVAL, 0};
+        struct timespec pause = {delay, 0};
         if (nanosleep(&pause, NULL) != 0 && errno == EINTR)
             continue;
-        char since[32];
-        snprintf(since, sizeof since, "%" PRId64,
-                 s->last_ms == INT64_MIN ? 0 : s->last_ms);
-        char *path = audit_path("asc", since, NULL, actor, action);
-        json_t *all = NULL, *fresh = json_array();
-        if (path == NULL || fresh == NULL) {
-            jv_free(path);
-            json_decref(fresh);
-            return jvc_oom();
+        long wait_s = -1;
+        rc = poll_once(ctx, c, s, actor, action, why, sizeof why, &wait_s);
+        if (rc == POLL_RETRY) {
+            backoff = backoff ? backoff * 2 : 1;
+            if (backoff > BACKOFF_MAX)
+                backoff = BACKOFF_MAX;
+            delay = wait_s >= 1 ? (wait_s < BACKOFF_MAX ? wait_s : BACKOFF_MAX)
+                                : backoff;
+            if (!down)
+                jvc_err("audit tail: %s; retrying until it answers", why);
+            down = true;
+            rc = JVC_EXIT_OK;
+            continue;
         }
-        rc = jvc_get_all(c, "audit tail", path, "entries", 0, &all);
-        jv_free(path);
-        if (rc != JVC_EXIT_OK) {
-            json_decref(fresh);
+        if (rc != JVC_EXIT_OK)
             /* A stop during the request is a stop, not a failure. */
             return stop_requested ? JVC_EXIT_OK : rc;
-        }
-        size_t i;
-        json_t *e;
-        json_array_foreach(all, i, e)
-        {
-            if (seen(s, e))
-                continue;
-            if (json_array_append(fresh, e) != 0) {
-                rc = jvc_oom();
-                break;
-            }
-            if ((rc = remember(s, e)) != JVC_EXIT_OK)
-                break;
-        }
-        if (rc == JVC_EXIT_OK)
-            rc = print_entries(fresh, ctx->g->json, true, false);
-        json_decref(all);
-        json_decref(fresh);
-        if (rc != JVC_EXIT_OK)
-            return rc;
-        if (fflush(stdout) != 0)
-            return jvc_finish_stdout(JVC_EXIT_OK);
+        if (down)
+            jvc_err("audit tail: the node answers again; following on");
+        down = false;
+        backoff = 0;
+        delay = POLL_INTERVAL;
     }
     return JVC_EXIT_OK;
 }
@@ -287,7 +397,9 @@ const jvc_cmd jvc_cmd_audit_tail = {
             "  -n, --lines N      how many entries (default 10)\n"
             "  -f, --follow       keep printing new entries (polls once a\n"
             "                     second) until interrupted; exits 0 on\n"
-            "                     SIGINT or SIGTERM\n"
+            "                     SIGINT or SIGTERM. A node that restarts\n"
+            "                     or rate limits is retried with backoff,\n"
+            "                     and the stream goes on where it stopped\n"
             "  --actor NAME       only entries by this actor (key name)\n"
             "  --action ACTION    only entries with this action\n"
             "\n"

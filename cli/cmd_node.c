@@ -314,7 +314,7 @@ const jvc_cmd jvc_cmd_backup = {
         "a plain name is taken there; an absolute path must lie inside\n"
         "it. The node refuses to overwrite an existing file (also when\n"
         "another backup to it is under way), and prints where it wrote.\n"
-        "Restore a backup with 'jarvisctl restore FILE' while the node\n"
+        "Restore a backup with 'jarvisd restore FILE' while the node\n"
         "is stopped.\n"
         "  --encrypt-to KEYFILE      encrypt it to a backup public key\n"
         "                            (KEYFILE.pub of jarvisctl backup-key)\n"

@@ -32,12 +32,27 @@ static int run_ls(jvc_ctx *ctx, int argc, char **argv)
     char sid[JVC_SHORT_ID + 1], mine[JVC_SHORT_ID + 16];
     snprintf(mine, sizeof mine, "%s (this node)",
              jvc_short_id(self, sid, sizeof sid));
-    const char *first[5] = {mine, "yes", "", "", ""};
-    bool ok = jvc_table_add(t, first);
+    /* The node is listed once, first, whether or not the replicated list
+     * names it too (then with that entry's name and stamp). */
+    const json_t *own = NULL;
     size_t i;
     json_t *e;
     json_array_foreach(json_object_get(r.json, "trust"), i, e)
     {
+        if (strcmp(jvc_str(e, "node_id", ""), self) == 0)
+            own = e;
+    }
+    char oby[JVC_SHORT_ID + 1], oat[64];
+    const char *first[5] = {
+        mine, "yes", own ? jvc_str(own, "name", "") : "",
+        own ? jvc_short_id(jvc_str(own, "set_by", "?"), oby, sizeof oby) : "",
+        own ? jvc_time_human(json_object_get(own, "set_at"), oat, sizeof oat)
+            : ""};
+    bool ok = jvc_table_add(t, first);
+    json_array_foreach(json_object_get(r.json, "trust"), i, e)
+    {
+        if (e == own)
+            continue;
         char id[JVC_SHORT_ID + 1], by[JVC_SHORT_ID + 1], at[64];
         const char *row[5] = {
             jvc_short_id(jvc_str(e, "node_id", "?"), id, sizeof id),
@@ -61,7 +76,9 @@ const jvc_cmd jvc_cmd_trust_ls = {
     .args = "",
     .summary = "List the nodes whose batches this node accepts",
     .help = "The trust list is replicated: every node shows the same one\n"
-            "once they have converged. This node always trusts itself.\n"
+            "once they have converged. This node always trusts itself and\n"
+            "is listed first, once. A name set with 'trust add --name'\n"
+            "stays through 'trust rm' and a later 'trust add' without one.\n"
             "--json gives full node ids and stamps.\n",
     .run = run_ls,
 };
@@ -105,8 +122,10 @@ static int trust_request(jvc_ctx *ctx, bool add, const char *id,
         rc = o ? jvc_print_json(o) : jvc_oom();
         json_decref(o);
     } else {
+        /* The name the node keeps, which may be one set earlier. */
+        const char *shown = r.json ? jvc_str(r.json, "name", "") : "";
         printf("%s node %s%s%s\n", add ? "trusted" : "no longer trusting", id,
-               name && *name ? " as " : "", name ? name : "");
+               *shown ? " as " : "", shown);
     }
 out:
     json_decref(body);

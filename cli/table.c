@@ -14,6 +14,7 @@ struct jvc_table {
     bool *right;
     bool hide_header;
     size_t *max;
+    size_t *min;
 };
 
 jvc_table *jvc_table_new(size_t ncols, const char *const *headers)
@@ -24,7 +25,9 @@ jvc_table *jvc_table_new(size_t ncols, const char *const *headers)
     t->ncols = ncols;
     t->right = jv_calloc(ncols, sizeof *t->right);
     t->max = jv_calloc(ncols, sizeof *t->max);
-    if (t->right == NULL || t->max == NULL || !jvc_table_add(t, headers)) {
+    t->min = jv_calloc(ncols, sizeof *t->min);
+    if (t->right == NULL || t->max == NULL || t->min == NULL ||
+        !jvc_table_add(t, headers)) {
         jvc_table_free(t);
         return NULL;
     }
@@ -40,6 +43,7 @@ void jvc_table_free(jvc_table *t)
     jv_free(t->cells);
     jv_free(t->right);
     jv_free(t->max);
+    jv_free(t->min);
     jv_free(t);
 }
 
@@ -58,6 +62,12 @@ void jvc_table_max_width(jvc_table *t, size_t col, size_t chars)
 {
     if (col < t->ncols)
         t->max[col] = chars;
+}
+
+void jvc_table_min_width(jvc_table *t, size_t col, size_t chars)
+{
+    if (col < t->ncols)
+        t->min[col] = chars;
 }
 
 bool jvc_table_add(jvc_table *t, const char *const *cells)
@@ -96,6 +106,7 @@ bool jvc_table_print(const jvc_table *t, FILE *f)
     size_t *width = jv_calloc(ncols, sizeof *width);
     if (width == NULL)
         return false;
+    memcpy(width, t->min, ncols * sizeof *width);
     for (size_t r = t->hide_header ? 1 : 0; r < t->nrows; r++)
         for (size_t c = 0; c < ncols; c++) {
             size_t w = jvc_display_width(t->cells[r * t->ncols + c]);

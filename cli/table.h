@@ -28,6 +28,9 @@ void jvc_table_right(jvc_table *t, size_t col);
 /* Prints only the rows: for "field  value" lists. */
 void jvc_table_hide_header(jvc_table *t);
 void jvc_table_max_width(jvc_table *t, size_t col, size_t chars);
+/* Pads the column to at least chars: with the same max, tables printed one
+ * after another (a --follow stream) line up with the first one's header. */
+void jvc_table_min_width(jvc_table *t, size_t col, size_t chars);
 
 /* Appends a row of ncols cells (copied; NULL shows as "-"). JV_ENOMEM as
  * false. */

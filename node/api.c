@@ -544,9 +544,14 @@ bool api_write_ok(api_ctx *c)
         return false;
     }
     if (c->wr.group.result) {
-        char what[96];
+        char what[320];
+        const char *brace = strchr(c->route->pattern, '{');
         if (c->nintents > 1)
             snprintf(what, sizeof(what), "op %zu", c->wr.group.failed_index);
+        else if (brace && c->cap[0].len) /* name the key, not "{*}" */
+            snprintf(what, sizeof(what), "%.*s%.256s",
+                     (int)(brace - c->route->pattern), c->route->pattern,
+                     (const char *)c->cap[0].data);
         else
             snprintf(what, sizeof(what), "%s", c->route->pattern);
         api_fail(c, c->wr.group.result, what);

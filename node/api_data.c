@@ -715,9 +715,24 @@ static int archive_add_intent(api_ctx *c, jv_str key, json_t *obj,
 
 static json_t *archive_result(api_ctx *c, const jv_intent *in)
 {
-    /* The add replaced every value of the key this node had seen. */
-    return archive_json(in->op.add.key, in->op.add.value, &c->node->kp.pk,
-                        in->op.add.stamp, 1);
+    /* The add replaced every value of the key this node had seen: the
+     * entry as GET gives it now, its one value in "all". */
+    json_t *e = archive_json(in->op.add.key, in->op.add.value, &c->node->kp.pk,
+                             in->op.add.stamp, 1);
+    json_t *one = json_pack(
+        "[{s:o,s:o,s:I,s:o}]", "value", api_value(in->op.add.value), "added_by",
+        api_id(&c->node->kp.pk), "stamp", (json_int_t)in->op.add.stamp,
+        "added_at", api_time(jv_hlc_ms(in->op.add.stamp)));
+    if (!e || !one) {
+        json_decref(e);
+        json_decref(one);
+        return NULL;
+    }
+    if (json_object_set_new(e, "all", one) != 0) { /* one is released */
+        json_decref(e);
+        return NULL;
+    }
+    return e;
 }
 
 static void archive_add_done(jv_write_req *r)
@@ -777,13 +792,33 @@ static jv_err one_archive(void *arg, const jv_archive_row *r)
     return JV_OK;
 }
 
+/* Appends one of the key's values to the "all" array. */
+static jv_err all_archive(void *arg, const jv_archive_value *v)
+{
+    json_t *j =
+        json_pack("{s:o,s:o,s:I,s:o}", "value", api_value(v->value), "added_by",
+                  api_id(&v->dot.id), "stamp", (json_int_t)v->stamp, "added_at",
+                  api_time(jv_hlc_ms(v->stamp)));
+    return j && json_array_append_new(arg, j) == 0 ? JV_OK : JV_ENOMEM;
+}
+
 void api_archive_get(api_ctx *c)
 {
     jv_str key;
-    json_t *out = NULL;
+    json_t *out = NULL, *all = NULL;
     if (path_name(c, JV_OP_MAX_KEY, "an archive key", &key))
         return;
     jv_err err = jv_store_archive_get(c->node->rst, key, one_archive, &out);
+    /* Every value, not only the latest: after concurrent adds a reader
+     * sees all that the key holds, as the export shows them. */
+    if (!err && !(all = json_array()))
+        err = JV_ENOMEM;
+    if (!err)
+        err = jv_store_archive_key_values(c->node->rst, key, all_archive, all);
+    if (!err && json_object_set_new(out, "all", all) != 0)
+        err = JV_ENOMEM;
+    else if (err)
+        json_decref(all);
     if (err) {
         json_decref(out);
         api_fail(c, err, "archive entry");

@@ -170,6 +170,44 @@ static void trust_done(jv_write_req *w)
                         (json_int_t)in->op.trust.stamp));
 }
 
+typedef struct {
+    const jv_id *id;
+    char *name; /* jv_malloc'd, NULL if none */
+} trust_name;
+
+static jv_err find_trust_name(void *arg, const jv_trust_row *t)
+{
+    trust_name *f = arg;
+    if (!f->name && t->name.n && jv_id_eq(&t->node, f->id) &&
+        !(f->name = jv_strndup(t->name.p, t->name.n)))
+        return JV_ENOMEM;
+    return JV_OK;
+}
+
+/* A trust change that gives no name keeps the one the node has: a name
+ * outlives `trust rm` and a later `trust add` without --name. */
+static int keep_name(api_ctx *c, const jv_id *id, jv_str *name)
+{
+    trust_name f = {id, NULL};
+    if (name->n)
+        return 0;
+    jv_err err = jv_store_trust_list(c->node->rst, find_trust_name, &f);
+    if (err) {
+        jv_free(f.name);
+        api_fail(c, err, "trust");
+        return -1;
+    }
+    if (f.name) {
+        size_t n = strlen(f.name);
+        if (!api_own(c, f.name)) {
+            api_fail(c, JV_ENOMEM, "trust");
+            return -1;
+        }
+        *name = (jv_str){f.name, n};
+    }
+    return 0;
+}
+
 static void set_trust(api_ctx *c, const char *hex, jv_str name, bool trusted)
 {
     jv_id id;
@@ -178,6 +216,8 @@ static void set_trust(api_ctx *c, const char *hex, jv_str name, bool trusted)
                   "a node id is 64 hex digits (jarvisctl status shows it)");
         return;
     }
+    if (keep_name(c, &id, &name))
+        return;
     if (!trusted && jv_id_eq(&id, &c->node->kp.pk)) {
         api_error(c, 400, "invalid_field", "a node always trusts itself");
         return;
@@ -194,8 +234,8 @@ static void set_trust(api_ctx *c, const char *hex, jv_str name, bool trusted)
     in[0].op.trust.stamp = api_stamp(c);
     char detail[96];
     snprintf(detail, sizeof(detail), "%s%.*s",
-             trusted ? "trusted as " : "no longer trusted", (int)name.n,
-             name.p);
+             trusted ? "trusted as " : "no longer trusted",
+             trusted ? (int)name.n : 0, name.p);
     if (api_audit_intent(c, &in[1], trusted ? "trust.add" : "trust.remove", hex,
                          detail)) {
         api_fail(c, JV_ENOMEM, "trust");

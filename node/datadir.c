@@ -303,7 +303,7 @@ jv_err jv_datadir_prepare(const char *dir, const jv_store_opts *opts,
     o.readonly = false;
     /* SQLite would create the file 0644 minus the umask, and its WAL and
      * shared-memory files take the database's mode: made here first, they
-     * are all 0600 whatever the umask of the process (jarvisctl init). An
+     * are all 0600 whatever the umask of the process (jarvisd init). An
      * empty file is a new database to SQLite. */
     int dbfd = open(dbpath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (dbfd >= 0)

@@ -10,7 +10,7 @@
  *   <dir>/api.addr      the API address the running node bound
  *   <dir>/backups/      where POST /v1/backup writes (--backup-dir)
  *
- * Shared by jarvisd (first start) and `jarvisctl init`. Blocking file I/O;
+ * Shared by jarvisd (first start) and `jarvisd init`. Blocking file I/O;
  * call before the loop starts or off the loop.
  */
 #ifndef JV_DATADIR_H

@@ -39,6 +39,10 @@ int main(int argc, char **argv)
     /* Whatever the umask we were started with, nothing we create (data
      * dir, database, WAL, backups, keys) is readable by other users. */
     umask(077);
+    /* A reader that goes away early (`jarvisd --help | grep -q ...` under
+     * pipefail) must not kill us with SIGPIPE: the write fails instead.
+     * The node ignores it anyway (below). */
+    signal(SIGPIPE, SIG_IGN);
     /* `jarvisd SUBCOMMAND ...` works on a stopped node's data dir. */
     if ((rc = jv_offline_main(argc, argv, stdout, stderr)) >= 0)
         return rc;

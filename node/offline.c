@@ -1,41 +1,186 @@
 /*
  * offline.c - jarvisd's subcommands (offline.h).
  *
- * One table, one entry per subcommand; each parses its own options. They
- * share the data dir lookup (--data-dir, else the daemon's default) and
- * the lock: a subcommand refuses to run while a node holds it.
+ * One table, one entry per subcommand; the options are shared (--data-dir,
+ * --json, --force where it applies) and parsed once. Every subcommand takes
+ * the data dir's lock for its whole work: it refuses to run while a node
+ * (or another subcommand) holds it, and no node can start in the middle.
  */
 #include "offline.h"
 
+#include <errno.h>
+#include <jansson.h>
 #include <limits.h>
+#include <sodium.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include "backup.h"
 #include "datadir.h"
+#include "store.h"
+
+typedef struct {
+    char dir[PATH_MAX];
+    const char *arg; /* the positional argument, if any */
+    bool json, force;
+} sub_args;
 
 typedef struct {
     const char *name;
     const char *args;    /* for the usage line */
-    const char *summary; /* one line */
-    int (*run)(const char *dir, FILE *out, FILE *err);
+    const char *summary; /* one or more lines */
+    bool creates;        /* makes the data dir (and parents) if missing */
+    bool takes_force;
+    int npos; /* positionals: 0 none, 1 optional DIR, 2 required FILE */
+    int (*run)(const sub_args *a, FILE *out, FILE *err);
 } subcmd;
 
-static int run_admin_key(const char *dir, FILE *out, FILE *err);
+static int run_init(const sub_args *a, FILE *out, FILE *err);
+static int run_restore(const sub_args *a, FILE *out, FILE *err);
+static int run_admin_key(const sub_args *a, FILE *out, FILE *err);
+
+enum {
+    POS_NONE,
+    POS_DIR,
+    POS_FILE
+};
 
 static const subcmd subcmds[] = {
+    {"init", "[DIR | --data-dir DIR] [--json]",
+     "prepare a data dir without starting a node: creates DIR and its\n"
+     "missing parents (mode 0700), the identity, the database and the\n"
+     "first admin API key, written once to DIR/admin.key (0600); again\n"
+     "on a prepared dir it changes nothing",
+     true, false, POS_DIR, run_init},
+    {"restore", "FILE [--data-dir DIR] [--force] [--json]",
+     "replace a stopped node's database with the backup FILE, checked\n"
+     "first (a bad one changes nothing); --force takes a backup made\n"
+     "by another node",
+     true, true, POS_FILE, run_restore},
     {"admin-key", "[--data-dir DIR]",
      "make a new admin API key for a stopped node and write it to\n"
      "DIR/admin.key (0600); for when no admin key works any more",
-     run_admin_key},
+     false, false, POS_NONE, run_admin_key},
 };
 
 #define NSUBCMDS (sizeof(subcmds) / sizeof(subcmds[0]))
 
-static int run_admin_key(const char *dir, FILE *out, FILE *err)
+static int print_json(json_t *j, FILE *out, FILE *err)
+{
+    if (!j || json_dumpf(j, out, JSON_INDENT(2)) != 0) {
+        json_decref(j);
+        fprintf(err, "jarvisd: out of memory\n");
+        return 1;
+    }
+    fputc('\n', out);
+    json_decref(j);
+    return 0;
+}
+
+static int run_init(const sub_args *a, FILE *out, FILE *err)
+{
+    char msg[512] = "", id[JV_ID_HEX];
+    jv_keypair kp;
+    jv_datadir_info info;
+    jv_store_opts o;
+    int rc = 0;
+    memset(&kp, 0, sizeof(kp));
+    memset(&info, 0, sizeof(info));
+    jv_store_opts_default(&o);
+    o.create = true;
+    jv_err e =
+        jv_datadir_prepare(a->dir, &o, &kp, NULL, &info, msg, sizeof(msg));
+    if (e) {
+        fprintf(err, "jarvisd init: cannot prepare %s: %s\n", a->dir,
+                msg[0] ? msg : jv_strerror(e));
+        rc = 1;
+        goto out;
+    }
+    jv_id_hex(&kp.pk, id);
+    if (a->json) {
+        rc = print_json(
+            json_pack("{s:s,s:s,s:b,s:b,s:s?}", "data_dir", a->dir, "node_id",
+                      id, "created_identity", info.created_identity,
+                      "created_admin_key", info.created_admin_key,
+                      "admin_key_path",
+                      info.created_admin_key ? info.admin_key_path : NULL),
+            out, err);
+        goto out;
+    }
+    fprintf(out, "data dir   %s\n", a->dir);
+    fprintf(out, "node id    %s%s\n", id,
+            info.created_identity ? " (new)" : " (existing)");
+    if (info.created_admin_key)
+        fprintf(out, "admin key  written to %s (mode 0600); store it safely\n",
+                info.admin_key_path);
+    else
+        fprintf(out, "admin key  made earlier; not shown again\n");
+out:
+    jv_keypair_wipe(&kp);
+    return rc;
+}
+
+/* The replica id recorded in the database at path ("" if unknown). */
+static void db_owner(const char *path, char out[JV_ID_HEX])
+{
+    jv_store_opts o;
+    jv_store *st = NULL;
+    jv_id id;
+    out[0] = '\0';
+    jv_store_opts_default(&o);
+    o.readonly = true;
+    if (jv_store_open(path, &o, &st, NULL, 0) == JV_OK &&
+        jv_store_get_self(st, &id) == JV_OK)
+        jv_id_hex(&id, out);
+    jv_store_close(st);
+}
+
+static int run_restore(const sub_args *a, FILE *out, FILE *err)
+{
+    char db[PATH_MAX], msg[512] = "";
+    char backup_owner[JV_ID_HEX], dir_owner[JV_ID_HEX];
+    if (jv_datadir_path(a->dir, JV_DATADIR_DB, db, sizeof(db)) != JV_OK) {
+        fprintf(err, "jarvisd restore: data dir path too long\n");
+        return 2;
+    }
+    /* A backup of another node would leave a data dir whose key and
+     * database disagree: the node would refuse to start. */
+    db_owner(a->arg, backup_owner);
+    db_owner(db, dir_owner);
+    if (!a->force && backup_owner[0] && dir_owner[0] &&
+        strcmp(backup_owner, dir_owner) != 0) {
+        fprintf(err,
+                "jarvisd restore: %s is a backup of node %.12s..., but %s "
+                "belongs to node %.12s...; pass --force to restore it "
+                "anyway\n",
+                a->arg, backup_owner, a->dir, dir_owner);
+        return 1;
+    }
+    jv_err e = jv_store_restore(a->arg, db, msg, sizeof(msg));
+    if (e) {
+        fprintf(err, "jarvisd restore: %s: %s; the data dir is unchanged\n",
+                a->arg, msg[0] ? msg : jv_strerror(e));
+        return 1;
+    }
+    /* A restore that succeeded may still have something to say (keys
+     * whose revocation it could not carry). */
+    if (msg[0])
+        fprintf(err, "jarvisd restore: warning: %s\n", msg);
+    if (a->json)
+        return print_json(json_pack("{s:s,s:s,s:s}", "data_dir", a->dir,
+                                    "database", db, "restored_from", a->arg),
+                          out, err);
+    fprintf(out, "restored %s from %s; start the node again\n", db, a->arg);
+    return 0;
+}
+
+static int run_admin_key(const sub_args *a, FILE *out, FILE *err)
 {
     char path[PATH_MAX], msg[512] = "";
     jv_err e =
-        jv_datadir_new_admin_key(dir, path, sizeof(path), msg, sizeof(msg));
+        jv_datadir_new_admin_key(a->dir, path, sizeof(path), msg, sizeof(msg));
     if (e) {
         fprintf(err, "jarvisd admin-key: %s\n", msg[0] ? msg : jv_strerror(e));
         return 1;
@@ -68,38 +213,117 @@ void jv_offline_usage(FILE *f)
         usage_one(f, &subcmds[i]);
 }
 
-/* --data-dir DIR / --data-dir=DIR / -h; dir gets the data dir. Returns
- * -1 to go on, else an exit status. */
-static int parse(const subcmd *c, int argc, char **argv, char *dir,
-                 size_t dirlen, FILE *out, FILE *err)
+static int usage_error(const subcmd *c, FILE *err, const char *what,
+                       const char *arg)
 {
-    const char *d = NULL;
-    for (int i = 2; i < argc; i++) {
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            fprintf(out, "Usage:\n");
-            usage_one(out, c);
-            return 0;
-        }
-        if (!strcmp(argv[i], "--data-dir") && i + 1 < argc) {
-            d = argv[++i];
-        } else if (!strncmp(argv[i], "--data-dir=", 11)) {
-            d = argv[i] + 11;
-        } else {
-            fprintf(err,
-                    "jarvisd %s: unexpected argument '%s'\nusage: "
-                    "jarvisd %s %s\n",
-                    c->name, argv[i], c->name, c->args);
-            return 2;
-        }
-    }
-    if (d && !*d) {
-        fprintf(err, "jarvisd %s: --data-dir is empty\n", c->name);
+    fprintf(err, "jarvisd %s: %s%s%s%s\nusage: jarvisd %s %s\n", c->name, what,
+            arg ? " '" : "", arg ? arg : "", arg ? "'" : "", c->name, c->args);
+    return 2;
+}
+
+/* One option at argv[*i]: 1 taken, 0 not an option of ours, else an exit
+ * status + 2 (so that 0 and 1 stay free). */
+static int parse_opt(const subcmd *c, int argc, char **argv, int *i,
+                     sub_args *a, const char **d, FILE *out, FILE *err)
+{
+    const char *s = argv[*i];
+    if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
+        fprintf(out, "Usage:\n");
+        usage_one(out, c);
         return 2;
     }
-    if (d ? (size_t)snprintf(dir, dirlen, "%s", d) >= dirlen
-          : jv_datadir_default(dir, dirlen) != JV_OK) {
+    if (!strcmp(s, "--json")) {
+        a->json = true;
+    } else if (c->takes_force && !strcmp(s, "--force")) {
+        a->force = true;
+    } else if (!strcmp(s, "--data-dir")) {
+        if (*i + 1 >= argc)
+            return 2 + usage_error(c, err, "--data-dir needs a value", NULL);
+        *d = argv[++*i];
+    } else if (!strncmp(s, "--data-dir=", 11)) {
+        *d = s + 11;
+    } else if (s[0] == '-' && s[1]) {
+        return 2 + usage_error(c, err, "unknown option", s);
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
+/* Fills a from argv. Returns -1 to go on, else an exit status. */
+static int parse(const subcmd *c, int argc, char **argv, sub_args *a, FILE *out,
+                 FILE *err)
+{
+    const char *d = NULL, *pos = NULL;
+    for (int i = 2; i < argc; i++) {
+        int r = parse_opt(c, argc, argv, &i, a, &d, out, err);
+        if (r >= 2)
+            return r - 2;
+        if (r == 1)
+            continue;
+        if (c->npos == POS_NONE || pos)
+            return usage_error(c, err, "unexpected argument", argv[i]);
+        pos = argv[i];
+    }
+    if (c->npos == POS_FILE) {
+        if (!pos || !*pos)
+            return usage_error(c, err, "which backup file?", NULL);
+        a->arg = pos;
+    } else if (pos) {
+        if (d)
+            return usage_error(c, err, "give DIR or --data-dir, not both",
+                               NULL);
+        d = pos;
+    }
+    if (d && !*d)
+        return usage_error(c, err, "the data dir is empty", NULL);
+    if (d ? (size_t)snprintf(a->dir, sizeof(a->dir), "%s", d) >= sizeof(a->dir)
+          : jv_datadir_default(a->dir, sizeof(a->dir)) != JV_OK) {
         fprintf(err, "jarvisd %s: data dir path too long\n", c->name);
         return 2;
+    }
+    return -1;
+}
+
+/* mkdir -p dir: every directory made here gets mode 0700 (the parents
+ * too: a data dir's parent made for it is no one else's business). */
+static int make_dirs(const char *name, const char *dir, FILE *err)
+{
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof(tmp), "%s", dir);
+    for (char *p = tmp + 1;; p++) {
+        if (*p != '/' && *p)
+            continue;
+        char c = *p;
+        *p = '\0';
+        if (mkdir(tmp, 0700) != 0 && errno != EEXIST) {
+            fprintf(err, "jarvisd %s: cannot create %s: %s\n", name, tmp,
+                    strerror(errno));
+            return 1;
+        }
+        *p = c;
+        if (!c)
+            break;
+    }
+    return 0;
+}
+
+/* Checks (or, for init and restore, makes) the data dir and the file to
+ * restore. Returns -1 to go on, else an exit status. */
+static int check_paths(const subcmd *c, const sub_args *a, FILE *err)
+{
+    struct stat sb;
+    if (a->arg && stat(a->arg, &sb) != 0) {
+        fprintf(err, "jarvisd %s: cannot read %s: %s\n", c->name, a->arg,
+                strerror(errno));
+        return 2;
+    }
+    if (c->creates && make_dirs(c->name, a->dir, err) != 0)
+        return 1;
+    if (stat(a->dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        fprintf(err, "jarvisd %s: no data dir at %s%s\n", c->name, a->dir,
+                stat(a->dir, &sb) == 0 ? " (not a directory)" : "");
+        return 1;
     }
     return -1;
 }
@@ -107,7 +331,8 @@ static int parse(const subcmd *c, int argc, char **argv, char *dir,
 int jv_offline_main(int argc, char **argv, FILE *out, FILE *err)
 {
     const subcmd *c = NULL;
-    char dir[PATH_MAX], msg[512] = "";
+    char msg[512] = "";
+    sub_args a;
     int fd = -1, rc;
     if (argc < 2)
         return -1;
@@ -116,29 +341,30 @@ int jv_offline_main(int argc, char **argv, FILE *out, FILE *err)
             c = &subcmds[i];
     if (!c)
         return -1;
-    if ((rc = parse(c, argc, argv, dir, sizeof(dir), out, err)) >= 0)
+    memset(&a, 0, sizeof(a));
+    if ((rc = parse(c, argc, argv, &a, out, err)) >= 0)
         return rc;
-    /* Subcommands work on an existing data dir: taking the lock must not
-     * create one. */
-    struct stat sb;
-    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
-        fprintf(err, "jarvisd %s: no data dir at %s\n", c->name, dir);
+    if ((rc = check_paths(c, &a, err)) >= 0)
+        return rc;
+    if (sodium_init() < 0) {
+        fprintf(err, "jarvisd %s: libsodium failed to initialise\n", c->name);
         return 1;
     }
     /* The lock also keeps a node from starting while we work. */
-    jv_err e = jv_datadir_lock(dir, &fd, msg, sizeof(msg));
+    jv_err e = jv_datadir_lock(a.dir, &fd, msg, sizeof(msg));
     if (e == JV_EBUSY) {
         fprintf(err,
-                "jarvisd %s: %s; stop it first (this works on a stopped "
-                "node only)\n",
-                c->name, msg);
+                "jarvisd %s: a node is running on %s (%s); stop it first "
+                "(systemctl stop jarvisd, or send it SIGTERM): this works "
+                "on a stopped node only\n",
+                c->name, a.dir, msg);
         return 1;
     }
     if (e) {
-        fprintf(err, "jarvisd %s: %s\n", c->name, msg);
+        fprintf(err, "jarvisd %s: cannot lock %s: %s\n", c->name, a.dir, msg);
         return 1;
     }
-    rc = c->run(dir, out, err);
+    rc = c->run(&a, out, err);
     jv_datadir_unlock(fd);
     return rc;
 }

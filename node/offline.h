@@ -2,7 +2,12 @@
  * offline.h - jarvisd's subcommands: operations on a stopped node's data
  * directory.
  *
- *   jarvisd admin-key [--data-dir DIR]   a new admin API key (recovery)
+ *   jarvisd init [DIR]                           prepare a data dir
+ *   jarvisd restore FILE [--data-dir DIR]        put a backup in place
+ *   jarvisd admin-key [--data-dir DIR]           a new admin API key
+ *
+ * jarvisctl, a pure client of the API, runs these for its `init` and
+ * `restore` aliases.
  *
  * Each holds the data dir's lock while it works, so none runs beside the
  * node (or another subcommand) on the same data dir. A subcommand is the

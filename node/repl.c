@@ -180,6 +180,17 @@ typedef struct {
     jv_id id;
     uint64_t stamp;
 } fresh_entry;
+/* An origin whose batches are held for want of trust. A joining node
+ * often learns that trust a moment later (the trust list replicates too):
+ * the hint to trust it is logged only if the hold lasts HOLD_LOG_MS. */
+#define MAX_HOLD_NOTES 16
+#define HOLD_LOG_MS    5000
+typedef struct {
+    jv_id origin;
+    char who[80]; /* the sender, for the log line */
+    uint64_t since_ms;
+    bool said;
+} hold_note;
 
 struct jv_repl {
     jv_node *node;
@@ -212,6 +223,9 @@ struct jv_repl {
     fresh_entry fresh[MAX_SOURCES];
     size_t nfresh;
     uint64_t fresh_floor;
+    hold_note holds[MAX_HOLD_NOTES]; /* untrusted origins, said if it lasts */
+    size_t nholds;
+    uint64_t holds_swept_ms;
     uint64_t rng;
     jv_buf scratch;
     char frame_key[9];     /* key id of the frame being opened, for logs */
@@ -291,6 +305,74 @@ static bool is_blocked(const jv_repl *r, const char *addr, const jv_id *id)
     return false;
 }
 
+/* Remembers when batches of origin were first held as untrusted. */
+static void note_hold(jv_repl *r, const jv_id *origin, const char *addr,
+                      const jv_id *from)
+{
+    for (size_t i = 0; i < r->nholds; i++)
+        if (jv_id_eq(&r->holds[i].origin, origin))
+            return;
+    if (r->nholds == MAX_HOLD_NOTES)
+        return;
+    hold_note *h = &r->holds[r->nholds++];
+    memset(h, 0, sizeof(*h));
+    h->origin = *origin;
+    h->since_ms = jv_now_ms();
+    char fhex[JV_ID_HEX] = "?";
+    if (from)
+        jv_id_hex(from, fhex);
+    snprintf(h->who, sizeof(h->who), "%s", addr ? addr : fhex);
+}
+
+typedef struct {
+    const jv_repl *r;
+    bool still[MAX_HOLD_NOTES]; /* the note's origin is still held */
+} hold_scan;
+
+static jv_err held_untrusted(void *arg, const jv_held_row *h)
+{
+    hold_scan *sc = arg;
+    for (size_t i = 0; h->reason == JV_EUNTRUSTED && i < sc->r->nholds; i++)
+        if (jv_id_eq(&h->origin, &sc->r->holds[i].origin))
+            sc->still[i] = true;
+    return JV_OK;
+}
+
+/* On the timer: an origin still held HOLD_LOG_MS after its first batch
+ * gets the hint, once; a note whose batches were released goes. One scan
+ * of the held area serves every note, and runs only when a note is due
+ * (or every HOLD_SWEEP_MS, to forget released origins). */
+#define HOLD_SWEEP_MS 30000
+static void check_holds(jv_repl *r, uint64_t now)
+{
+    hold_scan sc = {.r = r};
+    bool due = false;
+    for (size_t i = 0; i < r->nholds; i++)
+        due |= !r->holds[i].said && now - r->holds[i].since_ms >= HOLD_LOG_MS;
+    if (!r->nholds || (!due && now - r->holds_swept_ms < HOLD_SWEEP_MS))
+        return;
+    r->holds_swept_ms = now;
+    if (jv_store_held_list(r->node->rst, held_untrusted, &sc) != JV_OK)
+        return;
+    for (size_t i = r->nholds; i-- > 0;) {
+        hold_note *h = &r->holds[i];
+        if (!sc.still[i]) { /* trusted since, or dropped */
+            *h = r->holds[--r->nholds];
+            continue;
+        }
+        if (h->said || now - h->since_ms < HOLD_LOG_MS)
+            continue;
+        char ohex[JV_ID_HEX];
+        jv_id_hex(&h->origin, ohex);
+        jv_warn("repl",
+                "holding batches of origin %.16s (not trusted) from %s "
+                "for %llu s; to accept them: jarvisctl trust add %s",
+                ohex, h->who, (unsigned long long)((now - h->since_ms) / 1000),
+                ohex);
+        h->said = true;
+    }
+}
+
 /* Logs a refusal once per sender and reason; counts it every time. */
 static void refuse(jv_repl *r, peer *p, const jv_id *from, reason why,
                    const jv_id *origin, size_t n)
@@ -304,6 +386,10 @@ static void refuse(jv_repl *r, peer *p, const jv_id *from, reason why,
     else if (why == RS_HELD_FULL)
         snprintf(label, sizeof(label), "dropped_held_full");
     count(r, "jarvis_repl_batches_total", "result", label, (double)n);
+    if (why == RS_UNTRUSTED && origin) {
+        note_hold(r, origin, p ? p->addr : NULL, from);
+        return;
+    }
 
     uint32_t *logged = NULL;
     if (p) {
@@ -1702,6 +1788,7 @@ static void on_timer(uv_timer_t *t)
     uint64_t now = jv_now_ms();
     peer *unknown = NULL, *cand[64];
     size_t n = 0;
+    check_holds(r, now);
     for (peer *p = r->peers; p; p = p->next) {
         if (p->state != P_IDLE || p->next_try_ms > now || p->is_self)
             continue;

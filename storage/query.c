@@ -534,12 +534,33 @@ out:
     return err;
 }
 
+static jv_err archive_value_rows(jv_store *st, sqlite3_stmt *s,
+                                 jv_archive_value_cb cb, void *arg);
+
 jv_err jv_store_archive_values(jv_store *st, jv_archive_value_cb cb, void *arg)
 {
     jv_err err;
     sqlite3_stmt *s = jv__stmt(st, sql_archive_values, &err);
     if (!s)
         return err;
+    return archive_value_rows(st, s, cb, arg);
+}
+
+jv_err jv_store_archive_key_values(jv_store *st, jv_str key,
+                                   jv_archive_value_cb cb, void *arg)
+{
+    jv_err err;
+    sqlite3_stmt *s = jv__stmt(st, sql_archive_get, &err);
+    if (!s)
+        return err;
+    jv__bind_str(s, 1, key);
+    return archive_value_rows(st, s, cb, arg);
+}
+
+static jv_err archive_value_rows(jv_store *st, sqlite3_stmt *s,
+                                 jv_archive_value_cb cb, void *arg)
+{
+    jv_err err;
     int rc;
     err = JV_OK;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {

@@ -122,6 +122,9 @@ jv_err jv_store_archive_list(jv_store *st, jv_str prefix, jv_str after,
                              size_t limit, jv_archive_cb cb, void *arg);
 /* Every live value, by (key, dot). */
 jv_err jv_store_archive_values(jv_store *st, jv_archive_value_cb cb, void *arg);
+/* Every live value of one key, by dot (none if the key is absent). */
+jv_err jv_store_archive_key_values(jv_store *st, jv_str key,
+                                   jv_archive_value_cb cb, void *arg);
 /* The causal context: the compact vector into *vv (replaced), the cloud
  * dots through cb (sorted). */
 jv_err jv_store_archive_context(jv_store *st, jv_vv *vv, jv_dot_cb cb,

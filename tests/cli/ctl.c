@@ -88,6 +88,17 @@ void ctl_spawn(ctl_ctx *c, jv_proc *p, ...)
     assert_int_equal(jv_proc_spawn(p, argv, env, NULL), 0);
 }
 
+void ctl_spawn_log(ctl_ctx *c, jv_proc *p, const char *log, ...)
+{
+    char *argv[MAX_ARGS], *env[MAX_ENV];
+    char bufs[MAX_ENV][1024];
+    va_list ap;
+    va_start(ap, log);
+    build(c, ap, argv, env, bufs);
+    va_end(ap);
+    assert_int_equal(jv_proc_spawn(p, argv, env, log), 0);
+}
+
 void ctl_expect(const jv_proc_result *r, int code, const char *file, int line)
 {
     if (r->status == code && !r->signaled)

@@ -32,6 +32,12 @@ void ctl_run(ctl_ctx *c, jv_proc_result *r, ...);
 void ctl_spawn(ctl_ctx *c, jv_proc *p, ...);
 #define CTL_SPAWN(c, p, ...) ctl_spawn((c), (p), __VA_ARGS__, (char *)NULL)
 
+/* The same with its stdout and stderr appended to the file log, which the
+ * test can read while it runs. */
+void ctl_spawn_log(ctl_ctx *c, jv_proc *p, const char *log, ...);
+#define CTL_SPAWN_LOG(c, p, log, ...) \
+    ctl_spawn_log((c), (p), (log), __VA_ARGS__, (char *)NULL)
+
 /* Fails the test, printing what jarvisctl printed, unless it exited with
  * `code`. */
 #define CTL_EXPECT(r, code) ctl_expect((r), (code), __FILE__, __LINE__)

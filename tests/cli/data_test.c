@@ -457,6 +457,7 @@ static void test_archive(void **state)
     assert_string_equal(json_string_value(json_object_get(j, "added_by")),
                         self_id);
     assert_int_equal(json_integer_value(json_object_get(j, "values")), 1);
+    assert_int_equal(json_array_size(json_object_get(j, "all")), 1);
     json_decref(j);
 
     j = JSON_CMD(0, "archive", "ls", "--prefix", "reports/");
@@ -476,6 +477,15 @@ static void test_archive(void **state)
     CTL_EXPECT(&r, 1);
     assert_true(ctl_has(r.err, "archive rm other"));
     assert_true(ctl_has(r.err, "404"));
+    /* The node's own message names the key, not the route. */
+    assert_true(ctl_has(r.err, "/v1/archive/other: not found"));
+    assert_false(ctl_has(r.err, "{*}"));
+    jv_proc_result_fini(&r);
+    /* A single value: no table of concurrent values. */
+    CTL(&C, &r, "archive", "get", "reports/2026-12");
+    CTL_EXPECT(&r, 0);
+    assert_true(ctl_has(r.out, "pending"));
+    assert_false(ctl_has(r.out, "concurrent values"));
     jv_proc_result_fini(&r);
     CTL(&C, &r, "archive", "get", "other");
     CTL_EXPECT(&r, 1);

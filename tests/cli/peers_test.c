@@ -120,6 +120,9 @@ static void test_two_nodes_converge(void **state)
     json_decref(on(&A, 0, "config", "set", "db/url", "postgres://a"));
     json_decref(on(&B, 0, "counters", "incr", "hits", "2"));
     json_decref(on(&B, 0, "archive", "add", "reports/b", "{\"rows\":1}"));
+    /* Concurrent adds of one key: once converged it holds both values. */
+    json_decref(on(&A, 0, "archive", "add", "shared", "\"from-a\""));
+    json_decref(on(&B, 0, "archive", "add", "shared", "\"from-b\""));
 
     /* Apart: the exports differ, kind by kind. */
     snprintf(fa, sizeof fa, "%s/a.json", C.home);
@@ -139,6 +142,9 @@ static void test_two_nodes_converge(void **state)
                      1);
     assert_int_equal(json_array_size(json_object_get(
                          json_object_get(kinds, "archive"), "only_b")),
+                     1);
+    assert_int_equal(json_array_size(json_object_get(
+                         json_object_get(kinds, "archive"), "different")),
                      1);
     json_decref(j);
     jv_proc_result_fini(&r);
@@ -230,6 +236,85 @@ static void test_two_nodes_converge(void **state)
     CTL_EXPECT(&r, 0);
     assert_true(ctl_has(r.out, lb));
     assert_true(ctl_has(r.out, "(this node)"));
+    jv_proc_result_fini(&r);
+
+    /* archive get shows every concurrent value, not only the newest. */
+    CTL(&C, &r, "archive", "get", "shared");
+    CTL_EXPECT(&r, 0);
+    assert_true(ctl_has(r.out, "2 concurrent values"));
+    assert_true(ctl_has(r.out, "\"from-a\""));
+    assert_true(ctl_has(r.out, "\"from-b\""));
+    assert_true(ctl_has(r.out, ida));
+    assert_true(ctl_has(r.out, idb));
+    jv_proc_result_fini(&r);
+    C.node = C.key = NULL;
+    j = on(&B, 0, "archive", "get", "shared", NULL);
+    assert_int_equal(json_integer_value(json_object_get(j, "values")), 2);
+    assert_int_equal(json_array_size(json_object_get(j, "all")), 2);
+    json_decref(j);
+    C.node = A.url;
+    C.key = A.admin_key;
+
+    /* trust ls lists this node once, though the replicated list (B
+     * trusts A) names it too. */
+    char short_a[13];
+    snprintf(short_a, sizeof short_a, "%.12s", ida);
+    for (int waited = 0;; waited += 250) {
+        j = on(&A, 0, "trust", "ls", NULL, NULL);
+        bool has_a = false;
+        size_t i;
+        json_t *e;
+        json_array_foreach(json_object_get(j, "trust"), i, e)
+        {
+            has_a |= strcmp(json_string_value(json_object_get(e, "node_id")),
+                            ida) == 0;
+        }
+        json_decref(j);
+        if (has_a)
+            break;
+        assert_true(waited < CONVERGE_MS);
+        sleep_ms(250);
+    }
+    C.node = A.url;
+    C.key = A.admin_key;
+    CTL(&C, &r, "trust", "ls");
+    CTL_EXPECT(&r, 0);
+    /* Rows start with the NODE column (SET BY may name A again). */
+    int rows_a = 0;
+    for (const char *l = r.out; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : l)
+        rows_a += strncmp(l, short_a, strlen(short_a)) == 0;
+    assert_int_equal(rows_a, 1);
+    assert_true(ctl_has(r.out, "(this node)"));
+    jv_proc_result_fini(&r);
+
+    /* A name outlives trust rm, and a trust add without --name. */
+    CTL(&C, &r, "trust", "add", idb, "--name", "bee");
+    CTL_EXPECT(&r, 0);
+    jv_proc_result_fini(&r);
+    CTL(&C, &r, "trust", "rm", idb);
+    CTL_EXPECT(&r, 0);
+    jv_proc_result_fini(&r);
+    C.node = C.key = NULL;
+    j = on(&A, 0, "trust", "ls", NULL, NULL);
+    size_t ti;
+    json_t *te;
+    bool named = false;
+    json_array_foreach(json_object_get(j, "trust"), ti, te)
+    {
+        if (strcmp(json_string_value(json_object_get(te, "node_id")), idb))
+            continue;
+        assert_false(json_is_true(json_object_get(te, "trusted")));
+        assert_string_equal(json_string_value(json_object_get(te, "name")),
+                            "bee");
+        named = true;
+    }
+    assert_true(named);
+    json_decref(j);
+    C.node = A.url;
+    C.key = A.admin_key;
+    CTL(&C, &r, "trust", "add", idb);
+    CTL_EXPECT(&r, 0);
+    assert_true(ctl_has(r.out, "as bee"));
     jv_proc_result_fini(&r);
 
     /* Removed: listed no more. */

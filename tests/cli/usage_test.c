@@ -167,6 +167,33 @@ static void expect_usage(const char *what, jv_proc_result *r)
     jv_proc_result_fini(r);
 }
 
+/* Runs jarvisctl with the arguments but the last, which stderr must
+ * contain; expects a usage error. */
+#define expect_said(c, ...) expect_said_((c), __VA_ARGS__, (char *)NULL)
+static void expect_said_(ctl_ctx *c, ...)
+{
+    char *args[16];
+    int n = 0;
+    va_list ap;
+    va_start(ap, c);
+    while (n < 15 && (args[n] = va_arg(ap, char *)) != NULL)
+        n++;
+    va_end(ap);
+    assert_true(n >= 2);
+    const char *want = args[--n];
+    args[n] = NULL;
+    jv_proc_result r;
+    char *a[16] = {0};
+    for (int i = 0; i < n; i++)
+        a[i] = args[i];
+    ctl_run(c, &r, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8],
+            (char *)NULL);
+    if (!ctl_has(r.err, want))
+        fprintf(stderr, "expected '%s' in: %s\n", want, r.err);
+    assert_true(ctl_has(r.err, want));
+    expect_usage(want, &r);
+}
+
 static void test_usage_errors(void **state)
 {
     (void)state;
@@ -227,6 +254,25 @@ static void test_usage_errors(void **state)
     expect_usage("unsupported scheme", &r);
     CTL(&C, &r, "--node", "unix:relative.sock", "status");
     expect_usage("relative socket path", &r);
+    expect_said(&C, "--bogus", "unknown option '--bogus'");
+    expect_said(&C, "--node", "::::", "status", "in brackets");
+    expect_said(&C, "--node", "[::1]:0", "status", "1 to 65535");
+    expect_said(&C, "--node", "host:7410x", "status", "1 to 65535");
+    expect_said(&C, "--node", "http://:7410", "status", "host is missing");
+    /* An empty name or key is this side's mistake, whatever the command. */
+    expect_said(&C, "counters", "incr", "", "NAME is empty");
+    expect_said(&C, "counters", "get", "", "NAME is empty");
+    expect_said(&C, "config", "get", "", "KEY is empty");
+    expect_said(&C, "config", "set", "--string", "", "v", "KEY is empty");
+    expect_said(&C, "archive", "get", "", "KEY is empty");
+    expect_said(&C, "archive", "add", "", "v", "KEY is empty");
+    expect_said(&C, "archive", "rm", "", "KEY is empty");
+    expect_said(&C, "keys", "revoke", "", "ID is empty");
+    expect_said(&C, "keys", "create", "", "--role", "reader", "NAME is empty");
+    expect_said(&C, "sessions", "revoke", "", "ID is empty");
+    expect_said(&C, "peers", "rm", "", "ADDR is empty");
+    expect_said(&C, "trust", "rm", "", "NODE_ID is empty");
+    expect_said(&C, "audit", "add", "", "ACTION is empty");
     C.key = NULL;
     C.node = NULL;
 }
@@ -364,6 +410,12 @@ static void test_credentials(void **state)
     CTL(&C, &r, "--key-file", "/nonexistent/key", "status");
     CTL_EXPECT(&r, 3);
     assert_true(ctl_has(r.err, "/nonexistent/key"));
+    jv_proc_result_fini(&r);
+
+    /* A directory given as the key file: said as such. */
+    CTL(&C, &r, "--key-file", C.home, "status");
+    CTL_EXPECT(&r, 3);
+    assert_true(ctl_has(r.err, "is a directory"));
     jv_proc_result_fini(&r);
 
     snprintf(empty, sizeof empty, "%s/empty.key", C.home);
@@ -545,6 +597,152 @@ static void test_init(void **state)
     jv_proc_result_fini(&r);
 }
 
+/* cluster-key --json: the key as JSON, or the file it wrote. */
+static void test_cluster_key_json(void **state)
+{
+    (void)state;
+    jv_proc_result r;
+    char path[700];
+    CTL(&C, &r, "cluster-key", "--json");
+    CTL_EXPECT(&r, 0);
+    json_t *j = ctl_json(&r);
+    const char *key = json_string_value(json_object_get(j, "key"));
+    assert_non_null(key);
+    assert_int_equal(strlen(key), 64);
+    json_decref(j);
+    jv_proc_result_fini(&r);
+    snprintf(path, sizeof path, "%s/cluster.key", C.home);
+    CTL(&C, &r, "--json", "cluster-key", "-o", path);
+    CTL_EXPECT(&r, 0);
+    j = ctl_json(&r);
+    assert_string_equal(json_string_value(json_object_get(j, "path")), path);
+    assert_null(json_object_get(j, "key")); /* the secret stays in the file */
+    json_decref(j);
+    jv_proc_result_fini(&r);
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+}
+
+/* docs/operations.md's example: init DIR whose parents do not exist yet.
+ * They are made, mode 0700, by jarvisd init behind the alias. */
+static void test_init_parents(void **state)
+{
+    (void)state;
+    jv_proc_result r;
+    char top[600], dir[700], key[800];
+    struct stat sb;
+    snprintf(top, sizeof top, "%s/srv", C.home);
+    snprintf(dir, sizeof dir, "%s/jarvis/data", top);
+    assert_int_not_equal(stat(top, &sb), 0);
+    CTL(&C, &r, "init", dir);
+    CTL_EXPECT(&r, 0);
+    assert_true(ctl_has(r.out, "(new)"));
+    jv_proc_result_fini(&r);
+    assert_int_equal(stat(top, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0700);
+    snprintf(key, sizeof key, "%s/jarvis", top);
+    assert_int_equal(stat(key, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0700);
+    assert_int_equal(stat(dir, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0700);
+    snprintf(key, sizeof key, "%s/admin.key", dir);
+    assert_int_equal(stat(key, &sb), 0);
+
+    /* A parent that is a file: a clear error, exit 1. */
+    snprintf(key, sizeof key, "%s/admin.key/sub", dir);
+    CTL(&C, &r, "init", key);
+    CTL_EXPECT(&r, 1);
+    assert_true(ctl_has(r.err, "cannot create"));
+    jv_proc_result_fini(&r);
+
+    /* The global --data-dir and --json go through the alias too. */
+    snprintf(key, sizeof key, "%s/other/data", top);
+    CTL(&C, &r, "--json", "--data-dir", key, "init");
+    CTL_EXPECT(&r, 0);
+    json_t *j = ctl_json(&r);
+    assert_string_equal(json_string_value(json_object_get(j, "data_dir")), key);
+    json_decref(j);
+    jv_proc_result_fini(&r);
+
+    /* jarvisd (found beside jarvisctl) checks the arguments. */
+    CTL(&C, &r, "init", "--bogus-flag", dir);
+    CTL_EXPECT(&r, 2);
+    assert_true(ctl_has(r.err, "unknown option"));
+    jv_proc_result_fini(&r);
+
+    /* A jarvisctl with no jarvisd beside it nor on PATH says so. */
+    char bin[512], lone[700], cmd[1600];
+    assert_true(jv_bin_path("jarvisctl", bin, sizeof bin));
+    snprintf(lone, sizeof lone, "%s/lone", C.home);
+    assert_int_equal(mkdir(lone, 0700), 0);
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s/jarvisctl'", bin, lone);
+    assert_int_equal(system(cmd), 0);
+    snprintf(key, sizeof key, "%s/jarvisctl", lone);
+    char env_home[700];
+    snprintf(env_home, sizeof env_home, "HOME=%s", C.home);
+    char *argv[] = {key, "init", dir, NULL};
+    char *env[] = {env_home, "PATH=/nonexistent", NULL};
+    assert_int_equal(jv_proc_run(argv, env, 30000, &r), 0);
+    CTL_EXPECT(&r, 1);
+    assert_true(ctl_has(r.err, "cannot run jarvisd"));
+    jv_proc_result_fini(&r);
+}
+
+/* The offline commands are jarvisd's own: run directly, they do what the
+ * aliases do. */
+static void test_jarvisd_offline(void **state)
+{
+    (void)state;
+    char bin[512], dir[600], backup[700], db[700];
+    jv_proc_result r;
+    assert_true(jv_bin_path("jarvisd", bin, sizeof bin));
+    snprintf(dir, sizeof dir, "%s/direct/a/b", C.home);
+    char *init[] = {bin, "init", dir, "--json", NULL};
+    char *env[] = {"PATH=/usr/bin:/bin", "JARVIS_CONFIG=", NULL};
+    assert_int_equal(jv_proc_run(init, env, 30000, &r), 0);
+    CTL_EXPECT(&r, 0);
+    json_t *j = ctl_json(&r);
+    assert_true(json_is_true(json_object_get(j, "created_identity")));
+    json_decref(j);
+    jv_proc_result_fini(&r);
+
+    /* restore: a copy of its own database is a valid backup of it. */
+    snprintf(db, sizeof db, "%s/jarvis.db", dir);
+    snprintf(backup, sizeof backup, "%s/copy.db", C.home);
+    char cmd[3200];
+    snprintf(cmd, sizeof cmd,
+             "sqlite3 '%s' \".backup '%s'\" 2>/dev/null || "
+             "cp '%s' '%s'",
+             db, backup, db, backup);
+    assert_int_equal(system(cmd), 0);
+    char *restore[] = {bin, "restore", backup, "--data-dir", dir, NULL};
+    assert_int_equal(jv_proc_run(restore, env, 30000, &r), 0);
+    CTL_EXPECT(&r, 0);
+    assert_true(ctl_has(r.out, "restored"));
+    jv_proc_result_fini(&r);
+
+    char *norestore[] = {bin, "restore", "--data-dir", dir, NULL};
+    assert_int_equal(jv_proc_run(norestore, env, 30000, &r), 0);
+    CTL_EXPECT(&r, 2);
+    assert_true(ctl_has(r.err, "which backup file"));
+    jv_proc_result_fini(&r);
+
+    /* An empty data dir is a usage error, not the current directory. */
+    char *empty[] = {bin, "init", "", NULL};
+    assert_int_equal(jv_proc_run(empty, env, 30000, &r), 0);
+    CTL_EXPECT(&r, 2);
+    jv_proc_result_fini(&r);
+
+    char *help[] = {bin, "--help", NULL};
+    assert_int_equal(jv_proc_run(help, env, 30000, &r), 0);
+    CTL_EXPECT(&r, 0);
+    assert_true(ctl_has(r.out, "jarvisd init"));
+    assert_true(ctl_has(r.out, "jarvisd restore FILE"));
+    assert_true(ctl_has(r.out, "jarvisd admin-key"));
+    jv_proc_result_fini(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -556,6 +754,9 @@ int main(void)
         cmocka_unit_test(test_credentials),
         cmocka_unit_test(test_diff_files),
         cmocka_unit_test(test_init),
+        cmocka_unit_test(test_init_parents),
+        cmocka_unit_test(test_cluster_key_json),
+        cmocka_unit_test(test_jarvisd_offline),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

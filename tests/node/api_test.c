@@ -634,11 +634,21 @@ static void test_config(void **state)
 static void check_entry(const json_t *j, const char *key, const char *value,
                         uint64_t lo, uint64_t hi)
 {
-    API_FIELDS(j, "key", "value", "added_by", "stamp", "added_at", "values");
+    API_FIELDS(j, "key", "value", "added_by", "stamp", "added_at", "values",
+               "all");
     assert_string_equal(api_str(j, "key"), key);
     json_t *want = parse(value);
     assert_json_equal(json_object_get(j, "value"), want);
     json_decref(want);
+    /* One value: "all" holds it, as the entry shows it. */
+    json_t *all = json_object_get(j, "all");
+    assert_int_equal(json_array_size(all), 1);
+    json_t *v = json_array_get(all, 0);
+    API_FIELDS(v, "value", "added_by", "stamp", "added_at");
+    const char *same[] = {"value", "added_by", "stamp", "added_at"};
+    for (size_t i = 0; i < 4; i++)
+        assert_json_equal(json_object_get(v, same[i]),
+                          json_object_get(j, same[i]));
     assert_string_equal(api_str(j, "added_by"), N.node_id);
     json_int_t stamp = API_INT(j, "stamp");
     assert_int_equal(check_time(j, "added_at", lo, hi),
@@ -696,6 +706,9 @@ static void test_archive(void **state)
         assert_int_equal(API_INT(row, "value"), i);
         json_t *one = API_OK(&N, 200, "GET",
                              api_fmt("/v1/archive/arch-list/%d", i), t, NULL);
+        /* A listing gives each key's latest value; GET adds "all". */
+        assert_int_equal(json_array_size(json_object_get(one, "all")), 1);
+        json_object_del(one, "all");
         assert_json_equal(row, one);
         json_decref(one);
     }
