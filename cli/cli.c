@@ -22,19 +22,49 @@
 /* The one command table, in the order --help lists it. */
 // clang-format off
 static const jvc_cmd *const commands[] = {
-    &jvc_cmd_status,       &jvc_cmd_health,          &jvc_cmd_counters_ls,
-    &jvc_cmd_counters_get, &jvc_cmd_counters_incr,   &jvc_cmd_audit_tail,
-    &jvc_cmd_audit_query,  &jvc_cmd_audit_add,       &jvc_cmd_config_ls,
-    &jvc_cmd_config_get,   &jvc_cmd_config_set,      &jvc_cmd_archive_ls,
-    &jvc_cmd_archive_get,  &jvc_cmd_archive_add,     &jvc_cmd_archive_rm,
-    &jvc_cmd_keys_create,  &jvc_cmd_keys_ls,         &jvc_cmd_keys_revoke,
-    &jvc_cmd_sessions_ls,  &jvc_cmd_sessions_revoke, &jvc_cmd_peers_ls,
-    &jvc_cmd_peers_add,    &jvc_cmd_peers_rm,        &jvc_cmd_backup,
-    &jvc_cmd_verify,       &jvc_cmd_export,          &jvc_cmd_diff,
-    &jvc_cmd_init,         &jvc_cmd_restore,         &jvc_cmd_trust_ls,
-    &jvc_cmd_trust_add,    &jvc_cmd_trust_rm,        &jvc_cmd_cluster_key,
-    &jvc_cmd_bundle_create, &jvc_cmd_bundle_vector,  &jvc_cmd_bundle_apply,
-    &jvc_cmd_bundle_inspect, &jvc_cmd_backup_key,    &jvc_cmd_backup_open,
+    &jvc_cmd_status,
+    &jvc_cmd_health,
+    &jvc_cmd_counters_ls,
+    &jvc_cmd_counters_get,
+    &jvc_cmd_counters_incr,
+    &jvc_cmd_audit_tail,
+    &jvc_cmd_audit_query,
+    &jvc_cmd_audit_add,
+    &jvc_cmd_config_ls,
+    &jvc_cmd_config_get,
+    &jvc_cmd_config_set,
+    &jvc_cmd_archive_ls,
+    &jvc_cmd_archive_get,
+    &jvc_cmd_archive_add,
+    &jvc_cmd_archive_rm,
+    &jvc_cmd_keys_create,
+    &jvc_cmd_keys_ls,
+    &jvc_cmd_keys_revoke,
+    &jvc_cmd_sessions_ls,
+    &jvc_cmd_sessions_revoke,
+    &jvc_cmd_peers_ls,
+    &jvc_cmd_peers_add,
+    &jvc_cmd_peers_rm,
+    &jvc_cmd_backup,
+    &jvc_cmd_verify,
+    &jvc_cmd_export,
+    &jvc_cmd_diff,
+    &jvc_cmd_init,
+    &jvc_cmd_restore,
+    &jvc_cmd_trust_ls,
+    &jvc_cmd_trust_add,
+    &jvc_cmd_trust_rm,
+    &jvc_cmd_members,
+    &jvc_cmd_cluster_key_add,
+    &jvc_cmd_cluster_key_promote,
+    &jvc_cmd_cluster_key_retire,
+    &jvc_cmd_cluster_key,
+    &jvc_cmd_bundle_create,
+    &jvc_cmd_bundle_vector,
+    &jvc_cmd_bundle_apply,
+    &jvc_cmd_bundle_inspect,
+    &jvc_cmd_backup_key,
+    &jvc_cmd_backup_open,
 };
 // clang-format on
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
@@ -117,6 +147,20 @@ static void help_command(FILE *f, const jvc_cmd *c)
     fprintf(f, "\n\n%s.\n", c->summary);
     if (c->help != NULL)
         fprintf(f, "\n%s", c->help);
+    /* A one-word command whose group also has subcommands (cluster-key):
+     * name them too. */
+    if (c->name == NULL && commands[0] != c) {
+        bool subs = false;
+        for (size_t i = 0; i < NCOMMANDS && !subs; i++)
+            subs = same(commands[i]->group, c->group) && commands[i]->name;
+        if (subs) {
+            fputs("\nSubcommands:\n", f);
+            for (size_t i = 0; i < NCOMMANDS; i++)
+                if (same(commands[i]->group, c->group) && commands[i]->name)
+                    fprintf(f, "  %-18s %s\n", commands[i]->name,
+                            commands[i]->summary);
+        }
+    }
     fputs("\n", f);
     fputs(global_help, f);
     fputs("\n", f);

@@ -93,6 +93,8 @@ extern const jvc_cmd jvc_cmd_sessions_ls, jvc_cmd_sessions_revoke;
 extern const jvc_cmd jvc_cmd_peers_ls, jvc_cmd_peers_add, jvc_cmd_peers_rm;
 extern const jvc_cmd jvc_cmd_diff;
 extern const jvc_cmd jvc_cmd_init, jvc_cmd_restore, jvc_cmd_cluster_key;
+extern const jvc_cmd jvc_cmd_cluster_key_add, jvc_cmd_cluster_key_promote,
+    jvc_cmd_cluster_key_retire, jvc_cmd_members;
 extern const jvc_cmd jvc_cmd_trust_ls, jvc_cmd_trust_add, jvc_cmd_trust_rm;
 extern const jvc_cmd jvc_cmd_bundle_create, jvc_cmd_bundle_vector,
     jvc_cmd_bundle_apply, jvc_cmd_bundle_inspect;

@@ -45,7 +45,7 @@ bool jvc_print_peers(json_t *peers)
      * WE LACK: the reverse. "-" until the peer has told its vector.
      * BYTES IN / OUT: peer messages exchanged since the node started. */
     static const char *const h[] = {
-        "ADDRESS", "NODE",     "REACHABLE", "LAST CONTACT", "THEY LACK",
+        "ADDRESS", "NODE",     "STATE",     "LAST CONTACT", "THEY LACK",
         "WE LACK", "BYTES IN", "BYTES OUT", "FAILURES",     "LAST ERROR"};
     jvc_table *t = jvc_table_new(10, h);
     if (t == NULL)
@@ -65,7 +65,11 @@ bool jvc_print_peers(json_t *peers)
         const char *row[10] = {
             jvc_str(p, "address", "?"),
             jvc_short_id(jvc_str(p, "node_id", "-"), id, sizeof id),
-            self                     ? "this node"
+            self ? "this node"
+            /* Why it cannot be reached ("unreachable", "key
+             * mismatch", ...), from nodes that say. */
+            : json_is_string(json_object_get(p, "state"))
+                ? jvc_str(p, "state", "-")
             : json_is_boolean(reach) ? (json_is_true(reach) ? "yes" : "no")
                                      : "-",
             jvc_time_human(json_object_get(p, "last_contact"), seen,
@@ -115,7 +119,10 @@ const jvc_cmd jvc_cmd_peers_ls = {
     .name = "ls",
     .args = "",
     .summary = "List the node's peers and how far behind each one is",
-    .help = "THEY LACK counts the operations this node has that the peer has\n"
+    .help = "STATE: reachable, unreachable, key mismatch\n"
+            "(it does not accept our cluster key, or we lack its), or\n"
+            "incompatible version N (protocol versions that cannot talk).\n"
+            "THEY LACK counts the operations this node has that the peer has\n"
             "not applied yet (its lag), WE LACK the reverse; '-' until the\n"
             "peer has sent its version vector. --json gives every field.\n",
     .run = run_ls,

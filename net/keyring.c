@@ -323,3 +323,68 @@ jv_err jv_open(const jv_keyring *r, const uint8_t *frame, size_t n, jv_buf *out)
     out->len = (size_t)mlen;
     return JV_OK;
 }
+
+void jv_keyring_describe(const jv_keyring *r, char *out, size_t outlen)
+{
+    char id[9];
+    size_t at;
+    if (!r || !r->n) {
+        snprintf(out, outlen, "none: plaintext");
+        return;
+    }
+    jv_keyring_id_hex(r, 0, id);
+    at = (size_t)snprintf(out, outlen, "send %s, accept", id);
+    for (size_t i = 0; i < r->n && at < outlen; i++) {
+        jv_keyring_id_hex(r, i, id);
+        at += (size_t)snprintf(out + at, outlen - at, " %s", id);
+    }
+}
+
+bool jv_frame_key_hex(const uint8_t *frame, size_t n, char out[9])
+{
+    out[0] = '\0';
+    if (n < JV_SEAL_OVERHEAD || frame[0] != FRAME_SEALED)
+        return false;
+    jv_hex(frame + 1, JV_KEY_ID_LEN, out);
+    return true;
+}
+
+jv_err jv_notice_key(const jv_keyring *r, jv_buf *out)
+{
+    uint8_t h[3] = {JV_FRAME_NOTICE, JV_NOTICE_KEY, 0};
+    size_t n = r ? r->n : 0;
+    h[2] = (uint8_t)n;
+    jv_buf_reset(out);
+    jv_buf_append(out, h, sizeof(h));
+    for (size_t i = 0; i < n; i++)
+        jv_buf_append(out, r->k[i].id, JV_KEY_ID_LEN);
+    return jv_buf_err(out);
+}
+
+jv_err jv_notice_version(unsigned version, jv_buf *out)
+{
+    uint8_t h[4] = {JV_FRAME_NOTICE, JV_NOTICE_VERSION, (uint8_t)(version >> 8),
+                    (uint8_t)version};
+    jv_buf_reset(out);
+    return jv_buf_append(out, h, sizeof(h));
+}
+
+jv_err jv_notice_parse(const uint8_t *frame, size_t n, jv_notice *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (n < 1 || frame[0] != JV_FRAME_NOTICE)
+        return JV_ENOTFOUND;
+    if (n == 4 && frame[1] == JV_NOTICE_VERSION) {
+        out->kind = JV_NOTICE_VERSION;
+        out->version = (unsigned)frame[2] << 8 | frame[3];
+        return JV_OK;
+    }
+    if (n < 3 || frame[1] != JV_NOTICE_KEY || frame[2] > JV_KEYRING_MAX ||
+        n != 3 + (size_t)frame[2] * JV_KEY_ID_LEN)
+        return JV_EDECODE;
+    out->kind = JV_NOTICE_KEY;
+    out->nids = frame[2];
+    for (size_t i = 0; i < out->nids; i++)
+        jv_hex(frame + 3 + i * JV_KEY_ID_LEN, JV_KEY_ID_LEN, out->ids[i]);
+    return JV_OK;
+}

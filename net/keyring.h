@@ -23,6 +23,7 @@
 #ifndef JV_KEYRING_H
 #define JV_KEYRING_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -56,6 +57,41 @@ void jv_keyring_wipe(jv_keyring *r);
 jv_err jv_keyring_generate_hex(char out[2 * JV_KEY_LEN + 1]);
 /* The key id of k[i] as 8 hex digits and a NUL, for logs and metrics. */
 void jv_keyring_id_hex(const jv_keyring *r, size_t i, char out[9]);
+
+/* "send 1a2b3c4d, accept 1a2b3c4d 5e6f7a8b" (or "none: plaintext"): the
+ * key ids of the ring, for logs. The ids are fingerprints: they travel in
+ * clear in every frame and say nothing of the keys. */
+void jv_keyring_describe(const jv_keyring *r, char *out, size_t outlen);
+/* The key id a sealed frame names, as 8 hex digits; false for another
+ * frame. */
+bool jv_frame_key_hex(const uint8_t *frame, size_t n, char out[9]);
+
+/* Notices: the unsealed answer to a frame this node cannot take, so that
+ * its sender can show why instead of timing out. They carry nothing
+ * secret (key ids travel in clear in every frame anyway) and prove
+ * nothing: anyone on the path could forge one, so a notice only ever
+ * changes what is shown and logged, never what is trusted or sent.
+ *   key:     0x02 | 1 | n (1 byte) | n key ids: sealed under a key it lacks
+ *                                   (n = 0: it has no cluster key)
+ *   version: 0x02 | 2 | version (2 bytes, big endian): a message of another
+ *                                   protocol version */
+#define JV_FRAME_NOTICE 0x02
+typedef enum {
+    JV_NOTICE_KEY = 1,
+    JV_NOTICE_VERSION = 2,
+} jv_notice_kind;
+
+typedef struct {
+    jv_notice_kind kind;
+    size_t nids;
+    char ids[JV_KEYRING_MAX][9]; /* hex */
+    unsigned version;
+} jv_notice;
+
+jv_err jv_notice_key(const jv_keyring *r, jv_buf *out);
+jv_err jv_notice_version(unsigned version, jv_buf *out);
+/* JV_ENOTFOUND if the frame is no notice, JV_EDECODE if it is a bad one. */
+jv_err jv_notice_parse(const uint8_t *frame, size_t n, jv_notice *out);
 
 /* Appends the frame of msg to out: sealed under r->k[0], or plaintext when
  * r is NULL or empty. */

@@ -357,6 +357,32 @@ static jv_err parse_body(const uint8_t *p, size_t n, jv_msg *m)
     return JV_OK;
 }
 
+unsigned jv_msg_peek_version(const uint8_t *p, size_t n, size_t max_plain,
+                             jv_buf *scratch)
+{
+    const uint8_t *body = p + 1;
+    size_t len = n ? n - 1 : 0;
+    uint32_t fields;
+    uint64_t version;
+    jv_mpr r;
+    if (n < 1 || (p[0] != FORMAT_PLAIN && p[0] != FORMAT_ZSTD))
+        return 0;
+    if (p[0] == FORMAT_ZSTD) {
+        if (inflate(p + 1, n - 1, max_plain, scratch))
+            return 0;
+        body = scratch->data;
+        len = scratch->len;
+    }
+    jv_mpr_init(&r, body, len);
+    if (jv_mpr_array(&r, &fields, 4096))
+        return 0;
+    if (fields == V1_FIELDS)
+        return 1;
+    if (jv_mpr_u64(&r, &version) || version > 65535)
+        return 0;
+    return (unsigned)version;
+}
+
 jv_err jv_msg_decode(const uint8_t *p, size_t n, size_t max_plain,
                      jv_buf *scratch, jv_msg *out)
 {

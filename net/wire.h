@@ -121,6 +121,12 @@ jv_err jv_msg_encode(const jv_msg *m, const jv_keypair *kp, size_t compress_min,
 jv_err jv_msg_decode(const uint8_t *p, size_t n, size_t max_plain,
                      jv_buf *scratch, jv_msg *out);
 
+/* The protocol version of a message jv_msg_decode refused with
+ * JV_EVERSION (1 for a body without the field), for logs and for the
+ * notice that tells its sender; 0 when it cannot be read. */
+unsigned jv_msg_peek_version(const uint8_t *p, size_t n, size_t max_plain,
+                             jv_buf *scratch);
+
 /* JV_ESIG unless the decoded message's signature is its `from`'s over the
  * bytes received. One Ed25519 check (tens of microseconds). */
 jv_err jv_msg_verify(const jv_msg *m);

@@ -54,6 +54,7 @@ static const api_route routes[] = {
     {"POST", "/v1/backup", R_ADMIN, api_backup},
     {"POST", "/v1/verify", R_ADMIN, api_verify},
     {"GET", "/v1/peers", R_READ, api_peers_list},
+    {"GET", "/v1/cluster", R_READ, api_cluster},
     {"POST", "/v1/peers", R_ADMIN, api_peer_add},
     {"DELETE", "/v1/peers/{*}", R_ADMIN, api_peer_remove},
     {"GET", "/v1/trust", R_READ, api_trust_list},

@@ -148,6 +148,7 @@ void api_export(api_ctx *c);
 void api_backup(api_ctx *c);
 void api_verify(api_ctx *c);
 void api_peers_list(api_ctx *c);
+void api_cluster(api_ctx *c);
 void api_peer_add(api_ctx *c);
 void api_peer_remove(api_ctx *c);
 void api_trust_list(api_ctx *c);

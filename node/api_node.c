@@ -18,6 +18,7 @@
 #include "reload.h"
 #include "repl.h"
 #include "sealed_backup.h"
+#include "wire.h"
 
 /* -- liveness, metrics, health -------------------------------------------- */
 
@@ -95,6 +96,8 @@ static json_t *component(int score, const char *reason)
                      "reason", reason);
 }
 
+#define JV_ISOLATED_UNHEALTHY_MS (5 * 60 * 1000)
+
 /* The clock against the peers', and batches held for their stamp. */
 static int clock_health(jv_node *n, char *why, size_t whylen)
 {
@@ -135,7 +138,7 @@ void api_health(api_ctx *c)
 {
     jv_node *n = c->node;
     uint64_t now = jv_now_ms();
-    char why[256];
+    char why[768];
     int s_storage = 100, s_api = 100, s_repl = 100, s_mem = 100;
     jv_store_stats st;
     json_t *comps = json_object();
@@ -188,6 +191,13 @@ void api_health(api_ctx *c)
     int lowest = s_storage < s_api ? s_storage : s_api;
     if (lowest == 0 && score > 39)
         score = 39;
+    /* A node that reaches none of its peers serves only its own writes:
+     * degraded at once, unhealthy once that lasts (docs/api.md). */
+    uint64_t isolated = jv_repl_isolated_ms(n->repl);
+    if (isolated && score > 79)
+        score = 79;
+    if (isolated >= JV_ISOLATED_UNHEALTHY_MS && score > 39)
+        score = 39;
     const char *status = score >= 80   ? "healthy"
                          : score >= 40 ? "degraded"
                                        : "unhealthy";
@@ -221,19 +231,31 @@ void api_status(api_ctx *c)
     jv_vv_fini(&vv);
     uint64_t now = jv_now_ms();
     json_t *peers = jv_repl_peers_json(n->repl);
+    json_t *keys = json_null();
+    if (n->ring.n) {
+        char id[9];
+        json_t *accept = json_array();
+        for (size_t i = 0; i < n->ring.n; i++) {
+            jv_keyring_id_hex(&n->ring, i, id);
+            json_array_append_new(accept, json_string(id));
+        }
+        jv_keyring_id_hex(&n->ring, 0, id);
+        keys = json_pack("{s:s,s:o}", "send", id, "accept", accept);
+    }
     /* The log's figures: what every operation costs once encoded and
      * signed (bytes are the batch bodies, signatures not included). */
     json_t *log = json_pack("{s:I,s:I,s:I}", "batches", (json_int_t)st.batches,
                             "operations", (json_int_t)st.ops, "bytes",
                             (json_int_t)st.log_bytes);
     json_t *out = json_pack(
-        "{s:s,s:s,s:s,s:s,s:o,s:I,s:I,s:o,s:o,s:I,s:o}", "node_id", n->self_hex,
-        "name", n->cfg->name, "peer_address", n->peer_bound, "version",
-        JV_VERSION, "started_at", api_time(n->started_ms), "uptime_seconds",
-        (json_int_t)((now - n->started_ms) / 1000), "database_bytes",
-        (json_int_t)(st.file_bytes + st.wal_bytes), "log", log,
-        "version_vector", vvj, "held_batches", (json_int_t)st.held, "peers",
-        peers);
+        "{s:s,s:s,s:s,s:s,s:o,s:I,s:I,s:o,s:o,s:I,s:o,s:o,s:i}", "node_id",
+        n->self_hex, "name", n->cfg->name, "peer_address", n->peer_bound,
+        "version", JV_VERSION, "started_at", api_time(n->started_ms),
+        "uptime_seconds", (json_int_t)((now - n->started_ms) / 1000),
+        "database_bytes", (json_int_t)(st.file_bytes + st.wal_bytes), "log",
+        log, "version_vector", vvj, "held_batches", (json_int_t)st.held,
+        "peers", peers, "cluster_keys", keys, "protocol_version",
+        JV_WIRE_VERSION);
     if (out)
         json_object_set_new(out, "reload", jv_reload_json(n));
     api_reply(c, 200, out);

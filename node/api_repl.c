@@ -23,6 +23,16 @@ void api_peers_list(api_ctx *c)
               json_pack("{s:o}", "peers", jv_repl_peers_json(c->node->repl)));
 }
 
+void api_cluster(api_ctx *c)
+{
+    json_t *m = jv_repl_members_json(c->node->repl);
+    if (!m) {
+        api_fail(c, JV_ENOMEM, "cluster");
+        return;
+    }
+    api_reply(c, 200, m);
+}
+
 typedef struct {
     char addr[600];
     uint64_t now_ms;

@@ -424,14 +424,14 @@ static void on_reload(uv_signal_t *s, int signum)
         jv_error("node", "SIGHUP: keeping the cluster keys in use: %s", msg);
         return;
     }
-    char id[9];
-    jv_keyring_id_hex(&ring, 0, id);
+    char keys[128];
+    jv_keyring_describe(&ring, keys, sizeof(keys));
     jv_repl_set_keyring(n->repl, &ring);
     jv_keyring_wipe(&n->ring);
     n->ring = ring;
     jv_keyring_wipe(&ring);
-    jv_info("node", "SIGHUP: reloaded %zu cluster key(s); sending under %s",
-            n->ring.n, id);
+    jv_info("node", "SIGHUP: reloaded %zu cluster key(s); cluster keys: %s",
+            n->ring.n, keys);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -636,6 +636,11 @@ static jv_err start_replication(jv_node *n, char *msg, size_t msglen)
     if (cfg->cluster_key_file &&
         (err = jv_keyring_load(cfg->cluster_key_file, &n->ring, msg, msglen)))
         return err;
+    if (n->ring.n) {
+        char keys[128];
+        jv_keyring_describe(&n->ring, keys, sizeof(keys));
+        jv_info("node", "cluster keys: %s", keys);
+    }
     if (!strcmp(cfg->listen, "auto"))
         listen = n->ring.n ? "tcp://0.0.0.0:7411" : NULL;
     else if (strcmp(cfg->listen, "off") != 0)

@@ -90,6 +90,14 @@ static const char *mreason_name[MR_COUNT] = {
     "malformed", "version",     "bad_signature",   "wrong_recipient",
     "stale",     "untrusted",   "claim_beyond_own"};
 
+/* Why a peer cannot be talked to, beyond "unreachable": shown as its
+ * state (peers ls, members, health) until an exchange succeeds. */
+typedef enum {
+    T_NONE,
+    T_KEY,     /* it told us it lacks our sending key, or we lack its */
+    T_VERSION, /* it speaks another protocol version */
+} trouble;
+
 typedef struct peer {
     jv_repl *r;
     char *addr;
@@ -154,6 +162,10 @@ typedef struct peer {
     uint64_t bytes_in, bytes_out, batches_in, batches_out;
     char last_error[160];
     uint32_t logged; /* reasons already logged */
+    trouble trouble;
+    unsigned version;       /* its protocol version, 0 until known */
+    char key_seen[9];       /* the key id it last sealed a message with */
+    uint64_t down_since_ms; /* unreachable since (0: reachable) */
     struct peer *next;
 } peer;
 
@@ -216,8 +228,10 @@ struct jv_repl {
     uint64_t holds_swept_ms;
     uint64_t rng;
     jv_buf scratch;
-    bool rechecking;  /* a re-check of held batches is at the writer */
-    bool skew_logged; /* the clock was found skewed (logged once) */
+    char frame_key[9];     /* key id of the frame being opened, for logs */
+    unsigned peer_version; /* of the message refused as JV_EVERSION */
+    bool rechecking;       /* a re-check of held batches is at the writer */
+    bool skew_logged;      /* the clock was found skewed (logged once) */
 };
 
 typedef struct {
@@ -446,10 +460,18 @@ static void refuse_msg(jv_repl *r, mreason why, const jv_id *from)
                 hex);
     else if (why == MR_VERSION)
         jv_warn("repl",
-                "dropped a peer message of another protocol version "
-                "(this node speaks version %d)",
-                JV_WIRE_VERSION);
-    else if (from)
+                "refused a peer message of protocol version %u (this node "
+                "speaks version %d); told its sender",
+                r->peer_version, JV_WIRE_VERSION);
+    else if (why == MR_UNKNOWN_KEY || why == MR_KEY_MISMATCH) {
+        char keys[128];
+        jv_keyring_describe(r->keyed ? &r->ring : NULL, keys, sizeof(keys));
+        jv_warn("repl",
+                "key mismatch: refused a peer message sealed under %s "
+                "(cluster keys here: %s); told its sender which keys this "
+                "node accepts",
+                r->frame_key[0] ? r->frame_key : "no key", keys);
+    } else if (from)
         jv_warn("repl", "refused a peer message naming node %.16s: %s", hex,
                 name);
     else
@@ -469,6 +491,7 @@ static mreason open_reason(jv_err err)
 static jv_err open_message(jv_repl *r, const uint8_t *msg, size_t len,
                            jv_buf *plain, jv_msg *m)
 {
+    jv_frame_key_hex(msg, len, r->frame_key);
     jv_err err = jv_open(r->keyed ? &r->ring : NULL, msg, len, plain);
     if (err) {
         refuse_msg(r, open_reason(err), NULL);
@@ -476,6 +499,9 @@ static jv_err open_message(jv_repl *r, const uint8_t *msg, size_t len,
     }
     err = jv_msg_decode(plain->data, plain->len, r->o.max_message, &r->scratch,
                         m);
+    if (err == JV_EVERSION)
+        r->peer_version = jv_msg_peek_version(plain->data, plain->len,
+                                              r->o.max_message, &r->scratch);
     if (err)
         refuse_msg(r,
                    err == JV_ETOOBIG    ? MR_TOO_BIG
@@ -1110,6 +1136,8 @@ static void fail_as(peer *p, const char *why, const char *outcome)
         r->chain = NULL;
     if (p->reachable || p->failures == 0)
         jv_warn("repl", "peer %s unreachable: %s", p->addr, why);
+    if (p->reachable || !p->down_since_ms)
+        p->down_since_ms = now;
     p->reachable = false;
     p->failures++;
     snprintf(p->last_error, sizeof(p->last_error), "%s", why);
@@ -1202,6 +1230,72 @@ out:
     jv_buf_fini(&frame);
     jv_vv_fini(&have);
     jv_vv_fini(&them);
+}
+
+/* p cannot be talked to for reason t: the exchange fails with `why` as
+ * its state, logged whenever the reason changes. */
+static void troubled(peer *p, trouble t, const char *why)
+{
+    if (p->trouble != t)
+        jv_warn("repl", "peer %s: %s", p->addr, why);
+    p->trouble = t;
+    if (t == T_VERSION)
+        p->version = p->r->peer_version;
+    fail_as(p, why, "refused");
+}
+
+static const char *version_text(unsigned v, char *out, size_t outlen)
+{
+    snprintf(out, outlen,
+             "incompatible version %u: it speaks protocol version %u, this "
+             "node %d",
+             v, v, JV_WIRE_VERSION);
+    return out;
+}
+
+/* Its reply is sealed under a key this node does not hold (or it sent
+ * plaintext, or sealed while we have no key). */
+static const char *unknown_key_text(jv_repl *r, char *out, size_t outlen)
+{
+    char keys[128];
+    jv_keyring_describe(r->keyed ? &r->ring : NULL, keys, sizeof(keys));
+    snprintf(out, outlen,
+             "key mismatch: it sends under %s, which this node lacks "
+             "(here: %.100s)",
+             r->frame_key[0] ? r->frame_key : "no key", keys);
+    return out;
+}
+
+/* A notice in answer to our request (keyring.h): the peer could not open
+ * it, or speaks another version. Unproven, so it changes only what is
+ * shown: the peer's state and the log. */
+static bool take_notice(jv_repl *r, peer *p, const uint8_t *msg, size_t len)
+{
+    jv_notice nt;
+    char why[160], ours[9] = "", list[8 * 10 + 1] = "";
+    jv_err err = jv_notice_parse(msg, len, &nt);
+    if (err == JV_ENOTFOUND)
+        return false;
+    if (err) {
+        fail(p, "bad reply: a malformed notice");
+        return true;
+    }
+    if (nt.kind == JV_NOTICE_VERSION) {
+        r->peer_version = nt.version;
+        troubled(p, T_VERSION, version_text(nt.version, why, sizeof(why)));
+        return true;
+    }
+    if (r->keyed)
+        jv_keyring_id_hex(&r->ring, 0, ours);
+    for (size_t i = 0, at = 0; i < nt.nids; i++)
+        at += (size_t)snprintf(list + at, sizeof(list) - at, "%s%s",
+                               i ? " " : "", nt.ids[i]);
+    snprintf(why, sizeof(why),
+             "key mismatch: it does not accept our key %s (it accepts %s)",
+             ours[0] ? ours : "(none: plaintext)",
+             nt.nids ? list : "no key: plaintext only");
+    troubled(p, T_KEY, why);
+    return true;
 }
 
 /* p's clock against ours, from a proven reply stamped `stamp` (its
@@ -1355,6 +1449,9 @@ static void take_reply(jv_repl *r, peer *p, const jv_msg *m)
     if (!p->reachable)
         jv_info("repl", "peer %s reachable", p->addr);
     p->reachable = true;
+    p->trouble = T_NONE;
+    p->version = JV_WIRE_VERSION;
+    p->down_since_ms = 0;
     p->failures = 0;
     p->last_error[0] = '\0';
     p->last_contact_ms = jv_now_ms();
@@ -1369,7 +1466,7 @@ static void on_reply(void *arg, jv_tpeer *tp, jv_err err, const uint8_t *msg,
     peer *p = jv_tpeer_user(tp);
     jv_buf plain;
     jv_msg m;
-    char why[128];
+    char why[192];
 
     if (p->state != P_SENDING)
         return;
@@ -1392,11 +1489,21 @@ static void on_reply(void *arg, jv_tpeer *tp, jv_err err, const uint8_t *msg,
     jv_msg_init(&m);
     p->bytes_in += len;
     count(r, "jarvis_repl_bytes_total", "direction", "in", (double)len);
+    if (take_notice(r, p, msg, len))
+        goto out;
     if ((err = open_message(r, msg, len, &plain, &m))) {
-        snprintf(why, sizeof(why), "bad reply: %s", jv_strerror(err));
-        fail(p, why);
+        if (err == JV_ENOTFOUND || err == JV_EPERM)
+            troubled(p, T_KEY, unknown_key_text(r, why, sizeof(why)));
+        else if (err == JV_EVERSION)
+            troubled(p, T_VERSION,
+                     version_text(r->peer_version, why, sizeof(why)));
+        else {
+            snprintf(why, sizeof(why), "bad reply: %s", jv_strerror(err));
+            fail(p, why);
+        }
         goto out;
     }
+    jv_frame_key_hex(msg, len, p->key_seen);
     switch (check_reply(r, p, &m)) {
     case REPLY_REFUSED:
         break;
@@ -1499,6 +1606,8 @@ static peer *take_request(jv_repl *r, const jv_msg *m, const char *addr,
     learn(p, &m->have);
     p->last_contact_ms = jv_now_ms();
     p->bytes_in += len;
+    p->version = JV_WIRE_VERSION;
+    memcpy(p->key_seen, r->frame_key, sizeof(p->key_seen));
     return p;
 }
 
@@ -1569,7 +1678,19 @@ static void on_request(void *arg, jv_inbound *in, const uint8_t *msg,
         refuse_msg(r, MR_TOO_BIG, NULL);
         goto drop;
     }
-    if (open_message(r, msg, len, &plain, &m))
+    jv_err oerr = open_message(r, msg, len, &plain, &m);
+    if (oerr == JV_ENOTFOUND || oerr == JV_EPERM || oerr == JV_EVERSION) {
+        /* Told, not dropped: its sender shows why rather than a timeout. */
+        jv_err nerr = oerr == JV_EVERSION
+                          ? jv_notice_version(JV_WIRE_VERSION, &plain)
+                          : jv_notice_key(r->keyed ? &r->ring : NULL, &plain);
+        if (nerr == JV_OK) {
+            jv_transport_reply(in, plain.data, plain.len);
+            in = NULL;
+        }
+        goto drop;
+    }
+    if (oerr)
         goto drop;
     if (m.type != JV_MSG_SYNC) {
         refuse_msg(r, MR_MALFORMED, NULL);
@@ -1838,6 +1959,8 @@ static void mark_self(peer *p)
     p->again = false;
     p->failures = 0;
     p->last_error[0] = '\0';
+    p->trouble = T_NONE;
+    p->down_since_ms = 0;
 }
 
 static void peer_free(peer *p)
@@ -1871,6 +1994,7 @@ jv_err jv_repl_peer_add(jv_repl *r, const char *addr)
     jv_vv_init(&p->known[1]);
     jv_vv_init(&p->delivered);
     p->known_since_ms = jv_now_ms();
+    p->down_since_ms = p->known_since_ms;
     p->rank = rnd(r);
     if (!p->addr ||
         (err = jv_transport_peer_new(r->tp, addr, p, &p->tp)) != JV_OK) {
@@ -1944,6 +2068,37 @@ static json_t *time_or_null(uint64_t ms)
     return json_string(buf);
 }
 
+/* One word or three for peers ls's STATE column. */
+static const char *peer_state(const peer *p, char *buf, size_t n)
+{
+    if (p->is_self)
+        return "this node";
+    if (p->reachable)
+        return "reachable";
+    switch (p->trouble) {
+    case T_KEY:
+        return "key mismatch";
+    case T_VERSION:
+        snprintf(buf, n, "incompatible version %u", p->version);
+        return buf;
+    default:
+        return "unreachable";
+    }
+}
+
+/* State, key fingerprint and protocol version of a peer entry. */
+static void peer_json_more(const peer *p, json_t *o)
+{
+    char buf[48];
+    json_object_set_new(o, "state",
+                        json_string(peer_state(p, buf, sizeof buf)));
+    json_object_set_new(
+        o, "key", p->key_seen[0] ? json_string(p->key_seen) : json_null());
+    json_object_set_new(o, "protocol_version",
+                        p->version ? json_integer(p->version) : json_null());
+    json_object_set_new(o, "unreachable_since", time_or_null(p->down_since_ms));
+}
+
 json_t *jv_repl_peers_json(jv_repl *r)
 {
     json_t *arr = json_array();
@@ -1964,29 +2119,49 @@ json_t *jv_repl_peers_json(jv_repl *r)
         char hex[JV_ID_HEX];
         if (p->id_known)
             jv_id_hex(&p->id, hex);
-        json_array_append_new(
-            arr,
-            json_pack("{s:s,s:b,s:o,s:b,s:o,s:o,s:o,s:I,s:I,s:I,s:I,s:I,s:o}",
-                      "address", p->addr, "self", p->is_self, "node_id",
-                      p->id_known ? json_string(hex) : json_null(), "reachable",
-                      p->reachable, "last_contact",
-                      time_or_null(p->last_contact_ms), "lacks_from_us",
-                      p->have_known ? json_integer((json_int_t)jv_vv_missing(
-                                          &p->have, &r->applied))
-                                    : json_null(),
-                      "we_lack",
-                      p->have_known ? json_integer((json_int_t)jv_vv_missing(
-                                          &r->applied, &p->have))
-                                    : json_null(),
-                      "bytes_in", (json_int_t)p->bytes_in, "bytes_out",
-                      (json_int_t)p->bytes_out, "batches_in",
-                      (json_int_t)p->batches_in, "batches_out",
-                      (json_int_t)p->batches_out, "failures",
-                      (json_int_t)p->failures, "last_error",
-                      p->last_error[0] ? json_string(p->last_error)
-                                       : json_null()));
+        json_t *o = json_pack(
+            "{s:s,s:b,s:o,s:b,s:o,s:o,s:o,s:I,s:I,s:I,s:I,s:I,s:o}", "address",
+            p->addr, "self", p->is_self, "node_id",
+            p->id_known ? json_string(hex) : json_null(), "reachable",
+            p->reachable, "last_contact", time_or_null(p->last_contact_ms),
+            "lacks_from_us",
+            p->have_known
+                ? json_integer((json_int_t)jv_vv_missing(&p->have, &r->applied))
+                : json_null(),
+            "we_lack",
+            p->have_known
+                ? json_integer((json_int_t)jv_vv_missing(&r->applied, &p->have))
+                : json_null(),
+            "bytes_in", (json_int_t)p->bytes_in, "bytes_out",
+            (json_int_t)p->bytes_out, "batches_in", (json_int_t)p->batches_in,
+            "batches_out", (json_int_t)p->batches_out, "failures",
+            (json_int_t)p->failures, "last_error",
+            p->last_error[0] ? json_string(p->last_error) : json_null());
+        if (o)
+            peer_json_more(p, o);
+        json_array_append_new(arr, o);
     }
     return arr;
+}
+
+/* "; unreachable: tcp://b:7411 (unreachable, lacks 12 of ours)"
+ * for the health report. */
+static void name_unreachable(jv_repl *r, char *out, size_t outlen)
+{
+    size_t at = (size_t)snprintf(out, outlen, "; unreachable:");
+    bool first = true;
+    for (peer *p = r->peers; p && at < outlen; p = p->next) {
+        char buf[48], lag[48] = "";
+        if (p->is_self || p->reachable)
+            continue;
+        if (p->have_known)
+            snprintf(lag, sizeof(lag), ", lacks %" PRIu64 " of ours",
+                     jv_vv_missing(&p->have, &r->applied));
+        at += (size_t)snprintf(out + at, outlen - at, "%s %s (%s%s)",
+                               first ? "" : ",", p->addr,
+                               peer_state(p, buf, sizeof(buf)), lag);
+        first = false;
+    }
 }
 
 int jv_repl_health(jv_repl *r, char *why, size_t whylen)
@@ -2012,13 +2187,29 @@ int jv_repl_health(jv_repl *r, char *why, size_t whylen)
             they_lack = b > they_lack ? b : they_lack;
         }
     }
-    snprintf(why, whylen,
-             "%zu of %zu peers reachable; we lack %" PRIu64
-             " operations, a peer lacks up to %" PRIu64,
-             up, total, we_lack, they_lack);
+    size_t at = (size_t)snprintf(why, whylen,
+                                 "%zu of %zu peers reachable; we lack %" PRIu64
+                                 " operations, a peer lacks up to %" PRIu64,
+                                 up, total, we_lack, they_lack);
+    if (up < total && at < whylen)
+        name_unreachable(r, why + at, whylen - at);
     if (up == total)
         return 100;
     return up ? 60 : 20;
+}
+
+uint64_t jv_repl_isolated_ms(const jv_repl *r)
+{
+    uint64_t since = 0;
+    for (const peer *p = r->peers; p; p = p->next) {
+        if (p->is_self)
+            continue;
+        if (p->reachable)
+            return 0;
+        since = p->down_since_ms > since ? p->down_since_ms : since;
+    }
+    uint64_t now = jv_now_ms();
+    return since && now > since ? now - since : 0;
 }
 
 void jv_repl_update_metrics(jv_repl *r)
@@ -2276,4 +2467,112 @@ void jv_repl_stop(jv_repl *r, void (*done)(void *), void *arg)
     }
     r->npeers = 0;
     maybe_finish_stop(r);
+}
+
+/* -- members (GET /v1/cluster) -------------------------------------------- */
+
+static jv_err collect_name(void *arg, const jv_trust_row *t)
+{
+    char hex[JV_ID_HEX];
+    if (!t->name.n)
+        return JV_OK;
+    jv_id_hex(&t->node, hex);
+    json_object_set_new(arg, hex, json_stringn(t->name.p, t->name.n));
+    return JV_OK;
+}
+
+static json_t *vv_json(const jv_vv *vv)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; o && i < vv->n; i++) {
+        char hex[JV_ID_HEX];
+        jv_id_hex(&vv->v[i].id, hex);
+        json_object_set_new(o, hex, json_integer((json_int_t)vv->v[i].seq));
+    }
+    return o;
+}
+
+/* "converged", "N operations apart" or "unknown" (its vector not told). */
+static json_t *sync_text(uint64_t they_lack, uint64_t we_lack, bool known)
+{
+    if (!known)
+        return json_string("unknown");
+    if (!they_lack && !we_lack)
+        return json_string("converged");
+    return json_sprintf("%" PRIu64 " operations apart", they_lack + we_lack);
+}
+
+static json_t *member_self(jv_repl *r, json_t *names)
+{
+    char key[9] = "";
+    if (r->keyed)
+        jv_keyring_id_hex(&r->ring, 0, key);
+    const char *name = r->node->cfg->name;
+    json_t *known = json_object_get(names, r->node->self_hex);
+    return json_pack("{s:s,s:o,s:s,s:b,s:b,s:s,s:o,s:i,s:i,s:o,s:i,s:s}",
+                     "node_id", r->node->self_hex, "name",
+                     name && name[0] ? json_string(name)
+                     : known         ? json_incref(known)
+                                     : json_null(),
+                     "address", r->bound, "self", true, "reachable", true,
+                     "state", "this node", "version_vector",
+                     vv_json(&r->applied), "lacks_from_us", 0, "we_lack", 0,
+                     "key", key[0] ? json_string(key) : json_null(),
+                     "protocol_version", JV_WIRE_VERSION, "sync", "converged");
+}
+
+static json_t *member_peer(jv_repl *r, const peer *p, json_t *names)
+{
+    char hex[JV_ID_HEX] = "", buf[48];
+    uint64_t they = 0, we = 0;
+    if (p->id_known)
+        jv_id_hex(&p->id, hex);
+    if (p->have_known) {
+        they = jv_vv_missing(&p->have, &r->applied);
+        we = jv_vv_missing(&r->applied, &p->have);
+    }
+    json_t *name = p->id_known ? json_object_get(names, hex) : NULL;
+    json_t *o = json_pack(
+        "{s:o,s:o,s:s,s:b,s:b,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "node_id",
+        p->id_known ? json_string(hex) : json_null(), "name",
+        name ? json_incref(name) : json_null(), "address", p->addr, "self",
+        false, "reachable", p->reachable, "state",
+        peer_state(p, buf, sizeof(buf)), "version_vector",
+        p->have_known ? vv_json(&p->have) : json_null(), "lacks_from_us",
+        p->have_known ? json_integer((json_int_t)they) : json_null(), "we_lack",
+        p->have_known ? json_integer((json_int_t)we) : json_null(), "key",
+        p->key_seen[0] ? json_string(p->key_seen) : json_null(),
+        "protocol_version", p->version ? json_integer(p->version) : json_null(),
+        "last_contact", time_or_null(p->last_contact_ms), "last_error",
+        p->last_error[0] ? json_string(p->last_error) : json_null(), "sync",
+        sync_text(they, we, p->have_known));
+    return o;
+}
+
+json_t *jv_repl_members_json(jv_repl *r)
+{
+    json_t *names = json_object(), *arr = json_array();
+    bool converged = true;
+    if (!names || !arr)
+        goto fail;
+    jv_store_vv(r->node->rst, &r->applied);
+    jv_store_trust_list(r->node->rst, collect_name, names);
+    json_array_append_new(arr, member_self(r, names));
+    for (peer *p = r->peers; p; p = p->next) {
+        if (p->is_self)
+            continue;
+        json_t *m = member_peer(r, p, names);
+        if (!m)
+            goto fail;
+        converged = converged && p->reachable && p->have_known &&
+                    !jv_vv_missing(&p->have, &r->applied) &&
+                    !jv_vv_missing(&r->applied, &p->have);
+        json_array_append_new(arr, m);
+    }
+    json_decref(names);
+    return json_pack("{s:o,s:b}", "members", arr, "converged", converged);
+fail:
+    json_decref(names);
+    json_decref(arr);
+    return NULL;
 }

@@ -72,8 +72,14 @@ void jv_repl_local_committed(jv_repl *r);
 
 /* Peers as docs/api.md's GET /v1/peers describes them. */
 json_t *jv_repl_peers_json(jv_repl *r);
+/* This node and every peer as docs/api.md's GET /v1/cluster describes
+ * them; NULL on ENOMEM. */
+json_t *jv_repl_members_json(jv_repl *r);
 /* 0..100 and a reason, for GET /v1/health. */
 int jv_repl_health(jv_repl *r, char *why, size_t whylen);
+/* How long this node has reached none of its peers (ms); 0 while it
+ * reaches one, or has none. */
+uint64_t jv_repl_isolated_ms(const jv_repl *r);
 void jv_repl_update_metrics(jv_repl *r);
 /* True once every peer completed an exchange that left nothing to pull
  * (the restored-node fence waits for this). */

@@ -203,8 +203,31 @@ static void test_two_nodes_converge(void **state)
     CTL(&C, &r, "peers", "ls");
     CTL_EXPECT(&r, 0);
     assert_true(ctl_has(r.out, lb));
-    assert_true(ctl_has(r.out, "yes")); /* reachable */
+    assert_true(ctl_has(r.out, "STATE"));
+    assert_true(ctl_has(r.out, "reachable"));
+    assert_false(ctl_has(r.out, "unreachable"));
     jv_proc_result_fini(&r);
+    /* members: both nodes in one listing, converged. */
+    CTL(&C, &r, "members");
+    CTL_EXPECT(&r, 0);
+    assert_true(ctl_has(r.out, lb));
+    assert_true(ctl_has(r.out, "this node"));
+    assert_true(ctl_has(r.out, "cluster converged"));
+    jv_proc_result_fini(&r);
+    j = on(&A, 0, "members", NULL, NULL, NULL);
+    json_t *ms = json_object_get(j, "members");
+    assert_int_equal(json_array_size(ms), 2);
+    assert_true(json_is_true(json_object_get(j, "converged")));
+    json_t *mb = json_array_get(ms, 1);
+    assert_string_equal(json_string_value(json_object_get(mb, "node_id")), idb);
+    assert_string_equal(json_string_value(json_object_get(mb, "sync")),
+                        "converged");
+    assert_int_equal(
+        json_integer_value(json_object_get(mb, "protocol_version")), 2);
+    assert_true(json_is_object(json_object_get(mb, "version_vector")));
+    json_decref(j);
+    C.node = A.url;
+    C.key = A.admin_key;
     CTL(&C, &r, "status");
     CTL_EXPECT(&r, 0);
     assert_true(ctl_has(r.out, lb));

@@ -363,6 +363,64 @@ static void write_file(const char *path, const char *text, mode_t mode)
     close(fd);
 }
 
+/* Notices carry key ids (fingerprints) or a version, strictly parsed;
+ * describe names the fingerprints, never a key. */
+static void test_notices(void **state)
+{
+    (void)state;
+    jv_keyring r;
+    jv_buf b;
+    jv_notice n;
+    char msg[128], text[256], id0[9], id1[9], hex[2][65];
+    jv_buf_init(&b);
+    assert_int_equal(jv_keyring_generate_hex(hex[0]), JV_OK);
+    assert_int_equal(jv_keyring_generate_hex(hex[1]), JV_OK);
+    snprintf(text, sizeof text, "# comment\n%s\n%s\n", hex[0], hex[1]);
+    assert_int_equal(jv_keyring_parse(text, strlen(text), &r, msg, sizeof msg),
+                     JV_OK);
+    jv_keyring_id_hex(&r, 0, id0);
+    jv_keyring_id_hex(&r, 1, id1);
+
+    assert_int_equal(jv_notice_key(&r, &b), JV_OK);
+    assert_int_equal(b.len, 3 + 2 * JV_KEY_ID_LEN);
+    assert_int_equal(jv_notice_parse(b.data, b.len, &n), JV_OK);
+    assert_int_equal(n.kind, JV_NOTICE_KEY);
+    assert_int_equal(n.nids, 2);
+    assert_string_equal(n.ids[0], id0);
+    assert_string_equal(n.ids[1], id1);
+    /* A notice is no frame to open, and a short one is refused. */
+    jv_buf plain;
+    jv_buf_init(&plain);
+    assert_int_equal(jv_open(&r, b.data, b.len, &plain), JV_EDECODE);
+    jv_buf_fini(&plain);
+    assert_int_equal(jv_notice_parse(b.data, b.len - 1, &n), JV_EDECODE);
+    assert_int_equal(jv_notice_key(NULL, &b), JV_OK);
+    assert_int_equal(jv_notice_parse(b.data, b.len, &n), JV_OK);
+    assert_int_equal(n.nids, 0);
+
+    assert_int_equal(jv_notice_version(3, &b), JV_OK);
+    assert_int_equal(jv_notice_parse(b.data, b.len, &n), JV_OK);
+    assert_int_equal(n.kind, JV_NOTICE_VERSION);
+    assert_int_equal(n.version, 3);
+    uint8_t sealed = 0x01;
+    assert_int_equal(jv_notice_parse(&sealed, 1, &n), JV_ENOTFOUND);
+
+    jv_keyring_describe(&r, text, sizeof text);
+    snprintf(msg, sizeof msg, "send %s, accept %s %s", id0, id0, id1);
+    assert_string_equal(text, msg);
+    assert_null(strstr(text, hex[0]));
+    jv_keyring_describe(NULL, text, sizeof text);
+    assert_string_equal(text, "none: plaintext");
+
+    /* The fingerprint a frame names is the sender's key id. */
+    assert_int_equal(jv_seal(&r, (const uint8_t *)"x", 1, &b), JV_OK);
+    assert_true(jv_frame_key_hex(b.data + (b.len - 1 - JV_SEAL_OVERHEAD),
+                                 1 + JV_SEAL_OVERHEAD, text));
+    assert_string_equal(text, id0);
+    jv_buf_fini(&b);
+    jv_keyring_wipe(&r);
+}
+
 static void test_load(void **state)
 {
     (void)state;
@@ -415,6 +473,7 @@ int main(void)
         cmocka_unit_test(test_parse),
         cmocka_unit_test(test_generate_and_wipe),
         cmocka_unit_test(test_load),
+        cmocka_unit_test(test_notices),
     };
     jv_test_seed();
     return cmocka_run_group_tests(tests, NULL, NULL);

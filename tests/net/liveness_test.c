@@ -140,6 +140,82 @@ static void test_slow_peer_delays_no_one(void **state)
     NT_CHECK(&C, worst < nt_ms(3000));
 }
 
+static const char *peer_state(size_t i, size_t k, char *out, size_t outlen)
+{
+    json_t *p = nt_peer(&C, i, C.node[k].listen);
+    snprintf(out, outlen, "%s",
+             p ? json_string_value(json_object_get(p, "state")) : "absent");
+    json_decref(p);
+    return out;
+}
+
+/* jarvisctl health on node 0: its exit status, the replication reason. */
+static int health(char *why, size_t whylen)
+{
+    jv_proc_result r;
+    NT_OK(&C, jv_cluster_ctl(&C, 0, &r, "--json", "health", (char *)NULL));
+    json_t *j = json_loads(r.out, 0, NULL);
+    snprintf(
+        why, whylen, "%s: %s", json_string_value(json_object_get(j, "status")),
+        json_string_value(json_object_get(
+            json_object_get(json_object_get(j, "components"), "replication"),
+            "reason")));
+    json_decref(j);
+    int rc = r.status;
+    jv_proc_result_fini(&r);
+    return rc;
+}
+
+/* A peer that stops is "unreachable" once its exchange fails (at the
+ * latest when the request times out); a node that reaches none of its
+ * peers is degraded (jarvisctl health fails), and healthy again once the
+ * peer is back. */
+static void test_stopped_peer_degrades(void **state)
+{
+    (void)state;
+    char st[64], why[1024];
+    jv_cluster_opts o = {.n = 2};
+    o.seed = jv_rng_next(&R);
+    NT_OK(&C, jv_cluster_init(&C, &o));
+    NT_OK(&C, jv_cluster_start_all(&C));
+    nt_converge(&C, NULL, 0, nt_ms(30000));
+    /* Healthy once each has reached the other (converging may come from
+     * one side's pushes alone). */
+    double t0 = jv_cluster_now_ms();
+    while (health(why, sizeof why) != 0) {
+        if (jv_cluster_now_ms() - t0 > nt_ms(20000))
+            NT_FAIL(&C, "not healthy with both nodes up: %s", why);
+        jv_cluster_sleep_ms(50);
+    }
+
+    NT_OK(&C, jv_cluster_stop(&C, 1));
+    t0 = jv_cluster_now_ms();
+    while (strcmp(peer_state(0, 1, st, sizeof st), "unreachable")) {
+        if (jv_cluster_now_ms() - t0 > nt_ms(30000))
+            NT_FAIL(&C, "a stopped peer is \"%s\" after %.0f ms", st,
+                    jv_cluster_now_ms() - t0);
+        jv_cluster_sleep_ms(50);
+    }
+    printf("stopped peer shown as \"unreachable\" after %.0f ms (peer "
+           "timeout 10000 ms)\n",
+           jv_cluster_now_ms() - t0);
+    int rc = health(why, sizeof why);
+    printf("health with no peer reachable: exit %d, %s\n", rc, why);
+    NT_CHECK(&C, rc == 1);
+    NT_CHECK(&C, strstr(why, "degraded: ") == why);
+    NT_CHECK(&C, strstr(why, C.node[1].listen) != NULL);
+    NT_CHECK(&C, strstr(why, "(unreachable") != NULL);
+
+    NT_OK(&C, jv_cluster_start(&C, 1));
+    t0 = jv_cluster_now_ms();
+    while ((rc = health(why, sizeof why)) != 0) {
+        if (jv_cluster_now_ms() - t0 > nt_ms(30000))
+            NT_FAIL(&C, "not healthy again with the peer back: %s", why);
+        jv_cluster_sleep_ms(100);
+    }
+    NT_CHECK(&C, strcmp(peer_state(0, 1, st, sizeof st), "reachable") == 0);
+}
+
 static void test_dead_listener_recreated(void **state)
 {
     (void)state;
@@ -262,6 +338,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_slow_peer_delays_no_one, teardown),
         cmocka_unit_test_teardown(test_dead_listener_recreated, teardown),
+        cmocka_unit_test_teardown(test_stopped_peer_degrades, teardown),
         cmocka_unit_test_teardown(test_no_key_no_wide_listener, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -34,6 +34,7 @@
  *   frame far over it                none     nng drops the connection
  */
 #include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -164,9 +165,13 @@ static nng_socket dial_node(bool redial)
     return s;
 }
 
-/* Sends a frame on s; true if the node answered (then the answer is
- * checked: a sealed SYNC_REPLY from the node). */
-static bool send_on(nng_socket s, const uint8_t *p, size_t n)
+/* The last notice the node answered with (keyring.h). */
+static jv_notice notice;
+
+/* Sends a frame on s: 0 if the node dropped it, 1 if it answered (then
+ * the answer is checked: a sealed SYNC_REPLY from the node), 2 if it
+ * answered with a notice (kept in `notice`). */
+static int send_on(nng_socket s, const uint8_t *p, size_t n)
 {
     char *rep = NULL;
     size_t replen = 0;
@@ -175,9 +180,15 @@ static bool send_on(nng_socket s, const uint8_t *p, size_t n)
         NT_FAIL(&C, "nng_send: %s", nng_strerror(rv));
     rv = nng_recv(s, &rep, &replen, NNG_FLAG_ALLOC);
     if (rv == NNG_ETIMEDOUT || rv == NNG_ECLOSED || rv == NNG_ECONNRESET)
-        return false;
+        return 0;
     if (rv != 0)
         NT_FAIL(&C, "nng_recv: %s", nng_strerror(rv));
+    if (jv_notice_parse((uint8_t *)rep, replen, &notice) != JV_ENOTFOUND) {
+        assert_int_equal(jv_notice_parse((uint8_t *)rep, replen, &notice),
+                         JV_OK);
+        nng_free(rep, replen);
+        return 2;
+    }
     jv_buf plain, scratch;
     jv_msg m;
     jv_buf_init(&plain);
@@ -197,10 +208,10 @@ static bool send_on(nng_socket s, const uint8_t *p, size_t n)
     jv_buf_fini(&plain);
     jv_buf_fini(&scratch);
     nng_free(rep, replen);
-    return true;
+    return 1;
 }
 
-static bool send_frame(const uint8_t *p, size_t n)
+static int send_frame(const uint8_t *p, size_t n)
 {
     return send_on(sock, p, n);
 }
@@ -210,7 +221,7 @@ static bool send_batches(const jv_buf *bodies, uint8_t (*sigs)[64], size_t n)
     jv_buf raw, frame;
     make_msg(&raw, bodies, sigs, n);
     seal(&ring, &raw, &frame);
-    bool answered = send_frame(frame.data, frame.len);
+    bool answered = send_frame(frame.data, frame.len) == 1;
     jv_buf_fini(&raw);
     jv_buf_fini(&frame);
     return answered;
@@ -250,8 +261,9 @@ static void still_serving(void)
 /* One hostile message: sent, answered or not as expected, counted, state
  * unchanged, node serving. */
 typedef enum {
+    DROPPED,
     ANSWERED,
-    DROPPED
+    NOTICED /* answered with an unsealed notice (keyring.h) */
 } fate;
 
 static void hostile(const char *what, const uint8_t *frame, size_t len, fate f,
@@ -260,19 +272,17 @@ static void hostile(const char *what, const uint8_t *frame, size_t len, fate f,
     size_t l0, l1;
     char *e0 = export_now(&l0);
     double before = nt_metric(&C, 0, series);
-    bool answered = send_frame(frame, len);
-    if (answered != (f == ANSWERED))
-        NT_FAIL(&C, "%s: %s", what,
-                answered ? "answered, should be dropped"
-                         : "dropped, should be answered");
+    static const char *const fname[] = {"dropped", "answered", "noticed"};
+    int got = send_frame(frame, len);
+    if (got != (int)f)
+        NT_FAIL(&C, "%s: %s, should be %s", what, fname[got], fname[f]);
     expect_count(series, before, 1);
     char *e1 = export_now(&l1);
     if (l0 != l1 || memcmp(e0, e1, l0) != 0)
         NT_FAIL(&C, "%s changed the replicated state", what);
     free(e0);
     free(e1);
-    printf("%-34s %-8s counted in %s\n", what,
-           answered ? "answered" : "dropped", series);
+    printf("%-34s %-8s counted in %s\n", what, fname[got], series);
     still_serving();
 }
 
@@ -458,9 +468,31 @@ static void test_hostile_frames(void **state)
         jv_keyring_parse(hexkey, strlen(hexkey), &wrong, msg, sizeof msg),
         JV_OK);
     seal(&wrong, &raw, &frame);
-    hostile("message under a wrong cluster key", frame.data, frame.len, DROPPED,
+    hostile("message under a wrong cluster key", frame.data, frame.len, NOTICED,
             "jarvis_repl_refused_messages_total{reason=\"unknown_key\"}");
     jv_buf_fini(&frame);
+    /* Told which keys it accepts: their fingerprints, nothing more. */
+    char fp[9];
+    jv_keyring_id_hex(&ring, 0, fp);
+    assert_int_equal(notice.kind, JV_NOTICE_KEY);
+    assert_int_equal(notice.nids, ring.n);
+    assert_string_equal(notice.ids[0], fp);
+
+    /* Another protocol version (the version field rewritten in a valid
+     * message): told ours, counted, never decoded further. */
+    jv_buf v3;
+    jv_buf_init(&v3);
+    jv_buf_append(&v3, raw.data, raw.len);
+    assert_int_equal(v3.data[0], 0); /* format: plain */
+    assert_int_equal(v3.data[2], JV_WIRE_VERSION);
+    v3.data[2] = JV_WIRE_VERSION + 1;
+    seal(&ring, &v3, &frame);
+    hostile("message of another protocol version", frame.data, frame.len,
+            NOTICED, "jarvis_repl_refused_messages_total{reason=\"version\"}");
+    assert_int_equal(notice.kind, JV_NOTICE_VERSION);
+    assert_int_equal(notice.version, JV_WIRE_VERSION);
+    jv_buf_fini(&frame);
+    jv_buf_fini(&v3);
 
     /* The node's key id on a frame sealed with another key. */
     memcpy(wrong.k[0].id, ring.k[0].id, JV_KEY_ID_LEN);
@@ -471,7 +503,7 @@ static void test_hostile_frames(void **state)
     jv_keyring_wipe(&wrong);
 
     seal(NULL, &raw, &frame);
-    hostile("plaintext to a keyed node", frame.data, frame.len, DROPPED,
+    hostile("plaintext to a keyed node", frame.data, frame.len, NOTICED,
             "jarvis_repl_refused_messages_total{reason=\"key_mismatch\"}");
     jv_buf_fini(&frame);
 
@@ -542,11 +574,84 @@ static void test_hostile_frames(void **state)
     seal(&ring, &raw, &frame);
     double applied0 =
         nt_metric(&C, 0, "jarvis_repl_batches_total{result=\"applied\"}");
-    NT_CHECK(&C, send_frame(frame.data, frame.len));
+    NT_CHECK(&C, send_frame(frame.data, frame.len) == 1);
     expect_count("jarvis_repl_batches_total{result=\"applied\"}", applied0, 1);
     jv_buf_fini(&frame);
     jv_buf_fini(&raw);
     jv_buf_fini(&body);
+}
+
+static bool log_has(const char *needle)
+{
+    char line[2048];
+    bool found = false;
+    FILE *f = fopen(C.node[0].t.log, "r");
+    while (f != NULL && !found && fgets(line, sizeof line, f) != NULL)
+        found = strstr(line, needle) != NULL;
+    if (f != NULL)
+        fclose(f);
+    return found;
+}
+
+/* The node's side of a notice: a peer of another protocol version (a REP
+ * socket of ours answering the node's request with a version notice) is
+ * shown as "incompatible version 3" in its peer entry, logged, and named
+ * in the health report; never taken for a plain timeout. */
+static void test_version_notice_shown(void **state)
+{
+    (void)state;
+    nng_socket rep;
+    nng_listener l;
+    int port = 0;
+    char addr[64], body[128], *req = NULL;
+    size_t reqlen = 0;
+    setup_node();
+    assert_int_equal(nng_rep0_open(&rep), 0);
+    assert_int_equal(nng_socket_set_ms(rep, NNG_OPT_RECVTIMEO, 20000), 0);
+    assert_int_equal(nng_listener_create(&l, rep, "tcp://127.0.0.1:0"), 0);
+    assert_int_equal(nng_listener_start(l, 0), 0);
+    assert_int_equal(nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port), 0);
+    snprintf(addr, sizeof addr, "tcp://127.0.0.1:%d", port);
+    snprintf(body, sizeof body, "{\"addr\":\"%s\"}", addr);
+    json_decref(nt_req(&C, 0, 201, "POST", body, "/v1/peers"));
+
+    /* Its first request (sealed under the cluster key): answered with a
+     * notice naming version 3. */
+    assert_int_equal(nng_recv(rep, &req, &reqlen, NNG_FLAG_ALLOC), 0);
+    assert_int_equal(((uint8_t *)req)[0], 0x01);
+    nng_free(req, reqlen);
+    jv_buf n;
+    jv_buf_init(&n);
+    assert_int_equal(jv_notice_version(3, &n), JV_OK);
+    assert_int_equal(nng_send(rep, n.data, n.len, 0), 0);
+    jv_buf_fini(&n);
+
+    double t0 = jv_cluster_now_ms();
+    for (;;) {
+        json_t *p = nt_peer(&C, 0, addr);
+        const char *st = json_string_value(json_object_get(p, "state"));
+        bool shown =
+            st && strcmp(st, "incompatible version 3") == 0 &&
+            json_integer_value(json_object_get(p, "protocol_version")) == 3;
+        json_decref(p);
+        if (shown)
+            break;
+        if (jv_cluster_now_ms() - t0 > nt_ms(5000))
+            NT_FAIL(&C, "a version notice is not shown (state %s)",
+                    st ? st : "-");
+        jv_cluster_sleep_ms(20);
+    }
+    NT_CHECK(&C, log_has("incompatible version 3: it speaks protocol "
+                         "version 3, this node 2"));
+    json_t *h = nt_req(&C, 0, 200, "GET", NULL, "/v1/health");
+    const char *why = json_string_value(json_object_get(
+        json_object_get(json_object_get(h, "components"), "replication"),
+        "reason"));
+    NT_CHECK(&C, why && strstr(why, "incompatible version 3") != NULL);
+    json_decref(h);
+    printf("a peer of protocol version 3 shown as such in %.0f ms\n",
+           jv_cluster_now_ms() - t0);
+    nng_close(rep);
 }
 
 static int teardown(void **state)
@@ -567,6 +672,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_hostile_batches, teardown),
         cmocka_unit_test_teardown(test_hostile_frames, teardown),
+        cmocka_unit_test_teardown(test_version_notice_shown, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -502,9 +502,13 @@ static void test_strict(void **state)
         jv_err err = jv_msg_decode(b.data, b.len, MiB, &scratch, &out);
         if (err == JV_OK)
             fail_msg("fault %d decoded", f);
-        /* Another protocol version is named as such. */
+        /* Another protocol version is named as such, with its number
+         * (for the log and the notice that tells its sender). */
         if ((f == VERSION_1 || f == VERSION_3) != (err == JV_EVERSION))
             fail_msg("fault %d: %s", f, jv_errname(err));
+        if (f == VERSION_1 || f == VERSION_3)
+            assert_int_equal(jv_msg_peek_version(b.data, b.len, MiB, &scratch),
+                             f == VERSION_1 ? 1 : 3);
         /* A failed decode leaves out as it was. */
         assert_memory_equal(&keep, &out, sizeof(out));
     }

@@ -176,10 +176,15 @@ static void test_status(void **state)
     json_t *j = API_OK(&N, 200, "GET", "/v1/status", N.admin_token, NULL);
     API_FIELDS(j, "node_id", "name", "peer_address", "version", "started_at",
                "uptime_seconds", "database_bytes", "log", "version_vector",
-               "held_batches", "peers", "reload");
+               "held_batches", "peers", "reload", "cluster_keys",
+               "protocol_version");
     assert_string_equal(api_str(j, "node_id"), N.node_id);
     /* No SIGHUP yet: no reload to report. */
     assert_true(json_is_null(json_object_get(j, "reload")));
+    /* No cluster key here: plaintext peers, and the version it speaks. */
+    assert_true(json_is_null(json_object_get(j, "cluster_keys")));
+    assert_int_equal(json_integer_value(json_object_get(j, "protocol_version")),
+                     2);
     assert_string_equal(api_str(j, "name"), "apitest");
     assert_string_equal(api_str(j, "version"), JV_VERSION);
     /* --listen off: no peer address. */

@@ -276,6 +276,12 @@ int jv_cluster_set_keys(jv_cluster *c, size_t i, const char *const *keys,
         fail_msg(c, "cannot write %s: %s", nd->key_file, strerror(errno));
         return -1;
     }
+    return jv_cluster_reload_keys(c, i);
+}
+
+int jv_cluster_reload_keys(jv_cluster *c, size_t i)
+{
+    jv_cnode *nd = &c->node[i];
     if (!nd->t.running)
         return 0;
     const char *done = "SIGHUP: reloaded";

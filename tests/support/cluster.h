@@ -82,6 +82,11 @@ int jv_cluster_init(jv_cluster *c, const jv_cluster_opts *o);
 int jv_cluster_set_keys(jv_cluster *c, size_t i, const char *const *keys,
                         size_t n);
 
+/* Sends node i SIGHUP if it runs and waits until its log says the keys
+ * were reloaded (20 s): the "reload" step after an edit of its key file
+ * (C.node[i].key_file with key_per_node). */
+int jv_cluster_reload_keys(jv_cluster *c, size_t i);
+
 /* Rewrites node i's configuration file (after changing its peers). The
  * peers are given as node indices; n_peers may be 0. */
 int jv_cluster_write_config(jv_cluster *c, size_t i, const size_t *peers,
