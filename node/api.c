@@ -172,8 +172,7 @@ static void record(api_ctx *c, int status)
     if (status >= 500)
         n->api_errors_window++;
     /* The route, not the path: paths carry keys and names. */
-    jv_debug("api", "%s %s: %d in %.3f ms", method, route, status,
-             secs * 1000);
+    jv_debug("api", "%s %s: %d in %.3f ms", method, route, status, secs * 1000);
 }
 
 void api_reply_raw(api_ctx *c, int status, const char *type,
