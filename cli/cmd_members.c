@@ -83,20 +83,13 @@ static bool print_members(const json_t *members)
 
 static int run_members(jvc_ctx *ctx, int argc, char **argv)
 {
-    jvc_client *c;
     jvc_resp r = {0};
-    char *pos[1];
-    int npos, rc;
-    if ((rc = jvc_parse_args(ctx->cmd, argc, argv, NULL, 0, pos, 0, 0,
-                             &npos)) != 0 ||
-        (rc = jvc_ctx_client(ctx, &c)) != 0)
-        return rc;
-    if ((rc = jvc_call(c, "members", "GET", "/v1/cluster", NULL, &r)) != 0)
+    bool printed;
+    int rc = jvc_show(ctx, argc, argv, "/v1/cluster", &r, &printed);
+    if (rc != 0 || printed)
         goto out;
     const json_t *members = json_object_get(r.json, "members");
-    if (ctx->g->json) {
-        rc = jvc_print_json(r.json);
-    } else if (!json_is_array(members)) {
+    if (!json_is_array(members)) {
         jvc_err("members: the node's answer has no member list");
         rc = JVC_EXIT_FAIL;
     } else if (!print_members(members)) {

@@ -92,20 +92,13 @@ bool jvc_print_peers(json_t *peers)
 
 static int run_ls(jvc_ctx *ctx, int argc, char **argv)
 {
-    jvc_client *c;
     jvc_resp r = {0};
-    char *pos[1];
-    int npos, rc;
-    if ((rc = jvc_parse_args(ctx->cmd, argc, argv, NULL, 0, pos, 0, 0,
-                             &npos)) != 0 ||
-        (rc = jvc_ctx_client(ctx, &c)) != 0)
-        return rc;
-    if ((rc = jvc_call(c, "peers ls", "GET", "/v1/peers", NULL, &r)) != 0)
+    bool printed;
+    int rc = jvc_show(ctx, argc, argv, "/v1/peers", &r, &printed);
+    if (rc != 0 || printed)
         goto out;
     json_t *peers = json_object_get(r.json, "peers");
-    if (ctx->g->json)
-        rc = jvc_print_json(r.json);
-    else if (json_array_size(peers) == 0)
+    if (json_array_size(peers) == 0)
         puts("no peers");
     else if (!jvc_print_peers(peers))
         rc = jvc_oom();
