@@ -49,13 +49,10 @@ static int run_ls(jvc_ctx *ctx, int argc, char **argv)
             goto out;
         }
     }
-    if (jvc_table_rows(t) == 0)
-        puts(prefix ? "no archive entries with that prefix"
-                    : "no archive entries");
-    else if (!jvc_table_print(t, stdout))
-        rc = jvc_oom();
 out:
-    jvc_table_free(t);
+    rc = jvc_table_end(t, rc,
+                       prefix ? "no archive entries with that prefix"
+                              : "no archive entries");
     json_decref(list);
     return rc;
 }

@@ -54,12 +54,9 @@ static int run_ls(jvc_ctx *ctx, int argc, char **argv)
             goto out;
         }
     }
-    if (jvc_table_rows(t) == 0)
-        puts(prefix ? "no counters with that prefix" : "no counters");
-    else if (!jvc_table_print(t, stdout))
-        rc = jvc_oom();
 out:
-    jvc_table_free(t);
+    rc = jvc_table_end(t, rc,
+                       prefix ? "no counters with that prefix" : "no counters");
     json_decref(list);
     return rc;
 }

@@ -42,12 +42,8 @@ static int run_ls(jvc_ctx *ctx, int argc, char **argv)
             goto out;
         }
     }
-    if (jvc_table_rows(t) == 0)
-        puts("no active sessions");
-    else if (!jvc_table_print(t, stdout))
-        rc = jvc_oom();
 out:
-    jvc_table_free(t);
+    rc = jvc_table_end(t, rc, "no active sessions");
     jvc_resp_fini(&r);
     return rc;
 }

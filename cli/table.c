@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "cli.h"
 #include "types.h"
 #include "output.h"
 
@@ -239,4 +240,16 @@ out:
     jv_free(names);
     jvc_table_free(t);
     return ok;
+}
+
+int jvc_table_end(jvc_table *t, int rc, const char *empty)
+{
+    if (t != NULL && rc == JVC_EXIT_OK) {
+        if (jvc_table_rows(t) == 0)
+            puts(empty);
+        else if (!jvc_table_print(t, stdout))
+            rc = jvc_oom();
+    }
+    jvc_table_free(t);
+    return rc;
 }

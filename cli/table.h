@@ -40,6 +40,11 @@ size_t jvc_table_rows(const jvc_table *t);
 /* Writes the header and the rows to f. false on ENOMEM. */
 bool jvc_table_print(const jvc_table *t, FILE *f);
 
+/* The end of a list command: when rc is JVC_EXIT_OK, prints t to stdout,
+ * or the line `empty` when it has no rows; then frees t (NULL is fine).
+ * Returns rc, or JVC_EXIT_FAIL when printing ran out of memory. */
+int jvc_table_end(jvc_table *t, int rc, const char *empty);
+
 /* Prints a table of the JSON objects in arr (for lists whose fields the
  * CLI does not know in advance, such as peers): one column per field, in
  * order of first appearance, strings as they are, times in local time,
