@@ -17,6 +17,8 @@ pkgs=(
     # package checks, the completion the package depends on, and what the
     # test needs to run the unit's command line as systemd would.
     dpkg-dev fakeroot lintian bash-completion acl curl
+    # A node that does not stop in a test has its threads' stacks printed.
+    gdb
 )
 case "${1:-}" in
 # nginx: the HTTP ceiling of http_bench.sh (run by it, unprivileged).

@@ -395,6 +395,19 @@ int jv_test_node_stop(jv_test_node *n)
     return jv_test_node_kill(n, SIGTERM);
 }
 
+/* A node that does not stop is a bug to find: its threads' stacks, where
+ * gdb is installed, say where it waits. */
+static void dump_stacks(pid_t pid)
+{
+    char cmd[160];
+    snprintf(cmd, sizeof cmd,
+             "command -v gdb >/dev/null && timeout 60 gdb -p %ld -batch -nx "
+             "-ex 'thread apply all bt' 1>&2 2>/dev/null",
+             (long)pid);
+    if (system(cmd) == -1)
+        fprintf(stderr, "cannot run gdb: %s\n", strerror(errno));
+}
+
 int jv_test_node_kill(jv_test_node *n, int sig)
 {
     if (!n->running)
@@ -408,6 +421,7 @@ int jv_test_node_kill(jv_test_node *n, int sig)
     n->running = false;
     n->proc.reaped = true;
     if (w != n->proc.pid) {
+        dump_stacks(n->proc.pid);
         kill(n->proc.pid, SIGKILL);
         waitpid(n->proc.pid, &ws, 0);
         fprintf(stderr, "jarvisd did not stop within %d ms of signal %d\n",
