@@ -547,16 +547,60 @@ void jv_transport_drop(jv_inbound *in)
     srv_recv(in);
 }
 
+typedef struct {
+    nng_socket sock;
+    uint64_t linger_ns;
+} closing;
+
+static void *close_main(void *arg)
+{
+    closing *c = arg;
+    if (c->linger_ns) {
+        struct timespec ts = {(time_t)(c->linger_ns / 1000000000u),
+                              (long)(c->linger_ns % 1000000000u)};
+        nanosleep(&ts, NULL);
+    }
+    nng_close(c->sock);
+    jv_free(c);
+    return NULL;
+}
+
+/* nng_close() of a socket on a thread of its own, after linger_ns: the
+ * caller is the node's loop, which must never wait for the network, and
+ * nng_close() waits for nng's reaper, which nng 1.5.2 wedges when a
+ * connection closes just as a message arrives on it (see the top of this
+ * file). A peer's request in flight may still be answered until its
+ * deadline, so such a socket lingers until then and closes once idle. The
+ * caller has stopped every aio on the socket first, so nothing of nng
+ * refers to the caller's objects any more; a process that exits before
+ * the close ends loses nothing (nng keeps no state on disk). Where no
+ * thread can be made, it closes here. */
+static void close_detached(nng_socket s, uint64_t linger_ns)
+{
+    pthread_attr_t attr;
+    pthread_t th;
+    closing *arg = jv_malloc(sizeof(*arg));
+    bool started = false;
+    if (arg && pthread_attr_init(&attr) == 0) {
+        arg->sock = s;
+        arg->linger_ns = linger_ns;
+        started =
+            pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) == 0 &&
+            pthread_create(&th, &attr, close_main, arg) == 0;
+        pthread_attr_destroy(&attr);
+    }
+    if (!started) {
+        jv_free(arg);
+        nng_close(s);
+    }
+}
+
 /* Stops the listener, the REP socket and its contexts. Held requests are
  * dropped; the contexts themselves stay allocated (the user may still hold
- * them until the transport is freed). Loop thread; may block briefly
- * while nng closes the socket. */
+ * them until the transport is freed). Loop thread; the aios are stopped
+ * before the socket goes, so the close itself never blocks the loop. */
 static void server_stop(jv_transport *t)
 {
-    if (t->rep_open) {
-        nng_close(t->rep); /* fails every context operation: ECLOSED */
-        t->rep_open = false;
-    }
     t->listener_up = false;
     for (unsigned i = 0; i < t->nsrv; i++) {
         jv_inbound *in = &t->srv[i];
@@ -572,6 +616,10 @@ static void server_stop(jv_transport *t)
         nng_aio_free(in->aio);
         in->aio = NULL;
         in->state = SRV_IDLE;
+    }
+    if (t->rep_open) {
+        close_detached(t->rep, 0); /* its listener and contexts with it */
+        t->rep_open = false;
     }
 }
 
@@ -755,51 +803,6 @@ bool jv_transport_recall(jv_tpeer *p)
      * or success (a pipe took it first). */
     nng_aio_cancel(p->aio);
     return true;
-}
-
-typedef struct {
-    nng_socket sock;
-    uint64_t linger_ns;
-} closing;
-
-static void *close_main(void *arg)
-{
-    closing *c = arg;
-    if (c->linger_ns) {
-        struct timespec ts = {(time_t)(c->linger_ns / 1000000000u),
-                              (long)(c->linger_ns % 1000000000u)};
-        nanosleep(&ts, NULL);
-    }
-    nng_close(c->sock);
-    jv_free(c);
-    return NULL;
-}
-
-/* nng_close() of a peer's socket on a thread of its own, after linger_ns:
- * the caller is the node's loop, which must never wait for the network,
- * and nng_close() waits for nng's reaper, which nng 1.5.2 wedges when a
- * connection closes just as a message arrives on it (see the top of this
- * file). A request in flight may still be answered until its deadline, so
- * such a socket lingers until then and closes once idle. Where no thread
- * can be made, it closes here. */
-static void close_detached(nng_socket s, uint64_t linger_ns)
-{
-    pthread_attr_t attr;
-    pthread_t th;
-    closing *arg = jv_malloc(sizeof(*arg));
-    bool started = false;
-    if (arg && pthread_attr_init(&attr) == 0) {
-        arg->sock = s;
-        arg->linger_ns = linger_ns;
-        started =
-            pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) == 0 &&
-            pthread_create(&th, &attr, close_main, arg) == 0;
-        pthread_attr_destroy(&attr);
-    }
-    if (!started) {
-        jv_free(arg);
-        nng_close(s);
-    }
 }
 
 void jv_transport_peer_free(jv_tpeer *p)
@@ -996,14 +999,14 @@ static void probe_stop(jv_transport *t)
             free_aio_msg(t->paio, t->pstate == REQ_SEND);
         t->pstate = REQ_IDLE;
     }
-    if (t->psock_open)
-        nng_close(t->psock); /* its dialer and connection with it */
-    t->psock_open = false;
-    t->pdialed = false;
-    t->ppipe = (nng_pipe)NNG_PIPE_INITIALIZER;
     if (t->paio)
         nng_aio_free(t->paio);
     t->paio = NULL;
+    if (t->psock_open)
+        close_detached(t->psock, 0); /* its dialer and connection with it */
+    t->psock_open = false;
+    t->pdialed = false;
+    t->ppipe = (nng_pipe)NNG_PIPE_INITIALIZER;
     jv_free(t->purl);
     t->purl = NULL;
 }
