@@ -114,6 +114,21 @@ static const char *reload_text(const json_t *r, char *out, size_t outlen)
     return out;
 }
 
+/* "p50 12 ms, p99 340 ms (last 512 batches)", or "none applied yet". */
+static const char *delay_text(const json_t *d, char *out, size_t outlen)
+{
+    char p50[32], p99[32], n[32];
+    if (!json_is_object(d)) {
+        snprintf(out, outlen, "no batch from a peer applied yet");
+        return out;
+    }
+    snprintf(out, outlen, "p50 %s ms, p99 %s ms (last %s batches)",
+             jvc_int_text(d, "p50_ms", p50, sizeof p50),
+             jvc_int_text(d, "p99_ms", p99, sizeof p99),
+             jvc_int_text(d, "samples", n, sizeof n));
+    return out;
+}
+
 static int run_status(jvc_ctx *ctx, int argc, char **argv)
 {
     jvc_resp r = {0};
@@ -127,7 +142,8 @@ static int run_status(jvc_ctx *ctx, int argc, char **argv)
         goto out;
     json_t *j = r.json;
     const char *self = jvc_str(j, "node_id", NULL);
-    char started[64], up[64], db[32], held[32], keys[160], reload[512];
+    char started[64], up[64], db[32], held[32], keys[160], reload[512],
+        delay[128];
     const json_t *upv = json_object_get(j, "uptime_seconds");
     jvc_duration_human(json_is_integer(upv) ? json_integer_value(upv) : 0, up,
                        sizeof up);
@@ -143,6 +159,9 @@ static int run_status(jvc_ctx *ctx, int argc, char **argv)
         !kv(t, "uptime", up) || !kv(t, "database", db) ||
         !kv(t, "held batches",
             jvc_int_text(j, "held_batches", held, sizeof held)) ||
+        !kv(t, "replication delay",
+            delay_text(json_object_get(j, "replication_delay"), delay,
+                       sizeof delay)) ||
         !kv(t, "cluster keys",
             keys_text(json_object_get(j, "cluster_keys"), keys, sizeof keys)) ||
         !kv(t, "settings reload",

@@ -1013,6 +1013,11 @@ static void probe_stop(jv_transport *t)
 
 /* ---- the transport ----------------------------------------------------- */
 
+const char *jv_transport_nng_version(void)
+{
+    return nng_version();
+}
+
 void jv_transport_opts_default(jv_transport_opts *o)
 {
     o->max_message = 8u << 20;

@@ -74,6 +74,8 @@ typedef struct {
 } jv_transport_cbs;
 
 void jv_transport_opts_default(jv_transport_opts *o);
+/* The version of the nng library the transport runs on ("1.5.2"). */
+const char *jv_transport_nng_version(void);
 
 /* Validates a peer address (syntax only). */
 jv_err jv_transport_addr_check(const char *addr);

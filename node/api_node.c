@@ -17,6 +17,7 @@
 #include "local.h"
 #include "reload.h"
 #include "repl.h"
+#include "procstat.h"
 #include "sealed_backup.h"
 #include "wire.h"
 
@@ -32,14 +33,30 @@ void api_health_live(api_ctx *c)
 
 static uint64_t resident_bytes(void)
 {
-    long pages = 0, rss = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (f) {
-        if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
-            rss = 0;
-        fclose(f);
-    }
-    return (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE);
+    jv_procstat ps;
+    return jv_procstat_get(&ps) == JV_OK ? ps.resident_bytes : 0;
+}
+
+/* The process_* family every Prometheus client library exports. */
+static void process_metrics(jv_metrics *m)
+{
+    jv_procstat ps;
+    if (jv_procstat_get(&ps))
+        return;
+    /* A counter only grows: add what the kernel counted since. */
+    double shown = jv_metrics_get(m, "process_cpu_seconds_total", NULL);
+    if (ps.cpu_seconds > shown)
+        jv_metrics_add(m, "process_cpu_seconds_total", NULL,
+                       ps.cpu_seconds - shown);
+    jv_metrics_set(m, "process_open_fds", NULL, (double)ps.open_fds);
+    if (ps.max_fds)
+        jv_metrics_set(m, "process_max_fds", NULL, (double)ps.max_fds);
+    jv_metrics_set(m, "process_resident_memory_bytes", NULL,
+                   (double)ps.resident_bytes);
+    jv_metrics_set(m, "process_virtual_memory_bytes", NULL,
+                   (double)ps.virtual_bytes);
+    jv_metrics_set(m, "process_start_time_seconds", NULL, ps.start_time);
+    jv_metrics_set(m, "jarvis_resident_bytes", NULL, (double)ps.resident_bytes);
 }
 
 void api_metrics(api_ctx *c)
@@ -56,8 +73,7 @@ void api_metrics(api_ctx *c)
     }
     jv_metrics_set(n->metrics, "jarvis_sessions", NULL,
                    (double)jv_auth_sweep(n->auth, jv_now_ms()));
-    jv_metrics_set(n->metrics, "jarvis_resident_bytes", NULL,
-                   (double)resident_bytes());
+    process_metrics(n->metrics);
     jv_metrics_set(n->metrics, "jarvis_api_connections", NULL,
                    (double)jv_http_conns(n->http));
     static jv_http_stats shown; /* loop thread: what the counters hold */
@@ -208,6 +224,19 @@ void api_health(api_ctx *c)
 
 /* -- status --------------------------------------------------------------- */
 
+/* From origin commit to apply here, over the last batches from peers;
+ * null until one was applied. */
+static json_t *delay_json(const jv_repl *r)
+{
+    jv_repl_delay d;
+    jv_repl_delay_get(r, &d);
+    if (!d.samples)
+        return json_null();
+    return json_pack("{s:I,s:I,s:I,s:I}", "samples", (json_int_t)d.samples,
+                     "p50_ms", (json_int_t)d.p50_ms, "p99_ms",
+                     (json_int_t)d.p99_ms, "max_ms", (json_int_t)d.max_ms);
+}
+
 void api_status(api_ctx *c)
 {
     jv_node *n = c->node;
@@ -256,8 +285,10 @@ void api_status(api_ctx *c)
         log, "version_vector", vvj, "held_batches", (json_int_t)st.held,
         "peers", peers, "cluster_keys", keys, "protocol_version",
         JV_WIRE_VERSION);
-    if (out)
+    if (out) {
         json_object_set_new(out, "reload", jv_reload_json(n));
+        json_object_set_new(out, "replication_delay", delay_json(n->repl));
+    }
     api_reply(c, 200, out);
 }
 

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "alloc.h"
@@ -273,6 +274,17 @@ static void put(jv_buf *out, const char *fmt, ...)
     out->len += (size_t)n;
 }
 
+/* The shortest of %.15g and %.17g that reads back as v: 0.1 stays "0.1",
+ * and a time since the epoch keeps its milliseconds. */
+static void put_exact(jv_buf *out, double v)
+{
+    char s[32];
+    snprintf(s, sizeof s, "%.15g", v);
+    if (strtod(s, NULL) != v)
+        snprintf(s, sizeof s, "%.17g", v);
+    put(out, "%s", s);
+}
+
 static void put_number(jv_buf *out, double v)
 {
     if (isinf(v))
@@ -280,7 +292,7 @@ static void put_number(jv_buf *out, double v)
     else if (v == (double)(int64_t)v && fabs(v) < 9e15)
         put(out, "%lld", (long long)v);
     else
-        put(out, "%.9g", v);
+        put_exact(out, v);
 }
 
 static void put_labels(jv_buf *out, const char *labels, const char *extra)

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/time.h>
+#include <sodium.h>
 #include <unistd.h>
 
 #include "alloc.h"
@@ -20,6 +21,7 @@
 #include "reload.h"
 #include "repl.h"
 #include "transport.h"
+#include "wire.h"
 
 #define TICK_MS         1000
 #define PURGE_EVERY_MS  (10 * 60 * 1000)
@@ -104,11 +106,36 @@ static jv_err declare_metrics(jv_metrics *m)
          NULL, 0},
         {"jarvis_uptime_seconds", JV_METRIC_GAUGE, "seconds since start", NULL,
          0},
+        {"jarvis_build_info", JV_METRIC_GAUGE,
+         "1, labelled with this build's version and wire protocol and the "
+         "versions of the libraries it runs on",
+         NULL, 0},
+        {"process_cpu_seconds_total", JV_METRIC_COUNTER,
+         "user and system CPU time spent", NULL, 0},
+        {"process_open_fds", JV_METRIC_GAUGE, "open file descriptors", NULL, 0},
+        {"process_max_fds", JV_METRIC_GAUGE,
+         "the limit of open file descriptors", NULL, 0},
+        {"process_resident_memory_bytes", JV_METRIC_GAUGE, "resident memory",
+         NULL, 0},
+        {"process_virtual_memory_bytes", JV_METRIC_GAUGE, "virtual memory",
+         NULL, 0},
+        {"process_start_time_seconds", JV_METRIC_GAUGE,
+         "start time of the process since the Unix epoch", NULL, 0},
     };
     for (size_t i = 0; i < sizeof(fams) / sizeof(fams[0]); i++)
         if ((err = jv_metrics_declare(m, fams[i].name, fams[i].type,
                                       fams[i].help, fams[i].b, fams[i].nb)))
             return err;
+    char info[384], v[4][64];
+    jv_metrics_escape(JV_VERSION, v[0], sizeof v[0]);
+    jv_metrics_escape(jv_store_sqlite_version(), v[1], sizeof v[1]);
+    jv_metrics_escape(jv_transport_nng_version(), v[2], sizeof v[2]);
+    jv_metrics_escape(sodium_version_string(), v[3], sizeof v[3]);
+    snprintf(info, sizeof info,
+             "version=\"%s\",protocol=\"%d\",sqlite=\"%s\",nng=\"%s\","
+             "libsodium=\"%s\"",
+             v[0], JV_WIRE_VERSION, v[1], v[2], v[3]);
+    jv_metrics_set(m, "jarvis_build_info", info, 1);
     return JV_OK;
 }
 

@@ -206,7 +206,9 @@ struct jv_repl {
     char bound[256];
     char *blocked[MAX_BLOCKED];
     size_t nblocked;
-    unsigned applying; /* apply jobs at the writer */
+    unsigned applying;                        /* apply jobs at the writer */
+    uint64_t delay_ms[JV_REPL_DELAY_SAMPLES]; /* a ring: the newest delays */
+    size_t ndelay;                            /* delays recorded, ever */
     bool stopping;
     bool transport_closed;
     void (*stop_done)(void *);
@@ -984,6 +986,38 @@ static void count_result(jv_repl *r, peer *src, const jv_id *src_id, jv_err res,
     }
 }
 
+/* A batch stamped ahead of this clock (within the skew bound) took 0. */
+static void note_delay(jv_repl *r, uint64_t stamp)
+{
+    uint64_t now = jv_now_ms(), at = jv_hlc_ms(stamp);
+    uint64_t ms = now > at ? now - at : 0;
+    r->delay_ms[r->ndelay++ % JV_REPL_DELAY_SAMPLES] = ms;
+    jv_metrics_observe(r->node->metrics, "jarvis_repl_delay_seconds", NULL,
+                       (double)ms / 1000.0);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+void jv_repl_delay_get(const jv_repl *r, jv_repl_delay *out)
+{
+    uint64_t v[JV_REPL_DELAY_SAMPLES];
+    memset(out, 0, sizeof(*out));
+    if (!r || r->ndelay == 0)
+        return;
+    size_t n =
+        r->ndelay < JV_REPL_DELAY_SAMPLES ? r->ndelay : JV_REPL_DELAY_SAMPLES;
+    memcpy(v, r->delay_ms, n * sizeof(v[0]));
+    qsort(v, n, sizeof(v[0]), cmp_u64);
+    out->samples = n;
+    out->p50_ms = v[(n - 1) / 2];
+    out->p99_ms = v[(n * 99 - 1) / 100];
+    out->max_ms = v[n - 1];
+}
+
 static void applied_cb(jv_write_req *w)
 {
     apply_job *j = w->arg;
@@ -1010,6 +1044,7 @@ static void applied_cb(jv_write_req *w)
             continue;
         }
         applied++;
+        note_delay(r, j->hlc[i]);
         jv_hlc_observe(&r->node->hlc, jv_now_ms(), j->hlc[i]);
         origin_add(&origins, &h.origin);
     }
@@ -2191,6 +2226,12 @@ int jv_repl_health(jv_repl *r, char *why, size_t whylen)
                                  "%zu of %zu peers reachable; we lack %" PRIu64
                                  " operations, a peer lacks up to %" PRIu64,
                                  up, total, we_lack, they_lack);
+    jv_repl_delay d;
+    jv_repl_delay_get(r, &d);
+    if (d.samples && at < whylen)
+        at += (size_t)snprintf(why + at, whylen - at,
+                               "; delay p50 %" PRIu64 " ms, p99 %" PRIu64 " ms",
+                               d.p50_ms, d.p99_ms);
     if (up < total && at < whylen)
         name_unreachable(r, why + at, whylen - at);
     if (up == total)
@@ -2362,7 +2403,15 @@ static jv_err declare(jv_metrics *m)
         if (err && err != JV_EEXIST)
             return err;
     }
-    return JV_OK;
+    /* From a busy LAN (milliseconds) to a site whose link was down for
+     * a day. */
+    static const double delay_buckets[] = {
+        0.001, 0.005, 0.025, 0.1, 0.5, 2.5, 10, 60, 600, 3600, 21600, 86400};
+    jv_err err = jv_metrics_declare(
+        m, "jarvis_repl_delay_seconds", JV_METRIC_HISTOGRAM,
+        "from a batch's commit at its origin (its stamp) to its apply here",
+        delay_buckets, sizeof(delay_buckets) / sizeof(delay_buckets[0]));
+    return err == JV_EEXIST ? JV_OK : err;
 }
 
 jv_err jv_repl_start(jv_node *n, const jv_repl_opts *o, jv_repl **out,

@@ -101,6 +101,16 @@ typedef struct {
 } jv_repl_clock;
 void jv_repl_clock_get(jv_repl *r, jv_repl_clock *out);
 
+/* How long batches took from their origin's commit to their apply here
+ * (this clock minus the batch's stamp, so clock offsets show in it), over
+ * the last JV_REPL_DELAY_SAMPLES batches applied from peers. */
+#define JV_REPL_DELAY_SAMPLES 512
+typedef struct {
+    size_t samples; /* 0: nothing applied from a peer yet */
+    uint64_t p50_ms, p99_ms, max_ms;
+} jv_repl_delay;
+void jv_repl_delay_get(const jv_repl *r, jv_repl_delay *out);
+
 /* Batches held aside, by reason. */
 void jv_repl_held(jv_repl *r, uint64_t *gap, uint64_t *untrusted,
                   uint64_t *clock_skew);

@@ -924,6 +924,11 @@ void jv_store_close(jv_store *st)
     jv_free(st);
 }
 
+const char *jv_store_sqlite_version(void)
+{
+    return sqlite3_libversion();
+}
+
 const char *jv_store_errmsg(const jv_store *st)
 {
     return st ? st->errmsg : "no store";

@@ -77,6 +77,8 @@ void jv_store_close(jv_store *st);
 
 /* The message of the last failure on this connection; never NULL. */
 const char *jv_store_errmsg(const jv_store *st);
+/* The version of the SQLite library the store runs on ("3.40.1"). */
+const char *jv_store_sqlite_version(void);
 
 /* Records the node's own replica id on first use; later calls must pass
  * the same id (JV_EINVAL otherwise: the data dir's key file and database

@@ -37,6 +37,28 @@ static void start_cluster(size_t n, bool no_peers)
     NT_OK(&C, jv_cluster_init(&C, &o));
 }
 
+/* Every node applied its peers' batches: it measured how long they took
+ * from their origin, in its status and in the histogram. */
+static void check_delay(size_t i)
+{
+    json_t *s = nt_req(&C, i, 200, "GET", NULL, "/v1/status");
+    json_t *d = json_object_get(s, "replication_delay");
+    json_int_t n = json_integer_value(json_object_get(d, "samples"));
+    json_int_t p50 = json_integer_value(json_object_get(d, "p50_ms"));
+    json_int_t p99 = json_integer_value(json_object_get(d, "p99_ms"));
+    json_int_t max = json_integer_value(json_object_get(d, "max_ms"));
+    printf("node %zu: replication delay p50 %lld ms, p99 %lld ms, max %lld ms "
+           "over %lld batches\n",
+           i, (long long)p50, (long long)p99, (long long)max, (long long)n);
+    NT_CHECK(&C, n > 0 && p50 <= p99 && p99 <= max);
+    /* Milliseconds of one run, not a stamp taken for a time or a time
+     * in the wrong unit: the whole test takes less than two minutes. */
+    NT_CHECK(&C, max < (json_int_t)nt_ms(120000));
+    json_decref(s);
+    NT_CHECK(&C,
+             nt_metric(&C, i, "jarvis_repl_delay_seconds_count") >= (double)n);
+}
+
 static void test_all_kinds_converge(void **state)
 {
     (void)state;
@@ -64,6 +86,7 @@ static void test_all_kinds_converge(void **state)
         json_t *v = nt_req(&C, i, 200, "POST", "{}", "/v1/verify");
         NT_CHECK(&C, json_is_true(json_object_get(v, "ok")));
         json_decref(v);
+        check_delay(i);
     }
     jv_proc_result r;
     NT_OK(&C, jv_cluster_ctl(&C, 2, &r, "trust", "ls", (char *)NULL));

@@ -111,6 +111,30 @@ static void test_health(void **state)
     json_decref(j);
 }
 
+/* The process_* family describes this very node; cpu gets its CPU time. */
+static void process_figures(const char *body, double *v)
+{
+    double now = (double)api_now_ms() / 1000.0;
+    double start = api_metric(body, "process_start_time_seconds");
+    char info[128];
+    /* Started by this test, a few minutes at most ago (the kernel gives
+     * the boot time in whole seconds). */
+    if (!(start > now - 600 && start <= now + 2))
+        fail_msg("process_start_time_seconds %.3f, now %.3f", start, now);
+    assert_true(api_metric(body, "process_open_fds") >= 3);
+    assert_true(api_metric(body, "process_max_fds") >=
+                api_metric(body, "process_open_fds"));
+    assert_true(api_metric(body, "process_resident_memory_bytes") > 1 << 20);
+    assert_true(api_metric(body, "process_virtual_memory_bytes") >=
+                api_metric(body, "process_resident_memory_bytes"));
+    v[4] = api_metric(body, "process_cpu_seconds_total");
+    assert_true(v[4] >= 0);
+    snprintf(info, sizeof info,
+             "jarvis_build_info{version=\"%s\",protocol=\"2\"", JV_VERSION);
+    if (!strstr(body, info))
+        fail_msg("/metrics lacks '%s'", info);
+}
+
 static void test_metrics(void **state)
 {
     (void)state;
@@ -130,10 +154,17 @@ static void test_metrics(void **state)
         "# TYPE jarvis_database_bytes gauge",
         "# TYPE jarvis_sessions gauge",
         "# TYPE jarvis_rate_limited_total counter",
+        "# TYPE jarvis_build_info gauge",
+        "# TYPE process_cpu_seconds_total counter",
+        "# TYPE process_open_fds gauge",
+        "# TYPE process_max_fds gauge",
+        "# TYPE process_resident_memory_bytes gauge",
+        "# TYPE process_virtual_memory_bytes gauge",
+        "# TYPE process_start_time_seconds gauge",
     };
     jv_http_resp r;
     char type[128];
-    double before[4], after[4];
+    double before[5], after[5];
 
     for (int round = 0; round < 2; round++) {
         API_REQ(&N, &r, "GET", "/metrics", NULL, NULL);
@@ -150,6 +181,7 @@ static void test_metrics(void **state)
         v[2] = api_metric(r.body, ops);
         v[3] = api_metric(r.body, nf);
         assert_true(api_metric(r.body, "jarvis_database_bytes") > 0);
+        process_figures(r.body, round ? after : before);
         /* The admin session the test opened is live. */
         assert_true(api_metric(r.body, "jarvis_sessions") >= 1);
         jv_http_resp_fini(&r);
@@ -167,6 +199,7 @@ static void test_metrics(void **state)
     /* One operation per increment: they were sent one after another. */
     assert_true(after[2] == before[2] + 3);
     assert_true(after[3] == before[3] + 1);
+    assert_true(after[4] >= before[4]); /* CPU time only grows */
 }
 
 static void test_status(void **state)
@@ -177,10 +210,11 @@ static void test_status(void **state)
     API_FIELDS(j, "node_id", "name", "peer_address", "version", "started_at",
                "uptime_seconds", "database_bytes", "log", "version_vector",
                "held_batches", "peers", "reload", "cluster_keys",
-               "protocol_version");
+               "protocol_version", "replication_delay");
     assert_string_equal(api_str(j, "node_id"), N.node_id);
-    /* No SIGHUP yet: no reload to report. */
+    /* No SIGHUP yet: no reload to report; no peer: no delay measured. */
     assert_true(json_is_null(json_object_get(j, "reload")));
+    assert_true(json_is_null(json_object_get(j, "replication_delay")));
     /* No cluster key here: plaintext peers, and the version it speaks. */
     assert_true(json_is_null(json_object_get(j, "cluster_keys")));
     assert_int_equal(json_integer_value(json_object_get(j, "protocol_version")),
