@@ -11,7 +11,8 @@
  * nothing.
  *
  * What a node learnt of another from the bundles it applied (the maker's
- * vector) is kept in <data-dir>/bundle-vectors.json, for `for=NODE_ID`.
+ * vector) is kept in <data-dir>/bundle-vectors.json, for `for=NODE_ID`;
+ * what it learnt over the network, repl keeps (jv_repl_said).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -263,12 +264,16 @@ static bool create_against(api_ctx *c, bundle_job *j, jv_buf *q)
         given++;
         j->h.flags |= JV_BUNDLE_F_TARGET;
         j->h.target = id;
-        jv_err err = learnt_get(c->node, &id, &j->against);
-        if (err) {
+        /* What it told us over the network and in its bundles: each
+         * is what it held then, proven by its signature. */
+        bool from_file = learnt_get(c->node, &id, &j->against) == JV_OK;
+        bool from_peer = jv_repl_said(c->node->repl, &id, &j->against);
+        if (!from_file && !from_peer) {
             api_error(c, 404, "not_found",
                       "this node knows no vector of %s yet (it learns one "
-                      "from each bundle that node made); use since= with a "
-                      "vector file it wrote (jarvisctl bundle vector)",
+                      "from each message or bundle that node sends it); use "
+                      "since= with a vector file it wrote (jarvisctl bundle "
+                      "vector)",
                       api_cstr(q));
             return false;
         }

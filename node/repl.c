@@ -192,6 +192,16 @@ typedef struct {
     bool said;
 } hold_note;
 
+/* Nodes whose latest vector is kept for bundles (jv_repl_said). */
+#define MAX_TOLD 64
+
+typedef struct {
+    jv_id id;
+    bool used;
+    uint64_t at_ms;
+    jv_vv vv;
+} told;
+
 struct jv_repl {
     jv_node *node;
     jv_repl_opts o;
@@ -209,6 +219,7 @@ struct jv_repl {
     unsigned applying;                        /* apply jobs at the writer */
     uint64_t delay_ms[JV_REPL_DELAY_SAMPLES]; /* a ring: the newest delays */
     size_t ndelay;                            /* delays recorded, ever */
+    told told[MAX_TOLD];
     bool stopping;
     bool transport_closed;
     void (*stop_done)(void *);
@@ -670,11 +681,43 @@ static void known_age(peer *p, uint64_t now)
     p->known_since_ms = now;
 }
 
+/* A node's latest own vector, kept after its peer entry goes (a link
+ * removed), for bundles made for it (--for). When every slot is taken,
+ * the one told least recently is replaced. */
+static void told_put(jv_repl *r, const jv_id *id, const jv_vv *claim)
+{
+    size_t at = 0;
+    for (size_t i = 0; i < MAX_TOLD; i++) {
+        const told *t = &r->told[i];
+        if (!t->used || jv_id_eq(&t->id, id)) {
+            at = i;
+            break;
+        }
+        if (t->at_ms < r->told[at].at_ms)
+            at = i;
+    }
+    told *t = &r->told[at];
+    t->id = *id;
+    t->at_ms = jv_now_ms();
+    /* Out of memory: rather nothing than half a vector. */
+    t->used = jv_vv_copy(&t->vv, claim) == JV_OK;
+}
+
+bool jv_repl_said(const jv_repl *r, const jv_id *id, jv_vv *out)
+{
+    for (size_t i = 0; r && i < MAX_TOLD; i++)
+        if (r->told[i].used && jv_id_eq(&r->told[i].id, id))
+            return jv_vv_merge(out, &r->told[i].vv) == JV_OK;
+    return false;
+}
+
 /* p's own message says it holds `claim`. */
 static void learn(peer *p, const jv_vv *claim)
 {
     known_age(p, jv_now_ms());
     jv_vv_merge(&p->known[0], claim);
+    if (p->id_known)
+        told_put(p->r, &p->id, claim);
 }
 
 /* What to select against for p: base (its request's vector, or what we
@@ -2479,6 +2522,8 @@ static void on_timer_closed(uv_handle_t *h)
     jv_vv_fini(&r->applied);
     jv_buf_fini(&r->scratch);
     jv_keyring_wipe(&r->ring);
+    for (size_t i = 0; i < MAX_TOLD; i++)
+        jv_vv_fini(&r->told[i].vv); /* zeroed by calloc until used */
     for (size_t i = 0; i < r->nblocked; i++)
         jv_free(r->blocked[i]);
     jv_free(r);

@@ -101,6 +101,12 @@ typedef struct {
 } jv_repl_clock;
 void jv_repl_clock_get(jv_repl *r, jv_repl_clock *out);
 
+/* Raises out to the version vector the node `id` last sent in a message
+ * of its own (signed, so proven), kept in memory since this node started
+ * (also after the peer is removed). false when there is none (or memory
+ * ran out). */
+bool jv_repl_said(const jv_repl *r, const jv_id *id, jv_vv *out);
+
 /* How long batches took from their origin's commit to their apply here
  * (this clock minus the batch's stamp, so clock offsets show in it), over
  * the last JV_REPL_DELAY_SAMPLES batches applied from peers. */

@@ -8,6 +8,8 @@
  *     remove of one key (add wins) and concurrent config sets (one LWW
  *     winner): their exports end identical;
  *   - applying a bundle twice changes nothing;
+ *   - two peers whose link is gone: --for works from what one learnt of
+ *     the other over the network, and carries exactly what it lacks;
  *   - a chain A -> B -> C: A's batches reach C through B's bundle, checked
  *     there against A's signature (C's own verify passes, exports equal);
  *   - refusals, each leaving C's export unchanged: a truncated bundle, a
@@ -351,6 +353,66 @@ static void test_air_gap(void **state)
     chain_and_refusals();
 }
 
+/* Two peers that lose their link: what A learnt of B over the network is
+ * enough for `--for B`, and the bundle holds exactly what B lacks. */
+static void test_for_from_network(void **state)
+{
+    (void)state;
+    static char *const fast[] = {"--sync-interval", "300", NULL};
+    jv_cluster_opts o = {.n = 2, .flags = fast};
+    o.seed = jv_rng_next(&R);
+    NT_OK(&C, jv_cluster_init(&C, &o));
+    NT_OK(&C, jv_cluster_start_all(&C));
+    nt_expect e = {0};
+    nt_random_writes(&C, A, &R, 10, &e);
+    nt_random_writes(&C, B, &R, 10, &e);
+    size_t ab[] = {A, B};
+    nt_converge(&C, ab, 2, nt_ms(30000));
+    /* B has told A, in a message of its own, that it holds everything. */
+    const char *f0 = file("told.bundle");
+    double t0 = jv_cluster_now_ms();
+    for (json_int_t n = -1; n != 0;) {
+        if (n >= 0) {
+            if (jv_cluster_now_ms() - t0 > nt_ms(30000))
+                NT_FAIL(&C, "B never told A it holds all: %lld batches",
+                        (long long)n);
+            jv_cluster_sleep_ms(100);
+        }
+        char *out;
+        CTL(A, 0, NULL, NULL, "bundle", "create", "-o", f0, "--for",
+            C.node[B].id);
+        CTL(A, 0, &out, NULL, "--json", "bundle", "inspect", f0);
+        json_t *in = json_loads(out, 0, NULL);
+        free(out);
+        n = field(in, "batches");
+        json_decref(in);
+    }
+
+    /* The link goes: each forgets the other as a peer. */
+    CTL(A, 0, NULL, NULL, "peers", "rm", C.node[B].listen);
+    CTL(B, 0, NULL, NULL, "peers", "rm", C.node[A].listen);
+    nt_random_writes(&C, A, &R, 10, &e);
+    const char *f = file("net.bundle");
+    CTL(A, 0, NULL, NULL, "bundle", "create", "-o", f, "--for", C.node[B].id);
+    char *out;
+    CTL(B, 0, &out, NULL, "--json", "bundle", "apply", f);
+    json_t *s = json_loads(out, 0, NULL);
+    free(out);
+    NT_CHECK(&C, s != NULL);
+    char *txt = json_dumps(s, JSON_COMPACT);
+    printf("--for from the network: %s\n", txt);
+    free(txt);
+    /* All B lacked (with no link left, the bundle alone makes them
+     * equal), and not what B held when it last spoke to A: at most the
+     * two audit entries of the cut itself, written after. */
+    NT_CHECK(&C, field(s, "applied") > 0);
+    NT_CHECK(&C, field(s, "already_present") <= 2);
+    json_decref(s);
+    nt_converge(&C, ab, 2, nt_ms(20000));
+    nt_check_expect(&C, A, &e);
+    nt_check_expect(&C, B, &e);
+}
+
 static int teardown(void **state)
 {
     (void)state;
@@ -363,6 +425,7 @@ int main(void)
     jv_rng_seed(&R, jv_test_seed());
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_air_gap, teardown),
+        cmocka_unit_test_teardown(test_for_from_network, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
