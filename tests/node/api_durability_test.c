@@ -11,7 +11,8 @@
  *     acknowledged <= T <= acknowledged + unanswered
  * where "unanswered" counts the requests that may have reached the node
  * without an answer coming back (a refused connection or a 503 applied
- * nothing).
+ * nothing). The SIGKILL run goes round twice (JV_CRASH_CYCLES=N: N
+ * times, scripts/nemesis.sh crash N), the bound taken over all rounds.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -554,31 +555,19 @@ static void *load_main(void *arg)
     return NULL;
 }
 
-/* Runs LOAD_THREADS writers against a node, stops it with sig in the
- * middle, restarts it and checks every counter against what its thread
- * was told. */
-static void load_run(int sig)
+/* One cycle: LOAD_THREADS writers against D, which is stopped with sig
+ * in the middle of the load and restarted; then every counter is checked
+ * against what its thread was told, over all cycles so far. */
+static void load_cycle(api_node *D, int sig, jv_rng *rng, load_thread *th,
+                       char **extra)
 {
-    api_node D;
-    char w[160];
-    jv_rng rng;
-    /* As fast as the node goes: no rate limit. */
-    char *extra[] = {(char *)"--rate-limit", (char *)"0", NULL};
-    api_start(&D, extra);
-    api_key(&D, "load", "writer", w, NULL);
-    jv_rng_seed(&rng, jv_test_seed() ^ (uint64_t)sig);
-
     atomic_bool stop;
     atomic_init(&stop, false);
-    load_thread th[LOAD_THREADS];
     pthread_t tid[LOAD_THREADS];
     for (int i = 0; i < LOAD_THREADS; i++) {
-        memset(&th[i], 0, sizeof th[i]);
         atomic_init(&th[i].acked_one, false);
-        th[i].url = D.node.url;
-        th[i].cred = w;
+        th[i].url = D->node.url; /* a restart may change the port */
         th[i].stop = &stop;
-        snprintf(th[i].name, sizeof th[i].name, "load-%d", i);
         assert_int_equal(pthread_create(&tid[i], NULL, load_main, &th[i]), 0);
     }
     /* Somewhere in the middle of the load: once every thread has had a
@@ -590,24 +579,21 @@ static void load_run(int sig)
                 fail_msg("%s: no write acknowledged in 60 s", th[i].name);
             api_sleep_ms(10);
         }
-    api_sleep_ms((long)jv_rng_below(&rng, 600));
-    int st = jv_test_node_kill(&D.node, sig);
+    api_sleep_ms((long)jv_rng_below(rng, 600));
+    int st = jv_test_node_kill(&D->node, sig);
     atomic_store(&stop, true);
     for (int i = 0; i < LOAD_THREADS; i++)
         assert_int_equal(pthread_join(tid[i], NULL), 0);
     assert_int_equal(st, sig == SIGTERM ? 0 : 128 + sig);
 
-    api_restart(&D, extra);
-    long acked = 0, unanswered = 0;
+    api_restart(D, extra);
     for (int i = 0; i < LOAD_THREADS; i++) {
         load_thread *t = &th[i];
         if (t->bad)
             fail_msg("%s: %ld wrong answers, last: %s", t->name, t->bad,
                      t->why);
-        /* The load ran before the signal. */
-        assert_true(t->acked > 0);
-        json_t *j = API_OK(&D, 200, "GET", api_fmt("/v1/counters/%s", t->name),
-                           D.admin_token, NULL);
+        json_t *j = API_OK(D, 200, "GET", api_fmt("/v1/counters/%s", t->name),
+                           D->admin_token, NULL);
         json_int_t total = API_INT(j, "total");
         json_decref(j);
         printf("%s: %ld attempts, %ld acknowledged, %ld refused, %ld "
@@ -623,17 +609,53 @@ static void load_run(int sig)
         if (sig == SIGTERM && total != t->acked)
             fail_msg("%s: SIGTERM applied %lld writes it did not answer",
                      t->name, (long long)(total - t->acked));
-        acked += t->acked;
-        unanswered += t->unanswered;
     }
-    printf("signal %d: %ld writes acknowledged, %ld unanswered\n", sig, acked,
-           unanswered);
-    fflush(stdout);
+}
 
-    /* What survived is a consistent log. */
-    json_t *v = API_OK(&D, 200, "POST", "/v1/verify", D.admin_token, NULL);
+/* What survived is a consistent log. Verify replays the whole log: after
+ * many cycles of load that is tens of thousands of batches. */
+static void verify(api_node *D)
+{
+    long was = D->http.timeout_ms;
+    D->http.timeout_ms = 300000;
+    json_t *v = API_OK(D, 200, "POST", "/v1/verify", D->admin_token, NULL);
+    D->http.timeout_ms = was;
     assert_true(json_is_true(json_object_get(v, "ok")));
     json_decref(v);
+}
+
+/* Runs `cycles` load cycles (above) on one node, stopped each time with
+ * sig. */
+static void load_run(int sig, long cycles)
+{
+    api_node D;
+    char w[160];
+    jv_rng rng;
+    /* As fast as the node goes: no rate limit. */
+    char *extra[] = {(char *)"--rate-limit", (char *)"0", NULL};
+    api_start(&D, extra);
+    api_key(&D, "load", "writer", w, NULL);
+    jv_rng_seed(&rng, jv_test_seed() ^ (uint64_t)sig);
+    load_thread th[LOAD_THREADS];
+    memset(th, 0, sizeof th);
+    for (int i = 0; i < LOAD_THREADS; i++) {
+        th[i].cred = w;
+        snprintf(th[i].name, sizeof th[i].name, "load-%d", i);
+    }
+    for (long k = 0; k < cycles; k++) {
+        load_cycle(&D, sig, &rng, th, extra);
+        if (k + 1 == cycles || (k + 1) % 10 == 0)
+            verify(&D);
+        long acked = 0, unanswered = 0;
+        for (int i = 0; i < LOAD_THREADS; i++) {
+            acked += th[i].acked;
+            unanswered += th[i].unanswered;
+        }
+        printf("signal %d, cycle %ld of %ld: %ld writes acknowledged, %ld "
+               "unanswered, all there\n",
+               sig, k + 1, cycles, acked, unanswered);
+        fflush(stdout);
+    }
     assert_int_equal(api_stop(&D), 0);
     api_cleanup(&D);
 }
@@ -641,13 +663,17 @@ static void load_run(int sig)
 static void test_sigterm_under_load(void **state)
 {
     (void)state;
-    load_run(SIGTERM);
+    load_run(SIGTERM, 1);
 }
 
+/* JV_CRASH_CYCLES=N (scripts/nemesis.sh crash N) kills it N times. */
 static void test_sigkill_under_load(void **state)
 {
     (void)state;
-    load_run(SIGKILL);
+    const char *env = getenv("JV_CRASH_CYCLES");
+    long cycles = env ? strtol(env, NULL, 10) : 2;
+    assert_true(cycles >= 1 && cycles <= 100000);
+    load_run(SIGKILL, cycles);
 }
 
 int main(void)
