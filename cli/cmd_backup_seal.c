@@ -20,61 +20,26 @@
 #include "client.h"
 #include "output.h"
 
-#define SMALL_FILE 4096
-
-/* A small text file (key or passphrase) into buf, NUL-terminated. */
-static bool read_small(const char *path, char *buf, size_t len)
+/* Reports why a key or passphrase file was refused. */
+static bool loaded(jv_err err, const char *why)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        jvc_err("cannot read %s: %s", path, strerror(errno));
-        return false;
-    }
-    ssize_t n = read(fd, buf, len - 1);
-    close(fd);
-    if (n < 0) {
-        jvc_err("cannot read %s: %s", path, strerror(errno));
-        return false;
-    }
-    buf[n] = '\0';
-    return true;
+    if (err)
+        jvc_err("%s", why);
+    return err == JV_OK;
 }
 
 static bool read_pass(const char *path, char out[JV_BSEAL_MAX_PASS + 1])
 {
-    char buf[SMALL_FILE];
-    if (!read_small(path, buf, sizeof buf))
-        return false;
-    size_t n = strcspn(buf, "\r\n");
-    bool ok = n >= 8 && n <= JV_BSEAL_MAX_PASS;
-    if (ok)
-        memcpy(out, buf, n), out[n] = '\0';
-    else
-        jvc_err("the passphrase (first line of %s) must have 8 to %d bytes",
-                path, JV_BSEAL_MAX_PASS);
-    sodium_memzero(buf, sizeof buf);
-    return ok;
+    char why[512];
+    return loaded(jv_bseal_read_pass(path, out, why, sizeof why), why);
 }
 
 static bool read_key(const char *path, bool want_secret,
                      uint8_t out[JV_BSEAL_KEY_LEN])
 {
-    char buf[SMALL_FILE];
-    if (!read_small(path, buf, sizeof buf))
-        return false;
-    bool secret = strstr(buf, "secret key") != NULL;
-    bool ok = jv_bseal_parse_key(buf, strlen(buf), out) == JV_OK;
-    sodium_memzero(buf, sizeof buf);
-    if (!ok)
-        jvc_err("%s holds no backup key (jarvisctl backup-key makes one)",
-                path);
-    else if (secret != want_secret)
-        jvc_err(want_secret ? "%s is a public key; opening needs the secret "
-                              "key file"
-                            : "%s is the secret key; encrypt to its .pub file "
-                              "and keep the secret off the node's host",
-                path);
-    return ok && secret == want_secret;
+    char why[512];
+    return loaded(jv_bseal_read_key(path, want_secret, out, why, sizeof why),
+                  why);
 }
 
 int jvc_backup_seal_args(const jvc_cmd *cmd, const char *to, const char *pass,
@@ -174,75 +139,6 @@ const jvc_cmd jvc_cmd_backup_key = {
 
 /* -- backup-open ---------------------------------------------------------- */
 
-static const char *open_error(jv_err err)
-{
-    switch (err) {
-    case JV_EDECODE:
-        return "not an encrypted Jarvis backup, or its head is damaged";
-    case JV_EPERM:
-        return "it was encrypted the other way (key or passphrase)";
-    case JV_ECRYPTO:
-        return "wrong key or passphrase";
-    case JV_ECORRUPT:
-        return "damaged or tampered with (a part does not verify)";
-    case JV_ETRUNC:
-        return "truncated: the end is missing";
-    case JV_ETRAILING:
-        return "bytes follow its end";
-    default:
-        return jv_strerror(err);
-    }
-}
-
-static bool open_key(const char *key, const char *pass, jv_bseal_key *k)
-{
-    memset(k, 0, sizeof *k);
-    if (pass) {
-        k->mode = JV_BSEAL_MODE_PASS;
-        return read_pass(pass, k->pass);
-    }
-    k->mode = JV_BSEAL_MODE_KEY;
-    if (!read_key(key, true, k->sk))
-        return false;
-    jv_bseal_public(k->sk, k->pk);
-    return true;
-}
-
-/* Opens src into a temporary next to out (or /dev/null: a check), linked
- * as out only once all of it verified. */
-static int open_into(const char *src, const char *out, const jv_bseal_key *k)
-{
-    char *tmp = out ? jvc_strf("%s.tmp%ld", out, (long)getpid()) : NULL;
-    int in = open(src, O_RDONLY | O_CLOEXEC), dst = -1, rc = JVC_EXIT_FAIL;
-    if (out && !tmp)
-        rc = jvc_oom();
-    else if (in < 0)
-        jvc_err("cannot read %s: %s", src, strerror(errno));
-    else if ((dst =
-                  out ? open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)
-                      : open("/dev/null", O_WRONLY | O_CLOEXEC)) < 0)
-        jvc_err("cannot create %s: %s", out ? tmp : "/dev/null",
-                strerror(errno));
-    else {
-        jv_err err = jv_bseal_decrypt(in, dst, k);
-        if (err)
-            jvc_err("%s: %s; nothing written", src, open_error(err));
-        else if (out && (fsync(dst) != 0 || link(tmp, out) != 0))
-            jvc_err("cannot write %s: %s", out,
-                    errno == EEXIST ? "it exists" : strerror(errno));
-        else
-            rc = JVC_EXIT_OK;
-    }
-    if (in >= 0)
-        close(in);
-    if (dst >= 0)
-        close(dst);
-    if (tmp && dst >= 0)
-        unlink(tmp);
-    jv_free(tmp);
-    return rc;
-}
-
 static int run_open(jvc_ctx *ctx, int argc, char **argv)
 {
     const char *out = NULL, *key = NULL, *pass = NULL;
@@ -257,12 +153,14 @@ static int run_open(jvc_ctx *ctx, int argc, char **argv)
     if ((key != NULL) == (pass != NULL))
         return jvc_usage_error(ctx->cmd,
                                "give exactly one of --key, --passphrase-file");
-    if (!open_key(key, pass, &k)) {
-        jv_bseal_key_wipe(&k);
-        return JVC_EXIT_FAIL;
-    }
-    rc = open_into(pos[0], out, &k);
+    char why[512];
+    jv_err err = jv_bseal_open_key(key, pass, &k, why, sizeof why);
+    if (!err)
+        err = jv_bseal_open_file(pos[0], out, &k, why, sizeof why);
     jv_bseal_key_wipe(&k);
+    if (err)
+        jvc_err("%s", why);
+    rc = err ? JVC_EXIT_FAIL : JVC_EXIT_OK;
     if (!rc && !ctx->g->json) {
         if (out)
             printf("opened %s into %s: restore it with 'jarvisctl restore "

@@ -1,6 +1,8 @@
 #include "bseal.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <sodium.h>
 #include <string.h>
 #include <unistd.h>
@@ -299,5 +301,151 @@ out:
         sodium_memzero(out, JV_BSEAL_CHUNK);
     jv_free(in);
     jv_free(out);
+    return err;
+}
+
+const char *jv_bseal_strerror(jv_err err)
+{
+    switch (err) {
+    case JV_EDECODE:
+        return "not an encrypted Jarvis backup, or its head is damaged";
+    case JV_EPERM:
+        return "it was encrypted the other way (key or passphrase)";
+    case JV_ECRYPTO:
+        return "wrong key or passphrase";
+    case JV_ECORRUPT:
+        return "damaged or tampered with (a part does not verify)";
+    case JV_ETRUNC:
+        return "truncated: the end is missing";
+    case JV_ETRAILING:
+        return "bytes follow its end";
+    default:
+        return jv_strerror(err);
+    }
+}
+
+#define SMALL_FILE 4096
+
+/* A small text file (key or passphrase) into buf, NUL-terminated. */
+static jv_err read_small(const char *path, char *buf, size_t len, char *why,
+                         size_t whylen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd < 0 ? -1 : read(fd, buf, len - 1);
+    if (n < 0) {
+        snprintf(why, whylen, "cannot read %s: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return JV_EIO;
+    }
+    close(fd);
+    buf[n] = '\0';
+    return JV_OK;
+}
+
+jv_err jv_bseal_read_pass(const char *path, char out[JV_BSEAL_MAX_PASS + 1],
+                          char *why, size_t whylen)
+{
+    char buf[SMALL_FILE];
+    jv_err err = read_small(path, buf, sizeof buf, why, whylen);
+    if (err)
+        return err;
+    size_t n = strcspn(buf, "\r\n");
+    if (n >= 8 && n <= JV_BSEAL_MAX_PASS) {
+        memcpy(out, buf, n);
+        out[n] = '\0';
+    } else {
+        snprintf(why, whylen,
+                 "the passphrase (first line of %s) must have 8 to %d bytes",
+                 path, JV_BSEAL_MAX_PASS);
+        err = JV_EINVAL;
+    }
+    sodium_memzero(buf, sizeof buf);
+    return err;
+}
+
+jv_err jv_bseal_read_key(const char *path, bool want_secret,
+                         uint8_t out[JV_BSEAL_KEY_LEN], char *why,
+                         size_t whylen)
+{
+    char buf[SMALL_FILE];
+    jv_err err = read_small(path, buf, sizeof buf, why, whylen);
+    if (err)
+        return err;
+    bool secret = strstr(buf, "secret key") != NULL;
+    err = jv_bseal_parse_key(buf, strlen(buf), out);
+    sodium_memzero(buf, sizeof buf);
+    if (err)
+        snprintf(why, whylen,
+                 "%s holds no backup key (jarvisctl backup-key makes one)",
+                 path);
+    else if (secret != want_secret) {
+        snprintf(why, whylen,
+                 want_secret ? "%s is a public key; opening needs the secret "
+                               "key file"
+                             : "%s is the secret key; encrypt to its .pub "
+                               "file and keep the secret off the node's host",
+                 path);
+        sodium_memzero(out, JV_BSEAL_KEY_LEN);
+        err = JV_EINVAL;
+    }
+    return err;
+}
+
+jv_err jv_bseal_open_key(const char *key_file, const char *pass_file,
+                         jv_bseal_key *k, char *why, size_t whylen)
+{
+    memset(k, 0, sizeof(*k));
+    if (pass_file) {
+        k->mode = JV_BSEAL_MODE_PASS;
+        return jv_bseal_read_pass(pass_file, k->pass, why, whylen);
+    }
+    k->mode = JV_BSEAL_MODE_KEY;
+    jv_err err = jv_bseal_read_key(key_file, true, k->sk, why, whylen);
+    if (err == JV_OK)
+        jv_bseal_public(k->sk, k->pk);
+    return err;
+}
+
+jv_err jv_bseal_open_file(const char *src, const char *dest,
+                          const jv_bseal_key *k, char *why, size_t whylen)
+{
+    char tmp[4096];
+    int in = -1, out = -1;
+    jv_err err = JV_EIO;
+    if (dest && snprintf(tmp, sizeof tmp, "%s.tmp%ld", dest, (long)getpid()) >=
+                    (int)sizeof tmp) {
+        snprintf(why, whylen, "%s: path too long", dest);
+        return JV_EINVAL;
+    }
+    if ((in = open(src, O_RDONLY | O_CLOEXEC)) < 0) {
+        snprintf(why, whylen, "cannot read %s: %s", src, strerror(errno));
+        goto out;
+    }
+    out = dest ? open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)
+               : open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (out < 0) {
+        snprintf(why, whylen, "cannot create %s: %s", dest ? tmp : "/dev/null",
+                 strerror(errno));
+        goto out;
+    }
+    if ((err = jv_bseal_decrypt(in, out, k))) {
+        snprintf(why, whylen, "%s: %s; nothing written", src,
+                 jv_bseal_strerror(err));
+        goto out;
+    }
+    if (dest && (fsync(out) != 0 || link(tmp, dest) != 0)) {
+        err = errno == EEXIST ? JV_EEXIST : JV_EIO;
+        snprintf(why, whylen, "cannot write %s: %s", dest,
+                 errno == EEXIST ? "it exists" : strerror(errno));
+    }
+out:
+    if (in >= 0)
+        close(in);
+    if (out >= 0) {
+        close(out);
+        if (dest)
+            unlink(tmp);
+    }
     return err;
 }

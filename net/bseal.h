@@ -74,4 +74,29 @@ jv_err jv_bseal_encrypt(int in_fd, int out_fd, const jv_bseal_key *k);
  * tampered with), JV_ETRUNC (the end is missing), JV_ETRAILING, JV_EIO. */
 jv_err jv_bseal_decrypt(int in_fd, int out_fd, const jv_bseal_key *k);
 
+/* What an error of jv_bseal_decrypt means, for a person. */
+const char *jv_bseal_strerror(jv_err err);
+
+/* -- files -----------------------------------------------------------------
+ * Each writes why it failed (naming the file) into why. */
+
+/* The key of a key file: the secret one (want_secret) of `backup-key`, or
+ * its .pub; a file of the other kind is refused (JV_EINVAL). */
+jv_err jv_bseal_read_key(const char *path, bool want_secret,
+                         uint8_t out[JV_BSEAL_KEY_LEN], char *why,
+                         size_t whylen);
+/* A passphrase: the first line of the file, 8 to JV_BSEAL_MAX_PASS bytes. */
+jv_err jv_bseal_read_pass(const char *path, char out[JV_BSEAL_MAX_PASS + 1],
+                          char *why, size_t whylen);
+/* The key to open with: a secret key file, or a passphrase file (exactly
+ * one of them non-NULL). Wipe it with jv_bseal_key_wipe. */
+jv_err jv_bseal_open_key(const char *key_file, const char *pass_file,
+                         jv_bseal_key *k, char *why, size_t whylen);
+/* Opens the sealed file src into dest (mode 0600) through a temporary
+ * next to it, linked as dest only once all of it verified: JV_EEXIST if
+ * dest exists, and nothing is left behind on any failure. dest NULL only
+ * checks that src is intact and opens with k. */
+jv_err jv_bseal_open_file(const char *src, const char *dest,
+                          const jv_bseal_key *k, char *why, size_t whylen);
+
 #endif

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "backup.h"
+#include "bseal.h"
 #include "datadir.h"
 #include "store.h"
 
@@ -25,6 +26,7 @@ typedef struct {
     char dir[PATH_MAX];
     const char *arg; /* the positional argument, if any */
     bool json, force;
+    const char *key_file, *pass_file; /* to open an encrypted backup */
 } sub_args;
 
 typedef struct {
@@ -32,13 +34,14 @@ typedef struct {
     const char *args;    /* for the usage line */
     const char *summary; /* one or more lines */
     bool creates;        /* makes the data dir (and parents) if missing */
-    bool takes_force;
+    bool takes_force;    /* and --key, --passphrase-file */
     int npos; /* positionals: 0 none, 1 optional DIR, 2 required FILE */
     int (*run)(const sub_args *a, FILE *out, FILE *err);
 } subcmd;
 
 static int run_init(const sub_args *a, FILE *out, FILE *err);
 static int run_restore(const sub_args *a, FILE *out, FILE *err);
+static int run_restore_any(const sub_args *a, FILE *out, FILE *err);
 static int run_admin_key(const sub_args *a, FILE *out, FILE *err);
 
 enum {
@@ -54,11 +57,15 @@ static const subcmd subcmds[] = {
      "first admin API key, written once to DIR/admin.key (0600); again\n"
      "on a prepared dir it changes nothing",
      true, false, POS_DIR, run_init},
-    {"restore", "FILE [--data-dir DIR] [--force] [--json]",
+    {"restore",
+     "FILE [--data-dir DIR] [--force] [--json]\n"
+     "                [--key KEYFILE | --passphrase-file FILE]",
      "replace a stopped node's database with the backup FILE, checked\n"
      "first (a bad one changes nothing); --force takes a backup made\n"
-     "by another node",
-     true, true, POS_FILE, run_restore},
+     "by another node; an encrypted backup is opened with the secret\n"
+     "key of jarvisctl backup-key, or the passphrase on the first line\n"
+     "of FILE (a wrong key or a damaged file changes nothing)",
+     true, true, POS_FILE, run_restore_any},
     {"admin-key", "[--data-dir DIR]",
      "make a new admin API key for a stopped node and write it to\n"
      "DIR/admin.key (0600); for when no admin key works any more",
@@ -176,6 +183,52 @@ static int run_restore(const sub_args *a, FILE *out, FILE *err)
     return 0;
 }
 
+static bool sealed(const char *path)
+{
+    uint8_t head[16];
+    FILE *f = fopen(path, "rb");
+    size_t n = f ? fread(head, 1, sizeof(head), f) : 0;
+    if (f)
+        fclose(f);
+    return jv_bseal_is_sealed(head, n);
+}
+
+/* An encrypted backup is opened into a file of the data dir (mode 0600,
+ * only once all of it verified), restored like a plain one, and removed
+ * whatever happens. */
+static int run_restore_any(const sub_args *a, FILE *out, FILE *err)
+{
+    char opened[PATH_MAX + 32], why[PATH_MAX + 128];
+    jv_bseal_key k;
+    if (!a->key_file && !a->pass_file) {
+        if (!sealed(a->arg))
+            return run_restore(a, out, err);
+        fprintf(err,
+                "jarvisd restore: %s is an encrypted backup: give --key "
+                "KEYFILE or --passphrase-file FILE\n",
+                a->arg);
+        return 2;
+    }
+    snprintf(opened, sizeof(opened), "%s/restore-opened.db", a->dir);
+    unlink(opened); /* left by a restore that was killed: ours (locked) */
+    jv_err e =
+        jv_bseal_open_key(a->key_file, a->pass_file, &k, why, sizeof(why));
+    if (!e)
+        e = jv_bseal_open_file(a->arg, opened, &k, why, sizeof(why));
+    jv_bseal_key_wipe(&k);
+    if (e) {
+        fprintf(err, "jarvisd restore: %s; the data dir is unchanged\n", why);
+        return 1;
+    }
+    if (!a->json)
+        fprintf(out, "opened the encrypted backup %s\n", a->arg);
+    sub_args b = *a;
+    b.arg = opened;
+    int rc = run_restore(&b, out, err);
+    unlink(opened);
+    return rc;
+}
+
 static int run_admin_key(const sub_args *a, FILE *out, FILE *err)
 {
     char path[PATH_MAX], msg[512] = "";
@@ -236,6 +289,15 @@ static int parse_opt(const subcmd *c, int argc, char **argv, int *i,
         a->json = true;
     } else if (c->takes_force && !strcmp(s, "--force")) {
         a->force = true;
+    } else if (c->takes_force &&
+               (!strcmp(s, "--key") || !strcmp(s, "--passphrase-file"))) {
+        if (*i + 1 >= argc || !*argv[*i + 1])
+            return 2 + usage_error(c, err, "a file is needed after", s);
+        if (a->key_file || a->pass_file)
+            return 2 + usage_error(c, err,
+                                   "give --key or --passphrase-file, not both",
+                                   NULL);
+        *(s[2] == 'k' ? &a->key_file : &a->pass_file) = argv[++*i];
     } else if (!strcmp(s, "--data-dir")) {
         if (*i + 1 >= argc)
             return 2 + usage_error(c, err, "--data-dir needs a value", NULL);

@@ -8,7 +8,11 @@
  *   - a passphrase backup opens with that passphrase only;
  *   - a wrong key, a wrong passphrase, a flipped byte and a truncated
  *     file are refused, and the output file is never created;
- *   - the secret key is refused where the public one belongs.
+ *   - the secret key is refused where the public one belongs;
+ *   - `jarvisd restore` (through jarvisctl) opens one itself with --key or
+ *     --passphrase-file; without one, with a wrong one, or a damaged file,
+ *     it refuses and the data dir is unchanged, and no opened copy is
+ *     left in it.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -161,6 +165,37 @@ static void test_sealed_backups(void **state)
     NT_OK(&C, jv_cluster_start(&C, 0));
     size_t alen;
     char *after;
+    NT_OK(&C, jv_cluster_export(&C, 0, &after, &alen));
+    NT_CHECK(&C, alen == elen && !memcmp(before, after, elen));
+    free(after);
+
+    /* jarvisd restore opens it itself; refusals change nothing. */
+    nt_random_writes(&C, 0, &R, 10, &e);
+    size_t mlen;
+    char *moved;
+    NT_OK(&C, jv_cluster_export(&C, 0, &moved, &mlen));
+    NT_CHECK(&C, jv_cluster_stop(&C, 0) == 0);
+    const char *dir = C.node[0].t.dir;
+    ctl(2, "encrypted backup", NULL, "restore", enc, "--data-dir", dir, NULL,
+        NULL, NULL);
+    ctl(1, "wrong key or passphrase", NULL, "restore", penc, "--data-dir", dir,
+        "--passphrase-file", bad, NULL);
+    ctl(1, "damaged", NULL, "restore", flip, "--data-dir", dir, "--key", key,
+        NULL);
+    ctl(1, "public key", NULL, "restore", enc, "--data-dir", dir, "--key", pub,
+        NULL);
+    NT_OK(&C, jv_cluster_start(&C, 0));
+    NT_OK(&C, jv_cluster_export(&C, 0, &after, &alen));
+    NT_CHECK(&C, alen == mlen && !memcmp(moved, after, mlen));
+    free(after);
+    free(moved);
+    NT_CHECK(&C, jv_cluster_stop(&C, 0) == 0);
+    ctl(0, "opened the encrypted backup", NULL, "restore", enc, "--data-dir",
+        dir, "--key", key, NULL);
+    char opened[700];
+    snprintf(opened, sizeof opened, "%s/restore-opened.db", dir);
+    NT_CHECK(&C, access(opened, F_OK) != 0); /* nothing plain left behind */
+    NT_OK(&C, jv_cluster_start(&C, 0));
     NT_OK(&C, jv_cluster_export(&C, 0, &after, &alen));
     NT_CHECK(&C, alen == elen && !memcmp(before, after, elen));
     free(before);
