@@ -57,6 +57,22 @@
  * the next probe; the fault switch and the re-creation of the listener
  * happen while no probe is in flight; and closing the transport waits for
  * a probe in flight to end before closing anything.
+ *
+ * Connection state (on_link). nng says nothing of a dial that fails, and
+ * reading its statistics takes its global locks; so the state comes from
+ * two other places, neither of which closes anything of nng's. Pipe
+ * notifications on each peer's socket (ADD_POST, REM_POST) run on nng's
+ * threads (REM_POST on the reaper's) and, like the aio callbacks, only
+ * record the pipe id and post the peer's link event; they reach the peer
+ * through a small refcounted pwatch that outlives it, since the socket is
+ * closed later on a thread of its own. When there is no pipe, a check
+ * connects to the peer's address with plain libuv and closes again: the
+ * error (refused, timed out, unreachable) is the reason shown. A check
+ * that connects reads the SP header nng's listener sends first and only
+ * then closes (with a reset): the listener then sees an ordinary failed
+ * handshake, never the half-closed connection of nng #1518 above. At most
+ * one check per peer is under way, and the ones that sends start back
+ * off, so a dead peer costs a connect() now and then.
  */
 #include "transport.h"
 
