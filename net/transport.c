@@ -57,6 +57,22 @@
  * the next probe; the fault switch and the re-creation of the listener
  * happen while no probe is in flight; and closing the transport waits for
  * a probe in flight to end before closing anything.
+ *
+ * Connection state (on_link). nng says nothing of a dial that fails, and
+ * reading its statistics takes its global locks; so the state comes from
+ * two other places, neither of which closes anything of nng's. Pipe
+ * notifications on each peer's socket (ADD_POST, REM_POST) run on nng's
+ * threads (REM_POST on the reaper's) and, like the aio callbacks, only
+ * record the pipe id and post the peer's link event; they reach the peer
+ * through a small refcounted pwatch that outlives it, since the socket is
+ * closed later on a thread of its own. When there is no pipe, a check
+ * connects to the peer's address with plain libuv and closes again: the
+ * error (refused, timed out, unreachable) is the reason shown. A check
+ * that connects reads the SP header nng's listener sends first and only
+ * then closes (with a reset): the listener then sees an ordinary failed
+ * handshake, never the half-closed connection of nng #1518 above. At most
+ * one check per peer is under way, and the ones that sends start back
+ * off, so a dead peer costs a connect() now and then.
  */
 #include "transport.h"
 
@@ -129,6 +145,21 @@ enum req_state {
     REQ_RECV, /* waiting for the reply */
 };
 
+/* What nng's pipe callbacks on one peer's socket share with the loop. It
+ * outlives the peer: the socket is closed later, on a thread of its own
+ * (close_detached), and a callback may run until nng_close() returns; so
+ * the peer and its socket each hold a reference, and the last to let go
+ * frees it. */
+typedef struct {
+    uv_mutex_t mtx;
+    jv_tpeer *p;   /* NULL once the peer is freed: post nothing */
+    unsigned refs; /* the peer's and the socket's */
+    uint32_t pipe; /* id of the peer's connection; 0: none */
+    uint32_t adds; /* connections made so far */
+} pwatch;
+
+typedef struct check check;
+
 struct jv_tpeer {
     jv_transport *t;
     jv_tpeer *prev, *next;
@@ -141,6 +172,17 @@ struct jv_tpeer {
     nng_aio *aio;
     enum req_state state;
     uint64_t deadline; /* uv_hrtime() ns */
+
+    /* The connection's state, as last reported through on_link. */
+    pwatch *w;
+    tev lev;               /* a pipe came or went */
+    uint32_t adds_seen;    /* w->adds when last looked at */
+    bool reported;         /* on_link was called at least once */
+    const char *why;       /* as last reported; NULL: connected */
+    check *ck;             /* the connection check in flight, if any */
+    bool rechecked;        /* it is the second look (CHECK_AGAIN_MS) */
+    uint64_t next_check;   /* uv_hrtime() ns: none sooner on a send */
+    uint64_t check_gap_ms; /* the backoff between checks */
 };
 
 struct jv_transport {
@@ -547,9 +589,12 @@ void jv_transport_drop(jv_inbound *in)
     srv_recv(in);
 }
 
+static void pwatch_release(pwatch *w);
+
 typedef struct {
     nng_socket sock;
     uint64_t linger_ns;
+    pwatch *w; /* a peer socket's reference, let go once it is closed */
 } closing;
 
 static void *close_main(void *arg)
@@ -560,7 +605,8 @@ static void *close_main(void *arg)
                               (long)(c->linger_ns % 1000000000u)};
         nanosleep(&ts, NULL);
     }
-    nng_close(c->sock);
+    nng_close(c->sock); /* returns after the last pipe callback */
+    pwatch_release(c->w);
     jv_free(c);
     return NULL;
 }
@@ -573,9 +619,10 @@ static void *close_main(void *arg)
  * deadline, so such a socket lingers until then and closes once idle. The
  * caller has stopped every aio on the socket first, so nothing of nng
  * refers to the caller's objects any more; a process that exits before
- * the close ends loses nothing (nng keeps no state on disk). Where no
- * thread can be made, it closes here. */
-static void close_detached(nng_socket s, uint64_t linger_ns)
+ * the close ends loses nothing (nng keeps no state on disk). w (or NULL)
+ * is released once the socket is closed. Where no thread can be made, it
+ * closes here. */
+static void close_detached(nng_socket s, uint64_t linger_ns, pwatch *w)
 {
     pthread_attr_t attr;
     pthread_t th;
@@ -584,6 +631,7 @@ static void close_detached(nng_socket s, uint64_t linger_ns)
     if (arg && pthread_attr_init(&attr) == 0) {
         arg->sock = s;
         arg->linger_ns = linger_ns;
+        arg->w = w;
         started =
             pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) == 0 &&
             pthread_create(&th, &attr, close_main, arg) == 0;
@@ -592,6 +640,7 @@ static void close_detached(nng_socket s, uint64_t linger_ns)
     if (!started) {
         jv_free(arg);
         nng_close(s);
+        pwatch_release(w);
     }
 }
 
@@ -618,7 +667,7 @@ static void server_stop(jv_transport *t)
         in->state = SRV_IDLE;
     }
     if (t->rep_open) {
-        close_detached(t->rep, 0); /* its listener and contexts with it */
+        close_detached(t->rep, 0, NULL); /* its listener and contexts too */
         t->rep_open = false;
     }
 }
@@ -732,6 +781,367 @@ static jv_err dial(nng_socket s, const char *url, size_t recvmax,
     return JV_OK;
 }
 
+/* ---- connection state -------------------------------------------------- */
+
+/* A peer's first check waits this long for nng's own dial, so that a peer
+ * that is up is not connected to a second time at start. */
+#define CHECK_FIRST_MS 250
+/* A check that has not connected by then reports a timeout. */
+#define CHECK_TIMEOUT_MS 3000
+/* A check that connected to a peer closing down looks again this late. */
+#define CHECK_AGAIN_MS 200
+/* Checks started by a send while there is no connection back off from
+ * the first gap to the last: a dead peer costs a connect() now and then. */
+#define CHECK_GAP_MIN_MS 1000
+#define CHECK_GAP_MAX_MS 30000
+/* What nng's TCP and IPC transports send first on a new connection. */
+#define SP_HEADER_LEN 8
+
+/* A connection check: libuv connects to the peer's address (resolving a
+ * name first) and closes again, to learn at once why nng cannot connect
+ * (refused, unreachable...), which nng does not say. nng itself is never
+ * touched. When the connection succeeds, the check reads the SP header
+ * that nng's listener sends before it closes (with a reset, over TCP):
+ * the listener then sees an ordinary failed handshake. Closing before
+ * that header is written is what can make nng 1.5.2's listener stop
+ * accepting for good (see the top of this file). */
+enum check_state {
+    CK_WAIT,
+    CK_RESOLVE,
+    CK_CONNECT,
+    CK_READ,
+    CK_DONE
+};
+
+struct check {
+    jv_tpeer *p; /* NULL once done or abandoned */
+    uv_loop_t *loop;
+    enum check_state state;
+    bool lost;     /* a connection was lost: the outcome is reported */
+    bool tcp;      /* which member of s is in use, if any */
+    bool stream;   /* s is initialised */
+    unsigned open; /* handles and requests whose callback is still due */
+    uv_timer_t timer;
+    uv_getaddrinfo_t gai;
+    union {
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+    } s;
+    uv_connect_t conn;
+    char buf[SP_HEADER_LEN];
+    size_t got;
+};
+
+static void pwatch_release(pwatch *w)
+{
+    bool last;
+    if (!w)
+        return;
+    uv_mutex_lock(&w->mtx);
+    last = --w->refs == 0;
+    uv_mutex_unlock(&w->mtx);
+    if (last) {
+        uv_mutex_destroy(&w->mtx);
+        jv_free(w);
+    }
+}
+
+/* nng's thread (a dialer's for ADD_POST, the reaper's for REM_POST):
+ * records the change and posts the peer's link event, nothing more. */
+static void pipe_cb(nng_pipe pipe, nng_pipe_ev ev, void *arg)
+{
+    pwatch *w = arg;
+    uv_mutex_lock(&w->mtx);
+    if (ev == NNG_PIPE_EV_ADD_POST) {
+        w->pipe = pipe.id;
+        w->adds++;
+    } else if (w->pipe == pipe.id) {
+        w->pipe = 0;
+    }
+    if (w->p)
+        post(w->p->t, &w->p->lev);
+    uv_mutex_unlock(&w->mtx);
+}
+
+static bool has_pipe(jv_tpeer *p, uint32_t *adds)
+{
+    bool up;
+    uv_mutex_lock(&p->w->mtx);
+    up = p->w->pipe != 0;
+    if (adds)
+        *adds = p->w->adds;
+    uv_mutex_unlock(&p->w->mtx);
+    return up;
+}
+
+/* Tells the user when the state changes, never twice the same. */
+static void link_report(jv_tpeer *p, const char *why)
+{
+    if (p->reported &&
+        (p->why == why || (p->why && why && strcmp(p->why, why) == 0)))
+        return;
+    p->reported = true;
+    p->why = why;
+    if (p->t->cbs.on_link && !p->t->closing)
+        p->t->cbs.on_link(p->t->cbs.arg, p, why);
+}
+
+static const char *why_of(int status)
+{
+    switch (status) {
+    case UV_ECONNREFUSED:
+        return "connection refused";
+    case UV_ENOENT:
+        return "connection refused: no socket at that path";
+    case UV_ETIMEDOUT:
+        return "connection timed out";
+    case UV_EHOSTUNREACH:
+        return "host unreachable";
+    case UV_ENETUNREACH:
+        return "network unreachable";
+    case UV_ECONNRESET:
+        return "connection reset";
+    case UV_EAI_NONAME:
+    case UV_EAI_AGAIN:
+    case UV_EAI_FAIL:
+    case UV_EAI_NODATA:
+        return "host name not resolved";
+    default:
+        return "cannot connect";
+    }
+}
+
+static void ck_unref(check *ck)
+{
+    if (--ck->open == 0)
+        jv_free(ck);
+}
+
+static void on_ck_closed(uv_handle_t *h)
+{
+    ck_unref(h->data);
+}
+
+/* Ends the check: its handles close (the last callback frees it). */
+static void ck_end(check *ck)
+{
+    bool reset = ck->state == CK_READ && ck->tcp;
+    if (ck->state == CK_RESOLVE)
+        uv_cancel((uv_req_t *)&ck->gai); /* its callback still comes */
+    ck->state = CK_DONE;
+    if (ck->p)
+        ck->p->ck = NULL;
+    ck->p = NULL;
+    uv_close((uv_handle_t *)&ck->timer, on_ck_closed);
+    if (!ck->stream)
+        return;
+    /* A reset, not a FIN: nng's listener takes it as a failed handshake
+     * and goes on accepting without the pause it makes after an EOF. */
+    if (!reset || uv_tcp_close_reset(&ck->s.tcp, on_ck_closed) != 0)
+        uv_close((uv_handle_t *)&ck->s, on_ck_closed);
+}
+
+static void check_start(jv_tpeer *p, bool lost, uint64_t delay_ms);
+
+/* The outcome: connected (ok), or why not. */
+static void ck_finish(check *ck, bool ok, const char *why)
+{
+    jv_tpeer *p = ck->p;
+    bool lost = ck->lost, half = ok && ck->got < sizeof(ck->buf);
+    ck_end(ck);
+    if (!p || has_pipe(p, NULL))
+        return; /* nng connected meanwhile: its link event says so */
+    /* Connected, but closed before nng's header came: a process that is
+     * exiting (its listening socket goes last). Once more, a moment
+     * later, to say "refused" rather than "closed" if it is gone. */
+    if (half && lost && !p->rechecked) {
+        p->rechecked = true;
+        check_start(p, true, CHECK_AGAIN_MS);
+        return;
+    }
+    p->rechecked = false;
+    if (!ok)
+        link_report(p, why);
+    else if (lost)
+        link_report(p, "connection closed");
+    /* Else the address accepts connections: nng's dialer gets one. */
+}
+
+static void ck_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    check *ck = h->data;
+    (void)hint;
+    buf->base = ck->buf + ck->got;
+    buf->len = sizeof(ck->buf) - ck->got;
+}
+
+static void on_ck_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    check *ck = s->data;
+    (void)buf;
+    if (ck->state != CK_READ || n == 0)
+        return;
+    if (n > 0 && (ck->got += (size_t)n) < sizeof(ck->buf))
+        return;
+    ck_finish(ck, true, NULL); /* the header, or the peer closed: it is up */
+}
+
+static void on_ck_connect(uv_connect_t *req, int status)
+{
+    check *ck = req->data;
+    if (ck->state == CK_CONNECT) {
+        if (status < 0) {
+            ck_finish(ck, false, why_of(status));
+        } else {
+            ck->state = CK_READ;
+            if (uv_read_start((uv_stream_t *)&ck->s, ck_alloc, on_ck_read))
+                ck_finish(ck, true, NULL);
+        }
+    }
+    ck_unref(ck);
+}
+
+static void ck_connect_tcp(check *ck, const struct sockaddr *sa)
+{
+    int rv;
+    uv_tcp_init(ck->loop, &ck->s.tcp); /* cannot fail without flags */
+    ck->s.tcp.data = ck;
+    ck->tcp = ck->stream = true;
+    ck->open++;
+    ck->conn.data = ck;
+    if ((rv = uv_tcp_connect(&ck->conn, &ck->s.tcp, sa, on_ck_connect))) {
+        ck_finish(ck, false, why_of(rv));
+        return;
+    }
+    ck->open++;
+    ck->state = CK_CONNECT;
+}
+
+static void on_ck_resolved(uv_getaddrinfo_t *req, int status,
+                           struct addrinfo *res)
+{
+    check *ck = req->data;
+    if (ck->state == CK_RESOLVE) {
+        if (status < 0 || !res)
+            ck_finish(ck, false, why_of(status));
+        else
+            ck_connect_tcp(ck, res->ai_addr);
+    }
+    uv_freeaddrinfo(res);
+    ck_unref(ck);
+}
+
+static void on_ck_timer(uv_timer_t *h);
+
+static void ck_begin(check *ck)
+{
+    const char *addr = ck->p->addr;
+    struct sockaddr_storage sa;
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM};
+    char host[ADDR_MAX + 1], port[8];
+    addr_parts a;
+    int rv;
+
+    uv_timer_start(&ck->timer, on_ck_timer, CHECK_TIMEOUT_MS, 0);
+    if (addr_parse(addr, &a)) {
+        ck_finish(ck, false, "cannot connect");
+        return;
+    }
+    if (!a.tcp) {
+        uv_pipe_init(ck->loop, &ck->s.pipe, 0);
+        ck->s.pipe.data = ck;
+        ck->stream = true;
+        ck->open++;
+        ck->conn.data = ck;
+        uv_pipe_connect(&ck->conn, &ck->s.pipe, addr + 6, on_ck_connect);
+        ck->open++;
+        ck->state = CK_CONNECT;
+        return;
+    }
+    bool v6 = a.host[0] == '[';
+    memcpy(host, a.host + v6, a.hostlen - 2 * v6);
+    host[a.hostlen - 2 * v6] = '\0';
+    snprintf(port, sizeof(port), "%u", a.port);
+    if (uv_ip4_addr(host, (int)a.port, (struct sockaddr_in *)&sa) == 0 ||
+        uv_ip6_addr(host, (int)a.port, (struct sockaddr_in6 *)&sa) == 0) {
+        ck_connect_tcp(ck, (struct sockaddr *)&sa);
+        return;
+    }
+    ck->gai.data = ck;
+    if ((rv = uv_getaddrinfo(ck->loop, &ck->gai, on_ck_resolved, host, port,
+                             &hints))) {
+        ck_finish(ck, false, why_of(rv));
+        return;
+    }
+    ck->open++;
+    ck->state = CK_RESOLVE;
+}
+
+static void on_ck_timer(uv_timer_t *h)
+{
+    check *ck = h->data;
+    switch (ck->state) {
+    case CK_WAIT:
+        if (has_pipe(ck->p, NULL))
+            ck_end(ck); /* nng is connected: nothing to find out */
+        else
+            ck_begin(ck);
+        break;
+    case CK_RESOLVE:
+    case CK_CONNECT:
+        ck_finish(ck, false, "connection timed out");
+        break;
+    case CK_READ:
+        ck_finish(ck, true, NULL); /* connected, the header is late */
+        break;
+    case CK_DONE:
+        break;
+    }
+}
+
+/* Starts a check of p's address after delay_ms, unless one is under way
+ * (lost then joins it). Always through the timer, so that the outcome
+ * is never reported from inside the caller. */
+static void check_start(jv_tpeer *p, bool lost, uint64_t delay_ms)
+{
+    check *ck;
+    if (p->ck) {
+        p->ck->lost |= lost;
+        if (p->ck->state == CK_WAIT && delay_ms < CHECK_FIRST_MS)
+            uv_timer_start(&p->ck->timer, on_ck_timer, delay_ms, 0);
+        return;
+    }
+    if (p->t->closing || !(ck = jv_calloc(1, sizeof(*ck))))
+        return;
+    ck->p = p;
+    ck->loop = p->t->loop;
+    ck->lost = lost;
+    ck->state = CK_WAIT;
+    uv_timer_init(ck->loop, &ck->timer);
+    ck->timer.data = ck;
+    ck->open = 1;
+    p->ck = ck;
+    uv_timer_start(&ck->timer, on_ck_timer, delay_ms, 0);
+}
+
+/* Loop thread: a connection of p's came or went. */
+static void link_event(tev *e)
+{
+    jv_tpeer *p = container_of(e, jv_tpeer, lev);
+    uint32_t adds;
+    bool up = has_pipe(p, &adds), cycled = adds != p->adds_seen;
+    p->adds_seen = adds;
+    if (up) {
+        p->check_gap_ms = 0;
+        p->next_check = 0;
+        link_report(p, NULL);
+        return;
+    }
+    /* Lost (perhaps one made and lost before this event ran): why? */
+    if (cycled || (p->reported && !p->why))
+        check_start(p, true, 0);
+}
+
 jv_err jv_transport_peer_new(jv_transport *t, const char *addr, void *user,
                              jv_tpeer **out)
 {
@@ -751,6 +1161,15 @@ jv_err jv_transport_peer_new(jv_transport *t, const char *addr, void *user,
     p->t = t;
     p->user = user;
     p->ev.fn = peer_event;
+    p->lev.fn = link_event;
+    if (!(p->w = jv_calloc(1, sizeof(*p->w))) || uv_mutex_init(&p->w->mtx)) {
+        jv_free(p->w);
+        p->w = NULL;
+        err = JV_ENOMEM;
+        goto fail;
+    }
+    p->w->p = p;
+    p->w->refs = 2; /* the peer's and the socket's */
     if ((rv = nng_aio_alloc(&p->aio, peer_cb, p))) {
         err = from_nng(rv);
         goto fail;
@@ -759,6 +1178,12 @@ jv_err jv_transport_peer_new(jv_transport *t, const char *addr, void *user,
                         t->o.max_message + SP_HEADER_SLACK)))
         goto fail;
     p->sock_open = true;
+    /* Before the dial, so that no connection goes unseen. */
+    if ((rv = nng_pipe_notify(p->sock, NNG_PIPE_EV_ADD_POST, pipe_cb, p->w)) ||
+        (rv = nng_pipe_notify(p->sock, NNG_PIPE_EV_REM_POST, pipe_cb, p->w))) {
+        err = from_nng(rv);
+        goto fail;
+    }
     if ((err = dial(p->sock, addr, t->o.max_message + SP_HEADER_SLACK,
                     t->o.reconnect_min_ms, t->o.reconnect_max_ms)))
         goto fail;
@@ -766,12 +1191,19 @@ jv_err jv_transport_peer_new(jv_transport *t, const char *addr, void *user,
     if (t->peers)
         t->peers->prev = p;
     t->peers = p;
+    /* If nng has not connected by then, a check says why. */
+    check_start(p, false, CHECK_FIRST_MS);
     *out = p;
     return JV_OK;
 fail:
     if (p) {
         if (p->sock_open)
-            nng_close(p->sock);
+            nng_close(p->sock); /* no pipe callback comes after this */
+        if (p->w) {
+            unqueue(t, &p->lev);
+            uv_mutex_destroy(&p->w->mtx);
+            jv_free(p->w);
+        }
         if (p->aio)
             nng_aio_free(p->aio);
         jv_free(p->addr);
@@ -822,7 +1254,16 @@ void jv_transport_peer_free(jv_tpeer *p)
         free_aio_msg(p->aio, p->state == REQ_SEND);
     /* The aio is stopped: nothing of nng refers to it any more. */
     nng_aio_free(p->aio);
-    close_detached(p->sock, linger); /* its context and dialer with it */
+    if (p->ck)
+        ck_end(p->ck); /* abandoned: reports nothing */
+    /* A pipe callback running now finishes before this lock is ours;
+     * later ones post nothing. */
+    uv_mutex_lock(&p->w->mtx);
+    p->w->p = NULL;
+    uv_mutex_unlock(&p->w->mtx);
+    unqueue(t, &p->lev);
+    close_detached(p->sock, linger, p->w); /* its context and dialer too */
+    pwatch_release(p->w);
     if (p->prev)
         p->prev->next = p->next;
     else
@@ -854,6 +1295,15 @@ jv_err jv_transport_send(jv_tpeer *p, const uint8_t *msg, size_t len,
     nng_aio_set_msg(p->aio, m);
     nng_aio_set_timeout(p->aio, dur(timeout_ms));
     nng_ctx_send(p->ctx, p->aio);
+    /* Not connected: a check (backing off) keeps the reason current. */
+    if (!p->ck && p->reported && p->why && uv_hrtime() >= p->next_check) {
+        p->check_gap_ms = !p->check_gap_ms ? CHECK_GAP_MIN_MS
+                          : p->check_gap_ms * 2 > CHECK_GAP_MAX_MS
+                              ? CHECK_GAP_MAX_MS
+                              : p->check_gap_ms * 2;
+        p->next_check = uv_hrtime() + p->check_gap_ms * 1000000;
+        check_start(p, false, 0);
+    }
     return JV_OK;
 }
 
@@ -1003,7 +1453,7 @@ static void probe_stop(jv_transport *t)
         nng_aio_free(t->paio);
     t->paio = NULL;
     if (t->psock_open)
-        close_detached(t->psock, 0); /* its dialer and connection with it */
+        close_detached(t->psock, 0, NULL); /* its dialer and connection too */
     t->psock_open = false;
     t->pdialed = false;
     t->ppipe = (nng_pipe)NNG_PIPE_INITIALIZER;

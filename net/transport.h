@@ -71,6 +71,17 @@ typedef struct {
      * larger one never gets past nng, which closes its connection). May
      * be NULL. */
     void (*on_oversized)(void *arg, size_t len);
+    /* Peer p's connection is up (why NULL), or there is none and why says
+     * what connecting gets: "connection refused", "connection closed"
+     * (the one it had closed, though its address accepts connections),
+     * "connection timed out", "host unreachable"... (a static string).
+     * Learned from nng's pipe events and, while there is no connection,
+     * from a plain connect() to the address (250 ms after the peer is
+     * made if nng has not connected by then, at once when a connection
+     * is lost, then as requests are sent, backing off from 1 s to 30 s). Called
+     * when it changes, not per retry. A request in flight is not affected: it
+     * still ends through on_reply. May be NULL. */
+    void (*on_link)(void *arg, jv_tpeer *p, const char *why);
 } jv_transport_cbs;
 
 void jv_transport_opts_default(jv_transport_opts *o);

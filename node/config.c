@@ -12,6 +12,8 @@
 #include "alloc.h"
 #include "batch.h"
 #include "datadir.h"
+#include "store.h"
+#include "wire.h"
 
 typedef enum {
     T_STR,
@@ -478,7 +480,8 @@ void jv_config_usage(FILE *f)
         fputc('\n', f);
     }
     fprintf(f, "  %-22s  %s\n  %-22s  %s\n", "-h, --help", "show this help",
-            "--version", "print the version");
+            "--version",
+            "print the version, peer protocol and data dir schema");
 }
 
 /* A session API address only this host can reach: a Unix socket or a
@@ -521,7 +524,10 @@ jv_err jv_config_load(jv_config *c, int argc, char **argv, FILE *out,
             return JV_OK;
         }
         if (!strcmp(argv[i], "--version")) {
-            fprintf(out, "jarvisd %s\n", JV_VERSION);
+            /* What decides an upgrade (docs/operations.md): who it can
+             * talk to, and what its data dir becomes on first start. */
+            fprintf(out, "jarvisd %s (peer protocol %d, data dir schema %d)\n",
+                    JV_VERSION, JV_WIRE_VERSION, JV_STORE_SCHEMA_VERSION);
             *action = JV_CONFIG_VERSION;
             return JV_OK;
         }

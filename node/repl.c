@@ -96,6 +96,7 @@ typedef enum {
     T_NONE,
     T_KEY,     /* it told us it lacks our sending key, or we lack its */
     T_VERSION, /* it speaks another protocol version */
+    T_NET,     /* no connection: last_error says why (on_link) */
 } trouble;
 
 typedef struct peer {
@@ -1208,17 +1209,22 @@ static void fail_as(peer *p, const char *why, const char *outcome)
 {
     jv_repl *r = p->r;
     uint64_t now = jv_now_ms();
+    /* With no connection, that is the reason, logged by on_link: a
+     * request that then times out or is lost adds nothing. */
+    bool net = p->trouble == T_NET;
     p->state = P_IDLE;
     p->again = p->again_pull = false;
     if (r->chain == p)
         r->chain = NULL;
-    if (p->reachable || p->failures == 0)
+    if (!net && why && (p->reachable || p->failures == 0))
         jv_warn("repl", "peer %s unreachable: %s", p->addr, why);
     if (p->reachable || !p->down_since_ms)
         p->down_since_ms = now;
     p->reachable = false;
     p->failures++;
-    snprintf(p->last_error, sizeof(p->last_error), "%s", why);
+    if (!net)
+        snprintf(p->last_error, sizeof(p->last_error), "%s",
+                 why ? why : "connection lost");
     /* Exponential backoff with jitter in [50%, 100%] of the step. */
     uint64_t step = r->o.backoff_min_ms;
     for (unsigned i = 1; i < p->failures && step < r->o.backoff_max_ms; i++)
@@ -1558,6 +1564,14 @@ static void on_reply(void *arg, jv_tpeer *tp, jv_err err, const uint8_t *msg,
             return;
         }
     }
+    if (!err && p->trouble == T_NET)
+        p->trouble = T_NONE; /* a reply: connected, whatever on_link says */
+    if (err == JV_ENET) {
+        /* The connection closed under the request: on_link follows at
+         * once with the reason, and logs it. */
+        fail(p, NULL);
+        return;
+    }
     if (err) {
         snprintf(why, sizeof(why), "%s", jv_strerror(err));
         fail(p, why);
@@ -1817,6 +1831,34 @@ static void on_listener(void *arg, jv_err err)
             "peer listener on %s stopped accepting (nng #1518); "
             "re-created it",
             r->bound);
+}
+
+/* The connection to p is up (why NULL) or there is none, and why says
+ * what connecting gets. Down: shown at once (it need not wait for a
+ * request to time out), logged when the reason changes. Up: reachable
+ * only once an exchange succeeds, so one is tried now. */
+static void on_link(void *arg, jv_tpeer *tp, const char *why)
+{
+    jv_repl *r = arg;
+    peer *p = jv_tpeer_user(tp);
+    if (r->stopping || p->is_self)
+        return;
+    if (!why) {
+        if (p->trouble == T_NET)
+            p->trouble = T_NONE; /* "unreachable" until an exchange */
+        if (!p->reachable && p->state == P_IDLE) {
+            p->next_try_ms = 0;
+            exchange(p, true);
+        }
+        return;
+    }
+    if (p->reachable || p->trouble != T_NET || strcmp(p->last_error, why))
+        jv_warn("repl", "peer %s unreachable: %s", p->addr, why);
+    if (p->reachable || !p->down_since_ms)
+        p->down_since_ms = jv_now_ms();
+    p->reachable = false;
+    p->trouble = T_NET;
+    snprintf(p->last_error, sizeof(p->last_error), "%s", why);
 }
 
 /* -- scheduling ----------------------------------------------------------- */
@@ -2159,6 +2201,8 @@ static const char *peer_state(const peer *p, char *buf, size_t n)
     case T_VERSION:
         snprintf(buf, n, "incompatible version %u", p->version);
         return buf;
+    case T_NET:
+        return p->last_error; /* what connecting gets (on_link) */
     default:
         return "unreachable";
     }
@@ -2485,7 +2529,8 @@ jv_err jv_repl_start(jv_node *n, const jv_repl_opts *o, jv_repl **out,
     }
     jv_transport_opts_default(&to);
     to.max_message = o->max_message + JV_SEAL_OVERHEAD;
-    jv_transport_cbs cbs = {on_request, on_reply, on_listener, r, on_oversized};
+    jv_transport_cbs cbs = {on_request, on_reply,     on_listener,
+                            r,          on_oversized, on_link};
     if ((err = jv_transport_new(n->loop, &to, &cbs, &r->tp))) {
         snprintf(msg, msglen, "cannot start the peer transport: %s",
                  jv_strerror(err));

@@ -166,10 +166,10 @@ static int health(char *why, size_t whylen)
     return rc;
 }
 
-/* A peer that stops is "unreachable" once its exchange fails (at the
- * latest when the request times out); a node that reaches none of its
- * peers is degraded (jarvisctl health fails), and healthy again once the
- * peer is back. */
+/* A peer that stops is "connection refused" at once (its connection
+ * closes, and its address refuses a new one; down_test.c has more); a
+ * node that reaches none of its peers is degraded (jarvisctl health
+ * fails), and healthy again once the peer is back. */
 static void test_stopped_peer_degrades(void **state)
 {
     (void)state;
@@ -190,13 +190,13 @@ static void test_stopped_peer_degrades(void **state)
 
     NT_OK(&C, jv_cluster_stop(&C, 1));
     t0 = jv_cluster_now_ms();
-    while (strcmp(peer_state(0, 1, st, sizeof st), "unreachable")) {
+    while (strcmp(peer_state(0, 1, st, sizeof st), "connection refused")) {
         if (jv_cluster_now_ms() - t0 > nt_ms(30000))
             NT_FAIL(&C, "a stopped peer is \"%s\" after %.0f ms", st,
                     jv_cluster_now_ms() - t0);
         jv_cluster_sleep_ms(50);
     }
-    printf("stopped peer shown as \"unreachable\" after %.0f ms (peer "
+    printf("stopped peer shown as \"connection refused\" after %.0f ms (peer "
            "timeout 10000 ms)\n",
            jv_cluster_now_ms() - t0);
     int rc = health(why, sizeof why);
@@ -204,7 +204,7 @@ static void test_stopped_peer_degrades(void **state)
     NT_CHECK(&C, rc == 1);
     NT_CHECK(&C, strstr(why, "degraded: ") == why);
     NT_CHECK(&C, strstr(why, C.node[1].listen) != NULL);
-    NT_CHECK(&C, strstr(why, "(unreachable") != NULL);
+    NT_CHECK(&C, strstr(why, "(connection refused") != NULL);
 
     NT_OK(&C, jv_cluster_start(&C, 1));
     t0 = jv_cluster_now_ms();

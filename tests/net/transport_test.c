@@ -114,6 +114,9 @@ struct call {
     uint64_t max_rtt;
     bool bad_reply;
     bool free_in_cb;
+    /* on_link: how often, and the last state ("up" when connected) */
+    unsigned links;
+    char link[96];
 };
 
 static void srv_on_request(void *arg, jv_inbound *in, const uint8_t *msg,
@@ -203,6 +206,14 @@ static void on_reply(void *arg, jv_tpeer *p, jv_err err, const uint8_t *msg,
     }
 }
 
+static void cli_on_link(void *arg, jv_tpeer *p, const char *why)
+{
+    (void)arg;
+    call *c = jv_tpeer_user(p);
+    c->links++;
+    snprintf(c->link, sizeof(c->link), "%s", why ? why : "up");
+}
+
 static void srv_on_oversized(void *arg, size_t len)
 {
     server *s = arg;
@@ -230,8 +241,8 @@ static jv_transport_opts opts(void)
 static void server_start(server *s, const char *addr,
                          const jv_transport_opts *o, enum mode mode)
 {
-    jv_transport_cbs cbs = {srv_on_request, on_reply, on_listener, s,
-                            srv_on_oversized};
+    jv_transport_cbs cbs = {srv_on_request,   on_reply, on_listener, s,
+                            srv_on_oversized, NULL};
     memset(s, 0, sizeof(*s));
     s->mode = mode;
     assert_int_equal(jv_transport_new(&loop, o, &cbs, &s->t), JV_OK);
@@ -241,7 +252,8 @@ static void server_start(server *s, const char *addr,
 
 static jv_transport *client_new(const jv_transport_opts *o)
 {
-    jv_transport_cbs cbs = {cli_on_request, on_reply, NULL, NULL, NULL};
+    jv_transport_cbs cbs = {cli_on_request, on_reply, NULL,
+                            NULL,           NULL,     cli_on_link};
     jv_transport *t;
     assert_int_equal(jv_transport_new(&loop, o, &cbs, &t), JV_OK);
     return t;
@@ -535,6 +547,79 @@ static void test_dead_peer_isolated(void **state)
     jv_transport_peer_free(healthy.p);
     close_sync(cli);
     close_sync(s.t);
+}
+
+/* Connection state through on_link: up once nng connects; "connection
+ * refused" at once when the server goes (no request in flight, and a
+ * request timeout far longer than the wait: not a timeout's doing); up
+ * again when it comes back; one report per change, not per retry. A peer
+ * freed with a check under way leaves nothing behind (ASan). */
+static void link_states(const char *addr)
+{
+    jv_transport_opts o = opts();
+    server s;
+    call c, gone;
+    server_start(&s, addr, &o, M_ECHO);
+    jv_transport *cli = client_new(&o);
+    peer(cli, addr, &c);
+    WAIT(c.links > 0, 5000);
+    assert_string_equal(c.link, "up");
+    assert_true(round_trip(&c, "hello", 5000));
+
+    uint64_t t0 = now_ms();
+    close_sync(s.t);
+    uint64_t t1 = now_ms();
+    WAIT(strncmp(c.link, "connection refused", 18) == 0, 5000);
+    printf("%s: \"%s\" %llu ms after the server closed (closing took "
+           "%llu ms)\n",
+           addr, c.link, (unsigned long long)(now_ms() - t1),
+           (unsigned long long)(t1 - t0));
+    assert_int_equal(strncmp(c.link, "connection refused", 18), 0);
+    assert_int_equal(c.links, 2);
+    /* Requests while it is down: checks back off, the state stays. */
+    for (int i = 0; i < 3; i++) {
+        send_text(&c, "anyone?", 300);
+        WAIT(!jv_tpeer_busy(c.p), 2000);
+    }
+    assert_int_equal(c.links, 2);
+
+    server_start(&s, addr, &o, M_ECHO);
+    WAIT(strcmp(c.link, "up") == 0, 5000);
+    assert_string_equal(c.link, "up");
+    assert_int_equal(c.links, 3);
+    assert_true(round_trip(&c, "back", 5000));
+
+    /* Freed while its first check waits, and while one runs. */
+    char dead[64];
+    snprintf(dead, sizeof(dead), "tcp://127.0.0.1:%u", dead_port());
+    peer(cli, dead, &gone);
+    jv_transport_peer_free(gone.p);
+    peer(cli, dead, &gone);
+    WAIT(gone.links > 0, 3000);
+    assert_string_equal(gone.link, "connection refused");
+    send_text(&gone, "x", 5000);
+    jv_transport_peer_free(gone.p);
+
+    jv_transport_peer_free(c.p);
+    close_sync(cli);
+    close_sync(s.t);
+}
+
+static void test_link_tcp(void **state)
+{
+    (void)state;
+    /* A fixed port, so that the server comes back where it was. */
+    char addr[64];
+    snprintf(addr, sizeof(addr), "tcp://127.0.0.1:%u", dead_port());
+    link_states(addr);
+}
+
+static void test_link_ipc(void **state)
+{
+    (void)state;
+    char addr[128];
+    ipc_addr(addr, sizeof(addr), "link.sock");
+    link_states(addr);
 }
 
 /* Blocking send + receive on a raw nng REQ socket that has no size limit.
@@ -847,7 +932,8 @@ static void test_bad_use(void **state)
 {
     (void)state;
     jv_transport_opts o = opts();
-    jv_transport_cbs cbs = {cli_on_request, on_reply, NULL, NULL, NULL};
+    jv_transport_cbs cbs = {cli_on_request, on_reply, NULL,
+                            NULL,           NULL,     cli_on_link};
     jv_transport *t;
     jv_tpeer *p;
     o.server_contexts = 0;
@@ -966,7 +1052,8 @@ static void test_fault_kill_ipc(void **state)
 static void probe_wildcard(const char *listen_addr, const char *loopback)
 {
     jv_transport_opts o = probe_opts();
-    jv_transport_cbs cbs = {srv_on_request, on_reply, on_listener, NULL, NULL};
+    jv_transport_cbs cbs = {srv_on_request, on_reply, on_listener,
+                            NULL,           NULL,     NULL};
     server s;
     call c;
     char addr[64];
@@ -1181,6 +1268,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dead_peer_isolated, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_too_big, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_link_tcp, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_link_ipc, setup, teardown),
         cmocka_unit_test_setup_teardown(test_peer_free_outstanding, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_recall, setup, teardown),

@@ -8,6 +8,12 @@
  * config sets of both nodes on one key, archive values added concurrently
  * on one key, an add then remove, API keys, peers). export.json is what
  * alpha's 0.1.0 answered to GET /v1/export; this is its data dir.
+ *
+ * And the way back (docs/operations.md, "Upgrading a cluster"): a data dir
+ * of a newer schema than the build's, which is what an older release
+ * finds after an upgrade migrated it, is refused at start with a reason
+ * and left as it was. jarvisd --version names the schema it writes and
+ * the peer protocol it speaks.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +31,7 @@
 
 #include "apitest.h"
 #include "store.h"
+#include "wire.h"
 
 static const char *const files[] = {"jarvis.db", "node.id", "node.key",
                                     "admin.key", "cluster.key"};
@@ -136,10 +143,111 @@ static void test_opens_migrates_verifies_same_export(void **state)
     api_cleanup(&a);
 }
 
+static void set_user_version(const char *db_path, int v)
+{
+    sqlite3 *db = NULL;
+    char sql[64];
+    snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v);
+    assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READWRITE, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+}
+
+/* The whole file, malloc'd; its length in *len. */
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, 0, SEEK_END), 0);
+    long n = ftell(f);
+    assert_true(n >= 0);
+    rewind(f);
+    char *p = malloc((size_t)n + 1);
+    assert_non_null(p);
+    assert_int_equal(fread(p, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    *len = (size_t)n;
+    return p;
+}
+
+static void test_newer_schema_refused_unchanged(void **state)
+{
+    (void)state;
+    api_node a;
+    char db[1024], key[1024], bin[512], want[160];
+    memset(&a, 0, sizeof(a));
+    api_prepare(&a);
+    assert_true(mkdir(a.node.dir, 0700) == 0 || errno == EEXIST);
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+        copy_in(files[i], a.node.dir);
+    snprintf(db, sizeof(db), "%s/jarvis.db", a.node.dir);
+    snprintf(key, sizeof(key), "%s/cluster.key", a.node.dir);
+    char *const extra[] = {"--cluster-key-file", key, "--listen",
+                           "tcp://127.0.0.1:0", NULL};
+    /* Migrated by this build, then marked as a newer release's. */
+    api_restart(&a, extra);
+    assert_int_equal(api_stop(&a), 0);
+    set_user_version(db, JV_STORE_SCHEMA_VERSION + 1);
+    size_t n0, n1;
+    char *before = slurp(db, &n0);
+
+    jv_proc_result r;
+    assert_true(jv_bin_path("jarvisd", bin, sizeof(bin)));
+    char *const argv[] = {bin,
+                          "--config",
+                          "",
+                          "--data-dir",
+                          a.node.dir,
+                          "--listen",
+                          "tcp://127.0.0.1:0",
+                          "--api-listen",
+                          "127.0.0.1:0",
+                          "--cluster-key-file",
+                          key,
+                          NULL};
+    assert_int_equal(jv_proc_run(argv, NULL, 20000, &r), 0);
+    snprintf(want, sizeof(want),
+             "schema version %d is newer than this build's %d: use a newer "
+             "Jarvis",
+             JV_STORE_SCHEMA_VERSION + 1, JV_STORE_SCHEMA_VERSION);
+    printf("jarvisd on a newer data dir: exit %d: %s", r.status, r.err);
+    assert_false(r.timed_out);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, want));
+    jv_proc_result_fini(&r);
+
+    char *after = slurp(db, &n1);
+    assert_int_equal(n0, n1);
+    assert_memory_equal(before, after, n0);
+    free(before);
+    free(after);
+    assert_int_equal(user_version(db), JV_STORE_SCHEMA_VERSION + 1);
+    api_cleanup(&a);
+}
+
+static void test_version_names_protocol_and_schema(void **state)
+{
+    (void)state;
+    char bin[512], want[160];
+    jv_proc_result r;
+    assert_true(jv_bin_path("jarvisd", bin, sizeof(bin)));
+    char *const argv[] = {bin, "--version", NULL};
+    assert_int_equal(jv_proc_run(argv, NULL, 20000, &r), 0);
+    snprintf(want, sizeof(want),
+             "jarvisd %s (peer protocol %d, data dir schema %d)\n", JV_VERSION,
+             JV_WIRE_VERSION, JV_STORE_SCHEMA_VERSION);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, want);
+    jv_proc_result_fini(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_opens_migrates_verifies_same_export),
+        cmocka_unit_test(test_newer_schema_refused_unchanged),
+        cmocka_unit_test(test_version_names_protocol_and_schema),
     };
     jv_http_global_init();
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

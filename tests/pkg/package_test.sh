@@ -70,7 +70,11 @@ done
 
 step "the installed binaries run"
 out=$("$root/usr/bin/jarvisd" --version)
-[ "$out" = "jarvisd ${version%-*}" ] ||
+# The release first, then the peer protocol and data dir schema it uses.
+case "$out" in
+"jarvisd ${version%-*} (peer protocol "[0-9]*", data dir schema "[0-9]*")") ;;
+*) false ;;
+esac ||
     fail "jarvisd --version says '$out', the package is $version"
 "$root/usr/bin/jarvisctl" --help >"$work/ctl-help" ||
     fail "jarvisctl --help exited $?"
