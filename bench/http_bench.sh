@@ -28,26 +28,18 @@
 set -euo pipefail
 secs=${1:-5}
 root=$(cd "$(dirname "$0")/.." && pwd)
-bin=${JV_BIN_DIR:-$root/build/bin}
 for tool in wrk redis-server redis-benchmark nginx; do
     command -v $tool >/dev/null || { echo "http_bench: $tool missing: scripts/deps.sh --bench" >&2; exit 1; }
 done
-tmp=$(mktemp -d)
-node_pid= redis_pid= nginx_pid=
+. "$root/bench/lib.sh"
+redis_pid=
 cleanup() {
-    [ -n "$node_pid" ] && kill "$node_pid" 2>/dev/null && wait "$node_pid" 2>/dev/null || true
     [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null || true
-    [ -n "$nginx_pid" ] && kill "$nginx_pid" 2>/dev/null && wait "$nginx_pid" 2>/dev/null || true
-    rm -rf "$tmp"
+    bench_cleanup
 }
 trap cleanup EXIT
 
-"$bin/jarvisd" --data-dir "$tmp/node" --api-listen 127.0.0.1:0 --listen off \
-    --rate-limit 0 --sync normal --log-level warn 2>"$tmp/node.log" &
-node_pid=$!
-for _ in $(seq 100); do [ -s "$tmp/node/api.addr" ] && break; sleep 0.1; done
-url=$(cat "$tmp/node/api.addr")
-key=$(cat "$tmp/node/admin.key")
+bench_node_start
 
 cat >"$tmp/incr.lua" <<LUA
 wrk.method = "POST"
@@ -81,47 +73,8 @@ redis-server --port $port --bind 127.0.0.1 --dir "$tmp" --appendonly yes \
 redis_pid=$!
 for _ in $(seq 50); do redis-cli -p $port ping >/dev/null 2>&1 && break; sleep 0.1; done
 
-# nginx as the ceiling: one worker, foreground, its own prefix and config;
-# unprivileged (dropped to nobody when this runs as root).
-ngx=$tmp/nginx
-mkdir -p "$ngx"
-nport=$((20000 + RANDOM % 20000))
-[ "$nport" = "$port" ] && nport=$((nport + 1))
 read_body='{"name":"bench","total":1234567,"shares":[{"replica":"204080d47c01f10c227684d91e6fc1417da0577bdd2d19181ccd7b5e5560b0f9","increments":1234567,"decrements":0}]}'
-cat >"$ngx/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $ngx/nginx.pid;
-error_log $ngx/error.log warn;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path $ngx/body;
-    proxy_temp_path $ngx/proxy;
-    fastcgi_temp_path $ngx/fastcgi;
-    uwsgi_temp_path $ngx/uwsgi;
-    scgi_temp_path $ngx/scgi;
-    keepalive_requests 100000000;
-    default_type application/json;
-    server {
-        listen 127.0.0.1:$nport;
-        location = /v1/counters/bench/increment { return 200 '{"name":"bench","total":1234567}'; }
-        location / { return 200 '$read_body'; }
-    }
-}
-CONF
-as_user=()
-if [ "$(id -u)" -eq 0 ]; then
-    chown -R nobody "$ngx"
-    chmod 711 "$tmp"
-    as_user=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
-fi
-"${as_user[@]}" nginx -p "$ngx" -c "$ngx/nginx.conf" -e "$ngx/error.log" \
-    >"$ngx/stdout.log" 2>&1 &
-nginx_pid=$!
-ngx_url=http://127.0.0.1:$nport
-for _ in $(seq 50); do curl -sf "$ngx_url/v1/counters/bench" >/dev/null 2>&1 && break; sleep 0.1; done
-curl -sf "$ngx_url/v1/counters/bench" >/dev/null || { echo "http_bench: nginx did not start:" >&2; cat "$ngx/error.log" >&2; exit 1; }
+bench_nginx_start '{"name":"bench","total":1234567}' "$read_body"
 
 # Acknowledged increments and the most that may be in flight at each stop.
 acked=0 other=0 inflight=0
@@ -141,9 +94,6 @@ run_wrk() { # conns script path base-url [count]
     fi
     echo "$rps $(to_ms "$p50") $(to_ms "$p99")"
 }
-to_ms() { # wrk prints 512.00us / 1.23ms / 2.01s
-    awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /s$/ && v !~ /ms$/) n *= 1000; printf "%.3f", n }'
-}
 # redis-benchmark: requests/s and p50/p99 in ms (CSV columns of 7.0).
 run_redis() { # conns test
     local n=$(( $1 == 1 ? 20000 : 200000 ))
@@ -151,7 +101,6 @@ run_redis() { # conns test
         awk -F'"' 'NR == 2 { print $4, $10, $14 }'
 }
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
 printf '\n%-6s %-5s | %12s %8s %8s | %12s %8s %8s | %12s %8s | %6s %6s\n' op conns \
     "jarvis req/s" "p50 ms" "p99 ms" "redis req/s" "p50 ms" "p99 ms" \
     "nginx req/s" "p99 ms" "/redis" "/nginx"

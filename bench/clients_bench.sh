@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# A thousand clients at once: 1,000 keep-alive connections to one node,
+# each a user making about 40 requests per second (wrk waits 25 ms before
+# each request of a connection), 90 % reads (GET /v1/counters/bench) and
+# 10 % writes (POST /v1/counters/bench/increment {"by":1}), picked at
+# random per request; then the same mix with no wait, as fast as it goes
+# (closed loop: the most this machine serves at 1,000 connections).
+#
+#   jarvisd: --sync normal, --rate-limit 0, its default connection limits.
+#   nginx:   the machine's HTTP ceiling, the same wrk runs against it
+#            (bench/lib.sh: one worker, `return 200` of a fixed body of
+#            the size of jarvisd's answers): what HTTP alone costs here.
+# Both share this machine's cores with wrk (2 threads). Printed: requests/s,
+# p50/p99/p99.9 latency, errors (connect, read, write, timeout, non-2xx),
+# and jarvisd's peak resident memory. Goals (paced run): no errors, p99
+# under 5 ms, peak RSS under 256 MiB. After the runs the counter's total
+# must account for every acknowledged increment (else the run fails).
+#
+# Usage: bench/clients_bench.sh [seconds per run, default 10] [connections]
+set -euo pipefail
+secs=${1:-10}
+conns=${2:-1000}
+root=$(cd "$(dirname "$0")/.." && pwd)
+for tool in wrk nginx; do
+    command -v $tool >/dev/null || { echo "clients_bench: $tool missing: scripts/deps.sh --bench" >&2; exit 1; }
+done
+. "$root/bench/lib.sh"
+trap bench_cleanup EXIT
+# A thousand sockets for wrk, as many for each server.
+ulimit -n 8192
+
+bench_node_start
+read_body='{"name":"bench","total":1234567,"shares":[{"replica":"204080d47c01f10c227684d91e6fc1417da0577bdd2d19181ccd7b5e5560b0f9","increments":1234567,"decrements":0}]}'
+bench_nginx_start '{"name":"bench","total":1234567}' "$read_body"
+
+# The mix, with the wait given as the script's argument; counts 2xx and
+# other answers to writes (acknowledged increments) and to reads.
+cat >"$tmp/mix.lua" <<LUA
+local auth = "Bearer $key"
+LUA
+cat >>"$tmp/mix.lua" <<'LUA'
+local threads = {}
+local wait = 0
+function setup(thread)
+    thread:set("id", #threads + 1)
+    table.insert(threads, thread)
+end
+function init(args)
+    wait = tonumber(args[1] or "0")
+    math.randomseed(os.time() * 1000 + id)
+    wok, wbad, rok, rbad = 0, 0, 0, 0
+    write_req = wrk.format("POST", "/v1/counters/bench/increment",
+        {["Authorization"] = auth, ["Content-Type"] = "application/json"},
+        '{"by":1}')
+    read_req = wrk.format("GET", "/v1/counters/bench",
+        {["Authorization"] = auth})
+end
+function delay() return wait end
+function request()
+    return math.random(10) == 1 and write_req or read_req
+end
+-- wrk keeps no state per connection: an answer tells what it answers by
+-- its body (a counter read lists the shares, an increment does not).
+-- Errors are counted apart, as possibly applied writes.
+function response(status, headers, body)
+    if status < 200 or status >= 300 then
+        wbad = wbad + 1
+    elseif string.find(body, '"shares"', 1, true) then
+        rok = rok + 1
+    else
+        wok = wok + 1
+    end
+end
+function done(summary, latency, requests)
+    local wo, wb, ro, rb = 0, 0, 0, 0
+    for _, t in ipairs(threads) do
+        wo = wo + t:get("wok"); wb = wb + t:get("wbad")
+        ro = ro + t:get("rok"); rb = rb + t:get("rbad")
+    end
+    local e = summary.errors
+    io.write(string.format("mix: %d %d %d %d %d %.3f %.3f %.3f %.1f\n",
+        wo, wb, ro, rb, e.connect + e.read + e.write + e.timeout,
+        latency:percentile(50) / 1000, latency:percentile(99) / 1000,
+        latency:percentile(99.9) / 1000,
+        summary.requests / (summary.duration / 1e6)))
+end
+LUA
+curl -sf -H "Authorization: Bearer $key" "$url/v1/counters/bench/increment" -d '{"by":1}' >/dev/null
+
+# Acknowledged increments and the unanswered ones, per counted run (the
+# runs are in subshells): "acked unsure".
+: >"$tmp/acked"
+# wrk against base url with a wait of $2 ms: "rps p50 p99 p999 errors".
+run() { # base-url wait count
+    local out
+    out=$(wrk -t2 -c"$conns" -d"${secs}s" --timeout 10s -s "$tmp/mix.lua" "$1" -- "$2")
+    local wo wb ro rb se p50 p99 p999 rps
+    read -r wo wb ro rb se p50 p99 p999 rps < <(awk '/^mix:/ {print $2, $3, $4, $5, $6, $7, $8, $9, $10}' <<<"$out")
+    # A request cut by the stop or a socket error may have been applied.
+    [ "$3" = count ] && echo "$wo $((wb + conns + se))" >>"$tmp/acked"
+    echo "$rps $p50 $p99 $p999 $((wb + rb + se))"
+}
+peak_rss_mib() { awk '/^VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$node_pid/status"; }
+
+printf '\n%-12s %-6s | %10s %8s %8s %9s %7s | %10s %8s %8s | %7s\n' run conns \
+    "jarvis r/s" "p50 ms" "p99 ms" "p99.9 ms" errors "nginx r/s" "p50 ms" "p99 ms" /nginx
+printf -- '-%.0s' $(seq 110); echo
+for mode in paced closed; do
+    wait_ms=$([ $mode = paced ] && echo 25 || echo 0)
+    read -r jr j50 j99 j999 jerr < <(run "$url" $wait_ms count)
+    read -r nr n50 n99 n999 nerr < <(run "$ngx_url" $wait_ms no)
+    printf '%-12s %-6s | %10.0f %8s %8s %9s %7s | %10.0f %8s %8s | %7s\n' \
+        "$mode" "$conns" "$jr" "$j50" "$j99" "$j999" "$jerr" "$nr" "$n50" "$n99" \
+        "$(ratio "$jr" "$nr")"
+    if [ $mode = paced ]; then
+        paced_p99=$j99 paced_err=$jerr
+        echo "  (nginx errors: $nerr)"
+    fi
+done
+rss=$(peak_rss_mib)
+echo
+echo "paced: each connection waits 25 ms before each request (about 40/s"
+echo "per connection at these latencies); closed: no wait"
+echo "jarvisd peak resident memory: $rss MiB (goal < 256)"
+meets=$(awk -v p="$paced_p99" -v e="$paced_err" -v r="$rss" \
+    'BEGIN { print (e == 0 && p < 5 && r < 256) ? "yes" : "no" }')
+echo "goals (paced: no errors, p99 < 5 ms, RSS < 256 MiB): met: $meets"
+
+# The one made by curl before the runs, and the runs' answers.
+read -r acked unsure < <(awk '{ a += $1; u += $2 } END { print a + 1, u + 0 }' "$tmp/acked")
+total=$(curl -sf -H "Authorization: Bearer $key" "$url/v1/counters/bench" | sed 's/.*"total":\([0-9]*\).*/\1/')
+echo "counter total after the runs: $total; acknowledged increments: $acked" \
+    "(at most $unsure more may have been applied unanswered)"
+if [ -z "$total" ] || [ "$total" -lt "$acked" ] || [ "$total" -gt $((acked + unsure)) ]; then
+    echo "clients_bench: FAIL: the total does not match the acknowledged increments" >&2
+    exit 1
+fi
+echo "total check: ok"
