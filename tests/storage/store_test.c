@@ -416,8 +416,9 @@ static void test_open_refusals(void **state)
     free(through);
 }
 
-/* A file cut short by whole pages (the header's page count says more)
- * and a header whose page size field says 65536 (the value 1). */
+/* A file cut short by whole pages (the header's page count says more),
+ * a header whose page size field says 65536 (the value 1), and one that
+ * only SQLite finds wrong. */
 static void test_truncated_refused(void **state)
 {
     fx *f = *state;
@@ -432,6 +433,14 @@ static void test_truncated_refused(void **state)
     p[17] = 0x01;
     st_write_file(f->db, p, n);
     expect_refused(f->db, JV_ECORRUPT, "65536-byte pages");
+    /* A header this check passes (512-byte pages) but SQLite rejects as
+     * not a database (255 reserved bytes a page leave too little room):
+     * the header said SQLite, so the file is damaged, not foreign. */
+    p[16] = 0x02;
+    p[17] = 0x00;
+    p[20] = 255;
+    st_write_file(f->db, p, n);
+    expect_refused(f->db, JV_ECORRUPT, "damaged database");
     free(p);
 }
 
