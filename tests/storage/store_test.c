@@ -542,6 +542,29 @@ static void test_busy_then_free(void **state)
     jv_store_close(st);
 }
 
+/* Recording the node id writes the metadata row and the replica row in
+ * one transaction: when the second fails, the first is not kept. With the
+ * metadata gone, reads and writes of it fail. */
+static void test_set_self_atomic(void **state)
+{
+    fx *f = *state;
+    jv_store *st = st_open(f->db);
+    jv_keypair kp;
+    jv_id got;
+    st_keypair(&kp, 1);
+    raw_exec(f->db, "DROP TABLE replica");
+    assert_int_equal(jv_store_set_self(st, &kp.pk), JV_ESTORAGE);
+    assert_int_equal(jv_store_get_self(st, &got), JV_ENOTFOUND);
+    raw_exec(f->db, "DROP TABLE meta");
+    assert_int_equal(jv_store_set_self(st, &kp.pk), JV_ESTORAGE);
+    char buf[8];
+    size_t len;
+    assert_int_equal(jv_store_meta_get(st, "self", buf, sizeof(buf), &len),
+                     JV_ESTORAGE);
+    assert_non_null(strstr(jv_store_errmsg(st), "no such table"));
+    jv_store_close(st);
+}
+
 int main(void)
 {
     jv_test_seed();
@@ -578,6 +601,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_read_snapshot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_busy_then_free, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_set_self_atomic, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
