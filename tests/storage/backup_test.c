@@ -389,6 +389,15 @@ static void test_verify_detects_tampering(void **state)
     assert_true(r.state_matches);
     free(p);
 
+    /* Another type: a share stored as a real. */
+    p = copy_of(f, "type.db");
+    raw_exec(p, "UPDATE counter SET p = p + 0.5 WHERE name = 'c2'");
+    r = verify_file(p);
+    assert_false(r.state_matches);
+    assert_non_null(strstr(r.state_msg, "'c2'"));
+    assert_non_null(strstr(r.state_msg, "2.5")); /* shown as it is stored */
+    free(p);
+
     p = copy_of(f, "extra.db");
     raw_exec(p, "INSERT INTO archive VALUES ('zzz', zeroblob(32), 1, 1, '1')");
     r = verify_file(p);
