@@ -481,6 +481,8 @@ static void describe_row(sqlite3_stmt *s, char *out, size_t cap)
         if (t == SQLITE_INTEGER) {
             snprintf(cell, sizeof(cell), "%lld",
                      (long long)sqlite3_column_int64(s, i));
+        } else if (t == SQLITE_FLOAT) {
+            snprintf(cell, sizeof(cell), "%.17g", sqlite3_column_double(s, i));
         } else if (t == SQLITE_TEXT) {
             snprintf(cell, sizeof(cell), "'%.24s'",
                      (const char *)sqlite3_column_text(s, i));

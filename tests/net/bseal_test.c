@@ -1,7 +1,8 @@
 /* bseal_test.c - encrypted backup files (net/bseal.c): both modes round
  * trip at every size around the chunk boundary; a wrong key or passphrase
  * is refused with nothing written; a flipped byte anywhere, a truncation
- * anywhere and trailing bytes are refused. */
+ * anywhere and trailing bytes are refused; so are keys of no mode, forged
+ * passphrase limits, and descriptors that cannot be read or written. */
 #define _GNU_SOURCE /* memfd_create */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +14,7 @@
 
 #include <cmocka.h>
 #include <sodium.h>
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -193,6 +195,83 @@ static void test_key_file(void **state)
     assert_int_equal(jv_bseal_parse_key("abcd\n", 5, k), JV_EINVAL);
 }
 
+/* A key of no known mode, or a passphrase mode without a passphrase:
+ * refused before anything is written. */
+static void test_bad_key_refused(void **state)
+{
+    (void)state;
+    uint8_t plain[10] = {0}, *s;
+    size_t slen;
+    jv_bseal_key none = {.mode = 7};
+    jv_bseal_key empty = {.mode = JV_BSEAL_MODE_PASS};
+    assert_int_equal(seal(plain, sizeof(plain), &none, &s, &slen), JV_EINVAL);
+    assert_int_equal(slen, 0);
+    free(s);
+    assert_int_equal(seal(plain, sizeof(plain), &empty, &s, &slen), JV_EINVAL);
+    assert_int_equal(slen, 0);
+    free(s);
+}
+
+/* The passphrase head's work limits are bounded: a forged head asking for
+ * more (or less) than the sensible range is refused before any hashing. */
+static void test_forged_limits(void **state)
+{
+    (void)state;
+    jv_bseal_key pass = {.mode = JV_BSEAL_MODE_PASS};
+    strcpy(pass.pass, "secret");
+    uint8_t plain[100], *s, *back;
+    size_t slen, blen;
+    randombytes_buf(plain, sizeof(plain));
+    assert_int_equal(seal(plain, sizeof(plain), &pass, &s, &slen), JV_OK);
+    size_t ops = 9 + crypto_pwhash_SALTBYTES, mem = ops + 8;
+    uint8_t save[16];
+    memcpy(save, s + ops, 16);
+    memset(s + ops, 0xff, 8); /* ops limit 2^64 - 1 */
+    assert_int_equal(unseal(s, slen, &pass, &back, &blen), JV_EDECODE);
+    assert_int_equal(blen, 0);
+    free(back);
+    memcpy(s + ops, save, 16);
+    memset(s + mem, 0, 8); /* memory limit 0 */
+    assert_int_equal(unseal(s, slen, &pass, &back, &blen), JV_EDECODE);
+    free(back);
+    memcpy(s + ops, save, 16);
+    assert_int_equal(unseal(s, slen, &pass, &back, &blen), JV_OK);
+    assert_memory_equal(back, plain, sizeof(plain));
+    free(back);
+    free(s);
+}
+
+/* A descriptor that cannot be read from or written to is an I/O error,
+ * on either side of either direction. */
+static void test_io_errors(void **state)
+{
+    (void)state;
+    jv_bseal_key enc, dec;
+    keys(&enc, &dec);
+    uint8_t plain[100], *s;
+    size_t slen;
+    randombytes_buf(plain, sizeof(plain));
+    assert_int_equal(seal(plain, sizeof(plain), &enc, &s, &slen), JV_OK);
+    int rd = open("/dev/null", O_RDONLY), wr = open("/dev/null", O_WRONLY);
+    assert_true(rd >= 0 && wr >= 0);
+    int in = mem_fd(plain, sizeof(plain));
+    assert_int_equal(jv_bseal_encrypt(in, rd, &enc), JV_EIO);
+    assert_int_equal(jv_bseal_encrypt(wr, wr, &enc), JV_EIO);
+    close(in);
+    in = mem_fd(s, slen);
+    assert_int_equal(jv_bseal_decrypt(in, rd, &dec), JV_EIO);
+    assert_int_equal(jv_bseal_decrypt(wr, wr, &dec), JV_EIO);
+    close(in);
+    /* Cut inside the head, after its mode byte. */
+    uint8_t *back;
+    size_t blen;
+    assert_int_equal(unseal(s, 50, &dec, &back, &blen), JV_ETRUNC);
+    free(back);
+    close(rd);
+    close(wr);
+    free(s);
+}
+
 int main(void)
 {
     assert_true(sodium_init() >= 0);
@@ -201,6 +280,9 @@ int main(void)
         cmocka_unit_test(test_wrong_key),
         cmocka_unit_test(test_damage),
         cmocka_unit_test(test_key_file),
+        cmocka_unit_test(test_bad_key_refused),
+        cmocka_unit_test(test_forged_limits),
+        cmocka_unit_test(test_io_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1005,6 +1005,55 @@ static void test_signature(void **state)
     jv_keypair_wipe(&other);
 }
 
+/* The version of a refused message, read for the log and the notice:
+ * from a plain or a compressed body; 0 for what cannot be read (another
+ * format, nothing, a frame that does not inflate, a body that is not an
+ * array, a version that is not a number or too big). */
+static void test_peek_version(void **state)
+{
+    (void)state;
+    jv_buf b, z, scratch;
+    jv_mpw w;
+    jv_buf_init(&b);
+    jv_buf_init(&z);
+    jv_buf_init(&scratch);
+    craft(&b, VERSION_3);
+    assert_int_equal(jv_msg_peek_version(b.data, b.len, MiB, &scratch), 3);
+    size_t cap = ZSTD_compressBound(b.len - 1);
+    assert_int_equal(jv_buf_reserve(&z, cap + 1), JV_OK);
+    z.data[0] = 1;
+    size_t got = ZSTD_compress(z.data + 1, cap, b.data + 1, b.len - 1, 3);
+    assert_false(ZSTD_isError(got));
+    z.len = got + 1;
+    assert_int_equal(jv_msg_peek_version(z.data, z.len, MiB, &scratch), 3);
+    /* Beyond the inflation bound, or damaged: unreadable. */
+    assert_int_equal(jv_msg_peek_version(z.data, z.len, 8, &scratch), 0);
+    z.data[1] ^= 0xff;
+    assert_int_equal(jv_msg_peek_version(z.data, z.len, MiB, &scratch), 0);
+    b.data[0] = 2;
+    assert_int_equal(jv_msg_peek_version(b.data, b.len, MiB, &scratch), 0);
+    assert_int_equal(jv_msg_peek_version(b.data, 0, MiB, &scratch), 0);
+
+    jv_buf_reset(&b);
+    jv_buf_append(&b, "\0", 1);
+    jv_mpw_init(&w, &b);
+    jv_mpw_u64(&w, 3); /* not an array */
+    assert_int_equal(jv_msg_peek_version(b.data, b.len, MiB, &scratch), 0);
+    jv_buf_reset(&b);
+    jv_buf_append(&b, "\0", 1);
+    jv_mpw_array(&w, 12);
+    jv_mpw_u64(&w, 65536);
+    assert_int_equal(jv_msg_peek_version(b.data, b.len, MiB, &scratch), 0);
+    jv_buf_reset(&b);
+    jv_buf_append(&b, "\0", 1);
+    jv_mpw_array(&w, 12);
+    jv_mpw_str(&w, "3", 1);
+    assert_int_equal(jv_msg_peek_version(b.data, b.len, MiB, &scratch), 0);
+    jv_buf_fini(&b);
+    jv_buf_fini(&z);
+    jv_buf_fini(&scratch);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1013,7 +1062,7 @@ int main(void)
         cmocka_unit_test(test_truncated),   cmocka_unit_test(test_strict),
         cmocka_unit_test(test_counts),      cmocka_unit_test(test_zstd_bombs),
         cmocka_unit_test(test_zstd_frames), cmocka_unit_test(test_fuzz),
-        cmocka_unit_test(test_figures),
+        cmocka_unit_test(test_figures),     cmocka_unit_test(test_peek_version),
     };
     jv_test_seed();
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1173,6 +1173,128 @@ static void test_convergence(void **state)
     }
 }
 
+/* Calls that cannot be right are refused before anything is written, each
+ * with its reason, and the store is as it was. */
+static void test_bad_calls_refused(void **state)
+{
+    fx *f = *state;
+    jv_intent in = st_counter("c", 1);
+    assert_int_equal(st_commit(f->st, &f->node, hlc_at(100), &in, 1, NULL),
+                     JV_OK);
+    char *before = st_export(f->st, true);
+    jv_write_group g = {.intents = &in, .n = 1};
+    jv_commit_info ci;
+    struct {
+        const jv_keypair *kp;
+        uint64_t hlc;
+        jv_write_group *groups;
+        const char *why;
+    } bad[] = {
+        {&f->node, hlc_at(200), NULL, "no groups"},
+        {&f->node, 0, &g, "stamp out of range"},
+        {&f->node, (uint64_t)INT64_MAX + 1, &g, "stamp out of range"},
+        {&f->a, hlc_at(200), &g, "not this node's"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+        assert_int_equal(jv_store_commit_local(f->st, bad[i].kp, bad[i].hlc,
+                                               bad[i].groups, 1, &ci),
+                         JV_EINVAL);
+        assert_non_null(strstr(jv_store_errmsg(f->st), bad[i].why));
+    }
+    /* An intent of no known kind drops its group only. */
+    jv_intent odd[2] = {st_counter("c", 1), st_counter("d", 1)};
+    odd[1].op.kind = (jv_op_kind)77;
+    g.intents = odd;
+    g.n = 2;
+    assert_int_equal(
+        jv_store_commit_local(f->st, &f->node, hlc_at(200), &g, 1, &ci), JV_OK);
+    assert_int_equal(g.result, JV_EINVAL);
+    assert_int_equal(g.failed_index, 1);
+    assert_int_equal(ci.nops, 0);
+    jv_err res;
+    jv_apply_stats as;
+    assert_int_equal(jv_store_apply(f->st, NULL, 1, 0, &res, &as), JV_EINVAL);
+    char *after = st_export(f->st, true);
+    assert_string_equal(before, after);
+    free(before);
+    free(after);
+
+    /* A store without its node id signs nothing. */
+    char *other = st_path(f->dir, "other.db");
+    jv_store *st = st_open(other);
+    g.intents = &in;
+    g.n = 1;
+    assert_int_equal(
+        jv_store_commit_local(st, &f->node, hlc_at(200), &g, 1, &ci),
+        JV_ESTATE);
+    assert_non_null(strstr(jv_store_errmsg(st), "node id not set"));
+    jv_store_close(st);
+    free(other);
+}
+
+/* A read-only store applies nothing. */
+static void test_readonly_apply_refused(void **state)
+{
+    fx *f = *state;
+    jv_op op = op_counter("c", 1, 1);
+    st_batch b;
+    st_batch_make(&b, &f->a, 1, zero, hlc_at(100), &op, 1);
+    jv_store_close(f->st);
+    jv_store_opts o;
+    jv_store_opts_default(&o);
+    o.readonly = true;
+    f->st = st_open_opts(f->db, &o);
+    jv_store_batch sb = st_sb(&b);
+    jv_err res = JV_OK;
+    jv_apply_stats as;
+    assert_int_equal(jv_store_apply(f->st, &sb, 1, 0, &res, &as), JV_EPERM);
+    assert_non_null(strstr(jv_store_errmsg(f->st), "read-only"));
+    uint64_t seq = 1;
+    uint8_t head[JV_HASH_LEN];
+    assert_int_equal(jv_store_origin_head(f->st, &f->a.pk, &seq, head), JV_OK);
+    assert_int_equal(seq, 0);
+    st_batch_fini(&b);
+}
+
+/* A local write to an archive key names every live value it replaces, at
+ * most JV_OP_MAX_REMOVES in one operation: a key that concurrent adds
+ * (here one origin's, never removing) took past that is refused as too
+ * big, with nothing written, rather than half replaced. */
+static void test_archive_too_many_live_values(void **state)
+{
+    fx *f = *state;
+    size_t n = JV_OP_MAX_REMOVES + 1;
+    jv_op *ops = calloc(n, sizeof(*ops));
+    for (size_t i = 0; i < n; i++) {
+        ops[i].kind = JV_OP_ARCHIVE_ADD;
+        ops[i].add.key = jv_str_c("crowded");
+        ops[i].add.value = jv_str_c("1");
+        ops[i].add.stamp = hlc_at(100);
+        ops[i].add.dot_n = i + 1;
+    }
+    st_batch b;
+    st_batch_make(&b, &f->a, 1, zero, hlc_at(100), ops, (uint32_t)n);
+    assert_int_equal(st_apply1(f->st, &b, 0), JV_OK);
+    char *before = st_export(f->st, true);
+    jv_intent in[2] = {st_add("crowded", "\"mine\"", hlc_at(200)),
+                       st_rm("crowded")};
+    for (int i = 0; i < 2; i++) {
+        jv_write_group g = {.intents = &in[i], .n = 1};
+        jv_commit_info ci;
+        assert_int_equal(
+            jv_store_commit_local(f->st, &f->node, hlc_at(200), &g, 1, &ci),
+            JV_OK);
+        assert_int_equal(g.result, JV_ETOOBIG);
+        assert_non_null(strstr(jv_store_errmsg(f->st), "live values"));
+    }
+    char *after = st_export(f->st, true);
+    assert_string_equal(before, after);
+    free(before);
+    free(after);
+    st_batch_fini(&b);
+    free(ops);
+}
+
 int main(void)
 {
     jv_test_seed();
@@ -1197,6 +1319,9 @@ int main(void)
         T(test_lww_ties_any_order),
         T(test_batch_splitting),
         T(test_convergence),
+        T(test_bad_calls_refused),
+        T(test_readonly_apply_refused),
+        T(test_archive_too_many_live_values),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

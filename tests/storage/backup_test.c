@@ -389,6 +389,15 @@ static void test_verify_detects_tampering(void **state)
     assert_true(r.state_matches);
     free(p);
 
+    /* Another type: a share stored as a real. */
+    p = copy_of(f, "type.db");
+    raw_exec(p, "UPDATE counter SET p = p + 0.5 WHERE name = 'c2'");
+    r = verify_file(p);
+    assert_false(r.state_matches);
+    assert_non_null(strstr(r.state_msg, "'c2'"));
+    assert_non_null(strstr(r.state_msg, "2.5")); /* shown as it is stored */
+    free(p);
+
     p = copy_of(f, "extra.db");
     raw_exec(p, "INSERT INTO archive VALUES ('zzz', zeroblob(32), 1, 1, '1')");
     r = verify_file(p);
@@ -547,6 +556,66 @@ static void test_restore_keeps_revocations(void **state)
     free(backup);
 }
 
+/* A database with a pending WAL is a live one, not a backup: copying its
+ * main file alone would lose the WAL's commits. Refused (the target not
+ * created), and accepted once closed; no message buffer is needed. */
+static void test_live_source_refused(void **state)
+{
+    fx *f = *state;
+    fill(f->db, &f->kp, 5);
+    jv_store_opts o;
+    jv_store_opts_default(&o);
+    o.manual_checkpoint = true;
+    jv_store *st = st_open_opts(f->db, &o);
+    write_some(st, &f->kp, 5);
+    char *saved = st_export(st, true);
+    char *target = st_path(f->dir, "target.db");
+    char msg[256] = "";
+    assert_int_equal(jv_store_restore(f->db, target, msg, sizeof(msg)),
+                     JV_EINVAL);
+    printf("  refused: %s\n", msg);
+    assert_non_null(strstr(msg, "pending WAL"));
+    assert_int_equal(jv_store_restore(f->db, target, NULL, 0), JV_EINVAL);
+    assert_int_equal(access(target, F_OK), -1);
+    jv_store_close(st);
+
+    assert_int_equal(jv_store_restore(f->db, target, NULL, 0), JV_OK);
+    st = st_open(target);
+    char *now = st_export(st, true);
+    assert_string_equal(saved, now);
+    jv_store_close(st);
+    free(now);
+    free(saved);
+    free(target);
+}
+
+/* A backup to a bare file name lands in the working directory (the
+ * directory synced is "."), and never replaces what is there. */
+static void test_backup_relative_path(void **state)
+{
+    fx *f = *state;
+    fill(f->db, &f->kp, 3);
+    char cwd[4096];
+    assert_non_null(getcwd(cwd, sizeof(cwd)));
+    assert_int_equal(chdir(f->dir), 0);
+    jv_store *st = st_open(f->db);
+    jv_err first = jv_store_backup(st, "rel.bak");
+    jv_err second = jv_store_backup(st, "rel.bak");
+    char *saved = st_export(st, true);
+    jv_store_close(st);
+    assert_int_equal(chdir(cwd), 0);
+    assert_int_equal(first, JV_OK);
+    assert_int_equal(second, JV_EEXIST);
+    char *bk = st_path(f->dir, "rel.bak");
+    st = st_open(bk);
+    char *copy = st_export(st, true);
+    assert_string_equal(saved, copy);
+    jv_store_close(st);
+    free(copy);
+    free(saved);
+    free(bk);
+}
+
 int main(void)
 {
     jv_test_seed();
@@ -554,7 +623,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_backup_while_writing),      T(test_restore),
         T(test_restore_keeps_revocations), T(test_verify_detects_tampering),
-        T(test_damaged_backup_refused),
+        T(test_damaged_backup_refused),    T(test_live_source_refused),
+        T(test_backup_relative_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

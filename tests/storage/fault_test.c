@@ -1,9 +1,10 @@
 /*
  * fault_test.c - storage under failing disks and failing memory.
  *
- * Five operations: a local commit, an apply of peer batches (one of which
- * releases a held batch), a backup, a restore and a migration (opening a
- * database of schema version 0). Each runs from the same starting files
+ * Six operations: a local commit, an apply of peer batches (one of which
+ * releases a held batch), an apply of a batch that is held aside, a
+ * backup, a restore and a migration (opening a database of schema version
+ * 0). Each runs from the same starting files
  * again and again, with the N-th I/O call failing (faultvfs.h: once with
  * SQLITE_IOERR_*, once with SQLITE_FULL on writes, and from the N-th call
  * on), then with the N-th SQLite allocation failing (once, and from then
@@ -52,6 +53,7 @@ typedef struct {
     jv_keypair me; /* the store's own key */
     jv_keypair a;  /* a remote origin */
     st_batch peer[3];
+    st_batch ahead;       /* origin a's batch 5: held for the gap at 4 */
     char *before, *after; /* exports around the operation */
 } fx;
 
@@ -193,6 +195,10 @@ static int group_setup(void **state)
                       jv_hlc_make(900 + (uint64_t)i, 0), &op, 1);
         prev = f->peer[i].hash;
     }
+    jv_op op5 = op_counter("peer", 5);
+    uint8_t somewhere[JV_HASH_LEN];
+    memset(somewhere, 0x44, sizeof(somewhere));
+    st_batch_make(&f->ahead, &f->a, 5, somewhere, jv_hlc_make(905, 0), &op5, 1);
     jv_store *st = st_open(f->base);
     assert_int_equal(jv_store_set_self(st, &f->me.pk), JV_OK);
     jv_intent pre[2] = {st_add("doc/0", "\"zero\"", jv_hlc_make(500, 0)),
@@ -217,6 +223,7 @@ static int group_teardown(void **state)
     fx *f = *state;
     for (int i = 0; i < 3; i++)
         st_batch_fini(&f->peer[i]);
+    st_batch_fini(&f->ahead);
     st_rmdir(f->dir);
     free(f->base);
     free(f->db);
@@ -284,6 +291,19 @@ static jv_err run_apply(fx *f)
         assert_int_equal(res, JV_OK);
         assert_int_equal(s.released, 1);
     }
+    return err;
+}
+
+/* A batch that is held aside (a gap): the held area's bounds are read,
+ * expired rows deleted, the batch and its origin recorded, or nothing. */
+static jv_err run_hold(fx *f)
+{
+    jv_store_batch sb = st_sb(&f->ahead);
+    jv_err res = JV_OK;
+    jv_err err =
+        jv_store_apply(f->st, &sb, 1, JV_APPLY_REQUIRE_TRUST, &res, NULL);
+    if (!err)
+        assert_int_equal(res, JV_EGAP);
     return err;
 }
 
@@ -440,6 +460,8 @@ static char *final_migrate(fx *f)
 static const op_def ops[] = {
     {"commit", prep_store, run_commit, state_store, final_store, 1000},
     {"apply", prep_store, run_apply, state_store, final_store, 1000},
+    /* About 470 allocations: every third (the sanitizer build is slow). */
+    {"hold", prep_store, run_hold, state_store, final_store, 200},
     {"backup", prep_backup, run_backup, state_backup, final_backup, 1000},
     /* Restore opens, verifies (a scratch database with the whole schema)
      * and closes: about 10,000 SQLite allocations, a migration about
@@ -662,19 +684,24 @@ static void test_apply(void **state)
     test_op(state, &ops[1]);
 }
 
-static void test_backup(void **state)
+static void test_hold(void **state)
 {
     test_op(state, &ops[2]);
 }
 
-static void test_restore(void **state)
+static void test_backup(void **state)
 {
     test_op(state, &ops[3]);
 }
 
-static void test_migrate(void **state)
+static void test_restore(void **state)
 {
     test_op(state, &ops[4]);
+}
+
+static void test_migrate(void **state)
+{
+    test_op(state, &ops[5]);
 }
 
 int main(void)
@@ -692,8 +719,8 @@ int main(void)
     jv_test_seed();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_commit),  cmocka_unit_test(test_apply),
-        cmocka_unit_test(test_backup),  cmocka_unit_test(test_restore),
-        cmocka_unit_test(test_migrate),
+        cmocka_unit_test(test_hold),    cmocka_unit_test(test_backup),
+        cmocka_unit_test(test_restore), cmocka_unit_test(test_migrate),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -371,6 +371,52 @@ static void test_clock_skew(void **state)
     st_batch_fini(&b[1]);
 }
 
+/* A batch held for its stamp whose origin loses trust meanwhile is held
+ * as untrusted from then on: not applied when its stamp comes within the
+ * bound, and applied once the origin is trusted again. */
+static void test_skewed_then_distrusted(void **state)
+{
+    fx *f = *state;
+    uint64_t now = (uint64_t)time(NULL) * 1000;
+    uint64_t seq;
+    uint8_t head[JV_HASH_LEN];
+    size_t c[3] = {0};
+    jv_apply_stats stats;
+    jv_op op = {.kind = JV_OP_COUNTER};
+    op.counter.name = jv_str_c("skew");
+    op.counter.p = 1;
+    st_batch b;
+    st_batch_make(&b, &f->t[0], 1, zero, jv_hlc_make(now + 600000, 0), &op, 1);
+    jv_store_set_max_skew(f->st, 60000);
+    assert_int_equal(st_apply1(f->st, &b, JV_APPLY_REQUIRE_TRUST), JV_ESKEW);
+
+    jv_intent in = st_trust(&f->t[0].pk, false, jv_hlc_make(700, 0), "t");
+    assert_int_equal(
+        st_commit(f->st, &f->self, jv_hlc_make(700, 0), &in, 1, NULL), JV_OK);
+    jv_store_test_clock_offset(600000);
+    assert_int_equal(
+        jv_store_apply(f->st, NULL, 0, JV_APPLY_REQUIRE_TRUST, NULL, &stats),
+        JV_OK);
+    assert_int_equal(stats.released, 0);
+    assert_int_equal(jv_store_held_list(f->st, count_skew, c), JV_OK);
+    assert_int_equal(c[2], 1); /* untrusted now, not skewed */
+    assert_int_equal(c[0] + c[1], 0);
+    assert_int_equal(jv_store_origin_head(f->st, &f->t[0].pk, &seq, head),
+                     JV_OK);
+    assert_int_equal(seq, 0);
+
+    in = st_trust(&f->t[0].pk, true, jv_hlc_make(800, 0), "t");
+    assert_int_equal(
+        st_commit(f->st, &f->self, jv_hlc_make(800, 0), &in, 1, NULL), JV_OK);
+    jv_store_test_clock_offset(0);
+    assert_int_equal(jv_store_origin_head(f->st, &f->t[0].pk, &seq, head),
+                     JV_OK);
+    assert_int_equal(seq, 1);
+    assert_memory_equal(head, b.hash, JV_HASH_LEN);
+    jv_store_set_max_skew(f->st, 0);
+    st_batch_fini(&b);
+}
+
 int main(void)
 {
     jv_test_seed();
@@ -379,6 +425,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_origin_share, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_area, setup, teardown),
         cmocka_unit_test_setup_teardown(test_clock_skew, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_skewed_then_distrusted, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

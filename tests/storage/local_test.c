@@ -2,6 +2,7 @@
  * local_test.c - API keys, sessions and peers: uniqueness, revocation,
  * expiry, purging, peer upserts; alone and inside a commit group.
  */
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -277,15 +278,215 @@ static void test_in_commit_group(void **state)
     assert_string_equal(r.id[0], "k1");
 }
 
+/* Runs SQL on a second, raw connection to the store's file (another
+ * program, or a bad disk, under a running node). */
+static void raw_exec(fx *f, const char *sql)
+{
+    char *path = st_path(f->dir, "node.db");
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    char *err = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK)
+        fail_msg("%s: %s", sql, err);
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+    free(path);
+}
+
+static bool last_admin(fx *f, const char *id)
+{
+    bool last = true;
+    assert_int_equal(jv_store_key_last_admin(f->st, jv_str_c(id), &last),
+                     JV_OK);
+    return last;
+}
+
+/* The guard against locking everyone out: only the one active admin key
+ * is the last; writers, revoked keys and unknown ids never are. */
+static void test_last_admin(void **state)
+{
+    fx *f = *state;
+    uint8_t h[4][JV_TOKEN_HASH_LEN];
+    for (int i = 0; i < 4; i++)
+        memset(h[i], 40 + i, JV_TOKEN_HASH_LEN);
+    jv_key_row k = key("a1", "first", "admin", h[0], 1);
+    assert_int_equal(jv_store_key_insert(f->st, &k), JV_OK);
+    k = key("w1", "ci", "writer", h[1], 2);
+    assert_int_equal(jv_store_key_insert(f->st, &k), JV_OK);
+    assert_true(last_admin(f, "a1"));
+    assert_false(last_admin(f, "w1"));
+    assert_false(last_admin(f, "nope"));
+    k = key("a2", "second", "admin", h[2], 3);
+    assert_int_equal(jv_store_key_insert(f->st, &k), JV_OK);
+    assert_false(last_admin(f, "a1"));
+    assert_false(last_admin(f, "a2"));
+    assert_int_equal(jv_store_key_revoke(f->st, jv_str_c("a1"), 10), JV_OK);
+    assert_false(last_admin(f, "a1")); /* revoked: not an active admin */
+    assert_true(last_admin(f, "a2"));
+}
+
+static jv_err stop_key(void *arg, const jv_key_row *k)
+{
+    (void)k;
+    (*(int *)arg)++;
+    return JV_ECLOSED;
+}
+
+static jv_err stop_session(void *arg, const jv_session_row *s)
+{
+    (void)s;
+    (*(int *)arg)++;
+    return JV_ECLOSED;
+}
+
+static jv_err stop_peer(void *arg, const jv_peer_row *p)
+{
+    (void)p;
+    (*(int *)arg)++;
+    return JV_ECLOSED;
+}
+
+/* A callback's error ends the listing and is returned; stored hashes and
+ * node ids of the wrong size are damage (ECORRUPT), never passed on. */
+static void test_stop_and_damage(void **state)
+{
+    fx *f = *state;
+    uint8_t h[2][JV_TOKEN_HASH_LEN];
+    memset(h[0], 50, JV_TOKEN_HASH_LEN);
+    memset(h[1], 51, JV_TOKEN_HASH_LEN);
+    jv_id n1 = jv_test_id(1);
+    for (int i = 0; i < 2; i++) {
+        char id[8], name[8];
+        snprintf(id, sizeof(id), "k%d", i);
+        snprintf(name, sizeof(name), "n%d", i);
+        jv_key_row k = key(id, name, "reader", h[i], 1);
+        assert_int_equal(jv_store_key_insert(f->st, &k), JV_OK);
+        jv_session_row s = {
+            jv_str_c(id), jv_str_c(id), jv_str_c("reader"), h[i], 1, 100, 0};
+        assert_int_equal(jv_store_session_insert(f->st, &s), JV_OK);
+        jv_peer_row p = {jv_str_c(i ? "tcp://b:1" : "tcp://a:1"), &n1, 1,
+                         jv_str_c("api")};
+        assert_int_equal(jv_store_peer_add(f->st, &p), JV_OK);
+    }
+    int n[3] = {0};
+    assert_int_equal(jv_store_key_list(f->st, stop_key, &n[0]), JV_ECLOSED);
+    assert_int_equal(jv_store_session_list(f->st, 0, stop_session, &n[1]),
+                     JV_ECLOSED);
+    assert_int_equal(jv_store_peer_list(f->st, stop_peer, &n[2]), JV_ECLOSED);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(n[i], 1);
+
+    raw_exec(f, "UPDATE api_key SET hash = x'0102' WHERE id = 'k0';"
+                "UPDATE session SET token_hash = x'' WHERE id = 'k0';"
+                "UPDATE peer SET node = x'03' WHERE addr = 'tcp://a:1'");
+    rows r = {0};
+    peers pr = {0};
+    assert_int_equal(jv_store_key_get(f->st, jv_str_c("k0"), key_cb, &r),
+                     JV_ECORRUPT);
+    assert_non_null(strstr(jv_store_errmsg(f->st), "hash of bad size"));
+    assert_int_equal(jv_store_session_list(f->st, 0, session_cb, &r),
+                     JV_ECORRUPT);
+    assert_non_null(strstr(jv_store_errmsg(f->st), "hash of bad size"));
+    assert_int_equal(jv_store_peer_list(f->st, peer_cb, &pr), JV_ECORRUPT);
+    assert_int_equal(r.n, 0);
+    assert_int_equal(pr.n, 0);
+    /* The sound rows are still read. */
+    assert_int_equal(jv_store_key_get(f->st, jv_str_c("k1"), key_cb, &r),
+                     JV_OK);
+    assert_int_equal(jv_store_session_by_hash(f->st, h[1], session_cb, &r),
+                     JV_OK);
+    assert_int_equal(r.n, 2);
+}
+
+/* Revoking a key revokes its sessions in the same transaction: when the
+ * second half fails, the key stays active too. Every call on a table that
+ * is gone fails with the database's words. */
+static void test_tables_gone(void **state)
+{
+    fx *f = *state;
+    uint8_t h[JV_TOKEN_HASH_LEN];
+    memset(h, 60, sizeof(h));
+    jv_key_row k = key("k1", "ops", "admin", h, 1);
+    assert_int_equal(jv_store_key_insert(f->st, &k), JV_OK);
+    raw_exec(f, "DROP TABLE session");
+    assert_int_equal(jv_store_key_revoke(f->st, jv_str_c("k1"), 99),
+                     JV_ESTORAGE);
+    rows r = {0};
+    assert_int_equal(jv_store_key_get(f->st, jv_str_c("k1"), key_cb, &r),
+                     JV_OK);
+    assert_int_equal(r.revoked[0], 0);
+    assert_true(last_admin(f, "k1"));
+
+    raw_exec(f, "DROP TABLE api_key; DROP TABLE peer");
+    jv_session_row s = {
+        jv_str_c("s1"), jv_str_c("k1"), jv_str_c("admin"), h, 1, 100, 0};
+    jv_peer_row p = {jv_str_c("tcp://a:1"), NULL, 1, jv_str_c("api")};
+    bool last;
+    jv_id n1 = jv_test_id(1);
+    peers pr = {0};
+    jv_err got[] = {
+        jv_store_key_insert(f->st, &k),
+        jv_store_key_revoke(f->st, jv_str_c("k2"), 1),
+        jv_store_key_last_admin(f->st, jv_str_c("k1"), &last),
+        jv_store_key_get(f->st, jv_str_c("k1"), key_cb, &r),
+        jv_store_key_by_hash(f->st, h, key_cb, &r),
+        jv_store_key_list(f->st, key_cb, &r),
+        jv_store_session_insert(f->st, &s),
+        jv_store_session_revoke(f->st, jv_str_c("s1"), 1),
+        jv_store_session_by_hash(f->st, h, session_cb, &r),
+        jv_store_session_list(f->st, 0, session_cb, &r),
+        jv_store_session_purge(f->st, 1),
+        jv_store_peer_add(f->st, &p),
+        jv_store_peer_remove(f->st, p.addr),
+        jv_store_peer_set_node(f->st, p.addr, &n1),
+        jv_store_peer_list(f->st, peer_cb, &pr),
+    };
+    for (size_t i = 0; i < sizeof(got) / sizeof(*got); i++)
+        if (got[i] != JV_ESTORAGE)
+            fail_msg("call %zu: %s", i, jv_errname(got[i]));
+}
+
+/* A store opened read-only refuses every local write (SQLite's "read-only
+ * database"), and the file keeps what it had. */
+static void test_readonly_writes_refused(void **state)
+{
+    fx *f = *state;
+    uint8_t h[JV_TOKEN_HASH_LEN];
+    memset(h, 70, sizeof(h));
+    jv_key_row k = key("k1", "ops", "admin", h, 1);
+    assert_int_equal(jv_store_key_insert(f->st, &k), JV_OK);
+    jv_store_close(f->st);
+    char *path = st_path(f->dir, "node.db");
+    jv_store_opts o;
+    jv_store_opts_default(&o);
+    o.readonly = true;
+    f->st = st_open_opts(path, &o);
+    free(path);
+    k = key("k2", "two", "reader", h, 2);
+    h[0] = 1;
+    jv_session_row s = {
+        jv_str_c("s1"), jv_str_c("k1"), jv_str_c("admin"), h, 1, 100, 0};
+    jv_peer_row p = {jv_str_c("tcp://a:1"), NULL, 1, jv_str_c("api")};
+    assert_int_equal(jv_store_key_insert(f->st, &k), JV_ESTORAGE);
+    assert_non_null(strstr(jv_store_errmsg(f->st), "readonly"));
+    assert_int_equal(jv_store_key_revoke(f->st, jv_str_c("k1"), 5),
+                     JV_ESTORAGE);
+    assert_int_equal(jv_store_session_insert(f->st, &s), JV_ESTORAGE);
+    assert_int_equal(jv_store_peer_add(f->st, &p), JV_ESTORAGE);
+    rows r = {0};
+    assert_int_equal(jv_store_key_list(f->st, key_cb, &r), JV_OK);
+    assert_int_equal(r.n, 1);
+    assert_int_equal(r.revoked[0], 0);
+}
+
 int main(void)
 {
     jv_test_seed();
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_keys),
-        T(test_sessions),
-        T(test_peers),
-        T(test_in_commit_group),
+        T(test_keys),        T(test_sessions),
+        T(test_peers),       T(test_in_commit_group),
+        T(test_last_admin),  T(test_stop_and_damage),
+        T(test_tables_gone), T(test_readonly_writes_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

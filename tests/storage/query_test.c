@@ -3,6 +3,7 @@
  * prefix, bytes 0xff, '%' and '_' which LIKE would misread), audit filters
  * and cursors in both orders, and the bounds of log chunks.
  */
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -850,15 +851,339 @@ static void test_held_replicas_trust(void **state)
     st_batch_fini(&gb);
 }
 
+/* -- callbacks that stop, damaged rows, damaged schema -------------------- */
+
+/* A callback that counts its calls and stops the scan with JV_ECLOSED (as
+ * the node's does when the client has gone). */
+#define STOPPER(fn, T)                      \
+    static jv_err fn(void *arg, const T *r) \
+    {                                       \
+        (void)r;                            \
+        (*(int *)arg)++;                    \
+        return JV_ECLOSED;                  \
+    }
+STOPPER(stop_share, jv_counter_share)
+STOPPER(stop_counter, jv_counter_row)
+STOPPER(stop_audit, jv_audit_row)
+STOPPER(stop_config, jv_config_row)
+STOPPER(stop_archive, jv_archive_row)
+STOPPER(stop_value, jv_archive_value)
+STOPPER(stop_log, jv_log_row)
+STOPPER(stop_held, jv_held_row)
+STOPPER(stop_replica, jv_replica_row)
+STOPPER(stop_trust, jv_trust_row)
+STOPPER(stop_dot, jv_dot)
+
+/* At least two rows in every listing: two names of counters (one with a
+ * share from origin A), audit entries, config keys, archive keys, two
+ * batches of this node, two held batches of B, replicas and trust rows,
+ * and two dots in the causal context's cloud. */
+static void fill_everything(fx *f)
+{
+    jv_intent in[10] = {
+        st_counter("c/1", 1),
+        st_counter("c/2", 2),
+        st_audit(10, "admin", "put", "x", ""),
+        st_audit(10, "admin", "put", "y", ""),
+        st_config("k/1", "1", hlc_at(10)),
+        st_config("k/2", "2", hlc_at(10)),
+        st_add("a/1", "\"one\"", hlc_at(10)),
+        st_add("a/2", "\"two\"", hlc_at(10)),
+        st_trust(&f->a.pk, true, hlc_at(10), "alpha"),
+        st_trust(&f->b.pk, false, hlc_at(10), "beta"),
+    };
+    commit(f, in, 10, 10);
+    in[0] = st_counter("c/1", 1);
+    commit(f, in, 1, 11);
+
+    jv_op op = {.kind = JV_OP_COUNTER};
+    op.counter.name = jv_str_c("c/1");
+    op.counter.p = 5;
+    /* A's archive values with dots 3 and 5: ahead of the gap at 1 and 2,
+     * they go to the cloud. */
+    jv_op ops[3] = {
+        op, {.kind = JV_OP_ARCHIVE_ADD}, {.kind = JV_OP_ARCHIVE_ADD}};
+    for (int i = 1; i < 3; i++) {
+        ops[i].add.key = jv_str_c(i == 1 ? "a/3" : "a/5");
+        ops[i].add.value = jv_str_c("0");
+        ops[i].add.stamp = hlc_at(12);
+        ops[i].add.dot_n = i == 1 ? 3 : 5;
+    }
+    st_batch a1, b3, b5;
+    uint8_t somewhere[JV_HASH_LEN];
+    memset(somewhere, 0x22, sizeof(somewhere));
+    st_batch_make(&a1, &f->a, 1, zero, hlc_at(12), ops, 3);
+    st_batch_make(&b3, &f->b, 3, somewhere, hlc_at(12), &op, 1);
+    st_batch_make(&b5, &f->b, 5, somewhere, hlc_at(13), &op, 1);
+    assert_int_equal(st_apply1(f->st, &a1, 0), JV_OK);
+    assert_int_equal(st_apply1(f->st, &b3, 0), JV_EGAP);
+    assert_int_equal(st_apply1(f->st, &b5, 0), JV_EGAP);
+    st_batch_fini(&a1);
+    st_batch_fini(&b3);
+    st_batch_fini(&b5);
+}
+
+/* A callback's error ends the scan at once and is what the call returns;
+ * the statement is left reusable (the same call then runs again). */
+static void test_callback_error_stops(void **state)
+{
+    fx *f = *state;
+    fill_everything(f);
+    jv_str none = jv_str_c("");
+    jv_audit_query all = {0}, by_actor = {0};
+    by_actor.actor = jv_str_c("admin");
+    jv_vv vv;
+    jv_vv_init(&vv);
+    for (int round = 0; round < 2; round++) {
+        int n[15] = {0};
+        assert_int_equal(
+            jv_store_counter_get(f->st, jv_str_c("c/1"), stop_share, &n[0]),
+            JV_ECLOSED);
+        assert_int_equal(
+            jv_store_counter_list(f->st, none, none, 0, stop_counter, &n[1]),
+            JV_ECLOSED);
+        assert_int_equal(jv_store_audit_query(f->st, &all, stop_audit, &n[2]),
+                         JV_ECLOSED);
+        assert_int_equal(
+            jv_store_audit_query(f->st, &by_actor, stop_audit, &n[3]),
+            JV_ECLOSED);
+        assert_int_equal(jv_store_audit_scan(f->st, stop_audit, &n[4]),
+                         JV_ECLOSED);
+        assert_int_equal(
+            jv_store_config_get(f->st, jv_str_c("k/1"), stop_config, &n[5]),
+            JV_ECLOSED);
+        assert_int_equal(
+            jv_store_config_list(f->st, none, none, 0, stop_config, &n[6]),
+            JV_ECLOSED);
+        assert_int_equal(
+            jv_store_archive_get(f->st, jv_str_c("a/1"), stop_archive, &n[7]),
+            JV_ECLOSED);
+        assert_int_equal(
+            jv_store_archive_list(f->st, none, none, 0, stop_archive, &n[8]),
+            JV_ECLOSED);
+        assert_int_equal(jv_store_archive_values(f->st, stop_value, &n[9]),
+                         JV_ECLOSED);
+        assert_int_equal(jv_store_archive_key_values(f->st, jv_str_c("a/2"),
+                                                     stop_value, &n[10]),
+                         JV_ECLOSED);
+        assert_int_equal(
+            jv_store_log_after(f->st, &f->node.pk, 0, 0, 0, stop_log, &n[11]),
+            JV_ECLOSED);
+        assert_int_equal(jv_store_log_scan(f->st, stop_log, &n[12]),
+                         JV_ECLOSED);
+        assert_int_equal(jv_store_held_list(f->st, stop_held, &n[13]),
+                         JV_ECLOSED);
+        assert_int_equal(jv_store_replica_list(f->st, stop_replica, &n[14]),
+                         JV_ECLOSED);
+        for (size_t i = 0; i < sizeof(n) / sizeof(*n); i++)
+            assert_int_equal(n[i], 1);
+        int t = 0, d = 0;
+        assert_int_equal(jv_store_trust_list(f->st, stop_trust, &t),
+                         JV_ECLOSED);
+        assert_int_equal(t, 1);
+        assert_int_equal(jv_store_archive_context(f->st, &vv, stop_dot, &d),
+                         JV_ECLOSED);
+        assert_int_equal(d, 1);
+    }
+    jv_vv_fini(&vv);
+    /* A cursor at or past the end of the prefix's range: nothing, at once. */
+    names got = {0};
+    assert_int_equal(jv_store_counter_list(f->st, jv_str_c("c/"),
+                                           jv_str_c("c0"), 0, counter_cb, &got),
+                     JV_OK);
+    assert_int_equal(jv_store_config_list(f->st, jv_str_c("k/"),
+                                          jv_str_c("k/\xff"), 0, config_cb,
+                                          &got),
+                     JV_OK);
+    assert_int_equal(got.n, 0);
+}
+
+/* Runs SQL on a second, raw connection to the store's file: another
+ * program (or a bad disk) damaging the database under a running node. */
+static void raw_exec(fx *f, const char *sql)
+{
+    char *path = st_path(f->dir, "node.db");
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    char *err = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK)
+        fail_msg("%s: %s", sql, err);
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+    free(path);
+}
+
+static jv_err never(void *arg, const void *r)
+{
+    (void)r;
+    fail_msg("%s: a damaged row was passed on", (const char *)arg);
+    return JV_OK;
+}
+#define NEVER(fn, T)                        \
+    static jv_err fn(void *arg, const T *r) \
+    {                                       \
+        return never(arg, r);               \
+    }
+NEVER(never_share, jv_counter_share)
+NEVER(never_audit, jv_audit_row)
+NEVER(never_config, jv_config_row)
+NEVER(never_archive, jv_archive_row)
+NEVER(never_value, jv_archive_value)
+NEVER(never_log, jv_log_row)
+NEVER(never_held, jv_held_row)
+NEVER(never_replica, jv_replica_row)
+NEVER(never_trust, jv_trust_row)
+NEVER(never_dot, jv_dot)
+
+static void check_corrupt(fx *f, jv_err err, const char *needle, int line)
+{
+    if (err != JV_ECORRUPT)
+        fail_msg("line %d: %s, not ECORRUPT", line, jv_errname(err));
+    if (!strstr(jv_store_errmsg(f->st), needle))
+        fail_msg("line %d: message \"%s\" does not say \"%s\"", line,
+                 jv_store_errmsg(f->st), needle);
+}
+#define expect_corrupt(f, err, needle) check_corrupt(f, err, needle, __LINE__)
+
+/* Ids, hashes and signatures of the wrong size (a damaged row) are
+ * reported as damage, never handed to the callback as if valid. */
+static void test_damaged_rows(void **state)
+{
+    fx *f = *state;
+    fill_everything(f);
+    raw_exec(f, "UPDATE counter SET replica = x'0102' WHERE name = 'c/2';"
+                "UPDATE audit SET origin = x'01' WHERE target = 'x';"
+                "UPDATE config SET replica = x'' WHERE key = 'k/1';"
+                "UPDATE archive SET replica = x'0a' WHERE key = 'a/1';"
+                "UPDATE held SET origin = x'0b';"
+                "UPDATE trust SET set_by = x'0c';"
+                "UPDATE ctx_cloud SET replica = x'0d' WHERE n = 3;");
+    const char *id = "replica id of";
+    jv_audit_query q = {0};
+    jv_vv vv;
+    jv_vv_init(&vv);
+    expect_corrupt(
+        f, jv_store_counter_get(f->st, jv_str_c("c/2"), never_share, "share"),
+        id);
+    expect_corrupt(f, jv_store_audit_query(f->st, &q, never_audit, "audit"),
+                   id);
+    expect_corrupt(
+        f, jv_store_config_get(f->st, jv_str_c("k/1"), never_config, "config"),
+        id);
+    expect_corrupt(
+        f,
+        jv_store_archive_get(f->st, jv_str_c("a/1"), never_archive, "archive"),
+        id);
+    expect_corrupt(f,
+                   jv_store_archive_key_values(f->st, jv_str_c("a/1"),
+                                               never_value, "value"),
+                   id);
+    expect_corrupt(f, jv_store_held_list(f->st, never_held, "held"), id);
+    expect_corrupt(f, jv_store_trust_list(f->st, never_trust, "trust"), id);
+    expect_corrupt(f, jv_store_archive_context(f->st, &vv, never_dot, "dot"),
+                   id);
+
+    /* The log: a hash cut short, then an origin; the head of the version
+     * vector, then its origin; and the vector of the causal context. */
+    raw_exec(f, "UPDATE batch SET hash = substr(hash, 1, 31)");
+    expect_corrupt(f, jv_store_log_scan(f->st, never_log, "log"),
+                   "bad hash or signature size");
+    raw_exec(f, "UPDATE batch SET origin = x'0e'");
+    expect_corrupt(f, jv_store_log_scan(f->st, never_log, "log"), id);
+    uint64_t seq = 9;
+    uint8_t hash[JV_HASH_LEN];
+    raw_exec(f, "UPDATE vv SET hash = x'ff'");
+    expect_corrupt(f, jv_store_origin_head(f->st, &f->node.pk, &seq, hash),
+                   "bad hash");
+    raw_exec(f, "UPDATE vv SET origin = substr(origin, 1, 5);"
+                "UPDATE ctx SET replica = x'10'");
+    expect_corrupt(f, jv_store_vv(f->st, &vv), id);
+    expect_corrupt(f, jv_store_archive_context(f->st, &vv, NULL, NULL), id);
+    raw_exec(f, "UPDATE replica SET id = substr(id, 1, 7)");
+    expect_corrupt(f, jv_store_replica_list(f->st, never_replica, "replica"),
+                   id);
+    jv_vv_fini(&vv);
+}
+
+static void check_missing(fx *f, jv_err err, int line)
+{
+    if (err != JV_ESTORAGE)
+        fail_msg("line %d: %s, not ESTORAGE", line, jv_errname(err));
+    if (!strstr(jv_store_errmsg(f->st), "no such table"))
+        fail_msg("line %d: message \"%s\"", line, jv_store_errmsg(f->st));
+}
+#define expect_missing(f, err) check_missing(f, err, __LINE__)
+
+/* Tables dropped under a running node (open checked them): every read
+ * fails with the database's own words, and nothing is passed on. */
+static void test_tables_gone(void **state)
+{
+    fx *f = *state;
+    raw_exec(f, "DROP TABLE counter; DROP TABLE audit; DROP TABLE config;"
+                "DROP TABLE archive; DROP TABLE ctx; DROP TABLE vv;"
+                "DROP TABLE batch; DROP TABLE held; DROP TABLE trust;"
+                "DROP TABLE replica; DROP TABLE audit_minute");
+    jv_str none = jv_str_c("");
+    jv_audit_query q = {0}, by_action = {0};
+    by_action.action = jv_str_c("put");
+    jv_vv vv;
+    jv_vv_init(&vv);
+    uint64_t seq;
+    uint8_t hash[JV_HASH_LEN];
+    bool trusted = true;
+    expect_missing(
+        f, jv_store_counter_get(f->st, jv_str_c("c"), never_share, "share"));
+    expect_missing(
+        f, jv_store_counter_list(f->st, none, none, 0, counter_cb, NULL));
+    expect_missing(f, jv_store_audit_query(f->st, &q, never_audit, "audit"));
+    expect_missing(
+        f, jv_store_audit_query(f->st, &by_action, never_audit, "audit"));
+    expect_missing(f, jv_store_audit_scan(f->st, never_audit, "audit"));
+    expect_missing(
+        f, jv_store_config_get(f->st, jv_str_c("k"), never_config, "config"));
+    expect_missing(
+        f, jv_store_config_list(f->st, none, none, 0, never_config, "config"));
+    expect_missing(f, jv_store_archive_get(f->st, jv_str_c("a"), never_archive,
+                                           "archive"));
+    expect_missing(f, jv_store_archive_list(f->st, none, none, 0, never_archive,
+                                            "archive"));
+    expect_missing(f, jv_store_archive_values(f->st, never_value, "value"));
+    expect_missing(f, jv_store_archive_key_values(f->st, jv_str_c("a"),
+                                                  never_value, "value"));
+    expect_missing(f, jv_store_archive_context(f->st, &vv, never_dot, "dot"));
+    expect_missing(f, jv_store_vv(f->st, &vv));
+    expect_missing(f, jv_store_origin_head(f->st, &f->a.pk, &seq, hash));
+    expect_missing(
+        f, jv_store_log_after(f->st, &f->a.pk, 0, 0, 0, never_log, "log"));
+    expect_missing(f, jv_store_log_scan(f->st, never_log, "log"));
+    expect_missing(f, jv_store_held_list(f->st, never_held, "held"));
+    expect_missing(f, jv_store_replica_list(f->st, never_replica, "replica"));
+    expect_missing(f, jv_store_trust_list(f->st, never_trust, "trust"));
+    expect_missing(f, jv_store_is_trusted(f->st, &f->a.pk, &trusted));
+    assert_false(trusted);
+    /* Only the causal context's cloud gone: its vector is still read. */
+    raw_exec(f, "CREATE TABLE ctx(replica BLOB PRIMARY KEY NOT NULL, seq "
+                "INTEGER NOT NULL) WITHOUT ROWID; DROP TABLE ctx_cloud");
+    expect_missing(f, jv_store_archive_context(f->st, &vv, never_dot, "dot"));
+    assert_int_equal(jv_store_archive_context(f->st, &vv, NULL, NULL), JV_OK);
+    jv_vv_fini(&vv);
+}
+
 int main(void)
 {
     jv_test_seed();
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_counters),  T(test_counter_shares),
-        T(test_audit),     T(test_audit_across_minutes),
-        T(test_config),    T(test_archive),
-        T(test_log_after), T(test_held_replicas_trust),
+        T(test_counters),
+        T(test_counter_shares),
+        T(test_audit),
+        T(test_audit_across_minutes),
+        T(test_config),
+        T(test_archive),
+        T(test_log_after),
+        T(test_held_replicas_trust),
+        T(test_callback_error_stops),
+        T(test_damaged_rows),
+        T(test_tables_gone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

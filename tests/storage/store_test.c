@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "storetest.h"
@@ -363,6 +364,207 @@ static void test_missing_table_is_damage(void **state)
     expect_refused(f->db, JV_ECORRUPT, "peer");
 }
 
+/* Opens path with o, expecting `want` and a message that says `needle`. */
+static void expect_open(const char *path, const jv_store_opts *o, jv_err want,
+                        const char *needle)
+{
+    jv_store *st = (jv_store *)0x1;
+    char msg[256] = "";
+    jv_err err = jv_store_open(path, o, &st, msg, sizeof(msg));
+    printf("  %s: %s\n", jv_errname(err), msg);
+    assert_int_equal(err, want);
+    assert_null(st);
+    assert_non_null(strstr(msg, needle));
+}
+
+/* What is at the path is not a database to open (a directory, a path
+ * through a regular file), or not one to create or migrate without being
+ * asked to: refused, and nothing is written. */
+static void test_open_refusals(void **state)
+{
+    fx *f = *state;
+    jv_store_opts o;
+    jv_store_opts_default(&o);
+    o.create = true;
+    char *sub = st_path(f->dir, "sub");
+    assert_int_equal(mkdir(sub, 0700), 0);
+    expect_open(sub, &o, JV_EFOREIGN, "not a regular file");
+    st_write_file(f->db, "", 0);
+    char *through = st_path(f->db, "x.db"); /* node.db is a file */
+    expect_open(through, &o, JV_EIO, "Not a directory");
+
+    /* An empty file is a fresh database only when creating. */
+    o.create = false;
+    expect_open(f->db, &o, JV_ENOTFOUND, "create not requested");
+    expect_open(f->db, NULL, JV_ENOTFOUND, "create not requested");
+    /* An older schema migrates only on a writable open. */
+    raw_exec(f->db, "PRAGMA application_id = 1246910035");
+    size_t n0, n1;
+    uint8_t *before = st_read_file(f->db, &n0);
+    o.readonly = true;
+    expect_open(f->db, &o, JV_ESTATE, "open it writable");
+    uint8_t *after = st_read_file(f->db, &n1);
+    assert_int_equal(n0, n1);
+    assert_memory_equal(before, after, n0);
+    /* Default options open what exists. */
+    jv_store *st = NULL;
+    assert_int_equal(jv_store_open(f->db, NULL, &st, NULL, 0), JV_OK);
+    jv_store_close(st);
+    free(before);
+    free(after);
+    free(sub);
+    free(through);
+}
+
+/* A file cut short by whole pages (the header's page count says more),
+ * a header whose page size field says 65536 (the value 1), and one that
+ * only SQLite finds wrong. */
+static void test_truncated_refused(void **state)
+{
+    fx *f = *state;
+    make_store(f->db, 100);
+    size_t n;
+    uint8_t *p = st_read_file(f->db, &n);
+    size_t page = (size_t)p[16] << 8 | p[17];
+    assert_true(n / page > 4);
+    st_write_file(f->db, p, n - 2 * page);
+    expect_refused(f->db, JV_ECORRUPT, "truncated");
+    p[16] = 0x00;
+    p[17] = 0x01;
+    st_write_file(f->db, p, n);
+    expect_refused(f->db, JV_ECORRUPT, "65536-byte pages");
+    /* A header this check passes (512-byte pages) but SQLite rejects as
+     * not a database (255 reserved bytes a page leave too little room):
+     * the header said SQLite, so the file is damaged, not foreign. */
+    p[16] = 0x02;
+    p[17] = 0x00;
+    p[20] = 255;
+    st_write_file(f->db, p, n);
+    expect_refused(f->db, JV_ECORRUPT, "damaged database");
+    free(p);
+}
+
+/* A node id of the wrong size in the metadata is damage: reported, and
+ * no commit is signed under it. */
+static void test_damaged_self_refused(void **state)
+{
+    fx *f = *state;
+    make_store(f->db, 1);
+    raw_exec(f->db, "UPDATE meta SET value = x'0102' WHERE key = 'self'");
+    jv_store *st = st_open(f->db);
+    jv_keypair kp;
+    jv_id got;
+    st_keypair(&kp, 1);
+    assert_int_equal(jv_store_get_self(st, &got), JV_ECORRUPT);
+    assert_non_null(strstr(jv_store_errmsg(st), "node id of 2 bytes"));
+    assert_int_equal(jv_store_set_self(st, &kp.pk), JV_ECORRUPT);
+    jv_intent in = st_counter("hits", 1);
+    jv_write_group g = {.intents = &in, .n = 1};
+    jv_commit_info ci;
+    assert_int_equal(jv_store_commit_local(st, &kp, 5000, &g, 1, &ci),
+                     JV_ECORRUPT);
+    jv_store_close(st);
+    assert_int_equal(raw_int(f->db, "SELECT count(*) FROM batch"), 1);
+}
+
+static jv_err count_config(void *arg, const jv_config_row *r)
+{
+    (void)r;
+    (*(int *)arg)++;
+    return JV_OK;
+}
+
+static int config_rows(jv_store *st)
+{
+    int n = 0;
+    jv_err err = jv_store_config_list(st, jv_str_c(""), jv_str_c(""), 0,
+                                      count_config, &n);
+    assert_int_equal(err, JV_OK);
+    return n;
+}
+
+/* Between jv_store_read_begin and _end the reader sees one snapshot, even
+ * while another connection commits; after, it sees the commit. */
+static void test_read_snapshot(void **state)
+{
+    fx *f = *state;
+    make_store(f->db, 0);
+    jv_keypair kp;
+    st_keypair(&kp, 1);
+    jv_store *w = st_open(f->db), *r = st_open(f->db);
+    jv_intent in = st_config("a", "1", 100);
+    assert_int_equal(st_commit(w, &kp, 1000, &in, 1, NULL), JV_OK);
+    assert_int_equal(jv_store_read_begin(r), JV_OK);
+    assert_int_equal(config_rows(r), 1);
+    in = st_config("b", "2", 100);
+    assert_int_equal(st_commit(w, &kp, 1001, &in, 1, NULL), JV_OK);
+    assert_int_equal(config_rows(w), 2);
+    assert_int_equal(config_rows(r), 1);
+    jv_store_read_end(r);
+    assert_int_equal(config_rows(r), 2);
+    jv_store_close(r);
+    jv_store_close(w);
+}
+
+/* Another program holding the write lock: a write waits the busy timeout,
+ * then reports EBUSY and changes nothing; once the lock is gone, the same
+ * write succeeds. Statistics on a log_stats table gone: an error. */
+static void test_busy_then_free(void **state)
+{
+    fx *f = *state;
+    make_store(f->db, 0);
+    raw_exec(f->db, "DELETE FROM meta WHERE key = 'self'");
+    jv_store_opts o;
+    jv_store_opts_default(&o);
+    o.busy_timeout_ms = 20;
+    jv_store *st = st_open_opts(f->db, &o);
+    jv_keypair kp;
+    jv_id got;
+    st_keypair(&kp, 1);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(jv_store_set_self(st, &kp.pk), JV_EBUSY);
+    assert_int_equal(jv_store_get_self(st, &got), JV_ENOTFOUND);
+    assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(jv_store_set_self(st, &kp.pk), JV_OK);
+    assert_int_equal(jv_store_get_self(st, &got), JV_OK);
+    assert_memory_equal(got.b, kp.pk.b, JV_ID_LEN);
+
+    jv_store_stats s;
+    assert_int_equal(jv_store_stats_get(st, &s), JV_OK);
+    assert_int_equal(sqlite3_exec(db, "DROP TABLE log_stats", NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(jv_store_stats_get(st, &s), JV_ESTORAGE);
+    assert_non_null(strstr(jv_store_errmsg(st), "log_stats"));
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+    jv_store_close(st);
+}
+
+/* Recording the node id writes the metadata row and the replica row in
+ * one transaction: when the second fails, the first is not kept. With the
+ * metadata gone, reads and writes of it fail. */
+static void test_set_self_atomic(void **state)
+{
+    fx *f = *state;
+    jv_store *st = st_open(f->db);
+    jv_keypair kp;
+    jv_id got;
+    st_keypair(&kp, 1);
+    raw_exec(f->db, "DROP TABLE replica");
+    assert_int_equal(jv_store_set_self(st, &kp.pk), JV_ESTORAGE);
+    assert_int_equal(jv_store_get_self(st, &got), JV_ENOTFOUND);
+    raw_exec(f->db, "DROP TABLE meta");
+    assert_int_equal(jv_store_set_self(st, &kp.pk), JV_ESTORAGE);
+    char buf[8];
+    size_t len;
+    assert_int_equal(jv_store_meta_get(st, "self", buf, sizeof(buf), &len),
+                     JV_ESTORAGE);
+    assert_non_null(strstr(jv_store_errmsg(st), "no such table"));
+    jv_store_close(st);
+}
+
 int main(void)
 {
     jv_test_seed();
@@ -392,6 +594,14 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_table_is_damage, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_open_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_truncated_refused, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_damaged_self_refused, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_read_snapshot, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_busy_then_free, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_set_self_atomic, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
