@@ -445,6 +445,8 @@ static const struct {
     {"ctx_cloud", "SELECT replica, n FROM ctx_cloud ORDER BY replica, n"},
     {"trust", "SELECT node, trusted, stamp, set_by, name FROM trust ORDER BY "
               "node"},
+    {"succession", "SELECT old, new, last_seq, time_ms, sig FROM succession "
+                   "ORDER BY old"},
     {"vv", "SELECT origin, seq, hash FROM vv ORDER BY origin"},
 };
 
