@@ -872,12 +872,31 @@ static jv_err trust_entry(jv_store *st, const jv_id *id, bool *known, bool *out)
  * stops a loop in a damaged table. */
 #define SUCC_MAX_DEPTH 64
 
+/* Whether id is one of this node's earlier origins (store.h). */
+static jv_err own_origin(jv_store *st, const jv_id *id, bool *out)
+{
+    uint8_t ids[JV_OWN_ORIGINS_MAX * JV_ID_LEN];
+    size_t len = 0;
+    jv_err err =
+        jv_store_meta_get(st, JV_META_OWN_ORIGINS, ids, sizeof(ids), &len);
+    *out = false;
+    if (err == JV_ENOTFOUND)
+        return JV_OK;
+    if (err)
+        return err;
+    for (size_t i = 0; i + JV_ID_LEN <= len && i < sizeof(ids); i += JV_ID_LEN)
+        if (memcmp(ids + i, id->b, JV_ID_LEN) == 0)
+            *out = true;
+    return JV_OK;
+}
+
 jv_err jv_store_is_trusted(jv_store *st, const jv_id *id, bool *out)
 {
     jv_id self, cur, prev;
     bool known = false;
     jv_err err;
-    *out = false;
+    if ((err = own_origin(st, id, out)) || *out)
+        return err;
     if (jv__self(st, &self) == JV_OK) {
         /* This node, under its current origin or any earlier one. */
         cur = self;

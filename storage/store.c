@@ -1142,3 +1142,21 @@ jv_err jv_store_stats_get(jv_store *st, jv_store_stats *out)
     *out = r;
     return JV_OK;
 }
+
+jv_err jv_store_replace_self(jv_store *st, const jv_id *self)
+{
+    jv__tx tx;
+    jv_err err;
+    if ((err = jv__tx_begin(st, &tx)))
+        return err;
+    if ((err = jv_store_meta_set(st, self_key, self->b, JV_ID_LEN)) ||
+        (err = jv__replica_seen(st, self))) {
+        jv__tx_rollback(st, &tx);
+        return err;
+    }
+    if ((err = jv__tx_commit(st, &tx)))
+        return err; /* rolled back by jv__tx_commit */
+    st->self = *self;
+    st->have_self = true;
+    return JV_OK;
+}

@@ -177,7 +177,7 @@ static void test_status(void **state)
     API_FIELDS(j, "node_id", "name", "peer_address", "version", "started_at",
                "uptime_seconds", "database_bytes", "log", "version_vector",
                "held_batches", "peers", "reload", "cluster_keys",
-               "protocol_version");
+               "protocol_version", "origin");
     assert_string_equal(api_str(j, "node_id"), N.node_id);
     /* No SIGHUP yet: no reload to report. */
     assert_true(json_is_null(json_object_get(j, "reload")));
