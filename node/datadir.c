@@ -317,11 +317,24 @@ jv_err jv_datadir_prepare(const char *dir, const jv_store_opts *opts,
         goto fail;
     /* The origin this node signs its batches under: its identity's, or
      * a newer one since a restore. */
-    if ((err = jv_datadir_origin(dir,
-                                 jv_store_get_self(st, &self) == JV_OK ? &self
-                                                                      : NULL,
-                                 kp, &org, msg, msglen)))
+    if ((err = jv_datadir_origin(
+             dir, jv_store_get_self(st, &self) == JV_OK ? &self : NULL, kp,
+             &org, msg, msglen)))
         goto fail;
+    /* Restored by a version that fenced writes instead (the mark "1"):
+     * it must not sign under its origin before it has caught up, which
+     * this version no longer waits for. */
+    if (jv_store_meta_get(st, JV_META_RESTORED, flag, sizeof(flag), &flaglen) ==
+            JV_OK &&
+        flaglen == 1) {
+        set_msg(msg, msglen,
+                "%s was restored by an earlier version of jarvisd and has "
+                "not caught up with its peers yet: restore the backup again "
+                "with this version (jarvisd restore)",
+                dbpath);
+        err = JV_ESTATE;
+        goto fail;
+    }
     if ((err = jv_store_set_self(st, &org.pk))) {
         set_msg(msg, msglen,
                 "%s belongs to another node than %s (identity mismatch)",
@@ -377,8 +390,8 @@ jv_err jv_datadir_new_admin_key(const char *dir, char *path, size_t pathlen,
         return JV_ENOTFOUND;
     }
     memset(&org, 0, sizeof(org));
-    if ((err = jv_datadir_prepare(dir, NULL, &kp, &org, &st, &info, msg,
-                                  msglen)))
+    if ((err =
+             jv_datadir_prepare(dir, NULL, &kp, &org, &st, &info, msg, msglen)))
         return err;
     if (info.created_admin_key)
         goto out; /* its first key was never made: that one is new */
@@ -661,8 +674,8 @@ out:
 /* This node's current origin key, from its key files and what its live
  * database (if it still opens) says it is. */
 static jv_err current_origin(const char *dir, const char *db,
-                             const jv_keypair *node, jv_keypair *out,
-                             char *msg, size_t msglen)
+                             const jv_keypair *node, jv_keypair *out, char *msg,
+                             size_t msglen)
 {
     jv_store_opts o;
     jv_store *st = NULL;

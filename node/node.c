@@ -723,8 +723,8 @@ static jv_err open_data(jv_node *n, const jv_config *cfg, char *msg,
     /* The lock comes first: two starts on one data dir must not both
      * create an identity or an admin key. */
     if ((err = jv_datadir_lock(n->data_dir, &n->lockfd, msg, msglen)) ||
-        (err = jv_datadir_prepare(n->data_dir, &o, &n->kp, &n->origin,
-                                  &n->wst, &info, msg, msglen)) ||
+        (err = jv_datadir_prepare(n->data_dir, &o, &n->kp, &n->origin, &n->wst,
+                                  &info, msg, msglen)) ||
         (err =
              jv_datadir_backup_dir(n->data_dir, cfg->backup_dir, n->backup_dir,
                                    sizeof(n->backup_dir), msg, msglen)))

@@ -32,9 +32,9 @@ struct jv_node {
     const jv_config *cfg;     /* swapped by a reload (reload.h): loop thread */
     jv_sync sync;             /* cfg->sync, for other threads: never reloaded */
     struct jv_reload *reload; /* the last reload's outcome (reload.h) */
-    jv_keypair kp;     /* the node's identity: signs its peer messages */
-    jv_keypair origin; /* signs its batches: kp, or a newer key since a
-                          restore (datadir.h, jv_datadir_restore) */
+    jv_keypair kp;            /* the node's identity: signs its peer messages */
+    jv_keypair origin;        /* signs its batches: kp, or a newer key since a
+                                 restore (datadir.h, jv_datadir_restore) */
     char self_hex[JV_ID_HEX];
     char data_dir[PATH_MAX];
     char db_path[PATH_MAX];

@@ -90,9 +90,8 @@ static int run_init(const sub_args *a, FILE *out, FILE *err)
     memset(&info, 0, sizeof(info));
     jv_store_opts_default(&o);
     o.create = true;
-    jv_err e =
-        jv_datadir_prepare(a->dir, &o, &kp, NULL, NULL, &info, msg,
-                           sizeof(msg));
+    jv_err e = jv_datadir_prepare(a->dir, &o, &kp, NULL, NULL, &info, msg,
+                                  sizeof(msg));
     if (e) {
         fprintf(err, "jarvisd init: cannot prepare %s: %s\n", a->dir,
                 msg[0] ? msg : jv_strerror(e));

@@ -121,11 +121,11 @@ static int ctl_status(size_t i, ...)
         n++;
     va_end(ap);
     argv[n] = NULL;
-    int rc = n == 1   ? jv_cluster_ctl(&C, i, &pr, argv[0], (char *)NULL)
-             : n == 2 ? jv_cluster_ctl(&C, i, &pr, argv[0], argv[1],
-                                       (char *)NULL)
-                      : jv_cluster_ctl(&C, i, &pr, argv[0], argv[1], argv[2],
-                                       (char *)NULL);
+    int rc = n == 1 ? jv_cluster_ctl(&C, i, &pr, argv[0], (char *)NULL)
+             : n == 2
+                 ? jv_cluster_ctl(&C, i, &pr, argv[0], argv[1], (char *)NULL)
+                 : jv_cluster_ctl(&C, i, &pr, argv[0], argv[1], argv[2],
+                                  (char *)NULL);
     NT_OK(&C, rc);
     int st = pr.status;
     jv_proc_result_fini(&pr);

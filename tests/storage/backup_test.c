@@ -214,7 +214,8 @@ static void test_restore(void **state)
     jv_store_close(st);
 
     char msg[256] = "";
-    assert_int_equal(jv_store_restore(bk, f->db, NULL, NULL, msg, sizeof(msg)), JV_OK);
+    assert_int_equal(jv_store_restore(bk, f->db, NULL, NULL, msg, sizeof(msg)),
+                     JV_OK);
     st = st_open(f->db);
     char *now = st_export(st, true);
     assert_string_equal(saved, now);
@@ -236,7 +237,8 @@ static void test_restore(void **state)
     jv_store_close(st);
     /* Restoring onto a path with nothing there creates it. */
     char *fresh = st_path(f->dir, "fresh.db");
-    assert_int_equal(jv_store_restore(bk, fresh, NULL, NULL, msg, sizeof(msg)), JV_OK);
+    assert_int_equal(jv_store_restore(bk, fresh, NULL, NULL, msg, sizeof(msg)),
+                     JV_OK);
     st = st_open(fresh);
     char *again = st_export(st, true);
     assert_string_equal(saved, again);
@@ -433,8 +435,9 @@ static void test_damaged_backup_refused(void **state)
                      JV_EFOREIGN);
     printf("  refused: %s\n", msg);
     char *missing = st_path(f->dir, "missing.db");
-    assert_int_equal(jv_store_restore(missing, f->db, NULL, NULL, msg, sizeof(msg)),
-                     JV_ENOTFOUND);
+    assert_int_equal(
+        jv_store_restore(missing, f->db, NULL, NULL, msg, sizeof(msg)),
+        JV_ENOTFOUND);
 
     size_t n1;
     uint8_t *after = st_read_file(f->db, &n1);
@@ -519,7 +522,8 @@ static void test_restore_keeps_revocations(void **state)
     jv_store_close(st);
 
     char msg[256] = "";
-    assert_int_equal(jv_store_restore(backup, f->db, NULL, NULL, msg, sizeof(msg)), JV_OK);
+    assert_int_equal(
+        jv_store_restore(backup, f->db, NULL, NULL, msg, sizeof(msg)), JV_OK);
     assert_string_equal(msg, "");
     st = st_open(f->db);
     assert_int_equal(key_revoked_ms(st, "k_revoked"), 777000);
@@ -535,7 +539,8 @@ static void test_restore_keeps_revocations(void **state)
      * it could not carry the keys' revocations, and still restores. */
     st_write_file(f->db, "not a database at all, not even close", 37);
     msg[0] = '\0';
-    assert_int_equal(jv_store_restore(backup, f->db, NULL, NULL, msg, sizeof(msg)), JV_OK);
+    assert_int_equal(
+        jv_store_restore(backup, f->db, NULL, NULL, msg, sizeof(msg)), JV_OK);
     assert_non_null(strstr(msg, "could not be read"));
     st = st_open(f->db);
     assert_int_equal(key_revoked_ms(st, "k_revoked"), 0);
