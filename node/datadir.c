@@ -605,7 +605,27 @@ jv_err jv_datadir_origin(const char *dir, const jv_id *db_self,
 
 typedef struct {
     const jv_keypair *old, *next;
+    const jv_id *node; /* the node's identity */
 } succ_ctx;
+
+/* Whether the copy's origin id is one of this node's: its identity's, one
+ * of own (n bytes of ids), or a successor of one of those. */
+static bool ours(jv_store *st, jv_id id, const jv_id *node, const uint8_t *own,
+                 size_t n)
+{
+    for (int depth = 0; depth < JV_OWN_ORIGINS_MAX; depth++) {
+        if (jv_id_eq(&id, node))
+            return true;
+        for (size_t i = 0; i + JV_ID_LEN <= n; i += JV_ID_LEN)
+            if (memcmp(own + i, id.b, JV_ID_LEN) == 0)
+                return true;
+        jv_id prev;
+        if (jv_store_predecessor(st, &id, &prev) != JV_OK)
+            return false;
+        id = prev;
+    }
+    return false;
+}
 
 /* On the restored copy, before it is installed: from now on it signs
  * under next, whose first batch carries on for old (signed by old). */
@@ -625,15 +645,21 @@ static jv_err succeed(jv_store *st, void *arg, char *msg, size_t msglen)
         (err = jv_store_origin_head(st, &c->old->pk, &last, head)) ||
         (err = jv_store_stats_get(st, &stats)))
         goto out;
-    /* Its earlier origins stay its own (trusted, never signed again). */
+    /* Its earlier origins stay its own (trusted, never signed again):
+     * the backup's, unless it is another node's (--force), and the one
+     * it signed under until now. */
     if (jv_store_meta_get(st, JV_META_OWN_ORIGINS, own, sizeof(own), &nown) !=
             JV_OK ||
         nown > sizeof(own) - 2 * JV_ID_LEN)
         nown = 0;
-    memcpy(own + nown, prev_self.b, JV_ID_LEN);
-    memcpy(own + nown + JV_ID_LEN, c->old->pk.b, JV_ID_LEN);
+    if (!jv_id_eq(&prev_self, &c->old->pk) &&
+        ours(st, prev_self, c->node, own, nown)) {
+        memcpy(own + nown, prev_self.b, JV_ID_LEN);
+        nown += JV_ID_LEN;
+    }
+    memcpy(own + nown, c->old->pk.b, JV_ID_LEN);
     if ((err = jv_store_meta_set(st, JV_META_OWN_ORIGINS, own,
-                                 nown + 2 * JV_ID_LEN)) ||
+                                 nown + JV_ID_LEN)) ||
         (err = jv_store_replace_self(st, &c->next->pk)))
         goto out;
     jv_hlc_init(&clock, 0);
@@ -724,7 +750,7 @@ jv_err jv_datadir_restore(const char *dir, const char *src, char *msg,
         set_msg(msg, msglen, "cannot write %s: %s", pending, strerror(errno));
         goto out;
     }
-    succ_ctx c = {&old, &next};
+    succ_ctx c = {&old, &next, &node.pk};
     if ((err = jv_store_restore(src, db, succeed, &c, msg, msglen))) {
         unlink(pending);
         goto out;

@@ -920,6 +920,8 @@ jv_err jv_store_is_trusted(jv_store *st, const jv_id *id, bool *out)
             return err;
         if (known)
             return JV_OK;
+        if (i > 0 && ((err = own_origin(st, &cur, out)) || *out))
+            return err;
         if ((err = jv_store_predecessor(st, &cur, &prev)) == JV_ENOTFOUND)
             return JV_OK;
         if (err)

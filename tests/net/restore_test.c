@@ -16,7 +16,10 @@
  *     member's key), and a second successor of A's old origin (signed by
  *     that key), are both refused by B and change nothing;
  *   - restored and restarted at once, while every peer still remembers
- *     its vector from before, it writes at once too.
+ *     its vector from before, it writes at once too;
+ *   - restored twice from one backup (the second time from before the
+ *     first restore): each restore carries on for the origin it signed
+ *     under last, and every origin's writes come back to it.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -404,6 +407,61 @@ static void test_restored_at_once(void **state)
     no_conflicts(all, 3);
 }
 
+static void test_restored_twice(void **state)
+{
+    (void)state;
+    static char *const flags[] = {"--sync-interval", "300", "--peer-timeout",
+                                  "2000", NULL};
+    nt_expect e;
+    memset(&e, 0, sizeof e);
+    jv_cluster_opts o = {.n = 2, .flags = flags};
+    o.seed = jv_rng_next(&R);
+    NT_OK(&C, jv_cluster_init(&C, &o));
+    NT_OK(&C, jv_cluster_start_all(&C));
+    nt_random_writes(&C, 0, &R, 10, &e);
+    nt_converge(&C, NULL, 0, nt_ms(30000));
+    char backup[700];
+    take_backup(0, backup, sizeof backup);
+    const char *first = C.node[0].id;
+    nt_random_writes(&C, 0, &R, 10, &e);
+    nt_converge(&C, NULL, 0, nt_ms(30000));
+    json_int_t n1 = seq_of(0, first);
+
+    NT_OK(&C, jv_cluster_stop(&C, 0));
+    restore(0, backup);
+    NT_OK(&C, jv_cluster_start(&C, 0));
+    wait_writable(0, nt_ms(5000));
+    char *second = status_origin(0);
+    nt_random_writes(&C, 0, &R, 10, &e);
+    nt_converge(&C, NULL, 0, nt_ms(30000));
+    json_int_t n2 = seq_of(0, second);
+    NT_CHECK(&C, n2 > 10);
+
+    /* Again from the same backup, which knows nothing of `second`. */
+    NT_OK(&C, jv_cluster_stop(&C, 0));
+    restore(0, backup);
+    NT_OK(&C, jv_cluster_start(&C, 0));
+    wait_writable(0, nt_ms(5000));
+    char *third = status_origin(0);
+    NT_CHECK(&C, strcmp(third, second) != 0 && strcmp(third, first) != 0);
+    nt_random_writes(&C, 0, &R, 10, &e);
+    nt_converge(&C, NULL, 0, nt_ms(30000));
+    NT_CHECK(&C, seq_of(0, first) == n1);
+    NT_CHECK(&C, seq_of(0, second) == n2);
+    for (size_t i = 0; i < C.n; i++) {
+        NT_CHECK(&C, seq_of(i, third) == seq_of(0, third));
+        nt_check_expect(&C, i, &e);
+        json_t *hb = nt_req(&C, i, 200, "GET", NULL, "/v1/status");
+        NT_CHECK(&C,
+                 json_integer_value(json_object_get(hb, "held_batches")) == 0);
+        json_decref(hb);
+    }
+    size_t all[] = {0, 1};
+    no_conflicts(all, 2);
+    free(second);
+    free(third);
+}
+
 static int teardown(void **state)
 {
     (void)state;
@@ -417,6 +475,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_restore_with_a_peer_gone, teardown),
         cmocka_unit_test_teardown(test_restored_at_once, teardown),
+        cmocka_unit_test_teardown(test_restored_twice, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
