@@ -258,6 +258,40 @@ out:
     return err;
 }
 
+static jv_err count_peer(void *arg, const jv_peer_row *p)
+{
+    (void)p;
+    (*(size_t *)arg)++;
+    return JV_OK;
+}
+
+/* A database restored by an earlier version (the mark "1") signs under
+ * its old origin: it must not before it has caught up with its peers,
+ * which this version no longer waits for. Without peers it wrote at once
+ * already: the mark goes. */
+static jv_err legacy_restored(jv_store *st, const char *dbpath, char *msg,
+                              size_t msglen)
+{
+    uint8_t flag[4];
+    size_t flaglen = 0, npeers = 0;
+    jv_err err;
+    if (jv_store_meta_get(st, JV_META_RESTORED, flag, sizeof(flag), &flaglen) !=
+            JV_OK ||
+        flaglen != 1)
+        return JV_OK;
+    if ((err = jv_store_peer_list(st, count_peer, &npeers)))
+        return err;
+    if (npeers == 0)
+        return jv_store_meta_set(st, JV_META_RESTORED, "", 0);
+    set_msg(msg, msglen,
+            "%s was restored by an earlier version of jarvisd and has not "
+            "caught up with its peers yet: run that version until `jarvisctl "
+            "health` no longer says so, or restore the backup again with "
+            "this one (jarvisd restore)",
+            dbpath);
+    return JV_ESTATE;
+}
+
 jv_err jv_datadir_prepare(const char *dir, const jv_store_opts *opts,
                           jv_keypair *kp, jv_keypair *origin, jv_store **stp,
                           jv_datadir_info *info, char *msg, size_t msglen)
@@ -321,20 +355,8 @@ jv_err jv_datadir_prepare(const char *dir, const jv_store_opts *opts,
              dir, jv_store_get_self(st, &self) == JV_OK ? &self : NULL, kp,
              &org, msg, msglen)))
         goto fail;
-    /* Restored by a version that fenced writes instead (the mark "1"):
-     * it must not sign under its origin before it has caught up, which
-     * this version no longer waits for. */
-    if (jv_store_meta_get(st, JV_META_RESTORED, flag, sizeof(flag), &flaglen) ==
-            JV_OK &&
-        flaglen == 1) {
-        set_msg(msg, msglen,
-                "%s was restored by an earlier version of jarvisd and has "
-                "not caught up with its peers yet: restore the backup again "
-                "with this version (jarvisd restore)",
-                dbpath);
-        err = JV_ESTATE;
+    if ((err = legacy_restored(st, dbpath, msg, msglen)))
         goto fail;
-    }
     if ((err = jv_store_set_self(st, &org.pk))) {
         set_msg(msg, msglen,
                 "%s belongs to another node than %s (identity mismatch)",
@@ -605,8 +627,52 @@ jv_err jv_datadir_origin(const char *dir, const jv_id *db_self,
 
 typedef struct {
     const jv_keypair *old, *next;
-    const jv_id *node; /* the node's identity */
+    const jv_id *node;   /* the node's identity */
+    const char *live_db; /* the database being replaced */
 } succ_ctx;
+
+/* Applies one batch of the replaced database to the copy. */
+static jv_err carry_one(void *arg, const jv_log_row *r)
+{
+    jv_store *copy = arg;
+    jv_batch bt;
+    jv_err res, err = jv_batch_decode(r->body, r->len, &bt);
+    if (err)
+        return JV_OK; /* the replaced database is damaged: nothing to carry */
+    jv_store_batch b = {r->body, r->len, r->sig, r->hash, &bt};
+    err = jv_store_apply(copy, &b, 1, 0, &res, NULL);
+    jv_batch_fini(&bt);
+    return err;
+}
+
+/* The successions that made `old` this node's origin (the first batch of
+ * each of its origins after its identity's), from the database being
+ * replaced if it still opens: the copy may predate them, and if the node
+ * never ran since, no peer has them either. Without them a peer could
+ * not tell that the new origin is this node's. */
+static jv_err carry_chain(jv_store *copy, const succ_ctx *c)
+{
+    jv_store_opts o;
+    jv_store *live = NULL;
+    jv_id cur = c->old->pk, prev;
+    jv_err err = JV_OK;
+    jv_store_opts_default(&o);
+    o.readonly = true;
+    if (access(c->live_db, F_OK) != 0 ||
+        jv_store_open(c->live_db, &o, &live, NULL, 0) != JV_OK)
+        goto out;
+    for (int depth = 0; depth < JV_OWN_ORIGINS_MAX && !err; depth++) {
+        if (jv_id_eq(&cur, c->node))
+            break;
+        err = jv_store_log_after(live, &cur, 0, 1, 1, carry_one, copy);
+        if (jv_store_predecessor(live, &cur, &prev) != JV_OK)
+            break;
+        cur = prev;
+    }
+out:
+    jv_store_close(live);
+    return err;
+}
 
 /* Whether the copy's origin id is one of this node's: its identity's, one
  * of own (n bytes of ids), or a successor of one of those. */
@@ -641,7 +707,8 @@ static jv_err succeed(jv_store *st, void *arg, char *msg, size_t msglen)
     jv_hlc clock;
     jv_err err;
 
-    if ((err = jv_store_get_self(st, &prev_self)) ||
+    if ((err = carry_chain(st, c)) ||
+        (err = jv_store_get_self(st, &prev_self)) ||
         (err = jv_store_origin_head(st, &c->old->pk, &last, head)) ||
         (err = jv_store_stats_get(st, &stats)))
         goto out;
@@ -741,6 +808,13 @@ jv_err jv_datadir_restore(const char *dir, const char *src, char *msg,
                 dir, JV_DATADIR_KEY, JV_DATADIR_KEY);
         return JV_ENOTFOUND;
     }
+    /* A pending key (a restore stopped before its end) never signed
+     * anything that left the replaced database: the origin before it is
+     * the one to carry on for. */
+    if (unlink(pending) != 0 && errno != ENOENT) {
+        set_msg(msg, msglen, "cannot remove %s: %s", pending, strerror(errno));
+        return JV_EIO;
+    }
     if ((err = read_identity(keypath, &node, msg, msglen)) ||
         (err = current_origin(dir, db, &node, &old, msg, msglen)))
         goto out;
@@ -750,7 +824,7 @@ jv_err jv_datadir_restore(const char *dir, const char *src, char *msg,
         set_msg(msg, msglen, "cannot write %s: %s", pending, strerror(errno));
         goto out;
     }
-    succ_ctx c = {&old, &next, &node.pk};
+    succ_ctx c = {&old, &next, &node.pk, db};
     if ((err = jv_store_restore(src, db, succeed, &c, msg, msglen))) {
         unlink(pending);
         goto out;

@@ -17,9 +17,11 @@
  *     that key), are both refused by B and change nothing;
  *   - restored and restarted at once, while every peer still remembers
  *     its vector from before, it writes at once too;
- *   - restored twice from one backup (the second time from before the
- *     first restore): each restore carries on for the origin it signed
- *     under last, and every origin's writes come back to it.
+ *   - restored twice from one backup without running in between, then
+ *     again after running (from before both restores): each restore
+ *     carries on for the origin it signed under last (carrying the
+ *     successions no peer has seen yet), and every origin's writes come
+ *     back to it.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -427,7 +429,10 @@ static void test_restored_twice(void **state)
     nt_converge(&C, NULL, 0, nt_ms(30000));
     json_int_t n1 = seq_of(0, first);
 
+    /* Restored, and restored again before it ever ran: the peer has never
+     * seen the first restore's succession. */
     NT_OK(&C, jv_cluster_stop(&C, 0));
+    restore(0, backup);
     restore(0, backup);
     NT_OK(&C, jv_cluster_start(&C, 0));
     wait_writable(0, nt_ms(5000));
@@ -436,6 +441,10 @@ static void test_restored_twice(void **state)
     nt_converge(&C, NULL, 0, nt_ms(30000));
     json_int_t n2 = seq_of(0, second);
     NT_CHECK(&C, n2 > 10);
+    NT_CHECK(&C, seq_of(1, second) == n2);
+    json_t *hb = nt_req(&C, 1, 200, "GET", NULL, "/v1/status");
+    NT_CHECK(&C, json_integer_value(json_object_get(hb, "held_batches")) == 0);
+    json_decref(hb);
 
     /* Again from the same backup, which knows nothing of `second`. */
     NT_OK(&C, jv_cluster_stop(&C, 0));
@@ -451,7 +460,7 @@ static void test_restored_twice(void **state)
     for (size_t i = 0; i < C.n; i++) {
         NT_CHECK(&C, seq_of(i, third) == seq_of(0, third));
         nt_check_expect(&C, i, &e);
-        json_t *hb = nt_req(&C, i, 200, "GET", NULL, "/v1/status");
+        hb = nt_req(&C, i, 200, "GET", NULL, "/v1/status");
         NT_CHECK(&C,
                  json_integer_value(json_object_get(hb, "held_batches")) == 0);
         json_decref(hb);
