@@ -102,9 +102,11 @@ const jvc_cmd jvc_cmd_restore = {
             "Runs 'jarvisd restore FILE'. Offline: refuses while a node runs\n"
             "on the data dir. FILE is checked first (a Jarvis database,\n"
             "integrity, signatures, state equals replay); a bad backup\n"
-            "changes nothing. The old database is replaced atomically. A\n"
-            "node started on a restored database accepts writes again once\n"
-            "it has caught up with every peer.\n",
+            "changes nothing. The old database is replaced atomically. The\n"
+            "restored node signs under a new origin that carries on for its\n"
+            "old one (needs the data dir's node.key) and accepts writes at\n"
+            "once; 'jarvisctl health' says degraded until it has caught up\n"
+            "with every peer.\n",
     .run = exec_jarvisd,
 };
 

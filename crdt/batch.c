@@ -10,6 +10,7 @@
 
 static const uint8_t zero_hash[JV_HASH_LEN];
 static const char hash_domain[] = "jarvis/batch/v1";
+static const char succ_domain[] = "jarvis/succession/v1";
 
 /* A text field: at most max bytes, valid UTF-8, no NUL; non-empty if
  * required. */
@@ -74,6 +75,10 @@ jv_err jv_op_validate(const jv_op *op, uint64_t hlc)
              stamp_ok(op->trust.stamp, hlc) &&
              text_ok(op->trust.name, JV_OP_MAX_NAME, false);
         break;
+    case JV_OP_SUCCESSION:
+        ok = !jv_id_is_zero(&op->succ.old) && op->succ.last_seq <= JV_INT_MAX &&
+             op->succ.time_ms <= jv_hlc_ms(hlc);
+        break;
     }
     return ok ? JV_OK : JV_EINVAL;
 }
@@ -134,7 +139,27 @@ static void write_op(jv_mpw *w, const jv_op *op)
         jv_mpw_u64(w, op->trust.stamp);
         jv_mpw_jstr(w, op->trust.name);
         break;
+    case JV_OP_SUCCESSION:
+        jv_mpw_array(w, 5);
+        jv_mpw_u64(w, op->kind);
+        jv_mpw_id(w, &op->succ.old);
+        jv_mpw_u64(w, op->succ.last_seq);
+        jv_mpw_u64(w, op->succ.time_ms);
+        jv_mpw_bin(w, op->succ.sig, JV_SIG_LEN);
+        break;
     }
+}
+
+/* A succession op only as the first op of an origin's first batch, and
+ * for another origin. */
+static bool placement_ok(const jv_id *origin, uint64_t first_seq,
+                         const jv_op *ops, uint32_t nops)
+{
+    for (uint32_t i = 0; i < nops; i++)
+        if (ops[i].kind == JV_OP_SUCCESSION &&
+            (i != 0 || first_seq != 1 || jv_id_eq(&ops[i].succ.old, origin)))
+            return false;
+    return true;
 }
 
 static bool head_ok(uint64_t first_seq, uint64_t nops, uint64_t hlc,
@@ -159,6 +184,8 @@ jv_err jv_batch_encode(const jv_batch *b, jv_buf *out)
     for (uint32_t i = 0; i < b->nops; i++)
         if (jv_op_validate(&b->ops[i], b->hlc) != JV_OK)
             return JV_EINVAL;
+    if (!placement_ok(&b->origin, b->first_seq, b->ops, b->nops))
+        return JV_EINVAL;
 
     size_t start;
     jv_mpw w;
@@ -260,7 +287,7 @@ static jv_err read_op(jv_mpr *r, jv_op *op, dot_arena *a)
         return JV_EDECODE;
     if ((err = jv_mpr_u64(r, &kind)))
         return err;
-    static const uint32_t arity[JV_OP_KIND_COUNT] = {4, 6, 4, 6, 3, 5};
+    static const uint32_t arity[JV_OP_KIND_COUNT] = {4, 6, 4, 6, 3, 5, 5};
     if (kind >= JV_OP_KIND_COUNT)
         return JV_EDECODE;
     if (n != arity[kind])
@@ -309,6 +336,13 @@ static jv_err read_op(jv_mpr *r, jv_op *op, dot_arena *a)
             (err = jv_mpr_str(r, &op->trust.name, JV_OP_MAX_NAME)))
             return err;
         break;
+    case JV_OP_SUCCESSION:
+        if ((err = jv_mpr_id(r, &op->succ.old)) ||
+            (err = jv_mpr_u64(r, &op->succ.last_seq)) ||
+            (err = jv_mpr_u64(r, &op->succ.time_ms)) ||
+            (err = jv_mpr_bin_fixed(r, op->succ.sig, JV_SIG_LEN)))
+            return err;
+        break;
     }
     return JV_OK;
 }
@@ -350,6 +384,14 @@ jv_err jv_batch_decode(const void *body, size_t len, jv_batch *out)
             goto fail;
         }
     }
+    if (!placement_ok(&h.origin, h.first_seq, ops, h.nops)) {
+        err = JV_EDECODE;
+        goto fail;
+    }
+    /* Only old's key makes an origin carry on for old. */
+    if (ops[0].kind == JV_OP_SUCCESSION &&
+        (err = jv_succession_verify(&ops[0], &h.origin)))
+        goto fail;
     jv_free(dot_off);
     out->origin = h.origin;
     out->first_seq = h.first_seq;
@@ -433,6 +475,47 @@ jv_err jv_batch_verify(const void *body, size_t len,
         return err;
     if (hash_out)
         memcpy(hash_out, hash, JV_HASH_LEN);
+    return JV_OK;
+}
+
+static void succ_hash(const jv_id *old, const jv_id *new_origin,
+                      uint64_t last_seq, uint64_t time_ms,
+                      uint8_t out[JV_HASH_LEN])
+{
+    crypto_generichash_state st;
+    uint8_t be[16];
+    for (int i = 0; i < 8; i++) {
+        be[i] = (uint8_t)(last_seq >> (56 - 8 * i));
+        be[8 + i] = (uint8_t)(time_ms >> (56 - 8 * i));
+    }
+    crypto_generichash_init(&st, NULL, 0, JV_HASH_LEN);
+    crypto_generichash_update(&st, (const uint8_t *)succ_domain,
+                              sizeof(succ_domain) - 1);
+    crypto_generichash_update(&st, old->b, JV_ID_LEN);
+    crypto_generichash_update(&st, new_origin->b, JV_ID_LEN);
+    crypto_generichash_update(&st, be, sizeof(be));
+    crypto_generichash_final(&st, out, JV_HASH_LEN);
+}
+
+void jv_succession_sign(const jv_keypair *old, const jv_id *new_origin,
+                        uint64_t last_seq, uint64_t time_ms,
+                        uint8_t sig[JV_SIG_LEN])
+{
+    uint8_t h[JV_HASH_LEN];
+    succ_hash(&old->pk, new_origin, last_seq, time_ms, h);
+    crypto_sign_detached(sig, NULL, h, JV_HASH_LEN, old->sk);
+}
+
+jv_err jv_succession_verify(const jv_op *op, const jv_id *new_origin)
+{
+    uint8_t h[JV_HASH_LEN];
+    if (op->kind != JV_OP_SUCCESSION)
+        return JV_EINVAL;
+    succ_hash(&op->succ.old, new_origin, op->succ.last_seq, op->succ.time_ms,
+              h);
+    if (crypto_sign_verify_detached(op->succ.sig, h, JV_HASH_LEN,
+                                    op->succ.old.b) != 0)
+        return JV_ESIG;
     return JV_OK;
 }
 

@@ -26,6 +26,10 @@
  *                                              observed dots listed
  *   [4, key, [[id, n]..]]                      archive remove of observed dots
  *   [5, node (bin 32), trusted, stamp, name]   trust list entry (LWW per node)
+ *   [6, old (bin 32), last_seq, time_ms, sig (bin 64)]
+ *                                              succession: this origin
+ *                                              carries on for `old` (see
+ *                                              below)
  * Names, keys and texts are str (valid UTF-8, no NUL); values are str holding
  * JSON text; dot lists are sorted and free of duplicates. Every integer is at
  * most JV_INT_MAX.
@@ -55,9 +59,10 @@ typedef enum {
     JV_OP_ARCHIVE_ADD = 3,
     JV_OP_ARCHIVE_RM = 4,
     JV_OP_TRUST = 5,
+    JV_OP_SUCCESSION = 6,
 } jv_op_kind;
 
-#define JV_OP_KIND_COUNT 6
+#define JV_OP_KIND_COUNT 7
 
 typedef struct {
     jv_op_kind kind;
@@ -92,6 +97,13 @@ typedef struct {
             uint64_t stamp;
             jv_str name;
         } trust;
+        struct {
+            jv_id old;         /* the origin this one carries on for */
+            uint64_t last_seq; /* old's last sequence number the new
+                                  origin's node held when it took over */
+            uint64_t time_ms;
+            uint8_t sig[JV_SIG_LEN]; /* old's key: jv_succession_sign */
+        } succ;
     };
 } jv_op;
 
@@ -169,6 +181,19 @@ jv_err jv_batch_verify(const void *body, size_t len,
                        const uint8_t sig[JV_SIG_LEN], uint64_t applied,
                        const uint8_t last_hash[JV_HASH_LEN], jv_batch *out,
                        uint8_t hash_out[JV_HASH_LEN]);
+
+/* Succession (a node restored from a backup signs under a new origin):
+ *   sig = Ed25519_sign(old's secret key,
+ *         BLAKE2b-256("jarvis/succession/v1" || old || new ||
+ *                     last_seq (8, big endian) || time_ms (8, big endian)))
+ * A succession op is only ever the first op of its origin's first batch
+ * (first_seq 1), names another origin than its own, and its signature is
+ * checked by jv_batch_decode (JV_ESIG): nobody but the holder of old's key
+ * can make an origin carry on for old. */
+void jv_succession_sign(const jv_keypair *old, const jv_id *new_origin,
+                        uint64_t last_seq, uint64_t time_ms,
+                        uint8_t sig[JV_SIG_LEN]);
+jv_err jv_succession_verify(const jv_op *op, const jv_id *new_origin);
 
 /* A new random key pair (libsodium). */
 jv_err jv_keypair_generate(jv_keypair *kp);

@@ -496,15 +496,6 @@ void api_submit(api_ctx *c, jv_write_cb done)
         api_error(c, 503, "shutting_down", "the node is stopping");
         return;
     }
-    if (c->node->fenced && c->nintents) {
-        /* New operations now could reuse sequence numbers this node
-         * published before its backup was taken. */
-        api_error(c, 503, "catching_up",
-                  "this node was restored from a backup and is fetching "
-                  "its own newer operations from its peers; writes resume "
-                  "when it has caught up with every peer");
-        return;
-    }
     jv_repl_clock ck;
     if (c->nintents && c->node->repl &&
         (jv_repl_clock_get(c->node->repl, &ck), ck.skewed)) {

@@ -448,7 +448,7 @@ static int audit_intent(api_ctx *c, json_t *obj, jv_intent *in)
 static json_t *audit_result(api_ctx *c, const jv_intent *in)
 {
     jv_id self;
-    memcpy(&self, &c->node->kp.pk, sizeof(self));
+    memcpy(&self, &c->node->origin.pk, sizeof(self));
     return audit_json(&self, in->res.seq, in->op.audit.time_ms,
                       in->op.audit.actor, in->op.audit.action,
                       in->op.audit.target, in->op.audit.detail);
@@ -618,8 +618,8 @@ static int config_intents(api_ctx *c, jv_str key, json_t *obj, jv_intent *in)
 
 static json_t *config_result(api_ctx *c, const jv_intent *in)
 {
-    return config_json(in->op.config.key, in->op.config.value, &c->node->kp.pk,
-                       in->op.config.stamp);
+    return config_json(in->op.config.key, in->op.config.value,
+                       &c->node->origin.pk, in->op.config.stamp);
 }
 
 static void config_done(jv_write_req *r)
@@ -717,11 +717,11 @@ static json_t *archive_result(api_ctx *c, const jv_intent *in)
 {
     /* The add replaced every value of the key this node had seen: the
      * entry as GET gives it now, its one value in "all". */
-    json_t *e = archive_json(in->op.add.key, in->op.add.value, &c->node->kp.pk,
-                             in->op.add.stamp, 1);
+    json_t *e = archive_json(in->op.add.key, in->op.add.value,
+                             &c->node->origin.pk, in->op.add.stamp, 1);
     json_t *one = json_pack(
         "[{s:o,s:o,s:I,s:o}]", "value", api_value(in->op.add.value), "added_by",
-        api_id(&c->node->kp.pk), "stamp", (json_int_t)in->op.add.stamp,
+        api_id(&c->node->origin.pk), "stamp", (json_int_t)in->op.add.stamp,
         "added_at", api_time(jv_hlc_ms(in->op.add.stamp)));
     if (!e || !one) {
         json_decref(e);

@@ -185,11 +185,14 @@ void api_health(api_ctx *c)
 
     char why_repl[256];
     s_repl = jv_repl_health(n->repl, why_repl, sizeof(why_repl));
-    if (n->fenced) {
+    if (n->catching_up) {
+        size_t of = 0, done = jv_repl_caught_up_n(n->repl, &of);
         s_repl = s_repl < 50 ? s_repl : 50;
         snprintf(why_repl + strlen(why_repl),
                  sizeof(why_repl) - strlen(why_repl),
-                 "; restored from a backup, catching up before writes");
+                 "; restored from a backup, catching up on its old origin's "
+                 "operations (%zu of %zu peers done)",
+                 done, of);
     }
     int s_clock = clock_health(n, why, sizeof(why));
     if (s_clock < s_repl)
@@ -214,6 +217,11 @@ void api_health(api_ctx *c)
         score = 79;
     if (isolated >= JV_ISOLATED_UNHEALTHY_MS && score > 39)
         score = 39;
+    /* Writes work, but its state may lack what it had published after
+     * the backup: degraded until every peer has given that back (or the
+     * peers that never will are removed). */
+    if (n->catching_up && score > 79)
+        score = 79;
     const char *status = score >= 80   ? "healthy"
                          : score >= 40 ? "degraded"
                                        : "unhealthy";
@@ -286,6 +294,11 @@ void api_status(api_ctx *c)
         "peers", peers, "cluster_keys", keys, "protocol_version",
         JV_WIRE_VERSION);
     if (out) {
+        /* The origin its batches are signed under: node_id's, or a newer
+         * one since a restore (docs/protocol.md "A restored node"). */
+        char origin[JV_ID_HEX];
+        jv_id_hex(&n->origin.pk, origin);
+        json_object_set_new(out, "origin", json_string(origin));
         json_object_set_new(out, "reload", jv_reload_json(n));
         json_object_set_new(out, "replication_delay", delay_json(n->repl));
     }

@@ -218,7 +218,8 @@ static void set_trust(api_ctx *c, const char *hex, jv_str name, bool trusted)
     }
     if (keep_name(c, &id, &name))
         return;
-    if (!trusted && jv_id_eq(&id, &c->node->kp.pk)) {
+    if (!trusted && (jv_id_eq(&id, &c->node->kp.pk) ||
+                     jv_id_eq(&id, &c->node->origin.pk))) {
         api_error(c, 400, "invalid_field", "a node always trusts itself");
         return;
     }

@@ -15,8 +15,10 @@
 #include <unistd.h>
 
 #include "apply.h"
+#include "backup.h"
 #include "hlc.h"
 #include "local.h"
+#include "query.h"
 
 #define ADMIN_META "admin_key_created"
 
@@ -256,11 +258,47 @@ out:
     return err;
 }
 
+static jv_err count_peer(void *arg, const jv_peer_row *p)
+{
+    (void)p;
+    (*(size_t *)arg)++;
+    return JV_OK;
+}
+
+/* A database restored by an earlier version (the mark "1") signs under
+ * its old origin: it must not before it has caught up with its peers,
+ * which this version no longer waits for. Without peers it wrote at once
+ * already: the mark goes. */
+static jv_err legacy_restored(jv_store *st, const char *dbpath, char *msg,
+                              size_t msglen)
+{
+    uint8_t flag[4];
+    size_t flaglen = 0, npeers = 0;
+    jv_err err;
+    if (jv_store_meta_get(st, JV_META_RESTORED, flag, sizeof(flag), &flaglen) !=
+            JV_OK ||
+        flaglen != 1)
+        return JV_OK;
+    if ((err = jv_store_peer_list(st, count_peer, &npeers)))
+        return err;
+    if (npeers == 0)
+        return jv_store_meta_set(st, JV_META_RESTORED, "", 0);
+    set_msg(msg, msglen,
+            "%s was restored by an earlier version of jarvisd and has not "
+            "caught up with its peers yet: run that version until `jarvisctl "
+            "health` no longer says so, or restore the backup again with "
+            "this one (jarvisd restore)",
+            dbpath);
+    return JV_ESTATE;
+}
+
 jv_err jv_datadir_prepare(const char *dir, const jv_store_opts *opts,
-                          jv_keypair *kp, jv_store **stp, jv_datadir_info *info,
-                          char *msg, size_t msglen)
+                          jv_keypair *kp, jv_keypair *origin, jv_store **stp,
+                          jv_datadir_info *info, char *msg, size_t msglen)
 {
     char keypath[PATH_MAX], dbpath[PATH_MAX];
+    jv_keypair org;
+    jv_id self;
     jv_store *st = NULL;
     jv_store_opts o;
     jv_datadir_info local_info;
@@ -308,9 +346,18 @@ jv_err jv_datadir_prepare(const char *dir, const jv_store_opts *opts,
     int dbfd = open(dbpath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (dbfd >= 0)
         close(dbfd);
+    memset(&org, 0, sizeof(org));
     if ((err = jv_store_open(dbpath, &o, &st, msg, msglen)))
         goto fail;
-    if ((err = jv_store_set_self(st, &kp->pk))) {
+    /* The origin this node signs its batches under: its identity's, or
+     * a newer one since a restore. */
+    if ((err = jv_datadir_origin(
+             dir, jv_store_get_self(st, &self) == JV_OK ? &self : NULL, kp,
+             &org, msg, msglen)))
+        goto fail;
+    if ((err = legacy_restored(st, dbpath, msg, msglen)))
+        goto fail;
+    if ((err = jv_store_set_self(st, &org.pk))) {
         set_msg(msg, msglen,
                 "%s belongs to another node than %s (identity mismatch)",
                 dbpath, keypath);
@@ -318,7 +365,7 @@ jv_err jv_datadir_prepare(const char *dir, const jv_store_opts *opts,
     }
     err = jv_store_meta_get(st, ADMIN_META, flag, sizeof(flag), &flaglen);
     if (err == JV_ENOTFOUND) {
-        if ((err = create_admin_key(st, kp, info->admin_key_path, NULL,
+        if ((err = create_admin_key(st, &org, info->admin_key_path, NULL,
                                     "admin key made at first start (role "
                                     "admin)",
                                     0, msg, msglen)))
@@ -332,30 +379,25 @@ jv_err jv_datadir_prepare(const char *dir, const jv_store_opts *opts,
         *stp = st;
     else
         jv_store_close(st);
+    if (origin)
+        *origin = org;
+    jv_keypair_wipe(&org);
     return JV_OK;
 fail:
     jv_store_close(st);
     jv_keypair_wipe(kp);
+    jv_keypair_wipe(&org);
     return err;
-}
-
-static jv_err count_peer(void *arg, const jv_peer_row *p)
-{
-    (void)p;
-    (*(size_t *)arg)++;
-    return JV_OK;
 }
 
 jv_err jv_datadir_new_admin_key(const char *dir, char *path, size_t pathlen,
                                 char *msg, size_t msglen)
 {
     char keypath[PATH_MAX];
-    jv_keypair kp;
+    jv_keypair kp, org;
     jv_store *st = NULL;
     jv_datadir_info info;
     jv_store_stats stats;
-    uint8_t flag[4];
-    size_t flaglen = 0;
     jv_err err;
 
     if (jv_datadir_path(dir, JV_DATADIR_KEY, keypath, sizeof(keypath)) ||
@@ -369,38 +411,24 @@ jv_err jv_datadir_new_admin_key(const char *dir, char *path, size_t pathlen,
                 JV_DATADIR_KEY);
         return JV_ENOTFOUND;
     }
-    if ((err = jv_datadir_prepare(dir, NULL, &kp, &st, &info, msg, msglen)))
+    memset(&org, 0, sizeof(org));
+    if ((err =
+             jv_datadir_prepare(dir, NULL, &kp, &org, &st, &info, msg, msglen)))
         return err;
     if (info.created_admin_key)
         goto out; /* its first key was never made: that one is new */
-    /* A restored node signs nothing before it has caught up with its
-     * peers (backup.h): it could reuse a sequence number it published
-     * after the backup. Without peers it writes at once (as the node
-     * does). */
-    size_t npeers = 0;
-    if (jv_store_meta_get(st, JV_META_RESTORED, flag, sizeof(flag), &flaglen) ==
-            JV_OK &&
-        flaglen > 0 && jv_store_peer_list(st, count_peer, &npeers) == JV_OK &&
-        npeers > 0) {
-        set_msg(msg, msglen,
-                "%s was restored from a backup and has not caught up with "
-                "its peers yet; start the node until `jarvisctl health` "
-                "no longer says so, stop it and run this again",
-                dir);
-        err = JV_ESTATE;
-        goto out;
-    }
     if ((err = jv_store_stats_get(st, &stats))) {
         set_msg(msg, msglen, "cannot read %s: %s", dir, jv_store_errmsg(st));
         goto out;
     }
-    err = create_admin_key(st, &kp, path, "admin",
+    err = create_admin_key(st, &org, path, "admin",
                            "admin key made offline by jarvisd admin-key "
                            "(role admin)",
                            stats.max_hlc, msg, msglen);
 out:
     jv_store_close(st);
     jv_keypair_wipe(&kp);
+    jv_keypair_wipe(&org);
     return err;
 }
 
@@ -550,4 +578,264 @@ jv_err jv_api_secret_parse(jv_str t, char *kind, char id[24], uint8_t hash[32])
     id[14] = '\0';
     crypto_generichash(hash, 32, (const uint8_t *)t.p + 17, seclen, NULL, 0);
     return JV_OK;
+}
+
+/* -- origin and succession ------------------------------------------------ */
+
+static jv_err sync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return JV_EIO;
+    int rc = fsync(fd);
+    close(fd);
+    return rc == 0 ? JV_OK : JV_EIO;
+}
+
+jv_err jv_datadir_origin(const char *dir, const jv_id *db_self,
+                         const jv_keypair *node, jv_keypair *out, char *msg,
+                         size_t msglen)
+{
+    char path[PATH_MAX], pending[PATH_MAX];
+    jv_keypair next;
+    jv_err err;
+    if (jv_datadir_path(dir, JV_DATADIR_ORIGIN, path, sizeof(path)) ||
+        jv_datadir_path(dir, JV_DATADIR_ORIGIN ".new", pending,
+                        sizeof(pending))) {
+        set_msg(msg, msglen, "data dir path too long: %s", dir);
+        return JV_ETOOBIG;
+    }
+    /* A restore that stopped half-way: its key belongs to the database
+     * only if the restored copy was installed. */
+    if (access(pending, F_OK) == 0) {
+        if ((err = read_identity(pending, &next, msg, msglen)))
+            return err;
+        bool installed = db_self && jv_id_eq(db_self, &next.pk);
+        jv_keypair_wipe(&next);
+        if (installed ? rename(pending, path) != 0 : unlink(pending) != 0) {
+            set_msg(msg, msglen, "cannot settle %s: %s", pending,
+                    strerror(errno));
+            return JV_EIO;
+        }
+        sync_dir(dir);
+    }
+    if (access(path, F_OK) == 0)
+        return read_identity(path, out, msg, msglen);
+    *out = *node;
+    return JV_OK;
+}
+
+typedef struct {
+    const jv_keypair *old, *next;
+    const jv_id *node;   /* the node's identity */
+    const char *live_db; /* the database being replaced */
+} succ_ctx;
+
+/* Applies one batch of the replaced database to the copy. */
+static jv_err carry_one(void *arg, const jv_log_row *r)
+{
+    jv_store *copy = arg;
+    jv_batch bt;
+    jv_err res, err = jv_batch_decode(r->body, r->len, &bt);
+    if (err)
+        return JV_OK; /* the replaced database is damaged: nothing to carry */
+    jv_store_batch b = {r->body, r->len, r->sig, r->hash, &bt};
+    err = jv_store_apply(copy, &b, 1, 0, &res, NULL);
+    jv_batch_fini(&bt);
+    return err;
+}
+
+/* The successions that made `old` this node's origin (the first batch of
+ * each of its origins after its identity's), from the database being
+ * replaced if it still opens: the copy may predate them, and if the node
+ * never ran since, no peer has them either. Without them a peer could
+ * not tell that the new origin is this node's. */
+static jv_err carry_chain(jv_store *copy, const succ_ctx *c)
+{
+    jv_store_opts o;
+    jv_store *live = NULL;
+    jv_id cur = c->old->pk, prev;
+    jv_err err = JV_OK;
+    jv_store_opts_default(&o);
+    o.readonly = true;
+    if (access(c->live_db, F_OK) != 0 ||
+        jv_store_open(c->live_db, &o, &live, NULL, 0) != JV_OK)
+        goto out;
+    for (int depth = 0; depth < JV_OWN_ORIGINS_MAX && !err; depth++) {
+        if (jv_id_eq(&cur, c->node))
+            break;
+        err = jv_store_log_after(live, &cur, 0, 1, 1, carry_one, copy);
+        if (jv_store_predecessor(live, &cur, &prev) != JV_OK)
+            break;
+        cur = prev;
+    }
+out:
+    jv_store_close(live);
+    return err;
+}
+
+/* Whether the copy's origin id is one of this node's: its identity's, one
+ * of own (n bytes of ids), or a successor of one of those. */
+static bool ours(jv_store *st, jv_id id, const jv_id *node, const uint8_t *own,
+                 size_t n)
+{
+    for (int depth = 0; depth < JV_OWN_ORIGINS_MAX; depth++) {
+        if (jv_id_eq(&id, node))
+            return true;
+        for (size_t i = 0; i + JV_ID_LEN <= n; i += JV_ID_LEN)
+            if (memcmp(own + i, id.b, JV_ID_LEN) == 0)
+                return true;
+        jv_id prev;
+        if (jv_store_predecessor(st, &id, &prev) != JV_OK)
+            return false;
+        id = prev;
+    }
+    return false;
+}
+
+/* On the restored copy, before it is installed: from now on it signs
+ * under next, whose first batch carries on for old (signed by old). */
+static jv_err succeed(jv_store *st, void *arg, char *msg, size_t msglen)
+{
+    succ_ctx *c = arg;
+    jv_id prev_self;
+    jv_store_stats stats;
+    uint64_t last = 0, stamp, now = wall_ms();
+    uint8_t head[JV_HASH_LEN], own[JV_OWN_ORIGINS_MAX * JV_ID_LEN];
+    size_t nown = 0;
+    char old_hex[JV_ID_HEX], target[80], detail[256];
+    jv_hlc clock;
+    jv_err err;
+
+    if ((err = carry_chain(st, c)) ||
+        (err = jv_store_get_self(st, &prev_self)) ||
+        (err = jv_store_origin_head(st, &c->old->pk, &last, head)) ||
+        (err = jv_store_stats_get(st, &stats)))
+        goto out;
+    /* Its earlier origins stay its own (trusted, never signed again):
+     * the backup's, unless it is another node's (--force), and the one
+     * it signed under until now. */
+    if (jv_store_meta_get(st, JV_META_OWN_ORIGINS, own, sizeof(own), &nown) !=
+            JV_OK ||
+        nown > sizeof(own) - 2 * JV_ID_LEN)
+        nown = 0;
+    if (!jv_id_eq(&prev_self, &c->old->pk) &&
+        ours(st, prev_self, c->node, own, nown)) {
+        memcpy(own + nown, prev_self.b, JV_ID_LEN);
+        nown += JV_ID_LEN;
+    }
+    memcpy(own + nown, c->old->pk.b, JV_ID_LEN);
+    if ((err = jv_store_meta_set(st, JV_META_OWN_ORIGINS, own,
+                                 nown + JV_ID_LEN)) ||
+        (err = jv_store_replace_self(st, &c->next->pk)))
+        goto out;
+    jv_hlc_init(&clock, 0);
+    jv_hlc_seed(&clock, stats.max_hlc);
+    if ((err = jv_hlc_now(&clock, now, &stamp)))
+        goto out;
+    jv_intent in[2];
+    memset(in, 0, sizeof(in));
+    in[0].op.kind = JV_OP_SUCCESSION;
+    in[0].op.succ.old = c->old->pk;
+    in[0].op.succ.last_seq = last;
+    in[0].op.succ.time_ms = now;
+    jv_succession_sign(c->old, &c->next->pk, last, now, in[0].op.succ.sig);
+    jv_id_hex(&c->old->pk, old_hex);
+    jv_id_hex(&c->next->pk, target + snprintf(target, 8, "origin/"));
+    snprintf(detail, sizeof(detail),
+             "restored from a backup; carries on for origin %.16s... after "
+             "its sequence number %llu",
+             old_hex, (unsigned long long)last);
+    in[1].op.kind = JV_OP_AUDIT;
+    in[1].op.audit.time_ms = now;
+    in[1].op.audit.actor = jv_str_c("jarvisd");
+    in[1].op.audit.action = jv_str_c("node.restore");
+    in[1].op.audit.target = jv_str_c(target);
+    in[1].op.audit.detail = jv_str_c(detail);
+    jv_write_group g = {.intents = in, .n = 2};
+    if ((err = jv_store_commit_local(st, c->next, stamp, &g, 1, NULL)) ||
+        (err = g.result))
+        goto out;
+    err = jv_store_meta_set(st, JV_META_RESTORED, c->old->pk.b, JV_ID_LEN);
+out:
+    if (err)
+        set_msg(msg, msglen, "restore: cannot start the new origin: %s",
+                jv_store_errmsg(st));
+    return err;
+}
+
+/* This node's current origin key, from its key files and what its live
+ * database (if it still opens) says it is. */
+static jv_err current_origin(const char *dir, const char *db,
+                             const jv_keypair *node, jv_keypair *out, char *msg,
+                             size_t msglen)
+{
+    jv_store_opts o;
+    jv_store *st = NULL;
+    jv_id self;
+    bool have = false;
+    jv_store_opts_default(&o);
+    o.readonly = true;
+    if (access(db, F_OK) == 0 && jv_store_open(db, &o, &st, NULL, 0) == JV_OK)
+        have = jv_store_get_self(st, &self) == JV_OK;
+    jv_store_close(st);
+    return jv_datadir_origin(dir, have ? &self : NULL, node, out, msg, msglen);
+}
+
+jv_err jv_datadir_restore(const char *dir, const char *src, char *msg,
+                          size_t msglen)
+{
+    char keypath[PATH_MAX], db[PATH_MAX], path[PATH_MAX], pending[PATH_MAX];
+    jv_keypair node, old, next;
+    jv_err err;
+    memset(&node, 0, sizeof(node));
+    memset(&old, 0, sizeof(old));
+    memset(&next, 0, sizeof(next));
+    if (jv_datadir_path(dir, JV_DATADIR_KEY, keypath, sizeof(keypath)) ||
+        jv_datadir_path(dir, JV_DATADIR_DB, db, sizeof(db)) ||
+        jv_datadir_path(dir, JV_DATADIR_ORIGIN, path, sizeof(path)) ||
+        jv_datadir_path(dir, JV_DATADIR_ORIGIN ".new", pending,
+                        sizeof(pending))) {
+        set_msg(msg, msglen, "data dir path too long: %s", dir);
+        return JV_ETOOBIG;
+    }
+    /* Only the node's key can hand its standing on to the new origin. */
+    if (access(keypath, F_OK) != 0) {
+        set_msg(msg, msglen,
+                "%s has no %s: a restore needs the node's identity (copy "
+                "%s from the node's old data dir, mode 0600) or a new node "
+                "(jarvisd init, then trust it)",
+                dir, JV_DATADIR_KEY, JV_DATADIR_KEY);
+        return JV_ENOTFOUND;
+    }
+    /* A pending key (a restore stopped before its end) never signed
+     * anything that left the replaced database: the origin before it is
+     * the one to carry on for. */
+    if (unlink(pending) != 0 && errno != ENOENT) {
+        set_msg(msg, msglen, "cannot remove %s: %s", pending, strerror(errno));
+        return JV_EIO;
+    }
+    if ((err = read_identity(keypath, &node, msg, msglen)) ||
+        (err = current_origin(dir, db, &node, &old, msg, msglen)))
+        goto out;
+    if ((err = jv_keypair_generate(&next)))
+        goto out;
+    if ((err = write_private(pending, next.sk, sizeof(next.sk)))) {
+        set_msg(msg, msglen, "cannot write %s: %s", pending, strerror(errno));
+        goto out;
+    }
+    succ_ctx c = {&old, &next, &node.pk, db};
+    if ((err = jv_store_restore(src, db, succeed, &c, msg, msglen))) {
+        unlink(pending);
+        goto out;
+    }
+    /* Installed: the new key goes with it (or at the next start, which
+     * settles a pending key the database names). */
+    if (rename(pending, path) == 0)
+        sync_dir(dir);
+out:
+    jv_keypair_wipe(&node);
+    jv_keypair_wipe(&old);
+    jv_keypair_wipe(&next);
+    return err;
 }

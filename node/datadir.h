@@ -3,6 +3,9 @@
  *
  *   <dir>/node.key      Ed25519 secret key, 64 raw bytes, mode 0600
  *   <dir>/node.id       the public key (replica id) in hex, for humans
+ *   <dir>/origin.key    after a restore: the Ed25519 secret key this node
+ *                       signs its batches with (its origin), mode 0600;
+ *                       without it the origin is node.key's
  *   <dir>/jarvis.db     the SQLite database (+ -wal, -shm)
  *   <dir>/admin.key     the first admin API key, mode 0600 (created once;
  *                       the operator may delete it after storing it)
@@ -24,6 +27,7 @@
 #define JV_DATADIR_DB       "jarvis.db"
 #define JV_DATADIR_KEY      "node.key"
 #define JV_DATADIR_ID       "node.id"
+#define JV_DATADIR_ORIGIN   "origin.key"
 #define JV_DATADIR_ADMINKEY "admin.key"
 #define JV_DATADIR_LOCK     "jarvisd.lock"
 #define JV_DATADIR_APIADDR  "api.addr"
@@ -48,20 +52,40 @@ jv_err jv_datadir_path(const char *dir, const char *name, char *out,
  * and, the first time, an admin API key stored hashed in the database
  * with its key.create audit entry and written once to admin.key (0600).
  * Later calls change nothing and report nothing created. kp receives the
- * node's key pair (wipe it with jv_keypair_wipe); st, if not NULL,
+ * node's key pair (wipe it with jv_keypair_wipe), origin (if not NULL) the
+ * key its batches are signed with (jv_datadir_origin); st, if not NULL,
  * receives the open store (writer connection, opts as given). msg gets a
  * one-line reason on failure (a key file that is unreadable, damaged or
  * too open: JV_EPERM / JV_ECORRUPT; a database refused by jv_store_open). */
 jv_err jv_datadir_prepare(const char *dir, const jv_store_opts *opts,
-                          jv_keypair *kp, jv_store **st, jv_datadir_info *info,
-                          char *msg, size_t msglen);
+                          jv_keypair *kp, jv_keypair *origin, jv_store **st,
+                          jv_datadir_info *info, char *msg, size_t msglen);
+
+/* The key this node signs its batches with: origin.key, else the node's
+ * own (node). A pending origin.key.new (a restore that stopped before its
+ * end) is kept if db_self, the database's recorded origin (NULL if
+ * unknown), is its, else removed. */
+jv_err jv_datadir_origin(const char *dir, const jv_id *db_self,
+                         const jv_keypair *node, jv_keypair *out, char *msg,
+                         size_t msglen);
+
+/* `jarvisd restore`: replaces the database with the backup src (checked
+ * first, storage/backup.h) under a new origin. The node never signs under
+ * its current origin again: it may have signed batches after the backup
+ * that only its peers hold now. Instead a new origin key is made
+ * (origin.key), and its first batch is a succession signed by the current
+ * origin's key (batch.h), which peers accept because they trust that one:
+ * the node writes at once, whatever its peers' state, and its old
+ * origin's later batches come back to it as any origin's do. Needs
+ * node.key (JV_ENOTFOUND). A failure changes nothing. */
+jv_err jv_datadir_restore(const char *dir, const char *src, char *msg,
+                          size_t msglen);
 
 /* Offline recovery of admin access (`jarvisd admin-key`): makes a new
  * admin API key named "admin-<id>", stored hashed with its key.create
  * audit entry, and writes it to <dir>/admin.key (0600, replacing that
  * file); path receives that file's path. The caller holds the lock (the
- * node is stopped). JV_ENOTFOUND if dir has no identity, JV_ESTATE on a
- * restored database that has not caught up yet. */
+ * node is stopped). JV_ENOTFOUND if dir has no identity. */
 jv_err jv_datadir_new_admin_key(const char *dir, char *path, size_t pathlen,
                                 char *msg, size_t msglen);
 

@@ -294,7 +294,7 @@ static jv_err clear_restored(jv_store *st, void *arg)
     return jv_store_meta_set(st, JV_META_RESTORED, "", 0);
 }
 
-static void unfenced(jv_write_req *r)
+static void caught_up_done(jv_write_req *r)
 {
     if (r->err || r->group.result)
         jv_warn("node", "cannot clear the restored mark: %s",
@@ -302,18 +302,17 @@ static void unfenced(jv_write_req *r)
     jv_free(r);
 }
 
-/* A restored node accepts writes again once it has pulled from every peer
- * whatever it had already published before the backup was taken. */
-static void unfence(jv_node *n)
+/* A restored node has caught up once it has pulled from every peer what
+ * its old origin had published after the backup was taken. */
+static void caught_up(jv_node *n)
 {
     jv_write_req *r = jv_calloc(1, sizeof(*r));
-    n->fenced = false;
-    jv_info("node", "caught up with every peer after the restore: accepting "
-                    "writes again");
+    n->catching_up = false;
+    jv_info("node", "caught up with every peer after the restore");
     if (!r)
         return;
     r->group.local = clear_restored;
-    r->done = unfenced;
+    r->done = caught_up_done;
     r->arg = r;
     jv_writer_submit(n->writer, r);
 }
@@ -328,8 +327,8 @@ static void on_tick(uv_timer_t *t)
         n->window_start_ms = now;
     }
     jv_auth_sweep(n->auth, now);
-    if (n->fenced && n->repl && jv_repl_caught_up(n->repl))
-        unfence(n);
+    if (n->catching_up && n->repl && jv_repl_caught_up(n->repl))
+        caught_up(n);
     static const uint64_t every = PURGE_EVERY_MS / TICK_MS;
     if (++n->ticks % every == 0 && !n->stopping) {
         purge_req *p = jv_calloc(1, sizeof(*p));
@@ -656,7 +655,7 @@ static jv_err start_replication(jv_node *n, char *msg, size_t msglen)
     const jv_config *cfg = n->cfg;
     const char *listen = NULL;
     jv_repl_opts ro;
-    uint8_t flag[4];
+    uint8_t flag[JV_ID_LEN];
     size_t flaglen;
     jv_err err;
 
@@ -719,11 +718,18 @@ static jv_err start_replication(jv_node *n, char *msg, size_t msglen)
 
     if (jv_store_meta_get(n->rst, JV_META_RESTORED, flag, sizeof(flag),
                           &flaglen) == JV_OK &&
-        flaglen > 0) {
-        n->fenced = jv_repl_npeers(n->repl) > 0;
-        if (n->fenced)
-            jv_warn("node", "restored from a backup: local writes wait until "
-                            "every peer has been caught up with");
+        flaglen == JV_ID_LEN) {
+        memcpy(n->restored_from.b, flag, JV_ID_LEN);
+        n->catching_up = jv_repl_npeers(n->repl) > 0;
+        if (n->catching_up) {
+            char hex[JV_ID_HEX];
+            jv_id_hex(&n->origin.pk, hex);
+            jv_warn("node",
+                    "restored from a backup: writing under the new origin "
+                    "%.16s; catching up with every peer on what the old one "
+                    "published",
+                    hex);
+        }
     }
     return jv_node_trust_bootstrap(n, &n->cfg->trust, msg, msglen);
 }
@@ -744,8 +750,8 @@ static jv_err open_data(jv_node *n, const jv_config *cfg, char *msg,
     /* The lock comes first: two starts on one data dir must not both
      * create an identity or an admin key. */
     if ((err = jv_datadir_lock(n->data_dir, &n->lockfd, msg, msglen)) ||
-        (err = jv_datadir_prepare(n->data_dir, &o, &n->kp, &n->wst, &info, msg,
-                                  msglen)) ||
+        (err = jv_datadir_prepare(n->data_dir, &o, &n->kp, &n->origin, &n->wst,
+                                  &info, msg, msglen)) ||
         (err =
              jv_datadir_backup_dir(n->data_dir, cfg->backup_dir, n->backup_dir,
                                    sizeof(n->backup_dir), msg, msglen)))
@@ -794,7 +800,8 @@ static jv_err start_services(jv_node *n, const jv_config *cfg, char *msg,
         fmt(msg, msglen, "cannot load API keys: %s", jv_store_errmsg(n->rst));
         return err;
     }
-    if ((err = jv_writer_start(n->loop, n->wst, &n->kp, &n->hlc, &n->writer))) {
+    if ((err = jv_writer_start(n->loop, n->wst, &n->origin, &n->hlc,
+                               &n->writer))) {
         fmt(msg, msglen, "cannot start the writer thread");
         return err;
     }
@@ -902,6 +909,7 @@ fail:
     jv_datadir_unlock(n->lockfd);
     n->lockfd = -1;
     jv_keypair_wipe(&n->kp);
+    jv_keypair_wipe(&n->origin);
     jv_keyring_wipe(&n->ring);
     return err;
 }
@@ -917,5 +925,6 @@ void jv_node_fini(jv_node *n)
     jv_datadir_unlock(n->lockfd);
     n->lockfd = -1;
     jv_keypair_wipe(&n->kp);
+    jv_keypair_wipe(&n->origin);
     jv_reload_free(n);
 }

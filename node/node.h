@@ -32,7 +32,9 @@ struct jv_node {
     const jv_config *cfg;     /* swapped by a reload (reload.h): loop thread */
     jv_sync sync;             /* cfg->sync, for other threads: never reloaded */
     struct jv_reload *reload; /* the last reload's outcome (reload.h) */
-    jv_keypair kp;
+    jv_keypair kp;            /* the node's identity: signs its peer messages */
+    jv_keypair origin;        /* signs its batches: kp, or a newer key since a
+                                 restore (datadir.h, jv_datadir_restore) */
     char self_hex[JV_ID_HEX];
     char data_dir[PATH_MAX];
     char db_path[PATH_MAX];
@@ -55,7 +57,11 @@ struct jv_node {
     struct jv_repl *repl; /* peers and sync */
     jv_keyring ring;      /* cluster keys (empty: plaintext peers) */
     char peer_bound[256]; /* where peers reach us ("" if not listening) */
-    bool fenced; /* restored from a backup: no local writes until caught up */
+    /* Restored from a backup and not caught up yet with every peer: its
+     * old origin's later batches may still be out there (health only; it
+     * writes at once, under its new origin). */
+    bool catching_up;
+    jv_id restored_from; /* that old origin */
 
     uv_signal_t sigterm, sigint, sighup;
     uv_timer_t tick;

@@ -97,8 +97,8 @@ static int run_init(const sub_args *a, FILE *out, FILE *err)
     memset(&info, 0, sizeof(info));
     jv_store_opts_default(&o);
     o.create = true;
-    jv_err e =
-        jv_datadir_prepare(a->dir, &o, &kp, NULL, &info, msg, sizeof(msg));
+    jv_err e = jv_datadir_prepare(a->dir, &o, &kp, NULL, NULL, &info, msg,
+                                  sizeof(msg));
     if (e) {
         fprintf(err, "jarvisd init: cannot prepare %s: %s\n", a->dir,
                 msg[0] ? msg : jv_strerror(e));
@@ -144,6 +144,32 @@ static void db_owner(const char *path, char out[JV_ID_HEX])
     jv_store_close(st);
 }
 
+/* Whether the database at path names hex as one of this node's earlier
+ * origins (a backup from before a restore is the node's own). */
+static bool db_own_origin(const char *path, const char *hex)
+{
+    jv_store_opts o;
+    jv_store *st = NULL;
+    uint8_t own[JV_OWN_ORIGINS_MAX * JV_ID_LEN];
+    size_t len = 0;
+    bool yes = false;
+    char h[JV_ID_HEX];
+    jv_store_opts_default(&o);
+    o.readonly = true;
+    if (jv_store_open(path, &o, &st, NULL, 0) == JV_OK &&
+        jv_store_meta_get(st, JV_META_OWN_ORIGINS, own, sizeof(own), &len) ==
+            JV_OK)
+        for (size_t i = 0; i + JV_ID_LEN <= len && i < sizeof(own);
+             i += JV_ID_LEN) {
+            jv_id id;
+            memcpy(id.b, own + i, JV_ID_LEN);
+            jv_id_hex(&id, h);
+            yes |= strcmp(h, hex) == 0;
+        }
+    jv_store_close(st);
+    return yes;
+}
+
 static int run_restore(const sub_args *a, FILE *out, FILE *err)
 {
     char db[PATH_MAX], msg[512] = "";
@@ -157,7 +183,8 @@ static int run_restore(const sub_args *a, FILE *out, FILE *err)
     db_owner(a->arg, backup_owner);
     db_owner(db, dir_owner);
     if (!a->force && backup_owner[0] && dir_owner[0] &&
-        strcmp(backup_owner, dir_owner) != 0) {
+        strcmp(backup_owner, dir_owner) != 0 &&
+        !db_own_origin(db, backup_owner)) {
         fprintf(err,
                 "jarvisd restore: %s is a backup of node %.12s..., but %s "
                 "belongs to node %.12s...; pass --force to restore it "
@@ -165,7 +192,7 @@ static int run_restore(const sub_args *a, FILE *out, FILE *err)
                 a->arg, backup_owner, a->dir, dir_owner);
         return 1;
     }
-    jv_err e = jv_store_restore(a->arg, db, msg, sizeof(msg));
+    jv_err e = jv_datadir_restore(a->dir, a->arg, msg, sizeof(msg));
     if (e) {
         fprintf(err, "jarvisd restore: %s: %s; the data dir is unchanged\n",
                 a->arg, msg[0] ? msg : jv_strerror(e));
@@ -179,7 +206,10 @@ static int run_restore(const sub_args *a, FILE *out, FILE *err)
         return print_json(json_pack("{s:s,s:s,s:s}", "data_dir", a->dir,
                                     "database", db, "restored_from", a->arg),
                           out, err);
-    fprintf(out, "restored %s from %s; start the node again\n", db, a->arg);
+    fprintf(out,
+            "restored %s from %s under a new origin (it carries on for the "
+            "old one); start the node again\n",
+            db, a->arg);
     return 0;
 }
 

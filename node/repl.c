@@ -607,14 +607,14 @@ static void fresh_note(jv_repl *r, const jv_id *from, uint64_t stamp)
     r->fresh[at].stamp = stamp;
 }
 
-/* True if v claims more of this node's own log than it holds: a forgery
- * (nobody can hold our batches we did not sign), unless this node was
- * restored from a backup and is fenced until it has its own batches back
- * from its peers, who then rightly hold more of them. */
+/* True if v claims more of this node's own log (its current origin's)
+ * than it holds: a forgery, since nobody can hold our batches we did not
+ * sign. (A node restored from a backup signs under a new origin: what its
+ * peers hold beyond the backup is its old origin's, no longer its own.) */
 static bool overclaims(jv_repl *r, const jv_vv *v)
 {
-    const jv_id *self = &r->node->kp.pk;
-    if (r->node->fenced || jv_vv_get(v, self) <= jv_vv_get(&r->applied, self))
+    const jv_id *self = &r->node->origin.pk;
+    if (jv_vv_get(v, self) <= jv_vv_get(&r->applied, self))
         return false;
     /* A commit whose completion has not reached the loop yet: look at the
      * store itself before refusing. */
@@ -935,11 +935,12 @@ static void continue_exchange(jv_repl *r, const char *addr, bool more)
     if (!p || p->state != P_APPLYING)
         return;
     p->state = P_IDLE;
-    /* Nothing more to pull, and it holds nothing of our own origin that we
-     * lack: what a restored node waits for before it writes again (it
-     * might otherwise reuse a sequence number). The second condition
-     * matters because a peer may leave out what it believes we hold. */
-    if (!more && p->claim_self <= jv_vv_get(&r->applied, &r->node->kp.pk))
+    /* Nothing more to pull, and it holds nothing of the origin we were
+     * restored from that we lack: what a restored node's health waits for.
+     * The second condition matters because a peer may leave out what it
+     * believes we hold. */
+    if (!more &&
+        p->claim_self <= jv_vv_get(&r->applied, &r->node->restored_from))
         p->caught_up = true;
     if (r->stopping)
         return;
@@ -1529,7 +1530,7 @@ static void take_reply(jv_repl *r, peer *p, const jv_msg *m)
     jv_vv_merge(&p->delivered, &p->sent);
     p->delivered_stamp = m->stamp;
     p->delivered_ms = jv_now_ms();
-    p->claim_self = jv_vv_get(&m->have, &r->node->kp.pk);
+    p->claim_self = jv_vv_get(&m->have, &r->node->restored_from);
     if (!p->reachable)
         jv_info("repl", "peer %s reachable", p->addr);
     p->reachable = true;
@@ -2163,7 +2164,7 @@ void jv_repl_local_committed(jv_repl *r)
     if (r->stopping)
         return;
     jv_store_vv(r->node->rst, &r->applied);
-    kick(r, NULL, NULL, &r->node->kp.pk, 1);
+    kick(r, NULL, NULL, &r->node->origin.pk, 1);
 }
 
 size_t jv_repl_npeers(const jv_repl *r)
@@ -2171,12 +2172,22 @@ size_t jv_repl_npeers(const jv_repl *r)
     return r->npeers;
 }
 
+size_t jv_repl_caught_up_n(const jv_repl *r, size_t *of)
+{
+    size_t n = 0;
+    *of = 0;
+    for (const peer *p = r->peers; p; p = p->next)
+        if (!p->is_self) {
+            (*of)++;
+            n += p->caught_up;
+        }
+    return n;
+}
+
 bool jv_repl_caught_up(const jv_repl *r)
 {
-    for (const peer *p = r->peers; p; p = p->next)
-        if (!p->caught_up && !p->is_self)
-            return false;
-    return true;
+    size_t of;
+    return jv_repl_caught_up_n(r, &of) == of;
 }
 
 static json_t *time_or_null(uint64_t ms)

@@ -82,8 +82,10 @@ int jv_repl_health(jv_repl *r, char *why, size_t whylen);
 uint64_t jv_repl_isolated_ms(const jv_repl *r);
 void jv_repl_update_metrics(jv_repl *r);
 /* True once every peer completed an exchange that left nothing to pull
- * (the restored-node fence waits for this). */
+ * (a restored node's health waits for this). */
 bool jv_repl_caught_up(const jv_repl *r);
+/* How many peers (of *of) it has caught up with so far. */
+size_t jv_repl_caught_up_n(const jv_repl *r, size_t *of);
 size_t jv_repl_npeers(const jv_repl *r);
 
 /* New fanout, anti-entropy period and exchange timeout (a settings

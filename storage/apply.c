@@ -318,6 +318,9 @@ static const char sql_archive_del_other[] =
     "DELETE FROM archive WHERE replica = ?1 AND n = ?2 "
     "AND NOT (key = ?3 AND stamp = ?4 AND value = ?5)";
 /* LWW: the greater (stamp, replica id, trusted, name) wins. */
+static const char sql_succ_put[] =
+    "INSERT INTO succession(old, new, last_seq, time_ms, sig) "
+    "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING";
 static const char sql_trust_put[] =
     "INSERT INTO trust(node, trusted, stamp, set_by, name) "
     "VALUES (?1, ?2, ?3, ?4, ?5) "
@@ -485,6 +488,16 @@ static jv_err apply_op(jv_store *st, ctx_cache *cc, const jv_id *origin,
         if ((err = jv__run(st, s, "trust")))
             return err;
         return jv__replica_seen(st, &op->trust.node);
+    case JV_OP_SUCCESSION:
+        /* apply_one refused a second successor of old beforehand. */
+        if (!(s = jv__stmt(st, sql_succ_put, &err)))
+            return err;
+        jv__bind_id(s, 1, &op->succ.old);
+        jv__bind_id(s, 2, origin);
+        jv__bind_u64(s, 3, op->succ.last_seq);
+        jv__bind_u64(s, 4, op->succ.time_ms);
+        sqlite3_bind_blob(s, 5, op->succ.sig, JV_SIG_LEN, SQLITE_STATIC);
+        return jv__run(st, s, "succession");
     }
     return jv__fail(st, JV_EINVAL, "unknown operation kind %d", (int)op->kind);
 }
@@ -751,6 +764,36 @@ static jv_err held_mark_untrusted(jv_store *st, int64_t rowid)
     return jv__run(st, s, "update held batch");
 }
 
+/* Whether bt may be applied as far as trust goes. A batch that opens an
+ * origin with a succession (a restored node's new origin) stands as the
+ * old origin does; *conflict when old already has another successor:
+ * one old origin has at most one successor, whoever signed a second. */
+static jv_err batch_trusted(jv_store *st, const jv_batch *bt, unsigned flags,
+                            bool *trusted, bool *conflict)
+{
+    jv_id other;
+    jv_err err;
+    *trusted = true;
+    *conflict = false;
+    bool succ = bt->nops && bt->ops[0].kind == JV_OP_SUCCESSION;
+    if (succ) {
+        err = jv_store_successor(st, &bt->ops[0].succ.old, &other);
+        if (err == JV_OK && !jv_id_eq(&other, &bt->origin)) {
+            *conflict = true;
+            *trusted = false;
+            return JV_OK;
+        }
+        if (err && err != JV_ENOTFOUND)
+            return err;
+    }
+    if (!(flags & JV_APPLY_REQUIRE_TRUST))
+        return JV_OK;
+    if ((err = jv_store_is_trusted(st, &bt->origin, trusted)) || *trusted ||
+        !succ)
+        return err;
+    return jv_store_is_trusted(st, &bt->ops[0].succ.old, trusted);
+}
+
 /* Applies, in chain order, the held batches of one origin that have become
  * applicable, and drops those that never can (already covered, or not
  * linking). Stops at the first that still waits. */
@@ -812,9 +855,9 @@ static jv_err release_origin(jv_store *st, ctx_cache *cc, const jv_id *origin,
                     ? jv_batch_check_chain(&h, seq, hash)
                     : JV_ELINK;
         }
-        bool trusted = true;
-        if (c == JV_OK && (flags & JV_APPLY_REQUIRE_TRUST) &&
-            (err = jv_store_is_trusted(st, origin, &trusted)))
+        bool trusted = true, conflict = false;
+        if (c == JV_OK &&
+            (err = batch_trusted(st, &bt, flags, &trusted, &conflict)))
             goto out;
         if (c == JV_OK && trusted && jv__beyond_skew(st, bt.hlc))
             goto out; /* stays held until its stamp is within the bound */
@@ -942,9 +985,15 @@ static jv_err apply_one(jv_store *st, ctx_cache *cc, const jv_store_batch *b,
         *res = JV_ELINK;
         return JV_OK;
     }
-    if ((flags & JV_APPLY_REQUIRE_TRUST) &&
-        (err = jv_store_is_trusted(st, &bt->origin, &trusted)))
+    bool conflict = false;
+    if ((err = batch_trusted(st, bt, flags, &trusted, &conflict)))
         return err;
+    if (conflict) {
+        /* A second successor of one origin: refused like two batches for
+         * one sequence number (the old origin's key signed both). */
+        *res = JV_EEQUIVOCATE;
+        return JV_OK;
+    }
     if (!trusted || c == JV_EGAP || jv__beyond_skew(st, bt->hlc)) {
         jv_err why = !trusted       ? JV_EUNTRUSTED
                      : c == JV_EGAP ? JV_EGAP
@@ -1183,6 +1232,7 @@ static jv_err make_op(jv_store *st, ctx_cache *cc, const jv_id *self,
     case JV_OP_AUDIT:
     case JV_OP_CONFIG:
     case JV_OP_TRUST:
+    case JV_OP_SUCCESSION:
         break;
     default:
         return jv__fail(st, JV_EINVAL, "unknown operation kind %d",
@@ -1192,11 +1242,12 @@ static jv_err make_op(jv_store *st, ctx_cache *cc, const jv_id *self,
         return jv__fail(st, JV_EINVAL,
                         "invalid %s operation (sizes, UTF-8, or a stamp "
                         "above the batch stamp)",
-                        op->kind == JV_OP_COUNTER  ? "counter"
-                        : op->kind == JV_OP_AUDIT  ? "audit"
-                        : op->kind == JV_OP_CONFIG ? "config"
-                        : op->kind == JV_OP_TRUST  ? "trust"
-                                                   : "archive");
+                        op->kind == JV_OP_COUNTER      ? "counter"
+                        : op->kind == JV_OP_AUDIT      ? "audit"
+                        : op->kind == JV_OP_CONFIG     ? "config"
+                        : op->kind == JV_OP_TRUST      ? "trust"
+                        : op->kind == JV_OP_SUCCESSION ? "succession"
+                                                       : "archive");
     if (op->kind == JV_OP_AUDIT)
         return JV_OK;
     if ((err = apply_op(st, cc, self, 0, op)))
@@ -1343,6 +1394,8 @@ static size_t op_bound(const jv_op *op)
         return arr + num + str + op->rm.key.n + arr + op->rm.nremoves * dot;
     case JV_OP_TRUST:
         return arr + 2 * num + 1 + 34 + str + op->trust.name.n;
+    case JV_OP_SUCCESSION:
+        return arr + 3 * num + 34 + 66;
     }
     return JV_BATCH_MAX_BYTES;
 }

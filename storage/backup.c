@@ -445,6 +445,8 @@ static const struct {
     {"ctx_cloud", "SELECT replica, n FROM ctx_cloud ORDER BY replica, n"},
     {"trust", "SELECT node, trusted, stamp, set_by, name FROM trust ORDER BY "
               "node"},
+    {"succession", "SELECT old, new, last_seq, time_ms, sig FROM succession "
+                   "ORDER BY old"},
     {"vv", "SELECT origin, seq, hash FROM vv ORDER BY origin"},
 };
 
@@ -824,8 +826,8 @@ static jv_err finish_copy(jv_store *st, const char *db_path, bool *carried,
     jv_err err = jv__tx_begin(st, &tx);
     if (err)
         goto out;
-    /* The node that opens it must not write before it has fetched from its
-     * peers what it published after this backup was taken (repl.h). */
+    /* The node that opens it reports that it is catching up until it has
+     * fetched from its peers what it published after this backup. */
     if ((err = carry_revocations(st, attached, carried)) ||
         (err = jv_store_meta_set(st, JV_META_RESTORED, "1", 1))) {
         jv__tx_rollback(st, &tx);
@@ -965,7 +967,8 @@ static jv_err close_copy(jv_store **st, const char *tmp, const char *tmp_wal,
     return JV_OK;
 }
 
-jv_err jv_store_restore(const char *src, const char *db_path, char *msg,
+jv_err jv_store_restore(const char *src, const char *db_path,
+                        jv_restore_fn prepare, void *arg, char *msg,
                         size_t msglen)
 {
     char scratch_msg[256];
@@ -1004,6 +1007,8 @@ jv_err jv_store_restore(const char *src, const char *db_path, char *msg,
     if ((err = open_verified(src, tmp, &st, msg, msglen)))
         goto fail;
     if ((err = finish_copy(st, db_path, &carried, msg, msglen)))
+        goto fail;
+    if (prepare && (err = prepare(st, arg, msg, msglen)))
         goto fail;
     if ((err = close_copy(&st, tmp, tmp_wal, msg, msglen)))
         goto fail;

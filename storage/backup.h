@@ -20,14 +20,18 @@ jv_err jv_store_backup(jv_store *st, const char *dest);
  * backup is checked first (opens as a Jarvis database, integrity check,
  * full verification); a failing backup changes nothing. The old database
  * and its -wal/-shm files are replaced atomically (rename). The restored
- * database is marked (JV_META_RESTORED): the node that opens it accepts no
- * local write until it has caught up with its peers, since it may have
- * published operations after the backup was taken. Credentials: an API
+ * database is marked (JV_META_RESTORED, "1" unless prepare sets it). If
+ * prepare is not NULL it runs on the checked, marked copy before it is
+ * installed (the node's succession, node/datadir.h); a failure there
+ * changes nothing. Credentials: an API
  * key revoked in the database being replaced stays revoked (read from it
  * in the restore's transaction), and every session ends. msg receives a
  * one-line reason on failure, and on success a warning when the replaced
  * database could not be read (its revocations are not carried), else "". */
-jv_err jv_store_restore(const char *src, const char *db_path, char *msg,
+typedef jv_err (*jv_restore_fn)(jv_store *copy, void *arg, char *msg,
+                                size_t msglen);
+jv_err jv_store_restore(const char *src, const char *db_path,
+                        jv_restore_fn prepare, void *arg, char *msg,
                         size_t msglen);
 
 typedef struct {

@@ -818,22 +818,115 @@ jv_err jv_store_trust_list(jv_store *st, jv_trust_cb cb, void *arg)
     return scan_end(st, s, rc, err, "read trust list");
 }
 
-jv_err jv_store_is_trusted(jv_store *st, const jv_id *id, bool *out)
+static const char sql_succ_new[] = "SELECT new FROM succession WHERE old = ?1";
+static const char sql_succ_old[] = "SELECT old FROM succession WHERE new = ?1";
+
+/* One id looked up by another; JV_ENOTFOUND quietly when there is none. */
+static jv_err succ_lookup(jv_store *st, const char *sql, const jv_id *in,
+                          jv_id *out)
 {
-    jv_id self;
     jv_err err;
-    *out = false;
-    if (jv__self(st, &self) == JV_OK && jv_id_eq(&self, id)) {
-        *out = true;
-        return JV_OK;
-    }
+    sqlite3_stmt *s = jv__stmt(st, sql, &err);
+    if (!s)
+        return err;
+    jv__bind_id(s, 1, in);
+    int rc = sqlite3_step(s);
+    err = JV_OK;
+    if (rc == SQLITE_ROW)
+        err = jv__col_id(st, s, 0, out);
+    else if (rc == SQLITE_DONE)
+        err = JV_ENOTFOUND;
+    else
+        err = jv__sqlerr(st, rc, "read successions");
+    jv__reset(s);
+    return err;
+}
+
+jv_err jv_store_successor(jv_store *st, const jv_id *old, jv_id *out)
+{
+    return succ_lookup(st, sql_succ_new, old, out);
+}
+
+jv_err jv_store_predecessor(jv_store *st, const jv_id *id, jv_id *out)
+{
+    return succ_lookup(st, sql_succ_old, id, out);
+}
+
+/* The trust list's word on id: *known false when it has no entry. */
+static jv_err trust_entry(jv_store *st, const jv_id *id, bool *known, bool *out)
+{
+    jv_err err;
     sqlite3_stmt *s = jv__stmt(st, sql_trusted, &err);
     if (!s)
         return err;
     jv__bind_id(s, 1, id);
     int rc = sqlite3_step(s);
     err = JV_OK;
+    *known = rc == SQLITE_ROW;
     if (rc == SQLITE_ROW)
         *out = sqlite3_column_int(s, 0) != 0;
     return scan_end(st, s, rc, err, "read trust list");
+}
+
+/* Chains of successions are short (one link per restore); the bound only
+ * stops a loop in a damaged table. */
+#define SUCC_MAX_DEPTH 64
+
+/* Whether id is one of this node's earlier origins (store.h). */
+static jv_err own_origin(jv_store *st, const jv_id *id, bool *out)
+{
+    uint8_t ids[JV_OWN_ORIGINS_MAX * JV_ID_LEN];
+    size_t len = 0;
+    jv_err err =
+        jv_store_meta_get(st, JV_META_OWN_ORIGINS, ids, sizeof(ids), &len);
+    *out = false;
+    if (err == JV_ENOTFOUND)
+        return JV_OK;
+    if (err)
+        return err;
+    for (size_t i = 0; i + JV_ID_LEN <= len && i < sizeof(ids); i += JV_ID_LEN)
+        if (memcmp(ids + i, id->b, JV_ID_LEN) == 0)
+            *out = true;
+    return JV_OK;
+}
+
+jv_err jv_store_is_trusted(jv_store *st, const jv_id *id, bool *out)
+{
+    jv_id self, cur, prev;
+    bool known = false;
+    jv_err err;
+    if ((err = own_origin(st, id, out)) || *out)
+        return err;
+    if (jv__self(st, &self) == JV_OK) {
+        /* This node, under its current origin or any earlier one. */
+        cur = self;
+        for (int i = 0; i <= SUCC_MAX_DEPTH; i++) {
+            if (jv_id_eq(&cur, id)) {
+                *out = true;
+                return JV_OK;
+            }
+            if ((err = jv_store_predecessor(st, &cur, &prev)) == JV_ENOTFOUND)
+                break;
+            if (err)
+                return err;
+            cur = prev;
+        }
+    }
+    /* An entry of its own decides; else an origin that carries on for
+     * another stands as that one does (restored nodes, docs/protocol.md). */
+    cur = *id;
+    for (int i = 0; i <= SUCC_MAX_DEPTH; i++) {
+        if ((err = trust_entry(st, &cur, &known, out)))
+            return err;
+        if (known)
+            return JV_OK;
+        if (i > 0 && ((err = own_origin(st, &cur, out)) || *out))
+            return err;
+        if ((err = jv_store_predecessor(st, &cur, &prev)) == JV_ENOTFOUND)
+            return JV_OK;
+        if (err)
+            return err;
+        cur = prev;
+    }
+    return JV_OK;
 }

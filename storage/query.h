@@ -199,7 +199,14 @@ typedef jv_err (*jv_trust_cb)(void *arg, const jv_trust_row *r);
  * every node on the trust list; by id. */
 jv_err jv_store_replica_list(jv_store *st, jv_replica_cb cb, void *arg);
 jv_err jv_store_trust_list(jv_store *st, jv_trust_cb cb, void *arg);
-/* This node is always trusted. */
+/* This node is always trusted, under its current origin and every earlier
+ * one (see successions). Else an entry of the trust list decides; an
+ * origin without one that carries on for another (a succession) is
+ * trusted as that other one is. */
 jv_err jv_store_is_trusted(jv_store *st, const jv_id *id, bool *out);
+/* Successions (batch.h, JV_OP_SUCCESSION): the origin that carries on for
+ * old, and the one id carries on for. JV_ENOTFOUND when there is none. */
+jv_err jv_store_successor(jv_store *st, const jv_id *old, jv_id *out);
+jv_err jv_store_predecessor(jv_store *st, const jv_id *id, jv_id *out);
 
 #endif

@@ -201,6 +201,16 @@ static const char *const migrations[] = {
     "CREATE INDEX held_reason ON held(reason, held_ms, len);"
     "DROP INDEX held_origin;"
     "CREATE INDEX held_origin ON held(origin, first_seq, len);",
+    /* 3: successions (an origin carrying on for another one, signed by
+     * the other's key: a node restored from a backup). One successor per
+     * old origin, one predecessor per new one. */
+    "CREATE TABLE succession ("
+    "  old BLOB PRIMARY KEY NOT NULL,"
+    "  new BLOB NOT NULL UNIQUE,"
+    "  last_seq INTEGER NOT NULL,"
+    "  time_ms INTEGER NOT NULL,"
+    "  sig BLOB NOT NULL"
+    ") WITHOUT ROWID;",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) ==
@@ -210,9 +220,9 @@ _Static_assert(sizeof(migrations) / sizeof(migrations[0]) ==
 /* Every table the current schema has; a database of ours missing one is
  * damaged. */
 static const char *const schema_tables[] = {
-    "meta",  "replica",      "batch",   "vv",      "held", "counter",
-    "audit", "audit_minute", "config",  "archive", "ctx",  "ctx_cloud",
-    "trust", "api_key",      "session", "peer",
+    "meta",  "replica",      "batch",   "vv",      "held",       "counter",
+    "audit", "audit_minute", "config",  "archive", "ctx",        "ctx_cloud",
+    "trust", "api_key",      "session", "peer",    "succession",
 };
 
 /* -- errors and statements ------------------------------------------------ */
@@ -1135,5 +1145,23 @@ jv_err jv_store_stats_get(jv_store *st, jv_store_stats *out)
         r.wal_bytes = (uint64_t)sb.st_size;
     jv_free(wal);
     *out = r;
+    return JV_OK;
+}
+
+jv_err jv_store_replace_self(jv_store *st, const jv_id *self)
+{
+    jv__tx tx;
+    jv_err err;
+    if ((err = jv__tx_begin(st, &tx)))
+        return err;
+    if ((err = jv_store_meta_set(st, self_key, self->b, JV_ID_LEN)) ||
+        (err = jv__replica_seen(st, self))) {
+        jv__tx_rollback(st, &tx);
+        return err;
+    }
+    if ((err = jv__tx_commit(st, &tx)))
+        return err; /* rolled back by jv__tx_commit */
+    st->self = *self;
+    st->have_self = true;
     return JV_OK;
 }

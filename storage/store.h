@@ -50,7 +50,7 @@ typedef struct {
 } jv_store_opts;
 
 /* Current schema version (the number of the last migration). */
-#define JV_STORE_SCHEMA_VERSION 2
+#define JV_STORE_SCHEMA_VERSION 3
 
 void jv_store_opts_default(jv_store_opts *o);
 
@@ -86,9 +86,20 @@ const char *jv_store_sqlite_version(void);
 jv_err jv_store_set_self(jv_store *st, const jv_id *self);
 /* JV_ENOTFOUND when no id is recorded yet. */
 jv_err jv_store_get_self(jv_store *st, jv_id *out);
+/* Records a new origin id for this database, whatever it had: only for a
+ * restored copy before it is installed, whose node signs from then on
+ * under a new origin that carries on for the old one (JV_OP_SUCCESSION,
+ * docs/protocol.md "A restored node"). */
+jv_err jv_store_replace_self(jv_store *st, const jv_id *self);
+/* Node-local: the origins this node signed under before its current one
+ * (32 bytes each), so that it trusts its own earlier batches whatever the
+ * successions it knows yet. */
+#define JV_META_OWN_ORIGINS "own_origins"
+#define JV_OWN_ORIGINS_MAX  64
 
-/* Set (non-empty) in a database restored from a backup, until the node has
- * caught up with its peers. */
+/* Set in a database restored from a backup, until the node has caught up
+ * with its peers (for its health report only: it writes at once): the
+ * origin id it carried on from (32 bytes). */
 #define JV_META_RESTORED "restored"
 
 /* Small node-local metadata values (not replicated). A get copies at most

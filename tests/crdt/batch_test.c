@@ -38,10 +38,14 @@ static const jv_dot one_dot[1] = {{{{2}}, 7}};
 
 #define HLC jv_hlc_make(2000, 5)
 
+/* The kinds that may stand anywhere in a batch (a succession opens an
+ * origin's first batch only: test_succession). */
+#define ANY_KINDS (JV_OP_KIND_COUNT - 1)
+
 /* One operation of every kind, all valid under HLC. */
-static void every_kind(jv_op ops[JV_OP_KIND_COUNT])
+static void every_kind(jv_op ops[ANY_KINDS])
 {
-    memset(ops, 0, JV_OP_KIND_COUNT * sizeof(*ops));
+    memset(ops, 0, ANY_KINDS * sizeof(*ops));
     ops[0].kind = JV_OP_COUNTER;
     ops[0].counter.name = jv_str_c("requests");
     ops[0].counter.p = 1000;
@@ -147,13 +151,19 @@ static void assert_op(const jv_op *a, const jv_op *b)
         assert_int_equal(a->trust.stamp, b->trust.stamp);
         assert_str(a->trust.name, b->trust.name);
         break;
+    case JV_OP_SUCCESSION:
+        assert_true(jv_id_eq(&a->succ.old, &b->succ.old));
+        assert_int_equal(a->succ.last_seq, b->succ.last_seq);
+        assert_int_equal(a->succ.time_ms, b->succ.time_ms);
+        assert_memory_equal(a->succ.sig, b->succ.sig, JV_SIG_LEN);
+        break;
     }
 }
 
 static void test_round_trip_every_kind(void **state)
 {
     (void)state;
-    jv_op ops[JV_OP_KIND_COUNT];
+    jv_op ops[ANY_KINDS];
     jv_buf body, again;
     jv_batch out;
     jv_batch_head h;
@@ -163,14 +173,14 @@ static void test_round_trip_every_kind(void **state)
     jv_buf_init(&again);
     uint8_t prev[JV_HASH_LEN];
     memset(prev, 0xee, sizeof(prev));
-    jv_batch b = make(&origin, 41, prev, ops, JV_OP_KIND_COUNT);
+    jv_batch b = make(&origin, 41, prev, ops, ANY_KINDS);
     encode_ok(&b, &body);
 
     assert_int_equal(jv_batch_peek(body.data, body.len, &h), JV_OK);
     assert_true(jv_id_eq(&h.origin, &origin));
     assert_int_equal(h.first_seq, 41);
     assert_int_equal(h.last_seq, 46);
-    assert_int_equal(h.nops, JV_OP_KIND_COUNT);
+    assert_int_equal(h.nops, ANY_KINDS);
     assert_int_equal(h.hlc, HLC);
     assert_memory_equal(h.prev, prev, JV_HASH_LEN);
 
@@ -180,7 +190,7 @@ static void test_round_trip_every_kind(void **state)
     assert_int_equal(jv_batch_last_seq(&out), 46);
     assert_int_equal(out.hlc, HLC);
     assert_memory_equal(out.prev, prev, JV_HASH_LEN);
-    assert_int_equal(out.nops, JV_OP_KIND_COUNT);
+    assert_int_equal(out.nops, ANY_KINDS);
     for (uint32_t i = 0; i < out.nops; i++)
         assert_op(&out.ops[i], &ops[i]);
     /* The canonical form: re-encoding the decoded batch gives the bytes. */
@@ -191,7 +201,7 @@ static void test_round_trip_every_kind(void **state)
     jv_batch_fini(NULL);
 
     /* Each kind alone, and an add without removes. */
-    for (int k = 0; k < JV_OP_KIND_COUNT; k++) {
+    for (int k = 0; k < ANY_KINDS; k++) {
         b = make(&origin, 1, zero_hash, &ops[k], 1);
         encode_ok(&b, &body);
         assert_int_equal(jv_batch_decode(body.data, body.len, &out), JV_OK);
@@ -254,7 +264,7 @@ static void test_sign_verify_chain(void **state)
 {
     (void)state;
     jv_keypair kp, other;
-    jv_op ops[JV_OP_KIND_COUNT];
+    jv_op ops[ANY_KINDS];
     signed_batch b1, b2, b3, b_gap, b_overlap, b_badlink;
     assert_int_equal(jv_keypair_generate(&kp), JV_OK);
     assert_int_equal(jv_keypair_generate(&other), JV_OK);
@@ -350,7 +360,7 @@ static void test_check_chain(void **state)
 static void test_first_batch_links_to_nothing(void **state)
 {
     (void)state;
-    jv_op ops[JV_OP_KIND_COUNT];
+    jv_op ops[ANY_KINDS];
     jv_buf body;
     jv_id origin = id_of(3);
     uint8_t prev[JV_HASH_LEN] = {0};
@@ -465,6 +475,14 @@ static void w_op(jv_mpw *w, const jv_op *op)
         jv_mpw_u64(w, op->trust.stamp);
         jv_mpw_jstr(w, op->trust.name);
         break;
+    case JV_OP_SUCCESSION:
+        jv_mpw_array(w, 5);
+        jv_mpw_u64(w, op->kind);
+        jv_mpw_id(w, &op->succ.old);
+        jv_mpw_u64(w, op->succ.last_seq);
+        jv_mpw_u64(w, op->succ.time_ms);
+        jv_mpw_bin(w, op->succ.sig, JV_SIG_LEN);
+        break;
     }
 }
 
@@ -527,7 +545,7 @@ static void edge_op(const jv_op *op)
 static void test_op_limits(void **state)
 {
     (void)state;
-    jv_op ops[JV_OP_KIND_COUNT], op;
+    jv_op ops[ANY_KINDS], op;
     every_kind(ops);
     jv_str bad_utf8 = {"a\xc3", 2}, nul = {"a\0b", 3};
 
@@ -662,7 +680,7 @@ static void test_op_limits(void **state)
 static void test_batch_limits(void **state)
 {
     (void)state;
-    jv_op ops[JV_OP_KIND_COUNT];
+    jv_op ops[ANY_KINDS];
     jv_buf body;
     jv_batch out;
     jv_id origin = id_of(1);
@@ -768,12 +786,12 @@ static void batch_snap(const void *t, jv_buf *out)
 static void test_truncated_and_trailing(void **state)
 {
     (void)state;
-    jv_op ops[JV_OP_KIND_COUNT];
+    jv_op ops[ANY_KINDS];
     jv_buf body;
     jv_id origin = id_of(1);
     every_kind(ops);
     jv_buf_init(&body);
-    jv_batch b = make(&origin, 1, zero_hash, ops, JV_OP_KIND_COUNT);
+    jv_batch b = make(&origin, 1, zero_hash, ops, ANY_KINDS);
     encode_ok(&b, &body);
     jv_batch target;
     memset(&target, 0x3c, sizeof(target));
@@ -789,7 +807,7 @@ static void test_truncated_and_trailing(void **state)
 static void test_wrong_types(void **state)
 {
     (void)state;
-    jv_op ops[JV_OP_KIND_COUNT];
+    jv_op ops[ANY_KINDS];
     jv_buf body;
     jv_mpw w;
     every_kind(ops);
@@ -898,12 +916,12 @@ static jv_err call_decode(void *p)
 static void test_decode_alloc_failures(void **state)
 {
     (void)state;
-    jv_op ops[JV_OP_KIND_COUNT * 3];
+    jv_op ops[ANY_KINDS * 3];
     jv_buf body;
     jv_id origin = id_of(1);
     every_kind(ops);
-    every_kind(ops + JV_OP_KIND_COUNT);
-    every_kind(ops + 2 * JV_OP_KIND_COUNT);
+    every_kind(ops + ANY_KINDS);
+    every_kind(ops + 2 * ANY_KINDS);
     jv_buf_init(&body);
     /* Several dot lists, so that the decoder's dot arena has to grow. */
     jv_dot *dots = calloc(40, sizeof(*dots));
@@ -912,13 +930,13 @@ static void test_decode_alloc_failures(void **state)
         dots[i] = (jv_dot){id_of(2), i + 1};
     ops[4].rm.removes = dots;
     ops[4].rm.nremoves = 40;
-    jv_batch b = make(&origin, 1, zero_hash, ops, JV_OP_KIND_COUNT * 3);
+    jv_batch b = make(&origin, 1, zero_hash, ops, ANY_KINDS * 3);
     encode_ok(&b, &body);
     jv_batch out;
     memset(&out, 0x77, sizeof(out));
     dctx c = {&body, &out};
     assert_true(jt_alloc_loop(call_decode, &c, batch_snap, &out) >= 3);
-    assert_int_equal(out.nops, JV_OP_KIND_COUNT * 3);
+    assert_int_equal(out.nops, ANY_KINDS * 3);
     for (uint32_t i = 0; i < out.nops; i++)
         assert_op(&out.ops[i], &ops[i]);
     jv_batch_fini(&out);
@@ -949,14 +967,14 @@ static void buf_snap(const void *t, jv_buf *out)
 static void test_encode_alloc_failures(void **state)
 {
     (void)state;
-    jv_op ops[JV_OP_KIND_COUNT];
+    jv_op ops[ANY_KINDS];
     jv_buf out, want;
     jv_id origin = id_of(1);
     every_kind(ops);
     jv_buf_init(&out);
     jv_buf_init(&want);
     jt_raw(&out, "prefix", 6);
-    jv_batch b = make(&origin, 1, zero_hash, ops, JV_OP_KIND_COUNT);
+    jv_batch b = make(&origin, 1, zero_hash, ops, ANY_KINDS);
     encode_ok(&b, &want);
     ectx c = {&b, &out};
     assert_true(jt_alloc_loop(call_encode, &c, buf_snap, &out) > 0);
@@ -971,7 +989,7 @@ static void test_encode_alloc_failures(void **state)
 static void test_hash_domain(void **state)
 {
     (void)state;
-    jv_op ops[JV_OP_KIND_COUNT];
+    jv_op ops[ANY_KINDS];
     jv_buf body, joined;
     jv_id origin = id_of(1);
     every_kind(ops);
@@ -1012,6 +1030,85 @@ static void test_keypairs(void **state)
     assert_memory_equal(&kp, zeros, sizeof(kp));
 }
 
+/* A succession opens its origin's first batch, signed by the old
+ * origin's key over (old, new, last_seq, time): any other key, any other
+ * new origin or field, any other place is refused. */
+static void test_succession(void **state)
+{
+    (void)state;
+    jv_keypair old, neu, other;
+    jv_buf body;
+    jv_batch out;
+    assert_int_equal(jv_keypair_generate(&old), JV_OK);
+    assert_int_equal(jv_keypair_generate(&neu), JV_OK);
+    assert_int_equal(jv_keypair_generate(&other), JV_OK);
+    jv_buf_init(&body);
+    jv_op ops[2];
+    memset(ops, 0, sizeof(ops));
+    ops[0].kind = JV_OP_SUCCESSION;
+    ops[0].succ.old = old.pk;
+    ops[0].succ.last_seq = 17;
+    ops[0].succ.time_ms = 1500;
+    jv_succession_sign(&old, &neu.pk, 17, 1500, ops[0].succ.sig);
+    ops[1].kind = JV_OP_CONFIG;
+    ops[1].config.key = jv_str_c("k");
+    ops[1].config.value = jv_str_c("1");
+    ops[1].config.stamp = 1;
+
+    jv_batch b = make(&neu.pk, 1, zero_hash, ops, 2);
+    encode_ok(&b, &body);
+    assert_int_equal(jv_batch_decode(body.data, body.len, &out), JV_OK);
+    assert_op(&out.ops[0], &ops[0]);
+    assert_int_equal(jv_succession_verify(&out.ops[0], &neu.pk), JV_OK);
+    assert_int_equal(jv_succession_verify(&out.ops[0], &other.pk), JV_ESIG);
+    jv_batch_fini(&out);
+
+    /* Signed by a key that is not old's: refused by the decoder. */
+    jv_succession_sign(&other, &neu.pk, 17, 1500, ops[0].succ.sig);
+    encode_ok(&b, &body);
+    assert_int_equal(jv_batch_decode(body.data, body.len, &out), JV_ESIG);
+    /* Old's signature, but a field changed after signing. */
+    jv_succession_sign(&old, &neu.pk, 17, 1500, ops[0].succ.sig);
+    ops[0].succ.last_seq = 18;
+    encode_ok(&b, &body);
+    assert_int_equal(jv_batch_decode(body.data, body.len, &out), JV_ESIG);
+    ops[0].succ.last_seq = 17;
+    /* Replayed into another origin's batch. */
+    b = make(&other.pk, 1, zero_hash, ops, 2);
+    encode_ok(&b, &body);
+    assert_int_equal(jv_batch_decode(body.data, body.len, &out), JV_ESIG);
+
+    /* Out of place: not first, not at seq 1, or naming its own origin. */
+    uint8_t prev[JV_HASH_LEN];
+    memset(prev, 0xee, sizeof(prev));
+    b = make(&neu.pk, 5, prev, ops, 2);
+    jv_buf_reset(&body);
+    assert_int_equal(jv_batch_encode(&b, &body), JV_EINVAL);
+    jv_op swapped[2] = {ops[1], ops[0]};
+    b = make(&neu.pk, 1, zero_hash, swapped, 2);
+    assert_int_equal(jv_batch_encode(&b, &body), JV_EINVAL);
+    jv_mpw w;
+    jv_buf_reset(&body);
+    jv_mpw_init(&w, &body);
+    jv_mpw_array(&w, 6);
+    jv_mpw_u64(&w, 1);
+    jv_mpw_id(&w, &neu.pk);
+    jv_mpw_u64(&w, 1);
+    jv_mpw_bin(&w, zero_hash, JV_HASH_LEN);
+    jv_mpw_u64(&w, HLC);
+    jv_mpw_array(&w, 2);
+    w_op(&w, &swapped[0]);
+    w_op(&w, &swapped[1]);
+    assert_int_equal(jv_batch_decode(body.data, body.len, &out), JV_EDECODE);
+    ops[0].succ.old = neu.pk;
+    b = make(&neu.pk, 1, zero_hash, ops, 2);
+    assert_int_equal(jv_batch_encode(&b, &body), JV_EINVAL);
+    jv_buf_fini(&body);
+    jv_keypair_wipe(&old);
+    jv_keypair_wipe(&neu);
+    jv_keypair_wipe(&other);
+}
+
 int main(void)
 {
     big = malloc(BIG);
@@ -1030,6 +1127,7 @@ int main(void)
         cmocka_unit_test(test_encode_alloc_failures),
         cmocka_unit_test(test_hash_domain),
         cmocka_unit_test(test_keypairs),
+        cmocka_unit_test(test_succession),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     free(big);

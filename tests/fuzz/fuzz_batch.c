@@ -3,6 +3,7 @@
  * decoder accepts must encode back to exactly the same bytes (one byte
  * form per batch: deduplication by hash depends on it).
  */
+#include <sodium.h>
 #include <string.h>
 
 #include "batch.h"
@@ -83,5 +84,24 @@ size_t jv_fuzz_seeds(jv_buf *seeds, size_t max)
         if (jv_batch_encode(&b, &seeds[n]) == JV_OK)
             n++;
     }
+    /* A succession opening origin `fresh`, signed by a fixed key. */
+    jv_keypair old, fresh;
+    uint8_t seed[crypto_sign_SEEDBYTES];
+    memset(seed, 7, sizeof(seed));
+    crypto_sign_seed_keypair(old.pk.b, old.sk, seed);
+    memset(seed, 8, sizeof(seed));
+    crypto_sign_seed_keypair(fresh.pk.b, fresh.sk, seed);
+    jv_op succ[2] = {{.kind = JV_OP_SUCCESSION}, ops[2]};
+    succ[0].succ.old = old.pk;
+    succ[0].succ.last_seq = 12;
+    succ[0].succ.time_ms = 1000;
+    jv_succession_sign(&old, &fresh.pk, 12, 1000, succ[0].succ.sig);
+    jv_batch sb = {.origin = fresh.pk,
+                   .first_seq = 1,
+                   .hlc = jv_hlc_make(2000, 0),
+                   .ops = succ,
+                   .nops = 2};
+    if (n < max && jv_batch_encode(&sb, &seeds[n]) == JV_OK)
+        n++;
     return n;
 }

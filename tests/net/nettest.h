@@ -59,6 +59,11 @@ double nt_metric(jv_cluster *c, size_t i, const char *series);
  * reference), or NULL. */
 json_t *nt_peer(jv_cluster *c, size_t i, const char *addr);
 
+/* Whether two exports are equal once the audit entries every restore
+ * records (action node.restore, docs/operations.md) are left out. */
+bool nt_export_same_but_restores(const char *a, size_t alen, const char *b,
+                                 size_t blen);
+
 /* Milliseconds scaled for slower builds: JV_TIME_SCALE (a factor, e.g. 3
  * under the sanitizers, set by the tests' CMake) times ms. */
 int nt_ms(int ms);

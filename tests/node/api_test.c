@@ -210,7 +210,7 @@ static void test_status(void **state)
     API_FIELDS(j, "node_id", "name", "peer_address", "version", "started_at",
                "uptime_seconds", "database_bytes", "log", "version_vector",
                "held_batches", "peers", "reload", "cluster_keys",
-               "protocol_version", "replication_delay");
+               "protocol_version", "origin", "replication_delay");
     assert_string_equal(api_str(j, "node_id"), N.node_id);
     /* No SIGHUP yet: no reload to report; no peer: no delay measured. */
     assert_true(json_is_null(json_object_get(j, "reload")));

@@ -1295,6 +1295,101 @@ static void test_archive_too_many_live_values(void **state)
     free(ops);
 }
 
+/* The first batch of origin kp: a succession for old (signed by signer),
+ * then a counter share. */
+static void succ_batch(st_batch *b, const jv_keypair *kp, const jv_id *old,
+                       const jv_keypair *signer, uint64_t ms)
+{
+    jv_op ops[2] = {{.kind = JV_OP_SUCCESSION}, op_counter("from-new", 1, 0)};
+    ops[0].succ.old = *old;
+    ops[0].succ.last_seq = 7;
+    ops[0].succ.time_ms = ms;
+    jv_succession_sign(signer, &kp->pk, 7, ms, ops[0].succ.sig);
+    st_batch_make(b, kp, 1, zero, hlc_at(ms), ops, 2);
+}
+
+static bool trusted(jv_store *st, const jv_id *id)
+{
+    bool t = false;
+    assert_int_equal(jv_store_is_trusted(st, id, &t), JV_OK);
+    return t;
+}
+
+/* A succession makes its origin stand as the old one does (trusted while
+ * it is, held while it is not); a second successor of one origin is
+ * refused; a node's earlier origins stay trusted by it. */
+static void test_succession(void **state)
+{
+    fx *f = *state;
+    jv_keypair c, d, e;
+    st_keypair(&c, 13);
+    st_keypair(&d, 14);
+    st_keypair(&e, 15);
+    jv_intent in = st_trust(&f->a.pk, true, hlc_at(900), "a");
+    assert_int_equal(st_commit(f->st, &f->node, hlc_at(900), &in, 1, NULL),
+                     JV_OK);
+    assert_false(trusted(f->st, &f->b.pk));
+
+    /* b carries on for a: applied at once, and b is trusted from then. */
+    st_batch b1, b2, c1, d1;
+    succ_batch(&b1, &f->b, &f->a.pk, &f->a, 1000);
+    assert_int_equal(st_apply1(f->st, &b1, JV_APPLY_REQUIRE_TRUST), JV_OK);
+    assert_true(trusted(f->st, &f->b.pk));
+    jv_id got;
+    assert_int_equal(jv_store_successor(f->st, &f->a.pk, &got), JV_OK);
+    assert_true(jv_id_eq(&got, &f->b.pk));
+    assert_int_equal(jv_store_predecessor(f->st, &f->b.pk, &got), JV_OK);
+    assert_true(jv_id_eq(&got, &f->a.pk));
+    jv_op op = op_counter("from-new", 2, 0);
+    st_batch_make(&b2, &f->b, 3, b1.hash, hlc_at(1001), &op, 1);
+    assert_int_equal(st_apply1(f->st, &b2, JV_APPLY_REQUIRE_TRUST), JV_OK);
+    assert_int_equal(head_of(f->st, &f->b.pk), 3);
+
+    /* A second successor of a, signed by a's own key: refused, nothing
+     * changes. */
+    char *before = st_export(f->st, true);
+    succ_batch(&c1, &c, &f->a.pk, &f->a, 1002);
+    assert_int_equal(st_apply1(f->st, &c1, JV_APPLY_REQUIRE_TRUST),
+                     JV_EEQUIVOCATE);
+    assert_int_equal(st_apply1(f->st, &c1, 0), JV_EEQUIVOCATE);
+    char *after = st_export(f->st, true);
+    assert_string_equal(before, after);
+    assert_false(trusted(f->st, &c.pk));
+    assert_int_equal(jv_store_predecessor(f->st, &c.pk, &got), JV_ENOTFOUND);
+
+    /* The successor's standing follows the old origin's. */
+    in = st_trust(&f->a.pk, false, hlc_at(1100), "a");
+    assert_int_equal(st_commit(f->st, &f->node, hlc_at(1100), &in, 1, NULL),
+                     JV_OK);
+    assert_false(trusted(f->st, &f->b.pk));
+
+    /* d carries on for e, not trusted (yet): held, then released when e
+     * is trusted. */
+    succ_batch(&d1, &d, &e.pk, &e, 1200);
+    assert_int_equal(st_apply1(f->st, &d1, JV_APPLY_REQUIRE_TRUST),
+                     JV_EUNTRUSTED);
+    assert_int_equal(head_of(f->st, &d.pk), 0);
+    in = st_trust(&e.pk, true, hlc_at(1300), "e");
+    assert_int_equal(st_commit(f->st, &f->node, hlc_at(1300), &in, 1, NULL),
+                     JV_OK);
+    assert_int_equal(head_of(f->st, &d.pk), 2);
+    assert_true(trusted(f->st, &d.pk));
+
+    /* This node's earlier origins are its own. */
+    assert_false(trusted(f->st, &c.pk));
+    assert_int_equal(
+        jv_store_meta_set(f->st, JV_META_OWN_ORIGINS, c.pk.b, JV_ID_LEN),
+        JV_OK);
+    assert_true(trusted(f->st, &c.pk));
+    assert_verified(f->st);
+    free(before);
+    free(after);
+    st_batch_fini(&b1);
+    st_batch_fini(&b2);
+    st_batch_fini(&c1);
+    st_batch_fini(&d1);
+}
+
 int main(void)
 {
     jv_test_seed();
@@ -1307,6 +1402,7 @@ int main(void)
         T(test_untrusted_released_by_local_trust),
         T(test_broken_link_refused),
         T(test_equivocation_refused),
+        T(test_succession),
         T(test_group_of_many),
         T(test_atomic_on_storage_failure),
         T(test_atomic_on_full_disk),

@@ -214,7 +214,8 @@ static void test_restore(void **state)
     jv_store_close(st);
 
     char msg[256] = "";
-    assert_int_equal(jv_store_restore(bk, f->db, msg, sizeof(msg)), JV_OK);
+    assert_int_equal(jv_store_restore(bk, f->db, NULL, NULL, msg, sizeof(msg)),
+                     JV_OK);
     st = st_open(f->db);
     char *now = st_export(st, true);
     assert_string_equal(saved, now);
@@ -236,7 +237,8 @@ static void test_restore(void **state)
     jv_store_close(st);
     /* Restoring onto a path with nothing there creates it. */
     char *fresh = st_path(f->dir, "fresh.db");
-    assert_int_equal(jv_store_restore(bk, fresh, msg, sizeof(msg)), JV_OK);
+    assert_int_equal(jv_store_restore(bk, fresh, NULL, NULL, msg, sizeof(msg)),
+                     JV_OK);
     st = st_open(fresh);
     char *again = st_export(st, true);
     assert_string_equal(saved, again);
@@ -423,7 +425,7 @@ static void test_damaged_backup_refused(void **state)
     st_write_file(bad, p, n);
     raw_exec(bad, "UPDATE config SET value = '\"forged\"' WHERE key = 'c1'");
     char msg[512] = "";
-    assert_int_equal(jv_store_restore(bad, f->db, msg, sizeof(msg)),
+    assert_int_equal(jv_store_restore(bad, f->db, NULL, NULL, msg, sizeof(msg)),
                      JV_ECORRUPT);
     printf("  refused: %s\n", msg);
     assert_non_null(strstr(msg, "config"));
@@ -432,18 +434,19 @@ static void test_damaged_backup_refused(void **state)
     size_t page = (size_t)p[16] << 8 | p[17];
     memset(p + 3 * page, 0xee, page);
     st_write_file(bad, p, n);
-    assert_int_equal(jv_store_restore(bad, f->db, msg, sizeof(msg)),
+    assert_int_equal(jv_store_restore(bad, f->db, NULL, NULL, msg, sizeof(msg)),
                      JV_ECORRUPT);
     printf("  refused: %s\n", msg);
 
     /* 3: not a database at all, and a missing file. */
     st_write_file(bad, "hello, world\n", 13);
-    assert_int_equal(jv_store_restore(bad, f->db, msg, sizeof(msg)),
+    assert_int_equal(jv_store_restore(bad, f->db, NULL, NULL, msg, sizeof(msg)),
                      JV_EFOREIGN);
     printf("  refused: %s\n", msg);
     char *missing = st_path(f->dir, "missing.db");
-    assert_int_equal(jv_store_restore(missing, f->db, msg, sizeof(msg)),
-                     JV_ENOTFOUND);
+    assert_int_equal(
+        jv_store_restore(missing, f->db, NULL, NULL, msg, sizeof(msg)),
+        JV_ENOTFOUND);
 
     size_t n1;
     uint8_t *after = st_read_file(f->db, &n1);
@@ -528,7 +531,8 @@ static void test_restore_keeps_revocations(void **state)
     jv_store_close(st);
 
     char msg[256] = "";
-    assert_int_equal(jv_store_restore(backup, f->db, msg, sizeof(msg)), JV_OK);
+    assert_int_equal(
+        jv_store_restore(backup, f->db, NULL, NULL, msg, sizeof(msg)), JV_OK);
     assert_string_equal(msg, "");
     st = st_open(f->db);
     assert_int_equal(key_revoked_ms(st, "k_revoked"), 777000);
@@ -544,7 +548,8 @@ static void test_restore_keeps_revocations(void **state)
      * it could not carry the keys' revocations, and still restores. */
     st_write_file(f->db, "not a database at all, not even close", 37);
     msg[0] = '\0';
-    assert_int_equal(jv_store_restore(backup, f->db, msg, sizeof(msg)), JV_OK);
+    assert_int_equal(
+        jv_store_restore(backup, f->db, NULL, NULL, msg, sizeof(msg)), JV_OK);
     assert_non_null(strstr(msg, "could not be read"));
     st = st_open(f->db);
     assert_int_equal(key_revoked_ms(st, "k_revoked"), 0);
@@ -571,15 +576,18 @@ static void test_live_source_refused(void **state)
     char *saved = st_export(st, true);
     char *target = st_path(f->dir, "target.db");
     char msg[256] = "";
-    assert_int_equal(jv_store_restore(f->db, target, msg, sizeof(msg)),
-                     JV_EINVAL);
+    assert_int_equal(
+        jv_store_restore(f->db, target, NULL, NULL, msg, sizeof(msg)),
+        JV_EINVAL);
     printf("  refused: %s\n", msg);
     assert_non_null(strstr(msg, "pending WAL"));
-    assert_int_equal(jv_store_restore(f->db, target, NULL, 0), JV_EINVAL);
+    assert_int_equal(jv_store_restore(f->db, target, NULL, NULL, NULL, 0),
+                     JV_EINVAL);
     assert_int_equal(access(target, F_OK), -1);
     jv_store_close(st);
 
-    assert_int_equal(jv_store_restore(f->db, target, NULL, 0), JV_OK);
+    assert_int_equal(jv_store_restore(f->db, target, NULL, NULL, NULL, 0),
+                     JV_OK);
     st = st_open(target);
     char *now = st_export(st, true);
     assert_string_equal(saved, now);

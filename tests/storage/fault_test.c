@@ -356,7 +356,7 @@ static void prep_restore(fx *f)
 static jv_err run_restore(fx *f)
 {
     char msg[512] = "";
-    jv_err err = jv_store_restore(f->src, f->db, msg, sizeof(msg));
+    jv_err err = jv_store_restore(f->src, f->db, NULL, NULL, msg, sizeof(msg));
     if (err)
         assert_true(msg[0] != '\0');
     return err;

@@ -280,6 +280,7 @@ static void model_batch(const sched *sc, model *m, const jv_batch *b)
             model_orset_op(sc, m, &b->origin, op);
             break;
         case JV_OP_TRUST:
+        case JV_OP_SUCCESSION:
             break;
         }
     }
