@@ -26,6 +26,14 @@
  *                                              observed dots listed
  *   [4, key, [[id, n]..]]                      archive remove of observed dots
  *   [5, node (bin 32), trusted, stamp, name]   trust list entry (LWW per node)
+ *   [6, id, name, role, hash (bin 32), time_ms, by]
+ *                                              cluster API key: id, label,
+ *                                              role, BLAKE2b hash of its
+ *                                              secret (never the secret),
+ *                                              when and by whom (a key name)
+ *   [7, id, time_ms, by]                       revocation of cluster API key
+ *                                              id (remove-wins: it beats the
+ *                                              key whatever the order)
  * Names, keys and texts are str (valid UTF-8, no NUL); values are str holding
  * JSON text; dot lists are sorted and free of duplicates. Every integer is at
  * most JV_INT_MAX.
@@ -44,6 +52,9 @@
 #define JV_OP_MAX_KEY      1024 /* config and archive keys */
 #define JV_OP_MAX_VALUE    65536
 #define JV_OP_MAX_REMOVES  1024
+#define JV_OP_MAX_KEY_ID   64 /* cluster API key ids */
+#define JV_OP_MAX_ROLE     16
+#define JV_OP_KEY_HASH_LEN 32
 /* Every sequence number, dot, stamp and counter share fits in a signed
  * 64-bit integer, so that storage can keep it as one. */
 #define JV_INT_MAX INT64_MAX
@@ -55,9 +66,11 @@ typedef enum {
     JV_OP_ARCHIVE_ADD = 3,
     JV_OP_ARCHIVE_RM = 4,
     JV_OP_TRUST = 5,
+    JV_OP_KEY_ADD = 6,
+    JV_OP_KEY_REVOKE = 7,
 } jv_op_kind;
 
-#define JV_OP_KIND_COUNT 6
+#define JV_OP_KIND_COUNT 8
 
 typedef struct {
     jv_op_kind kind;
@@ -92,6 +105,17 @@ typedef struct {
             uint64_t stamp;
             jv_str name;
         } trust;
+        struct {
+            jv_str id, name, role;
+            uint8_t hash[JV_OP_KEY_HASH_LEN];
+            uint64_t time_ms;
+            jv_str by;
+        } key_add;
+        struct {
+            jv_str id;
+            uint64_t time_ms;
+            jv_str by;
+        } key_revoke;
     };
 } jv_op;
 

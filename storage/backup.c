@@ -445,6 +445,10 @@ static const struct {
     {"ctx_cloud", "SELECT replica, n FROM ctx_cloud ORDER BY replica, n"},
     {"trust", "SELECT node, trusted, stamp, set_by, name FROM trust ORDER BY "
               "node"},
+    {"cluster_key", "SELECT id, name, role, hash, created_ms, created_by, "
+                    "origin FROM cluster_key ORDER BY id"},
+    {"cluster_key_revoked", "SELECT id, revoked_ms, revoked_by, origin FROM "
+                            "cluster_key_revoked ORDER BY id"},
     {"vv", "SELECT origin, seq, hash FROM vv ORDER BY origin"},
 };
 

@@ -201,6 +201,24 @@ static const char *const migrations[] = {
     "CREATE INDEX held_reason ON held(reason, held_ms, len);"
     "DROP INDEX held_origin;"
     "CREATE INDEX held_origin ON held(origin, first_seq, len);",
+    /* 3: cluster API keys, a remove-wins set: grow-only adds and grow-only
+     * revocations, a key usable while it has no revocation. Only the hash
+     * of a key's secret is kept, as for the node-local api_key. */
+    "CREATE TABLE cluster_key ("
+    "  id TEXT PRIMARY KEY NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  role TEXT NOT NULL,"
+    "  hash BLOB NOT NULL,"
+    "  created_ms INTEGER NOT NULL,"
+    "  created_by TEXT NOT NULL,"
+    "  origin BLOB NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE cluster_key_revoked ("
+    "  id TEXT PRIMARY KEY NOT NULL,"
+    "  revoked_ms INTEGER NOT NULL,"
+    "  revoked_by TEXT NOT NULL,"
+    "  origin BLOB NOT NULL"
+    ") WITHOUT ROWID;",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) ==
@@ -210,9 +228,12 @@ _Static_assert(sizeof(migrations) / sizeof(migrations[0]) ==
 /* Every table the current schema has; a database of ours missing one is
  * damaged. */
 static const char *const schema_tables[] = {
-    "meta",  "replica",      "batch",   "vv",      "held", "counter",
-    "audit", "audit_minute", "config",  "archive", "ctx",  "ctx_cloud",
-    "trust", "api_key",      "session", "peer",
+    "meta",    "replica",      "batch",
+    "vv",      "held",         "counter",
+    "audit",   "audit_minute", "config",
+    "archive", "ctx",          "ctx_cloud",
+    "trust",   "api_key",      "session",
+    "peer",    "cluster_key",  "cluster_key_revoked",
 };
 
 /* -- errors and statements ------------------------------------------------ */
