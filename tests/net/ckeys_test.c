@@ -184,7 +184,33 @@ static void test_keys_work_everywhere_with_their_role(void **state)
         NT_CHECK(&C, cluster == 3);
         json_decref(all);
     }
-    /* Both the create on node 0 and node 1's audit say who made it. */
+    /* diff --node A --node B with node 0's own admin key: node B refuses
+     * it, and the message names B. With the cluster admin key both
+     * answer. */
+    char a_url[300], b_url[300];
+    snprintf(a_url, sizeof a_url, "%s", C.node[0].t.url);
+    snprintf(b_url, sizeof b_url, "%s", C.node[1].t.url);
+    jv_proc_result r;
+    NT_OK(&C, jv_cluster_ctl(&C, 0, &r, "diff", "--node", a_url, "--node",
+                             b_url, (char *)NULL));
+    NT_CHECK(&C, r.status == 3);
+    NT_CHECK(&C, strstr(r.err, "node B") != NULL);
+    NT_CHECK(&C, strstr(r.err, b_url) != NULL);
+    jv_proc_result_fini(&r);
+    nt_converge(&C, NULL, 0, nt_ms(30000));
+    char saved[sizeof C.node[0].t.admin_key];
+    memcpy(saved, C.node[0].t.admin_key, sizeof saved);
+    snprintf(C.node[0].t.admin_key, sizeof saved, "%s", admin.key);
+    int rc = jv_cluster_ctl(&C, 0, &r, "diff", "--node", a_url, "--node", b_url,
+                            (char *)NULL);
+    memcpy(C.node[0].t.admin_key, saved, sizeof saved);
+    NT_OK(&C, rc);
+    if (r.status != 0)
+        NT_FAIL(&C, "diff with the cluster key: exit %d: %s%s", r.status, r.out,
+                r.err);
+    jv_proc_result_fini(&r);
+
+    /* Node 1 lists the key with the node that made it. */
     json_t *e = listed(1, admin.id);
     NT_CHECK(&C, e != NULL);
     NT_CHECK(&C, strcmp(json_string_value(json_object_get(e, "origin")),
