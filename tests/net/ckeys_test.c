@@ -5,8 +5,9 @@
  * its role holds everywhere (a reader key writes nowhere, only an admin
  * creates cluster keys); a revocation stops it on every node, also on a
  * node that was stopped or cut off (the fault switch of jarvisd
- * --test-faults) while it happened, and also when the revocation reaches
- * a node before the key itself does. Every wait polls a condition.
+ * --test-faults) while it happened, when the revocation reaches a node
+ * before the key itself does, and on a node restored from a backup taken
+ * before it revoked the key. Every wait polls a condition.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -292,6 +293,41 @@ static void test_revocation_before_its_key(void **state)
     NT_CHECK(&C, status_with(2, k.key, "GET", "/v1/status", NULL) == 401);
 }
 
+/* Node 2 revokes a key after a backup, then is restored from that backup:
+ * the restored node holds the key unrevoked, and gets its own revocation
+ * back from its peers. */
+static void test_revocation_survives_restore(void **state)
+{
+    (void)state;
+    start();
+    ckey k = create(0, "restored", "writer");
+    for (size_t i = 0; i < C.n; i++)
+        wait_status(i, k.key, 200, "key before the backup");
+    json_t *j =
+        nt_req(&C, 2, 201, "POST", "{\"path\":\"k-backup.db\"}", "/v1/backup");
+    char backup[700];
+    snprintf(backup, sizeof backup, "%s",
+             json_string_value(json_object_get(j, "path")));
+    json_decref(j);
+    json_decref(nt_req(&C, 2, 204, "DELETE", NULL, "/v1/keys/%s", k.id));
+    for (size_t i = 0; i < C.n; i++)
+        wait_status(i, k.key, 401, "revoked before the restore");
+    NT_OK(&C, jv_cluster_stop(&C, 2));
+    jv_proc_result pr;
+    NT_OK(&C, jv_cluster_ctl(&C, 2, &pr, "restore", backup, "--data-dir",
+                             C.node[2].t.dir, (char *)NULL));
+    if (pr.status != 0)
+        NT_FAIL(&C, "jarvisctl restore exited %d: %s", pr.status, pr.err);
+    jv_proc_result_fini(&pr);
+    NT_OK(&C, jv_cluster_start(&C, 2));
+    wait_status(2, k.key, 401, "revoked again after the restore");
+    json_t *e = listed(2, k.id);
+    NT_CHECK(&C, e != NULL && !json_is_null(json_object_get(e, "revoked_at")));
+    json_decref(e);
+    for (size_t i = 0; i < 2; i++)
+        NT_CHECK(&C, status_with(i, k.key, "GET", "/v1/status", NULL) == 401);
+}
+
 static int teardown(void **state)
 {
     (void)state;
@@ -308,6 +344,7 @@ int main(void)
         cmocka_unit_test_teardown(test_revocation_reaches_stopped_and_cut_nodes,
                                   teardown),
         cmocka_unit_test_teardown(test_revocation_before_its_key, teardown),
+        cmocka_unit_test_teardown(test_revocation_survives_restore, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
