@@ -1580,6 +1580,7 @@ jv_err jv_store_commit_local(jv_store *st, const jv_keypair *kp, uint64_t hlc,
     /* A trust written here may release batches held for their origin. */
     if (any_trust && (err = release(st, &cc, JV_APPLY_REQUIRE_TRUST, &rs)))
         goto fail;
+    ci.released_keys = rs.keys;
     if ((err = ctx_flush(st, &cc)))
         goto fail;
     if ((err = jv__tx_commit(st, &tx)))

@@ -145,6 +145,8 @@ typedef struct {
     size_t nbatches;    /* batches created */
     size_t nops;        /* operations after coalescing */
     size_t groups_ok;
+    uint64_t released_keys; /* cluster key operations of held batches a
+                               trust written here released */
 } jv_commit_info;
 
 /* Turns the groups into operations of this node (kp->pk must be the
