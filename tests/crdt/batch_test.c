@@ -699,6 +699,36 @@ static void test_op_limits(void **state)
     op = ops[5];
     op.trust.stamp = 0;
     bad_op(&op, JV_EDECODE);
+
+    /* Cluster keys: an id of 1..64 bytes, a name, a role of 1..16, a time
+     * not after the batch stamp; `by` may be empty. */
+    op = ops[6];
+    op.key_add.id = sized(JV_OP_MAX_KEY_ID);
+    op.key_add.role = sized(JV_OP_MAX_ROLE);
+    op.key_add.by = sized(0);
+    edge_op(&op);
+    op.key_add.id = sized(JV_OP_MAX_KEY_ID + 1);
+    bad_op(&op, JV_ETOOBIG);
+    op = ops[6];
+    op.key_add.role = sized(JV_OP_MAX_ROLE + 1);
+    bad_op(&op, JV_ETOOBIG);
+    op = ops[6];
+    op.key_add.id = sized(0);
+    bad_op(&op, JV_EDECODE);
+    op = ops[6];
+    op.key_add.name = sized(0);
+    bad_op(&op, JV_EDECODE);
+    op = ops[6];
+    op.key_add.time_ms = jv_hlc_ms(HLC) + 1;
+    bad_op(&op, JV_EDECODE);
+    op = ops[7];
+    op.key_revoke.by = sized(0);
+    edge_op(&op);
+    op.key_revoke.id = sized(0);
+    bad_op(&op, JV_EDECODE);
+    op = ops[7];
+    op.key_revoke.time_ms = jv_hlc_ms(HLC) + 1;
+    bad_op(&op, JV_EDECODE);
 }
 
 static void test_batch_limits(void **state)
