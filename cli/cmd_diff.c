@@ -33,17 +33,28 @@ static int load_file(const char *path, source *s)
     return JVC_EXIT_OK;
 }
 
-static int load_node(const jvc_globals *g, const char *url, source *s)
+/* Node `which` ('A' or 'B'): a refusal names the node, since both are
+ * asked with one credential and either may refuse it. */
+static int load_node(const jvc_globals *g, const char *url, char which,
+                     source *s)
 {
     jvc_client *c = NULL;
     jvc_resp r = {0};
+    char *what = NULL;
     int rc = jvc_client_new(g, url, &c);
-    if (rc != JVC_EXIT_OK)
+    if (rc != JVC_EXIT_OK) {
+        jvc_err("diff: node %c (%s) cannot be asked", which, url);
         return rc;
+    }
     s->label = url;
-    if ((rc = jvc_call(c, "diff: export", "GET", "/v1/export", NULL, &r)) ==
-        JVC_EXIT_OK)
+    if ((what = jvc_strf("diff: export of node %c (%s)", which, url)) == NULL) {
+        rc = jvc_oom();
+        goto out;
+    }
+    if ((rc = jvc_call(c, what, "GET", "/v1/export", NULL, &r)) == JVC_EXIT_OK)
         s->doc = json_incref(r.json);
+out:
+    jv_free(what);
     jvc_resp_fini(&r);
     jvc_client_free(c);
     return rc;
@@ -140,8 +151,9 @@ static int run_diff(jvc_ctx *ctx, int argc, char **argv)
     /* Nodes first, then files: "diff --node URL saved.json" compares the
      * node (A) with the file (B). */
     for (size_t i = 0; i < 2; i++) {
-        rc = i < nnodes ? load_node(ctx->g, ctx->g->nodes[i], &src[i])
-                        : load_file(pos[i - nnodes], &src[i]);
+        rc = i < nnodes
+                 ? load_node(ctx->g, ctx->g->nodes[i], (char)('A' + i), &src[i])
+                 : load_file(pos[i - nnodes], &src[i]);
         if (rc != JVC_EXIT_OK)
             goto out;
         if (!is_export(src[i].doc)) {
@@ -193,8 +205,10 @@ const jvc_cmd jvc_cmd_diff = {
             "   \"kinds\":{\"config\":{\"only_a\":[{\"key\",\"value\"}],\n"
             "   \"only_b\":[..],\"different\":[{\"key\",\"a\",\"b\"}]},..}}\n"
             "\n"
-            "Both nodes are asked with the same credential; for nodes with\n"
-            "different keys, export each to a file and compare the files.\n"
+            "Both nodes are asked with the same credential: a cluster key\n"
+            "('keys create --cluster') works on both; with node keys, export\n"
+            "each to a file and compare the files. When a node refuses, the\n"
+            "message names it (A or B, and its address).\n"
             "\n"
             "Exit status, as for diff(1): 0 identical, 1 differences found;\n"
             "2 when an input cannot be read or is not an export; 3 and 4 as\n"

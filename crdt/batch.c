@@ -79,6 +79,18 @@ jv_err jv_op_validate(const jv_op *op, uint64_t hlc)
         ok = !jv_id_is_zero(&op->succ.old) && op->succ.last_seq <= JV_INT_MAX &&
              op->succ.time_ms <= jv_hlc_ms(hlc);
         break;
+    case JV_OP_KEY_ADD:
+        ok = text_ok(op->key_add.id, JV_OP_MAX_KEY_ID, true) &&
+             text_ok(op->key_add.name, JV_OP_MAX_NAME, true) &&
+             text_ok(op->key_add.role, JV_OP_MAX_ROLE, true) &&
+             op->key_add.time_ms <= jv_hlc_ms(hlc) &&
+             text_ok(op->key_add.by, JV_OP_MAX_NAME, false);
+        break;
+    case JV_OP_KEY_REVOKE:
+        ok = text_ok(op->key_revoke.id, JV_OP_MAX_KEY_ID, true) &&
+             op->key_revoke.time_ms <= jv_hlc_ms(hlc) &&
+             text_ok(op->key_revoke.by, JV_OP_MAX_NAME, false);
+        break;
     }
     return ok ? JV_OK : JV_EINVAL;
 }
@@ -146,6 +158,23 @@ static void write_op(jv_mpw *w, const jv_op *op)
         jv_mpw_u64(w, op->succ.last_seq);
         jv_mpw_u64(w, op->succ.time_ms);
         jv_mpw_bin(w, op->succ.sig, JV_SIG_LEN);
+        break;
+    case JV_OP_KEY_ADD:
+        jv_mpw_array(w, 7);
+        jv_mpw_u64(w, op->kind);
+        jv_mpw_jstr(w, op->key_add.id);
+        jv_mpw_jstr(w, op->key_add.name);
+        jv_mpw_jstr(w, op->key_add.role);
+        jv_mpw_bin(w, op->key_add.hash, JV_OP_KEY_HASH_LEN);
+        jv_mpw_u64(w, op->key_add.time_ms);
+        jv_mpw_jstr(w, op->key_add.by);
+        break;
+    case JV_OP_KEY_REVOKE:
+        jv_mpw_array(w, 4);
+        jv_mpw_u64(w, op->kind);
+        jv_mpw_jstr(w, op->key_revoke.id);
+        jv_mpw_u64(w, op->key_revoke.time_ms);
+        jv_mpw_jstr(w, op->key_revoke.by);
         break;
     }
 }
@@ -287,7 +316,7 @@ static jv_err read_op(jv_mpr *r, jv_op *op, dot_arena *a)
         return JV_EDECODE;
     if ((err = jv_mpr_u64(r, &kind)))
         return err;
-    static const uint32_t arity[JV_OP_KIND_COUNT] = {4, 6, 4, 6, 3, 5, 5};
+    static const uint32_t arity[JV_OP_KIND_COUNT] = {4, 6, 4, 6, 3, 5, 5, 7, 4};
     if (kind >= JV_OP_KIND_COUNT)
         return JV_EDECODE;
     if (n != arity[kind])
@@ -341,6 +370,21 @@ static jv_err read_op(jv_mpr *r, jv_op *op, dot_arena *a)
             (err = jv_mpr_u64(r, &op->succ.last_seq)) ||
             (err = jv_mpr_u64(r, &op->succ.time_ms)) ||
             (err = jv_mpr_bin_fixed(r, op->succ.sig, JV_SIG_LEN)))
+            return err;
+        break;
+    case JV_OP_KEY_ADD:
+        if ((err = jv_mpr_str(r, &op->key_add.id, JV_OP_MAX_KEY_ID)) ||
+            (err = jv_mpr_str(r, &op->key_add.name, JV_OP_MAX_NAME)) ||
+            (err = jv_mpr_str(r, &op->key_add.role, JV_OP_MAX_ROLE)) ||
+            (err = jv_mpr_bin_fixed(r, op->key_add.hash, JV_OP_KEY_HASH_LEN)) ||
+            (err = jv_mpr_u64(r, &op->key_add.time_ms)) ||
+            (err = jv_mpr_str(r, &op->key_add.by, JV_OP_MAX_NAME)))
+            return err;
+        break;
+    case JV_OP_KEY_REVOKE:
+        if ((err = jv_mpr_str(r, &op->key_revoke.id, JV_OP_MAX_KEY_ID)) ||
+            (err = jv_mpr_u64(r, &op->key_revoke.time_ms)) ||
+            (err = jv_mpr_str(r, &op->key_revoke.by, JV_OP_MAX_NAME)))
             return err;
         break;
     }

@@ -30,6 +30,14 @@
  *                                              succession: this origin
  *                                              carries on for `old` (see
  *                                              below)
+ *   [7, id, name, role, hash (bin 32), time_ms, by]
+ *                                              cluster API key: id, label,
+ *                                              role, BLAKE2b hash of its
+ *                                              secret (never the secret),
+ *                                              when and by whom (a key name)
+ *   [8, id, time_ms, by]                       revocation of cluster API key
+ *                                              id (remove-wins: it beats the
+ *                                              key whatever the order)
  * Names, keys and texts are str (valid UTF-8, no NUL); values are str holding
  * JSON text; dot lists are sorted and free of duplicates. Every integer is at
  * most JV_INT_MAX.
@@ -48,6 +56,9 @@
 #define JV_OP_MAX_KEY      1024 /* config and archive keys */
 #define JV_OP_MAX_VALUE    65536
 #define JV_OP_MAX_REMOVES  1024
+#define JV_OP_MAX_KEY_ID   64 /* cluster API key ids */
+#define JV_OP_MAX_ROLE     16
+#define JV_OP_KEY_HASH_LEN 32
 /* Every sequence number, dot, stamp and counter share fits in a signed
  * 64-bit integer, so that storage can keep it as one. */
 #define JV_INT_MAX INT64_MAX
@@ -60,9 +71,11 @@ typedef enum {
     JV_OP_ARCHIVE_RM = 4,
     JV_OP_TRUST = 5,
     JV_OP_SUCCESSION = 6,
+    JV_OP_KEY_ADD = 7,
+    JV_OP_KEY_REVOKE = 8,
 } jv_op_kind;
 
-#define JV_OP_KIND_COUNT 7
+#define JV_OP_KIND_COUNT 9
 
 typedef struct {
     jv_op_kind kind;
@@ -104,6 +117,17 @@ typedef struct {
             uint64_t time_ms;
             uint8_t sig[JV_SIG_LEN]; /* old's key: jv_succession_sign */
         } succ;
+        struct {
+            jv_str id, name, role;
+            uint8_t hash[JV_OP_KEY_HASH_LEN];
+            uint64_t time_ms;
+            jv_str by;
+        } key_add;
+        struct {
+            jv_str id;
+            uint64_t time_ms;
+            jv_str by;
+        } key_revoke;
     };
 } jv_op;
 

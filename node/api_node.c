@@ -518,6 +518,10 @@ static jv_err add_session(void *arg, const jv_session_row *s)
     list_acc *a = arg;
     char key_id[24];
     snprintf(key_id, sizeof(key_id), "%.*s", (int)s->key_id.n, s->key_id.p);
+    /* A cluster key revoked elsewhere leaves its sessions' rows here; they
+     * no longer work, so they are not listed. */
+    if (!jv_auth_key_exists(a->node->auth, key_id))
+        return JV_OK;
     const char *name = jv_auth_key_name(a->node->auth, key_id);
     json_array_append_new(
         a->arr,
@@ -543,11 +547,17 @@ void api_session_list(api_ctx *c)
 
 /* -- API keys ------------------------------------------------------------- */
 
+/* Two scopes: a node key lives in this node's api_key table only; a
+ * cluster key is replicated data (a JV_OP_KEY_ADD operation in this node's
+ * signed log, applied by every node that trusts it), revoked by a
+ * JV_OP_KEY_REVOKE that wins over it everywhere. Both carry only the hash
+ * of the secret. */
 typedef struct {
     jv_api_secret secret;
     char name[72];
     jv_role role;
     uint64_t now_ms;
+    bool cluster;
 } key_new;
 
 static jv_err insert_key(jv_store *st, void *arg)
@@ -573,12 +583,17 @@ static void key_created(jv_write_req *r)
     }
     if (!api_write_ok(c))
         return;
-    jv_auth_key_put(c->node->auth, k->secret.id, k->name, k->role,
-                    k->secret.hash, false);
+    if (k->cluster)
+        jv_auth_ckey_put(c->node->auth, k->secret.id, k->name, k->role,
+                         k->secret.hash, false);
+    else
+        jv_auth_key_put(c->node->auth, k->secret.id, k->name, k->role,
+                        k->secret.hash, false);
     api_reply(c, 201,
-              json_pack("{s:s,s:s,s:s,s:s,s:o}", "id", k->secret.id, "name",
-                        k->name, "role", jv_role_name(k->role), "key",
-                        k->secret.text, "created_at", api_time(k->now_ms)));
+              json_pack("{s:s,s:s,s:s,s:s,s:s,s:o}", "id", k->secret.id, "name",
+                        k->name, "role", jv_role_name(k->role), "scope",
+                        k->cluster ? "cluster" : "node", "key", k->secret.text,
+                        "created_at", api_time(k->now_ms)));
 }
 
 static void free_key_new(void *p)
@@ -602,29 +617,75 @@ static bool name_ok(jv_str s)
     return true;
 }
 
-void api_key_create(api_ctx *c)
+/* The body's "scope": "node" (the default) or "cluster". */
+static int key_scope(api_ctx *c, bool *cluster)
 {
-    jv_str name, role_s;
-    jv_role role;
+    jv_str scope;
+    if (api_field_str(c, "scope", false, 1, 16, &scope))
+        return -1;
+    if (!scope.n)
+        scope = jv_str_c("node");
+    *cluster = jv_str_eq(scope, jv_str_c("cluster"));
+    if (!*cluster && !jv_str_eq(scope, jv_str_c("node"))) {
+        api_error(c, 400, "invalid_field", "scope must be node or cluster");
+        return -1;
+    }
+    return 0;
+}
+
+/* The replicated operation of a new cluster key; its strings live in k
+ * and in c (the principal's name), both until the reply. */
+static void key_add_intent(api_ctx *c, key_new *k, jv_intent *in)
+{
+    memset(in, 0, sizeof(*in));
+    in->op.kind = JV_OP_KEY_ADD;
+    in->op.key_add.id = jv_str_c(k->secret.id);
+    in->op.key_add.name = jv_str_c(k->name);
+    in->op.key_add.role = jv_str_c(jv_role_name(k->role));
+    memcpy(in->op.key_add.hash, k->secret.hash, JV_OP_KEY_HASH_LEN);
+    in->op.key_add.time_ms = k->now_ms;
+    in->op.key_add.by = jv_str_c(c->who.key_name);
+}
+
+/* Wall-clock milliseconds no later than the batch stamp will be. */
+static uint64_t op_time(api_ctx *c)
+{
+    uint64_t now = jv_now_ms(), stamp_ms = jv_hlc_ms(api_stamp(c));
+    return now < stamp_ms ? now : stamp_ms;
+}
+
+static int key_fields(api_ctx *c, jv_str *name, jv_role *role, bool *cluster)
+{
+    jv_str role_s;
     if (!c->body) {
         api_error(c, 400, "invalid_json", "a JSON object body is required");
-        return;
+        return -1;
     }
-    if (api_field_str(c, "name", true, 1, 64, &name) ||
-        api_field_str(c, "role", true, 1, 16, &role_s))
-        return;
-    if (!name_ok(name)) {
+    if (api_field_str(c, "name", true, 1, 64, name) ||
+        api_field_str(c, "role", true, 1, 16, &role_s) || key_scope(c, cluster))
+        return -1;
+    if (!name_ok(*name)) {
         api_error(c, 400, "invalid_field",
                   "name must be 1 to 64 characters of A-Z a-z 0-9 . _ -");
-        return;
+        return -1;
     }
-    if (jv_role_parse(role_s, &role) != JV_OK) {
+    if (jv_role_parse(role_s, role) != JV_OK) {
         api_error(c, 400, "invalid_field",
                   "role must be admin, writer or reader");
-        return;
+        return -1;
     }
+    return 0;
+}
+
+void api_key_create(api_ctx *c)
+{
+    jv_str name;
+    jv_role role;
+    bool cluster;
+    if (key_fields(c, &name, &role, &cluster))
+        return;
     key_new *k = jv_calloc(1, sizeof(*k));
-    jv_intent *in = api_intents(c, 1);
+    jv_intent *in = api_intents(c, cluster ? 2 : 1);
     if (!k || !in || jv_api_secret_new("k", &k->secret) != JV_OK) {
         jv_free(k);
         api_fail(c, JV_ENOMEM, "key");
@@ -634,17 +695,29 @@ void api_key_create(api_ctx *c)
     c->extra_free = free_key_new;
     snprintf(k->name, sizeof(k->name), "%.*s", (int)name.n, name.p);
     k->role = role;
-    k->now_ms = jv_now_ms();
+    k->cluster = cluster;
+    k->now_ms = cluster ? op_time(c) : jv_now_ms();
+    /* Names of cluster keys are unique as far as this node knows: two
+     * nodes may still give one name at once, ids tell them apart. */
+    if (cluster && jv_auth_ckey_named(c->node->auth, k->name)) {
+        api_error(c, 409, "conflict", "a cluster key named '%s' exists",
+                  k->name);
+        return;
+    }
     char target[48], detail[128];
     snprintf(target, sizeof(target), "key/%s", k->secret.id);
-    snprintf(detail, sizeof(detail), "name %s, role %s", k->name,
-             jv_role_name(role));
+    snprintf(detail, sizeof(detail), "name %s, role %s, scope %s", k->name,
+             jv_role_name(role), cluster ? "cluster" : "node");
     if (api_audit_intent(c, in, "key.create", target, detail)) {
         api_fail(c, JV_ENOMEM, "key");
         return;
     }
-    c->wr.group.local = insert_key;
-    c->wr.group.local_arg = k;
+    if (cluster) {
+        key_add_intent(c, k, &in[1]);
+    } else {
+        c->wr.group.local = insert_key;
+        c->wr.group.local_arg = k;
+    }
     api_submit(c, key_created);
 }
 
@@ -653,10 +726,25 @@ static jv_err add_key(void *arg, const jv_key_row *k)
     list_acc *a = arg;
     json_array_append_new(
         a->arr,
-        json_pack("{s:o,s:o,s:o,s:o,s:o}", "id", api_jstr(k->id), "name",
-                  api_jstr(k->name), "role", api_jstr(k->role), "created_at",
-                  api_time(k->created_ms), "revoked_at",
+        json_pack("{s:o,s:o,s:o,s:s,s:o,s:o}", "id", api_jstr(k->id), "name",
+                  api_jstr(k->name), "role", api_jstr(k->role), "scope", "node",
+                  "created_at", api_time(k->created_ms), "revoked_at",
                   k->revoked_ms ? api_time(k->revoked_ms) : json_null()));
+    return JV_OK;
+}
+
+static jv_err add_ckey(void *arg, const jv_ckey_row *k)
+{
+    list_acc *a = arg;
+    json_array_append_new(
+        a->arr,
+        json_pack(
+            "{s:o,s:o,s:o,s:s,s:o,s:o,s:o,s:o,s:o}", "id", api_jstr(k->id),
+            "name", api_jstr(k->name), "role", api_jstr(k->role), "scope",
+            "cluster", "created_at", api_time(k->created_ms), "created_by",
+            api_jstr(k->created_by), "origin", api_id(&k->origin), "revoked_at",
+            k->revoked ? api_time(k->revoked_ms) : json_null(), "revoked_by",
+            k->revoked ? api_jstr(k->revoked_by) : json_null()));
     return JV_OK;
 }
 
@@ -664,6 +752,8 @@ void api_key_list(api_ctx *c)
 {
     list_acc a = {c->node, json_array()};
     jv_err err = jv_store_key_list(c->node->rst, add_key, &a);
+    if (!err)
+        err = jv_store_ckey_list(c->node->rst, add_ckey, &a);
     if (err) {
         json_decref(a.arr);
         api_fail(c, err, "keys");
@@ -672,14 +762,114 @@ void api_key_list(api_ctx *c)
     api_reply(c, 200, json_pack("{s:o}", "keys", a.arr));
 }
 
+typedef struct {
+    char id[24];
+} ckey_revoke;
+
+static void ckey_revoked(jv_write_req *w)
+{
+    api_ctx *c = w->arg;
+    ckey_revoke *r = c->extra;
+    if (!api_write_ok(c))
+        return;
+    /* A revocation of a key not seen yet has nothing to mark here: it
+     * is in the store, and the key is revoked when it arrives. */
+    jv_auth_key_revoke(c->node->auth, r->id);
+    api_reply_empty(c, 204);
+}
+
+/* Revokes a cluster key everywhere: a replicated revocation with an audit
+ * entry, in one write group. */
+static void ckey_revoke_submit(api_ctx *c, const char *id)
+{
+    ckey_revoke *r = jv_calloc(1, sizeof(*r));
+    jv_intent *in = api_intents(c, 2);
+    char target[48];
+    if (!r || !in) {
+        jv_free(r);
+        api_fail(c, JV_ENOMEM, "revoke");
+        return;
+    }
+    c->extra = r;
+    c->extra_free = jv_free;
+    snprintf(r->id, sizeof(r->id), "%s", id);
+    snprintf(target, sizeof(target), "key/%s", id);
+    if (api_audit_intent(c, in, "key.revoke", target,
+                         "cluster key, revoked on every node with its "
+                         "sessions")) {
+        api_fail(c, JV_ENOMEM, "revoke");
+        return;
+    }
+    in[1].op.kind = JV_OP_KEY_REVOKE;
+    in[1].op.key_revoke.id = jv_str_c(r->id);
+    in[1].op.key_revoke.time_ms = op_time(c);
+    in[1].op.key_revoke.by = jv_str_c(c->who.key_name);
+    api_submit(c, ckey_revoked);
+}
+
+/* ?scope=cluster: revoke the id as a cluster key even if this node has
+ * not seen the key yet (a leaked key's id, from another node). */
+static int revoke_scope(api_ctx *c, bool *force_cluster)
+{
+    jv_buf v;
+    jv_buf_init(&v);
+    *force_cluster = false;
+    jv_err err = api_query(c, "scope", &v);
+    int rc = 0;
+    if (err == JV_OK) {
+        *force_cluster = strcmp(api_cstr(&v), "cluster") == 0;
+        if (!*force_cluster && strcmp(api_cstr(&v), "node") != 0) {
+            api_error(c, 400, "bad_request", "scope must be node or cluster");
+            rc = -1;
+        }
+    } else if (err != JV_ENOTFOUND) {
+        rc = -1; /* answered */
+    }
+    jv_buf_fini(&v);
+    return rc;
+}
+
+static bool ckey_id_ok(const char *id)
+{
+    size_t n = strlen(id);
+    if (n < 3 || n >= 24 || id[0] != 'k' || id[1] != '_')
+        return false;
+    for (size_t i = 2; i < n; i++)
+        if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
+            return false;
+    return true;
+}
+
 void api_key_revoke(api_ctx *c)
 {
     const char *id = cap0(c);
-    if (strlen(id) >= 24 || !jv_auth_key_exists(c->node->auth, id)) {
+    bool cluster = false, force = false;
+    if (revoke_scope(c, &force))
+        return;
+    bool known =
+        strlen(id) < 24 && jv_auth_key_known(c->node->auth, id, &cluster);
+    if (force && known && !cluster) {
+        api_error(c, 409, "conflict",
+                  "'%s' is a key of this node only, not a cluster key", id);
+        return;
+    }
+    if (force) {
+        if (!ckey_id_ok(id)) {
+            api_error(c, 400, "invalid_field",
+                      "'%s' is not a key id (k_ and hex digits)", id);
+            return;
+        }
+        ckey_revoke_submit(c, id);
+        return;
+    }
+    if (!known || !jv_auth_key_exists(c->node->auth, id)) {
         api_error(c, 404, "not_found", "no active key '%s'", id);
         return;
     }
-    revoke_entry(c, id, true, "revoked by an admin, with its sessions");
+    if (cluster)
+        ckey_revoke_submit(c, id);
+    else
+        revoke_entry(c, id, true, "revoked by an admin, with its sessions");
 }
 
 /* -- export --------------------------------------------------------------- */

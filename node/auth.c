@@ -6,6 +6,7 @@
 #include "alloc.h"
 #include "datadir.h"
 #include "local.h"
+#include "query.h"
 
 typedef struct {
     char id[24];
@@ -13,6 +14,7 @@ typedef struct {
     jv_role role;
     uint8_t hash[32];
     bool revoked;
+    bool cluster;
     double tokens;
     uint64_t refill_ms;
 } key_ent;
@@ -187,9 +189,31 @@ static jv_err load_session(void *arg, const jv_session_row *s)
                                s->expires_ms);
 }
 
+static jv_err load_ckey(void *arg, const jv_ckey_row *k)
+{
+    jv_auth *a = arg;
+    jv_role role;
+    char id[24], name[72];
+    if (k->id.n >= sizeof(id) || jv_role_parse(k->role, &role) != JV_OK)
+        return JV_OK; /* not an id or role we hand out: grants nothing */
+    copy_str(id, sizeof(id), k->id);
+    copy_str(name, sizeof(name), k->name);
+    jv_err err = jv_auth_ckey_put(a, id, name, role, k->hash, k->revoked);
+    if (!err && k->revoked)
+        jv_auth_key_revoke(a, id); /* and its sessions */
+    return err;
+}
+
+jv_err jv_auth_ckey_reload(jv_auth *a, jv_store *st)
+{
+    return jv_store_ckey_list(st, load_ckey, a);
+}
+
 jv_err jv_auth_load(jv_auth *a, jv_store *st, uint64_t now_ms)
 {
     jv_err err = jv_store_key_list(st, load_key, a);
+    if (!err)
+        err = jv_auth_ckey_reload(a, st);
     if (err)
         return err;
     return jv_store_session_list(st, now_ms, load_session, a);
@@ -198,6 +222,7 @@ jv_err jv_auth_load(jv_auth *a, jv_store *st, uint64_t now_ms)
 static void fill_key(jv_principal *p, const key_ent *k)
 {
     p->role = k->role;
+    p->cluster = k->cluster;
     memcpy(p->key_id, k->id, sizeof(p->key_id));
     memcpy(p->key_name, k->name, sizeof(p->key_name));
 }
@@ -276,11 +301,16 @@ jv_err jv_auth_rate(jv_auth *a, const char *key_id, uint64_t now_ms,
     return JV_ELIMIT;
 }
 
-jv_err jv_auth_key_put(jv_auth *a, const char *id, const char *name,
-                       jv_role role, const uint8_t hash[32], bool revoked)
+static jv_err key_put(jv_auth *a, const char *id, const char *name,
+                      jv_role role, const uint8_t hash[32], bool revoked,
+                      bool cluster)
 {
     key_ent *k = map_get(&a->keys, id);
     bool fresh = !k;
+    if (k && cluster && !k->cluster)
+        return JV_OK; /* the id is a local key's */
+    if (k && cluster && k->revoked)
+        return JV_OK; /* remove-wins */
     if (fresh) {
         k = jv_calloc(1, sizeof(*k));
         if (!k)
@@ -292,6 +322,7 @@ jv_err jv_auth_key_put(jv_auth *a, const char *id, const char *name,
     k->role = role;
     memcpy(k->hash, hash, 32);
     k->revoked = revoked;
+    k->cluster = cluster;
     if (fresh) {
         jv_err err = map_put(&a->keys, k);
         if (err) {
@@ -300,6 +331,37 @@ jv_err jv_auth_key_put(jv_auth *a, const char *id, const char *name,
         }
     }
     return JV_OK;
+}
+
+jv_err jv_auth_key_put(jv_auth *a, const char *id, const char *name,
+                       jv_role role, const uint8_t hash[32], bool revoked)
+{
+    return key_put(a, id, name, role, hash, revoked, false);
+}
+
+jv_err jv_auth_ckey_put(jv_auth *a, const char *id, const char *name,
+                        jv_role role, const uint8_t hash[32], bool revoked)
+{
+    return key_put(a, id, name, role, hash, revoked, true);
+}
+
+bool jv_auth_key_known(const jv_auth *a, const char *id, bool *cluster)
+{
+    key_ent *k = map_get(&a->keys, id);
+    if (cluster)
+        *cluster = k && k->cluster;
+    return k != NULL;
+}
+
+bool jv_auth_ckey_named(const jv_auth *a, const char *name)
+{
+    for (size_t i = 0; i < a->keys.cap; i++) {
+        key_ent *k = a->keys.slot[i];
+        if (k && (void *)k != TOMB && k->cluster && !k->revoked &&
+            strcmp(k->name, name) == 0)
+            return true;
+    }
+    return false;
 }
 
 bool jv_auth_key_exists(const jv_auth *a, const char *id)

@@ -6,8 +6,12 @@
  * BLAKE2b hash of the secret is compared in constant time with the stored
  * hash. Only hashes are kept, in the database and here.
  *
- * This is the loop thread's cache of the node-local key and session tables:
- * loaded at start, updated by the API after each committed change. Rate
+ * This is the loop thread's cache of the node-local key and session tables
+ * and of the replicated cluster keys: loaded at start, updated by the API
+ * after each committed change, and (cluster keys) reloaded after a commit
+ * applied peers' key operations. A cluster key is found and checked
+ * exactly as a local one; once revoked it stays revoked (remove-wins), and
+ * an id held by a local key is never taken over by a cluster key. Rate
  * limits are token buckets per API key (a session spends its key's
  * tokens).
  *
@@ -36,6 +40,7 @@ typedef struct jv_auth jv_auth;
 typedef struct {
     jv_role role;
     bool is_session;
+    bool cluster; /* the key is a cluster key (replicated) */
     char key_id[24];
     char key_name[72];
     char session_id[24]; /* when is_session */
@@ -68,7 +73,19 @@ jv_err jv_auth_rate(jv_auth *a, const char *key_id, uint64_t now_ms,
 /* Cache updates, after the matching change committed. */
 jv_err jv_auth_key_put(jv_auth *a, const char *id, const char *name,
                        jv_role role, const uint8_t hash[32], bool revoked);
+/* A cluster key (or its revocation): never replaces a local key of the
+ * same id, and never makes a revoked cluster key usable again. */
+jv_err jv_auth_ckey_put(jv_auth *a, const char *id, const char *name,
+                        jv_role role, const uint8_t hash[32], bool revoked);
+/* Reads every cluster key from the store again (after peers' key
+ * operations were applied); newly revoked ones take their sessions with
+ * them. */
+jv_err jv_auth_ckey_reload(jv_auth *a, jv_store *st);
 bool jv_auth_key_exists(const jv_auth *a, const char *id);
+/* *cluster: the key is a cluster key. False if unknown. */
+bool jv_auth_key_known(const jv_auth *a, const char *id, bool *cluster);
+/* An active cluster key holds this name. */
+bool jv_auth_ckey_named(const jv_auth *a, const char *name);
 /* The key's name, or NULL if unknown. */
 const char *jv_auth_key_name(const jv_auth *a, const char *id);
 /* Revokes the key and every session made with it. */

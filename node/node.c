@@ -174,6 +174,15 @@ static void on_job(void *arg, const jv_writer_job *j)
     if (j->remote_ops)
         jv_metrics_add(n->metrics, "jarvis_ops_applied_total",
                        "origin=\"remote\"", (double)j->remote_ops);
+    /* Peers' cluster keys and revocations count from the commit that
+     * applied them: the reader connection sees what committed (a reload
+     * is idempotent, so a partly failed job may reload too). */
+    if (j->remote_keys) {
+        jv_err err = jv_auth_ckey_reload(n->auth, n->rst);
+        if (err)
+            jv_error("auth", "cannot reload cluster keys: %s",
+                     jv_strerror(err));
+    }
 }
 
 /* -- off-loop jobs -------------------------------------------------------- */

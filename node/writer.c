@@ -263,6 +263,7 @@ static void on_wake(uv_async_t *h)
             }
             j.remote_batches += r->nremote;
             j.remote_ops += r->stats.ops;
+            j.remote_keys += r->stats.keys + r->info.released_keys;
         }
         w->observer(w->observer_arg, &j);
     }

@@ -74,6 +74,8 @@ typedef struct {
     size_t nbatches;       /* local batches made */
     size_t remote_batches; /* peers' batches offered */
     uint64_t remote_ops;   /* peers' operations applied */
+    uint64_t remote_keys;  /* cluster API key operations of peers applied
+                              (also those a local trust released) */
     uint64_t commit_ns;
     jv_err err; /* a storage error that failed a commit */
 } jv_writer_job;

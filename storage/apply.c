@@ -329,6 +329,34 @@ static const char sql_trust_put[] =
     "WHERE (excluded.stamp, excluded.set_by, excluded.trusted, excluded.name) "
     "> (trust.stamp, trust.set_by, trust.trusted, trust.name)";
 
+/* Cluster API keys, a remove-wins set: a key row is added once and never
+ * changed by an honest origin (ids are random); two adds of one id with
+ * different content (an origin that signed both, or a collision) keep the
+ * smaller tuple, so every order of arrival ends with the same row. A
+ * revocation keeps the earliest (time, origin, by) likewise. Neither
+ * table looks at the other: whether a key is usable is decided when
+ * reading (a key with a revocation row is revoked), so a revocation that
+ * arrives first still wins when its key comes. */
+static const char sql_ckey_add[] =
+    "INSERT INTO cluster_key(id, name, role, hash, created_ms, created_by, "
+    "origin) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
+    "ON CONFLICT(id) DO UPDATE SET name = excluded.name, "
+    "role = excluded.role, hash = excluded.hash, "
+    "created_ms = excluded.created_ms, created_by = excluded.created_by, "
+    "origin = excluded.origin "
+    "WHERE (excluded.origin, excluded.created_ms, excluded.hash, "
+    "excluded.role, excluded.name, excluded.created_by) < "
+    "(cluster_key.origin, cluster_key.created_ms, cluster_key.hash, "
+    "cluster_key.role, cluster_key.name, cluster_key.created_by)";
+static const char sql_ckey_revoke[] =
+    "INSERT INTO cluster_key_revoked(id, revoked_ms, revoked_by, origin) "
+    "VALUES (?1, ?2, ?3, ?4) "
+    "ON CONFLICT(id) DO UPDATE SET revoked_ms = excluded.revoked_ms, "
+    "revoked_by = excluded.revoked_by, origin = excluded.origin "
+    "WHERE (excluded.revoked_ms, excluded.origin, excluded.revoked_by) < "
+    "(cluster_key_revoked.revoked_ms, cluster_key_revoked.origin, "
+    "cluster_key_revoked.revoked_by)";
+
 /* A register from three SQL arguments (stamp, replica, value); false for
  * a replica that is not an id. */
 static bool lww_arg(sqlite3_value **v, uint64_t *stamp, jv_id *replica,
@@ -498,6 +526,26 @@ static jv_err apply_op(jv_store *st, ctx_cache *cc, const jv_id *origin,
         jv__bind_u64(s, 4, op->succ.time_ms);
         sqlite3_bind_blob(s, 5, op->succ.sig, JV_SIG_LEN, SQLITE_STATIC);
         return jv__run(st, s, "succession");
+    case JV_OP_KEY_ADD:
+        if (!(s = jv__stmt(st, sql_ckey_add, &err)))
+            return err;
+        jv__bind_str(s, 1, op->key_add.id);
+        jv__bind_str(s, 2, op->key_add.name);
+        jv__bind_str(s, 3, op->key_add.role);
+        sqlite3_bind_blob(s, 4, op->key_add.hash, JV_OP_KEY_HASH_LEN,
+                          SQLITE_STATIC);
+        jv__bind_u64(s, 5, op->key_add.time_ms);
+        jv__bind_str(s, 6, op->key_add.by);
+        jv__bind_id(s, 7, origin);
+        return jv__run(st, s, "cluster key");
+    case JV_OP_KEY_REVOKE:
+        if (!(s = jv__stmt(st, sql_ckey_revoke, &err)))
+            return err;
+        jv__bind_str(s, 1, op->key_revoke.id);
+        jv__bind_u64(s, 2, op->key_revoke.time_ms);
+        jv__bind_str(s, 3, op->key_revoke.by);
+        jv__bind_id(s, 4, origin);
+        return jv__run(st, s, "cluster key revocation");
     }
     return jv__fail(st, JV_EINVAL, "unknown operation kind %d", (int)op->kind);
 }
@@ -543,6 +591,17 @@ static jv_err exists_blob(jv_store *st, const char *sql, const void *key,
         err = jv__sqlerr(st, rc, "lookup");
     jv__reset(s);
     return err;
+}
+
+/* Cluster key operations in a batch: the node reloads its credentials
+ * when a commit applied any. */
+static uint64_t key_ops(const jv_batch *bt)
+{
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < bt->nops; i++)
+        n += bt->ops[i].kind == JV_OP_KEY_ADD ||
+             bt->ops[i].kind == JV_OP_KEY_REVOKE;
+    return n;
 }
 
 /* Appends the batch to the log, applies its operations and moves the
@@ -867,6 +926,7 @@ static jv_err release_origin(jv_store *st, ctx_cache *cc, const jv_id *origin,
             stats->applied++;
             stats->released++;
             stats->ops += bt.nops;
+            stats->keys += key_ops(&bt);
         }
         jv__reset(s);
         s = NULL;
@@ -1008,6 +1068,7 @@ static jv_err apply_one(jv_store *st, ctx_cache *cc, const jv_store_batch *b,
         return err;
     stats->applied++;
     stats->ops += bt->nops;
+    stats->keys += key_ops(bt);
     *res = JV_OK;
     return JV_OK;
 }
@@ -1233,6 +1294,8 @@ static jv_err make_op(jv_store *st, ctx_cache *cc, const jv_id *self,
     case JV_OP_CONFIG:
     case JV_OP_TRUST:
     case JV_OP_SUCCESSION:
+    case JV_OP_KEY_ADD:
+    case JV_OP_KEY_REVOKE:
         break;
     default:
         return jv__fail(st, JV_EINVAL, "unknown operation kind %d",
@@ -1247,7 +1310,10 @@ static jv_err make_op(jv_store *st, ctx_cache *cc, const jv_id *self,
                         : op->kind == JV_OP_CONFIG     ? "config"
                         : op->kind == JV_OP_TRUST      ? "trust"
                         : op->kind == JV_OP_SUCCESSION ? "succession"
-                                                       : "archive");
+                        : op->kind == JV_OP_KEY_ADD ||
+                                op->kind == JV_OP_KEY_REVOKE
+                            ? "cluster key"
+                            : "archive");
     if (op->kind == JV_OP_AUDIT)
         return JV_OK;
     if ((err = apply_op(st, cc, self, 0, op)))
@@ -1396,6 +1462,12 @@ static size_t op_bound(const jv_op *op)
         return arr + 2 * num + 1 + 34 + str + op->trust.name.n;
     case JV_OP_SUCCESSION:
         return arr + 3 * num + 34 + 66;
+    case JV_OP_KEY_ADD:
+        return arr + 2 * num + 4 * str + 34 + op->key_add.id.n +
+               op->key_add.name.n + op->key_add.role.n + op->key_add.by.n;
+    case JV_OP_KEY_REVOKE:
+        return arr + 2 * num + 2 * str + op->key_revoke.id.n +
+               op->key_revoke.by.n;
     }
     return JV_BATCH_MAX_BYTES;
 }
@@ -1561,6 +1633,7 @@ jv_err jv_store_commit_local(jv_store *st, const jv_keypair *kp, uint64_t hlc,
     /* A trust written here may release batches held for their origin. */
     if (any_trust && (err = release(st, &cc, JV_APPLY_REQUIRE_TRUST, &rs)))
         goto fail;
+    ci.released_keys = rs.keys;
     if ((err = ctx_flush(st, &cc)))
         goto fail;
     if ((err = jv__tx_commit(st, &tx)))

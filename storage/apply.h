@@ -15,6 +15,10 @@
  *            delete entries whose dots the op covers; add the op's dots to
  *            the context (compact vector + cloud)         OR-Set delta join
  *   trust    register[node] = greater of (stamp, replica, trusted, name)
+ *   cluster  key add: insert (id, ...) if absent (of two contents for one
+ *   keys     id the smaller tuple stays); revoke: insert id into the
+ *            revocations if absent (the earliest stays). A key is usable
+ *            while its id has no revocation: remove-wins, any order.
  *
  * Blocking: disk I/O (and fsync, depending on jv_sync). Call on the thread
  * that owns the connection; never on an event loop.
@@ -67,6 +71,7 @@ typedef struct {
                         origin became trusted or their stamp came within
                         the skew bound */
     uint64_t ops;    /* operations applied */
+    uint64_t keys;   /* ... of which cluster API key adds and revocations */
 } jv_apply_stats;
 
 /* Applies n batches in one transaction. results[i] (caller's array of n):
@@ -102,6 +107,7 @@ jv_err jv_store_apply(jv_store *st, const jv_store_batch *b, size_t n,
  *                              (the key's dots currently present)
  *   JV_OP_ARCHIVE_RM   caller: key; store: removes (JV_ENOTFOUND if none)
  *   JV_OP_TRUST        caller: all fields
+ *   JV_OP_KEY_ADD, JV_OP_KEY_REVOKE  caller: all fields
  * After the call `res` holds what the caller may report back. */
 typedef struct {
     jv_op op;
@@ -139,6 +145,8 @@ typedef struct {
     size_t nbatches;    /* batches created */
     size_t nops;        /* operations after coalescing */
     size_t groups_ok;
+    uint64_t released_keys; /* cluster key operations of held batches a
+                               trust written here released */
 } jv_commit_info;
 
 /* Turns the groups into operations of this node (kp->pk must be the

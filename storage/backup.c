@@ -447,6 +447,10 @@ static const struct {
               "node"},
     {"succession", "SELECT old, new, last_seq, time_ms, sig FROM succession "
                    "ORDER BY old"},
+    {"cluster_key", "SELECT id, name, role, hash, created_ms, created_by, "
+                    "origin FROM cluster_key ORDER BY id"},
+    {"cluster_key_revoked", "SELECT id, revoked_ms, revoked_by, origin FROM "
+                            "cluster_key_revoked ORDER BY id"},
     {"vv", "SELECT origin, seq, hash FROM vv ORDER BY origin"},
 };
 

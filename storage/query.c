@@ -930,3 +930,61 @@ jv_err jv_store_is_trusted(jv_store *st, const jv_id *id, bool *out)
     }
     return JV_OK;
 }
+
+/* -- cluster API keys ----------------------------------------------------- */
+
+static const char sql_ckey_list[] =
+    "SELECT k.id, k.name, k.role, k.hash, k.created_ms, k.created_by, "
+    "k.origin, r.id IS NOT NULL, coalesce(r.revoked_ms, 0), "
+    "coalesce(r.revoked_by, '') FROM cluster_key k "
+    "LEFT JOIN cluster_key_revoked r ON r.id = k.id "
+    "ORDER BY k.created_ms, k.id";
+static const char sql_ckey_known[] =
+    "SELECT EXISTS (SELECT 1 FROM cluster_key WHERE id = ?1) OR "
+    "EXISTS (SELECT 1 FROM cluster_key_revoked WHERE id = ?1)";
+
+jv_err jv_store_ckey_list(jv_store *st, jv_ckey_cb cb, void *arg)
+{
+    jv_err err;
+    sqlite3_stmt *s = jv__stmt(st, sql_ckey_list, &err);
+    if (!s)
+        return err;
+    int rc;
+    err = JV_OK;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        jv_ckey_row k;
+        k.id = jv__col_str(s, 0);
+        k.name = jv__col_str(s, 1);
+        k.role = jv__col_str(s, 2);
+        k.hash = sqlite3_column_blob(s, 3);
+        if (!k.hash || sqlite3_column_bytes(s, 3) != JV_OP_KEY_HASH_LEN) {
+            err = jv__fail(st, JV_ECORRUPT, "cluster key: hash of bad size");
+            break;
+        }
+        k.created_ms = jv__col_u64(s, 4);
+        k.created_by = jv__col_str(s, 5);
+        if ((err = jv__col_id(st, s, 6, &k.origin)))
+            break;
+        k.revoked = sqlite3_column_int(s, 7) != 0;
+        k.revoked_ms = jv__col_u64(s, 8);
+        k.revoked_by = jv__col_str(s, 9);
+        if ((err = cb(arg, &k)))
+            break;
+    }
+    return scan_end(st, s, rc, err, "read cluster keys");
+}
+
+jv_err jv_store_ckey_known(jv_store *st, jv_str id, bool *exists)
+{
+    jv_err err;
+    *exists = false;
+    sqlite3_stmt *s = jv__stmt(st, sql_ckey_known, &err);
+    if (!s)
+        return err;
+    jv__bind_str(s, 1, id);
+    int rc = sqlite3_step(s);
+    err = JV_OK;
+    if (rc == SQLITE_ROW)
+        *exists = sqlite3_column_int(s, 0) != 0;
+    return scan_end(st, s, rc, err, "read cluster keys");
+}

@@ -18,6 +18,7 @@
 #ifndef JV_QUERY_H
 #define JV_QUERY_H
 
+#include "batch.h"
 #include "gcounter.h"
 #include "store.h"
 #include "vv.h"
@@ -208,5 +209,30 @@ jv_err jv_store_is_trusted(jv_store *st, const jv_id *id, bool *out);
  * old, and the one id carries on for. JV_ENOTFOUND when there is none. */
 jv_err jv_store_successor(jv_store *st, const jv_id *old, jv_id *out);
 jv_err jv_store_predecessor(jv_store *st, const jv_id *id, jv_id *out);
+
+/* -- cluster API keys ----------------------------------------------------- */
+
+typedef struct {
+    jv_str id;
+    jv_str name;
+    jv_str role;         /* as written; a role the reader does not know
+                            grants nothing */
+    const uint8_t *hash; /* JV_OP_KEY_HASH_LEN: hash of the secret */
+    uint64_t created_ms;
+    jv_str created_by; /* the creating principal's key name */
+    jv_id origin;      /* the node that created it */
+    bool revoked;      /* a revocation of this id exists (it wins) */
+    uint64_t revoked_ms;
+    jv_str revoked_by;
+} jv_ckey_row;
+
+typedef jv_err (*jv_ckey_cb)(void *arg, const jv_ckey_row *k);
+
+/* Every cluster key this node holds, revoked ones too, by creation time
+ * then id. (A revocation whose key has not arrived is not listed; it
+ * revokes the key when it comes.) */
+jv_err jv_store_ckey_list(jv_store *st, jv_ckey_cb cb, void *arg);
+/* *exists: the node holds the key or a revocation of it. */
+jv_err jv_store_ckey_known(jv_store *st, jv_str id, bool *exists);
 
 #endif

@@ -211,6 +211,24 @@ static const char *const migrations[] = {
     "  time_ms INTEGER NOT NULL,"
     "  sig BLOB NOT NULL"
     ") WITHOUT ROWID;",
+    /* 4: cluster API keys, a remove-wins set: grow-only adds and grow-only
+     * revocations, a key usable while it has no revocation. Only the hash
+     * of a key's secret is kept, as for the node-local api_key. */
+    "CREATE TABLE cluster_key ("
+    "  id TEXT PRIMARY KEY NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  role TEXT NOT NULL,"
+    "  hash BLOB NOT NULL,"
+    "  created_ms INTEGER NOT NULL,"
+    "  created_by TEXT NOT NULL,"
+    "  origin BLOB NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE cluster_key_revoked ("
+    "  id TEXT PRIMARY KEY NOT NULL,"
+    "  revoked_ms INTEGER NOT NULL,"
+    "  revoked_by TEXT NOT NULL,"
+    "  origin BLOB NOT NULL"
+    ") WITHOUT ROWID;",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) ==
@@ -220,9 +238,25 @@ _Static_assert(sizeof(migrations) / sizeof(migrations[0]) ==
 /* Every table the current schema has; a database of ours missing one is
  * damaged. */
 static const char *const schema_tables[] = {
-    "meta",  "replica",      "batch",   "vv",      "held",       "counter",
-    "audit", "audit_minute", "config",  "archive", "ctx",        "ctx_cloud",
-    "trust", "api_key",      "session", "peer",    "succession",
+    "meta",
+    "replica",
+    "batch",
+    "vv",
+    "held",
+    "counter",
+    "audit",
+    "audit_minute",
+    "config",
+    "archive",
+    "ctx",
+    "ctx_cloud",
+    "trust",
+    "api_key",
+    "session",
+    "peer",
+    "succession",
+    "cluster_key",
+    "cluster_key_revoked",
 };
 
 /* -- errors and statements ------------------------------------------------ */

@@ -579,10 +579,60 @@ static void test_dir_key_only_to_its_node(void **state)
     C.key = key;
 }
 
+/* keys create --cluster, the SCOPE column, keys revoke of a cluster key
+ * and --cluster for an id the node has not seen. */
+static void test_cluster_keys_cli(void **state)
+{
+    (void)state;
+    jv_proc_result r;
+    json_t *j = JSON_CMD(0, "keys", "create", "--cluster", "--name", "fleet",
+                         "--role", "reader");
+    assert_string_equal(json_string_value(json_object_get(j, "scope")),
+                        "cluster");
+    char id[32], key[160];
+    snprintf(id, sizeof id, "%s", json_string_value(json_object_get(j, "id")));
+    snprintf(key, sizeof key, "%s",
+             json_string_value(json_object_get(j, "key")));
+    json_decref(j);
+    /* The name once: NAME or --name. */
+    CTL(&C, &r, "keys", "create", "two", "--name", "names", "--role", "reader");
+    CTL_EXPECT(&r, 2);
+    jv_proc_result_fini(&r);
+    CTL(&C, &r, "keys", "create", "--role", "reader");
+    CTL_EXPECT(&r, 2);
+    jv_proc_result_fini(&r);
+    /* The human output says the scope. */
+    CTL(&C, &r, "keys", "create", "--cluster", "fleet-2", "--role", "writer");
+    CTL_EXPECT(&r, 0);
+    assert_true(ctl_has(r.out, "cluster"));
+    jv_proc_result_fini(&r);
+    free(as_key(key, 0, "status", NULL, NULL, NULL));
+    free(as_key(key, 3, "counters", "incr", "by-cluster-reader", NULL));
+    CTL(&C, &r, "keys", "ls");
+    CTL_EXPECT(&r, 0);
+    assert_true(ctl_has(r.out, "SCOPE"));
+    assert_true(ctl_has(r.out, "cluster"));
+    assert_true(ctl_has(r.out, "node"));
+    jv_proc_result_fini(&r);
+    CTL(&C, &r, "keys", "revoke", id);
+    CTL_EXPECT(&r, 0);
+    jv_proc_result_fini(&r);
+    free(as_key(key, 3, "status", NULL, NULL, NULL));
+    /* A cluster key's id not seen here: revoked with --cluster only. */
+    CTL(&C, &r, "keys", "revoke", "k_00000000abcd");
+    CTL_EXPECT(&r, 1);
+    jv_proc_result_fini(&r);
+    CTL(&C, &r, "keys", "revoke", "--cluster", "k_00000000abcd");
+    CTL_EXPECT(&r, 0);
+    assert_true(ctl_has(r.out, "every node"));
+    jv_proc_result_fini(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_keys_and_roles),
+        cmocka_unit_test(test_cluster_keys_cli),
         cmocka_unit_test(test_sessions),
         cmocka_unit_test(test_defaults_from_data_dir),
         cmocka_unit_test(test_unix_socket),

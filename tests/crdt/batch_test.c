@@ -76,6 +76,17 @@ static void every_kind(jv_op ops[ANY_KINDS])
     ops[5].trust.trusted = true;
     ops[5].trust.stamp = 1;
     ops[5].trust.name = jv_str_c("node-7");
+    ops[6].kind = JV_OP_KEY_ADD;
+    ops[6].key_add.id = jv_str_c("k_0123456789ab");
+    ops[6].key_add.name = jv_str_c("deploy");
+    ops[6].key_add.role = jv_str_c("writer");
+    memset(ops[6].key_add.hash, 0x5c, JV_OP_KEY_HASH_LEN);
+    ops[6].key_add.time_ms = 1998;
+    ops[6].key_add.by = jv_str_c("admin");
+    ops[7].kind = JV_OP_KEY_REVOKE;
+    ops[7].key_revoke.id = jv_str_c("k_0123456789ab");
+    ops[7].key_revoke.time_ms = 2000;
+    ops[7].key_revoke.by = jv_str_c("admin");
 }
 
 static jv_batch make(const jv_id *origin, uint64_t first, const uint8_t *prev,
@@ -157,6 +168,20 @@ static void assert_op(const jv_op *a, const jv_op *b)
         assert_int_equal(a->succ.time_ms, b->succ.time_ms);
         assert_memory_equal(a->succ.sig, b->succ.sig, JV_SIG_LEN);
         break;
+    case JV_OP_KEY_ADD:
+        assert_str(a->key_add.id, b->key_add.id);
+        assert_str(a->key_add.name, b->key_add.name);
+        assert_str(a->key_add.role, b->key_add.role);
+        assert_memory_equal(a->key_add.hash, b->key_add.hash,
+                            JV_OP_KEY_HASH_LEN);
+        assert_int_equal(a->key_add.time_ms, b->key_add.time_ms);
+        assert_str(a->key_add.by, b->key_add.by);
+        break;
+    case JV_OP_KEY_REVOKE:
+        assert_str(a->key_revoke.id, b->key_revoke.id);
+        assert_int_equal(a->key_revoke.time_ms, b->key_revoke.time_ms);
+        assert_str(a->key_revoke.by, b->key_revoke.by);
+        break;
     }
 }
 
@@ -179,7 +204,7 @@ static void test_round_trip_every_kind(void **state)
     assert_int_equal(jv_batch_peek(body.data, body.len, &h), JV_OK);
     assert_true(jv_id_eq(&h.origin, &origin));
     assert_int_equal(h.first_seq, 41);
-    assert_int_equal(h.last_seq, 46);
+    assert_int_equal(h.last_seq, 41 + ANY_KINDS - 1);
     assert_int_equal(h.nops, ANY_KINDS);
     assert_int_equal(h.hlc, HLC);
     assert_memory_equal(h.prev, prev, JV_HASH_LEN);
@@ -187,7 +212,7 @@ static void test_round_trip_every_kind(void **state)
     assert_int_equal(jv_batch_decode(body.data, body.len, &out), JV_OK);
     assert_true(jv_id_eq(&out.origin, &origin));
     assert_int_equal(out.first_seq, 41);
-    assert_int_equal(jv_batch_last_seq(&out), 46);
+    assert_int_equal(jv_batch_last_seq(&out), 41 + ANY_KINDS - 1);
     assert_int_equal(out.hlc, HLC);
     assert_memory_equal(out.prev, prev, JV_HASH_LEN);
     assert_int_equal(out.nops, ANY_KINDS);
@@ -483,6 +508,23 @@ static void w_op(jv_mpw *w, const jv_op *op)
         jv_mpw_u64(w, op->succ.time_ms);
         jv_mpw_bin(w, op->succ.sig, JV_SIG_LEN);
         break;
+    case JV_OP_KEY_ADD:
+        jv_mpw_array(w, 7);
+        jv_mpw_u64(w, op->kind);
+        jv_mpw_jstr(w, op->key_add.id);
+        jv_mpw_jstr(w, op->key_add.name);
+        jv_mpw_jstr(w, op->key_add.role);
+        jv_mpw_bin(w, op->key_add.hash, JV_OP_KEY_HASH_LEN);
+        jv_mpw_u64(w, op->key_add.time_ms);
+        jv_mpw_jstr(w, op->key_add.by);
+        break;
+    case JV_OP_KEY_REVOKE:
+        jv_mpw_array(w, 4);
+        jv_mpw_u64(w, op->kind);
+        jv_mpw_jstr(w, op->key_revoke.id);
+        jv_mpw_u64(w, op->key_revoke.time_ms);
+        jv_mpw_jstr(w, op->key_revoke.by);
+        break;
     }
 }
 
@@ -674,6 +716,36 @@ static void test_op_limits(void **state)
     bad_op(&op, JV_EDECODE);
     op = ops[5];
     op.trust.stamp = 0;
+    bad_op(&op, JV_EDECODE);
+
+    /* Cluster keys: an id of 1..64 bytes, a name, a role of 1..16, a time
+     * not after the batch stamp; `by` may be empty. */
+    op = ops[6];
+    op.key_add.id = sized(JV_OP_MAX_KEY_ID);
+    op.key_add.role = sized(JV_OP_MAX_ROLE);
+    op.key_add.by = sized(0);
+    edge_op(&op);
+    op.key_add.id = sized(JV_OP_MAX_KEY_ID + 1);
+    bad_op(&op, JV_ETOOBIG);
+    op = ops[6];
+    op.key_add.role = sized(JV_OP_MAX_ROLE + 1);
+    bad_op(&op, JV_ETOOBIG);
+    op = ops[6];
+    op.key_add.id = sized(0);
+    bad_op(&op, JV_EDECODE);
+    op = ops[6];
+    op.key_add.name = sized(0);
+    bad_op(&op, JV_EDECODE);
+    op = ops[6];
+    op.key_add.time_ms = jv_hlc_ms(HLC) + 1;
+    bad_op(&op, JV_EDECODE);
+    op = ops[7];
+    op.key_revoke.by = sized(0);
+    edge_op(&op);
+    op.key_revoke.id = sized(0);
+    bad_op(&op, JV_EDECODE);
+    op = ops[7];
+    op.key_revoke.time_ms = jv_hlc_ms(HLC) + 1;
     bad_op(&op, JV_EDECODE);
 }
 

@@ -39,7 +39,7 @@ size_t jv_fuzz_seeds(jv_buf *seeds, size_t max)
         rm[0] = rm[1];
         rm[1] = t;
     }
-    jv_op ops[6];
+    jv_op ops[JV_OP_KIND_COUNT];
     memset(ops, 0, sizeof(ops));
     ops[0].kind = JV_OP_COUNTER;
     ops[0].counter.name = jv_str_c("requests");
@@ -71,16 +71,27 @@ size_t jv_fuzz_seeds(jv_buf *seeds, size_t max)
     ops[5].trust.trusted = true;
     ops[5].trust.stamp = jv_hlc_make(1500, 3);
     ops[5].trust.name = jv_str_c("bravo");
+    ops[6].kind = JV_OP_KEY_ADD;
+    ops[6].key_add.id = jv_str_c("k_00112233aabb");
+    ops[6].key_add.name = jv_str_c("ci");
+    ops[6].key_add.role = jv_str_c("reader");
+    memset(ops[6].key_add.hash, 0x3c, sizeof(ops[6].key_add.hash));
+    ops[6].key_add.time_ms = 1900;
+    ops[6].key_add.by = jv_str_c("admin");
+    ops[7].kind = JV_OP_KEY_REVOKE;
+    ops[7].key_revoke.id = jv_str_c("k_00112233aabb");
+    ops[7].key_revoke.time_ms = 1950;
+    ops[7].key_revoke.by = jv_str_c("admin");
     size_t n = 0;
     uint8_t prev[JV_HASH_LEN];
     memset(prev, 0xab, sizeof(prev));
     /* Each kind alone, then all of them in one batch. */
-    for (uint32_t k = 0; k <= 6 && n < max; k++) {
+    for (uint32_t k = 0; k <= JV_OP_KIND_COUNT && n < max; k++) {
         jv_batch b = {
             .origin = o, .first_seq = 40, .hlc = jv_hlc_make(2000, 0)};
         memcpy(b.prev, prev, sizeof(prev));
-        b.ops = k < 6 ? &ops[k] : ops;
-        b.nops = k < 6 ? 1 : 6;
+        b.ops = k < JV_OP_KIND_COUNT ? &ops[k] : ops;
+        b.nops = k < JV_OP_KIND_COUNT ? 1 : JV_OP_KIND_COUNT;
         if (jv_batch_encode(&b, &seeds[n]) == JV_OK)
             n++;
     }

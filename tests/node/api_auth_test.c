@@ -77,7 +77,8 @@ static void test_keys(void **state)
     uint64_t t0 = api_now_ms();
     json_t *k = API_OK(&N, 201, "POST", "/v1/keys", N.admin_token,
                        "{\"name\":\"ci\",\"role\":\"writer\"}");
-    API_FIELDS(k, "id", "name", "role", "key", "created_at");
+    API_FIELDS(k, "id", "name", "role", "scope", "key", "created_at");
+    assert_string_equal(api_str(k, "scope"), "node");
     assert_true(strncmp(api_str(k, "id"), "k_", 2) == 0);
     assert_string_equal(api_str(k, "name"), "ci");
     assert_string_equal(api_str(k, "role"), "writer");
@@ -108,7 +109,9 @@ static void test_keys(void **state)
     json_t *row;
     json_array_foreach(json_object_get(r.json, "keys"), i, row)
     {
-        API_FIELDS(row, "id", "name", "role", "created_at", "revoked_at");
+        API_FIELDS(row, "id", "name", "role", "scope", "created_at",
+                   "revoked_at");
+        assert_string_equal(api_str(row, "scope"), "node");
         time_of(row, "created_at");
     }
     json_t *ci = find(r.json, "keys", "name", "ci");
@@ -591,6 +594,89 @@ static void test_admin_actions_audited(void **state)
     audited("ops", "session.revoke", api_fmt("session/%s", ops_sid));
 }
 
+/* -- cluster keys (one node; tests/net/ckeys_test.c has three) ----------- */
+
+static void test_cluster_keys(void **state)
+{
+    (void)state;
+    char ops[160], ops_id[32], rd[160], rd_id[32];
+    api_key(&N, "c-ops", "admin", ops, ops_id);
+    api_key(&N, "c-reader", "reader", rd, rd_id);
+    json_t *k = API_OK(&N, 201, "POST", "/v1/keys", ops,
+                       "{\"name\":\"fleet\",\"role\":\"writer\","
+                       "\"scope\":\"cluster\"}");
+    API_FIELDS(k, "id", "name", "role", "scope", "key", "created_at");
+    assert_string_equal(api_str(k, "scope"), "cluster");
+    char id[32], key[160];
+    snprintf(id, sizeof id, "%s", api_str(k, "id"));
+    snprintf(key, sizeof key, "%s", api_str(k, "key"));
+    json_decref(k);
+    audited("c-ops", "key.create", api_fmt("key/%s", id));
+    /* It works at once, with its role and no more. */
+    json_decref(
+        API_OK(&N, 200, "POST", "/v1/counters/fleet/increment", key, NULL));
+    assert_int_equal(status_of("GET", "/v1/keys", key, NULL), 403);
+    /* Only admins make cluster keys; bad scopes are refused. */
+    API_ERR(&N, 403, "forbidden", "POST", "/v1/keys", rd,
+            "{\"name\":\"x\",\"role\":\"admin\",\"scope\":\"cluster\"}");
+    API_ERR(&N, 403, "forbidden", "POST", "/v1/keys", key,
+            "{\"name\":\"x\",\"role\":\"admin\",\"scope\":\"cluster\"}");
+    API_ERR(&N, 400, "invalid_field", "POST", "/v1/keys", ops,
+            "{\"name\":\"x\",\"role\":\"admin\",\"scope\":\"world\"}");
+    API_ERR(&N, 409, "conflict", "POST", "/v1/keys", ops,
+            "{\"name\":\"fleet\",\"role\":\"reader\",\"scope\":\"cluster\"}");
+    /* Listed with its scope, who made it and where; never the secret. */
+    jv_http_resp r;
+    API_REQ(&N, &r, "GET", "/v1/keys", N.admin_token, NULL);
+    assert_int_equal(r.status, 200);
+    assert_null(strstr(r.body, key));
+    json_t *row = find(r.json, "keys", "name", "fleet");
+    assert_non_null(row);
+    API_FIELDS(row, "id", "name", "role", "scope", "created_at", "created_by",
+               "origin", "revoked_at", "revoked_by");
+    assert_string_equal(api_str(row, "scope"), "cluster");
+    assert_string_equal(api_str(row, "created_by"), "c-ops");
+    assert_true(json_is_null(json_object_get(row, "revoked_at")));
+    jv_http_resp_fini(&r);
+    /* A session made with it ends with it. */
+    char tok[160], sid[32];
+    api_session(&N, key, 0, tok, sid);
+    assert_int_equal(status_of("GET", "/v1/status", tok, NULL), 200);
+    /* scope=cluster on a node key, or on what is not a key id: refused. */
+    API_ERR(&N, 409, "conflict", "DELETE",
+            api_fmt("/v1/keys/%s?scope=cluster", rd_id), ops, NULL);
+    API_ERR(&N, 400, "invalid_field", "DELETE", "/v1/keys/nothex?scope=cluster",
+            ops, NULL);
+    API_ERR(&N, 400, "bad_request", "DELETE",
+            api_fmt("/v1/keys/%s?scope=galaxy", id), ops, NULL);
+    assert_int_equal(status_of("GET", "/v1/status", rd, NULL), 200);
+    /* A reader cannot revoke it. */
+    assert_int_equal(status_of("DELETE", api_fmt("/v1/keys/%s", id), rd, NULL),
+                     403);
+    assert_null(
+        API_OK(&N, 204, "DELETE", api_fmt("/v1/keys/%s", id), ops, NULL));
+    audited("c-ops", "key.revoke", api_fmt("key/%s", id));
+    assert_int_equal(status_of("GET", "/v1/status", key, NULL), 401);
+    assert_int_equal(status_of("GET", "/v1/status", tok, NULL), 401);
+    API_ERR(&N, 404, "not_found", "DELETE", api_fmt("/v1/keys/%s", id), ops,
+            NULL);
+    /* Revoking again by scope is harmless; so is revoking an id this node
+     * has not seen (the key is revoked when it comes). */
+    assert_null(API_OK(&N, 204, "DELETE",
+                       api_fmt("/v1/keys/%s?scope=cluster", id), ops, NULL));
+    assert_null(API_OK(&N, 204, "DELETE",
+                       "/v1/keys/k_0123456789ab?scope=cluster", ops, NULL));
+    k = API_OK(&N, 200, "GET", "/v1/keys", N.admin_token, NULL);
+    row = find(k, "keys", "name", "fleet");
+    assert_false(json_is_null(json_object_get(row, "revoked_at")));
+    assert_string_equal(api_str(row, "revoked_by"), "c-ops");
+    json_decref(k);
+    /* Still revoked after a restart: the cache is rebuilt from the store. */
+    assert_int_equal(api_stop(&N), 0);
+    api_restart(&N, NULL);
+    assert_int_equal(status_of("GET", "/v1/status", key, NULL), 401);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -601,6 +687,7 @@ int main(void)
         cmocka_unit_test(test_expiry),
         cmocka_unit_test(test_roles),
         cmocka_unit_test(test_admin_actions_audited),
+        cmocka_unit_test(test_cluster_keys),
     };
     if (jv_http_global_init() != 0)
         return 1;

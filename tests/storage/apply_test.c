@@ -982,6 +982,177 @@ static void test_lww_ties_any_order(void **state)
     st_batch_fini(&bb);
 }
 
+/* -- cluster API keys: a remove-wins set ----------------------------------- */
+
+static jv_op op_key_add(const char *id, const char *role, uint8_t hash_byte,
+                        uint64_t t)
+{
+    jv_op op = {.kind = JV_OP_KEY_ADD};
+    op.key_add.id = jv_str_c(id);
+    op.key_add.name = jv_str_c("svc");
+    op.key_add.role = jv_str_c(role);
+    memset(op.key_add.hash, hash_byte, JV_OP_KEY_HASH_LEN);
+    op.key_add.time_ms = t;
+    op.key_add.by = jv_str_c("admin");
+    return op;
+}
+
+static jv_op op_key_revoke(const char *id, uint64_t t)
+{
+    jv_op op = {.kind = JV_OP_KEY_REVOKE};
+    op.key_revoke.id = jv_str_c(id);
+    op.key_revoke.time_ms = t;
+    op.key_revoke.by = jv_str_c("admin");
+    return op;
+}
+
+typedef struct {
+    const char *id;
+    bool found, revoked;
+    char role[16];
+    uint8_t hash0;
+} ckey_probe;
+
+static jv_err probe_cb(void *arg, const jv_ckey_row *k)
+{
+    ckey_probe *p = arg;
+    if (!jv_str_eq(k->id, jv_str_c(p->id)))
+        return JV_OK;
+    p->found = true;
+    p->revoked = k->revoked;
+    snprintf(p->role, sizeof(p->role), "%.*s", (int)k->role.n, k->role.p);
+    p->hash0 = k->hash[0];
+    return JV_OK;
+}
+
+static ckey_probe probe(jv_store *st, const char *id)
+{
+    ckey_probe p = {.id = id};
+    assert_int_equal(jv_store_ckey_list(st, probe_cb, &p), JV_OK);
+    return p;
+}
+
+/* Keys K and L from origin a; from b two revocations of K (the second a
+ * harmless duplicate) in two batches; from c an add of L's id with other
+ * content (an origin that signs what it should not) and an add of K. In
+ * every one of the 24 orders of the four batches, each batch then
+ * delivered again: K is revoked everywhere, L is not, the rows are the
+ * same bytes, and the log replays to the same state (verify). */
+static void test_cluster_keys_remove_wins_any_order(void **state)
+{
+    fx *f = *state;
+    jv_keypair c;
+    st_keypair(&c, 13);
+    jv_op a1[2] = {op_key_add("k_aa", "admin", 0x11, 1000),
+                   op_key_add("k_bb", "reader", 0x22, 1000)};
+    jv_op b1[1] = {op_key_revoke("k_aa", 1100)};
+    jv_op b2[1] = {op_key_revoke("k_aa", 1200)};
+    jv_op c1[2] = {op_key_add("k_bb", "admin", 0x33, 1050),
+                   op_key_add("k_aa", "writer", 0x44, 900)};
+    st_batch bt[4];
+    st_batch_make(&bt[0], &f->a, 1, zero, hlc_at(1000), a1, 2);
+    st_batch_make(&bt[1], &f->b, 1, zero, hlc_at(1100), b1, 1);
+    st_batch_make(&bt[2], &f->b, 2, bt[1].hash, hlc_at(1200), b2, 1);
+    st_batch_make(&bt[3], &c, 1, zero, hlc_at(1050), c1, 2);
+    char *first = NULL;
+    size_t orders = 0;
+    for (int p = 0; p < 256; p++) {
+        int ord[4] = {p & 3, (p >> 2) & 3, (p >> 4) & 3, (p >> 6) & 3};
+        if (ord[0] == ord[1] || ord[0] == ord[2] || ord[0] == ord[3] ||
+            ord[1] == ord[2] || ord[1] == ord[3] || ord[2] == ord[3])
+            continue;
+        char name[32];
+        snprintf(name, sizeof(name), "order%d.db", p);
+        char *path = st_path(f->dir, name);
+        jv_store *st = st_open(path);
+        for (int i = 0; i < 4; i++) {
+            jv_err r = st_apply1(st, &bt[ord[i]], 0);
+            /* b's second batch before its first waits for the gap. */
+            assert_true(r == JV_OK || r == JV_EGAP);
+        }
+        for (int i = 0; i < 4; i++)
+            assert_int_equal(st_apply1(st, &bt[ord[i]], 0), JV_EDUP);
+        ckey_probe k = probe(st, "k_aa"), l = probe(st, "k_bb");
+        assert_true(k.found && k.revoked);
+        assert_true(l.found && !l.revoked);
+        /* Of two contents for one id, the smaller (origin, ...) stays. */
+        bool a_first = jv_id_cmp(&f->a.pk, &c.pk) < 0;
+        assert_string_equal(l.role, a_first ? "reader" : "admin");
+        assert_int_equal(l.hash0, a_first ? 0x22 : 0x33);
+        char *e = st_export(st, true);
+        if (!first)
+            first = e;
+        else {
+            assert_string_equal(first, e);
+            free(e);
+        }
+        assert_verified(st);
+        jv_store_close(st);
+        free(path);
+        orders++;
+    }
+    assert_int_equal(orders, 24);
+    /* A revocation alone is known (it waits for its key), and grants
+     * nothing: the list shows no key for it. */
+    jv_op r1[1] = {op_key_revoke("k_cc", 1300)};
+    st_batch br;
+    st_batch_make(&br, &c, 3, bt[3].hash, hlc_at(1300), r1, 1);
+    assert_int_equal(st_apply1(f->st, &br, 0), JV_EGAP);
+    assert_int_equal(st_apply1(f->st, &bt[3], 0), JV_OK); /* releases br */
+    assert_int_equal(head_of(f->st, &c.pk), 3);
+    bool known;
+    assert_int_equal(jv_store_ckey_known(f->st, jv_str_c("k_cc"), &known),
+                     JV_OK);
+    assert_true(known);
+    assert_false(probe(f->st, "k_cc").found);
+    jv_op a2[1] = {op_key_add("k_cc", "admin", 0x55, 1400)};
+    st_batch ba;
+    st_batch_make(&ba, &f->a, 3, bt[0].hash, hlc_at(1400), a2, 1);
+    assert_int_equal(st_apply1(f->st, &bt[0], 0), JV_OK);
+    assert_int_equal(st_apply1(f->st, &ba, 0), JV_OK);
+    ckey_probe cc = probe(f->st, "k_cc");
+    assert_true(cc.found && cc.revoked);
+    assert_int_equal(jv_store_ckey_known(f->st, jv_str_c("k_zz"), &known),
+                     JV_OK);
+    assert_false(known);
+    assert_verified(f->st);
+    free(first);
+    st_batch_fini(&br);
+    st_batch_fini(&ba);
+    for (int i = 0; i < 4; i++)
+        st_batch_fini(&bt[i]);
+}
+
+/* The node's own cluster key writes go through the same path: an add and
+ * a revocation committed locally are replicated operations (in the log,
+ * replayed by verify). */
+static void test_cluster_keys_local(void **state)
+{
+    fx *f = *state;
+    jv_intent in[2];
+    memset(in, 0, sizeof(in));
+    in[0].op = op_key_add("k_01", "writer", 0x66, 1000);
+    assert_int_equal(st_commit(f->st, &f->node, hlc_at(1000), in, 1, NULL),
+                     JV_OK);
+    ckey_probe p = probe(f->st, "k_01");
+    assert_true(p.found && !p.revoked);
+    in[1].op = op_key_revoke("k_01", 1001);
+    assert_int_equal(st_commit(f->st, &f->node, hlc_at(1001), &in[1], 1, NULL),
+                     JV_OK);
+    p = probe(f->st, "k_01");
+    assert_true(p.found && p.revoked);
+    /* A stamp above the batch's is refused and changes nothing. */
+    jv_intent bad = {0};
+    bad.op = op_key_revoke("k_02", 5000);
+    assert_int_not_equal(
+        st_commit(f->st, &f->node, hlc_at(1002), &bad, 1, NULL), JV_OK);
+    bool known = true;
+    assert_int_equal(jv_store_ckey_known(f->st, jv_str_c("k_02"), &known),
+                     JV_OK);
+    assert_false(known);
+    assert_verified(f->st);
+}
+
 /* -- convergence ---------------------------------------------------------- */
 
 typedef struct {
@@ -1413,6 +1584,8 @@ int main(void)
         T(test_savepoint_isolation),
         T(test_coalescing_converges),
         T(test_lww_ties_any_order),
+        T(test_cluster_keys_remove_wins_any_order),
+        T(test_cluster_keys_local),
         T(test_batch_splitting),
         T(test_convergence),
         T(test_bad_calls_refused),

@@ -264,6 +264,20 @@ static jv_err exp_held(void *arg, const jv_held_row *r)
     return JV_OK;
 }
 
+static jv_err exp_ckey(void *arg, const jv_ckey_row *k)
+{
+    exp_ctx *x = arg;
+    char hx[2 * JV_OP_KEY_HASH_LEN + 1];
+    jv_hex(k->hash, JV_OP_KEY_HASH_LEN, hx);
+    put(x, "ckey %.*s %.*s %.*s %s %" PRIu64 " %.*s", (int)k->id.n, k->id.p,
+        (int)k->name.n, k->name.p, (int)k->role.n, k->role.p, hx, k->created_ms,
+        (int)k->created_by.n, k->created_by.p);
+    put_id(x, &k->origin);
+    put(x, " revoked=%d %" PRIu64 " %.*s\n", k->revoked, k->revoked_ms,
+        (int)k->revoked_by.n, k->revoked_by.p);
+    return JV_OK;
+}
+
 char *st_export(jv_store *st, bool held)
 {
     exp_ctx x = {0};
@@ -291,6 +305,7 @@ char *st_export(jv_store *st, bool held)
         put(&x, " %" PRIu64 "\n", vv.v[i].seq);
     }
     assert_int_equal(jv_store_trust_list(st, exp_trust, &x), JV_OK);
+    assert_int_equal(jv_store_ckey_list(st, exp_ckey, &x), JV_OK);
     assert_int_equal(jv_store_vv(st, &vv), JV_OK);
     for (size_t i = 0; i < vv.n; i++) {
         uint64_t seq;

@@ -55,6 +55,7 @@ jv_err st_apply1(jv_store *st, const st_batch *b, unsigned flags);
 
 /* Every replicated table, rendered as text in a stable order: counters
  * with their shares, audit, config, archive values, causal context, trust,
+ * cluster API keys,
  * version vector with head hashes, the log (hashes). With `held`, also the
  * held-aside batches. NUL-terminated; free with free(). */
 char *st_export(jv_store *st, bool held);
