@@ -3,9 +3,10 @@
  * no restart.
  *
  * The settings are loaded exactly as at start (jv_config_reload): the same
- * command line and environment, which still win over the file, and the
- * config file the node started with, read again. They are compared with
- * the settings in use, and what changed is applied on the loop thread:
+ * command line, which still wins over the file, the config file the node
+ * started with, read again, and the same environment, below the file.
+ * They are compared with the settings in use, and what changed is applied
+ * on the loop thread:
  * log level, name, rate limits, session lifetime, the session API's
  * limits (for new connections and requests), fanout, sync interval, peer
  * timeout, the cluster key file's name, peers (only the configured ones:
