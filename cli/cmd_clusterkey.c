@@ -241,8 +241,10 @@ static int commit(jvc_ctx *ctx, const char *path, const keyfile *f,
         rc = o ? jvc_print_json(o) : jvc_oom();
         json_decref(o);
     } else {
-        printf("%s: %s\ncluster keys: %s\nnext: reload the node "
-               "(systemctl reload jarvisd, or kill -HUP its pid)\n",
+        /* The unit's node holds a copy of the key file made at start: a
+         * reload there cannot pass the edit on (docs/operations.md). */
+        printf("%s: %s\ncluster keys: %s\nnext: reload the node (kill "
+               "-HUP its pid; under systemd: systemctl restart jarvisd)\n",
                path, did, desc);
     }
     jv_keyring_wipe(&ring);
