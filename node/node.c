@@ -449,10 +449,13 @@ static void on_reload(uv_signal_t *s, int signum)
     }
     if (jv_keyring_load(n->cfg->cluster_key_file, &ring, msg, sizeof(msg))) {
         jv_error("node", "SIGHUP: keeping the cluster keys in use: %s", msg);
+        jv_reload_keys(n, false, msg);
         return;
     }
-    char keys[128];
+    char keys[128], was[128];
     jv_keyring_describe(&ring, keys, sizeof(keys));
+    jv_keyring_describe(&n->ring, was, sizeof(was));
+    jv_reload_keys(n, strcmp(keys, was) != 0, NULL);
     jv_repl_set_keyring(n->repl, &ring);
     jv_keyring_wipe(&n->ring);
     n->ring = ring;

@@ -31,6 +31,12 @@
  * (the previous ones freed when a reload made them). */
 void jv_reload_settings(jv_node *n);
 
+/* The cluster key file, read again after the settings (node.c): keys
+ * that changed name "cluster-key-file" among what the last reload
+ * applied; a file that does not load (error) is its error, unless the
+ * settings failed first. */
+void jv_reload_keys(jv_node *n, bool changed, const char *error);
+
 /* GET /v1/status's "reload": {"at", "changed", "restart_needed", "error"}
  * of the last reload, or JSON null before any. */
 json_t *jv_reload_json(const jv_node *n);
