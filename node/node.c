@@ -841,7 +841,7 @@ static jv_err start_api(jv_node *n, const jv_config *cfg, char *msg,
     if ((err = jv_http_listen(n->http, cfg->api_listen, n->api_bound,
                               sizeof(n->api_bound)))) {
         fmt(msg, msglen, "cannot listen on %s: %s", cfg->api_listen,
-            jv_strerror(err));
+            err == JV_EBUSY ? "address in use" : jv_strerror(err));
         return err;
     }
     if (write_api_addr(n) != JV_OK)
