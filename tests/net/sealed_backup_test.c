@@ -136,8 +136,8 @@ static void test_sealed_backups(void **state)
 
     /* Opens with the right key and passphrase only. */
     ctl(0, "intact", NULL, "backup-open", enc, "--key", key, NULL, NULL, NULL);
-    ctl(0, "intact", NULL, "backup-open", penc, "--passphrase-file", pass, NULL,
-        NULL, NULL);
+    ctl(0, "opens with this passphrase", NULL, "backup-open", penc,
+        "--passphrase-file", pass, NULL, NULL, NULL);
     refused(enc, "--key", other, "wrong key");
     refused(penc, "--passphrase-file", bad, "wrong key or passphrase");
     refused(enc, "--key", pub, "public key");
