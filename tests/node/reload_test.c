@@ -64,6 +64,12 @@ static json_t *status_or_null(void)
  * caller's reference). prev is updated. */
 static json_t *reload(char *prev, size_t prevlen)
 {
+    /* The reload's time has millisecond resolution: one in the same
+     * millisecond as the previous would show as no reload at all. */
+    uint64_t prev_ms;
+    if (prev[0] && api_parse_time(prev, &prev_ms))
+        while (api_now_ms() <= prev_ms + 1)
+            api_sleep_ms(1);
     jv_proc_signal(&N.node.proc, SIGHUP);
     uint64_t end = api_now_ms() + WAIT_MS;
     while (api_now_ms() < end) {
