@@ -167,7 +167,8 @@ static int run_open(jvc_ctx *ctx, int argc, char **argv)
                    "%s' while the node is stopped\n",
                    pos[0], out, out);
         else
-            printf("%s is intact and opens with this key\n", pos[0]);
+            printf("%s is intact and opens with this %s\n", pos[0],
+                   key ? "key" : "passphrase");
     }
     return rc;
 }

@@ -147,7 +147,7 @@ static int run_create(jvc_ctx *ctx, int argc, char **argv)
                              &r)))
         goto out;
     if (r.status != 200) {
-        rc = jvc_fail(cl, "bundle create requests", &r);
+        rc = jvc_fail(cl, "bundle create", &r);
         goto out;
     }
     if ((rc = write_file(out, r.body, r.len)))
@@ -203,7 +203,7 @@ static int run_vector(jvc_ctx *ctx, int argc, char **argv)
     if (!out)
         return jvc_usage_error(ctx->cmd, "-o FILE is required");
     if ((rc = jvc_ctx_client(ctx, &cl)) ||
-        (rc = jvc_call(cl, "status requests", "GET", "/v1/status", NULL, &r)))
+        (rc = jvc_call(cl, "bundle vector", "GET", "/v1/status", NULL, &r)))
         goto out;
     json_t *v = json_pack(
         "{s:O,s:O,s:O}", "node_id", json_object_get(r.json, "node_id"),
@@ -294,7 +294,7 @@ static int run_apply(jvc_ctx *ctx, int argc, char **argv)
                              tty ? &prog : NULL, &r)))
         goto out;
     if (r.status != 200 || !r.json) {
-        rc = jvc_fail(cl, "bundle apply requests", &r);
+        rc = jvc_fail(cl, "bundle apply", &r);
         goto out;
     }
     if (ctx->g->json) {
@@ -342,7 +342,7 @@ static void print_local(const char *file, size_t len, const jv_bundle_head *h,
 {
     char maker[JV_ID_HEX], t[64], sz[32];
     jv_id_hex(&h->maker, maker);
-    jvc_time_rfc3339((int64_t)h->created_ms, t, sizeof t);
+    jvc_time_local((int64_t)h->created_ms, t, sizeof t);
     jvc_bytes_human(len, sz, sizeof sz);
     printf("%s: Jarvis bundle, %s\n", file, sz);
     printf("  made by     %s\n  made at     %s\n", maker, t);
@@ -417,7 +417,7 @@ static int run_inspect(jvc_ctx *ctx, int argc, char **argv)
                              &r)))
         goto out;
     if (r.status != 200 || !r.json) {
-        rc = jvc_fail(cl, "bundle inspect requests", &r);
+        rc = jvc_fail(cl, "bundle inspect", &r);
         goto out;
     }
     if (ctx->g->json)

@@ -241,8 +241,10 @@ static int commit(jvc_ctx *ctx, const char *path, const keyfile *f,
         rc = o ? jvc_print_json(o) : jvc_oom();
         json_decref(o);
     } else {
-        printf("%s: %s\ncluster keys: %s\nnext: reload the node "
-               "(systemctl reload jarvisd, or kill -HUP its pid)\n",
+        /* The unit's node holds a copy of the key file made at start: a
+         * reload there cannot pass the edit on (docs/operations.md). */
+        printf("%s: %s\ncluster keys: %s\nnext: reload the node (kill "
+               "-HUP its pid; under systemd: systemctl restart jarvisd)\n",
                path, did, desc);
     }
     jv_keyring_wipe(&ring);
@@ -373,7 +375,7 @@ const jvc_cmd jvc_cmd_cluster_key_add = {
     .group = "cluster-key",
     .name = "add",
     .args = "FILE [KEY|-]",
-    .summary = "Rotation step 1: add a key that opens but does not send",
+    .summary = "Rotation step 2: add a key that opens but does not send",
     .help = "KEY is read from stdin when absent or '-' (a key on the command\n"
             "line shows in process listings). The key goes right after the\n"
             "sending key; the file is rewritten atomically with its mode and\n"
@@ -386,9 +388,10 @@ const jvc_cmd jvc_cmd_cluster_key_promote = {
     .group = "cluster-key",
     .name = "promote",
     .args = "FILE FINGERPRINT|KEY",
-    .summary = "Rotation step 2: make a key the one this node sends under",
-    .help = "Do it only once every node has the key (step 1 done and\n"
-            "reloaded everywhere). The old sending key still opens.\n",
+    .summary = "Rotation step 3: make a key the one this node sends under",
+    .help = "Do it only once every node has the key (step 2 done and\n"
+            "reloaded everywhere). The old sending key still opens.\n"
+            "Steps as in docs/operations.md (step 1: jarvisctl cluster-key).\n",
     .run = run_promote,
 };
 
@@ -396,7 +399,7 @@ const jvc_cmd jvc_cmd_cluster_key_retire = {
     .group = "cluster-key",
     .name = "retire",
     .args = "FILE FINGERPRINT|KEY",
-    .summary = "Rotation step 3: remove a key that no longer sends",
+    .summary = "Rotation step 4: remove a key that no longer sends",
     .help = "Refused for the sending key (promote another one first), so the\n"
             "file never ends up without a key.\n",
     .run = run_retire,

@@ -137,11 +137,16 @@ static int run_cluster_key(jvc_ctx *ctx, int argc, char **argv)
     }
     fd = open(out, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
-        jvc_err("cluster-key: cannot create %s: %s", out, strerror(errno));
-        if (errno == EEXIST)
+        int e = errno;
+        jvc_err("cluster-key: cannot create %s: %s", out, strerror(e));
+        /* The file is edited only by the rotation's commands, which check
+         * what they write (docs/operations.md). */
+        if (e == EEXIST)
             fprintf(stderr,
-                    "hint: to rotate keys, add the new key as a second line "
-                    "of the existing file (docs/operations.md)\n");
+                    "hint: to rotate keys, add a new one to it: jarvisctl "
+                    "cluster-key | jarvisctl cluster-key add %s "
+                    "(docs/operations.md)\n",
+                    out);
         return JVC_EXIT_FAIL;
     }
     char text[128];

@@ -109,9 +109,9 @@ const jvc_cmd jvc_cmd_members = {
     .args = "",
     .summary = "Every known node, its state, key, version vector and lag",
     .help = "One row per node as this node last saw it: this node first, then\n"
-            "each peer. STATE: reachable, unreachable,\n"
-            "key mismatch, incompatible version N. KEY: fingerprint of the\n"
-            "cluster key it sealed with. SYNC: converged, N operations apart,\n"
-            "or unknown (no vector yet). --json gives every field.\n",
+            "each peer. STATE: as in peers ls (reachable, connection\n"
+            "refused...). KEY: fingerprint of the cluster key it sealed\n"
+            "with. SYNC: converged, N operations apart, or unknown (no\n"
+            "vector yet). --json gives every field.\n",
     .run = run_members,
 };

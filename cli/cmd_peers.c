@@ -112,9 +112,12 @@ const jvc_cmd jvc_cmd_peers_ls = {
     .name = "ls",
     .args = "",
     .summary = "List the node's peers and how far behind each one is",
-    .help = "STATE: reachable, unreachable, key mismatch\n"
-            "(it does not accept our cluster key, or we lack its), or\n"
-            "incompatible version N (protocol versions that cannot talk).\n"
+    .help = "STATE: reachable; with no connection to it, what connecting\n"
+            "gets: connection refused (its process stopped), connection\n"
+            "closed, connection timed out, host unreachable...; unreachable\n"
+            "(connected, but an exchange failed); key mismatch (it does not\n"
+            "accept our cluster key, or we lack its); incompatible version N\n"
+            "(protocol versions that cannot talk); this node.\n"
             "THEY LACK counts the operations this node has that the peer has\n"
             "not applied yet (its lag), WE LACK the reverse; '-' until the\n"
             "peer has sent its version vector. --json gives every field.\n",

@@ -457,10 +457,13 @@ static void on_reload(uv_signal_t *s, int signum)
     }
     if (jv_keyring_load(n->cfg->cluster_key_file, &ring, msg, sizeof(msg))) {
         jv_error("node", "SIGHUP: keeping the cluster keys in use: %s", msg);
+        jv_reload_keys(n, false, msg);
         return;
     }
-    char keys[128];
+    char keys[128], was[128];
     jv_keyring_describe(&ring, keys, sizeof(keys));
+    jv_keyring_describe(&n->ring, was, sizeof(was));
+    jv_reload_keys(n, strcmp(keys, was) != 0, NULL);
     jv_repl_set_keyring(n->repl, &ring);
     jv_keyring_wipe(&n->ring);
     n->ring = ring;
@@ -854,7 +857,7 @@ static jv_err start_api(jv_node *n, const jv_config *cfg, char *msg,
     if ((err = jv_http_listen(n->http, cfg->api_listen, n->api_bound,
                               sizeof(n->api_bound)))) {
         fmt(msg, msglen, "cannot listen on %s: %s", cfg->api_listen,
-            jv_strerror(err));
+            err == JV_EBUSY ? "address in use" : jv_strerror(err));
         return err;
     }
     if (write_api_addr(n) != JV_OK)

@@ -24,7 +24,8 @@
 
 typedef struct {
     char dir[PATH_MAX];
-    const char *arg; /* the positional argument, if any */
+    const char *arg;   /* the positional argument, if any */
+    const char *shown; /* restore: the backup as named, if arg is its copy */
     bool json, force;
     const char *key_file, *pass_file; /* to open an encrypted backup */
 } sub_args;
@@ -129,12 +130,22 @@ out:
     return rc;
 }
 
-/* The replica id recorded in the database at path ("" if unknown). */
+/* The replica id recorded in the database at path ("" if unknown).
+ * A read-only connection to a WAL database makes its -wal and -shm files
+ * and cannot remove them when it closes: those it made here are removed
+ * (the WAL empty, as it wrote nothing), so that a restore leaves no files
+ * next to the backup or in the data dir. */
 static void db_owner(const char *path, char out[JV_ID_HEX])
 {
     jv_store_opts o;
     jv_store *st = NULL;
     jv_id id;
+    char wal[PATH_MAX], shm[PATH_MAX];
+    struct stat sb;
+    bool ours =
+        (size_t)snprintf(wal, sizeof(wal), "%s-wal", path) < sizeof(wal) &&
+        (size_t)snprintf(shm, sizeof(shm), "%s-shm", path) < sizeof(shm) &&
+        access(wal, F_OK) != 0 && access(shm, F_OK) != 0;
     out[0] = '\0';
     jv_store_opts_default(&o);
     o.readonly = true;
@@ -142,6 +153,10 @@ static void db_owner(const char *path, char out[JV_ID_HEX])
         jv_store_get_self(st, &id) == JV_OK)
         jv_id_hex(&id, out);
     jv_store_close(st);
+    if (ours && stat(wal, &sb) == 0 && sb.st_size == 0) {
+        unlink(wal);
+        unlink(shm);
+    }
 }
 
 /* Whether the database at path names hex as one of this node's earlier
@@ -174,6 +189,7 @@ static int run_restore(const sub_args *a, FILE *out, FILE *err)
 {
     char db[PATH_MAX], msg[512] = "";
     char backup_owner[JV_ID_HEX], dir_owner[JV_ID_HEX];
+    const char *from = a->shown ? a->shown : a->arg;
     if (jv_datadir_path(a->dir, JV_DATADIR_DB, db, sizeof(db)) != JV_OK) {
         fprintf(err, "jarvisd restore: data dir path too long\n");
         return 2;
@@ -189,13 +205,13 @@ static int run_restore(const sub_args *a, FILE *out, FILE *err)
                 "jarvisd restore: %s is a backup of node %.12s..., but %s "
                 "belongs to node %.12s...; pass --force to restore it "
                 "anyway\n",
-                a->arg, backup_owner, a->dir, dir_owner);
+                from, backup_owner, a->dir, dir_owner);
         return 1;
     }
     jv_err e = jv_datadir_restore(a->dir, a->arg, msg, sizeof(msg));
     if (e) {
         fprintf(err, "jarvisd restore: %s: %s; the data dir is unchanged\n",
-                a->arg, msg[0] ? msg : jv_strerror(e));
+                from, msg[0] ? msg : jv_strerror(e));
         return 1;
     }
     /* A restore that succeeded may still have something to say (keys
@@ -204,12 +220,12 @@ static int run_restore(const sub_args *a, FILE *out, FILE *err)
         fprintf(err, "jarvisd restore: warning: %s\n", msg);
     if (a->json)
         return print_json(json_pack("{s:s,s:s,s:s}", "data_dir", a->dir,
-                                    "database", db, "restored_from", a->arg),
+                                    "database", db, "restored_from", from),
                           out, err);
     fprintf(out,
             "restored %s from %s under a new origin (it carries on for the "
             "old one); start the node again\n",
-            db, a->arg);
+            db, from);
     return 0;
 }
 
@@ -254,6 +270,7 @@ static int run_restore_any(const sub_args *a, FILE *out, FILE *err)
         fprintf(out, "opened the encrypted backup %s\n", a->arg);
     sub_args b = *a;
     b.arg = opened;
+    b.shown = a->arg;
     int rc = run_restore(&b, out, err);
     unlink(opened);
     return rc;

@@ -460,6 +460,24 @@ void jv_reload_settings(jv_node *n)
         log_outcome(c, st);
 }
 
+void jv_reload_keys(jv_node *n, bool changed, const char *error)
+{
+    jv_reload *st = n->reload;
+    if (!st)
+        return;
+    if (error) {
+        if (!st->error[0])
+            snprintf(st->error, sizeof(st->error),
+                     "cluster key file: %s; the keys in use are kept", error);
+        return;
+    }
+    for (size_t i = 0; i < st->nchanged; i++)
+        if (!strcmp(st->changed[i], "cluster-key-file"))
+            return;
+    if (changed)
+        note(st->changed, &st->nchanged, "cluster-key-file");
+}
+
 static json_t *names_json(const char *const *names, size_t n)
 {
     json_t *a = json_array();

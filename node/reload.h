@@ -3,9 +3,10 @@
  * no restart.
  *
  * The settings are loaded exactly as at start (jv_config_reload): the same
- * command line and environment, which still win over the file, and the
- * config file the node started with, read again. They are compared with
- * the settings in use, and what changed is applied on the loop thread:
+ * command line, which still wins over the file, the config file the node
+ * started with, read again, and the same environment, below the file.
+ * They are compared with the settings in use, and what changed is applied
+ * on the loop thread:
  * log level, name, rate limits, session lifetime, the session API's
  * limits (for new connections and requests), fanout, sync interval, peer
  * timeout, the cluster key file's name, peers (only the configured ones:
@@ -29,6 +30,12 @@
 /* Reads and applies the settings again; then n->cfg is the new settings
  * (the previous ones freed when a reload made them). */
 void jv_reload_settings(jv_node *n);
+
+/* The cluster key file, read again after the settings (node.c): keys
+ * that changed name "cluster-key-file" among what the last reload
+ * applied; a file that does not load (error) is its error, unless the
+ * settings failed first. */
+void jv_reload_keys(jv_node *n, bool changed, const char *error);
 
 /* GET /v1/status's "reload": {"at", "changed", "restart_needed", "error"}
  * of the last reload, or JSON null before any. */

@@ -2550,7 +2550,7 @@ jv_err jv_repl_start(jv_node *n, const jv_repl_opts *o, jv_repl **out,
     if (o->listen && (err = jv_transport_listen(r->tp, o->listen, r->bound,
                                                 sizeof(r->bound)))) {
         snprintf(msg, msglen, "cannot listen for peers on %s: %s", o->listen,
-                 jv_strerror(err));
+                 err == JV_EBUSY ? "address in use" : jv_strerror(err));
         jv_transport_close(r->tp, NULL, NULL);
         r->tp = NULL;
         goto fail;

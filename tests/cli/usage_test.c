@@ -622,6 +622,12 @@ static void test_cluster_key_json(void **state)
     struct stat sb;
     assert_int_equal(stat(path, &sb), 0);
     assert_int_equal(sb.st_mode & 0777, 0600);
+    /* Refused over an existing file, pointing at the command that edits
+     * one, never at a hand edit. */
+    CTL(&C, &r, "cluster-key", "-o", path);
+    CTL_EXPECT(&r, 1);
+    assert_true(ctl_has(r.err, "cluster-key add"));
+    jv_proc_result_fini(&r);
 }
 
 /* docs/operations.md's example: init DIR whose parents do not exist yet.

@@ -223,6 +223,14 @@ static void chain_and_refusals(void)
     const char *v = file("c-vector.json");
     CTL(CC, 0, NULL, NULL, "bundle", "vector", "-o", v);
     json_t *s = carry(B, CC, "--since", v, false, "chain2.bundle");
+    /* Read by people: its time in local time, as every table shows times
+     * (docs/cli.md, "Output"), not the RFC 3339 of --json. */
+    char *human;
+    CTL(CC, 0, &human, NULL, "bundle", "inspect", file("chain2.bundle"));
+    const char *at = strstr(human, "made at     ");
+    NT_CHECK(&C, at && strlen(at) > 24 && at[12 + 4] == '-' &&
+                     at[12 + 10] == ' ' && at[12 + 19] == ' ');
+    free(human);
     json_t *oa = origin_in(s, C.node[A].id);
     NT_CHECK(&C, oa && field(oa, "applied") > 0);
     NT_CHECK(&C, field(s, "held_gap") == 0 && field(s, "held_untrusted") == 0);
@@ -260,7 +268,9 @@ static void chain_and_refusals(void)
     write_bytes(flip, "not a bundle at all, just some text.............", 48);
     refused(CC, flip, "not a Jarvis bundle");
     free(bytes);
-    refused(CC, file("chain1.bundle"), "sealed to another node");
+    /* The error line names the command (docs/cli.md, "Exit codes"). */
+    refused(CC, file("chain1.bundle"),
+            "jarvisctl: bundle apply: the bundle is sealed to another node");
 
     /* D is no longer trusted by C: its bundle is refused whole, and
      * inspect says why. */

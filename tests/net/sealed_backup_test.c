@@ -136,8 +136,8 @@ static void test_sealed_backups(void **state)
 
     /* Opens with the right key and passphrase only. */
     ctl(0, "intact", NULL, "backup-open", enc, "--key", key, NULL, NULL, NULL);
-    ctl(0, "intact", NULL, "backup-open", penc, "--passphrase-file", pass, NULL,
-        NULL, NULL);
+    ctl(0, "opens with this passphrase", NULL, "backup-open", penc,
+        "--passphrase-file", pass, NULL, NULL, NULL);
     refused(enc, "--key", other, "wrong key");
     refused(penc, "--passphrase-file", bad, "wrong key or passphrase");
     refused(enc, "--key", pub, "public key");
@@ -162,6 +162,12 @@ static void test_sealed_backups(void **state)
     NT_CHECK(&C, jv_cluster_stop(&C, 0) == 0);
     ctl(0, NULL, NULL, "restore", plain, "--data-dir", C.node[0].t.dir, NULL,
         NULL, NULL);
+    /* Reading the backup left no SQLite files next to it. */
+    char side[760];
+    snprintf(side, sizeof side, "%s-wal", plain);
+    NT_CHECK(&C, access(side, F_OK) != 0);
+    snprintf(side, sizeof side, "%s-shm", plain);
+    NT_CHECK(&C, access(side, F_OK) != 0);
     NT_OK(&C, jv_cluster_start(&C, 0));
     size_t alen;
     char *after;
@@ -192,11 +198,18 @@ static void test_sealed_backups(void **state)
     free(after);
     free(moved);
     NT_CHECK(&C, jv_cluster_stop(&C, 0) == 0);
-    ctl(0, "opened the encrypted backup", NULL, "restore", enc, "--data-dir",
+    char *said;
+    ctl(0, "opened the encrypted backup", &said, "restore", enc, "--data-dir",
         dir, "--key", key, NULL);
+    /* It names the backup it was given, not its opened copy. */
+    NT_CHECK(&C, strstr(said, enc) && !strstr(said, "restore-opened"));
+    free(said);
     char opened[700];
-    snprintf(opened, sizeof opened, "%s/restore-opened.db", dir);
-    NT_CHECK(&C, access(opened, F_OK) != 0); /* nothing plain left behind */
+    const char *const left[] = {"", "-wal", "-shm"};
+    for (size_t i = 0; i < 3; i++) { /* nothing plain left behind */
+        snprintf(opened, sizeof opened, "%s/restore-opened.db%s", dir, left[i]);
+        NT_CHECK(&C, access(opened, F_OK) != 0);
+    }
     NT_OK(&C, jv_cluster_start(&C, 0));
     NT_OK(&C, jv_cluster_export(&C, 0, &after, &alen));
     NT_CHECK(&C, nt_export_same_but_restores(before, elen, after, alen));

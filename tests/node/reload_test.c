@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <sys/stat.h>
 
 #include "apitest.h"
 
@@ -63,6 +64,12 @@ static json_t *status_or_null(void)
  * caller's reference). prev is updated. */
 static json_t *reload(char *prev, size_t prevlen)
 {
+    /* The reload's time has millisecond resolution: one in the same
+     * millisecond as the previous would show as no reload at all. */
+    uint64_t prev_ms;
+    if (prev[0] && api_parse_time(prev, &prev_ms))
+        while (api_now_ms() <= prev_ms + 1)
+            api_sleep_ms(1);
     jv_proc_signal(&N.node.proc, SIGHUP);
     uint64_t end = api_now_ms() + WAIT_MS;
     while (api_now_ms() < end) {
@@ -402,11 +409,70 @@ static void test_restart_needed(void **state)
     api_cleanup(&N);
 }
 
+/* jarvisctl cluster-key ARGS... on a key file: must exit 0. */
+static void key_cmd(char *a1, char *a2, char *a3)
+{
+    char ctl[512];
+    jv_proc_result pr;
+    assert_true(jv_bin_path("jarvisctl", ctl, sizeof ctl));
+    char *argv[] = {ctl, (char *)"cluster-key", a1, a2, a3, NULL};
+    assert_int_equal(jv_proc_run(argv, NULL, 20000, &pr), 0);
+    if (pr.status != 0)
+        fail_msg("jarvisctl cluster-key %s: %s", a1, pr.err);
+    jv_proc_result_fini(&pr);
+}
+
+/* The cluster key file is read again on SIGHUP, after the settings: the
+ * status's reload names it among what was applied when its keys changed
+ * (not otherwise), and a file that does not load is the reload's error,
+ * the keys in use kept. */
+static void test_key_file(void **state)
+{
+    (void)state;
+    char root[512], at[64] = "", kf[600], text[900];
+    api_tmpdir("jvreload", root, sizeof root);
+    snprintf(conf, sizeof conf, "%s/jarvisd.conf", root);
+    snprintf(kf, sizeof kf, "%s/cluster.key", root);
+    key_cmd((char *)"-o", kf, NULL);
+    snprintf(text, sizeof text,
+             "api-listen = 127.0.0.1:0\nlisten = off\ncluster-key-file = "
+             "%s\n",
+             kf);
+    write_conf(text);
+    start_from_file();
+
+    json_t *r = reload(at, sizeof at);
+    assert_int_equal(json_array_size(json_object_get(r, "changed")), 0);
+    json_decref(r);
+
+    key_cmd((char *)"add", kf,
+            (char *)"ab00000000000000000000000000000000000000000000000000000000"
+                    "0000cd");
+    r = reload(at, sizeof at);
+    static const char *const keys[] = {"cluster-key-file"};
+    names_are(json_object_get(r, "changed"), keys, 1);
+    assert_true(json_is_null(json_object_get(r, "error")));
+    json_decref(r);
+
+    assert_int_equal(chmod(kf, 0644), 0);
+    r = reload(at, sizeof at);
+    const char *err = json_string_value(json_object_get(r, "error"));
+    if (!err || !strstr(err, "cluster key file") || !strstr(err, "kept"))
+        fail_msg("reload error: %s", err ? err : "null");
+    json_decref(r);
+    json_t *s = API_OK(&N, 200, "GET", "/v1/status", N.admin_token, NULL);
+    json_t *ck = json_object_get(s, "cluster_keys");
+    assert_int_equal(json_array_size(json_object_get(ck, "accept")), 2);
+    json_decref(s);
+    api_cleanup(&N);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reload),
         cmocka_unit_test(test_restart_needed),
+        cmocka_unit_test(test_key_file),
     };
     assert_int_equal(jv_http_global_init(), 0);
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

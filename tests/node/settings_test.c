@@ -3,7 +3,8 @@
  * setting out of its documented range (flag, config file, environment),
  * and a session API on a non-loopback address without --insecure-api
  * (docs/operations.md). Each refusal is exit status 2 with a message
- * naming the setting, and leaves no data dir behind.
+ * naming the setting, and leaves no data dir behind. An address another
+ * process listens on fails the start (exit 1) with "address in use".
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,7 +13,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -143,12 +148,44 @@ static void test_api_listen_not_loopback(void **state)
     api_cleanup(&N);
 }
 
+/* A port another process listens on: the start fails (exit 1) and says
+ * so, for the session API and for the peer listener. */
+static void test_address_in_use(void **state)
+{
+    (void)state;
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    socklen_t len = sizeof sa;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(fd, 1), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    char api[64], peer[80], dir[600];
+    snprintf(api, sizeof api, "127.0.0.1:%u", (unsigned)ntohs(sa.sin_port));
+    snprintf(peer, sizeof peer, "tcp://%s", api);
+    char *const runs[][5] = {{(char *)"--api-listen", api, NULL},
+                             {(char *)"--api-listen", (char *)"127.0.0.1:0",
+                              (char *)"--listen", peer, NULL}};
+    for (size_t i = 0; i < 2; i++) {
+        jv_proc_result r;
+        run(runs[i], NULL, &r, dir, sizeof dir);
+        if (r.status != 1 || !strstr(r.err, "address in use") ||
+            !strstr(r.err, api))
+            fail_msg("expected exit 1, '%s: address in use', got %d: %s", api,
+                     r.status, r.err);
+        jv_proc_result_fini(&r);
+    }
+    close(fd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_numbers_out_of_range),
         cmocka_unit_test(test_bounds_accepted),
         cmocka_unit_test(test_api_listen_not_loopback),
+        cmocka_unit_test(test_address_in_use),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
