@@ -29,7 +29,7 @@ case "${3:-}" in
 --asan) dir=build-asan ;;
 *) usage ;;
 esac
-make --no-print-directory "$dir"
+make --no-print-directory "$dir" >/dev/null # its errors still show
 
 t0=$(date +%s)
 bin="$PWD/$dir/bin"
