@@ -799,32 +799,30 @@ out:
     return rc;
 }
 
-int jvc_revoke_by_id(jvc_ctx *ctx, int argc, char **argv, const char *route,
-                     const char *noun, const char *suffix)
+int jvc_revoke(jvc_ctx *ctx, const char *route, const char *id_arg,
+               const char *query, const char *noun, const char *suffix)
 {
     jvc_client *c;
     jvc_resp r = {0};
-    char *pos[1], *id = NULL, *path = NULL, *what = NULL;
-    int npos, rc;
-    if ((rc = jvc_parse_args(ctx->cmd, argc, argv, NULL, 0, pos, 1, 1,
-                             &npos)) != 0 ||
-        (rc = jvc_ctx_client(ctx, &c)) != 0)
+    char *id = NULL, *path = NULL, *what = NULL;
+    int rc;
+    if ((rc = jvc_ctx_client(ctx, &c)) != 0)
         return rc;
-    if ((id = jvc_escape(pos[0], false)) == NULL ||
-        (path = jvc_strf("%s/%s", route, id)) == NULL ||
+    if ((id = jvc_escape(id_arg, false)) == NULL ||
+        (path = jvc_strf("%s/%s%s", route, id, query ? query : "")) == NULL ||
         (what = jvc_strf("%s %s %s", ctx->cmd->group, ctx->cmd->name,
-                         pos[0])) == NULL) {
+                         id_arg)) == NULL) {
         rc = jvc_oom();
         goto out;
     }
     if ((rc = jvc_call(c, what, "DELETE", path, NULL, &r)) != 0)
         goto out;
     if (ctx->g->json) {
-        json_t *o = json_pack("{s:s,s:b}", "id", pos[0], "revoked", 1);
+        json_t *o = json_pack("{s:s,s:b}", "id", id_arg, "revoked", 1);
         rc = o ? jvc_print_json(o) : jvc_oom();
         json_decref(o);
     } else {
-        printf("revoked %s %s%s\n", noun, pos[0], suffix);
+        printf("revoked %s %s%s\n", noun, id_arg, suffix);
     }
 out:
     jvc_resp_fini(&r);
@@ -832,6 +830,17 @@ out:
     jv_free(path);
     jv_free(what);
     return rc;
+}
+
+int jvc_revoke_by_id(jvc_ctx *ctx, int argc, char **argv, const char *route,
+                     const char *noun, const char *suffix)
+{
+    char *pos[1];
+    int npos, rc;
+    if ((rc = jvc_parse_args(ctx->cmd, argc, argv, NULL, 0, pos, 1, 1,
+                             &npos)) != 0)
+        return rc;
+    return jvc_revoke(ctx, route, pos[0], NULL, noun, suffix);
 }
 
 int jvc_show(jvc_ctx *ctx, int argc, char **argv, const char *path, jvc_resp *r,

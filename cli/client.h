@@ -116,6 +116,10 @@ int jvc_show(jvc_ctx *ctx, int argc, char **argv, const char *path, jvc_resp *r,
  * suffix. Returns an exit code. */
 int jvc_revoke_by_id(jvc_ctx *ctx, int argc, char **argv, const char *route,
                      const char *noun, const char *suffix);
+/* The same for an ID already parsed, with query (or NULL) appended to the
+ * path ("?scope=cluster"). */
+int jvc_revoke(jvc_ctx *ctx, const char *route, const char *id_arg,
+               const char *query, const char *noun, const char *suffix);
 
 /* Percent-encodes s for a path segment ("/" kept when keep_slash, so that
  * config keys read naturally in paths). jv_malloc'd; NULL on ENOMEM. */

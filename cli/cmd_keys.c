@@ -140,12 +140,8 @@ static int run_ls(jvc_ctx *ctx, int argc, char **argv)
             goto out;
         }
     }
-    if (jvc_table_rows(t) == 0)
-        puts("no keys");
-    else if (!jvc_table_print(t, stdout))
-        rc = jvc_oom();
 out:
-    jvc_table_free(t);
+    rc = jvc_table_end(t, rc, "no keys");
     jvc_resp_fini(&r);
     return rc;
 }
@@ -163,39 +159,16 @@ const jvc_cmd jvc_cmd_keys_ls = {
 
 static int run_revoke(jvc_ctx *ctx, int argc, char **argv)
 {
-    jvc_client *c;
-    jvc_resp r = {0};
     bool cluster = false;
-    char *pos[1], *id = NULL, *path = NULL, *what = NULL;
+    char *pos[1];
     int npos, rc;
     const jvc_opt opts[] = {{"cluster", 0, NULL, &cluster}};
     if ((rc = jvc_parse_args(ctx->cmd, argc, argv, opts, 1, pos, 1, 1,
-                             &npos)) != 0 ||
-        (rc = jvc_ctx_client(ctx, &c)) != 0)
+                             &npos)) != 0)
         return rc;
-    if ((id = jvc_escape(pos[0], false)) == NULL ||
-        (path = jvc_strf("/v1/keys/%s%s", id,
-                         cluster ? "?scope=cluster" : "")) == NULL ||
-        (what = jvc_strf("keys revoke %s", pos[0])) == NULL) {
-        rc = jvc_oom();
-        goto out;
-    }
-    if ((rc = jvc_call(c, what, "DELETE", path, NULL, &r)) != 0)
-        goto out;
-    if (ctx->g->json) {
-        json_t *o = json_pack("{s:s,s:b}", "id", pos[0], "revoked", 1);
-        rc = o ? jvc_print_json(o) : jvc_oom();
-        json_decref(o);
-    } else {
-        printf("revoked key %s and its sessions%s\n", pos[0],
-               cluster ? ", on every node" : "");
-    }
-out:
-    jvc_resp_fini(&r);
-    jv_free(id);
-    jv_free(path);
-    jv_free(what);
-    return rc;
+    return jvc_revoke(
+        ctx, "/v1/keys", pos[0], cluster ? "?scope=cluster" : NULL, "key",
+        cluster ? " and its sessions, on every node" : " and its sessions");
 }
 
 const jvc_cmd jvc_cmd_keys_revoke = {
