@@ -312,6 +312,13 @@ out:
     return rc;
 }
 
+/* A fingerprint (8 hex digits) or a key (64). */
+static bool key_name_ok(const char *s)
+{
+    size_t n = strspn(s, "0123456789abcdefABCDEF");
+    return s[n] == '\0' && (n == 8 || n == 64);
+}
+
 /* promote (make it the sending key) or retire (remove it) the key named
  * by a fingerprint or the key itself. */
 static int run_change(jvc_ctx *ctx, int argc, char **argv, bool promote)
@@ -322,6 +329,11 @@ static int run_change(jvc_ctx *ctx, int argc, char **argv, bool promote)
     if ((rc = jvc_parse_args(ctx->cmd, argc, argv, NULL, 0, pos, 2, 2,
                              &npos)) != 0)
         return rc;
+    if (!key_name_ok(pos[1]))
+        return jvc_usage_error(ctx->cmd,
+                               "'%s' is neither a fingerprint (8 "
+                               "hex digits) nor a key (64)",
+                               pos[1]);
     if ((rc = keyfile_read(pos[0], &f)) != JVC_EXIT_OK)
         goto out;
     rc = JVC_EXIT_FAIL;

@@ -322,6 +322,9 @@ static void test_rotation_by_the_commands(void **state)
     key_cmd(0, "add", newk, 1, NULL);
     key_cmd(0, "retire", oldfp, 1, NULL);
     key_cmd(0, "promote", "0badf00d", 1, NULL);
+    /* Neither a fingerprint nor a key: a usage error. */
+    key_cmd(0, "retire", "zzzz", 2, NULL);
+    key_cmd(0, "promote", "0badf00", 2, NULL);
     NT_CHECK(&C, strcmp(before, slurp(C.node[0].key_file)) == 0);
 
     /* 3. promote on every node; 4. retire the old key on every node. */
