@@ -110,17 +110,8 @@ int main(int argc, char **argv)
     }
     if (total < 1000)
         return 2;
-    if (!getenv("JV_BIN_DIR")) {
-        char self[PATH_MAX];
-        ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-        if (n <= 0)
-            die(NULL, "set JV_BIN_DIR to the directory of jarvisd");
-        self[n] = '\0';
-        char *slash = strrchr(self, '/');
-        if (slash)
-            *slash = '\0';
-        setenv("JV_BIN_DIR", self, 1);
-    }
+    if (jv_cluster_bin_dir_default() != 0)
+        die(NULL, "set JV_BIN_DIR to the directory of jarvisd");
     jv_rng_seed(&rng, jv_test_seed());
     static jv_cluster c;
     jv_cluster_opts o = {.n = 3};

@@ -682,17 +682,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "repl_bench: --reps 1..16, --ops at least 1000\n");
         return 2;
     }
-    if (getenv("JV_BIN_DIR") == NULL) {
-        char self[PATH_MAX];
-        ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-        if (n <= 0)
-            die(NULL, "set JV_BIN_DIR to the directory of jarvisd");
-        self[n] = '\0';
-        char *slash = strrchr(self, '/');
-        if (slash != NULL)
-            *slash = '\0';
-        setenv("JV_BIN_DIR", self, 1);
-    }
+    if (jv_cluster_bin_dir_default() != 0)
+        die(NULL, "set JV_BIN_DIR to the directory of jarvisd");
     jv_rng_seed(&rng, jv_test_seed());
     printf("repl_bench: real jarvisd processes on 127.0.0.1, %ld cores\n",
            sysconf(_SC_NPROCESSORS_ONLN));

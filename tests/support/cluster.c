@@ -4,6 +4,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -35,6 +36,21 @@ static void fail_msg(jv_cluster *c, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(c->err, sizeof c->err, fmt, ap);
     va_end(ap);
+}
+
+int jv_cluster_bin_dir_default(void)
+{
+    char self[PATH_MAX];
+    if (getenv("JV_BIN_DIR") != NULL)
+        return 0;
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0)
+        return -1;
+    self[n] = '\0';
+    char *slash = strrchr(self, '/');
+    if (slash != NULL)
+        *slash = '\0';
+    return setenv("JV_BIN_DIR", self, 1);
 }
 
 double jv_cluster_now_ms(void)

@@ -149,6 +149,11 @@ json_t *jv_cluster_vv(jv_cluster *c, size_t i);
 int jv_cluster_wait_converged(jv_cluster *c, const size_t *which, size_t nwhich,
                               int timeout_ms, double *elapsed_ms);
 
+/* For programs run by hand (the benchmarks): when JV_BIN_DIR is not set,
+ * sets it to the directory of this program, where jarvisd is built too.
+ * -1 if neither is known. */
+int jv_cluster_bin_dir_default(void);
+
 /* Monotonic milliseconds and a sleep, for tests' own polling. */
 double jv_cluster_now_ms(void);
 void jv_cluster_sleep_ms(long ms);

@@ -1,0 +1,289 @@
+/*
+ * latency_bench.c - how long a node takes to answer reads while it works
+ * for others: real jarvisd processes (tests/support/cluster.h), node 0
+ * loaded with N operations (POST /v1/batch, 1000 per request: audit
+ * entries, archive adds, counter increments), then one client reading
+ * GET /v1/counters/bench from node 0 over one keep-alive connection, one
+ * request after another, in four phases of the same run:
+ *
+ *   idle      nothing else happens (the baseline), 5 s;
+ *   catch-up  node 1, started empty, fetches all N operations from node 0
+ *             (node 0 selects, compresses and sends them), until their
+ *             version vectors are equal;
+ *   backup    POST /v1/backup on node 0, until it answers;
+ *   verify    POST /v1/verify on node 0 (a replay of the whole log into a
+ *             scratch database), until it answers.
+ *
+ * Printed per phase: its duration, the reads made, their p50, p99 and
+ * p99.9 latency (ms, measured by the client around each request), and p99
+ * over the idle p99. Goals: p99 within 2x idle and p99.9 under 5 ms in
+ * every phase. Both nodes and the client share this machine's cores.
+ *
+ * Usage: latency_bench [--ops N] (default 1,000,000) [--quick] (100,000)
+ * Binaries are taken from $JV_BIN_DIR, else from this program's directory.
+ * Not a test: it prints figures.
+ */
+#include <curl/curl.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster.h"
+#include "testutil.h"
+
+#define PER_REQUEST 1000
+#define MAX_SAMPLES (4u << 20)
+
+static jv_cluster C;
+static jv_rng rng;
+
+static void die(const char *what)
+{
+    fprintf(stderr, "latency_bench: %s: %s\n", what, C.err);
+    jv_cluster_dump_logs(&C);
+    jv_cluster_fini(&C);
+    exit(1);
+}
+
+/* -- the reader ------------------------------------------------------------ */
+
+typedef struct {
+    char url[700], auth[400];
+    atomic_bool stop;
+    double *ms; /* one latency per read of the phase */
+    size_t n;
+    long failed;
+} reader;
+
+static size_t discard(char *p, size_t size, size_t n, void *arg)
+{
+    (void)p;
+    (void)arg;
+    return size * n;
+}
+
+static void *reader_main(void *arg)
+{
+    reader *rd = arg;
+    CURL *e = curl_easy_init();
+    struct curl_slist *h = curl_slist_append(NULL, rd->auth);
+    if (!e || !h) {
+        rd->failed++;
+        goto out;
+    }
+    curl_easy_setopt(e, CURLOPT_URL, rd->url);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 30000L);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
+    while (!atomic_load(&rd->stop) && rd->n < MAX_SAMPLES) {
+        long status = 0;
+        double t0 = jv_cluster_now_ms();
+        CURLcode rc = curl_easy_perform(e);
+        double t1 = jv_cluster_now_ms();
+        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+        if (rc != CURLE_OK || status != 200)
+            rd->failed++;
+        else
+            rd->ms[rd->n++] = t1 - t0;
+    }
+out:
+    curl_slist_free_all(h);
+    if (e)
+        curl_easy_cleanup(e);
+    return NULL;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double pct(const double *v, size_t n, double p)
+{
+    size_t k = (size_t)((double)n * p / 100.0);
+    return n ? v[k < n ? k : n - 1] : 0;
+}
+
+/* -- the phases ------------------------------------------------------------ */
+
+typedef enum {
+    IDLE,
+    CATCHUP,
+    BACKUP,
+    VERIFY
+} phase;
+
+static const char *const names[] = {"idle", "catch-up", "backup", "verify"};
+
+static void post(size_t i, const char *path, const char *body)
+{
+    jv_http_resp r;
+    if (jv_cluster_http(&C, i, "POST", path, body, &r) != 0 ||
+        r.status / 100 != 2) {
+        fprintf(stderr, "POST %s: %ld %.300s\n", path, r.status,
+                r.body ? r.body : "");
+        jv_http_resp_fini(&r);
+        die("a request failed");
+    }
+    jv_http_resp_fini(&r);
+}
+
+static bool vv_equal(void)
+{
+    json_t *a = jv_cluster_vv(&C, 0), *b = jv_cluster_vv(&C, 1);
+    bool eq = a && b && json_equal(a, b);
+    json_decref(a);
+    json_decref(b);
+    return eq;
+}
+
+/* What the phase does while the reader reads; returns when it is over. */
+static void work(phase p)
+{
+    double t0 = jv_cluster_now_ms();
+    switch (p) {
+    case IDLE:
+        jv_cluster_sleep_ms(5000);
+        break;
+    case CATCHUP:
+        if (jv_cluster_start(&C, 1) != 0)
+            die("cannot start node 1");
+        while (!vv_equal()) {
+            if (jv_cluster_now_ms() - t0 > 1800000)
+                die("node 1 never caught up");
+            jv_cluster_sleep_ms(20);
+        }
+        break;
+    case BACKUP:
+        post(0, "/v1/backup", "{\"path\":\"latency-bench.db\"}");
+        break;
+    case VERIFY:
+        post(0, "/v1/verify", "{}");
+        break;
+    }
+}
+
+static void run_phase(reader *rd, phase p, double *idle_p99)
+{
+    pthread_t th;
+    rd->n = 0;
+    rd->failed = 0;
+    atomic_store(&rd->stop, false);
+    if (pthread_create(&th, NULL, reader_main, rd) != 0)
+        die("pthread_create");
+    double t0 = jv_cluster_now_ms();
+    work(p);
+    double secs = (jv_cluster_now_ms() - t0) / 1000.0;
+    atomic_store(&rd->stop, true);
+    pthread_join(th, NULL);
+    qsort(rd->ms, rd->n, sizeof(rd->ms[0]), cmp_d);
+    double p50 = pct(rd->ms, rd->n, 50), p99 = pct(rd->ms, rd->n, 99),
+           p999 = pct(rd->ms, rd->n, 99.9);
+    if (p == IDLE)
+        *idle_p99 = p99;
+    double ratio = *idle_p99 > 0 ? p99 / *idle_p99 : 0;
+    printf("%-9s %8.1f %9zu %7ld %8.3f %8.3f %9.3f %8.2f  %s\n", names[p], secs,
+           rd->n, rd->failed, p50, p99, p999, ratio,
+           p == IDLE                    ? "(baseline)"
+           : ratio <= 2.0 && p999 < 5.0 ? "goal met"
+                                        : "goal missed");
+    fflush(stdout);
+}
+
+/* -- loading node 0 -------------------------------------------------------- */
+
+static char *batch_body(unsigned long long base)
+{
+    size_t cap = PER_REQUEST * 160 + 32, at = 0;
+    char *b = malloc(cap);
+    if (b == NULL)
+        die("out of memory");
+    at += (size_t)snprintf(b + at, cap - at, "{\"ops\":[");
+    for (unsigned k = 0; k < PER_REQUEST; k++) {
+        unsigned long long id = base + k, x = jv_rng_next(&rng);
+        const char *sep = k ? "," : "";
+        if (id % 3 == 0)
+            at += (size_t)snprintf(b + at, cap - at,
+                                   "%s{\"op\":\"audit.append\",\"action\":"
+                                   "\"deploy\",\"target\":\"svc-%llu\","
+                                   "\"detail\":\"%016llx\"}",
+                                   sep, id % 1000, x);
+        else if (id % 3 == 1)
+            at += (size_t)snprintf(b + at, cap - at,
+                                   "%s{\"op\":\"archive.add\",\"key\":"
+                                   "\"app/%llu\",\"value\":\"%016llx\"}",
+                                   sep, id, x);
+        else
+            at += (size_t)snprintf(b + at, cap - at,
+                                   "%s{\"op\":\"counter.increment\","
+                                   "\"name\":\"hits/%llu\",\"by\":%llu}",
+                                   sep, id, x % 1000 + 1);
+    }
+    snprintf(b + at, cap - at, "]}");
+    return b;
+}
+
+static void load(unsigned long long ops)
+{
+    double t0 = jv_cluster_now_ms();
+    for (unsigned long long base = 0; base < ops; base += PER_REQUEST) {
+        char *body = batch_body(base);
+        post(0, "/v1/batch", body);
+        free(body);
+    }
+    post(0, "/v1/counters/bench/increment", "{\"by\":1}");
+    printf("node 0 loaded with %llu operations in %.1f s\n", ops,
+           (jv_cluster_now_ms() - t0) / 1000.0);
+}
+
+int main(int argc, char **argv)
+{
+    unsigned long long ops = 1000000;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--quick") == 0)
+            ops = 100000;
+        else if (strcmp(argv[i], "--ops") == 0 && i + 1 < argc)
+            ops = strtoull(argv[++i], NULL, 10);
+        else {
+            fprintf(stderr, "usage: latency_bench [--ops N] [--quick]\n");
+            return 2;
+        }
+    }
+    if (ops < PER_REQUEST || curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
+        return 2;
+    if (jv_cluster_bin_dir_default() != 0) {
+        fprintf(stderr, "latency_bench: set JV_BIN_DIR to jarvisd's dir\n");
+        return 2;
+    }
+    jv_rng_seed(&rng, jv_test_seed());
+    static char *const flags[] = {"--rate-limit", "0", NULL};
+    jv_cluster_opts o = {.n = 2, .flags = flags};
+    o.seed = jv_rng_next(&rng);
+    if (jv_cluster_init(&C, &o) != 0 || jv_cluster_start(&C, 0) != 0)
+        die("cannot start node 0");
+    load(ops);
+
+    static reader rd;
+    rd.ms = malloc(MAX_SAMPLES * sizeof(double));
+    if (rd.ms == NULL)
+        die("out of memory");
+    snprintf(rd.url, sizeof rd.url, "%s/v1/counters/bench", C.node[0].t.url);
+    snprintf(rd.auth, sizeof rd.auth, "Authorization: Bearer %s",
+             C.node[0].t.admin_key);
+    printf("\n%-9s %8s %9s %7s %8s %8s %9s %8s\n", "phase", "secs", "reads",
+           "failed", "p50 ms", "p99 ms", "p99.9 ms", "p99/idle");
+    double idle_p99 = 0;
+    for (phase p = IDLE; p <= VERIFY; p++)
+        run_phase(&rd, p, &idle_p99);
+    printf("\ngoals: p99 within 2x idle and p99.9 under 5 ms in every "
+           "phase\n");
+    free(rd.ms);
+    jv_cluster_fini(&C);
+    curl_global_cleanup();
+    return 0;
+}
