@@ -679,7 +679,7 @@ typedef struct {
 
 /* Step 2: what the file is, through a read-only connection. */
 static jv_err inspect(jv_store *st, const char *path, bool quick_check,
-                      file_info *fi)
+                      int busy_ms, file_info *fi)
 {
     sqlite3 *db = NULL;
     sqlite3_stmt *s = NULL;
@@ -689,6 +689,10 @@ static jv_err inspect(jv_store *st, const char *path, bool quick_check,
         err = inspect_fail(st, db, rc, path);
         goto out;
     }
+    /* Another connection (the node's own, when a second one opens for an
+     * export or a verify) may hold a lock for a moment: wait as the store's
+     * connections do, rather than fail at once. */
+    sqlite3_busy_timeout(db, busy_ms);
     if ((rc = pragma_int(db, "PRAGMA application_id", &fi->app_id)) ||
         (rc = pragma_int(db, "PRAGMA user_version", &fi->version)) ||
         (rc = pragma_int(db,
@@ -907,7 +911,9 @@ jv_err jv_store_open(const char *path, const jv_store_opts *o, jv_store **out,
      * writing. */
     if (exists && sb.st_size > 0) {
         if ((err = check_header(st, path, sb.st_size, wal_pending(path))) ||
-            (err = inspect(st, path, !o->checked, &fi)))
+            (err = inspect(st, path, !o->checked,
+                           o->busy_timeout_ms > 0 ? o->busy_timeout_ms : 5000,
+                           &fi)))
             goto fail;
     }
     bool fresh = fi.app_id != JV_STORE_APP_ID;

@@ -2,6 +2,7 @@
  * store_test.c - opening, identity, metadata, and every refusal at open
  * (each leaving the file byte-for-byte as it was), migrations.
  */
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -542,6 +543,45 @@ static void test_busy_then_free(void **state)
     jv_store_close(st);
 }
 
+static void *release_later(void *arg)
+{
+    sqlite3 *db = arg;
+    usleep(300 * 1000);
+    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    sqlite3_close(db);
+    return NULL;
+}
+
+/* A second connection opened while another holds the database for a
+ * moment (the node's, when an export or a verify opens its own) waits the
+ * busy timeout from its first read on, the header checks included, and
+ * opens once the lock is gone. */
+static void test_open_waits_for_a_lock(void **state)
+{
+    fx *f = *state;
+    make_store(f->db, 0);
+    sqlite3 *db = NULL;
+    pthread_t th;
+    assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "PRAGMA locking_mode = EXCLUSIVE;"
+                                  "BEGIN EXCLUSIVE;"
+                                  "SELECT count(*) FROM meta",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(pthread_create(&th, NULL, release_later, db), 0);
+    jv_store_opts o;
+    jv_store_opts_default(&o);
+    o.checked = true; /* as the node's second connections open */
+    jv_store *st = NULL;
+    char msg[256] = "";
+    jv_err err = jv_store_open(f->db, &o, &st, msg, sizeof(msg));
+    assert_int_equal(pthread_join(th, NULL), 0);
+    if (err)
+        fail_msg("open while locked: %s (%s)", jv_strerror(err), msg);
+    jv_store_close(st);
+}
+
 /* Recording the node id writes the metadata row and the replica row in
  * one transaction: when the second fails, the first is not kept. With the
  * metadata gone, reads and writes of it fail. */
@@ -601,6 +641,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_read_snapshot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_busy_then_free, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_waits_for_a_lock, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_set_self_atomic, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
