@@ -197,42 +197,13 @@ static void run_phase(reader *rd, phase p, double *idle_p99)
 
 /* -- loading node 0 -------------------------------------------------------- */
 
-static char *batch_body(unsigned long long base)
-{
-    size_t cap = PER_REQUEST * 160 + 32, at = 0;
-    char *b = malloc(cap);
-    if (b == NULL)
-        die("out of memory");
-    at += (size_t)snprintf(b + at, cap - at, "{\"ops\":[");
-    for (unsigned k = 0; k < PER_REQUEST; k++) {
-        unsigned long long id = base + k, x = jv_rng_next(&rng);
-        const char *sep = k ? "," : "";
-        if (id % 3 == 0)
-            at += (size_t)snprintf(b + at, cap - at,
-                                   "%s{\"op\":\"audit.append\",\"action\":"
-                                   "\"deploy\",\"target\":\"svc-%llu\","
-                                   "\"detail\":\"%016llx\"}",
-                                   sep, id % 1000, x);
-        else if (id % 3 == 1)
-            at += (size_t)snprintf(b + at, cap - at,
-                                   "%s{\"op\":\"archive.add\",\"key\":"
-                                   "\"app/%llu\",\"value\":\"%016llx\"}",
-                                   sep, id, x);
-        else
-            at += (size_t)snprintf(b + at, cap - at,
-                                   "%s{\"op\":\"counter.increment\","
-                                   "\"name\":\"hits/%llu\",\"by\":%llu}",
-                                   sep, id, x % 1000 + 1);
-    }
-    snprintf(b + at, cap - at, "]}");
-    return b;
-}
-
 static void load(unsigned long long ops)
 {
     double t0 = jv_cluster_now_ms();
     for (unsigned long long base = 0; base < ops; base += PER_REQUEST) {
-        char *body = batch_body(base);
+        char *body = jv_cluster_batch_body(&rng, base, PER_REQUEST, false);
+        if (body == NULL)
+            die("out of memory");
         post(0, "/v1/batch", body);
         free(body);
     }

@@ -98,45 +98,11 @@ static void post(jv_cluster *c, size_t i, const char *path, const char *body)
     jv_http_resp_fini(&r);
 }
 
-/* A POST /v1/batch body of n operations that do not coalesce: audit
- * entries, sets of distinct config keys (each of which also leaves a
- * config.set audit entry) or, without config, adds of distinct archive
- * keys, and increments of distinct counters; each with a random part so
- * that compression has no easy time. */
 static char *batch_body(unsigned long long base, unsigned n, bool config)
 {
-    size_t cap = (size_t)n * 160 + 32, at = 0;
-    char *b = malloc(cap);
+    char *b = jv_cluster_batch_body(&rng, base, n, config);
     if (b == NULL)
         die(NULL, "out of memory");
-    at += (size_t)snprintf(b + at, cap - at, "{\"ops\":[");
-    for (unsigned k = 0; k < n; k++) {
-        unsigned long long id = base + k, x = jv_rng_next(&rng);
-        const char *sep = k ? "," : "";
-        switch (id % 3) {
-        case 0:
-            at += (size_t)snprintf(b + at, cap - at,
-                                   "%s{\"op\":\"audit.append\",\"action\":"
-                                   "\"deploy\",\"target\":\"svc-%llu\","
-                                   "\"detail\":\"%016llx\"}",
-                                   sep, id % 1000, x);
-            break;
-        case 1:
-            at += (size_t)snprintf(b + at, cap - at,
-                                   "%s{\"op\":\"%s\",\"key\":"
-                                   "\"app/%llu\",\"value\":\"%016llx\"}",
-                                   sep, config ? "config.set" : "archive.add",
-                                   id, x);
-            break;
-        default:
-            at += (size_t)snprintf(b + at, cap - at,
-                                   "%s{\"op\":\"counter.increment\","
-                                   "\"name\":\"hits/%llu\",\"by\":%llu}",
-                                   sep, id, x % 1000 + 1);
-            break;
-        }
-    }
-    snprintf(b + at, cap - at, "]}");
     return b;
 }
 

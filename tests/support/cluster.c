@@ -38,6 +38,39 @@ static void fail_msg(jv_cluster *c, const char *fmt, ...)
     va_end(ap);
 }
 
+char *jv_cluster_batch_body(jv_rng *rng, unsigned long long base, unsigned n,
+                            bool config)
+{
+    size_t cap = (size_t)n * 160 + 32, at = 0;
+    char *b = malloc(cap);
+    if (b == NULL)
+        return NULL;
+    at += (size_t)snprintf(b + at, cap - at, "{\"ops\":[");
+    for (unsigned k = 0; k < n; k++) {
+        unsigned long long id = base + k, x = jv_rng_next(rng);
+        const char *sep = k ? "," : "";
+        if (id % 3 == 0)
+            at += (size_t)snprintf(b + at, cap - at,
+                                   "%s{\"op\":\"audit.append\",\"action\":"
+                                   "\"deploy\",\"target\":\"svc-%llu\","
+                                   "\"detail\":\"%016llx\"}",
+                                   sep, id % 1000, x);
+        else if (id % 3 == 1)
+            at += (size_t)snprintf(b + at, cap - at,
+                                   "%s{\"op\":\"%s\",\"key\":"
+                                   "\"app/%llu\",\"value\":\"%016llx\"}",
+                                   sep, config ? "config.set" : "archive.add",
+                                   id, x);
+        else
+            at += (size_t)snprintf(b + at, cap - at,
+                                   "%s{\"op\":\"counter.increment\","
+                                   "\"name\":\"hits/%llu\",\"by\":%llu}",
+                                   sep, id, x % 1000 + 1);
+    }
+    snprintf(b + at, cap - at, "]}");
+    return b;
+}
+
 int jv_cluster_bin_dir_default(void)
 {
     char self[PATH_MAX];

@@ -31,6 +31,7 @@
 #include <stddef.h>
 
 #include "proc.h"
+#include "testutil.h"
 
 #define JV_CLUSTER_MAX       16
 #define JV_CLUSTER_MAX_FLAGS 24
@@ -148,6 +149,15 @@ json_t *jv_cluster_vv(jv_cluster *c, size_t i);
  * vectors took), -1 with c->err saying what differs. */
 int jv_cluster_wait_converged(jv_cluster *c, const size_t *which, size_t nwhich,
                               int timeout_ms, double *elapsed_ms);
+
+/* A POST /v1/batch body of n operations that do not coalesce: audit
+ * entries, sets of distinct config keys (each of which also leaves a
+ * config.set audit entry) or, without config, adds of distinct archive
+ * keys, and increments of distinct counters, numbered from base; each
+ * with a random part so that compression has no easy time. malloc'd;
+ * NULL when out of memory. */
+char *jv_cluster_batch_body(jv_rng *rng, unsigned long long base, unsigned n,
+                            bool config);
 
 /* For programs run by hand (the benchmarks): when JV_BIN_DIR is not set,
  * sets it to the directory of this program, where jarvisd is built too.
