@@ -1561,6 +1561,55 @@ static void test_succession(void **state)
     st_batch_fini(&d1);
 }
 
+/* Successions made by whoever holds several keys: a loop (p carries on
+ * for q, q for p) and a chain longer than any restore history. Trust
+ * decisions still end: a loop with no entry is not trusted, and a chain
+ * stands as its first origin only within the bound of 64 links. */
+static void test_succession_loop_and_long_chain(void **state)
+{
+    fx *f = *state;
+    enum {
+        LONG = 70
+    };
+    jv_keypair p, q, *k = calloc(LONG, sizeof(*k));
+    st_batch p1, q1, *kb = calloc(LONG, sizeof(*kb));
+    assert_non_null(k);
+    assert_non_null(kb);
+    st_keypair(&p, 21);
+    st_keypair(&q, 22);
+    succ_batch(&p1, &p, &q.pk, &q, 1000);
+    succ_batch(&q1, &q, &p.pk, &p, 1000);
+    assert_int_equal(st_apply1(f->st, &p1, 0), JV_OK);
+    assert_int_equal(st_apply1(f->st, &q1, 0), JV_OK);
+    assert_false(trusted(f->st, &p.pk));
+    assert_false(trusted(f->st, &q.pk));
+
+    for (int i = 0; i < LONG; i++) {
+        st_keypair(&k[i], (uint8_t)(100 + i));
+        if (i)
+            succ_batch(&kb[i], &k[i], &k[i - 1].pk, &k[i - 1], 2000);
+    }
+    jv_intent in = st_trust(&k[0].pk, true, hlc_at(1500), "k0");
+    assert_int_equal(st_commit(f->st, &f->node, hlc_at(1500), &in, 1, NULL),
+                     JV_OK);
+    for (int i = 1; i < LONG; i++) {
+        jv_err r = st_apply1(f->st, &kb[i], JV_APPLY_REQUIRE_TRUST);
+        if (i <= 64)
+            assert_int_equal(r, JV_OK);
+        else if (i > 65) /* 65 stands on 64, which is within the bound */
+            assert_int_equal(r, JV_EUNTRUSTED);
+    }
+    assert_true(trusted(f->st, &k[64].pk));
+    assert_false(trusted(f->st, &k[65].pk));
+    assert_false(trusted(f->st, &k[LONG - 1].pk));
+    st_batch_fini(&p1);
+    st_batch_fini(&q1);
+    for (int i = 1; i < LONG; i++)
+        st_batch_fini(&kb[i]);
+    free(kb);
+    free(k);
+}
+
 int main(void)
 {
     jv_test_seed();
@@ -1574,6 +1623,7 @@ int main(void)
         T(test_broken_link_refused),
         T(test_equivocation_refused),
         T(test_succession),
+        T(test_succession_loop_and_long_chain),
         T(test_group_of_many),
         T(test_atomic_on_storage_failure),
         T(test_atomic_on_full_disk),
