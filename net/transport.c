@@ -77,6 +77,7 @@
 #include "transport.h"
 
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
@@ -813,6 +814,23 @@ enum check_state {
     CK_DONE
 };
 
+/* A name lookup, on a detached thread of its own rather than libuv's
+ * pool: getaddrinfo() cannot be interrupted, and with a resolver that
+ * does not answer it takes seconds; in the pool it would hold the threads
+ * the node's own jobs (checkpoints, backups) run on, and keep the loop,
+ * and so the node's stop, waiting for it. Shared by the thread and the
+ * check until both let go; the outcome is posted only while the check
+ * still wants it (ck, under mtx). */
+typedef struct {
+    uv_mutex_t mtx;
+    unsigned refs;
+    check *ck; /* NULL once the check is over */
+    jv_transport *t;
+    char host[ADDR_MAX + 1], port[8];
+    int status; /* 0, or a UV_EAI_* code */
+    struct sockaddr_storage sa;
+} resolving;
+
 struct check {
     jv_tpeer *p; /* NULL once done or abandoned */
     uv_loop_t *loop;
@@ -822,7 +840,8 @@ struct check {
     bool stream;   /* s is initialised */
     unsigned open; /* handles and requests whose callback is still due */
     uv_timer_t timer;
-    uv_getaddrinfo_t gai;
+    resolving *res; /* the name lookup under way, if any */
+    tev rev;        /* its outcome, posted by its thread */
     union {
         uv_tcp_t tcp;
         uv_pipe_t pipe;
@@ -922,12 +941,38 @@ static void on_ck_closed(uv_handle_t *h)
     ck_unref(h->data);
 }
 
+static void res_release(resolving *r)
+{
+    bool last;
+    uv_mutex_lock(&r->mtx);
+    last = --r->refs == 0;
+    uv_mutex_unlock(&r->mtx);
+    if (last) {
+        uv_mutex_destroy(&r->mtx);
+        jv_free(r);
+    }
+}
+
+/* The check no longer wants the lookup's outcome: its thread finishes
+ * on its own and posts nothing. */
+static void res_abandon(check *ck)
+{
+    resolving *r = ck->res;
+    if (!r)
+        return;
+    uv_mutex_lock(&r->mtx);
+    r->ck = NULL;
+    uv_mutex_unlock(&r->mtx);
+    unqueue(r->t, &ck->rev);
+    ck->res = NULL;
+    res_release(r);
+}
+
 /* Ends the check: its handles close (the last callback frees it). */
 static void ck_end(check *ck)
 {
     bool reset = ck->state == CK_READ && ck->tcp;
-    if (ck->state == CK_RESOLVE)
-        uv_cancel((uv_req_t *)&ck->gai); /* its callback still comes */
+    res_abandon(ck);
     ck->state = CK_DONE;
     if (ck->p)
         ck->p->ck = NULL;
@@ -1017,18 +1062,84 @@ static void ck_connect_tcp(check *ck, const struct sockaddr *sa)
     ck->state = CK_CONNECT;
 }
 
-static void on_ck_resolved(uv_getaddrinfo_t *req, int status,
-                           struct addrinfo *res)
+/* Loop thread: the lookup's outcome, posted while the check wanted it. */
+static void on_ck_resolved(tev *e)
 {
-    check *ck = req->data;
-    if (ck->state == CK_RESOLVE) {
-        if (status < 0 || !res)
-            ck_finish(ck, false, why_of(status));
-        else
-            ck_connect_tcp(ck, res->ai_addr);
+    check *ck = container_of(e, check, rev);
+    resolving *r = ck->res;
+    struct sockaddr_storage sa;
+    int status;
+    if (ck->state != CK_RESOLVE || !r)
+        return;
+    uv_mutex_lock(&r->mtx);
+    status = r->status;
+    sa = r->sa;
+    uv_mutex_unlock(&r->mtx);
+    res_abandon(ck);
+    if (status)
+        ck_finish(ck, false, why_of(status));
+    else
+        ck_connect_tcp(ck, (struct sockaddr *)&sa);
+}
+
+/* The lookup's own thread: blocks in getaddrinfo() as long as it takes. */
+static void *resolve_main(void *arg)
+{
+    resolving *r = arg;
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
+    struct sockaddr_storage sa;
+    int rv = getaddrinfo(r->host, r->port, &hints, &ai);
+    /* As why_of() tells them: not resolved, or failed for another reason
+     * (no memory, a system error). */
+    int status = rv == EAI_SYSTEM || rv == EAI_MEMORY ? UV_ENOMEM
+                 : rv                                 ? UV_EAI_NONAME
+                                                      : 0;
+    memset(&sa, 0, sizeof(sa));
+    if (!status && (!ai || ai->ai_addrlen > sizeof(sa)))
+        status = UV_EAI_NONAME;
+    else if (!status)
+        memcpy(&sa, ai->ai_addr, ai->ai_addrlen);
+    if (ai)
+        freeaddrinfo(ai);
+    uv_mutex_lock(&r->mtx);
+    r->status = status;
+    r->sa = sa;
+    if (r->ck)
+        post(r->t, &r->ck->rev);
+    uv_mutex_unlock(&r->mtx);
+    res_release(r);
+    return NULL;
+}
+
+/* Starts the lookup of host:port for ck on a detached thread. */
+static int res_start(check *ck, const char *host, const char *port)
+{
+    pthread_attr_t attr;
+    pthread_t th;
+    resolving *r = jv_calloc(1, sizeof(*r));
+    int rv = UV_ENOMEM;
+    if (!r || uv_mutex_init(&r->mtx) != 0) {
+        jv_free(r);
+        return UV_ENOMEM;
     }
-    uv_freeaddrinfo(res);
-    ck_unref(ck);
+    r->refs = 2; /* the check's and the thread's */
+    r->ck = ck;
+    r->t = ck->p->t;
+    snprintf(r->host, sizeof(r->host), "%s", host);
+    snprintf(r->port, sizeof(r->port), "%s", port);
+    ck->res = r;
+    ck->rev.fn = on_ck_resolved;
+    if (pthread_attr_init(&attr) == 0) {
+        if (pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) == 0 &&
+            pthread_create(&th, &attr, resolve_main, r) == 0)
+            rv = 0;
+        pthread_attr_destroy(&attr);
+    }
+    if (rv) {
+        r->refs = 1; /* no thread: only the check's */
+        res_abandon(ck);
+    }
+    return rv;
 }
 
 static void on_ck_timer(uv_timer_t *h);
@@ -1037,7 +1148,6 @@ static void ck_begin(check *ck)
 {
     const char *addr = ck->p->addr;
     struct sockaddr_storage sa;
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM};
     char host[ADDR_MAX + 1], port[8];
     addr_parts a;
     int rv;
@@ -1067,13 +1177,10 @@ static void ck_begin(check *ck)
         ck_connect_tcp(ck, (struct sockaddr *)&sa);
         return;
     }
-    ck->gai.data = ck;
-    if ((rv = uv_getaddrinfo(ck->loop, &ck->gai, on_ck_resolved, host, port,
-                             &hints))) {
+    if ((rv = res_start(ck, host, port))) {
         ck_finish(ck, false, why_of(rv));
         return;
     }
-    ck->open++;
     ck->state = CK_RESOLVE;
 }
 
@@ -1088,6 +1195,8 @@ static void on_ck_timer(uv_timer_t *h)
             ck_begin(ck);
         break;
     case CK_RESOLVE:
+        ck_finish(ck, false, "host name not resolved: the lookup timed out");
+        break;
     case CK_CONNECT:
         ck_finish(ck, false, "connection timed out");
         break;

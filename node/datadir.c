@@ -779,7 +779,26 @@ static jv_err current_origin(const char *dir, const char *db,
     if (access(db, F_OK) == 0 && jv_store_open(db, &o, &st, NULL, 0) == JV_OK)
         have = jv_store_get_self(st, &self) == JV_OK;
     jv_store_close(st);
-    return jv_datadir_origin(dir, have ? &self : NULL, node, out, msg, msglen);
+    jv_err err =
+        jv_datadir_origin(dir, have ? &self : NULL, node, out, msg, msglen);
+    /* A key other than the one the database signs under (origin.key
+     * deleted or replaced by hand) would sign a succession for the wrong
+     * origin: a second successor of the node's (peers refuse it as an
+     * equivocation) or one of a stranger's (nobody trusts it). */
+    if (!err && have && !jv_id_eq(&self, &out->pk)) {
+        char want[JV_ID_HEX], got[JV_ID_HEX];
+        jv_id_hex(&self, want);
+        jv_id_hex(&out->pk, got);
+        set_msg(msg, msglen,
+                "restore refused: %s signs under origin %.16s..., but the "
+                "data dir's key (%s, else %s) is %.16s...: put back the %s "
+                "that goes with this database, or move the database away",
+                db, want, JV_DATADIR_ORIGIN, JV_DATADIR_KEY, got,
+                JV_DATADIR_ORIGIN);
+        jv_keypair_wipe(out);
+        err = JV_EINVAL;
+    }
+    return err;
 }
 
 jv_err jv_datadir_restore(const char *dir, const char *src, char *msg,

@@ -331,12 +331,19 @@ static const char sql_trust_put[] =
 
 /* Cluster API keys, a remove-wins set: a key row is added once and never
  * changed by an honest origin (ids are random); two adds of one id with
- * different content (an origin that signed both, or a collision) keep the
- * smaller tuple, so every order of arrival ends with the same row. A
- * revocation keeps the earliest (time, origin, by) likewise. Neither
+ * different content (an origin that signed what it should not, or a
+ * collision) keep the smaller tuple, so every order of arrival ends with
+ * the same row, and revoke the key: else a trusted origin could change
+ * the role of a key it did not make (its hash is replicated), a reader
+ * key becoming an admin one. That revocation is a constant row (time 0,
+ * no origin, by "conflicting adds"), the same whichever add came second.
+ * A revocation keeps the earliest (time, origin, by) likewise. Neither
  * table looks at the other: whether a key is usable is decided when
  * reading (a key with a revocation row is revoked), so a revocation that
  * arrives first still wins when its key comes. */
+static const char sql_ckey_differs[] =
+    "SELECT 1 FROM cluster_key WHERE id = ?1 AND (name, role, hash, "
+    "created_ms, created_by, origin) <> (?2, ?3, ?4, ?5, ?6, ?7)";
 static const char sql_ckey_add[] =
     "INSERT INTO cluster_key(id, name, role, hash, created_ms, created_by, "
     "origin) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
@@ -460,6 +467,44 @@ static jv_err apply_add(jv_store *st, ctx_cache *cc, const jv_id *origin,
     return JV_OK;
 }
 
+static void bind_ckey(sqlite3_stmt *s, const jv_id *origin, const jv_op *op)
+{
+    jv__bind_str(s, 1, op->key_add.id);
+    jv__bind_str(s, 2, op->key_add.name);
+    jv__bind_str(s, 3, op->key_add.role);
+    sqlite3_bind_blob(s, 4, op->key_add.hash, JV_OP_KEY_HASH_LEN,
+                      SQLITE_STATIC);
+    jv__bind_u64(s, 5, op->key_add.time_ms);
+    jv__bind_str(s, 6, op->key_add.by);
+    jv__bind_id(s, 7, origin);
+}
+
+/* A second add of a known cluster key id with other content revokes the
+ * key (see sql_ckey_add). */
+static jv_err ckey_conflict(jv_store *st, const jv_id *origin, const jv_op *op)
+{
+    static const jv_id none;
+    jv_err err;
+    sqlite3_stmt *s = jv__stmt(st, sql_ckey_differs, &err);
+    if (!s)
+        return err;
+    bind_ckey(s, origin, op);
+    int rc = sqlite3_step(s);
+    err = rc == SQLITE_ROW || rc == SQLITE_DONE
+              ? JV_OK
+              : jv__sqlerr(st, rc, "read cluster keys");
+    jv__reset(s);
+    if (err || rc == SQLITE_DONE)
+        return err;
+    if (!(s = jv__stmt(st, sql_ckey_revoke, &err)))
+        return err;
+    jv__bind_str(s, 1, op->key_add.id);
+    jv__bind_u64(s, 2, 0);
+    jv__bind_str(s, 3, jv_str_c("conflicting adds"));
+    jv__bind_id(s, 4, &none);
+    return jv__run(st, s, "cluster key revocation");
+}
+
 /* One operation of `origin` with sequence number seq into the materialized
  * state (see apply.h for what each kind does). */
 static jv_err apply_op(jv_store *st, ctx_cache *cc, const jv_id *origin,
@@ -527,16 +572,11 @@ static jv_err apply_op(jv_store *st, ctx_cache *cc, const jv_id *origin,
         sqlite3_bind_blob(s, 5, op->succ.sig, JV_SIG_LEN, SQLITE_STATIC);
         return jv__run(st, s, "succession");
     case JV_OP_KEY_ADD:
+        if ((err = ckey_conflict(st, origin, op)))
+            return err;
         if (!(s = jv__stmt(st, sql_ckey_add, &err)))
             return err;
-        jv__bind_str(s, 1, op->key_add.id);
-        jv__bind_str(s, 2, op->key_add.name);
-        jv__bind_str(s, 3, op->key_add.role);
-        sqlite3_bind_blob(s, 4, op->key_add.hash, JV_OP_KEY_HASH_LEN,
-                          SQLITE_STATIC);
-        jv__bind_u64(s, 5, op->key_add.time_ms);
-        jv__bind_str(s, 6, op->key_add.by);
-        jv__bind_id(s, 7, origin);
+        bind_ckey(s, origin, op);
         return jv__run(st, s, "cluster key");
     case JV_OP_KEY_REVOKE:
         if (!(s = jv__stmt(st, sql_ckey_revoke, &err)))

@@ -1,5 +1,6 @@
 /* transport_test.c - peer messaging over nng (net/transport.c), driven
  * through a real libuv loop, over loopback TCP and ipc://. */
+#define _GNU_SOURCE /* RTLD_NEXT */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,8 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <dlfcn.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
@@ -620,6 +623,84 @@ static void test_link_ipc(void **state)
     char addr[128];
     ipc_addr(addr, sizeof(addr), "link.sock");
     link_states(addr);
+}
+
+/* A name server that does not answer, for one name: getaddrinfo() of
+ * "slow.invalid" blocks until released (whoever calls it: nng, libuv or
+ * the transport), every other name is looked up as usual. checks_in
+ * counts the lookups of connection checks (no flags; nng's have some). */
+static atomic_int slow_in, slow_out, checks_in;
+static atomic_bool slow_release;
+
+int getaddrinfo(const char *node, const char *service,
+                const struct addrinfo *hints, struct addrinfo **res)
+{
+    typedef int (*gai_fn)(const char *, const char *, const struct addrinfo *,
+                          struct addrinfo **);
+    if (node && strcmp(node, "slow.invalid") == 0) {
+        slow_in++;
+        if (hints && hints->ai_flags == 0)
+            checks_in++;
+        while (!slow_release)
+            usleep(1000);
+        slow_out++;
+        return EAI_AGAIN;
+    }
+    gai_fn real = (gai_fn)dlsym(RTLD_NEXT, "getaddrinfo");
+    return real(node, service, hints, res);
+}
+
+static void work_noop(uv_work_t *w)
+{
+    (void)w;
+}
+
+static void work_done(uv_work_t *w, int status)
+{
+    (void)status;
+    *(bool *)w->data = true;
+}
+
+/* Peers whose names never resolve: each check says so once its lookup
+ * times out, the lookups hold none of libuv's pool (the node's own jobs
+ * run there) and the transport closes without waiting for them. */
+static void test_slow_lookup(void **state)
+{
+    (void)state;
+    enum {
+        N = 6
+    }; /* more than libuv's 4 pool threads */
+    jv_transport_opts o = opts();
+    jv_transport *cli = client_new(&o);
+    call c[N];
+    char addr[64];
+    slow_in = slow_out = checks_in = 0;
+    slow_release = false;
+    for (int i = 0; i < N; i++) {
+        snprintf(addr, sizeof(addr), "tcp://slow.invalid:%d", 7000 + i);
+        peer(cli, addr, &c[i]);
+    }
+    /* Each peer's check looks its name up at once, side by side. */
+    WAIT(checks_in >= N, 5000);
+    assert_int_equal(checks_in, N);
+    bool ran = false;
+    uv_work_t w = {.data = &ran};
+    assert_int_equal(uv_queue_work(&loop, &w, work_noop, work_done), 0);
+    WAIT(ran, 3000);
+    assert_true(ran);
+    for (int i = 0; i < N; i++) {
+        WAIT(c[i].links > 0, 10000);
+        assert_string_equal(c[i].link,
+                            "host name not resolved: the lookup timed out");
+    }
+    for (int i = 0; i < N; i++)
+        jv_transport_peer_free(c[i].p);
+    close_sync(cli);
+    /* Nothing of the loop waits for the lookups still blocked. */
+    assert_int_equal(loop.active_reqs.count, 0);
+    slow_release = true;
+    WAIT(slow_out == slow_in, 5000);
+    assert_int_equal(slow_out, slow_in);
 }
 
 /* Blocking send + receive on a raw nng REQ socket that has no size limit.
@@ -1274,6 +1355,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_recall, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_drops_held, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_slow_lookup, setup, teardown),
 #else
         cmocka_unit_test_setup_teardown(test_fault_kill_tcp, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fault_kill_ipc, setup, teardown),

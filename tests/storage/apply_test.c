@@ -1032,25 +1032,27 @@ static ckey_probe probe(jv_store *st, const char *id)
     return p;
 }
 
-/* Keys K and L from origin a; from b two revocations of K (the second a
- * harmless duplicate) in two batches; from c an add of L's id with other
- * content (an origin that signs what it should not) and an add of K. In
- * every one of the 24 orders of the four batches, each batch then
- * delivered again: K is revoked everywhere, L is not, the rows are the
+/* Keys K, L and M from origin a; from b two revocations of K (the second
+ * a harmless duplicate) in two batches; from c an add of L's id with other
+ * content (an origin that signs what it should not: here it makes a
+ * reader key an admin one) and an add of K. In every one of the 24 orders
+ * of the four batches, each batch then delivered again: K is revoked
+ * everywhere, L too (two contents for one id), M is not, the rows are the
  * same bytes, and the log replays to the same state (verify). */
 static void test_cluster_keys_remove_wins_any_order(void **state)
 {
     fx *f = *state;
     jv_keypair c;
     st_keypair(&c, 13);
-    jv_op a1[2] = {op_key_add("k_aa", "admin", 0x11, 1000),
-                   op_key_add("k_bb", "reader", 0x22, 1000)};
+    jv_op a1[3] = {op_key_add("k_aa", "admin", 0x11, 1000),
+                   op_key_add("k_bb", "reader", 0x22, 1000),
+                   op_key_add("k_dd", "reader", 0x66, 1000)};
     jv_op b1[1] = {op_key_revoke("k_aa", 1100)};
     jv_op b2[1] = {op_key_revoke("k_aa", 1200)};
     jv_op c1[2] = {op_key_add("k_bb", "admin", 0x33, 1050),
                    op_key_add("k_aa", "writer", 0x44, 900)};
     st_batch bt[4];
-    st_batch_make(&bt[0], &f->a, 1, zero, hlc_at(1000), a1, 2);
+    st_batch_make(&bt[0], &f->a, 1, zero, hlc_at(1000), a1, 3);
     st_batch_make(&bt[1], &f->b, 1, zero, hlc_at(1100), b1, 1);
     st_batch_make(&bt[2], &f->b, 2, bt[1].hash, hlc_at(1200), b2, 1);
     st_batch_make(&bt[3], &c, 1, zero, hlc_at(1050), c1, 2);
@@ -1072,9 +1074,11 @@ static void test_cluster_keys_remove_wins_any_order(void **state)
         }
         for (int i = 0; i < 4; i++)
             assert_int_equal(st_apply1(st, &bt[ord[i]], 0), JV_EDUP);
-        ckey_probe k = probe(st, "k_aa"), l = probe(st, "k_bb");
+        ckey_probe k = probe(st, "k_aa"), l = probe(st, "k_bb"),
+                   m = probe(st, "k_dd");
         assert_true(k.found && k.revoked);
-        assert_true(l.found && !l.revoked);
+        assert_true(l.found && l.revoked);
+        assert_true(m.found && !m.revoked);
         /* Of two contents for one id, the smaller (origin, ...) stays. */
         bool a_first = jv_id_cmp(&f->a.pk, &c.pk) < 0;
         assert_string_equal(l.role, a_first ? "reader" : "admin");
@@ -1107,7 +1111,7 @@ static void test_cluster_keys_remove_wins_any_order(void **state)
     assert_false(probe(f->st, "k_cc").found);
     jv_op a2[1] = {op_key_add("k_cc", "admin", 0x55, 1400)};
     st_batch ba;
-    st_batch_make(&ba, &f->a, 3, bt[0].hash, hlc_at(1400), a2, 1);
+    st_batch_make(&ba, &f->a, 4, bt[0].hash, hlc_at(1400), a2, 1);
     assert_int_equal(st_apply1(f->st, &bt[0], 0), JV_OK);
     assert_int_equal(st_apply1(f->st, &ba, 0), JV_OK);
     ckey_probe cc = probe(f->st, "k_cc");
@@ -1121,6 +1125,43 @@ static void test_cluster_keys_remove_wins_any_order(void **state)
     st_batch_fini(&ba);
     for (int i = 0; i < 4; i++)
         st_batch_fini(&bt[i]);
+}
+
+/* A trusted origin re-adds another origin's reader key with the same
+ * hash (every node has it) and role admin, its origin chosen to sort
+ * first: the key is revoked, in both orders, rather than made admin. */
+static void test_cluster_key_role_hijack(void **state)
+{
+    fx *f = *state;
+    jv_keypair lo, hi;
+    st_keypair(&lo, 30);
+    st_keypair(&hi, 31);
+    if (jv_id_cmp(&hi.pk, &lo.pk) < 0) {
+        jv_keypair t = lo;
+        lo = hi;
+        hi = t;
+    }
+    jv_op honest = op_key_add("k_ee", "reader", 0x77, 1000);
+    jv_op hijack = op_key_add("k_ee", "admin", 0x77, 1000);
+    st_batch h, x;
+    st_batch_make(&h, &hi, 1, zero, hlc_at(1000), &honest, 1);
+    st_batch_make(&x, &lo, 1, zero, hlc_at(1001), &hijack, 1);
+    for (int order = 0; order < 2; order++) {
+        char name[32];
+        snprintf(name, sizeof(name), "hijack%d.db", order);
+        char *path = st_path(f->dir, name);
+        jv_store *st = st_open(path);
+        assert_int_equal(st_apply1(st, order ? &x : &h, 0), JV_OK);
+        assert_int_equal(st_apply1(st, order ? &h : &x, 0), JV_OK);
+        ckey_probe k = probe(st, "k_ee");
+        assert_true(k.found);
+        assert_true(k.revoked);
+        assert_verified(st);
+        jv_store_close(st);
+        free(path);
+    }
+    st_batch_fini(&h);
+    st_batch_fini(&x);
 }
 
 /* The node's own cluster key writes go through the same path: an add and
@@ -1561,6 +1602,55 @@ static void test_succession(void **state)
     st_batch_fini(&d1);
 }
 
+/* Successions made by whoever holds several keys: a loop (p carries on
+ * for q, q for p) and a chain longer than any restore history. Trust
+ * decisions still end: a loop with no entry is not trusted, and a chain
+ * stands as its first origin only within the bound of 64 links. */
+static void test_succession_loop_and_long_chain(void **state)
+{
+    fx *f = *state;
+    enum {
+        LONG = 70
+    };
+    jv_keypair p, q, *k = calloc(LONG, sizeof(*k));
+    st_batch p1, q1, *kb = calloc(LONG, sizeof(*kb));
+    assert_non_null(k);
+    assert_non_null(kb);
+    st_keypair(&p, 21);
+    st_keypair(&q, 22);
+    succ_batch(&p1, &p, &q.pk, &q, 1000);
+    succ_batch(&q1, &q, &p.pk, &p, 1000);
+    assert_int_equal(st_apply1(f->st, &p1, 0), JV_OK);
+    assert_int_equal(st_apply1(f->st, &q1, 0), JV_OK);
+    assert_false(trusted(f->st, &p.pk));
+    assert_false(trusted(f->st, &q.pk));
+
+    for (int i = 0; i < LONG; i++) {
+        st_keypair(&k[i], (uint8_t)(100 + i));
+        if (i)
+            succ_batch(&kb[i], &k[i], &k[i - 1].pk, &k[i - 1], 2000);
+    }
+    jv_intent in = st_trust(&k[0].pk, true, hlc_at(1500), "k0");
+    assert_int_equal(st_commit(f->st, &f->node, hlc_at(1500), &in, 1, NULL),
+                     JV_OK);
+    for (int i = 1; i < LONG; i++) {
+        jv_err r = st_apply1(f->st, &kb[i], JV_APPLY_REQUIRE_TRUST);
+        if (i <= 64)
+            assert_int_equal(r, JV_OK);
+        else if (i > 65) /* 65 stands on 64, which is within the bound */
+            assert_int_equal(r, JV_EUNTRUSTED);
+    }
+    assert_true(trusted(f->st, &k[64].pk));
+    assert_false(trusted(f->st, &k[65].pk));
+    assert_false(trusted(f->st, &k[LONG - 1].pk));
+    st_batch_fini(&p1);
+    st_batch_fini(&q1);
+    for (int i = 1; i < LONG; i++)
+        st_batch_fini(&kb[i]);
+    free(kb);
+    free(k);
+}
+
 int main(void)
 {
     jv_test_seed();
@@ -1574,6 +1664,8 @@ int main(void)
         T(test_broken_link_refused),
         T(test_equivocation_refused),
         T(test_succession),
+        T(test_succession_loop_and_long_chain),
+        T(test_cluster_key_role_hijack),
         T(test_group_of_many),
         T(test_atomic_on_storage_failure),
         T(test_atomic_on_full_disk),
