@@ -42,35 +42,12 @@ static void die(jv_cluster *c, const char *what)
     exit(1);
 }
 
-/* n operations that do not coalesce (see repl_bench.c). */
+/* n operations that do not coalesce (jv_cluster_batch_body). */
 static char *batch_body(unsigned long long base, unsigned n)
 {
-    size_t cap = (size_t)n * 160 + 32, at = 0;
-    char *b = malloc(cap);
+    char *b = jv_cluster_batch_body(&rng, base, n, false);
     if (!b)
         die(NULL, "out of memory");
-    at += (size_t)snprintf(b + at, cap - at, "{\"ops\":[");
-    for (unsigned k = 0; k < n; k++) {
-        unsigned long long id = base + k, x = jv_rng_next(&rng);
-        const char *sep = k ? "," : "";
-        if (id % 3 == 0)
-            at += (size_t)snprintf(b + at, cap - at,
-                                   "%s{\"op\":\"audit.append\",\"action\":"
-                                   "\"deploy\",\"target\":\"svc-%llu\","
-                                   "\"detail\":\"%016llx\"}",
-                                   sep, id % 1000, x);
-        else if (id % 3 == 1)
-            at += (size_t)snprintf(b + at, cap - at,
-                                   "%s{\"op\":\"archive.add\",\"key\":"
-                                   "\"app/%llu\",\"value\":\"%016llx\"}",
-                                   sep, id, x);
-        else
-            at += (size_t)snprintf(b + at, cap - at,
-                                   "%s{\"op\":\"counter.increment\","
-                                   "\"name\":\"hits/%llu\",\"by\":%llu}",
-                                   sep, id, x % 1000 + 1);
-    }
-    snprintf(b + at, cap - at, "]}");
     return b;
 }
 
