@@ -150,8 +150,14 @@ typedef struct peer {
     size_t nlinks, linkcap;
     uint64_t rank;
     pstate state;
-    bool pulling;  /* the exchange under way asked for a full reply */
-    bool recalled; /* its request was taken back to go under a new key */
+    /* The push being made only repairs what a pull showed it lacks. If
+     * that is more than a message, it is catching up, pulling from one
+     * peer at a time: pushing it the same backlog as well would bring it
+     * twice, so nothing is pushed. */
+    bool repair;
+    bool pulling;     /* the exchange under way asked for a full reply */
+    uint64_t pull_ms; /* when it was sent, on our clock */
+    bool recalled;    /* its request was taken back to go under a new key */
     bool again;
     bool again_pull;
     bool reachable;
@@ -263,6 +269,7 @@ typedef struct {
 } apply_job;
 
 static void exchange(peer *p, bool pull);
+static void sync_with(peer *p);
 static void mark_self(peer *p);
 static void recheck_held(jv_repl *r);
 
@@ -957,7 +964,8 @@ static void continue_exchange(jv_repl *r, const char *addr, bool more)
         exchange(p, true);
         return;
     }
-    /* A pull's reply says exactly what p holds: push what it lacks. */
+    /* A pull's reply says exactly what p holds: push what it lacks (if
+     * one message carries it: see `repair`). */
     bool lacks = false;
     if (was_pull) {
         jv_vv them;
@@ -968,8 +976,10 @@ static void continue_exchange(jv_repl *r, const char *addr, bool more)
     }
     if (p->again || lacks) {
         bool pull = p->again_pull;
+        p->repair = !p->again;
         p->again = p->again_pull = false;
         exchange(p, pull);
+        p->repair = false;
     }
 }
 
@@ -1290,6 +1300,10 @@ static void exchange(peer *p, bool pull)
         ((err = theirs(p, &p->have, &them)) ||
          (err = select_for(r, &them, budget, &s, &more, &p->sent))))
         goto out;
+    if (p->repair && more) {
+        jv_vv_clear(&p->sent);
+        goto out;
+    }
     if ((err = build(r, &h, &have, &s, more, pull && !probe ? budget : 0,
                      &frame, &p->req_stamp)))
         goto out;
@@ -1298,6 +1312,7 @@ static void exchange(peer *p, bool pull)
         goto out;
     p->state = P_SENDING;
     p->pulling = pull;
+    p->pull_ms = pull && !probe ? jv_now_ms() : 0; /* a probe asks nothing */
     p->probing = probe;
     p->bytes_out += frame.len;
     p->batches_out += s.n;
@@ -1511,7 +1526,7 @@ static void take_introduction(jv_repl *r, peer *p, const jv_msg *m)
         return;
     }
     p->state = P_IDLE;
-    exchange(p, true);
+    sync_with(p);
 }
 
 /* A proven reply from a trusted node: what it says it holds. */
@@ -1849,7 +1864,7 @@ static void on_link(void *arg, jv_tpeer *tp, const char *why)
             p->trouble = T_NONE; /* "unreachable" until an exchange */
         if (!p->reachable && p->state == P_IDLE) {
             p->next_try_ms = 0;
-            exchange(p, true);
+            sync_with(p);
         }
         return;
     }
@@ -1903,6 +1918,28 @@ static void kick(jv_repl *r, const char *exclude_addr, const jv_id *exclude,
     }
 }
 
+/* Whether a pull is under way (its reply not yet applied): another one
+ * now would be answered from the same vector and bring the same batches
+ * twice, as when a starting node meets all its peers at once. One that
+ * takes longer than PULL_BUSY_MS no longer holds the others back. */
+#define PULL_BUSY_MS(r) \
+    ((r)->o.interval_ms > 1000 ? 2 * (r)->o.interval_ms : 2000)
+static bool pull_busy(const jv_repl *r, uint64_t now)
+{
+    for (const peer *p = r->peers; p; p = p->next)
+        if (p->state != P_IDLE && p->pulling && p->pull_ms &&
+            now - p->pull_ms < PULL_BUSY_MS(r))
+            return true;
+    return false;
+}
+
+/* A first exchange with p (met, or back): a pull, or while another pull
+ * goes on a push, whose reply says what p holds all the same. */
+static void sync_with(peer *p)
+{
+    exchange(p, !pull_busy(p->r, jv_now_ms()));
+}
+
 static void on_timer(uv_timer_t *t)
 {
     jv_repl *r = t->data;
@@ -1910,6 +1947,7 @@ static void on_timer(uv_timer_t *t)
     peer *unknown = NULL, *cand[64];
     size_t n = 0;
     check_holds(r, now);
+    bool pulling = pull_busy(r, now);
     for (peer *p = r->peers; p; p = p->next) {
         if (p->state != P_IDLE || p->next_try_ms > now || p->is_self)
             continue;
@@ -1920,9 +1958,9 @@ static void on_timer(uv_timer_t *t)
     }
     /* Peers never heard from first, then one at random; none while a
      * pull goes on in chunks (it is catching up already). */
-    if (!r->chain && unknown)
+    if (!r->chain && !pulling && unknown)
         exchange(unknown, true);
-    else if (!r->chain && n)
+    else if (!r->chain && !pulling && n)
         exchange(cand[rnd(r) % n], true);
     recheck_held(r);
     /* Logs when the clock goes off the peers' or comes back. */

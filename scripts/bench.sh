@@ -52,8 +52,11 @@ section() { # name command...
 }
 
 for b in "$JV_BIN_DIR"/*_bench; do
+    # peers_bench runs inside bench/peers, beside the libraries.
+    [ "$(basename "$b")" = peers_bench ] && continue
     section "$(basename "$b")" "$b"
 done
+section "peers (Yjs, Automerge, Jarvis)" "$root/bench/peers/run.sh"
 for s in "$root"/bench/*_bench.sh; do
     section "$(basename "$s")" "$s"
 done

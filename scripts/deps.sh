@@ -22,7 +22,8 @@ pkgs=(
 )
 case "${1:-}" in
 # nginx: the HTTP ceiling of http_bench.sh (run by it, unprivileged).
---bench) pkgs+=(wrk redis-server redis-tools nginx) ;;
+# nodejs (with npm): Yjs and Automerge in bench/peers.
+--bench) pkgs+=(wrk redis-server redis-tools nginx nodejs) ;;
 --clang) pkgs+=(clang) ;;
 --soak) pkgs+=(stress-ng) ;;
 --coverage) pkgs+=(gcovr) ;;
