@@ -24,6 +24,9 @@
 # wrk run stopped (one per connection) + non-2xx answers; else the run
 # fails. All servers and load generators share this machine's cores.
 #
+# Last, writes of every kind at 64 connections against plain SQLite (see
+# the end of this file).
+#
 # Usage: bench/http_bench.sh [seconds per run, default 5]
 set -euo pipefail
 secs=${1:-5}
@@ -142,3 +145,66 @@ if [ -z "$total" ] || [ "$total" -lt "$acked" ] ||
     exit 1
 fi
 echo "total check: ok (acknowledged <= total <= acknowledged + in flight + other)"
+
+# Writes of every kind at 64 connections: counter increments, audit
+# entries, config sets and archive adds in turn, each request to one of 64
+# keys of its kind (round robin), against plain-SQLite INSERTs of the same
+# kinds in equal shares (storage_bench --baseline-mix) in transactions of
+# the size the node's group commits had in this run: what storage_bench's
+# baseline would do with the same operations. Operations counted on the
+# node's side (jarvis_ops_applied_total{origin="local"}): a config set is
+# also an audit entry, so 4 requests make 5 operations.
+cat >"$tmp/mix.lua" <<LUA
+wrk.headers["Authorization"] = "Bearer $key"
+wrk.headers["Content-Type"] = "application/json"
+LUA
+cat >>"$tmp/mix.lua" <<'LUA'
+local i = 0
+request = function()
+    i = i + 1
+    local k, kind = i % 64, math.floor(i / 64) % 4
+    if kind == 0 then
+        return wrk.format("POST", "/v1/counters/mix" .. k .. "/increment", nil, '{"by":1}')
+    elseif kind == 1 then
+        return wrk.format("POST", "/v1/audit", nil, '{"action":"bench","target":"mix' .. k .. '"}')
+    elseif kind == 2 then
+        return wrk.format("PUT", "/v1/config/mix" .. k, nil, '{"value":' .. i .. '}')
+    end
+    return wrk.format("PUT", "/v1/archive/mix" .. k, nil, '{"value":' .. i .. '}')
+end
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) ok = 0; bad = 0 end
+function response(status, headers, body)
+    if status >= 200 and status < 300 then ok = ok + 1 else bad = bad + 1 end
+end
+function done(summary, latency, requests)
+    local o, b = 0, 0
+    for _, t in ipairs(threads) do o = o + t:get("ok"); b = b + t:get("bad") end
+    io.write(string.format("answers: %d 2xx, %d other\n", o, b))
+end
+LUA
+metrics() { # the local operations applied, then the sum and count of batch sizes
+    curl -sf "$url/metrics" | awk '
+        /^jarvis_ops_applied_total\{origin="local"\}/ { o = $2 }
+        /^jarvis_batch_ops_sum/ { s = $2 }
+        /^jarvis_batch_ops_count/ { c = $2 }
+        END { print o + 0, s + 0, c + 0 }'
+}
+read -r ops0 sum0 cnt0 < <(metrics)
+out=$(wrk -t1 -c64 -d"${secs}s" --latency -s "$tmp/mix.lua" "$url")
+read -r ops1 sum1 cnt1 < <(metrics)
+mrps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
+m99=$(to_ms "$(awk '$1=="99%" {print $2}' <<<"$out")")
+read -r mok mbad < <(awk '/^answers:/ {print $2, $4}' <<<"$out")
+mops=$(awk -v a="$ops0" -v b="$ops1" -v s="$secs" 'BEGIN { printf "%.0f", (b - a) / s }')
+per=$(awk -v a="$sum0" -v b="$sum1" -v x="$cnt0" -v y="$cnt1" \
+    'BEGIN { p = (y > x ? (b - a) / (y - x) : 1); p = int(p + 0.5); print (p < 1 ? 1 : (p > 1024 ? 1024 : p)) }')
+base=$("$bin/storage_bench" --baseline-mix "$per" "$tmp")
+echo
+echo "writes of every kind, 64 connections, 64 keys per kind: $mrps requests/s" \
+    "(p99 $m99 ms; $mok 2xx, $mbad other), $mops operations/s on the node," \
+    "group commits of $per operations on average"
+echo "plain-SQLite INSERT of the same kinds, $per rows per transaction: $base operations/s;" \
+    "node / INSERT = $(ratio "$mops" "$base")"
+[ "$mbad" = 0 ] || { echo "http_bench: FAIL: $mbad writes were not acknowledged" >&2; exit 1; }

@@ -30,6 +30,10 @@
  *      reopen that database (open runs PRAGMA quick_check).
  *
  * Usage: storage_bench [directory]   (default $TMPDIR or /tmp)
+ *        storage_bench --baseline-mix PER [directory]
+ *            only the INSERT baseline of the four kinds in equal shares,
+ *            PER rows per transaction: one figure, operations/s (for
+ *            http_bench.sh's writes of every kind)
  */
 #include <inttypes.h>
 #include <sqlite3.h>
@@ -676,13 +680,45 @@ static void bench_memory(const jv_keypair *kp)
     free(path);
 }
 
+/* http_bench.sh's baseline for its writes of every kind: plain INSERTs
+ * of the four kinds in equal shares, PER rows per transaction (the size
+ * of the node's group commits in that run): operations/s over all. */
+static int baseline_mix(const jv_keypair *kp, const char *arg)
+{
+    char *end;
+    unsigned long per = strtoul(arg, &end, 10);
+    if (*end || per < 1 || per > 1024) {
+        fprintf(stderr, "storage_bench: --baseline-mix wants 1..1024\n");
+        return 2;
+    }
+    double secs = 0, ops = 0;
+    for (int kind = 0; kind < K_COUNT; kind++) {
+        double n = (double)(total_ops(per) / per * per);
+        secs += n / run_baseline(kp, kind, per);
+        ops += n;
+    }
+    printf("%.0f\n", ops / secs);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *tmp = getenv("TMPDIR");
-    bench_dir = argc > 1 ? argv[1] : tmp && *tmp ? tmp : "/tmp";
+    bool mix = argc > 2 && strcmp(argv[1], "--baseline-mix") == 0;
+    bench_dir = mix           ? argc > 3      ? argv[3]
+                                : tmp && *tmp ? tmp
+                                              : "/tmp"
+                : argc > 1    ? argv[1]
+                : tmp && *tmp ? tmp
+                              : "/tmp";
     jv_keypair kp;
     if (jv_keypair_generate(&kp) != JV_OK)
         die("keypair", "libsodium failed");
+    if (mix) {
+        int rc = baseline_mix(&kp, argv[2]);
+        jv_keypair_wipe(&kp);
+        return rc;
+    }
     printf("storage_bench: SQLite %s, databases in %s\n", sqlite3_libversion(),
            bench_dir);
     double t0 = now_s();
