@@ -245,6 +245,8 @@ struct jv_repl {
     char frame_key[9];     /* key id of the frame being opened, for logs */
     unsigned peer_version; /* of the message refused as JV_EVERSION */
     bool rechecking;       /* a re-check of held batches is at the writer */
+    uint64_t started_ms;   /* silence is counted from here at most */
+    uint64_t horizon_ms;   /* --peer-horizon, as the last frontier used */
     bool skew_logged;      /* the clock was found skewed (logged once) */
 };
 
@@ -710,6 +712,98 @@ bool jv_repl_said(const jv_repl *r, const jv_id *id, jv_vv *out)
         if (r->told[i].used && jv_id_eq(&r->told[i].id, id))
             return jv_vv_merge(out, &r->told[i].vv) == JV_OK;
     return false;
+}
+
+/* -- the stable frontier ------------------------------------------------- */
+
+/* When id last proved what it holds (a signed message of its own); never
+ * heard since this node started counts from the start. */
+static const told *told_of(const jv_repl *r, const jv_id *id)
+{
+    for (size_t i = 0; i < MAX_TOLD; i++)
+        if (r->told[i].used && jv_id_eq(&r->told[i].id, id))
+            return &r->told[i];
+    return NULL;
+}
+
+static bool behind_horizon(const jv_repl *r, const jv_id *id, uint64_t now)
+{
+    const told *t = told_of(r, id);
+    uint64_t last = t && t->at_ms > r->started_ms ? t->at_ms : r->started_ms;
+    return r->horizon_ms && now > last && now - last > r->horizon_ms;
+}
+
+typedef struct {
+    jv_repl *r;
+    jv_vv *out;
+    uint64_t now;
+    size_t counted, behind;
+    bool unknown; /* a trusted node within the horizon has not spoken */
+    jv_err err;
+} frontier_ctx;
+
+/* out = pointwise min(out, v). */
+static jv_err vv_min(jv_vv *out, const jv_vv *v)
+{
+    jv_vv m;
+    jv_err err = JV_OK;
+    jv_vv_init(&m);
+    for (size_t i = 0; !err && i < out->n; i++) {
+        uint64_t a = out->v[i].seq, b = jv_vv_get(v, &out->v[i].id);
+        if (a < b ? a : b)
+            err = jv_vv_set(&m, &out->v[i].id, a < b ? a : b);
+    }
+    if (err) {
+        jv_vv_fini(&m);
+        return err;
+    }
+    jv_vv_fini(out);
+    *out = m;
+    return JV_OK;
+}
+
+static jv_err frontier_one(void *arg, const jv_trust_row *t)
+{
+    frontier_ctx *f = arg;
+    jv_node *n = f->r->node;
+    if (!t->trusted || jv_id_eq(&t->node, &n->kp.pk) ||
+        jv_id_eq(&t->node, &n->origin.pk))
+        return JV_OK;
+    if (behind_horizon(f->r, &t->node, f->now)) {
+        f->behind++;
+        return JV_OK;
+    }
+    const told *said = told_of(f->r, &t->node);
+    if (!said) {
+        f->unknown = true;
+        return JV_OK;
+    }
+    f->err = f->counted++ ? vv_min(f->out, &said->vv)
+                          : jv_vv_copy(f->out, &said->vv);
+    return f->err;
+}
+
+bool jv_repl_frontier(jv_repl *r, uint64_t horizon_ms, jv_vv *out,
+                      size_t *behind)
+{
+    frontier_ctx f = {r, out, jv_now_ms(), 0, 0, false, JV_OK};
+    r->horizon_ms = horizon_ms;
+    jv_vv_clear(out);
+    jv_err err = jv_store_trust_list(r->node->rst, frontier_one, &f);
+    if (behind)
+        *behind = f.behind;
+    /* No trusted peer within the horizon has acknowledged anything: this
+     * node's own batches, at least, are held by nobody else. */
+    return !err && !f.err && !f.unknown && f.counted > 0;
+}
+
+size_t jv_repl_behind_horizon(const jv_repl *r)
+{
+    size_t n = 0;
+    uint64_t now = jv_now_ms();
+    for (const peer *p = r->peers; p; p = p->next)
+        n += !p->is_self && p->id_known && behind_horizon(r, &p->id, now);
+    return n;
 }
 
 /* p's own message says it holds `claim`. */
@@ -2206,6 +2300,8 @@ static const char *peer_state(const peer *p, char *buf, size_t n)
         return "this node";
     if (p->reachable)
         return "reachable";
+    if (p->id_known && behind_horizon(p->r, &p->id, jv_now_ms()))
+        return "behind the horizon";
     switch (p->trouble) {
     case T_KEY:
         return "key mismatch";
@@ -2230,6 +2326,13 @@ static void peer_json_more(const peer *p, json_t *o)
     json_object_set_new(o, "protocol_version",
                         p->version ? json_integer(p->version) : json_null());
     json_object_set_new(o, "unreachable_since", time_or_null(p->down_since_ms));
+    /* Silent past --peer-horizon: it no longer holds compaction back and
+     * will need a snapshot when it comes back. */
+    const told *t = p->id_known ? told_of(p->r, &p->id) : NULL;
+    json_object_set_new(o, "last_heard", time_or_null(t ? t->at_ms : 0));
+    json_object_set_new(
+        o, "behind_horizon",
+        json_boolean(p->id_known && behind_horizon(p->r, &p->id, jv_now_ms())));
 }
 
 json_t *jv_repl_peers_json(jv_repl *r)
@@ -2330,6 +2433,12 @@ int jv_repl_health(jv_repl *r, char *why, size_t whylen)
         at += (size_t)snprintf(why + at, whylen - at,
                                "; delay p50 %" PRIu64 " ms, p99 %" PRIu64 " ms",
                                d.p50_ms, d.p99_ms);
+    size_t behind = jv_repl_behind_horizon(r);
+    if (behind && at < whylen)
+        at += (size_t)snprintf(why + at, whylen - at,
+                               "; %zu behind the horizon (silent over "
+                               "--peer-horizon: they need a snapshot)",
+                               behind);
     if (up < total && at < whylen)
         name_unreachable(r, why + at, whylen - at);
     if (up == total)
@@ -2388,6 +2497,8 @@ void jv_repl_update_metrics(jv_repl *r)
                        (double)held[i]);
     jv_metrics_set(M(r), "jarvis_repl_peers", "state=\"unreachable\"",
                    (double)(total - up));
+    jv_metrics_set(M(r), "jarvis_repl_peers", "state=\"behind_horizon\"",
+                   (double)jv_repl_behind_horizon(r));
 }
 
 void jv_repl_set_tuning(jv_repl *r, uint64_t fanout, uint64_t interval_ms,
@@ -2533,6 +2644,7 @@ jv_err jv_repl_start(jv_node *n, const jv_repl_opts *o, jv_repl **out,
     randombytes_buf(&r->rng, sizeof(r->rng));
     r->rng |= 1;
     r->fresh_floor = jv_now_ms() * 1000;
+    r->started_ms = jv_now_ms();
     if ((err = declare(n->metrics)) ||
         (err = jv_store_vv(n->rst, &r->applied))) {
         snprintf(msg, msglen, "cannot start replication: %s", jv_strerror(err));
