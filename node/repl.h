@@ -150,5 +150,9 @@ void jv_repl_stop(jv_repl *r, void (*done)(void *), void *arg);
 jv_err jv_repl_block(jv_repl *r, const char *what);
 void jv_repl_unblock_all(jv_repl *r);
 void jv_repl_kill_listener(jv_repl *r);
+/* Test faults: snapshots sent from now on are "none" (as made), "flip"
+ * (a byte changed), "untrusted" (re-signed by a key nobody trusts) or
+ * "truncate" (cut short, and said to be). JV_EINVAL for another mode. */
+jv_err jv_repl_snap_fault(jv_repl *r, const char *mode);
 
 #endif

@@ -769,6 +769,30 @@ jv_err jv_store_base_get(jv_store *st, jv_snap_info *info, jv_buf *enc)
     return err;
 }
 
+static const char sql_chunk_get[] =
+    "SELECT data FROM base_chunk WHERE gen = ?1 AND n = ?2";
+
+jv_err jv_store_base_chunk(jv_store *st, uint64_t gen, uint64_t n, jv_buf *out)
+{
+    jv_err err;
+    sqlite3_stmt *s = jv__stmt(st, sql_chunk_get, &err);
+    if (!s)
+        return err;
+    jv__bind_u64(s, 1, gen);
+    jv__bind_u64(s, 2, n);
+    int rc = sqlite3_step(s);
+    jv_buf_reset(out);
+    if (rc == SQLITE_ROW) {
+        err = jv_buf_append(out, sqlite3_column_blob(s, 0),
+                            (size_t)sqlite3_column_bytes(s, 0));
+    } else {
+        err = rc == SQLITE_DONE ? JV_ENOTFOUND
+                                : jv__sqlerr(st, rc, "base: read chunk");
+    }
+    jv__reset(s);
+    return err;
+}
+
 jv_err jv_store_cut_get(jv_store *st, jv_vv *out)
 {
     jv_err err;

@@ -91,6 +91,10 @@ jv_err jv_snap_encode(jv_store *st, jv_buf *out);
 /* The base (JV_ENOTFOUND when there is none). enc (may be NULL) receives
  * its encoding (replacing what it held). */
 jv_err jv_store_base_get(jv_store *st, jv_snap_info *info, jv_buf *enc);
+/* Chunk n (of JV_SNAP_CHUNK bytes, the last shorter) of the base's
+ * generation gen, into out (replacing it); JV_ENOTFOUND when there is
+ * none (a newer generation replaced it). */
+jv_err jv_store_base_chunk(jv_store *st, uint64_t gen, uint64_t n, jv_buf *out);
 /* The cut, as a vector (empty when there is no base). */
 jv_err jv_store_cut_get(jv_store *st, jv_vv *out);
 

@@ -133,6 +133,143 @@ static void test_three_nodes_compact(void **state)
     }
 }
 
+/* Polls until node i's metric series reaches at least v. */
+static void wait_metric(size_t i, const char *series, double v, int timeout_ms)
+{
+    double end = jv_cluster_now_ms() + timeout_ms;
+    while (nt_metric(&C, i, series) < v) {
+        if (jv_cluster_now_ms() > end)
+            NT_FAIL(&C, "node %zu: %s stayed below %.0f", i, series, v);
+        jv_cluster_sleep_ms(100);
+    }
+}
+
+static void set_snap_fault(size_t i, const char *mode)
+{
+    char body[64];
+    snprintf(body, sizeof(body), "{\"snapshot\":\"%s\"}", mode);
+    json_decref(nt_req(&C, i, 204, "POST", body, "/v1/debug/faults"));
+}
+
+/* Node i blocks node k (id and address) / unblocks everything. */
+static void cut(size_t i, size_t k)
+{
+    char body[512];
+    snprintf(body, sizeof body, "{\"block\":[\"%s\",\"%s\"]}", C.node[k].id,
+             C.node[k].listen);
+    json_decref(nt_req(&C, i, 204, "POST", body, "/v1/debug/faults"));
+}
+
+static void heal(size_t i)
+{
+    json_decref(nt_req(&C, i, 204, "POST", "{\"unblock_all\":true}",
+                       "/v1/debug/faults"));
+}
+
+/* Whether node i's /v1/peers shows node k behind the horizon, and its
+ * health report says so. */
+static bool shows_behind(size_t i, size_t k)
+{
+    json_t *p = nt_peer(&C, i, C.node[k].listen);
+    bool behind = p && json_is_true(json_object_get(p, "behind_horizon"));
+    json_decref(p);
+    if (!behind)
+        return false;
+    json_t *h = nt_req(&C, i, 200, "GET", NULL, "/v1/health");
+    char *s = json_dumps(h, 0);
+    bool said = s && strstr(s, "behind the horizon") != NULL;
+    free(s);
+    json_decref(h);
+    return said;
+}
+
+static void wait_behind(size_t i, size_t k, int timeout_ms)
+{
+    double end = jv_cluster_now_ms() + timeout_ms;
+    while (!shows_behind(i, k)) {
+        if (jv_cluster_now_ms() > end)
+            NT_FAIL(&C, "node %zu does not show node %zu behind the horizon", i,
+                    k);
+        jv_cluster_sleep_ms(200);
+    }
+}
+
+/* Four nodes configured, three started: the fourth, silent past the
+ * horizon, holds nothing back; the three compact. Then it starts, is
+ * sent tampered, untrusted and truncated snapshots (test faults), refuses
+ * each with nothing applied and counts them, and finally joins by an
+ * honest snapshot. Then it is cut off past the horizon, writes while
+ * away, and comes back: its writes reach everyone. */
+static void test_join_by_snapshot(void **state)
+{
+    (void)state;
+    static char *const flags[] = {
+        "--sync-interval", "200", "--log-retention", "0",
+        "--peer-horizon",  "2",   "--test-faults",   NULL};
+    jv_cluster_opts o = {.n = 4, .flags = flags};
+    size_t three[] = {0, 1, 2};
+    NT_OK(&C, jv_cluster_init(&C, &o));
+    for (size_t i = 0; i < 3; i++)
+        NT_OK(&C, jv_cluster_start(&C, i));
+    for (size_t i = 0; i < 3; i++)
+        increments(i, "hits", 40);
+    nt_converge(&C, three, 3, nt_ms(60000));
+    wait_behind(0, 3, nt_ms(30000));
+    wait_log_at_most(three, 3, 0, nt_ms(60000));
+
+    /* Lying senders first: nothing of theirs is applied. */
+    static const struct {
+        const char *mode, *series;
+        double n;
+    } lies[] = {
+        {"flip",
+         "jarvis_snapshots_refused_total{reason=\"digest_or_encoding\"}", 1},
+        {"untrusted",
+         "jarvis_snapshots_refused_total{reason=\"untrusted_maker\"}", 1},
+        {"truncate",
+         "jarvis_snapshots_refused_total{reason=\"digest_or_encoding\"}", 2},
+    };
+    for (size_t l = 0; l < 3; l++) {
+        for (size_t i = 0; i < 3; i++)
+            set_snap_fault(i, lies[l].mode);
+        if (l == 0)
+            NT_OK(&C, jv_cluster_start(&C, 3));
+        wait_metric(3, lies[l].series, lies[l].n, nt_ms(30000));
+        json_decref(nt_req(&C, 3, 404, "GET", NULL, "/v1/counters/hits"));
+        NT_CHECK(&C, nt_metric(&C, 3, "jarvis_snapshots_installed_total") == 0);
+    }
+    for (size_t i = 0; i < 3; i++)
+        set_snap_fault(i, "none");
+    nt_converge(&C, NULL, 0, nt_ms(60000));
+    NT_CHECK(&C, nt_metric(&C, 3, "jarvis_snapshots_installed_total") >= 1);
+    check_total(3, "hits", 120);
+    check_verify(3);
+
+    /* Away past the horizon, writing. */
+    for (size_t i = 0; i < 3; i++) {
+        cut(i, 3);
+        cut(3, i);
+    }
+    increments(3, "away", 25);
+    for (size_t i = 0; i < 3; i++)
+        increments(i, "hits", 20);
+    nt_converge(&C, three, 3, nt_ms(60000));
+    wait_behind(0, 3, nt_ms(30000));
+    wait_log_at_most(three, 3, 0, nt_ms(60000));
+    NT_OK(&C, jv_cluster_stop(&C, 3));
+    for (size_t i = 0; i < 3; i++)
+        heal(i);
+    NT_OK(&C, jv_cluster_start(&C, 3));
+    nt_converge(&C, NULL, 0, nt_ms(60000));
+    /* Its restarted process came back by a snapshot too. */
+    NT_CHECK(&C, nt_metric(&C, 3, "jarvis_snapshots_installed_total") >= 1);
+    for (size_t i = 0; i < C.n; i++) {
+        check_total(i, "hits", 180);
+        check_total(i, "away", 25);
+        check_verify(i);
+    }
+}
+
 static int teardown(void **state)
 {
     (void)state;
@@ -144,6 +281,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_three_nodes_compact, teardown),
+        cmocka_unit_test_teardown(test_join_by_snapshot, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
