@@ -213,8 +213,8 @@ static void run(uint64_t n)
     uint64_t bw = file_bytes("with.db"), bo = file_bytes("without.db");
     with = reopen("with.db");
     without = reopen("without.db");
-    printf("disk       without compaction %12" PRIu64
-           " bytes   with %12" PRIu64 " bytes   (%.1fx smaller)\n",
+    printf("disk       without compaction %12" PRIu64 " bytes   with %12" PRIu64
+           " bytes   (%.1fx smaller)\n",
            bo, bw, (double)bo / (double)bw);
     printf("writing    without compaction %9.2f s        with %9.2f s\n", tw,
            tc);
@@ -288,8 +288,8 @@ int main(int argc, char **argv)
         run(100000);
         run(1000000);
     }
-    static const char *const files[] = {"with.db",    "without.db",
-                                        "replay.db",  "snap.db"};
+    static const char *const files[] = {"with.db", "without.db", "replay.db",
+                                        "snap.db"};
     for (size_t i = 0; i < 4; i++) {
         static const char *const sfx[] = {"", "-wal", "-shm"};
         for (size_t k = 0; k < 3; k++) {

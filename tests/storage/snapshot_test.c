@@ -233,6 +233,12 @@ static void test_compact_generations(void **state)
     /* Nothing new: nothing built. */
     compact(a, &f->a, &front, &cs);
     assert_false(cs.built);
+    /* Batches sent again after they were compacted are duplicates, not
+     * equivocations. */
+    sync_from(a, b);
+    after = state_of(a);
+    assert_string_equal(before, after);
+    free(after);
 
     /* Writes after compaction keep numbering and verify. */
     write_some(a, &f->a, 200);
