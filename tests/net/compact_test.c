@@ -5,8 +5,8 @@
  *  - three nodes, --log-retention 0: many counter increments on one key
  *    from every node; once all hold everything, every node's log empties
  *    (its batches are folded into its base), the total is exact, verify
- *    passes, and a second round of as many writes leaves the database no
- *    larger than a documented slack over the first (freed pages are
+ *    passes, and a second round of as many writes leaves the database
+ *    file at most 25% larger than after the first (freed pages are
  *    reused: the file follows the state, not the history);
  *  - a peer silent past --peer-horizon shows "behind the horizon" in
  *    /v1/peers, the health report and /metrics, and stops holding
@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <cmocka.h>
 
@@ -85,12 +86,21 @@ static void check_verify(size_t i)
     json_decref(v);
 }
 
+/* The database file of node i alone, stopped (its close checkpoints the
+ * write-ahead log into it and removes it: the WAL's size is a high-water
+ * mark of checkpoint timing, not of the data), then started again. */
 static double db_bytes(size_t i)
 {
-    return nt_metric(&C, i, "jarvis_database_bytes");
+    char p[700];
+    struct stat sb;
+    NT_OK(&C, jv_cluster_stop(&C, i));
+    snprintf(p, sizeof(p), "%s/jarvis.db", C.node[i].t.dir);
+    NT_CHECK(&C, stat(p, &sb) == 0);
+    NT_OK(&C, jv_cluster_start(&C, i));
+    return (double)sb.st_size;
 }
 
-#define ROUND 150 /* increments per node per round */
+#define ROUND 300 /* increments per node per round */
 
 static void test_three_nodes_compact(void **state)
 {
@@ -109,10 +119,10 @@ static void test_three_nodes_compact(void **state)
     for (size_t i = 0; i < C.n; i++) {
         check_total(i, "hits", 3 * ROUND);
         check_verify(i);
-        first[i] = db_bytes(i);
         NT_CHECK(&C,
                  nt_metric(&C, i,
                            "jarvis_compactions_total{result=\"built\"}") >= 1);
+        first[i] = db_bytes(i);
     }
     /* As many writes again: the log empties again and the file reuses
      * the pages the first round freed. */
@@ -127,9 +137,10 @@ static void test_three_nodes_compact(void **state)
         printf("node %zu: database %.0f bytes after %d increments, %.0f "
                "after %d\n",
                i, first[i], 3 * ROUND, second, 6 * ROUND);
-        /* The bound (docs/storage.md): the pages one round of history
-         * needs at its peak, at most twice the first round's file. */
-        NT_CHECK(&C, second <= 2 * first[i]);
+        /* The bound (docs/storage.md): the second round reuses the pages
+         * the first one freed; without compaction its 900 batches would
+         * add about as much as the whole first file. */
+        NT_CHECK(&C, second <= first[i] * 1.25);
     }
 }
 
