@@ -251,6 +251,8 @@ struct jv_repl {
      * installed (snapshot.h). */
     struct {
         bool active, installing;
+        bool confirmed;   /* a second peer sent the same digest */
+        uint64_t last_ms; /* the last chunk taken */
         jv_id from;
         jv_wire_snap head; /* maker, stamp, digest, sig, total */
         jv_buf data;
@@ -1868,6 +1870,13 @@ static void install_done(jv_node *n, jv_err err, void *arg)
         recheck_held(r);
         if (p && p->state == P_IDLE)
             exchange(p, true);
+    } else if (err == JV_EBUSY) {
+        /* A compaction round switched the base under the install: nothing
+         * was applied; the next pull brings the snapshot again. */
+        jv_info("repl",
+                "snapshot from node %.16s not installed: %s (again "
+                "at the next pull)",
+                hex, j->msg);
     } else if (err != JV_ECLOSED) {
         char l[64];
         snprintf(l, sizeof(l), "reason=\"%s\"", refusal_reason(err));
@@ -1915,22 +1924,46 @@ static void snap_install(jv_repl *r)
 static void take_snap_chunk(jv_repl *r, peer *p, const jv_msg *m)
 {
     const jv_wire_snap *w = &m->snap;
+    uint64_t now = jv_now_ms();
+    bool same = r->snap.head.total &&
+                memcmp(r->snap.head.digest, w->digest, JV_HASH_LEN) == 0;
+    /* A second trusted peer with the same digest holds the same state at
+     * the same vector (the encoding is canonical and starts with it). */
+    if (same && !r->snap.confirmed && !jv_id_eq(&r->snap.from, &m->from)) {
+        char a[JV_ID_HEX], b[JV_ID_HEX], d[2 * JV_HASH_LEN + 1];
+        jv_id_hex(&r->snap.from, a);
+        jv_id_hex(&m->from, b);
+        jv_hex(w->digest, JV_HASH_LEN, d);
+        jv_info("repl",
+                "snapshot %.16s of node %.16s confirmed by node %.16s: the "
+                "same digest, so the same state at the same vector",
+                d, a, b);
+        r->snap.confirmed = true;
+    }
     if (r->snap.installing || r->stopping) {
+        continue_exchange(r, p->addr, false);
+        return;
+    }
+    /* One transfer at a time: another peer's chunks wait, unless the one
+     * under way stalled. */
+    if (r->snap.active && !jv_id_eq(&r->snap.from, &m->from) &&
+        now - r->snap.last_ms < 2 * r->o.timeout_ms) {
         continue_exchange(r, p->addr, false);
         return;
     }
     /* Another snapshot, or a chunk out of place: start over. */
     if (r->snap.active &&
-        (!jv_id_eq(&r->snap.from, &m->from) ||
-         memcmp(r->snap.head.digest, w->digest, JV_HASH_LEN) != 0 ||
+        (!jv_id_eq(&r->snap.from, &m->from) || !same ||
          r->snap.head.total != w->total || w->offset != r->snap.data.len))
         snap_reset(r);
+    r->snap.last_ms = now;
     if (!r->snap.active) {
         if (w->offset != 0) {
             continue_exchange(r, p->addr, false);
             return;
         }
         r->snap.active = true;
+        r->snap.confirmed = false;
         r->snap.from = m->from;
         r->snap.head = *w;
         r->snap.head.data = NULL;

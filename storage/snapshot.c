@@ -436,6 +436,18 @@ static const char sql_j_ckey_rev[] =
     "WHERE (excluded.revoked_ms, excluded.origin, excluded.revoked_by) < "
     "(cluster_key_revoked.revoked_ms, cluster_key_revoked.origin, "
     "cluster_key_revoked.revoked_by)";
+static const char sql_j_ckey_differs[] =
+    "SELECT 1 FROM cluster_key WHERE id = ?1 AND (name, role, hash, "
+    "created_ms, created_by, origin) <> (?2, ?3, ?4, ?5, ?6, ?7)";
+/* As apply.c: two different adds of one id revoke it. */
+static const char sql_j_ckey_conflict[] =
+    "INSERT INTO cluster_key_revoked(id, revoked_ms, revoked_by, origin) "
+    "VALUES (?1, 0, 'conflicting adds', zeroblob(32)) "
+    "ON CONFLICT(id) DO UPDATE SET revoked_ms = excluded.revoked_ms, "
+    "revoked_by = excluded.revoked_by, origin = excluded.origin "
+    "WHERE (excluded.revoked_ms, excluded.origin, excluded.revoked_by) < "
+    "(cluster_key_revoked.revoked_ms, cluster_key_revoked.origin, "
+    "cluster_key_revoked.revoked_by)";
 static const char sql_vv_get[] = "SELECT seq, hash FROM vv WHERE origin = ?1";
 static const char sql_vv_put[] =
     "INSERT INTO vv(origin, seq, hash) VALUES (?1, ?2, ?3) "
@@ -651,6 +663,20 @@ static jv_err join_row(void *arg, int tag, const col *c)
                             "snapshot: join archive")))
             return err;
         break;
+    case T_CKEY: {
+        sqlite3_stmt *d = jv__stmt(st, sql_j_ckey_differs, &err);
+        if (!d)
+            return err;
+        bind_cols(d, c, tables[tag].types);
+        int rc = sqlite3_step(d);
+        jv__reset(d);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+            return jv__sqlerr(st, rc, "snapshot: read cluster keys");
+        if (rc == SQLITE_ROW && (err = run_cols(st, sql_j_ckey_conflict, c, "t",
+                                                "snapshot: join cluster keys")))
+            return err;
+        break;
+    }
     case T_TRUST: {
         jv_id node;
         memcpy(node.b, c[0].p, JV_ID_LEN);

@@ -188,7 +188,7 @@ static void heal(size_t i)
 }
 
 /* Whether node i's /v1/peers shows node k behind the horizon, and its
- * health report says so. */
+ * health report and /metrics say so. */
 static bool shows_behind(size_t i, size_t k)
 {
     json_t *p = nt_peer(&C, i, C.node[k].listen);
@@ -201,7 +201,8 @@ static bool shows_behind(size_t i, size_t k)
     bool said = s && strstr(s, "behind the horizon") != NULL;
     free(s);
     json_decref(h);
-    return said;
+    return said &&
+           nt_metric(&C, i, "jarvis_repl_peers{state=\"behind_horizon\"}") >= 1;
 }
 
 static void wait_behind(size_t i, size_t k, int timeout_ms)

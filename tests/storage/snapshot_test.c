@@ -367,6 +367,51 @@ static void test_join_orset(void **state)
     jv_store_close(e3);
 }
 
+/* Cluster keys across a join: two different adds of one id (an origin
+ * that signed both, one on each side) revoke it, as applying both batches
+ * does; a revocation on one side wins over the other's add. */
+static void test_join_cluster_keys(void **state)
+{
+    fx *f = *state;
+    jv_store *x = node_open(f, "x.db", &f->a);
+    jv_store *y = node_open(f, "y.db", &f->b);
+    jv_store *ref = node_open(f, "ref.db", &f->c);
+    jv_intent in = {0};
+    in.op.kind = JV_OP_KEY_ADD;
+    in.op.key_add.id = jv_str_c("k1");
+    in.op.key_add.name = jv_str_c("one");
+    in.op.key_add.role = jv_str_c("reader");
+    in.op.key_add.time_ms = 5;
+    in.op.key_add.by = jv_str_c("admin");
+    memset(in.op.key_add.hash, 1, sizeof(in.op.key_add.hash));
+    assert_int_equal(st_commit(x, &f->a, tick(), &in, 1, NULL), JV_OK);
+    in.op.key_add.name = jv_str_c("other");
+    assert_int_equal(st_commit(y, &f->b, tick(), &in, 1, NULL), JV_OK);
+    in.op.key_add.id = jv_str_c("k2");
+    assert_int_equal(st_commit(y, &f->b, tick(), &in, 1, NULL), JV_OK);
+    jv_intent rv = {0};
+    rv.op.kind = JV_OP_KEY_REVOKE;
+    rv.op.key_revoke.id = jv_str_c("k2");
+    rv.op.key_revoke.time_ms = 9;
+    rv.op.key_revoke.by = jv_str_c("admin");
+    assert_int_equal(st_commit(x, &f->a, tick(), &rv, 1, NULL), JV_OK);
+    sync_from(ref, x);
+    sync_from(ref, y);
+    char *want = state_of(ref);
+    assert_non_null(strstr(want, "conflicting adds"));
+    jv_buf sy;
+    encode(y, &sy);
+    assert_int_equal(jv_store_snap_join(x, sy.data, sy.len), JV_OK);
+    char *got = state_of(x);
+    assert_string_equal(want, got);
+    free(got);
+    free(want);
+    jv_buf_fini(&sy);
+    jv_store_close(x);
+    jv_store_close(y);
+    jv_store_close(ref);
+}
+
 /* a compacts; c, with local writes of its own, cannot get a's early
  * batches any more and installs a's base instead. */
 static void make_pair(fx *f, jv_store **a, jv_store **c, jv_buf *enc,
@@ -630,6 +675,7 @@ int main(void)
         T(test_compact_retention), T(test_join_orset),
         T(test_install_refusals),  T(test_install_keeps_local),
         T(test_kill_compact),      T(test_kill_install),
+        T(test_join_cluster_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
