@@ -22,7 +22,7 @@
  *     batches until they write a trust entry for them;
  *   - a check of one store, mid-schedule, against the model of the batches
  *     its vector covers (partial states: a remove before its add...);
- *   - in one schedule of 32: compaction of a store's whole log into its
+ *   - in one schedule of 64: compaction of a store's whole log into its
  *     base, and one store's signed snapshot installed into another (a
  *     CRDT join), at random and once before the end.
  * At the end every store trusts every origin and is sent every batch
@@ -945,9 +945,9 @@ static void run_schedule(int type, uint64_t base, uint64_t index)
         sc->r[i].require_trust = chance(sc, 1, 4);
         sc->r[i].st = fresh_store(sc, perm[i]);
     }
-    /* One schedule in 32 mixes in compactions and snapshot installs: each
+    /* One schedule in 64 mixes in compactions and snapshot installs: each
      * makes scratch databases, which is slow. */
-    bool mixed = index % 32 == 0;
+    bool mixed = index % 64 == 0;
     size_t events = 4 + below(sc, MAX_EVENTS - 3);
     size_t mid = below(sc, events);
     for (size_t e = 0; e < events; e++) {
