@@ -1125,12 +1125,18 @@ static void test_snap_messages(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_signature),   cmocka_unit_test(test_round_trip),
-        cmocka_unit_test(test_compression), cmocka_unit_test(test_batch_cost),
-        cmocka_unit_test(test_truncated),   cmocka_unit_test(test_strict),
-        cmocka_unit_test(test_counts),      cmocka_unit_test(test_zstd_bombs),
-        cmocka_unit_test(test_zstd_frames), cmocka_unit_test(test_fuzz),
-        cmocka_unit_test(test_figures),     cmocka_unit_test(test_peek_version),
+        cmocka_unit_test(test_signature),
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_compression),
+        cmocka_unit_test(test_batch_cost),
+        cmocka_unit_test(test_truncated),
+        cmocka_unit_test(test_strict),
+        cmocka_unit_test(test_counts),
+        cmocka_unit_test(test_zstd_bombs),
+        cmocka_unit_test(test_zstd_frames),
+        cmocka_unit_test(test_fuzz),
+        cmocka_unit_test(test_figures),
+        cmocka_unit_test(test_peek_version),
         cmocka_unit_test(test_snap_messages),
     };
     jv_test_seed();
