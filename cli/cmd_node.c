@@ -385,6 +385,13 @@ static int run_verify(jvc_ctx *ctx, int argc, char **argv)
         const char *detail = jvc_str(j, "detail", "");
         if (detail[0] != '\0' && !kv(t, "detail", detail))
             goto oom;
+        /* Compacted history: the state up to the cut rests on the base. */
+        if (json_is_true(json_object_get(j, "base")) &&
+            !kv(t, "base",
+                json_is_true(json_object_get(j, "base_ok"))
+                    ? "signed snapshot checks (log checked from its cut)"
+                    : jvc_str(j, "base_detail", "FAILS its checks")))
+            goto oom;
         if (!jvc_table_print(t, stdout))
             goto oom;
     }

@@ -11,6 +11,7 @@
 #define FORMAT_PLAIN 0
 #define FORMAT_ZSTD  1
 #define BODY_FIELDS  12
+#define SNAP_FIELDS  13 /* types 3 and 4: the snapshot field after budget */
 /* Version 1's body: [type, from, from_addr, have, batches, more, budget]. */
 #define V1_FIELDS 7
 
@@ -55,7 +56,13 @@ size_t jv_wire_batch_cost(size_t body_len)
  * sends a message its peers must drop. */
 static jv_err check_msg(const jv_msg *m, const jv_keypair *kp)
 {
-    if (m->type != JV_MSG_SYNC && m->type != JV_MSG_SYNC_REPLY)
+    if (m->type < JV_MSG_SYNC || m->type > JV_MSG_SNAP_REPLY)
+        return JV_EINVAL;
+    if (m->type == JV_MSG_SNAP_REPLY &&
+        (m->snap.len > JV_WIRE_SNAP_CHUNK || m->snap.total > JV_WIRE_SNAP_MAX ||
+         m->snap.offset > m->snap.total ||
+         m->snap.len > m->snap.total - m->snap.offset ||
+         (m->snap.len && !m->snap.data)))
         return JV_EINVAL;
     if (kp && !jv_id_eq(&kp->pk, &m->from))
         return JV_EINVAL;
@@ -111,7 +118,8 @@ jv_err jv_msg_encode(const jv_msg *m, const jv_keypair *kp, size_t compress_min,
     if ((err = jv_buf_append(out, &plain, 1)))
         goto fail;
     jv_mpw_init(&w, out);
-    jv_mpw_array(&w, BODY_FIELDS);
+    bool snap = m->type == JV_MSG_SNAP || m->type == JV_MSG_SNAP_REPLY;
+    jv_mpw_array(&w, snap ? SNAP_FIELDS : BODY_FIELDS);
     jv_mpw_u64(&w, JV_WIRE_VERSION);
     jv_mpw_u64(&w, (uint64_t)m->type);
     jv_mpw_id(&w, &m->from);
@@ -129,6 +137,20 @@ jv_err jv_msg_encode(const jv_msg *m, const jv_keypair *kp, size_t compress_min,
     }
     jv_mpw_bool(&w, m->more);
     jv_mpw_u64(&w, m->budget);
+    if (m->type == JV_MSG_SNAP) {
+        jv_mpw_array(&w, 2);
+        jv_mpw_bin(&w, m->snap.digest, JV_HASH_LEN);
+        jv_mpw_u64(&w, m->snap.offset);
+    } else if (m->type == JV_MSG_SNAP_REPLY) {
+        jv_mpw_array(&w, 7);
+        jv_mpw_id(&w, &m->snap.maker);
+        jv_mpw_u64(&w, m->snap.made_ms);
+        jv_mpw_bin(&w, m->snap.digest, JV_HASH_LEN);
+        jv_mpw_bin(&w, m->snap.sig, JV_SIG_LEN);
+        jv_mpw_u64(&w, m->snap.total);
+        jv_mpw_u64(&w, m->snap.offset);
+        jv_mpw_bin(&w, m->snap.data, m->snap.len);
+    }
     if ((err = jv_mpw_err(&w)))
         goto fail;
     if (kp) {
@@ -293,11 +315,11 @@ static jv_err parse_head(jv_mpr *r, jv_msg *m)
         return err;
     if (version != JV_WIRE_VERSION)
         return JV_EVERSION;
-    if (fields != BODY_FIELDS)
-        return JV_EDECODE;
     if ((err = jv_mpr_u64(r, &type)))
         return err;
-    if (type != JV_MSG_SYNC && type != JV_MSG_SYNC_REPLY)
+    if (type < JV_MSG_SYNC || type > JV_MSG_SNAP_REPLY)
+        return JV_EDECODE;
+    if (fields != (type >= JV_MSG_SNAP ? SNAP_FIELDS : BODY_FIELDS))
         return JV_EDECODE;
     m->type = (jv_msg_type)type;
     if ((err = jv_mpr_id(r, &m->from)) || (err = jv_mpr_id(r, &m->to)) ||
@@ -307,6 +329,31 @@ static jv_err parse_head(jv_mpr *r, jv_msg *m)
     if (refused > JV_REFUSED_MAX)
         return JV_EDECODE;
     m->refused = (jv_refusal)refused;
+    return JV_OK;
+}
+
+/* The snapshot field of types 3 and 4 (wire.h), strictly. */
+static jv_err parse_snap(jv_mpr *r, jv_msg *m)
+{
+    jv_wire_snap *s = &m->snap;
+    jv_err err;
+    if (m->type == JV_MSG_SNAP) {
+        if ((err = jv_mpr_array_n(r, 2)) ||
+            (err = jv_mpr_bin_fixed(r, s->digest, JV_HASH_LEN)) ||
+            (err = jv_mpr_u64(r, &s->offset)))
+            return err;
+        return JV_OK;
+    }
+    if ((err = jv_mpr_array_n(r, 7)) || (err = jv_mpr_id(r, &s->maker)) ||
+        (err = jv_mpr_u64(r, &s->made_ms)) ||
+        (err = jv_mpr_bin_fixed(r, s->digest, JV_HASH_LEN)) ||
+        (err = jv_mpr_bin_fixed(r, s->sig, JV_SIG_LEN)) ||
+        (err = jv_mpr_u64(r, &s->total)) || (err = jv_mpr_u64(r, &s->offset)) ||
+        (err = jv_mpr_bin(r, &s->data, &s->len, JV_WIRE_SNAP_CHUNK)))
+        return err;
+    if (s->total > JV_WIRE_SNAP_MAX || s->offset > s->total ||
+        s->len > s->total - s->offset)
+        return JV_EDECODE;
     return JV_OK;
 }
 
@@ -346,6 +393,8 @@ static jv_err parse_body(const uint8_t *p, size_t n, jv_msg *m)
         m->nbatches = i + 1;
     }
     if ((err = jv_mpr_bool(&r, &m->more)) || (err = jv_mpr_u64(&r, &m->budget)))
+        return err;
+    if (m->type >= JV_MSG_SNAP && (err = parse_snap(&r, m)))
         return err;
     /* Exactly the signature after the body. */
     if (jv_mpr_left(&r) < JV_SIG_LEN)

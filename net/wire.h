@@ -57,7 +57,31 @@
 typedef enum {
     JV_MSG_SYNC = 1,
     JV_MSG_SYNC_REPLY = 2,
+    JV_MSG_SNAP = 3,       /* request: a chunk of the responder's snapshot */
+    JV_MSG_SNAP_REPLY = 4, /* a chunk of it, in place of a SYNC_REPLY when
+                              the requester lacks compacted batches */
 } jv_msg_type;
+
+/* Snapshots (storage/snapshot.h) travel in chunks: types 3 and 4 carry a
+ * 13th body field after `budget`:
+ *   SNAP        [digest (bin 32), offset]     zeros: the current one
+ *   SNAP_REPLY  [maker (bin 32), made_ms, digest (bin 32), sig (bin 64),
+ *                total, offset, data (bin)]
+ * offset + len(data) <= total <= JV_WIRE_SNAP_MAX, len(data) <=
+ * JV_WIRE_SNAP_CHUNK; offsets are multiples of JV_WIRE_SNAP_CHUNK. */
+#define JV_WIRE_SNAP_CHUNK (256u << 10)
+#define JV_WIRE_SNAP_MAX   (256u << 20)
+
+typedef struct {
+    jv_id maker;
+    uint64_t made_ms;
+    uint8_t digest[JV_HASH_LEN];
+    uint8_t sig[JV_SIG_LEN];
+    uint64_t total;
+    uint64_t offset;
+    const uint8_t *data; /* borrowed */
+    size_t len;
+} jv_wire_snap;
 
 /* Why a responder refused a request (a reply's `refused`). A refusal
  * reply carries no vector and no batches. */
@@ -91,6 +115,7 @@ typedef struct {
     size_t nbatches;
     bool more;
     uint64_t budget;
+    jv_wire_snap snap; /* types 3 and 4 only */
     /* Decode's allocation behind `batches`, the only array jv_msg_fini
      * frees: a caller that points `batches` at its own array to encode
      * keeps it. */

@@ -1524,6 +1524,18 @@ static void verify_done(jv_node *n, jv_err err, void *arg)
         "bad_links", (json_int_t)r->bad_links, "bad_encodings",
         (json_int_t)r->bad_encodings, "vv_matches", r->vv_matches,
         "state_matches", r->state_matches, "detail", r->state_msg);
+    if (m->result) {
+        /* Bounded history: the base and what is covered by it. */
+        json_object_set_new(m->result, "base", json_boolean(r->base));
+        json_object_set_new(m->result, "base_ok", json_boolean(r->base_ok));
+        json_object_set_new(m->result, "base_bytes",
+                            json_integer((json_int_t)r->base_bytes));
+        json_object_set_new(m->result, "compacted",
+                            json_integer((json_int_t)r->compacted));
+        if (r->base_msg[0])
+            json_object_set_new(m->result, "base_detail",
+                                json_string(r->base_msg));
+    }
     char detail[128];
     snprintf(detail, sizeof(detail), "%s: %" PRIu64 " batches checked",
              ok ? "ok" : "problems found", r->batches);

@@ -293,6 +293,13 @@ void api_faults(api_ctx *c)
     }
     if (b && json_is_true(json_object_get(b, "kill_listener")))
         jv_repl_kill_listener(r);
+    const char *sf =
+        b ? json_string_value(json_object_get(b, "snapshot")) : NULL;
+    if (sf && jv_repl_snap_fault(r, sf) != JV_OK) {
+        api_error(c, 400, "invalid_field",
+                  "snapshot: none, flip, untrusted or truncate");
+        return;
+    }
     json_t *off = b ? json_object_get(b, "clock_offset_ms") : NULL;
     if (off) {
         /* A clock set wrong, or set right, while the node runs. */

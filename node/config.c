@@ -114,6 +114,15 @@ static const opt opts[] = {
     {"max-clock-skew", T_U64, OFF(max_skew_ms), "MS",
      "remote clock stamps further ahead are refused; default: 60000", 100,
      DAY_MS},
+    {"log-retention", T_U64, OFF(log_retention_s), "SECONDS",
+     "batches every trusted peer holds are folded into the base snapshot\n"
+     "and deleted once older than this; 0: as soon as all hold them;\n"
+     "default: 21600 (6 hours)",
+     0, 3650ull * 86400},
+    {"peer-horizon", T_U64, OFF(peer_horizon_s), "SECONDS",
+     "a trusted peer silent this long stops holding compaction back\n"
+     "(it needs a snapshot when it returns); default: 259200 (3 days)",
+     1, 3650ull * 86400},
     {"sync-interval", T_U64, OFF(sync_interval_ms), "MS",
      "anti-entropy period; default: 1000", 10, HOUR_MS},
     {"fanout", T_U64, OFF(fanout), "N",
@@ -314,6 +323,8 @@ static jv_err set_defaults(jv_config *c)
     c->max_bundle = 256ull * 1024 * 1024;
     c->session_ttl = 3600;
     c->max_skew_ms = 60000;
+    c->log_retention_s = 6 * 3600;
+    c->peer_horizon_s = 3 * 86400;
     c->sync_interval_ms = 1000;
     c->fanout = 3;
     c->max_message = 8 * 1024 * 1024;

@@ -49,6 +49,8 @@ typedef struct {
     uint64_t session_ttl;      /* default session lifetime, seconds */
     uint64_t max_skew_ms;      /* remote HLC stamps refused beyond this */
     uint64_t sync_interval_ms; /* anti-entropy period */
+    uint64_t log_retention_s;  /* stable batches kept this long (compact.h) */
+    uint64_t peer_horizon_s;   /* silent trusted peers stop holding it */
     uint64_t fanout;           /* peers a new batch is pushed to */
     uint64_t max_message;      /* largest peer message, bytes */
     uint64_t peer_timeout_ms;  /* one exchange with a peer */

@@ -14,6 +14,7 @@
 
 #include "alloc.h"
 #include "api.h"
+#include "compact.h"
 #include "datadir.h"
 #include "local.h"
 #include "log.h"
@@ -338,6 +339,8 @@ static void on_tick(uv_timer_t *t)
     jv_auth_sweep(n->auth, now);
     if (n->catching_up && n->repl && jv_repl_caught_up(n->repl))
         caught_up(n);
+    if (n->ticks % (COMPACT_EVERY_MS / TICK_MS) == 0)
+        jv_compact_tick(n);
     static const uint64_t every = PURGE_EVERY_MS / TICK_MS;
     if (++n->ticks % every == 0 && !n->stopping) {
         purge_req *p = jv_calloc(1, sizeof(*p));
@@ -804,7 +807,8 @@ static jv_err start_services(jv_node *n, const jv_config *cfg, char *msg,
     jv_err err;
     n->auth = jv_auth_new(cfg->rate_limit, cfg->rate_burst);
     n->metrics = jv_metrics_new();
-    if (!n->auth || !n->metrics || declare_metrics(n->metrics) != JV_OK) {
+    if (!n->auth || !n->metrics || declare_metrics(n->metrics) != JV_OK ||
+        jv_compact_declare(n->metrics) != JV_OK) {
         fmt(msg, msglen, "out of memory");
         return JV_ENOMEM;
     }

@@ -48,6 +48,7 @@ struct jv_node {
     uv_timer_t ckpt_timer;
     uv_work_t ckpt_work;
     bool ckpt_running;
+    bool compacting; /* a compaction round is on the thread pool */
     jv_writer *writer;
     jv_http_server *http;
     jv_auth *auth;

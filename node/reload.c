@@ -53,7 +53,9 @@ static const field repl_fields[] = {F("sync-interval", sync_interval_ms),
                                     F("fanout", fanout),
                                     F("peer-timeout", peer_timeout_ms)};
 /* Read from n->cfg where used: the swap applies them. */
-static const field read_fields[] = {F("session-ttl", session_ttl)};
+static const field read_fields[] = {F("session-ttl", session_ttl),
+                                    F("log-retention", log_retention_s),
+                                    F("peer-horizon", peer_horizon_s)};
 
 /* Taken once at start. */
 static const field restart_u64[] = {F("max-clock-skew", max_skew_ms),

@@ -35,6 +35,7 @@
 #include "timefmt.h"
 #include "log.h"
 #include "query.h"
+#include "snapshot.h"
 #include "transport.h"
 #include "wire.h"
 
@@ -251,7 +252,20 @@ struct jv_repl {
     char frame_key[9];     /* key id of the frame being opened, for logs */
     unsigned peer_version; /* of the message refused as JV_EVERSION */
     bool rechecking;       /* a re-check of held batches is at the writer */
-    bool skew_logged;      /* the clock was found skewed (logged once) */
+    uint64_t started_ms;   /* silence is counted from here at most */
+    /* A snapshot being received (one at a time, from one peer) or
+     * installed (snapshot.h). */
+    struct {
+        bool active, installing;
+        bool confirmed;   /* a second peer sent the same digest */
+        uint64_t last_ms; /* the last chunk taken */
+        jv_id from;
+        jv_wire_snap head; /* maker, stamp, digest, sig, total */
+        jv_buf data;
+    } snap;
+    int snap_fault;      /* tests: what to do to the snapshots sent */
+    uint64_t horizon_ms; /* --peer-horizon, as the last frontier used */
+    bool skew_logged;    /* the clock was found skewed (logged once) */
 };
 
 typedef struct {
@@ -719,6 +733,111 @@ bool jv_repl_said(const jv_repl *r, const jv_id *id, jv_vv *out)
     return false;
 }
 
+/* -- the stable frontier ------------------------------------------------- */
+
+/* When id last proved what it holds (a signed message of its own); never
+ * heard since this node started counts from the start. */
+static const told *told_of(const jv_repl *r, const jv_id *id)
+{
+    for (size_t i = 0; i < MAX_TOLD; i++)
+        if (r->told[i].used && jv_id_eq(&r->told[i].id, id))
+            return &r->told[i];
+    return NULL;
+}
+
+static bool behind_horizon(const jv_repl *r, const jv_id *id, uint64_t now)
+{
+    const told *t = told_of(r, id);
+    uint64_t last = t && t->at_ms > r->started_ms ? t->at_ms : r->started_ms;
+    return r->horizon_ms && now > last && now - last > r->horizon_ms;
+}
+
+typedef struct {
+    jv_repl *r;
+    jv_vv *out;
+    uint64_t now;
+    size_t counted, behind;
+    bool unknown; /* a trusted node within the horizon has not spoken */
+    jv_err err;
+} frontier_ctx;
+
+/* out = pointwise min(out, v). */
+static jv_err vv_min(jv_vv *out, const jv_vv *v)
+{
+    jv_vv m;
+    jv_err err = JV_OK;
+    jv_vv_init(&m);
+    for (size_t i = 0; !err && i < out->n; i++) {
+        uint64_t a = out->v[i].seq, b = jv_vv_get(v, &out->v[i].id);
+        if (a < b ? a : b)
+            err = jv_vv_set(&m, &out->v[i].id, a < b ? a : b);
+    }
+    if (err) {
+        jv_vv_fini(&m);
+        return err;
+    }
+    jv_vv_fini(out);
+    *out = m;
+    return JV_OK;
+}
+
+static jv_err frontier_one(void *arg, const jv_trust_row *t)
+{
+    frontier_ctx *f = arg;
+    jv_node *n = f->r->node;
+    if (!t->trusted || jv_id_eq(&t->node, &n->kp.pk) ||
+        jv_id_eq(&t->node, &n->origin.pk))
+        return JV_OK;
+    if (behind_horizon(f->r, &t->node, f->now)) {
+        f->behind++;
+        return JV_OK;
+    }
+    const told *said = told_of(f->r, &t->node);
+    if (!said) {
+        f->unknown = true;
+        return JV_OK;
+    }
+    f->err = f->counted++ ? vv_min(f->out, &said->vv)
+                          : jv_vv_copy(f->out, &said->vv);
+    return f->err;
+}
+
+bool jv_repl_frontier(jv_repl *r, uint64_t horizon_ms, jv_vv *out,
+                      size_t *behind)
+{
+    frontier_ctx f = {r, out, jv_now_ms(), 0, 0, false, JV_OK};
+    r->horizon_ms = horizon_ms;
+    jv_vv_clear(out);
+    jv_err err = jv_store_trust_list(r->node->rst, frontier_one, &f);
+    if (behind)
+        *behind = f.behind;
+    /* No trusted peer within the horizon has acknowledged anything: this
+     * node's own batches, at least, are held by nobody else. */
+    return !err && !f.err && !f.unknown && f.counted > 0;
+}
+
+/* A peer entry behind the horizon: its node silent for longer (a node
+ * never reached has been silent since this node started). */
+static bool peer_behind(const peer *p, uint64_t now)
+{
+    const jv_repl *r = p->r;
+    if (p->is_self)
+        return false;
+    if (p->id_known)
+        return behind_horizon(r, &p->id, now);
+    return !p->reachable && r->horizon_ms && now > r->started_ms &&
+           now - r->started_ms > r->horizon_ms;
+}
+
+size_t jv_repl_behind_horizon(const jv_repl *r)
+{
+    size_t n = 0;
+    uint64_t now = jv_now_ms();
+    for (const peer *p = r->peers; p; p = p->next)
+        n += peer_behind(p, now);
+    return n;
+}
+
 /* p's own message says it holds `claim`. */
 static void learn(peer *p, const jv_vv *claim)
 {
@@ -870,6 +989,7 @@ typedef struct {
     const jv_id *to; /* NULL: not known (zeros on the wire) */
     uint64_t echo;   /* reply: the request's stamp */
     jv_refusal refused;
+    const jv_wire_snap *snap; /* types 3 and 4 */
 } head;
 
 /* Encodes, signs and seals a message carrying the selection. *stamp (may
@@ -896,6 +1016,8 @@ static jv_err build(jv_repl *r, const head *h, const jv_vv *have, selection *s,
     m.have = *have; /* borrowed */
     m.more = more;
     m.budget = budget;
+    if (h->snap)
+        m.snap = *h->snap;
     jv_wire_batch *wb = s && s->n ? jv_calloc(s->n, sizeof(*wb)) : NULL;
     if (s && s->n && !wb) {
         err = JV_ENOMEM;
@@ -1293,7 +1415,7 @@ static void exchange(peer *p, bool pull)
     jv_vv_clear(&p->sent);
     uint64_t budget = r->o.max_message / 2;
     bool probe = !p->id_known || !is_trusted(r, &p->id);
-    head h = {JV_MSG_SYNC, probe ? NULL : &p->id, 0, JV_REFUSED_NONE};
+    head h = {JV_MSG_SYNC, probe ? NULL : &p->id, 0, JV_REFUSED_NONE, NULL};
     if (!probe && (err = our_have(r, &have)))
         goto out;
     if (!probe && !pull && p->have_known &&
@@ -1431,7 +1553,7 @@ static reply_kind check_reply(jv_repl *r, peer *p, const jv_msg *m)
     mreason why = MR_COUNT;
     char msg[160];
     msg[0] = '\0';
-    if (m->type != JV_MSG_SYNC_REPLY)
+    if (m->type != JV_MSG_SYNC_REPLY && m->type != JV_MSG_SNAP_REPLY)
         why = MR_MALFORMED;
     else if (jv_msg_verify(m))
         why = MR_BAD_SIGNATURE;
@@ -1559,6 +1681,338 @@ static void take_reply(jv_repl *r, peer *p, const jv_msg *m)
     count(r, "jarvis_repl_exchanges_total", "outcome", "ok", 1);
 }
 
+/* -- snapshots (docs/protocol.md, "Snapshot bootstrap") ------------------- */
+
+_Static_assert(JV_SNAP_CHUNK == JV_WIRE_SNAP_CHUNK,
+               "base chunks travel as they are stored");
+
+enum {
+    SF_NONE,
+    SF_FLIP,
+    SF_UNTRUSTED,
+    SF_TRUNCATE
+};
+
+/* Whether a node holding `them` lacks batches this node compacted: some
+ * origin's cut is above what it holds. */
+static bool lacks_compacted(jv_repl *r, const jv_vv *them)
+{
+    jv_vv cut;
+    bool lacks = false;
+    jv_vv_init(&cut);
+    if (jv_store_cut_get(r->node->rst, &cut) == JV_OK)
+        for (size_t i = 0; i < cut.n && !lacks; i++)
+            lacks = cut.v[i].seq > jv_vv_get(them, &cut.v[i].id);
+    jv_vv_fini(&cut);
+    return lacks;
+}
+
+/* Tests (--test-faults): what a faulty or lying sender would send. */
+static void snap_fault(jv_repl *r, jv_wire_snap *ws, jv_buf *chunk)
+{
+    if (r->snap_fault == SF_FLIP && chunk->len)
+        chunk->data[chunk->len / 2] ^= 0x01;
+    if (r->snap_fault == SF_UNTRUSTED) {
+        jv_keypair k;
+        if (jv_keypair_generate(&k) == JV_OK) {
+            ws->maker = k.pk;
+            jv_snap_sign(ws->digest, &k, ws->sig);
+            jv_keypair_wipe(&k);
+        }
+    }
+    if (r->snap_fault == SF_TRUNCATE && ws->total > 16) {
+        /* Shorter than signed, and said to be so. */
+        ws->total -= 9;
+        if (ws->offset + chunk->len > ws->total)
+            chunk->len = (size_t)(ws->total - ws->offset);
+    }
+    ws->data = chunk->data;
+    ws->len = chunk->len;
+}
+
+/* Answers m (a SNAP request, or a pull from a node that lacks compacted
+ * batches) with a chunk of the base: the one asked for if it is still the
+ * current base, else its first. false: nothing sent (no base). */
+static bool answer_snapshot(jv_repl *r, jv_inbound *in, peer *p,
+                            const jv_msg *m)
+{
+    jv_store *st = r->node->rst;
+    jv_wire_snap ws;
+    head h = {JV_MSG_SNAP_REPLY, &m->from, m->stamp, JV_REFUSED_NONE, &ws};
+    jv_snap_info info;
+    jv_buf chunk, frame;
+    jv_vv have;
+    bool sent = false;
+    jv_buf_init(&chunk);
+    jv_buf_init(&frame);
+    jv_vv_init(&have);
+    memset(&ws, 0, sizeof(ws));
+    if (jv_store_read_begin(st) != JV_OK)
+        goto out;
+    uint64_t off = m->type == JV_MSG_SNAP ? m->snap.offset : 0;
+    jv_err err = jv_store_base_get(st, &info, NULL);
+    if (!err && (m->type != JV_MSG_SNAP ||
+                 memcmp(m->snap.digest, info.digest, JV_HASH_LEN) != 0 ||
+                 off % JV_SNAP_CHUNK || off >= info.bytes))
+        off = 0;
+    if (!err)
+        err = jv_store_base_chunk(st, info.gen, off / JV_SNAP_CHUNK, &chunk);
+    jv_store_read_end(st);
+    if (err)
+        goto out;
+    ws.maker = info.maker;
+    ws.made_ms = info.made_ms;
+    memcpy(ws.digest, info.digest, JV_HASH_LEN);
+    memcpy(ws.sig, info.sig, JV_SIG_LEN);
+    ws.total = info.bytes;
+    ws.offset = off;
+    snap_fault(r, &ws, &chunk);
+    if (our_have(r, &have) ||
+        build(r, &h, &have, NULL, false, 0, &frame, NULL) != JV_OK)
+        goto out;
+    if (p)
+        p->bytes_out += frame.len;
+    count(r, "jarvis_repl_bytes_total", "direction", "out", (double)frame.len);
+    if (off == 0) {
+        char hex[JV_ID_HEX];
+        jv_id_hex(&m->from, hex);
+        jv_metrics_add(M(r), "jarvis_snapshots_sent_total", NULL, 1);
+        jv_info("repl",
+                "node %.16s lacks batches compacted here: sending it the "
+                "base snapshot (%" PRIu64 " bytes)",
+                hex, info.bytes);
+    }
+    jv_transport_reply(in, frame.data, frame.len);
+    sent = true;
+out:
+    jv_buf_fini(&chunk);
+    jv_buf_fini(&frame);
+    jv_vv_fini(&have);
+    return sent;
+}
+
+static void snap_reset(jv_repl *r)
+{
+    r->snap.active = false;
+    jv_buf_fini(&r->snap.data);
+    jv_buf_init(&r->snap.data);
+}
+
+/* Asks p for the next chunk of the snapshot being received. */
+static void snap_request(jv_repl *r, peer *p)
+{
+    jv_wire_snap ws;
+    head h = {JV_MSG_SNAP, &p->id, 0, JV_REFUSED_NONE, &ws};
+    jv_buf frame;
+    jv_vv have;
+    jv_err err;
+    memset(&ws, 0, sizeof(ws));
+    memcpy(ws.digest, r->snap.head.digest, JV_HASH_LEN);
+    ws.offset = r->snap.data.len;
+    jv_buf_init(&frame);
+    jv_vv_init(&have);
+    jv_vv_clear(&p->sent);
+    if (!(err = our_have(r, &have)) &&
+        !(err = build(r, &h, &have, NULL, false, 0, &frame, &p->req_stamp)) &&
+        !(err = jv_transport_send(p->tp, frame.data, frame.len,
+                                  r->o.timeout_ms))) {
+        p->state = P_SENDING;
+        p->pulling = true;
+        p->probing = false;
+        p->bytes_out += frame.len;
+        count(r, "jarvis_repl_bytes_total", "direction", "out",
+              (double)frame.len);
+    } else {
+        snap_reset(r);
+        p->state = P_APPLYING;
+        continue_exchange(r, p->addr, false);
+    }
+    jv_buf_fini(&frame);
+    jv_vv_fini(&have);
+}
+
+typedef struct {
+    jv_repl *r;
+    jv_id from;
+    jv_snap_info info;
+    jv_buf data;
+    jv_keypair kp;
+    char msg[256];
+} install_job;
+
+static jv_err install_run(jv_store *st, void *arg)
+{
+    install_job *j = arg;
+    return jv_store_snap_install(st, &j->kp, j->data.data, j->data.len,
+                                 &j->info, j->msg, sizeof(j->msg));
+}
+
+static const char *refusal_reason(jv_err err)
+{
+    switch (err) {
+    case JV_EDECODE:
+    case JV_ETRUNC:
+    case JV_ETOOBIG:
+        return "digest_or_encoding";
+    case JV_ESIG:
+        return "bad_signature";
+    case JV_EUNTRUSTED:
+        return "untrusted_maker";
+    case JV_EEQUIVOCATE:
+        return "equivocation";
+    default:
+        return "error";
+    }
+}
+
+static void install_done(jv_node *n, jv_err err, void *arg)
+{
+    install_job *j = arg;
+    jv_repl *r = j->r;
+    char hex[JV_ID_HEX], maker[JV_ID_HEX];
+    jv_id_hex(&j->from, hex);
+    jv_id_hex(&j->info.maker, maker);
+    r->snap.installing = false;
+    r->applying--;
+    if (err == JV_OK) {
+        jv_metrics_add(n->metrics, "jarvis_snapshots_installed_total", NULL, 1);
+        jv_info("repl",
+                "installed the snapshot from node %.16s (made by %.16s, "
+                "%" PRIu64 " bytes, verified): joined into this node's state",
+                hex, maker, j->info.bytes);
+        jv_store_vv(n->rst, &r->applied);
+        peer *p = r->stopping ? NULL : find_id(r, &j->from);
+        recheck_held(r);
+        if (p && p->state == P_IDLE)
+            exchange(p, true);
+    } else if (err == JV_EBUSY) {
+        /* A compaction round switched the base under the install: nothing
+         * was applied; the next pull brings the snapshot again. */
+        jv_info("repl",
+                "snapshot from node %.16s not installed: %s (again "
+                "at the next pull)",
+                hex, j->msg);
+    } else if (err != JV_ECLOSED) {
+        char l[64];
+        snprintf(l, sizeof(l), "reason=\"%s\"", refusal_reason(err));
+        jv_metrics_add(n->metrics, "jarvis_snapshots_refused_total", l, 1);
+        jv_warn("repl",
+                "refused the snapshot from node %.16s: %s (nothing applied)",
+                hex, j->msg[0] ? j->msg : jv_strerror(err));
+    }
+    jv_keypair_wipe(&j->kp);
+    jv_buf_fini(&j->data);
+    jv_free(j);
+    maybe_finish_stop(r);
+}
+
+/* The whole snapshot arrived: verified and installed off the loop. */
+static void snap_install(jv_repl *r)
+{
+    install_job *j = jv_calloc(1, sizeof(*j));
+    if (!j) {
+        snap_reset(r);
+        return;
+    }
+    j->r = r;
+    j->from = r->snap.from;
+    j->info.maker = r->snap.head.maker;
+    j->info.made_ms = r->snap.head.made_ms;
+    memcpy(j->info.digest, r->snap.head.digest, JV_HASH_LEN);
+    memcpy(j->info.sig, r->snap.head.sig, JV_SIG_LEN);
+    j->info.bytes = r->snap.head.total;
+    j->data = r->snap.data; /* moved */
+    jv_buf_init(&r->snap.data);
+    r->snap.active = false;
+    j->kp = r->node->origin;
+    if (jv_node_offloop(r->node, install_run, install_done, j) != JV_OK) {
+        jv_buf_fini(&j->data);
+        jv_keypair_wipe(&j->kp);
+        jv_free(j);
+        return;
+    }
+    r->snap.installing = true;
+    r->applying++; /* the repl stops only after it (maybe_finish_stop) */
+}
+
+/* A chunk of a peer's snapshot (a proven reply of a trusted node). */
+static void take_snap_chunk(jv_repl *r, peer *p, const jv_msg *m)
+{
+    const jv_wire_snap *w = &m->snap;
+    uint64_t now = jv_now_ms();
+    bool same = r->snap.head.total &&
+                memcmp(r->snap.head.digest, w->digest, JV_HASH_LEN) == 0;
+    /* A second trusted peer with the same digest holds the same state at
+     * the same vector (the encoding is canonical and starts with it). */
+    if (same && !r->snap.confirmed && !jv_id_eq(&r->snap.from, &m->from)) {
+        char a[JV_ID_HEX], b[JV_ID_HEX], d[2 * JV_HASH_LEN + 1];
+        jv_id_hex(&r->snap.from, a);
+        jv_id_hex(&m->from, b);
+        jv_hex(w->digest, JV_HASH_LEN, d);
+        jv_info("repl",
+                "snapshot %.16s of node %.16s confirmed by node %.16s: the "
+                "same digest, so the same state at the same vector",
+                d, a, b);
+        r->snap.confirmed = true;
+    }
+    if (r->snap.installing || r->stopping) {
+        continue_exchange(r, p->addr, false);
+        return;
+    }
+    /* One transfer at a time: another peer's chunks wait, unless the one
+     * under way stalled. */
+    if (r->snap.active && !jv_id_eq(&r->snap.from, &m->from) &&
+        now - r->snap.last_ms < 2 * r->o.timeout_ms) {
+        continue_exchange(r, p->addr, false);
+        return;
+    }
+    /* Another snapshot, or a chunk out of place: start over. */
+    if (r->snap.active &&
+        (!jv_id_eq(&r->snap.from, &m->from) || !same ||
+         r->snap.head.total != w->total || w->offset != r->snap.data.len))
+        snap_reset(r);
+    r->snap.last_ms = now;
+    if (!r->snap.active) {
+        if (w->offset != 0) {
+            continue_exchange(r, p->addr, false);
+            return;
+        }
+        r->snap.active = true;
+        r->snap.confirmed = false;
+        r->snap.from = m->from;
+        r->snap.head = *w;
+        r->snap.head.data = NULL;
+        r->snap.head.len = 0;
+        jv_info("repl",
+                "peer %s has compacted batches this node lacks: receiving "
+                "its snapshot (%" PRIu64 " bytes)",
+                p->addr, w->total);
+    }
+    if (jv_buf_append(&r->snap.data, w->data, w->len) != JV_OK) {
+        snap_reset(r);
+        continue_exchange(r, p->addr, false);
+        return;
+    }
+    if (r->snap.data.len >= w->total || w->len == 0) {
+        snap_install(r);
+        continue_exchange(r, p->addr, false);
+        return;
+    }
+    snap_request(r, p);
+}
+
+jv_err jv_repl_snap_fault(jv_repl *r, const char *mode)
+{
+    static const char *const names[] = {"none", "flip", "untrusted",
+                                        "truncate"};
+    for (int i = 0; i < 4; i++)
+        if (strcmp(mode, names[i]) == 0) {
+            r->snap_fault = i;
+            return JV_OK;
+        }
+    return JV_EINVAL;
+}
+
 static void on_reply(void *arg, jv_tpeer *tp, jv_err err, const uint8_t *msg,
                      size_t len)
 {
@@ -1626,6 +2080,10 @@ static void on_reply(void *arg, jv_tpeer *tp, jv_err err, const uint8_t *msg,
     case REPLY_USE:
         take_reply(r, p, &m);
         p->state = P_APPLYING;
+        if (m.type == JV_MSG_SNAP_REPLY) {
+            take_snap_chunk(r, p, &m);
+            break;
+        }
         if (!apply_batches(r, p, &m, true))
             continue_exchange(r, p->addr, m.more);
         break;
@@ -1675,7 +2133,7 @@ static jv_refusal check_request(jv_repl *r, const jv_msg *m)
 static void send_refusal(jv_repl *r, jv_inbound *in, const jv_msg *m,
                          jv_refusal why)
 {
-    head h = {JV_MSG_SYNC_REPLY, &m->from, m->stamp, why};
+    head h = {JV_MSG_SYNC_REPLY, &m->from, m->stamp, why, NULL};
     jv_vv none;
     jv_buf frame;
     jv_vv_init(&none);
@@ -1723,7 +2181,7 @@ static peer *take_request(jv_repl *r, const jv_msg *m, const char *addr,
  * its budget). Returns false if nothing could be sent. */
 static bool answer_request(jv_repl *r, jv_inbound *in, peer *p, const jv_msg *m)
 {
-    head h = {JV_MSG_SYNC_REPLY, &m->from, m->stamp, JV_REFUSED_NONE};
+    head h = {JV_MSG_SYNC_REPLY, &m->from, m->stamp, JV_REFUSED_NONE, NULL};
     jv_vv have, them;
     jv_buf frame;
     selection s;
@@ -1800,7 +2258,7 @@ static void on_request(void *arg, jv_inbound *in, const uint8_t *msg,
     }
     if (oerr)
         goto drop;
-    if (m.type != JV_MSG_SYNC) {
+    if (m.type != JV_MSG_SYNC && m.type != JV_MSG_SNAP) {
         refuse_msg(r, MR_MALFORMED, NULL);
         goto drop;
     }
@@ -1814,6 +2272,18 @@ static void on_request(void *arg, jv_inbound *in, const uint8_t *msg,
         goto drop;
     }
     peer *p = take_request(r, &m, addr, len);
+    if (m.type == JV_MSG_SNAP) {
+        if (answer_snapshot(r, in, p, &m))
+            in = NULL;
+        goto drop;
+    }
+    /* A pull from a node that lacks batches this node compacted gets the
+     * snapshot first (docs/protocol.md, "Snapshot bootstrap"). */
+    if (m.budget && lacks_compacted(r, &m.have) &&
+        answer_snapshot(r, in, p, &m)) {
+        in = NULL;
+        goto drop;
+    }
     if (answer_request(r, in, p, &m)) {
         in = NULL;
         apply_batches(r, p, &m, false);
@@ -2244,6 +2714,8 @@ static const char *peer_state(const peer *p, char *buf, size_t n)
         return "this node";
     if (p->reachable)
         return "reachable";
+    if (peer_behind(p, jv_now_ms()))
+        return "behind the horizon";
     switch (p->trouble) {
     case T_KEY:
         return "key mismatch";
@@ -2268,6 +2740,12 @@ static void peer_json_more(const peer *p, json_t *o)
     json_object_set_new(o, "protocol_version",
                         p->version ? json_integer(p->version) : json_null());
     json_object_set_new(o, "unreachable_since", time_or_null(p->down_since_ms));
+    /* Silent past --peer-horizon: it no longer holds compaction back and
+     * will need a snapshot when it comes back. */
+    const told *t = p->id_known ? told_of(p->r, &p->id) : NULL;
+    json_object_set_new(o, "last_heard", time_or_null(t ? t->at_ms : 0));
+    json_object_set_new(o, "behind_horizon",
+                        json_boolean(peer_behind(p, jv_now_ms())));
 }
 
 json_t *jv_repl_peers_json(jv_repl *r)
@@ -2368,6 +2846,12 @@ int jv_repl_health(jv_repl *r, char *why, size_t whylen)
         at += (size_t)snprintf(why + at, whylen - at,
                                "; delay p50 %" PRIu64 " ms, p99 %" PRIu64 " ms",
                                d.p50_ms, d.p99_ms);
+    size_t behind = jv_repl_behind_horizon(r);
+    if (behind && at < whylen)
+        at += (size_t)snprintf(why + at, whylen - at,
+                               "; %zu behind the horizon (silent over "
+                               "--peer-horizon: they need a snapshot)",
+                               behind);
     if (up < total && at < whylen)
         name_unreachable(r, why + at, whylen - at);
     if (up == total)
@@ -2426,6 +2910,8 @@ void jv_repl_update_metrics(jv_repl *r)
                        (double)held[i]);
     jv_metrics_set(M(r), "jarvis_repl_peers", "state=\"unreachable\"",
                    (double)(total - up));
+    jv_metrics_set(M(r), "jarvis_repl_peers", "state=\"behind_horizon\"",
+                   (double)jv_repl_behind_horizon(r));
 }
 
 void jv_repl_set_tuning(jv_repl *r, uint64_t fanout, uint64_t interval_ms,
@@ -2571,6 +3057,7 @@ jv_err jv_repl_start(jv_node *n, const jv_repl_opts *o, jv_repl **out,
     randombytes_buf(&r->rng, sizeof(r->rng));
     r->rng |= 1;
     r->fresh_floor = jv_now_ms() * 1000;
+    r->started_ms = jv_now_ms();
     if ((err = declare(n->metrics)) ||
         (err = jv_store_vv(n->rst, &r->applied))) {
         snprintf(msg, msglen, "cannot start replication: %s", jv_strerror(err));
@@ -2603,6 +3090,7 @@ jv_err jv_repl_start(jv_node *n, const jv_repl_opts *o, jv_repl **out,
 fail:
     jv_vv_fini(&r->applied);
     jv_buf_fini(&r->scratch);
+    jv_buf_fini(&r->snap.data);
     jv_keyring_wipe(&r->ring);
     jv_free(r);
     return err;
@@ -2615,6 +3103,7 @@ static void on_timer_closed(uv_handle_t *h)
     void *arg = r->stop_arg;
     jv_vv_fini(&r->applied);
     jv_buf_fini(&r->scratch);
+    jv_buf_fini(&r->snap.data);
     jv_keyring_wipe(&r->ring);
     for (size_t i = 0; i < MAX_TOLD; i++)
         jv_vv_fini(&r->told[i].vv); /* zeroed by calloc until used */

@@ -109,6 +109,19 @@ void jv_repl_clock_get(jv_repl *r, jv_repl_clock *out);
  * ran out). */
 bool jv_repl_said(const jv_repl *r, const jv_id *id, jv_vv *out);
 
+/* The stable frontier (docs/protocol.md): per origin, what every trusted
+ * node (but this one) has proven it holds, by the vectors of its own
+ * signed messages since this node started (jv_repl_said). A trusted node
+ * silent for longer than horizon_ms (counted from this node's start at
+ * most) is left out: it is "behind the horizon". false when there is no
+ * frontier: a trusted node within the horizon has not spoken yet, or no
+ * trusted node within it has (then nobody else holds this node's own
+ * batches). behind (may be NULL): trusted nodes left out. */
+bool jv_repl_frontier(jv_repl *r, uint64_t horizon_ms, jv_vv *out,
+                      size_t *behind);
+/* Peers silent past the horizon of the last jv_repl_frontier call. */
+size_t jv_repl_behind_horizon(const jv_repl *r);
+
 /* How long batches took from their origin's commit to their apply here
  * (this clock minus the batch's stamp, so clock offsets show in it), over
  * the last JV_REPL_DELAY_SAMPLES batches applied from peers. */
@@ -137,5 +150,9 @@ void jv_repl_stop(jv_repl *r, void (*done)(void *), void *arg);
 jv_err jv_repl_block(jv_repl *r, const char *what);
 void jv_repl_unblock_all(jv_repl *r);
 void jv_repl_kill_listener(jv_repl *r);
+/* Test faults: snapshots sent from now on are "none" (as made), "flip"
+ * (a byte changed), "untrusted" (re-signed by a key nobody trusts) or
+ * "truncate" (cut short, and said to be). JV_EINVAL for another mode. */
+jv_err jv_repl_snap_fault(jv_repl *r, const char *mode);
 
 #endif

@@ -593,6 +593,34 @@ static jv_err apply_op(jv_store *st, ctx_cache *cc, const jv_id *origin,
 /* -- the log -------------------------------------------------------------- */
 
 static const char sql_batch_has[] = "SELECT 1 FROM batch WHERE hash = ?1";
+static const char sql_cut_of[] = "SELECT seq, hash FROM cut WHERE origin = ?1";
+
+/* Whether a batch whose sequence numbers are applied is covered by the
+ * base: at or below the origin's cut, and the cut's own batch if it ends
+ * there. */
+static jv_err below_cut(jv_store *st, const jv_batch_head *h,
+                        const uint8_t *hash, bool *covered)
+{
+    jv_err err;
+    sqlite3_stmt *s = jv__stmt(st, sql_cut_of, &err);
+    if (!s)
+        return err;
+    jv__bind_id(s, 1, &h->origin);
+    int rc = sqlite3_step(s);
+    *covered = false;
+    if (rc == SQLITE_ROW) {
+        uint64_t seq = jv__col_u64(s, 0);
+        *covered =
+            h->last_seq < seq ||
+            (h->last_seq == seq && sqlite3_column_bytes(s, 1) == JV_HASH_LEN &&
+             memcmp(sqlite3_column_blob(s, 1), hash, JV_HASH_LEN) == 0);
+    }
+    err = rc == SQLITE_ROW || rc == SQLITE_DONE
+              ? JV_OK
+              : jv__sqlerr(st, rc, "read cut");
+    jv__reset(s);
+    return err;
+}
 static const char sql_batch_add[] =
     "INSERT INTO batch(origin, first_seq, last_seq, hlc, hash, sig, body) "
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
@@ -1077,8 +1105,14 @@ static jv_err apply_one(jv_store *st, ctx_cache *cc, const jv_store_batch *b,
     jv_err c = jv_batch_check_chain(&h, seq, hash);
     if (c == JV_EDUP) {
         /* Its sequence numbers are applied but its hash is not in the log:
-         * the origin signed two different batches for them. */
-        *res = JV_EEQUIVOCATE;
+         * the origin signed two different batches for them, unless they
+         * are covered by the base (snapshot.h), whose cut keeps only the
+         * hash of its last batch per origin: below it, a batch that is no
+         * longer in the log cannot be told from the one that was. */
+        bool covered = false;
+        if ((err = below_cut(st, &h, b->hash, &covered)))
+            return err;
+        *res = covered ? JV_EDUP : JV_EEQUIVOCATE;
         return JV_OK;
     }
     if (c == JV_ELINK) {

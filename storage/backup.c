@@ -17,6 +17,7 @@
  */
 #define _GNU_SOURCE /* renameat2 */
 #include "backup.h"
+#include "snapshot.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -241,7 +242,13 @@ typedef struct {
     jv_vv_entry *heads;
     uint8_t (*head_hash)[JV_HASH_LEN];
     size_t nheads, capheads;
-    jv_err err; /* a failure that stops verification */
+    /* the cut, by origin (snapshot.h) */
+    jv_id *cut_id;
+    uint64_t *cut_seq;
+    uint8_t (*cut_hash)[JV_HASH_LEN];
+    size_t ncut;
+    uint64_t skip_upto; /* the current origin's cut */
+    jv_err err;         /* a failure that stops verification */
 } verify_ctx;
 
 static jv_err replay_flush(verify_ctx *v)
@@ -354,16 +361,32 @@ static jv_err verify_batch(void *arg, const jv_log_row *row)
     jv_batch b;
     jv_err err;
 
-    r->batches++;
     if (!v->have_origin || !jv_id_eq(&v->origin, &row->origin)) {
         if ((err = head_push(v, &row->origin)))
             return err;
         v->have_origin = true;
         v->origin = row->origin;
         v->next_seq = 1;
+        v->skip_upto = 0;
         memcpy(v->prev, zero, JV_HASH_LEN);
+        for (size_t i = 0; i < v->ncut; i++) {
+            if (jv_id_eq(&v->cut_id[i], &row->origin)) {
+                v->skip_upto = v->cut_seq[i];
+                v->next_seq = v->cut_seq[i] + 1;
+                memcpy(v->prev, v->cut_hash[i], JV_HASH_LEN);
+                v->heads[v->nheads - 1].seq = v->cut_seq[i];
+                memcpy(v->head_hash[v->nheads - 1], v->cut_hash[i],
+                       JV_HASH_LEN);
+            }
+        }
         r->origins++;
     }
+    /* Covered by the base, waiting to be deleted. */
+    if (row->last_seq <= v->skip_upto) {
+        r->compacted++;
+        return JV_OK;
+    }
+    r->batches++;
     jv_batch_hash(row->body, row->len, hash);
     if (jv_batch_verify_sig(hash, row->sig, &row->origin) != JV_OK)
         r->bad_signatures++;
@@ -401,22 +424,46 @@ static jv_err check_vv(verify_ctx *v)
     sqlite3_stmt *s = jv__stmt(st, sql_vv_all, &err);
     if (!s)
         return err;
-    size_t i = 0;
+    size_t i = 0, rows = 0, from_cut = 0;
     bool ok = true;
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         jv_id id;
-        if (jv__col_id(st, s, 0, &id) != JV_OK || i >= v->nheads ||
-            !jv_id_eq(&id, &v->heads[i].id) ||
-            jv__col_u64(s, 1) != v->heads[i].seq ||
-            sqlite3_column_bytes(s, 2) != JV_HASH_LEN ||
-            memcmp(sqlite3_column_blob(s, 2), v->head_hash[i], JV_HASH_LEN) !=
-                0) {
+        rows++;
+        if (jv__col_id(st, s, 0, &id) != JV_OK) {
             ok = false;
             break;
         }
-        i++;
+        /* The log's head, or the cut for an origin with no batch after
+         * it. Both lists are sorted by origin. */
+        const uint8_t *want = NULL;
+        uint64_t seq = 0;
+        if (i < v->nheads && jv_id_eq(&id, &v->heads[i].id)) {
+            want = v->head_hash[i];
+            seq = v->heads[i].seq;
+            i++;
+        } else {
+            for (size_t c = 0; c < v->ncut; c++)
+                if (jv_id_eq(&id, &v->cut_id[c])) {
+                    want = v->cut_hash[c];
+                    seq = v->cut_seq[c];
+                    from_cut++;
+                }
+        }
+        if (!want || jv__col_u64(s, 1) != seq ||
+            sqlite3_column_bytes(s, 2) != JV_HASH_LEN ||
+            memcmp(sqlite3_column_blob(s, 2), want, JV_HASH_LEN) != 0) {
+            ok = false;
+            break;
+        }
     }
+    /* Every cut origin is in the vector, as a head or as itself. */
+    size_t cut_in_heads = 0;
+    for (size_t c = 0; ok && c < v->ncut; c++)
+        for (size_t h = 0; h < v->nheads; h++)
+            if (jv_id_eq(&v->cut_id[c], &v->heads[h].id))
+                cut_in_heads++;
+    ok = ok && rows == i + from_cut && cut_in_heads + from_cut == v->ncut;
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
         err = jv__sqlerr(st, rc, "verify: read version vector");
         jv__reset(s);
@@ -424,6 +471,7 @@ static jv_err check_vv(verify_ctx *v)
     }
     jv__reset(s);
     v->r->vv_matches = ok && i == v->nheads;
+    (void)rows;
     return JV_OK;
 }
 
@@ -626,6 +674,135 @@ static jv_err scratch_open(jv_store *st, char **path, jv_store **out)
     return JV_OK;
 }
 
+static const char sql_cut_rows[] =
+    "SELECT origin, seq, hash FROM cut ORDER BY origin";
+
+static jv_err load_cut(verify_ctx *v)
+{
+    jv_store *st = v->st;
+    jv_err err;
+    sqlite3_stmt *s = jv__stmt(st, sql_cut_rows, &err);
+    if (!s)
+        return err;
+    int rc;
+    size_t cap = 0;
+    err = JV_OK;
+    while (!err && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (v->ncut == cap) {
+            cap = cap ? cap * 2 : 16;
+            jv_id *i = jv_reallocarray(v->cut_id, cap, sizeof(*i));
+            if (i)
+                v->cut_id = i;
+            uint64_t *q = i ? jv_reallocarray(v->cut_seq, cap, 8) : NULL;
+            if (q)
+                v->cut_seq = q;
+            uint8_t(*h)[JV_HASH_LEN] =
+                q ? jv_reallocarray(v->cut_hash, cap, JV_HASH_LEN) : NULL;
+            if (!h) {
+                err = jv__fail(st, JV_ENOMEM, "verify: out of memory");
+                break;
+            }
+            v->cut_hash = h;
+        }
+        if ((err = jv__col_id(st, s, 0, &v->cut_id[v->ncut])))
+            break;
+        v->cut_seq[v->ncut] = jv__col_u64(s, 1);
+        if (sqlite3_column_bytes(s, 2) == JV_HASH_LEN)
+            memcpy(v->cut_hash[v->ncut], sqlite3_column_blob(s, 2),
+                   JV_HASH_LEN);
+        else
+            memset(v->cut_hash[v->ncut], 0, JV_HASH_LEN);
+        v->ncut++;
+    }
+    if (!err && rc != SQLITE_DONE)
+        err = jv__sqlerr(st, rc, "verify: read cut");
+    jv__reset(s);
+    return err;
+}
+
+/* The scratch's vector (the base's F after loading it) equals the cut. */
+static bool scratch_vv_is_cut(verify_ctx *v)
+{
+    sqlite3_stmt *s = NULL;
+    size_t i = 0;
+    bool ok = true;
+    if (sqlite3_prepare_v2(v->scratch->db, sql_vv_all, -1, &s, NULL) !=
+        SQLITE_OK)
+        return false;
+    while (ok && sqlite3_step(s) == SQLITE_ROW) {
+        ok =
+            i < v->ncut && sqlite3_column_bytes(s, 0) == JV_ID_LEN &&
+            memcmp(sqlite3_column_blob(s, 0), v->cut_id[i].b, JV_ID_LEN) == 0 &&
+            (uint64_t)sqlite3_column_int64(s, 1) == v->cut_seq[i] &&
+            sqlite3_column_bytes(s, 2) == JV_HASH_LEN &&
+            memcmp(sqlite3_column_blob(s, 2), v->cut_hash[i], JV_HASH_LEN) == 0;
+        i++;
+    }
+    sqlite3_finalize(s);
+    return ok && i == v->ncut;
+}
+
+/* The base: digest, signature, its maker's trust, encoding, and its
+ * vector against the cut; loaded into the scratch when it checks. */
+static jv_err check_base(verify_ctx *v)
+{
+    jv_verify_report *r = v->r;
+    jv_snap_info info;
+    uint8_t digest[JV_HASH_LEN];
+    bool trusted = false;
+    jv_buf enc;
+    jv_err err;
+    jv_buf_init(&enc);
+    if ((err = load_cut(v)))
+        goto out;
+    err = jv_store_base_get(v->st, &info, &enc);
+    if (err == JV_ENOTFOUND) {
+        err = JV_OK;
+        r->base = v->ncut > 0;
+        snprintf(r->base_msg, sizeof(r->base_msg), "%s",
+                 r->base ? "a cut without a base" : "");
+        goto out;
+    }
+    if (err)
+        goto out;
+    r->base = true;
+    r->base_bytes = enc.len;
+    jv_snap_digest(enc.data, enc.len, digest);
+    if (enc.len != info.bytes || memcmp(digest, info.digest, JV_HASH_LEN)) {
+        snprintf(r->base_msg, sizeof(r->base_msg),
+                 "base: digest does not match its encoding");
+        goto out;
+    }
+    if (jv_snap_verify_sig(digest, info.sig, &info.maker) != JV_OK) {
+        snprintf(r->base_msg, sizeof(r->base_msg), "base: bad signature");
+        goto out;
+    }
+    if ((err = jv_store_is_trusted(v->st, &info.maker, &trusted)))
+        goto out;
+    if (!trusted) {
+        snprintf(r->base_msg, sizeof(r->base_msg),
+                 "base: its maker is not trusted");
+        goto out;
+    }
+    if (jv_snap_check(enc.data, enc.len, NULL, r->base_msg,
+                      sizeof(r->base_msg)) != JV_OK)
+        goto out;
+    if ((err = jv_store_snap_join(v->scratch, enc.data, enc.len))) {
+        err = jv__fail(v->st, err, "verify: load base: %s",
+                       jv_store_errmsg(v->scratch));
+        goto out;
+    }
+    if (!scratch_vv_is_cut(v)) {
+        snprintf(r->base_msg, sizeof(r->base_msg),
+                 "base: its vector is not the cut");
+        goto out;
+    }
+    r->base_ok = true;
+out:
+    jv_buf_fini(&enc);
+    return err;
+}
+
 static const char sql_read_begin[] = "BEGIN";
 static const char sql_read_end[] = "COMMIT";
 
@@ -651,6 +828,8 @@ jv_err jv_store_verify(jv_store *st, jv_verify_report *r)
         own_tx = true;
     }
     if ((err = integrity(st, r)))
+        goto out;
+    if ((err = check_base(&v)))
         goto out;
     err = jv_store_log_scan(st, verify_batch, &v);
     if (!err)
@@ -682,13 +861,17 @@ out:
     jv_free(v.chunk.len);
     jv_free(v.heads);
     jv_free(v.head_hash);
+    jv_free(v.cut_id);
+    jv_free(v.cut_seq);
+    jv_free(v.cut_hash);
     return err;
 }
 
 bool jv_verify_ok(const jv_verify_report *r)
 {
     return r->integrity_ok && r->bad_signatures == 0 && r->bad_links == 0 &&
-           r->bad_encodings == 0 && r->vv_matches && r->state_matches;
+           r->bad_encodings == 0 && r->vv_matches && r->state_matches &&
+           (!r->base || r->base_ok);
 }
 
 /* -- restore -------------------------------------------------------------- */

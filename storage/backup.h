@@ -46,12 +46,24 @@ typedef struct {
     bool vv_matches;         /* version vector equals the log's heads */
     bool state_matches;      /* materialized state equals a replay */
     char state_msg[256];     /* the first difference found */
+    /* Bounded history (snapshot.h): with a base, the log is checked from
+     * the cut on and the replay starts from the base. */
+    bool base;          /* there is a base */
+    bool base_ok;       /* its digest, signature, maker's trust,
+                           encoding and vector (= the cut) check */
+    char base_msg[160]; /* why not */
+    uint64_t base_bytes;
+    uint64_t compacted; /* batches at or below the cut not yet
+                           deleted (skipped) */
 } jv_verify_report;
 
-/* Checks everything: PRAGMA integrity_check; every batch of the log
- * re-verified (strict decode, signature, chain from the first batch of its
- * origin); the version vector against the log; and the materialized state
- * of every kind against a replay of the log into a scratch database.
+/* Checks everything: PRAGMA integrity_check; the base, if any (digest,
+ * its maker's signature and trust, strict encoding, its vector against the
+ * cut); every batch of the log after the cut re-verified (strict decode,
+ * signature, chain from the cut, or from the first batch of its origin);
+ * the version vector against the log's heads (or the cut); and the
+ * materialized state of every kind against the base joined with a replay
+ * of the retained log into a scratch database.
  * Returns JV_OK when the checks ran (read the report), or why they could
  * not. Blocking, potentially long: off the event loop. */
 jv_err jv_store_verify(jv_store *st, jv_verify_report *r);

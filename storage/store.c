@@ -229,6 +229,31 @@ static const char *const migrations[] = {
     "  revoked_by TEXT NOT NULL,"
     "  origin BLOB NOT NULL"
     ") WITHOUT ROWID;",
+    /* 5: bounded history (snapshot.h). The base: the state as of the
+     * vector in `cut`, as its canonical encoding cut in chunks, signed
+     * by its maker. Batches at or below the cut are covered by it and
+     * are deleted in slices; chunks of another generation than the
+     * base's are leftovers of an interrupted build. */
+    "CREATE TABLE base ("
+    "  id INTEGER PRIMARY KEY CHECK (id = 0),"
+    "  gen INTEGER NOT NULL,"
+    "  maker BLOB NOT NULL,"
+    "  made_ms INTEGER NOT NULL,"
+    "  digest BLOB NOT NULL,"
+    "  sig BLOB NOT NULL,"
+    "  bytes INTEGER NOT NULL"
+    ");"
+    "CREATE TABLE base_chunk ("
+    "  gen INTEGER NOT NULL,"
+    "  n INTEGER NOT NULL,"
+    "  data BLOB NOT NULL"
+    ");"
+    "CREATE UNIQUE INDEX base_chunk_gen ON base_chunk(gen, n);"
+    "CREATE TABLE cut ("
+    "  origin BLOB PRIMARY KEY NOT NULL,"
+    "  seq INTEGER NOT NULL,"
+    "  hash BLOB NOT NULL"
+    ") WITHOUT ROWID;",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) ==
@@ -257,6 +282,9 @@ static const char *const schema_tables[] = {
     "succession",
     "cluster_key",
     "cluster_key_revoked",
+    "base",
+    "base_chunk",
+    "cut",
 };
 
 /* -- errors and statements ------------------------------------------------ */

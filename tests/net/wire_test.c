@@ -185,7 +185,7 @@ static void test_round_trip(void **state)
     /* Encoding refuses what decoding would. */
     sample_make(&s, &rng, 2, 8, false);
     jv_buf_reset(&enc);
-    s.m.type = 3;
+    s.m.type = 5;
     assert_int_equal(jv_msg_encode(&s.m, NULL, 0, &enc, NULL), JV_EINVAL);
     s.m.type = JV_MSG_SYNC;
     s.m.from_addr = jv_str_c("\xc3\x28");
@@ -1054,15 +1054,90 @@ static void test_peek_version(void **state)
     jv_buf_fini(&scratch);
 }
 
+/* Snapshot chunks (types 3 and 4): round trip, signature over them, and
+ * strict bounds on both sides. */
+static void test_snap_messages(void **state)
+{
+    (void)state;
+    jv_keypair kp;
+    jv_msg m, out;
+    jv_buf enc, scratch;
+    static uint8_t data[1000];
+    assert_int_equal(jv_keypair_generate(&kp), JV_OK);
+    jv_msg_init(&m);
+    jv_msg_init(&out);
+    jv_buf_init(&enc);
+    jv_buf_init(&scratch);
+    memset(data, 0x5a, sizeof(data));
+    m.type = JV_MSG_SNAP_REPLY;
+    m.from = kp.pk;
+    m.stamp = 7;
+    m.snap.maker = kp.pk;
+    m.snap.made_ms = 1234;
+    memset(m.snap.digest, 1, JV_HASH_LEN);
+    memset(m.snap.sig, 2, JV_SIG_LEN);
+    m.snap.total = 5000;
+    m.snap.offset = 4000;
+    m.snap.data = data;
+    m.snap.len = sizeof(data);
+    assert_int_equal(jv_msg_encode(&m, &kp, 0, &enc, NULL), JV_OK);
+    assert_int_equal(jv_msg_decode(enc.data, enc.len, 1 << 20, &scratch, &out),
+                     JV_OK);
+    assert_int_equal(jv_msg_verify(&out), JV_OK);
+    assert_int_equal(out.type, JV_MSG_SNAP_REPLY);
+    assert_int_equal(out.snap.total, 5000);
+    assert_int_equal(out.snap.offset, 4000);
+    assert_int_equal(out.snap.made_ms, 1234);
+    assert_int_equal(out.snap.len, sizeof(data));
+    assert_memory_equal(out.snap.data, data, sizeof(data));
+    assert_memory_equal(out.snap.digest, m.snap.digest, JV_HASH_LEN);
+    assert_memory_equal(out.snap.sig, m.snap.sig, JV_SIG_LEN);
+    /* Every cut of it is refused. */
+    for (size_t n = 0; n < enc.len; n++)
+        assert_int_not_equal(
+            jv_msg_decode(enc.data, n, 1 << 20, &scratch, &out), JV_OK);
+    /* A chunk past its total is refused when encoding. */
+    m.snap.offset = 4001;
+    jv_buf_reset(&enc);
+    assert_int_equal(jv_msg_encode(&m, &kp, 0, &enc, NULL), JV_EINVAL);
+    m.snap.offset = 0;
+    m.snap.total = (uint64_t)JV_WIRE_SNAP_MAX + 1;
+    assert_int_equal(jv_msg_encode(&m, &kp, 0, &enc, NULL), JV_EINVAL);
+    /* A request: digest and offset. */
+    jv_msg_init(&m);
+    m.type = JV_MSG_SNAP;
+    m.from = kp.pk;
+    memset(m.snap.digest, 3, JV_HASH_LEN);
+    m.snap.offset = 262144;
+    jv_buf_reset(&enc);
+    assert_int_equal(jv_msg_encode(&m, &kp, 0, &enc, NULL), JV_OK);
+    assert_int_equal(jv_msg_decode(enc.data, enc.len, 1 << 20, &scratch, &out),
+                     JV_OK);
+    assert_int_equal(out.type, JV_MSG_SNAP);
+    assert_int_equal(out.snap.offset, 262144);
+    assert_memory_equal(out.snap.digest, m.snap.digest, JV_HASH_LEN);
+    jv_msg_fini(&out);
+    jv_msg_fini(&m);
+    jv_buf_fini(&enc);
+    jv_buf_fini(&scratch);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_signature),   cmocka_unit_test(test_round_trip),
-        cmocka_unit_test(test_compression), cmocka_unit_test(test_batch_cost),
-        cmocka_unit_test(test_truncated),   cmocka_unit_test(test_strict),
-        cmocka_unit_test(test_counts),      cmocka_unit_test(test_zstd_bombs),
-        cmocka_unit_test(test_zstd_frames), cmocka_unit_test(test_fuzz),
-        cmocka_unit_test(test_figures),     cmocka_unit_test(test_peek_version),
+        cmocka_unit_test(test_signature),
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_compression),
+        cmocka_unit_test(test_batch_cost),
+        cmocka_unit_test(test_truncated),
+        cmocka_unit_test(test_strict),
+        cmocka_unit_test(test_counts),
+        cmocka_unit_test(test_zstd_bombs),
+        cmocka_unit_test(test_zstd_frames),
+        cmocka_unit_test(test_fuzz),
+        cmocka_unit_test(test_figures),
+        cmocka_unit_test(test_peek_version),
+        cmocka_unit_test(test_snap_messages),
     };
     jv_test_seed();
     return cmocka_run_group_tests(tests, NULL, NULL);

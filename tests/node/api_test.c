@@ -998,8 +998,11 @@ static void check_verify(api_node *a, json_int_t ops)
     json_t *v = API_OK(a, 200, "POST", "/v1/verify", a->admin_token, NULL);
     API_FIELDS(v, "ok", "integrity", "batches", "ops", "origins",
                "bad_signatures", "bad_links", "bad_encodings", "vv_matches",
-               "state_matches", "detail");
+               "state_matches", "detail", "base", "base_ok", "base_bytes",
+               "compacted");
     assert_true(json_is_true(json_object_get(v, "ok")));
+    /* Nothing compacted on a node without peers. */
+    assert_true(json_is_false(json_object_get(v, "base")));
     assert_string_equal(api_str(v, "integrity"), "ok");
     assert_true(API_INT(v, "batches") >= 1);
     assert_int_equal(API_INT(v, "ops"), ops);

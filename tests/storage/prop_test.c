@@ -21,7 +21,10 @@
  *   - trust: stores that require trusted origins hold other origins'
  *     batches until they write a trust entry for them;
  *   - a check of one store, mid-schedule, against the model of the batches
- *     in its own log (partial states: a remove before its add...).
+ *     its vector covers (partial states: a remove before its add...);
+ *   - in one schedule of 64: compaction of a store's whole log into its
+ *     base, and one store's signed snapshot installed into another (a
+ *     CRDT join), at random and once before the end.
  * At the end every store trusts every origin and is sent every batch
  * (resend after loss), must hold nothing aside and have every batch, and
  * is compared with the model of all batches: every counter total (exact,
@@ -52,6 +55,7 @@
 #include "alloc.h"
 #include "audit.h"
 #include "backup.h"
+#include "snapshot.h"
 #include "gcounter.h"
 #include "lww.h"
 #include "orset.h"
@@ -86,7 +90,7 @@ static const char *const type_names[T_N] = {"counter", "audit", "config",
 /* How often the cases worth proving happened, over the whole run. */
 static struct {
     uint64_t lww_ties, gaps_released, trust_released, rm_before_add,
-        add_survived, wide_totals, dups, checks;
+        add_survived, wide_totals, dups, checks, compactions, snapshots;
 } seen;
 
 typedef struct {
@@ -475,15 +479,37 @@ static void compare(const sched *sc, jv_store *st, const model *m)
 
 /* The store against the model of the batches in its own log. Returns how
  * many batches that is. */
+/* The model of the batches st has applied. Read from its log, or, since
+ * compaction deletes batches the base covers and a snapshot join brings
+ * state without them, from the pool: every batch made whose sequence
+ * numbers st's version vector covers. Both are checked to agree on what
+ * the log still holds. */
 static size_t check_store(const sched *sc, jv_store *st)
 {
     model m;
+    jv_vv vv;
+    size_t n = 0;
     model_init(&m);
-    log_model lm = {sc, &m, 0};
+    jv_vv_init(&vv);
+    log_model lm = {sc, NULL, 0};
+    model none;
+    model_init(&none);
+    lm.m = &none;
     CHECK_OK(sc, jv_store_log_scan(st, model_log_row, &lm));
+    model_fini(&none);
+    CHECK_OK(sc, jv_store_vv(st, &vv));
+    for (size_t i = 0; i < sc->npool; i++) {
+        const jv_batch *b = &sc->pool[i].dec;
+        if (jv_batch_last_seq(b) > jv_vv_get(&vv, &b->origin))
+            continue;
+        model_batch(sc, &m, b);
+        n++;
+    }
+    CHECK(sc, lm.n <= n);
     compare(sc, st, &m);
     model_fini(&m);
-    return lm.n;
+    jv_vv_fini(&vv);
+    return n;
 }
 
 /* ---- events -------------------------------------------------------------- */
@@ -673,6 +699,48 @@ static void send_to(sched *sc, unsigned t, const size_t *idx, size_t n)
     seen.gaps_released += stats.released;
 }
 
+/* Compaction of one store (its whole log, as if every peer held it):
+ * its state must not change. */
+static void compact_event(sched *sc)
+{
+    rep *r = &sc->r[below(sc, sc->nrep)];
+    jv_vv vv;
+    jv_compact_stats cs;
+    jv_vv_init(&vv);
+    CHECK_OK(sc, jv_store_vv(r->st, &vv));
+    CHECK_OK(sc, jv_store_compact(r->st, &r->kp, &vv, INT64_MAX, &cs));
+    seen.compactions += cs.built;
+    jv_vv_fini(&vv);
+}
+
+/* One store's state, as its signed snapshot, installed into another that
+ * trusts it: a CRDT join with whatever the other holds. */
+static void snapshot_event(sched *sc)
+{
+    unsigned s = (unsigned)below(sc, sc->nrep);
+    unsigned t = (s + 1 + (unsigned)below(sc, sc->nrep - 1)) % sc->nrep;
+    bool trusted;
+    CHECK_OK(sc, jv_store_is_trusted(sc->r[t].st, &sc->r[s].kp.pk, &trusted));
+    if (!trusted)
+        trust(sc, t, &s, 1); /* an untrusted maker is refused (snapshot_test) */
+    jv_buf enc;
+    jv_snap_info info;
+    char msg[256];
+    jv_buf_init(&enc);
+    CHECK_OK(sc, jv_snap_encode(sc->r[s].st, &enc));
+    memset(&info, 0, sizeof(info));
+    info.maker = sc->r[s].kp.pk;
+    info.bytes = enc.len;
+    jv_snap_digest(enc.data, enc.len, info.digest);
+    jv_snap_sign(info.digest, &sc->r[s].kp, info.sig);
+    jv_err err = jv_store_snap_install(sc->r[t].st, &sc->r[t].kp, enc.data,
+                                       enc.len, &info, msg, sizeof(msg));
+    if (err)
+        fail_at(sc, msg, __FILE__, __LINE__);
+    seen.snapshots++;
+    jv_buf_fini(&enc);
+}
+
 static void deliver_event(sched *sc)
 {
     if (sc->npool == 0)
@@ -825,10 +893,12 @@ static void count_ties(sched *sc)
 static jv_store *stores[MAX_REP];
 
 static const char *const wipe_sql[] = {
-    "DELETE FROM replica",      "DELETE FROM batch",     "DELETE FROM vv",
-    "DELETE FROM held",         "DELETE FROM counter",   "DELETE FROM audit",
-    "DELETE FROM audit_minute", "DELETE FROM config",    "DELETE FROM archive",
-    "DELETE FROM ctx",          "DELETE FROM ctx_cloud", "DELETE FROM trust",
+    "DELETE FROM replica",      "DELETE FROM batch",      "DELETE FROM vv",
+    "DELETE FROM held",         "DELETE FROM counter",    "DELETE FROM audit",
+    "DELETE FROM audit_minute", "DELETE FROM config",     "DELETE FROM archive",
+    "DELETE FROM ctx",          "DELETE FROM ctx_cloud",  "DELETE FROM trust",
+    "DELETE FROM base",         "DELETE FROM base_chunk", "DELETE FROM cut",
+    "DELETE FROM succession",
 };
 
 static jv_store *open_mem(const jv_id *self)
@@ -875,6 +945,9 @@ static void run_schedule(int type, uint64_t base, uint64_t index)
         sc->r[i].require_trust = chance(sc, 1, 4);
         sc->r[i].st = fresh_store(sc, perm[i]);
     }
+    /* One schedule in 64 mixes in compactions and snapshot installs: each
+     * makes scratch databases, which is slow. */
+    bool mixed = index % 64 == 0;
     size_t events = 4 + below(sc, MAX_EVENTS - 3);
     size_t mid = below(sc, events);
     for (size_t e = 0; e < events; e++) {
@@ -883,10 +956,16 @@ static void run_schedule(int type, uint64_t base, uint64_t index)
             write_event(sc);
         else if (x < 9)
             deliver_event(sc);
+        else if (mixed && chance(sc, 1, 2))
+            chance(sc, 1, 2) ? compact_event(sc) : snapshot_event(sc);
         else
             trust_event(sc);
         if (e == mid)
             check_store(sc, sc->r[below(sc, sc->nrep)].st);
+    }
+    if (mixed) {
+        compact_event(sc);
+        snapshot_event(sc);
     }
     converge(sc);
     for (unsigned i = 0; i < sc->nrep; i++)
@@ -948,11 +1027,15 @@ static void test_cases_seen(void **state)
            " released by a new trust, %" PRIu64 " duplicates, %" PRIu64
            " removes applied before their add, %" PRIu64
            " adds that survived a concurrent remove, %" PRIu64
-           " totals beyond 64 bits\n",
+           " totals beyond 64 bits, %" PRIu64 " compactions, %" PRIu64
+           " snapshot installs\n",
            seen.checks, seen.lww_ties, seen.gaps_released, seen.trust_released,
-           seen.dups, seen.rm_before_add, seen.add_survived, seen.wide_totals);
+           seen.dups, seen.rm_before_add, seen.add_survived, seen.wide_totals,
+           seen.compactions, seen.snapshots);
     if (schedules_run < 1000)
         return;
+    assert_true(seen.compactions > 0);
+    assert_true(seen.snapshots > 0);
     assert_true(seen.gaps_released > 0);
     assert_true(seen.trust_released > 0);
     assert_true(seen.dups > 0);

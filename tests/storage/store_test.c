@@ -342,7 +342,8 @@ static void test_fresh_version_zero_migrated(void **state)
                      JV_STORE_SCHEMA_VERSION);
     assert_int_equal(raw_int(f->db, "SELECT count(*) FROM sqlite_schema "
                                     "WHERE type = 'table'"),
-                     20); /* 17, succession and the two of cluster keys */
+                     23); /* 17, succession, the two of cluster keys and
+                             the three of bounded history */
 }
 
 static void test_failed_migration_changes_nothing(void **state)
