@@ -542,6 +542,8 @@ static jv_err check_snap(jv_store *st, bundle_job *j)
     if ((err = jv_store_is_trusted(st, &s->maker, &j->snap_trusted)))
         return err;
     jv_id_hex(&s->maker, maker);
+    if (j->status) /* refused already: the first reason stands */
+        return JV_OK;
     if (!j->snap_sig_ok)
         return refuse(j, 422, "bad_snapshot",
                       "the bundle's snapshot does not match its digest and "
@@ -624,7 +626,7 @@ static jv_err check_run(jv_store *st, void *arg)
         goto out;
     }
     j->decoded = true;
-    if ((err = check_batches(j)) || j->status)
+    if ((err = check_batches(j)))
         goto out;
     err = check_snap(st, j);
 out:
