@@ -185,7 +185,10 @@ const jvc_cmd jvc_cmd_bundle_create = {
             "                        the bundle; readers may do this);\n"
             "                        default: the cluster key (admin)\n"
             "The node signs the bundle; batches keep their origins'\n"
-            "signatures. Bundles carry the full retained log.\n",
+            "signatures. When the target lacks batches this node has\n"
+            "compacted (--log-retention), the bundle carries this node's\n"
+            "base snapshot, then the batches after it; --all always does\n"
+            "on a node with a base.\n",
     .run = run_create,
 };
 
@@ -274,6 +277,23 @@ static void print_counts(const json_t *o)
     printf("\n");
 }
 
+/* The snapshot a bundle carries (docs/protocol.md, "Bundle format"):
+ * who made it, how big, how many origins it covers. */
+static void print_snapshot(const json_t *sn, const char *lead)
+{
+    char id[JVC_SHORT_ID + 1], sz[32];
+    if (!json_is_object(sn))
+        return;
+    jvc_bytes_human((uint64_t)json_integer_value(json_object_get(sn, "bytes")),
+                    sz, sizeof sz);
+    printf("%smade by %s, %s, a vector of %s origins, %s\n", lead,
+           jvc_short_id(jvc_str(sn, "maker", "?"), id, sizeof id), sz,
+           jvc_int_text(sn, "origins", (char[24]){0}, 24),
+           json_is_true(json_object_get(sn, "new_here"))
+               ? "covering batches new here"
+               : "nothing new here");
+}
+
 static int run_apply(jvc_ctx *ctx, int argc, char **argv)
 {
     char *pos[1];
@@ -305,6 +325,8 @@ static int run_apply(jvc_ctx *ctx, int argc, char **argv)
     printf("bundle made by %s: %s batches\n",
            jvc_short_id(jvc_str(r.json, "maker", "?"), id, sizeof id),
            jvc_int_text(r.json, "batches", (char[24]){0}, 24));
+    print_snapshot(json_object_get(r.json, "snapshot"),
+                   "snapshot installed first (verified, joined): ");
     print_counts(r.json);
     size_t i;
     json_t *o;
@@ -330,7 +352,10 @@ const jvc_cmd jvc_cmd_bundle_apply = {
             "signature) and refuses it whole, changing nothing, if any check\n"
             "fails. Then every batch is applied as a peer's would be, in one\n"
             "pass: applied, already present, or held aside (a gap, an\n"
-            "untrusted origin). Applying a bundle twice changes nothing.\n"
+            "untrusted origin). A snapshot the bundle carries (its maker\n"
+            "had compacted batches this node lacked) is verified and\n"
+            "joined first, as a peer's is; if it is refused, nothing is\n"
+            "applied. Applying a bundle twice changes nothing.\n"
             "Needs the admin role; the node's max-bundle bounds the size.\n",
     .run = run_apply,
 };
@@ -372,6 +397,16 @@ static void print_remote(const json_t *o)
     const char *problem = jvc_str(o, "problem", NULL);
     if (problem)
         printf("  problem     %s\n", problem);
+    json_t *sn = json_object_get(o, "snapshot");
+    if (json_is_object(sn)) {
+        print_snapshot(sn, "  snapshot    ");
+        printf("              signature %s, maker %s by this node\n",
+               json_is_true(json_object_get(sn, "signature_valid")) ? "valid"
+                                                                    : "INVALID",
+               json_is_true(json_object_get(sn, "maker_trusted"))
+                   ? "trusted"
+                   : "NOT trusted");
+    }
     size_t i;
     json_t *e;
     json_array_foreach(json_object_get(o, "origins"), i, e)

@@ -233,12 +233,22 @@ void jv_bundle_builder_init(jv_bundle_builder *b)
 {
     jv_buf_init(&b->items);
     b->n = 0;
+    b->snap = NULL;
 }
 
 void jv_bundle_builder_fini(jv_bundle_builder *b)
 {
     jv_buf_fini(&b->items);
     b->n = 0;
+    b->snap = NULL;
+}
+
+jv_err jv_bundle_builder_snap(jv_bundle_builder *b, const jv_bundle_snap *s)
+{
+    if (s && (s->len == 0 || s->len > JV_BUNDLE_MAX_SNAP))
+        return s->len ? JV_ETOOBIG : JV_EINVAL;
+    b->snap = s;
+    return JV_OK;
 }
 
 jv_err jv_bundle_builder_add(jv_bundle_builder *b, const uint8_t *body,
@@ -261,11 +271,20 @@ static jv_err payload(jv_bundle_builder *b, const jv_vv *against,
                       const jv_vv *maker_vv, jv_buf *out)
 {
     jv_mpw w;
+    const jv_bundle_snap *s = b->snap;
     jv_mpw_init(&w, out);
-    jv_mpw_array(&w, 4);
-    jv_mpw_u64(&w, 1);
+    jv_mpw_array(&w, s ? 5 : 4);
+    jv_mpw_u64(&w, s ? 2 : 1);
     jv_vv_encode(against, &w);
     jv_vv_encode(maker_vv, &w);
+    if (s) {
+        jv_mpw_array(&w, 5);
+        jv_mpw_bin(&w, s->maker.b, JV_ID_LEN);
+        jv_mpw_u64(&w, s->made_ms);
+        jv_mpw_bin(&w, s->digest, JV_HASH_LEN);
+        jv_mpw_bin(&w, s->sig, JV_SIG_LEN);
+        jv_mpw_bin(&w, s->enc, s->len);
+    }
     jv_mpw_array(&w, (uint32_t)b->n);
     if (jv_mpw_err(&w) || jv_buf_append(out, b->items.data, b->items.len))
         return JV_ENOMEM;
@@ -407,25 +426,56 @@ static jv_err decode_batches(jv_mpr *r, jv_bundle_content *c)
     return JV_OK;
 }
 
+/* The snapshot's envelope, exact sizes and bounds; its encoding is
+ * checked by the store when it installs it. */
+static jv_err decode_snap(jv_mpr *r, jv_bundle_snap *s)
+{
+    jv_err err;
+    if ((err = jv_mpr_array_n(r, 5)) ||
+        (err = jv_mpr_bin_fixed(r, s->maker.b, JV_ID_LEN)) ||
+        (err = jv_mpr_u64(r, &s->made_ms)) ||
+        (err = jv_mpr_bin_fixed(r, s->digest, JV_HASH_LEN)) ||
+        (err = jv_mpr_bin_fixed(r, s->sig, JV_SIG_LEN)) ||
+        (err = jv_mpr_bin(r, &s->enc, &s->len, JV_BUNDLE_MAX_SNAP)))
+        return err;
+    if (s->made_ms > JV_INT_MAX || s->len == 0)
+        return JV_EDECODE;
+    return JV_OK;
+}
+
 jv_err jv_bundle_decode(const uint8_t *plain, size_t len,
                         jv_bundle_content *out)
 {
     jv_mpr r;
     jv_bundle_content c;
     uint64_t version;
+    uint32_t n;
     jv_err err;
     memset(&c, 0, sizeof(c));
     jv_vv_init(&c.against);
     jv_vv_init(&c.maker_vv);
     jv_mpr_init(&r, plain, len);
-    if ((err = jv_mpr_array_n(&r, 4)) || (err = jv_mpr_u64(&r, &version)))
+    if ((err = jv_mpr_array(&r, &n, 5)))
         goto fail;
-    if (version != 1) {
+    if (n < 4) {
+        err = JV_EDECODE;
+        goto fail;
+    }
+    if ((err = jv_mpr_u64(&r, &version)))
+        goto fail;
+    if (version != 1 && version != 2) {
         err = JV_EVERSION;
+        goto fail;
+    }
+    /* Payload 2 carries a snapshot before the batches. */
+    c.has_snap = version == 2;
+    if (n != (c.has_snap ? 5u : 4u)) {
+        err = JV_EDECODE;
         goto fail;
     }
     if ((err = jv_vv_decode(&r, &c.against)) ||
         (err = jv_vv_decode(&r, &c.maker_vv)) ||
+        (c.has_snap && (err = decode_snap(&r, &c.snap))) ||
         (err = decode_batches(&r, &c)) || (err = jv_mpr_end(&r)))
         goto fail;
     *out = c;

@@ -27,10 +27,18 @@
  *
  * payload = zstd frame (content size declared) of the msgpack
  *   [1, against (vector), maker_vv (vector), [[body, sig], ...]]
+ * or, when the bundle carries the maker's base snapshot (the target lacks
+ * batches the maker compacted):
+ *   [2, against, maker_vv, [maker, made_ms, digest, sig, encoding],
+ *    [[body, sig], ...]]
  * against: the vector the bundle was made against (empty: everything);
  * maker_vv: the maker's applied vector when it made the bundle (the reader
- * learns what the maker holds); batches exactly as signed by their
- * origins, sorted by origin then sequence, never overlapping.
+ * learns what the maker holds); the snapshot exactly as peers send it
+ * (storage/snapshot.h: its maker signs the digest of the encoding), to be
+ * installed before the batches; batches exactly as signed by their
+ * origins, sorted by origin then sequence, never overlapping. A bundle
+ * without a snapshot is always written as payload 1, so it reads where
+ * bundles were read before.
  *
  * Pure apart from random numbers; thread-safe on distinct arguments.
  */
@@ -51,6 +59,7 @@
 #define JV_BUNDLE_WRAPPED_LEN 80 /* crypto_box_SEALBYTES + 32 */
 #define JV_BUNDLE_OVERHEAD    (JV_BUNDLE_HEAD_LEN + 16 + JV_BUNDLE_SIG_LEN)
 #define JV_BUNDLE_MAX_BATCHES (1u << 20)
+#define JV_BUNDLE_MAX_SNAP    (256u << 20) /* JV_SNAP_MAX_BYTES */
 
 #define JV_BUNDLE_SEAL_CLUSTER   1
 #define JV_BUNDLE_SEAL_RECIPIENT 2
@@ -79,9 +88,22 @@ typedef struct {
     jv_batch_head h;
 } jv_bundle_batch;
 
+/* A snapshot inside: its envelope as peers send it, and its encoding
+ * (borrowed; checked only by the store's install, snapshot.h). */
+typedef struct {
+    jv_id maker;
+    uint64_t made_ms;
+    uint8_t digest[JV_HASH_LEN];
+    uint8_t sig[JV_SIG_LEN];
+    const uint8_t *enc;
+    size_t len;
+} jv_bundle_snap;
+
 typedef struct {
     jv_vv against;
     jv_vv maker_vv;
+    bool has_snap;
+    jv_bundle_snap snap;
     jv_bundle_batch *batches;
     size_t n;
 } jv_bundle_content;
@@ -92,12 +114,16 @@ typedef struct {
 typedef struct {
     jv_buf items; /* msgpack of each [body, sig] */
     size_t n;
+    const jv_bundle_snap *snap; /* borrowed until jv_bundle_make */
 } jv_bundle_builder;
 
 void jv_bundle_builder_init(jv_bundle_builder *b);
 void jv_bundle_builder_fini(jv_bundle_builder *b);
 jv_err jv_bundle_builder_add(jv_bundle_builder *b, const uint8_t *body,
                              size_t len, const uint8_t sig[JV_SIG_LEN]);
+/* The snapshot the batches follow (NULL: none); s and its encoding must
+ * outlive jv_bundle_make. JV_ETOOBIG past JV_BUNDLE_MAX_SNAP. */
+jv_err jv_bundle_builder_snap(jv_bundle_builder *b, const jv_bundle_snap *s);
 
 /* Seals and signs: h gives seal, maker (kp->pk), created_ms, flags and
  * target (and recipient for seal 2); the rest is filled in. seal 1 needs
@@ -131,8 +157,10 @@ jv_err jv_bundle_open(const uint8_t *data, size_t len, const jv_bundle_head *h,
                       const jv_keyring *ring, const jv_keypair *kp,
                       size_t max_plain, jv_buf *plain);
 
-/* Strict decode of a payload: structure, bounds, each batch header
- * (jv_batch_peek) and the order. Borrows plain. */
+/* Strict decode of a payload: structure, bounds, the snapshot's envelope
+ * (its encoding is left to the store's install), each batch header
+ * (jv_batch_peek) and the order. JV_EVERSION for a payload version it
+ * does not know. Borrows plain. */
 jv_err jv_bundle_decode(const uint8_t *plain, size_t len,
                         jv_bundle_content *out);
 void jv_bundle_content_fini(jv_bundle_content *c);

@@ -10,6 +10,13 @@
  * decode) before any of it reaches the writer, so a refused bundle changes
  * nothing.
  *
+ * A target that lacks batches this node compacted (some origin's cut is
+ * above its vector) is sent the base snapshot first, exactly as a peer
+ * would be (node/repl.c), then the batches after the cut. Applying, the
+ * snapshot goes through the store's install (jv_store_snap_install: the
+ * replication path's verification and join) before any batch: a refused
+ * snapshot refuses the bundle with nothing applied.
+ *
  * What a node learnt of another from the bundles it applied (the maker's
  * vector) is kept in <data-dir>/bundle-vectors.json, for `for=NODE_ID`;
  * what it learnt over the network, repl keeps (jv_repl_said).
@@ -28,6 +35,10 @@
 #include "bundle.h"
 #include "log.h"
 #include "repl.h"
+#include "snapshot.h"
+
+_Static_assert(JV_BUNDLE_MAX_SNAP == JV_SNAP_MAX_BYTES,
+               "a bundle carries any snapshot a peer would be sent");
 
 typedef struct {
     api_ctx *c;
@@ -40,14 +51,23 @@ typedef struct {
     jv_keypair kp;
     jv_buf out;
     size_t nbatches;
+    jv_buf snap_enc;     /* the base, when the target lacks compacted ones */
+    jv_bundle_snap snap; /* its envelope */
+    bool with_snap;
+    char snap_fault[16]; /* tests: as repl faults the snapshots it sends */
     /* apply and inspect */
     const uint8_t *data;
     size_t len;
     size_t max_plain;
     jv_buf plain;
     jv_bundle_content content;
-    jv_vv have; /* inspect: this node's vector */
+    jv_vv have; /* this node's vector before applying */
     bool sig_ok, trusted, can_open;
+    /* the snapshot carried: its vector (empty if it does not decode) */
+    jv_vv snap_vv;
+    bool decoded, snap_decodes, snap_sig_ok, snap_trusted, snap_installed;
+    jv_keypair origin; /* signs the base an install records */
+    char snap_msg[256];
     int status; /* a refusal: 4xx, code and message */
     const char *code;
     char why[300];
@@ -62,9 +82,12 @@ static void job_free(void *p)
         return;
     jv_vv_fini(&j->against);
     jv_vv_fini(&j->have);
+    jv_vv_fini(&j->snap_vv);
     jv_keyring_wipe(&j->ring);
     jv_keypair_wipe(&j->kp);
+    jv_keypair_wipe(&j->origin);
     jv_buf_fini(&j->out);
+    jv_buf_fini(&j->snap_enc);
     jv_buf_fini(&j->plain);
     jv_bundle_content_fini(&j->content);
     jv_free(j->rb);
@@ -81,7 +104,9 @@ static bundle_job *job_new(api_ctx *c)
     j->n = c->node;
     jv_vv_init(&j->against);
     jv_vv_init(&j->have);
+    jv_vv_init(&j->snap_vv);
     jv_buf_init(&j->out);
+    jv_buf_init(&j->snap_enc);
     jv_buf_init(&j->plain);
     c->extra = j;
     c->extra_free = job_free;
@@ -185,6 +210,80 @@ static jv_err create_row(void *arg, const jv_log_row *r)
     return jv_bundle_builder_add(&s->b, r->body, r->len, r->sig);
 }
 
+/* Tests (--test-faults): the snapshot faulted as repl faults the ones it
+ * sends (jv_repl_snap_fault): a byte flipped, re-signed by a key nobody
+ * trusts, or cut short. */
+static void snap_tamper(bundle_job *j)
+{
+    jv_bundle_snap *s = &j->snap;
+    if (strcmp(j->snap_fault, "flip") == 0) {
+        j->snap_enc.data[j->snap_enc.len / 2] ^= 0x01;
+    } else if (strcmp(j->snap_fault, "untrusted") == 0) {
+        jv_keypair k;
+        if (jv_keypair_generate(&k) == JV_OK) {
+            s->maker = k.pk;
+            jv_snap_sign(s->digest, &k, s->sig);
+            jv_keypair_wipe(&k);
+        }
+    } else if (strcmp(j->snap_fault, "truncate") == 0 && s->len > 16) {
+        s->len -= 9;
+    }
+}
+
+/* The base, if the target lacks batches at or below the cut of some
+ * origin (as repl decides for a peer's pull). */
+static jv_err create_snap(jv_store *st, bundle_job *j, const jv_vv *cut)
+{
+    jv_snap_info info;
+    bool behind = false;
+    for (size_t i = 0; i < cut->n && !behind; i++)
+        behind = cut->v[i].seq > jv_vv_get(&j->against, &cut->v[i].id);
+    if (!behind)
+        return JV_OK;
+    jv_err err = jv_store_base_get(st, &info, &j->snap_enc);
+    if (err)
+        return err == JV_ENOTFOUND ? JV_OK : err;
+    j->snap.maker = info.maker;
+    j->snap.made_ms = info.made_ms;
+    memcpy(j->snap.digest, info.digest, JV_HASH_LEN);
+    memcpy(j->snap.sig, info.sig, JV_SIG_LEN);
+    j->snap.enc = j->snap_enc.data;
+    j->snap.len = j->snap_enc.len;
+    snap_tamper(j);
+    j->with_snap = true;
+    return JV_OK;
+}
+
+/* One read transaction: the vector, the cut, the base and the log agree
+ * (a compaction meanwhile cannot leave a gap between base and batches). */
+static jv_err create_read(jv_store *st, bundle_job *j, create_scan *s,
+                          jv_vv *mine)
+{
+    jv_vv cut;
+    jv_err err;
+    jv_vv_init(&cut);
+    if ((err = jv_store_read_begin(st)))
+        goto out;
+    if ((err = jv_store_vv(st, mine)) || (err = jv_store_cut_get(st, &cut)) ||
+        (err = create_snap(st, j, &cut)))
+        goto end;
+    /* By origin (the vector is sorted), then sequence: the order a
+     * reader applies them in; with the base, only what follows its cut. */
+    for (size_t i = 0; i < mine->n && !err; i++) {
+        uint64_t from = jv_vv_get(&j->against, &mine->v[i].id);
+        uint64_t c = j->with_snap ? jv_vv_get(&cut, &mine->v[i].id) : 0;
+        from = c > from ? c : from;
+        if (mine->v[i].seq > from)
+            err = jv_store_log_after(st, &mine->v[i].id, from, 0, 0, create_row,
+                                     s);
+    }
+end:
+    jv_store_read_end(st);
+out:
+    jv_vv_fini(&cut);
+    return err;
+}
+
 static jv_err create_run(jv_store *st, void *arg)
 {
     bundle_job *j = arg;
@@ -193,22 +292,14 @@ static jv_err create_run(jv_store *st, void *arg)
     jv_err err;
     jv_vv_init(&mine);
     jv_bundle_builder_init(&s.b);
-    if ((err = jv_store_vv(st, &mine)))
-        goto out;
-    /* By origin (the vector is sorted), then sequence: the order a
-     * reader applies them in. */
-    for (size_t i = 0; i < mine.n && !err; i++) {
-        uint64_t from = jv_vv_get(&j->against, &mine.v[i].id);
-        if (mine.v[i].seq > from)
-            err = jv_store_log_after(st, &mine.v[i].id, from, 0, 0, create_row,
-                                     &s);
-    }
+    err = create_read(st, j, &s, &mine);
+    if (!err && j->with_snap)
+        err = jv_bundle_builder_snap(&s.b, &j->snap);
     if (!err)
         err = jv_bundle_make(&s.b, &j->against, &mine, &j->h, &j->ring, &j->kp,
                              &j->out);
     if (err == JV_ESTORAGE || err == JV_EIO)
         snprintf(j->why, sizeof(j->why), "%s", jv_store_errmsg(st));
-out:
     jv_bundle_builder_fini(&s.b);
     jv_vv_fini(&mine);
     jv_keypair_wipe(&j->kp);
@@ -224,13 +315,20 @@ static void create_done(jv_node *n, jv_err err, void *arg)
         api_fail(c, err, "bundle");
         return;
     }
-    char hdr[160];
+    char hdr[200];
     snprintf(hdr, sizeof(hdr),
              "Content-Disposition: attachment; filename=\"jarvis.bundle\"\r\n"
-             "X-Jarvis-Bundle-Batches: %zu\r\n",
-             j->nbatches);
-    jv_info("bundle", "made a bundle of %zu batches (%zu bytes)", j->nbatches,
-            j->out.len);
+             "X-Jarvis-Bundle-Batches: %zu\r\n"
+             "X-Jarvis-Bundle-Snapshot: %zu\r\n",
+             j->nbatches, j->with_snap ? j->snap.len : (size_t)0);
+    if (j->with_snap)
+        jv_info("bundle",
+                "made a bundle of the base snapshot (%zu bytes: its target "
+                "lacks batches compacted here) and %zu batches (%zu bytes)",
+                j->snap.len, j->nbatches, j->out.len);
+    else
+        jv_info("bundle", "made a bundle of %zu batches (%zu bytes)",
+                j->nbatches, j->out.len);
     api_reply_raw(c, 200, "application/octet-stream", hdr, j->out.data,
                   j->out.len);
 }
@@ -353,6 +451,8 @@ void api_bundle_create(api_ctx *c)
         j->h.seal = JV_BUNDLE_SEAL_CLUSTER;
     }
     j->h.created_ms = jv_now_ms();
+    snprintf(j->snap_fault, sizeof(j->snap_fault), "%s",
+             jv_repl_snap_fault_mode(c->node->repl));
     j->ring = c->node->ring; /* copied: a reload may replace it meanwhile */
     j->kp = c->node->kp;
     jv_err err = jv_node_offloop(c->node, create_run, create_done, j);
@@ -419,6 +519,45 @@ static jv_err check_batches(bundle_job *j)
     return JV_OK;
 }
 
+/* The snapshot carried: its vector, for the reports. Inspect also says
+ * whether it would pass the install's checks; applying, the install
+ * itself decides (jv_store_snap_install), before any batch. */
+static jv_err check_snap(jv_store *st, bundle_job *j)
+{
+    const jv_bundle_snap *s = &j->content.snap;
+    uint8_t digest[JV_HASH_LEN];
+    char maker[JV_ID_HEX], msg[200];
+    jv_err err;
+    if (!j->content.has_snap)
+        return JV_OK;
+    j->snap_decodes =
+        jv_snap_check(s->enc, s->len, &j->snap_vv, msg, sizeof(msg)) == JV_OK;
+    if (!j->snap_decodes)
+        jv_vv_clear(&j->snap_vv);
+    if (!j->inspect)
+        return JV_OK;
+    jv_snap_digest(s->enc, s->len, digest);
+    j->snap_sig_ok = sodium_memcmp(digest, s->digest, JV_HASH_LEN) == 0 &&
+                     jv_snap_verify_sig(digest, s->sig, &s->maker) == JV_OK;
+    if ((err = jv_store_is_trusted(st, &s->maker, &j->snap_trusted)))
+        return err;
+    jv_id_hex(&s->maker, maker);
+    if (j->status) /* refused already: the first reason stands */
+        return JV_OK;
+    if (!j->snap_sig_ok)
+        return refuse(j, 422, "bad_snapshot",
+                      "the bundle's snapshot does not match its digest and "
+                      "signature: tampered with or cut short");
+    if (!j->snap_trusted)
+        return refuse(j, 422, "untrusted_snapshot_maker",
+                      "the bundle's snapshot was made by %s, which this "
+                      "node does not trust",
+                      maker);
+    if (!j->snap_decodes)
+        return refuse(j, 422, "bad_snapshot", "the bundle's %s", msg);
+    return JV_OK;
+}
+
 /* Everything before the writer. Inspect goes on past a bad signature, an
  * untrusted maker or a seal it cannot open, to report them. */
 static jv_err check_run(jv_store *st, void *arg)
@@ -433,7 +572,7 @@ static jv_err check_run(jv_store *st, void *arg)
     if ((err = jv_store_is_trusted(st, &j->h.maker, &j->trusted)))
         goto out;
     j->can_open = jv_bundle_can_open(&j->h, &j->ring, &j->kp.pk) == JV_OK;
-    if (j->inspect && (err = jv_store_vv(st, &j->have)))
+    if ((err = jv_store_vv(st, &j->have)))
         goto out;
     if (!j->sig_ok) {
         refuse(j, 422, "bad_signature",
@@ -476,12 +615,20 @@ static jv_err check_run(jv_store *st, void *arg)
     if (err)
         goto out;
     if ((err = jv_bundle_decode(j->plain.data, j->plain.len, &j->content))) {
-        refuse(j, 422, "bundle_malformed", "the bundle's content: %s",
-               jv_strerror(err));
+        if (err == JV_EVERSION)
+            refuse(j, 422, "bundle_version",
+                   "the bundle's content was made by a newer version of "
+                   "Jarvis");
+        else
+            refuse(j, 422, "bundle_malformed", "the bundle's content: %s",
+                   jv_strerror(err));
         err = JV_OK;
         goto out;
     }
-    err = check_batches(j);
+    j->decoded = true;
+    if ((err = check_batches(j)))
+        goto out;
+    err = check_snap(st, j);
 out:
     jv_keypair_wipe(&j->kp);
     return err;
@@ -500,6 +647,7 @@ static void check_start(api_ctx *c, bool inspect, jv_offloop_done done)
     j->max_plain = (size_t)c->node->cfg->max_bundle * 4;
     j->ring = c->node->ring;
     j->kp = c->node->kp;
+    j->origin = c->node->origin;
     jv_err err = jv_node_offloop(c->node, check_run, done, j);
     if (err)
         api_fail(c, err, "bundle");
@@ -522,6 +670,33 @@ static json_t *head_json(const bundle_job *j)
         json_object_set_new(o, "key_id", json_string(kid));
     } else {
         json_object_set_new(o, "recipient", api_id(&j->h.recipient));
+    }
+    return o;
+}
+
+/* Whether the snapshot covers a batch this node did not have. */
+static bool snap_new(const bundle_job *j)
+{
+    for (size_t i = 0; i < j->snap_vv.n; i++)
+        if (j->snap_vv.v[i].seq > jv_vv_get(&j->have, &j->snap_vv.v[i].id))
+            return true;
+    return false;
+}
+
+/* The snapshot carried (null: none). */
+static json_t *snap_json(const bundle_job *j)
+{
+    const jv_bundle_snap *s = &j->content.snap;
+    if (!j->content.has_snap)
+        return json_null();
+    json_t *o = json_pack(
+        "{s:o,s:o,s:I,s:o,s:b}", "maker", api_id(&s->maker), "made_at",
+        api_time(s->made_ms), "bytes", (json_int_t)s->len, "origins",
+        j->snap_decodes ? json_integer((json_int_t)j->snap_vv.n) : json_null(),
+        "new_here", snap_new(j));
+    if (o && j->inspect) {
+        json_object_set_new(o, "signature_valid", json_boolean(j->snap_sig_ok));
+        json_object_set_new(o, "maker_trusted", json_boolean(j->snap_trusted));
     }
     return o;
 }
@@ -576,7 +751,8 @@ static void inspect_done(jv_node *n, jv_err err, void *arg)
     json_object_set_new(o, "problem",
                         j->status ? json_string(j->why) : json_null());
     /* What it holds, whenever it opened (an untrusted maker's too). */
-    if (j->status == 0 || j->content.batches) {
+    if (j->status == 0 || j->decoded) {
+        json_object_set_new(o, "snapshot", snap_json(j));
         json_object_set_new(o, "origins", origins_json(j, &nb));
         json_object_set_new(o, "batches", json_integer((json_int_t)nb));
         json_object_set_new(o, "against", vv_json(&j->content.against));
@@ -655,6 +831,7 @@ static json_t *summary_json(bundle_job *j)
     json_object_set_new(s, "operations_applied",
                         json_integer((json_int_t)j->c->wr.stats.ops));
     json_object_set_new(s, "origins", origins);
+    json_object_set_new(s, "snapshot", snap_json(j));
     return s;
 }
 
@@ -680,7 +857,7 @@ static void apply_done(jv_write_req *w)
     if (learnt_put(n, &j->h.maker, &j->content.maker_vv))
         jv_warn("bundle", "could not record the vector of the bundle's "
                           "maker in the data dir");
-    if (w->stats.applied && n->repl)
+    if ((w->stats.applied || j->snap_installed) && n->repl)
         jv_repl_local_committed(n->repl); /* refresh, and spread it */
     json_t *s = summary_json(j);
     jv_info("bundle",
@@ -689,19 +866,10 @@ static void apply_done(jv_write_req *w)
     api_reply(c, 200, s);
 }
 
-static void apply_checked(jv_node *n, jv_err err, void *arg)
+/* The batches, in one request to the writer (after the snapshot). */
+static void apply_batches(jv_node *n, bundle_job *j)
 {
-    bundle_job *j = arg;
     api_ctx *c = j->c;
-    if (err) {
-        api_fail(c, err, "bundle");
-        return;
-    }
-    if (j->status) {
-        jv_warn("bundle", "refused a bundle: %s", j->why);
-        api_error(c, j->status, j->code, "%s", j->why);
-        return;
-    }
     size_t nb = j->content.n;
     j->rb = jv_calloc(nb ? nb : 1, sizeof(*j->rb));
     j->pre = jv_calloc(nb ? nb : 1, sizeof(*j->pre));
@@ -733,6 +901,105 @@ static void apply_checked(jv_node *n, jv_err err, void *arg)
     c->wr.nremote = at;
     c->wr.apply_flags = JV_APPLY_REQUIRE_TRUST;
     api_submit(c, apply_done);
+}
+
+/* The snapshot, through the store's install as replication installs a
+ * peer's: digest, signature, trusted maker, strict decode, then the join,
+ * in one transaction; any refusal leaves the node as it was. */
+static jv_err snap_run(jv_store *st, void *arg)
+{
+    bundle_job *j = arg;
+    const jv_bundle_snap *s = &j->content.snap;
+    jv_snap_info info;
+    jv_err err;
+    memset(&info, 0, sizeof(info));
+    info.maker = s->maker;
+    info.made_ms = s->made_ms;
+    memcpy(info.digest, s->digest, JV_HASH_LEN);
+    memcpy(info.sig, s->sig, JV_SIG_LEN);
+    info.bytes = s->len;
+    /* The base changed under it (a compaction, or a peer's snapshot
+     * installed meanwhile): again, on the new one. */
+    for (int tries = 0;; tries++) {
+        err = jv_store_snap_install(st, &j->origin, s->enc, s->len, &info,
+                                    j->snap_msg, sizeof(j->snap_msg));
+        if (err != JV_EBUSY || tries == 4)
+            break;
+    }
+    jv_keypair_wipe(&j->origin);
+    return err;
+}
+
+/* The error code of an install's refusal; NULL: not a refusal. */
+static const char *snap_refusal(jv_err err)
+{
+    switch (err) {
+    case JV_EDECODE:
+    case JV_ETRUNC:
+    case JV_ETOOBIG:
+    case JV_EINVAL:
+    case JV_ESIG:
+        return "bad_snapshot";
+    case JV_EUNTRUSTED:
+        return "untrusted_snapshot_maker";
+    case JV_EEQUIVOCATE:
+        return "snapshot_equivocation";
+    case JV_EBUSY:
+        return "busy";
+    default:
+        return NULL;
+    }
+}
+
+static void snap_done(jv_node *n, jv_err err, void *arg)
+{
+    bundle_job *j = arg;
+    api_ctx *c = j->c;
+    char maker[JV_ID_HEX];
+    const char *code = snap_refusal(err), *msg = j->snap_msg;
+    jv_id_hex(&j->content.snap.maker, maker);
+    if (err == JV_OK) {
+        j->snap_installed = true;
+        jv_info("bundle",
+                "installed the bundle's snapshot (made by %.16s, %zu bytes, "
+                "verified): joined into this node's state",
+                maker, j->content.snap.len);
+        apply_batches(n, j);
+        return;
+    }
+    if (!code) {
+        api_fail(c, err, "bundle");
+        return;
+    }
+    if (strncmp(msg, "snapshot: ", 10) == 0)
+        msg += 10;
+    jv_warn("bundle", "refused a bundle: its snapshot: %s (nothing applied)",
+            msg[0] ? msg : jv_strerror(err));
+    api_error(c, err == JV_EBUSY ? 503 : 422, code,
+              "the bundle's snapshot (made by %s) is refused: %s; nothing "
+              "applied",
+              maker, msg[0] ? msg : jv_strerror(err));
+}
+
+static void apply_checked(jv_node *n, jv_err err, void *arg)
+{
+    bundle_job *j = arg;
+    api_ctx *c = j->c;
+    if (err) {
+        api_fail(c, err, "bundle");
+        return;
+    }
+    if (j->status) {
+        jv_warn("bundle", "refused a bundle: %s", j->why);
+        api_error(c, j->status, j->code, "%s", j->why);
+        return;
+    }
+    if (!j->content.has_snap) {
+        apply_batches(n, j);
+        return;
+    }
+    if ((err = jv_node_offloop(n, snap_run, snap_done, j)))
+        api_fail(c, err, "bundle");
 }
 
 void api_bundle_apply(api_ctx *c)

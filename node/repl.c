@@ -2013,6 +2013,14 @@ jv_err jv_repl_snap_fault(jv_repl *r, const char *mode)
     return JV_EINVAL;
 }
 
+const char *jv_repl_snap_fault_mode(const jv_repl *r)
+{
+    static const char *const names[] = {"none", "flip", "untrusted",
+                                        "truncate"};
+    return r && r->snap_fault >= 0 && r->snap_fault < 4 ? names[r->snap_fault]
+                                                        : "none";
+}
+
 static void on_reply(void *arg, jv_tpeer *tp, jv_err err, const uint8_t *msg,
                      size_t len)
 {

@@ -154,5 +154,8 @@ void jv_repl_kill_listener(jv_repl *r);
  * (a byte changed), "untrusted" (re-signed by a key nobody trusts) or
  * "truncate" (cut short, and said to be). JV_EINVAL for another mode. */
 jv_err jv_repl_snap_fault(jv_repl *r, const char *mode);
+/* The mode set by jv_repl_snap_fault ("none" unless one was set): bundles
+ * made from now on carry their snapshot faulted alike. */
+const char *jv_repl_snap_fault_mode(const jv_repl *r);
 
 #endif

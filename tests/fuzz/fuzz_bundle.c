@@ -3,6 +3,7 @@
  * a whole bundle (head, signature, seal, opened by the cluster key ring
  * and by the recipient's key), or a payload given directly to the strict
  * decoder (the part a forged seal would otherwise hide from mutations).
+ * Seeds include bundles carrying a snapshot (payload 2) besides batches.
  */
 #include <sodium.h>
 #include <string.h>
@@ -30,6 +31,14 @@ static void keys(jv_keyring *ring, jv_keypair *maker, jv_keypair *reader)
 static void check_content(const jv_bundle_content *c, size_t len)
 {
     JV_FUZZ_CHECK(c->n <= JV_BUNDLE_MAX_BATCHES);
+    if (c->has_snap) {
+        JV_FUZZ_CHECK(c->snap.len > 0 && c->snap.len <= JV_BUNDLE_MAX_SNAP &&
+                      c->snap.len < len);
+        JV_FUZZ_CHECK(c->snap.made_ms <= JV_INT_MAX);
+        /* The encoding lies inside the payload (borrowed). */
+        (void)c->snap.enc[0];
+        (void)c->snap.enc[c->snap.len - 1];
+    }
     for (size_t i = 0; i < c->n; i++) {
         const jv_bundle_batch *b = &c->batches[i];
         JV_FUZZ_CHECK(b->len <= JV_BATCH_MAX_BYTES && b->len < len);
@@ -107,6 +116,34 @@ static void add_batches(jv_bundle_builder *b, const jv_keypair *kp)
     }
 }
 
+/* A small snapshot as snapshot.h encodes one (a vector of one origin),
+ * its digest and its maker's signature, as a base's envelope holds them.
+ * The bundle's decoder leaves the encoding to the store; it is real here
+ * so that a mutation starts from what a node sends. */
+static void make_snap(const jv_keypair *kp, jv_buf *enc, jv_bundle_snap *s)
+{
+    static const char domain[] = "jarvis/snapshot/v1";
+    uint8_t row[1 + JV_ID_LEN + 8 + JV_HASH_LEN],
+        msg[sizeof(domain) - 1 + JV_HASH_LEN];
+    memset(row, 0, sizeof(row));
+    row[0] = 1; /* vv: origin, seq, hash */
+    memcpy(row + 1, kp->pk.b, JV_ID_LEN);
+    row[1 + JV_ID_LEN + 7] = 2;
+    memset(row + 1 + JV_ID_LEN + 8, 0xab, JV_HASH_LEN);
+    JV_FUZZ_CHECK(jv_buf_append(enc, "JVSNAP\x01", 7) == JV_OK &&
+                  jv_buf_append(enc, row, sizeof(row)) == JV_OK &&
+                  jv_buf_append(enc, "", 1) == JV_OK);
+    memset(s, 0, sizeof(*s));
+    s->maker = kp->pk;
+    s->made_ms = 1700000000000ull;
+    crypto_generichash(s->digest, JV_HASH_LEN, enc->data, enc->len, NULL, 0);
+    memcpy(msg, domain, sizeof(domain) - 1);
+    memcpy(msg + sizeof(domain) - 1, s->digest, JV_HASH_LEN);
+    crypto_sign_detached(s->sig, NULL, msg, sizeof(msg), kp->sk);
+    s->enc = enc->data;
+    s->len = enc->len;
+}
+
 size_t jv_fuzz_seeds(jv_buf *seeds, size_t max)
 {
     jv_keyring ring;
@@ -114,15 +151,23 @@ size_t jv_fuzz_seeds(jv_buf *seeds, size_t max)
     jv_vv against, mine;
     jv_bundle_builder b;
     size_t n = 0;
-    if (max < 4)
+    jv_buf snap_enc;
+    jv_bundle_snap snap;
+    if (max < 8)
         return 0;
+    jv_buf_init(&snap_enc);
     keys(&ring, &maker, &reader);
     jv_vv_init(&against);
     jv_vv_init(&mine);
     jv_vv_set(&mine, &maker.pk, 2);
     jv_bundle_builder_init(&b);
     add_batches(&b, &maker);
-    for (int seal = 1; seal <= 2; seal++) {
+    make_snap(&maker, &snap_enc, &snap);
+    /* Seals 1 and 2 with batches only, then again after the snapshot. */
+    for (int round = 0; round < 4; round++) {
+        int seal = 1 + round % 2;
+        if (round == 2)
+            JV_FUZZ_CHECK(jv_bundle_builder_snap(&b, &snap) == JV_OK);
         jv_bundle_head h;
         memset(&h, 0, sizeof(h));
         h.seal = (uint8_t)seal;
@@ -147,6 +192,14 @@ size_t jv_fuzz_seeds(jv_buf *seeds, size_t max)
         JV_FUZZ_CHECK(jv_bundle_open(file.data, file.len, &got, &ring,
                                      seal == 2 ? &reader : &maker, 1u << 20,
                                      &plain) == JV_OK);
+        jv_bundle_content c;
+        JV_FUZZ_CHECK(jv_bundle_decode(plain.data, plain.len, &c) == JV_OK);
+        JV_FUZZ_CHECK(c.has_snap == (round >= 2) && c.n == 2);
+        JV_FUZZ_CHECK(!c.has_snap ||
+                      (c.snap.len == snap.len &&
+                       !memcmp(c.snap.enc, snap.enc, snap.len) &&
+                       !memcmp(c.snap.sig, snap.sig, JV_SIG_LEN)));
+        jv_bundle_content_fini(&c);
         mode = 1;
         jv_buf_append(&seeds[n], &mode, 1);
         jv_buf_append(&seeds[n++], plain.data, plain.len);
@@ -154,6 +207,7 @@ size_t jv_fuzz_seeds(jv_buf *seeds, size_t max)
         jv_buf_fini(&plain);
     }
     jv_bundle_builder_fini(&b);
+    jv_buf_fini(&snap_enc);
     jv_vv_fini(&against);
     jv_vv_fini(&mine);
     jv_keyring_wipe(&ring);

@@ -2,8 +2,10 @@
  * checked and opened under both seals; what cannot be made (no cluster
  * key, an unknown seal, a recipient that is not a key) and what cannot be
  * opened (a length that does not add up, a payload beyond the caller's
- * bound, another node's bundle) is refused. The whole way between nodes,
- * with jarvisctl, is bundle_test.c. */
+ * bound, another node's bundle) is refused; a snapshot goes in payload 2
+ * and comes out whole, and a bundle without one stays payload 1. The
+ * whole way between nodes, with jarvisctl, is bundle_test.c (and
+ * bundle_compact_test.c with snapshots). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -138,12 +140,101 @@ static void test_cannot_make(void **state)
     jv_keypair_wipe(&me);
 }
 
+/* The opened payload of a cluster-sealed bundle from b. */
+static void payload_of(jv_bundle_builder *b, const jv_keyring *ring,
+                       const jv_keypair *kp, jv_buf *plain)
+{
+    jv_vv against, mine;
+    jv_bundle_head h;
+    jv_buf f;
+    memset(&h, 0, sizeof(h));
+    h.seal = JV_BUNDLE_SEAL_CLUSTER;
+    jv_vv_init(&against);
+    jv_vv_init(&mine);
+    jv_buf_init(&f);
+    assert_int_equal(jv_bundle_make(b, &against, &mine, &h, ring, kp, &f),
+                     JV_OK);
+    assert_int_equal(jv_bundle_parse_head(f.data, f.len, &h), JV_OK);
+    assert_int_equal(
+        jv_bundle_open(f.data, f.len, &h, ring, kp, 1 << 20, plain), JV_OK);
+    jv_buf_fini(&f);
+    jv_vv_fini(&against);
+    jv_vv_fini(&mine);
+}
+
+static void test_snapshot_section(void **state)
+{
+    (void)state;
+    jv_keypair me;
+    assert_int_equal(jv_keypair_generate(&me), JV_OK);
+    jv_keyring ring = ring_of(KEY);
+    jv_bundle_builder b;
+    jv_bundle_content c;
+    jv_buf plain;
+    jv_buf_init(&plain);
+    jv_bundle_builder_init(&b);
+
+    /* Without a snapshot: payload 1, exactly as before snapshots. */
+    payload_of(&b, &ring, &me, &plain);
+    assert_int_equal(plain.data[0], 0x94);
+    assert_int_equal(plain.data[1], 1);
+    assert_int_equal(jv_bundle_decode(plain.data, plain.len, &c), JV_OK);
+    assert_false(c.has_snap);
+    jv_bundle_content_fini(&c);
+
+    /* With one: payload 2, the envelope and encoding as given. */
+    static const uint8_t enc[] = "JVSNAP\x01 not checked here";
+    jv_bundle_snap s, empty, big;
+    memset(&s, 0, sizeof(s));
+    s.maker = me.pk;
+    s.made_ms = 12345;
+    memset(s.digest, 7, sizeof(s.digest));
+    memset(s.sig, 9, sizeof(s.sig));
+    s.enc = enc;
+    s.len = sizeof(enc);
+    empty = s;
+    empty.len = 0;
+    big = s;
+    big.len = (size_t)JV_BUNDLE_MAX_SNAP + 1;
+    assert_int_equal(jv_bundle_builder_snap(&b, &empty), JV_EINVAL);
+    assert_int_equal(jv_bundle_builder_snap(&b, &big), JV_ETOOBIG);
+    assert_int_equal(jv_bundle_builder_snap(&b, &s), JV_OK);
+    jv_buf_reset(&plain);
+    payload_of(&b, &ring, &me, &plain);
+    assert_int_equal(plain.data[0], 0x95);
+    assert_int_equal(plain.data[1], 2);
+    assert_int_equal(jv_bundle_decode(plain.data, plain.len, &c), JV_OK);
+    assert_true(c.has_snap);
+    assert_true(jv_id_eq(&c.snap.maker, &me.pk));
+    assert_int_equal(c.snap.made_ms, 12345);
+    assert_memory_equal(c.snap.digest, s.digest, sizeof(s.digest));
+    assert_memory_equal(c.snap.sig, s.sig, sizeof(s.sig));
+    assert_int_equal(c.snap.len, sizeof(enc));
+    assert_memory_equal(c.snap.enc, enc, sizeof(enc));
+    assert_int_equal(c.n, 0);
+    jv_bundle_content_fini(&c);
+
+    /* Versions and lengths that do not agree; a version yet unknown. */
+    plain.data[1] = 1;
+    assert_int_equal(jv_bundle_decode(plain.data, plain.len, &c), JV_EDECODE);
+    plain.data[1] = 3;
+    assert_int_equal(jv_bundle_decode(plain.data, plain.len, &c), JV_EVERSION);
+    plain.data[1] = 2;
+    assert_int_not_equal(jv_bundle_decode(plain.data, plain.len - 1, &c),
+                         JV_OK);
+
+    jv_bundle_builder_fini(&b);
+    jv_buf_fini(&plain);
+    jv_keypair_wipe(&me);
+}
+
 int main(void)
 {
     assert_true(sodium_init() >= 0);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_both_seals),
         cmocka_unit_test(test_cannot_make),
+        cmocka_unit_test(test_snapshot_section),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
