@@ -53,12 +53,12 @@ function svg(tag, attrs) {
 }
 
 function table(caption, heads, rows) {
-  return h('div', {class: 'tablewrap', role: 'region', 'aria-label': caption, tabindex: 0},
+  return h('div', {class: 'tablewrap', role: 'region', 'aria-label': caption + ' (table)', tabindex: 0},
     h('table', {},
-      h('caption', {class: 'muted'}, caption),
+      h('caption', {class: 'vh'}, caption),
       h('thead', {}, h('tr', {}, heads.map((x) => {
         const [text, cls] = Array.isArray(x) ? x : [x, null];
-        return h('th', {scope: 'col', class: cls}, text);
+        return h('th', {scope: 'col', class: cls}, text || h('span', {class: 'vh'}, 'Actions'));
       }))),
       h('tbody', {}, rows)));
 }
@@ -67,6 +67,7 @@ const json = (v) => JSON.stringify(v);
 const short = (id) => (id ? String(id).slice(0, 12) + '…' : '—');
 const status = (s) => h('span', {class: 'st-' + String(s).replace(/[^a-z]/g, '')}, String(s));
 const boolText = (b) => (b === null || b === undefined ? '—' : b ? 'yes' : 'no');
+const yesNo = (b) => h('span', {class: b ? 'st-true' : 'st-false'}, boolText(b));
 const numOrDash = (v) => (v === null || v === undefined ? '—' : String(v));
 
 function uptime(s) {
@@ -390,7 +391,8 @@ function pageOverview(root) {
       h('dt', {}, 'Reads'), h('dd', {id: 'rate-reads'}, 'measuring…')),
     h('p', {class: 'muted'}, 'Committed write requests and GET requests per second on this node, over the last 5 s (from /metrics).'));
   const vv = h('section', {class: 'card', 'aria-labelledby': 'ov-vv'});
-  root.append(h('div', {class: 'grid'}, health, node, rates), vv);
+  const comps = h('section', {class: 'card', 'aria-labelledby': 'ov-comps'});
+  root.append(h('div', {class: 'grid'}, health, node, rates), comps, vv);
 
   const loadHealth = () => load(health, async () => {
     const r = await api('GET', '/v1/health');
@@ -403,7 +405,8 @@ function pageOverview(root) {
       h('p', {}, 'Status: ', status(r.status)),
       h('label', {for: 'health-meter'}, 'Health score'),
       h('meter', {id: 'health-meter', min: 0, max: 100, low: 40, high: 80, optimum: 100, value: r.score}, String(r.score)));
-    health.append(table('Health components', ['Component', 'Status', ['Score', 'num'], 'Reason'], rows));
+    comps.replaceChildren(h('h2', {id: 'ov-comps'}, 'Health components'),
+      table('Health components', ['Component', 'Status', ['Score', 'num'], 'Reason'], rows));
   });
   const loadStatus = () => load(node, async () => {
     const s = await api('GET', '/v1/status');
@@ -419,11 +422,11 @@ function pageOverview(root) {
           s.log.batches + ' batches, ' + s.log.operations + ' operations'),
         h('dt', {}, 'Held batches'), h('dd', {}, String(s.held_batches))));
     const rows = Object.entries(s.version_vector || {}).map(([id, seq]) =>
-      h('tr', {}, h('td', {}, h('code', {}, id)), h('td', {}, id === s.node_id || id === s.origin ? 'this node' : ''),
+      h('tr', {}, h('td', {}, h('code', {}, id)), h('td', {}, id === s.node_id || id === s.origin ? 'this node' : 'peer'),
         h('td', {class: 'num'}, seq)));
     vv.replaceChildren(h('h2', {id: 'ov-vv'}, 'Version vector'),
       h('p', {class: 'muted'}, 'The last operation applied here from each origin.'),
-      table('Version vector', ['Origin', '', ['Sequence', 'num']], rows));
+      table('Version vector', ['Origin', 'Node', ['Sequence', 'num']], rows));
   });
   let last = null;
   const sample = async () => {
@@ -505,8 +508,8 @@ function pageMetrics(root) {
     cursor = r.next_cursor;
     more.hidden = !cursor;
     if (first) {
-      list.replaceChildren(h('div', {class: 'tablewrap', role: 'region', 'aria-label': 'Counters', tabindex: 0},
-        h('table', {}, h('caption', {class: 'muted'}, 'Counters'),
+      list.replaceChildren(h('div', {class: 'tablewrap', role: 'region', 'aria-label': 'Counters (table)', tabindex: 0},
+        h('table', {}, h('caption', {class: 'vh'}, 'Counters'),
           h('thead', {}, h('tr', {}, h('th', {scope: 'col'}, 'Name'), h('th', {scope: 'col', class: 'num'}, 'Total'),
             h('th', {scope: 'col'}, 'Recent rate'))),
           tbody)));
@@ -602,8 +605,8 @@ function pageAudit(root) {
     const r = await api('GET', '/v1/audit?' + query());
     next = r.next_cursor;
     tbody.replaceChildren(...r.entries.map(entryRow));
-    list.replaceChildren(h('div', {class: 'tablewrap', role: 'region', 'aria-label': 'Audit entries', tabindex: 0},
-      h('table', {}, h('caption', {class: 'muted'}, 'Audit entries'),
+    list.replaceChildren(h('div', {class: 'tablewrap', role: 'region', 'aria-label': 'Audit entries (table)', tabindex: 0},
+      h('table', {}, h('caption', {class: 'vh'}, 'Audit entries'),
         h('thead', {}, h('tr', {}, ['Time', 'Actor', 'Action', 'Target', 'Detail', 'Origin'].map((x) => h('th', {scope: 'col'}, x)))),
         tbody)));
     info.textContent = (stack.length ? 'Page ' + (stack.length + 1) + '. ' : 'Live: new entries appear at the top. ') +
@@ -689,9 +692,9 @@ function pageConfig(root) {
     more.hidden = !cursor;
     if (firstPage) {
       const heads = ['Key', 'Value', 'Set by', 'Set at'];
-      if (keyInput) heads.push('');
-      list.replaceChildren(h('div', {class: 'tablewrap', role: 'region', 'aria-label': 'Configuration', tabindex: 0},
-        h('table', {}, h('caption', {class: 'muted'}, 'Configuration'),
+      if (keyInput) heads.push(h('span', {class: 'vh'}, 'Actions'));
+      list.replaceChildren(h('div', {class: 'tablewrap', role: 'region', 'aria-label': 'Configuration (table)', tabindex: 0},
+        h('table', {}, h('caption', {class: 'vh'}, 'Configuration'),
           h('thead', {}, h('tr', {}, heads.map((x) => h('th', {scope: 'col'}, x)))), tbody)));
       if (!r.config.length) list.append(h('p', {class: 'muted'}, 'No keys.'));
     }
@@ -772,8 +775,8 @@ function pageArchive(root) {
     cursor = r.next_cursor;
     more.hidden = !cursor;
     if (firstPage) {
-      list.replaceChildren(h('div', {class: 'tablewrap', role: 'region', 'aria-label': 'Archive entries', tabindex: 0},
-        h('table', {}, h('caption', {class: 'muted'}, 'Archive entries (select a key to see all its values)'),
+      list.replaceChildren(h('div', {class: 'tablewrap', role: 'region', 'aria-label': 'Archive entries (table)', tabindex: 0},
+        h('table', {}, h('caption', {class: 'vh'}, 'Archive entries (select a key to see all its values)'),
           h('thead', {}, h('tr', {}, h('th', {scope: 'col'}, 'Key'), h('th', {scope: 'col', class: 'num'}, 'Values'),
             h('th', {scope: 'col'}, 'Latest value'), h('th', {scope: 'col'}, 'Added at'))), tbody)));
       if (!r.entries.length) list.append(h('p', {class: 'muted'}, 'No entries.'));
@@ -797,14 +800,14 @@ function pageCluster(root) {
     load(members, async () => {
       const c = await api('GET', '/v1/cluster');
       members.replaceChildren(h('h2', {id: 'cl-members'}, 'Members'),
-        h('p', {}, 'Converged: ', status(c.converged ? 'true' : 'false'), c.converged ? ' (every peer reachable, nothing missing either way)' : ''),
-        table('Members and peers', ['Name', 'Node id', 'Address', 'Reachable', 'State', ['They lack', 'num'],
+        h('p', {}, 'Converged: ', yesNo(c.converged), c.converged ? ' (every peer reachable, nothing missing either way)' : ''),
+        table('Members and peers', ['Name', 'Node id', 'Address', 'Reachable', 'State', ['Lacks from us', 'num'],
           ['We lack', 'num'], 'Key', 'Sync'], c.members.map((m) =>
           h('tr', {'data-node': m.node_id || ''},
             h('th', {scope: 'row'}, (m.name || '—') + (m.self ? ' (this node)' : '')),
-            h('td', {}, h('code', {}, m.node_id || '—')),
+            h('td', {}, h('code', {title: m.node_id || ''}, m.node_id ? m.node_id.slice(0, 16) + '…' : '—')),
             h('td', {}, h('code', {}, m.address)),
-            h('td', {}, status(m.reachable ? 'true' : 'false'), ' ', boolText(m.reachable)),
+            h('td', {}, yesNo(m.reachable)),
             h('td', {}, m.state, m.last_error ? h('span', {class: 'muted'}, ' (' + m.last_error + ')') : null),
             h('td', {class: 'num'}, numOrDash(m.lacks_from_us)),
             h('td', {class: 'num'}, numOrDash(m.we_lack)),
@@ -825,7 +828,7 @@ function pageCluster(root) {
         h('p', {class: 'muted'}, 'Batches of origins not trusted here are held aside.'),
         table('Trust list', ['Node id', 'Name', 'Trusted', 'Set at'], t.trust.map((e) =>
           h('tr', {}, h('td', {}, h('code', {}, e.node_id)), h('td', {}, e.name || '—'),
-            h('td', {}, status(e.trusted ? 'true' : 'false'), ' ', boolText(e.trusted)), h('td', {}, e.set_at)))));
+            h('td', {}, yesNo(e.trusted)), h('td', {}, e.stamp === 0 ? 'configured' : e.set_at)))));
     })]);
   loadAll();
   every(5000, loadAll);
@@ -895,7 +898,7 @@ function confirmButton(text, label, action) {
 
 function keyForm(done) {
   const msg = messageLine('notice'), err = messageLine('error');
-  const name = h('input', {id: 'k-name', required: true, pattern: '[A-Za-z0-9._-]{1,64}', spellcheck: 'false'});
+  const name = h('input', {id: 'k-name', required: true, pattern: '[A-Za-z0-9._\\-]{1,64}', spellcheck: 'false'});
   const role = h('select', {id: 'k-role'}, ['reader', 'writer', 'admin'].map((r) => h('option', {value: r}, r)));
   const scope = h('select', {id: 'k-scope'}, h('option', {value: 'node'}, 'this node'), h('option', {value: 'cluster'}, 'every node (cluster key)'));
   const secret = h('div', {});
