@@ -46,6 +46,12 @@ function h(tag, attrs, ...kids) {
   return el;
 }
 
+/* el.replaceChildren() without the null/false of conditional parts (which
+ * it would turn into the text "null"). */
+function put(el, ...kids) {
+  el.replaceChildren(...kids.flat().filter((k) => k !== null && k !== undefined && k !== false));
+}
+
 function svg(tag, attrs) {
   const el = document.createElementNS('http://www.w3.org/2000/svg', tag);
   for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, String(v));
@@ -79,6 +85,13 @@ function uptime(s) {
 /* A message line (role=status or alert) that a form reports into. */
 function messageLine(kind) {
   return h('p', {class: kind === 'error' ? 'error' : 'notice', role: kind === 'error' ? 'alert' : 'status'});
+}
+
+/* A one-field search form: label above, field and button on one line. */
+function searchForm(label, input, button, onsubmit) {
+  return h('form', {class: 'card', role: 'search', 'aria-label': label,
+    onsubmit: (e) => { e.preventDefault(); onsubmit(); }},
+  h('label', {for: input.id}, label), h('div', {class: 'inline'}, input, h('button', {type: 'submit'}, button)));
 }
 
 /* -- the API ---------------------------------------------------------------- */
@@ -299,7 +312,7 @@ function signedOut(message) {
   S.rates.clear();
   S.configSeen.clear();
   leavePage();
-  $('page').replaceChildren();
+  put($('page'));
   $('page').hidden = true;
   $('nav').hidden = true;
   $('who').hidden = true;
@@ -350,7 +363,7 @@ function render() {
   const root = $('page');
   const h1 = h('h1', {tabindex: -1}, page.title);
   const body = h('div', {});
-  root.replaceChildren(h1, body);
+  put(root, h1, body);
   page.render(body);
   h1.focus();
 }
@@ -361,7 +374,7 @@ async function load(el, fn) {
     await fn();
   } catch (e) {
     if (e.status === 401) return;
-    el.replaceChildren(h('p', {class: 'error', role: 'alert'}, 'Could not load: ' + e.message));
+    put(el, h('p', {class: 'error', role: 'alert'}, 'Could not load: ' + e.message));
   }
 }
 
@@ -399,18 +412,18 @@ function pageOverview(root) {
     const rows = Object.entries(r.components || {}).map(([name, c]) =>
       h('tr', {}, h('th', {scope: 'row'}, name), h('td', {}, status(c.status)),
         h('td', {class: 'num'}, c.score), h('td', {}, c.reason)));
-    health.replaceChildren(
+    put(health, 
       h('h2', {id: 'ov-health'}, 'Health'),
       h('p', {class: 'score', id: 'health-score'}, String(r.score), h('small', {}, ' / 100 ')),
       h('p', {}, 'Status: ', status(r.status)),
       h('label', {for: 'health-meter'}, 'Health score'),
       h('meter', {id: 'health-meter', min: 0, max: 100, low: 40, high: 80, optimum: 100, value: r.score}, String(r.score)));
-    comps.replaceChildren(h('h2', {id: 'ov-comps'}, 'Health components'),
+    put(comps, h('h2', {id: 'ov-comps'}, 'Health components'),
       table('Health components', ['Component', 'Status', ['Score', 'num'], 'Reason'], rows));
   });
   const loadStatus = () => load(node, async () => {
     const s = await api('GET', '/v1/status');
-    node.replaceChildren(h('h2', {id: 'ov-node'}, 'This node'),
+    put(node, h('h2', {id: 'ov-node'}, 'This node'),
       h('dl', {class: 'kv'},
         h('dt', {}, 'Name'), h('dd', {id: 'node-name'}, s.name || '—'),
         h('dt', {}, 'Node id'), h('dd', {}, h('code', {id: 'node-id'}, s.node_id)),
@@ -424,7 +437,7 @@ function pageOverview(root) {
     const rows = Object.entries(s.version_vector || {}).map(([id, seq]) =>
       h('tr', {}, h('td', {}, h('code', {}, id)), h('td', {}, id === s.node_id || id === s.origin ? 'this node' : 'peer'),
         h('td', {class: 'num'}, seq)));
-    vv.replaceChildren(h('h2', {id: 'ov-vv'}, 'Version vector'),
+    put(vv, h('h2', {id: 'ov-vv'}, 'Version vector'),
       h('p', {class: 'muted'}, 'The last operation applied here from each origin.'),
       table('Version vector', ['Origin', 'Node', ['Sequence', 'num']], rows));
   });
@@ -476,13 +489,11 @@ function pageMetrics(root) {
   const prefixInput = h('input', {id: 'm-prefix', type: 'search', spellcheck: 'false'});
   const list = h('div', {});
   const more = h('button', {type: 'button', class: 'secondary', hidden: true}, 'Load more');
-  root.append(h('form', {class: 'card', role: 'search', onsubmit: (e) => { e.preventDefault(); reload(); }},
-    h('label', {for: 'm-prefix'}, 'Counter name prefix'), prefixInput,
-    h('button', {type: 'submit'}, 'Show')));
-  if (canWrite()) root.append(incrementForm(() => {}));
+  root.append(searchForm('Counter name prefix', prefixInput, 'Show', () => reload()));
   root.append(h('section', {'aria-labelledby': 'm-list'}, h('h2', {id: 'm-list'}, 'Counters'),
     h('p', {class: 'muted'}, 'Totals across every node; the chart is the rate of changes seen live since this page was opened (10 s buckets, last 5 minutes).'),
     list, more));
+  if (canWrite()) root.append(incrementForm(() => {}));
   const tbody = h('tbody', {});
   const rows = new Map();
   let cursor = null;
@@ -501,14 +512,14 @@ function pageMetrics(root) {
     if (!first && cursor) q.set('cursor', cursor);
     const r = await api('GET', '/v1/counters?' + q);
     if (first) {
-      tbody.replaceChildren();
+      put(tbody);
       rows.clear();
     }
     for (const c of r.counters) tbody.append(row(c));
     cursor = r.next_cursor;
     more.hidden = !cursor;
     if (first) {
-      list.replaceChildren(h('div', {class: 'tablewrap', role: 'region', 'aria-label': 'Counters (table)', tabindex: 0},
+      put(list, h('div', {class: 'tablewrap', role: 'region', 'aria-label': 'Counters (table)', tabindex: 0},
         h('table', {}, h('caption', {class: 'vh'}, 'Counters'),
           h('thead', {}, h('tr', {}, h('th', {scope: 'col'}, 'Name'), h('th', {scope: 'col', class: 'num'}, 'Total'),
             h('th', {scope: 'col'}, 'Recent rate'))),
@@ -537,7 +548,7 @@ function pageMetrics(root) {
     refreshTotals();
   });
   every(5000, () => {
-    for (const [name, tr] of rows) tr.querySelector('.chart').replaceChildren(sparkline(name));
+    for (const [name, tr] of rows) put(tr.querySelector('.chart'), sparkline(name));
   });
   reload();
 }
@@ -604,14 +615,14 @@ function pageAudit(root) {
   const show = () => load(list, async () => {
     const r = await api('GET', '/v1/audit?' + query());
     next = r.next_cursor;
-    tbody.replaceChildren(...r.entries.map(entryRow));
-    list.replaceChildren(h('div', {class: 'tablewrap', role: 'region', 'aria-label': 'Audit entries (table)', tabindex: 0},
+    put(tbody, ...r.entries.map(entryRow));
+    put(list, h('div', {class: 'tablewrap', role: 'region', 'aria-label': 'Audit entries (table)', tabindex: 0},
       h('table', {}, h('caption', {class: 'vh'}, 'Audit entries'),
         h('thead', {}, h('tr', {}, ['Time', 'Actor', 'Action', 'Target', 'Detail', 'Origin'].map((x) => h('th', {scope: 'col'}, x)))),
         tbody)));
     info.textContent = (stack.length ? 'Page ' + (stack.length + 1) + '. ' : 'Live: new entries appear at the top. ') +
       r.entries.length + ' entries shown.';
-    pager.replaceChildren(
+    put(pager, 
       stack.length ? h('button', {type: 'button', class: 'secondary', onclick: first}, 'Newest') : null,
       stack.length ? h('button', {type: 'button', class: 'secondary', onclick: () => { cursor = stack.pop(); show(); }}, 'Newer') : null,
       next ? h('button', {type: 'button', class: 'secondary', onclick: () => { stack.push(cursor); cursor = next; show(); }}, 'Older') : null);
@@ -637,8 +648,10 @@ function pageConfig(root) {
   const prefix = h('input', {id: 'c-prefix', type: 'search', spellcheck: 'false'});
   const list = h('div', {});
   const more = h('button', {type: 'button', class: 'secondary', hidden: true}, 'Load more');
-  root.append(h('form', {class: 'card', role: 'search', onsubmit: (e) => { e.preventDefault(); reload(); }},
-    h('label', {for: 'c-prefix'}, 'Key prefix'), prefix, h('button', {type: 'submit'}, 'Show')));
+  root.append(searchForm('Key prefix', prefix, 'Show', () => reload()));
+  root.append(h('section', {'aria-labelledby': 'c-list'}, h('h2', {id: 'c-list'}, 'Keys'),
+    h('p', {class: 'muted'}, 'A key holds one value: the last write wins across nodes. Other writes of a key seen live in the last 10 minutes (overwritten, or concurrent and lost) are listed under the winner.'),
+    list, more));
   let keyInput = null, valueInput = null;
   if (canWrite()) {
     const msg = messageLine('notice'), err = messageLine('error');
@@ -664,18 +677,17 @@ function pageConfig(root) {
     h('p', {id: 'c-value-help', class: 'muted'}, 'Any JSON value: "text", 42, true, {"a": 1}.'),
     h('button', {type: 'submit'}, 'Save'), msg, err));
   }
-  root.append(h('section', {'aria-labelledby': 'c-list'}, h('h2', {id: 'c-list'}, 'Keys'),
-    h('p', {class: 'muted'}, 'A key holds one value: the last write wins across nodes. Writes seen live that lost to a concurrent one are listed under the winner.'),
-    list, more));
   const tbody = h('tbody', {});
   let cursor = null;
   const row = (c) => {
-    const lost = (S.configSeen.get(c.key) || []).filter((x) => json(x.value) !== json(c.value) && x.time >= c.set_at);
+    /* Writes seen on the stream that are not the winner: overwritten, or
+     * concurrent with it and lost (the API keeps only the winner). */
+    const lost = (S.configSeen.get(c.key) || []).filter((x) => !(x.origin === c.set_by && x.time === c.set_at));
     return h('tr', {'data-key': c.key},
       h('th', {scope: 'row'}, h('code', {}, c.key)),
       h('td', {}, h('code', {class: 'value'}, json(c.value)),
-        lost.length ? h('p', {class: 'st-warn'}, 'Concurrent: ',
-          lost.map((x) => json(x.value) + ' from ' + short(x.origin)).join('; ')) : null),
+        lost.length ? h('p', {class: 'st-warn'}, 'Also written, did not win: ',
+          lost.map((x) => json(x.value) + ' by ' + short(x.origin) + ' at ' + x.time).join('; ')) : null),
       h('td', {}, h('code', {title: c.set_by}, short(c.set_by))),
       h('td', {}, h('time', {datetime: c.set_at}, c.set_at)),
       keyInput ? h('td', {}, h('button', {type: 'button', class: 'secondary', 'aria-label': 'Edit ' + c.key,
@@ -686,14 +698,14 @@ function pageConfig(root) {
     if (prefix.value) q.set('prefix', prefix.value);
     if (!firstPage && cursor) q.set('cursor', cursor);
     const r = await api('GET', '/v1/config?' + q);
-    if (firstPage) tbody.replaceChildren();
+    if (firstPage) put(tbody);
     tbody.append(...r.config.map(row));
     cursor = r.next_cursor;
     more.hidden = !cursor;
     if (firstPage) {
       const heads = ['Key', 'Value', 'Set by', 'Set at'];
       if (keyInput) heads.push(h('span', {class: 'vh'}, 'Actions'));
-      list.replaceChildren(h('div', {class: 'tablewrap', role: 'region', 'aria-label': 'Configuration (table)', tabindex: 0},
+      put(list, h('div', {class: 'tablewrap', role: 'region', 'aria-label': 'Configuration (table)', tabindex: 0},
         h('table', {}, h('caption', {class: 'vh'}, 'Configuration'),
           h('thead', {}, h('tr', {}, heads.map((x) => h('th', {scope: 'col'}, x)))), tbody)));
       if (!r.config.length) list.append(h('p', {class: 'muted'}, 'No keys.'));
@@ -713,8 +725,8 @@ function pageArchive(root) {
   const list = h('div', {});
   const detail = h('section', {class: 'card', 'aria-labelledby': 'r-detail', hidden: true});
   const more = h('button', {type: 'button', class: 'secondary', hidden: true}, 'Load more');
-  root.append(h('form', {class: 'card', role: 'search', onsubmit: (e) => { e.preventDefault(); reload(); }},
-    h('label', {for: 'r-prefix'}, 'Key prefix'), prefix, h('button', {type: 'submit'}, 'Browse')));
+  root.append(searchForm('Key prefix', prefix, 'Browse', () => reload()));
+  root.append(detail, h('section', {'aria-labelledby': 'r-list'}, h('h2', {id: 'r-list'}, 'Entries'), list, more));
   if (canWrite()) {
     const msg = messageLine('notice'), err = messageLine('error');
     const key = h('input', {id: 'r-key', required: true, spellcheck: 'false'});
@@ -733,7 +745,6 @@ function pageArchive(root) {
     h('label', {for: 'r-key'}, 'Key'), key, h('label', {for: 'r-value'}, 'Value (JSON)'), value,
     h('button', {type: 'submit'}, 'Add'), msg, err));
   }
-  root.append(detail, h('section', {'aria-labelledby': 'r-list'}, h('h2', {id: 'r-list'}, 'Entries'), list, more));
   const tbody = h('tbody', {});
   let cursor = null, shown = null;
 
@@ -742,7 +753,7 @@ function pageArchive(root) {
     const e = await api('GET', '/v1/archive/' + encKey(key));
     const err = messageLine('error');
     detail.hidden = false;
-    detail.replaceChildren(h('h2', {id: 'r-detail', tabindex: -1}, 'Entry ', h('code', {}, e.key)),
+    put(detail, h('h2', {id: 'r-detail', tabindex: -1}, 'Entry ', h('code', {}, e.key)),
       h('dl', {class: 'kv'}, h('dt', {}, 'Latest value'), h('dd', {}, h('code', {}, json(e.value))),
         h('dt', {}, 'Added by'), h('dd', {}, h('code', {}, e.added_by)),
         h('dt', {}, 'Added at'), h('dd', {}, e.added_at),
@@ -770,12 +781,12 @@ function pageArchive(root) {
     if (prefix.value) q.set('prefix', prefix.value);
     if (!firstPage && cursor) q.set('cursor', cursor);
     const r = await api('GET', '/v1/archive?' + q);
-    if (firstPage) tbody.replaceChildren();
+    if (firstPage) put(tbody);
     tbody.append(...r.entries.map(row));
     cursor = r.next_cursor;
     more.hidden = !cursor;
     if (firstPage) {
-      list.replaceChildren(h('div', {class: 'tablewrap', role: 'region', 'aria-label': 'Archive entries (table)', tabindex: 0},
+      put(list, h('div', {class: 'tablewrap', role: 'region', 'aria-label': 'Archive entries (table)', tabindex: 0},
         h('table', {}, h('caption', {class: 'vh'}, 'Archive entries (select a key to see all its values)'),
           h('thead', {}, h('tr', {}, h('th', {scope: 'col'}, 'Key'), h('th', {scope: 'col', class: 'num'}, 'Values'),
             h('th', {scope: 'col'}, 'Latest value'), h('th', {scope: 'col'}, 'Added at'))), tbody)));
@@ -799,7 +810,7 @@ function pageCluster(root) {
   const loadAll = () => Promise.all([
     load(members, async () => {
       const c = await api('GET', '/v1/cluster');
-      members.replaceChildren(h('h2', {id: 'cl-members'}, 'Members'),
+      put(members, h('h2', {id: 'cl-members'}, 'Members'),
         h('p', {}, 'Converged: ', yesNo(c.converged), c.converged ? ' (every peer reachable, nothing missing either way)' : ''),
         table('Members and peers', ['Name', 'Node id', 'Address', 'Reachable', 'State', ['Lacks from us', 'num'],
           ['We lack', 'num'], 'Key', 'Sync'], c.members.map((m) =>
@@ -817,14 +828,14 @@ function pageCluster(root) {
     load(keys, async () => {
       const s = await api('GET', '/v1/status');
       const ck = s.cluster_keys;
-      keys.replaceChildren(h('h2', {id: 'cl-keys'}, 'Cluster key fingerprints'),
+      put(keys, h('h2', {id: 'cl-keys'}, 'Cluster key fingerprints'),
         ck ? h('dl', {class: 'kv'}, h('dt', {}, 'Seals with'), h('dd', {}, h('code', {}, ck.send)),
           h('dt', {}, 'Opens'), h('dd', {}, h('code', {}, ck.accept.join(', '))))
           : h('p', {}, 'No cluster key: peer traffic is not sealed.'));
     }),
     load(trust, async () => {
       const t = await api('GET', '/v1/trust');
-      trust.replaceChildren(h('h2', {id: 'cl-trust'}, 'Trust list'),
+      put(trust, h('h2', {id: 'cl-trust'}, 'Trust list'),
         h('p', {class: 'muted'}, 'Batches of origins not trusted here are held aside.'),
         table('Trust list', ['Node id', 'Name', 'Trusted', 'Set at'], t.trust.map((e) =>
           h('tr', {}, h('td', {}, h('code', {}, e.node_id)), h('td', {}, e.name || '—'),
@@ -847,7 +858,7 @@ function pageAdmin(root) {
   const loadKeys = () => load(keys, async () => {
     const r = await api('GET', '/v1/keys');
     const err = messageLine('error');
-    keys.replaceChildren(h('h2', {id: 'ad-keys'}, 'API keys'),
+    put(keys, h('h2', {id: 'ad-keys'}, 'API keys'),
       table('API keys', ['Name', 'Role', 'Scope', 'Id', 'Created', 'Revoked', ''], r.keys.map((k) =>
         h('tr', {'data-key-name': k.name},
           h('th', {scope: 'row'}, k.name), h('td', {}, k.role), h('td', {}, k.scope),
@@ -864,7 +875,7 @@ function pageAdmin(root) {
   const loadSessions = () => load(sessions, async () => {
     const r = await api('GET', '/v1/sessions');
     const err = messageLine('error');
-    sessions.replaceChildren(h('h2', {id: 'ad-sessions'}, 'Sessions'),
+    put(sessions, h('h2', {id: 'ad-sessions'}, 'Sessions'),
       table('Active sessions', ['Key', 'Role', 'Id', 'Created', 'Expires', ''], r.sessions.map((s) =>
         h('tr', {}, h('th', {scope: 'row'}, s.key_name), h('td', {}, s.role), h('td', {}, h('code', {}, s.id)),
           h('td', {}, s.created_at), h('td', {}, s.expires_at),
@@ -905,11 +916,11 @@ function keyForm(done) {
   return h('form', {class: 'card', 'aria-labelledby': 'k-title', onsubmit: async (e) => {
     e.preventDefault();
     msg.textContent = err.textContent = '';
-    secret.replaceChildren();
+    put(secret);
     try {
       const k = await api('POST', '/v1/keys', {name: name.value, role: role.value, scope: scope.value});
       msg.textContent = 'Created key ' + k.name + ' (' + k.role + ').';
-      secret.replaceChildren(h('p', {class: 'secret'}, 'The key, shown only now: ', h('code', {id: 'new-key'}, k.key)));
+      put(secret, h('p', {class: 'secret'}, 'The key, shown only now: ', h('code', {id: 'new-key'}, k.key)));
       name.value = '';
       done();
     } catch (x) { err.textContent = x.message; }
@@ -937,13 +948,13 @@ function progressOp(kind, title, fields, run) {
   return h('form', {class: 'card', 'aria-labelledby': kind + '-title', onsubmit: async (e) => {
     e.preventDefault();
     err.textContent = '';
-    result.replaceChildren();
+    put(result);
     prog.hidden = false;
     prog.removeAttribute('value');
     button.disabled = true;
     state.textContent = 'Running…';
     try {
-      result.replaceChildren(await run());
+      put(result, await run());
       state.textContent = 'Done.';
     } catch (x) {
       state.textContent = 'Failed.';

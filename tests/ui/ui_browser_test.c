@@ -33,8 +33,8 @@ static bool reachable(void)
         json_t *m = json_object_get(c, "members");
         size_t k, up = 0;
         json_t *e;
-        json_array_foreach(m, k, e) up += json_is_true(
-            json_object_get(e, "reachable"));
+        json_array_foreach(m, k, e) up +=
+            json_is_true(json_object_get(e, "reachable"));
         json_decref(c);
         if (up != C.n)
             return false;
