@@ -853,7 +853,7 @@ function pageAdmin(root) {
   const keys = h('section', {'aria-labelledby': 'ad-keys'});
   const sessions = h('section', {'aria-labelledby': 'ad-sessions'});
   const ops = h('div', {class: 'grid'});
-  root.append(keyForm(() => loadKeys()), keys, sessions, ops);
+  root.append(keyForm(() => loadKeys()), keys, sessionForm(() => loadSessions()), sessions, ops);
 
   const loadKeys = () => load(keys, async () => {
     const r = await api('GET', '/v1/keys');
@@ -877,7 +877,7 @@ function pageAdmin(root) {
     const err = messageLine('error');
     put(sessions, h('h2', {id: 'ad-sessions'}, 'Sessions'),
       table('Active sessions', ['Key', 'Role', 'Id', 'Created', 'Expires', ''], r.sessions.map((s) =>
-        h('tr', {}, h('th', {scope: 'row'}, s.key_name), h('td', {}, s.role), h('td', {}, h('code', {}, s.id)),
+        h('tr', {'data-session': s.id}, h('th', {scope: 'row'}, s.key_name), h('td', {}, s.role), h('td', {}, h('code', {}, s.id)),
           h('td', {}, s.created_at), h('td', {}, s.expires_at),
           h('td', {}, confirmButton('Revoke', 'Revoke session ' + s.id, async () => {
             try { await api('DELETE', '/v1/sessions/' + enc(s.id)); loadSessions(); } catch (x) { err.textContent = x.message; }
@@ -930,6 +930,31 @@ function keyForm(done) {
     h('div', {}, h('label', {for: 'k-role'}, 'Role'), role),
     h('div', {}, h('label', {for: 'k-scope'}, 'Scope'), scope)),
   h('button', {type: 'submit'}, 'Create key'), msg, err, secret);
+}
+
+/* POST /v1/sessions for a key (a script's or a colleague's): the token is
+ * shown once, as the API answers it. */
+function sessionForm(done) {
+  const msg = messageLine('notice'), err = messageLine('error');
+  const key = h('input', {id: 's-key', type: 'password', autocomplete: 'off', required: true, spellcheck: 'false'});
+  const ttl = h('input', {id: 's-ttl', type: 'number', min: 1, max: 604800, value: 3600, required: true});
+  const secret = h('div', {});
+  return h('form', {class: 'card', 'aria-labelledby': 's-title', onsubmit: async (e) => {
+    e.preventDefault();
+    msg.textContent = err.textContent = '';
+    put(secret);
+    try {
+      const t = await api('POST', '/v1/sessions', {api_key: key.value.trim(), ttl_seconds: Number(ttl.value)});
+      key.value = '';
+      msg.textContent = 'Opened session ' + t.id + ' for ' + t.key_name + ' (' + t.role + '), until ' + t.expires_at + '.';
+      put(secret, h('p', {class: 'secret'}, 'The token, shown only now: ', h('code', {id: 'new-token'}, t.token)));
+      done();
+    } catch (x) { err.textContent = x.status === 401 ? 'That key is unknown or revoked.' : x.message; }
+  }},
+  h('h2', {id: 's-title'}, 'Open a session'),
+  h('div', {class: 'row'}, h('div', {}, h('label', {for: 's-key'}, 'API key'), key),
+    h('div', {}, h('label', {for: 's-ttl'}, 'Lifetime (seconds)'), ttl)),
+  h('button', {type: 'submit'}, 'Open session'), msg, err, secret);
 }
 
 /* A long request with its progress: the node's backup/verify events when

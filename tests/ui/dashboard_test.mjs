@@ -313,6 +313,22 @@ await check('admin: create a key; it is shown once and works', async () => {
   const s = await fetch(A + '/v1/sessions', {method: 'POST', body: JSON.stringify({api_key: key})});
   assert(s.status === 201, 'new key refused: ' + s.status);
 });
+await check('admin: open a session for a key, then revoke it', async () => {
+  await page.type('#s-key', reader.key);
+  await page.click('form[aria-labelledby="s-title"] button[type="submit"]');
+  await page.waitForSelector('#new-token', {timeout: 10000});
+  const token = await text('#new-token');
+  assert((await call(A, token, 'GET', '/v1/status')).status === 200, 'the new session does not work');
+  const list = (await call(A, ADMIN_A, 'GET', '/v1/sessions')).body.sessions.filter((x) => x.key_name === 'ui-reader');
+  assert(list.length === 1, 'sessions of ui-reader: ' + list.length);
+  const sel = `tr[data-session="${list[0].id}"] button.danger`;
+  await page.waitForSelector(sel, {timeout: 10000});
+  await page.click(sel);
+  await waitText(sel, /Confirm/);
+  await page.click(sel);
+  await page.waitForFunction((id) => !document.querySelector(`tr[data-session="${id}"]`), {timeout: 10000}, list[0].id);
+  assert((await call(A, token, 'GET', '/v1/status')).status === 401, 'the revoked session still works');
+});
 await check('admin: verify and backup with their progress and results', async () => {
   await page.click('form[aria-labelledby="verify-title"] button[type="submit"]');
   await waitText('#verify-result', /all checks pass/, 60000);
