@@ -97,16 +97,19 @@ static void test_dashboard(void **state)
     int rc = jv_proc_run(argv, env, 900000, &r);
     printf("%s", r.out ? r.out : "");
     fprintf(stderr, "%s", r.err ? r.err : "");
-    if (rc != 0 || r.status != 0) {
-        jv_cluster_dump_logs(&C);
-        fail_msg("dashboard_test.mjs: exit %d%s", r.status,
-                 r.timed_out ? " (timed out)" : "");
-    }
+    int status = r.status;
+    bool timed_out = r.timed_out;
+    /* Released before any assertion: a failure jumps out of the test. */
     jv_proc_result_fini(&r);
     for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
         free(own[i]);
     free(script);
     free(env);
+    if (rc != 0 || status != 0) {
+        jv_cluster_dump_logs(&C);
+        fail_msg("dashboard_test.mjs: exit %d%s", status,
+                 timed_out ? " (timed out)" : "");
+    }
     jv_cluster_fini(&C);
 }
 
