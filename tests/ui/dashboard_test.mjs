@@ -161,14 +161,16 @@ await check('a wrong key is refused with a message', async () => {
   await page.type('#api-key', 'jvk_not_a_key');
   await page.keyboard.press('Enter');
   await waitText('#signin-error', /unknown or revoked/);
-  assert(await page.$eval('#nav', (e) => e.hidden), 'navigation shown without a session');
+  for (const sel of ['#nav', '#who', '#signout', '#page'])
+    assert(!(await page.$eval(sel, (e) => e.checkVisibility())), sel + ' visible without a session');
 });
 
 await check('sign in as admin with the keyboard', async () => {
   signedInOnce = true;
   await signIn(ADMIN_A);
+  assert(!(await page.$eval('#signin', (e) => e.checkVisibility())), 'the sign-in form is still visible');
   assert((await text('#who-text')).includes('(admin)'), 'who: ' + (await text('#who-text')));
-  assert(await page.$eval('#nav-admin', (e) => !e.hidden), 'no Admin link for an admin');
+  assert(await page.$eval('#nav-admin', (e) => e.checkVisibility()), 'no Admin link for an admin');
 });
 
 await check('keyboard: skip link, then the navigation by Tab and Enter', async () => {
@@ -341,6 +343,8 @@ await shootAndAxe('admin');
 await check('sign out ends the session on the node', async () => {
   await page.click('#signout');
   await page.waitForSelector('#signin', {visible: true});
+  for (const sel of ['#nav', '#who', '#page'])
+    assert(!(await page.$eval(sel, (e) => e.checkVisibility())), sel + ' still visible after sign-out');
   const sessions = await call(A, ADMIN_A, 'GET', '/v1/sessions');
   const names = sessions.body.sessions.map((s) => s.key_name);
   assert(!names.includes('admin'), 'the admin session is still active: ' + names.join(','));
@@ -348,7 +352,7 @@ await check('sign out ends the session on the node', async () => {
 
 await check('reader: signs in and sees no write controls on any page', async () => {
   await signIn(reader.key);
-  assert(await page.$eval('#nav-admin', (e) => e.hidden), 'Admin link shown to a reader');
+  assert(!(await page.$eval('#nav-admin', (e) => e.checkVisibility())), 'Admin link shown to a reader');
   for (const name of ['overview', 'metrics', 'audit', 'config', 'archive', 'cluster']) {
     await go(name);
     const writes = await page.evaluate(() => {
