@@ -323,6 +323,8 @@ function signedOut(message) {
 }
 
 async function signOut() {
+  /* The stream first, so that it never reconnects with the ended token. */
+  if (S.watch) S.watch.stop();
   try { await api('DELETE', '/v1/sessions/current'); } catch (e) { /* ends anyway */ }
   signedOut('');
 }
