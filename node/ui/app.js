@@ -161,7 +161,7 @@ class Watch {
         wait = ok ? this.retryMs : Math.min(30000, 1000 * 2 ** this.backoff++);
       } catch (e) {
         if (this.stopped) return;
-        this.onState('off', 'Live updates lost: reconnecting');
+        this.onState('off', 'Not live: reconnecting');
         wait = Math.min(30000, 1000 * 2 ** this.backoff++);
       }
       if (this.stopped) return;
@@ -188,7 +188,7 @@ class Watch {
       return false;
     }
     if (r.status !== 200 || !r.body) {
-      this.onState('off', 'Live updates unavailable (HTTP ' + r.status + ')');
+      this.onState('off', 'Not live (HTTP ' + r.status + ')');
       return false;
     }
     this.backoff = 0;
@@ -298,7 +298,7 @@ function signedIn() {
   $('nav').hidden = false;
   $('who').hidden = false;
   $('nav-admin').hidden = S.role !== 'admin';
-  $('who-text').textContent = 'Signed in as ' + S.keyName + ' (' + S.role + ')';
+  $('who-text').textContent = S.keyName + ' (' + S.role + ')';
   S.watch = new Watch(onWatchEvent, () => render(), setLive);
   S.watch.start();
   if (!location.hash.startsWith('#/')) location.hash = '#/overview';
