@@ -19,6 +19,7 @@
 #include "log.h"
 #include "repl.h"
 #include "timefmt.h"
+#include "ui.h"
 
 #define R_NONE  JV_ROLE_NONE
 #define R_READ  JV_ROLE_READER
@@ -635,6 +636,11 @@ static void forbidden(api_ctx *c, const char *method)
 void jv_api_handle(void *arg, jv_http_req *req)
 {
     jv_node *n = arg;
+    /* The dashboard's files: no credentials, no route table. */
+    if (jv_ui_owns(jv_http_path(req))) {
+        jv_ui_serve(req);
+        return;
+    }
     api_ctx *c = jv_calloc(1, sizeof(*c));
     if (!c) {
         static const char oom[] =

@@ -19,7 +19,15 @@ pkgs=(
     dpkg-dev fakeroot lintian bash-completion acl curl
     # A node that does not stop in a test has its threads' stacks printed.
     gdb
+    # The dashboard's browser test (tests/ui): headless Chromium with a
+    # font for its screenshots, and Node.js to drive it (puppeteer-core
+    # and axe-core come from tests/ui/package-lock.json, under the build
+    # dir: tests/ui/setup.sh).
+    chromium fonts-dejavu-core nodejs
 )
+# npm ships inside some nodejs builds (NodeSource's); Debian's is a
+# package of its own.
+command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 case "${1:-}" in
 # nginx: the HTTP ceiling of http_bench.sh (run by it, unprivileged).
 # nodejs (with npm): Yjs and Automerge in bench/peers.

@@ -472,7 +472,9 @@ static void test_not_found(void **state)
 {
     (void)state;
     static const char *const routes[][2] = {
-        {"GET", "/"},
+        /* "/" and "/ui/..." are the dashboard's (tests/node/ui_test.c). */
+        {"GET", "/index.html"},
+        {"GET", "/uix"},
         {"GET", "/v1"},
         {"GET", "/v1/"},
         {"GET", "/v2/status"},
