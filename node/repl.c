@@ -1818,6 +1818,7 @@ static void snap_request(jv_repl *r, peer *p)
                                   r->o.timeout_ms))) {
         p->state = P_SENDING;
         p->pulling = true;
+        p->pull_ms = jv_now_ms(); /* a transfer holds other pulls back */
         p->probing = false;
         p->bytes_out += frame.len;
         count(r, "jarvis_repl_bytes_total", "direction", "out",
