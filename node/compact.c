@@ -39,6 +39,9 @@ jv_err jv_compact_declare(jv_metrics *m)
          "snapshots received from peers and refused, by reason"},
         {"jarvis_snapshots_sent_total", JV_METRIC_COUNTER,
          "snapshots sent to peers that lacked compacted batches"},
+        {"jarvis_snapshots_disagreeing_total", JV_METRIC_COUNTER,
+         "snapshots whose digest a second trusted peer contradicted at the "
+         "same vector"},
     };
     for (size_t i = 0; i < sizeof(fams) / sizeof(fams[0]); i++) {
         jv_err err = jv_metrics_declare(m, fams[i].name, fams[i].type,

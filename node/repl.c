@@ -257,7 +257,11 @@ struct jv_repl {
      * installed (snapshot.h). */
     struct {
         bool active, installing;
-        bool confirmed;   /* a second peer sent the same digest */
+        bool confirmed; /* a second peer sent the same digest */
+        bool asked;     /* a second peer was asked for its digest */
+        bool answered;  /* and its answer compared (logged) */
+        jv_id asked_of;
+        jv_buf vvsec;     /* the vector section of the snapshot's encoding */
         uint64_t last_ms; /* the last chunk taken */
         jv_id from;
         jv_wire_snap head; /* maker, stamp, digest, sig, total */
@@ -1799,7 +1803,9 @@ static void snap_reset(jv_repl *r)
 }
 
 /* Asks p for the next chunk of the snapshot being received. */
-static void snap_request(jv_repl *r, peer *p)
+/* Asks p for the chunk at `offset` of the snapshot being received (a
+ * peer whose base is another answers with its own first chunk). */
+static jv_err snap_send(jv_repl *r, peer *p, uint64_t offset)
 {
     jv_wire_snap ws;
     head h = {JV_MSG_SNAP, &p->id, 0, JV_REFUSED_NONE, &ws};
@@ -1808,7 +1814,7 @@ static void snap_request(jv_repl *r, peer *p)
     jv_err err;
     memset(&ws, 0, sizeof(ws));
     memcpy(ws.digest, r->snap.head.digest, JV_HASH_LEN);
-    ws.offset = r->snap.data.len;
+    ws.offset = offset;
     jv_buf_init(&frame);
     jv_vv_init(&have);
     jv_vv_clear(&p->sent);
@@ -1823,13 +1829,85 @@ static void snap_request(jv_repl *r, peer *p)
         p->bytes_out += frame.len;
         count(r, "jarvis_repl_bytes_total", "direction", "out",
               (double)frame.len);
-    } else {
+    }
+    jv_buf_fini(&frame);
+    jv_vv_fini(&have);
+    return err;
+}
+
+/* Asks p for the next chunk of the snapshot being received. */
+static void snap_request(jv_repl *r, peer *p)
+{
+    if (snap_send(r, p, r->snap.data.len) != JV_OK) {
         snap_reset(r);
         p->state = P_APPLYING;
         continue_exchange(r, p->addr, false);
     }
-    jv_buf_fini(&frame);
-    jv_vv_fini(&have);
+}
+
+/* Asks a second trusted peer, idle and reachable, for the first chunk of
+ * its base: its digest is compared with the snapshot being received
+ * (take_snap_chunk). */
+static void snap_ask_second(jv_repl *r)
+{
+    for (peer *q = r->peers; q && !r->snap.asked; q = q->next) {
+        if (q->is_self || !q->id_known || !q->reachable || q->state != P_IDLE ||
+            jv_id_eq(&q->id, &r->snap.from) || !is_trusted(r, &q->id))
+            continue;
+        if (snap_send(r, q, 0) == JV_OK) {
+            r->snap.asked = true;
+            r->snap.asked_of = q->id;
+            jv_info("repl", "asking %s for its snapshot's digest, to compare",
+                    q->addr);
+        }
+    }
+}
+
+/* The length of the vector section at the start of a snapshot's encoding
+ * (snapshot.h: "JVSNAP" 0x01, then rows of tag 1), 0 if these bytes do not
+ * hold all of it. */
+static size_t snap_vv_len(const uint8_t *d, size_t len)
+{
+    enum {
+        HEAD = 7,
+        ROW = 1 + JV_ID_LEN + 8 + JV_HASH_LEN
+    };
+    size_t at = HEAD;
+    while (at < len && d[at] == 1 && at + ROW <= len)
+        at += ROW;
+    return at < len && d[at] != 1 ? at : 0;
+}
+
+/* The answer of the peer asked by snap_ask_second: the same digest is the
+ * same state at the same vector (the encoding is canonical and starts with
+ * its vector); another digest at the same vector means one of the two
+ * states is wrong. */
+static void snap_compare(jv_repl *r, const jv_msg *m)
+{
+    const jv_wire_snap *w = &m->snap;
+    char a[JV_ID_HEX], b[JV_ID_HEX];
+    jv_id_hex(&r->snap.from, a);
+    jv_id_hex(&m->from, b);
+    size_t la = r->snap.vvsec.len, lb = snap_vv_len(w->data, w->len);
+    r->snap.answered = true;
+    if (memcmp(r->snap.head.digest, w->digest, JV_HASH_LEN) == 0) {
+        jv_info("repl",
+                "snapshot of node %.16s confirmed by node %.16s: the same "
+                "digest, so the same state at the same vector",
+                a, b);
+        r->snap.confirmed = true;
+    } else if (la && la == lb && memcmp(r->snap.vvsec.data, w->data, la) == 0) {
+        jv_warn("repl",
+                "snapshots of nodes %.16s and %.16s differ at the same "
+                "vector: one of them holds a wrong state",
+                a, b);
+        jv_metrics_add(M(r), "jarvis_snapshots_disagreeing_total", NULL, 1);
+    } else {
+        jv_info("repl",
+                "snapshot of node %.16s not compared: node %.16s's base is "
+                "at another vector",
+                a, b);
+    }
 }
 
 typedef struct {
@@ -1943,6 +2021,12 @@ static void take_snap_chunk(jv_repl *r, peer *p, const jv_msg *m)
     uint64_t now = jv_now_ms();
     bool same = r->snap.head.total &&
                 memcmp(r->snap.head.digest, w->digest, JV_HASH_LEN) == 0;
+    if (r->snap.asked && !r->snap.answered && w->offset == 0 &&
+        jv_id_eq(&r->snap.asked_of, &m->from)) {
+        snap_compare(r, m);
+        continue_exchange(r, p->addr, false);
+        return;
+    }
     /* A second trusted peer with the same digest holds the same state at
      * the same vector (the encoding is canonical and starts with it). */
     if (same && !r->snap.confirmed && !jv_id_eq(&r->snap.from, &m->from)) {
@@ -1979,7 +2063,8 @@ static void take_snap_chunk(jv_repl *r, peer *p, const jv_msg *m)
             return;
         }
         r->snap.active = true;
-        r->snap.confirmed = false;
+        r->snap.confirmed = r->snap.asked = r->snap.answered = false;
+        r->snap.vvsec.len = 0;
         r->snap.from = m->from;
         r->snap.head = *w;
         r->snap.head.data = NULL;
@@ -1993,6 +2078,11 @@ static void take_snap_chunk(jv_repl *r, peer *p, const jv_msg *m)
         snap_reset(r);
         continue_exchange(r, p->addr, false);
         return;
+    }
+    if (w->offset == 0 && !r->snap.asked) {
+        size_t n = snap_vv_len(w->data, w->len);
+        if (n && jv_buf_append(&r->snap.vvsec, w->data, n) == JV_OK)
+            snap_ask_second(r);
     }
     if (r->snap.data.len >= w->total || w->len == 0) {
         snap_install(r);
@@ -3100,6 +3190,7 @@ fail:
     jv_vv_fini(&r->applied);
     jv_buf_fini(&r->scratch);
     jv_buf_fini(&r->snap.data);
+    jv_buf_fini(&r->snap.vvsec);
     jv_keyring_wipe(&r->ring);
     jv_free(r);
     return err;
@@ -3113,6 +3204,7 @@ static void on_timer_closed(uv_handle_t *h)
     jv_vv_fini(&r->applied);
     jv_buf_fini(&r->scratch);
     jv_buf_fini(&r->snap.data);
+    jv_buf_fini(&r->snap.vvsec);
     jv_keyring_wipe(&r->ring);
     for (size_t i = 0; i < MAX_TOLD; i++)
         jv_vv_fini(&r->told[i].vv); /* zeroed by calloc until used */

@@ -222,6 +222,19 @@ static void wait_behind(size_t i, size_t k, int timeout_ms)
  * each with nothing applied and counts them, and finally joins by an
  * honest snapshot. Then it is cut off past the horizon, writes while
  * away, and comes back: its writes reach everyone. */
+/* Whether node i's log holds `text`. */
+static bool log_has(size_t i, const char *text)
+{
+    FILE *f = fopen(C.node[i].t.log, "r");
+    char line[1024];
+    bool found = false;
+    while (f && !found && fgets(line, sizeof(line), f))
+        found = strstr(line, text) != NULL;
+    if (f)
+        fclose(f);
+    return found;
+}
+
 static void test_join_by_snapshot(void **state)
 {
     (void)state;
@@ -285,6 +298,11 @@ static void test_join_by_snapshot(void **state)
     nt_converge(&C, NULL, 0, nt_ms(60000));
     /* Its restarted process came back by a snapshot too. */
     NT_CHECK(&C, nt_metric(&C, 3, "jarvis_snapshots_installed_total") >= 1);
+    /* It asked a second peer for its digest: the three senders compacted
+     * to the same vector, so their snapshots agree. */
+    NT_CHECK(&C, log_has(3, "confirmed by node"));
+    NT_CHECK(&C, !log_has(3, "differ at the same vector"));
+    NT_CHECK(&C, nt_metric(&C, 3, "jarvis_snapshots_disagreeing_total") == 0);
     for (size_t i = 0; i < C.n; i++) {
         check_total(i, "hits", 180);
         check_total(i, "away", 25);
