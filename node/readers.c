@@ -190,6 +190,8 @@ fail:
 
 jv_err jv_readers_submit(jv_readers *rd, jv_read_job *job)
 {
+    if (!rd)
+        return JV_ECLOSED;
     uv_mutex_lock(&rd->mu);
     if (rd->stopping) {
         uv_mutex_unlock(&rd->mu);

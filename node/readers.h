@@ -59,8 +59,8 @@ jv_err jv_readers_new(uv_loop_t *loop, const char *name, const char *db_path,
                       jv_sync sync, uint64_t max_skew_ms, unsigned nthreads,
                       jv_readers **out, char *msg, size_t msglen);
 
-/* Queues job (fn, done, arg set by the caller). JV_ECLOSED once stopping:
- * then done is not called. */
+/* Queues job (fn, done, arg set by the caller). JV_ECLOSED once stopping
+ * (or rd NULL): then done is not called. */
 jv_err jv_readers_submit(jv_readers *rd, jv_read_job *job);
 
 /* Jobs submitted whose done has not run yet. */
