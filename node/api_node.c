@@ -979,7 +979,11 @@ static jv_err ex_share(void *arg, const jv_counter_share *s)
 }
 
 /* Counter names first, shares after: a row callback may not query the
- * store it is called from. */
+ * store it is called from. The names come a page at a time (inside the
+ * export's read transaction), so that a million counters never have
+ * their names in memory at once. */
+#define EX_NAMES_PAGE 1024
+
 typedef struct {
     jv_buf names; /* each name followed by a NUL */
     size_t n;
@@ -994,12 +998,15 @@ static jv_err collect_name(void *arg, const jv_counter_row *r)
     return jv_buf_err(&l->names);
 }
 
-static jv_err ex_counters(export_job *e)
+/* One page of counters after `after` (replaced by the page's last name). */
+static jv_err ex_counter_page(export_job *e, jv_buf *after, size_t *got)
 {
     name_list l = {{0}, 0};
     jv_str none = {"", 0};
     jv_buf_init(&l.names);
-    jv_err err = jv_store_counter_list(e->st, none, none, 0, collect_name, &l);
+    jv_str from = {after->len ? (const char *)after->data : "", after->len};
+    jv_err err = jv_store_counter_list(e->st, none, from, EX_NAMES_PAGE,
+                                       collect_name, &l);
     const char *p = (const char *)l.names.data;
     for (size_t i = 0; !err && i < l.n; i++) {
         jv_str name = jv_str_c(p);
@@ -1009,11 +1016,28 @@ static jv_err ex_counters(export_job *e)
         err = jv_store_counter_get(e->st, name, ex_share, e);
         put(&e->out, "}");
         e->first = false;
-        p += name.n + 1;
         if (!err)
             err = ex_flush(e, false);
+        if (i + 1 == l.n) {
+            jv_buf_reset(after);
+            jv_buf_append(after, name.p, name.n);
+        }
+        p += name.n + 1;
     }
+    *got = l.n;
     jv_buf_fini(&l.names);
+    return err ? err : jv_buf_err(after);
+}
+
+static jv_err ex_counters(export_job *e)
+{
+    jv_buf after;
+    size_t got = EX_NAMES_PAGE;
+    jv_err err = JV_OK;
+    jv_buf_init(&after);
+    while (!err && got == EX_NAMES_PAGE)
+        err = ex_counter_page(e, &after, &got);
+    jv_buf_fini(&after);
     return err ? err : jv_buf_err(&e->out);
 }
 

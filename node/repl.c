@@ -47,6 +47,7 @@
 
 typedef enum {
     P_IDLE,
+    P_BUILDING, /* its request is being built off the loop */
     P_SENDING,
     P_APPLYING
 } pstate;
@@ -107,9 +108,10 @@ typedef struct peer {
     bool id_known;
     jv_vv have; /* what it holds, as it last told us (plus what we sent) */
     bool have_known;
-    jv_vv sent;         /* batches in the request outstanding, by origin */
-    uint64_t req_stamp; /* the stamp of the request outstanding */
-    bool probing;       /* it went to no id (a first contact): see probe */
+    jv_vv sent;              /* batches in the request outstanding, by origin */
+    struct ex_job *building; /* the request being built (P_BUILDING) */
+    uint64_t req_stamp;      /* the stamp of the request outstanding */
+    bool probing;            /* it went to no id (a first contact): see probe */
     bool stale_retried; /* a `stale` refusal was answered by a new request */
     /* What it said it holds in its own messages (their have-vectors),
      * and what it acknowledged receiving from us (a request it answered),
@@ -771,10 +773,7 @@ static jv_err have_on(jv_store *st, const jv_vv *applied, jv_vv *out)
     return jv_store_held_list(st, add_held, out);
 }
 
-static jv_err our_have(jv_repl *r, jv_vv *out)
-{
-    return have_on(r->node->rst, &r->applied, out);
-}
+
 
 typedef struct {
     jv_buf data; /* body || sig of each batch */
@@ -868,13 +867,6 @@ static jv_err select_on(jv_store *st, const jv_vv *applied, size_t start,
 static size_t select_start(jv_repl *r)
 {
     return r->applied.n ? (size_t)(rnd(r) % r->applied.n) : 0;
-}
-
-static jv_err select_for(jv_repl *r, const jv_vv *theirs, size_t budget,
-                         selection *s, bool *more, jv_vv *sent)
-{
-    return select_on(r->node->rst, &r->applied, select_start(r), theirs, budget,
-                     s, more, sent);
 }
 
 /* Who a message goes to and what it answers. */
@@ -1312,14 +1304,116 @@ static void fail(peer *p, const char *why)
  * names (and proves) the node at that address and says nothing more; a
  * trusted one is then pulled from at once (take_introduction). Nothing of
  * ours goes to a node we do not trust. */
+/* An exchange's request, built on the sync reader thread as an answer is
+ * (serve_job): our vector, what p lacks for a push. p is NULL once the
+ * peer has been freed meanwhile. */
+typedef struct ex_job {
+    jv_read_job job;
+    jv_repl *r;
+    peer *p;
+    jv_id to;
+    head h;
+    build_env env;
+    jv_vv applied, them, have, sent;
+    bool probe, select, pull;
+    size_t start;
+    uint64_t budget, stamp;
+    selection s;
+    bool more;
+    jv_buf frame;
+    size_t plain;
+} ex_job;
+
+static void ex_free(ex_job *j)
+{
+    jv_keyring_wipe(&j->env.ring);
+    jv_vv_fini(&j->applied);
+    jv_vv_fini(&j->them);
+    jv_vv_fini(&j->have);
+    jv_vv_fini(&j->sent);
+    sel_fini(&j->s);
+    jv_buf_fini(&j->frame);
+    jv_free(j);
+}
+
+/* Sync reader thread. */
+static jv_err ex_run(jv_store *st, void *arg)
+{
+    ex_job *j = arg;
+    jv_err err;
+    if (!j->probe && (err = have_on(st, &j->applied, &j->have)))
+        return err;
+    if (j->select && (err = select_on(st, &j->applied, j->start, &j->them,
+                                      j->budget, &j->s, &j->more, &j->sent)))
+        return err;
+    return build_with(&j->env, &j->h, j->stamp, &j->have, &j->s, j->more,
+                      j->pull && !j->probe ? j->budget : 0, &j->frame,
+                      &j->plain);
+}
+
+/* Loop thread: the request is built; send it. */
+static void ex_done(void *arg, jv_err err, const char *msg)
+{
+    ex_job *j = arg;
+    jv_repl *r = j->r;
+    peer *p = j->p;
+    r->serving--;
+    if (!p || r->stopping)
+        goto out;
+    p->building = NULL;
+    if (p->state != P_BUILDING)
+        goto out; /* mark_self, say: nothing to send */
+    if (!err)
+        err = jv_transport_send(p->tp, j->frame.data, j->frame.len,
+                                r->o.timeout_ms);
+    if (err) {
+        char why[160];
+        snprintf(why, sizeof(why), "cannot send: %s%s%s", jv_strerror(err),
+                 msg[0] ? ": " : "", msg);
+        fail(p, why);
+        goto out;
+    }
+    count(r, "jarvis_repl_bytes_uncompressed_total", "direction", "out",
+          (double)j->plain);
+    jv_vv_clear(&p->sent);
+    jv_vv_merge(&p->sent, &j->sent);
+    p->state = P_SENDING;
+    p->req_stamp = j->stamp;
+    p->pulling = j->pull;
+    p->probing = j->probe;
+    p->bytes_out += j->frame.len;
+    p->batches_out += j->s.n;
+    count(r, "jarvis_repl_bytes_total", "direction", "out",
+          (double)j->frame.len);
+    /* What is left over goes in the next exchange, after the reply. */
+    if (j->more)
+        p->again = true;
+out:
+    ex_free(j);
+    maybe_finish_stop(r);
+}
+
+/* One exchange with p. A push (news to spread) carries what p lacks as
+ * far as we know and asks for no batches back, only p's vector: what p
+ * has that we lack is most likely reaching us from elsewhere already. A
+ * pull (anti-entropy, start-up, catching up) carries only our vector and
+ * lets the reply bring what we lack, up to half of max_message; once the
+ * reply has told us exactly what p holds, what p lacks is pushed
+ * (continue_exchange). Pulls send nothing on a guess: what we knew of p
+ * may be long out of date, and would bring it batches it holds.
+ *
+ * A peer whose id is not known yet, or not trusted, gets a probe instead:
+ * addressed to no one, with an empty vector and nothing else. Its reply
+ * names (and proves) the node at that address and says nothing more; a
+ * trusted one is then pulled from at once (take_introduction). Nothing of
+ * ours goes to a node we do not trust.
+ *
+ * The request is built off the loop (ex_run); the peer is P_BUILDING
+ * meanwhile, which holds further exchanges back as P_SENDING does. */
 static void exchange(peer *p, bool pull)
 {
     jv_repl *r = p->r;
-    jv_vv have, them;
-    jv_buf frame;
-    selection s;
-    bool more = false;
-    jv_err err;
+    jv_err err = JV_ENOMEM;
 
     if (r->stopping || p->is_self)
         return;
@@ -1332,46 +1426,44 @@ static void exchange(peer *p, bool pull)
         fail(p, "blocked by a test fault");
         return;
     }
-    jv_vv_init(&have);
-    jv_vv_init(&them);
-    jv_buf_init(&frame);
-    memset(&s, 0, sizeof(s));
-    jv_buf_init(&s.data);
-    jv_vv_clear(&p->sent);
-    uint64_t budget = r->o.max_message / 2;
-    bool probe = !p->id_known || !is_trusted(r, &p->id);
-    head h = {JV_MSG_SYNC, probe ? NULL : &p->id, 0, JV_REFUSED_NONE};
-    if (!probe && (err = our_have(r, &have)))
-        goto out;
-    if (!probe && !pull && p->have_known &&
-        ((err = theirs(p, &p->have, &them)) ||
-         (err = select_for(r, &them, budget, &s, &more, &p->sent))))
-        goto out;
-    if ((err = build(r, &h, &have, &s, more, pull && !probe ? budget : 0,
-                     &frame, &p->req_stamp)))
-        goto out;
-    if ((err =
-             jv_transport_send(p->tp, frame.data, frame.len, r->o.timeout_ms)))
-        goto out;
-    p->state = P_SENDING;
-    p->pulling = pull;
-    p->probing = probe;
-    p->bytes_out += frame.len;
-    p->batches_out += s.n;
-    count(r, "jarvis_repl_bytes_total", "direction", "out", (double)frame.len);
-    /* What is left over goes in the next exchange, after the reply. */
-    if (more)
-        p->again = true;
-out:
-    if (err) {
-        char why[96];
-        snprintf(why, sizeof(why), "cannot send: %s", jv_strerror(err));
-        fail(p, why);
-    }
-    sel_fini(&s);
-    jv_buf_fini(&frame);
-    jv_vv_fini(&have);
-    jv_vv_fini(&them);
+    ex_job *j = jv_calloc(1, sizeof(*j));
+    if (!j)
+        goto fail;
+    j->r = r;
+    j->p = p;
+    jv_vv_init(&j->applied);
+    jv_vv_init(&j->them);
+    jv_vv_init(&j->have);
+    jv_vv_init(&j->sent);
+    jv_buf_init(&j->frame);
+    jv_buf_init(&j->s.data);
+    j->budget = r->o.max_message / 2;
+    j->pull = pull;
+    j->probe = !p->id_known || !is_trusted(r, &p->id);
+    j->to = p->id;
+    j->h = (head){JV_MSG_SYNC, j->probe ? NULL : &j->to, 0, JV_REFUSED_NONE};
+    j->select = !j->probe && !pull && p->have_known;
+    if ((err = jv_vv_copy(&j->applied, &r->applied)) ||
+        (j->select && (err = theirs(p, &p->have, &j->them))))
+        goto fail;
+    j->start = select_start(r);
+    j->stamp = next_stamp(r);
+    env_init(r, &j->env);
+    j->job.fn = ex_run;
+    j->job.done = ex_done;
+    j->job.arg = j;
+    if ((err = jv_readers_submit(r->node->sync_readers, &j->job)))
+        goto fail;
+    r->serving++;
+    p->state = P_BUILDING;
+    p->building = j;
+    return;
+fail:
+    if (j)
+        ex_free(j);
+    char why[96];
+    snprintf(why, sizeof(why), "cannot send: %s", jv_strerror(err));
+    fail(p, why);
 }
 
 /* p cannot be talked to for reason t: the exchange fails with `why` as
@@ -2222,6 +2314,8 @@ static void mark_self(peer *p)
 
 static void peer_free(peer *p)
 {
+    if (p->building)
+        p->building->p = NULL; /* its job ends without it */
     jv_transport_peer_free(p->tp);
     jv_vv_fini(&p->have);
     jv_vv_fini(&p->sent);
