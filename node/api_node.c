@@ -23,6 +23,61 @@
 
 /* -- liveness, metrics, health -------------------------------------------- */
 
+/* The store's figures for metrics, health and status, read on a reader
+ * thread (api_read); the answer is made on the loop from them. A failed
+ * read is itself a figure (health shows it), so the read never fails. */
+typedef struct {
+    jv_err err;
+    char msg[160];
+    jv_store_stats st;
+    bool want_vv;
+    jv_vv vv;
+    void (*then)(api_ctx *c);
+} store_figures;
+
+static void figures_free(void *arg)
+{
+    store_figures *f = arg;
+    jv_vv_fini(&f->vv);
+    jv_free(f);
+}
+
+static jv_err figures_read(jv_store *st, api_ctx *c)
+{
+    store_figures *f = c->extra;
+    f->err = jv_store_stats_get(st, &f->st);
+    if (!f->err && f->want_vv)
+        f->err = jv_store_vv(st, &f->vv);
+    if (f->err)
+        snprintf(f->msg, sizeof(f->msg), "%s", jv_store_errmsg(st));
+    return JV_OK;
+}
+
+static void figures_done(api_ctx *c, jv_err err, const char *msg)
+{
+    store_figures *f = c->extra;
+    (void)err;
+    (void)msg;
+    f->then(c);
+}
+
+/* Reads the figures, then calls then(c) on the loop with c->extra
+ * holding them. */
+static void with_figures(api_ctx *c, bool want_vv, void (*then)(api_ctx *c))
+{
+    store_figures *f = jv_calloc(1, sizeof(*f));
+    if (!f) {
+        api_fail(c, JV_ENOMEM, "figures");
+        return;
+    }
+    jv_vv_init(&f->vv);
+    f->want_vv = want_vv;
+    f->then = then;
+    c->extra = f;
+    c->extra_free = figures_free;
+    api_read(c, figures_read, figures_done);
+}
+
 void api_health_live(api_ctx *c)
 {
     if (c->node->stopping)
@@ -59,11 +114,12 @@ static void process_metrics(jv_metrics *m)
     jv_metrics_set(m, "jarvis_resident_bytes", NULL, (double)ps.resident_bytes);
 }
 
-void api_metrics(api_ctx *c)
+static void metrics_answer(api_ctx *c)
 {
     jv_node *n = c->node;
-    jv_store_stats st;
-    if (jv_store_stats_get(n->rst, &st) == JV_OK) {
+    store_figures *f = c->extra;
+    jv_store_stats st = f->st;
+    if (f->err == JV_OK) {
         jv_metrics_set(n->metrics, "jarvis_database_bytes", NULL,
                        (double)(st.file_bytes + st.wal_bytes));
         jv_metrics_set(n->metrics, "jarvis_log_batches", NULL,
@@ -150,9 +206,15 @@ static int clock_health(jv_node *n, char *why, size_t whylen)
     return score;
 }
 
-void api_health(api_ctx *c)
+void api_metrics(api_ctx *c)
+{
+    with_figures(c, false, metrics_answer);
+}
+
+static void health_answer(api_ctx *c)
 {
     jv_node *n = c->node;
+    store_figures *f = c->extra;
     uint64_t now = jv_now_ms();
     char why[768];
     int s_storage = 100, s_api = 100, s_repl = 100, s_mem = 100;
@@ -160,10 +222,10 @@ void api_health(api_ctx *c)
     json_t *comps = json_object();
 
     /* storage: can we read, did the last commit work? */
-    if (jv_store_stats_get(n->rst, &st) != JV_OK) {
+    st = f->st;
+    if (f->err != JV_OK) {
         s_storage = 0;
-        snprintf(why, sizeof(why), "database unreadable: %s",
-                 jv_store_errmsg(n->rst));
+        snprintf(why, sizeof(why), "database unreadable: %s", f->msg);
     } else if (n->last_commit_err && now - n->last_commit_err_ms < 60000) {
         s_storage = n->last_commit_ms > n->last_commit_err_ms ? 60 : 0;
         snprintf(why, sizeof(why), "a commit failed %" PRIu64 " s ago: %s",
@@ -230,6 +292,11 @@ void api_health(api_ctx *c)
                         "components", comps));
 }
 
+void api_health(api_ctx *c)
+{
+    with_figures(c, false, health_answer);
+}
+
 /* -- status --------------------------------------------------------------- */
 
 /* From origin commit to apply here, over the last batches from peers;
@@ -245,27 +312,21 @@ static json_t *delay_json(const jv_repl *r)
                      (json_int_t)d.p99_ms, "max_ms", (json_int_t)d.max_ms);
 }
 
-void api_status(api_ctx *c)
+static void status_answer(api_ctx *c)
 {
     jv_node *n = c->node;
-    jv_vv vv;
-    jv_store_stats st;
-    jv_vv_init(&vv);
-    jv_err err = jv_store_vv(n->rst, &vv);
-    if (!err)
-        err = jv_store_stats_get(n->rst, &st);
-    if (err) {
-        jv_vv_fini(&vv);
-        api_fail(c, err, "status");
+    store_figures *f = c->extra;
+    const jv_store_stats st = f->st;
+    if (f->err) {
+        api_fail_msg(c, f->err, "status", f->msg);
         return;
     }
     json_t *vvj = json_object();
-    for (size_t i = 0; i < vv.n; i++) {
+    for (size_t i = 0; i < f->vv.n; i++) {
         char hex[JV_ID_HEX];
-        jv_id_hex(&vv.v[i].id, hex);
-        json_object_set_new(vvj, hex, json_integer((json_int_t)vv.v[i].seq));
+        jv_id_hex(&f->vv.v[i].id, hex);
+        json_object_set_new(vvj, hex, json_integer((json_int_t)f->vv.v[i].seq));
     }
-    jv_vv_fini(&vv);
     uint64_t now = jv_now_ms();
     json_t *peers = jv_repl_peers_json(n->repl);
     json_t *keys = json_null();
@@ -303,6 +364,11 @@ void api_status(api_ctx *c)
         json_object_set_new(out, "replication_delay", delay_json(n->repl));
     }
     api_reply(c, 200, out);
+}
+
+void api_status(api_ctx *c)
+{
+    with_figures(c, true, status_answer);
 }
 
 /* -- sessions ------------------------------------------------------------- */
