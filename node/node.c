@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sodium.h>
 #include <unistd.h>
@@ -23,11 +22,6 @@
 #include "repl.h"
 #include "transport.h"
 #include "wire.h"
-
-/* The nice value of background work (a peer's catch-up, backup, verify):
- * on a busy machine it takes the cores the loop and the API readers
- * leave. */
-#define BACKGROUND_NICE 10
 
 #define TICK_MS         1000
 #define PURGE_EVERY_MS  (10 * 60 * 1000)
@@ -202,22 +196,9 @@ typedef struct {
     jv_err err;
 } offloop_job;
 
-/* Backup and verify are background work: the pool thread that runs one
- * yields the cores to the loop and the API readers from then on (libuv's
- * pool also runs checkpoints and name lookups, background work too). */
-static void background_priority(void)
-{
-    static _Thread_local bool done;
-    if (!done)
-        (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid),
-                          BACKGROUND_NICE);
-    done = true;
-}
-
 static void offloop_work(uv_work_t *w)
 {
     offloop_job *j = w->data;
-    background_priority();
     jv_store_opts o;
     jv_store *st = NULL;
     char msg[256];
@@ -909,21 +890,19 @@ static jv_err start_api(jv_node *n, const jv_config *cfg, char *msg,
 
 /* The reader pools: API reads on READERS_API threads; a peer's catch-up
  * (selection and compression) on one thread of its own, so that however
- * much it reads it never delays an API read, at a lower priority
- * (BACKGROUND_NICE) so that on a busy machine it takes the cores the
- * loop and the API readers leave. */
+ * much it reads it never delays an API read. */
 #define READERS_API 2
 
 static jv_err start_readers(jv_node *n, const jv_config *cfg, char *msg,
                             size_t msglen)
 {
-    jv_err err = jv_readers_new(n->loop, "readers", n->db_path, cfg->sync,
-                                cfg->max_skew_ms, READERS_API, 0, &n->readers,
-                                msg, msglen);
+    jv_err err =
+        jv_readers_new(n->loop, "readers", n->db_path, cfg->sync,
+                       cfg->max_skew_ms, READERS_API, &n->readers, msg, msglen);
     if (!err)
-        err = jv_readers_new(n->loop, "sync-readers", n->db_path, cfg->sync,
-                             cfg->max_skew_ms, 1, BACKGROUND_NICE,
-                             &n->sync_readers, msg, msglen);
+        err =
+            jv_readers_new(n->loop, "sync-readers", n->db_path, cfg->sync,
+                           cfg->max_skew_ms, 1, &n->sync_readers, msg, msglen);
     return err;
 }
 

@@ -15,9 +15,6 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include "alloc.h"
 #include "log.h"
@@ -39,7 +36,6 @@ struct jv_readers {
     jv_read_job *q_head, *q_tail;
     jv_read_job *d_head, *d_tail;
     bool stopping;
-    int nice; /* of each thread (read-only) */
     /* loop thread */
     size_t pending;
     void (*stopped)(void *);
@@ -52,10 +48,6 @@ static void reader_main(void *arg)
 {
     reader_thread *t = arg;
     jv_readers *rd = t->rd;
-    /* Linux gives each thread its own nice value: background work yields
-     * the cores to the loop and the API readers. Best effort. */
-    if (rd->nice)
-        (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), rd->nice);
     uv_mutex_lock(&rd->mu);
     for (;;) {
         while (!rd->q_head && !rd->stopping)
@@ -156,7 +148,7 @@ static jv_err open_conns(jv_readers *rd, const char *db_path, jv_sync sync,
 
 jv_err jv_readers_new(uv_loop_t *loop, const char *name, const char *db_path,
                       jv_sync sync, uint64_t max_skew_ms, unsigned nthreads,
-                      int nice, jv_readers **out, char *msg, size_t msglen)
+                      jv_readers **out, char *msg, size_t msglen)
 {
     jv_err err;
     if (!loop || !db_path || !out || nthreads == 0)
@@ -172,7 +164,6 @@ jv_err jv_readers_new(uv_loop_t *loop, const char *name, const char *db_path,
     rd->loop = loop;
     snprintf(rd->name, sizeof(rd->name), "%s", name ? name : "readers");
     rd->n = nthreads;
-    rd->nice = nice;
     rd->t = t;
     uv_mutex_init(&rd->mu);
     uv_cond_init(&rd->cv);

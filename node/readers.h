@@ -51,14 +51,13 @@ typedef struct jv_read_job {
     char msg[160];
 } jv_read_job;
 
-/* Starts nthreads threads on connections to db_path (which must exist and
- * have been checked by this process), opened with `sync` and max_skew_ms
- * (what jv_store_held_list reports, store.h). nice (0: unchanged) is the
- * threads' nice value, for background work. name goes to the log. On
- * failure nothing is left running and msg says why. */
+/* Starts nthreads threads, each opening db_path (which must exist and have
+ * been checked by this process) with `sync` and max_skew_ms (what
+ * jv_store_held_list reports, store.h). name goes to the log. On failure
+ * nothing is left running and msg says why. */
 jv_err jv_readers_new(uv_loop_t *loop, const char *name, const char *db_path,
                       jv_sync sync, uint64_t max_skew_ms, unsigned nthreads,
-                      int nice, jv_readers **out, char *msg, size_t msglen);
+                      jv_readers **out, char *msg, size_t msglen);
 
 /* Queues job (fn, done, arg set by the caller). JV_ECLOSED once stopping
  * (or rd NULL): then done is not called. */
