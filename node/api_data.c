@@ -240,9 +240,10 @@ typedef jv_err (*page_fill)(jv_store *st, jv_str prefix, jv_str after,
  *
  * The reads run on a reader thread (api_read, readers.h), one piece at a
  * time into `ready`: the first before the answer starts (so that a
- * storage error is answered with its status), each next one as soon as
- * the client has taken the previous one. While a read runs, only the
- * reader thread touches the stream's rows and `ready`.
+ * storage error is answered with its status), each next one when the
+ * server pulls for it (the client has taken the previous one, within the
+ * stream budget), behind every new request's read. While a read runs,
+ * only the reader thread touches the stream's rows and `ready`.
  */
 #define PAGE_BATCH 32
 
@@ -392,6 +393,7 @@ static jv_err page_submit(page_stream *p)
     p->job.fn = page_read;
     p->job.done = page_read_done;
     p->job.arg = p;
+    p->job.later = p->c == NULL; /* past the first piece */
     jv_err err = jv_readers_submit(p->node->readers, &p->job);
     p->busy = err == JV_OK;
     return err;
@@ -407,12 +409,11 @@ static jv_http_pull page_pull(void *arg, jv_http_stream *hs, jv_buf *out)
     if (p->err)
         return JV_HTTP_ABORT;
     if (p->ready.len) {
+        /* The next piece is read when the server asks for it: when the
+         * client has taken this one and the stream budget allows. */
         jv_buf_append(out, p->ready.data, p->ready.len);
         jv_buf_reset(&p->ready);
-        if (p->phase == 3)
-            return JV_HTTP_END;
-        page_submit(p); /* the next piece, while this one is written */
-        return JV_HTTP_MORE;
+        return p->phase == 3 ? JV_HTTP_END : JV_HTTP_MORE;
     }
     if (p->phase == 3)
         return JV_HTTP_END;

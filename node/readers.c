@@ -33,7 +33,8 @@ struct jv_readers {
     uv_cond_t cv;
     uv_async_t async;
     /* under mu */
-    jv_read_job *q_head, *q_tail;
+    jv_read_job *q_head, *q_tail; /* new requests' reads */
+    jv_read_job *l_head, *l_tail; /* continuations (job->later) */
     jv_read_job *d_head, *d_tail;
     bool stopping;
     /* loop thread */
@@ -44,20 +45,31 @@ struct jv_readers {
     reader_thread *t;
 };
 
+/* The oldest job, continuations last. Under mu. */
+static jv_read_job *take(jv_readers *rd)
+{
+    jv_read_job **head = rd->q_head ? &rd->q_head : &rd->l_head;
+    jv_read_job **tail = rd->q_head ? &rd->q_tail : &rd->l_tail;
+    jv_read_job *j = *head;
+    if (j) {
+        *head = j->next;
+        if (!*head)
+            *tail = NULL;
+    }
+    return j;
+}
+
 static void reader_main(void *arg)
 {
     reader_thread *t = arg;
     jv_readers *rd = t->rd;
     uv_mutex_lock(&rd->mu);
     for (;;) {
-        while (!rd->q_head && !rd->stopping)
+        while (!rd->q_head && !rd->l_head && !rd->stopping)
             uv_cond_wait(&rd->cv, &rd->mu);
-        jv_read_job *j = rd->q_head;
+        jv_read_job *j = take(rd);
         if (!j)
             break; /* stopping, and nothing left to run */
-        rd->q_head = j->next;
-        if (!rd->q_head)
-            rd->q_tail = NULL;
         uv_mutex_unlock(&rd->mu);
 
         j->err = j->fn(t->st, j->arg);
@@ -197,12 +209,14 @@ jv_err jv_readers_submit(jv_readers *rd, jv_read_job *job)
         uv_mutex_unlock(&rd->mu);
         return JV_ECLOSED;
     }
+    jv_read_job **head = job->later ? &rd->l_head : &rd->q_head;
+    jv_read_job **tail = job->later ? &rd->l_tail : &rd->q_tail;
     job->next = NULL;
-    if (rd->q_tail)
-        rd->q_tail->next = job;
+    if (*tail)
+        (*tail)->next = job;
     else
-        rd->q_head = job;
-    rd->q_tail = job;
+        *head = job;
+    *tail = job;
     uv_cond_signal(&rd->cv);
     uv_mutex_unlock(&rd->mu);
     rd->pending++;

@@ -14,7 +14,8 @@
  * returned, and every job's statements begin after it was submitted, so
  * a read submitted after an acknowledgement sees that write.
  *
- * Order: jobs start in the order submitted, but several run at once (one
+ * Order: jobs start in the order submitted (those marked `later` after
+ * every other waiting job), but several run at once (one
  * per thread) and may end in any order. Callers that need an order (one
  * keep-alive connection's answers) get it from holding their next request
  * until the answer: http.h does.
@@ -45,6 +46,10 @@ typedef struct jv_read_job {
     jv_read_fn fn;
     jv_read_done done;
     void *arg;
+    /* A continuation (the next piece of a streamed answer): runs only when
+     * no other job waits, so that hundreds of streams never delay a new
+     * request's read. */
+    bool later;
     /* private */
     struct jv_read_job *next;
     jv_err err;
