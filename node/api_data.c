@@ -380,7 +380,9 @@ static jv_err page_read(jv_store *st, void *arg)
     bool end = false;
     jv_err err = JV_OK;
     p->st = st;
-    while (!err && !end && p->ready.len < JV_HTTP_CHUNK)
+    /* The tail (a few bytes) goes with the last rows: a short page is one
+     * piece, and never waits behind other streams for its end. */
+    while (!err && !end && (p->ready.len < JV_HTTP_CHUNK || p->phase == 2))
         err = page_step(p, &p->ready, &end);
     p->st = NULL;
     return err;
