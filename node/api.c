@@ -320,6 +320,38 @@ void api_fail(api_ctx *c, jv_err err, const char *what)
     fail_with(c, err, what, jv_store_errmsg(c->node->rst));
 }
 
+void api_fail_msg(api_ctx *c, jv_err err, const char *what,
+                  const char *store_msg)
+{
+    fail_with(c, err, what, store_msg ? store_msg : "");
+}
+
+/* -- reads off the loop --------------------------------------------------- */
+
+static jv_err read_run(jv_store *st, void *arg)
+{
+    api_ctx *c = arg;
+    return c->read_fn(st, c);
+}
+
+static void read_done(void *arg, jv_err err, const char *msg)
+{
+    api_ctx *c = arg;
+    c->read_done(c, err, msg);
+}
+
+void api_read(api_ctx *c, api_read_fn fn, api_read_done done)
+{
+    c->read_fn = fn;
+    c->read_done = done;
+    c->job.fn = read_run;
+    c->job.done = read_done;
+    c->job.arg = c;
+    if (!c->node->readers ||
+        jv_readers_submit(c->node->readers, &c->job) != JV_OK)
+        api_error(c, 503, "shutting_down", "the node is stopping");
+}
+
 /* -- request parts -------------------------------------------------------- */
 
 jv_err api_query(api_ctx *c, const char *name, jv_buf *buf)

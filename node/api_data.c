@@ -122,21 +122,46 @@ static jv_err add_share(void *arg, const jv_counter_share *s)
     return JV_OK;
 }
 
+static void shares_free(void *arg)
+{
+    shares_acc *a = arg;
+    json_decref(a->arr);
+    jv_free(a);
+}
+
+static jv_err counter_read(jv_store *st, api_ctx *c)
+{
+    return jv_store_counter_get(st, cap_str(c, 0), add_share, c->extra);
+}
+
+static void counter_read_done(api_ctx *c, jv_err err, const char *msg)
+{
+    shares_acc *a = c->extra;
+    if (err) {
+        api_fail_msg(c, err, "counter", msg);
+        return;
+    }
+    json_t *arr = a->arr;
+    a->arr = NULL; /* the answer takes it */
+    api_reply(c, 200,
+              json_pack("{s:o,s:o,s:o}", "name", api_jstr(cap_str(c, 0)),
+                        "total", count_json(&a->total), "shares", arr));
+}
+
 void api_counter_get(api_ctx *c)
 {
     jv_str name;
     if (path_name(c, JV_OP_MAX_NAME, "a counter name", &name))
         return;
-    shares_acc a = {json_array(), {{0, 0}, {0, 0}}};
-    jv_err err = jv_store_counter_get(c->node->rst, name, add_share, &a);
-    if (err) {
-        json_decref(a.arr);
-        api_fail(c, err, "counter");
+    shares_acc *a = jv_calloc(1, sizeof(*a));
+    if (!a || !(a->arr = json_array())) {
+        jv_free(a);
+        api_fail(c, JV_ENOMEM, "counter");
         return;
     }
-    api_reply(c, 200,
-              json_pack("{s:o,s:o,s:o}", "name", api_jstr(name), "total",
-                        count_json(&a.total), "shares", a.arr));
+    c->extra = a;
+    c->extra_free = shares_free;
+    api_read(c, counter_read, counter_read_done);
 }
 
 /* Takes up to limit rows of one batch, as JSON text into out; one row
@@ -212,6 +237,13 @@ typedef jv_err (*page_fill)(jv_store *st, jv_str prefix, jv_str after,
  * memory. The bytes are those of the
  * whole page encoded at once: {"<field>":[rows],"next_cursor":...}. Each
  * batch reads its own snapshot, as separate pages do.
+ *
+ * The reads run on a reader thread (api_read, readers.h), one piece at a
+ * time into `ready`: the first before the answer starts (so that a
+ * storage error is answered with its status), each next one when the
+ * server pulls for it (the client has taken the previous one, within the
+ * stream budget), behind every new request's read. While a read runs,
+ * only the reader thread touches the stream's rows and `ready`.
  */
 #define PAGE_BATCH 32
 
@@ -232,7 +264,15 @@ struct page_stream {
     int phase;            /* 0 head, 1 rows, 2 tail, 3 done */
     bool first, more;
     jv_buf next; /* next_cursor text when more */
-    jv_buf pre;  /* read before answering, to answer errors with a status */
+    /* the reads */
+    jv_store *st; /* the reader's connection, during a read */
+    jv_read_job job;
+    jv_buf ready; /* read, not yet taken by the client */
+    jv_err err;
+    api_ctx *c;         /* until the answer starts */
+    jv_http_stream *hs; /* waiting for the read under way */
+    bool busy, over;    /* a read is under way; the answer is over */
+    const char *what;
 };
 
 static void page_stream_free(page_stream *p)
@@ -244,7 +284,7 @@ static void page_stream_free(page_stream *p)
     jv_buf_fini(&p->actor);
     jv_buf_fini(&p->action);
     jv_buf_fini(&p->next);
-    jv_buf_fini(&p->pre);
+    jv_buf_fini(&p->ready);
     jv_free(p);
 }
 
@@ -261,7 +301,7 @@ static page_stream *page_stream_new(api_ctx *c, const char *field)
     jv_buf_init(&p->actor);
     jv_buf_init(&p->action);
     jv_buf_init(&p->next);
-    jv_buf_init(&p->pre);
+    jv_buf_init(&p->ready);
     return p;
 }
 
@@ -333,50 +373,114 @@ static jv_err page_step(page_stream *p, jv_buf *out, bool *end)
     }
 }
 
-static jv_http_pull page_pull(void *arg, jv_http_stream *hs, jv_buf *out)
+/* Reader thread: steps until a piece's worth is ready or the page ends. */
+static jv_err page_read(jv_store *st, void *arg)
 {
     page_stream *p = arg;
     bool end = false;
-    (void)hs;
-    if (p->pre.len) {
-        jv_buf_append(out, p->pre.data, p->pre.len);
-        jv_buf_fini(&p->pre);
+    jv_err err = JV_OK;
+    p->st = st;
+    /* The tail (a few bytes) goes with the last rows: a short page is one
+     * piece, and never waits behind other streams for its end. */
+    while (!err && !end && (p->ready.len < JV_HTTP_CHUNK || p->phase == 2))
+        err = page_step(p, &p->ready, &end);
+    p->st = NULL;
+    return err;
+}
+
+static void page_read_done(void *arg, jv_err err, const char *msg);
+
+static jv_err page_submit(page_stream *p)
+{
+    p->job.fn = page_read;
+    p->job.done = page_read_done;
+    p->job.arg = p;
+    p->job.later = p->c == NULL; /* past the first piece */
+    jv_err err = jv_readers_submit(p->node->readers, &p->job);
+    p->busy = err == JV_OK;
+    return err;
+}
+
+static jv_http_pull page_pull(void *arg, jv_http_stream *hs, jv_buf *out)
+{
+    page_stream *p = arg;
+    if (p->busy) {
+        p->hs = hs;
+        return JV_HTTP_WAIT;
+    }
+    if (p->err)
+        return JV_HTTP_ABORT;
+    if (p->ready.len) {
+        /* The next piece is read when the server asks for it: when the
+         * client has taken this one and the stream budget allows. */
+        jv_buf_append(out, p->ready.data, p->ready.len);
+        jv_buf_reset(&p->ready);
         return p->phase == 3 ? JV_HTTP_END : JV_HTTP_MORE;
     }
-    jv_err err = page_step(p, out, &end);
-    if (err) {
-        jv_warn("api", "a page was cut short: %s (%s)", jv_strerror(err),
-                jv_store_errmsg(p->node->rst));
+    if (p->phase == 3)
+        return JV_HTTP_END;
+    if (page_submit(p) != JV_OK)
         return JV_HTTP_ABORT;
-    }
-    return end ? JV_HTTP_END : JV_HTTP_MORE;
+    p->hs = hs;
+    return JV_HTTP_WAIT;
 }
 
 static void page_end(void *arg, bool complete)
 {
+    page_stream *p = arg;
     (void)complete;
-    page_stream_free(arg);
+    p->over = true;
+    p->hs = NULL;
+    if (!p->busy)
+        page_stream_free(p);
 }
 
-/* Reads the head and first batch now, so that a storage error is answered
- * with its status; the rest streams. Takes p. */
-static void page_answer(api_ctx *c, page_stream *p, const char *what)
+/* Loop thread: a piece was read. The first one starts the answer. */
+static void page_read_done(void *arg, jv_err err, const char *msg)
 {
-    bool end = false;
-    jv_err err = page_step(p, &p->pre, &end);
-    if (!err && !end)
-        err = page_step(p, &p->pre, &end);
-    if (err) {
+    page_stream *p = arg;
+    p->busy = false;
+    if (p->over) {
         page_stream_free(p);
-        api_fail(c, err, what);
         return;
     }
-    api_reply_stream(c, 200, page_pull, page_end, p);
+    if (p->c) {
+        api_ctx *c = p->c;
+        p->c = NULL;
+        if (err) {
+            api_fail_msg(c, err, p->what, msg);
+            page_stream_free(p);
+        } else {
+            api_reply_stream(c, 200, page_pull, page_end, p);
+        }
+        return;
+    }
+    if (err) {
+        jv_warn("api", "a page was cut short: %s (%s)", jv_strerror(err), msg);
+        p->err = err;
+    }
+    if (p->hs) {
+        jv_http_stream *hs = p->hs;
+        p->hs = NULL;
+        jv_http_stream_resume(hs);
+    }
+}
+
+/* Reads the head and first piece off the loop, then answers; the rest
+ * streams. Takes p. */
+static void page_answer(api_ctx *c, page_stream *p, const char *what)
+{
+    p->c = c;
+    p->what = what;
+    if (page_submit(p) != JV_OK) {
+        page_stream_free(p);
+        api_error(c, 503, "shutting_down", "the node is stopping");
+    }
 }
 
 static jv_err list_batch(page_stream *p, size_t n, page_acc *a)
 {
-    return p->fill(p->node->rst, buf_str(&p->prefix), buf_str(&p->after), n, a);
+    return p->fill(p->st, buf_str(&p->prefix), buf_str(&p->after), n, a);
 }
 
 static void list_route(api_ctx *c, const char *field, const char *what,
@@ -499,7 +603,7 @@ static jv_err add_audit(void *arg, const jv_audit_row *r)
 static jv_err audit_batch(page_stream *p, size_t n, page_acc *a)
 {
     p->q.limit = n;
-    return jv_store_audit_query(p->node->rst, &p->q, add_audit, a);
+    return jv_store_audit_query(p->st, &p->q, add_audit, a);
 }
 
 /* A time bound parameter; 0 or answered 400. */
@@ -655,19 +759,57 @@ static jv_err one_config(void *arg, const jv_config_row *r)
     return JV_OK;
 }
 
+/* A single-entry read's answer, held by the context until it is sent. */
+static void json_slot_free(void *arg)
+{
+    json_t **slot = arg;
+    json_decref(*slot);
+    jv_free(slot);
+}
+
+static int json_slot(api_ctx *c, const char *what)
+{
+    json_t **slot = jv_calloc(2, sizeof(*slot));
+    if (!slot) {
+        api_fail(c, JV_ENOMEM, what);
+        return -1;
+    }
+    c->extra = slot;
+    c->extra_free = json_slot_free;
+    return 0;
+}
+
+/* Answers the slot's value (taking it), or the error. */
+static void json_slot_reply(api_ctx *c, jv_err err, const char *msg,
+                            const char *what)
+{
+    json_t **slot = c->extra;
+    if (err) {
+        api_fail_msg(c, err, what, msg);
+        return;
+    }
+    json_t *out = slot[0];
+    slot[0] = NULL;
+    api_reply(c, 200, out);
+}
+
+static jv_err config_read(jv_store *st, api_ctx *c)
+{
+    return jv_store_config_get(st, cap_str(c, 0), one_config, c->extra);
+}
+
+static void config_read_done(api_ctx *c, jv_err err, const char *msg)
+{
+    json_slot_reply(c, err, msg, "config key");
+}
+
 void api_config_get(api_ctx *c)
 {
     jv_str key;
-    json_t *out = NULL;
-    if (path_name(c, JV_OP_MAX_KEY, "a config key", &key))
+    if (path_name(c, JV_OP_MAX_KEY, "a config key", &key) ||
+        json_slot(c, "config key"))
         return;
-    jv_err err = jv_store_config_get(c->node->rst, key, one_config, &out);
-    if (err) {
-        json_decref(out);
-        api_fail(c, err, "config key");
-        return;
-    }
-    api_reply(c, 200, out);
+    api_read(c, config_read, config_read_done);
 }
 
 static jv_err add_config(void *arg, const jv_config_row *r)
@@ -802,29 +944,36 @@ static jv_err all_archive(void *arg, const jv_archive_value *v)
     return j && json_array_append_new(arg, j) == 0 ? JV_OK : JV_ENOMEM;
 }
 
-void api_archive_get(api_ctx *c)
+static jv_err archive_read(jv_store *st, api_ctx *c)
 {
-    jv_str key;
-    json_t *out = NULL, *all = NULL;
-    if (path_name(c, JV_OP_MAX_KEY, "an archive key", &key))
-        return;
-    jv_err err = jv_store_archive_get(c->node->rst, key, one_archive, &out);
+    json_t **slot = c->extra, *all = NULL;
+    jv_str key = cap_str(c, 0);
+    jv_err err = jv_store_archive_get(st, key, one_archive, &slot[0]);
     /* Every value, not only the latest: after concurrent adds a reader
      * sees all that the key holds, as the export shows them. */
     if (!err && !(all = json_array()))
         err = JV_ENOMEM;
     if (!err)
-        err = jv_store_archive_key_values(c->node->rst, key, all_archive, all);
-    if (!err && json_object_set_new(out, "all", all) != 0)
+        err = jv_store_archive_key_values(st, key, all_archive, all);
+    if (!err && json_object_set_new(slot[0], "all", all) != 0)
         err = JV_ENOMEM;
     else if (err)
         json_decref(all);
-    if (err) {
-        json_decref(out);
-        api_fail(c, err, "archive entry");
+    return err;
+}
+
+static void archive_read_done(api_ctx *c, jv_err err, const char *msg)
+{
+    json_slot_reply(c, err, msg, "archive entry");
+}
+
+void api_archive_get(api_ctx *c)
+{
+    jv_str key;
+    if (path_name(c, JV_OP_MAX_KEY, "an archive key", &key) ||
+        json_slot(c, "archive entry"))
         return;
-    }
-    api_reply(c, 200, out);
+    api_read(c, archive_read, archive_read_done);
 }
 
 static jv_err add_archive(void *arg, const jv_archive_row *r)

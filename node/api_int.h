@@ -8,9 +8,15 @@
 
 #include "api.h"
 #include "query.h"
+#include "readers.h"
 
 typedef struct api_ctx api_ctx;
 typedef void (*api_fn)(api_ctx *c);
+/* A read on a reader thread (readers.h): st is that thread's connection;
+ * it may read c's request and fill what c->extra holds, nothing else. */
+typedef jv_err (*api_read_fn)(jv_store *st, api_ctx *c);
+/* Back on the loop: err from api_read_fn, msg the storage's message. */
+typedef void (*api_read_done)(api_ctx *c, jv_err err, const char *msg);
 
 typedef struct {
     const char *method;
@@ -43,6 +49,10 @@ struct api_ctx {
     /* While POST /v1/batch reads its ops: 1 + the index of the op being
      * read, so that every error names it; 0 otherwise. */
     size_t op_at;
+    /* A read off the loop (api_read). */
+    jv_read_job job;
+    api_read_fn read_fn;
+    api_read_done read_done;
 };
 
 /* Answers with a JSON body (stolen) and frees the context. */
@@ -67,6 +77,13 @@ void api_rate_limited(api_ctx *c, uint64_t retry_ms);
 /* Answers the error a jv_err stands for (404 for JV_ENOTFOUND, 503 for
  * storage failures...). what says what was being done. */
 void api_fail(api_ctx *c, jv_err err, const char *what);
+/* The same with the message of the connection that failed (a reader's). */
+void api_fail_msg(api_ctx *c, jv_err err, const char *what,
+                  const char *store_msg);
+/* Runs fn on a reader thread, then done on the loop thread; the request
+ * stays unanswered meanwhile (done answers it). When the node is stopping,
+ * answers 503 at once instead. */
+void api_read(api_ctx *c, api_read_fn fn, api_read_done done);
 
 /* Reads a query parameter into buf (decoded, NUL-terminated): JV_OK,
  * JV_ENOTFOUND, or JV_EINVAL (after answering 400). */

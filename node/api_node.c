@@ -23,6 +23,61 @@
 
 /* -- liveness, metrics, health -------------------------------------------- */
 
+/* The store's figures for metrics, health and status, read on a reader
+ * thread (api_read); the answer is made on the loop from them. A failed
+ * read is itself a figure (health shows it), so the read never fails. */
+typedef struct {
+    jv_err err;
+    char msg[160];
+    jv_store_stats st;
+    bool want_vv;
+    jv_vv vv;
+    void (*then)(api_ctx *c);
+} store_figures;
+
+static void figures_free(void *arg)
+{
+    store_figures *f = arg;
+    jv_vv_fini(&f->vv);
+    jv_free(f);
+}
+
+static jv_err figures_read(jv_store *st, api_ctx *c)
+{
+    store_figures *f = c->extra;
+    f->err = jv_store_stats_get(st, &f->st);
+    if (!f->err && f->want_vv)
+        f->err = jv_store_vv(st, &f->vv);
+    if (f->err)
+        snprintf(f->msg, sizeof(f->msg), "%s", jv_store_errmsg(st));
+    return JV_OK;
+}
+
+static void figures_done(api_ctx *c, jv_err err, const char *msg)
+{
+    store_figures *f = c->extra;
+    (void)err;
+    (void)msg;
+    f->then(c);
+}
+
+/* Reads the figures, then calls then(c) on the loop with c->extra
+ * holding them. */
+static void with_figures(api_ctx *c, bool want_vv, void (*then)(api_ctx *c))
+{
+    store_figures *f = jv_calloc(1, sizeof(*f));
+    if (!f) {
+        api_fail(c, JV_ENOMEM, "figures");
+        return;
+    }
+    jv_vv_init(&f->vv);
+    f->want_vv = want_vv;
+    f->then = then;
+    c->extra = f;
+    c->extra_free = figures_free;
+    api_read(c, figures_read, figures_done);
+}
+
 void api_health_live(api_ctx *c)
 {
     if (c->node->stopping)
@@ -59,11 +114,12 @@ static void process_metrics(jv_metrics *m)
     jv_metrics_set(m, "jarvis_resident_bytes", NULL, (double)ps.resident_bytes);
 }
 
-void api_metrics(api_ctx *c)
+static void metrics_answer(api_ctx *c)
 {
     jv_node *n = c->node;
-    jv_store_stats st;
-    if (jv_store_stats_get(n->rst, &st) == JV_OK) {
+    store_figures *f = c->extra;
+    jv_store_stats st = f->st;
+    if (f->err == JV_OK) {
         jv_metrics_set(n->metrics, "jarvis_database_bytes", NULL,
                        (double)(st.file_bytes + st.wal_bytes));
         jv_metrics_set(n->metrics, "jarvis_log_batches", NULL,
@@ -150,9 +206,15 @@ static int clock_health(jv_node *n, char *why, size_t whylen)
     return score;
 }
 
-void api_health(api_ctx *c)
+void api_metrics(api_ctx *c)
+{
+    with_figures(c, false, metrics_answer);
+}
+
+static void health_answer(api_ctx *c)
 {
     jv_node *n = c->node;
+    store_figures *f = c->extra;
     uint64_t now = jv_now_ms();
     char why[768];
     int s_storage = 100, s_api = 100, s_repl = 100, s_mem = 100;
@@ -160,10 +222,10 @@ void api_health(api_ctx *c)
     json_t *comps = json_object();
 
     /* storage: can we read, did the last commit work? */
-    if (jv_store_stats_get(n->rst, &st) != JV_OK) {
+    st = f->st;
+    if (f->err != JV_OK) {
         s_storage = 0;
-        snprintf(why, sizeof(why), "database unreadable: %s",
-                 jv_store_errmsg(n->rst));
+        snprintf(why, sizeof(why), "database unreadable: %s", f->msg);
     } else if (n->last_commit_err && now - n->last_commit_err_ms < 60000) {
         s_storage = n->last_commit_ms > n->last_commit_err_ms ? 60 : 0;
         snprintf(why, sizeof(why), "a commit failed %" PRIu64 " s ago: %s",
@@ -230,6 +292,11 @@ void api_health(api_ctx *c)
                         "components", comps));
 }
 
+void api_health(api_ctx *c)
+{
+    with_figures(c, false, health_answer);
+}
+
 /* -- status --------------------------------------------------------------- */
 
 /* From origin commit to apply here, over the last batches from peers;
@@ -245,27 +312,21 @@ static json_t *delay_json(const jv_repl *r)
                      (json_int_t)d.p99_ms, "max_ms", (json_int_t)d.max_ms);
 }
 
-void api_status(api_ctx *c)
+static void status_answer(api_ctx *c)
 {
     jv_node *n = c->node;
-    jv_vv vv;
-    jv_store_stats st;
-    jv_vv_init(&vv);
-    jv_err err = jv_store_vv(n->rst, &vv);
-    if (!err)
-        err = jv_store_stats_get(n->rst, &st);
-    if (err) {
-        jv_vv_fini(&vv);
-        api_fail(c, err, "status");
+    store_figures *f = c->extra;
+    const jv_store_stats st = f->st;
+    if (f->err) {
+        api_fail_msg(c, f->err, "status", f->msg);
         return;
     }
     json_t *vvj = json_object();
-    for (size_t i = 0; i < vv.n; i++) {
+    for (size_t i = 0; i < f->vv.n; i++) {
         char hex[JV_ID_HEX];
-        jv_id_hex(&vv.v[i].id, hex);
-        json_object_set_new(vvj, hex, json_integer((json_int_t)vv.v[i].seq));
+        jv_id_hex(&f->vv.v[i].id, hex);
+        json_object_set_new(vvj, hex, json_integer((json_int_t)f->vv.v[i].seq));
     }
-    jv_vv_fini(&vv);
     uint64_t now = jv_now_ms();
     json_t *peers = jv_repl_peers_json(n->repl);
     json_t *keys = json_null();
@@ -303,6 +364,11 @@ void api_status(api_ctx *c)
         json_object_set_new(out, "replication_delay", delay_json(n->repl));
     }
     api_reply(c, 200, out);
+}
+
+void api_status(api_ctx *c)
+{
+    with_figures(c, true, status_answer);
 }
 
 /* -- sessions ------------------------------------------------------------- */
@@ -979,7 +1045,11 @@ static jv_err ex_share(void *arg, const jv_counter_share *s)
 }
 
 /* Counter names first, shares after: a row callback may not query the
- * store it is called from. */
+ * store it is called from. The names come a page at a time (inside the
+ * export's read transaction), so that a million counters never have
+ * their names in memory at once. */
+#define EX_NAMES_PAGE 1024
+
 typedef struct {
     jv_buf names; /* each name followed by a NUL */
     size_t n;
@@ -994,12 +1064,15 @@ static jv_err collect_name(void *arg, const jv_counter_row *r)
     return jv_buf_err(&l->names);
 }
 
-static jv_err ex_counters(export_job *e)
+/* One page of counters after `after` (replaced by the page's last name). */
+static jv_err ex_counter_page(export_job *e, jv_buf *after, size_t *got)
 {
     name_list l = {{0}, 0};
     jv_str none = {"", 0};
     jv_buf_init(&l.names);
-    jv_err err = jv_store_counter_list(e->st, none, none, 0, collect_name, &l);
+    jv_str from = {after->len ? (const char *)after->data : "", after->len};
+    jv_err err = jv_store_counter_list(e->st, none, from, EX_NAMES_PAGE,
+                                       collect_name, &l);
     const char *p = (const char *)l.names.data;
     for (size_t i = 0; !err && i < l.n; i++) {
         jv_str name = jv_str_c(p);
@@ -1009,11 +1082,28 @@ static jv_err ex_counters(export_job *e)
         err = jv_store_counter_get(e->st, name, ex_share, e);
         put(&e->out, "}");
         e->first = false;
-        p += name.n + 1;
         if (!err)
             err = ex_flush(e, false);
+        if (i + 1 == l.n) {
+            jv_buf_reset(after);
+            jv_buf_append(after, name.p, name.n);
+        }
+        p += name.n + 1;
     }
+    *got = l.n;
     jv_buf_fini(&l.names);
+    return err ? err : jv_buf_err(after);
+}
+
+static jv_err ex_counters(export_job *e)
+{
+    jv_buf after;
+    size_t got = EX_NAMES_PAGE;
+    jv_err err = JV_OK;
+    jv_buf_init(&after);
+    while (!err && got == EX_NAMES_PAGE)
+        err = ex_counter_page(e, &after, &got);
+    jv_buf_fini(&after);
     return err ? err : jv_buf_err(&e->out);
 }
 

@@ -371,10 +371,27 @@ static void close_handle(jv_node *n, uv_handle_t *h)
     uv_close(h, on_closed);
 }
 
+static void on_readers_stopped(void *arg)
+{
+    jv_node *n = arg;
+    n->closing--;
+}
+
+static void stop_readers(jv_node *n, jv_readers **rd)
+{
+    if (!*rd)
+        return;
+    n->closing++;
+    jv_readers_stop(*rd, on_readers_stopped, n);
+    *rd = NULL;
+}
+
 static void on_writer_stopped(void *arg)
 {
     jv_node *n = arg;
     n->writer = NULL;
+    stop_readers(n, &n->readers);
+    stop_readers(n, &n->sync_readers);
     jv_store_close(n->wst);
     jv_store_close(n->rst);
     /* Last: closing the last connection checkpoints the whole log. */
@@ -407,7 +424,8 @@ static void on_drain(uv_timer_t *t)
     size_t inflight = n->http ? jv_http_inflight(n->http) : 0;
     size_t writing = n->http ? jv_http_writing(n->http) : 0;
     size_t pending = n->writer ? jv_writer_pending(n->writer) : 0;
-    if (inflight || writing || pending || n->offloop || n->ckpt_running)
+    if (inflight || writing || pending || n->offloop || n->ckpt_running ||
+        jv_readers_pending(n->readers) || jv_readers_pending(n->sync_readers))
         return;
     uv_timer_stop(t);
     if (n->http)
@@ -874,6 +892,24 @@ static jv_err start_api(jv_node *n, const jv_config *cfg, char *msg,
     return JV_OK;
 }
 
+/* The reader pools: API reads on READERS_API threads; a peer's catch-up
+ * (selection and compression) on one thread of its own, so that however
+ * much it reads it never delays an API read. */
+#define READERS_API 2
+
+static jv_err start_readers(jv_node *n, const jv_config *cfg, char *msg,
+                            size_t msglen)
+{
+    jv_err err =
+        jv_readers_new(n->loop, "readers", n->db_path, cfg->sync,
+                       cfg->max_skew_ms, READERS_API, &n->readers, msg, msglen);
+    if (!err)
+        err =
+            jv_readers_new(n->loop, "sync-readers", n->db_path, cfg->sync,
+                           cfg->max_skew_ms, 1, &n->sync_readers, msg, msglen);
+    return err;
+}
+
 jv_err jv_node_start(jv_node *n, uv_loop_t *loop, const jv_config *cfg,
                      char *msg, size_t msglen)
 {
@@ -902,7 +938,8 @@ jv_err jv_node_start(jv_node *n, uv_loop_t *loop, const jv_config *cfg,
         (err = start_services(n, cfg, msg, msglen)))
         goto fail;
     start_handles(n);
-    if ((err = start_replication(n, msg, msglen)) ||
+    if ((err = start_readers(n, cfg, msg, msglen)) ||
+        (err = start_replication(n, msg, msglen)) ||
         (err = start_api(n, cfg, msg, msglen))) {
         /* The loop owns handles now: stop through the normal path. */
         n->exit_code = 1;

@@ -4,8 +4,11 @@
  * One libuv loop thread owns everything here. Work that blocks runs
  * elsewhere: commits on the writer thread (writer.h), backup, verify and
  * export on libuv's thread pool with connections of their own. Reads for
- * the API use the reader connection on the loop thread (WAL: they never
- * wait for the writer, and they see every acknowledged write).
+ * the API run on the reader pool (readers.h), a peer's catch-up on a pool
+ * of its own (WAL: they never wait for the writer, and they see every
+ * acknowledged write). The loop's own reader connection (rst) serves only
+ * small bookkeeping reads: the version vector after a commit, trust
+ * checks, start-up.
  *
  * Stopping (SIGTERM, SIGINT): stop accepting, answer what is in flight,
  * let the writer finish its queue, close the database, exit 0.
@@ -22,6 +25,7 @@
 #include "http.h"
 #include "keyring.h"
 #include "metrics.h"
+#include "readers.h"
 #include "writer.h"
 
 typedef struct jv_node jv_node;
@@ -45,6 +49,8 @@ struct jv_node {
     jv_store *wst; /* writer connection: the writer thread's */
     jv_store *rst; /* reader connection: the loop's */
     jv_store *cst; /* checkpoint connection: one thread-pool job at a time */
+    jv_readers *readers;      /* API reads, off the loop (readers.h) */
+    jv_readers *sync_readers; /* peers' catch-up: selection, compression */
     uv_timer_t ckpt_timer;
     uv_work_t ckpt_work;
     bool ckpt_running;

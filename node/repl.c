@@ -48,6 +48,7 @@
 
 typedef enum {
     P_IDLE,
+    P_BUILDING, /* its request is being built off the loop */
     P_SENDING,
     P_APPLYING
 } pstate;
@@ -108,9 +109,10 @@ typedef struct peer {
     bool id_known;
     jv_vv have; /* what it holds, as it last told us (plus what we sent) */
     bool have_known;
-    jv_vv sent;         /* batches in the request outstanding, by origin */
-    uint64_t req_stamp; /* the stamp of the request outstanding */
-    bool probing;       /* it went to no id (a first contact): see probe */
+    jv_vv sent;              /* batches in the request outstanding, by origin */
+    struct ex_job *building; /* the request being built (P_BUILDING) */
+    uint64_t req_stamp;      /* the stamp of the request outstanding */
+    bool probing;            /* it went to no id (a first contact): see probe */
     bool stale_retried; /* a `stale` refusal was answered by a new request */
     /* What it said it holds in its own messages (their have-vectors),
      * and what it acknowledged receiving from us (a request it answered),
@@ -224,7 +226,8 @@ struct jv_repl {
     char bound[256];
     char *blocked[MAX_BLOCKED];
     size_t nblocked;
-    unsigned applying;                        /* apply jobs at the writer */
+    unsigned applying; /* apply jobs at the writer */
+    unsigned serving;  /* answers being built on the sync reader thread */
     uint64_t delay_ms[JV_REPL_DELAY_SAMPLES]; /* a ring: the newest delays */
     size_t ndelay;                            /* delays recorded, ever */
     told told[MAX_TOLD];
@@ -891,12 +894,13 @@ static jv_err add_held(void *arg, const jv_held_row *h)
     return JV_OK;
 }
 
-static jv_err our_have(jv_repl *r, jv_vv *out)
+/* applied and what is held aside after it, read on st. */
+static jv_err have_on(jv_store *st, const jv_vv *applied, jv_vv *out)
 {
-    jv_err err = jv_vv_copy(out, &r->applied);
+    jv_err err = jv_vv_copy(out, applied);
     if (err)
         return err;
-    return jv_store_held_list(r->node->rst, add_held, out);
+    return jv_store_held_list(st, add_held, out);
 }
 
 typedef struct {
@@ -948,18 +952,19 @@ static jv_err sel_add(void *arg, const jv_log_row *row)
     return JV_OK;
 }
 
-/* The batches a peer with vector `theirs` lacks, within budget bytes.
- * *more: something was left out. sent (if not NULL) records what went. */
-static jv_err select_for(jv_repl *r, const jv_vv *theirs, size_t budget,
-                         selection *s, bool *more, jv_vv *sent)
+/* The batches a peer with vector `theirs` lacks, within budget bytes,
+ * read on st from the origins of `applied`, beginning with the start-th
+ * (random, so that a budget too small for everything does not always
+ * serve the same origins first). *more: something was left out. sent (if
+ * not NULL) records what went. Any thread owning st. */
+static jv_err select_on(jv_store *st, const jv_vv *applied, size_t start,
+                        const jv_vv *theirs, size_t budget, selection *s,
+                        bool *more, jv_vv *sent)
 {
     *more = false;
     s->budget = budget;
-    /* A random first origin, so that a budget too small for everything
-     * does not always serve the same origins first. */
-    size_t start = r->applied.n ? (size_t)(rnd(r) % r->applied.n) : 0;
-    for (size_t k = 0; k < r->applied.n; k++) {
-        const jv_vv_entry *e = &r->applied.v[(start + k) % r->applied.n];
+    for (size_t k = 0; k < applied->n; k++) {
+        const jv_vv_entry *e = &applied->v[(start + k) % applied->n];
         uint64_t have = jv_vv_get(theirs, &e->id);
         if (e->seq <= have)
             continue;
@@ -968,7 +973,7 @@ static jv_err select_for(jv_repl *r, const jv_vv *theirs, size_t budget,
             break;
         }
         s->last_seq = have;
-        jv_err err = jv_store_log_after(r->node->rst, &e->id, have, LOG_BATCHES,
+        jv_err err = jv_store_log_after(st, &e->id, have, LOG_BATCHES,
                                         budget - s->bytes, sel_add, s);
         if (err == JV_ETOOBIG) {
             /* Full (sel_add): what it held back goes in the next exchange. */
@@ -987,6 +992,11 @@ static jv_err select_for(jv_repl *r, const jv_vv *theirs, size_t budget,
     return JV_OK;
 }
 
+static size_t select_start(jv_repl *r)
+{
+    return r->applied.n ? (size_t)(rnd(r) % r->applied.n) : 0;
+}
+
 /* Who a message goes to and what it answers. */
 typedef struct {
     jv_msg_type type;
@@ -996,10 +1006,31 @@ typedef struct {
     const jv_wire_snap *snap; /* types 3 and 4 */
 } head;
 
-/* Encodes, signs and seals a message carrying the selection. *stamp (may
- * be NULL) receives the message's stamp. */
-static jv_err build(jv_repl *r, const head *h, const jv_vv *have, selection *s,
-                    bool more, uint64_t budget, jv_buf *frame, uint64_t *stamp)
+/* What building a message needs of the node, copied so that a sync reader
+ * thread can build one while the loop goes on. */
+typedef struct {
+    const jv_keypair *kp; /* the node's: never changes while it runs */
+    jv_keyring ring;
+    bool keyed;
+    char bound[256];
+} build_env;
+
+static void env_init(jv_repl *r, build_env *env)
+{
+    memset(env, 0, sizeof(*env));
+    env->kp = &r->node->kp;
+    env->keyed = r->keyed;
+    if (r->keyed)
+        env->ring = r->ring;
+    snprintf(env->bound, sizeof(env->bound), "%s", r->bound);
+}
+
+/* Encodes, signs, compresses and seals a message carrying the selection,
+ * stamped `stamp`. *plain: what the frame would weigh without zstd. Any
+ * thread. */
+static jv_err build_with(const build_env *env, const head *h, uint64_t stamp,
+                         const jv_vv *have, selection *s, bool more,
+                         uint64_t budget, jv_buf *frame, size_t *plain_out)
 {
     jv_msg m;
     jv_buf raw;
@@ -1008,15 +1039,13 @@ static jv_err build(jv_repl *r, const head *h, const jv_vv *have, selection *s,
     jv_msg_init(&m);
     jv_buf_init(&raw);
     m.type = h->type;
-    m.from = r->node->kp.pk;
+    m.from = env->kp->pk;
     if (h->to)
         m.to = *h->to;
-    m.stamp = next_stamp(r);
+    m.stamp = stamp;
     m.echo = h->echo;
     m.refused = h->refused;
-    if (stamp)
-        *stamp = m.stamp;
-    m.from_addr = jv_str_c(r->bound);
+    m.from_addr = jv_str_c(env->bound);
     m.have = *have; /* borrowed */
     m.more = more;
     m.budget = budget;
@@ -1034,17 +1063,35 @@ static jv_err build(jv_repl *r, const head *h, const jv_vv *have, selection *s,
     }
     m.batches = wb;
     m.nbatches = s ? s->n : 0;
-    if ((err = jv_msg_encode(&m, &r->node->kp, COMPRESS_MIN, &raw, &plain)))
+    if ((err = jv_msg_encode(&m, env->kp, COMPRESS_MIN, &raw, &plain)))
         goto out;
-    err = jv_seal(r->keyed ? &r->ring : NULL, raw.data, raw.len, frame);
+    err = jv_seal(env->keyed ? &env->ring : NULL, raw.data, raw.len, frame);
     /* What the frame would weigh without zstd (format byte + plain body +
      * sealing): the protocol's own overhead, which compression can hide. */
     if (!err)
-        count(r, "jarvis_repl_bytes_uncompressed_total", "direction", "out",
-              (double)(frame->len - raw.len + 1 + plain));
+        *plain_out = frame->len - raw.len + 1 + plain;
 out:
     jv_free(wb);
     jv_buf_fini(&raw);
+    return err;
+}
+
+/* build_with on the loop, with the node's next stamp. *stamp (may be NULL)
+ * receives the message's stamp. */
+static jv_err build(jv_repl *r, const head *h, const jv_vv *have, selection *s,
+                    bool more, uint64_t budget, jv_buf *frame, uint64_t *stamp)
+{
+    build_env env;
+    size_t plain = 0;
+    uint64_t st = next_stamp(r);
+    env_init(r, &env);
+    if (stamp)
+        *stamp = st;
+    jv_err err = build_with(&env, h, st, have, s, more, budget, frame, &plain);
+    if (!err)
+        count(r, "jarvis_repl_bytes_uncompressed_total", "direction", "out",
+              (double)plain);
+    jv_keyring_wipe(&env.ring);
     return err;
 }
 
@@ -1391,14 +1438,122 @@ static void fail(peer *p, const char *why)
  * names (and proves) the node at that address and says nothing more; a
  * trusted one is then pulled from at once (take_introduction). Nothing of
  * ours goes to a node we do not trust. */
+/* An exchange's request, built on the sync reader thread as an answer is
+ * (serve_job): our vector, what p lacks for a push. p is NULL once the
+ * peer has been freed meanwhile. */
+typedef struct ex_job {
+    jv_read_job job;
+    jv_repl *r;
+    peer *p;
+    jv_id to;
+    head h;
+    build_env env;
+    jv_vv applied, them, have, sent;
+    bool probe, select, pull, repair;
+    size_t start;
+    uint64_t budget, stamp;
+    selection s;
+    bool more;
+    jv_buf frame;
+    size_t plain;
+} ex_job;
+
+static void ex_free(ex_job *j)
+{
+    jv_keyring_wipe(&j->env.ring);
+    jv_vv_fini(&j->applied);
+    jv_vv_fini(&j->them);
+    jv_vv_fini(&j->have);
+    jv_vv_fini(&j->sent);
+    sel_fini(&j->s);
+    jv_buf_fini(&j->frame);
+    jv_free(j);
+}
+
+/* Sync reader thread. */
+static jv_err ex_run(jv_store *st, void *arg)
+{
+    ex_job *j = arg;
+    jv_err err;
+    if (!j->probe && (err = have_on(st, &j->applied, &j->have)))
+        return err;
+    if (j->select && (err = select_on(st, &j->applied, j->start, &j->them,
+                                      j->budget, &j->s, &j->more, &j->sent)))
+        return err;
+    return build_with(&j->env, &j->h, j->stamp, &j->have, &j->s, j->more,
+                      j->pull && !j->probe ? j->budget : 0, &j->frame,
+                      &j->plain);
+}
+
+/* Loop thread: the request is built; send it. */
+static void ex_done(void *arg, jv_err err, const char *msg)
+{
+    ex_job *j = arg;
+    jv_repl *r = j->r;
+    peer *p = j->p;
+    r->serving--;
+    if (!p || r->stopping)
+        goto out;
+    p->building = NULL;
+    if (p->state != P_BUILDING)
+        goto out; /* mark_self, say: nothing to send */
+    if (!err && j->repair && j->more) {
+        p->state = P_IDLE; /* see `repair`: it is catching up elsewhere */
+        goto out;
+    }
+    if (!err)
+        err = jv_transport_send(p->tp, j->frame.data, j->frame.len,
+                                r->o.timeout_ms);
+    if (err) {
+        char why[160];
+        snprintf(why, sizeof(why), "cannot send: %s%s%s", jv_strerror(err),
+                 msg[0] ? ": " : "", msg);
+        fail(p, why);
+        goto out;
+    }
+    count(r, "jarvis_repl_bytes_uncompressed_total", "direction", "out",
+          (double)j->plain);
+    jv_vv_clear(&p->sent);
+    jv_vv_merge(&p->sent, &j->sent);
+    p->state = P_SENDING;
+    p->req_stamp = j->stamp;
+    p->pulling = j->pull;
+    p->pull_ms =
+        j->pull && !j->probe ? jv_now_ms() : 0; /* a probe asks nothing */
+    p->probing = j->probe;
+    p->bytes_out += j->frame.len;
+    p->batches_out += j->s.n;
+    count(r, "jarvis_repl_bytes_total", "direction", "out",
+          (double)j->frame.len);
+    /* What is left over goes in the next exchange, after the reply. */
+    if (j->more)
+        p->again = true;
+out:
+    ex_free(j);
+    maybe_finish_stop(r);
+}
+
+/* One exchange with p. A push (news to spread) carries what p lacks as
+ * far as we know and asks for no batches back, only p's vector: what p
+ * has that we lack is most likely reaching us from elsewhere already. A
+ * pull (anti-entropy, start-up, catching up) carries only our vector and
+ * lets the reply bring what we lack, up to half of max_message; once the
+ * reply has told us exactly what p holds, what p lacks is pushed
+ * (continue_exchange). Pulls send nothing on a guess: what we knew of p
+ * may be long out of date, and would bring it batches it holds.
+ *
+ * A peer whose id is not known yet, or not trusted, gets a probe instead:
+ * addressed to no one, with an empty vector and nothing else. Its reply
+ * names (and proves) the node at that address and says nothing more; a
+ * trusted one is then pulled from at once (take_introduction). Nothing of
+ * ours goes to a node we do not trust.
+ *
+ * The request is built off the loop (ex_run); the peer is P_BUILDING
+ * meanwhile, which holds further exchanges back as P_SENDING does. */
 static void exchange(peer *p, bool pull)
 {
     jv_repl *r = p->r;
-    jv_vv have, them;
-    jv_buf frame;
-    selection s;
-    bool more = false;
-    jv_err err;
+    jv_err err = JV_ENOMEM;
 
     if (r->stopping || p->is_self)
         return;
@@ -1411,51 +1566,46 @@ static void exchange(peer *p, bool pull)
         fail(p, "blocked by a test fault");
         return;
     }
-    jv_vv_init(&have);
-    jv_vv_init(&them);
-    jv_buf_init(&frame);
-    memset(&s, 0, sizeof(s));
-    jv_buf_init(&s.data);
-    jv_vv_clear(&p->sent);
-    uint64_t budget = r->o.max_message / 2;
-    bool probe = !p->id_known || !is_trusted(r, &p->id);
-    head h = {JV_MSG_SYNC, probe ? NULL : &p->id, 0, JV_REFUSED_NONE, NULL};
-    if (!probe && (err = our_have(r, &have)))
-        goto out;
-    if (!probe && !pull && p->have_known &&
-        ((err = theirs(p, &p->have, &them)) ||
-         (err = select_for(r, &them, budget, &s, &more, &p->sent))))
-        goto out;
-    if (p->repair && more) {
-        jv_vv_clear(&p->sent);
-        goto out;
-    }
-    if ((err = build(r, &h, &have, &s, more, pull && !probe ? budget : 0,
-                     &frame, &p->req_stamp)))
-        goto out;
-    if ((err =
-             jv_transport_send(p->tp, frame.data, frame.len, r->o.timeout_ms)))
-        goto out;
-    p->state = P_SENDING;
-    p->pulling = pull;
-    p->pull_ms = pull && !probe ? jv_now_ms() : 0; /* a probe asks nothing */
-    p->probing = probe;
-    p->bytes_out += frame.len;
-    p->batches_out += s.n;
-    count(r, "jarvis_repl_bytes_total", "direction", "out", (double)frame.len);
-    /* What is left over goes in the next exchange, after the reply. */
-    if (more)
-        p->again = true;
-out:
-    if (err) {
-        char why[96];
-        snprintf(why, sizeof(why), "cannot send: %s", jv_strerror(err));
-        fail(p, why);
-    }
-    sel_fini(&s);
-    jv_buf_fini(&frame);
-    jv_vv_fini(&have);
-    jv_vv_fini(&them);
+    ex_job *j = jv_calloc(1, sizeof(*j));
+    if (!j)
+        goto fail;
+    j->r = r;
+    j->p = p;
+    jv_vv_init(&j->applied);
+    jv_vv_init(&j->them);
+    jv_vv_init(&j->have);
+    jv_vv_init(&j->sent);
+    jv_buf_init(&j->frame);
+    jv_buf_init(&j->s.data);
+    j->budget = r->o.max_message / 2;
+    j->pull = pull;
+    j->repair = p->repair;
+    j->probe = !p->id_known || !is_trusted(r, &p->id);
+    j->to = p->id;
+    j->h =
+        (head){JV_MSG_SYNC, j->probe ? NULL : &j->to, 0, JV_REFUSED_NONE, NULL};
+    j->select = !j->probe && !pull && p->have_known;
+    if ((err = jv_vv_copy(&j->applied, &r->applied)) ||
+        (j->select && (err = theirs(p, &p->have, &j->them))))
+        goto fail;
+    j->start = select_start(r);
+    j->stamp = next_stamp(r);
+    env_init(r, &j->env);
+    j->job.fn = ex_run;
+    j->job.done = ex_done;
+    j->job.arg = j;
+    if ((err = jv_readers_submit(r->node->sync_readers, &j->job)))
+        goto fail;
+    r->serving++;
+    p->state = P_BUILDING;
+    p->building = j;
+    return;
+fail:
+    if (j)
+        ex_free(j);
+    char why[96];
+    snprintf(why, sizeof(why), "cannot send: %s", jv_strerror(err));
+    fail(p, why);
 }
 
 /* p cannot be talked to for reason t: the exchange fails with `why` as
@@ -1771,7 +1921,7 @@ static bool answer_snapshot(jv_repl *r, jv_inbound *in, peer *p,
     ws.total = info.bytes;
     ws.offset = off;
     snap_fault(r, &ws, &chunk);
-    if (our_have(r, &have) ||
+    if (have_on(r->node->rst, &r->applied, &have) ||
         build(r, &h, &have, NULL, false, 0, &frame, NULL) != JV_OK)
         goto out;
     if (p)
@@ -1818,7 +1968,7 @@ static jv_err snap_send(jv_repl *r, peer *p, uint64_t offset)
     jv_buf_init(&frame);
     jv_vv_init(&have);
     jv_vv_clear(&p->sent);
-    if (!(err = our_have(r, &have)) &&
+    if (!(err = have_on(r->node->rst, &r->applied, &have)) &&
         !(err = build(r, &h, &have, NULL, false, 0, &frame, &p->req_stamp)) &&
         !(err = jv_transport_send(p->tp, frame.data, frame.len,
                                   r->o.timeout_ms))) {
@@ -2276,54 +2426,133 @@ static peer *take_request(jv_repl *r, const jv_msg *m, const char *addr,
     return p;
 }
 
-/* Answers a proven request: our vector and the batches it lacks (within
- * its budget). Returns false if nothing could be sent. */
-static bool answer_request(jv_repl *r, jv_inbound *in, peer *p, const jv_msg *m)
-{
-    head h = {JV_MSG_SYNC_REPLY, &m->from, m->stamp, JV_REFUSED_NONE, NULL};
-    jv_vv have, them;
-    jv_buf frame;
+/*
+ * Answering a request. What the answer needs of the loop (the vectors,
+ * a stamp, the keys) is taken now; reading the batches the peer lacks,
+ * encoding, signing, compressing and sealing them run on the sync reader
+ * thread (readers.h), and the answer is sent back on the loop. A catch-up
+ * of millions of operations thus never holds the loop up. The peer is
+ * looked up again by id when the answer is ready: it may be gone.
+ */
+typedef struct {
+    jv_read_job job;
+    jv_repl *r;
+    jv_inbound *in;
+    jv_id from;
+    head h;
+    build_env env;
+    jv_vv applied, them, have;
+    size_t start;
+    uint64_t budget, stamp;
     selection s;
-    bool more = false;
-    jv_err err;
+    bool more;
+    jv_buf frame;
+    size_t plain;
+} serve_job;
 
-    jv_vv_init(&have);
-    jv_vv_init(&them);
-    jv_buf_init(&frame);
-    memset(&s, 0, sizeof(s));
-    jv_buf_init(&s.data);
-    uint64_t budget =
-        m->budget < r->o.max_message / 2 ? m->budget : r->o.max_message / 2;
-    if ((err = our_have(r, &have)) ||
-        (err = p ? theirs(p, &m->have, &them) : jv_vv_copy(&them, &m->have)) ||
-        (err = p ? delivered_for(p, m->stamp, &them) : JV_OK) ||
-        (err = select_for(r, &them, budget, &s, &more, NULL)) ||
-        (err = build(r, &h, &have, &s, more, 0, &frame, NULL))) {
-        jv_error("repl", "cannot answer a peer: %s", jv_strerror(err));
+static void serve_free(serve_job *j)
+{
+    jv_keyring_wipe(&j->env.ring);
+    jv_vv_fini(&j->applied);
+    jv_vv_fini(&j->them);
+    jv_vv_fini(&j->have);
+    sel_fini(&j->s);
+    jv_buf_fini(&j->frame);
+    jv_free(j);
+}
+
+/* Sync reader thread. */
+static jv_err serve_run(jv_store *st, void *arg)
+{
+    serve_job *j = arg;
+    jv_err err;
+    if ((err = have_on(st, &j->applied, &j->have)) ||
+        (err = select_on(st, &j->applied, j->start, &j->them, j->budget, &j->s,
+                         &j->more, NULL)))
+        return err;
+    return build_with(&j->env, &j->h, j->stamp, &j->have, &j->s, j->more, 0,
+                      &j->frame, &j->plain);
+}
+
+/* Loop thread: the answer is built (or not). */
+static void serve_done(void *arg, jv_err err, const char *msg)
+{
+    serve_job *j = arg;
+    jv_repl *r = j->r;
+    r->serving--;
+    if (err || r->stopping) {
+        if (err)
+            jv_error("repl", "cannot answer a peer: %s (%s)", jv_strerror(err),
+                     msg);
+        jv_transport_drop(j->in);
         goto out;
     }
+    peer *p = find_id(r, &j->from);
     if (p) {
-        p->bytes_out += frame.len;
-        p->batches_out += s.n;
+        p->bytes_out += j->frame.len;
+        p->batches_out += j->s.n;
         /* They will have what we just sent. And it pulled those origins'
          * news from us because no push brought them: push them to it
          * from now on (Plumtree's graft). */
-        for (size_t i = 0; i < s.n; i++) {
+        for (size_t i = 0; i < j->s.n; i++) {
             jv_batch_head bh;
-            if (!jv_batch_peek(s.data.data + s.off[i], s.len[i], &bh)) {
+            if (!jv_batch_peek(j->s.data.data + j->s.off[i], j->s.len[i],
+                               &bh)) {
                 jv_vv_raise(&p->have, &bh.origin, bh.last_seq);
                 link_set(p, &bh.origin, true);
             }
         }
     }
-    count(r, "jarvis_repl_bytes_total", "direction", "out", (double)frame.len);
-    jv_transport_reply(in, frame.data, frame.len);
+    count(r, "jarvis_repl_bytes_uncompressed_total", "direction", "out",
+          (double)j->plain);
+    count(r, "jarvis_repl_bytes_total", "direction", "out",
+          (double)j->frame.len);
+    jv_transport_reply(j->in, j->frame.data, j->frame.len);
 out:
-    sel_fini(&s);
-    jv_buf_fini(&frame);
-    jv_vv_fini(&have);
-    jv_vv_fini(&them);
-    return err == JV_OK;
+    serve_free(j);
+    maybe_finish_stop(r);
+}
+
+/* Answers a proven request: our vector and the batches it lacks (within
+ * its budget), built off the loop. Returns false if nothing could be
+ * sent (in is still the caller's); true once in is taken. */
+static bool answer_request(jv_repl *r, jv_inbound *in, peer *p, const jv_msg *m)
+{
+    jv_err err = JV_ENOMEM;
+    serve_job *j = jv_calloc(1, sizeof(*j));
+    if (!j)
+        goto fail;
+    j->r = r;
+    j->in = in;
+    j->from = m->from;
+    j->h = (head){JV_MSG_SYNC_REPLY, &j->from, m->stamp, JV_REFUSED_NONE, NULL};
+    jv_vv_init(&j->applied);
+    jv_vv_init(&j->them);
+    jv_vv_init(&j->have);
+    jv_buf_init(&j->frame);
+    jv_buf_init(&j->s.data);
+    j->budget =
+        m->budget < r->o.max_message / 2 ? m->budget : r->o.max_message / 2;
+    if ((err = jv_vv_copy(&j->applied, &r->applied)) ||
+        (err = p ? theirs(p, &m->have, &j->them)
+                 : jv_vv_copy(&j->them, &m->have)) ||
+        (err = p ? delivered_for(p, m->stamp, &j->them) : JV_OK))
+        goto fail;
+    j->start = select_start(r);
+    j->stamp = next_stamp(r);
+    env_init(r, &j->env);
+    j->job.fn = serve_run;
+    j->job.done = serve_done;
+    j->job.arg = j;
+    if ((err = jv_readers_submit(r->node->sync_readers, &j->job)))
+        goto fail;
+    r->serving++;
+    return true;
+fail:
+    jv_error("repl", "cannot answer a peer: %s", jv_strerror(err));
+    if (j)
+        serve_free(j);
+    return false;
 }
 
 static void on_request(void *arg, jv_inbound *in, const uint8_t *msg,
@@ -2495,10 +2724,14 @@ static void kick(jv_repl *r, const char *exclude_addr, const jv_id *exclude,
     ((r)->o.interval_ms > 1000 ? 2 * (r)->o.interval_ms : 2000)
 static bool pull_busy(const jv_repl *r, uint64_t now)
 {
-    for (const peer *p = r->peers; p; p = p->next)
+    for (const peer *p = r->peers; p; p = p->next) {
+        if (p->state == P_BUILDING && p->building && p->building->pull &&
+            !p->building->probe)
+            return true;
         if (p->state != P_IDLE && p->pulling && p->pull_ms &&
             now - p->pull_ms < PULL_BUSY_MS(r))
             return true;
+    }
     return false;
 }
 
@@ -2693,6 +2926,8 @@ static void mark_self(peer *p)
 
 static void peer_free(peer *p)
 {
+    if (p->building)
+        p->building->p = NULL; /* its job ends without it */
     jv_transport_peer_free(p->tp);
     jv_vv_fini(&p->have);
     jv_vv_fini(&p->sent);
@@ -3223,7 +3458,7 @@ static void on_transport_closed(void *arg)
 
 static void maybe_finish_stop(jv_repl *r)
 {
-    if (!r->stopping || r->applying || r->transport_closed)
+    if (!r->stopping || r->applying || r->serving || r->transport_closed)
         return;
     r->transport_closed = true;
     jv_transport_close(r->tp, on_transport_closed, r);
