@@ -36,6 +36,7 @@
 #include "log.h"
 #include "query.h"
 #include "transport.h"
+#include "watch.h"
 #include "wire.h"
 
 #define COMPRESS_MIN 1024
@@ -1221,6 +1222,9 @@ static void fail_as(peer *p, const char *why, const char *outcome)
         jv_warn("repl", "peer %s unreachable: %s", p->addr, why);
     if (p->reachable || !p->down_since_ms)
         p->down_since_ms = now;
+    if (p->reachable)
+        jv_watch_peer(r->node->watch, p->addr, p->id_known ? &p->id : NULL,
+                      false);
     p->reachable = false;
     p->failures++;
     if (!net)
@@ -1531,8 +1535,11 @@ static void take_reply(jv_repl *r, peer *p, const jv_msg *m)
     p->delivered_stamp = m->stamp;
     p->delivered_ms = jv_now_ms();
     p->claim_self = jv_vv_get(&m->have, &r->node->restored_from);
-    if (!p->reachable)
+    if (!p->reachable) {
         jv_info("repl", "peer %s reachable", p->addr);
+        jv_watch_peer(r->node->watch, p->addr, p->id_known ? &p->id : NULL,
+                      true);
+    }
     p->reachable = true;
     p->trouble = T_NONE;
     p->version = JV_WIRE_VERSION;
@@ -1857,6 +1864,9 @@ static void on_link(void *arg, jv_tpeer *tp, const char *why)
         jv_warn("repl", "peer %s unreachable: %s", p->addr, why);
     if (p->reachable || !p->down_since_ms)
         p->down_since_ms = jv_now_ms();
+    if (p->reachable)
+        jv_watch_peer(r->node->watch, p->addr, p->id_known ? &p->id : NULL,
+                      false);
     p->reachable = false;
     p->trouble = T_NET;
     snprintf(p->last_error, sizeof(p->last_error), "%s", why);
