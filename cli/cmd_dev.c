@@ -173,6 +173,11 @@ static pid_t daemonise(const char *const argv[], const char *log)
         dup2(in, 0);
         dup2(fd, 1);
         dup2(fd, 2);
+        /* Nothing of ours stays open in the node: a pipe our caller reads
+         * to its end would otherwise never end. */
+        long max = sysconf(_SC_OPEN_MAX);
+        for (long k = 3; k < (max > 0 && max < 65536 ? max : 65536); k++)
+            close((int)k);
         execv(argv[0], u.m);
         _exit(127);
     }
