@@ -3,6 +3,7 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -22,7 +23,7 @@
 #define CATCHUP_TEXT (64u << 10) /* text per catch-up job */
 #define PING_MS      15000       /* heartbeat on an idle stream */
 #define TIMER_MS     5000
-#define BACK_BATCHES 2048 /* a counter's previous share: how far */
+#define BACK_BATCHES 512 /* a counter's previous share: how far back */
 #define DMAP_BUCKETS 4096u
 #define DMAP_MAX     (1u << 17) /* entries before the map starts over */
 #define K_MASK       ((UINT64_C(1) << 13) - 1)
@@ -285,9 +286,13 @@ typedef struct dent {
     char name[];
 } dent;
 
+struct dorigin;
+
 typedef struct {
     dent **b;
     size_t count;
+    struct dorigin *origins; /* what scans learned, per origin */
+    size_t generation;       /* counts the times the map started over */
 } dmap;
 
 static size_t dmap_hash(const jv_id *o, jv_str name)
@@ -300,6 +305,8 @@ static size_t dmap_hash(const jv_id *o, jv_str name)
     return (size_t)(h % DMAP_BUCKETS);
 }
 
+static void origins_free(dmap *m);
+
 static void dmap_clear(dmap *m)
 {
     for (size_t i = 0; m->b && i < DMAP_BUCKETS; i++)
@@ -309,6 +316,8 @@ static void dmap_clear(dmap *m)
             jv_free(e);
         }
     m->count = 0;
+    m->generation++;
+    origins_free(m); /* what they knew is gone with the entries */
 }
 
 static void dmap_fini(dmap *m)
@@ -352,59 +361,101 @@ static void dmap_set(dmap *m, const jv_id *o, jv_str name, uint64_t p,
     e->n = n;
 }
 
+/* What a backward scan learned of one origin: complete means the map
+ * holds every counter this origin ever changed (a miss is 0); failed,
+ * that a scan gave up (later misses are unknown, not scanned again). */
+typedef struct dorigin {
+    struct dorigin *next;
+    jv_id origin;
+    bool complete, failed;
+} dorigin;
+
+static void origins_free(dmap *m)
+{
+    while (m->origins) {
+        dorigin *d = m->origins;
+        m->origins = d->next;
+        jv_free(d);
+    }
+}
+
 typedef struct {
-    jv_str name;
-    bool found, reached_first;
-    uint64_t p, n, oldest_first;
+    dmap *m;
     size_t seen;
-} back_search;
+    bool reached_first, lost;
+    uint64_t oldest_first;
+} back_scan;
 
 static jv_err back_row(void *arg, const jv_change_row *r)
 {
-    back_search *s = arg;
+    back_scan *s = arg;
     jv_batch b;
     s->seen++;
     s->oldest_first = r->first_seq;
+    if (jv_batch_decode(r->body, r->len, &b) != JV_OK) {
+        s->lost = true; /* compacted away: unknown from here on */
+        return JV_ECLOSED;
+    }
     if (r->first_seq == 1)
         s->reached_first = true;
-    if (jv_batch_decode(r->body, r->len, &b) != JV_OK)
-        return JV_ECLOSED; /* compacted away: unknown */
+    /* Newest first: the first share seen of a name is its latest. */
     for (uint32_t i = b.nops; i-- > 0;) {
         const jv_op *op = &b.ops[i];
-        if (op->kind == JV_OP_COUNTER && jv_str_eq(op->counter.name, s->name)) {
-            s->found = true;
-            s->p = op->counter.p;
-            s->n = op->counter.n;
-            break;
-        }
+        if (op->kind == JV_OP_COUNTER &&
+            !dmap_get(s->m, &b.origin, op->counter.name))
+            dmap_set(s->m, &b.origin, op->counter.name, op->counter.p,
+                     op->counter.n);
     }
     jv_batch_fini(&b);
-    return s->found ? JV_ECLOSED : JV_OK;
+    return JV_OK;
+}
+
+static dorigin *origin_of(dmap *m, const jv_id *o)
+{
+    for (dorigin *d = m->origins; d; d = d->next)
+        if (!memcmp(&d->origin, o, sizeof(*o)))
+            return d;
+    dorigin *d = jv_calloc(1, sizeof(*d));
+    if (d) {
+        d->origin = *o;
+        d->next = m->origins;
+        m->origins = d;
+    }
+    return d;
 }
 
 /* The origin's shares of name before its batch starting at first_seq:
- * from the map, else from the origin's earlier batches. false when they
- * are not in the log any more (or too far back). */
+ * from the map, else learned by one scan of the origin's earlier batches
+ * (which fills the map for every name it meets). false when not known
+ * (no longer in the log, or too far back). */
 static bool prev_share(jv_store *st, dmap *m, const jv_id *o, jv_str name,
                        uint64_t first_seq, uint64_t *p, uint64_t *n)
 {
     dent *e = dmap_get(m, o, name);
+    dorigin *d = e ? NULL : origin_of(m, o);
+    *p = *n = 0;
+    if (!e && d && !d->complete && !d->failed) {
+        back_scan s = {m, 0, first_seq == 1, false, first_seq};
+        size_t gen = m->generation;
+        while (!s.reached_first && !s.lost && s.seen < BACK_BATCHES) {
+            size_t before = s.seen;
+            if (jv_changes_origin_before(st, o, s.oldest_first, 128, back_row,
+                                         &s) != JV_OK ||
+                s.seen == before)
+                break;
+        }
+        if (gen != m->generation) /* the map started over meanwhile */
+            return false;
+        d->complete = s.reached_first && !s.lost;
+        d->failed = !d->complete;
+        e = dmap_get(m, o, name);
+    }
     if (e) {
         *p = e->p;
         *n = e->n;
         return true;
     }
-    back_search s = {name, false, first_seq == 1, 0, 0, first_seq, 0};
-    while (!s.found && !s.reached_first && s.seen < BACK_BATCHES) {
-        size_t before = s.seen;
-        if (jv_changes_origin_before(st, o, s.oldest_first, 128, back_row,
-                                     &s) != JV_OK ||
-            s.seen == before)
-            break;
-    }
-    *p = s.p;
-    *n = s.n;
-    return s.found || s.reached_first;
+    return d && d->complete;
 }
 
 /* -- events of one batch -------------------------------------------------- */
@@ -628,6 +679,9 @@ struct jv_watch {
     pthread_t thread;
     bool thread_started;
 
+    atomic_size_t active; /* streams open (the loop's count, for the
+                             thread: with none, nothing is decoded) */
+
     /* The thread's. */
     int64_t decoded; /* last rowid decoded for the ring */
     dmap live;
@@ -713,8 +767,37 @@ static jv_err live_row(void *arg, const jv_change_row *r)
 /* Decodes what was committed since the last time, a page at a time,
  * handing each page to the loop. Waits while the loop has not taken
  * OUT_BYTES. */
+/* Nobody watches: the ring need not hold what was committed. A marker
+ * (kind 0) tells the loop that the ring starts over after it. */
+static void skip_live(jv_watch *w)
+{
+    int64_t newest, dmax;
+    if (jv_changes_bounds(w->st, &newest, &dmax) != JV_OK ||
+        newest <= w->decoded)
+        return;
+    jv_buf none;
+    jv_buf_init(&none);
+    wev *e = wev_new(cur_end(newest), 0, (jv_str){"", 0}, &none);
+    if (!e)
+        return; /* decoded stays: the next kick tries again */
+    w->decoded = newest;
+    dmap_clear(&w->live); /* shares moved on without us */
+    pthread_mutex_lock(&w->mu);
+    if (w->out_tail)
+        w->out_tail->next = e;
+    else
+        w->out_head = e;
+    w->out_tail = e;
+    uv_async_send(&w->async);
+    pthread_mutex_unlock(&w->mu);
+}
+
 static void run_live(jv_watch *w)
 {
+    if (atomic_load(&w->active) == 0) {
+        skip_live(w);
+        return;
+    }
     for (;;) {
         live_page lp = {w, NULL, NULL, 0, w->decoded, {0}, JV_OK};
         jv_buf_init(&lp.text);
@@ -858,6 +941,7 @@ static void watcher_free(watcher *wt)
     if (wt->next)
         wt->next->prev = wt->prev;
     w->nwatchers--;
+    atomic_store(&w->active, w->nwatchers);
     jv_buf_fini(&wt->pending);
     dmap_fini(&wt->map);
     jv_free(wt);
@@ -1069,6 +1153,23 @@ static void job_done(cjob *j)
         resume(wt);
 }
 
+/* The ring starts over after cursor (the thread skipped decoding while
+ * no stream was open). A stream that joined meanwhile reads the skipped
+ * part from the log. */
+static void ring_restart(jv_watch *w, uint64_t cursor)
+{
+    if (cursor <= w->last)
+        return;
+    while (w->base < w->head)
+        ring_drop(w);
+    w->covers_from = w->last = cursor;
+    for (watcher *wt = w->watchers; wt; wt = wt->next)
+        if (wt->mode == W_RING && wt->pos < cursor) {
+            wt->mode = W_CATCHUP;
+            wt->catchup_done = false;
+        }
+}
+
 static void on_async(uv_async_t *h)
 {
     jv_watch *w = h->data;
@@ -1084,6 +1185,11 @@ static void on_async(uv_async_t *h)
     while (list) {
         wev *e = list;
         list = e->next;
+        if (!e->kind) { /* skipped while nobody watched */
+            ring_restart(w, e->cursor);
+            jv_free(e);
+            continue;
+        }
         if (e->cursor <= w->last) { /* cannot happen: rowids grow */
             jv_free(e);
             continue;
@@ -1095,10 +1201,9 @@ static void on_async(uv_async_t *h)
         done = j->next;
         job_done(j);
     }
-    if (grew)
+    if (grew) /* catch-ups too: a restart of the ring may have made some */
         for (watcher *wt = w->watchers; wt; wt = wt->next)
-            if (wt->mode == W_RING)
-                resume(wt);
+            resume(wt);
 }
 
 static void on_timer(uv_timer_t *t)
@@ -1231,6 +1336,7 @@ void api_watch(api_ctx *c)
         w->watchers->prev = wt;
     w->watchers = wt;
     w->nwatchers++;
+    atomic_store(&w->active, w->nwatchers);
     wt->last_out_ms = uv_now(c->node->loop);
     wt->hello_now = w->last;
     if (!q.has_cursor) {

@@ -246,8 +246,11 @@ int jv_sse_next(jv_sse *s, jv_sse_event *ev, int timeout_ms)
         if (left <= 0)
             return 0;
         int r = fill(s, (int)left);
-        if (r < 0 && !s->raw_len)
+        if (r < 0) { /* closed: what came before it still counts */
+            if (dechunk(s) == 0 && take_event(s, ev))
+                return 1;
             return -1;
+        }
     }
 }
 
