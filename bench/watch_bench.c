@@ -18,9 +18,12 @@
  *
  * Usage: watch_bench [--secs S] (default 10 per phase) [--watchers N]
  * (default 200) [--writers W] (default 4) [--quick] (3 s phases)
+ * [--query Q] (the streams' query string, e.g. kind=node: what the
+ * machinery costs when the streams' clients are not sent every change)
  * Binaries are taken from $JV_BIN_DIR, else from this program's directory.
  * Not a test: it prints figures.
  */
+#define _GNU_SOURCE
 #include <curl/curl.h>
 #include <poll.h>
 #include <pthread.h>
@@ -41,6 +44,7 @@ static jv_cluster C;
 static atomic_bool stop_writing, stop_watching;
 static atomic_ullong ops_done;
 static char auth[400];
+static char watch_path[600] = "/v1/watch";
 
 static void die(const char *what)
 {
@@ -104,8 +108,8 @@ typedef struct {
 
 static int open_one(jv_sse *s)
 {
-    if (jv_sse_open(s, C.node[0].t.url, "/v1/watch", C.node[0].t.admin_key,
-                    NULL, 0, 30000) != 0 ||
+    if (jv_sse_open(s, C.node[0].t.url, watch_path, C.node[0].t.admin_key, NULL,
+                    0, 30000) != 0 ||
         s->status != 200) {
         jv_sse_close(s);
         return -1;
@@ -141,9 +145,9 @@ static void *watchers(void *p)
                 continue;
             }
             a->bytes += (unsigned long long)got;
-            for (ssize_t k = 0; k + 4 <= got; k++)
-                if (buf[k] == '\n' && !memcmp(buf + k + 1, "id:", 3))
-                    a->events++;
+            for (const char *q = buf, *end = buf + got;
+                 (q = memmem(q, (size_t)(end - q), "\nid:", 4)) != NULL; q += 4)
+                a->events++;
         }
     }
     for (size_t i = 0; i < a->n; i++)
@@ -199,6 +203,8 @@ int main(int argc, char **argv)
             secs = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--watchers") && i + 1 < argc)
             nwatch = (size_t)atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--query") && i + 1 < argc)
+            snprintf(watch_path, sizeof watch_path, "/v1/watch?%s", argv[++i]);
         else if (!strcmp(argv[i], "--writers") && i + 1 < argc)
             nwriters = (size_t)atoi(argv[++i]);
         else {
