@@ -278,7 +278,8 @@ static bool write_file(const char *path, const char *text, mode_t mode)
 /* -- the cluster's record ----------------------------------------------- */
 
 typedef struct {
-    char name[16], id[80], dir[PATH_MAX], conf[PATH_MAX], log[PATH_MAX];
+    char name[16], id[80], dir[PATH_MAX / 2 + 32];
+    char conf[PATH_MAX / 2 + 64], log[PATH_MAX / 2 + 64];
     char api[64], peer[64];
     pid_t pid;
 } dev_node;
@@ -420,10 +421,13 @@ static int make_node(dev_cluster *c, size_t i, const char *jarvisd)
 {
     dev_node *d = &c->node[i];
     char out[4096];
+    char base[sizeof c->dir], dir[sizeof d->dir];
+    memcpy(base, c->dir, sizeof base);
     snprintf(d->name, sizeof d->name, "node%zu", i + 1);
-    snprintf(d->dir, sizeof d->dir, "%s/%s", c->dir, d->name);
-    snprintf(d->conf, sizeof d->conf, "%s/jarvisd.conf", d->dir);
-    snprintf(d->log, sizeof d->log, "%s/jarvisd.log", d->dir);
+    snprintf(dir, sizeof dir, "%s/node%zu", base, i + 1);
+    memcpy(d->dir, dir, sizeof dir);
+    snprintf(d->conf, sizeof d->conf, "%s/jarvisd.conf", dir);
+    snprintf(d->log, sizeof d->log, "%s/jarvisd.log", dir);
     const char *argv[] = {jarvisd, "init", d->dir, "--json", NULL};
     if (!run_capture(argv, out, sizeof out)) {
         jvc_err("dev cluster: jarvisd init %s failed", d->dir);
