@@ -143,7 +143,8 @@ jv_err jv_watch_query_parse(jv_str query, jv_str last_event_id,
             err = JV_EINVAL;
             goto out;
         }
-        memcpy(q->prefix, b.data, b.len);
+        if (b.len)
+            memcpy(q->prefix, b.data, b.len);
         q->prefix_len = b.len;
     } else if (e != JV_ENOTFOUND) {
         snprintf(why, whylen, "bad percent-encoding in prefix");
@@ -357,7 +358,8 @@ static void dmap_set(dmap *m, const jv_id *o, jv_str name, uint64_t p,
         size_t h = dmap_hash(o, name);
         e->origin = *o;
         e->len = name.n;
-        memcpy(e->name, name.p, name.n);
+        if (name.n)
+            memcpy(e->name, name.p, name.n);
         e->next = m->b[h];
         m->b[h] = e;
         m->count++;
@@ -607,8 +609,10 @@ static wev *wev_new(uint64_t cursor, unsigned kind, jv_str key,
     e->len = text->len;
     e->key = e->data;
     e->text = e->data + key.n;
-    memcpy(e->key, key.p, key.n);
-    memcpy(e->text, text->data, text->len);
+    if (key.n)
+        memcpy(e->key, key.p, key.n);
+    if (text->len)
+        memcpy(e->text, text->data, text->len);
     return e;
 }
 
