@@ -624,6 +624,7 @@ typedef struct cjob {
     watcher *wt;
     uint64_t from;
     bool first;
+    bool from_now; /* a stream without a cursor: just where "now" is */
     /* Out. */
     jv_buf text;
     uint64_t pos;    /* position after the events read */
@@ -893,6 +894,11 @@ static void run_job(jv_watch *w, cjob *j)
     if ((j->err = jv_changes_bounds(w->st, &newest, &dmax)))
         goto out;
     j->newest = cur_end(newest);
+    if (j->from_now) {
+        j->pos = j->newest;
+        j->at_end = true;
+        goto out;
+    }
     /* Complete only if no batch after the position was deleted. */
     if (s.first_row < dmax ||
         (s.first_row == dmax && dmax && s.first_k < JV_CURSOR_END) ||
@@ -966,7 +972,14 @@ static void job_free(cjob *j)
 }
 
 /* Hands a catch-up job to the thread. */
+static bool job_submit_as(watcher *wt, bool first, bool from_now);
+
 static bool job_submit(watcher *wt, bool first)
+{
+    return job_submit_as(wt, first, false);
+}
+
+static bool job_submit_as(watcher *wt, bool first, bool from_now)
 {
     jv_watch *w = wt->w;
     cjob *j = jv_calloc(1, sizeof(*j));
@@ -976,6 +989,7 @@ static bool job_submit(watcher *wt, bool first)
     j->wt = wt;
     j->from = wt->pos;
     j->first = first;
+    j->from_now = from_now;
     wt->job = j;
     pthread_mutex_lock(&w->mu);
     if (w->jobs_tail)
@@ -1145,6 +1159,8 @@ static void job_done(cjob *j)
             return;
         }
         wt->hello_now = j->newest > wt->w->last ? j->newest : wt->w->last;
+        if (j->from_now)
+            wt->hello_id = j->pos;
     }
     if (j->err || j->expired) {
         wt->ending = true;
@@ -1360,22 +1376,18 @@ void api_watch(api_ctx *c)
     atomic_store(&w->active, w->nwatchers);
     wt->last_out_ms = uv_now(c->node->loop);
     wt->hello_now = w->last;
-    if (!q.has_cursor) {
-        wt->pos = wt->hello_id = w->last;
-        wt->mode = W_RING;
-        wt->at = w->head;
-        start_stream(wt, c);
-        return;
-    }
     wt->pos = wt->hello_id = q.cursor;
     /* Within what the ring holds: no need to ask the log. */
-    if (q.cursor <= w->last && try_join(wt)) {
+    if (q.has_cursor && q.cursor <= w->last && try_join(wt)) {
         start_stream(wt, c);
         return;
     }
+    /* Otherwise the thread says where "now" is (the ring may lag the log,
+     * or hold nothing while nobody watched), or reads what the cursor
+     * missed. */
     wt->mode = W_CATCHUP;
     wt->c = c;
-    if (!job_submit(wt, true)) {
+    if (!job_submit_as(wt, true, !q.has_cursor)) {
         wt->c = NULL;
         watcher_free(wt);
         api_fail(c, JV_ENOMEM, "watch");
