@@ -5,13 +5,14 @@
 #   make build-clang-release   the packagers' build type with clang (CI builds it)
 #   make coverage  instrumented build in build-cov, the suite, coverage per folder
 #   make soak N=20 the whole suite N times under stress-ng (scripts/soak-tests.sh)
+#   make cluster N=3  build, then a local cluster of N nodes (jarvisctl dev cluster up)
 # Sub-makes (CMake's) would otherwise print every directory they enter.
 MAKEFLAGS += --no-print-directory
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 PREFIX ?= /usr/local
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build build-asan build-clang-release coverage soak test test-normal test-asan run bench install package format clean
+.PHONY: cluster all deps build build-asan build-clang-release coverage soak test test-normal test-asan run bench install package format clean
 
 all: build
 
@@ -49,6 +50,10 @@ coverage:
 N ?= 20
 soak:
 	@scripts/soak-tests.sh $(N)
+
+# N defaults to 3 here (20 is soak's); DIR as jarvisctl's default unless given.
+cluster: build
+	@build/bin/jarvisctl dev cluster up $(if $(filter command line,$(origin N)),$(N),3) $(if $(DIR),--dir $(DIR),)
 
 test-normal: build
 	@echo "== tests: normal build"

@@ -30,6 +30,8 @@ static const jvc_cmd *const commands[] = {
     &jvc_cmd_audit_tail,
     &jvc_cmd_audit_query,
     &jvc_cmd_audit_add,
+    &jvc_cmd_watch,
+    &jvc_cmd_dev_cluster,
     &jvc_cmd_config_ls,
     &jvc_cmd_config_get,
     &jvc_cmd_config_set,

@@ -99,6 +99,7 @@ extern const jvc_cmd jvc_cmd_trust_ls, jvc_cmd_trust_add, jvc_cmd_trust_rm;
 extern const jvc_cmd jvc_cmd_bundle_create, jvc_cmd_bundle_vector,
     jvc_cmd_bundle_apply, jvc_cmd_bundle_inspect;
 extern const jvc_cmd jvc_cmd_backup_key, jvc_cmd_backup_open;
+extern const jvc_cmd jvc_cmd_watch, jvc_cmd_dev_cluster;
 /* Adds "encrypt_to" (from the public key file `to`) or "passphrase" (the
  * first line of the file `pass`) to a backup request body
  * (cmd_backup_seal.c). Returns an exit code, the reason printed. */

@@ -575,6 +575,115 @@ out:
     return rc;
 }
 
+typedef struct {
+    CURL *h;
+    const jvc_stream_opts *o;
+    jv_buf body; /* a non-200 answer */
+    bool stopped;
+} stream_state;
+
+static size_t on_stream(char *p, size_t size, size_t n, void *arg)
+{
+    stream_state *s = arg;
+    long status = 0;
+    curl_easy_getinfo(s->h, CURLINFO_RESPONSE_CODE, &status);
+    if (status != 200)
+        return on_body(p, size, n, &s->body);
+    if (!s->o->sink(s->o->arg, p, size * n)) {
+        s->stopped = true;
+        return 0;
+    }
+    return size * n;
+}
+
+static int on_stream_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
+                              curl_off_t ultotal, curl_off_t ulnow)
+{
+    stream_state *s = arg;
+    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    if (s->o->stop && s->o->stop(s->o->arg)) {
+        s->stopped = true;
+        return 1;
+    }
+    return 0;
+}
+
+int jvc_http_stream(jvc_client *c, const char *path, const jvc_stream_opts *o,
+                    jvc_resp *r)
+{
+    int rc = JVC_EXIT_FAIL;
+    struct curl_slist *hdrs = NULL, *tmp;
+    char *url = jvc_strf("%s%s", c->base, path), *lei = NULL;
+    stream_state s = {c->curl, o, {0}, false};
+    jv_buf_init(&s.body);
+    memset(r, 0, sizeof *r);
+    r->retry_after = -1;
+    if (o->last_event_id &&
+        !(lei = jvc_strf("Last-Event-ID: %s", o->last_event_id)))
+        goto oom;
+    const char *fixed[] = {"Accept: text/event-stream", c->auth, lei};
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
+        if (fixed[i] == NULL)
+            continue;
+        if ((tmp = curl_slist_append(hdrs, fixed[i])) == NULL)
+            goto oom;
+        hdrs = tmp;
+    }
+    if (url == NULL)
+        goto oom;
+    CURL *h = c->curl;
+    curl_easy_reset(h);
+    c->errbuf[0] = '\0';
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c->errbuf);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, c->timeout_s);
+    /* Heartbeats come every 15 s: a quieter stream is a dead one. */
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, o->idle_s);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_stream);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &s);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_stream_progress);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, &s);
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    if (c->unix_path != NULL)
+        curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, c->unix_path);
+    CURLcode cc = curl_easy_perform(h);
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
+    if (s.stopped) {
+        rc = JVC_EXIT_OK;
+        goto out;
+    }
+    if (cc == CURLE_OUT_OF_MEMORY || jv_buf_err(&s.body))
+        goto oom;
+    if (cc != CURLE_OK && (r->status == 200 || r->status == 0)) {
+        rc = unreachable(c, cc);
+        goto out;
+    }
+    if (jv_buf_append(&s.body, "", 1) != JV_OK)
+        goto oom;
+    r->len = s.body.len - 1;
+    r->body = (char *)s.body.data;
+    jv_buf_init(&s.body);
+    if (r->len > 0)
+        r->json = json_loadb(r->body, r->len, JSON_DECODE_ANY, NULL);
+    rc = JVC_EXIT_OK;
+    goto out;
+oom:
+    rc = jvc_oom();
+out:
+    wipe_slist(hdrs);
+    jv_free(url);
+    jv_free(lei);
+    jv_buf_fini(&s.body);
+    return rc;
+}
+
 int jvc_http(jvc_client *c, const char *method, const char *path,
              const json_t *body, jvc_resp *r)
 {

@@ -74,6 +74,23 @@ int jvc_http_bytes(jvc_client *c, const char *method, const char *path,
                    const void *data, size_t len, const jvc_progress *progress,
                    jvc_resp *r);
 
+/* A streamed GET (Server-Sent Events, GET /v1/watch): while the answer is
+ * 200 its body goes to sink(arg, bytes, n) as it arrives (sink returns
+ * false to end the transfer: then JVC_EXIT_OK); any other answer is kept
+ * in r as jvc_http() keeps it. No overall timeout: the transfer ends when
+ * the node closes it, when nothing arrived for idle_s seconds, or when
+ * stop(arg) (polled about once a second) says so. last_event_id (may be
+ * NULL) is sent as Last-Event-ID. JVC_EXIT_UNREACHABLE when the node
+ * could not be reached, or the stream broke or stalled. */
+typedef struct {
+    bool (*sink)(void *arg, const char *p, size_t n);
+    bool (*stop)(void *arg);
+    void *arg;
+    long idle_s;
+    const char *last_event_id;
+} jvc_stream_opts;
+int jvc_http_stream(jvc_client *c, const char *path, const jvc_stream_opts *o,
+                    jvc_resp *r);
 /* With quiet, an unreachable node is no message: jvc_http() returns
  * JVC_EXIT_UNREACHABLE and jvc_client_error() says why (for a caller that
  * retries, such as audit tail --follow). */

@@ -1,18 +1,19 @@
 /*
  * cmd_audit.c - audit tail, query, add.
  *
- * `audit tail --follow` polls once a second for entries at or after the
- * newest time it has shown (the API's cursors end with the last page, so
- * they cannot resume a stream), paging through each answer with its
- * cursor, and drops the entries it has already shown at that same
- * millisecond. The same position resumes the stream after the node was
- * unreachable, rate limited us or could not serve: it retries with
- * backoff instead of exiting. SIGINT or SIGTERM ends it with exit 0.
+ * `audit tail --follow` follows the node's change stream (watch.h, GET
+ * /v1/watch?kind=audit): once the stream has started, the newest entries
+ * are listed (a second connection), and every entry the stream brings
+ * that the listing did not show is printed as it comes, in the order the
+ * node applied them. The stream's cursor resumes it after the node was
+ * unreachable, rate limited us or could not serve (watch.h retries with
+ * backoff instead of exiting). If the node's log no longer holds that
+ * cursor, the entries since the newest time shown are read again (a
+ * poll, dropping those already shown at that millisecond). SIGINT or
+ * SIGTERM ends it with exit 0.
  */
 #include <curl/curl.h>
-#include <errno.h>
 #include <inttypes.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -22,20 +23,11 @@
 #include "client.h"
 #include "output.h"
 #include "table.h"
+#include "watch.h"
 
-#define TAIL_DEFAULT  10
-#define TAIL_MAX      100000
-#define DETAIL_CHARS  60
-#define POLL_INTERVAL 1  /* seconds */
-#define BACKOFF_MAX   30 /* seconds between retries, at most */
-
-static volatile sig_atomic_t stop_requested;
-
-static void on_stop(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-}
+#define TAIL_DEFAULT 10
+#define TAIL_MAX     100000
+#define DETAIL_CHARS 60
 
 static int64_t now_ms(void)
 {
@@ -281,54 +273,218 @@ static int poll_once(jvc_ctx *ctx, jvc_client *c, follow_state *s,
     return rc;
 }
 
-/* Polls until SIGINT or SIGTERM. A node that restarts, rate limits us or
- * cannot serve for a while is waited for (backoff from 1 to 30 s, or the
- * time it asks for), said once on stderr, and followed again from where
- * the stream stopped: nothing is shown twice or skipped. */
-static int follow(jvc_ctx *ctx, jvc_client *c, follow_state *s,
-                  const char *actor, const char *action)
+/* An audit event of the stream as a GET /v1/audit item. */
+static json_t *entry_of(const json_t *d)
 {
+    const char *origin = jvc_str(d, "origin", "");
+    json_int_t seq = json_integer_value(json_object_get(d, "seq"));
+    int64_t ms;
+    char id[160];
+    snprintf(id, sizeof id, "%s:%" JSON_INTEGER_FORMAT, origin, seq);
+    if (!jvc_time_parse(jvc_str(d, "time", NULL), &ms))
+        ms = 0;
+    return json_pack(
+        "{s:s,s:s,s:I,s:s,s:I,s:s,s:s,s:s,s:s}", "id", id, "origin", origin,
+        "seq", seq, "time", jvc_str(d, "time", ""), "time_ms", (json_int_t)ms,
+        "actor", jvc_str(d, "actor", ""), "action", jvc_str(d, "action", ""),
+        "target", jvc_str(d, "target", ""), "detail", jvc_str(d, "detail", ""));
+}
+
+typedef struct {
+    jvc_ctx *ctx;
+    jvc_client *lister; /* the listing's own connection */
+    follow_state *s;
+    const char *actor, *action;
+    long long n;
+    json_t *listed; /* ids the listing showed (a set) */
+    char *path;     /* the listing's route */
+} tail_follow;
+
+/* The newest n entries, newest first, into *out (a new reference).
+ * POLL_RETRY (with why and *wait_s) when the node is unreachable, rate
+ * limits us or cannot serve now; else an exit code. */
+static int list_newest(tail_follow *t, json_t **out, char *why, size_t whylen,
+                       long *wait_s)
+{
+    char *cursor = NULL;
+    jvc_resp r = {0};
+    jv_buf url;
     int rc = JVC_EXIT_OK;
-    long delay = POLL_INTERVAL, backoff = 0;
-    bool down = false;
-    char why[CURL_ERROR_SIZE + 64];
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop;
-    sigemptyset(&sa.sa_mask);
-    /* No SA_RESTART: the sleep between polls returns at once. */
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    jvc_client_quiet(c, true);
-    fflush(stdout);
-    while (!stop_requested) {
-        struct timespec pause = {delay, 0};
-        if (nanosleep(&pause, NULL) != 0 && errno == EINTR)
-            continue;
-        long wait_s = -1;
-        rc = poll_once(ctx, c, s, actor, action, why, sizeof why, &wait_s);
-        if (rc == POLL_RETRY) {
-            backoff = backoff ? backoff * 2 : 1;
-            if (backoff > BACKOFF_MAX)
-                backoff = BACKOFF_MAX;
-            delay = wait_s >= 1 ? (wait_s < BACKOFF_MAX ? wait_s : BACKOFF_MAX)
-                                : backoff;
-            if (!down)
-                jvc_err("audit tail: %s; retrying until it answers", why);
-            down = true;
-            rc = JVC_EXIT_OK;
-            continue;
+    json_t *all = json_array();
+    jv_buf_init(&url);
+    *wait_s = -1;
+    while (all && json_array_size(all) < (size_t)t->n) {
+        jv_buf_reset(&url);
+        jv_buf_append(&url, t->path, strlen(t->path));
+        if (cursor)
+            jvc_query_add(&url, "cursor", cursor);
+        jv_buf_append(&url, "", 1);
+        jvc_resp_fini(&r);
+        if (jv_buf_err(&url)) {
+            rc = jvc_oom();
+            break;
+        }
+        rc = jvc_http(t->lister, "GET", (const char *)url.data, NULL, &r);
+        if (rc == JVC_EXIT_UNREACHABLE) {
+            snprintf(why, whylen, "cannot reach the node: %s",
+                     jvc_client_error(t->lister));
+            rc = POLL_RETRY;
+            break;
         }
         if (rc != JVC_EXIT_OK)
-            /* A stop during the request is a stop, not a failure. */
-            return stop_requested ? JVC_EXIT_OK : rc;
-        if (down)
-            jvc_err("audit tail: the node answers again; following on");
-        down = false;
-        backoff = 0;
-        delay = POLL_INTERVAL;
+            break;
+        if (r.status == 429 || r.status >= 500) {
+            snprintf(why, whylen, "%s (HTTP %ld)",
+                     r.status == 429 ? "rate limited" : "the node cannot serve",
+                     r.status);
+            *wait_s = r.retry_after;
+            rc = POLL_RETRY;
+            break;
+        }
+        json_t *items = json_object_get(r.json, "entries");
+        if (r.status != 200 || !json_is_array(items)) {
+            rc = jvc_fail(t->lister, "audit tail", &r);
+            break;
+        }
+        size_t i;
+        json_t *e;
+        json_array_foreach(items, i, e)
+        {
+            if (json_array_size(all) < (size_t)t->n)
+                json_array_append(all, e);
+        }
+        const char *next = jvc_str(r.json, "next_cursor", NULL);
+        jv_free(cursor);
+        cursor = next ? jvc_strf("%s", next) : NULL;
+        if (!cursor)
+            break;
     }
-    return JVC_EXIT_OK;
+    if (!all && rc == JVC_EXIT_OK)
+        rc = jvc_oom();
+    if (rc == JVC_EXIT_OK)
+        *out = all;
+    else
+        json_decref(all);
+    jvc_resp_fini(&r);
+    jv_buf_fini(&url);
+    jv_free(cursor);
+    return rc;
+}
+
+/* The stream started: list the newest entries now, so that nothing
+ * written meanwhile falls between the listing and the stream. A node
+ * that cannot answer the listing yet is retried as the stream is. */
+static int tail_start(void *arg, const char *cursor)
+{
+    tail_follow *t = arg;
+    json_t *list = NULL, *ordered = json_array();
+    int rc = JVC_EXIT_OK;
+    long backoff = 0;
+    bool said = false;
+    (void)cursor;
+    if (!ordered)
+        return jvc_oom();
+    while (t->n > 0) {
+        char why[CURL_ERROR_SIZE + 64];
+        long wait_s;
+        rc = list_newest(t, &list, why, sizeof why, &wait_s);
+        if (rc != POLL_RETRY)
+            break;
+        if (!said)
+            jvc_err("audit tail: %s; retrying until it answers", why);
+        said = true;
+        backoff = backoff ? (backoff < 30 ? backoff * 2 : 30) : 1;
+        if (!jvc_watch_pause(wait_s >= 1 ? wait_s : backoff)) {
+            rc = JVC_EXIT_OK;
+            goto out;
+        }
+    }
+    if (said && rc == JVC_EXIT_OK)
+        jvc_err("audit tail: the node answers again; following on");
+    if (rc != JVC_EXIT_OK)
+        goto out;
+    if (t->n > 0) {
+        /* Newest first from the node; shown oldest first, like tail(1). */
+        for (size_t i = json_array_size(list); i-- > 0;) {
+            json_t *e = json_array_get(list, i);
+            if (json_array_append(ordered, e) != 0 ||
+                json_object_set_new(t->listed, jvc_str(e, "id", ""),
+                                    json_true()) != 0 ||
+                (rc = remember(t->s, e)) != 0) {
+                rc = rc ? rc : jvc_oom();
+                goto out;
+            }
+        }
+    }
+    rc = print_entries(ordered, t->ctx->g->json, true, true);
+    if (rc == JVC_EXIT_OK && fflush(stdout) != 0)
+        rc = jvc_finish_stdout(JVC_EXIT_OK);
+out:
+    json_decref(list);
+    json_decref(ordered);
+    return rc;
+}
+
+static int tail_event(void *arg, const jvc_watch_event *e)
+{
+    tail_follow *t = arg;
+    if (strcmp(e->event, "audit") != 0 || !e->json)
+        return JVC_EXIT_OK;
+    if ((t->actor && strcmp(jvc_str(e->json, "actor", ""), t->actor)) ||
+        (t->action && strcmp(jvc_str(e->json, "action", ""), t->action)))
+        return JVC_EXIT_OK;
+    json_t *entry = entry_of(e->json), *one = json_array();
+    int rc = JVC_EXIT_OK;
+    if (!entry || !one || json_array_append(one, entry) != 0) {
+        rc = jvc_oom();
+    } else if (!json_object_get(t->listed, jvc_str(entry, "id", ""))) {
+        if ((rc = remember(t->s, entry)) == JVC_EXIT_OK)
+            rc = print_entries(one, t->ctx->g->json, true, false);
+        if (rc == JVC_EXIT_OK && fflush(stdout) != 0)
+            rc = jvc_finish_stdout(JVC_EXIT_OK);
+    }
+    json_decref(entry);
+    json_decref(one);
+    return rc;
+}
+
+/* The stream's cursor expired: read what came since the newest time
+ * shown (watch.h said so on stderr). */
+static int tail_expired(void *arg)
+{
+    tail_follow *t = arg;
+    char why[CURL_ERROR_SIZE + 64];
+    long wait_s;
+    int rc = poll_once(t->ctx, t->lister, t->s, t->actor, t->action, why,
+                       sizeof why, &wait_s);
+    if (rc == POLL_RETRY) {
+        jvc_err("audit tail: %s; some entries may not be shown", why);
+        rc = JVC_EXIT_OK;
+    }
+    return rc;
+}
+
+/* Follows until SIGINT or SIGTERM (watch.h): a node that restarts, rate
+ * limits us or cannot serve for a while is waited for, said once on
+ * stderr, and followed again from where the stream stopped: nothing is
+ * shown twice or skipped. */
+static int follow(jvc_ctx *ctx, jvc_client *c, tail_follow *t)
+{
+    jvc_watch w;
+    int rc;
+    memset(&w, 0, sizeof w);
+    w.who = "audit tail";
+    w.kinds = "audit";
+    w.on_event = tail_event;
+    w.on_start = tail_start;
+    w.on_expired = tail_expired;
+    w.arg = t;
+    rc = jvc_client_new(ctx->g, ctx->g->n_nodes > 0 ? ctx->g->nodes[0] : NULL,
+                        &t->lister);
+    if (rc != JVC_EXIT_OK)
+        return rc;
+    jvc_client_quiet(t->lister, true);
+    return jvc_watch_run(c, &w);
 }
 
 static int run_tail(jvc_ctx *ctx, int argc, char **argv)
@@ -359,6 +515,14 @@ static int run_tail(jvc_ctx *ctx, int argc, char **argv)
         rc = jvc_oom();
         goto out;
     }
+    if (follow_flag) {
+        /* -n 0 --follow: only what comes from now on. */
+        tail_follow t = {ctx, NULL, &st, actor, action, n, json_object(), path};
+        rc = t.listed ? follow(ctx, c, &t) : jvc_oom();
+        json_decref(t.listed);
+        jvc_client_free(t.lister);
+        goto out;
+    }
     if (n > 0) {
         if ((rc = jvc_get_all(c, "audit tail", path, "entries", (size_t)n,
                               &list)) != 0)
@@ -369,17 +533,12 @@ static int run_tail(jvc_ctx *ctx, int argc, char **argv)
                 rc = jvc_oom();
                 goto out;
             }
-    } else if (follow_flag) {
-        /* -n 0 --follow: only what comes from now on. */
-        st.last_ms = now_ms();
     }
     for (size_t i = 0; i < json_array_size(ordered); i++)
         if ((rc = remember(&st, json_array_get(ordered, i))) != 0)
             goto out;
     if ((rc = print_entries(ordered, ctx->g->json, follow_flag, true)) != 0)
         goto out;
-    if (follow_flag)
-        rc = follow(ctx, c, &st, actor, action);
 out:
     json_decref(st.ids_at_last);
     json_decref(list);
@@ -395,11 +554,12 @@ const jvc_cmd jvc_cmd_audit_tail = {
     .summary = "Show the newest audit entries, oldest first",
     .help = "Options:\n"
             "  -n, --lines N      how many entries (default 10)\n"
-            "  -f, --follow       keep printing new entries (polls once a\n"
-            "                     second) until interrupted; exits 0 on\n"
-            "                     SIGINT or SIGTERM. A node that restarts\n"
-            "                     or rate limits is retried with backoff,\n"
-            "                     and the stream goes on where it stopped\n"
+            "  -f, --follow       keep printing new entries as the node\n"
+            "                     applies them (its change stream) until\n"
+            "                     interrupted; exits 0 on SIGINT or\n"
+            "                     SIGTERM. A node that restarts or rate\n"
+            "                     limits is retried with backoff, and the\n"
+            "                     stream goes on where it stopped\n"
             "  --actor NAME       only entries by this actor (key name)\n"
             "  --action ACTION    only entries with this action\n"
             "\n"

@@ -18,6 +18,7 @@
 #include "audit.h"
 #include "log.h"
 #include "repl.h"
+#include "watch.h"
 #include "timefmt.h"
 #include "ui.h"
 
@@ -63,6 +64,7 @@ static const api_route routes[] = {
     {"DELETE", "/v1/trust/{}", R_ADMIN, api_trust_remove},
     {"POST", "/v1/debug/faults", R_ADMIN, api_faults},
     /* Readers may make a bundle only sealed to a node (checked inside). */
+    {"GET", "/v1/watch", R_READ, api_watch},
     {"GET", "/v1/bundles", R_READ, api_bundle_create},
     {"POST", "/v1/bundles", R_ADMIN, api_bundle_apply},
     {"POST", "/v1/bundles/inspect", R_READ, api_bundle_inspect},
@@ -211,9 +213,15 @@ void api_reply(api_ctx *c, int status, json_t *body)
 void api_reply_stream(api_ctx *c, int status, jv_http_pull_fn pull,
                       jv_http_end_fn end, void *arg)
 {
+    api_reply_stream_type(c, status, "application/json", NULL, pull, end, arg);
+}
+
+void api_reply_stream_type(api_ctx *c, int status, const char *type,
+                           const char *headers, jv_http_pull_fn pull,
+                           jv_http_end_fn end, void *arg)
+{
     record(c, status);
-    jv_http_respond_stream(c->req, status, "application/json", NULL, pull, end,
-                           arg);
+    jv_http_respond_stream(c->req, status, type, headers, pull, end, arg);
     ctx_free(c);
 }
 

@@ -66,6 +66,11 @@ void api_reply_raw(api_ctx *c, int status, const char *type,
  * (jv_http_respond_stream) and frees the context; end() frees arg. */
 void api_reply_stream(api_ctx *c, int status, jv_http_pull_fn pull,
                       jv_http_end_fn end, void *arg);
+/* The same with another Content-Type and extra header lines (each ending
+ * in "\r\n"; may be NULL). */
+void api_reply_stream_type(api_ctx *c, int status, const char *type,
+                           const char *headers, jv_http_pull_fn pull,
+                           jv_http_end_fn end, void *arg);
 /* Appends v (stolen) as compact JSON; a failure is left in out's error. */
 void api_put_json(jv_buf *out, json_t *v);
 /* Answers {"error":{"code","message"}} and frees the context. */

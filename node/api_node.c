@@ -19,6 +19,7 @@
 #include "repl.h"
 #include "procstat.h"
 #include "sealed_backup.h"
+#include "watch.h"
 #include "wire.h"
 
 /* -- liveness, metrics, health -------------------------------------------- */
@@ -1452,7 +1453,7 @@ static void backup_done(jv_node *n, jv_err err, void *arg)
 {
     maint_job *m = arg;
     api_ctx *c = m->c;
-    (void)n;
+    jv_watch_job(n->watch, "backup", err ? "failed" : "done", err ? 0 : 1, 1);
     if (err == JV_EEXIST) {
         api_error(c, 409, "conflict", "%s exists; choose a new file", m->path);
         return;
@@ -1584,9 +1585,12 @@ void api_backup(api_ctx *c)
     }
     if (backup_seal_fields(c, m))
         return;
-    jv_err err = jv_node_offloop(c->node, backup_run, backup_done, m);
+    jv_node *n = c->node;
+    jv_err err = jv_node_offloop(n, backup_run, backup_done, m);
     if (err)
         api_fail(c, err, "backup");
+    else
+        jv_watch_job(n->watch, "backup", "running", 0, 1);
 }
 
 static jv_err verify_run(jv_store *st, void *arg)
@@ -1600,7 +1604,8 @@ static void verify_done(jv_node *n, jv_err err, void *arg)
     maint_job *m = arg;
     api_ctx *c = m->c;
     jv_verify_report *r = &m->rep;
-    (void)n;
+    jv_watch_job(n->watch, "verify", err ? "failed" : "done", r->batches,
+                 r->batches);
     if (err) {
         api_fail(c, err, "verify");
         return;
@@ -1642,7 +1647,10 @@ void api_verify(api_ctx *c)
     c->extra = m;
     c->extra_free = maint_free;
     m->c = c;
-    jv_err err = jv_node_offloop(c->node, verify_run, verify_done, m);
+    jv_node *n = c->node;
+    jv_err err = jv_node_offloop(n, verify_run, verify_done, m);
     if (err)
         api_fail(c, err, "verify");
+    else
+        jv_watch_job(n->watch, "verify", "running", 0, 0);
 }

@@ -22,6 +22,7 @@
 #include "reload.h"
 #include "repl.h"
 #include "transport.h"
+#include "watch.h"
 #include "wire.h"
 
 #define TICK_MS         1000
@@ -165,6 +166,7 @@ static void on_job(void *arg, const jv_writer_job *j)
     }
     if (j->nops && !j->err && n->repl)
         jv_repl_local_committed(n->repl);
+    jv_watch_kick(n->watch);
     if (j->nops && !j->err) {
         jv_metrics_add(n->metrics, "jarvis_ops_applied_total",
                        "origin=\"local\"", (double)j->nops);
@@ -451,6 +453,8 @@ void jv_node_stop(jv_node *n)
             n->http ? jv_http_inflight(n->http) : 0);
     if (n->http)
         jv_http_stop_accepting(n->http);
+    jv_watch_stop(n->watch); /* streams end now: nothing waits for them */
+    n->watch = NULL;
     if (n->api_addr_path[0])
         unlink(n->api_addr_path);
     uv_timer_stop(&n->tick);
@@ -938,6 +942,8 @@ jv_err jv_node_start(jv_node *n, uv_loop_t *loop, const jv_config *cfg,
         (err = start_services(n, cfg, msg, msglen)))
         goto fail;
     start_handles(n);
+    if (jv_watch_start(n, &n->watch) != JV_OK)
+        jv_warn("watch", "change streams are off: GET /v1/watch answers 503");
     if ((err = start_readers(n, cfg, msg, msglen)) ||
         (err = start_replication(n, msg, msglen)) ||
         (err = start_api(n, cfg, msg, msglen))) {

@@ -70,6 +70,9 @@ struct jv_node {
     bool catching_up;
     jv_id restored_from; /* that old origin */
 
+    /* Change streams (watch.h); NULL once stopping. */
+    struct jv_watch *watch;
+
     uv_signal_t sigterm, sigint, sighup;
     uv_timer_t tick;
     int lockfd;

@@ -37,6 +37,7 @@
 #include "query.h"
 #include "snapshot.h"
 #include "transport.h"
+#include "watch.h"
 #include "wire.h"
 
 #define COMPRESS_MIN 1024
@@ -1404,6 +1405,9 @@ static void fail_as(peer *p, const char *why, const char *outcome)
         jv_warn("repl", "peer %s unreachable: %s", p->addr, why);
     if (p->reachable || !p->down_since_ms)
         p->down_since_ms = now;
+    if (p->reachable)
+        jv_watch_peer(r->node->watch, p->addr, p->id_known ? &p->id : NULL,
+                      false);
     p->reachable = false;
     p->failures++;
     if (!net)
@@ -1822,8 +1826,11 @@ static void take_reply(jv_repl *r, peer *p, const jv_msg *m)
     p->delivered_stamp = m->stamp;
     p->delivered_ms = jv_now_ms();
     p->claim_self = jv_vv_get(&m->have, &r->node->restored_from);
-    if (!p->reachable)
+    if (!p->reachable) {
         jv_info("repl", "peer %s reachable", p->addr);
+        jv_watch_peer(r->node->watch, p->addr, p->id_known ? &p->id : NULL,
+                      true);
+    }
     p->reachable = true;
     p->trouble = T_NONE;
     p->version = JV_WIRE_VERSION;
@@ -2670,6 +2677,9 @@ static void on_link(void *arg, jv_tpeer *tp, const char *why)
         jv_warn("repl", "peer %s unreachable: %s", p->addr, why);
     if (p->reachable || !p->down_since_ms)
         p->down_since_ms = jv_now_ms();
+    if (p->reachable)
+        jv_watch_peer(r->node->watch, p->addr, p->id_known ? &p->id : NULL,
+                      false);
     p->reachable = false;
     p->trouble = T_NET;
     snprintf(p->last_error, sizeof(p->last_error), "%s", why);

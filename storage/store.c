@@ -254,6 +254,22 @@ static const char *const migrations[] = {
     "  seq INTEGER NOT NULL,"
     "  hash BLOB NOT NULL"
     ") WITHOUT ROWID;",
+    /* 6: change-stream cursors are batch rowids (node/watch.h). The
+     * largest rowid ever deleted is kept in meta, so that a cursor before
+     * it is known to be expired, and a batch inserted after the newest
+     * ones were deleted never takes a rowid a cursor already named. */
+    "CREATE TRIGGER batch_deleted_max AFTER DELETE ON batch "
+    "WHEN OLD.rowid > coalesce((SELECT value FROM meta"
+    "  WHERE key = 'batch_deleted_max'), 0) BEGIN "
+    "  INSERT OR REPLACE INTO meta (key, value)"
+    "    VALUES ('batch_deleted_max', OLD.rowid);"
+    "END;"
+    "CREATE TRIGGER batch_rowid_guard AFTER INSERT ON batch "
+    "WHEN NEW.rowid <= (SELECT value FROM meta"
+    "  WHERE key = 'batch_deleted_max') BEGIN "
+    "  UPDATE batch SET rowid = (SELECT value FROM meta"
+    "    WHERE key = 'batch_deleted_max') + 1 WHERE rowid = NEW.rowid;"
+    "END;",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) ==

@@ -36,36 +36,6 @@ static double now_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-/* How many GET /v1/audit the node has answered (what a follower polls). */
-static double audit_reads(void)
-{
-    static const char series[] = "jarvis_requests_total{route=\"/v1/audit\","
-                                 "method=\"GET\",status=\"200\"} ";
-    jv_http_client c;
-    jv_http_resp r;
-    double v = 0;
-    assert_int_equal(jv_http_client_init(&c, N.url), 0);
-    assert_int_equal(jv_http_do(&c, "GET", "/metrics", NULL, NULL, 0, &r), 0);
-    assert_int_equal(r.status, 200);
-    const char *p = strstr(r.body, series);
-    if (p != NULL)
-        v = strtod(p + strlen(series), NULL);
-    jv_http_resp_fini(&r);
-    jv_http_client_fini(&c);
-    return v;
-}
-
-/* Waits (at most 60 s) until the node has answered n GET /v1/audit. */
-static void wait_audit_reads(double n)
-{
-    double t0 = now_ms();
-    while (audit_reads() < n) {
-        if (now_ms() - t0 > 60000)
-            fail_msg("no audit read from the follower in 60 s");
-        sleep_ms(50);
-    }
-}
-
 static int setup(void **state)
 {
     (void)state;
@@ -305,14 +275,84 @@ static void test_audit(void **state)
 
 /* Follows the log, adds entries, stops it with sig: exit 0, and every new
  * entry printed once, as one JSON object per line. */
+/* The follower's output so far (malloc'd). */
+static char *slurp_log(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char *buf = calloc(1, 1 << 20);
+    assert_non_null(buf);
+    if (f != NULL) {
+        size_t n = fread(buf, 1, (1 << 20) - 1, f);
+        buf[n] = '\0';
+        fclose(f);
+    }
+    return buf;
+}
+
+static int count_of(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *q = hay; (q = strstr(q, needle)) != NULL; q++)
+        n++;
+    return n;
+}
+
+/* Waits (at most 60 s) until the file holds want n times. */
+static void wait_printed(const char *path, const char *want, int n)
+{
+    double t0 = now_ms();
+    for (;;) {
+        char *out = slurp_log(path);
+        int k = count_of(out, want);
+        free(out);
+        if (k >= n)
+            return;
+        if (now_ms() - t0 > 60000)
+            fail_msg("the follower did not print '%s' x%d in 60 s", want, n);
+        sleep_ms(50);
+    }
+}
+
+/* Streams the node has opened (GET /v1/watch answered 200). */
+static double watch_opens(void)
+{
+    static const char series[] = "jarvis_requests_total{route=\"/v1/watch\","
+                                 "method=\"GET\",status=\"200\"} ";
+    jv_http_client c;
+    jv_http_resp r;
+    double v = 0;
+    assert_int_equal(jv_http_client_init(&c, N.url), 0);
+    assert_int_equal(jv_http_do(&c, "GET", "/metrics", NULL, NULL, 0, &r), 0);
+    assert_int_equal(r.status, 200);
+    const char *p = strstr(r.body, series);
+    if (p != NULL)
+        v = strtod(p + strlen(series), NULL);
+    jv_http_resp_fini(&r);
+    jv_http_client_fini(&c);
+    return v;
+}
+
+static void wait_watch_opens(double n)
+{
+    double t0 = now_ms();
+    while (watch_opens() < n) {
+        if (now_ms() - t0 > 60000)
+            fail_msg("the follower opened no change stream in 60 s");
+        sleep_ms(50);
+    }
+}
+
 static void follow_with(int sig, const char *action)
 {
     jv_proc p;
     jv_proc_result r;
-    double reads = audit_reads();
-    CTL_SPAWN(&C, &p, "audit", "tail", "-n", "0", "--follow", "--json");
-    /* Its first poll: it has taken its starting time. */
-    wait_audit_reads(reads + 1);
+    char log[700];
+    snprintf(log, sizeof log, "%s/%s.log", C.home, action);
+    double opens = watch_opens();
+    CTL_SPAWN_LOG(&C, &p, log, "audit", "tail", "-n", "0", "--follow",
+                  "--json");
+    /* Its stream is open: what comes from now on is printed. */
+    wait_watch_opens(opens + 1);
     /* The key came from the environment: a process listing shows none of
      * it. */
     char path[64], cmdline[4096];
@@ -332,15 +372,14 @@ static void follow_with(int sig, const char *action)
     json_decref(j);
     j = JSON_CMD(0, "audit", "add", action, "--detail", "second");
     json_decref(j);
-    /* A poll answered after both writes, then the next one: the follower
-     * prints what a poll brings before it polls again. */
-    reads = audit_reads();
-    wait_audit_reads(reads + 2);
+    wait_printed(log, "\"second\"", 1);
     jv_proc_signal(&p, sig);
     assert_int_equal(jv_proc_wait(&p, 15000, &r), 0);
     CTL_EXPECT(&r, 0);
+    jv_proc_result_fini(&r);
     size_t seen = 0;
-    for (char *line = r.out; *line;) {
+    char *out = slurp_log(log);
+    for (char *line = out; *line;) {
         char *end = strchr(line, '\n');
         assert_non_null(end);
         *end = '\0';
@@ -353,7 +392,7 @@ static void follow_with(int sig, const char *action)
         line = end + 1;
     }
     assert_int_equal(seen, 2);
-    jv_proc_result_fini(&r);
+    free(out);
 }
 
 static void test_audit_follow(void **state)
@@ -365,19 +404,20 @@ static void test_audit_follow(void **state)
     /* Human form: the last entries first, then the new ones. */
     jv_proc p;
     jv_proc_result r;
-    double reads = audit_reads();
-    CTL_SPAWN(&C, &p, "audit", "tail", "-n", "1", "-f");
-    wait_audit_reads(reads + 1); /* it has read the last entry */
+    char log[700];
+    snprintf(log, sizeof log, "%s/human.log", C.home);
+    CTL_SPAWN_LOG(&C, &p, log, "audit", "tail", "-n", "1", "-f");
+    wait_printed(log, "follow-term", 1); /* it has listed the last entry */
     json_t *j = JSON_CMD(0, "audit", "add", "follow-human");
     json_decref(j);
-    reads = audit_reads();
-    wait_audit_reads(reads + 2);
+    wait_printed(log, "follow-human", 1);
     jv_proc_signal(&p, SIGINT);
     assert_int_equal(jv_proc_wait(&p, 15000, &r), 0);
     CTL_EXPECT(&r, 0);
-    assert_true(ctl_has(r.out, "follow-term"));
-    assert_true(ctl_has(r.out, "follow-human"));
     jv_proc_result_fini(&r);
+    char *out = slurp_log(log);
+    assert_true(ctl_has(out, "TIME"));
+    free(out);
 }
 
 static void test_config(void **state)
