@@ -103,10 +103,21 @@ static void test_peer_events(void **state)
     }
     assert_int_equal(sum, (long long)n * (n + 1) / 2);
     assert_true(seq[1] > 0);
-    /* Node 1 goes away: node 0 says so. */
+    /* Node 1 goes away: node 0 says so. Only a peer node 0 has reached
+     * can become unreachable: node 1's pushes may have brought all of its
+     * writes before node 0's own first exchange with it succeeded. */
+    double until = jv_cluster_now_ms() + WAIT_MS;
+    for (bool up = false; !up; jv_cluster_sleep_ms(20)) {
+        json_t *p = nt_peer(&c, 0, c.node[1].listen);
+        up = json_is_true(json_object_get(p, "reachable"));
+        json_decref(p);
+        NT_CHECK(&c, up || jv_cluster_now_ms() < until);
+    }
     assert_int_equal(jv_cluster_stop(&c, 1), 0);
+    until = jv_cluster_now_ms() + WAIT_MS;
     for (;;) {
         ev e;
+        NT_CHECK(&c, jv_cluster_now_ms() < until); /* pings do not count */
         next_ev(&c, &s, &e, &last);
         bool down = !strcmp(e.event, "node") &&
                     !strcmp(str(e.data, "event"), "peer_unreachable");
