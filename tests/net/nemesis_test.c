@@ -181,41 +181,54 @@ static int ns_setup_one(int k)
 
 /* Moves the test into a namespace of its own (before any thread), then
  * makes the nodes'. On failure NS.on stays false with the reason. */
+static void ns_fini(void);
+
+static const char *ns_try(void)
+{
+    if (run_cmd(-1, "ip link set lo up") != 0)
+        return "ip link set lo up failed";
+    if (run_cmd(-1, "ip link add br0 type bridge") ||
+        run_cmd(-1, "ip link set br0 up"))
+        return "cannot make a bridge";
+    for (int k = 0; k < NN; k++)
+        if (ns_setup_one(k) != 0)
+            return "cannot make a node's namespace";
+    return NULL;
+}
+
 static void ns_setup(void)
 {
+    const char *why;
     for (int k = 0; k < NN; k++)
         NS.fd[k] = -1;
     if (getenv("JV_NEMESIS_NO_NETNS") != NULL) {
         snprintf(NS.why, sizeof NS.why, "JV_NEMESIS_NO_NETNS is set");
         return;
     }
-    if (access("/usr/bin/nsenter", X_OK) != 0) {
-        snprintf(NS.why, sizeof NS.why, "no /usr/bin/nsenter");
+    if (access("/usr/bin/nsenter", X_OK) != 0 ||
+        (access("/usr/sbin/ip", X_OK) != 0 && access("/sbin/ip", X_OK) != 0)) {
+        snprintf(NS.why, sizeof NS.why, "no nsenter or ip (iproute2)");
         return;
     }
-    if (unshare(CLONE_NEWNET) != 0) {
+    int host = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (host < 0 || unshare(CLONE_NEWNET) != 0) {
         snprintf(NS.why, sizeof NS.why, "unshare(CLONE_NEWNET): %s",
                  strerror(errno));
+        if (host >= 0)
+            close(host);
         return;
     }
-    /* From here on the test is in its own namespace: loopback must be up
-     * whatever follows (the cluster helper binds 127.0.0.1). */
-    if (run_cmd(-1, "ip link set lo up") != 0) {
-        snprintf(NS.why, sizeof NS.why, "ip link set lo up failed");
-        return;
+    /* In a namespace of our own from here on; on failure, back to the
+     * one we came from (what was made goes with the abandoned one). */
+    if ((why = ns_try()) != NULL) {
+        snprintf(NS.why, sizeof NS.why, "%s", why);
+        ns_fini();
+        if (setns(host, CLONE_NEWNET) != 0)
+            abort();
+    } else {
+        NS.on = true;
     }
-    if (run_cmd(-1, "ip link add br0 type bridge") ||
-        run_cmd(-1, "ip link set br0 up")) {
-        snprintf(NS.why, sizeof NS.why, "cannot make a bridge");
-        return;
-    }
-    for (int k = 0; k < NN; k++)
-        if (ns_setup_one(k) != 0) {
-            snprintf(NS.why, sizeof NS.why,
-                     "cannot make node %d's namespace: %s", k, strerror(errno));
-            return;
-        }
-    NS.on = true;
+    close(host);
 }
 
 static void ns_fini(void)
