@@ -302,6 +302,22 @@ static size_t discard(char *p, size_t size, size_t n, void *arg)
     return size * n;
 }
 
+/* Notes that bytes of the request went out: libcurl resends a request
+ * whose reused connection died before any answer on a fresh connection,
+ * so a failed connect alone does not prove that nothing was sent (the
+ * node may have committed the first one and died before answering). */
+static int on_debug(CURL *h, curl_infotype type, char *data, size_t size,
+                    void *arg)
+{
+    (void)h;
+    (void)data;
+    (void)size;
+    if (arg != NULL &&
+        (type == CURLINFO_HEADER_OUT || type == CURLINFO_DATA_OUT))
+        *(bool *)arg = true;
+    return 0;
+}
+
 /* One request on the kept-alive handle *h (made when NULL): ACK for an
  * answer 2xx, REFUSED for any other answer or no connection at all,
  * UNKNOWN when a request may have reached the node but got no answer.
@@ -329,18 +345,22 @@ static int request(CURL **h, const char *url, const char *key,
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, body ? body : "");
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)(body ? strlen(body) : 0));
-    if (body == NULL)
-        curl_easy_setopt(e, CURLOPT_NOBODY, 0L);
+    bool sent = false;
+    curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
+    curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, on_debug);
+    curl_easy_setopt(e, CURLOPT_DEBUGDATA, &sent);
     CURLcode rc = curl_easy_perform(e);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, NULL);
+    curl_easy_setopt(e, CURLOPT_DEBUGDATA, NULL);
     curl_slist_free_all(hd);
     if (rc == CURLE_OK) {
         curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, status);
         return *status >= 200 && *status < 300 ? ACK : REFUSED;
     }
-    /* A connection that could not be made carried nothing; any other
-     * failure may come after the node had the request. */
-    return rc == CURLE_COULDNT_CONNECT ? REFUSED : UNKNOWN;
+    /* A connection that could not be made, with no byte sent before on
+     * a reused one, carried nothing; any other failure may come after
+     * the node had the request. */
+    return rc == CURLE_COULDNT_CONNECT && !sent ? REFUSED : UNKNOWN;
 }
 
 /* The op's body and path; its keys are recorded in o. */
