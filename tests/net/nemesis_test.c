@@ -261,7 +261,9 @@ static const char *const op_name[] = {"increment", "audit",  "config",
                                       "add",       "remove", "batch"};
 
 typedef struct {
-    uint8_t kind, outcome, seen;
+    uint8_t kind, outcome, seen, node;
+    int16_t status;        /* the answer's HTTP status, 0 if none */
+    float at;              /* seconds into the schedule it was sent */
     uint8_t ctr, cfg, arc; /* keys used */
     int16_t by;
 } op_rec;
@@ -442,8 +444,11 @@ static void one_op(client *c)
     snprintf(url, sizeof url, "%s", W.url[k]);
     snprintf(key, sizeof key, "%s", W.key[k]);
     pthread_mutex_unlock(&W.mu);
+    o->node = (uint8_t)k;
+    o->at = (float)((jv_cluster_now_ms() - T0) / 1000.0);
     o->outcome = (uint8_t)request(&c->http[k], url, key, method, path,
                                   body[0] ? body : NULL, W.timeout_ms, &st);
+    o->status = (int16_t)st;
     if (o->outcome == REFUSED)
         c->status[st > 0 && st < 600 ? st : 0]++;
     c->count[o->kind][o->outcome]++;
@@ -1197,7 +1202,10 @@ static void check_audit(void)
             if (o == NULL || (o->kind != OP_AUDIT && o->kind != OP_BATCH))
                 NT_FAIL(&C, "audit entry %s was never written", d ? d : "?");
             if (o->outcome == REFUSED)
-                NT_FAIL(&C, "audit entry %s is there, but was refused", d);
+                NT_FAIL(&C,
+                        "audit entry %s is there, but was refused (node %u, "
+                        "status %d, sent at %.1f s)",
+                        d, o->node, o->status, (double)o->at);
             if (++o->seen > 1)
                 NT_FAIL(&C, "audit entry %s is there twice", d);
             entries++;
@@ -1216,8 +1224,10 @@ static void check_audit(void)
                 o->outcome == ACK) {
                 acked++;
                 if (o->seen != 1)
-                    NT_FAIL(&C, "acknowledged audit entry t%u-%zu is missing",
-                            t, s);
+                    NT_FAIL(&C,
+                            "acknowledged audit entry t%u-%zu (node %u, sent "
+                            "at %.1f s) is missing",
+                            t, s, o->node, (double)o->at);
             }
         }
     printf("audit: %zu entries, %zu acknowledged all there once\n", entries,
