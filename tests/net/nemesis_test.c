@@ -1314,6 +1314,31 @@ static void check_probes(void)
            present, NP - present);
 }
 
+/* No node refused or dropped a batch (a bad signature, a broken link, an
+ * equivocation: what a kill at the wrong moment could cause), and no
+ * message was refused but as stale (clocks apart). Counted since each
+ * node's last start. */
+static void check_refusals(void)
+{
+    for (size_t k = 0; k < NN; k++) {
+        double b = jv_cluster_metric_sum(&C, k, "jarvis_repl_batches_total",
+                                         "refused_");
+        double d = jv_cluster_metric_sum(&C, k, "jarvis_repl_batches_total",
+                                         "dropped_");
+        double all = jv_cluster_metric_sum(
+            &C, k, "jarvis_repl_refused_messages_total", NULL);
+        double stale = jv_cluster_metric_sum(
+            &C, k, "jarvis_repl_refused_messages_total", "\"stale\"");
+        if (b < 0 || d < 0 || all < 0 || stale < 0)
+            NT_FAIL(&C, "no metrics from node %zu: %s", k, C.err);
+        if (b != 0 || d != 0 || all != stale)
+            NT_FAIL(&C,
+                    "node %zu refused %.0f and dropped %.0f batches, and "
+                    "refused %.0f messages not stale",
+                    k, b, d, all - stale);
+    }
+}
+
 /* jarvisctl verify on every node. Verify leaves an audit entry, a
  * write: a node whose hybrid clock still runs ahead after a fast clock
  * refuses it (503 clock_skew) until the lead is within the bound. */
@@ -1448,6 +1473,7 @@ static void test_nemesis(void **state)
     check_audit();
     check_config_archive();
     check_probes();
+    check_refusals();
     check_verify();
     check_alive();
     say("passed");
