@@ -768,6 +768,28 @@ static size_t pick_in(const bool side[NN], bool want)
     }
 }
 
+/* Waits until node i no longer shows node j as reachable: a cut below
+ * the application that nobody notices would test nothing. */
+static void wait_cut_seen(size_t i, size_t j)
+{
+    double t0 = jv_cluster_now_ms();
+    char st[128] = "";
+    for (;;) {
+        json_t *p = nt_peer(&C, i, C.node[j].listen);
+        const char *s = p ? json_string_value(json_object_get(p, "state")) : 0;
+        snprintf(st, sizeof st, "%s", s ? s : "absent");
+        json_decref(p);
+        if (strcmp(st, "reachable") != 0)
+            break;
+        if (jv_cluster_now_ms() - t0 > nt_ms(30000))
+            NT_FAIL(&C, "node %zu still shows node %zu reachable after the cut",
+                    i, j);
+        jv_cluster_sleep_ms(50);
+    }
+    say("  node %zu shows node %zu as \"%s\" after %.0f ms", i, j, st,
+        jv_cluster_now_ms() - t0);
+}
+
 static void act_partition(bool net)
 {
     bool side[NN];
@@ -791,6 +813,8 @@ static void act_partition(bool net)
     say("%s %s", action_name[net ? A_PART_NET : A_PART_APP], desc);
     if (probing)
         probe_cut(b, a2, aw, rm);
+    if (net)
+        wait_cut_seen(a, b);
 }
 
 static void act_oneway(bool net)
