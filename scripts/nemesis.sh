@@ -61,7 +61,8 @@ schedules() {
         seed=${seed:-unknown-$i}
         if [ "$status" -eq 0 ]; then
             pass=$((pass + 1))
-            echo "schedule $i/$n seed $seed: passed"
+            echo "schedule $i/$n seed $seed: passed" \
+                "($(sed -n 's/.*converged (\(.*\))$/converged: \1/p; s/^verify: passed on every node (\(.*\))$/verify: \1/p' "$log" | paste -sd ';' -))"
             rm -f "$log"
         else
             fail=$((fail + 1))
