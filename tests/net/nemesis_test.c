@@ -520,6 +520,25 @@ static void check_alive(void)
     }
 }
 
+/* SIGKILL and reap; a node that had exited by itself before is a
+ * failure, not hidden by the kill. */
+static void kill_node(size_t k)
+{
+    jv_test_node *t = &C.node[k].t;
+    int ws = 0;
+    if (!t->running)
+        NT_FAIL(&C, "node %zu is not running", k);
+    kill(t->proc.pid, SIGKILL);
+    while (waitpid(t->proc.pid, &ws, 0) < 0 && errno == EINTR)
+        ;
+    t->proc.reaped = true;
+    t->running = false;
+    if (!WIFSIGNALED(ws) || WTERMSIG(ws) != SIGKILL)
+        NT_FAIL(&C, "node %zu had exited by itself (%s %d)", k,
+                WIFEXITED(ws) ? "status" : "signal",
+                WIFEXITED(ws) ? WEXITSTATUS(ws) : WTERMSIG(ws));
+}
+
 static void node_start(size_t k)
 {
     NT_OK(&C, jv_cluster_start(&C, k));
@@ -901,7 +920,7 @@ static void act_kill(void)
     size_t k = (size_t)jv_rng_below(&N, NN);
     long down_ms = (long)jv_rng_below(&N, 1500);
     say("kill node %zu, restart after %ld ms", k, down_ms);
-    jv_cluster_kill(&C, k);
+    kill_node(k);
     jv_cluster_sleep_ms(down_ms);
     node_start(k);
     restarted(k);
@@ -952,7 +971,7 @@ static void kill_while_catching_up(size_t k, size_t j, json_t *start)
     jv_cluster_sleep_ms(ms);
     json_t *now = vv_of(k);
     long long got = behind(start, now), left = behind(now, ref);
-    jv_cluster_kill(&C, k);
+    kill_node(k);
     say("  killed node %zu %ld ms into its catch-up: %s (%lld batches "
         "received, %lld of node %zu's lacking)",
         k, ms,
@@ -1048,7 +1067,7 @@ static void act_kill_backup(void)
     while (!(seen = backup_under_way(k, b.name)) && !atomic_load(&b.done) &&
            jv_cluster_now_ms() - t0 < 5000)
         jv_cluster_sleep_ms(1);
-    jv_cluster_kill(&C, k);
+    kill_node(k);
     pthread_join(th, NULL);
     say("kill mid-backup: node %zu, %s (backup answered %ld)", k,
         seen && b.status == 0 ? "while its backup was written"
