@@ -51,7 +51,7 @@ schedules() {
     mkdir -p "$out"
     t0=$(date +%s)
     for i in $(seq 1 "$n"); do
-        local log="$out/run.log" status seed
+        local log="$out/run.$$.log" status seed
         set +e
         JV_BIN_DIR="$bin" JV_SOURCE_DIR="$PWD" JARVIS_CONFIG= \
             "$bin/nemesis_test" "$secs" "$faults" >"$log" 2>&1
