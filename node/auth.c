@@ -291,6 +291,11 @@ jv_err jv_auth_rate(jv_auth *a, const char *key_id, uint64_t now_ms,
         if (k->tokens > a->burst)
             k->tokens = a->burst;
         k->refill_ms = now_ms;
+    } else if (now_ms < k->refill_ms) {
+        /* The wall clock was set back (a clock that ran fast set right):
+         * refill from the new time on, or the bucket would stay empty
+         * until the clock passed the old time again. */
+        k->refill_ms = now_ms;
     }
     if (k->tokens >= 1.0) {
         k->tokens -= 1.0;

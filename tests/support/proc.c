@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,12 @@ static void sleep_ms(long ms)
 int jv_proc_spawn(jv_proc *p, char *const argv[], char *const env[],
                   const char *log)
 {
+    return jv_proc_spawn_ns(p, argv, env, log, NULL);
+}
+
+int jv_proc_spawn_ns(jv_proc *p, char *const argv[], char *const env[],
+                     const char *log, const char *netns)
+{
     int out[2] = {-1, -1}, err[2] = {-1, -1};
     memset(p, 0, sizeof *p);
     p->out_fd = p->err_fd = -1;
@@ -58,6 +65,11 @@ int jv_proc_spawn(jv_proc *p, char *const argv[], char *const env[],
         /* A test that dies (a failed assertion, a ctest timeout) must not
          * leave a jarvisd behind. */
         prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (netns != NULL && netns[0] != '\0') {
+            int ns = open(netns, O_RDONLY | O_CLOEXEC);
+            if (ns < 0 || setns(ns, CLONE_NEWNET) != 0)
+                _exit(126);
+        }
         if (env != NULL)
             execve(argv[0], argv, env);
         else
@@ -329,7 +341,7 @@ static int launch(jv_test_node *n, char *const extra[])
             return -1;
         }
     }
-    int spawned = jv_proc_spawn(&n->proc, argv, NULL, n->log);
+    int spawned = jv_proc_spawn_ns(&n->proc, argv, NULL, n->log, n->netns);
     int spawn_errno = errno;
     if (limited)
         setrlimit(RLIMIT_FSIZE, &saved);

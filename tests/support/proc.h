@@ -43,6 +43,10 @@ typedef struct {
  * appended to the file log. stdin is /dev/null. 0, or -1 with errno. */
 int jv_proc_spawn(jv_proc *p, char *const argv[], char *const env[],
                   const char *log);
+/* jv_proc_spawn in the network namespace of the file netns (a path such
+ * as /proc/<pid>/fd/<n>; NULL or "": ours), entered before the exec. */
+int jv_proc_spawn_ns(jv_proc *p, char *const argv[], char *const env[],
+                     const char *log, const char *netns);
 
 /* Sends sig to the child (if it has not been reaped). */
 void jv_proc_signal(jv_proc *p, int sig);
@@ -74,6 +78,9 @@ typedef struct {
     /* Set between jv_test_node_prepare() and jv_test_node_restart(): the
      * largest file jarvisd may write (RLIMIT_FSIZE, bytes); 0: no limit. */
     unsigned long long fsize_limit;
+    /* Set after jv_test_node_prepare(): the network namespace jarvisd
+     * runs in (see jv_proc_spawn_ns); "": the test's own. */
+    char netns[128];
 } jv_test_node;
 
 /* Makes a fresh temporary root and starts jarvisd on <root>/data with
