@@ -154,10 +154,11 @@ typedef struct peer {
     size_t nlinks, linkcap;
     uint64_t rank;
     pstate state;
-    /* The push being made only repairs what a pull showed it lacks. If
-     * that is more than a message, it is catching up, pulling from one
-     * peer at a time: pushing it the same backlog as well would bring it
-     * twice, so nothing is pushed. */
+    /* The push being made follows a pull's reply, which told exactly
+     * what p lacks. If that is more than a message, p is catching up,
+     * pulling from one peer at a time: pushing it the same backlog as
+     * well (with news of ours still to push, or not) would bring it
+     * twice, so nothing is pushed; its pulls bring the news too. */
     bool repair;
     bool pulling;     /* the exchange under way asked for a full reply */
     uint64_t pull_ms; /* when it was sent, on our clock */
@@ -1150,7 +1151,7 @@ static void continue_exchange(jv_repl *r, const char *addr, bool more)
     }
     if (p->again || lacks) {
         bool pull = p->again_pull;
-        p->repair = !p->again;
+        p->repair = was_pull && !pull;
         p->again = p->again_pull = false;
         exchange(p, pull);
         p->repair = false;
@@ -1428,49 +1429,58 @@ static void fail(peer *p, const char *why)
     fail_as(p, why, "failed");
 }
 
-/* One exchange with p. A push (news to spread) carries what p lacks as
- * far as we know and asks for no batches back, only p's vector: what p
- * has that we lack is most likely reaching us from elsewhere already. A
- * pull (anti-entropy, start-up, catching up) carries only our vector and
- * lets the reply bring what we lack, up to half of max_message; once the
- * reply has told us exactly what p holds, what p lacks is pushed
- * (continue_exchange). Pulls send nothing on a guess: what we knew of p
- * may be long out of date, and would bring it batches it holds.
- *
- * A peer whose id is not known yet, or not trusted, gets a probe instead:
- * addressed to no one, with an empty vector and nothing else. Its reply
- * names (and proves) the node at that address and says nothing more; a
- * trusted one is then pulled from at once (take_introduction). Nothing of
- * ours goes to a node we do not trust. */
-/* An exchange's request, built on the sync reader thread as an answer is
- * (serve_job): our vector, what p lacks for a push. p is NULL once the
- * peer has been freed meanwhile. */
-typedef struct ex_job {
+/* Building one message off the loop (ex_job: a request of ours,
+ * serve_job: an answer): copies of what it needs of the loop, taken there,
+ * then what the sync reader thread makes of them. */
+typedef struct {
     jv_read_job job;
     jv_repl *r;
-    peer *p;
-    jv_id to;
     head h;
     build_env env;
-    jv_vv applied, them, have, sent;
-    bool probe, select, pull, repair;
+    jv_vv applied, them, have;
     size_t start;
     uint64_t budget, stamp;
     selection s;
     bool more;
     jv_buf frame;
     size_t plain;
+} msg_work;
+
+static void work_init(msg_work *w, jv_repl *r)
+{
+    w->r = r;
+    jv_vv_init(&w->applied);
+    jv_vv_init(&w->them);
+    jv_vv_init(&w->have);
+    jv_buf_init(&w->frame);
+    jv_buf_init(&w->s.data);
+}
+
+static void work_fini(msg_work *w)
+{
+    jv_keyring_wipe(&w->env.ring);
+    jv_vv_fini(&w->applied);
+    jv_vv_fini(&w->them);
+    jv_vv_fini(&w->have);
+    sel_fini(&w->s);
+    jv_buf_fini(&w->frame);
+}
+
+/* An exchange's request, built on the sync reader thread as an answer is
+ * (serve_job): our vector, what p lacks for a push. p is NULL once the
+ * peer has been freed meanwhile. */
+typedef struct ex_job {
+    msg_work w; /* first: the read job's arg is the ex_job */
+    peer *p;
+    jv_id to;
+    jv_vv sent;
+    bool probe, select, pull, repair;
 } ex_job;
 
 static void ex_free(ex_job *j)
 {
-    jv_keyring_wipe(&j->env.ring);
-    jv_vv_fini(&j->applied);
-    jv_vv_fini(&j->them);
-    jv_vv_fini(&j->have);
+    work_fini(&j->w);
     jv_vv_fini(&j->sent);
-    sel_fini(&j->s);
-    jv_buf_fini(&j->frame);
     jv_free(j);
 }
 
@@ -1479,21 +1489,22 @@ static jv_err ex_run(jv_store *st, void *arg)
 {
     ex_job *j = arg;
     jv_err err;
-    if (!j->probe && (err = have_on(st, &j->applied, &j->have)))
+    if (!j->probe && (err = have_on(st, &j->w.applied, &j->w.have)))
         return err;
-    if (j->select && (err = select_on(st, &j->applied, j->start, &j->them,
-                                      j->budget, &j->s, &j->more, &j->sent)))
+    if (j->select &&
+        (err = select_on(st, &j->w.applied, j->w.start, &j->w.them, j->w.budget,
+                         &j->w.s, &j->w.more, &j->sent)))
         return err;
-    return build_with(&j->env, &j->h, j->stamp, &j->have, &j->s, j->more,
-                      j->pull && !j->probe ? j->budget : 0, &j->frame,
-                      &j->plain);
+    return build_with(&j->w.env, &j->w.h, j->w.stamp, &j->w.have, &j->w.s,
+                      j->w.more, j->pull && !j->probe ? j->w.budget : 0,
+                      &j->w.frame, &j->w.plain);
 }
 
 /* Loop thread: the request is built; send it. */
 static void ex_done(void *arg, jv_err err, const char *msg)
 {
     ex_job *j = arg;
-    jv_repl *r = j->r;
+    jv_repl *r = j->w.r;
     peer *p = j->p;
     r->serving--;
     if (!p || r->stopping)
@@ -1501,12 +1512,12 @@ static void ex_done(void *arg, jv_err err, const char *msg)
     p->building = NULL;
     if (p->state != P_BUILDING)
         goto out; /* mark_self, say: nothing to send */
-    if (!err && j->repair && j->more) {
+    if (!err && j->repair && j->w.more) {
         p->state = P_IDLE; /* see `repair`: it is catching up elsewhere */
         goto out;
     }
     if (!err)
-        err = jv_transport_send(p->tp, j->frame.data, j->frame.len,
+        err = jv_transport_send(p->tp, j->w.frame.data, j->w.frame.len,
                                 r->o.timeout_ms);
     if (err) {
         char why[160];
@@ -1516,21 +1527,21 @@ static void ex_done(void *arg, jv_err err, const char *msg)
         goto out;
     }
     count(r, "jarvis_repl_bytes_uncompressed_total", "direction", "out",
-          (double)j->plain);
+          (double)j->w.plain);
     jv_vv_clear(&p->sent);
     jv_vv_merge(&p->sent, &j->sent);
     p->state = P_SENDING;
-    p->req_stamp = j->stamp;
+    p->req_stamp = j->w.stamp;
     p->pulling = j->pull;
     p->pull_ms =
         j->pull && !j->probe ? jv_now_ms() : 0; /* a probe asks nothing */
     p->probing = j->probe;
-    p->bytes_out += j->frame.len;
-    p->batches_out += j->s.n;
+    p->bytes_out += j->w.frame.len;
+    p->batches_out += j->w.s.n;
     count(r, "jarvis_repl_bytes_total", "direction", "out",
-          (double)j->frame.len);
+          (double)j->w.frame.len);
     /* What is left over goes in the next exchange, after the reply. */
-    if (j->more)
+    if (j->w.more)
         p->again = true;
 out:
     ex_free(j);
@@ -1554,6 +1565,20 @@ out:
  *
  * The request is built off the loop (ex_run); the peer is P_BUILDING
  * meanwhile, which holds further exchanges back as P_SENDING does. */
+/* One exchange with p. A push (news to spread) carries what p lacks as
+ * far as we know and asks for no batches back, only p's vector: what p
+ * has that we lack is most likely reaching us from elsewhere already. A
+ * pull (anti-entropy, start-up, catching up) carries only our vector and
+ * lets the reply bring what we lack, up to half of max_message; once the
+ * reply has told us exactly what p holds, what p lacks is pushed
+ * (continue_exchange). Pulls send nothing on a guess: what we knew of p
+ * may be long out of date, and would bring it batches it holds.
+ *
+ * A peer whose id is not known yet, or not trusted, gets a probe instead:
+ * addressed to no one, with an empty vector and nothing else. Its reply
+ * names (and proves) the node at that address and says nothing more; a
+ * trusted one is then pulled from at once (take_introduction). Nothing of
+ * ours goes to a node we do not trust. */
 static void exchange(peer *p, bool pull)
 {
     jv_repl *r = p->r;
@@ -1573,32 +1598,27 @@ static void exchange(peer *p, bool pull)
     ex_job *j = jv_calloc(1, sizeof(*j));
     if (!j)
         goto fail;
-    j->r = r;
+    work_init(&j->w, r);
     j->p = p;
-    jv_vv_init(&j->applied);
-    jv_vv_init(&j->them);
-    jv_vv_init(&j->have);
     jv_vv_init(&j->sent);
-    jv_buf_init(&j->frame);
-    jv_buf_init(&j->s.data);
-    j->budget = r->o.max_message / 2;
+    j->w.budget = r->o.max_message / 2;
     j->pull = pull;
     j->repair = p->repair;
     j->probe = !p->id_known || !is_trusted(r, &p->id);
     j->to = p->id;
-    j->h =
+    j->w.h =
         (head){JV_MSG_SYNC, j->probe ? NULL : &j->to, 0, JV_REFUSED_NONE, NULL};
     j->select = !j->probe && !pull && p->have_known;
-    if ((err = jv_vv_copy(&j->applied, &r->applied)) ||
-        (j->select && (err = theirs(p, &p->have, &j->them))))
+    if ((err = jv_vv_copy(&j->w.applied, &r->applied)) ||
+        (j->select && (err = theirs(p, &p->have, &j->w.them))))
         goto fail;
-    j->start = select_start(r);
-    j->stamp = next_stamp(r);
-    env_init(r, &j->env);
-    j->job.fn = ex_run;
-    j->job.done = ex_done;
-    j->job.arg = j;
-    if ((err = jv_readers_submit(r->node->sync_readers, &j->job)))
+    j->w.start = select_start(r);
+    j->w.stamp = next_stamp(r);
+    env_init(r, &j->w.env);
+    j->w.job.fn = ex_run;
+    j->w.job.done = ex_done;
+    j->w.job.arg = j;
+    if ((err = jv_readers_submit(r->node->sync_readers, &j->w.job)))
         goto fail;
     r->serving++;
     p->state = P_BUILDING;
@@ -2442,29 +2462,14 @@ static peer *take_request(jv_repl *r, const jv_msg *m, const char *addr,
  * looked up again by id when the answer is ready: it may be gone.
  */
 typedef struct {
-    jv_read_job job;
-    jv_repl *r;
+    msg_work w;
     jv_inbound *in;
     jv_id from;
-    head h;
-    build_env env;
-    jv_vv applied, them, have;
-    size_t start;
-    uint64_t budget, stamp;
-    selection s;
-    bool more;
-    jv_buf frame;
-    size_t plain;
 } serve_job;
 
 static void serve_free(serve_job *j)
 {
-    jv_keyring_wipe(&j->env.ring);
-    jv_vv_fini(&j->applied);
-    jv_vv_fini(&j->them);
-    jv_vv_fini(&j->have);
-    sel_fini(&j->s);
-    jv_buf_fini(&j->frame);
+    work_fini(&j->w);
     jv_free(j);
 }
 
@@ -2473,19 +2478,19 @@ static jv_err serve_run(jv_store *st, void *arg)
 {
     serve_job *j = arg;
     jv_err err;
-    if ((err = have_on(st, &j->applied, &j->have)) ||
-        (err = select_on(st, &j->applied, j->start, &j->them, j->budget, &j->s,
-                         &j->more, NULL)))
+    if ((err = have_on(st, &j->w.applied, &j->w.have)) ||
+        (err = select_on(st, &j->w.applied, j->w.start, &j->w.them, j->w.budget,
+                         &j->w.s, &j->w.more, NULL)))
         return err;
-    return build_with(&j->env, &j->h, j->stamp, &j->have, &j->s, j->more, 0,
-                      &j->frame, &j->plain);
+    return build_with(&j->w.env, &j->w.h, j->w.stamp, &j->w.have, &j->w.s,
+                      j->w.more, 0, &j->w.frame, &j->w.plain);
 }
 
 /* Loop thread: the answer is built (or not). */
 static void serve_done(void *arg, jv_err err, const char *msg)
 {
     serve_job *j = arg;
-    jv_repl *r = j->r;
+    jv_repl *r = j->w.r;
     r->serving--;
     if (err || r->stopping) {
         if (err)
@@ -2496,14 +2501,14 @@ static void serve_done(void *arg, jv_err err, const char *msg)
     }
     peer *p = find_id(r, &j->from);
     if (p) {
-        p->bytes_out += j->frame.len;
-        p->batches_out += j->s.n;
+        p->bytes_out += j->w.frame.len;
+        p->batches_out += j->w.s.n;
         /* They will have what we just sent. And it pulled those origins'
          * news from us because no push brought them: push them to it
          * from now on (Plumtree's graft). */
-        for (size_t i = 0; i < j->s.n; i++) {
+        for (size_t i = 0; i < j->w.s.n; i++) {
             jv_batch_head bh;
-            if (!jv_batch_peek(j->s.data.data + j->s.off[i], j->s.len[i],
+            if (!jv_batch_peek(j->w.s.data.data + j->w.s.off[i], j->w.s.len[i],
                                &bh)) {
                 jv_vv_raise(&p->have, &bh.origin, bh.last_seq);
                 link_set(p, &bh.origin, true);
@@ -2511,10 +2516,10 @@ static void serve_done(void *arg, jv_err err, const char *msg)
         }
     }
     count(r, "jarvis_repl_bytes_uncompressed_total", "direction", "out",
-          (double)j->plain);
+          (double)j->w.plain);
     count(r, "jarvis_repl_bytes_total", "direction", "out",
-          (double)j->frame.len);
-    jv_transport_reply(j->in, j->frame.data, j->frame.len);
+          (double)j->w.frame.len);
+    jv_transport_reply(j->in, j->w.frame.data, j->w.frame.len);
 out:
     serve_free(j);
     maybe_finish_stop(r);
@@ -2529,29 +2534,25 @@ static bool answer_request(jv_repl *r, jv_inbound *in, peer *p, const jv_msg *m)
     serve_job *j = jv_calloc(1, sizeof(*j));
     if (!j)
         goto fail;
-    j->r = r;
+    work_init(&j->w, r);
     j->in = in;
     j->from = m->from;
-    j->h = (head){JV_MSG_SYNC_REPLY, &j->from, m->stamp, JV_REFUSED_NONE, NULL};
-    jv_vv_init(&j->applied);
-    jv_vv_init(&j->them);
-    jv_vv_init(&j->have);
-    jv_buf_init(&j->frame);
-    jv_buf_init(&j->s.data);
-    j->budget =
+    j->w.h =
+        (head){JV_MSG_SYNC_REPLY, &j->from, m->stamp, JV_REFUSED_NONE, NULL};
+    j->w.budget =
         m->budget < r->o.max_message / 2 ? m->budget : r->o.max_message / 2;
-    if ((err = jv_vv_copy(&j->applied, &r->applied)) ||
-        (err = p ? theirs(p, &m->have, &j->them)
-                 : jv_vv_copy(&j->them, &m->have)) ||
-        (err = p ? delivered_for(p, m->stamp, &j->them) : JV_OK))
+    if ((err = jv_vv_copy(&j->w.applied, &r->applied)) ||
+        (err = p ? theirs(p, &m->have, &j->w.them)
+                 : jv_vv_copy(&j->w.them, &m->have)) ||
+        (err = p ? delivered_for(p, m->stamp, &j->w.them) : JV_OK))
         goto fail;
-    j->start = select_start(r);
-    j->stamp = next_stamp(r);
-    env_init(r, &j->env);
-    j->job.fn = serve_run;
-    j->job.done = serve_done;
-    j->job.arg = j;
-    if ((err = jv_readers_submit(r->node->sync_readers, &j->job)))
+    j->w.start = select_start(r);
+    j->w.stamp = next_stamp(r);
+    env_init(r, &j->w.env);
+    j->w.job.fn = serve_run;
+    j->w.job.done = serve_done;
+    j->w.job.arg = j;
+    if ((err = jv_readers_submit(r->node->sync_readers, &j->w.job)))
         goto fail;
     r->serving++;
     return true;
@@ -2728,10 +2729,13 @@ static void kick(jv_repl *r, const char *exclude_addr, const jv_id *exclude,
 
 /* Whether a pull is under way (its reply not yet applied): another one
  * now would be answered from the same vector and bring the same batches
- * twice, as when a starting node meets all its peers at once. One that
- * takes longer than PULL_BUSY_MS no longer holds the others back. */
-#define PULL_BUSY_MS(r) \
-    ((r)->o.interval_ms > 1000 ? 2 * (r)->o.interval_ms : 2000)
+ * twice, as when a starting node meets all its peers at once. A large
+ * reply may take seconds to apply on a busy machine; one that takes longer
+ * than an exchange's timeout (two intervals at least) no longer holds the
+ * others back. */
+#define PULL_BUSY_MS(r)                                             \
+    ((r)->o.timeout_ms > 2 * (r)->o.interval_ms ? (r)->o.timeout_ms \
+                                                : 2 * (r)->o.interval_ms)
 static bool pull_busy(const jv_repl *r, uint64_t now)
 {
     for (const peer *p = r->peers; p; p = p->next) {
