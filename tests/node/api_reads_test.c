@@ -133,6 +133,9 @@ typedef struct {
 } ryw_thread;
 
 static void ryw_fail(ryw_thread *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void ryw_fail(ryw_thread *t, const char *fmt, ...)
 {
     va_list ap;
     if (atomic_fetch_add(t->failures, 1) == 0 || !t->why[0]) {
