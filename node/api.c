@@ -225,6 +225,16 @@ void api_reply_stream_type(api_ctx *c, int status, const char *type,
     ctx_free(c);
 }
 
+jv_err api_detach(api_ctx *c, int status, const char *type, const char *headers,
+                  jv_buf *head, int *fd, bool *is_unix, bool *chunked)
+{
+    record(c, status);
+    jv_err err = jv_http_detach(c->req, status, type, headers, head, fd,
+                                is_unix, chunked);
+    ctx_free(c);
+    return err;
+}
+
 static int put_json_cb(const char *buffer, size_t size, void *data)
 {
     return jv_buf_append(data, buffer, size) == JV_OK ? 0 : -1;

@@ -71,6 +71,9 @@ void api_reply_stream(api_ctx *c, int status, jv_http_pull_fn pull,
 void api_reply_stream_type(api_ctx *c, int status, const char *type,
                            const char *headers, jv_http_pull_fn pull,
                            jv_http_end_fn end, void *arg);
+/* Hands the connection over (jv_http_detach) and frees the context. */
+jv_err api_detach(api_ctx *c, int status, const char *type, const char *headers,
+                  jv_buf *head, int *fd, bool *is_unix, bool *chunked);
 /* Appends v (stolen) as compact JSON; a failure is left in out's error. */
 void api_put_json(jv_buf *out, json_t *v);
 /* Answers {"error":{"code","message"}} and frees the context. */

@@ -66,6 +66,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <stdbool.h>
@@ -103,9 +104,6 @@
 #define HTTP_ADDR_BUCKETS    1024
 /* SO_SNDBUF of TCP connections (Linux doubles it for bookkeeping). */
 #define HTTP_SNDBUF (128 * 1024)
-/* Room for a chunk-size line: 8 hex digits and CRLF (leading zeros are
- * allowed, RFC 9112 7.1), filled in once the piece's length is known. */
-#define HTTP_CHUNK_HEAD 10
 
 typedef struct http_addr http_addr;
 
@@ -376,9 +374,16 @@ static void wait_add(http_conn *c)
     s->wait_tail = c;
 }
 
+/* Ours and those handed over. */
+static size_t conns_open(const jv_http_server *s)
+{
+    return s->nconns +
+           (s->o.handed_over ? s->o.handed_over(s->o.handed_over_arg) : 0);
+}
+
 static bool server_busy(const jv_http_server *s)
 {
-    return (uint64_t)s->nconns * 4 >= (uint64_t)s->o.max_conns * 3;
+    return (uint64_t)conns_open(s) * 4 >= (uint64_t)s->o.max_conns * 3;
 }
 
 static size_t addr_bucket(const uint8_t *key, size_t klen)
@@ -783,9 +788,7 @@ static void stream_end(http_conn *c, bool complete)
         end(arg, complete);
 }
 
-/* The chunk-size line of a piece of n bytes (n < 4 GiB: pieces are
- * JV_HTTP_CHUNK and one item). */
-static void chunk_line(char out[HTTP_CHUNK_HEAD], size_t n)
+void jv_http_chunk_line(char out[JV_HTTP_CHUNK_HEAD], size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     for (int i = 7; i >= 0; i--, n >>= 4)
@@ -833,8 +836,8 @@ static void stream_first(http_conn *c)
         c->close_after = true; /* HTTP/1.0: the close ends the body */
     conn_head(c, c->stream_status, c->stream_type, c->stream_headers, SIZE_MAX);
     if (b->len && c->stream_chunked) {
-        char line[HTTP_CHUNK_HEAD];
-        chunk_line(line, b->len);
+        char line[JV_HTTP_CHUNK_HEAD];
+        jv_http_chunk_line(line, b->len);
         jv_buf_append(o, line, sizeof(line));
     }
     jv_buf_append(o, b->data, b->len);
@@ -875,7 +878,7 @@ static void stream_next(http_conn *c)
     }
     jv_buf_reset(o);
     if (c->stream_chunked) {
-        hdr = HTTP_CHUNK_HEAD;
+        hdr = JV_HTTP_CHUNK_HEAD;
         jv_buf_append(o, "0000000000", hdr);
     }
     jv_http_pull r = stream_fill(c, o, hdr);
@@ -891,7 +894,7 @@ static void stream_next(http_conn *c)
     }
     if (c->stream_chunked) {
         if (n) {
-            chunk_line((char *)o->data, n);
+            jv_http_chunk_line((char *)o->data, n);
             buf_puts(o, "\r\n");
         } else {
             off = hdr;
@@ -1353,7 +1356,7 @@ static bool conn_admit(jv_http_server *s, http_conn *c)
     }
     if ((c->addr && c->addr->count >= s->o.max_conns_per_addr &&
          !evict(s, c->addr)) ||
-        (s->nconns >= s->o.max_conns && !evict(s, NULL))) {
+        (conns_open(s) >= s->o.max_conns && !evict(s, NULL))) {
         s->stats.refused++;
         addr_gc(s, c->addr);
         c->addr = NULL;
@@ -1720,7 +1723,7 @@ void jv_http_stats_get(const jv_http_server *s, jv_http_stats *out)
 
 size_t jv_http_conns(const jv_http_server *s)
 {
-    return s->nconns;
+    return conns_open(s);
 }
 
 void jv_http_server_close(jv_http_server *s, void (*done)(void *), void *arg)
@@ -1818,6 +1821,49 @@ void jv_http_respond(jv_http_req *r, int status, const char *content_type,
     if (!c->closing)
         conn_write(c, status, content_type, headers, body, len);
     conn_unref(c); /* the handler's; may free the connection and server */
+}
+
+jv_err jv_http_detach(jv_http_req *r, int status, const char *content_type,
+                      const char *headers, jv_buf *head, int *fd, bool *is_unix,
+                      bool *chunked)
+{
+    http_conn *c = r->conn;
+    jv_http_server *s = c->s;
+    uv_os_fd_t own;
+    jv_err err = JV_OK;
+    c->held = false;
+    s->inflight--;
+    *fd = -1;
+    if (c->closing || c->writing) {
+        err = JV_ECLOSED;
+        goto out;
+    }
+    if (uv_fileno(&c->h.handle, &own) != 0 ||
+        (*fd = fcntl(own, F_DUPFD_CLOEXEC, 0)) < 0) {
+        err = JV_ENET;
+        conn_close(c);
+        goto out;
+    }
+    /* The new owner closes the connection when its answer ends. */
+    c->close_after = true;
+    c->stream_chunked = c->http11;
+    conn_head(c, status, content_type, headers, SIZE_MAX);
+    c->stream_chunked = false;
+    jv_buf_reset(head);
+    jv_buf_append(head, c->out.data, c->out.len);
+    jv_buf_reset(&c->out);
+    *is_unix = c->h.handle.type == UV_NAMED_PIPE;
+    *chunked = c->http11;
+    if (jv_buf_err(head)) {
+        close(*fd);
+        *fd = -1;
+        err = JV_ENOMEM;
+    }
+    /* Closes our descriptor only: the socket lives on in the copy. */
+    conn_close(c);
+out:
+    conn_unref(c); /* the handler's */
+    return err;
 }
 
 void jv_http_respond_stream(jv_http_req *r, int status,
@@ -1981,7 +2027,13 @@ jv_err jv_http_set_limits(jv_http_server *s, const jv_http_opts *o)
 {
     if (!s || !o || !opts_ok(o))
         return JV_EINVAL;
+    size_t (*handed_over)(void *) = s->o.handed_over;
+    void *handed_over_arg = s->o.handed_over_arg;
     s->o = *o;
+    if (!o->handed_over) {
+        s->o.handed_over = handed_over;
+        s->o.handed_over_arg = handed_over_arg;
+    }
     /* A larger stream budget lets queued streams go on now, not only
      * when another one ends. */
     if (s->q_head && s->stream_bytes < s->o.stream_buffer && !s->closing)

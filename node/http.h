@@ -66,6 +66,12 @@ typedef struct {
     size_t stream_buffer;        /* bytes of streamed answers held in
                                     memory at once, all connections;
                                     default 32 MiB */
+    /* Connections handed over by jv_http_detach() and still open, which
+     * count against max_conns (they hold descriptors); called on the
+     * loop thread. NULL: none. jv_http_set_limits() keeps the one in use
+     * when given NULL. */
+    size_t (*handed_over)(void *arg);
+    void *handed_over_arg;
 } jv_http_opts;
 
 /* Called on the loop thread for every complete request. */
@@ -104,7 +110,7 @@ size_t jv_http_inflight(const jv_http_server *s);
  * or with its connection closed (at the latest when the client has taken
  * nothing for send_timeout_ms). */
 size_t jv_http_writing(const jv_http_server *s);
-/* Open connections. */
+/* Open connections, with those handed over (jv_http_detach). */
 size_t jv_http_conns(const jv_http_server *s);
 
 /* Closes every connection (dropping unanswered requests' connections; the
@@ -154,6 +160,12 @@ void jv_http_respond(jv_http_req *r, int status, const char *content_type,
  * that takes nothing of a piece for send_timeout_ms is disconnected. */
 #define JV_HTTP_CHUNK 16384
 
+/* Room for a chunk-size line: 8 hex digits and CRLF (leading zeros are
+ * allowed, RFC 9112 7.1), filled in once the piece's length is known. */
+#define JV_HTTP_CHUNK_HEAD 10
+/* Writes the chunk-size line of a piece of n bytes (n < 4 GiB). */
+void jv_http_chunk_line(char out[JV_HTTP_CHUNK_HEAD], size_t n);
+
 typedef struct jv_http_stream jv_http_stream;
 
 typedef enum {
@@ -178,6 +190,20 @@ void jv_http_respond_stream(jv_http_req *r, int status,
                             const char *content_type, const char *headers,
                             jv_http_pull_fn pull, jv_http_end_fn end,
                             void *arg);
+/* Hands the connection over to answer the request elsewhere (change
+ * streams, served by their own loop): head gets the answer's status line
+ * and headers, for a body of unknown length (chunked when chunked comes
+ * back true, else ended by closing) and "Connection: close"; fd a
+ * duplicate of the socket (close-on-exec), is_unix whether it is a Unix
+ * socket. The server then closes its own descriptor and forgets the
+ * connection (opts.handed_over counts it from then on); the new owner
+ * writes head first and closes fd when the answer ends. Frees the
+ * request. On an error (the client is gone: JV_ECLOSED; no descriptor:
+ * JV_ENET; JV_ENOMEM) the connection is closed and fd is -1. */
+jv_err jv_http_detach(jv_http_req *r, int status, const char *content_type,
+                      const char *headers, jv_buf *head, int *fd, bool *is_unix,
+                      bool *chunked);
+
 /* After pull() returned JV_HTTP_WAIT: there is more to pull now. Loop
  * thread only, never from inside pull(); a no-op when the stream is not
  * waiting. */

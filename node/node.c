@@ -553,6 +553,13 @@ static bool local_only(const char *addr)
            (ntohl(a4.s_addr) >> 24) == 127;
 }
 
+/* Change streams hold connections the HTTP server handed over. */
+static size_t node_streams(void *arg)
+{
+    jv_node *n = arg;
+    return jv_watch_streams(n->watch);
+}
+
 /* File descriptors kept aside from API connections: the database's
  * connections and files, peer sockets, jobs, logs. */
 #define FD_RESERVE     256
@@ -876,6 +883,8 @@ static jv_err start_api(jv_node *n, const jv_config *cfg, char *msg,
         return JV_OK;
     jv_http_opts_default(&ho);
     jv_node_api_limits(cfg, &ho);
+    ho.handed_over = node_streams;
+    ho.handed_over_arg = n;
     if ((err = jv_http_server_new(n->loop, &ho, jv_api_handle, n, &n->http))) {
         fmt(msg, msglen, "cannot start the API server");
         return err;
