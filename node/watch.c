@@ -6,6 +6,9 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "api_int.h"
@@ -27,7 +30,13 @@
  * each stream then writes pieces of many events at once (fewer wakeups
  * and system calls for the node and its clients), idle a change shows
  * within this delay. */
-#define FLUSH_MS     20
+#define FLUSH_MS 20
+/* At a stop, streams get this long to take their last piece. */
+#define GRACE_MS 1000
+/* The streams' threads run this much below the rest of the node: on a
+ * busy machine writes and reads come first, streams take what is left
+ * and a stream that falls behind is cut off with its cursor. */
+#define WATCH_NICE   10
 #define BACK_BATCHES 512 /* a counter's previous share: how far back */
 #define DMAP_BUCKETS 4096u
 #define DMAP_MAX     (1u << 17) /* entries before the map starts over */
@@ -642,7 +651,6 @@ enum {
 struct watcher {
     jv_watch *w;
     watcher *prev, *next;
-    jv_http_stream *st;
     api_ctx *c; /* until the first catch-up job answers */
     unsigned kinds;
     char prefix[JV_WATCH_MAX_PREFIX + 1];
@@ -658,20 +666,61 @@ struct watcher {
     bool catchup_done;
     dmap map; /* catch-up: shares seen, for deltas */
     uint64_t last_out_ms;
+
+    /* The connection, on the streams' loop once handed over. */
+    union {
+        uv_handle_t h;
+        uv_stream_t s;
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+    } io;
+    int fd;
+    bool is_unix, chunked;
+    bool listed;         /* in the streams' list */
+    bool writing;        /* a piece is being written */
+    bool waiting;        /* pull() said WAIT: resume() writes again */
+    bool last_piece;     /* the piece being written ends the answer */
+    bool closing;        /* uv_close() called */
+    uint64_t send_since; /* when the piece being written was handed over */
+    jv_buf head;         /* the answer's head, written with the first piece */
+    jv_buf piece;
+    uv_write_t wreq;
+    watcher *anext; /* handed over, not yet adopted */
 };
+
+/* A node event made on the node's loop, for the streams' loop. */
+typedef struct nev {
+    struct nev *next;
+    char event[24];
+    jv_id origin; /* the node's key when it happened */
+    uint64_t ms;
+    jv_buf text;
+} nev;
 
 struct jv_watch {
     jv_node *node;
-    jv_store *st; /* the thread's */
-    uv_async_t async;
+    jv_store *st;     /* the thread's */
+    uv_async_t async; /* node's loop: first answers, the streams' exit */
+    unsigned handles; /* open libuv handles on the node's loop */
+    bool stopping;    /* node's loop */
+    size_t max_streams;
+    uint64_t send_timeout_ms;
+
+    /* The streams' loop and thread. */
+    uv_loop_t loop;
+    bool loop_ready;
+    uv_async_t fan_async;
     uv_timer_t timer;
     uv_timer_t flush; /* streams resumed together, FLUSH_MS after news */
+    uv_timer_t grace; /* at a stop: the last pieces' deadline */
     bool flush_armed;
-    unsigned handles; /* open libuv handles */
-    bool stopping;
-    size_t max_streams;
+    unsigned fan_handles;
+    bool fan_stopping;
+    pthread_t fan_thread;
+    bool fan_started;
+    char rbuf[4096]; /* what clients send on a stream: dropped */
 
-    /* Loop thread only. */
+    /* The streams' loop only. */
     wev **ring;
     uint64_t base, head; /* entries [base, head) */
     size_t ring_bytes;
@@ -687,12 +736,17 @@ struct jv_watch {
     bool kicked, quit;
     wev *out_head, *out_tail;
     size_t out_bytes;
-    cjob *jobs, *jobs_tail, *done;
+    cjob *jobs, *jobs_tail;
+    cjob *done;       /* for the streams' loop */
+    cjob *done_first; /* for the node's loop: the answer's status */
+    watcher *adopt;   /* handed over to the streams' loop */
+    nev *nevs, *nevs_tail;
+    bool fan_quit, fan_exited;
     pthread_t thread;
     bool thread_started;
 
-    atomic_size_t active; /* streams open (the loop's count, for the
-                             thread: with none, nothing is decoded) */
+    atomic_size_t active; /* streams open or being opened (with none,
+                             nothing is decoded) */
 
     /* The thread's. */
     int64_t decoded; /* last rowid decoded for the ring */
@@ -800,7 +854,7 @@ static void skip_live(jv_watch *w)
     else
         w->out_head = e;
     w->out_tail = e;
-    uv_async_send(&w->async);
+    uv_async_send(&w->fan_async);
     pthread_mutex_unlock(&w->mu);
 }
 
@@ -829,7 +883,7 @@ static void run_live(jv_watch *w)
                 w->out_head = lp.head;
             w->out_tail = lp.tail;
             w->out_bytes += lp.bytes;
-            uv_async_send(&w->async);
+            uv_async_send(&w->fan_async);
         }
         while (w->out_bytes > OUT_BYTES && !w->quit)
             pthread_cond_wait(&w->cv, &w->mu);
@@ -913,9 +967,18 @@ out:
     jv_changes_end(w->st);
 }
 
+static void lower_priority(void)
+{
+#ifdef __linux__
+    /* Linux keeps a nice value per thread. */
+    (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), WATCH_NICE);
+#endif
+}
+
 static void *thread_main(void *arg)
 {
     jv_watch *w = arg;
+    lower_priority();
     pthread_mutex_lock(&w->mu);
     for (;;) {
         while (!w->kicked && !w->jobs && !w->quit)
@@ -936,33 +999,58 @@ static void *thread_main(void *arg)
         pthread_mutex_unlock(&w->mu);
         run_job(w, j);
         pthread_mutex_lock(&w->mu);
-        j->next = w->done;
-        w->done = j;
-        uv_async_send(&w->async);
+        if (j->first) {
+            j->next = w->done_first;
+            w->done_first = j;
+            uv_async_send(&w->async);
+        } else {
+            j->next = w->done;
+            w->done = j;
+            uv_async_send(&w->fan_async);
+        }
     }
     pthread_mutex_unlock(&w->mu);
     return NULL;
 }
 
-/* -- streams (loop thread) ------------------------------------------------- */
+/* -- streams --------------------------------------------------------------
+ *
+ * A stream starts on the node's loop (the route, its first catch-up job,
+ * the answer's status) and, once its answer is 200, its connection is
+ * handed over (jv_http_detach) to the streams' own loop and thread, at a
+ * lower priority (WATCH_NICE): fanning every change out to many clients
+ * never takes the node's loop, and on a busy machine it takes only what
+ * the writers leave. The ring and the listed streams belong to that
+ * loop. */
 
 static void watch_maybe_free(jv_watch *w);
+static void fan_maybe_exit(jv_watch *w);
 
+/* Frees a stream that is not listed (it never reached the streams'
+ * loop), or unlists and frees it there. */
 static void watcher_free(watcher *wt)
 {
     jv_watch *w = wt->w;
-    if (wt->prev)
-        wt->prev->next = wt->next;
-    else
-        w->watchers = wt->next;
-    if (wt->next)
-        wt->next->prev = wt->prev;
-    w->nwatchers--;
-    atomic_store(&w->active, w->nwatchers);
+    if (wt->listed) {
+        if (wt->prev)
+            wt->prev->next = wt->next;
+        else
+            w->watchers = wt->next;
+        if (wt->next)
+            wt->next->prev = wt->prev;
+        w->nwatchers--;
+    }
+    if (wt->fd >= 0)
+        close(wt->fd);
+    atomic_fetch_sub(&w->active, 1);
     jv_buf_fini(&wt->pending);
+    jv_buf_fini(&wt->head);
+    jv_buf_fini(&wt->piece);
     dmap_fini(&wt->map);
+    bool listed = wt->listed;
     jv_free(wt);
-    watch_maybe_free(w);
+    if (listed)
+        fan_maybe_exit(w);
 }
 
 static void job_free(cjob *j)
@@ -972,13 +1060,6 @@ static void job_free(cjob *j)
 }
 
 /* Hands a catch-up job to the thread. */
-static bool job_submit_as(watcher *wt, bool first, bool from_now);
-
-static bool job_submit(watcher *wt, bool first)
-{
-    return job_submit_as(wt, first, false);
-}
-
 static bool job_submit_as(watcher *wt, bool first, bool from_now)
 {
     jv_watch *w = wt->w;
@@ -1047,14 +1128,17 @@ static jv_http_pull pull_catchup(watcher *wt, jv_buf *out)
     wt->pending_off = 0;
     if (wt->catchup_done && try_join(wt))
         return JV_HTTP_MORE;
-    if (!wt->job && !job_submit(wt, false))
+    if (!wt->job && !job_submit_as(wt, false, false))
         return JV_HTTP_ABORT;
     return JV_HTTP_WAIT;
 }
 
+/* Fills the piece in one call: with 200 streams at full write speed, a
+ * call per event was millions of calls a second. */
 static jv_http_pull pull_ring(watcher *wt, jv_buf *out)
 {
     jv_watch *w = wt->w;
+    size_t start = out->len;
     if (wt->at < w->base)
         return end_lagged(wt, out);
     while (wt->at < w->head) {
@@ -1066,17 +1150,16 @@ static jv_http_pull pull_ring(watcher *wt, jv_buf *out)
                      e->keylen))
             continue;
         jv_buf_append(out, e->text, e->len);
-        return JV_HTTP_MORE;
+        if (out->len - start >= JV_HTTP_CHUNK)
+            return JV_HTTP_MORE;
     }
-    return JV_HTTP_WAIT;
+    return out->len > start ? JV_HTTP_MORE : JV_HTTP_WAIT;
 }
 
-static jv_http_pull on_pull(void *arg, jv_http_stream *st, jv_buf *out)
+static jv_http_pull on_pull(watcher *wt, jv_buf *out)
 {
-    watcher *wt = arg;
     jv_http_pull r;
     size_t before = out->len;
-    wt->st = st;
     if (!wt->hello_sent) {
         wt->hello_sent = true;
         put_hello(wt, out);
@@ -1089,37 +1172,159 @@ static jv_http_pull on_pull(void *arg, jv_http_stream *st, jv_buf *out)
     }
     r = wt->mode == W_CATCHUP ? pull_catchup(wt, out) : pull_ring(wt, out);
     if (out->len > before)
-        wt->last_out_ms = uv_now(wt->w->node->loop);
+        wt->last_out_ms = uv_now(&wt->w->loop);
     return r;
 }
 
-static void on_end(void *arg, bool complete)
+/* -- writing a stream (streams' loop) -------------------------------------- */
+
+static void on_io_closed(uv_handle_t *h)
 {
-    watcher *wt = arg;
-    (void)complete;
-    wt->st = NULL;
-    wt->streaming = false;
+    watcher *wt = h->data;
     if (wt->job)
         wt->dead = true; /* freed when the thread hands the job back */
     else
         watcher_free(wt);
 }
 
-static void resume(watcher *wt)
+static void fan_close(watcher *wt)
 {
-    if (wt->st)
-        jv_http_stream_resume(wt->st);
+    if (wt->closing)
+        return;
+    wt->closing = true;
+    uv_close(&wt->io.h, on_io_closed);
 }
 
-static void start_stream(watcher *wt, api_ctx *c)
+static void fan_next(watcher *wt);
+
+static void on_written(uv_write_t *req, int status)
 {
-    wt->streaming = true;
-    wt->c = NULL;
-    api_reply_stream_type(c, 200, "text/event-stream",
-                          "Cache-Control: no-store\r\n"
-                          "X-Accel-Buffering: no\r\n",
-                          on_pull, on_end, wt);
+    watcher *wt = req->data;
+    wt->writing = false;
+    if (status < 0 || wt->last_piece)
+        fan_close(wt);
+    else
+        fan_next(wt);
 }
+
+/* Frames what pull() added after body (chunked: the size line reserved
+ * there); false when there was nothing. */
+static bool fan_frame(watcher *wt, jv_buf *o, size_t body, jv_http_pull r)
+{
+    size_t hdr = wt->chunked ? JV_HTTP_CHUNK_HEAD : 0;
+    size_t n = o->len - body - hdr;
+    if (wt->chunked) {
+        if (n) {
+            jv_http_chunk_line((char *)o->data + body, n);
+            put(o, "\r\n");
+        } else {
+            o->len = body;
+        }
+        if (r == JV_HTTP_END)
+            put(o, "0\r\n\r\n");
+    }
+    return o->len > 0;
+}
+
+/* The next piece, when none is being written: the head before the
+ * first. */
+static void fan_next(watcher *wt)
+{
+    jv_buf *o = &wt->piece;
+    jv_http_pull r = JV_HTTP_MORE;
+    if (wt->writing || wt->closing)
+        return;
+    wt->waiting = false;
+    jv_buf_reset(o);
+    jv_buf_append(o, wt->head.data, wt->head.len);
+    jv_buf_fini(&wt->head);
+    size_t body = o->len;
+    if (wt->chunked)
+        jv_buf_append(o, "0000000000", JV_HTTP_CHUNK_HEAD);
+    while (r == JV_HTTP_MORE && o->len - body < JV_HTTP_CHUNK)
+        r = on_pull(wt, o);
+    if (jv_buf_err(o) || r == JV_HTTP_ABORT) {
+        fan_close(wt);
+        return;
+    }
+    if (!fan_frame(wt, o, body, r)) {
+        if (r == JV_HTTP_END) {
+            fan_close(wt);
+            return;
+        }
+        wt->waiting = true;
+        jv_buf_fini(o); /* an idle stream holds no piece */
+        return;
+    }
+    uv_buf_t b = uv_buf_init((char *)o->data, (unsigned)o->len);
+    wt->wreq.data = wt;
+    if (uv_write(&wt->wreq, &wt->io.s, &b, 1, on_written) != 0) {
+        fan_close(wt);
+        return;
+    }
+    wt->writing = true;
+    wt->last_piece = r == JV_HTTP_END;
+    wt->send_since = uv_now(&wt->w->loop);
+}
+
+static void resume(watcher *wt)
+{
+    if (wt->waiting)
+        fan_next(wt);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    watcher *wt = h->data;
+    (void)suggested;
+    *buf = uv_buf_init(wt->w->rbuf, sizeof(wt->w->rbuf));
+}
+
+/* A stream's client has nothing to say: its bytes are dropped, its
+ * close (or a reset) ends the stream. */
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    if (nread < 0)
+        fan_close(st->data);
+}
+
+/* A stream whose answer is 200 arrives on the streams' loop. */
+static void fan_adopt(watcher *wt)
+{
+    jv_watch *w = wt->w;
+    int rc = wt->is_unix ? uv_pipe_init(&w->loop, &wt->io.pipe, 0)
+                         : uv_tcp_init(&w->loop, &wt->io.tcp);
+    if (rc != 0) {
+        watcher_free(wt);
+        return;
+    }
+    wt->io.h.data = wt;
+    wt->listed = true;
+    wt->next = w->watchers;
+    if (w->watchers)
+        w->watchers->prev = wt;
+    w->watchers = wt;
+    w->nwatchers++;
+    rc = wt->is_unix ? uv_pipe_open(&wt->io.pipe, wt->fd)
+                     : uv_tcp_open(&wt->io.tcp, wt->fd);
+    if (rc == 0)
+        wt->fd = -1; /* the handle's now */
+    if (rc != 0 || w->fan_stopping ||
+        uv_read_start(&wt->io.s, on_alloc, on_read) != 0) {
+        fan_close(wt);
+        return;
+    }
+    if (wt->hello_now < w->last)
+        wt->hello_now = w->last;
+    if (wt->catchup_done && !wt->pending.len)
+        try_join(wt);
+    wt->last_out_ms = uv_now(&w->loop);
+    fan_next(wt);
+}
+
+/* -- answers and jobs --------------------------------------------------------
+ */
 
 static void reply_expired(api_ctx *c, uint64_t newest)
 {
@@ -1133,7 +1338,49 @@ static void reply_expired(api_ctx *c, uint64_t newest)
     api_reply(c, 410, o);
 }
 
-/* A catch-up job came back from the thread. */
+/* Node's loop: the answer to a stream's first job decides its status;
+ * a 200 hands the connection to the streams' loop. */
+static void job_done_first(cjob *j)
+{
+    watcher *wt = j->wt;
+    jv_watch *w = wt->w;
+    api_ctx *c = wt->c;
+    wt->job = NULL;
+    wt->c = NULL;
+    if (j->err || j->expired || w->stopping) {
+        if (j->err)
+            api_fail(c, j->err, "read the log");
+        else if (j->expired)
+            reply_expired(c, j->newest);
+        else
+            api_error(c, 503, "unavailable", "the node is stopping");
+        job_free(j);
+        watcher_free(wt);
+        return;
+    }
+    wt->hello_now = j->newest;
+    if (j->from_now)
+        wt->hello_id = j->pos;
+    wt->pos = j->pos;
+    jv_buf_append(&wt->pending, j->text.data, j->text.len);
+    wt->catchup_done = j->at_end;
+    job_free(j);
+    if (api_detach(c, 200, "text/event-stream",
+                   "Cache-Control: no-store\r\n"
+                   "X-Accel-Buffering: no\r\n",
+                   &wt->head, &wt->fd, &wt->is_unix, &wt->chunked) != JV_OK ||
+        jv_buf_err(&wt->pending)) {
+        watcher_free(wt);
+        return;
+    }
+    pthread_mutex_lock(&w->mu);
+    wt->anext = w->adopt;
+    w->adopt = wt;
+    uv_async_send(&w->fan_async);
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* Streams' loop: a catch-up job came back from the thread. */
 static void job_done(cjob *j)
 {
     watcher *wt = j->wt;
@@ -1142,25 +1389,6 @@ static void job_done(cjob *j)
         job_free(j);
         watcher_free(wt);
         return;
-    }
-    if (j->first) {
-        api_ctx *c = wt->c;
-        if (j->err || j->expired || wt->w->stopping) {
-            wt->c = NULL;
-            if (j->err)
-                api_fail(c, j->err, "read the log");
-            else if (j->expired)
-                reply_expired(c, j->newest > wt->w->last ? j->newest
-                                                         : wt->w->last);
-            else
-                api_error(c, 503, "unavailable", "the node is stopping");
-            job_free(j);
-            watcher_free(wt);
-            return;
-        }
-        wt->hello_now = j->newest > wt->w->last ? j->newest : wt->w->last;
-        if (j->from_now)
-            wt->hello_id = j->pos;
     }
     if (j->err || j->expired) {
         wt->ending = true;
@@ -1172,12 +1400,8 @@ static void job_done(cjob *j)
         if (j->at_end && !wt->pending.len)
             try_join(wt);
     }
-    bool first = j->first;
     job_free(j);
-    if (first)
-        start_stream(wt, wt->c);
-    else
-        resume(wt);
+    resume(wt);
 }
 
 /* The ring starts over after cursor (the thread skipped decoding while
@@ -1206,70 +1430,19 @@ static void on_flush(uv_timer_t *t)
         resume(wt);
 }
 
-static void on_async(uv_async_t *h)
+/* A live node event: the next position. */
+static void push_node_event(jv_watch *w, const nev *ev)
 {
-    jv_watch *w = h->data;
-    pthread_mutex_lock(&w->mu);
-    wev *list = w->out_head;
-    cjob *done = w->done;
-    w->out_head = w->out_tail = NULL;
-    w->out_bytes = 0;
-    w->done = NULL;
-    pthread_cond_signal(&w->cv);
-    pthread_mutex_unlock(&w->mu);
-    bool grew = list != NULL;
-    while (list) {
-        wev *e = list;
-        list = e->next;
-        if (!e->kind) { /* skipped while nobody watched */
-            ring_restart(w, e->cursor);
-            jv_free(e);
-            continue;
-        }
-        if (e->cursor <= w->last) { /* cannot happen: rowids grow */
-            jv_free(e);
-            continue;
-        }
-        ring_push(w, e);
-    }
-    while (done) {
-        cjob *j = done;
-        done = j->next;
-        job_done(j);
-    }
-    if (grew && !w->flush_armed && !w->stopping) {
-        w->flush_armed = true;
-        uv_timer_start(&w->flush, on_flush, FLUSH_MS, 0);
-    }
-}
-
-static void on_timer(uv_timer_t *t)
-{
-    jv_watch *w = t->data;
-    uint64_t now = uv_now(w->node->loop);
-    for (watcher *wt = w->watchers; wt; wt = wt->next)
-        if (wt->streaming && now - wt->last_out_ms >= PING_MS) {
-            wt->ping_due = true;
-            resume(wt);
-        }
-}
-
-/* A live event made on the loop (node events): the next position. */
-static void push_node_event(jv_watch *w, const jv_buf *text_after_head,
-                            const char *event)
-{
-    if (!w || w->stopping)
-        return;
     uint64_t cursor = w->last + 1;
     if (cur_rowid(cursor) != cur_rowid(w->last))
         cursor = w->last; /* 8 million node events in a row: keep order */
     jv_buf t;
     jv_buf_init(&t);
-    put_head(&t, cursor, JV_WATCH_NODE, &w->node->kp.pk, 0, jv_now_ms());
+    put_head(&t, cursor, JV_WATCH_NODE, &ev->origin, 0, ev->ms);
     put(&t, ",\"event\":\"");
-    put(&t, event);
+    put(&t, ev->event);
     put(&t, "\"");
-    jv_buf_append(&t, text_after_head->data, text_after_head->len);
+    jv_buf_append(&t, ev->text.data, ev->text.len);
     put_tail(&t);
     wev *e = jv_buf_err(&t)
                  ? NULL
@@ -1287,6 +1460,176 @@ static void push_node_event(jv_watch *w, const jv_buf *text_after_head,
             resume(wt);
 }
 
+static void take_events(jv_watch *w, wev *list)
+{
+    bool grew = list != NULL;
+    while (list) {
+        wev *e = list;
+        list = e->next;
+        if (!e->kind) { /* skipped while nobody watched */
+            ring_restart(w, e->cursor);
+            jv_free(e);
+            continue;
+        }
+        if (e->cursor <= w->last) { /* cannot happen: rowids grow */
+            jv_free(e);
+            continue;
+        }
+        ring_push(w, e);
+    }
+    if (grew && !w->flush_armed && !w->fan_stopping) {
+        w->flush_armed = true;
+        uv_timer_start(&w->flush, on_flush, FLUSH_MS, 0);
+    }
+}
+
+static void on_grace(uv_timer_t *t)
+{
+    jv_watch *w = t->data;
+    for (watcher *wt = w->watchers; wt; wt = wt->next)
+        fan_close(wt);
+}
+
+/* Streams' loop, told to stop: every stream gets its last piece, those
+ * that cannot take it within GRACE_MS are closed. */
+static void fan_stop(jv_watch *w)
+{
+    if (w->fan_stopping)
+        return;
+    w->fan_stopping = true;
+    uv_timer_stop(&w->timer);
+    uv_timer_stop(&w->flush);
+    /* The decode thread is gone: jobs asked for since end their streams. */
+    pthread_mutex_lock(&w->mu);
+    cjob *left = w->jobs;
+    w->jobs = w->jobs_tail = NULL;
+    pthread_mutex_unlock(&w->mu);
+    while (left) {
+        cjob *j = left;
+        left = j->next;
+        j->err = JV_ECLOSED;
+        job_done(j);
+    }
+    for (watcher *wt = w->watchers; wt; wt = wt->next) {
+        wt->ending = true;
+        resume(wt);
+    }
+    uv_timer_start(&w->grace, on_grace, GRACE_MS, 0);
+    fan_maybe_exit(w);
+}
+
+static void on_fan_async(uv_async_t *h)
+{
+    jv_watch *w = h->data;
+    pthread_mutex_lock(&w->mu);
+    wev *list = w->out_head;
+    cjob *done = w->done;
+    watcher *adopt = w->adopt;
+    nev *nevs = w->nevs;
+    bool quit = w->fan_quit;
+    w->out_head = w->out_tail = NULL;
+    w->out_bytes = 0;
+    w->done = NULL;
+    w->adopt = NULL;
+    w->nevs = w->nevs_tail = NULL;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    take_events(w, list);
+    while (nevs) {
+        nev *e = nevs;
+        nevs = e->next;
+        if (!w->fan_stopping)
+            push_node_event(w, e);
+        jv_buf_fini(&e->text);
+        jv_free(e);
+    }
+    while (done) {
+        cjob *j = done;
+        done = j->next;
+        job_done(j);
+    }
+    while (adopt) {
+        watcher *wt = adopt;
+        adopt = wt->anext;
+        fan_adopt(wt);
+    }
+    if (quit)
+        fan_stop(w);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    jv_watch *w = t->data;
+    uint64_t now = uv_now(&w->loop);
+    for (watcher *wt = w->watchers; wt; wt = wt->next) {
+        /* A client that takes nothing of a piece for the send timeout. */
+        if (wt->writing && now - wt->send_since >= w->send_timeout_ms) {
+            fan_close(wt);
+        } else if (now - wt->last_out_ms >= PING_MS) {
+            wt->ping_due = true;
+            resume(wt);
+        }
+    }
+}
+
+static void on_fan_closed(uv_handle_t *h)
+{
+    jv_watch *w = h->data;
+    w->fan_handles--;
+}
+
+/* Once stopping and the last stream is gone, the loop's own handles
+ * close and its thread ends. */
+static void fan_maybe_exit(jv_watch *w)
+{
+    if (!w->fan_stopping || w->nwatchers || w->fan_handles < 4 ||
+        uv_is_closing((uv_handle_t *)&w->fan_async))
+        return;
+    uv_close((uv_handle_t *)&w->fan_async, on_fan_closed);
+    uv_close((uv_handle_t *)&w->timer, on_fan_closed);
+    uv_close((uv_handle_t *)&w->flush, on_fan_closed);
+    uv_close((uv_handle_t *)&w->grace, on_fan_closed);
+}
+
+static void *fan_main(void *arg)
+{
+    jv_watch *w = arg;
+    lower_priority();
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    pthread_mutex_lock(&w->mu);
+    w->fan_exited = true;
+    uv_async_send(&w->async);
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+/* -- node events (node's loop) -----------------------------------------------
+ */
+
+static void queue_node_event(jv_watch *w, jv_buf *text, const char *event)
+{
+    if (!w || w->stopping || atomic_load(&w->active) == 0)
+        return;
+    nev *e = jv_calloc(1, sizeof(*e));
+    if (!e || jv_buf_err(text)) {
+        jv_free(e);
+        return;
+    }
+    snprintf(e->event, sizeof(e->event), "%s", event);
+    e->origin = w->node->kp.pk;
+    e->ms = jv_now_ms();
+    e->text = *text; /* taken */
+    jv_buf_init(text);
+    pthread_mutex_lock(&w->mu);
+    if (w->nevs_tail)
+        w->nevs_tail->next = e;
+    else
+        w->nevs = e;
+    w->nevs_tail = e;
+    uv_async_send(&w->fan_async);
+    pthread_mutex_unlock(&w->mu);
+}
+
 void jv_watch_peer(jv_watch *w, const char *addr, const jv_id *id,
                    bool reachable)
 {
@@ -1301,7 +1644,7 @@ void jv_watch_peer(jv_watch *w, const char *addr, const jv_id *id,
     }
     if (addr)
         put_field(&b, "addr", jv_str_c(addr));
-    push_node_event(w, &b, reachable ? "peer_reachable" : "peer_unreachable");
+    queue_node_event(w, &b, reachable ? "peer_reachable" : "peer_unreachable");
     jv_buf_fini(&b);
 }
 
@@ -1315,7 +1658,7 @@ void jv_watch_job(jv_watch *w, const char *what, const char *state,
     put_u64(&b, done);
     put(&b, ",\"total\":");
     put_u64(&b, total);
-    push_node_event(w, &b, what);
+    queue_node_event(w, &b, what);
     jv_buf_fini(&b);
 }
 
@@ -1331,7 +1674,7 @@ void jv_watch_kick(jv_watch *w)
 
 size_t jv_watch_streams(const jv_watch *w)
 {
-    return w ? w->nwatchers : 0;
+    return w ? atomic_load(&w->active) : 0;
 }
 
 /* -- the route --------------------------------------------------------------
@@ -1352,10 +1695,11 @@ void api_watch(api_ctx *c)
         api_error(c, 503, "unavailable", "change streams are not running");
         return;
     }
-    if (w->nwatchers >= w->max_streams) {
+    size_t open = atomic_load(&w->active);
+    if (open >= w->max_streams) {
         api_error(c, 503, "too_many_streams",
                   "%zu change streams are open, the most this node serves",
-                  w->nwatchers);
+                  open);
         return;
     }
     watcher *wt = jv_calloc(1, sizeof(*wt));
@@ -1363,28 +1707,18 @@ void api_watch(api_ctx *c)
         api_fail(c, JV_ENOMEM, "watch");
         return;
     }
+    atomic_fetch_add(&w->active, 1);
     wt->w = w;
+    wt->fd = -1;
     wt->kinds = q.kinds;
     memcpy(wt->prefix, q.prefix, q.prefix_len);
     wt->prefix_len = q.prefix_len;
     jv_buf_init(&wt->pending);
-    wt->next = w->watchers;
-    if (w->watchers)
-        w->watchers->prev = wt;
-    w->watchers = wt;
-    w->nwatchers++;
-    atomic_store(&w->active, w->nwatchers);
-    wt->last_out_ms = uv_now(c->node->loop);
-    wt->hello_now = w->last;
+    jv_buf_init(&wt->head);
+    jv_buf_init(&wt->piece);
     wt->pos = wt->hello_id = q.cursor;
-    /* Within what the ring holds: no need to ask the log. */
-    if (q.has_cursor && q.cursor <= w->last && try_join(wt)) {
-        start_stream(wt, c);
-        return;
-    }
-    /* Otherwise the thread says where "now" is (the ring may lag the log,
-     * or hold nothing while nobody watched), or reads what the cursor
-     * missed. */
+    /* The thread says where "now" is (the ring may lag the log, or hold
+     * nothing while nobody watched), or reads what the cursor missed. */
     wt->mode = W_CATCHUP;
     wt->c = c;
     if (!job_submit_as(wt, true, !q.has_cursor)) {
@@ -1404,17 +1738,55 @@ static void on_handle_closed(uv_handle_t *h)
     watch_maybe_free(w);
 }
 
+/* Node's loop: first answers; the streams' thread has ended. */
+static void on_async(uv_async_t *h)
+{
+    jv_watch *w = h->data;
+    pthread_mutex_lock(&w->mu);
+    cjob *done = w->done_first;
+    bool exited = w->fan_exited;
+    w->done_first = NULL;
+    pthread_mutex_unlock(&w->mu);
+    while (done) {
+        cjob *j = done;
+        done = j->next;
+        job_done_first(j);
+    }
+    if (exited && w->fan_started) {
+        pthread_join(w->fan_thread, NULL);
+        w->fan_started = false;
+        uv_close((uv_handle_t *)&w->async, on_handle_closed);
+    }
+}
+
 static void watch_maybe_free(jv_watch *w)
 {
-    if (!w->stopping || w->handles || w->nwatchers)
+    if (!w->stopping || w->handles)
         return;
     while (w->base < w->head)
         ring_drop(w);
+    if (w->loop_ready)
+        uv_loop_close(&w->loop);
     jv_free(w->ring);
     dmap_fini(&w->live);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
     jv_free(w);
+}
+
+static jv_err fan_init(jv_watch *w)
+{
+    if (uv_loop_init(&w->loop) != 0)
+        return JV_ENOMEM;
+    w->loop_ready = true;
+    uv_async_init(&w->loop, &w->fan_async, on_fan_async);
+    uv_timer_init(&w->loop, &w->timer);
+    uv_timer_init(&w->loop, &w->flush);
+    uv_timer_init(&w->loop, &w->grace);
+    w->fan_async.data = w->timer.data = w->flush.data = w->grace.data = w;
+    w->fan_handles = 4;
+    uv_timer_start(&w->timer, on_timer, TIMER_MS, TIMER_MS);
+    return JV_OK;
 }
 
 jv_err jv_watch_start(jv_node *n, jv_watch **out)
@@ -1432,8 +1804,9 @@ jv_err jv_watch_start(jv_node *n, jv_watch **out)
     pthread_cond_init(&w->cv, NULL);
     jv_http_opts_default(&ho);
     jv_node_api_limits(n->cfg, &ho);
-    /* Streams never idle out: they may take half the connections. */
+    /* Streams never idle out: at most half as many as connections. */
     w->max_streams = ho.max_conns / 2 ? ho.max_conns / 2 : 1;
+    w->send_timeout_ms = ho.send_timeout_ms;
     jv_store_opts_default(&o);
     o.readonly = true;
     o.checked = true;
@@ -1451,13 +1824,17 @@ jv_err jv_watch_start(jv_node *n, jv_watch **out)
         goto fail;
     w->decoded = newest;
     w->covers_from = w->last = cur_end(newest);
+    if ((err = fan_init(w)))
+        goto fail;
+    /* The streams' thread touches async only once told to stop. */
+    if (pthread_create(&w->fan_thread, NULL, fan_main, w) != 0) {
+        err = JV_ESTATE;
+        goto fail;
+    }
+    w->fan_started = true;
     uv_async_init(n->loop, &w->async, on_async);
-    uv_timer_init(n->loop, &w->timer);
-    w->async.data = w->timer.data = w;
-    uv_timer_init(n->loop, &w->flush);
-    w->flush.data = w;
-    w->handles = 3;
-    uv_timer_start(&w->timer, on_timer, TIMER_MS, TIMER_MS);
+    w->async.data = w;
+    w->handles = 1;
     if (pthread_create(&w->thread, NULL, thread_main, w) != 0) {
         jv_watch_stop(w);
         return JV_ESTATE;
@@ -1467,6 +1844,12 @@ jv_err jv_watch_start(jv_node *n, jv_watch **out)
     return JV_OK;
 fail:
     jv_store_close(w->st);
+    if (w->loop_ready) { /* its handles close on a run of its loop */
+        w->fan_quit = true;
+        on_fan_async(&w->fan_async);
+        uv_run(&w->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&w->loop);
+    }
     jv_free(w->ring);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
@@ -1474,10 +1857,14 @@ fail:
     return err;
 }
 
+/* Node's loop: the decode thread ends; first jobs are answered 503;
+ * the streams' loop ends its streams and then itself, and the watch is
+ * freed once its thread is joined (on_async). */
 void jv_watch_stop(jv_watch *w)
 {
     if (!w || w->stopping)
         return;
+    w->stopping = true;
     pthread_mutex_lock(&w->mu);
     w->quit = true;
     pthread_cond_signal(&w->cv);
@@ -1487,25 +1874,27 @@ void jv_watch_stop(jv_watch *w)
     w->thread_started = false;
     jv_store_close(w->st);
     w->st = NULL;
-    /* Jobs the thread finished, then those it never started. */
-    on_async(&w->async);
-    w->stopping = true;
-    for (cjob *j = w->jobs; j;) {
-        cjob *next = j->next;
-        j->next = NULL;
-        j->err = JV_ECLOSED;
-        job_done(j);
-        j = next;
-    }
+    pthread_mutex_lock(&w->mu);
+    cjob *pending = w->jobs, *first = w->done_first;
     w->jobs = w->jobs_tail = NULL;
-    for (watcher *wt = w->watchers, *next; wt; wt = next) {
-        next = wt->next;
-        wt->ending = true;
-        resume(wt);
+    w->done_first = NULL;
+    for (cjob *j = pending, *next; j; j = next) {
+        next = j->next;
+        j->err = JV_ECLOSED;
+        if (j->first) {
+            j->next = first;
+            first = j;
+        } else { /* the streams' loop ends that stream */
+            j->next = w->done;
+            w->done = j;
+        }
     }
-    uv_timer_stop(&w->timer);
-    uv_close((uv_handle_t *)&w->async, on_handle_closed);
-    uv_close((uv_handle_t *)&w->timer, on_handle_closed);
-    uv_timer_stop(&w->flush);
-    uv_close((uv_handle_t *)&w->flush, on_handle_closed);
+    w->fan_quit = true;
+    uv_async_send(&w->fan_async);
+    pthread_mutex_unlock(&w->mu);
+    while (first) {
+        cjob *j = first;
+        first = j->next;
+        job_done_first(j);
+    }
 }
