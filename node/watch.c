@@ -1,5 +1,6 @@
 #include "watch.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -970,8 +971,13 @@ out:
 static void lower_priority(void)
 {
 #ifdef __linux__
-    /* Linux keeps a nice value per thread. */
-    (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), WATCH_NICE);
+    /* Linux keeps a nice value per thread; ours starts at the node's. */
+    id_t tid = (id_t)syscall(SYS_gettid);
+    errno = 0;
+    int now = getpriority(PRIO_PROCESS, tid);
+    if (errno == 0)
+        (void)setpriority(PRIO_PROCESS, tid,
+                          now + WATCH_NICE > 19 ? 19 : now + WATCH_NICE);
 #endif
 }
 
