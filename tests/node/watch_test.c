@@ -503,6 +503,111 @@ static void test_lagged(void **state)
     api_cleanup(&a);
 }
 
+/* -- backup and verify progress --------------------------------------------
+ */
+
+/* The node events of one backup or verify, up to its last (done or
+ * failed): a first `running` with the total not known yet (0 of 0), then
+ * `running` events with one total > 0 and done growing strictly, the
+ * last of them with done == total, then `done` with the same figures.
+ * How many `running` events come in between depends on how long the job
+ * takes (the node samples every 200 ms); at least the last figures do.
+ * Returns the total; *running counts the events with a total. */
+static uint64_t job_events(jv_sse *s, const char *what, size_t *running)
+{
+    uint64_t last = 0, total = 0, done = 0;
+    size_t n = 0;
+    *running = 0;
+    for (bool end = false; !end;) {
+        ev e;
+        next_n(s, &e, 1, &last);
+        assert_string_equal(e.event, "node");
+        assert_string_equal(api_str(e.data, "event"), what);
+        const char *state = api_str(e.data, "state");
+        uint64_t d = (uint64_t)API_INT(e.data, "done");
+        uint64_t t = (uint64_t)API_INT(e.data, "total");
+        if (n++ == 0) {
+            assert_string_equal(state, "running");
+            assert_int_equal(d, 0);
+            assert_int_equal(t, 0);
+        } else if (!strcmp(state, "running")) {
+            assert_true(t > 0);
+            assert_true(d <= t);
+            if (total)
+                assert_int_equal(t, total);
+            if (*running)
+                assert_true(d > done);
+            total = t;
+            done = d;
+            ++*running;
+        } else {
+            if (strcmp(state, "done") != 0)
+                fail_msg("%s ended %s", what, state);
+            assert_true(*running >= 1);
+            assert_int_equal(done, total);
+            assert_int_equal(d, done);
+            assert_int_equal(t, total);
+            end = true;
+        }
+        json_decref(e.data);
+    }
+    return total;
+}
+
+static int64_t pages_of(const char *path)
+{
+    sqlite3 *db;
+    sqlite3_stmt *s;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA page_count", -1, &s, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    int64_t n = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return n;
+}
+
+/* docs/api.md "Change streams", node events: a backup counts pages (the
+ * copy's), a verify steps (one per batch of the log, and the integrity
+ * check and the tables compared). */
+static void test_job_progress(void **state)
+{
+    (void)state;
+    api_node a;
+    jv_sse s;
+    size_t running;
+    api_start(&a, NULL);
+    /* Some megabytes in a few hundred batches: several backup steps. */
+    for (unsigned b = 0; b < 300; b++)
+        audit_batch(&a, b * 40, 40);
+    open_ok(&s, a.node.url, a.admin_token, "?kind=node", NULL, 0, NULL, NULL);
+
+    json_decref(API_OK(&a, 201, "POST", "/v1/backup", a.admin_token,
+                       "{\"path\":\"progress.db\"}"));
+    uint64_t pages = job_events(&s, "backup", &running);
+    printf("  backup: %" PRIu64 " pages, %zu running events\n", pages, running);
+    char path[700];
+    snprintf(path, sizeof(path), "%s/backups/progress.db", a.node.dir);
+    assert_int_equal((int64_t)pages, pages_of(path));
+    assert_true(pages > 3 * 128);
+
+    json_t *v = API_OK(&a, 200, "POST", "/v1/verify", a.admin_token, NULL);
+    assert_true(json_is_true(json_object_get(v, "ok")));
+    uint64_t batches = (uint64_t)API_INT(v, "batches");
+    json_decref(v);
+    uint64_t steps = job_events(&s, "verify", &running);
+    printf("  verify: %" PRIu64 " steps for %" PRIu64
+           " batches, %zu running events\n",
+           steps, batches, running);
+    assert_true(batches >= 300);
+    assert_true(steps >= batches + 2 && steps <= batches + 64);
+    nothing_more(&s);
+    jv_sse_close(&s);
+    api_cleanup(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -511,6 +616,7 @@ int main(void)
         cmocka_unit_test(test_resume),
         cmocka_unit_test(test_expired),
         cmocka_unit_test(test_lagged),
+        cmocka_unit_test(test_job_progress),
     };
     assert_int_equal(jv_http_global_init(), 0);
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
