@@ -598,6 +598,15 @@ static void test_job_progress(void **state)
     assert_int_equal((int64_t)pages, pages_of(path));
     assert_true(pages > 3 * 128);
 
+    /* Encrypted: the copy's pages too (the sealing comes after them). */
+    json_decref(API_OK(&a, 201, "POST", "/v1/backup", a.admin_token,
+                       "{\"path\":\"sealed.db\",\"passphrase\":"
+                       "\"progress-test\"}"));
+    uint64_t sealed = job_events(&s, "backup", &running);
+    printf("  encrypted backup: %" PRIu64 " pages, %zu running events\n",
+           sealed, running);
+    assert_true(sealed >= pages);
+
     json_t *v = API_OK(&a, 200, "POST", "/v1/verify", a.admin_token, NULL);
     assert_true(json_is_true(json_object_get(v, "ok")));
     uint64_t batches = (uint64_t)API_INT(v, "batches");
