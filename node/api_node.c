@@ -1388,6 +1388,56 @@ void api_export(api_ctx *c)
 
 /* -- backup and verify ---------------------------------------------------- */
 
+/* A running backup's or verify's progress on the change streams: the
+ * job's thread stores the figures (jv_progress), a timer on the loop reads
+ * them every PROGRESS_MS and sends a `running` event when they changed
+ * and the total is known. The loop only reads two atomics. */
+#define PROGRESS_MS 200
+
+typedef struct {
+    uv_timer_t timer;
+    jv_progress prog;
+    jv_node *node;
+    const char *what; /* "backup" or "verify" */
+    uint64_t sent_done, sent_total;
+} job_progress;
+
+static void progress_tick(uv_timer_t *t)
+{
+    job_progress *jp = t->data;
+    uint64_t done, total;
+    jv_progress_get(&jp->prog, &done, &total);
+    if (!total || (done == jp->sent_done && total == jp->sent_total))
+        return;
+    jp->sent_done = done;
+    jp->sent_total = total;
+    jv_watch_job(jp->node->watch, jp->what, "running", done, total);
+}
+
+static void progress_closed(uv_handle_t *h)
+{
+    jv_free(h->data);
+}
+
+/* Starts the timer of a job that was queued. */
+static void progress_start(job_progress *jp)
+{
+    uv_timer_init(jp->node->loop, &jp->timer);
+    jp->timer.data = jp;
+    uv_timer_start(&jp->timer, progress_tick, PROGRESS_MS, PROGRESS_MS);
+}
+
+/* The job has ended (its thread no longer writes): the last figures go
+ * out unless they were sent, then the timer closes and frees jp. Reads
+ * them into *done and *total for the final event. */
+static void progress_end(job_progress *jp, uint64_t *done, uint64_t *total)
+{
+    progress_tick(&jp->timer);
+    jv_progress_get(&jp->prog, done, total);
+    uv_timer_stop(&jp->timer);
+    uv_close((uv_handle_t *)&jp->timer, progress_closed);
+}
+
 typedef struct {
     api_ctx *c;
     char path[PATH_MAX];
@@ -1395,6 +1445,7 @@ typedef struct {
     jv_verify_report rep;
     json_t *result;
     jv_bseal_key *seal; /* an encrypted backup: under this key */
+    job_progress *jp;   /* while the job runs; then its timer's */
 } maint_job;
 
 static void maint_audited(jv_write_req *r)
@@ -1409,6 +1460,8 @@ static void maint_audited(jv_write_req *r)
     api_reply(c, status, res);
 }
 
+/* The job's done callback runs before the context can go (the answer
+ * waits for it), so jp has been handed to its timer's close by then. */
 static void maint_free(void *p)
 {
     maint_job *m = p;
@@ -1421,6 +1474,39 @@ static void maint_free(void *p)
         jv_free(m->seal);
     }
     jv_free(m);
+}
+
+/* Queues run for m with its progress; the `running` event with the total
+ * not known yet (0 of 0) goes out at once. */
+static jv_err maint_start(jv_node *n, maint_job *m, const char *what,
+                          jv_offloop_fn run, jv_offloop_done done)
+{
+    job_progress *jp = jv_calloc(1, sizeof(*jp));
+    if (!jp)
+        return JV_ENOMEM;
+    jv_progress_init(&jp->prog);
+    jp->node = n;
+    jp->what = what;
+    m->jp = jp;
+    jv_err err = jv_node_offloop(n, run, done, m);
+    if (err) {
+        m->jp = NULL;
+        jv_free(jp);
+        return err;
+    }
+    progress_start(jp);
+    jv_watch_job(n->watch, what, "running", 0, 0);
+    return JV_OK;
+}
+
+/* Ends m's progress and sends the job's last event: done with the final
+ * figures, or failed with those reached. */
+static void maint_end(jv_node *n, maint_job *m, const char *what, jv_err err)
+{
+    uint64_t done, total;
+    progress_end(m->jp, &done, &total);
+    m->jp = NULL;
+    jv_watch_job(n->watch, what, err ? "failed" : "done", done, total);
 }
 
 /* Leaves the audit entry for a finished backup or verify, then answers. */
@@ -1442,8 +1528,9 @@ static jv_err backup_run(jv_store *st, void *arg)
 {
     maint_job *m = arg;
     if (m->seal)
-        return jv_sealed_backup(st, m->path, m->seal, m->why, sizeof(m->why));
-    jv_err err = jv_store_backup(st, m->path);
+        return jv_sealed_backup(st, m->path, m->seal, &m->jp->prog, m->why,
+                                sizeof(m->why));
+    jv_err err = jv_store_backup_progress(st, m->path, &m->jp->prog);
     if (err)
         snprintf(m->why, sizeof(m->why), "%s", jv_store_errmsg(st));
     return err;
@@ -1453,7 +1540,7 @@ static void backup_done(jv_node *n, jv_err err, void *arg)
 {
     maint_job *m = arg;
     api_ctx *c = m->c;
-    jv_watch_job(n->watch, "backup", err ? "failed" : "done", err ? 0 : 1, 1);
+    maint_end(n, m, "backup", err);
     if (err == JV_EEXIST) {
         api_error(c, 409, "conflict", "%s exists; choose a new file", m->path);
         return;
@@ -1585,18 +1672,15 @@ void api_backup(api_ctx *c)
     }
     if (backup_seal_fields(c, m))
         return;
-    jv_node *n = c->node;
-    jv_err err = jv_node_offloop(n, backup_run, backup_done, m);
+    jv_err err = maint_start(c->node, m, "backup", backup_run, backup_done);
     if (err)
         api_fail(c, err, "backup");
-    else
-        jv_watch_job(n->watch, "backup", "running", 0, 1);
 }
 
 static jv_err verify_run(jv_store *st, void *arg)
 {
     maint_job *m = arg;
-    return jv_store_verify(st, &m->rep);
+    return jv_store_verify_progress(st, &m->rep, &m->jp->prog);
 }
 
 static void verify_done(jv_node *n, jv_err err, void *arg)
@@ -1604,8 +1688,7 @@ static void verify_done(jv_node *n, jv_err err, void *arg)
     maint_job *m = arg;
     api_ctx *c = m->c;
     jv_verify_report *r = &m->rep;
-    jv_watch_job(n->watch, "verify", err ? "failed" : "done", r->batches,
-                 r->batches);
+    maint_end(n, m, "verify", err);
     if (err) {
         api_fail(c, err, "verify");
         return;
@@ -1647,10 +1730,7 @@ void api_verify(api_ctx *c)
     c->extra = m;
     c->extra_free = maint_free;
     m->c = c;
-    jv_node *n = c->node;
-    jv_err err = jv_node_offloop(n, verify_run, verify_done, m);
+    jv_err err = maint_start(c->node, m, "verify", verify_run, verify_done);
     if (err)
         api_fail(c, err, "verify");
-    else
-        jv_watch_job(n->watch, "verify", "running", 0, 0);
 }

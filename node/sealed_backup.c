@@ -33,7 +33,7 @@ static void sync_dir(const char *path)
 }
 
 jv_err jv_sealed_backup(jv_store *st, const char *dest, const jv_bseal_key *k,
-                        char *why, size_t whylen)
+                        jv_progress *p, char *why, size_t whylen)
 {
     char plain[PATH_MAX + 64], sealed[PATH_MAX + 64];
     int in = -1, out = -1;
@@ -43,7 +43,7 @@ jv_err jv_sealed_backup(jv_store *st, const char *dest, const jv_bseal_key *k,
         return JV_EEXIST;
     temp_name(dest, "plain", plain, sizeof(plain));
     temp_name(dest, "sealed", sealed, sizeof(sealed));
-    if ((err = jv_store_backup(st, plain))) {
+    if ((err = jv_store_backup_progress(st, plain, p))) {
         snprintf(why, whylen, "%s", jv_store_errmsg(st));
         goto out;
     }

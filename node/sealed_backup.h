@@ -4,6 +4,7 @@
 #ifndef JV_SEALED_BACKUP_H
 #define JV_SEALED_BACKUP_H
 
+#include "backup.h"
 #include "bseal.h"
 #include "store.h"
 
@@ -12,8 +13,10 @@
  * it into place as dest; both temporaries are removed whatever happens.
  * JV_EEXIST if dest exists. why receives the reason of a failure. The
  * unencrypted copy exists in dest's directory (the backup dir) only while
- * this runs. Blocking: off the event loop. */
+ * this runs. Blocking: off the event loop. p (NULL: none) counts the
+ * copy's pages (jv_store_backup_progress); the sealing that follows the
+ * copy shows as done == total. */
 jv_err jv_sealed_backup(jv_store *st, const char *dest, const jv_bseal_key *k,
-                        char *why, size_t whylen);
+                        jv_progress *p, char *why, size_t whylen);
 
 #endif

@@ -156,12 +156,95 @@ static jv_err publish(jv_store *st, const char *tmp, const char *dest)
                     strerror(errno));
 }
 
+/* Pages per backup step: small enough that the progress moves (128 pages
+ * of 4 KiB: half a MiB), large enough that steps cost nothing extra. */
+#define BACKUP_STEP_PAGES 128
+
+/* Raises the total (it never goes back: done stays below it). */
+static void progress_total(jv_progress *p, uint64_t total)
+{
+    if (p && total > atomic_load(&p->total))
+        atomic_store(&p->total, total);
+}
+
+/* Moves done forward to `done`, never past the total. */
+static void progress_set(jv_progress *p, uint64_t done)
+{
+    if (!p)
+        return;
+    uint64_t total = atomic_load(&p->total);
+    if (done > total)
+        done = total;
+    if (done > atomic_load(&p->done))
+        atomic_store(&p->done, done);
+}
+
+static void progress_add(jv_progress *p, uint64_t n)
+{
+    if (p)
+        progress_set(p, atomic_load(&p->done) + n);
+}
+
+/* Starts a read transaction on st unless one is open (*own then says to
+ * end it): every step of the copy reads this one snapshot, so the copy is
+ * consistent, and a write on another connection between two steps does
+ * not make SQLite start the copy over. In WAL mode writers carry on. */
+static jv_err read_snapshot(jv_store *st, bool *own)
+{
+    *own = false;
+    if (!sqlite3_get_autocommit(st->db))
+        return JV_OK;
+    int rc = sqlite3_exec(st->db, "BEGIN", NULL, NULL, NULL);
+    if (rc == SQLITE_OK) {
+        /* BEGIN is deferred: the first read takes the snapshot. */
+        rc = sqlite3_exec(st->db, "SELECT count(*) FROM sqlite_master", NULL,
+                          NULL, NULL);
+        if (rc != SQLITE_OK)
+            sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    if (rc != SQLITE_OK)
+        return jv__sqlerr(st, rc, "backup: read snapshot");
+    *own = true;
+    return JV_OK;
+}
+
+/* Copies every page of st's snapshot into dst, BACKUP_STEP_PAGES at a
+ * time, counting pages in p. */
+static jv_err copy_pages(jv_store *st, sqlite3 *dst, jv_progress *p)
+{
+    sqlite3_backup *b = sqlite3_backup_init(dst, "main", st->db, "main");
+    int rc;
+    if (!b)
+        return jv__fail(st, jv__rc_err(sqlite3_errcode(dst)), "backup: %s",
+                        sqlite3_errmsg(dst));
+    do {
+        rc = sqlite3_backup_step(b, BACKUP_STEP_PAGES);
+        /* Known once the first step has read the source. */
+        int total = sqlite3_backup_pagecount(b);
+        int left = sqlite3_backup_remaining(b);
+        if (total > 0 && left >= 0 && left <= total) {
+            progress_total(p, (uint64_t)total);
+            progress_set(p, (uint64_t)(total - left));
+        }
+    } while (rc == SQLITE_OK);
+    int frc = sqlite3_backup_finish(b);
+    if (rc != SQLITE_DONE || frc != SQLITE_OK)
+        return jv__fail(st, jv__rc_err(rc != SQLITE_DONE ? rc : frc),
+                        "backup: copy failed: %s", sqlite3_errmsg(dst));
+    return JV_OK;
+}
+
 jv_err jv_store_backup(jv_store *st, const char *dest)
 {
+    return jv_store_backup_progress(st, dest, NULL);
+}
+
+jv_err jv_store_backup_progress(jv_store *st, const char *dest, jv_progress *p)
+{
     sqlite3 *dst = NULL;
-    sqlite3_backup *b = NULL;
     char *tmp = NULL;
     struct stat sb;
+    bool own_tx = false;
     jv_err err = JV_OK;
     int rc;
 
@@ -176,20 +259,13 @@ jv_err jv_store_backup(jv_store *st, const char *dest)
                        dst ? sqlite3_errmsg(dst) : sqlite3_errstr(rc));
         goto fail;
     }
-    /* One step copies every page while holding one read snapshot: the
-     * copy is consistent, and in WAL mode writers carry on meanwhile. */
-    if (!(b = sqlite3_backup_init(dst, "main", st->db, "main"))) {
-        err = jv__fail(st, jv__rc_err(sqlite3_errcode(dst)), "backup: %s",
-                       sqlite3_errmsg(dst));
+    if ((err = read_snapshot(st, &own_tx)))
         goto fail;
-    }
-    rc = sqlite3_backup_step(b, -1);
-    int frc = sqlite3_backup_finish(b);
-    if (rc != SQLITE_DONE || frc != SQLITE_OK) {
-        err = jv__fail(st, jv__rc_err(rc != SQLITE_DONE ? rc : frc),
-                       "backup: copy failed: %s", sqlite3_errmsg(dst));
+    err = copy_pages(st, dst, p);
+    if (own_tx)
+        sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
+    if (err)
         goto fail;
-    }
     rc = sqlite3_close(dst);
     dst = NULL;
     if (rc != SQLITE_OK) {
@@ -249,6 +325,7 @@ typedef struct {
     size_t ncut;
     uint64_t skip_upto; /* the current origin's cut */
     jv_err err;         /* a failure that stops verification */
+    jv_progress *p;     /* steps (backup.h), or NULL */
 } verify_ctx;
 
 static jv_err replay_flush(verify_ctx *v)
@@ -351,7 +428,7 @@ static jv_err head_push(verify_ctx *v, const jv_id *origin)
 /* Checks one stored batch (encoding, signature, chain) and queues it for
  * replay. Problems are counted in the report; only failures to run the
  * check stop the scan. */
-static jv_err verify_batch(void *arg, const jv_log_row *row)
+static jv_err check_batch(void *arg, const jv_log_row *row)
 {
     static const uint8_t zero[JV_HASH_LEN];
     verify_ctx *v = arg;
@@ -411,6 +488,15 @@ static jv_err verify_batch(void *arg, const jv_log_row *row)
     if (decoded)
         return replay_queue(v, row, hash);
     return JV_OK;
+}
+
+/* check_batch, one step. */
+static jv_err verify_batch(void *arg, const jv_log_row *row)
+{
+    verify_ctx *v = arg;
+    jv_err err = check_batch(v, row);
+    progress_add(v->p, 1);
+    return err;
 }
 
 static const char sql_vv_all[] = "SELECT origin, seq, hash FROM vv "
@@ -805,8 +891,33 @@ out:
 
 static const char sql_read_begin[] = "BEGIN";
 static const char sql_read_end[] = "COMMIT";
+static const char sql_log_count[] = "SELECT count(*) FROM batch";
+
+#define N_STATE_TABLES (sizeof(state_tables) / sizeof(*state_tables))
+
+/* The verification's steps (backup.h), counted in its snapshot, before
+ * the first step ends. A log that cannot be counted (a damaged file: the
+ * checks will say what) leaves the progress at 0 of 0. */
+static void verify_total(verify_ctx *v)
+{
+    sqlite3_stmt *s = NULL;
+    if (!v->p)
+        return;
+    if (sqlite3_prepare_v2(v->st->db, sql_log_count, -1, &s, NULL) ==
+            SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int64(s, 0) >= 0)
+        progress_total(v->p, 1 + (uint64_t)sqlite3_column_int64(s, 0) +
+                                 N_STATE_TABLES);
+    sqlite3_finalize(s);
+}
 
 jv_err jv_store_verify(jv_store *st, jv_verify_report *r)
+{
+    return jv_store_verify_progress(st, r, NULL);
+}
+
+jv_err jv_store_verify_progress(jv_store *st, jv_verify_report *r,
+                                jv_progress *p)
 {
     verify_ctx v;
     char *scratch_path = NULL;
@@ -817,6 +928,7 @@ jv_err jv_store_verify(jv_store *st, jv_verify_report *r)
     memset(&v, 0, sizeof(v));
     v.st = st;
     v.r = r;
+    v.p = p;
     jv_buf_init(&v.chunk.bytes);
 
     if ((err = scratch_open(st, &scratch_path, &v.scratch)))
@@ -827,10 +939,12 @@ jv_err jv_store_verify(jv_store *st, jv_verify_report *r)
             goto out;
         own_tx = true;
     }
+    verify_total(&v);
     if ((err = integrity(st, r)))
         goto out;
     if ((err = check_base(&v)))
         goto out;
+    progress_add(p, 1);
     err = jv_store_log_scan(st, verify_batch, &v);
     if (!err)
         err = replay_flush(&v);
@@ -839,15 +953,19 @@ jv_err jv_store_verify(jv_store *st, jv_verify_report *r)
     if ((err = check_vv(&v)))
         goto out;
     r->state_matches = true;
-    for (size_t t = 0; t < sizeof(state_tables) / sizeof(*state_tables); t++) {
+    for (size_t t = 0; t < N_STATE_TABLES; t++) {
         bool same;
         if ((err = compare_table(&v, t, &same)))
             goto out;
+        progress_add(p, 1);
         if (!same) {
             r->state_matches = false;
             break;
         }
     }
+    /* Ran to its end (a difference stops the comparison early). */
+    if (p)
+        progress_set(p, atomic_load(&p->total));
 out:
     if (own_tx)
         jv__exec(st, sql_read_end);

@@ -4,7 +4,35 @@
 #ifndef JV_BACKUP_H
 #define JV_BACKUP_H
 
+#include <stdatomic.h>
+
 #include "store.h"
+
+/* How far a long job (backup, verify) has come: the thread that runs it
+ * stores the figures, any other thread may read them (jv_progress_get) to
+ * show them. total is stored before done moves, done never passes total,
+ * and neither goes back; both stay 0 while the total is not known yet.
+ * The unit is the job's (see each function). Zero it (jv_progress_init or
+ * a zeroed allocation) before the job starts. */
+typedef struct {
+    _Atomic uint64_t done;
+    _Atomic uint64_t total;
+} jv_progress;
+
+static inline void jv_progress_init(jv_progress *p)
+{
+    atomic_init(&p->done, 0);
+    atomic_init(&p->total, 0);
+}
+
+/* done first: a total read after it is at least the one done was counted
+ * against, so *done <= *total. Any thread. */
+static inline void jv_progress_get(jv_progress *p, uint64_t *done,
+                                   uint64_t *total)
+{
+    *done = atomic_load(&p->done);
+    *total = atomic_load(&p->total);
+}
 
 /* Copies a consistent snapshot of the database to dest with SQLite's
  * backup API while other connections keep writing (WAL: the copy reads one
@@ -14,6 +42,11 @@
  * Removes nothing it did not create. The caller decides where dest may
  * be. Blocks on disk I/O: call off the event loop. */
 jv_err jv_store_backup(jv_store *st, const char *dest);
+/* The same, reporting pages copied out of the snapshot's pages in p (NULL:
+ * none). The copy goes in steps of a bounded number of pages, all from the
+ * one read snapshot the function holds throughout (so writers on other
+ * connections neither block it nor make it start over). */
+jv_err jv_store_backup_progress(jv_store *st, const char *dest, jv_progress *p);
 
 /* Replaces the database at db_path with the backup at src. The node must
  * not be running on db_path (the caller holds the data dir's lock). The
@@ -67,6 +100,13 @@ typedef struct {
  * Returns JV_OK when the checks ran (read the report), or why they could
  * not. Blocking, potentially long: off the event loop. */
 jv_err jv_store_verify(jv_store *st, jv_verify_report *r);
+/* The same, reporting steps in p (NULL: none): one for the integrity check
+ * (with the base's), one per batch of the log (checked and queued for the
+ * replay), one per table of materialized state compared with the replay.
+ * The total is known (counted in the verification's snapshot) before the
+ * first step ends; if the log cannot even be counted, p stays at 0 of 0. */
+jv_err jv_store_verify_progress(jv_store *st, jv_verify_report *r,
+                                jv_progress *p);
 bool jv_verify_ok(const jv_verify_report *r);
 
 #endif

@@ -959,8 +959,20 @@ function sessionForm(done) {
   h('button', {type: 'submit'}, 'Open session'), msg, err, secret);
 }
 
+/* What a backup/verify event's done and total count (docs/api.md). */
+const PROGRESS_UNITS = {backup: 'pages', verify: 'steps'};
+
+/* "running: 1,234 of 5,000 pages"; just the state while the total is not
+ * known (0). */
+function progressText(kind, d) {
+  if (!d.total) return d.state;
+  const n = (x) => Number(x || 0).toLocaleString('en-US');
+  return d.state + ': ' + n(d.done) + ' of ' + n(d.total) + ' ' + (PROGRESS_UNITS[kind] || '');
+}
+
 /* A long request with its progress: the node's backup/verify events when
- * the stream has them, else an indeterminate bar until the answer. */
+ * the stream has them (a determinate bar once the total is known), else an
+ * indeterminate bar until the answer. */
 function progressOp(kind, title, fields, run) {
   const prog = h('progress', {id: kind + '-progress', hidden: true, 'aria-label': title + ' progress'});
   const state = h('p', {role: 'status', class: 'muted'});
@@ -969,8 +981,9 @@ function progressOp(kind, title, fields, run) {
   const button = h('button', {type: 'submit'}, title);
   listen((k, d) => {
     if (k !== 'node' || d.event !== kind || prog.hidden) return;
-    if (d.total) { prog.max = d.total; prog.value = d.done || 0; }
-    state.textContent = d.state + (d.total ? ': ' + (d.done || 0) + ' of ' + d.total : '');
+    if (d.total) { prog.max = d.total; prog.value = Math.min(d.done || 0, d.total); }
+    else prog.removeAttribute('value');
+    state.textContent = progressText(kind, d);
   });
   return h('form', {class: 'card', 'aria-labelledby': kind + '-title', onsubmit: async (e) => {
     e.preventDefault();

@@ -513,6 +513,182 @@ static void test_lagged(void **state)
     api_cleanup(&a);
 }
 
+/* -- backup and verify progress --------------------------------------------
+ */
+
+/* The node events of one backup or verify, up to its last (done or
+ * failed): a first `running` with the total not known yet (0 of 0), then
+ * `running` events with one total > 0 and done growing strictly, the
+ * last of them with done == total, then `done` with the same figures.
+ * How many `running` events come in between depends on how long the job
+ * takes (the node samples every 200 ms); at least the last figures do.
+ * Returns the total; *running counts the events with a total. */
+static uint64_t job_events(jv_sse *s, const char *what, size_t *running)
+{
+    uint64_t last = 0, total = 0, done = 0;
+    size_t n = 0;
+    *running = 0;
+    for (bool end = false; !end;) {
+        ev e;
+        next_n(s, &e, 1, &last);
+        assert_string_equal(e.event, "node");
+        assert_string_equal(api_str(e.data, "event"), what);
+        const char *state = api_str(e.data, "state");
+        uint64_t d = (uint64_t)API_INT(e.data, "done");
+        uint64_t t = (uint64_t)API_INT(e.data, "total");
+        if (n++ == 0) {
+            assert_string_equal(state, "running");
+            assert_int_equal(d, 0);
+            assert_int_equal(t, 0);
+        } else if (!strcmp(state, "running")) {
+            assert_true(t > 0);
+            assert_true(d <= t);
+            if (total)
+                assert_int_equal(t, total);
+            if (*running)
+                assert_true(d > done);
+            total = t;
+            done = d;
+            ++*running;
+        } else {
+            if (strcmp(state, "done") != 0)
+                fail_msg("%s ended %s", what, state);
+            assert_true(*running >= 1);
+            assert_int_equal(done, total);
+            assert_int_equal(d, done);
+            assert_int_equal(t, total);
+            end = true;
+        }
+        json_decref(e.data);
+    }
+    return total;
+}
+
+static int64_t pages_of(const char *path)
+{
+    sqlite3 *db;
+    sqlite3_stmt *s;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA page_count", -1, &s, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    int64_t n = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return n;
+}
+
+/* Some megabytes in a few hundred batches: several backup steps. */
+static void fill_log(api_node *a)
+{
+    for (unsigned b = 0; b < 300; b++)
+        audit_batch(a, b * 40, 40);
+}
+
+/* docs/api.md "Change streams", node events: a backup counts pages (the
+ * copy's), a verify steps (one per batch of the log, and the integrity
+ * check and the tables compared). */
+static void test_job_progress(void **state)
+{
+    (void)state;
+    api_node a;
+    jv_sse s;
+    size_t running;
+    api_start(&a, NULL);
+    fill_log(&a);
+    open_ok(&s, a.node.url, a.admin_token, "?kind=node", NULL, 0, NULL, NULL);
+
+    json_decref(API_OK(&a, 201, "POST", "/v1/backup", a.admin_token,
+                       "{\"path\":\"progress.db\"}"));
+    uint64_t pages = job_events(&s, "backup", &running);
+    printf("  backup: %" PRIu64 " pages, %zu running events\n", pages, running);
+    char path[700];
+    snprintf(path, sizeof(path), "%s/backups/progress.db", a.node.dir);
+    assert_int_equal((int64_t)pages, pages_of(path));
+    assert_true(pages > 3 * 128);
+
+    /* Encrypted: the copy's pages too (the sealing comes after them). */
+    json_decref(API_OK(&a, 201, "POST", "/v1/backup", a.admin_token,
+                       "{\"path\":\"sealed.db\",\"passphrase\":"
+                       "\"progress-test\"}"));
+    uint64_t sealed = job_events(&s, "backup", &running);
+    printf("  encrypted backup: %" PRIu64 " pages, %zu running events\n",
+           sealed, running);
+    assert_true(sealed >= pages);
+
+    json_t *v = API_OK(&a, 200, "POST", "/v1/verify", a.admin_token, NULL);
+    assert_true(json_is_true(json_object_get(v, "ok")));
+    uint64_t batches = (uint64_t)API_INT(v, "batches");
+    json_decref(v);
+    uint64_t steps = job_events(&s, "verify", &running);
+    printf("  verify: %" PRIu64 " steps for %" PRIu64
+           " batches, %zu running events\n",
+           steps, batches, running);
+    assert_true(batches >= 300);
+    assert_true(steps >= batches + 2 && steps <= batches + 64);
+    nothing_more(&s);
+    jv_sse_close(&s);
+    api_cleanup(&a);
+}
+
+typedef struct {
+    api_node *a;
+    long status;
+    char body[256];
+} verify_arg;
+
+static void *verify_main(void *p)
+{
+    verify_arg *v = p;
+    jv_http_client c;
+    jv_http_resp r;
+    if (jv_http_client_init(&c, v->a->node.url))
+        return NULL;
+    c.timeout_ms = WAIT_MS;
+    if (jv_http_do(&c, "POST", "/v1/verify", v->a->admin_token, NULL, 0, &r) ==
+        0) {
+        v->status = r.status;
+        snprintf(v->body, sizeof(v->body), "%s", r.body);
+    }
+    jv_http_resp_fini(&r);
+    jv_http_client_fini(&c);
+    return NULL;
+}
+
+/* SIGTERM while a verify runs (its `running` event seen): the node waits
+ * for the job, closes its progress timer, answers and exits cleanly
+ * (under the sanitizers too). */
+static void test_job_stop(void **state)
+{
+    (void)state;
+    api_node a;
+    jv_sse s;
+    ev e;
+    uint64_t last = 0;
+    api_start(&a, NULL);
+    fill_log(&a);
+    open_ok(&s, a.node.url, a.admin_token, "?kind=node", NULL, 0, NULL, NULL);
+    verify_arg v = {&a, 0, ""};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, verify_main, &v), 0);
+    next_n(&s, &e, 1, &last);
+    assert_string_equal(api_str(e.data, "event"), "verify");
+    assert_string_equal(api_str(e.data, "state"), "running");
+    json_decref(e.data);
+    assert_int_equal(api_stop(&a), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    printf("  verify answered %ld to a request in flight at SIGTERM\n",
+           v.status);
+    /* An answer came: the result, or 503 when the node was already too far
+     * into stopping to write the verification's audit entry. */
+    if (v.status != 200 &&
+        !(v.status == 503 && strstr(v.body, "\"shutting_down\"")))
+        fail_msg("verify answered %ld %s", v.status, v.body);
+    jv_sse_close(&s);
+    api_cleanup(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -521,6 +697,8 @@ int main(void)
         cmocka_unit_test(test_resume),
         cmocka_unit_test(test_expired),
         cmocka_unit_test(test_lagged),
+        cmocka_unit_test(test_job_progress),
+        cmocka_unit_test(test_job_stop),
     };
     assert_int_equal(jv_http_global_init(), 0);
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE /* memrchr */
 #include <pthread.h>
+#include <sched.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -624,6 +625,151 @@ static void test_backup_relative_path(void **state)
     free(bk);
 }
 
+/* -- progress --------------------------------------------------------------
+ */
+
+/* Reads a job's progress over and over while it runs on another thread,
+ * checking each reading against the one before: total fixed once known,
+ * done never past it nor back, nothing done before the total is known. */
+typedef struct {
+    jv_progress *p;
+    atomic_bool stop;
+    uint64_t total, done, readings, distinct;
+    char why[160];
+} sampler;
+
+static void *sample(void *arg)
+{
+    sampler *s = arg;
+    for (;;) {
+        bool last = atomic_load(&s->stop);
+        uint64_t done, total;
+        jv_progress_get(s->p, &done, &total);
+        s->readings++;
+        if (!s->why[0] && done > total)
+            snprintf(s->why, sizeof(s->why), "done %llu > total %llu",
+                     (unsigned long long)done, (unsigned long long)total);
+        if (!s->why[0] && s->total && total != s->total)
+            snprintf(s->why, sizeof(s->why), "total %llu then %llu",
+                     (unsigned long long)s->total, (unsigned long long)total);
+        if (!s->why[0] && done < s->done)
+            snprintf(s->why, sizeof(s->why), "done %llu then %llu",
+                     (unsigned long long)s->done, (unsigned long long)done);
+        if (done != s->done)
+            s->distinct++;
+        s->done = done;
+        s->total = total;
+        if (last)
+            return NULL;
+        sched_yield();
+    }
+}
+
+static void sampler_start(sampler *s, jv_progress *p, pthread_t *t)
+{
+    memset(s, 0, sizeof(*s));
+    jv_progress_init(p);
+    s->p = p;
+    assert_int_equal(pthread_create(t, NULL, sample, s), 0);
+}
+
+static void sampler_stop(sampler *s, pthread_t t)
+{
+    atomic_store(&s->stop, true);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    if (s->why[0])
+        fail_msg("progress: %s", s->why);
+}
+
+/* Large enough for several backup steps (storage/backup.c copies 128
+ * pages a step): about 2,000 pages. */
+static void fill_big(const char *path, const jv_keypair *kp)
+{
+    char detail[3001];
+    memset(detail, 'x', sizeof(detail) - 1);
+    detail[sizeof(detail) - 1] = '\0';
+    jv_store *st = st_open(path);
+    assert_int_equal(jv_store_set_self(st, &kp->pk), JV_OK);
+    for (int i = 0; i < 1000; i++) {
+        char target[32];
+        snprintf(target, sizeof(target), "t%05d", i);
+        jv_intent in = st_audit((uint64_t)i + 1, "a", "big", target, detail);
+        jv_write_group g = {.intents = &in, .n = 1};
+        jv_commit_info ci;
+        if (jv_store_commit_local(st, kp, jv_hlc_make(1000 + (uint64_t)i, 0),
+                                  &g, 1, &ci))
+            fail_msg("commit: %s", jv_store_errmsg(st));
+    }
+    jv_store_close(st);
+}
+
+static int64_t page_count(const char *path)
+{
+    sqlite3 *db;
+    sqlite3_stmt *s;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA page_count", -1, &s, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    int64_t n = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return n;
+}
+
+/* Backup: pages copied of the snapshot's pages, ending at done == total
+ * == the copy's page count, in several steps. Verify: steps, ending at
+ * done == total, one per batch of the log and a few more. */
+static void test_progress(void **state)
+{
+    fx *f = *state;
+    fill_big(f->db, &f->kp);
+    jv_store *st = st_open(f->db);
+    jv_progress p;
+    sampler s;
+    pthread_t t;
+
+    char *bk = st_path(f->dir, "progress.bak");
+    sampler_start(&s, &p, &t);
+    jv_err err = jv_store_backup_progress(st, bk, &p);
+    sampler_stop(&s, t);
+    assert_int_equal(err, JV_OK);
+    uint64_t done, total;
+    jv_progress_get(&p, &done, &total);
+    printf("  backup: %llu pages, %llu readings, %llu distinct\n",
+           (unsigned long long)total, (unsigned long long)s.readings,
+           (unsigned long long)s.distinct);
+    assert_int_equal(done, total);
+    assert_int_equal((int64_t)total, page_count(bk));
+    assert_true(total > 3 * 128);    /* several steps */
+    assert_int_equal(s.done, total); /* the last reading, after the end */
+
+    jv_verify_report r;
+    sampler_start(&s, &p, &t);
+    err = jv_store_verify_progress(st, &r, &p);
+    sampler_stop(&s, t);
+    assert_int_equal(err, JV_OK);
+    assert_true(jv_verify_ok(&r));
+    jv_progress_get(&p, &done, &total);
+    printf("  verify: %llu steps for %llu batches, %llu readings, %llu "
+           "distinct\n",
+           (unsigned long long)total, (unsigned long long)r.batches,
+           (unsigned long long)s.readings, (unsigned long long)s.distinct);
+    assert_int_equal(r.batches, 1000);
+    assert_int_equal(done, total);
+    /* The integrity check, each batch, each table compared. */
+    assert_true(total >= r.batches + 2 && total <= r.batches + 64);
+
+    /* No progress asked for: the same results. */
+    char *bk2 = st_path(f->dir, "progress2.bak");
+    assert_int_equal(jv_store_backup(st, bk2), JV_OK);
+    assert_int_equal(page_count(bk2), page_count(bk));
+    check_verified(st);
+    jv_store_close(st);
+    free(bk);
+    free(bk2);
+}
+
 int main(void)
 {
     jv_test_seed();
@@ -632,7 +778,7 @@ int main(void)
         T(test_backup_while_writing),      T(test_restore),
         T(test_restore_keeps_revocations), T(test_verify_detects_tampering),
         T(test_damaged_backup_refused),    T(test_live_source_refused),
-        T(test_backup_relative_path),
+        T(test_backup_relative_path),      T(test_progress),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -339,6 +339,27 @@ await check('admin: verify and backup with their progress and results', async ()
     {timeout: 60000});
 });
 await shootAndAxe('admin');
+await check('admin: a progress event makes the bar determinate and says its unit', async () => {
+  /* The events of the run above may come after its answer (then the bar is
+   * gone): feed the page's handlers the events the node sends. */
+  const r = await page.evaluate(() => {
+    const prog = document.getElementById('backup-progress');
+    const state = document.querySelector('form[aria-labelledby="backup-title"] p.muted[role="status"]');
+    const send = (d) => { for (const fn of S.listeners) fn('node', Object.assign({kind: 'node', event: 'backup'}, d)); };
+    prog.hidden = false;
+    prog.removeAttribute('value');
+    send({state: 'running', done: 0, total: 0});
+    const before = [prog.hasAttribute('value'), state.textContent];
+    send({state: 'running', done: 1234, total: 5000});
+    const after = [prog.hasAttribute('value'), prog.value, prog.max, state.textContent];
+    prog.hidden = true;
+    return {before, after, verify: progressText('verify', {state: 'running', done: 7, total: 1013})};
+  });
+  assert(!r.before[0] && r.before[1] === 'running', 'before the total: ' + JSON.stringify(r.before));
+  assert(r.after[0] && r.after[1] === 1234 && r.after[2] === 5000, 'bar: ' + JSON.stringify(r.after));
+  assert(r.after[3] === 'running: 1,234 of 5,000 pages', 'text: ' + r.after[3]);
+  assert(r.verify === 'running: 7 of 1,013 steps', 'verify text: ' + r.verify);
+});
 
 await check('sign out ends the session on the node', async () => {
   await page.click('#signout');
