@@ -689,7 +689,7 @@ struct watcher {
     watcher *anext; /* handed over, not yet adopted */
 };
 
-/* A node event made on the node's loop, for the streams' loop. */
+/* A node event made on the node's loop, placed by the decode thread. */
 typedef struct nev {
     struct nev *next;
     char event[24];
@@ -750,7 +750,8 @@ struct jv_watch {
                              nothing is decoded) */
 
     /* The thread's. */
-    int64_t decoded; /* last rowid decoded for the ring */
+    int64_t decoded;    /* last rowid decoded for the ring */
+    uint64_t node_last; /* the last node event's cursor */
     dmap live;
 };
 
@@ -981,20 +982,89 @@ static void lower_priority(void)
 #endif
 }
 
+static void nevs_free(nev *list)
+{
+    while (list) {
+        nev *e = list;
+        list = e->next;
+        jv_buf_fini(&e->text);
+        jv_free(e);
+    }
+}
+
+/* A node event as event text at the next position: after everything
+ * decoded, so that a stream that started at the log's newest position
+ * ("now") sees every node event made after it started. NULL when
+ * nobody watches or the batch's node event numbers ran out. */
+static wev *node_event(jv_watch *w, const nev *ev)
+{
+    uint64_t floor = cur_end(w->decoded);
+    uint64_t cursor = (w->node_last > floor ? w->node_last : floor) + 1;
+    if (cursor - floor > K_MASK || atomic_load(&w->active) == 0)
+        return NULL;
+    jv_buf t;
+    jv_buf_init(&t);
+    put_head(&t, cursor, JV_WATCH_NODE, &ev->origin, 0, ev->ms);
+    put(&t, ",\"event\":\"");
+    put(&t, ev->event);
+    put(&t, "\"");
+    jv_buf_append(&t, ev->text.data, ev->text.len);
+    put_tail(&t);
+    wev *e = jv_buf_err(&t)
+                 ? NULL
+                 : wev_new(cursor, JV_WATCH_NODE, (jv_str){"", 0}, &t);
+    jv_buf_fini(&t);
+    if (e)
+        w->node_last = cursor;
+    return e;
+}
+
+static void run_node_events(jv_watch *w, nev *list)
+{
+    wev *head = NULL, *tail = NULL;
+    size_t bytes = 0;
+    for (nev *ev = list; ev; ev = ev->next) {
+        wev *e = node_event(w, ev);
+        if (!e)
+            continue;
+        if (tail)
+            tail->next = e;
+        else
+            head = e;
+        tail = e;
+        bytes += e->len;
+    }
+    nevs_free(list);
+    if (!head)
+        return;
+    pthread_mutex_lock(&w->mu);
+    if (w->out_tail)
+        w->out_tail->next = head;
+    else
+        w->out_head = head;
+    w->out_tail = tail;
+    w->out_bytes += bytes;
+    uv_async_send(&w->fan_async);
+    pthread_mutex_unlock(&w->mu);
+}
+
 static void *thread_main(void *arg)
 {
     jv_watch *w = arg;
     lower_priority();
     pthread_mutex_lock(&w->mu);
     for (;;) {
-        while (!w->kicked && !w->jobs && !w->quit)
+        while (!w->kicked && !w->nevs && !w->jobs && !w->quit)
             pthread_cond_wait(&w->cv, &w->mu);
         if (w->quit)
             break;
-        if (w->kicked) {
+        if (w->kicked || w->nevs) {
+            nev *list = w->nevs;
+            w->nevs = w->nevs_tail = NULL;
             w->kicked = false;
             pthread_mutex_unlock(&w->mu);
             run_live(w);
+            run_node_events(w, list);
             pthread_mutex_lock(&w->mu);
             continue; /* the live path first: it serves every stream */
         }
@@ -1436,36 +1506,6 @@ static void on_flush(uv_timer_t *t)
         resume(wt);
 }
 
-/* A live node event: the next position. */
-static void push_node_event(jv_watch *w, const nev *ev)
-{
-    uint64_t cursor = w->last + 1;
-    if (cur_rowid(cursor) != cur_rowid(w->last))
-        cursor = w->last; /* 8 million node events in a row: keep order */
-    jv_buf t;
-    jv_buf_init(&t);
-    put_head(&t, cursor, JV_WATCH_NODE, &ev->origin, 0, ev->ms);
-    put(&t, ",\"event\":\"");
-    put(&t, ev->event);
-    put(&t, "\"");
-    jv_buf_append(&t, ev->text.data, ev->text.len);
-    put_tail(&t);
-    wev *e = jv_buf_err(&t)
-                 ? NULL
-                 : wev_new(cursor, JV_WATCH_NODE, (jv_str){"", 0}, &t);
-    jv_buf_fini(&t);
-    if (!e)
-        return;
-    if (cursor == w->last && w->head > w->base) {
-        jv_free(e);
-        return;
-    }
-    ring_push(w, e);
-    for (watcher *wt = w->watchers; wt; wt = wt->next)
-        if (wt->mode == W_RING)
-            resume(wt);
-}
-
 static void take_events(jv_watch *w, wev *list)
 {
     bool grew = list != NULL;
@@ -1531,24 +1571,14 @@ static void on_fan_async(uv_async_t *h)
     wev *list = w->out_head;
     cjob *done = w->done;
     watcher *adopt = w->adopt;
-    nev *nevs = w->nevs;
     bool quit = w->fan_quit;
     w->out_head = w->out_tail = NULL;
     w->out_bytes = 0;
     w->done = NULL;
     w->adopt = NULL;
-    w->nevs = w->nevs_tail = NULL;
     pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
     take_events(w, list);
-    while (nevs) {
-        nev *e = nevs;
-        nevs = e->next;
-        if (!w->fan_stopping)
-            push_node_event(w, e);
-        jv_buf_fini(&e->text);
-        jv_free(e);
-    }
     while (done) {
         cjob *j = done;
         done = j->next;
@@ -1632,7 +1662,7 @@ static void queue_node_event(jv_watch *w, jv_buf *text, const char *event)
     else
         w->nevs = e;
     w->nevs_tail = e;
-    uv_async_send(&w->fan_async);
+    pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
 }
 
@@ -1895,9 +1925,12 @@ void jv_watch_stop(jv_watch *w)
             w->done = j;
         }
     }
+    nev *nevs = w->nevs;
+    w->nevs = w->nevs_tail = NULL;
     w->fan_quit = true;
     uv_async_send(&w->fan_async);
     pthread_mutex_unlock(&w->mu);
+    nevs_free(nevs);
     while (first) {
         cjob *j = first;
         first = j->next;
