@@ -293,6 +293,66 @@ static void test_future_batch_held_then_applied(void **state)
                            "\"held_clock_skew\"}") >= 1);
 }
 
+/* With B down, A can measure only S, which runs 5 minutes fast: one
+ * clock against another says nothing about which is off, so A does not
+ * judge (it went on refusing writes before); once B is back, two
+ * against one find S off. */
+static void test_one_fast_peer_is_not_enough(void **state)
+{
+    (void)state;
+    static char *const flags[] = {"--sync-interval", "300", "--test-faults",
+                                  NULL};
+    static char *const fast[] = {"--test-clock-offset-ms", "300000", NULL};
+    enum {
+        A,
+        B,
+        S
+    };
+    nt_expect e;
+    char why[512], code[64];
+    memset(&e, 0, sizeof e);
+    jv_cluster_opts o = {.n = 3, .flags = flags};
+    o.seed = jv_rng_next(&R);
+    NT_OK(&C, jv_cluster_init(&C, &o));
+    NT_OK(&C, jv_cluster_start_all(&C));
+    for (size_t i = 0; i < C.n; i++)
+        nt_random_writes(&C, i, &R, 5, &e);
+    nt_converge(&C, NULL, 0, nt_ms(30000));
+
+    NT_OK(&C, jv_cluster_stop(&C, B));
+    NT_OK(&C, jv_cluster_stop(&C, A));
+    NT_OK(&C, jv_cluster_stop(&C, S));
+    C.node[S].flags[0] = fast[0];
+    C.node[S].flags[1] = fast[1];
+    C.node[S].flags[2] = NULL;
+    NT_OK(&C, jv_cluster_start(&C, S));
+    NT_OK(&C, jv_cluster_start(&C, A)); /* its samples of B are gone */
+    double t0 = jv_cluster_now_ms();
+    while (component(A, "clock", why, sizeof why) < 100 ||
+           !strstr(why, "1 peer measured")) {
+        if (jv_cluster_now_ms() - t0 > nt_ms(30000))
+            NT_FAIL(&C, "A never measured S: %s", why);
+        jv_cluster_sleep_ms(100);
+    }
+    printf("A, with only S measured: %s\n", why);
+    NT_CHECK(&C, try_write(A, "alone", code, sizeof code) == 200);
+    NT_CHECK(&C, nt_metric(&C, A, "jarvis_clock_skewed") == 0);
+
+    NT_OK(&C, jv_cluster_start(&C, B));
+    t0 = jv_cluster_now_ms();
+    while (component(S, "clock", why, sizeof why) >= 80) {
+        if (jv_cluster_now_ms() - t0 > nt_ms(30000))
+            NT_FAIL(&C, "S was not found off once B was back: %s", why);
+        jv_cluster_sleep_ms(100);
+    }
+    printf("S, with A and B measured: %s\n", why);
+    NT_CHECK(&C, strstr(why, "clock_skew") != NULL);
+    NT_CHECK(&C, try_write(S, "fast", code, sizeof code) == 503);
+    NT_CHECK(&C, strcmp(code, "clock_skew") == 0);
+    NT_CHECK(&C, component(A, "clock", why, sizeof why) == 100);
+    NT_CHECK(&C, try_write(A, "after", code, sizeof code) == 200);
+}
+
 static int teardown(void **state)
 {
     (void)state;
@@ -307,6 +367,7 @@ int main(void)
         cmocka_unit_test_teardown(test_fast_clock_refuses_writes, teardown),
         cmocka_unit_test_teardown(test_future_batch_held_then_applied,
                                   teardown),
+        cmocka_unit_test_teardown(test_one_fast_peer_is_not_enough, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
