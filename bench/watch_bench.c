@@ -161,7 +161,8 @@ static bool lagged_cursor(carry *cy, const char *buf, size_t got, char *id,
 
 /* Reads every stream as fast as it can; counts events by their id lines
  * (cheap: no parsing beyond that). A stream cut off as lagged ends its
- * answer but the connection may stay open: the mark in the text says so. */
+ * answer, then the node closes the connection; the mark in the text comes
+ * first, with the cursor to resume from. */
 static void *watchers(void *p)
 {
     watch_arg *a = p;

@@ -1598,8 +1598,10 @@ static bool backup_target(const char *base, jv_str name, char *out,
     }
     snprintf(dir, sizeof(dir), "%.*s", (int)(slash - joined), joined);
     if (!realpath(dir[0] ? dir : "/", real)) {
+        /* Two paths of PATH_MAX would not fit: each is cut to half. */
         snprintf(why, whylen,
-                 "directory %s does not exist in the backup dir %s", dir, base);
+                 "directory %.2000s does not exist in the backup dir %.2000s",
+                 dir, base);
         return false;
     }
     size_t bl = strlen(base);

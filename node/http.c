@@ -1589,6 +1589,7 @@ static jv_err listen_unix(http_listener *l, const char *path, char *name,
 
 void jv_http_opts_default(jv_http_opts *o)
 {
+    memset(o, 0, sizeof(*o)); /* fields added later are off */
     o->max_body = 1u << 20;
     o->big_body_path = NULL;
     o->max_big_body = 0;

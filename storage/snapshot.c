@@ -1081,7 +1081,7 @@ static jv_err sweep_one(jv_store *st, const char *sql, size_t max, uint64_t *n)
 
 jv_err jv_store_compact_sweep(jv_store *st, size_t max, uint64_t *deleted)
 {
-    uint64_t n;
+    uint64_t n = 0;
     jv_err err;
     if (deleted)
         *deleted = 0;
