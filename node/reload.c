@@ -10,6 +10,7 @@
 #include "repl.h"
 #include "timefmt.h"
 #include "transport.h"
+#include "watch.h"
 
 #define MAX_NAMES 48
 
@@ -203,6 +204,7 @@ static jv_err apply_live(jv_node *n, jv_reload *st, const jv_config *c,
             snprintf(msg, msglen, "the session API refused its new limits");
             return JV_EINVAL;
         }
+        jv_watch_set_limits(n->watch, &ho);
     }
     return JV_OK;
 }

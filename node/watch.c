@@ -26,7 +26,7 @@
 #define CATCHUP_PAGE 64          /* batches per read of a catch-up job */
 #define CATCHUP_TEXT (64u << 10) /* text per catch-up job */
 #define PING_MS      15000       /* heartbeat on an idle stream */
-#define TIMER_MS     5000
+#define TIMER_MS     1000 /* pings and send timeouts are checked this often */
 /* New events wake the streams this long after they arrive: under load
  * each stream then writes pieces of many events at once (fewer wakeups
  * and system calls for the node and its clients), idle a change shows
@@ -38,6 +38,7 @@
  * busy machine writes and reads come first, streams take what is left
  * and a stream that falls behind is cut off with its cursor. */
 #define WATCH_NICE   10
+#define ADDR_BUCKETS 256
 #define BACK_BATCHES 512 /* a counter's previous share: how far back */
 #define DMAP_BUCKETS 4096u
 #define DMAP_MAX     (1u << 17) /* entries before the map starts over */
@@ -687,7 +688,16 @@ struct watcher {
     jv_buf piece;
     uv_write_t wreq;
     watcher *anext; /* handed over, not yet adopted */
+    char ip[64];    /* the client's address, "" for a Unix socket */
 };
+
+/* Streams from one client address (they no longer count in the HTTP
+ * server's own per-address limit once handed over). */
+typedef struct waddr {
+    struct waddr *next;
+    size_t count;
+    char ip[64];
+} waddr;
 
 /* A node event made on the node's loop, placed by the decode thread. */
 typedef struct nev {
@@ -704,8 +714,9 @@ struct jv_watch {
     uv_async_t async; /* node's loop: first answers, the streams' exit */
     unsigned handles; /* open libuv handles on the node's loop */
     bool stopping;    /* node's loop */
-    size_t max_streams;
-    uint64_t send_timeout_ms;
+    /* Limits (jv_watch_set_limits: the node's loop, read anywhere). */
+    atomic_size_t max_streams, max_per_addr;
+    _Atomic uint64_t send_timeout_ms;
 
     /* The streams' loop and thread. */
     uv_loop_t loop;
@@ -743,6 +754,7 @@ struct jv_watch {
     watcher *adopt;   /* handed over to the streams' loop */
     nev *nevs, *nevs_tail;
     bool fan_quit, fan_exited;
+    waddr *addrs[ADDR_BUCKETS];
     pthread_t thread;
     bool thread_started;
 
@@ -950,6 +962,9 @@ static void run_job(jv_watch *w, cjob *j)
     if ((j->err = jv_changes_bounds(w->st, &newest, &dmax)))
         goto out;
     j->newest = cur_end(newest);
+    /* Node events placed after the log's newest batch are before "now". */
+    if (w->node_last > j->newest && cur_rowid(w->node_last) == newest)
+        j->newest = w->node_last;
     if (j->from_now) {
         j->pos = j->newest;
         j->at_end = true;
@@ -1102,6 +1117,50 @@ static void *thread_main(void *arg)
 static void watch_maybe_free(jv_watch *w);
 static void fan_maybe_exit(jv_watch *w);
 
+static size_t addr_bucket(const char *ip)
+{
+    size_t h = 5381;
+    for (const char *p = ip; *p; p++)
+        h = h * 33 + (unsigned char)*p;
+    return h % ADDR_BUCKETS;
+}
+
+/* Counts a stream from ip, unless that address has max already. */
+static bool addr_take(jv_watch *w, const char *ip, size_t max)
+{
+    bool ok = true;
+    waddr **b = &w->addrs[addr_bucket(ip)], *a;
+    pthread_mutex_lock(&w->mu);
+    for (a = *b; a && strcmp(a->ip, ip) != 0; a = a->next)
+        ;
+    if (!a && (a = jv_calloc(1, sizeof(*a))) != NULL) {
+        snprintf(a->ip, sizeof(a->ip), "%s", ip);
+        a->next = *b;
+        *b = a;
+    }
+    if (!a || a->count >= max)
+        ok = false;
+    else
+        a->count++;
+    pthread_mutex_unlock(&w->mu);
+    return ok;
+}
+
+/* Any thread: the stream from ip is gone. */
+static void addr_release(jv_watch *w, const char *ip)
+{
+    waddr **p = &w->addrs[addr_bucket(ip)];
+    pthread_mutex_lock(&w->mu);
+    while (*p && strcmp((*p)->ip, ip) != 0)
+        p = &(*p)->next;
+    waddr *a = *p;
+    if (a && --a->count == 0) {
+        *p = a->next;
+        jv_free(a);
+    }
+    pthread_mutex_unlock(&w->mu);
+}
+
 /* Frees a stream that is not listed (it never reached the streams'
  * loop), or unlists and frees it there. */
 static void watcher_free(watcher *wt)
@@ -1118,6 +1177,8 @@ static void watcher_free(watcher *wt)
     }
     if (wt->fd >= 0)
         close(wt->fd);
+    if (wt->ip[0])
+        addr_release(w, wt->ip);
     atomic_fetch_sub(&w->active, 1);
     jv_buf_fini(&wt->pending);
     jv_buf_fini(&wt->head);
@@ -1269,6 +1330,19 @@ static void fan_close(watcher *wt)
         return;
     wt->closing = true;
     uv_close(&wt->io.h, on_io_closed);
+}
+
+/* A client that takes nothing: a reset, so that the kernel does not
+ * keep trying to deliver what we wrote. */
+static void fan_reset(watcher *wt)
+{
+    if (wt->closing)
+        return;
+    if (wt->is_unix || uv_tcp_close_reset(&wt->io.tcp, on_io_closed) != 0) {
+        fan_close(wt);
+        return;
+    }
+    wt->closing = true;
 }
 
 static void fan_next(watcher *wt);
@@ -1533,7 +1607,7 @@ static void on_grace(uv_timer_t *t)
 {
     jv_watch *w = t->data;
     for (watcher *wt = w->watchers; wt; wt = wt->next)
-        fan_close(wt);
+        fan_reset(wt);
 }
 
 /* Streams' loop, told to stop: every stream gets its last piece, those
@@ -1596,11 +1670,11 @@ static void on_fan_async(uv_async_t *h)
 static void on_timer(uv_timer_t *t)
 {
     jv_watch *w = t->data;
-    uint64_t now = uv_now(&w->loop);
+    uint64_t now = uv_now(&w->loop), timeout = atomic_load(&w->send_timeout_ms);
     for (watcher *wt = w->watchers; wt; wt = wt->next) {
         /* A client that takes nothing of a piece for the send timeout. */
-        if (wt->writing && now - wt->send_since >= w->send_timeout_ms) {
-            fan_close(wt);
+        if (wt->writing && now - wt->send_since >= timeout) {
+            fan_reset(wt);
         } else if (now - wt->last_out_ms >= PING_MS) {
             wt->ping_due = true;
             resume(wt);
@@ -1716,6 +1790,28 @@ size_t jv_watch_streams(const jv_watch *w)
 /* -- the route --------------------------------------------------------------
  */
 
+/* "127.0.0.1:50312" -> "127.0.0.1", "[::1]:7" -> "[::1]"; "" for a Unix
+ * socket (not counted per address, as in the HTTP server). */
+static void client_ip(const char *remote, char *out, size_t cap)
+{
+    const char *colon = strrchr(remote, ':');
+    out[0] = 0;
+    if (!colon || !strcmp(remote, "unix"))
+        return;
+    snprintf(out, cap, "%.*s", (int)(colon - remote), remote);
+}
+
+void jv_watch_set_limits(jv_watch *w, const jv_http_opts *ho)
+{
+    if (!w)
+        return;
+    /* Streams never idle out: at most half as many as connections. */
+    atomic_store(&w->max_streams, ho->max_conns / 2 ? ho->max_conns / 2 : 1);
+    atomic_store(&w->max_per_addr,
+                 ho->max_conns_per_addr ? ho->max_conns_per_addr : 1);
+    atomic_store(&w->send_timeout_ms, ho->send_timeout_ms);
+}
+
 void api_watch(api_ctx *c)
 {
     jv_watch *w = c->node->watch;
@@ -1732,17 +1828,28 @@ void api_watch(api_ctx *c)
         return;
     }
     size_t open = atomic_load(&w->active);
-    if (open >= w->max_streams) {
+    if (open >= atomic_load(&w->max_streams)) {
         api_error(c, 503, "too_many_streams",
                   "%zu change streams are open, the most this node serves",
                   open);
         return;
     }
+    char ip[64];
+    client_ip(jv_http_remote(c->req), ip, sizeof(ip));
+    if (ip[0] && !addr_take(w, ip, atomic_load(&w->max_per_addr))) {
+        api_error(c, 503, "too_many_streams",
+                  "this client address has the most change streams one "
+                  "address may open (max-conns-per-addr)");
+        return;
+    }
     watcher *wt = jv_calloc(1, sizeof(*wt));
     if (!wt) {
+        if (ip[0])
+            addr_release(w, ip);
         api_fail(c, JV_ENOMEM, "watch");
         return;
     }
+    memcpy(wt->ip, ip, sizeof(ip));
     atomic_fetch_add(&w->active, 1);
     wt->w = w;
     wt->fd = -1;
@@ -1805,6 +1912,11 @@ static void watch_maybe_free(jv_watch *w)
         uv_loop_close(&w->loop);
     jv_free(w->ring);
     dmap_fini(&w->live);
+    for (size_t i = 0; i < ADDR_BUCKETS; i++)
+        for (waddr *a = w->addrs[i], *next; a; a = next) {
+            next = a->next;
+            jv_free(a);
+        }
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
     jv_free(w);
@@ -1840,9 +1952,7 @@ jv_err jv_watch_start(jv_node *n, jv_watch **out)
     pthread_cond_init(&w->cv, NULL);
     jv_http_opts_default(&ho);
     jv_node_api_limits(n->cfg, &ho);
-    /* Streams never idle out: at most half as many as connections. */
-    w->max_streams = ho.max_conns / 2 ? ho.max_conns / 2 : 1;
-    w->send_timeout_ms = ho.send_timeout_ms;
+    jv_watch_set_limits(w, &ho);
     jv_store_opts_default(&o);
     o.readonly = true;
     o.checked = true;

@@ -37,6 +37,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "http.h"
 #include "types.h"
 
 typedef struct jv_watch jv_watch;
@@ -94,6 +95,11 @@ void jv_watch_peer(jv_watch *w, const char *addr, const jv_id *id,
  * known). */
 void jv_watch_job(jv_watch *w, const char *what, const char *state,
                   uint64_t done, uint64_t total);
+
+/* The limits of the session API (jv_node_api_limits) as they apply to
+ * streams: at most max_conns/2 open, max_conns_per_addr from one client
+ * address, the send timeout. At start and on a reload. Accepts NULL. */
+void jv_watch_set_limits(jv_watch *w, const jv_http_opts *ho);
 
 /* Open streams. Accepts NULL. */
 size_t jv_watch_streams(const jv_watch *w);

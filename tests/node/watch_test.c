@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <sqlite3.h>
@@ -694,6 +695,45 @@ static void test_job_stop(void **state)
     api_cleanup(&a);
 }
 
+/* Handed over to the streams' thread, streams still count per client
+ * address (--max-conns-per-addr); a closed one frees its place. */
+static void test_stream_limits(void **state)
+{
+    (void)state;
+    api_node a;
+    char *extra[] = {"--max-conns", "40", "--max-conns-per-addr", "4", NULL};
+    jv_sse s[5];
+    api_start(&a, extra);
+    for (int i = 0; i < 4; i++)
+        open_ok(&s[i], a.node.url, a.admin_token, NULL, NULL, 0, NULL, NULL);
+    assert_int_equal(jv_sse_open(&s[4], a.node.url, "/v1/watch", a.admin_token,
+                                 NULL, 0, WAIT_MS),
+                     0);
+    assert_int_equal(s[4].status, 503);
+    assert_non_null(strstr(s[4].body, "too_many_streams"));
+    jv_sse_close(&s[4]);
+    /* Plain requests from the same address still get through. */
+    json_decref(API_OK(&a, 200, "GET", "/v1/status", a.admin_token, NULL));
+
+    jv_sse_close(&s[0]);
+    double end = mono_ms() + WAIT_MS;
+    for (;;) {
+        assert_int_equal(jv_sse_open(&s[0], a.node.url, "/v1/watch",
+                                     a.admin_token, NULL, 0, WAIT_MS),
+                         0);
+        if (s[0].status == 200)
+            break;
+        assert_int_equal(s[0].status, 503);
+        jv_sse_close(&s[0]);
+        if (mono_ms() > end)
+            fail_msg("a closed stream's place never came free");
+        usleep(50 * 1000);
+    }
+    for (int i = 0; i < 4; i++)
+        jv_sse_close(&s[i]);
+    api_cleanup(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -702,6 +742,7 @@ int main(void)
         cmocka_unit_test(test_resume),
         cmocka_unit_test(test_expired),
         cmocka_unit_test(test_lagged),
+        cmocka_unit_test(test_stream_limits),
         cmocka_unit_test(test_job_progress),
         cmocka_unit_test(test_job_stop),
     };
