@@ -163,8 +163,11 @@ static void test_never_sent_back(void **state)
             free(d);
             json_decref(st);
         }
-        printf("before: B sent A %.0f, C sent B %.0f; now %.0f, %.0f\n", b_to_a,
-               c_to_b, batches_out(B, A), batches_out(CC, B));
+        printf("before: B sent A %.0f, C sent B %.0f; now %.0f, %.0f; "
+               "duplicates at A %.0f, now %.0f\n",
+               b_to_a, c_to_b, batches_out(B, A), batches_out(CC, B), dup_a,
+               nt_metric(&C, A,
+                         "jarvis_repl_batches_total{result=\"duplicate\"}"));
     }
     NT_CHECK(&C, batches_out(B, A) == b_to_a);
     NT_CHECK(&C, batches_out(CC, B) == c_to_b);
