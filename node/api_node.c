@@ -181,15 +181,6 @@ static int clock_health(jv_node *n, char *why, size_t whylen)
     jv_repl_held(n->repl, &gap, &untrusted, &skew);
     if (!ck.peers)
         snprintf(why, whylen, "not measured yet (no peer answered)");
-    else if (ck.peers < ck.needed)
-        snprintf(why, whylen,
-                 "offset not judged yet: %zu peer measured, %zu needed to "
-                 "tell which clock is off (next stamp %+" PRId64
-                 " ms ahead of this clock, bound %" PRIu64 " ms)%s",
-                 ck.peers, ck.needed, ck.ahead_ms, n->cfg->max_skew_ms,
-                 ck.skewed ? ": clock_skew, local writes refused until the "
-                             "clock catches up"
-                           : "");
     else
         snprintf(why, whylen,
                  "%+" PRId64 " ms off the median of %zu peers (next stamp "

@@ -2823,21 +2823,10 @@ static size_t peer_offsets(const jv_repl *r, int64_t *median)
 void jv_repl_clock_get(jv_repl *r, jv_repl_clock *out)
 {
     int64_t median;
-    size_t others = 0;
     memset(out, 0, sizeof(*out));
-    for (const peer *p = r->peers; p; p = p->next)
-        others += !p->is_self;
-    /* One peer's clock against ours says nothing about which is wrong
-     * when another peer could tell: a node that had measured only a fast
-     * peer took itself for slow and refused writes. */
-    out->needed = others >= 2 ? 2 : 1;
     out->peers = peer_offsets(r, &median);
     if (!out->peers)
         return;
-    /* Not judged yet: this clock is taken as right, so only a next stamp
-     * ahead of it counts. */
-    if (out->peers < out->needed)
-        median = 0;
     int64_t bound = (int64_t)r->node->hlc.max_skew_ms;
     int64_t now = (int64_t)jv_now_ms();
     out->offset_ms = -median / 1000;

