@@ -1836,6 +1836,9 @@ jv_err jv_http_detach(jv_http_req *r, int status, const char *content_type,
     s->inflight--;
     *fd = -1;
     if (c->closing || c->writing) {
+        /* Cannot happen while the handler holds the request; were it
+         * written to meanwhile, the client would wait for nothing. */
+        conn_close(c);
         err = JV_ECLOSED;
         goto out;
     }
