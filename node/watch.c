@@ -596,7 +596,7 @@ static void render_op(dctx *d, const jv_change_row *r, const jv_batch *b,
     put_tail(out);
 }
 
-/* -- the ring of recent events (loop thread) ------------------------------ */
+/* -- the ring of recent events (streams' loop) --------------------------- */
 
 typedef struct wev {
     struct wev *next; /* while handed from the thread to the loop */

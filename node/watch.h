@@ -2,17 +2,22 @@
  * watch.h - change streams: GET /v1/watch, Server-Sent Events of what the
  * node applies (docs/api.md has the wire format).
  *
- *   writer thread        watch thread                    loop thread
- *   -------------        ------------                    -----------
- *   commit ----job done----------------------------->    jv_watch_kick
- *                        reads batches after the  <----  (wakes the thread)
- *                        last one it decoded (own
- *                        read connection), renders
- *                        each op once as SSE text  ---> ring of recent events
- *                                                        (bounded: count and
- *                        catch-up jobs: a resumed         bytes)
- *                        stream's events from the  ---> each stream pulls from
- *                        log, filtered                    its own position
+ *   node's loop              decode thread            streams' loop
+ *   -----------              -------------            -------------
+ *   commit done:             reads batches after      (its own thread and
+ *   jv_watch_kick ---------> the last it decoded      libuv loop)
+ *                            (own read connection),
+ *                            renders each op once --> ring of recent events
+ *   jv_watch_peer/job -----> places node events       (bounded: count and
+ *   (queued)                 after them           --> bytes)
+ *                            catch-up jobs: a
+ *   GET /v1/watch: first --> resumed stream's     --> each stream pulls from
+ *   job, then the answer     events from the log      its own position and
+ *   (200: the connection                               writes its socket
+ *   is handed over) ------------------------------->
+ *
+ * Both threads run 10 nice steps below the node: on a busy machine the
+ * writers come first.
  *
  * A cursor is a position in the log in apply order: the batch's rowid
  * (storage/changes.h keeps rowids from ever being reused) and how many of
@@ -22,14 +27,14 @@
  *     k: ops of that batch delivered (1..4096), JV_CURSOR_END when all
  *     j: live node events (peer reachable, backup...) after that position
  *
- * Each event is decoded once, in the watch thread; a stream only copies
- * text. A stream holds at most one piece (JV_HTTP_CHUNK) of output
- * (http.h's stream budget); a client that reads too slowly falls off the
- * ring and is told so (event "lagged" with its cursor) and disconnected.
+ * Each event is decoded once, in the decode thread; a stream only copies
+ * text. A stream holds at most one piece (JV_HTTP_CHUNK) of output; a
+ * client that reads too slowly falls off the ring and is told so (event
+ * "lagged" with its cursor) and disconnected.
  * Nothing a stream does ever waits: the writer and the other streams go
  * on.
  *
- * Threading: every function here runs on the loop thread.
+ * Threading: every function here runs on the node's loop thread.
  */
 #ifndef JV_WATCH_H
 #define JV_WATCH_H
