@@ -735,7 +735,12 @@ static jv_err start_replication(jv_node *n, char *msg, size_t msglen)
     ro.timeout_ms = cfg->peer_timeout_ms;
     ro.backoff_min_ms = 250;
     ro.backoff_max_ms = 30000;
-    if ((err = jv_repl_start(n, &ro, &n->repl, n->peer_bound,
+    jv_repl_host host;
+    if ((err = jv_repl_host_node(n, &host))) {
+        fmt(msg, msglen, "out of memory");
+        return err;
+    }
+    if ((err = jv_repl_start(n, &host, &ro, &n->repl, n->peer_bound,
                              sizeof(n->peer_bound), msg, msglen)))
         return err;
     if (n->peer_bound[0])

@@ -35,9 +35,8 @@
 #include "timefmt.h"
 #include "log.h"
 #include "query.h"
+#include "repl_host.h"
 #include "snapshot.h"
-#include "transport.h"
-#include "watch.h"
 #include "wire.h"
 
 #define COMPRESS_MIN 1024
@@ -224,7 +223,7 @@ struct jv_repl {
     size_t npeers;
     jv_vv applied;      /* this node's applied vector */
     struct peer *chain; /* the peer a pull goes on with (`more`) */
-    uv_timer_t timer;
+    jv_repl_host host;  /* the world: clock, timer, network, jobs */
     char bound[256];
     char *blocked[MAX_BLOCKED];
     size_t nblocked;
@@ -298,6 +297,18 @@ static void recheck_held(jv_repl *r);
 
 /* -- small helpers -------------------------------------------------------- */
 
+static uint64_t now_ms(const jv_repl *r)
+{
+    return r->host.now_ms(r->host.ctx);
+}
+
+static void on_timer(void *arg);
+
+static void timer_arm(jv_repl *r, uint64_t delay_ms)
+{
+    r->host.timer_start(r->host.ctx, delay_ms, on_timer, r);
+}
+
 static uint64_t rnd(jv_repl *r)
 {
     /* xorshift64*: jitter and peer picks need no more than this. */
@@ -361,7 +372,7 @@ static void note_hold(jv_repl *r, const jv_id *origin, const char *addr,
     hold_note *h = &r->holds[r->nholds++];
     memset(h, 0, sizeof(*h));
     h->origin = *origin;
-    h->since_ms = jv_now_ms();
+    h->since_ms = now_ms(r);
     char fhex[JV_ID_HEX] = "?";
     if (from)
         jv_id_hex(from, fhex);
@@ -483,7 +494,7 @@ static void refuse_msg(jv_repl *r, mreason why, const jv_id *from)
 {
     const char *name = mreason_name[why];
     count(r, "jarvis_repl_refused_messages_total", "reason", name, 1);
-    uint64_t now = jv_now_ms();
+    uint64_t now = now_ms(r);
     if (now - r->msg_log_ms[why] < 60000 && r->msg_log_ms[why])
         return;
     r->msg_log_ms[why] = now;
@@ -561,7 +572,7 @@ static jv_err open_message(jv_repl *r, const uint8_t *msg, size_t len,
  * increasing over everything this node sends. */
 static uint64_t next_stamp(jv_repl *r)
 {
-    uint64_t now = jv_now_ms() * 1000;
+    uint64_t now = now_ms(r) * 1000;
     r->stamp = now > r->stamp ? now : r->stamp + 1;
     return r->stamp;
 }
@@ -605,7 +616,7 @@ static bool is_trusted(jv_repl *r, const jv_id *id)
  * ahead cannot block the sender's next ones. */
 static bool fresh_ok(const jv_repl *r, const jv_id *from, uint64_t stamp)
 {
-    uint64_t now = jv_now_ms() * 1000;
+    uint64_t now = now_ms(r) * 1000;
     uint64_t skew = r->node->hlc.max_skew_ms * 1000;
     if (stamp <= r->fresh_floor || stamp > now + skew || stamp + skew < now)
         return false;
@@ -729,7 +740,7 @@ static void told_put(jv_repl *r, const jv_id *id, const jv_vv *claim)
     }
     told *t = &r->told[at];
     t->id = *id;
-    t->at_ms = jv_now_ms();
+    t->at_ms = now_ms(r);
     /* Out of memory: rather nothing than half a vector. */
     t->used = jv_vv_copy(&t->vv, claim) == JV_OK;
 }
@@ -814,7 +825,7 @@ static jv_err frontier_one(void *arg, const jv_trust_row *t)
 bool jv_repl_frontier(jv_repl *r, uint64_t horizon_ms, jv_vv *out,
                       size_t *behind)
 {
-    frontier_ctx f = {r, out, jv_now_ms(), 0, 0, false, JV_OK};
+    frontier_ctx f = {r, out, now_ms(r), 0, 0, false, JV_OK};
     r->horizon_ms = horizon_ms;
     jv_vv_clear(out);
     jv_err err = jv_store_trust_list(r->node->rst, frontier_one, &f);
@@ -841,7 +852,7 @@ static bool peer_behind(const peer *p, uint64_t now)
 size_t jv_repl_behind_horizon(const jv_repl *r)
 {
     size_t n = 0;
-    uint64_t now = jv_now_ms();
+    uint64_t now = now_ms(r);
     for (const peer *p = r->peers; p; p = p->next)
         n += peer_behind(p, now);
     return n;
@@ -850,7 +861,7 @@ size_t jv_repl_behind_horizon(const jv_repl *r)
 /* p's own message says it holds `claim`. */
 static void learn(peer *p, const jv_vv *claim)
 {
-    known_age(p, jv_now_ms());
+    known_age(p, now_ms(p->r));
     jv_vv_merge(&p->known[0], claim);
     if (p->id_known)
         told_put(p->r, &p->id, claim);
@@ -863,7 +874,7 @@ static void learn(peer *p, const jv_vv *claim)
 static jv_err theirs(peer *p, const jv_vv *base, jv_vv *out)
 {
     jv_err err;
-    known_age(p, jv_now_ms());
+    known_age(p, now_ms(p->r));
     if ((err = jv_vv_copy(out, base)) ||
         (err = jv_vv_merge(out, &p->known[0])) ||
         (err = jv_vv_merge(out, &p->known[1])))
@@ -879,7 +890,7 @@ static jv_err theirs(peer *p, const jv_vv *base, jv_vv *out)
 static jv_err delivered_for(peer *p, uint64_t stamp, jv_vv *them)
 {
     if (stamp < p->delivered_stamp &&
-        jv_now_ms() - p->delivered_ms < 2 * p->r->o.timeout_ms)
+        now_ms(p->r) - p->delivered_ms < 2 * p->r->o.timeout_ms)
         return jv_vv_merge(them, &p->delivered);
     jv_vv_clear(&p->delivered);
     p->delivered_stamp = 0;
@@ -1219,7 +1230,7 @@ static void count_result(jv_repl *r, peer *src, const jv_id *src_id, jv_err res,
 /* A batch stamped ahead of this clock (within the skew bound) took 0. */
 static void note_delay(jv_repl *r, uint64_t stamp)
 {
-    uint64_t now = jv_now_ms(), at = jv_hlc_ms(stamp);
+    uint64_t now = now_ms(r), at = jv_hlc_ms(stamp);
     uint64_t ms = now > at ? now - at : 0;
     r->delay_ms[r->ndelay++ % JV_REPL_DELAY_SAMPLES] = ms;
     jv_metrics_observe(r->node->metrics, "jarvis_repl_delay_seconds", NULL,
@@ -1275,7 +1286,7 @@ static void applied_cb(jv_write_req *w)
         }
         applied++;
         note_delay(r, j->hlc[i]);
-        jv_hlc_observe(&r->node->hlc, jv_now_ms(), j->hlc[i]);
+        jv_hlc_observe(&r->node->hlc, now_ms(r), j->hlc[i]);
         origin_add(&origins, &h.origin);
     }
     if (applied || w->stats.released) {
@@ -1383,7 +1394,7 @@ static bool apply_batches(jv_repl *r, peer *src, const jv_msg *m,
     j->wr.done = applied_cb;
     j->wr.arg = j;
     r->applying++;
-    jv_writer_submit(r->node->writer, &j->wr);
+    r->host.write(r->host.ctx, &j->wr);
     return true;
 }
 
@@ -1394,7 +1405,7 @@ static bool apply_batches(jv_repl *r, peer *src, const jv_msg *m,
 static void fail_as(peer *p, const char *why, const char *outcome)
 {
     jv_repl *r = p->r;
-    uint64_t now = jv_now_ms();
+    uint64_t now = now_ms(r);
     /* With no connection, that is the reason, logged by on_link: a
      * request that then times out or is lost adds nothing. */
     bool net = p->trouble == T_NET;
@@ -1407,8 +1418,8 @@ static void fail_as(peer *p, const char *why, const char *outcome)
     if (p->reachable || !p->down_since_ms)
         p->down_since_ms = now;
     if (p->reachable)
-        jv_watch_peer(r->node->watch, p->addr, p->id_known ? &p->id : NULL,
-                      false);
+        r->host.peer_seen(r->host.ctx, p->addr, p->id_known ? &p->id : NULL,
+                          false);
     p->reachable = false;
     p->failures++;
     if (!net)
@@ -1517,8 +1528,8 @@ static void ex_done(void *arg, jv_err err, const char *msg)
         goto out;
     }
     if (!err)
-        err = jv_transport_send(p->tp, j->w.frame.data, j->w.frame.len,
-                                r->o.timeout_ms);
+        err = r->host.tp_send(p->tp, j->w.frame.data, j->w.frame.len,
+                              r->o.timeout_ms);
     if (err) {
         char why[160];
         snprintf(why, sizeof(why), "cannot send: %s%s%s", jv_strerror(err),
@@ -1534,7 +1545,7 @@ static void ex_done(void *arg, jv_err err, const char *msg)
     p->req_stamp = j->w.stamp;
     p->pulling = j->pull;
     p->pull_ms =
-        j->pull && !j->probe ? jv_now_ms() : 0; /* a probe asks nothing */
+        j->pull && !j->probe ? now_ms(r) : 0; /* a probe asks nothing */
     p->probing = j->probe;
     p->bytes_out += j->w.frame.len;
     p->batches_out += j->w.s.n;
@@ -1618,7 +1629,7 @@ static void exchange(peer *p, bool pull)
     j->w.job.fn = ex_run;
     j->w.job.done = ex_done;
     j->w.job.arg = j;
-    if ((err = jv_readers_submit(r->node->sync_readers, &j->w.job)))
+    if ((err = r->host.read(r->host.ctx, &j->w.job)))
         goto fail;
     r->serving++;
     p->state = P_BUILDING;
@@ -1703,7 +1714,7 @@ static bool take_notice(jv_repl *r, peer *p, const uint8_t *msg, size_t len)
  * was made about halfway through the round trip. */
 static void measure(peer *p, uint64_t stamp)
 {
-    uint64_t now = jv_now_ms() * 1000;
+    uint64_t now = now_ms(p->r) * 1000;
     if (now < p->req_stamp)
         return; /* our own clock stepped back meanwhile */
     uint64_t mid = p->req_stamp + (now - p->req_stamp) / 2;
@@ -1816,7 +1827,7 @@ static void take_introduction(jv_repl *r, peer *p, const jv_msg *m)
         return;
     }
     bind_id(p, &m->from);
-    p->last_contact_ms = jv_now_ms();
+    p->last_contact_ms = now_ms(r);
     if (!is_trusted(r, &m->from)) {
         char hex[JV_ID_HEX], msg[160];
         jv_id_hex(&m->from, hex);
@@ -1844,12 +1855,12 @@ static void take_reply(jv_repl *r, peer *p, const jv_msg *m)
      * requests older than this reply are answered as if it had them. */
     jv_vv_merge(&p->delivered, &p->sent);
     p->delivered_stamp = m->stamp;
-    p->delivered_ms = jv_now_ms();
+    p->delivered_ms = now_ms(r);
     p->claim_self = jv_vv_get(&m->have, &r->node->restored_from);
     if (!p->reachable) {
         jv_info("repl", "peer %s reachable", p->addr);
-        jv_watch_peer(r->node->watch, p->addr, p->id_known ? &p->id : NULL,
-                      true);
+        r->host.peer_seen(r->host.ctx, p->addr, p->id_known ? &p->id : NULL,
+                          true);
     }
     p->reachable = true;
     p->trouble = T_NONE;
@@ -1857,7 +1868,7 @@ static void take_reply(jv_repl *r, peer *p, const jv_msg *m)
     p->down_since_ms = 0;
     p->failures = 0;
     p->last_error[0] = '\0';
-    p->last_contact_ms = jv_now_ms();
+    p->last_contact_ms = now_ms(r);
     p->next_try_ms = 0;
     count(r, "jarvis_repl_exchanges_total", "outcome", "ok", 1);
 }
@@ -1963,7 +1974,7 @@ static bool answer_snapshot(jv_repl *r, jv_inbound *in, peer *p,
                 "base snapshot (%" PRIu64 " bytes)",
                 hex, info.bytes);
     }
-    jv_transport_reply(in, frame.data, frame.len);
+    r->host.tp_reply(in, frame.data, frame.len);
     sent = true;
 out:
     jv_buf_fini(&chunk);
@@ -1997,11 +2008,11 @@ static jv_err snap_send(jv_repl *r, peer *p, uint64_t offset)
     jv_vv_clear(&p->sent);
     if (!(err = have_on(r->node->rst, &r->applied, &have)) &&
         !(err = build(r, &h, &have, NULL, false, 0, &frame, &p->req_stamp)) &&
-        !(err = jv_transport_send(p->tp, frame.data, frame.len,
-                                  r->o.timeout_ms))) {
+        !(err =
+              r->host.tp_send(p->tp, frame.data, frame.len, r->o.timeout_ms))) {
         p->state = P_SENDING;
         p->pulling = true;
-        p->pull_ms = jv_now_ms(); /* a transfer holds other pulls back */
+        p->pull_ms = now_ms(r); /* a transfer holds other pulls back */
         p->probing = false;
         p->bytes_out += frame.len;
         count(r, "jarvis_repl_bytes_total", "direction", "out",
@@ -2181,7 +2192,7 @@ static void snap_install(jv_repl *r)
     jv_buf_init(&r->snap.data);
     r->snap.active = false;
     j->kp = r->node->origin;
-    if (jv_node_offloop(r->node, install_run, install_done, j) != JV_OK) {
+    if (r->host.offloop(r->host.ctx, install_run, install_done, j) != JV_OK) {
         jv_buf_fini(&j->data);
         jv_keypair_wipe(&j->kp);
         jv_free(j);
@@ -2195,7 +2206,7 @@ static void snap_install(jv_repl *r)
 static void take_snap_chunk(jv_repl *r, peer *p, const jv_msg *m)
 {
     const jv_wire_snap *w = &m->snap;
-    uint64_t now = jv_now_ms();
+    uint64_t now = now_ms(r);
     bool same = r->snap.head.total &&
                 memcmp(r->snap.head.digest, w->digest, JV_HASH_LEN) == 0;
     if (r->snap.asked && !r->snap.answered && w->offset == 0 &&
@@ -2293,7 +2304,7 @@ static void on_reply(void *arg, jv_tpeer *tp, jv_err err, const uint8_t *msg,
                      size_t len)
 {
     jv_repl *r = arg;
-    peer *p = jv_tpeer_user(tp);
+    peer *p = r->host.tp_user(tp);
     jv_buf plain;
     jv_msg m;
     char why[192];
@@ -2417,9 +2428,9 @@ static void send_refusal(jv_repl *r, jv_inbound *in, const jv_msg *m,
     if (build(r, &h, &none, NULL, false, 0, &frame, NULL) == JV_OK) {
         count(r, "jarvis_repl_bytes_total", "direction", "out",
               (double)frame.len);
-        jv_transport_reply(in, frame.data, frame.len);
+        r->host.tp_reply(in, frame.data, frame.len);
     } else {
-        jv_transport_drop(in);
+        r->host.tp_drop(in);
     }
     jv_buf_fini(&frame);
 }
@@ -2446,7 +2457,7 @@ static peer *take_request(jv_repl *r, const jv_msg *m, const char *addr,
         jv_vv_copy(&p->have, &m->have);
     p->have_known = true;
     learn(p, &m->have);
-    p->last_contact_ms = jv_now_ms();
+    p->last_contact_ms = now_ms(r);
     p->bytes_in += len;
     p->version = JV_WIRE_VERSION;
     memcpy(p->key_seen, r->frame_key, sizeof(p->key_seen));
@@ -2496,7 +2507,7 @@ static void serve_done(void *arg, jv_err err, const char *msg)
         if (err)
             jv_error("repl", "cannot answer a peer: %s (%s)", jv_strerror(err),
                      msg);
-        jv_transport_drop(j->in);
+        r->host.tp_drop(j->in);
         goto out;
     }
     peer *p = find_id(r, &j->from);
@@ -2519,7 +2530,7 @@ static void serve_done(void *arg, jv_err err, const char *msg)
           (double)j->w.plain);
     count(r, "jarvis_repl_bytes_total", "direction", "out",
           (double)j->w.frame.len);
-    jv_transport_reply(j->in, j->w.frame.data, j->w.frame.len);
+    r->host.tp_reply(j->in, j->w.frame.data, j->w.frame.len);
 out:
     serve_free(j);
     maybe_finish_stop(r);
@@ -2552,7 +2563,7 @@ static bool answer_request(jv_repl *r, jv_inbound *in, peer *p, const jv_msg *m)
     j->w.job.fn = serve_run;
     j->w.job.done = serve_done;
     j->w.job.arg = j;
-    if ((err = jv_readers_submit(r->node->sync_readers, &j->w.job)))
+    if ((err = r->host.read(r->host.ctx, &j->w.job)))
         goto fail;
     r->serving++;
     return true;
@@ -2587,7 +2598,7 @@ static void on_request(void *arg, jv_inbound *in, const uint8_t *msg,
                           ? jv_notice_version(JV_WIRE_VERSION, &plain)
                           : jv_notice_key(r->keyed ? &r->ring : NULL, &plain);
         if (nerr == JV_OK) {
-            jv_transport_reply(in, plain.data, plain.len);
+            r->host.tp_reply(in, plain.data, plain.len);
             in = NULL;
         }
         goto drop;
@@ -2626,7 +2637,7 @@ static void on_request(void *arg, jv_inbound *in, const uint8_t *msg,
     }
 drop:
     if (in)
-        jv_transport_drop(in);
+        r->host.tp_drop(in);
     jv_msg_fini(&m);
     jv_buf_fini(&plain);
 }
@@ -2662,7 +2673,7 @@ static void on_listener(void *arg, jv_err err)
 static void on_link(void *arg, jv_tpeer *tp, const char *why)
 {
     jv_repl *r = arg;
-    peer *p = jv_tpeer_user(tp);
+    peer *p = r->host.tp_user(tp);
     if (r->stopping || p->is_self)
         return;
     if (!why) {
@@ -2677,10 +2688,10 @@ static void on_link(void *arg, jv_tpeer *tp, const char *why)
     if (p->reachable || p->trouble != T_NET || strcmp(p->last_error, why))
         jv_warn("repl", "peer %s unreachable: %s", p->addr, why);
     if (p->reachable || !p->down_since_ms)
-        p->down_since_ms = jv_now_ms();
+        p->down_since_ms = now_ms(r);
     if (p->reachable)
-        jv_watch_peer(r->node->watch, p->addr, p->id_known ? &p->id : NULL,
-                      false);
+        r->host.peer_seen(r->host.ctx, p->addr, p->id_known ? &p->id : NULL,
+                          false);
     p->reachable = false;
     p->trouble = T_NET;
     snprintf(p->last_error, sizeof(p->last_error), "%s", why);
@@ -2697,7 +2708,7 @@ static void kick(jv_repl *r, const char *exclude_addr, const jv_id *exclude,
 {
     peer *cand[64];
     size_t n = 0;
-    uint64_t now = jv_now_ms();
+    uint64_t now = now_ms(r);
     if (!r->o.fanout)
         return; /* anti-entropy only */
     for (peer *p = r->peers; p && n < 64; p = p->next) {
@@ -2753,13 +2764,13 @@ static bool pull_busy(const jv_repl *r, uint64_t now)
  * goes on a push, whose reply says what p holds all the same. */
 static void sync_with(peer *p)
 {
-    exchange(p, !pull_busy(p->r, jv_now_ms()));
+    exchange(p, !pull_busy(p->r, now_ms(p->r)));
 }
 
-static void on_timer(uv_timer_t *t)
+static void on_timer(void *arg)
 {
-    jv_repl *r = t->data;
-    uint64_t now = jv_now_ms();
+    jv_repl *r = arg;
+    uint64_t now = now_ms(r);
     peer *unknown = NULL, *cand[64];
     size_t n = 0;
     check_holds(r, now);
@@ -2784,8 +2795,7 @@ static void on_timer(uv_timer_t *t)
     jv_repl_clock_get(r, &ck);
     /* Jitter keeps nodes started together from syncing in lockstep. */
     uint64_t iv = r->o.interval_ms;
-    uv_timer_start(&r->timer, on_timer, iv - iv / 5 + rnd(r) % (iv / 5 * 2 + 1),
-                   0);
+    timer_arm(r, iv - iv / 5 + rnd(r) % (iv / 5 * 2 + 1));
 }
 
 /* -- clocks --------------------------------------------------------------- */
@@ -2797,7 +2807,7 @@ static size_t peer_offsets(const jv_repl *r, int64_t *median)
 {
     int64_t v[256];
     size_t n = 0;
-    uint64_t now = jv_now_ms();
+    uint64_t now = now_ms(r);
     for (const peer *p = r->peers; p && n < 256; p = p->next) {
         if (p->is_self || !p->offset_at_ms ||
             now - p->offset_at_ms > OFFSET_TTL_MS)
@@ -2828,7 +2838,7 @@ void jv_repl_clock_get(jv_repl *r, jv_repl_clock *out)
     if (!out->peers)
         return;
     int64_t bound = (int64_t)r->node->hlc.max_skew_ms;
-    int64_t now = (int64_t)jv_now_ms();
+    int64_t now = (int64_t)now_ms(r);
     out->offset_ms = -median / 1000;
     /* Our next stamp against their clocks: a clock set right again
      * still signs ahead while the hybrid clock is (it never goes back). */
@@ -2918,7 +2928,7 @@ static void recheck_held(jv_repl *r)
     j->wr.arg = j;
     r->applying++;
     r->rechecking = true;
-    jv_writer_submit(r->node->writer, &j->wr);
+    r->host.write(r->host.ctx, &j->wr);
 }
 
 /* -- peers ---------------------------------------------------------------- */
@@ -2942,7 +2952,7 @@ static void peer_free(peer *p)
 {
     if (p->building)
         p->building->p = NULL; /* its job ends without it */
-    jv_transport_peer_free(p->tp);
+    p->r->host.tp_peer_free(p->tp);
     jv_vv_fini(&p->have);
     jv_vv_fini(&p->sent);
     jv_vv_fini(&p->known[0]);
@@ -2970,11 +2980,11 @@ jv_err jv_repl_peer_add(jv_repl *r, const char *addr)
     jv_vv_init(&p->known[0]);
     jv_vv_init(&p->known[1]);
     jv_vv_init(&p->delivered);
-    p->known_since_ms = jv_now_ms();
+    p->known_since_ms = now_ms(r);
     p->down_since_ms = p->known_since_ms;
     p->rank = rnd(r);
     if (!p->addr ||
-        (err = jv_transport_peer_new(r->tp, addr, p, &p->tp)) != JV_OK) {
+        (err = r->host.tp_peer_new(r->tp, addr, p, &p->tp)) != JV_OK) {
         jv_free(p->addr);
         jv_free(p);
         return err ? err : JV_ENOMEM;
@@ -3062,7 +3072,7 @@ static const char *peer_state(const peer *p, char *buf, size_t n)
         return "this node";
     if (p->reachable)
         return "reachable";
-    if (peer_behind(p, jv_now_ms()))
+    if (peer_behind(p, now_ms(p->r)))
         return "behind the horizon";
     switch (p->trouble) {
     case T_KEY:
@@ -3093,7 +3103,7 @@ static void peer_json_more(const peer *p, json_t *o)
     const told *t = p->id_known ? told_of(p->r, &p->id) : NULL;
     json_object_set_new(o, "last_heard", time_or_null(t ? t->at_ms : 0));
     json_object_set_new(o, "behind_horizon",
-                        json_boolean(peer_behind(p, jv_now_ms())));
+                        json_boolean(peer_behind(p, now_ms(p->r))));
 }
 
 json_t *jv_repl_peers_json(jv_repl *r)
@@ -3217,7 +3227,7 @@ uint64_t jv_repl_isolated_ms(const jv_repl *r)
             return 0;
         since = p->down_since_ms > since ? p->down_since_ms : since;
     }
-    uint64_t now = jv_now_ms();
+    uint64_t now = now_ms(r);
     return since && now > since ? now - since : 0;
 }
 
@@ -3271,7 +3281,7 @@ void jv_repl_set_tuning(jv_repl *r, uint64_t fanout, uint64_t interval_ms,
     r->o.timeout_ms = timeout_ms;
     /* A shorter period applies now, not after the long wait under way. */
     if (sooner && !r->stopping)
-        uv_timer_start(&r->timer, on_timer, interval_ms, 0);
+        timer_arm(r, interval_ms);
 }
 
 void jv_repl_set_keyring(jv_repl *r, const jv_keyring *ring)
@@ -3294,7 +3304,7 @@ void jv_repl_set_keyring(jv_repl *r, const jv_keyring *ring)
      * What a connection has taken is on the wire already. */
     for (peer *p = r->peers; p; p = p->next)
         if (p->state == P_SENDING && !p->recalled &&
-            (p->recalled = jv_transport_recall(p->tp)))
+            (p->recalled = r->host.tp_recall(p->tp)))
             jv_info("repl",
                     "request to %s not sent yet: sent again under the "
                     "new key",
@@ -3329,7 +3339,7 @@ void jv_repl_unblock_all(jv_repl *r)
 void jv_repl_kill_listener(jv_repl *r)
 {
     jv_warn("repl", "test fault: killing the peer listener");
-    jv_transport_fault_kill_listener(r->tp);
+    r->host.tp_kill_listener(r->tp);
 }
 
 /* -- start and stop ------------------------------------------------------- */
@@ -3384,15 +3394,19 @@ static jv_err declare(jv_metrics *m)
     return err == JV_EEXIST ? JV_OK : err;
 }
 
-jv_err jv_repl_start(jv_node *n, const jv_repl_opts *o, jv_repl **out,
-                     char *bound, size_t boundlen, char *msg, size_t msglen)
+jv_err jv_repl_start(jv_node *n, const jv_repl_host *host,
+                     const jv_repl_opts *o, jv_repl **out, char *bound,
+                     size_t boundlen, char *msg, size_t msglen)
 {
     jv_transport_opts to;
     jv_err err;
     jv_repl *r = jv_calloc(1, sizeof(*r));
-    if (!r)
+    if (!r) {
+        host->fini(host->ctx, NULL, NULL);
         return JV_ENOMEM;
+    }
     r->node = n;
+    r->host = *host;
     r->o = *o;
     if (o->ring && o->ring->n) {
         r->ring = *o->ring;
@@ -3402,10 +3416,9 @@ jv_err jv_repl_start(jv_node *n, const jv_repl_opts *o, jv_repl **out,
     r->o.listen = NULL;
     jv_vv_init(&r->applied);
     jv_buf_init(&r->scratch);
-    randombytes_buf(&r->rng, sizeof(r->rng));
-    r->rng |= 1;
-    r->fresh_floor = jv_now_ms() * 1000;
-    r->started_ms = jv_now_ms();
+    r->rng = host->seed | 1;
+    r->fresh_floor = now_ms(r) * 1000;
+    r->started_ms = now_ms(r);
     if ((err = declare(n->metrics)) ||
         (err = jv_store_vv(n->rst, &r->applied))) {
         snprintf(msg, msglen, "cannot start replication: %s", jv_strerror(err));
@@ -3415,24 +3428,22 @@ jv_err jv_repl_start(jv_node *n, const jv_repl_opts *o, jv_repl **out,
     to.max_message = o->max_message + JV_SEAL_OVERHEAD;
     jv_transport_cbs cbs = {on_request, on_reply,     on_listener,
                             r,          on_oversized, on_link};
-    if ((err = jv_transport_new(n->loop, &to, &cbs, &r->tp))) {
+    if ((err = r->host.tp_new(r->host.ctx, &to, &cbs, &r->tp))) {
         snprintf(msg, msglen, "cannot start the peer transport: %s",
                  jv_strerror(err));
         goto fail;
     }
-    if (o->listen && (err = jv_transport_listen(r->tp, o->listen, r->bound,
-                                                sizeof(r->bound)))) {
+    if (o->listen && (err = r->host.tp_listen(r->tp, o->listen, r->bound,
+                                              sizeof(r->bound)))) {
         snprintf(msg, msglen, "cannot listen for peers on %s: %s", o->listen,
                  err == JV_EBUSY ? "address in use" : jv_strerror(err));
-        jv_transport_close(r->tp, NULL, NULL);
+        r->host.tp_close(r->tp, NULL, NULL);
         r->tp = NULL;
         goto fail;
     }
     if (bound)
         snprintf(bound, boundlen, "%s", r->bound);
-    uv_timer_init(n->loop, &r->timer);
-    r->timer.data = r;
-    uv_timer_start(&r->timer, on_timer, o->interval_ms / 2, 0);
+    timer_arm(r, o->interval_ms / 2);
     *out = r;
     return JV_OK;
 fail:
@@ -3441,13 +3452,14 @@ fail:
     jv_buf_fini(&r->snap.data);
     jv_buf_fini(&r->snap.vvsec);
     jv_keyring_wipe(&r->ring);
+    r->host.fini(r->host.ctx, NULL, NULL);
     jv_free(r);
     return err;
 }
 
-static void on_timer_closed(uv_handle_t *h)
+static void on_host_closed(void *rp)
 {
-    jv_repl *r = h->data;
+    jv_repl *r = rp;
     void (*done)(void *) = r->stop_done;
     void *arg = r->stop_arg;
     jv_vv_fini(&r->applied);
@@ -3467,7 +3479,7 @@ static void on_timer_closed(uv_handle_t *h)
 static void on_transport_closed(void *arg)
 {
     jv_repl *r = arg;
-    uv_close((uv_handle_t *)&r->timer, on_timer_closed);
+    r->host.fini(r->host.ctx, on_host_closed, r);
 }
 
 static void maybe_finish_stop(jv_repl *r)
@@ -3475,7 +3487,7 @@ static void maybe_finish_stop(jv_repl *r)
     if (!r->stopping || r->applying || r->serving || r->transport_closed)
         return;
     r->transport_closed = true;
-    jv_transport_close(r->tp, on_transport_closed, r);
+    r->host.tp_close(r->tp, on_transport_closed, r);
 }
 
 void jv_repl_stop(jv_repl *r, void (*done)(void *), void *arg)
@@ -3485,7 +3497,7 @@ void jv_repl_stop(jv_repl *r, void (*done)(void *), void *arg)
     r->stopping = true;
     r->stop_done = done;
     r->stop_arg = arg;
-    uv_timer_stop(&r->timer);
+    r->host.timer_stop(r->host.ctx);
     r->chain = NULL;
     while (r->peers) {
         peer *p = r->peers;

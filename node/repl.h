@@ -42,6 +42,7 @@
 
 #include "keyring.h"
 #include "node.h"
+#include "repl_host.h"
 
 typedef struct jv_repl jv_repl;
 
@@ -56,10 +57,12 @@ typedef struct {
     uint64_t backoff_max_ms;
 } jv_repl_opts;
 
-/* Starts the transport (and its listener). bound receives the listening
- * address actually bound ("" if none). */
-jv_err jv_repl_start(jv_node *n, const jv_repl_opts *o, jv_repl **out,
-                     char *bound, size_t boundlen, char *msg, size_t msglen);
+/* Starts the transport (and its listener) through host (repl_host.h),
+ * which it owns from now on, also when it fails. bound receives the
+ * listening address actually bound ("" if none). */
+jv_err jv_repl_start(jv_node *n, const jv_repl_host *host,
+                     const jv_repl_opts *o, jv_repl **out, char *bound,
+                     size_t boundlen, char *msg, size_t msglen);
 
 /* Adds a peer to dial (JV_EEXIST if known, JV_EINVAL if the address is not
  * tcp:// or ipc://) / forgets one (JV_ENOTFOUND). */

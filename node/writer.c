@@ -43,7 +43,7 @@ static uint64_t wall_ms(void)
 
 /* Verifies the peers' batches of one request and applies them in one
  * transaction. Signature work is skipped for batches already applied. */
-static void run_remote(jv_writer *w, jv_write_req *r)
+static void run_remote(jv_store *st, jv_write_req *r)
 {
     jv_store_batch *sb = jv_calloc(r->nremote, sizeof(*sb));
     jv_batch *decoded = jv_calloc(r->nremote, sizeof(*decoded));
@@ -54,8 +54,7 @@ static void run_remote(jv_writer *w, jv_write_req *r)
 
     if (!r->nremote) {
         /* JV_APPLY_RECHECK: held batches whose time has come. */
-        r->err =
-            jv_store_apply(w->st, NULL, 0, r->apply_flags, NULL, &r->stats);
+        r->err = jv_store_apply(st, NULL, 0, r->apply_flags, NULL, &r->stats);
         goto out;
     }
     if (!sb || !decoded || !hashes || !index || !results) {
@@ -69,7 +68,7 @@ static void run_remote(jv_writer *w, jv_write_req *r)
         uint8_t last[JV_HASH_LEN];
         if ((rb->result = jv_batch_peek(rb->body, rb->len, &h)))
             continue;
-        if (jv_store_origin_head(w->st, &h.origin, &applied, last) == JV_OK &&
+        if (jv_store_origin_head(st, &h.origin, &applied, last) == JV_OK &&
             h.last_seq <= applied) {
             rb->result = JV_EDUP;
             continue;
@@ -84,8 +83,7 @@ static void run_remote(jv_writer *w, jv_write_req *r)
         index[n++] = i;
     }
     if (n) {
-        r->err =
-            jv_store_apply(w->st, sb, n, r->apply_flags, results, &r->stats);
+        r->err = jv_store_apply(st, sb, n, r->apply_flags, results, &r->stats);
         for (size_t k = 0; k < n; k++)
             r->remote[index[k]].result = r->err ? r->err : results[k];
     }
@@ -100,8 +98,8 @@ out:
 }
 
 /* All local groups of the job go into one transaction and one batch. */
-static void run_local(jv_writer *w, jv_write_req *job, uint64_t hlc,
-                      uint64_t *ns)
+static void run_local(jv_store *st, const jv_keypair *kp, jv_write_req *job,
+                      uint64_t hlc, uint64_t *ns)
 {
     size_t n = 0, k = 0;
     for (jv_write_req *r = job; r; r = r->next)
@@ -118,7 +116,7 @@ static void run_local(jv_writer *w, jv_write_req *job, uint64_t hlc,
         for (jv_write_req *r = job; r; r = r->next)
             if (r->group.n || r->group.local)
                 groups[k++] = r->group;
-        err = jv_store_commit_local(w->st, &w->kp, hlc, groups, n, &info);
+        err = jv_store_commit_local(st, kp, hlc, groups, n, &info);
     }
     *ns += uv_hrtime() - t0;
     k = 0;
@@ -138,6 +136,27 @@ static void run_local(jv_writer *w, jv_write_req *job, uint64_t hlc,
     jv_free(groups);
 }
 
+void jv_writer_run(jv_store *st, const jv_keypair *kp, uint64_t hlc,
+                   jv_write_req *job)
+{
+    uint64_t ns = 0;
+    for (jv_write_req *r = job; r; r = r->next) {
+        if (!r->nremote && !(r->apply_flags & JV_APPLY_RECHECK))
+            continue;
+        uint64_t t0 = uv_hrtime();
+        run_remote(st, r);
+        ns += uv_hrtime() - t0;
+    }
+    run_local(st, kp, job, hlc, &ns);
+    for (jv_write_req *r = job; r; r = r->next) {
+        r->commit_ns = ns;
+        /* The loop must not read this thread's store: the message
+         * travels with the request. */
+        if (r->err)
+            snprintf(r->errmsg, sizeof(r->errmsg), "%s", jv_store_errmsg(st));
+    }
+}
+
 static void *thread_main(void *arg)
 {
     jv_writer *w = arg;
@@ -152,23 +171,7 @@ static void *thread_main(void *arg)
         w->job = NULL;
         pthread_mutex_unlock(&w->mu);
 
-        uint64_t ns = 0;
-        for (jv_write_req *r = job; r; r = r->next) {
-            if (!r->nremote && !(r->apply_flags & JV_APPLY_RECHECK))
-                continue;
-            uint64_t t0 = uv_hrtime();
-            run_remote(w, r);
-            ns += uv_hrtime() - t0;
-        }
-        run_local(w, job, hlc, &ns);
-        for (jv_write_req *r = job; r; r = r->next) {
-            r->commit_ns = ns;
-            /* The loop must not read this thread's store: the message
-             * travels with the request. */
-            if (r->err)
-                snprintf(r->errmsg, sizeof(r->errmsg), "%s",
-                         jv_store_errmsg(w->st));
-        }
+        jv_writer_run(w->st, &w->kp, hlc, job);
 
         pthread_mutex_lock(&w->mu);
         w->done = job;

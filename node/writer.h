@@ -94,6 +94,13 @@ void jv_writer_observe(jv_writer *w, jv_writer_observer fn, void *arg);
 /* Queues a request. Loop thread. */
 void jv_writer_submit(jv_writer *w, jv_write_req *r);
 
+/* Runs one job (requests linked by `next`) on st, as the writer thread
+ * does: each request's peer batches verified and applied, then every
+ * local group in one commit stamped hlc. Fills the requests' results;
+ * calls no done callback. The simulator's writer. */
+void jv_writer_run(jv_store *st, const jv_keypair *kp, uint64_t hlc,
+                   jv_write_req *job);
+
 /* Requests queued or committing. Loop thread. */
 size_t jv_writer_pending(const jv_writer *w);
 

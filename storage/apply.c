@@ -784,7 +784,7 @@ static bool over(uint64_t count, uint64_t bytes, size_t len, uint64_t max_count,
 static jv_err held_room(jv_store *st, const jv_store_batch *b, bool untrusted,
                         bool *fits)
 {
-    uint64_t now = jv__now_ms(), count, bytes;
+    uint64_t now = jv__now_ms(st), count, bytes;
     jv_err err;
     sqlite3_stmt *s;
     *fits = false;
@@ -862,7 +862,7 @@ static jv_err hold(jv_store *st, const jv_store_batch *b, jv_err reason,
     sqlite3_bind_blob(s, 8, b->sig, JV_SIG_LEN, SQLITE_STATIC);
     sqlite3_bind_blob64(s, 9, b->len ? (const void *)b->body : "", b->len,
                         SQLITE_STATIC);
-    jv__bind_u64(s, 10, jv__now_ms());
+    jv__bind_u64(s, 10, jv__now_ms(st));
     if ((err = jv__run(st, s, "hold batch")) ||
         (err = jv__replica_seen(st, &bt->origin)))
         return err;

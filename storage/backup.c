@@ -1112,7 +1112,7 @@ static jv_err carry_revocations(jv_store *st, bool attached, bool *carried)
     }
     rc = sqlite3_prepare_v2(st->db, sql_end_sessions, -1, &s, NULL);
     if (rc == SQLITE_OK) {
-        jv__bind_u64(s, 1, jv__now_ms());
+        jv__bind_u64(s, 1, jv__now_ms(st));
         rc = sqlite3_step(s);
     }
     if (rc != SQLITE_DONE)

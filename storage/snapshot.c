@@ -1027,7 +1027,7 @@ static jv_err record_base(jv_store *st, const jv_keypair *kp, uint64_t gen,
     }
     info.gen = gen + 1;
     info.maker = kp->pk;
-    info.made_ms = jv__now_ms();
+    info.made_ms = jv__now_ms(st);
     info.bytes = enc.len;
     jv_snap_digest(enc.data, enc.len, info.digest);
     jv_snap_sign(info.digest, kp, info.sig);

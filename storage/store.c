@@ -578,8 +578,16 @@ void jv_store_set_max_skew(jv_store *st, uint64_t max_skew_ms)
     st->max_skew_ms = max_skew_ms;
 }
 
-uint64_t jv__now_ms(void)
+void jv_store_set_clock(jv_store *st, uint64_t (*now)(void *arg), void *arg)
 {
+    st->clock = now;
+    st->clock_arg = arg;
+}
+
+uint64_t jv__now_ms(const jv_store *st)
+{
+    if (st->clock)
+        return st->clock(st->clock_arg);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     uint64_t ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
@@ -589,7 +597,7 @@ uint64_t jv__now_ms(void)
 
 bool jv__beyond_skew(const jv_store *st, uint64_t hlc)
 {
-    uint64_t now = jv__now_ms();
+    uint64_t now = jv__now_ms(st);
     return st->max_skew_ms && jv_hlc_ms(hlc) > now + st->max_skew_ms;
 }
 
@@ -1047,7 +1055,7 @@ jv_err jv__replica_seen(jv_store *st, const jv_id *id)
     if (!s)
         return err;
     jv__bind_id(s, 1, id);
-    jv__bind_u64(s, 2, jv__now_ms());
+    jv__bind_u64(s, 2, jv__now_ms(st));
     return jv__run(st, s, "record replica");
 }
 

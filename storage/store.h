@@ -145,6 +145,11 @@ jv_err jv_store_stats_get(jv_store *st, jv_store_stats *out);
  * thread that owns st. */
 void jv_store_set_max_skew(jv_store *st, uint64_t max_skew_ms);
 
+/* The clock st reads (held batches' ages and skew, bookkeeping stamps)
+ * instead of the wall clock: now(arg) in milliseconds since the epoch.
+ * The simulator gives each node a virtual clock this way. */
+void jv_store_set_clock(jv_store *st, uint64_t (*now)(void *arg), void *arg);
+
 /* Tests only: shifts the wall clock every store reads by ms (a node
  * started with a test clock offset). Any thread. */
 void jv_store_test_clock_offset(int64_t ms);

@@ -54,6 +54,8 @@ struct jv_store {
      * undoing needs no allocation when memory has run out. */
     sqlite3_stmt *undo[3];
     uint64_t max_skew_ms; /* 0: batch stamps are not checked */
+    uint64_t (*clock)(void *arg); /* jv_store_set_clock; NULL: the wall's */
+    void *clock_arg;
 };
 
 /* The cached statement for sql (prepared on first use). NULL on failure,
@@ -104,8 +106,9 @@ uint64_t jv__col_u64(sqlite3_stmt *s, int i);
  * clock_skew) until it is not. */
 bool jv__beyond_skew(const jv_store *st, uint64_t hlc);
 
-/* Wall-clock milliseconds (for node-local bookkeeping only). */
-uint64_t jv__now_ms(void);
+/* This store's clock in milliseconds since the epoch: the wall clock, or
+ * the one set by jv_store_set_clock. */
+uint64_t jv__now_ms(const jv_store *st);
 
 /* The self id, read once from the meta table. */
 jv_err jv__self(jv_store *st, jv_id *out);
