@@ -232,7 +232,7 @@ typedef struct {
     size_t n;
     bool *hit;              /* per model entry of the table being walked */
     const jv_pncounter *pn; /* the counter whose shares are walked */
-    const char *cname;
+    jv_str cname;
     jv_vv got; /* replicas whose shares the store listed */
 } cmp_ctx;
 
@@ -258,8 +258,10 @@ static const char *show(jv_str s, char buf[SHOW + 8])
         buf[k++] = ch >= 0x20 && ch != 0x7f ? (char)ch : '?';
     }
     buf[k++] = '"';
-    if (s.n > n)
-        memcpy(&buf[k], "...", 3), k += 3;
+    if (s.n > n) {
+        memcpy(&buf[k], "...", 3);
+        k += 3;
+    }
     buf[k] = '\0';
     return buf;
 }
@@ -333,12 +335,12 @@ static jv_err cmp_share(void *arg, const jv_counter_share *s)
     uint64_t p = jv_gcounter_get(&c->pn->p, &s->replica);
     uint64_t n = jv_gcounter_get(&c->pn->n, &s->replica);
     if (s->p != p || s->n != n) {
-        char hex[JV_ID_HEX];
+        char hex[JV_ID_HEX], b[SHOW + 8];
         jv_id_hex(&s->replica, hex);
         return differ(c,
-                      "counter \"%s\" share of %s: store p=%" PRIu64
-                      " n=%" PRIu64 ", model p=%" PRIu64 " n=%" PRIu64,
-                      c->cname, hex, s->p, s->n, p, n);
+                      "counter %s share of %s: store p=%" PRIu64 " n=%" PRIu64
+                      ", model p=%" PRIu64 " n=%" PRIu64,
+                      show(c->cname, b), hex, s->p, s->n, p, n);
     }
     return jv_vv_set(&c->got, &s->replica, 1);
 }
@@ -353,12 +355,13 @@ static jv_err shares_missing(cmp_ctx *c)
             const jv_vv_entry *e = &g[k]->v.v[i];
             if (e->seq == 0 || jv_vv_get(&c->got, &e->id))
                 continue;
-            char hex[JV_ID_HEX];
+            char hex[JV_ID_HEX], b[SHOW + 8];
             jv_id_hex(&e->id, hex);
             return differ(c,
-                          "counter \"%s\" share of %s: the store has none, "
+                          "counter %s share of %s: the store has none, "
                           "model p=%" PRIu64 " n=%" PRIu64,
-                          c->cname, hex, jv_gcounter_get(&c->pn->p, &e->id),
+                          show(c->cname, b), hex,
+                          jv_gcounter_get(&c->pn->p, &e->id),
                           jv_gcounter_get(&c->pn->n, &e->id));
         }
     }
@@ -369,6 +372,7 @@ static jv_err cmp_counters(jv_store *st, cmp_ctx *c)
 {
     const jv_model *m = c->m;
     jv_str none = {"", 0};
+    char b[SHOW + 8];
     jv_err err;
     c->n = 0;
     if ((err = jv_store_counter_list(st, none, none, 0, cmp_counter, c)))
@@ -376,13 +380,11 @@ static jv_err cmp_counters(jv_store *st, cmp_ctx *c)
     for (size_t i = 0; i < m->nc; i++) {
         jv_vv_clear(&c->got);
         c->pn = &m->c[i].pn;
-        c->cname = m->c[i].name;
+        c->cname = counter_name(&m->c[i]);
         err = jv_store_counter_get(st, counter_name(&m->c[i]), cmp_share, c);
         if (err == JV_ENOTFOUND && !c->differs)
-            return differ(c,
-                          "counter \"%s\": the model has it, the store "
-                          "has none",
-                          c->cname);
+            return differ(c, "counter %s: the model has it, the store has none",
+                          show(c->cname, b));
         if (err)
             return read_failed(c, st, err, "counter shares");
         if ((err = shares_missing(c)))
@@ -405,25 +407,23 @@ static jv_err cmp_audit(void *arg, const jv_audit_row *r)
                       "audit entry %s: the store has it, the model has "
                       "none",
                       show_dot(&r->id, d));
-    const char *field = NULL;
-    jv_str got = {"", 0};
-    const char *want = NULL;
-    if (!str_is(r->actor, e->actor, strlen(e->actor)))
-        field = "actor", got = r->actor, want = e->actor;
-    else if (!str_is(r->action, e->action, strlen(e->action)))
-        field = "action", got = r->action, want = e->action;
-    else if (!str_is(r->target, e->target, strlen(e->target)))
-        field = "target", got = r->target, want = e->target;
-    else if (!str_is(r->detail, e->detail, strlen(e->detail)))
-        field = "detail", got = r->detail, want = e->detail;
     if (e->time_ms != r->time_ms)
         return differ(
             c, "audit entry %s: store time_ms %" PRIu64 ", model %" PRIu64,
             show_dot(&r->id, d), r->time_ms, e->time_ms);
-    if (field)
-        return differ(c, "audit entry %s: store %s %s, model %s",
-                      show_dot(&r->id, d), field, show(got, b1),
-                      show(jv_str_c(want), b2));
+    const struct {
+        const char *name;
+        jv_str got;
+        const char *want;
+    } f[] = {{"actor", r->actor, e->actor},
+             {"action", r->action, e->action},
+             {"target", r->target, e->target},
+             {"detail", r->detail, e->detail}};
+    for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+        if (!str_is(f[i].got, f[i].want, strlen(f[i].want)))
+            return differ(c, "audit entry %s: store %s %s, model %s",
+                          show_dot(&r->id, d), f[i].name, show(f[i].got, b1),
+                          show(jv_str_c(f[i].want), b2));
     c->hit[e - c->m->au.e] = true;
     c->n++;
     return JV_OK;
