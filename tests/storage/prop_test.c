@@ -52,12 +52,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "alloc.h"
-#include "audit.h"
 #include "backup.h"
 #include "snapshot.h"
 #include "gcounter.h"
 #include "lww.h"
+#include "model.h"
 #include "orset.h"
 #include "store_int.h"
 #include "testutil.h"
@@ -75,7 +74,6 @@
 #define MAX_REP               5
 #define MAX_POOL              96
 #define MAX_EVENTS            11
-#define MAX_NAMES             4
 
 enum {
     T_COUNTER,
@@ -158,143 +156,16 @@ static unsigned rep_of(const sched *sc, const jv_id *id)
     return MAX_REP;
 }
 
-/* ---- the model: crdt/ types fed with the operations of batches --------- */
+/* ---- the model (storage/model.h) --------------------------------------- */
 
-typedef struct {
-    char names[MAX_NAMES][8];
-    jv_pncounter pn[MAX_NAMES];
-    size_t nnames;
-    jv_audit au;
-    jv_lwwmap lw;
-    jv_orset os;
-} model;
-
-static void model_init(model *m)
+static void model_batch(const sched *sc, jv_model *m, const jv_batch *b)
 {
-    memset(m, 0, sizeof(*m));
-    for (size_t i = 0; i < MAX_NAMES; i++)
-        jv_pncounter_init(&m->pn[i]);
-    jv_audit_init(&m->au);
-    jv_lwwmap_init(&m->lw);
-    jv_orset_init(&m->os);
-}
-
-static void model_fini(model *m)
-{
-    for (size_t i = 0; i < MAX_NAMES; i++)
-        jv_pncounter_fini(&m->pn[i]);
-    jv_audit_fini(&m->au);
-    jv_lwwmap_fini(&m->lw);
-    jv_orset_fini(&m->os);
-}
-
-static jv_pncounter *model_counter(const sched *sc, model *m, jv_str name)
-{
-    for (size_t i = 0; i < m->nnames; i++)
-        if (strlen(m->names[i]) == name.n &&
-            memcmp(m->names[i], name.p, name.n) == 0)
-            return &m->pn[i];
-    CHECK(sc, m->nnames < MAX_NAMES && name.n < 8);
-    memcpy(m->names[m->nnames], name.p, name.n);
-    m->names[m->nnames][name.n] = '\0';
-    return &m->pn[m->nnames++];
-}
-
-/* The PN-Counter delta of a counter op: {origin: p} and {origin: n}. */
-static void model_counter_op(const sched *sc, model *m, const jv_id *origin,
-                             const jv_op *op)
-{
-    jv_pncounter d;
-    jv_pncounter_init(&d);
-    if (op->counter.p)
-        CHECK_OK(sc, jv_vv_set(&d.p.v, origin, op->counter.p));
-    if (op->counter.n)
-        CHECK_OK(sc, jv_vv_set(&d.n.v, origin, op->counter.n));
-    CHECK_OK(sc, jv_pncounter_join(model_counter(sc, m, op->counter.name), &d));
-    jv_pncounter_fini(&d);
-}
-
-/* The OR-Set delta of an archive op: the add's tuple (if any) and the
- * dots it covers in the context. */
-static void model_orset_op(const sched *sc, model *m, const jv_id *origin,
-                           const jv_op *op)
-{
-    jv_orset d;
-    jv_orset_init(&d);
-    const jv_dot *rm =
-        op->kind == JV_OP_ARCHIVE_ADD ? op->add.removes : op->rm.removes;
-    size_t nrm =
-        op->kind == JV_OP_ARCHIVE_ADD ? op->add.nremoves : op->rm.nremoves;
-    if (op->kind == JV_OP_ARCHIVE_ADD) {
-        jv_dot dot = {*origin, op->add.dot_n};
-        d.e = jv_calloc(1, sizeof(*d.e));
-        CHECK(sc, d.e != NULL);
-        d.n = d.cap = 1;
-        d.e->key = jv_strndup(op->add.key.p, op->add.key.n);
-        d.e->keylen = op->add.key.n;
-        d.e->v = jv_calloc(1, sizeof(*d.e->v));
-        CHECK(sc, d.e->key != NULL && d.e->v != NULL);
-        d.e->nv = 1;
-        d.e->v->dot = dot;
-        d.e->v->stamp = op->add.stamp;
-        d.e->v->len = op->add.value.n;
-        if (op->add.value.n) {
-            d.e->v->value = jv_malloc(op->add.value.n);
-            CHECK(sc, d.e->v->value != NULL);
-            memcpy(d.e->v->value, op->add.value.p, op->add.value.n);
-        }
-        CHECK_OK(sc, jv_dotctx_add(&d.ctx, &dot));
-    }
-    for (size_t i = 0; i < nrm; i++)
-        CHECK_OK(sc, jv_dotctx_add(&d.ctx, &rm[i]));
-    CHECK_OK(sc, jv_orset_join(&m->os, &d));
-    jv_orset_fini(&d);
-}
-
-static void model_batch(const sched *sc, model *m, const jv_batch *b)
-{
-    for (uint32_t i = 0; i < b->nops; i++) {
-        const jv_op *op = &b->ops[i];
-        switch (op->kind) {
-        case JV_OP_COUNTER:
-            model_counter_op(sc, m, &b->origin, op);
-            break;
-        case JV_OP_AUDIT: {
-            jv_audit d;
-            jv_audit_init(&d);
-            jv_dot id = {b->origin, b->first_seq + i};
-            CHECK_OK(sc,
-                     jv_audit_append(&m->au, &id, op->audit.time_ms,
-                                     op->audit.actor, op->audit.action,
-                                     op->audit.target, op->audit.detail, &d));
-            jv_audit_fini(&d);
-            break;
-        }
-        case JV_OP_CONFIG: {
-            jv_lwwmap d;
-            jv_lwwmap_init(&d);
-            CHECK_OK(sc, jv_lwwmap_set(&m->lw, op->config.key,
-                                       op->config.value.p, op->config.value.n,
-                                       op->config.stamp, &b->origin, &d));
-            jv_lwwmap_fini(&d);
-            break;
-        }
-        case JV_OP_ARCHIVE_ADD:
-        case JV_OP_ARCHIVE_RM:
-            model_orset_op(sc, m, &b->origin, op);
-            break;
-        case JV_OP_TRUST:
-        case JV_OP_SUCCESSION:
-        case JV_OP_KEY_ADD:
-        case JV_OP_KEY_REVOKE:
-            break; /* not generated here: apply_test covers them */
-        }
-    }
+    CHECK_OK(sc, jv_model_batch(m, b));
 }
 
 typedef struct {
     const sched *sc;
-    model *m;
+    jv_model *m;
     size_t n;
 } log_model;
 
@@ -310,193 +181,42 @@ static jv_err model_log_row(void *arg, const jv_log_row *r)
     return JV_OK;
 }
 
-/* ---- comparing a store with the model ----------------------------------- */
-
-typedef struct {
-    const sched *sc;
-    const model *m;
-    const jv_pncounter *pn;
-    size_t n;
-    jv_str names[MAX_NAMES];
-    char namebuf[MAX_NAMES][8];
-    const jv_dot *cloud;
-    size_t ncloud;
-} cmp_ctx;
-
-static jv_err cmp_counter(void *arg, const jv_counter_row *r)
+/* The store against the model: the first difference fails the schedule
+ * with what it is. */
+static void compare(const sched *sc, jv_store *st, const jv_model *m)
 {
-    cmp_ctx *c = arg;
-    const model *m = c->m;
-    size_t i = 0;
-    while (i < m->nnames && !(strlen(m->names[i]) == r->name.n &&
-                              memcmp(m->names[i], r->name.p, r->name.n) == 0))
-        i++;
-    CHECK(c->sc, i < m->nnames && c->n < MAX_NAMES);
-    jv_count want;
-    jv_pncounter_count(&m->pn[i], &want);
-    CHECK(c->sc, jv_count_cmp(&r->total, &want) == 0);
-    int64_t small;
-    if (jv_count_i64(&want, INT64_MIN, INT64_MAX, &small) != JV_OK)
-        seen.wide_totals++;
-    c->n++;
-    return JV_OK;
-}
-
-static jv_err cmp_share(void *arg, const jv_counter_share *s)
-{
-    cmp_ctx *c = arg;
-    CHECK(c->sc, s->p == jv_gcounter_get(&c->pn->p, &s->replica));
-    CHECK(c->sc, s->n == jv_gcounter_get(&c->pn->n, &s->replica));
-    c->n++;
-    return JV_OK;
-}
-
-static size_t share_count(const jv_pncounter *pn)
-{
-    size_t n = pn->p.v.n;
-    for (size_t i = 0; i < pn->n.v.n; i++)
-        n += jv_gcounter_get(&pn->p, &pn->n.v.v[i].id) == 0;
-    return n;
-}
-
-static bool str_is(jv_str s, const char *p, size_t n)
-{
-    return s.n == n && (n == 0 || memcmp(s.p, p, n) == 0);
-}
-
-static jv_err cmp_audit(void *arg, const jv_audit_row *r)
-{
-    cmp_ctx *c = arg;
-    const jv_audit_entry *e = jv_audit_find(&c->m->au, &r->id);
-    CHECK(c->sc, e != NULL);
-    CHECK(c->sc, e->time_ms == r->time_ms);
-    CHECK(c->sc, str_is(r->actor, e->actor, strlen(e->actor)));
-    CHECK(c->sc, str_is(r->action, e->action, strlen(e->action)));
-    CHECK(c->sc, str_is(r->target, e->target, strlen(e->target)));
-    CHECK(c->sc, str_is(r->detail, e->detail, strlen(e->detail)));
-    c->n++;
-    return JV_OK;
-}
-
-static jv_err cmp_config(void *arg, const jv_config_row *r)
-{
-    cmp_ctx *c = arg;
-    const jv_lww_reg *g = jv_lwwmap_get(&c->m->lw, r->key);
-    CHECK(c->sc, g != NULL);
-    CHECK(c->sc, g->stamp == r->stamp);
-    CHECK(c->sc, jv_id_eq(&g->replica, &r->replica));
-    CHECK(c->sc, str_is(r->value, (const char *)g->value, g->len));
-    c->n++;
-    return JV_OK;
-}
-
-static const jv_orset_val *model_val(const cmp_ctx *c, jv_str key,
-                                     const jv_dot *dot)
-{
-    const jv_orset_entry *e = jv_orset_get(&c->m->os, key);
-    CHECK(c->sc, e != NULL);
-    for (size_t i = 0; i < e->nv; i++)
-        if (jv_dot_cmp(&e->v[i].dot, dot) == 0)
-            return &e->v[i];
-    fail_at(c->sc, "live value not in the model", __FILE__, __LINE__);
-    return NULL;
-}
-
-static jv_err cmp_archive_value(void *arg, const jv_archive_value *v)
-{
-    cmp_ctx *c = arg;
-    const jv_orset_val *w = model_val(c, v->key, &v->dot);
-    CHECK(c->sc, w != NULL && w->stamp == v->stamp);
-    CHECK(c->sc, str_is(v->value, (const char *)w->value, w->len));
-    c->n++;
-    return JV_OK;
-}
-
-/* The value shown per key: the greatest (stamp, dot). */
-static jv_err cmp_archive_row(void *arg, const jv_archive_row *r)
-{
-    cmp_ctx *c = arg;
-    const jv_orset_entry *e = jv_orset_get(&c->m->os, r->key);
-    CHECK(c->sc, e != NULL && e->nv == r->nvalues);
-    const jv_orset_val *w = jv_orset_entry_value(e);
-    CHECK(c->sc, jv_dot_cmp(&w->dot, &r->dot) == 0 && w->stamp == r->stamp);
-    c->n++;
-    return JV_OK;
-}
-
-static jv_err cmp_cloud(void *arg, const jv_dot *d)
-{
-    cmp_ctx *c = arg;
-    CHECK(c->sc, c->n < c->ncloud && jv_dot_cmp(&c->cloud[c->n], d) == 0);
-    c->n++;
-    return JV_OK;
-}
-
-static size_t orset_values(const jv_orset *s)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < s->n; i++)
-        n += s->e[i].nv;
-    return n;
-}
-
-static void compare(const sched *sc, jv_store *st, const model *m)
-{
-    jv_str none = {"", 0};
-    cmp_ctx c = {.sc = sc, .m = m};
-    CHECK_OK(sc, jv_store_counter_list(st, none, none, 0, cmp_counter, &c));
-    CHECK(sc, c.n == m->nnames);
-    for (size_t i = 0; i < m->nnames; i++) {
-        c.n = 0;
-        c.pn = &m->pn[i];
-        CHECK_OK(
-            sc, jv_store_counter_get(st, jv_str_c(m->names[i]), cmp_share, &c));
-        CHECK(sc, c.n == share_count(&m->pn[i]));
+    char msg[512];
+    jv_err err = jv_model_compare(st, m, msg, sizeof(msg));
+    if (err != JV_OK)
+        fail_at(sc, msg, __FILE__, __LINE__);
+    for (size_t i = 0; i < m->nc; i++) {
+        jv_count total;
+        int64_t small;
+        jv_pncounter_count(&m->c[i].pn, &total);
+        if (jv_count_i64(&total, INT64_MIN, INT64_MAX, &small) != JV_OK)
+            seen.wide_totals++;
     }
-    c.n = 0;
-    CHECK_OK(sc, jv_store_audit_scan(st, cmp_audit, &c));
-    CHECK(sc, c.n == m->au.n);
-    c.n = 0;
-    CHECK_OK(sc, jv_store_config_list(st, none, none, 0, cmp_config, &c));
-    CHECK(sc, c.n == m->lw.n);
-    c.n = 0;
-    CHECK_OK(sc, jv_store_archive_values(st, cmp_archive_value, &c));
-    CHECK(sc, c.n == orset_values(&m->os));
-    c.n = 0;
-    CHECK_OK(sc, jv_store_archive_list(st, none, none, 0, cmp_archive_row, &c));
-    CHECK(sc, c.n == m->os.n);
-    jv_vv vv;
-    jv_vv_init(&vv);
-    c.n = 0;
-    c.cloud = m->os.ctx.cloud;
-    c.ncloud = m->os.ctx.ncloud;
-    CHECK_OK(sc, jv_store_archive_context(st, &vv, cmp_cloud, &c));
-    CHECK(sc, c.n == m->os.ctx.ncloud);
-    CHECK(sc, jv_vv_equal(&vv, &m->os.ctx.compact));
-    jv_vv_fini(&vv);
     seen.checks++;
 }
 
-/* The store against the model of the batches in its own log. Returns how
- * many batches that is. */
 /* The model of the batches st has applied. Read from its log, or, since
  * compaction deletes batches the base covers and a snapshot join brings
  * state without them, from the pool: every batch made whose sequence
  * numbers st's version vector covers. Both are checked to agree on what
- * the log still holds. */
+ * the log still holds. Returns how many batches that is. */
 static size_t check_store(const sched *sc, jv_store *st)
 {
-    model m;
+    jv_model m;
     jv_vv vv;
     size_t n = 0;
-    model_init(&m);
+    jv_model_init(&m);
     jv_vv_init(&vv);
     log_model lm = {sc, NULL, 0};
-    model none;
-    model_init(&none);
+    jv_model none;
+    jv_model_init(&none);
     lm.m = &none;
     CHECK_OK(sc, jv_store_log_scan(st, model_log_row, &lm));
-    model_fini(&none);
+    jv_model_fini(&none);
     CHECK_OK(sc, jv_store_vv(st, &vv));
     for (size_t i = 0; i < sc->npool; i++) {
         const jv_batch *b = &sc->pool[i].dec;
@@ -507,7 +227,7 @@ static size_t check_store(const sched *sc, jv_store *st)
     }
     CHECK(sc, lm.n <= n);
     compare(sc, st, &m);
-    model_fini(&m);
+    jv_model_fini(&m);
     jv_vv_fini(&vv);
     return n;
 }
@@ -844,8 +564,8 @@ static bool concurrent_remove(const sched *sc, size_t at, jv_str key)
  * covers its dot. */
 static void check_add_wins(sched *sc)
 {
-    model m;
-    model_init(&m);
+    jv_model m;
+    jv_model_init(&m);
     for (size_t i = 0; i < sc->npool; i++)
         model_batch(sc, &m, &sc->pool[i].dec);
     for (size_t i = 0; i < sc->npool; i++) {
@@ -863,7 +583,7 @@ static void check_add_wins(sched *sc)
                 seen.add_survived++;
         }
     }
-    model_fini(&m);
+    jv_model_fini(&m);
 }
 
 /* LWW ties: two registers of one key with one stamp from two writers. */
