@@ -648,23 +648,28 @@ static jv_err setup(jv_sim *w)
     return JV_OK;
 }
 
-static void totals(jv_sim *w, uint64_t *msgs, uint64_t *bytes)
+static void totals(jv_sim *w, uint64_t *msgs, uint64_t *bytes, uint64_t *raw)
 {
     *msgs = w->s.messages;
     *bytes = w->s.msg_bytes;
+    *raw = 0;
+    for (size_t i = 0; i < w->n; i++)
+        *raw += (uint64_t)jv_metrics_get(w->nodes[i].node.metrics,
+                                         "jarvis_repl_bytes_uncompressed_total",
+                                         "direction=\"out\"");
 }
 
 static jv_err scenario(jv_sim *w, char *msg, size_t msglen)
 {
     const char *sc = w->o.scenario;
-    uint64_t m0, b0, took = 0;
+    uint64_t m0, b0, r0, r1, took = 0;
     if (strcmp(sc, "burst") == 0) {
         /* A quiet cluster first: every node has met its peers. */
         run_until(w, w->q.now_us + 3 * w->o.interval_ms * 1000);
         jv_store_stats st0, st1;
         if (jv_store_stats_get(w->nodes[0].st, &st0))
             return JV_ESTORAGE;
-        totals(w, &m0, &b0);
+        totals(w, &m0, &b0, &r0);
         w->healing = true;
         trace(w, "burst of %u writes", w->o.burst);
         for (unsigned i = 0; i < w->o.burst; i++)
@@ -673,13 +678,15 @@ static jv_err scenario(jv_sim *w, char *msg, size_t msglen)
             goto stuck;
         if (jv_store_stats_get(w->nodes[0].st, &st1))
             return JV_ESTORAGE;
-        w->s.op_bytes = st1.log_bytes - st0.log_bytes;
+        w->s.ops = st1.ops - st0.ops;
+        w->s.op_bytes = st1.log_bytes - st0.log_bytes +
+                        (st1.batches - st0.batches) * JV_SIG_LEN;
     } else if (strcmp(sc, "faults") == 0 || strcmp(sc, "churn") == 0) {
         later(w, 0, writer_tick, w);
         later(w, 0, strcmp(sc, "churn") ? fault : churn_minute, w);
         run_until(w, w->q.now_us + w->o.duration_ms * 1000);
         heal(w);
-        totals(w, &m0, &b0);
+        totals(w, &m0, &b0, &r0);
         if (!converge(w, &took))
             goto stuck;
     } else {
@@ -689,6 +696,8 @@ static jv_err scenario(jv_sim *w, char *msg, size_t msglen)
     w->s.converge_ms = took;
     w->s.conv_msgs = w->s.messages - m0;
     w->s.conv_bytes = w->s.msg_bytes - b0;
+    totals(w, &m0, &b0, &r1);
+    w->s.conv_raw_bytes = r1 > r0 ? r1 - r0 : 0; /* restarts reset them */
     trace(w, "converged in %" PRIu64 " ms", took);
     return JV_OK;
 stuck:

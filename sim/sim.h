@@ -66,8 +66,10 @@ typedef struct {
     uint64_t batches;     /* committed anywhere, in all */
     uint64_t sim_ms;      /* simulated time of the whole run */
     uint64_t converge_ms; /* from the heal (burst: the writes) to all */
-    uint64_t conv_msgs, conv_bytes; /* sent in that span */
-    uint64_t op_bytes;              /* burst: its batches' encoded bytes */
+    uint64_t conv_msgs, conv_bytes; /* sent in that span (as sent) */
+    uint64_t conv_raw_bytes;        /* the same messages without zstd */
+    uint64_t ops;                   /* burst: its operations */
+    uint64_t op_bytes; /* ... encoded (batch bodies and signatures) */
     uint64_t lag_p50_ms, lag_p99_ms, lag_max_ms; /* commit -> apply */
     uint64_t lag_samples;
     uint8_t digest[32]; /* the converged state (every node's) */
