@@ -6,7 +6,7 @@
 #       SEEDS runs (default 10000) from seed FIRST (default: random,
 #       printed), on J processes at once (default: the number of cores).
 #       Seeds go in blocks of 100, each block with its own shape, in turn:
-#       3, 4, 6, 8 and 12 nodes; 5, 10 and 15 simulated seconds of writes
+#       3, 4, 5, 6 and 8 nodes; 3, 5 and 8 simulated seconds of writes
 #       and faults (partitions, one-way too, loss, duplication, crashes,
 #       clock steps); every fifth block with anti-entropy alone (fanout 0).
 #       A block stops at its first failure; the script reports every
@@ -45,8 +45,8 @@ rm -rf "$out"
 mkdir -p "$out"
 echo "sim-soak: $seeds seeds from $first, $jobs at a time, output in $out"
 
-nodes=(3 4 6 8 12)
-secs=(5 10 15)
+nodes=(3 4 5 6 8)
+secs=(3 5 8)
 block() { # block index -> its options
     local b=$1
     local o="--nodes ${nodes[$((b % 5))]} --duration ${secs[$((b / 5 % 3))]}"
