@@ -923,6 +923,7 @@ typedef struct {
     size_t n, cap;
     size_t bytes, budget;
     uint64_t last_seq;
+    uint64_t upto; /* the origin's seq in the message's vector */
 } selection;
 
 static void sel_fini(selection *s)
@@ -935,6 +936,13 @@ static void sel_fini(selection *s)
 static jv_err sel_add(void *arg, const jv_log_row *row)
 {
     selection *s = arg;
+    /* Committed since the vector the message carries was taken (storage
+     * reads the log as it is now): left for a later message, so that a
+     * message never carries a batch its own vector does not count. A
+     * peer believes the vector, not the batches: it would count them as
+     * lacking there and send them back. */
+    if (row->last_seq > s->upto)
+        return JV_OK;
     /* Storage hands over an origin's first batch even past the budget; a
      * message already holding batches must not grow beyond it, or it could
      * pass max_message. A lone batch always fits (max_message is at least
@@ -966,7 +974,8 @@ static jv_err sel_add(void *arg, const jv_log_row *row)
 }
 
 /* The batches a peer with vector `theirs` lacks, within budget bytes,
- * read on st from the origins of `applied`, beginning with the start-th
+ * read on st from the origins of `applied` and no further than it says
+ * (st may hold more by now: see sel_add), beginning with the start-th
  * (random, so that a budget too small for everything does not always
  * serve the same origins first). *more: something was left out. sent (if
  * not NULL) records what went. Any thread owning st. */
@@ -986,6 +995,7 @@ static jv_err select_on(jv_store *st, const jv_vv *applied, size_t start,
             break;
         }
         s->last_seq = have;
+        s->upto = e->seq;
         jv_err err = jv_store_log_after(st, &e->id, have, LOG_BATCHES,
                                         budget - s->bytes, sel_add, s);
         if (err == JV_ETOOBIG) {
