@@ -16,7 +16,11 @@
  *      - baseline INSERT: plain INSERTs of the operations' fields (built
  *        outside, as for local) into a table without any index, with the
  *        store's pragmas (WAL, synchronous=NORMAL): what a store without
- *        a log, CRDT metadata or signatures would do;
+ *        a log, CRDT metadata or signatures would do. One execution of a
+ *        prepared single-row INSERT per row, while the store writes a
+ *        remote batch's rows by multi-row INSERTs of up to 64 rows
+ *        (storage/apply.c): with multi-row INSERTs the baseline too would
+ *        be faster;
  *      - baseline verify+INSERT: the same INSERTs of the rows decoded from
  *        the same signed batches, after the same hash, Ed25519 verification
  *        and decode as remote apply: what a naive store that checks its
