@@ -16,7 +16,11 @@
  *      - baseline INSERT: plain INSERTs of the operations' fields (built
  *        outside, as for local) into a table without any index, with the
  *        store's pragmas (WAL, synchronous=NORMAL): what a store without
- *        a log, CRDT metadata or signatures would do;
+ *        a log, CRDT metadata or signatures would do. One execution of a
+ *        prepared single-row INSERT per row, while the store writes a
+ *        remote batch's rows by multi-row INSERTs of up to 64 rows
+ *        (storage/apply.c): with multi-row INSERTs the baseline too would
+ *        be faster;
  *      - baseline verify+INSERT: the same INSERTs of the rows decoded from
  *        the same signed batches, after the same hash, Ed25519 verification
  *        and decode as remote apply: what a naive store that checks its
@@ -30,6 +34,9 @@
  *      reopen that database (open runs PRAGMA quick_check).
  *
  * Usage: storage_bench [directory]   (default $TMPDIR or /tmp)
+ *        storage_bench --apply PER ROUNDS [directory]
+ *            only the apply throughput table (part 1) at PER operations
+ *            per batch, each figure the median of ROUNDS (odd) rounds
  *        storage_bench --baseline-mix PER [directory]
  *            only the INSERT baseline of the four kinds in equal shares,
  *            PER rows per transaction: one figure, operations/s (for
@@ -486,45 +493,49 @@ static double run_baseline_verified(const jv_keypair *kp, int kind, size_t per)
 }
 
 enum {
-    ROUNDS = 3
+    MAX_ROUNDS = 15
 };
 
-static double median3(const double v[ROUNDS])
+static int cmp_double(const void *a, const void *b)
 {
-    double a = v[0], b = v[1], c = v[2];
-    if (a > b) {
-        double t = a;
-        a = b;
-        b = t;
-    }
-    return c < a ? a : c > b ? b : c;
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
 }
 
-static void bench_throughput(const jv_keypair *kp)
+static double median(const double *v, int n)
 {
-    static const size_t sizes[] = {1, 64, 1024};
+    double s[MAX_ROUNDS];
+    memcpy(s, v, (size_t)n * sizeof(*s));
+    qsort(s, (size_t)n, sizeof(*s), cmp_double);
+    return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+}
+
+/* The table of part 1 for the nsizes batch sizes in sizes. */
+static void bench_throughput(const jv_keypair *kp, const size_t *sizes,
+                             size_t nsizes, int rounds)
+{
     printf("\n== apply throughput (operations/s; one transaction per batch; "
            "synchronous=NORMAL;\n   median of %d interleaved rounds)\n",
-           ROUNDS);
+           rounds);
     printf("%-8s %6s %10s %10s %10s %10s %8s %8s %8s\n", "kind", "batch",
            "remote", "local", "baseline", "baseline", "remote/", "remote/",
            "local/");
     printf("%-8s %6s %10s %10s %10s %10s %8s %8s %8s\n", "", "", "apply",
            "commit", "INSERT", "vrf+INS", "INSERT", "vrf+INS", "INSERT");
     for (int kind = 0; kind < K_COUNT; kind++) {
-        for (size_t s = 0; s < 3; s++) {
+        for (size_t s = 0; s < nsizes; s++) {
             size_t per = sizes[s];
-            double f[4][ROUNDS];
+            double f[4][MAX_ROUNDS];
             /* Interleaved rounds, so that a burst of load from whatever
              * else runs on the machine does not land on one side only. */
-            for (int r = 0; r < ROUNDS; r++) {
+            for (int r = 0; r < rounds; r++) {
                 f[0][r] = run_baseline(kp, kind, per);
                 f[1][r] = run_baseline_verified(kp, kind, per);
                 f[2][r] = run_remote(kp, kind, per);
                 f[3][r] = run_local(kp, kind, per);
             }
-            double base = median3(f[0]), vbase = median3(f[1]);
-            double remote = median3(f[2]), local = median3(f[3]);
+            double base = median(f[0], rounds), vbase = median(f[1], rounds);
+            double remote = median(f[2], rounds), local = median(f[3], rounds);
             printf("%-8s %6zu %10.0f %10.0f %10.0f %10.0f %8.2f %8.2f %8.2f\n",
                    kind_name[kind], per, remote, local, base, vbase,
                    remote / base, remote / vbase, local / base);
@@ -701,21 +712,41 @@ static int baseline_mix(const jv_keypair *kp, const char *arg)
     return 0;
 }
 
+/* --apply PER ROUNDS: part 1 alone, at one batch size. */
+static int apply_only(const jv_keypair *kp, const char *per_arg,
+                      const char *rounds_arg)
+{
+    char *e1, *e2;
+    unsigned long per = strtoul(per_arg, &e1, 10);
+    long rounds = strtol(rounds_arg, &e2, 10);
+    if (*e1 || *e2 || per < 1 || per > 1024 || rounds < 1 ||
+        rounds > MAX_ROUNDS || rounds % 2 == 0) {
+        fprintf(stderr,
+                "storage_bench: --apply wants 1..1024 and an odd "
+                "number of rounds up to %d\n",
+                MAX_ROUNDS);
+        return 2;
+    }
+    size_t size = per;
+    printf("storage_bench: SQLite %s, databases in %s\n", sqlite3_libversion(),
+           bench_dir);
+    bench_throughput(kp, &size, 1, (int)rounds);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *tmp = getenv("TMPDIR");
     bool mix = argc > 2 && strcmp(argv[1], "--baseline-mix") == 0;
-    bench_dir = mix           ? argc > 3      ? argv[3]
-                                : tmp && *tmp ? tmp
-                                              : "/tmp"
-                : argc > 1    ? argv[1]
-                : tmp && *tmp ? tmp
-                              : "/tmp";
+    bool apply = argc > 3 && strcmp(argv[1], "--apply") == 0;
+    int dir_arg = mix ? 3 : apply ? 4 : 1;
+    bench_dir = argc > dir_arg ? argv[dir_arg] : tmp && *tmp ? tmp : "/tmp";
     jv_keypair kp;
     if (jv_keypair_generate(&kp) != JV_OK)
         die("keypair", "libsodium failed");
-    if (mix) {
-        int rc = baseline_mix(&kp, argv[2]);
+    if (mix || apply) {
+        int rc = mix ? baseline_mix(&kp, argv[2])
+                     : apply_only(&kp, argv[2], argv[3]);
         jv_keypair_wipe(&kp);
         return rc;
     }
@@ -725,7 +756,8 @@ int main(int argc, char **argv)
     /* First, while this process is still small (the child inherits it). */
     bench_memory(&kp);
     bench_verify(&kp);
-    bench_throughput(&kp);
+    static const size_t sizes[] = {1, 64, 1024};
+    bench_throughput(&kp, sizes, 3, 3);
     printf("\ntotal %.1f s\n", now_s() - t0);
     jv_keypair_wipe(&kp);
     return 0;

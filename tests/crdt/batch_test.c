@@ -584,6 +584,86 @@ static void edge_op(const jv_op *op)
     jv_buf_fini(&body);
 }
 
+/* UTF-8 as RFC 3629 has it, without NUL, one byte at a time: what
+ * jv_str_valid_utf8 (which reads ASCII a word at a time) must agree with. */
+static bool utf8_ref(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        uint8_t c = p[i];
+        size_t len = c == 0               ? 0
+                     : c < 0x80           ? 1
+                     : (c & 0xe0) == 0xc0 ? 2
+                     : (c & 0xf0) == 0xe0 ? 3
+                     : (c & 0xf8) == 0xf0 ? 4
+                                          : 0;
+        if (len == 0 || n - i < len)
+            return false;
+        uint32_t cp = len == 1 ? c : c & (0x7f >> len);
+        for (size_t k = 1; k < len; k++) {
+            if ((p[i + k] & 0xc0) != 0x80)
+                return false;
+            cp = cp << 6 | (p[i + k] & 0x3f);
+        }
+        static const uint32_t min[5] = {0, 0, 0x80, 0x800, 0x10000};
+        if (cp < min[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        i += len;
+    }
+    return true;
+}
+
+static void utf8_agree(const uint8_t *p, size_t n)
+{
+    jv_str s = {(const char *)p, n};
+    if (jv_str_valid_utf8(s) != utf8_ref(p, n))
+        fail_msg("jv_str_valid_utf8 says %d for %zu bytes (first %02x)",
+                 jv_str_valid_utf8(s), n, n ? p[0] : 0);
+}
+
+/* Every placement of a NUL, a stray byte or a sequence in ASCII text of
+ * 0..40 bytes (across the word boundaries), then random texts. */
+static void test_utf8_validation(void **state)
+{
+    (void)state;
+    static const char *const seqs[] = {"\x00",
+                                       "\x80",
+                                       "\xc3",
+                                       "\xff",
+                                       "\xc3\xa9",
+                                       "\xe2\x82\xac",
+                                       "\xf0\x9f\x98\x80",
+                                       "\xe2\x82",
+                                       "\xc0\x80",
+                                       "\xed\xa0\x80",
+                                       "\xf4\x90\x80\x80",
+                                       "\x7f"};
+    static const size_t seq_len[] = {1, 1, 1, 1, 2, 3, 4, 2, 2, 3, 4, 1};
+    uint8_t buf[64];
+    for (size_t n = 0; n <= 40; n++) {
+        memset(buf, 'a', n);
+        utf8_agree(buf, n);
+        for (size_t q = 0; q < sizeof(seqs) / sizeof(*seqs); q++)
+            for (size_t at = 0; at + seq_len[q] <= n; at++) {
+                memset(buf, 'a', n);
+                memcpy(buf + at, seqs[q], seq_len[q]);
+                utf8_agree(buf, n);
+            }
+    }
+    assert_false(jv_str_valid_utf8((jv_str){"abcdefg\0ijklmnop", 16}));
+    assert_true(jv_str_valid_utf8((jv_str){"abcdefgh\xc3\xa9jklmnop", 17}));
+    uint64_t x = 0x9e3779b97f4a7c15u;
+    for (int r = 0; r < 200000; r++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        size_t n = x % 33;
+        for (size_t i = 0; i < n; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            /* Mostly ASCII, so that long valid runs happen. */
+            buf[i] = x % 8 ? (uint8_t)(0x20 + x % 0x5f) : (uint8_t)(x >> 8);
+        }
+        utf8_agree(buf, n);
+    }
+}
+
 static void test_op_limits(void **state)
 {
     (void)state;
@@ -1191,6 +1271,7 @@ int main(void)
         cmocka_unit_test(test_sign_verify_chain),
         cmocka_unit_test(test_check_chain),
         cmocka_unit_test(test_first_batch_links_to_nothing),
+        cmocka_unit_test(test_utf8_validation),
         cmocka_unit_test(test_op_limits),
         cmocka_unit_test(test_batch_limits),
         cmocka_unit_test(test_truncated_and_trailing),

@@ -16,6 +16,7 @@
 #include "backup.h"
 #include "hlc.h"
 #include "local.h"
+#include "snapshot.h"
 #include "storetest.h"
 #include "testutil.h"
 
@@ -390,6 +391,150 @@ static void test_group_of_many(void **state)
     assert_verified(f->st);
     chain_free(a, N);
     chain_free(b, N);
+}
+
+/* -- one batch of many operations ---------------------------------------- */
+
+static int dot_cmp_cb(const void *a, const void *b)
+{
+    return jv_dot_cmp(a, b);
+}
+
+/* None, or up to 8 removes, sorted and distinct: dots this origin (self) added
+ * earlier in the batch, of any key, and sometimes one of another origin
+ * not seen yet. */
+static size_t many_removes(jv_rng *rng, const jv_id *self, const jv_id *other,
+                           const uint64_t *dots, size_t nd, jv_dot *rm)
+{
+    size_t n = 0, k = 0;
+    if (jv_rng_chance(rng, 1, 2))
+        return 0; /* runs of adds wait in one multi-row statement */
+    if (jv_rng_chance(rng, 1, 4))
+        rm[n++] = (jv_dot){*other, 1 + jv_rng_below(rng, 4)};
+    for (size_t j = 0; j < nd && n < 8; j++)
+        if (jv_rng_chance(rng, 1, 6))
+            rm[n++] = (jv_dot){*self, dots[j]};
+    qsort(rm, n, sizeof(*rm), dot_cmp_cb);
+    for (size_t j = 0; j < n; j++)
+        if (k == 0 || jv_dot_cmp(&rm[k - 1], &rm[j]) != 0)
+            rm[k++] = rm[j];
+    return k;
+}
+
+/* A random operation of origin self for the batch-versus-one-by-one test:
+ * mostly of kind `main` (0 counter, 1 audit, 2 config, 3 archive), on few
+ * names and keys (upserts of one key in one batch, LWW ties), archive adds
+ * and removes that remove dots added earlier in the batch or not seen yet,
+ * and adds that reuse a dot (only a faulty origin does). dots[], *nd: the
+ * archive dots added so far; rm: room for the op's removes. */
+static jv_op many_op(jv_rng *rng, int main, const jv_id *self,
+                     const jv_id *other, uint64_t *dots, size_t *nd, jv_dot *rm,
+                     uint64_t i)
+{
+    static const char *const names[] = {"c/a", "c/b", "c/c"};
+    static const char *const keys[] = {"k/a", "k/b", "k/c"};
+    static const char *const vals[] = {"\"x\"", "\"y\"", "1", "2"};
+    static const char *const actors[] = {"al", "bo"};
+    int kind = jv_rng_chance(rng, 2, 3) ? main : (int)jv_rng_below(rng, 5);
+    jv_op op = {0};
+    if (kind == 0)
+        return op_counter(names[jv_rng_below(rng, 3)], jv_rng_below(rng, 50),
+                          jv_rng_below(rng, 50));
+    if (kind == 1)
+        return op_audit(6000000 + jv_rng_below(rng, 180000),
+                        actors[jv_rng_below(rng, 2)],
+                        jv_rng_chance(rng, 1, 2) ? "set" : "rm");
+    if (kind == 2)
+        return op_config(keys[jv_rng_below(rng, 3)], vals[jv_rng_below(rng, 4)],
+                         hlc_at(1000 + jv_rng_below(rng, 3)));
+    size_t nrm = many_removes(rng, self, other, dots, *nd, rm);
+    if (kind == 4 && nrm > 0) {
+        op.kind = JV_OP_ARCHIVE_RM;
+        op.rm.key = jv_str_c(keys[jv_rng_below(rng, 3)]);
+        op.rm.removes = rm;
+        op.rm.nremoves = nrm;
+        return op;
+    }
+    op.kind = JV_OP_ARCHIVE_ADD;
+    op.add.key = jv_str_c(keys[jv_rng_below(rng, 3)]);
+    op.add.value = jv_str_c(vals[jv_rng_below(rng, 4)]);
+    op.add.stamp = hlc_at(1000 + jv_rng_below(rng, 3));
+    op.add.dot_n = *nd && jv_rng_chance(rng, 1, 10)
+                       ? dots[jv_rng_below(rng, *nd)]
+                       : 1000 + i;
+    dots[(*nd)++] = op.add.dot_n;
+    op.add.removes = rm;
+    op.add.nremoves = nrm;
+    return op;
+}
+
+/* The store's snapshot encoding without its vector (whose head hash tells
+ * one batch from many); *len its length. */
+static uint8_t *state_of(jv_store *st, size_t *len)
+{
+    /* "JVSNAP" 0x01, then one vv row (tag 1, origin, seq, hash). */
+    const size_t skip = 7 + 1 + JV_ID_LEN + 8 + JV_HASH_LEN;
+    jv_buf b;
+    jv_buf_init(&b);
+    assert_int_equal(jv_snap_encode(st, &b), JV_OK);
+    assert_true(b.len > skip);
+    assert_int_equal(b.data[7], 1);
+    assert_int_not_equal(b.data[skip], 1); /* one origin only */
+    *len = b.len - skip;
+    uint8_t *out = malloc(*len);
+    memcpy(out, b.data + skip, *len);
+    jv_buf_fini(&b);
+    return out;
+}
+
+/* Hundreds of operations in one batch (written by multi-row statements,
+ * apply.c's row_buf) leave exactly the state the same operations leave
+ * one batch each, whatever their mix: upserts of one key, LWW ties, adds
+ * and removes of dots added earlier in the batch, a reused dot. */
+static void test_many_ops_one_batch(void **state)
+{
+    fx *f = *state;
+    jv_rng rng;
+    jv_rng_seed(&rng, jv_test_seed() ^ 2);
+    enum {
+        N = 300
+    };
+    for (int round = 0; round < 20; round++) {
+        jv_op *ops = calloc(N, sizeof(*ops));
+        jv_dot *rm = calloc(N * 8, sizeof(*rm));
+        uint64_t dots[N];
+        size_t nd = 0;
+        for (size_t i = 0; i < N; i++)
+            ops[i] = many_op(&rng, round % 4, &f->a.pk, &f->b.pk, dots, &nd,
+                             &rm[i * 8], i);
+        jv_store *one = st_open(":memory:"), *many = st_open(":memory:");
+        st_batch big;
+        st_batch_make(&big, &f->a, 1, zero, hlc_at(10000000), ops, N);
+        assert_int_equal(st_apply1(one, &big, 0), JV_OK);
+        const uint8_t *prev = zero;
+        st_batch *b = calloc(N, sizeof(*b));
+        for (size_t i = 0; i < N; i++) {
+            st_batch_make(&b[i], &f->a, i + 1, prev, hlc_at(10000000), &ops[i],
+                          1);
+            assert_int_equal(st_apply1(many, &b[i], 0), JV_OK);
+            prev = b[i].hash;
+        }
+        size_t n1, n2;
+        uint8_t *s1 = state_of(one, &n1), *s2 = state_of(many, &n2);
+        assert_int_equal(n1, n2);
+        assert_memory_equal(s1, s2, n1);
+        assert_verified(one);
+        free(s1);
+        free(s2);
+        for (size_t i = 0; i < N; i++)
+            st_batch_fini(&b[i]);
+        free(b);
+        st_batch_fini(&big);
+        jv_store_close(one);
+        jv_store_close(many);
+        free(ops);
+        free(rm);
+    }
 }
 
 static void raw_exec(const char *path, const char *sql)
@@ -1667,6 +1812,7 @@ int main(void)
         T(test_succession_loop_and_long_chain),
         T(test_cluster_key_role_hijack),
         T(test_group_of_many),
+        T(test_many_ops_one_batch),
         T(test_atomic_on_storage_failure),
         T(test_atomic_on_full_disk),
         T(test_atomic_on_alloc_failure),
