@@ -181,17 +181,6 @@ static void pick_peers(jv_sim *w, simnode *n, unsigned among)
 /* -- the founding batch ---------------------------------------------------- */
 
 typedef struct {
-    jv_write_req wr;
-    jv_intent *in;
-} genesis_req;
-
-static void genesis_done(jv_write_req *r)
-{
-    (void)r;
-}
-
-typedef struct {
-    jv_sim *w;
     simnode *to;
     jv_err err;
 } carry;
@@ -217,28 +206,28 @@ static jv_err carry_row(void *arg, const jv_log_row *row)
 static jv_err genesis_make(jv_sim *w)
 {
     simnode *f = &w->nodes[0];
-    genesis_req g;
-    memset(&g, 0, sizeof(g));
-    g.in = must(jv_calloc(w->cap, sizeof(*g.in)));
+    jv_write_req wr;
+    jv_intent *in = must(jv_calloc(w->cap, sizeof(*in)));
     for (size_t i = 0; i < w->cap; i++) {
-        g.in[i].op.kind = JV_OP_TRUST;
-        g.in[i].op.trust.node = w->keys[i].pk;
-        g.in[i].op.trust.trusted = true;
-        g.in[i].op.trust.name = jv_str_c("");
-        g.in[i].op.trust.stamp = 1;
+        in[i].op.kind = JV_OP_TRUST;
+        in[i].op.trust.node = w->keys[i].pk;
+        in[i].op.trust.trusted = true;
+        in[i].op.trust.name = jv_str_c("");
+        in[i].op.trust.stamp = 1;
     }
-    g.wr.group.intents = g.in;
-    g.wr.group.n = w->cap;
-    g.wr.done = genesis_done;
+    memset(&wr, 0, sizeof(wr));
+    wr.group.intents = in;
+    wr.group.n = w->cap;
     uint64_t hlc;
+    jv_hlc_init(&f->node.hlc, MAX_SKEW_MS);
     jv_err err = jv_hlc_now(&f->node.hlc, jv__sim_clock(f), &hlc);
     if (!err) {
-        jv_writer_run(f->st, &f->node.origin, hlc, &g.wr);
-        err = g.wr.err ? g.wr.err : g.wr.group.result;
+        jv_writer_run(f->st, &f->node.origin, hlc, &wr);
+        err = wr.err ? wr.err : wr.group.result;
     }
-    jv_free(g.in);
+    jv_free(in);
     if (!err) {
-        f->batches = w->genesis = g.wr.info.nbatches;
+        f->batches = w->genesis = wr.info.nbatches;
         w->s.batches = f->batches;
     }
     return err;
@@ -246,7 +235,7 @@ static jv_err genesis_make(jv_sim *w)
 
 static jv_err genesis_carry(jv_sim *w, simnode *to)
 {
-    carry c = {w, to, JV_OK};
+    carry c = {to, JV_OK};
     jv_err err = jv_store_log_after(w->nodes[0].st, &w->keys[0].pk, 0,
                                     w->genesis, SIZE_MAX, carry_row, &c);
     to->batches = w->genesis;
@@ -509,10 +498,7 @@ static void join(void *arg)
     unsigned among = (unsigned)w->n;
     w->n++;
     n->joined = true;
-    pick_peers(w, n, among + 1);
-    for (size_t i = 0; i < n->npeers; i++)
-        if (n->peers[i] == among) /* itself: the ring wraps to 0 */
-            n->peers[i] = 0;
+    pick_peers(w, n, among + 1); /* its ring successor is node 0 */
     w->s.joins++;
     trace(w, "node %u joins", n->idx);
     if (genesis_carry(w, n) || node_start(n))
@@ -701,8 +687,12 @@ static jv_err scenario(jv_sim *w, char *msg, size_t msglen)
     trace(w, "converged in %" PRIu64 " ms", took);
     return JV_OK;
 stuck:
-    snprintf(msg, msglen, "no convergence within %" PRIu64 " s of healing: %s",
-             w->o.settle_ms / 1000, jv__simcheck_behind(w));
+    if (w->broken[0])
+        snprintf(msg, msglen, "%s", w->broken);
+    else
+        snprintf(msg, msglen,
+                 "no convergence within %" PRIu64 " s of healing: %s",
+                 w->o.settle_ms / 1000, jv__simcheck_behind(w));
     return JV_ESTATE;
 }
 

@@ -19,6 +19,7 @@
  *   churn   writes while, every simulated minute, 10 % of the nodes
  *           restart and 1 % new ones join; then they must converge.
  *
+ * During the run no node may hold more batches than were ever committed.
  * Checks at the end of every run: every node holds every batch committed
  * anywhere (convergence), every acknowledged write included; every node's
  * vector and state encoding are the same; each node's log verifies (its

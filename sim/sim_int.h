@@ -112,7 +112,8 @@ struct jv_sim {
     uint64_t *lag;    /* histogram, 1 ms buckets */
     /* Acknowledged writes: per origin, the highest sequence number. */
     uint64_t *acked;
-    char why[640]; /* jv__simcheck_behind's line */
+    char why[640];    /* jv__simcheck_behind's line */
+    char broken[256]; /* the first invariant broken during the run */
 };
 
 /* simhost.c */

@@ -160,6 +160,10 @@ static jv_err check_node(jv_sim *w, size_t i, char *msg, size_t msglen)
 jv_err jv__simcheck_end(jv_sim *w, char *msg, size_t msglen)
 {
     uint8_t d0[32], d[32];
+    if (w->broken[0]) {
+        snprintf(msg, msglen, "%s", w->broken);
+        return JV_ESTATE;
+    }
     jv_err err = check_vectors(w, msg, msglen);
     if (err)
         return err;

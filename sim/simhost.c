@@ -7,6 +7,7 @@
  * Every event checks whether it still matters when it comes due: a
  * crashed node's events find its generation moved on and do nothing.
  */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,6 +131,13 @@ static void count_commit(simnode *n, jv_write_req *job)
                 jv__sim_applied(w, &h.origin, h.last_seq);
         }
     }
+    /* During the run: no node holds more batches than were ever made
+     * (a batch applied twice, or one counted that no commit made). */
+    if (n->batches > w->s.batches && !w->broken[0])
+        snprintf(w->broken, sizeof(w->broken),
+                 "node %u holds %" PRIu64 " batches of the %" PRIu64
+                 " ever committed, at %.3f s",
+                 n->idx, n->batches, w->s.batches, (double)w->q.now_us / 1e6);
 }
 
 static void writer_run(void *arg)
