@@ -15,7 +15,6 @@
 #include "snapshot.h"
 
 #define MAX_SKEW_MS 60000
-#define LAG_BUCKETS 60000 /* 1 ms each; the last holds the rest */
 
 void jv_sim_opts_default(jv_sim_opts *o)
 {
@@ -333,65 +332,6 @@ static void write_one(jv_sim *w, simnode *n)
     jv__simhost_write(n, &sw->wr);
 }
 
-/* -- lag: commit on the origin to apply on each node ------------------------
- */
-
-typedef struct {
-    uint64_t last_seq, at_us;
-} commit_at;
-
-void jv__sim_committed(jv_sim *w, unsigned idx, uint64_t last_seq)
-{
-    simnode *n = &w->nodes[idx];
-    if (n->ncommits == n->commitcap) {
-        size_t cap = n->commitcap ? n->commitcap * 2 : 64;
-        n->commits = must(jv_reallocarray(n->commits, cap, sizeof(commit_at)));
-        n->commitcap = cap;
-    }
-    commit_at *c = n->commits;
-    c[n->ncommits++] = (commit_at){last_seq, w->q.now_us};
-}
-
-static int cmp_key(const void *a, const void *b)
-{
-    return memcmp(a, b, sizeof(jv_id));
-}
-
-void jv__sim_applied(jv_sim *w, const jv_id *origin, uint64_t last_seq)
-{
-    const jv_sim_key *k = bsearch(origin, w->byid, w->cap, sizeof(*k), cmp_key);
-    if (!k)
-        return;
-    simnode *n = &w->nodes[k->idx];
-    const commit_at *c = n->commits;
-    size_t lo = 0, hi = n->ncommits;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (c[mid].last_seq < last_seq)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (lo == n->ncommits || c[lo].last_seq != last_seq)
-        return; /* the founding batch */
-    uint64_t ms = (w->q.now_us - c[lo].at_us) / 1000;
-    w->lag[ms < LAG_BUCKETS ? ms : LAG_BUCKETS - 1]++;
-    w->s.lag_samples++;
-    if (ms > w->s.lag_max_ms)
-        w->s.lag_max_ms = ms;
-}
-
-static uint64_t lag_pct(const jv_sim *w, double p)
-{
-    if (!w->lag || !w->s.lag_samples)
-        return 0;
-    uint64_t want = (uint64_t)((double)w->s.lag_samples * p), seen = 0;
-    for (size_t i = 0; i < LAG_BUCKETS; i++)
-        if ((seen += w->lag[i]) > want)
-            return i;
-    return LAG_BUCKETS;
-}
-
 /* -- faults ---------------------------------------------------------------- */
 
 static uint64_t ms_between(jv_sim *w, uint64_t lo, uint64_t hi)
@@ -588,7 +528,7 @@ static jv_err make_keys(jv_sim *w)
     w->keys = jv_calloc(w->cap, sizeof(*w->keys));
     w->byid = jv_calloc(w->cap, sizeof(*w->byid));
     w->acked = jv_calloc(w->cap, sizeof(*w->acked));
-    w->lag = jv_calloc(LAG_BUCKETS, sizeof(*w->lag));
+    w->lag = jv_calloc(JV_SIM_LAG_BUCKETS, sizeof(*w->lag));
     w->nodes = jv_calloc(w->cap, sizeof(*w->nodes));
     if (!w->keys || !w->byid || !w->acked || !w->lag || !w->nodes)
         return JV_ENOMEM;
@@ -601,7 +541,7 @@ static jv_err make_keys(jv_sim *w)
         crypto_sign_seed_keypair(w->keys[i].pk.b, w->keys[i].sk, seed);
         w->byid[i] = (jv_sim_key){w->keys[i].pk, (unsigned)i};
     }
-    qsort(w->byid, w->cap, sizeof(*w->byid), cmp_key);
+    qsort(w->byid, w->cap, sizeof(*w->byid), jv__simcheck_cmp_id);
     return JV_OK;
 }
 
@@ -742,8 +682,8 @@ jv_err jv_sim_run(const jv_sim_opts *o, jv_sim_stats *s, char *msg,
         err = jv__simcheck_end(w, msg, msglen);
     w->s.events = w->q.ran;
     w->s.sim_ms = w->q.now_us / 1000;
-    w->s.lag_p50_ms = lag_pct(w, 0.50);
-    w->s.lag_p99_ms = lag_pct(w, 0.99);
+    w->s.lag_p50_ms = jv__simcheck_lag(w, 0.50);
+    w->s.lag_p99_ms = jv__simcheck_lag(w, 0.99);
     *s = w->s;
     teardown(w);
     jv_free(w);

@@ -127,9 +127,5 @@ void jv__simhost_link(simnode *n, bool up);
 void jv__simhost_free_peers(jv_sim *w);
 /* A write request, as the node's writer takes one. */
 void jv__simhost_write(simnode *n, jv_write_req *req);
-/* Writes for lag: a batch of origin `idx` committed at now, holding
- * sequence numbers up to last_seq / applied on some node now. */
-void jv__sim_committed(jv_sim *w, unsigned idx, uint64_t last_seq);
-void jv__sim_applied(jv_sim *w, const jv_id *origin, uint64_t last_seq);
 
 #endif

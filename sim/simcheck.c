@@ -3,8 +3,10 @@
 #include <inttypes.h>
 #include <sodium.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "backup.h"
 #include "model.h"
 #include "query.h"
@@ -15,6 +17,69 @@ void jv__simcheck_acked(jv_sim *w, unsigned idx, uint64_t seq)
 {
     if (seq > w->acked[idx])
         w->acked[idx] = seq;
+}
+
+/* -- lag: commit on the origin to apply on each node ------------------------
+ */
+
+typedef struct {
+    uint64_t last_seq, at_us;
+} commit_at;
+
+void jv__simcheck_committed(jv_sim *w, unsigned idx, uint64_t last_seq)
+{
+    simnode *n = &w->nodes[idx];
+    if (n->ncommits == n->commitcap) {
+        size_t cap = n->commitcap ? n->commitcap * 2 : 64;
+        commit_at *c = jv_reallocarray(n->commits, cap, sizeof(commit_at));
+        if (!c)
+            abort(); /* the simulator has no way to go on */
+        n->commits = c;
+        n->commitcap = cap;
+    }
+    commit_at *c = n->commits;
+    c[n->ncommits++] = (commit_at){last_seq, w->q.now_us};
+}
+
+int jv__simcheck_cmp_id(const void *a, const void *b)
+{
+    return memcmp(a, b, sizeof(jv_id));
+}
+
+void jv__simcheck_applied(jv_sim *w, const jv_id *origin, uint64_t last_seq)
+{
+    const jv_sim_key *k =
+        bsearch(origin, w->byid, w->cap, sizeof(*k), jv__simcheck_cmp_id);
+    if (!k)
+        return;
+    simnode *n = &w->nodes[k->idx];
+    const commit_at *c = n->commits;
+    size_t lo = 0, hi = n->ncommits;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (c[mid].last_seq < last_seq)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == n->ncommits || c[lo].last_seq != last_seq)
+        return; /* the founding batch */
+    uint64_t ms = (w->q.now_us - c[lo].at_us) / 1000;
+    w->lag[ms < JV_SIM_LAG_BUCKETS ? ms : JV_SIM_LAG_BUCKETS - 1]++;
+    w->s.lag_samples++;
+    if (ms > w->s.lag_max_ms)
+        w->s.lag_max_ms = ms;
+}
+
+uint64_t jv__simcheck_lag(const jv_sim *w, double p)
+{
+    if (!w->lag || !w->s.lag_samples)
+        return 0;
+    uint64_t want = (uint64_t)((double)w->s.lag_samples * p), seen = 0;
+    for (size_t i = 0; i < JV_SIM_LAG_BUCKETS; i++)
+        if ((seen += w->lag[i]) > want)
+            return i;
+    return JV_SIM_LAG_BUCKETS;
 }
 
 /* Origins whose batches n lacks (against node 0 or the best holder). */

@@ -14,6 +14,7 @@
 
 #include "alloc.h"
 #include "sim_int.h"
+#include "simcheck.h"
 
 #define EPOCH_MS 1798761600000ull /* 2027-01-01, the virtual clocks' zero */
 
@@ -116,7 +117,7 @@ static void count_commit(simnode *n, jv_write_req *job)
         if (!r->err && (r->group.n || r->group.local) && r->info.nbatches) {
             n->batches += r->info.nbatches;
             w->s.batches += r->info.nbatches;
-            jv__sim_committed(w, n->idx, r->info.last_seq);
+            jv__simcheck_committed(w, n->idx, r->info.last_seq);
             break; /* every local request shares the commit's info */
         }
     }
@@ -128,7 +129,7 @@ static void count_commit(simnode *n, jv_write_req *job)
             jv_batch_head h;
             if (r->remote[i].result == JV_OK &&
                 jv_batch_peek(r->remote[i].body, r->remote[i].len, &h) == JV_OK)
-                jv__sim_applied(w, &h.origin, h.last_seq);
+                jv__simcheck_applied(w, &h.origin, h.last_seq);
         }
     }
     /* During the run: no node holds more batches than were ever made
