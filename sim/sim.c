@@ -37,6 +37,9 @@ void jv_sim_opts_default(jv_sim_opts *o)
 }
 
 static void trace(jv_sim *w, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void trace(jv_sim *w, const char *fmt, ...)
 {
     if (!w->o.trace)
         return;

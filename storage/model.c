@@ -237,6 +237,9 @@ typedef struct {
 } cmp_ctx;
 
 static jv_err differ(cmp_ctx *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static jv_err differ(cmp_ctx *c, const char *fmt, ...)
 {
     if (c->msglen) {
         va_list ap;
