@@ -18,6 +18,19 @@
 
 #define EPOCH_MS 1798761600000ull /* 2027-01-01, the virtual clocks' zero */
 
+static void *must(void *p)
+{
+    if (!p)
+        abort(); /* the simulator has no way to go on */
+    return p;
+}
+
+static void at(jv_sim *w, uint64_t delay_us, jv_simq_fn fn, void *arg)
+{
+    if (jv_simq_at(&w->q, delay_us, fn, arg))
+        abort();
+}
+
 /* -- clock, timer ---------------------------------------------------------- */
 
 uint64_t jv__sim_clock(simnode *n)
@@ -55,13 +68,11 @@ static void h_timer_start(void *ctx, uint64_t delay_ms, void (*fn)(void *),
                           void *arg)
 {
     simnode *n = ctx;
-    tick *t = jv_malloc(sizeof(*t));
-    if (!t)
-        abort(); /* the simulator has no way to go on */
+    tick *t = must(jv_malloc(sizeof(*t)));
     *t = (tick){n, n->gen, ++n->timer_gen};
     n->tfn = fn;
     n->targ = arg;
-    jv_simq_at(&n->w->q, delay_ms * 1000, on_tick, t);
+    at(n->w, delay_ms * 1000, on_tick, t);
 }
 
 static void h_timer_stop(void *ctx)
@@ -69,13 +80,6 @@ static void h_timer_stop(void *ctx)
     simnode *n = ctx;
     n->timer_gen++;
     n->tfn = NULL;
-}
-
-static void *must(void *p)
-{
-    if (!p)
-        abort();
-    return p;
 }
 
 /* A small delay for a thread's turn, in microseconds. */
@@ -157,7 +161,7 @@ static void writer_run(void *arg)
         jv_writer_run(n->st, &n->node.origin, hlc, job);
     count_commit(n, job);
     n->wdone = job;
-    jv_simq_at(&n->w->q, turn(n->w), writer_done, ref(n));
+    at(n->w, turn(n->w), writer_done, ref(n));
 }
 
 static void writer_kick(simnode *n)
@@ -165,7 +169,7 @@ static void writer_kick(simnode *n)
     if (n->wrunning || !n->wq)
         return;
     n->wrunning = true;
-    jv_simq_at(&n->w->q, turn(n->w), writer_run, ref(n));
+    at(n->w, turn(n->w), writer_run, ref(n));
 }
 
 static void call_done(jv_write_req *job)
@@ -231,10 +235,10 @@ static void job_unlink(simjob *j)
         j->next->prev = j->prev;
 }
 
-static void job_finish(simjob *j, jv_err err)
+static void job_finish(simjob *j, jv_err err, const char *msg)
 {
     if (j->kind == J_READ)
-        j->read->done(j->read->arg, err, err ? "simulated failure" : "");
+        j->read->done(j->read->arg, err, msg);
     else
         j->odone(&j->n->node, err, j->oarg);
 }
@@ -250,11 +254,11 @@ static void job_step(void *arg)
         j->ran = true;
         j->err = j->kind == J_READ ? j->read->fn(j->n->st, j->read->arg)
                                    : j->ofn(j->n->st, j->oarg);
-        jv_simq_at(&j->n->w->q, turn(j->n->w), job_step, j);
+        at(j->n->w, turn(j->n->w), job_step, j);
         return;
     }
     job_unlink(j);
-    job_finish(j, j->err);
+    job_finish(j, j->err, j->err ? jv_store_errmsg(j->n->st) : "");
     jv_free(j);
 }
 
@@ -276,7 +280,7 @@ static jv_err h_read(void *ctx, jv_read_job *job)
     simjob *j = job_new(n);
     j->kind = J_READ;
     j->read = job;
-    jv_simq_at(&n->w->q, turn(n->w), job_step, j);
+    at(n->w, turn(n->w), job_step, j);
     return JV_OK;
 }
 
@@ -289,7 +293,7 @@ static jv_err h_offloop(void *ctx, jv_offloop_fn fn, jv_offloop_done done,
     j->ofn = fn;
     j->odone = done;
     j->oarg = arg;
-    jv_simq_at(&n->w->q, turn(n->w), job_step, j);
+    at(n->w, turn(n->w), job_step, j);
     return JV_OK;
 }
 
@@ -311,7 +315,7 @@ void jv__simhost_crash(simnode *n)
     while (n->jobs) {
         simjob *j = n->jobs; /* its event, still due, frees it */
         job_unlink(j);
-        job_finish(j, JV_ECLOSED);
+        job_finish(j, JV_ECLOSED, "the node crashed");
     }
 }
 
@@ -373,7 +377,7 @@ static void transmit(jv_sim *w, unsigned from, const packet *tmpl,
         packet *k = must(jv_malloc(sizeof(*k) + tmpl->len));
         *k = *tmpl;
         memcpy(k->data, msg, tmpl->len);
-        jv_simq_at(&w->q, latency(w), deliver, k);
+        at(w, latency(w), deliver, k);
     }
 }
 
@@ -438,7 +442,7 @@ static void peer_later(jv_sim *w, uint64_t delay_us, pev e)
 {
     pev *c = must(jv_malloc(sizeof(*c)));
     *c = e;
-    jv_simq_at(&w->q, delay_us, peer_event, c);
+    at(w, delay_us, peer_event, c);
 }
 
 void jv__simhost_link(simnode *n, bool up)
@@ -579,7 +583,7 @@ static void call_later(jv_sim *w, void (*done)(void *), void *arg)
         return;
     later *l = must(jv_malloc(sizeof(*l)));
     *l = (later){done, arg};
-    jv_simq_at(&w->q, 0, run_later, l);
+    at(w, 0, run_later, l);
 }
 
 static void h_tp_close(jv_transport *t, void (*done)(void *), void *arg)
