@@ -18,9 +18,9 @@
  *      <= log2(N) + 2; uncompressed bytes per operation delivered <= 1.3x
  *      the operation; per-node traffic per round growing no faster than
  *      log N.
- *   2. Churn: 1000 nodes taking writes for --churn-minutes simulated
- *      minutes while every minute 10 % restart (down 1 to 5 s) and 1 % new
- *      ones join; then convergence, and the replication lag (commit on the
+ *   2. Churn: 1000 nodes taking writes for --churn-minutes (default 1)
+ *      simulated minutes while every minute 10 % restart (down 1 to 5 s) and 1
+ * % new ones join; then convergence, and the replication lag (commit on the
  *      origin to apply on each node) percentiles.
  *
  * Usage: sim_scale_bench [--quick] [--seed S] [--churn-minutes M]
@@ -111,7 +111,7 @@ int main(int argc, char **argv)
 {
     bool quick = false;
     uint64_t seed = 1;
-    unsigned minutes = 2;
+    unsigned minutes = 1;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0)
             quick = true;

@@ -139,11 +139,15 @@ static void on_stopped(void *arg)
 /* Kills n: what it had not committed is gone; its store stays (disk). */
 static void node_crash(simnode *n)
 {
+    /* A killed process says nothing: its jobs end without logging. */
+    jv_log_level was = jv_log_get_level();
+    jv_log_set_level((jv_log_level)(JV_LOG_ERROR + 1));
     n->up = false;
     n->gen++;
     jv__simhost_link(n, false);
     jv_repl_stop(n->repl, on_stopped, n);
     jv__simhost_crash(n);
+    jv_log_set_level(was);
 }
 
 static jv_err node_init(jv_sim *w, unsigned i)
