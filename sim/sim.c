@@ -601,7 +601,7 @@ static jv_err scenario(jv_sim *w, char *msg, size_t msglen)
         run_until(w, w->q.now_us + 3 * w->o.interval_ms * 1000);
         jv_store_stats st0, st1;
         if (jv_store_stats_get(w->nodes[0].st, &st0))
-            return JV_ESTORAGE;
+            goto unreadable;
         totals(w, &m0, &b0, &r0);
         w->healing = true;
         trace(w, "burst of %u writes", w->o.burst);
@@ -610,7 +610,7 @@ static jv_err scenario(jv_sim *w, char *msg, size_t msglen)
         if (!converge(w, &took))
             goto stuck;
         if (jv_store_stats_get(w->nodes[0].st, &st1))
-            return JV_ESTORAGE;
+            goto unreadable;
         w->s.ops = st1.ops - st0.ops;
         w->s.op_bytes = st1.log_bytes - st0.log_bytes +
                         (st1.batches - st0.batches) * JV_SIG_LEN;
@@ -633,6 +633,10 @@ static jv_err scenario(jv_sim *w, char *msg, size_t msglen)
     w->s.conv_raw_bytes = r1 > r0 ? r1 - r0 : 0; /* restarts reset them */
     trace(w, "converged in %" PRIu64 " ms", took);
     return JV_OK;
+unreadable:
+    snprintf(msg, msglen, "cannot read node 0's store: %s",
+             jv_store_errmsg(w->nodes[0].st));
+    return JV_ESTORAGE;
 stuck:
     if (w->broken[0])
         snprintf(msg, msglen, "%s", w->broken);
