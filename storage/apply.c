@@ -452,22 +452,26 @@ typedef struct {
 
 static const size_t rb_size[4] = {1, 4, 16, 64};
 static const char *const rb_sql[RB_KINDS][4] = {
-    RB_SIZES("INSERT OR FAIL INTO counter(name, replica, p, n) VALUES ", RB_ROW4,
+    RB_SIZES("INSERT OR FAIL INTO counter(name, replica, p, n) VALUES ",
+             RB_ROW4,
              " ON CONFLICT(name, replica) DO UPDATE SET "
              "p = max(p, excluded.p), n = max(n, excluded.n)"),
-    RB_SIZES("INSERT OR FAIL INTO audit(origin, seq, time_ms, actor, action, target, "
+    RB_SIZES("INSERT OR FAIL INTO audit(origin, seq, time_ms, actor, action, "
+             "target, "
              "detail) VALUES ",
              RB_ROW7, ""),
     /* See sql_config_put for the WHERE. */
-    RB_SIZES("INSERT OR FAIL INTO config(key, value, stamp, replica) VALUES ", RB_ROW4,
+    RB_SIZES("INSERT OR FAIL INTO config(key, value, stamp, replica) VALUES ",
+             RB_ROW4,
              " ON CONFLICT(key) DO UPDATE SET value = excluded.value, "
              "stamp = excluded.stamp, replica = excluded.replica "
              "WHERE excluded.stamp > config.stamp OR (excluded.stamp = "
              "config.stamp AND jv_lww_after(excluded.stamp, "
              "excluded.replica, excluded.value, config.stamp, "
              "config.replica, config.value))"),
-    RB_SIZES("INSERT OR FAIL INTO archive(key, replica, n, stamp, value) VALUES ",
-             RB_ROW5, ""),
+    RB_SIZES(
+        "INSERT OR FAIL INTO archive(key, replica, n, stamp, value) VALUES ",
+        RB_ROW5, ""),
 };
 static const char *const rb_what[RB_KINDS] = {"counter", "audit", "config",
                                               "archive add"};

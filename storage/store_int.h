@@ -53,7 +53,7 @@ struct jv_store {
     /* ROLLBACK, ROLLBACK TO jv, RELEASE jv: prepared at open, so that
      * undoing needs no allocation when memory has run out. */
     sqlite3_stmt *undo[3];
-    uint64_t max_skew_ms; /* 0: batch stamps are not checked */
+    uint64_t max_skew_ms;         /* 0: batch stamps are not checked */
     uint64_t (*clock)(void *arg); /* jv_store_set_clock; NULL: the wall's */
     void *clock_arg;
 };
