@@ -5,19 +5,10 @@
 
 #include "alloc.h"
 
-static uint64_t splitmix(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 void jv_simq_init(jv_simq *q, uint64_t seed)
 {
     memset(q, 0, sizeof(*q));
-    for (int i = 0; i < 4; i++)
-        q->rng[i] = splitmix(&seed);
+    jv_rng_seed(&q->rng, seed);
 }
 
 void jv_simq_fini(jv_simq *q)
@@ -90,24 +81,13 @@ bool jv_simq_step(jv_simq *q, uint64_t until_us)
     return false;
 }
 
-static uint64_t rotl(uint64_t x, int k)
-{
-    return (x << k) | (x >> (64 - k));
-}
-
 uint64_t jv_simq_u64(jv_simq *q)
 {
-    /* xoshiro256**: fast, and the same stream on every machine. */
-    uint64_t *s = q->rng, r = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return r;
+    return jv_rng_next(&q->rng);
 }
 
+/* A plain modulo (its bias is far below anything a run could show for the
+ * small n used here), kept so that recorded seeds replay as they ran. */
 uint64_t jv_simq_below(jv_simq *q, uint64_t n)
 {
     return n ? jv_simq_u64(q) % n : 0;

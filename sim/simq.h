@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "rng.h"
 
 typedef void (*jv_simq_fn)(void *arg);
 
@@ -30,7 +31,7 @@ typedef struct {
     uint64_t ran;
     jv_simq_ev *heap;
     size_t n, cap;
-    uint64_t rng[4];
+    jv_rng rng;
 } jv_simq;
 
 void jv_simq_init(jv_simq *q, uint64_t seed);

@@ -7,48 +7,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static uint64_t splitmix(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-void jv_rng_seed(jv_rng *r, uint64_t seed)
-{
-    for (int i = 0; i < 4; i++)
-        r->s[i] = splitmix(&seed);
-}
-
-static uint64_t rotl(uint64_t x, int k)
-{
-    return (x << k) | (x >> (64 - k));
-}
-
-uint64_t jv_rng_next(jv_rng *r)
-{
-    uint64_t *s = r->s;
-    uint64_t result = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
-}
-
-uint64_t jv_rng_below(jv_rng *r, uint64_t n)
-{
-    /* Lemire's rejection keeps the distribution uniform. */
-    uint64_t limit = -n % n, x;
-    do
-        x = jv_rng_next(r);
-    while (x < limit);
-    return x % n;
-}
-
 int jv_rng_chance(jv_rng *r, unsigned num, unsigned den)
 {
     return jv_rng_below(r, den) < num;
@@ -92,7 +50,7 @@ uint64_t jv_test_seed(void)
             clock_gettime(CLOCK_REALTIME, &ts);
             uint64_t x = (uint64_t)ts.tv_sec * 1000000007ull ^
                          (uint64_t)ts.tv_nsec ^ (uint64_t)getpid() << 32;
-            seed = splitmix(&x);
+            seed = jv_rng_mix(&x);
         }
         printf("seed: %" PRIu64 " (replay with JV_SEED=%" PRIu64 ")\n", seed,
                seed);
@@ -118,7 +76,7 @@ jv_id jv_test_id(unsigned i)
     jv_id id;
     uint64_t x = 0x5eed0000u + i;
     for (size_t k = 0; k < JV_ID_LEN; k += 8) {
-        uint64_t v = splitmix(&x);
+        uint64_t v = jv_rng_mix(&x);
         memcpy(id.b + k, &v, 8);
     }
     return id;

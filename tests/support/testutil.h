@@ -12,17 +12,8 @@
 #include <stdint.h>
 #include <stddef.h>
 
+#include "rng.h"
 #include "types.h"
-
-/* xoshiro256** */
-typedef struct {
-    uint64_t s[4];
-} jv_rng;
-
-void jv_rng_seed(jv_rng *r, uint64_t seed);
-uint64_t jv_rng_next(jv_rng *r);
-/* Uniform in [0, n); n > 0. */
-uint64_t jv_rng_below(jv_rng *r, uint64_t n);
 /* True with probability num/den. */
 int jv_rng_chance(jv_rng *r, unsigned num, unsigned den);
 void jv_rng_bytes(jv_rng *r, void *p, size_t n);
