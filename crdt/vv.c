@@ -134,15 +134,17 @@ jv_err jv__vv_reserve_merge(jv_vv *dst, const jv_vv *src)
     return reserve(dst, dst->n + count_new(dst, src));
 }
 
-jv_err jv_vv_merge(jv_vv *dst, const jv_vv *src)
+/* dst's entries combined with src's: the larger seq of each id, or (patch)
+ * src's where src has the id. */
+static jv_err combine(jv_vv *dst, const jv_vv *src, bool patch)
 {
-    /* With no new ids (the usual case once replicas know each other) the
-     * merge is done in place, without allocating. */
+    /* With no new ids (the usual case once replicas know each other) this
+     * is done in place, without allocating. */
     size_t added = count_new(dst, src), i, j;
     jv_err err = reserve(dst, dst->n + added);
     if (err)
         return err;
-    /* Merge from the back so that no dst entry is overwritten before it is
+    /* From the back, so that no dst entry is overwritten before it is
      * read. */
     size_t k = dst->n + added;
     i = dst->n;
@@ -154,7 +156,7 @@ jv_err jv_vv_merge(jv_vv *dst, const jv_vv *src)
         } else if (c == 0) {
             jv_vv_entry e = dst->v[--i];
             uint64_t s = src->v[--j].seq;
-            if (s > e.seq)
+            if (patch || s > e.seq)
                 e.seq = s;
             dst->v[--k] = e;
         } else {
@@ -162,6 +164,39 @@ jv_err jv_vv_merge(jv_vv *dst, const jv_vv *src)
         }
     }
     dst->n += added;
+    return JV_OK;
+}
+
+jv_err jv_vv_merge(jv_vv *dst, const jv_vv *src)
+{
+    return combine(dst, src, false);
+}
+
+jv_err jv_vv_patch(jv_vv *dst, const jv_vv *diff)
+{
+    return combine(dst, diff, true);
+}
+
+jv_err jv_vv_diff(const jv_vv *vv, const jv_vv *base, jv_vv *out)
+{
+    size_t i = 0, j = 0;
+    jv_err err;
+    jv_vv_clear(out);
+    while (i < vv->n || j < base->n) {
+        int c = i == vv->n     ? 1
+                : j == base->n ? -1
+                               : jv_id_cmp(&vv->v[i].id, &base->v[j].id);
+        if (c > 0)
+            return JV_ESTATE; /* an id of base that vv lacks */
+        if (c < 0 || vv->v[i].seq != base->v[j].seq) {
+            if ((err = reserve(out, out->n + 1)))
+                return err;
+            out->v[out->n++] = vv->v[i];
+        }
+        i++;
+        if (c == 0)
+            j++;
+    }
     return JV_OK;
 }
 

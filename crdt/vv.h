@@ -57,6 +57,12 @@ jv_err jv_vv_set(jv_vv *vv, const jv_id *id, uint64_t seq);
 jv_err jv_vv_raise(jv_vv *vv, const jv_id *id, uint64_t seq);
 /* Pointwise max into dst. On failure dst is unchanged. */
 jv_err jv_vv_merge(jv_vv *dst, const jv_vv *src);
+/* The entries of vv that differ from base's (new ids, other seqs), so that
+ * jv_vv_patch(base, diff) gives vv back: into out (replaced). JV_ESTATE
+ * when base has an id vv lacks, which no difference can say. */
+jv_err jv_vv_diff(const jv_vv *vv, const jv_vv *base, jv_vv *out);
+/* Sets every id of diff to its seq in dst. On failure dst is unchanged. */
+jv_err jv_vv_patch(jv_vv *dst, const jv_vv *diff);
 
 jv_vv_order jv_vv_compare(const jv_vv *a, const jv_vv *b);
 bool jv_vv_equal(const jv_vv *a, const jv_vv *b);

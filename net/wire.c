@@ -10,8 +10,8 @@
 
 #define FORMAT_PLAIN 0
 #define FORMAT_ZSTD  1
-#define BODY_FIELDS  12
-#define SNAP_FIELDS  13 /* types 3 and 4: the snapshot field after budget */
+#define BODY_FIELDS  14
+#define V2_FIELDS    12 /* version 2: without base and heard */
 /* Version 1's body: [type, from, from_addr, have, batches, more, budget]. */
 #define V1_FIELDS 7
 
@@ -66,6 +66,11 @@ static jv_err check_msg(const jv_msg *m, const jv_keypair *kp)
         return JV_EINVAL;
     if (kp && !jv_id_eq(&kp->pk, &m->from))
         return JV_EINVAL;
+    unsigned v = m->version ? m->version : JV_WIRE_VERSION;
+    if (v < JV_WIRE_VERSION_MIN || v > JV_WIRE_VERSION)
+        return JV_EINVAL;
+    if (v == 2 && (m->base || m->heard || m->refused > JV_REFUSED_CLAIM))
+        return JV_EINVAL; /* what version 2 cannot say */
     if ((unsigned)m->refused > JV_REFUSED_MAX)
         return JV_EINVAL;
     if (m->from_addr.n > JV_WIRE_MAX_ADDR ||
@@ -119,8 +124,9 @@ jv_err jv_msg_encode(const jv_msg *m, const jv_keypair *kp, size_t compress_min,
         goto fail;
     jv_mpw_init(&w, out);
     bool snap = m->type == JV_MSG_SNAP || m->type == JV_MSG_SNAP_REPLY;
-    jv_mpw_array(&w, snap ? SNAP_FIELDS : BODY_FIELDS);
-    jv_mpw_u64(&w, JV_WIRE_VERSION);
+    bool v2 = m->version == 2;
+    jv_mpw_array(&w, (v2 ? V2_FIELDS : BODY_FIELDS) + snap);
+    jv_mpw_u64(&w, v2 ? 2 : JV_WIRE_VERSION);
     jv_mpw_u64(&w, (uint64_t)m->type);
     jv_mpw_id(&w, &m->from);
     jv_mpw_id(&w, &m->to);
@@ -137,6 +143,10 @@ jv_err jv_msg_encode(const jv_msg *m, const jv_keypair *kp, size_t compress_min,
     }
     jv_mpw_bool(&w, m->more);
     jv_mpw_u64(&w, m->budget);
+    if (!v2) {
+        jv_mpw_u64(&w, m->base);
+        jv_mpw_u64(&w, m->heard);
+    }
     if (m->type == JV_MSG_SNAP) {
         jv_mpw_array(&w, 2);
         jv_mpw_bin(&w, m->snap.digest, JV_HASH_LEN);
@@ -313,20 +323,22 @@ static jv_err parse_head(jv_mpr *r, jv_msg *m)
         return JV_EVERSION;
     if ((err = jv_mpr_u64(r, &version)))
         return err;
-    if (version != JV_WIRE_VERSION)
+    if (version < JV_WIRE_VERSION_MIN || version > JV_WIRE_VERSION)
         return JV_EVERSION;
+    m->version = (unsigned)version;
     if ((err = jv_mpr_u64(r, &type)))
         return err;
     if (type < JV_MSG_SYNC || type > JV_MSG_SNAP_REPLY)
         return JV_EDECODE;
-    if (fields != (type >= JV_MSG_SNAP ? SNAP_FIELDS : BODY_FIELDS))
+    if (fields != (version == 2 ? V2_FIELDS : BODY_FIELDS) +
+                      (type >= JV_MSG_SNAP ? 1u : 0u))
         return JV_EDECODE;
     m->type = (jv_msg_type)type;
     if ((err = jv_mpr_id(r, &m->from)) || (err = jv_mpr_id(r, &m->to)) ||
         (err = jv_mpr_u64(r, &m->stamp)) || (err = jv_mpr_u64(r, &m->echo)) ||
         (err = jv_mpr_u64(r, &refused)))
         return err;
-    if (refused > JV_REFUSED_MAX)
+    if (refused > (version == 2 ? JV_REFUSED_CLAIM : JV_REFUSED_MAX))
         return JV_EDECODE;
     m->refused = (jv_refusal)refused;
     return JV_OK;
@@ -393,6 +405,9 @@ static jv_err parse_body(const uint8_t *p, size_t n, jv_msg *m)
         m->nbatches = i + 1;
     }
     if ((err = jv_mpr_bool(&r, &m->more)) || (err = jv_mpr_u64(&r, &m->budget)))
+        return err;
+    if (m->version > 2 &&
+        ((err = jv_mpr_u64(&r, &m->base)) || (err = jv_mpr_u64(&r, &m->heard))))
         return err;
     if (m->type >= JV_MSG_SNAP && (err = parse_snap(&r, m)))
         return err;

@@ -7,10 +7,13 @@
  *               body is larger than the caller's threshold and compression
  *               actually saves bytes)
  *   body = [version, type, from (bin 32), to (bin 32), stamp, echo, refused,
- *           from_addr (str), have (vv), batches, more, budget]
+ *           from_addr (str), have (vv), batches, more, budget, base, heard]
  *   sig  = Ed25519(from's node key, BLAKE2b-256("jarvis/sync/v2" || body))
- *     version   JV_WIRE_VERSION; a message of another version (or of
- *               version 1, which had no such field) is JV_EVERSION
+ *     version   JV_WIRE_VERSION (3); version 2 (the same body without
+ *               base and heard: its vectors are whole) is decoded too, and
+ *               encoded on demand, so that nodes of both can talk while a
+ *               cluster is upgraded; any other version (or version 1,
+ *               which had no such field) is JV_EVERSION
  *     type      1 SYNC (request), 2 SYNC_REPLY
  *     from      the sender's replica id (its Ed25519 public key: the key
  *               the signature is checked against)
@@ -27,11 +30,18 @@
  *     refused   reply: 0, or why the request was refused (jv_refusal)
  *     from_addr the address the sender listens on for peers ("" if none)
  *     have      the sender's version vector, counting batches it holds
- *               aside as well as applied ones: "do not send me these"
+ *               aside as well as applied ones: "do not send me these";
+ *               when base is not 0, only the entries that differ from the
+ *               vector of the message named by base (vvlink.h)
  *     batches   array of [body (bin), sig (bin 64)]: signed batches exactly
  *               as their origin made them
  *     more      reply: the responder had more the requester lacks
  *     budget    request: how many bytes of batches the reply may carry
+ *     base      the stamp of an earlier message of the sender's to the
+ *               same recipient that `have` differs from; 0: `have` whole
+ *     heard     the stamp of the recipient's newest message whose vector
+ *               the sender keeps (0: none), for the recipient to base its
+ *               next messages on
  *
  * The signature covers the exact bytes of the body as sent: a receiver
  * checks it over the bytes it received (jv_msg_verify), never over a
@@ -49,8 +59,10 @@
 #include "batch.h"
 #include "vv.h"
 
-/* The protocol version: 2 since messages are signed by their sender. */
-#define JV_WIRE_VERSION     2
+/* The protocol version: 2 since messages are signed by their sender, 3
+ * since their vectors may be differences. */
+#define JV_WIRE_VERSION     3
+#define JV_WIRE_VERSION_MIN 2 /* the oldest decoded (and encoded) */
 #define JV_WIRE_MAX_BATCHES 65536
 #define JV_WIRE_MAX_ADDR    512
 
@@ -62,8 +74,8 @@ typedef enum {
                               the requester lacks compacted batches */
 } jv_msg_type;
 
-/* Snapshots (storage/snapshot.h) travel in chunks: types 3 and 4 carry a
- * 13th body field after `budget`:
+/* Snapshots (storage/snapshot.h) travel in chunks: types 3 and 4 carry one
+ * more body field at the end (the 15th; the 13th in version 2):
  *   SNAP        [digest (bin 32), offset]     zeros: the current one
  *   SNAP_REPLY  [maker (bin 32), made_ms, digest (bin 32), sig (bin 64),
  *                total, offset, data (bin)]
@@ -93,7 +105,9 @@ typedef enum {
     JV_REFUSED_RECIPIENT = 4, /* addressed to another node, or to none */
     JV_REFUSED_CLAIM = 5,     /* its vector claims more of the responder's
                                  own log than the responder has */
-    JV_REFUSED_MAX = 5
+    JV_REFUSED_BASE = 6,      /* its vector's base is not kept here: send
+                                 it whole (version 3) */
+    JV_REFUSED_MAX = 6
 } jv_refusal;
 
 typedef struct {
@@ -103,6 +117,7 @@ typedef struct {
 } jv_wire_batch;
 
 typedef struct {
+    unsigned version; /* decode: 2 or 3; encode: 0 for JV_WIRE_VERSION */
     jv_msg_type type;
     jv_id from;
     jv_id to; /* zeros: not known to the sender */
@@ -115,7 +130,8 @@ typedef struct {
     size_t nbatches;
     bool more;
     uint64_t budget;
-    jv_wire_snap snap; /* types 3 and 4 only */
+    uint64_t base, heard; /* version 3; 0 in version 2 */
+    jv_wire_snap snap;    /* types 3 and 4 only */
     /* Decode's allocation behind `batches`, the only array jv_msg_fini
      * frees: a caller that points `batches` at its own array to encode
      * keeps it. */

@@ -37,6 +37,7 @@
 #include "query.h"
 #include "repl_host.h"
 #include "snapshot.h"
+#include "vvlink.h"
 #include "wire.h"
 
 #define COMPRESS_MIN 1024
@@ -114,6 +115,7 @@ typedef struct peer {
     uint64_t req_stamp;      /* the stamp of the request outstanding */
     bool probing;            /* it went to no id (a first contact): see probe */
     bool stale_retried; /* a `stale` refusal was answered by a new request */
+    bool rebased;       /* so was a vector base one of us did not keep */
     /* What it said it holds in its own messages (their have-vectors),
      * and what it acknowledged receiving from us (a request it answered),
      * over the last one to two exchange timeouts: facts, unlike `have`,
@@ -149,7 +151,7 @@ typedef struct peer {
     struct link {
         jv_id origin;
         bool eager;
-    } * links;
+    } * links; /* sorted by origin */
     size_t nlinks, linkcap;
     uint64_t rank;
     pstate state;
@@ -222,6 +224,7 @@ struct jv_repl {
     peer *peers;
     size_t npeers;
     jv_vv applied;      /* this node's applied vector */
+    jv_vvlinks *links;  /* the vectors messages are based on (vvlink.h) */
     struct peer *chain; /* the peer a pull goes on with (`more`) */
     jv_repl_host host;  /* the world: clock, timer, network, jobs */
     char bound[256];
@@ -666,21 +669,49 @@ static bool overclaims(jv_repl *r, const jv_vv *v)
 /* -- what we have, what they lack ----------------------------------------- */
 
 /* 1: pushed to p, 0: not, -1: as p's rank says. */
+/* Makes a proven message's vector whole (vvlink.h) and keeps it for the
+ * sender's next messages to be based on. False when its base is not kept
+ * here: nothing is, then, and the sender is to send it whole. */
+static bool take_vector(jv_repl *r, jv_msg *m)
+{
+    if (m->version == 2)
+        return true;
+    if (jv_vvlinks_took(r->links, &m->from, m->stamp, m->base, m->heard,
+                        &m->have) == JV_OK)
+        return true;
+    jv_vvlinks_forget(r->links, &m->from);
+    return false;
+}
+
+/* Where origin's link is in p->links (sorted by origin), or would go. */
+static size_t link_find(const peer *p, const jv_id *origin)
+{
+    size_t lo = 0, hi = p->nlinks;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (jv_id_cmp(&p->links[mid].origin, origin) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 static int link_get(const peer *p, const jv_id *origin)
 {
-    for (size_t i = 0; i < p->nlinks; i++)
-        if (jv_id_eq(&p->links[i].origin, origin))
-            return p->links[i].eager;
+    size_t i = link_find(p, origin);
+    if (i < p->nlinks && jv_id_eq(&p->links[i].origin, origin))
+        return p->links[i].eager;
     return -1;
 }
 
 static void link_set(peer *p, const jv_id *origin, bool eager)
 {
-    for (size_t i = 0; i < p->nlinks; i++)
-        if (jv_id_eq(&p->links[i].origin, origin)) {
-            p->links[i].eager = eager;
-            return;
-        }
+    size_t i = link_find(p, origin);
+    if (i < p->nlinks && jv_id_eq(&p->links[i].origin, origin)) {
+        p->links[i].eager = eager;
+        return;
+    }
     if (p->nlinks == p->linkcap) {
         size_t cap = p->linkcap ? p->linkcap * 2 : 8;
         struct link *l = jv_reallocarray(p->links, cap, sizeof(*l));
@@ -689,8 +720,11 @@ static void link_set(peer *p, const jv_id *origin, bool eager)
         p->links = l;
         p->linkcap = cap;
     }
-    p->links[p->nlinks].origin = *origin;
-    p->links[p->nlinks++].eager = eager;
+    memmove(&p->links[i + 1], &p->links[i],
+            (p->nlinks - i) * sizeof(p->links[0]));
+    p->links[i].origin = *origin;
+    p->links[i].eager = eager;
+    p->nlinks++;
 }
 
 /* After a reply: for each origin we pushed, did the peer hold it all
@@ -1027,6 +1061,11 @@ typedef struct {
     uint64_t echo;   /* reply: the request's stamp */
     jv_refusal refused;
     const jv_wire_snap *snap; /* types 3 and 4 */
+    unsigned version;         /* 2 for a node that speaks only that */
+    /* The vector may go as its difference from base_vv, that of our
+     * message stamped `base` (vvlink.h); heard: the newest of `to`'s. */
+    uint64_t base, heard;
+    const jv_vv *base_vv;
 } head;
 
 /* What building a message needs of the node, copied so that a sync reader
@@ -1049,18 +1088,21 @@ static void env_init(jv_repl *r, build_env *env)
 }
 
 /* Encodes, signs, compresses and seals a message carrying the selection,
- * stamped `stamp`. *plain: what the frame would weigh without zstd. Any
- * thread. */
+ * stamped `stamp`, and `have` whole or as its difference from h's base
+ * when that is shorter. *plain: what the frame would weigh without zstd.
+ * Any thread. */
 static jv_err build_with(const build_env *env, const head *h, uint64_t stamp,
                          const jv_vv *have, selection *s, bool more,
                          uint64_t budget, jv_buf *frame, size_t *plain_out)
 {
     jv_msg m;
     jv_buf raw;
+    jv_vv diff;
     size_t plain = 0;
     jv_err err;
     jv_msg_init(&m);
     jv_buf_init(&raw);
+    jv_vv_init(&diff);
     m.type = h->type;
     m.from = env->kp->pk;
     if (h->to)
@@ -1069,7 +1111,15 @@ static jv_err build_with(const build_env *env, const head *h, uint64_t stamp,
     m.echo = h->echo;
     m.refused = h->refused;
     m.from_addr = jv_str_c(env->bound);
+    m.version = h->version;
+    m.heard = h->heard;
     m.have = *have; /* borrowed */
+    if (h->base && h->base_vv) {
+        if (jv_vv_diff(have, h->base_vv, &diff) == JV_OK && diff.n < have->n) {
+            m.have = diff;
+            m.base = h->base;
+        }
+    }
     m.more = more;
     m.budget = budget;
     if (h->snap)
@@ -1095,6 +1145,7 @@ static jv_err build_with(const build_env *env, const head *h, uint64_t stamp,
         *plain_out = frame->len - raw.len + 1 + plain;
 out:
     jv_free(wb);
+    jv_vv_fini(&diff);
     jv_buf_fini(&raw);
     return err;
 }
@@ -1115,6 +1166,28 @@ static jv_err build(jv_repl *r, const head *h, const jv_vv *have, selection *s,
         count(r, "jarvis_repl_bytes_uncompressed_total", "direction", "out",
               (double)plain);
     jv_keyring_wipe(&env.ring);
+    return err;
+}
+
+/* Fills in h the protocol version of a message to id and what its vector
+ * is based on (vvlink.h), copied into base; base NULL: the vector goes
+ * whole, only `heard` is told. Nothing of this to a node of version 2. */
+static jv_err link_head(jv_repl *r, const jv_id *id, unsigned version, head *h,
+                        jv_vv *base)
+{
+    jv_vv none;
+    uint64_t stamp = 0;
+    h->version = version;
+    if (version == 2)
+        return JV_OK;
+    jv_vv_init(&none);
+    jv_err err =
+        jv_vvlinks_base(r->links, id, &stamp, base ? base : &none, &h->heard);
+    jv_vv_fini(&none);
+    if (!err && base && stamp) {
+        h->base = stamp;
+        h->base_vv = base;
+    }
     return err;
 }
 
@@ -1459,6 +1532,7 @@ typedef struct {
     head h;
     build_env env;
     jv_vv applied, them, have;
+    jv_vv base; /* h.base_vv */
     size_t start;
     uint64_t budget, stamp;
     selection s;
@@ -1473,6 +1547,7 @@ static void work_init(msg_work *w, jv_repl *r)
     jv_vv_init(&w->applied);
     jv_vv_init(&w->them);
     jv_vv_init(&w->have);
+    jv_vv_init(&w->base);
     jv_buf_init(&w->frame);
     jv_buf_init(&w->s.data);
 }
@@ -1483,6 +1558,7 @@ static void work_fini(msg_work *w)
     jv_vv_fini(&w->applied);
     jv_vv_fini(&w->them);
     jv_vv_fini(&w->have);
+    jv_vv_fini(&w->base);
     sel_fini(&w->s);
     jv_buf_fini(&w->frame);
 }
@@ -1549,6 +1625,8 @@ static void ex_done(void *arg, jv_err err, const char *msg)
     }
     count(r, "jarvis_repl_bytes_uncompressed_total", "direction", "out",
           (double)j->w.plain);
+    if (!j->probe && j->w.h.version != 2)
+        (void)jv_vvlinks_sent(r->links, &j->to, j->w.stamp, &j->w.have);
     jv_vv_clear(&p->sent);
     jv_vv_merge(&p->sent, &j->sent);
     p->state = P_SENDING;
@@ -1586,20 +1664,6 @@ out:
  *
  * The request is built off the loop (ex_run); the peer is P_BUILDING
  * meanwhile, which holds further exchanges back as P_SENDING does. */
-/* One exchange with p. A push (news to spread) carries what p lacks as
- * far as we know and asks for no batches back, only p's vector: what p
- * has that we lack is most likely reaching us from elsewhere already. A
- * pull (anti-entropy, start-up, catching up) carries only our vector and
- * lets the reply bring what we lack, up to half of max_message; once the
- * reply has told us exactly what p holds, what p lacks is pushed
- * (continue_exchange). Pulls send nothing on a guess: what we knew of p
- * may be long out of date, and would bring it batches it holds.
- *
- * A peer whose id is not known yet, or not trusted, gets a probe instead:
- * addressed to no one, with an empty vector and nothing else. Its reply
- * names (and proves) the node at that address and says nothing more; a
- * trusted one is then pulled from at once (take_introduction). Nothing of
- * ours goes to a node we do not trust. */
 static void exchange(peer *p, bool pull)
 {
     jv_repl *r = p->r;
@@ -1627,11 +1691,19 @@ static void exchange(peer *p, bool pull)
     j->repair = p->repair;
     j->probe = !p->id_known || !is_trusted(r, &p->id);
     j->to = p->id;
-    j->w.h =
-        (head){JV_MSG_SYNC, j->probe ? NULL : &j->to, 0, JV_REFUSED_NONE, NULL};
+    j->w.h = (head){.type = JV_MSG_SYNC,
+                    .to = j->probe ? NULL : &j->to,
+                    .echo = 0,
+                    .refused = JV_REFUSED_NONE,
+                    .snap = NULL};
     j->select = !j->probe && !pull && p->have_known;
+    unsigned version = p->version == 2 ? 2 : 0;
     if ((err = jv_vv_copy(&j->w.applied, &r->applied)) ||
         (j->select && (err = theirs(p, &p->have, &j->w.them))))
+        goto fail;
+    if (j->probe)
+        j->w.h.version = version;
+    else if ((err = link_head(r, &p->id, version, &j->w.h, &j->w.base)))
         goto fail;
     j->w.start = select_start(r);
     j->w.stamp = next_stamp(r);
@@ -1701,6 +1773,19 @@ static bool take_notice(jv_repl *r, peer *p, const uint8_t *msg, size_t len)
         fail(p, "bad reply: a malformed notice");
         return true;
     }
+    if (nt.kind == JV_NOTICE_VERSION && nt.version >= JV_WIRE_VERSION_MIN &&
+        nt.version < JV_WIRE_VERSION && p->version != nt.version) {
+        /* An older node we can still talk with (a cluster being
+         * upgraded): in its version, at once. */
+        jv_info("repl",
+                "peer %s speaks protocol version %u: talking that "
+                "to it",
+                p->addr, nt.version);
+        p->version = nt.version;
+        p->state = P_IDLE;
+        exchange(p, p->pulling);
+        return true;
+    }
     if (nt.kind == JV_NOTICE_VERSION) {
         r->peer_version = nt.version;
         troubled(p, T_VERSION, version_text(nt.version, why, sizeof(why)));
@@ -1746,7 +1831,7 @@ typedef enum {
  * to us and to the request's stamp), from a trusted node, claiming no
  * more of our own log than we have. A refusal by the peer, or a reply
  * that fails any of this, fails the exchange. */
-static reply_kind check_reply(jv_repl *r, peer *p, const jv_msg *m)
+static reply_kind check_reply(jv_repl *r, peer *p, jv_msg *m)
 {
     const jv_id *self = &r->node->kp.pk;
     mreason why = MR_COUNT;
@@ -1774,8 +1859,18 @@ static reply_kind check_reply(jv_repl *r, peer *p, const jv_msg *m)
         return REPLY_INTRODUCED;
     /* A request that waited for a connection while the peer restarted
      * is older than the peer's start: one new request goes through. */
-    if (m->refused == JV_REFUSED_STALE && !p->stale_retried)
+    if (m->refused == JV_REFUSED_STALE && !p->stale_retried) {
+        p->stale_retried = true;
         return REPLY_RETRY;
+    }
+    /* It does not keep what our vector was based on (it restarted, say):
+     * once more with the vector whole. */
+    if (m->refused == JV_REFUSED_BASE && !p->rebased) {
+        jv_vvlinks_forget(r->links, &m->from);
+        p->rebased = true;
+        count(r, "jarvis_repl_exchanges_total", "outcome", "rebased", 1);
+        return REPLY_RETRY;
+    }
     if (m->refused) {
         static const char *const what[] = {
             "",
@@ -1783,14 +1878,25 @@ static reply_kind check_reply(jv_repl *r, peer *p, const jv_msg *m)
             "our request was not fresh there (clocks apart?)",
             "this node is not on its trust list",
             "it is not the node we addressed",
-            "our vector claimed more of its log than it has"};
+            "our vector claimed more of its log than it has",
+            "it kept no base for our vector"};
         snprintf(msg, sizeof(msg), "refused by the peer: %s", what[m->refused]);
         fail_as(p, msg, "refused");
         return REPLY_REFUSED;
     }
     if (!is_trusted(r, &m->from))
         why = MR_UNTRUSTED;
-    else if (overclaims(r, &m->have))
+    else if (!take_vector(r, m)) {
+        /* Based on a message of ours it thinks we keep: we forgot it
+         * meanwhile (for room); our next request says so. */
+        if (!p->rebased) {
+            p->rebased = true;
+            count(r, "jarvis_repl_exchanges_total", "outcome", "rebased", 1);
+            return REPLY_RETRY;
+        }
+        fail(p, "bad reply: its vector is based on nothing kept here");
+        return REPLY_REFUSED;
+    } else if (overclaims(r, &m->have))
         why = MR_CLAIM;
     if (why != MR_COUNT) {
         char hex[JV_ID_HEX];
@@ -1854,7 +1960,7 @@ static void take_introduction(jv_repl *r, peer *p, const jv_msg *m)
 static void take_reply(jv_repl *r, peer *p, const jv_msg *m)
 {
     bind_id(p, &m->from);
-    p->stale_retried = false;
+    p->stale_retried = p->rebased = false;
     learn_pushes(p, &m->have);
     jv_vv_copy(&p->have, &m->have);
     jv_vv_merge(&p->have, &p->sent);
@@ -1874,7 +1980,7 @@ static void take_reply(jv_repl *r, peer *p, const jv_msg *m)
     }
     p->reachable = true;
     p->trouble = T_NONE;
-    p->version = JV_WIRE_VERSION;
+    p->version = m->version;
     p->down_since_ms = 0;
     p->failures = 0;
     p->last_error[0] = '\0';
@@ -1940,7 +2046,11 @@ static bool answer_snapshot(jv_repl *r, jv_inbound *in, peer *p,
 {
     jv_store *st = r->node->rst;
     jv_wire_snap ws;
-    head h = {JV_MSG_SNAP_REPLY, &m->from, m->stamp, JV_REFUSED_NONE, &ws};
+    head h = {.type = JV_MSG_SNAP_REPLY,
+              .to = &m->from,
+              .echo = m->stamp,
+              .refused = JV_REFUSED_NONE,
+              .snap = &ws};
     jv_snap_info info;
     jv_buf chunk, frame;
     jv_vv have;
@@ -1969,7 +2079,8 @@ static bool answer_snapshot(jv_repl *r, jv_inbound *in, peer *p,
     ws.total = info.bytes;
     ws.offset = off;
     snap_fault(r, &ws, &chunk);
-    if (have_on(r->node->rst, &r->applied, &have) ||
+    if (link_head(r, &m->from, m->version, &h, NULL) ||
+        have_on(r->node->rst, &r->applied, &have) ||
         build(r, &h, &have, NULL, false, 0, &frame, NULL) != JV_OK)
         goto out;
     if (p)
@@ -2006,7 +2117,11 @@ static void snap_reset(jv_repl *r)
 static jv_err snap_send(jv_repl *r, peer *p, uint64_t offset)
 {
     jv_wire_snap ws;
-    head h = {JV_MSG_SNAP, &p->id, 0, JV_REFUSED_NONE, &ws};
+    head h = {.type = JV_MSG_SNAP,
+              .to = &p->id,
+              .echo = 0,
+              .refused = JV_REFUSED_NONE,
+              .snap = &ws};
     jv_buf frame;
     jv_vv have;
     jv_err err;
@@ -2016,7 +2131,8 @@ static jv_err snap_send(jv_repl *r, peer *p, uint64_t offset)
     jv_buf_init(&frame);
     jv_vv_init(&have);
     jv_vv_clear(&p->sent);
-    if (!(err = have_on(r->node->rst, &r->applied, &have)) &&
+    if (!(err = link_head(r, &p->id, p->version == 2 ? 2 : 0, &h, NULL)) &&
+        !(err = have_on(r->node->rst, &r->applied, &have)) &&
         !(err = build(r, &h, &have, NULL, false, 0, &frame, &p->req_stamp)) &&
         !(err =
               r->host.tp_send(p->tp, frame.data, frame.len, r->o.timeout_ms))) {
@@ -2370,7 +2486,6 @@ static void on_reply(void *arg, jv_tpeer *tp, jv_err err, const uint8_t *msg,
         take_introduction(r, p, &m);
         break;
     case REPLY_RETRY:
-        p->stale_retried = true;
         p->state = P_IDLE;
         exchange(p, p->pulling);
         break;
@@ -2396,7 +2511,7 @@ out:
  * (counted and logged here). A first contact (addressed to no id), and
  * ourselves through our own address, get JV_REFUSED_RECIPIENT uncounted:
  * the refusal names this node, which is what they asked. */
-static jv_refusal check_request(jv_repl *r, const jv_msg *m)
+static jv_refusal check_request(jv_repl *r, jv_msg *m)
 {
     const jv_id *self = &r->node->kp.pk;
     if (jv_msg_verify(m)) {
@@ -2418,6 +2533,8 @@ static jv_refusal check_request(jv_repl *r, const jv_msg *m)
         return JV_REFUSED_UNTRUSTED;
     }
     fresh_note(r, &m->from, m->stamp);
+    if (!take_vector(r, m))
+        return JV_REFUSED_BASE; /* uncounted: it asks again at once */
     if (overclaims(r, &m->have)) {
         refuse_msg(r, MR_CLAIM, &m->from);
         return JV_REFUSED_CLAIM;
@@ -2430,7 +2547,12 @@ static jv_refusal check_request(jv_repl *r, const jv_msg *m)
 static void send_refusal(jv_repl *r, jv_inbound *in, const jv_msg *m,
                          jv_refusal why)
 {
-    head h = {JV_MSG_SYNC_REPLY, &m->from, m->stamp, why, NULL};
+    head h = {.type = JV_MSG_SYNC_REPLY,
+              .to = &m->from,
+              .echo = m->stamp,
+              .refused = why,
+              .snap = NULL};
+    h.version = m->version;
     jv_vv none;
     jv_buf frame;
     jv_vv_init(&none);
@@ -2469,7 +2591,7 @@ static peer *take_request(jv_repl *r, const jv_msg *m, const char *addr,
     learn(p, &m->have);
     p->last_contact_ms = now_ms(r);
     p->bytes_in += len;
-    p->version = JV_WIRE_VERSION;
+    p->version = m->version;
     memcpy(p->key_seen, r->frame_key, sizeof(p->key_seen));
     return p;
 }
@@ -2540,6 +2662,8 @@ static void serve_done(void *arg, jv_err err, const char *msg)
           (double)j->w.plain);
     count(r, "jarvis_repl_bytes_total", "direction", "out",
           (double)j->w.frame.len);
+    if (j->w.h.version != 2)
+        (void)jv_vvlinks_sent(r->links, &j->from, j->w.stamp, &j->w.have);
     r->host.tp_reply(j->in, j->w.frame.data, j->w.frame.len);
 out:
     serve_free(j);
@@ -2558,8 +2682,13 @@ static bool answer_request(jv_repl *r, jv_inbound *in, peer *p, const jv_msg *m)
     work_init(&j->w, r);
     j->in = in;
     j->from = m->from;
-    j->w.h =
-        (head){JV_MSG_SYNC_REPLY, &j->from, m->stamp, JV_REFUSED_NONE, NULL};
+    j->w.h = (head){.type = JV_MSG_SYNC_REPLY,
+                    .to = &j->from,
+                    .echo = m->stamp,
+                    .refused = JV_REFUSED_NONE,
+                    .snap = NULL};
+    if ((err = link_head(r, &m->from, m->version, &j->w.h, &j->w.base)))
+        goto fail;
     j->w.budget =
         m->budget < r->o.max_message / 2 ? m->budget : r->o.max_message / 2;
     if ((err = jv_vv_copy(&j->w.applied, &r->applied)) ||
@@ -3430,6 +3559,7 @@ jv_err jv_repl_start(jv_node *n, const jv_repl_host *host,
     r->fresh_floor = now_ms(r) * 1000;
     r->started_ms = now_ms(r);
     if ((err = declare(n->metrics)) ||
+        (err = jv_vvlinks_new(MAX_SOURCES, &r->links)) ||
         (err = jv_store_vv(n->rst, &r->applied))) {
         snprintf(msg, msglen, "cannot start replication: %s", jv_strerror(err));
         goto fail;
@@ -3457,6 +3587,7 @@ jv_err jv_repl_start(jv_node *n, const jv_repl_host *host,
     *out = r;
     return JV_OK;
 fail:
+    jv_vvlinks_free(r->links);
     jv_vv_fini(&r->applied);
     jv_buf_fini(&r->scratch);
     jv_buf_fini(&r->snap.data);
@@ -3472,6 +3603,7 @@ static void on_host_closed(void *rp)
     jv_repl *r = rp;
     void (*done)(void *) = r->stop_done;
     void *arg = r->stop_arg;
+    jv_vvlinks_free(r->links);
     jv_vv_fini(&r->applied);
     jv_buf_fini(&r->scratch);
     jv_buf_fini(&r->snap.data);

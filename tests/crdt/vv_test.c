@@ -1,4 +1,5 @@
 /* vv_test.c - version vectors (crdt/vv.c). */
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +11,7 @@
 
 #include "alloc.h"
 #include "crdt_test.h"
+#include "testutil.h"
 #include "vv.h"
 
 /* An id whose every byte is b: ids order as their bytes do. */
@@ -135,6 +137,84 @@ static void test_merge(void **state)
     jv_vv_fini(&a);
     jv_vv_fini(&b);
     jv_vv_fini(&c);
+}
+
+/* A difference says every new id and changed seq, and only those; what
+ * it cannot say (an id gone) is refused. */
+static void test_diff_patch(void **state)
+{
+    (void)state;
+    jv_vv base, vv, d;
+    jv_vv_init(&base);
+    jv_vv_init(&vv);
+    jv_vv_init(&d);
+    set(&base, 1, 5);
+    set(&base, 3, 1);
+    set(&base, 7, 9);
+    assert_int_equal(jv_vv_copy(&vv, &base), JV_OK);
+    set(&vv, 0, 2);  /* new, first */
+    set(&vv, 3, 4);  /* changed */
+    set(&vv, 9, 1);  /* new, last */
+    set(&d, 42, 42); /* replaced, not added to */
+    assert_int_equal(jv_vv_diff(&vv, &base, &d), JV_OK);
+    assert_sorted(&d);
+    assert_int_equal(d.n, 3);
+    assert_int_equal(get(&d, 0), 2);
+    assert_int_equal(get(&d, 3), 4);
+    assert_int_equal(get(&d, 9), 1);
+    assert_int_equal(jv_vv_patch(&base, &d), JV_OK);
+    assert_true(jv_vv_equal(&base, &vv));
+    /* The same vector: nothing to say. A lower seq is said as it is. */
+    assert_int_equal(jv_vv_diff(&vv, &vv, &d), JV_OK);
+    assert_int_equal(d.n, 0);
+    set(&vv, 7, 2);
+    assert_int_equal(jv_vv_diff(&vv, &base, &d), JV_OK);
+    assert_int_equal(d.n, 1);
+    assert_int_equal(get(&d, 7), 2);
+    /* An id of the base that the vector lacks cannot be said. */
+    set(&vv, 1, 0);
+    assert_int_equal(jv_vv_diff(&vv, &base, &d), JV_ESTATE);
+    jv_vv_fini(&base);
+    jv_vv_fini(&vv);
+    jv_vv_fini(&d);
+}
+
+/* patch(base, diff(vv, base)) == vv for random vectors (ids from a small
+ * set, so that they overlap), and the difference is never longer. */
+static void test_diff_patch_random(void **state)
+{
+    (void)state;
+    uint64_t seed = jv_test_seed();
+    jv_rng rng;
+    jv_vv base, vv, d, back;
+    jv_vv_init(&base);
+    jv_vv_init(&vv);
+    jv_vv_init(&d);
+    jv_vv_init(&back);
+    for (unsigned run = 0; run < 5000; run++) {
+        jv_rng_seed(&rng, seed + run);
+        jv_vv_clear(&base);
+        jv_vv_clear(&vv);
+        for (uint8_t id = 0; id < 40; id++) {
+            uint64_t b = jv_rng_below(&rng, 3) ? 0 : 1 + jv_rng_below(&rng, 9);
+            set(&base, id, b);
+            /* Every id of base stays; some move (up or down), some come. */
+            uint64_t v = jv_rng_below(&rng, 4) ? b : 1 + jv_rng_below(&rng, 9);
+            set(&vv, id, b && !v ? b : v);
+        }
+        assert_int_equal(jv_vv_diff(&vv, &base, &d), JV_OK);
+        assert_sorted(&d);
+        assert_true(d.n <= vv.n);
+        assert_int_equal(jv_vv_copy(&back, &base), JV_OK);
+        assert_int_equal(jv_vv_patch(&back, &d), JV_OK);
+        if (!jv_vv_equal(&back, &vv))
+            fail_msg("run %u (seed %" PRIu64 "): patch(diff) differs", run,
+                     seed + run);
+    }
+    jv_vv_fini(&base);
+    jv_vv_fini(&vv);
+    jv_vv_fini(&d);
+    jv_vv_fini(&back);
 }
 
 static void test_compare(void **state)
@@ -431,6 +511,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_set_get_raise),
         cmocka_unit_test(test_merge),
+        cmocka_unit_test(test_diff_patch),
+        cmocka_unit_test(test_diff_patch_random),
         cmocka_unit_test(test_compare),
         cmocka_unit_test(test_lacks_and_missing),
         cmocka_unit_test(test_encoding_layout),

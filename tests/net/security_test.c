@@ -595,7 +595,7 @@ static bool log_has(const char *needle)
 
 /* The node's side of a notice: a peer of another protocol version (a REP
  * socket of ours answering the node's request with a version notice) is
- * shown as "incompatible version 3" in its peer entry, logged, and named
+ * shown as "incompatible version 4" in its peer entry, logged, and named
  * in the health report; never taken for a plain timeout. */
 static void test_version_notice_shown(void **state)
 {
@@ -616,13 +616,13 @@ static void test_version_notice_shown(void **state)
     json_decref(nt_req(&C, 0, 201, "POST", body, "/v1/peers"));
 
     /* Its first request (sealed under the cluster key): answered with a
-     * notice naming version 3. */
+     * notice naming version 4. */
     assert_int_equal(nng_recv(rep, &req, &reqlen, NNG_FLAG_ALLOC), 0);
     assert_int_equal(((uint8_t *)req)[0], 0x01);
     nng_free(req, reqlen);
     jv_buf n;
     jv_buf_init(&n);
-    assert_int_equal(jv_notice_version(3, &n), JV_OK);
+    assert_int_equal(jv_notice_version(4, &n), JV_OK);
     assert_int_equal(nng_send(rep, n.data, n.len, 0), 0);
     jv_buf_fini(&n);
 
@@ -631,8 +631,8 @@ static void test_version_notice_shown(void **state)
         json_t *p = nt_peer(&C, 0, addr);
         const char *st = json_string_value(json_object_get(p, "state"));
         bool shown =
-            st && strcmp(st, "incompatible version 3") == 0 &&
-            json_integer_value(json_object_get(p, "protocol_version")) == 3;
+            st && strcmp(st, "incompatible version 4") == 0 &&
+            json_integer_value(json_object_get(p, "protocol_version")) == 4;
         json_decref(p);
         if (shown)
             break;
@@ -641,16 +641,74 @@ static void test_version_notice_shown(void **state)
                     st ? st : "-");
         jv_cluster_sleep_ms(20);
     }
-    NT_CHECK(&C, log_has("incompatible version 3: it speaks protocol "
-                         "version 3, this node 2"));
+    NT_CHECK(&C, log_has("incompatible version 4: it speaks protocol "
+                         "version 4, this node 3"));
     json_t *h = nt_req(&C, 0, 200, "GET", NULL, "/v1/health");
     const char *why = json_string_value(json_object_get(
         json_object_get(json_object_get(h, "components"), "replication"),
         "reason"));
-    NT_CHECK(&C, why && strstr(why, "incompatible version 3") != NULL);
+    NT_CHECK(&C, why && strstr(why, "incompatible version 4") != NULL);
     json_decref(h);
-    printf("a peer of protocol version 3 shown as such in %.0f ms\n",
+    printf("a peer of protocol version 4 shown as such in %.0f ms\n",
            jv_cluster_now_ms() - t0);
+    nng_close(rep);
+}
+
+/* The request that follows a notice, opened and decoded. */
+static void next_request(nng_socket rep, jv_buf *plain, jv_msg *m)
+{
+    char *req = NULL;
+    size_t reqlen = 0;
+    jv_buf scratch;
+    jv_buf_init(&scratch);
+    assert_int_equal(nng_recv(rep, &req, &reqlen, NNG_FLAG_ALLOC), 0);
+    assert_int_equal(jv_open(&ring, (uint8_t *)req, reqlen, plain), JV_OK);
+    assert_int_equal(
+        jv_msg_decode(plain->data, plain->len, 8u << 20, &scratch, m), JV_OK);
+    nng_free(req, reqlen);
+    jv_buf_fini(&scratch);
+}
+
+/* A peer of version 2 (a cluster being upgraded): its notice makes the
+ * node ask again at once in version 2, whose body it reads. */
+static void test_version_2_spoken(void **state)
+{
+    (void)state;
+    nng_socket rep;
+    nng_listener l;
+    int port = 0;
+    char addr[64], body[128];
+    jv_buf plain, n;
+    jv_msg m;
+    setup_node();
+    jv_buf_init(&plain);
+    jv_buf_init(&n);
+    jv_msg_init(&m);
+    assert_int_equal(nng_rep0_open(&rep), 0);
+    assert_int_equal(nng_socket_set_ms(rep, NNG_OPT_RECVTIMEO, 20000), 0);
+    assert_int_equal(nng_listener_create(&l, rep, "tcp://127.0.0.1:0"), 0);
+    assert_int_equal(nng_listener_start(l, 0), 0);
+    assert_int_equal(nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port), 0);
+    snprintf(addr, sizeof addr, "tcp://127.0.0.1:%d", port);
+    snprintf(body, sizeof body, "{\"addr\":\"%s\"}", addr);
+    json_decref(nt_req(&C, 0, 201, "POST", body, "/v1/peers"));
+
+    next_request(rep, &plain, &m);
+    assert_int_equal(m.version, JV_WIRE_VERSION);
+    double t0 = jv_cluster_now_ms();
+    assert_int_equal(jv_notice_version(2, &n), JV_OK);
+    assert_int_equal(nng_send(rep, n.data, n.len, 0), 0);
+    next_request(rep, &plain, &m);
+    assert_int_equal(m.version, 2);
+    assert_int_equal(m.base, 0);
+    assert_true(m.stamp > 0);
+    NT_CHECK(&C, log_has("speaks protocol version 2: talking that to it"));
+    NT_CHECK(&C, !log_has("incompatible version 2"));
+    printf("asked again in version 2 %.0f ms after its notice\n",
+           jv_cluster_now_ms() - t0);
+    jv_msg_fini(&m);
+    jv_buf_fini(&plain);
+    jv_buf_fini(&n);
     nng_close(rep);
 }
 
@@ -673,6 +731,7 @@ int main(void)
         cmocka_unit_test_teardown(test_hostile_batches, teardown),
         cmocka_unit_test_teardown(test_hostile_frames, teardown),
         cmocka_unit_test_teardown(test_version_notice_shown, teardown),
+        cmocka_unit_test_teardown(test_version_2_spoken, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

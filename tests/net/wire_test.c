@@ -113,6 +113,8 @@ static void assert_msg_equal(const jv_msg *a, const jv_msg *b)
     }
     assert_int_equal(a->more, b->more);
     assert_int_equal(a->budget, b->budget);
+    assert_int_equal(a->base, b->base);
+    assert_int_equal(a->heard, b->heard);
 }
 
 static bool inside(const void *p, const jv_buf *b)
@@ -140,6 +142,8 @@ static void test_round_trip(void **state)
     s.m.from_addr = jv_str_c("tcp://[2001:db8::7]:7946");
     s.m.more = true;
     s.m.budget = UINT64_MAX;
+    s.m.base = 1733500000123456;
+    s.m.heard = UINT64_MAX;
     assert_int_equal(jv_msg_encode(&s.m, NULL, NO_COMPRESSION, &enc, &raw),
                      JV_OK);
     assert_int_equal(enc.data[0], 0);
@@ -354,7 +358,7 @@ enum fault {
     ELEVEN_FIELDS,
     THIRTEEN_FIELDS,
     VERSION_1,
-    VERSION_3,
+    VERSION_OTHER, /* 4 */
     TO_SHORT,
     STAMP_NIL,
     REFUSED_SIX,
@@ -397,7 +401,8 @@ static void craft(jv_buf *out, enum fault f)
                      : f == THIRTEEN_FIELDS ? 13
                      : f == VERSION_1       ? 7
                                             : 12);
-    jv_mpw_u64(&w, f == VERSION_1 ? 1 : f == VERSION_3 ? 3 : JV_WIRE_VERSION);
+    /* Version 2's body (which version 3 nodes still read). */
+    jv_mpw_u64(&w, f == VERSION_1 ? 1 : f == VERSION_OTHER ? 4 : 2);
     if (f == TYPE_STR)
         jv_mpw_str(&w, "1", 1);
     else if (f == TYPE_NONCANON)
@@ -504,11 +509,11 @@ static void test_strict(void **state)
             fail_msg("fault %d decoded", f);
         /* Another protocol version is named as such, with its number
          * (for the log and the notice that tells its sender). */
-        if ((f == VERSION_1 || f == VERSION_3) != (err == JV_EVERSION))
+        if ((f == VERSION_1 || f == VERSION_OTHER) != (err == JV_EVERSION))
             fail_msg("fault %d: %s", f, jv_errname(err));
-        if (f == VERSION_1 || f == VERSION_3)
+        if (f == VERSION_1 || f == VERSION_OTHER)
             assert_int_equal(jv_msg_peek_version(b.data, b.len, MiB, &scratch),
-                             f == VERSION_1 ? 1 : 3);
+                             f == VERSION_1 ? 1 : 4);
         /* A failed decode leaves out as it was. */
         assert_memory_equal(&keep, &out, sizeof(out));
     }
@@ -535,7 +540,7 @@ static void craft_count(jv_buf *out, const uint8_t *hdr, size_t hdrlen)
     jv_buf_append(out, "\0", 1);
     jv_mpw_init(&w, out);
     jv_mpw_array(&w, 12);
-    jv_mpw_u64(&w, JV_WIRE_VERSION);
+    jv_mpw_u64(&w, 2);
     jv_mpw_u64(&w, 2);
     jv_mpw_id(&w, &id);
     jv_mpw_id(&w, &id);
@@ -595,7 +600,7 @@ static void test_counts(void **state)
     jv_buf_append(&big, "\0", 1);
     jv_mpw_init(&w, &big);
     jv_mpw_array(&w, 12);
-    jv_mpw_u64(&w, JV_WIRE_VERSION);
+    jv_mpw_u64(&w, 2);
     jv_mpw_u64(&w, 2);
     jv_mpw_id(&w, &id);
     jv_mpw_id(&w, &id);
@@ -1014,6 +1019,86 @@ static void test_signature(void **state)
     jv_keypair_wipe(&other);
 }
 
+/* Version 3 says base and heard; version 2 (the body without them) is
+ * still read, and written on demand, for nodes of both in one cluster;
+ * what version 2 cannot say is refused before it is sent, and a body
+ * whose length is not its version's is refused. */
+static void test_versions(void **state)
+{
+    (void)state;
+    jv_rng rng;
+    jv_buf enc, scratch;
+    jv_msg out;
+    sample s;
+    jv_rng_seed(&rng, jv_test_seed());
+    jv_buf_init(&enc);
+    jv_buf_init(&scratch);
+    jv_msg_init(&out);
+    sample_make(&s, &rng, 2, 50, false);
+    s.m.type = JV_MSG_SYNC;
+
+    assert_int_equal(jv_msg_encode(&s.m, NULL, NO_COMPRESSION, &enc, NULL),
+                     JV_OK);
+    assert_int_equal(enc.data[1], 0x9e); /* fixarray of 14 */
+    assert_int_equal(enc.data[2], JV_WIRE_VERSION);
+    assert_int_equal(decode_buf(&enc, MiB), JV_OK);
+    assert_int_equal(jv_msg_decode(enc.data, enc.len, MiB, &scratch, &out),
+                     JV_OK);
+    assert_int_equal(out.version, 3);
+
+    s.m.version = 2;
+    jv_buf_reset(&enc);
+    assert_int_equal(jv_msg_encode(&s.m, NULL, NO_COMPRESSION, &enc, NULL),
+                     JV_OK);
+    assert_int_equal(enc.data[1], 0x9c); /* fixarray of 12 */
+    assert_int_equal(enc.data[2], 2);
+    assert_int_equal(jv_msg_decode(enc.data, enc.len, MiB, &scratch, &out),
+                     JV_OK);
+    assert_int_equal(out.version, 2);
+    assert_msg_equal(&out, &s.m);
+    /* Version 2's body under version 3's number, and the other way. */
+    enc.data[2] = 3;
+    assert_int_equal(decode_buf(&enc, MiB), JV_EDECODE);
+    s.m.version = 0;
+    jv_buf_reset(&enc);
+    assert_int_equal(jv_msg_encode(&s.m, NULL, NO_COMPRESSION, &enc, NULL),
+                     JV_OK);
+    enc.data[2] = 2;
+    assert_int_equal(decode_buf(&enc, MiB), JV_EDECODE);
+
+    /* What version 2 cannot say. */
+    s.m.version = 2;
+    s.m.base = 5;
+    assert_int_equal(jv_msg_encode(&s.m, NULL, NO_COMPRESSION, &enc, NULL),
+                     JV_EINVAL);
+    s.m.base = 0;
+    s.m.heard = 5;
+    assert_int_equal(jv_msg_encode(&s.m, NULL, NO_COMPRESSION, &enc, NULL),
+                     JV_EINVAL);
+    s.m.heard = 0;
+    s.m.type = JV_MSG_SYNC_REPLY;
+    s.m.refused = JV_REFUSED_BASE;
+    assert_int_equal(jv_msg_encode(&s.m, NULL, NO_COMPRESSION, &enc, NULL),
+                     JV_EINVAL);
+    s.m.version = 1;
+    s.m.refused = JV_REFUSED_NONE;
+    assert_int_equal(jv_msg_encode(&s.m, NULL, NO_COMPRESSION, &enc, NULL),
+                     JV_EINVAL);
+    /* Version 3 can. */
+    s.m.version = 0;
+    s.m.refused = JV_REFUSED_BASE;
+    jv_buf_reset(&enc);
+    assert_int_equal(jv_msg_encode(&s.m, NULL, NO_COMPRESSION, &enc, NULL),
+                     JV_OK);
+    assert_int_equal(jv_msg_decode(enc.data, enc.len, MiB, &scratch, &out),
+                     JV_OK);
+    assert_int_equal(out.refused, JV_REFUSED_BASE);
+    sample_fini(&s);
+    jv_msg_fini(&out);
+    jv_buf_fini(&enc);
+    jv_buf_fini(&scratch);
+}
+
 /* The version of a refused message, read for the log and the notice:
  * from a plain or a compressed body; 0 for what cannot be read (another
  * format, nothing, a frame that does not inflate, a body that is not an
@@ -1026,15 +1111,15 @@ static void test_peek_version(void **state)
     jv_buf_init(&b);
     jv_buf_init(&z);
     jv_buf_init(&scratch);
-    craft(&b, VERSION_3);
-    assert_int_equal(jv_msg_peek_version(b.data, b.len, MiB, &scratch), 3);
+    craft(&b, VERSION_OTHER);
+    assert_int_equal(jv_msg_peek_version(b.data, b.len, MiB, &scratch), 4);
     size_t cap = ZSTD_compressBound(b.len - 1);
     assert_int_equal(jv_buf_reserve(&z, cap + 1), JV_OK);
     z.data[0] = 1;
     size_t got = ZSTD_compress(z.data + 1, cap, b.data + 1, b.len - 1, 3);
     assert_false(ZSTD_isError(got));
     z.len = got + 1;
-    assert_int_equal(jv_msg_peek_version(z.data, z.len, MiB, &scratch), 3);
+    assert_int_equal(jv_msg_peek_version(z.data, z.len, MiB, &scratch), 4);
     /* Beyond the inflation bound, or damaged: unreadable. */
     assert_int_equal(jv_msg_peek_version(z.data, z.len, 8, &scratch), 0);
     z.data[1] ^= 0xff;
@@ -1146,6 +1231,7 @@ int main(void)
         cmocka_unit_test(test_fuzz),
         cmocka_unit_test(test_figures),
         cmocka_unit_test(test_peek_version),
+        cmocka_unit_test(test_versions),
         cmocka_unit_test(test_snap_messages),
     };
     jv_test_seed();

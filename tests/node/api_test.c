@@ -218,7 +218,7 @@ static void test_status(void **state)
     /* No cluster key here: plaintext peers, and the version it speaks. */
     assert_true(json_is_null(json_object_get(j, "cluster_keys")));
     assert_int_equal(json_integer_value(json_object_get(j, "protocol_version")),
-                     2);
+                     3);
     assert_string_equal(api_str(j, "name"), "apitest");
     assert_string_equal(api_str(j, "version"), JV_VERSION);
     /* --listen off: no peer address. */
