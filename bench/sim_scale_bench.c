@@ -4,15 +4,20 @@
  * over a simulated network; one seed, so the figures are the same on every
  * machine).
  *
- *   1. Burst: a quiet cluster of N nodes (each dialling its ring successor
- *      and 4 others at random; latency 0.5 ms + exponential mean 2 ms; 1 %
- *      loss and 1 % duplication) takes W writes (1 to 3 operations each) on
- *      random nodes at once. Measured until every node holds every batch:
+ *   1. Burst: a cluster of N nodes (each dialling its ring successor and 4
+ *      others at random; latency 0.5 ms + exponential mean 2 ms; 1 % loss
+ *      and 1 % duplication) that has been running (3 rounds in which every
+ *      node wrote once, so that the pushes have settled into their trees)
+ *      takes W writes (1 to 3 operations each; W = 1000 at every N, so that
+ *      every node receives the same) on random nodes at once; a node's
+ *      writes at one moment go out as one batch (group commit). Measured
+ *      until every node holds every batch:
  *      simulated time, rounds (time / the 1 s anti-entropy period), messages
  *      and bytes per node per round, and bytes per operation delivered: all
  *      bytes sent (as sent, and as they would be without zstd) over
  *      operations x receivers (N - 1), against the encoded size of an
- *      operation (batch bodies and signatures). Two modes side by side: the
+ *      operation (batch bodies and signatures); and the batches received a
+ *      second time. Two modes side by side: the
  *      default (pushes, fanout 3, plus anti-entropy) and anti-entropy alone
  *      (fanout 0) as the baseline, for N = 16, 64, 256, 1000. Goals: rounds
  *      <= log2(N) + 2; uncompressed bytes per operation delivered <= 1.3x
@@ -23,7 +28,8 @@
  * % new ones join; then convergence, and the replication lag (commit on the
  *      origin to apply on each node) percentiles.
  *
- * Usage: sim_scale_bench [--quick] [--seed S] [--churn-minutes M]
+ * Usage: sim_scale_bench [--quick] [--seed S] [--burst W] [--warmup R]
+ *                        [--churn-minutes M]
  *   --quick: N = 16 and 64, churn on 100 nodes for one minute.
  */
 #include <inttypes.h>
@@ -43,7 +49,12 @@ static double wall(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int burst(unsigned n, unsigned fanout, uint64_t seed, unsigned writes,
+typedef struct {
+    uint64_t seed;
+    unsigned writes, warmup;
+} burst_cfg;
+
+static int burst(unsigned n, unsigned fanout, const burst_cfg *c,
                  double *rounds_out)
 {
     jv_sim_opts o;
@@ -52,9 +63,10 @@ static int burst(unsigned n, unsigned fanout, uint64_t seed, unsigned writes,
     jv_sim_opts_default(&o);
     o.scenario = "burst";
     o.nodes = n;
-    o.seed = seed;
+    o.seed = c->seed;
     o.fanout = fanout;
-    o.burst = writes;
+    o.burst = c->writes;
+    o.warmup = c->warmup;
     o.verify = false; /* states compared by digest; verify: sim_test */
     double t0 = wall();
     jv_err err = jv_sim_run(&o, &s, msg, sizeof(msg));
@@ -66,12 +78,13 @@ static int burst(unsigned n, unsigned fanout, uint64_t seed, unsigned writes,
     double rounds = (double)s.converge_ms / (double)o.interval_ms;
     double r = rounds < 1 ? 1 : rounds, recv = (double)s.ops * (n - 1);
     double op = (double)s.op_bytes / (double)s.ops;
+    double dup = (double)s.conv_dups / ((double)s.burst_batches * (n - 1));
     printf("| %5u | %-14s | %7" PRIu64 " | %6.2f | %5.1f | %8.1f | %9.0f | "
-           "%5.2f | %5.2f | %6.1f |\n",
+           "%5.2f | %5.2f | %5.1f%% | %6.1f |\n",
            n, fanout ? "push+pull" : "pull only", s.converge_ms, rounds,
            log2((double)n) + 2, (double)s.conv_msgs / n / r,
            (double)s.conv_bytes / n / r, (double)s.conv_raw_bytes / recv / op,
-           (double)s.conv_bytes / recv / op, secs);
+           (double)s.conv_bytes / recv / op, 100 * dup, secs);
     fflush(stdout);
     *rounds_out = rounds;
     return 0;
@@ -110,18 +123,22 @@ static int churn(unsigned n, unsigned minutes, uint64_t seed)
 int main(int argc, char **argv)
 {
     bool quick = false;
-    uint64_t seed = 1;
+    burst_cfg c = {.seed = 1, .writes = 1000, .warmup = 3};
     unsigned minutes = 1;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0)
             quick = true;
         else if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc)
-            seed = strtoull(argv[++i], NULL, 10);
+            c.seed = strtoull(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--burst") == 0 && i + 1 < argc)
+            c.writes = (unsigned)strtoul(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--warmup") == 0 && i + 1 < argc)
+            c.warmup = (unsigned)strtoul(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--churn-minutes") == 0 && i + 1 < argc)
             minutes = (unsigned)strtoul(argv[++i], NULL, 10);
         else {
             fprintf(stderr, "usage: sim_scale_bench [--quick] [--seed S] "
-                            "[--churn-minutes M]\n");
+                            "[--burst W] [--warmup R] [--churn-minutes M]\n");
             return 2;
         }
     }
@@ -129,18 +146,18 @@ int main(int argc, char **argv)
     static const unsigned sizes[] = {16, 64, 256, 1000};
     size_t nsizes = quick ? 2 : 4;
     int bad = 0;
-    printf("sim_scale_bench, seed %" PRIu64 ": a burst of N writes on random "
-           "nodes, until every node holds them\n\n",
-           seed);
+    printf("sim_scale_bench, seed %" PRIu64 ": a burst of %u writes on random "
+           "nodes after %u warm-up rounds, until every node holds them\n\n",
+           c.seed, c.writes, c.warmup);
     printf(
         "| N     | mode           | ms      | rounds | goal  | msgs/node/rnd "
-        "| bytes/node/rnd | raw/op | wire/op | took s |\n");
+        "| bytes/node/rnd | raw/op | wire/op | dups | took s |\n");
     printf("| ----- | -------------- | ------- | ------ | ----- | -------- "
-           "| --------- | ----- | ----- | ------ |\n");
+           "| --------- | ----- | ----- | ----- | ------ |\n");
     for (size_t i = 0; i < nsizes; i++) {
         double push, pull;
-        bad |= burst(sizes[i], 3, seed, sizes[i], &push);
-        bad |= burst(sizes[i], 0, seed, sizes[i], &pull);
+        bad |= burst(sizes[i], 3, &c, &push);
+        bad |= burst(sizes[i], 0, &c, &pull);
         if (!bad && pull > 0)
             printf("|       | pull/push time |         | %6.2f |       |\n",
                    pull / (push > 0 ? push : 1));
@@ -148,7 +165,8 @@ int main(int argc, char **argv)
     printf(
         "\nraw/op, wire/op: bytes sent per operation delivered (operations x "
         "(N - 1) receivers) over the encoded operation; raw without zstd "
-        "(goal <= 1.3), wire as sent.\n");
-    bad |= churn(quick ? 100 : 1000, quick ? 1 : minutes, seed);
+        "(goal <= 1.3), wire as sent. dups: batches received a second time, "
+        "over batches x receivers.\n");
+    bad |= churn(quick ? 100 : 1000, quick ? 1 : minutes, c.seed);
     return bad;
 }

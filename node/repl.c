@@ -154,6 +154,7 @@ typedef struct peer {
     } * links; /* sorted by origin */
     size_t nlinks, linkcap;
     uint64_t rank;
+    bool fanout_slot; /* among the first `fanout` when last ranked (kick) */
     pstate state;
     /* The push being made follows a pull's reply, which told exactly
      * what p lacks. If that is more than a message, p is catching up,
@@ -223,7 +224,13 @@ struct jv_repl {
     jv_transport *tp;
     peer *peers;
     size_t npeers;
-    jv_vv applied;      /* this node's applied vector */
+    jv_vv applied; /* this node's applied vector */
+    /* Batches at the writer (applied or not yet), by origin, while any
+     * apply job is: counted in our vectors as held, so that a peer whose
+     * push brings them again learns it is a second one (and prunes), and
+     * not taken twice here. */
+    jv_vv pending;
+    unsigned pending_jobs;
     jv_vvlinks *links;  /* the vectors messages are based on (vvlink.h) */
     struct peer *chain; /* the peer a pull goes on with (`more`) */
     jv_repl_host host;  /* the world: clock, timer, network, jobs */
@@ -725,6 +732,63 @@ static void link_set(peer *p, const jv_id *origin, bool eager)
     p->links[i].origin = *origin;
     p->links[i].eager = eager;
     p->nlinks++;
+}
+
+/* Whether what p last told us is older than two anti-entropy periods:
+ * too old to push by (it has had news from others since). */
+static bool knew_long_ago(const jv_repl *r, const peer *p)
+{
+    return now_ms(r) - p->last_contact_ms > 2 * r->o.interval_ms;
+}
+
+/* Whether news of origin goes to p: the link says so, or p is one of the
+ * first `fanout` and nothing was learnt of it yet. */
+static bool link_pushes(const peer *p, int link)
+{
+    return link == 1 || (link == -1 && p->fanout_slot);
+}
+
+/* p's link for news of origin. A peer new to this origin's news that is
+ * known to hold it all already got it from someone else first: its link
+ * is made lazy as if a push had shown it (Plumtree's prune, learnt
+ * without sending the batches twice). */
+static int news_link(jv_repl *r, peer *p, const jv_id *origin)
+{
+    int l = link_get(p, origin);
+    if (l == -1 && p->fanout_slot && p->have_known && !knew_long_ago(r, p) &&
+        jv_vv_get(&p->have, origin) >= jv_vv_get(&r->applied, origin)) {
+        link_set(p, origin, false);
+        l = 0;
+    }
+    return l;
+}
+
+/* A push of news carries only the origins whose news goes to p (the
+ * links, Plumtree's eager ones): the others are counted in `them` as
+ * held, so that nothing of theirs is sent. p gets them from whoever
+ * pushes them to it, or by its pulls. Without this, every push brought
+ * p all it seemed to lack, which in a burst is mostly what others are
+ * bringing it at the same moment. */
+static jv_err only_pushed(const jv_repl *r, const peer *p, jv_vv *them)
+{
+    jv_vv held;
+    jv_err err = JV_OK;
+    size_t k = 0;
+    jv_vv_init(&held);
+    for (size_t i = 0; i < r->applied.n && !err; i++) {
+        const jv_vv_entry *e = &r->applied.v[i];
+        while (k < p->nlinks && jv_id_cmp(&p->links[k].origin, &e->id) < 0)
+            k++;
+        int l = k < p->nlinks && jv_id_eq(&p->links[k].origin, &e->id)
+                    ? p->links[k].eager
+                    : -1;
+        if (!link_pushes(p, l))
+            err = jv_vv_set(&held, &e->id, e->seq); /* appends: sorted */
+    }
+    if (!err)
+        err = jv_vv_merge(them, &held);
+    jv_vv_fini(&held);
+    return err;
 }
 
 /* After a reply: for each origin we pushed, did the peer hold it all
@@ -1353,6 +1417,8 @@ static void applied_cb(jv_write_req *w)
     r->applying--;
     if (j->recheck)
         r->rechecking = false;
+    else if (!--r->pending_jobs)
+        jv_vv_clear(&r->pending); /* what failed is not held after all */
     if (w->err) {
         jv_error("repl", "applying %zu batches failed: %s", j->n,
                  jv_strerror(w->err));
@@ -1406,7 +1472,8 @@ static size_t filter_batches(jv_repl *r, peer *src, const jv_msg *m, bool *ok,
             refuse(r, src, &m->from, RS_MALFORMED, NULL, 1);
             continue;
         }
-        if (h.last_seq <= jv_vv_get(&r->applied, &h.origin)) {
+        if (h.last_seq <= jv_vv_get(&r->applied, &h.origin) ||
+            h.last_seq <= jv_vv_get(&r->pending, &h.origin)) {
             count(r, "jarvis_repl_batches_total", "result", "duplicate", 1);
             continue;
         }
@@ -1476,6 +1543,12 @@ static bool apply_batches(jv_repl *r, peer *src, const jv_msg *m,
     j->wr.apply_flags = JV_APPLY_REQUIRE_TRUST;
     j->wr.done = applied_cb;
     j->wr.arg = j;
+    for (size_t i = 0; i < j->n; i++) {
+        jv_batch_head h;
+        if (!jv_batch_peek(j->rb[i].body, j->rb[i].len, &h))
+            (void)jv_vv_raise(&r->pending, &h.origin, h.last_seq);
+    }
+    r->pending_jobs++;
     r->applying++;
     r->host.write(r->host.ctx, &j->wr);
     return true;
@@ -1532,7 +1605,8 @@ typedef struct {
     head h;
     build_env env;
     jv_vv applied, them, have;
-    jv_vv base; /* h.base_vv */
+    jv_vv base;    /* h.base_vv */
+    jv_vv pending; /* r->pending: counted in `have` */
     size_t start;
     uint64_t budget, stamp;
     selection s;
@@ -1548,6 +1622,7 @@ static void work_init(msg_work *w, jv_repl *r)
     jv_vv_init(&w->them);
     jv_vv_init(&w->have);
     jv_vv_init(&w->base);
+    jv_vv_init(&w->pending);
     jv_buf_init(&w->frame);
     jv_buf_init(&w->s.data);
 }
@@ -1559,6 +1634,7 @@ static void work_fini(msg_work *w)
     jv_vv_fini(&w->them);
     jv_vv_fini(&w->have);
     jv_vv_fini(&w->base);
+    jv_vv_fini(&w->pending);
     sel_fini(&w->s);
     jv_buf_fini(&w->frame);
 }
@@ -1586,7 +1662,8 @@ static jv_err ex_run(jv_store *st, void *arg)
 {
     ex_job *j = arg;
     jv_err err;
-    if (!j->probe && (err = have_on(st, &j->w.applied, &j->w.have)))
+    if (!j->probe && ((err = have_on(st, &j->w.applied, &j->w.have)) ||
+                      (err = jv_vv_merge(&j->w.have, &j->w.pending))))
         return err;
     if (j->select &&
         (err = select_on(st, &j->w.applied, j->w.start, &j->w.them, j->w.budget,
@@ -1697,9 +1774,17 @@ static void exchange(peer *p, bool pull)
                     .refused = JV_REFUSED_NONE,
                     .snap = NULL};
     j->select = !j->probe && !pull && p->have_known;
+    if (j->select && knew_long_ago(r, p)) {
+        /* What we knew of p is old: this push asks its vector only, and
+         * the push that follows its reply brings what it lacks. */
+        j->select = false;
+        p->again = true;
+    }
     unsigned version = p->version == 2 ? 2 : 0;
     if ((err = jv_vv_copy(&j->w.applied, &r->applied)) ||
-        (j->select && (err = theirs(p, &p->have, &j->w.them))))
+        (err = jv_vv_copy(&j->w.pending, &r->pending)) ||
+        (j->select && (err = theirs(p, &p->have, &j->w.them))) ||
+        (j->select && !p->repair && (err = only_pushed(r, p, &j->w.them))))
         goto fail;
     if (j->probe)
         j->w.h.version = version;
@@ -2622,6 +2707,7 @@ static jv_err serve_run(jv_store *st, void *arg)
     serve_job *j = arg;
     jv_err err;
     if ((err = have_on(st, &j->w.applied, &j->w.have)) ||
+        (err = jv_vv_merge(&j->w.have, &j->w.pending)) ||
         (err = select_on(st, &j->w.applied, j->w.start, &j->w.them, j->w.budget,
                          &j->w.s, &j->w.more, NULL)))
         return err;
@@ -2692,6 +2778,7 @@ static bool answer_request(jv_repl *r, jv_inbound *in, peer *p, const jv_msg *m)
     j->w.budget =
         m->budget < r->o.max_message / 2 ? m->budget : r->o.max_message / 2;
     if ((err = jv_vv_copy(&j->w.applied, &r->applied)) ||
+        (err = jv_vv_copy(&j->w.pending, &r->pending)) ||
         (err = p ? theirs(p, &m->have, &j->w.them)
                  : jv_vv_copy(&j->w.them, &m->have)) ||
         (err = p ? delivered_for(p, m->stamp, &j->w.them) : JV_OK))
@@ -2867,11 +2954,10 @@ static void kick(jv_repl *r, const char *exclude_addr, const jv_id *exclude,
         cand[at] = p;
     }
     for (size_t k = 0; k < n; k++) {
-        bool first = k < r->o.fanout, push = norigins == 0 && first;
-        for (size_t o = 0; o < norigins && !push; o++) {
-            int l = link_get(cand[k], &origins[o]);
-            push = l == 1 || (l == -1 && first);
-        }
+        cand[k]->fanout_slot = k < r->o.fanout;
+        bool push = norigins == 0 && cand[k]->fanout_slot;
+        for (size_t o = 0; o < norigins; o++)
+            push |= link_pushes(cand[k], news_link(r, cand[k], &origins[o]));
         if (push)
             exchange(cand[k], false);
     }
@@ -3554,6 +3640,7 @@ jv_err jv_repl_start(jv_node *n, const jv_repl_host *host,
     r->o.ring = NULL;
     r->o.listen = NULL;
     jv_vv_init(&r->applied);
+    jv_vv_init(&r->pending);
     jv_buf_init(&r->scratch);
     r->rng = host->seed | 1;
     r->fresh_floor = now_ms(r) * 1000;
@@ -3588,6 +3675,7 @@ jv_err jv_repl_start(jv_node *n, const jv_repl_host *host,
     return JV_OK;
 fail:
     jv_vvlinks_free(r->links);
+    jv_vv_fini(&r->pending);
     jv_vv_fini(&r->applied);
     jv_buf_fini(&r->scratch);
     jv_buf_fini(&r->snap.data);
@@ -3604,6 +3692,7 @@ static void on_host_closed(void *rp)
     void (*done)(void *) = r->stop_done;
     void *arg = r->stop_arg;
     jv_vvlinks_free(r->links);
+    jv_vv_fini(&r->pending);
     jv_vv_fini(&r->applied);
     jv_buf_fini(&r->scratch);
     jv_buf_fini(&r->snap.data);

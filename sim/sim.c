@@ -32,6 +32,7 @@ void jv_sim_opts_default(jv_sim_opts *o)
     o->dup = 0.01;
     o->write_rate = 20;
     o->burst = 100;
+    o->warmup = 0;
     o->settle_ms = 300000;
     o->verify = true;
 }
@@ -581,28 +582,55 @@ static jv_err setup(jv_sim *w)
     return JV_OK;
 }
 
-static void totals(jv_sim *w, uint64_t *msgs, uint64_t *bytes, uint64_t *raw)
+typedef struct {
+    uint64_t msgs, bytes, raw, dups;
+} tally;
+
+static void totals(jv_sim *w, tally *t)
 {
-    *msgs = w->s.messages;
-    *bytes = w->s.msg_bytes;
-    *raw = 0;
-    for (size_t i = 0; i < w->n; i++)
-        *raw += (uint64_t)jv_metrics_get(w->nodes[i].node.metrics,
-                                         "jarvis_repl_bytes_uncompressed_total",
-                                         "direction=\"out\"");
+    t->msgs = w->s.messages;
+    t->bytes = w->s.msg_bytes;
+    t->raw = t->dups = 0;
+    for (size_t i = 0; i < w->n; i++) {
+        jv_metrics *m = w->nodes[i].node.metrics;
+        t->raw += (uint64_t)jv_metrics_get(
+            m, "jarvis_repl_bytes_uncompressed_total", "direction=\"out\"");
+        t->dups += (uint64_t)jv_metrics_get(m, "jarvis_repl_batches_total",
+                                            "result=\"duplicate\"");
+    }
+}
+
+/* Burst: rounds in which every node writes once and all converge, so
+ * that the pushes have settled into their trees as in a cluster that has
+ * been running. */
+static bool warm_up(jv_sim *w)
+{
+    uint64_t took;
+    for (unsigned k = 0; k < w->o.warmup; k++) {
+        trace(w, "warm-up round %u", k + 1);
+        for (size_t i = 0; i < w->n; i++)
+            write_one(w, &w->nodes[i]);
+        if (!converge(w, &took))
+            return false;
+        run_until(w, w->q.now_us + 2 * w->o.interval_ms * 1000);
+    }
+    return true;
 }
 
 static jv_err scenario(jv_sim *w, char *msg, size_t msglen)
 {
     const char *sc = w->o.scenario;
-    uint64_t m0, b0, r0, r1, took = 0;
+    uint64_t took = 0;
+    tally t0, t1;
     if (strcmp(sc, "burst") == 0) {
         /* A quiet cluster first: every node has met its peers. */
         run_until(w, w->q.now_us + 3 * w->o.interval_ms * 1000);
+        if (!warm_up(w))
+            goto stuck;
         jv_store_stats st0, st1;
         if (jv_store_stats_get(w->nodes[0].st, &st0))
             goto unreadable;
-        totals(w, &m0, &b0, &r0);
+        totals(w, &t0);
         w->healing = true;
         trace(w, "burst of %u writes", w->o.burst);
         for (unsigned i = 0; i < w->o.burst; i++)
@@ -612,6 +640,7 @@ static jv_err scenario(jv_sim *w, char *msg, size_t msglen)
         if (jv_store_stats_get(w->nodes[0].st, &st1))
             goto unreadable;
         w->s.ops = st1.ops - st0.ops;
+        w->s.burst_batches = st1.batches - st0.batches;
         w->s.op_bytes = st1.log_bytes - st0.log_bytes +
                         (st1.batches - st0.batches) * JV_SIG_LEN;
     } else if (strcmp(sc, "faults") == 0 || strcmp(sc, "churn") == 0) {
@@ -619,7 +648,7 @@ static jv_err scenario(jv_sim *w, char *msg, size_t msglen)
         later(w, 0, strcmp(sc, "churn") ? fault : churn_minute, w);
         run_until(w, w->q.now_us + w->o.duration_ms * 1000);
         heal(w);
-        totals(w, &m0, &b0, &r0);
+        totals(w, &t0);
         if (!converge(w, &took))
             goto stuck;
     } else {
@@ -627,10 +656,12 @@ static jv_err scenario(jv_sim *w, char *msg, size_t msglen)
         return JV_EINVAL;
     }
     w->s.converge_ms = took;
-    w->s.conv_msgs = w->s.messages - m0;
-    w->s.conv_bytes = w->s.msg_bytes - b0;
-    totals(w, &m0, &b0, &r1);
-    w->s.conv_raw_bytes = r1 > r0 ? r1 - r0 : 0; /* restarts reset them */
+    totals(w, &t1);
+    w->s.conv_msgs = t1.msgs - t0.msgs;
+    w->s.conv_bytes = t1.bytes - t0.bytes;
+    /* Restarts reset the nodes' metrics: none in a burst. */
+    w->s.conv_raw_bytes = t1.raw > t0.raw ? t1.raw - t0.raw : 0;
+    w->s.conv_dups = t1.dups > t0.dups ? t1.dups - t0.dups : 0;
     trace(w, "converged in %" PRIu64 " ms", took);
     return JV_OK;
 unreadable:

@@ -13,9 +13,10 @@
  * Scenarios:
  *   faults  writes on random nodes while faults come and go; then every
  *           fault heals and the nodes must converge.
- *   burst   a quiet cluster takes `burst` writes on random nodes at once;
- *           measures how long and how many messages and bytes it takes
- *           for every node to hold them (sim_scale).
+ *   burst   a quiet cluster takes `burst` writes on random nodes at once
+ *           (after `warmup` rounds of one write per node); measures how
+ *           long and how many messages and bytes it takes for every node
+ *           to hold them (sim_scale).
  *   churn   writes while, every simulated minute, 10 % of the nodes
  *           restart and 1 % new ones join; then they must converge.
  *
@@ -52,6 +53,7 @@ typedef struct {
     double loss, dup;                 /* the network's baseline */
     double write_rate;  /* writes per simulated second, cluster-wide */
     unsigned burst;     /* burst: writes */
+    unsigned warmup;    /* burst: rounds of one write per node before it */
     uint64_t settle_ms; /* after healing, the most convergence may take */
     bool verify;        /* jv_store_verify and the models on every node */
     FILE *trace;        /* faults and phases, one line each; NULL: none */
@@ -69,8 +71,10 @@ typedef struct {
     uint64_t converge_ms; /* from the heal (burst: the writes) to all */
     uint64_t conv_msgs, conv_bytes; /* sent in that span (as sent) */
     uint64_t conv_raw_bytes;        /* the same messages without zstd */
-    uint64_t ops;                   /* burst: its operations */
-    uint64_t op_bytes; /* ... encoded (batch bodies and signatures) */
+    uint64_t conv_dups;     /* batches received that a node held already */
+    uint64_t ops;           /* burst: its operations */
+    uint64_t burst_batches; /* ... in so many batches */
+    uint64_t op_bytes;      /* ... encoded (batch bodies and signatures) */
     uint64_t lag_p50_ms, lag_p99_ms, lag_max_ms; /* commit -> apply */
     uint64_t lag_samples;
     uint8_t digest[32]; /* the converged state (every node's) */
