@@ -600,6 +600,30 @@ static void totals(jv_sim *w, tally *t)
     }
 }
 
+/* The burst's writes, on random nodes: any, or (`writers`) a random few,
+ * the same news for every size of cluster. */
+static void burst_writes(jv_sim *w)
+{
+    if (!w->o.writers || w->o.writers >= w->n) {
+        for (unsigned i = 0; i < w->o.burst; i++)
+            write_one(w, &w->nodes[jv_simq_below(&w->q, w->n)]);
+        return;
+    }
+    size_t k = w->o.writers;
+    size_t *who = must(jv_calloc(w->n, sizeof(*who)));
+    for (size_t i = 0; i < w->n; i++)
+        who[i] = i;
+    for (size_t i = 0; i < k; i++) { /* the first k of a shuffle */
+        size_t j = i + jv_simq_below(&w->q, w->n - i);
+        size_t t = who[i];
+        who[i] = who[j];
+        who[j] = t;
+    }
+    for (unsigned i = 0; i < w->o.burst; i++)
+        write_one(w, &w->nodes[who[jv_simq_below(&w->q, k)]]);
+    jv_free(who);
+}
+
 /* Burst: rounds in which every node writes once and all converge, so
  * that the pushes have settled into their trees as in a cluster that has
  * been running. */
@@ -633,8 +657,7 @@ static jv_err scenario(jv_sim *w, char *msg, size_t msglen)
         totals(w, &t0);
         w->healing = true;
         trace(w, "burst of %u writes", w->o.burst);
-        for (unsigned i = 0; i < w->o.burst; i++)
-            write_one(w, &w->nodes[jv_simq_below(&w->q, w->n)]);
+        burst_writes(w);
         if (!converge(w, &took))
             goto stuck;
         if (jv_store_stats_get(w->nodes[0].st, &st1))

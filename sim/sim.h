@@ -54,6 +54,7 @@ typedef struct {
     double write_rate;  /* writes per simulated second, cluster-wide */
     unsigned burst;     /* burst: writes */
     unsigned warmup;    /* burst: rounds of one write per node before it */
+    unsigned writers;   /* burst: on this many random nodes (0: any) */
     uint64_t settle_ms; /* after healing, the most convergence may take */
     bool verify;        /* jv_store_verify and the models on every node */
     FILE *trace;        /* faults and phases, one line each; NULL: none */
