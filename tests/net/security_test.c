@@ -593,6 +593,25 @@ static bool log_has(const char *needle)
     return found;
 }
 
+/* A peer that is only a REP socket of ours, added to the node's peers:
+ * the node's requests come to it. */
+static nng_socket fake_peer(char *addr, size_t addrlen)
+{
+    nng_socket rep;
+    nng_listener l;
+    int port = 0;
+    char body[128];
+    assert_int_equal(nng_rep0_open(&rep), 0);
+    assert_int_equal(nng_socket_set_ms(rep, NNG_OPT_RECVTIMEO, 20000), 0);
+    assert_int_equal(nng_listener_create(&l, rep, "tcp://127.0.0.1:0"), 0);
+    assert_int_equal(nng_listener_start(l, 0), 0);
+    assert_int_equal(nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port), 0);
+    snprintf(addr, addrlen, "tcp://127.0.0.1:%d", port);
+    snprintf(body, sizeof body, "{\"addr\":\"%s\"}", addr);
+    json_decref(nt_req(&C, 0, 201, "POST", body, "/v1/peers"));
+    return rep;
+}
+
 /* The node's side of a notice: a peer of another protocol version (a REP
  * socket of ours answering the node's request with a version notice) is
  * shown as "incompatible version 4" in its peer entry, logged, and named
@@ -600,20 +619,10 @@ static bool log_has(const char *needle)
 static void test_version_notice_shown(void **state)
 {
     (void)state;
-    nng_socket rep;
-    nng_listener l;
-    int port = 0;
-    char addr[64], body[128], *req = NULL;
+    char addr[64], *req = NULL;
     size_t reqlen = 0;
     setup_node();
-    assert_int_equal(nng_rep0_open(&rep), 0);
-    assert_int_equal(nng_socket_set_ms(rep, NNG_OPT_RECVTIMEO, 20000), 0);
-    assert_int_equal(nng_listener_create(&l, rep, "tcp://127.0.0.1:0"), 0);
-    assert_int_equal(nng_listener_start(l, 0), 0);
-    assert_int_equal(nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port), 0);
-    snprintf(addr, sizeof addr, "tcp://127.0.0.1:%d", port);
-    snprintf(body, sizeof body, "{\"addr\":\"%s\"}", addr);
-    json_decref(nt_req(&C, 0, 201, "POST", body, "/v1/peers"));
+    nng_socket rep = fake_peer(addr, sizeof addr);
 
     /* Its first request (sealed under the cluster key): answered with a
      * notice naming version 4. */
@@ -674,24 +683,14 @@ static void next_request(nng_socket rep, jv_buf *plain, jv_msg *m)
 static void test_version_2_spoken(void **state)
 {
     (void)state;
-    nng_socket rep;
-    nng_listener l;
-    int port = 0;
-    char addr[64], body[128];
+    char addr[64];
     jv_buf plain, n;
     jv_msg m;
     setup_node();
     jv_buf_init(&plain);
     jv_buf_init(&n);
     jv_msg_init(&m);
-    assert_int_equal(nng_rep0_open(&rep), 0);
-    assert_int_equal(nng_socket_set_ms(rep, NNG_OPT_RECVTIMEO, 20000), 0);
-    assert_int_equal(nng_listener_create(&l, rep, "tcp://127.0.0.1:0"), 0);
-    assert_int_equal(nng_listener_start(l, 0), 0);
-    assert_int_equal(nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port), 0);
-    snprintf(addr, sizeof addr, "tcp://127.0.0.1:%d", port);
-    snprintf(body, sizeof body, "{\"addr\":\"%s\"}", addr);
-    json_decref(nt_req(&C, 0, 201, "POST", body, "/v1/peers"));
+    nng_socket rep = fake_peer(addr, sizeof addr);
 
     next_request(rep, &plain, &m);
     assert_int_equal(m.version, JV_WIRE_VERSION);

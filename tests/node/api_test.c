@@ -130,7 +130,7 @@ static void process_figures(const char *body, double *v)
     v[4] = api_metric(body, "process_cpu_seconds_total");
     assert_true(v[4] >= 0);
     snprintf(info, sizeof info,
-             "jarvis_build_info{version=\"%s\",protocol=\"2\"", JV_VERSION);
+             "jarvis_build_info{version=\"%s\",protocol=\"3\"", JV_VERSION);
     if (!strstr(body, info))
         fail_msg("/metrics lacks '%s'", info);
 }

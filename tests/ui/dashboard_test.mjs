@@ -283,8 +283,16 @@ await check('archive: add an entry, browse by prefix, view its values', async ()
     return trs.every((t) => t.dataset.key.startsWith('reports/')) &&
       document.querySelector('tr[data-key="reports/ui-1"] button');
   }, {timeout: 10000});
-  await page.click('tr[data-key="reports/ui-1"] button');
-  await waitText('#r-detail', /reports\/ui-1/);
+  // The list is drawn again as the live stream brings the add: a button
+  // found before that is gone by the time it is clicked. Click the one in
+  // the page now, until the entry's detail shows.
+  await page.waitForFunction(() => {
+    const detail = document.querySelector('#r-detail');
+    if (detail && /reports\/ui-1/.test(detail.textContent)) return true;
+    const b = document.querySelector('tr[data-key="reports/ui-1"] button');
+    if (b) b.click();
+    return false;
+  }, {timeout: 10000, polling: 250});
   const d = await text('section[aria-labelledby="r-detail"]');
   assert(d.includes('"rows":12') && d.includes('<script>x</script>'), 'entry detail: ' + d.slice(0, 200));
 });
