@@ -734,11 +734,12 @@ static void link_set(peer *p, const jv_id *origin, bool eager)
     p->nlinks++;
 }
 
-/* Whether what p last told us is older than two anti-entropy periods:
- * too old to push by (it has had news from others since). */
+/* Whether what p last told us is older than an exchange timeout, the
+ * least that facts are kept (known_age): too old to push by, it has had
+ * news from others since. */
 static bool knew_long_ago(const jv_repl *r, const peer *p)
 {
-    return now_ms(r) - p->last_contact_ms > 2 * r->o.interval_ms;
+    return now_ms(r) - p->last_contact_ms > r->o.timeout_ms;
 }
 
 /* Whether news of origin goes to p: the link says so, or p is one of the
