@@ -121,13 +121,14 @@ jv_err jv_vvlinks_base(jv_vvlinks *t, const jv_id *to, uint64_t *stamp,
 {
     link *l = find(t, to);
     *stamp = *heard = 0;
-    jv_vv_clear(base);
+    if (base)
+        jv_vv_clear(base);
     if (!l)
         return JV_OK;
     for (size_t i = 0; i < JV_VVLINK_IN; i++)
         if (l->in[i].stamp > *heard)
             *heard = l->in[i].stamp;
-    slot *s = slot_of(l->out, JV_VVLINK_OUT, l->acked);
+    slot *s = base ? slot_of(l->out, JV_VVLINK_OUT, l->acked) : NULL;
     if (!s)
         return JV_OK;
     jv_err err = jv_vv_copy(base, &s->vv);

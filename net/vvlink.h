@@ -38,7 +38,8 @@ void jv_vvlinks_free(jv_vvlinks *t); /* accepts NULL */
 /* What the next message to `to` may be based on: *stamp (0: nothing, the
  * whole vector goes; base is then left empty) and that message's vector
  * copied into base; *heard: the newest stamp of to's messages whose vector
- * is kept here (0: none). */
+ * is kept here (0: none). base NULL: *heard only (a message whose vector
+ * goes whole). */
 jv_err jv_vvlinks_base(jv_vvlinks *t, const jv_id *to, uint64_t *stamp,
                        jv_vv *base, uint64_t *heard);
 

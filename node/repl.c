@@ -147,12 +147,9 @@ typedef struct peer {
      * no more of that origin from us (it gets it from someone else); a
      * peer that had to pull an origin's batches from us gets them pushed
      * from then on. The pushes settle into a spanning structure instead
-     * of flooding. */
-    struct link {
-        jv_id origin;
-        bool eager;
-    } * links; /* sorted by origin */
-    size_t nlinks, linkcap;
+     * of flooding. Kept as a vector (a sorted map of origins): LINK_LAZY
+     * or LINK_EAGER per origin learnt, none for the others. */
+    jv_vv links;
     uint64_t rank;
     bool fanout_slot; /* among the first `fanout` when last ranked (kick) */
     pstate state;
@@ -690,48 +687,23 @@ static bool take_vector(jv_repl *r, jv_msg *m)
     return false;
 }
 
-/* Where origin's link is in p->links (sorted by origin), or would go. */
-static size_t link_find(const peer *p, const jv_id *origin)
-{
-    size_t lo = 0, hi = p->nlinks;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (jv_id_cmp(&p->links[mid].origin, origin) < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
+enum {
+    LINK_LAZY = 1,
+    LINK_EAGER = 2
+};
 
+/* -1: nothing learnt of origin's news on this link yet; else whether it is
+ * pushed to p. */
 static int link_get(const peer *p, const jv_id *origin)
 {
-    size_t i = link_find(p, origin);
-    if (i < p->nlinks && jv_id_eq(&p->links[i].origin, origin))
-        return p->links[i].eager;
-    return -1;
+    uint64_t v = jv_vv_get(&p->links, origin);
+    return v ? v == LINK_EAGER : -1;
 }
 
 static void link_set(peer *p, const jv_id *origin, bool eager)
 {
-    size_t i = link_find(p, origin);
-    if (i < p->nlinks && jv_id_eq(&p->links[i].origin, origin)) {
-        p->links[i].eager = eager;
-        return;
-    }
-    if (p->nlinks == p->linkcap) {
-        size_t cap = p->linkcap ? p->linkcap * 2 : 8;
-        struct link *l = jv_reallocarray(p->links, cap, sizeof(*l));
-        if (!l)
-            return; /* it stays as its rank says: fewer or more bytes */
-        p->links = l;
-        p->linkcap = cap;
-    }
-    memmove(&p->links[i + 1], &p->links[i],
-            (p->nlinks - i) * sizeof(p->links[0]));
-    p->links[i].origin = *origin;
-    p->links[i].eager = eager;
-    p->nlinks++;
+    /* Out of memory: it stays as its rank says (fewer or more bytes). */
+    (void)jv_vv_set(&p->links, origin, eager ? LINK_EAGER : LINK_LAZY);
 }
 
 /* Whether what p last told us is older than an exchange timeout, the
@@ -776,12 +748,13 @@ static jv_err only_pushed(const jv_repl *r, const peer *p, jv_vv *them)
     jv_err err = JV_OK;
     size_t k = 0;
     jv_vv_init(&held);
+    const jv_vv *ln = &p->links;
     for (size_t i = 0; i < r->applied.n && !err; i++) {
         const jv_vv_entry *e = &r->applied.v[i];
-        while (k < p->nlinks && jv_id_cmp(&p->links[k].origin, &e->id) < 0)
+        while (k < ln->n && jv_id_cmp(&ln->v[k].id, &e->id) < 0)
             k++;
-        int l = k < p->nlinks && jv_id_eq(&p->links[k].origin, &e->id)
-                    ? p->links[k].eager
+        int l = k < ln->n && jv_id_eq(&ln->v[k].id, &e->id)
+                    ? ln->v[k].seq == LINK_EAGER
                     : -1;
         if (!link_pushes(p, l))
             err = jv_vv_set(&held, &e->id, e->seq); /* appends: sorted */
@@ -1240,16 +1213,12 @@ static jv_err build(jv_repl *r, const head *h, const jv_vv *have, selection *s,
 static jv_err link_head(jv_repl *r, const jv_id *id, unsigned version, head *h,
                         jv_vv *base)
 {
-    jv_vv none;
     uint64_t stamp = 0;
     h->version = version;
     if (version == 2)
         return JV_OK;
-    jv_vv_init(&none);
-    jv_err err =
-        jv_vvlinks_base(r->links, id, &stamp, base ? base : &none, &h->heard);
-    jv_vv_fini(&none);
-    if (!err && base && stamp) {
+    jv_err err = jv_vvlinks_base(r->links, id, &stamp, base, &h->heard);
+    if (!err && stamp) {
         h->base = stamp;
         h->base_vv = base;
     }
@@ -2011,7 +1980,7 @@ static void bind_id(peer *p, const jv_id *id)
         jv_vv_clear(&p->delivered);
         p->delivered_stamp = 0;
         p->have_known = false;
-        p->nlinks = 0;
+        jv_vv_clear(&p->links);
     }
     p->id = *id;
     p->id_known = true;
@@ -3184,7 +3153,7 @@ static void peer_free(peer *p)
     jv_vv_fini(&p->known[0]);
     jv_vv_fini(&p->known[1]);
     jv_vv_fini(&p->delivered);
-    jv_free(p->links);
+    jv_vv_fini(&p->links);
     jv_free(p->addr);
     jv_free(p);
 }
@@ -3206,6 +3175,7 @@ jv_err jv_repl_peer_add(jv_repl *r, const char *addr)
     jv_vv_init(&p->known[0]);
     jv_vv_init(&p->known[1]);
     jv_vv_init(&p->delivered);
+    jv_vv_init(&p->links);
     p->known_since_ms = now_ms(r);
     p->down_since_ms = p->known_since_ms;
     p->rank = rnd(r);

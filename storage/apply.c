@@ -457,8 +457,7 @@ static const char *const rb_sql[RB_KINDS][4] = {
              " ON CONFLICT(name, replica) DO UPDATE SET "
              "p = max(p, excluded.p), n = max(n, excluded.n)"),
     RB_SIZES("INSERT OR FAIL INTO audit(origin, seq, time_ms, actor, action, "
-             "target, "
-             "detail) VALUES ",
+             "target, detail) VALUES ",
              RB_ROW7, ""),
     /* See sql_config_put for the WHERE. */
     RB_SIZES("INSERT OR FAIL INTO config(key, value, stamp, replica) VALUES ",

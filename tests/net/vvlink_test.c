@@ -231,6 +231,10 @@ static void test_room(void **state)
     assert_int_equal(jv_vvlinks_took(t, &b, 10, 0, 0, &v), JV_OK);
     assert_int_equal(jv_vvlinks_base(t, &a, &stamp, &base, &heard), JV_OK);
     assert_int_equal(heard, 10);
+    heard = 0; /* without a base: what was heard only */
+    assert_int_equal(jv_vvlinks_base(t, &a, &stamp, NULL, &heard), JV_OK);
+    assert_int_equal(heard, 10);
+    assert_int_equal(stamp, 0);
     assert_int_equal(jv_vvlinks_took(t, &c, 10, 0, 0, &v), JV_OK);
     assert_int_equal(jv_vvlinks_count(t), 2);
     /* b was the least recently used. */
