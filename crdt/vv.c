@@ -200,6 +200,57 @@ jv_err jv_vv_diff(const jv_vv *vv, const jv_vv *base, jv_vv *out)
     return JV_OK;
 }
 
+jv_err jv_vv_diff_refs(const jv_vv *vv, const jv_vv *base, jv_vv_ref **refs,
+                       size_t *nrefs, jv_vv *rest)
+{
+    jv_vv diff;
+    jv_vv_ref *out = NULL;
+    size_t n = 0, j = 0;
+    jv_vv_init(&diff);
+    *refs = NULL;
+    *nrefs = 0;
+    jv_vv_clear(rest);
+    jv_err err = jv_vv_diff(vv, base, &diff);
+    if (err || !diff.n)
+        goto out;
+    if (!(out = jv_malloc(diff.n * sizeof(*out)))) {
+        err = JV_ENOMEM;
+        goto out;
+    }
+    /* Both sorted: one walk finds each diff entry's place in base. */
+    for (size_t i = 0; i < diff.n && !err; i++) {
+        const jv_vv_entry *e = &diff.v[i];
+        while (j < base->n && jv_id_cmp(&base->v[j].id, &e->id) < 0)
+            j++;
+        if (j < base->n && jv_id_eq(&base->v[j].id, &e->id))
+            out[n++] = (jv_vv_ref){.idx = (uint32_t)j, .seq = e->seq};
+        else if (!(err = reserve(rest, rest->n + 1)))
+            rest->v[rest->n++] = *e;
+    }
+out:
+    if (err || !n) {
+        jv_free(out);
+        out = NULL;
+        n = 0;
+    }
+    if (err)
+        jv_vv_clear(rest);
+    *refs = out;
+    *nrefs = n;
+    jv_vv_fini(&diff);
+    return err;
+}
+
+jv_err jv_vv_patch_refs(jv_vv *dst, const jv_vv_ref *refs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (refs[i].idx >= dst->n || refs[i].seq == 0)
+            return JV_ENOTFOUND;
+    for (size_t i = 0; i < n; i++)
+        dst->v[refs[i].idx].seq = refs[i].seq;
+    return JV_OK;
+}
+
 jv_vv_order jv_vv_compare(const jv_vv *a, const jv_vv *b)
 {
     bool a_ahead = false, b_ahead = false;

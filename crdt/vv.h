@@ -64,6 +64,24 @@ jv_err jv_vv_diff(const jv_vv *vv, const jv_vv *base, jv_vv *out);
 /* Sets every id of diff to its seq in dst. On failure dst is unchanged. */
 jv_err jv_vv_patch(jv_vv *dst, const jv_vv *diff);
 
+/* An entry of a difference named by its place in the base (ids sorted)
+ * instead of by its 32-byte id, which both sides hold already: a few
+ * bytes instead of about 40 on the wire. */
+typedef struct {
+    uint32_t idx;
+    uint64_t seq;
+} jv_vv_ref;
+
+/* jv_vv_diff split in two: the entries whose id base has, as references
+ * into base (ascending idx) in *refs (jv_malloc'd, NULL when *nrefs is 0;
+ * free with jv_free), and those it lacks in rest (replaced). */
+jv_err jv_vv_diff_refs(const jv_vv *vv, const jv_vv *base, jv_vv_ref **refs,
+                       size_t *nrefs, jv_vv *rest);
+/* Sets dst's entry at each ref's idx to its seq: dst a copy of the base
+ * the refs were made against, so that the places are the same. JV_ENOTFOUND
+ * (dst unchanged) when an idx is not in dst or a seq is 0. */
+jv_err jv_vv_patch_refs(jv_vv *dst, const jv_vv_ref *refs, size_t n);
+
 jv_vv_order jv_vv_compare(const jv_vv *a, const jv_vv *b);
 bool jv_vv_equal(const jv_vv *a, const jv_vv *b);
 

@@ -150,17 +150,22 @@ jv_err jv_vvlinks_sent(jv_vvlinks *t, const jv_id *to, uint64_t stamp,
 }
 
 jv_err jv_vvlinks_took(jv_vvlinks *t, const jv_id *from, uint64_t stamp,
-                       uint64_t base, uint64_t heard, jv_vv *vv)
+                       uint64_t base, uint64_t heard, const jv_vv_ref *refs,
+                       size_t nrefs, jv_vv *vv)
 {
     link *l = base ? find(t, from) : find_add(t, from);
     jv_vv whole;
     jv_err err;
     jv_vv_init(&whole);
+    if (!base && nrefs)
+        return JV_EINVAL; /* places in no base */
     if (base) {
         slot *b = l ? slot_of(l->in, JV_VVLINK_IN, base) : NULL;
         if (!b)
             return JV_ENOTFOUND;
+        /* The places first: they are the base's, before any id is added. */
         if ((err = jv_vv_copy(&whole, &b->vv)) ||
+            (err = jv_vv_patch_refs(&whole, refs, nrefs)) ||
             (err = jv_vv_patch(&whole, vv)))
             goto out;
         if (whole.n > JV_VV_MAX_ENTRIES) {

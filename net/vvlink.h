@@ -49,12 +49,14 @@ jv_err jv_vvlinks_sent(jv_vvlinks *t, const jv_id *to, uint64_t stamp,
                        const jv_vv *vv);
 
 /* A proven message from `from`, stamped `stamp`, based on `base` (0: its
- * vector is whole) and naming `heard`: *vv (the message's difference) is
- * made whole and kept for later messages to be based on. JV_ENOTFOUND
- * when the base is not kept here (everything is left as it was);
+ * vector is whole) and naming `heard`: its difference, refs (entries of
+ * the base by place) and *vv (the others), is made whole into *vv and kept
+ * for later messages to be based on. JV_ENOTFOUND when the base is not
+ * kept here or a ref names no place of it (everything is left as it was);
  * JV_ETOOBIG when the whole would have more than JV_VV_MAX_ENTRIES. */
 jv_err jv_vvlinks_took(jv_vvlinks *t, const jv_id *from, uint64_t stamp,
-                       uint64_t base, uint64_t heard, jv_vv *vv);
+                       uint64_t base, uint64_t heard, const jv_vv_ref *refs,
+                       size_t nrefs, jv_vv *vv);
 
 /* Forgets what is kept for id: neither side's next message is based on
  * anything before. */

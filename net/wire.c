@@ -42,6 +42,7 @@ void jv_msg_fini(jv_msg *m)
         return;
     jv_vv_fini(&m->have);
     jv_free(m->owned);
+    jv_free(m->refs_owned);
     jv_msg_init(m);
 }
 
@@ -71,6 +72,12 @@ static jv_err check_msg(const jv_msg *m, const jv_keypair *kp)
         return JV_EINVAL;
     if (v == 2 && (m->base || m->heard || m->refused > JV_REFUSED_CLAIM))
         return JV_EINVAL; /* what version 2 cannot say */
+    if (m->nrefs &&
+        (v < 4 || !m->base || !m->refs || m->nrefs > JV_VV_MAX_ENTRIES))
+        return JV_EINVAL; /* references need version 4 and a base */
+    for (size_t i = 0; i < m->nrefs; i++)
+        if (m->refs[i].seq == 0 || (i && m->refs[i].idx <= m->refs[i - 1].idx))
+            return JV_EINVAL;
     if ((unsigned)m->refused > JV_REFUSED_MAX)
         return JV_EINVAL;
     if (m->from_addr.n > JV_WIRE_MAX_ADDR ||
@@ -108,6 +115,19 @@ jv_err jv_msg_verify(const jv_msg *m)
     return jv_batch_verify_sig(m->hash, m->sig, &m->from);
 }
 
+/* Version 4's [refs, ...: gaps between places and seqs, flat, so that an
+ * entry of a base of up to 128 ids costs its seq and one byte. */
+static void encode_refs(jv_mpw *w, const jv_msg *m)
+{
+    jv_mpw_array(w, 2);
+    jv_mpw_array(w, (uint32_t)(2 * m->nrefs));
+    for (size_t i = 0; i < m->nrefs; i++) {
+        uint32_t prev = i ? m->refs[i - 1].idx + 1 : 0;
+        jv_mpw_u64(w, m->refs[i].idx - prev);
+        jv_mpw_u64(w, m->refs[i].seq);
+    }
+}
+
 jv_err jv_msg_encode(const jv_msg *m, const jv_keypair *kp, size_t compress_min,
                      jv_buf *out, size_t *raw_len)
 {
@@ -124,9 +144,10 @@ jv_err jv_msg_encode(const jv_msg *m, const jv_keypair *kp, size_t compress_min,
         goto fail;
     jv_mpw_init(&w, out);
     bool snap = m->type == JV_MSG_SNAP || m->type == JV_MSG_SNAP_REPLY;
-    bool v2 = m->version == 2;
+    unsigned version = m->version ? m->version : JV_WIRE_VERSION;
+    bool v2 = version == 2;
     jv_mpw_array(&w, (v2 ? V2_FIELDS : BODY_FIELDS) + snap);
-    jv_mpw_u64(&w, v2 ? 2 : JV_WIRE_VERSION);
+    jv_mpw_u64(&w, version);
     jv_mpw_u64(&w, (uint64_t)m->type);
     jv_mpw_id(&w, &m->from);
     jv_mpw_id(&w, &m->to);
@@ -134,6 +155,8 @@ jv_err jv_msg_encode(const jv_msg *m, const jv_keypair *kp, size_t compress_min,
     jv_mpw_u64(&w, m->echo);
     jv_mpw_u64(&w, (uint64_t)m->refused);
     jv_mpw_jstr(&w, m->from_addr);
+    if (version >= 4)
+        encode_refs(&w, m);
     jv_vv_encode(&m->have, &w);
     jv_mpw_array(&w, (uint32_t)m->nbatches);
     for (size_t i = 0; i < m->nbatches; i++) {
@@ -369,6 +392,39 @@ static jv_err parse_snap(jv_mpr *r, jv_msg *m)
     return JV_OK;
 }
 
+/* Version 4's [refs, ... (encode_refs), up to the vv. Each ref is at
+ * least two bytes: the count is checked against what is left before it
+ * sizes an allocation. */
+static jv_err parse_refs(jv_mpr *r, jv_msg *m)
+{
+    uint32_t n;
+    jv_err err;
+    if ((err = jv_mpr_array_n(r, 2)) ||
+        (err = jv_mpr_array(r, &n, 2 * JV_VV_MAX_ENTRIES)))
+        return err;
+    if (n % 2)
+        return JV_EDECODE;
+    if (n > jv_mpr_left(r))
+        return JV_ETRUNC;
+    if (!n)
+        return JV_OK;
+    if (!(m->refs_owned = jv_malloc(n / 2 * sizeof(*m->refs_owned))))
+        return JV_ENOMEM;
+    m->refs = m->refs_owned;
+    uint64_t next = 0; /* the least place the next ref may name */
+    for (uint32_t i = 0; i < n / 2; i++) {
+        uint64_t gap, seq;
+        if ((err = jv_mpr_u64(r, &gap)) || (err = jv_mpr_u64(r, &seq)))
+            return err;
+        if (seq == 0 || gap >= JV_VV_MAX_ENTRIES - next)
+            return JV_EDECODE;
+        m->refs[i] = (jv_vv_ref){.idx = (uint32_t)(next + gap), .seq = seq};
+        next += gap + 1;
+        m->nrefs = i + 1;
+    }
+    return JV_OK;
+}
+
 static jv_err parse_body(const uint8_t *p, size_t n, jv_msg *m)
 {
     jv_mpr r;
@@ -381,7 +437,8 @@ static jv_err parse_body(const uint8_t *p, size_t n, jv_msg *m)
         return err;
     if (!jv_str_valid_utf8(m->from_addr))
         return JV_EDECODE;
-    if ((err = jv_vv_decode(&r, &m->have)) ||
+    if ((m->version >= 4 && (err = parse_refs(&r, m))) ||
+        (err = jv_vv_decode(&r, &m->have)) ||
         (err = jv_mpr_array(&r, &nb, JV_WIRE_MAX_BATCHES)))
         return err;
     /* Checked before the allocation it sizes: a header cannot claim more
@@ -409,6 +466,8 @@ static jv_err parse_body(const uint8_t *p, size_t n, jv_msg *m)
     if (m->version > 2 &&
         ((err = jv_mpr_u64(&r, &m->base)) || (err = jv_mpr_u64(&r, &m->heard))))
         return err;
+    if (m->nrefs && !m->base)
+        return JV_EDECODE; /* places in no base */
     if (m->type >= JV_MSG_SNAP && (err = parse_snap(&r, m)))
         return err;
     /* Exactly the signature after the body. */

@@ -9,11 +9,12 @@
  *   body = [version, type, from (bin 32), to (bin 32), stamp, echo, refused,
  *           from_addr (str), have (vv), batches, more, budget, base, heard]
  *   sig  = Ed25519(from's node key, BLAKE2b-256("jarvis/sync/v2" || body))
- *     version   JV_WIRE_VERSION (3); version 2 (the same body without
- *               base and heard: its vectors are whole) is decoded too, and
- *               encoded on demand, so that nodes of both can talk while a
- *               cluster is upgraded; any other version (or version 1,
- *               which had no such field) is JV_EVERSION
+ *     version   JV_WIRE_VERSION (4); versions 3 (`have` without refs)
+ *               and 2 (the same body without base and heard: its vectors
+ *               are whole) are decoded too, and encoded on demand, so that
+ *               nodes of each can talk while a cluster is upgraded; any
+ *               other version (or version 1, which had no such field) is
+ *               JV_EVERSION
  *     type      1 SYNC (request), 2 SYNC_REPLY
  *     from      the sender's replica id (its Ed25519 public key: the key
  *               the signature is checked against)
@@ -32,7 +33,13 @@
  *     have      the sender's version vector, counting batches it holds
  *               aside as well as applied ones: "do not send me these";
  *               when base is not 0, only the entries that differ from the
- *               vector of the message named by base (vvlink.h)
+ *               vector of the message named by base (vvlink.h). In
+ *               version 4 it is [refs, vv]: refs a flat array of unsigned
+ *               integers, gap and seq in turn, naming entries of the base
+ *               vector by place (the k-th names place p(k) = p(k-1) + 1 +
+ *               gap, p(-1) = -1), empty when base is 0; vv the entries
+ *               whose ids the base lacks (or the whole vector). Versions 2
+ *               and 3: the vv alone
  *     batches   array of [body (bin), sig (bin 64)]: signed batches exactly
  *               as their origin made them
  *     more      reply: the responder had more the requester lacks
@@ -60,8 +67,9 @@
 #include "vv.h"
 
 /* The protocol version: 2 since messages are signed by their sender, 3
- * since their vectors may be differences. */
-#define JV_WIRE_VERSION     3
+ * since their vectors may be differences, 4 since a difference names the
+ * base's entries by place. */
+#define JV_WIRE_VERSION     4
 #define JV_WIRE_VERSION_MIN 2 /* the oldest decoded (and encoded) */
 #define JV_WIRE_MAX_BATCHES 65536
 #define JV_WIRE_MAX_ADDR    512
@@ -117,7 +125,7 @@ typedef struct {
 } jv_wire_batch;
 
 typedef struct {
-    unsigned version; /* decode: 2 or 3; encode: 0 for JV_WIRE_VERSION */
+    unsigned version; /* decode: 2 to 4; encode: 0 for JV_WIRE_VERSION */
     jv_msg_type type;
     jv_id from;
     jv_id to; /* zeros: not known to the sender */
@@ -126,6 +134,11 @@ typedef struct {
     jv_refusal refused;
     jv_str from_addr;
     jv_vv have;
+    /* Version 4, base not 0: entries of the base vector by place (the rest
+     * of the difference is in have); allocated by decode, borrowed on
+     * encode. */
+    jv_vv_ref *refs;
+    size_t nrefs;
     jv_wire_batch *batches; /* allocated by decode; borrowed on encode */
     size_t nbatches;
     bool more;
@@ -136,6 +149,7 @@ typedef struct {
      * frees: a caller that points `batches` at its own array to encode
      * keeps it. */
     jv_wire_batch *owned;
+    jv_vv_ref *refs_owned;
     /* Decode: the signature received and the hash it must sign. Encode
      * without a key pair: the signature written as is. */
     uint8_t sig[JV_SIG_LEN];

@@ -681,7 +681,7 @@ static bool take_vector(jv_repl *r, jv_msg *m)
     if (m->version == 2)
         return true;
     if (jv_vvlinks_took(r->links, &m->from, m->stamp, m->base, m->heard,
-                        &m->have) == JV_OK)
+                        m->refs, m->nrefs, &m->have) == JV_OK)
         return true;
     jv_vvlinks_forget(r->links, &m->from);
     return false;
@@ -1136,6 +1136,7 @@ static jv_err build_with(const build_env *env, const head *h, uint64_t stamp,
     jv_msg m;
     jv_buf raw;
     jv_vv diff;
+    jv_vv_ref *refs = NULL;
     size_t plain = 0;
     jv_err err;
     jv_msg_init(&m);
@@ -1153,9 +1154,17 @@ static jv_err build_with(const build_env *env, const head *h, uint64_t stamp,
     m.heard = h->heard;
     m.have = *have; /* borrowed */
     if (h->base && h->base_vv) {
-        if (jv_vv_diff(have, h->base_vv, &diff) == JV_OK && diff.n < have->n) {
+        jv_err d =
+            h->version && h->version < 4
+                ? jv_vv_diff(have, h->base_vv, &diff)
+                : jv_vv_diff_refs(have, h->base_vv, &refs, &m.nrefs, &diff);
+        /* Sent whole when that is no longer, as a first message is. */
+        if (d == JV_OK && diff.n + m.nrefs < have->n) {
             m.have = diff;
+            m.refs = refs;
             m.base = h->base;
+        } else {
+            m.nrefs = 0;
         }
     }
     m.more = more;
@@ -1183,6 +1192,7 @@ static jv_err build_with(const build_env *env, const head *h, uint64_t stamp,
         *plain_out = frame->len - raw.len + 1 + plain;
 out:
     jv_free(wb);
+    jv_free(refs);
     jv_vv_fini(&diff);
     jv_buf_fini(&raw);
     return err;
@@ -1223,6 +1233,15 @@ static jv_err link_head(jv_repl *r, const jv_id *id, unsigned version, head *h,
         h->base_vv = base;
     }
     return err;
+}
+
+/* The version to speak to p: an older one it is known to speak (a
+ * cluster being upgraded), else 0, ours. */
+static unsigned older(const peer *p)
+{
+    return p->version >= JV_WIRE_VERSION_MIN && p->version < JV_WIRE_VERSION
+               ? p->version
+               : 0;
 }
 
 /* -- applying what peers send --------------------------------------------- */
@@ -1750,7 +1769,7 @@ static void exchange(peer *p, bool pull)
         j->select = false;
         p->again = true;
     }
-    unsigned version = p->version == 2 ? 2 : 0;
+    unsigned version = older(p);
     if ((err = jv_vv_copy(&j->w.applied, &r->applied)) ||
         (err = jv_vv_copy(&j->w.pending, &r->pending)) ||
         (j->select && (err = theirs(p, &p->have, &j->w.them))) ||
@@ -2186,7 +2205,7 @@ static jv_err snap_send(jv_repl *r, peer *p, uint64_t offset)
     jv_buf_init(&frame);
     jv_vv_init(&have);
     jv_vv_clear(&p->sent);
-    if (!(err = link_head(r, &p->id, p->version == 2 ? 2 : 0, &h, NULL)) &&
+    if (!(err = link_head(r, &p->id, older(p), &h, NULL)) &&
         !(err = have_on(r->node->rst, &r->applied, &have)) &&
         !(err = build(r, &h, &have, NULL, false, 0, &frame, &p->req_stamp)) &&
         !(err =

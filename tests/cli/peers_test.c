@@ -223,7 +223,7 @@ static void test_two_nodes_converge(void **state)
     assert_string_equal(json_string_value(json_object_get(mb, "sync")),
                         "converged");
     assert_int_equal(
-        json_integer_value(json_object_get(mb, "protocol_version")), 3);
+        json_integer_value(json_object_get(mb, "protocol_version")), 4);
     assert_true(json_is_object(json_object_get(mb, "version_vector")));
     json_decref(j);
     C.node = A.url;

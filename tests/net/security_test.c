@@ -614,7 +614,7 @@ static nng_socket fake_peer(char *addr, size_t addrlen)
 
 /* The node's side of a notice: a peer of another protocol version (a REP
  * socket of ours answering the node's request with a version notice) is
- * shown as "incompatible version 4" in its peer entry, logged, and named
+ * shown as "incompatible version 5" in its peer entry, logged, and named
  * in the health report; never taken for a plain timeout. */
 static void test_version_notice_shown(void **state)
 {
@@ -625,13 +625,13 @@ static void test_version_notice_shown(void **state)
     nng_socket rep = fake_peer(addr, sizeof addr);
 
     /* Its first request (sealed under the cluster key): answered with a
-     * notice naming version 4. */
+     * notice naming version 5, newer than this node's. */
     assert_int_equal(nng_recv(rep, &req, &reqlen, NNG_FLAG_ALLOC), 0);
     assert_int_equal(((uint8_t *)req)[0], 0x01);
     nng_free(req, reqlen);
     jv_buf n;
     jv_buf_init(&n);
-    assert_int_equal(jv_notice_version(4, &n), JV_OK);
+    assert_int_equal(jv_notice_version(JV_WIRE_VERSION + 1, &n), JV_OK);
     assert_int_equal(nng_send(rep, n.data, n.len, 0), 0);
     jv_buf_fini(&n);
 
@@ -640,8 +640,8 @@ static void test_version_notice_shown(void **state)
         json_t *p = nt_peer(&C, 0, addr);
         const char *st = json_string_value(json_object_get(p, "state"));
         bool shown =
-            st && strcmp(st, "incompatible version 4") == 0 &&
-            json_integer_value(json_object_get(p, "protocol_version")) == 4;
+            st && strcmp(st, "incompatible version 5") == 0 &&
+            json_integer_value(json_object_get(p, "protocol_version")) == 5;
         json_decref(p);
         if (shown)
             break;
@@ -650,15 +650,15 @@ static void test_version_notice_shown(void **state)
                     st ? st : "-");
         jv_cluster_sleep_ms(20);
     }
-    NT_CHECK(&C, log_has("incompatible version 4: it speaks protocol "
-                         "version 4, this node 3"));
+    NT_CHECK(&C, log_has("incompatible version 5: it speaks protocol "
+                         "version 5, this node 4"));
     json_t *h = nt_req(&C, 0, 200, "GET", NULL, "/v1/health");
     const char *why = json_string_value(json_object_get(
         json_object_get(json_object_get(h, "components"), "replication"),
         "reason"));
-    NT_CHECK(&C, why && strstr(why, "incompatible version 4") != NULL);
+    NT_CHECK(&C, why && strstr(why, "incompatible version 5") != NULL);
     json_decref(h);
-    printf("a peer of protocol version 4 shown as such in %.0f ms\n",
+    printf("a peer of protocol version 5 shown as such in %.0f ms\n",
            jv_cluster_now_ms() - t0);
     nng_close(rep);
 }
@@ -678,12 +678,12 @@ static void next_request(nng_socket rep, jv_buf *plain, jv_msg *m)
     jv_buf_fini(&scratch);
 }
 
-/* A peer of version 2 (a cluster being upgraded): its notice makes the
- * node ask again at once in version 2, whose body it reads. */
-static void test_version_2_spoken(void **state)
+/* A peer of an older version (a cluster being upgraded): its notice
+ * makes the node ask again at once in that version, whose body it reads:
+ * whole vectors in version 2, no entries by place in version 3. */
+static void older_spoken(unsigned version)
 {
-    (void)state;
-    char addr[64];
+    char addr[64], line[64];
     jv_buf plain, n;
     jv_msg m;
     setup_node();
@@ -695,20 +695,37 @@ static void test_version_2_spoken(void **state)
     next_request(rep, &plain, &m);
     assert_int_equal(m.version, JV_WIRE_VERSION);
     double t0 = jv_cluster_now_ms();
-    assert_int_equal(jv_notice_version(2, &n), JV_OK);
+    assert_int_equal(jv_notice_version(version, &n), JV_OK);
     assert_int_equal(nng_send(rep, n.data, n.len, 0), 0);
     next_request(rep, &plain, &m);
-    assert_int_equal(m.version, 2);
-    assert_int_equal(m.base, 0);
+    assert_int_equal(m.version, version);
+    assert_int_equal(m.nrefs, 0);
+    if (version == 2)
+        assert_int_equal(m.base, 0);
     assert_true(m.stamp > 0);
-    NT_CHECK(&C, log_has("speaks protocol version 2: talking that to it"));
-    NT_CHECK(&C, !log_has("incompatible version 2"));
-    printf("asked again in version 2 %.0f ms after its notice\n",
+    snprintf(line, sizeof line, "speaks protocol version %u: talking that",
+             version);
+    NT_CHECK(&C, log_has(line));
+    snprintf(line, sizeof line, "incompatible version %u", version);
+    NT_CHECK(&C, !log_has(line));
+    printf("asked again in version %u %.0f ms after its notice\n", version,
            jv_cluster_now_ms() - t0);
     jv_msg_fini(&m);
     jv_buf_fini(&plain);
     jv_buf_fini(&n);
     nng_close(rep);
+}
+
+static void test_version_2_spoken(void **state)
+{
+    (void)state;
+    older_spoken(2);
+}
+
+static void test_version_3_spoken(void **state)
+{
+    (void)state;
+    older_spoken(3);
 }
 
 static int teardown(void **state)
@@ -731,6 +748,7 @@ int main(void)
         cmocka_unit_test_teardown(test_hostile_frames, teardown),
         cmocka_unit_test_teardown(test_version_notice_shown, teardown),
         cmocka_unit_test_teardown(test_version_2_spoken, teardown),
+        cmocka_unit_test_teardown(test_version_3_spoken, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

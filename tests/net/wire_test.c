@@ -115,6 +115,11 @@ static void assert_msg_equal(const jv_msg *a, const jv_msg *b)
     assert_int_equal(a->budget, b->budget);
     assert_int_equal(a->base, b->base);
     assert_int_equal(a->heard, b->heard);
+    assert_int_equal(a->nrefs, b->nrefs);
+    for (size_t i = 0; i < a->nrefs; i++) {
+        assert_int_equal(a->refs[i].idx, b->refs[i].idx);
+        assert_int_equal(a->refs[i].seq, b->refs[i].seq);
+    }
 }
 
 static bool inside(const void *p, const jv_buf *b)
@@ -358,7 +363,7 @@ enum fault {
     ELEVEN_FIELDS,
     THIRTEEN_FIELDS,
     VERSION_1,
-    VERSION_OTHER, /* 4 */
+    VERSION_OTHER, /* 5 */
     TO_SHORT,
     STAMP_NIL,
     REFUSED_SIX,
@@ -402,7 +407,7 @@ static void craft(jv_buf *out, enum fault f)
                      : f == VERSION_1       ? 7
                                             : 12);
     /* Version 2's body (which version 3 nodes still read). */
-    jv_mpw_u64(&w, f == VERSION_1 ? 1 : f == VERSION_OTHER ? 4 : 2);
+    jv_mpw_u64(&w, f == VERSION_1 ? 1 : f == VERSION_OTHER ? 5 : 2);
     if (f == TYPE_STR)
         jv_mpw_str(&w, "1", 1);
     else if (f == TYPE_NONCANON)
@@ -513,7 +518,7 @@ static void test_strict(void **state)
             fail_msg("fault %d: %s", f, jv_errname(err));
         if (f == VERSION_1 || f == VERSION_OTHER)
             assert_int_equal(jv_msg_peek_version(b.data, b.len, MiB, &scratch),
-                             f == VERSION_1 ? 1 : 4);
+                             f == VERSION_1 ? 1 : 5);
         /* A failed decode leaves out as it was. */
         assert_memory_equal(&keep, &out, sizeof(out));
     }
@@ -1045,7 +1050,17 @@ static void test_versions(void **state)
     assert_int_equal(decode_buf(&enc, MiB), JV_OK);
     assert_int_equal(jv_msg_decode(enc.data, enc.len, MiB, &scratch, &out),
                      JV_OK);
+    assert_int_equal(out.version, JV_WIRE_VERSION);
+
+    s.m.version = 3;
+    jv_buf_reset(&enc);
+    assert_int_equal(jv_msg_encode(&s.m, NULL, NO_COMPRESSION, &enc, NULL),
+                     JV_OK);
+    assert_int_equal(enc.data[2], 3);
+    assert_int_equal(jv_msg_decode(enc.data, enc.len, MiB, &scratch, &out),
+                     JV_OK);
     assert_int_equal(out.version, 3);
+    assert_msg_equal(&out, &s.m);
 
     s.m.version = 2;
     jv_buf_reset(&enc);
@@ -1100,6 +1115,109 @@ static void test_versions(void **state)
     jv_buf_fini(&scratch);
 }
 
+/* A version 4 body whose `have` is [refs, vv], refs the flat list given
+ * (gap, seq, ...), base 9, nothing else. */
+static void craft_refs(jv_buf *out, const uint64_t *flat, uint32_t n,
+                       uint64_t base)
+{
+    static const uint8_t sig[JV_SIG_LEN];
+    jv_id id = jv_test_id(3);
+    jv_mpw w;
+    jv_buf_reset(out);
+    jv_buf_append(out, "\0", 1);
+    jv_mpw_init(&w, out);
+    jv_mpw_array(&w, 14);
+    jv_mpw_u64(&w, 4);
+    jv_mpw_u64(&w, 1);
+    jv_mpw_id(&w, &id);
+    jv_mpw_id(&w, &id);
+    jv_mpw_u64(&w, 1);
+    jv_mpw_u64(&w, 0);
+    jv_mpw_u64(&w, 0);
+    jv_mpw_str(&w, "", 0);
+    jv_mpw_array(&w, 2);
+    jv_mpw_array(&w, n);
+    for (uint32_t i = 0; i < n; i++)
+        jv_mpw_u64(&w, flat[i]);
+    jv_mpw_array(&w, 0); /* the vv: no new ids */
+    jv_mpw_array(&w, 0); /* batches */
+    jv_mpw_bool(&w, false);
+    jv_mpw_u64(&w, 0);
+    jv_mpw_u64(&w, base);
+    jv_mpw_u64(&w, 0);
+    jv_buf_append(out, sig, JV_SIG_LEN);
+    assert_int_equal(jv_mpw_err(&w), JV_OK);
+}
+
+/* Version 4 names the base's entries by place: they travel as gaps and
+ * come back as the same places; version 3 cannot say them, nor can a
+ * message without a base; a decoder refuses an odd list, a seq of 0, a
+ * place beyond any vector, and places with no base. */
+static void test_refs(void **state)
+{
+    (void)state;
+    jv_rng rng;
+    jv_buf enc, scratch;
+    jv_msg out;
+    sample s;
+    jv_vv_ref refs[3] = {{0, 5}, {1, 300}, {200, 70000}};
+    jv_rng_seed(&rng, jv_test_seed());
+    jv_buf_init(&enc);
+    jv_buf_init(&scratch);
+    jv_msg_init(&out);
+    sample_make(&s, &rng, 1, 50, false);
+    s.m.refs = refs;
+    s.m.nrefs = 3;
+    s.m.base = 9;
+    assert_int_equal(jv_msg_encode(&s.m, NULL, NO_COMPRESSION, &enc, NULL),
+                     JV_OK);
+    assert_int_equal(jv_msg_decode(enc.data, enc.len, MiB, &scratch, &out),
+                     JV_OK);
+    assert_msg_equal(&out, &s.m);
+    /* What cannot be said. */
+    s.m.version = 3;
+    assert_int_equal(jv_msg_encode(&s.m, NULL, NO_COMPRESSION, &enc, NULL),
+                     JV_EINVAL);
+    s.m.version = 0;
+    s.m.base = 0;
+    assert_int_equal(jv_msg_encode(&s.m, NULL, NO_COMPRESSION, &enc, NULL),
+                     JV_EINVAL);
+    s.m.base = 9;
+    refs[1].idx = 0; /* not ascending */
+    assert_int_equal(jv_msg_encode(&s.m, NULL, NO_COMPRESSION, &enc, NULL),
+                     JV_EINVAL);
+    refs[1].idx = 1;
+    refs[2].seq = 0;
+    assert_int_equal(jv_msg_encode(&s.m, NULL, NO_COMPRESSION, &enc, NULL),
+                     JV_EINVAL);
+    s.m.refs = NULL; /* the sample's own fini must not free ours */
+    s.m.nrefs = 0;
+    /* What a decoder refuses. */
+    const uint64_t ok[] = {0, 5, 0, 300, 198, 70000};
+    craft_refs(&enc, ok, 6, 9);
+    assert_int_equal(jv_msg_decode(enc.data, enc.len, MiB, &scratch, &out),
+                     JV_OK);
+    assert_int_equal(out.nrefs, 3);
+    assert_int_equal(out.refs[2].idx, 200);
+    craft_refs(&enc, ok, 6, 0);
+    assert_int_equal(decode_buf(&enc, MiB), JV_EDECODE);
+    craft_refs(&enc, ok, 5, 9);
+    assert_int_equal(decode_buf(&enc, MiB), JV_EDECODE);
+    const uint64_t zero[] = {3, 0};
+    craft_refs(&enc, zero, 2, 9);
+    assert_int_equal(decode_buf(&enc, MiB), JV_EDECODE);
+    const uint64_t far[] = {0, 1, JV_VV_MAX_ENTRIES - 1, 1};
+    craft_refs(&enc, far, 4, 9);
+    assert_int_equal(decode_buf(&enc, MiB), JV_EDECODE);
+    const uint64_t huge[] = {UINT64_MAX, 1};
+    craft_refs(&enc, huge, 2, 9);
+    assert_int_equal(decode_buf(&enc, MiB), JV_EDECODE);
+    sample_fini(&s);
+    jv_msg_fini(&out);
+    jv_buf_fini(&enc);
+    jv_buf_fini(&scratch);
+}
+
 /* The version of a refused message, read for the log and the notice:
  * from a plain or a compressed body; 0 for what cannot be read (another
  * format, nothing, a frame that does not inflate, a body that is not an
@@ -1113,14 +1231,14 @@ static void test_peek_version(void **state)
     jv_buf_init(&z);
     jv_buf_init(&scratch);
     craft(&b, VERSION_OTHER);
-    assert_int_equal(jv_msg_peek_version(b.data, b.len, MiB, &scratch), 4);
+    assert_int_equal(jv_msg_peek_version(b.data, b.len, MiB, &scratch), 5);
     size_t cap = ZSTD_compressBound(b.len - 1);
     assert_int_equal(jv_buf_reserve(&z, cap + 1), JV_OK);
     z.data[0] = 1;
     size_t got = ZSTD_compress(z.data + 1, cap, b.data + 1, b.len - 1, 3);
     assert_false(ZSTD_isError(got));
     z.len = got + 1;
-    assert_int_equal(jv_msg_peek_version(z.data, z.len, MiB, &scratch), 4);
+    assert_int_equal(jv_msg_peek_version(z.data, z.len, MiB, &scratch), 5);
     /* Beyond the inflation bound, or damaged: unreadable. */
     assert_int_equal(jv_msg_peek_version(z.data, z.len, 8, &scratch), 0);
     z.data[1] ^= 0xff;
@@ -1232,6 +1350,7 @@ int main(void)
         cmocka_unit_test(test_fuzz),
         cmocka_unit_test(test_figures),
         cmocka_unit_test(test_peek_version),
+        cmocka_unit_test(test_refs),
         cmocka_unit_test(test_versions),
         cmocka_unit_test(test_snap_messages),
     };

@@ -130,7 +130,7 @@ static void process_figures(const char *body, double *v)
     v[4] = api_metric(body, "process_cpu_seconds_total");
     assert_true(v[4] >= 0);
     snprintf(info, sizeof info,
-             "jarvis_build_info{version=\"%s\",protocol=\"3\"", JV_VERSION);
+             "jarvis_build_info{version=\"%s\",protocol=\"4\"", JV_VERSION);
     if (!strstr(body, info))
         fail_msg("/metrics lacks '%s'", info);
 }
@@ -218,7 +218,7 @@ static void test_status(void **state)
     /* No cluster key here: plaintext peers, and the version it speaks. */
     assert_true(json_is_null(json_object_get(j, "cluster_keys")));
     assert_int_equal(json_integer_value(json_object_get(j, "protocol_version")),
-                     3);
+                     4);
     assert_string_equal(api_str(j, "name"), "apitest");
     assert_string_equal(api_str(j, "version"), JV_VERSION);
     /* --listen off: no peer address. */
