@@ -4,9 +4,17 @@
  *
  * One mutex guards both lists: the queue (jobs waiting for a thread,
  * oldest first) and the done list (jobs run, waiting for the loop). A
- * thread takes the oldest job, runs it without the lock, puts it on the
- * done list and wakes the loop; the loop's async callback takes the whole
- * done list at once and calls each done in the order the jobs ended.
+ * thread takes the oldest jobs, up to READ_BATCH of them, runs them
+ * without the lock in one read snapshot, puts them on the done list and
+ * wakes the loop once; the loop's async callback takes the whole done list
+ * at once and calls each done in the order the jobs ended. Under load
+ * that is one wake-up, one lock round and one snapshot (SQLite's read
+ * locks are system calls) for many requests instead of one each: those,
+ * not the queries, were most of a read's cost. Nor does the loop wake a
+ * thread per job: jobs submitted during one turn of the loop wake the
+ * threads they need once, just before the loop polls again (a prepare
+ * handle), so the requests read in one turn go out together; a thread
+ * that leaves jobs behind wakes another.
  * Connections are opened at start on the caller's thread (SQLite's
  * connections may move between threads; each is used by one thread at a
  * time) and closed after the threads have been joined.
@@ -18,6 +26,11 @@
 
 #include "alloc.h"
 #include "log.h"
+
+/* Jobs one thread takes at once: enough to share a wake-up among the
+ * requests of a busy loop iteration, few enough that the other threads
+ * get their share. */
+#define READ_BATCH 16
 
 typedef struct {
     jv_readers *rd;
@@ -32,12 +45,18 @@ struct jv_readers {
     uv_mutex_t mu;
     uv_cond_t cv;
     uv_async_t async;
+    uv_prepare_t prepare;
+    int open_handles; /* async and prepare, until both are closed */
     /* under mu */
     jv_read_job *q_head, *q_tail; /* new requests' reads */
     jv_read_job *l_head, *l_tail; /* continuations (job->later) */
     jv_read_job *d_head, *d_tail;
+    size_t queued;  /* q and l */
+    unsigned idle;  /* threads waiting on cv */
+    unsigned wakes; /* signals sent that no thread has woken by yet */
     bool stopping;
     /* loop thread */
+    bool kick; /* jobs were queued since the last prepare */
     size_t pending;
     void (*stopped)(void *);
     void *stopped_arg;
@@ -55,8 +74,70 @@ static jv_read_job *take(jv_readers *rd)
         *head = j->next;
         if (!*head)
             *tail = NULL;
+        j->next = NULL;
+        rd->queued--;
     }
     return j;
+}
+
+/* Up to READ_BATCH new requests' jobs, in order, as a list (*n of them);
+ * else one continuation. Under mu. */
+static jv_read_job *take_batch(jv_readers *rd, size_t *n)
+{
+    jv_read_job *first = take(rd), *last = first;
+    *n = first != NULL;
+    if (!first || first->later)
+        return first;
+    while (*n < READ_BATCH && rd->q_head) {
+        last->next = take(rd);
+        last = last->next;
+        (*n)++;
+    }
+    return first;
+}
+
+/* Wakes a waiting thread, unless every waiting one is woken already.
+ * Under mu. */
+static void wake(jv_readers *rd)
+{
+    if (rd->idle > rd->wakes) {
+        rd->wakes++;
+        uv_cond_signal(&rd->cv);
+    }
+}
+
+/* Before the loop polls: a thread for every batch queued this turn, as
+ * many as wait. */
+static void on_prepare(uv_prepare_t *h)
+{
+    jv_readers *rd = h->data;
+    if (!rd->kick)
+        return;
+    rd->kick = false;
+    uv_mutex_lock(&rd->mu);
+    for (size_t n = 0; n < rd->queued; n += READ_BATCH)
+        wake(rd);
+    uv_mutex_unlock(&rd->mu);
+}
+
+static void run_one(reader_thread *t, jv_read_job *j)
+{
+    j->err = j->fn(t->st, j->arg);
+    j->msg[0] = '\0';
+    if (j->err)
+        snprintf(j->msg, sizeof(j->msg), "%s", jv_store_errmsg(t->st));
+}
+
+/* Runs the list; several jobs share one read snapshot, which begins after
+ * all of them were submitted (read-your-writes holds). A snapshot that
+ * cannot begin leaves each job to its own. */
+static void run_batch(reader_thread *t, jv_read_job *list, size_t n)
+{
+    bool snap = n > 1 && jv_store_read_begin(t->st) == JV_OK;
+    for (jv_read_job *j = list; j; j = j->next)
+        run_one(t, j);
+    if (snap)
+        jv_store_read_end(t->st);
 }
 
 static void reader_main(void *arg)
@@ -65,25 +146,31 @@ static void reader_main(void *arg)
     jv_readers *rd = t->rd;
     uv_mutex_lock(&rd->mu);
     for (;;) {
-        while (!rd->q_head && !rd->l_head && !rd->stopping)
+        while (!rd->q_head && !rd->l_head && !rd->stopping) {
+            rd->idle++;
             uv_cond_wait(&rd->cv, &rd->mu);
-        jv_read_job *j = take(rd);
-        if (!j)
+            rd->idle--;
+            if (rd->wakes)
+                rd->wakes--;
+        }
+        size_t n;
+        jv_read_job *list = take_batch(rd, &n), *last = list;
+        if (!list)
             break; /* stopping, and nothing left to run */
+        if (rd->queued)
+            wake(rd); /* more than one thread's share */
         uv_mutex_unlock(&rd->mu);
 
-        j->err = j->fn(t->st, j->arg);
-        j->msg[0] = '\0';
-        if (j->err)
-            snprintf(j->msg, sizeof(j->msg), "%s", jv_store_errmsg(t->st));
-        j->next = NULL;
+        run_batch(t, list, n);
+        while (last->next)
+            last = last->next;
 
         uv_mutex_lock(&rd->mu);
         if (rd->d_tail)
-            rd->d_tail->next = j;
+            rd->d_tail->next = list;
         else
-            rd->d_head = j;
-        rd->d_tail = j;
+            rd->d_head = list;
+        rd->d_tail = last;
         uv_async_send(&rd->async);
     }
     uv_mutex_unlock(&rd->mu);
@@ -121,6 +208,8 @@ static void close_all(jv_readers *rd)
 static void on_closed(uv_handle_t *h)
 {
     jv_readers *rd = h->data;
+    if (--rd->open_handles)
+        return;
     void (*stopped)(void *) = rd->stopped;
     void *arg = rd->stopped_arg;
     close_all(rd);
@@ -191,6 +280,10 @@ jv_err jv_readers_new(uv_loop_t *loop, const char *name, const char *db_path,
     }
     uv_async_init(loop, &rd->async, on_async);
     rd->async.data = rd;
+    uv_prepare_init(loop, &rd->prepare);
+    rd->prepare.data = rd;
+    uv_prepare_start(&rd->prepare, on_prepare);
+    rd->open_handles = 2;
     *out = rd;
     return JV_OK;
 fail:
@@ -217,8 +310,9 @@ jv_err jv_readers_submit(jv_readers *rd, jv_read_job *job)
     else
         *head = job;
     *tail = job;
-    uv_cond_signal(&rd->cv);
+    rd->queued++; /* a thread is woken at the next prepare */
     uv_mutex_unlock(&rd->mu);
+    rd->kick = true;
     rd->pending++;
     return JV_OK;
 }
@@ -240,4 +334,5 @@ void jv_readers_stop(jv_readers *rd, void (*stopped)(void *), void *arg)
     if (rd->pending)
         jv_warn(rd->name, "%zu jobs never ended", rd->pending);
     uv_close((uv_handle_t *)&rd->async, on_closed);
+    uv_close((uv_handle_t *)&rd->prepare, on_closed);
 }

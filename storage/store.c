@@ -1182,12 +1182,20 @@ jv_err jv_store_checkpoint(jv_store *st, uint64_t *frames,
 
 jv_err jv_store_read_begin(jv_store *st)
 {
-    return jv__exec(st, "BEGIN DEFERRED");
+    if (st->read_depth) {
+        st->read_depth++;
+        return JV_OK;
+    }
+    jv_err err = jv__exec(st, "BEGIN DEFERRED");
+    if (!err)
+        st->read_depth = 1;
+    return err;
 }
 
 void jv_store_read_end(jv_store *st)
 {
-    jv__exec(st, "COMMIT");
+    if (st->read_depth && --st->read_depth == 0)
+        jv__exec(st, "COMMIT");
 }
 
 /* -- statistics ----------------------------------------------------------- */

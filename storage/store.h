@@ -121,7 +121,9 @@ jv_err jv_store_checkpoint(jv_store *st, uint64_t *frames,
 /* A read snapshot: every read on st between the two calls sees the
  * database as it was at the first read after begin (a deferred
  * transaction; in WAL mode it blocks no writer). For long reads made of
- * several queries, such as an export. */
+ * several queries, such as an export. Pairs nest: inside an outer pair
+ * (a reader thread running several jobs in one snapshot) an inner one
+ * does nothing. */
 jv_err jv_store_read_begin(jv_store *st);
 void jv_store_read_end(jv_store *st);
 

@@ -50,6 +50,7 @@ struct jv_store {
      * comes from here, not from SQLite's autocommit flag, which a
      * rollback that failed (out of memory) leaves off. */
     unsigned tx_depth;
+    unsigned read_depth; /* jv_store_read_begin pairs open */
     /* ROLLBACK, ROLLBACK TO jv, RELEASE jv: prepared at open, so that
      * undoing needs no allocation when memory has run out. */
     sqlite3_stmt *undo[3];

@@ -504,6 +504,19 @@ static void test_read_snapshot(void **state)
     assert_int_equal(config_rows(r), 1);
     jv_store_read_end(r);
     assert_int_equal(config_rows(r), 2);
+    /* Pairs nest: an inner pair neither starts nor ends the snapshot. */
+    assert_int_equal(jv_store_read_begin(r), JV_OK);
+    assert_int_equal(config_rows(r), 2);
+    assert_int_equal(jv_store_read_begin(r), JV_OK);
+    in = st_config("c", "3", 100);
+    assert_int_equal(st_commit(w, &kp, 1002, &in, 1, NULL), JV_OK);
+    assert_int_equal(config_rows(r), 2);
+    jv_store_read_end(r);
+    assert_int_equal(config_rows(r), 2);
+    jv_store_read_end(r);
+    assert_int_equal(config_rows(r), 3);
+    jv_store_read_end(r); /* one too many: nothing happens */
+    assert_int_equal(config_rows(r), 3);
     jv_store_close(r);
     jv_store_close(w);
 }
