@@ -1,6 +1,7 @@
 /*
  * fuzz_wire.c - peer messages: the strict decoder with zstd inflation
  * bounded. A message it accepts re-encodes and decodes to the same fields.
+ * Seeds: versions 4 (with and without entries by place), 3 and 2.
  */
 #include <string.h>
 
@@ -36,6 +37,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                   memcmp(again.hash, m.hash, JV_HASH_LEN) == 0);
     JV_FUZZ_CHECK(jv_str_eq(again.from_addr, m.from_addr));
     JV_FUZZ_CHECK(jv_vv_equal(&again.have, &m.have));
+    JV_FUZZ_CHECK(again.version == m.version && again.base == m.base &&
+                  again.heard == m.heard && again.nrefs == m.nrefs);
+    for (size_t i = 0; i < m.nrefs; i++)
+        JV_FUZZ_CHECK(again.refs[i].idx == m.refs[i].idx &&
+                      again.refs[i].seq == m.refs[i].seq);
     JV_FUZZ_CHECK(again.nbatches == m.nbatches);
     for (size_t i = 0; i < m.nbatches; i++) {
         JV_FUZZ_CHECK(again.batches[i].len == m.batches[i].len);
@@ -85,6 +91,23 @@ size_t jv_fuzz_seeds(jv_buf *seeds, size_t max)
             JV_OK)
             n++;
     }
+    /* A difference with entries by place, and the older versions. */
+    jv_vv_ref refs[2] = {{0, 13}, {5, 4}};
+    m.base = 1764000000000001ull;
+    m.heard = 1763999999999999ull;
+    m.refs = refs;
+    m.nrefs = 2;
+    for (unsigned v = 4; v >= 2 && n < max; v--) {
+        m.version = v;
+        if (v < 4)
+            m.nrefs = 0;
+        if (v == 2)
+            m.base = m.heard = 0;
+        if (jv_msg_encode(&m, NULL, SIZE_MAX, &seeds[n], NULL) == JV_OK)
+            n++;
+    }
+    m.refs = NULL;
+    m.nrefs = 0;
     m.batches = NULL;
     m.nbatches = 0;
     jv_msg_fini(&m);
