@@ -534,25 +534,34 @@ static void test_strict(void **state)
     jv_buf_fini(&scratch);
 }
 
+/* A plain message of `fields` fields and `version` into out, up to its
+ * `have`: a SYNC_REPLY (type 2) from node 3 to itself, stamp 1, nothing
+ * refused, no address. */
+static void craft_head(jv_mpw *w, jv_buf *out, uint32_t fields,
+                       uint64_t version, uint64_t type)
+{
+    jv_id id = jv_test_id(3);
+    jv_buf_reset(out);
+    jv_buf_append(out, "\0", 1);
+    jv_mpw_init(w, out);
+    jv_mpw_array(w, fields);
+    jv_mpw_u64(w, version);
+    jv_mpw_u64(w, type);
+    jv_mpw_id(w, &id);
+    jv_mpw_id(w, &id);
+    jv_mpw_u64(w, 1);
+    jv_mpw_u64(w, 0);
+    jv_mpw_u64(w, 0);
+    jv_mpw_str(w, "", 0);
+}
+
 /* A body whose batch array header is `hdr` (claiming any count), followed
  * by one real batch and the last two fields. */
 static void craft_count(jv_buf *out, const uint8_t *hdr, size_t hdrlen)
 {
     static const uint8_t sig[JV_SIG_LEN];
-    jv_id id = jv_test_id(3);
     jv_mpw w;
-    jv_buf_reset(out);
-    jv_buf_append(out, "\0", 1);
-    jv_mpw_init(&w, out);
-    jv_mpw_array(&w, 12);
-    jv_mpw_u64(&w, 2);
-    jv_mpw_u64(&w, 2);
-    jv_mpw_id(&w, &id);
-    jv_mpw_id(&w, &id);
-    jv_mpw_u64(&w, 1);
-    jv_mpw_u64(&w, 0);
-    jv_mpw_u64(&w, 0);
-    jv_mpw_str(&w, "", 0);
+    craft_head(&w, out, 12, 2, 2);
     jv_mpw_array(&w, 0); /* empty vv: no allocation of its own */
     jv_buf_append(out, hdr, hdrlen);
     jv_mpw_array(&w, 2);
@@ -1115,26 +1124,14 @@ static void test_versions(void **state)
     jv_buf_fini(&scratch);
 }
 
-/* A version 4 body whose `have` is [refs, vv], refs the flat list given
- * (gap, seq, ...), base 9, nothing else. */
+/* A version 4 request whose `have` is [refs, vv], refs the flat list
+ * given (gap, seq, ...), based on `base`, nothing else. */
 static void craft_refs(jv_buf *out, const uint64_t *flat, uint32_t n,
                        uint64_t base)
 {
     static const uint8_t sig[JV_SIG_LEN];
-    jv_id id = jv_test_id(3);
     jv_mpw w;
-    jv_buf_reset(out);
-    jv_buf_append(out, "\0", 1);
-    jv_mpw_init(&w, out);
-    jv_mpw_array(&w, 14);
-    jv_mpw_u64(&w, 4);
-    jv_mpw_u64(&w, 1);
-    jv_mpw_id(&w, &id);
-    jv_mpw_id(&w, &id);
-    jv_mpw_u64(&w, 1);
-    jv_mpw_u64(&w, 0);
-    jv_mpw_u64(&w, 0);
-    jv_mpw_str(&w, "", 0);
+    craft_head(&w, out, 14, 4, 1);
     jv_mpw_array(&w, 2);
     jv_mpw_array(&w, n);
     for (uint32_t i = 0; i < n; i++)
