@@ -54,6 +54,11 @@ typedef struct {
 typedef struct {
     ctx_ent *e;
     size_t n, cap;
+    /* The last archive span looked up or made (archive_span_of): a peer's
+     * batch adds dots of one span. Dropped with the rest on rollback. */
+    jv_id span_id;
+    uint64_t span_hi;
+    int64_t span;
 } ctx_cache;
 
 static const char sql_ctx_get[] = "SELECT seq FROM ctx WHERE replica = ?1";
@@ -77,6 +82,7 @@ static const char sql_cloud_max[] =
 static void ctx_drop(ctx_cache *cc)
 {
     cc->n = 0;
+    cc->span = 0;
 }
 
 static void ctx_fini(ctx_cache *cc)
@@ -309,14 +315,26 @@ static const char sql_config_put[] =
     "WHERE excluded.stamp > config.stamp OR (excluded.stamp = config.stamp "
     "AND jv_lww_after(excluded.stamp, excluded.replica, excluded.value, "
     "config.stamp, config.replica, config.value))";
+/* An archive entry's id is its dot: span << 40 | (n mod 2^40), the span
+ * numbering (replica, n >> 40) in archive_span (migration 7). */
+#define ARCHIVE_LO_BITS 40
+#define ARCHIVE_LO_MASK ((UINT64_C(1) << ARCHIVE_LO_BITS) - 1)
+static const char sql_span_get[] =
+    "SELECT span FROM archive_span WHERE replica = ?1 AND hi = ?2";
+static const char sql_span_add[] =
+    "INSERT INTO archive_span(replica, hi) VALUES (?1, ?2)";
 static const char sql_archive_add[] =
-    "INSERT INTO archive(key, replica, n, stamp, value) "
-    "VALUES (?1, ?2, ?3, ?4, ?5)";
+    "INSERT INTO archive_entry(id, key, stamp, value) "
+    "VALUES (?1, ?2, ?3, ?4)";
+/* The id of dot (?1, ?2), NULL (no entry) when its span is unknown. */
+#define ARCHIVE_DOT_ID                                                     \
+    "(((SELECT span FROM archive_span WHERE replica = ?1 AND hi = (?2 >> " \
+    "40)) << 40) | (?2 & 1099511627775))"
 static const char sql_archive_del[] =
-    "DELETE FROM archive WHERE replica = ?1 AND n = ?2";
+    "DELETE FROM archive_entry WHERE id = " ARCHIVE_DOT_ID;
 static const char sql_archive_del_other[] =
-    "DELETE FROM archive WHERE replica = ?1 AND n = ?2 "
-    "AND NOT (key = ?3 AND stamp = ?4 AND value = ?5)";
+    "DELETE FROM archive_entry WHERE id = " ARCHIVE_DOT_ID
+    " AND NOT (key = ?3 AND stamp = ?4 AND value = ?5)";
 /* LWW: the greater (stamp, replica id, trusted, name) wins. */
 static const char sql_succ_put[] =
     "INSERT INTO succession(old, new, last_seq, time_ms, sig) "
@@ -430,7 +448,7 @@ enum {
 
 typedef struct {
     const jv_op *op;
-    uint64_t seq; /* audit: the entry's sequence number */
+    uint64_t seq; /* audit: the entry's sequence number; archive: its id */
 } rb_row;
 
 typedef struct {
@@ -447,7 +465,6 @@ typedef struct {
             head RB_X4(RB_X4(RB_X4(row))) tail                            \
     }
 #define RB_ROW4 "(?,?,?,?)"
-#define RB_ROW5 "(?,?,?,?,?)"
 #define RB_ROW7 "(?,?,?,?,?,?,?)"
 
 static const size_t rb_size[4] = {1, 4, 16, 64};
@@ -468,9 +485,8 @@ static const char *const rb_sql[RB_KINDS][4] = {
              "config.stamp AND jv_lww_after(excluded.stamp, "
              "excluded.replica, excluded.value, config.stamp, "
              "config.replica, config.value))"),
-    RB_SIZES(
-        "INSERT OR FAIL INTO archive(key, replica, n, stamp, value) VALUES ",
-        RB_ROW5, ""),
+    RB_SIZES("INSERT OR FAIL INTO archive_entry(id, key, stamp, value) VALUES ",
+             RB_ROW4, ""),
 };
 static const char *const rb_what[RB_KINDS] = {"counter", "audit", "config",
                                               "archive add"};
@@ -503,12 +519,11 @@ static int rb_bind(sqlite3_stmt *s, int i, int k, const jv_id *origin,
         jv__bind_id(s, i + 3, origin);
         return i + 4;
     default:
-        jv__bind_str(s, i, op->add.key);
-        jv__bind_id(s, i + 1, origin);
-        jv__bind_u64(s, i + 2, op->add.dot_n);
-        jv__bind_u64(s, i + 3, op->add.stamp);
-        jv__bind_str(s, i + 4, op->add.value);
-        return i + 5;
+        jv__bind_u64(s, i, r->seq);
+        jv__bind_str(s, i + 1, op->add.key);
+        jv__bind_u64(s, i + 2, op->add.stamp);
+        jv__bind_str(s, i + 3, op->add.value);
+        return i + 4;
     }
 }
 
@@ -564,6 +579,47 @@ static jv_err archive_del(jv_store *st, row_buf *rb, const jv_dot *d)
     return jv__run(st, s, "archive remove");
 }
 
+/* The span of the dots (id, n) with n >> 40 == hi, made if new: at most
+ * 2^23 - 1 spans (the CHECK on archive_span), so that ids stay positive.
+ * An honest replica's dots all have hi 0: one span per replica. */
+static jv_err archive_span_of(jv_store *st, ctx_cache *cc, const jv_id *id,
+                              uint64_t hi, int64_t *span)
+{
+    int64_t v = 0;
+    jv_err err;
+    if (cc->span && cc->span_hi == hi && jv_id_eq(&cc->span_id, id)) {
+        *span = cc->span;
+        return JV_OK;
+    }
+    sqlite3_stmt *s = jv__stmt(st, sql_span_get, &err);
+    if (!s)
+        return err;
+    jv__bind_id(s, 1, id);
+    jv__bind_u64(s, 2, hi);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        v = sqlite3_column_int64(s, 0);
+    err = rc == SQLITE_ROW || rc == SQLITE_DONE
+              ? JV_OK
+              : jv__sqlerr(st, rc, "read archive spans");
+    jv__reset(s);
+    if (err)
+        return err;
+    if (!v) {
+        if (!(s = jv__stmt(st, sql_span_add, &err)))
+            return err;
+        jv__bind_id(s, 1, id);
+        jv__bind_u64(s, 2, hi);
+        if ((err = jv__run(st, s, "archive span")))
+            return err;
+        v = sqlite3_last_insert_rowid(st->db);
+    }
+    cc->span_id = *id;
+    cc->span_hi = hi;
+    cc->span = *span = v;
+    return JV_OK;
+}
+
 /*
  * The delta join of an add (key, value, stamp) with dot d covering the dots
  * R: Ed = {(key, d, stamp, value)}, Cd = {d} + R, and
@@ -599,19 +655,26 @@ static jv_err apply_add(jv_store *st, ctx_cache *cc, row_buf *rb,
         jv__bind_str(s, 5, op->add.value);
         if ((err = jv__run(st, s, "archive add")))
             return err;
-    } else if (rb) {
-        if ((err = rb_add(st, rb, RB_ARCHIVE, op, 0)))
-            return err;
     } else {
-        if (!(s = jv__stmt(st, sql_archive_add, &err)))
+        int64_t span = 0;
+        if ((err = archive_span_of(st, cc, origin, d.n >> ARCHIVE_LO_BITS,
+                                   &span)))
             return err;
-        jv__bind_str(s, 1, op->add.key);
-        jv__bind_id(s, 2, origin);
-        jv__bind_u64(s, 3, d.n);
-        jv__bind_u64(s, 4, op->add.stamp);
-        jv__bind_str(s, 5, op->add.value);
-        if ((err = jv__run(st, s, "archive add")))
-            return err;
+        uint64_t id =
+            (uint64_t)span << ARCHIVE_LO_BITS | (d.n & ARCHIVE_LO_MASK);
+        if (rb) {
+            if ((err = rb_add(st, rb, RB_ARCHIVE, op, id)))
+                return err;
+        } else {
+            if (!(s = jv__stmt(st, sql_archive_add, &err)))
+                return err;
+            jv__bind_u64(s, 1, id);
+            jv__bind_str(s, 2, op->add.key);
+            jv__bind_u64(s, 3, op->add.stamp);
+            jv__bind_str(s, 4, op->add.value);
+            if ((err = jv__run(st, s, "archive add")))
+                return err;
+        }
     }
     if ((err = ctx_add(st, cc, &d)))
         return err;

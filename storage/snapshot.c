@@ -352,25 +352,36 @@ static const char sql_tmp_cloud[] =
     "INSERT OR IGNORE INTO temp.snap_cloud VALUES (?1, ?2)";
 static const char sql_tmp_dot[] =
     "INSERT OR IGNORE INTO temp.snap_dots VALUES (?2, ?3)";
-/* An entry of theirs stays unless our context has seen its dot. */
+/* An entry of theirs stays unless our context has seen its dot. Its span
+ * (apply.c, archive_span_of) is made first; the entry's id is its dot. */
+static const char sql_j_archive_span[] =
+    "INSERT INTO archive_span(replica, hi) VALUES (?2, ?3 >> 40) "
+    "ON CONFLICT DO NOTHING";
 static const char sql_j_archive[] =
-    "INSERT OR IGNORE INTO archive(key, replica, n, stamp, value) "
-    "SELECT ?1, ?2, ?3, ?4, ?5 WHERE NOT EXISTS (SELECT 1 FROM ctx "
+    "INSERT OR IGNORE INTO archive_entry(id, key, stamp, value) "
+    "SELECT ((SELECT span FROM archive_span WHERE replica = ?2 AND "
+    "hi = (?3 >> 40)) << 40) | (?3 & 1099511627775), ?1, ?4, ?5 "
+    "WHERE NOT EXISTS (SELECT 1 FROM ctx "
     "WHERE replica = ?2 AND seq >= ?3) AND NOT EXISTS (SELECT 1 FROM "
     "ctx_cloud WHERE replica = ?2 AND n = ?3)";
 /* An entry of ours goes if their context has seen its dot and they do not
- * have it: removed there. */
+ * have it: removed there. The entries of a span with n <= seq are a range
+ * of ids. */
 static const char sql_j_archive_del[] =
-    "DELETE FROM archive WHERE (replica, n) IN ("
-    " SELECT a.replica, a.n FROM temp.snap_ctx c JOIN archive a"
-    "  ON a.replica = c.replica AND a.n <= c.seq"
+    "DELETE FROM archive_entry WHERE id IN ("
+    " SELECT a.id FROM temp.snap_ctx c JOIN archive_span s"
+    "  ON s.replica = c.replica AND (s.hi << 40) <= c.seq"
+    "  JOIN archive_entry a ON a.id BETWEEN (s.span << 40)"
+    "   AND (s.span << 40) + min(1099511627775, c.seq - (s.hi << 40))"
     "  WHERE NOT EXISTS (SELECT 1 FROM temp.snap_dots d"
-    "   WHERE d.replica = a.replica AND d.n = a.n)"
+    "   WHERE d.replica = s.replica"
+    "   AND d.n = ((s.hi << 40) | (a.id & 1099511627775)))"
     " UNION ALL"
-    " SELECT a.replica, a.n FROM temp.snap_cloud c JOIN archive a"
-    "  ON a.replica = c.replica AND a.n = c.n"
+    " SELECT a.id FROM temp.snap_cloud c JOIN archive_span s"
+    "  ON s.replica = c.replica AND s.hi = (c.n >> 40)"
+    "  JOIN archive_entry a ON a.id = ((s.span << 40) | (c.n & 1099511627775))"
     "  WHERE NOT EXISTS (SELECT 1 FROM temp.snap_dots d"
-    "   WHERE d.replica = a.replica AND d.n = a.n))";
+    "   WHERE d.replica = c.replica AND d.n = c.n))";
 static const char sql_j_ctx[] =
     "INSERT INTO ctx(replica, seq) SELECT replica, seq FROM temp.snap_ctx "
     "WHERE true ON CONFLICT(replica) DO UPDATE SET "
@@ -660,6 +671,8 @@ static jv_err join_row(void *arg, int tag, const col *c)
         return join_audit(st, c);
     case T_ARCHIVE:
         if ((err = run_cols(st, sql_tmp_dot, c, tables[tag].types,
+                            "snapshot: join archive")) ||
+            (err = run_cols(st, sql_j_archive_span, c, tables[tag].types,
                             "snapshot: join archive")))
             return err;
         break;

@@ -50,7 +50,7 @@ typedef struct {
 } jv_store_opts;
 
 /* Current schema version (the number of the last migration). */
-#define JV_STORE_SCHEMA_VERSION 6
+#define JV_STORE_SCHEMA_VERSION 7
 
 void jv_store_opts_default(jv_store_opts *o);
 

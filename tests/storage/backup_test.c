@@ -402,7 +402,10 @@ static void test_verify_detects_tampering(void **state)
     free(p);
 
     p = copy_of(f, "extra.db");
-    raw_exec(p, "INSERT INTO archive VALUES ('zzz', zeroblob(32), 1, 1, '1')");
+    raw_exec(p,
+             "INSERT INTO archive_span(replica, hi) VALUES (zeroblob(32), 0);"
+             "INSERT INTO archive_entry VALUES ((SELECT max(span) FROM "
+             "archive_span) << 40 | 1, 'zzz', 1, '1')");
     r = verify_file(p);
     assert_false(r.state_matches);
     assert_non_null(strstr(r.state_msg, "archive"));

@@ -613,11 +613,22 @@ static void count_ties(sched *sc)
 static jv_store *stores[MAX_REP];
 
 static const char *const wipe_sql[] = {
-    "DELETE FROM replica",      "DELETE FROM batch",      "DELETE FROM vv",
-    "DELETE FROM held",         "DELETE FROM counter",    "DELETE FROM audit",
-    "DELETE FROM audit_minute", "DELETE FROM config",     "DELETE FROM archive",
-    "DELETE FROM ctx",          "DELETE FROM ctx_cloud",  "DELETE FROM trust",
-    "DELETE FROM base",         "DELETE FROM base_chunk", "DELETE FROM cut",
+    "DELETE FROM replica",
+    "DELETE FROM batch",
+    "DELETE FROM vv",
+    "DELETE FROM held",
+    "DELETE FROM counter",
+    "DELETE FROM audit",
+    "DELETE FROM audit_minute",
+    "DELETE FROM config",
+    "DELETE FROM archive_entry",
+    "DELETE FROM archive_span",
+    "DELETE FROM ctx",
+    "DELETE FROM ctx_cloud",
+    "DELETE FROM trust",
+    "DELETE FROM base",
+    "DELETE FROM base_chunk",
+    "DELETE FROM cut",
     "DELETE FROM succession",
 };
 

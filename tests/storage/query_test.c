@@ -1053,7 +1053,8 @@ static void test_damaged_rows(void **state)
     raw_exec(f, "UPDATE counter SET replica = x'0102' WHERE name = 'c/2';"
                 "UPDATE audit SET origin = x'01' WHERE target = 'x';"
                 "UPDATE config SET replica = x'' WHERE key = 'k/1';"
-                "UPDATE archive SET replica = x'0a' WHERE key = 'a/1';"
+                "UPDATE archive_span SET replica = x'0a' WHERE span = "
+                "(SELECT id >> 40 FROM archive_entry WHERE key = 'a/1');"
                 "UPDATE held SET origin = x'0b';"
                 "UPDATE trust SET set_by = x'0c';"
                 "UPDATE ctx_cloud SET replica = x'0d' WHERE n = 3;");
@@ -1119,7 +1120,8 @@ static void test_tables_gone(void **state)
 {
     fx *f = *state;
     raw_exec(f, "DROP TABLE counter; DROP TABLE audit; DROP TABLE config;"
-                "DROP TABLE archive; DROP TABLE ctx; DROP TABLE vv;"
+                "DROP VIEW archive; DROP TABLE archive_entry;"
+                "DROP TABLE archive_span; DROP TABLE ctx; DROP TABLE vv;"
                 "DROP TABLE batch; DROP TABLE held; DROP TABLE trust;"
                 "DROP TABLE replica; DROP TABLE audit_minute");
     jv_str none = jv_str_c("");

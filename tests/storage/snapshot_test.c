@@ -367,6 +367,79 @@ static void test_join_orset(void **state)
     jv_store_close(e3);
 }
 
+/* Dots at and beyond 2^40 are filed in other spans of their replica
+ * (storage.md, archive_span): a join adds such entries, and drops one when
+ * the other side's context saw it removed (a cloud dot there), as
+ * replaying the batches does; joins in either order agree. */
+static void test_join_orset_far_dots(void **state)
+{
+    fx *f = *state;
+    static const uint8_t zero[JV_HASH_LEN];
+    static const char *const keys[3] = {"near", "far", "last"};
+    static const char *const vals[3] = {"\"n\"", "\"f\"", "\"l\""};
+    const uint64_t dots[3] = {3, (UINT64_C(1) << 40) + 7, INT64_MAX};
+    uint64_t hlc = tick();
+    jv_op ops[3];
+    memset(ops, 0, sizeof(ops));
+    for (int i = 0; i < 3; i++) {
+        ops[i].kind = JV_OP_ARCHIVE_ADD;
+        ops[i].add.key = jv_str_c(keys[i]);
+        ops[i].add.value = jv_str_c(vals[i]);
+        ops[i].add.stamp = hlc;
+        ops[i].add.dot_n = dots[i];
+    }
+    st_batch b;
+    st_batch_make(&b, &f->evil, 1, zero, hlc, ops, 3);
+    jv_store *x = node_open(f, "x.db", &f->a);
+    jv_store *y = node_open(f, "y.db", &f->b);
+    assert_int_equal(st_apply1(x, &b, 0), JV_OK);
+    assert_int_equal(st_apply1(y, &b, 0), JV_OK);
+    jv_intent in = st_rm("far");
+    assert_int_equal(
+        st_commit(y, &f->b, jv_hlc_make(tick() >> 16, 0), &in, 1, NULL), JV_OK);
+
+    jv_store *ref = node_open(f, "ref.db", &f->c);
+    sync_from(ref, x);
+    sync_from(ref, y);
+    char *want = state_of(ref);
+    assert_true(has_value(want, vals[0]));
+    assert_false(has_value(want, vals[1]));
+    assert_true(has_value(want, vals[2]));
+
+    jv_buf sx, sy;
+    encode(x, &sx);
+    encode(y, &sy);
+    assert_int_equal(jv_store_snap_join(x, sy.data, sy.len), JV_OK);
+    char *got = state_of(x);
+    assert_string_equal(want, got);
+    free(got);
+    jv_store *e1 = node_open(f, "e1.db", &f->c);
+    jv_store *e2 = node_open(f, "e2.db", &f->c);
+    assert_int_equal(jv_store_snap_join(e1, sx.data, sx.len), JV_OK);
+    got = state_of(e1);
+    assert_true(has_value(got, vals[1]));
+    free(got);
+    assert_int_equal(jv_store_snap_join(e1, sy.data, sy.len), JV_OK);
+    assert_int_equal(jv_store_snap_join(e2, sy.data, sy.len), JV_OK);
+    assert_int_equal(jv_store_snap_join(e2, sx.data, sx.len), JV_OK);
+    got = state_of(e1);
+    assert_string_equal(want, got);
+    free(got);
+    got = state_of(e2);
+    assert_string_equal(want, got);
+    free(got);
+
+    free(want);
+    st_batch_fini(&b);
+    jv_buf_fini(&sx);
+    jv_buf_fini(&sy);
+    jv_store_close(x);
+    jv_store_close(y);
+    jv_store_close(ref);
+    jv_store_close(e1);
+    jv_store_close(e2);
+}
+
 /* Cluster keys across a join: two different adds of one id (an origin
  * that signed both, one on each side) revoke it, as applying both batches
  * does; a revocation on one side wins over the other's add. */
@@ -671,11 +744,11 @@ static void test_check_strict(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        T(test_check_strict),      T(test_compact_generations),
-        T(test_compact_retention), T(test_join_orset),
-        T(test_install_refusals),  T(test_install_keeps_local),
-        T(test_kill_compact),      T(test_kill_install),
-        T(test_join_cluster_keys),
+        T(test_check_strict),        T(test_compact_generations),
+        T(test_compact_retention),   T(test_join_orset),
+        T(test_join_orset_far_dots), T(test_install_refusals),
+        T(test_install_keeps_local), T(test_kill_compact),
+        T(test_kill_install),        T(test_join_cluster_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

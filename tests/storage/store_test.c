@@ -342,8 +342,148 @@ static void test_fresh_version_zero_migrated(void **state)
                      JV_STORE_SCHEMA_VERSION);
     assert_int_equal(raw_int(f->db, "SELECT count(*) FROM sqlite_schema "
                                     "WHERE type = 'table'"),
-                     23); /* 17, succession, the two of cluster keys and
-                             the three of bounded history */
+                     24); /* 17, succession, the two of cluster keys,
+                             the three of bounded history, and the archive's
+                             entries and spans for its table (a view) */
+}
+
+/* Replica ids 2 and 3 as SQL blobs. */
+#define ID_ZEROS \
+    "00000000000000000000000000000000000000000000000000000000000000"
+#define ID2 "x'" ID_ZEROS "02'"
+#define ID3 "x'" ID_ZEROS "03'"
+
+/* The archive as schema 6 kept it: a table clustered by (key, replica, n)
+ * and a unique index by dot. Turns a store of ours back into that. */
+static const char archive_v6[] =
+    "CREATE TABLE archive_v6 (key TEXT NOT NULL, replica BLOB NOT NULL,"
+    "  n INTEGER NOT NULL, stamp INTEGER NOT NULL, value TEXT NOT NULL,"
+    "  PRIMARY KEY (key, replica, n)) WITHOUT ROWID;"
+    "INSERT INTO archive_v6 SELECT key, replica, n, stamp, value FROM archive;"
+    "DROP VIEW archive; DROP TABLE archive_entry; DROP TABLE archive_span;"
+    "ALTER TABLE archive_v6 RENAME TO archive;"
+    "CREATE UNIQUE INDEX archive_dot ON archive(replica, n);"
+    /* Values of other replicas, with dots at and beyond 2^40 (another
+     * span of the same replica) up to the largest a batch may carry. */
+    "INSERT INTO archive VALUES"
+    "  ('k/0003', " ID2 ", 5, 7, '\"other\"'),"
+    "  ('k/0003', " ID2 ", 1099511627779, 8, '\"far\"'),"
+    "  ('k/0004', " ID3 ", 1099511627775, 9, '\"edge\"'),"
+    "  ('zz', " ID3 ", 9223372036854775807, 10, '\"last\"');"
+    "PRAGMA user_version = 6;";
+
+/* One archive value per line: key, replica (hex), n, stamp, value. */
+static void put_value(char **out, size_t *len, jv_str key, const jv_id *id,
+                      uint64_t n, uint64_t stamp, jv_str value)
+{
+    char hex[2 * JV_ID_LEN + 1], line[512];
+    for (size_t i = 0; i < JV_ID_LEN; i++)
+        snprintf(hex + 2 * i, 3, "%02X", id->b[i]);
+    int k = snprintf(line, sizeof(line), "%.*s %s %llu %llu %.*s\n", (int)key.n,
+                     key.p, hex, (unsigned long long)n,
+                     (unsigned long long)stamp, (int)value.n, value.p);
+    assert_true(k > 0 && (size_t)k < sizeof(line));
+    *out = realloc(*out, *len + (size_t)k + 1);
+    assert_non_null(*out);
+    memcpy(*out + *len, line, (size_t)k + 1);
+    *len += (size_t)k;
+}
+
+typedef struct {
+    char *text;
+    size_t len;
+} lines;
+
+static jv_err value_line(void *arg, const jv_archive_value *v)
+{
+    lines *l = arg;
+    put_value(&l->text, &l->len, v->key, &v->dot.id, v->dot.n, v->stamp,
+              v->value);
+    return JV_OK;
+}
+
+/* The archive of a schema 6 file, read by SQL, in the store's order. */
+static char *raw_archive(const char *path)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL;
+    lines l = {NULL, 0};
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT key, replica, n, stamp, value "
+                                        "FROM archive ORDER BY key, replica, n",
+                                        -1, &s, NULL),
+                     SQLITE_OK);
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        jv_id id;
+        assert_int_equal(sqlite3_column_bytes(s, 1), JV_ID_LEN);
+        memcpy(id.b, sqlite3_column_blob(s, 1), JV_ID_LEN);
+        jv_str key = {(const char *)sqlite3_column_text(s, 0),
+                      (size_t)sqlite3_column_bytes(s, 0)};
+        jv_str value = {(const char *)sqlite3_column_text(s, 4),
+                        (size_t)sqlite3_column_bytes(s, 4)};
+        put_value(&l.text, &l.len, key, &id,
+                  (uint64_t)sqlite3_column_int64(s, 2),
+                  (uint64_t)sqlite3_column_int64(s, 3), value);
+    }
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return l.text;
+}
+
+static bool archive_has(jv_store *st, const char *key)
+{
+    lines l = {NULL, 0};
+    assert_int_equal(
+        jv_store_archive_key_values(st, jv_str_c(key), value_line, &l), JV_OK);
+    free(l.text);
+    return l.len > 0;
+}
+
+/* Migration 7 moves the archive into a table keyed by dot: every entry of
+ * a schema 6 file comes out exactly as it was, in the same order, and
+ * removes and adds work on the moved entries. */
+static void test_archive_migrated_exactly(void **state)
+{
+    fx *f = *state;
+    make_store(f->db, 12);
+    raw_exec(f->db, archive_v6);
+    char *want = raw_archive(f->db);
+    assert_non_null(strstr(want, " 9223372036854775807 10 \"last\"\n"));
+
+    jv_store *st = st_open(f->db);
+    lines got = {NULL, 0};
+    assert_int_equal(jv_store_archive_values(st, value_line, &got), JV_OK);
+    assert_non_null(got.text);
+    assert_string_equal(got.text, want);
+    /* Spans: the node's, two of replica 2 and two of replica 3. */
+    jv_store_close(st);
+    assert_int_equal(raw_int(f->db, "PRAGMA user_version"),
+                     JV_STORE_SCHEMA_VERSION);
+    assert_int_equal(raw_int(f->db, "SELECT count(*) FROM archive_span"), 5);
+    assert_int_equal(raw_int(f->db, "SELECT count(*) FROM sqlite_schema "
+                                    "WHERE name = 'archive_dot'"),
+                     0);
+
+    /* A remove names the dots it saw, the moved ones beyond 2^40 too. */
+    jv_keypair kp;
+    st_keypair(&kp, 1);
+    st = st_open(f->db);
+    assert_true(archive_has(st, "k/0003"));
+    jv_intent in = st_rm("k/0003");
+    assert_int_equal(st_commit(st, &kp, 5000, &in, 1, NULL), JV_OK);
+    assert_false(archive_has(st, "k/0003"));
+    in = st_rm("zz");
+    assert_int_equal(st_commit(st, &kp, 5001, &in, 1, NULL), JV_OK);
+    assert_false(archive_has(st, "zz"));
+    in = st_add("k/0100", "\"new\"", 5002);
+    assert_int_equal(st_commit(st, &kp, 5002, &in, 1, NULL), JV_OK);
+    assert_true(archive_has(st, "k/0100"));
+    assert_true(archive_has(st, "k/0004"));
+    jv_store_close(st);
+    free(got.text);
+    free(want);
 }
 
 static void test_failed_migration_changes_nothing(void **state)
@@ -643,6 +783,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_corrupt_pages_refused, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_fresh_version_zero_migrated, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_archive_migrated_exactly, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_failed_migration_changes_nothing,
                                         setup, teardown),
