@@ -228,7 +228,7 @@ struct jv_repl {
      * not taken twice here. */
     jv_vv pending;
     unsigned pending_jobs;
-    /* Per origin, when its latest news reached this node (kick), on our
+    /* Per origin, when its latest news reached this node, on our
      * clock: how long a peer has gone without what we could have pushed
      * it (regraft), and whether a peer that holds it got it ahead of our
      * push (only_pushed). */
@@ -741,6 +741,15 @@ static int news_link(jv_repl *r, peer *p, const jv_id *origin)
     return l;
 }
 
+/* News of origin reached this node now: a batch of it applied (of a
+ * reply too, whose origins kick is not told when there are many), or a
+ * local commit. */
+static void note_news(jv_repl *r, const jv_id *origin)
+{
+    uint64_t now = now_ms(r);
+    (void)jv_vv_set(&r->news_ms, origin, now ? now : 1); /* 0: none */
+}
+
 /* Whether news of origin reached this node within an exchange timeout:
  * a peer that holds it now had it from someone else while it spread. */
 static bool fresh_news(const jv_repl *r, const jv_id *origin)
@@ -805,6 +814,7 @@ static void learn_pushes(peer *p, const jv_vv *theirs_before)
  * is taken to have failed it: a twentieth of the sync interval (50 ms by
  * default; a burst reaches most nodes within tens of milliseconds). */
 #define REGRAFT_MS(r) ((r)->o.interval_ms / 20)
+#define REGRAFT_LACK  4096
 
 /* After p told us what it holds (a reply): an origin whose news we have
  * held for longer than REGRAFT_MS and p still lacks, on a link pruned
@@ -818,7 +828,9 @@ static bool regraft(jv_repl *r, peer *p)
 {
     uint64_t now = now_ms(r);
     bool any = false;
-    if (!r->o.fanout)
+    /* One that lacks more is catching up, by its pulls: pushing it the
+     * same backlog would bring it twice (see `repair`). */
+    if (!r->o.fanout || jv_vv_missing(&p->have, &r->applied) > REGRAFT_LACK)
         return false;
     for (size_t i = 0; i < r->news_ms.n; i++) {
         const jv_vv_entry *e = &r->news_ms.v[i];
@@ -1482,6 +1494,7 @@ static void applied_cb(jv_write_req *w)
         note_delay(r, j->hlc[i]);
         jv_hlc_observe(&r->node->hlc, now_ms(r), j->hlc[i]);
         origin_add(&origins, &h.origin);
+        note_news(r, &h.origin);
     }
     if (applied || w->stats.released) {
         count(r, "jarvis_repl_batches_total", "result", "applied",
@@ -3006,8 +3019,6 @@ static void kick(jv_repl *r, const char *exclude_addr, const jv_id *exclude,
     peer *cand[64];
     size_t n = 0;
     uint64_t now = now_ms(r);
-    for (size_t o = 0; o < norigins; o++)
-        (void)jv_vv_set(&r->news_ms, &origins[o], now ? now : 1);
     if (!r->o.fanout)
         return; /* anti-entropy only */
     for (peer *p = r->peers; p && n < 64; p = p->next) {
@@ -3329,6 +3340,7 @@ void jv_repl_local_committed(jv_repl *r)
     if (r->stopping)
         return;
     jv_store_vv(r->node->rst, &r->applied);
+    note_news(r, &r->node->origin.pk);
     kick(r, NULL, NULL, &r->node->origin.pk, 1);
 }
 
