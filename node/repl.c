@@ -145,10 +145,12 @@ typedef struct peer {
      * order), then adapted as Plumtree does with its eager and lazy
      * links: a peer whose reply shows it held what we pushed already gets
      * no more of that origin from us (it gets it from someone else); a
-     * peer that had to pull an origin's batches from us gets them pushed
-     * from then on. The pushes settle into a spanning structure instead
-     * of flooding. Kept as a vector (a sorted map of origins): LINK_LAZY
-     * or LINK_EAGER per origin learnt, none for the others. */
+     * peer that had to pull an origin's batches from us, or whose reply
+     * shows it still lacking news we have held for a while (regraft),
+     * gets them pushed from then on. The pushes settle into a spanning
+     * structure instead of flooding. Kept as a vector (a sorted map of
+     * origins): LINK_LAZY or LINK_EAGER per origin learnt, none for the
+     * others. */
     jv_vv links;
     uint64_t rank;
     bool fanout_slot; /* among the first `fanout` when last ranked (kick) */
