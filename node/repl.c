@@ -145,10 +145,12 @@ typedef struct peer {
      * order), then adapted as Plumtree does with its eager and lazy
      * links: a peer whose reply shows it held what we pushed already gets
      * no more of that origin from us (it gets it from someone else); a
-     * peer that had to pull an origin's batches from us gets them pushed
-     * from then on. The pushes settle into a spanning structure instead
-     * of flooding. Kept as a vector (a sorted map of origins): LINK_LAZY
-     * or LINK_EAGER per origin learnt, none for the others. */
+     * peer that had to pull an origin's batches from us, or whose reply
+     * shows it still lacking news we have held for a while (regraft),
+     * gets them pushed from then on. The pushes settle into a spanning
+     * structure instead of flooding. Kept as a vector (a sorted map of
+     * origins): LINK_LAZY or LINK_EAGER per origin learnt, none for the
+     * others. */
     jv_vv links;
     uint64_t rank;
     bool fanout_slot; /* among the first `fanout` when last ranked (kick) */
@@ -228,6 +230,11 @@ struct jv_repl {
      * not taken twice here. */
     jv_vv pending;
     unsigned pending_jobs;
+    /* Per origin, when its latest news reached this node, on our
+     * clock: how long a peer has gone without what we could have pushed
+     * it (regraft), and whether a peer that holds it got it ahead of our
+     * push (only_pushed). */
+    jv_vv news_ms;
     jv_vvlinks *links;  /* the vectors messages are based on (vvlink.h) */
     struct peer *chain; /* the peer a pull goes on with (`more`) */
     jv_repl_host host;  /* the world: clock, timer, network, jobs */
@@ -736,13 +743,38 @@ static int news_link(jv_repl *r, peer *p, const jv_id *origin)
     return l;
 }
 
+/* News of origin reached this node now: a batch of it applied (of a
+ * reply too, whose origins kick is not told when there are many), or a
+ * local commit. */
+static void note_news(jv_repl *r, const jv_id *origin)
+{
+    uint64_t now = now_ms(r);
+    (void)jv_vv_set(&r->news_ms, origin, now ? now : 1); /* 0: none */
+}
+
+/* Whether news of origin reached this node within an exchange timeout:
+ * a peer that holds it now had it from someone else while it spread. */
+static bool fresh_news(const jv_repl *r, const jv_id *origin)
+{
+    uint64_t at = jv_vv_get(&r->news_ms, origin);
+    return at && now_ms(r) - at < r->o.timeout_ms;
+}
+
 /* A push of news carries only the origins whose news goes to p (the
  * links, Plumtree's eager ones): the others are counted in `them` as
  * held, so that nothing of theirs is sent. p gets them from whoever
  * pushes them to it, or by its pulls. Without this, every push brought
  * p all it seemed to lack, which in a burst is mostly what others are
- * bringing it at the same moment. */
-static jv_err only_pushed(const jv_repl *r, const peer *p, jv_vv *them)
+ * bringing it at the same moment.
+ *
+ * A link nothing was learnt on yet, to a peer that holds an origin's
+ * fresh news already (it came from elsewhere while our push waited for
+ * the exchange before it), is made lazy: this push would have brought
+ * it a second time, and so would the next news of that origin. Without
+ * this such links stayed unlearnt (nothing of theirs was ever sent, so
+ * no reply could prune them) and each cost a duplicate in the next
+ * burst. */
+static jv_err only_pushed(const jv_repl *r, peer *p, jv_vv *them)
 {
     jv_vv held;
     jv_err err = JV_OK;
@@ -756,6 +788,11 @@ static jv_err only_pushed(const jv_repl *r, const peer *p, jv_vv *them)
         int l = k < ln->n && jv_id_eq(&ln->v[k].id, &e->id)
                     ? ln->v[k].seq == LINK_EAGER
                     : -1;
+        if (l == -1 && p->fanout_slot && jv_vv_get(them, &e->id) >= e->seq &&
+            fresh_news(r, &e->id)) {
+            link_set(p, &e->id, false);
+            l = 0;
+        }
         if (!link_pushes(p, l))
             err = jv_vv_set(&held, &e->id, e->seq); /* appends: sorted */
     }
@@ -773,6 +810,39 @@ static void learn_pushes(peer *p, const jv_vv *theirs_before)
         const jv_vv_entry *e = &p->sent.v[i];
         link_set(p, &e->id, jv_vv_get(theirs_before, &e->id) < e->seq);
     }
+}
+
+/* How long news may take to reach a peer by its own tree before the tree
+ * is taken to have failed it: a twentieth of the sync interval (50 ms by
+ * default; a burst reaches most nodes within tens of milliseconds). */
+#define REGRAFT_MS(r) ((r)->o.interval_ms / 20)
+#define REGRAFT_LACK  4096
+
+/* After p told us what it holds (a reply): an origin whose news we have
+ * held for longer than REGRAFT_MS and p still lacks, on a link pruned
+ * earlier, is pushed to p again from now on (Plumtree's graft when an
+ * announced message does not come: here the reply is the announcement).
+ * A link is pruned when the peer held what we pushed, which it may have
+ * pulled just before (or had from a link pruned since): without this,
+ * such a peer got that origin's news by its pulls alone, a period late.
+ * True if a link was grafted: the push that follows carries it. */
+static bool regraft(jv_repl *r, peer *p)
+{
+    uint64_t now = now_ms(r);
+    bool any = false;
+    /* One that lacks more is catching up, by its pulls: pushing it the
+     * same backlog would bring it twice (see `repair`). */
+    if (!r->o.fanout || jv_vv_missing(&p->have, &r->applied) > REGRAFT_LACK)
+        return false;
+    for (size_t i = 0; i < r->news_ms.n; i++) {
+        const jv_vv_entry *e = &r->news_ms.v[i];
+        if (now - e->seq < REGRAFT_MS(r) || link_get(p, &e->id) != 0 ||
+            jv_vv_get(&p->have, &e->id) >= jv_vv_get(&r->applied, &e->id))
+            continue;
+        link_set(p, &e->id, true);
+        any = true;
+    }
+    return any;
 }
 
 /* Ages the facts about p: kept for at least one exchange timeout, at
@@ -1426,6 +1496,7 @@ static void applied_cb(jv_write_req *w)
         note_delay(r, j->hlc[i]);
         jv_hlc_observe(&r->node->hlc, now_ms(r), j->hlc[i]);
         origin_add(&origins, &h.origin);
+        note_news(r, &h.origin);
     }
     if (applied || w->stats.released) {
         count(r, "jarvis_repl_batches_total", "result", "applied",
@@ -2039,6 +2110,8 @@ static void take_reply(jv_repl *r, peer *p, const jv_msg *m)
     jv_vv_copy(&p->have, &m->have);
     jv_vv_merge(&p->have, &p->sent);
     p->have_known = true;
+    if (regraft(r, p))
+        p->again = true;
     learn(p, &m->have);
     /* It answered: it received what our request carried. Not a fact of
      * what it holds (it may hold some aside, or refuse them): only its
@@ -2914,10 +2987,34 @@ static void on_link(void *arg, jv_tpeer *tp, const char *why)
 
 /* -- scheduling ----------------------------------------------------------- */
 
+/* The peer `src` brought us news of these origins: it holds them, and
+ * is upstream of us in their trees. A link to it that nothing was learnt
+ * on yet is made lazy, as news_link does for a peer known to hold the
+ * news. */
+static void came_from(jv_repl *r, peer *src, const jv_id *origins,
+                      size_t norigins)
+{
+    for (size_t o = 0; o < norigins; o++)
+        if (link_get(src, &origins[o]) == -1 && src->have_known &&
+            jv_vv_get(&src->have, &origins[o]) >=
+                jv_vv_get(&r->applied, &origins[o]))
+            link_set(src, &origins[o], false);
+}
+
+static bool is_source(const peer *p, const char *addr, const jv_id *id)
+{
+    return (addr && strcmp(p->addr, addr) == 0) ||
+           (id && p->id_known && jv_id_eq(&p->id, id));
+}
+
 /* Pushes news of `origins` (norigins 0: of unknown origins) to the peers
  * that get it (see struct link), never to the one it came from. Peers
  * are ranked reachable first, then by rank; the first `fanout` of them
- * get what no link says otherwise. */
+ * get what no link says otherwise. The peer the news came from keeps its
+ * place in that order (it is only not pushed to): were it left out, the
+ * next peer would move up among the first `fanout` for this news and
+ * out again for the next, and push origins whose links it never learnt,
+ * most of them as duplicates. */
 static void kick(jv_repl *r, const char *exclude_addr, const jv_id *exclude,
                  const jv_id *origins, size_t norigins)
 {
@@ -2927,10 +3024,8 @@ static void kick(jv_repl *r, const char *exclude_addr, const jv_id *exclude,
     if (!r->o.fanout)
         return; /* anti-entropy only */
     for (peer *p = r->peers; p && n < 64; p = p->next) {
-        if (exclude_addr && strcmp(p->addr, exclude_addr) == 0)
-            continue;
-        if (exclude && p->id_known && jv_id_eq(&p->id, exclude))
-            continue;
+        if (is_source(p, exclude_addr, exclude))
+            came_from(r, p, origins, norigins);
         if (p->next_try_ms > now || p->is_self)
             continue;
         size_t at = n++;
@@ -2944,6 +3039,8 @@ static void kick(jv_repl *r, const char *exclude_addr, const jv_id *exclude,
     }
     for (size_t k = 0; k < n; k++) {
         cand[k]->fanout_slot = k < r->o.fanout;
+        if (is_source(cand[k], exclude_addr, exclude))
+            continue;
         bool push = norigins == 0 && cand[k]->fanout_slot;
         for (size_t o = 0; o < norigins; o++)
             push |= link_pushes(cand[k], news_link(r, cand[k], &origins[o]));
@@ -3245,6 +3342,7 @@ void jv_repl_local_committed(jv_repl *r)
     if (r->stopping)
         return;
     jv_store_vv(r->node->rst, &r->applied);
+    note_news(r, &r->node->origin.pk);
     kick(r, NULL, NULL, &r->node->origin.pk, 1);
 }
 
@@ -3631,6 +3729,7 @@ jv_err jv_repl_start(jv_node *n, const jv_repl_host *host,
     r->o.listen = NULL;
     jv_vv_init(&r->applied);
     jv_vv_init(&r->pending);
+    jv_vv_init(&r->news_ms);
     jv_buf_init(&r->scratch);
     r->rng = host->seed | 1;
     r->fresh_floor = now_ms(r) * 1000;
@@ -3666,6 +3765,7 @@ jv_err jv_repl_start(jv_node *n, const jv_repl_host *host,
 fail:
     jv_vvlinks_free(r->links);
     jv_vv_fini(&r->pending);
+    jv_vv_fini(&r->news_ms);
     jv_vv_fini(&r->applied);
     jv_buf_fini(&r->scratch);
     jv_buf_fini(&r->snap.data);
@@ -3683,6 +3783,7 @@ static void on_host_closed(void *rp)
     void *arg = r->stop_arg;
     jv_vvlinks_free(r->links);
     jv_vv_fini(&r->pending);
+    jv_vv_fini(&r->news_ms);
     jv_vv_fini(&r->applied);
     jv_buf_fini(&r->scratch);
     jv_buf_fini(&r->snap.data);
