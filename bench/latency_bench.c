@@ -9,7 +9,9 @@
  *   idle      nothing else happens (the baseline), 5 s;
  *   catch-up  node 1, started empty, fetches all N operations from node 0
  *             (node 0 selects, compresses and sends them), until their
- *             version vectors are equal;
+ *             version vectors are equal; node 1 stands in for a peer on
+ *             another machine, so it runs at nice 19: its own applying
+ *             would otherwise take the cores node 0 and the client share;
  *   backup    POST /v1/backup on node 0, until it answers;
  *   verify    POST /v1/verify on node 0 (a replay of the whole log into a
  *             scratch database), until it answers.
@@ -30,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "cluster.h"
 #include "testutil.h"
@@ -150,8 +153,16 @@ static void work(phase p)
     case IDLE:
         jv_cluster_sleep_ms(5000);
         break;
-    case CATCHUP:
-        if (jv_cluster_start(&C, 1) != 0)
+    case CATCHUP: {
+        /* Node 1 stands in for a peer on another machine: its applying
+         * runs at nice 19 (inherited from this thread at the fork; the
+         * reading thread keeps its own), so that what is measured is what
+         * serving the catch-up costs node 0, not two nodes on two cores. */
+        int was = getpriority(PRIO_PROCESS, 0);
+        (void)setpriority(PRIO_PROCESS, 0, 19);
+        int rc = jv_cluster_start(&C, 1);
+        (void)setpriority(PRIO_PROCESS, 0, was);
+        if (rc != 0)
             die("cannot start node 1");
         while (!vv_equal()) {
             if (jv_cluster_now_ms() - t0 > 1800000)
@@ -159,6 +170,7 @@ static void work(phase p)
             jv_cluster_sleep_ms(20);
         }
         break;
+    }
     case BACKUP:
         post(0, "/v1/backup", "{\"path\":\"latency-bench.db\"}");
         break;
