@@ -76,7 +76,8 @@ static jv_err check_msg(const jv_msg *m, const jv_keypair *kp)
         (v < 4 || !m->base || !m->refs || m->nrefs > JV_VV_MAX_ENTRIES))
         return JV_EINVAL; /* references need version 4 and a base */
     for (size_t i = 0; i < m->nrefs; i++)
-        if (m->refs[i].seq == 0 || (i && m->refs[i].idx <= m->refs[i - 1].idx))
+        if (m->refs[i].seq == 0 || m->refs[i].idx >= JV_VV_MAX_ENTRIES ||
+            (i && m->refs[i].idx <= m->refs[i - 1].idx))
             return JV_EINVAL;
     if ((unsigned)m->refused > JV_REFUSED_MAX)
         return JV_EINVAL;

@@ -1184,6 +1184,10 @@ static void test_refs(void **state)
     assert_int_equal(jv_msg_encode(&s.m, NULL, NO_COMPRESSION, &enc, NULL),
                      JV_EINVAL);
     refs[1].idx = 1;
+    refs[2].idx = JV_VV_MAX_ENTRIES; /* a place no decoder takes */
+    assert_int_equal(jv_msg_encode(&s.m, NULL, NO_COMPRESSION, &enc, NULL),
+                     JV_EINVAL);
+    refs[2].idx = 200;
     refs[2].seq = 0;
     assert_int_equal(jv_msg_encode(&s.m, NULL, NO_COMPRESSION, &enc, NULL),
                      JV_EINVAL);
