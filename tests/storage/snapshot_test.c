@@ -121,6 +121,14 @@ static char *state_of(jv_store *st)
     return out;
 }
 
+/* st's replicated state is want's. */
+static void state_is(jv_store *st, const char *want)
+{
+    char *got = state_of(st);
+    assert_string_equal(want, got);
+    free(got);
+}
+
 /* Whether an archive value (the last field of its line, in hex) is in a
  * state rendering. */
 static bool has_value(const char *state, const char *v)
@@ -315,9 +323,8 @@ static void test_join_orset(void **state)
     encode(x, &sx);
     encode(y, &sy);
     assert_int_equal(jv_store_snap_join(x, sy.data, sy.len), JV_OK);
-    char *got = state_of(x);
-    assert_string_equal(want, got);
-    free(got);
+    state_is(x, want);
+    char *got;
 
     jv_store *e1 = node_open(f, "e1.db", &f->c);
     jv_store *e2 = node_open(f, "e2.db", &f->c);
@@ -325,12 +332,8 @@ static void test_join_orset(void **state)
     assert_int_equal(jv_store_snap_join(e1, sy.data, sy.len), JV_OK);
     assert_int_equal(jv_store_snap_join(e2, sy.data, sy.len), JV_OK);
     assert_int_equal(jv_store_snap_join(e2, sx.data, sx.len), JV_OK);
-    got = state_of(e1);
-    assert_string_equal(want, got);
-    free(got);
-    got = state_of(e2);
-    assert_string_equal(want, got);
-    free(got);
+    state_is(e1, want);
+    state_is(e2, want);
     /* The remove (in y's snapshot) first, then a snapshot with the add it
      * removed: the add does not come back. */
     jv_store *e3 = node_open(f, "e3.db", &f->c);
@@ -342,9 +345,7 @@ static void test_join_orset(void **state)
     free(got);
     /* Joins are idempotent. */
     assert_int_equal(jv_store_snap_join(e1, sx.data, sx.len), JV_OK);
-    got = state_of(e1);
-    assert_string_equal(want, got);
-    free(got);
+    state_is(e1, want);
 
     /* Same state, same bytes. */
     jv_buf s1, sr;
@@ -410,9 +411,8 @@ static void test_join_orset_far_dots(void **state)
     encode(x, &sx);
     encode(y, &sy);
     assert_int_equal(jv_store_snap_join(x, sy.data, sy.len), JV_OK);
-    char *got = state_of(x);
-    assert_string_equal(want, got);
-    free(got);
+    state_is(x, want);
+    char *got;
     jv_store *e1 = node_open(f, "e1.db", &f->c);
     jv_store *e2 = node_open(f, "e2.db", &f->c);
     assert_int_equal(jv_store_snap_join(e1, sx.data, sx.len), JV_OK);
@@ -422,12 +422,8 @@ static void test_join_orset_far_dots(void **state)
     assert_int_equal(jv_store_snap_join(e1, sy.data, sy.len), JV_OK);
     assert_int_equal(jv_store_snap_join(e2, sy.data, sy.len), JV_OK);
     assert_int_equal(jv_store_snap_join(e2, sx.data, sx.len), JV_OK);
-    got = state_of(e1);
-    assert_string_equal(want, got);
-    free(got);
-    got = state_of(e2);
-    assert_string_equal(want, got);
-    free(got);
+    state_is(e1, want);
+    state_is(e2, want);
 
     free(want);
     st_batch_fini(&b);
@@ -475,9 +471,7 @@ static void test_join_cluster_keys(void **state)
     jv_buf sy;
     encode(y, &sy);
     assert_int_equal(jv_store_snap_join(x, sy.data, sy.len), JV_OK);
-    char *got = state_of(x);
-    assert_string_equal(want, got);
-    free(got);
+    state_is(x, want);
     free(want);
     jv_buf_fini(&sy);
     jv_store_close(x);
@@ -688,9 +682,7 @@ static void kill_during(fx *f, bool install)
         jv_compact_stats cs;
         compact(s, &f->a, &front, &cs);
         assert_int_equal(log_batches(s), 0);
-        char *got = state_of(s);
-        assert_string_equal(want, got);
-        free(got);
+        state_is(s, want);
     }
     check_verified(s);
     jv_store_close(s);
