@@ -23,6 +23,20 @@ void jv_mpw_u64(jv_mpw *w, uint64_t v)
     msgpack_pack_uint64(&w->pk, v);
 }
 
+size_t jv_mp_u64_len(uint64_t v)
+{
+    return v < 0x80          ? 1
+           : v <= UINT8_MAX  ? 2
+           : v <= UINT16_MAX ? 3
+           : v <= UINT32_MAX ? 5
+                             : 9;
+}
+
+size_t jv_mp_array_len(uint32_t n)
+{
+    return n < 16 ? 1 : n <= UINT16_MAX ? 3 : 5;
+}
+
 void jv_mpw_bool(jv_mpw *w, bool v)
 {
     if (v)

@@ -46,6 +46,10 @@ void jv_mpw_id(jv_mpw *w, const jv_id *id);
 void jv_mpw_dot(jv_mpw *w, const jv_dot *d); /* [id, n] */
 /* JV_OK, or JV_ENOMEM if any append failed since the buffer was reset. */
 jv_err jv_mpw_err(const jv_mpw *w);
+/* The bytes jv_mpw_u64 and jv_mpw_array write, to weigh an encoding
+ * before making it. */
+size_t jv_mp_u64_len(uint64_t v);
+size_t jv_mp_array_len(uint32_t n);
 
 typedef struct {
     const uint8_t *p;

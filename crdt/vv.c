@@ -343,6 +343,15 @@ void jv_vv_encode(const jv_vv *vv, jv_mpw *w)
     }
 }
 
+size_t jv_vv_encoded_len(const jv_vv *vv)
+{
+    /* An entry: [bin 32, seq], the bin's header two bytes. */
+    size_t n = jv_mp_array_len((uint32_t)vv->n);
+    for (size_t i = 0; i < vv->n; i++)
+        n += jv_mp_array_len(2) + 2 + JV_ID_LEN + jv_mp_u64_len(vv->v[i].seq);
+    return n;
+}
+
 jv_err jv_vv_decode(jv_mpr *r, jv_vv *out)
 {
     jv_vv tmp;

@@ -95,6 +95,8 @@ jv_err jv_vv_lacks(const jv_vv *have, const jv_vv *other, jv_vv_range **out,
 uint64_t jv_vv_missing(const jv_vv *have, const jv_vv *other);
 
 void jv_vv_encode(const jv_vv *vv, jv_mpw *w);
+/* The bytes jv_vv_encode writes. */
+size_t jv_vv_encoded_len(const jv_vv *vv);
 /* Decodes one vector at the reader's position into out (replacing it) on
  * success; out untouched on failure. */
 jv_err jv_vv_decode(jv_mpr *r, jv_vv *out);

@@ -53,6 +53,21 @@ size_t jv_wire_batch_cost(size_t body_len)
     return 1 + hdr + body_len + 2 + JV_SIG_LEN;
 }
 
+size_t jv_wire_have_cost(unsigned version, const jv_vv_ref *refs, size_t nrefs,
+                         const jv_vv *vv)
+{
+    size_t n = jv_vv_encoded_len(vv);
+    if (version && version < 4)
+        return n;
+    /* [[gap, seq, ...], vv], as encode_refs writes it. */
+    n += 1 + jv_mp_array_len((uint32_t)(2 * nrefs));
+    for (size_t i = 0; i < nrefs; i++) {
+        uint32_t prev = i ? refs[i - 1].idx + 1 : 0;
+        n += jv_mp_u64_len(refs[i].idx - prev) + jv_mp_u64_len(refs[i].seq);
+    }
+    return n;
+}
+
 /* What the decoder would refuse is refused here too, so that a node never
  * sends a message its peers must drop. */
 static jv_err check_msg(const jv_msg *m, const jv_keypair *kp)

@@ -189,4 +189,10 @@ jv_err jv_msg_verify(const jv_msg *m);
 /* The encoded size of one batch inside a message's array, for budgeting. */
 size_t jv_wire_batch_cost(size_t body_len);
 
+/* The bytes a message of `version` (0: ours) spends on its vector: the
+ * places (version 4 on) and the entries by id. A sender weighs a
+ * difference against the whole vector with it. */
+size_t jv_wire_have_cost(unsigned version, const jv_vv_ref *refs, size_t nrefs,
+                         const jv_vv *vv);
+
 #endif

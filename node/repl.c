@@ -1228,8 +1228,11 @@ static jv_err build_with(const build_env *env, const head *h, uint64_t stamp,
             h->version && h->version < 4
                 ? jv_vv_diff(have, h->base_vv, &diff)
                 : jv_vv_diff_refs(have, h->base_vv, &refs, &m.nrefs, &diff);
-        /* Sent whole when that is no longer, as a first message is. */
-        if (d == JV_OK && diff.n + m.nrefs < have->n) {
+        /* Sent whole when that is no shorter, as a first message is. By
+         * bytes: a place costs a few, an id 35, so that a vector whose
+         * every entry moved since the base still goes as places. */
+        if (d == JV_OK && jv_wire_have_cost(h->version, refs, m.nrefs, &diff) <
+                              jv_wire_have_cost(h->version, NULL, 0, have)) {
             m.have = diff;
             m.refs = refs;
             m.base = h->base;

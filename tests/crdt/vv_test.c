@@ -315,6 +315,37 @@ static void test_encoding_layout(void **state)
     jv_buf_fini(&b);
 }
 
+/* jv_vv_encoded_len is what jv_vv_encode writes: seqs of every width
+ * msgpack has, and counts on both sides of each array header's step (16
+ * entries; 65536 is past JV_VV_MAX_ENTRIES). */
+static void test_encoded_len(void **state)
+{
+    (void)state;
+    static const uint64_t seqs[] = {1,         127,        128,
+                                    255,       256,        65535,
+                                    65536,     UINT32_MAX, 1ull + UINT32_MAX,
+                                    UINT64_MAX};
+    static const size_t counts[] = {0, 1, 15, 16, 17, 255, 1000};
+    jv_rng rng;
+    jv_buf b;
+    jv_rng_seed(&rng, jv_test_seed());
+    jv_buf_init(&b);
+    for (size_t c = 0; c < sizeof(counts) / sizeof(counts[0]); c++) {
+        jv_vv vv;
+        jv_vv_init(&vv);
+        for (size_t i = 0; i < counts[c]; i++) {
+            jv_id id = jv_test_id((unsigned)i);
+            size_t k =
+                (size_t)jv_rng_below(&rng, sizeof(seqs) / sizeof(seqs[0]));
+            assert_int_equal(jv_vv_set(&vv, &id, seqs[k]), JV_OK);
+        }
+        snap(&vv, &b);
+        assert_int_equal(jv_vv_encoded_len(&vv), b.len);
+        jv_vv_fini(&vv);
+    }
+    jv_buf_fini(&b);
+}
+
 /* The target every malformed input must leave alone. */
 static void target(jv_vv *t)
 {
@@ -516,6 +547,7 @@ int main(void)
         cmocka_unit_test(test_compare),
         cmocka_unit_test(test_lacks_and_missing),
         cmocka_unit_test(test_encoding_layout),
+        cmocka_unit_test(test_encoded_len),
         cmocka_unit_test(test_decode_refuses),
         cmocka_unit_test(test_alloc_failures),
     };

@@ -1219,6 +1219,98 @@ static void test_refs(void **state)
     jv_buf_fini(&scratch);
 }
 
+/* The encoded length of one message: its vector as `refs` (version 4)
+ * and `have`, or whole as `have`. */
+static size_t plain_len(sample *s, unsigned version, jv_vv_ref *refs,
+                        size_t nrefs, const jv_vv *have)
+{
+    jv_buf enc;
+    size_t len = 0;
+    jv_vv keep = s->m.have;
+    jv_buf_init(&enc);
+    s->m.version = version;
+    s->m.refs = refs;
+    s->m.nrefs = nrefs;
+    s->m.have = *have;
+    assert_int_equal(jv_msg_encode(&s->m, NULL, NO_COMPRESSION, &enc, &len),
+                     JV_OK);
+    s->m.have = keep;
+    s->m.refs = NULL;
+    s->m.nrefs = 0;
+    s->m.version = 0;
+    jv_buf_fini(&enc);
+    return len;
+}
+
+/* jv_wire_have_cost is what the vector takes in a message, in versions 4
+ * and 3 (so that a sender weighs a difference against the whole by what
+ * each really costs), random places, seqs of every width and ids; and a
+ * vector whose every entry moved since the base, which the entries'
+ * count would send whole, is far shorter as places. */
+static void test_have_cost(void **state)
+{
+    (void)state;
+    jv_rng rng;
+    sample s;
+    jv_vv_ref refs[300];
+    jv_vv none, vv;
+    jv_rng_seed(&rng, jv_test_seed());
+    sample_make(&s, &rng, 1, 50, false);
+    s.m.base = 9;
+    jv_vv_init(&none);
+    jv_vv_init(&vv);
+    for (int round = 0; round < 200; round++) {
+        size_t n = (size_t)jv_rng_below(&rng, 300), k = 0;
+        uint32_t idx = 0;
+        for (size_t i = 0; i < n && idx < JV_VV_MAX_ENTRIES - 300; i++) {
+            idx += (uint32_t)jv_rng_below(&rng,
+                                          jv_rng_chance(&rng, 1, 8) ? 300 : 3);
+            refs[k].idx = idx++;
+            refs[k++].seq =
+                1 + (jv_rng_next(&rng) >> (1 + jv_rng_below(&rng, 63)));
+        }
+        jv_vv_clear(&vv);
+        size_t ids = (size_t)jv_rng_below(&rng, 20);
+        for (size_t i = 0; i < ids; i++) {
+            jv_id id = jv_test_id((unsigned)(round * 20 + (int)i));
+            assert_int_equal(
+                jv_vv_set(&vv, &id,
+                          1 + (jv_rng_next(&rng) >> (1 + i * 3 % 63))),
+                JV_OK);
+        }
+        size_t empty4 = plain_len(&s, 4, NULL, 0, &none),
+               empty3 = plain_len(&s, 3, NULL, 0, &none);
+        assert_int_equal(plain_len(&s, 4, refs, k, &vv) - empty4,
+                         jv_wire_have_cost(4, refs, k, &vv) -
+                             jv_wire_have_cost(4, NULL, 0, &none));
+        assert_int_equal(plain_len(&s, 0, refs, k, &vv) - empty4,
+                         jv_wire_have_cost(0, refs, k, &vv) -
+                             jv_wire_have_cost(0, NULL, 0, &none));
+        assert_int_equal(plain_len(&s, 3, NULL, 0, &vv) - empty3,
+                         jv_wire_have_cost(3, NULL, 0, &vv) -
+                             jv_wire_have_cost(3, NULL, 0, &none));
+        /* The rest of a message is the same in both versions, and a
+         * version 3 vector is only its entries (vv_test): no constant
+         * is missed. */
+        assert_int_equal(plain_len(&s, 4, refs, k, &vv) -
+                             jv_wire_have_cost(4, refs, k, &vv),
+                         empty3 - jv_vv_encoded_len(&none));
+    }
+    /* 64 origins, each with news since the base. */
+    jv_vv_clear(&vv);
+    for (uint32_t i = 0; i < 64; i++) {
+        jv_id id = jv_test_id(i);
+        assert_int_equal(jv_vv_set(&vv, &id, 1000 + i), JV_OK);
+        refs[i].idx = i;
+        refs[i].seq = 1000 + i;
+    }
+    assert_true(4 * jv_wire_have_cost(4, refs, 64, &none) <
+                jv_wire_have_cost(4, NULL, 0, &vv));
+    sample_fini(&s);
+    jv_vv_fini(&none);
+    jv_vv_fini(&vv);
+}
+
 /* The version of a refused message, read for the log and the notice:
  * from a plain or a compressed body; 0 for what cannot be read (another
  * format, nothing, a frame that does not inflate, a body that is not an
@@ -1352,6 +1444,7 @@ int main(void)
         cmocka_unit_test(test_figures),
         cmocka_unit_test(test_peek_version),
         cmocka_unit_test(test_refs),
+        cmocka_unit_test(test_have_cost),
         cmocka_unit_test(test_versions),
         cmocka_unit_test(test_snap_messages),
     };
