@@ -3010,14 +3010,21 @@ static bool is_source(const peer *p, const char *addr, const jv_id *id)
            (id && p->id_known && jv_id_eq(&p->id, id));
 }
 
+/* Down for longer than an exchange timeout: gone, not a message lost. */
+static bool long_down(const peer *p, uint64_t now)
+{
+    return p->down_since_ms && now - p->down_since_ms > p->r->o.timeout_ms;
+}
+
 /* Pushes news of `origins` (norigins 0: of unknown origins) to the peers
  * that get it (see struct link), never to the one it came from. Peers
- * are ranked reachable first, then by rank; the first `fanout` of them
- * get what no link says otherwise. The peer the news came from keeps its
- * place in that order (it is only not pushed to): were it left out, the
- * next peer would move up among the first `fanout` for this news and
- * out again for the next, and push origins whose links it never learnt,
- * most of them as duplicates. */
+ * are ranked by rank, those long down last; the first `fanout` of them
+ * get what no link says otherwise. The ranking holds still while a peer
+ * only waits out a lost message (it is not pushed to meanwhile), and the
+ * peer the news came from keeps its place too (it is only not pushed
+ * to): otherwise the next peer would move up among the first `fanout`
+ * and out again, and push origins whose links it never learnt, most of
+ * them as duplicates. */
 static void kick(jv_repl *r, const char *exclude_addr, const jv_id *exclude,
                  const jv_id *origins, size_t norigins)
 {
@@ -3029,11 +3036,12 @@ static void kick(jv_repl *r, const char *exclude_addr, const jv_id *exclude,
     for (peer *p = r->peers; p && n < 64; p = p->next) {
         if (is_source(p, exclude_addr, exclude))
             came_from(r, p, origins, norigins);
-        if (p->next_try_ms > now || p->is_self)
+        if (p->is_self)
             continue;
         size_t at = n++;
-        while (at > 0 && (cand[at - 1]->reachable < p->reachable ||
-                          (cand[at - 1]->reachable == p->reachable &&
+        bool down = long_down(p, now);
+        while (at > 0 && (long_down(cand[at - 1], now) > down ||
+                          (long_down(cand[at - 1], now) == down &&
                            cand[at - 1]->rank > p->rank))) {
             cand[at] = cand[at - 1];
             at--;
@@ -3042,7 +3050,8 @@ static void kick(jv_repl *r, const char *exclude_addr, const jv_id *exclude,
     }
     for (size_t k = 0; k < n; k++) {
         cand[k]->fanout_slot = k < r->o.fanout;
-        if (is_source(cand[k], exclude_addr, exclude))
+        if (is_source(cand[k], exclude_addr, exclude) ||
+            cand[k]->next_try_ms > now)
             continue;
         bool push = norigins == 0 && cand[k]->fanout_slot;
         for (size_t o = 0; o < norigins; o++)
