@@ -110,7 +110,8 @@ typedef struct peer {
     bool id_known;
     jv_vv have; /* what it holds, as it last told us (plus what we sent) */
     bool have_known;
-    jv_vv sent;              /* batches in the request outstanding, by origin */
+    jv_vv sent; /* batches in the request outstanding, by origin */
+    jv_vv gave; /* per origin, the newest batch we sent it (push or reply) */
     struct ex_job *building; /* the request being built (P_BUILDING) */
     uint64_t req_stamp;      /* the stamp of the request outstanding */
     bool probing;            /* it went to no id (a first contact): see probe */
@@ -767,13 +768,22 @@ static bool fresh_news(const jv_repl *r, const jv_id *origin)
  * p all it seemed to lack, which in a burst is mostly what others are
  * bringing it at the same moment.
  *
- * A link nothing was learnt on yet, to a peer that holds an origin's
- * fresh news already (it came from elsewhere while our push waited for
- * the exchange before it), is made lazy: this push would have brought
- * it a second time, and so would the next news of that origin. Without
- * this such links stayed unlearnt (nothing of theirs was ever sent, so
- * no reply could prune them) and each cost a duplicate in the next
- * burst. */
+ * A link to a peer that holds an origin's fresh news already, which it
+ * did not get from us (it came from elsewhere while our push waited for
+ * the exchange before it), is made lazy, eager or not learnt yet: this
+ * push would have brought it a second time, and so would the next news
+ * of that origin. Plumtree prunes on the duplicate; this prunes without
+ * sending it. Without this such links were never pruned (nothing of
+ * theirs was sent, so no reply could show it held) and each cost a
+ * duplicate in the next burst, whenever our copy happened to be first
+ * on its way. */
+static bool had_elsewhere(const jv_repl *r, const peer *p, const jv_vv *them,
+                          const jv_vv_entry *e)
+{
+    return jv_vv_get(them, &e->id) >= e->seq && fresh_news(r, &e->id) &&
+           jv_vv_get(&p->gave, &e->id) < e->seq;
+}
+
 static jv_err only_pushed(const jv_repl *r, peer *p, jv_vv *them)
 {
     jv_vv held;
@@ -788,8 +798,7 @@ static jv_err only_pushed(const jv_repl *r, peer *p, jv_vv *them)
         int l = k < ln->n && jv_id_eq(&ln->v[k].id, &e->id)
                     ? ln->v[k].seq == LINK_EAGER
                     : -1;
-        if (l == -1 && p->fanout_slot && jv_vv_get(them, &e->id) >= e->seq &&
-            fresh_news(r, &e->id)) {
+        if (link_pushes(p, l) && had_elsewhere(r, p, them, e)) {
             link_set(p, &e->id, false);
             l = 0;
         }
@@ -1769,6 +1778,7 @@ static void ex_done(void *arg, jv_err err, const char *msg)
         (void)jv_vvlinks_sent(r->links, &j->to, j->w.stamp, &j->w.have);
     jv_vv_clear(&p->sent);
     jv_vv_merge(&p->sent, &j->sent);
+    (void)jv_vv_merge(&p->gave, &j->sent); /* out of memory: prunes more */
     p->state = P_SENDING;
     p->req_stamp = j->w.stamp;
     p->pulling = j->pull;
@@ -2805,6 +2815,7 @@ static void serve_done(void *arg, jv_err err, const char *msg)
             if (!jv_batch_peek(j->w.s.data.data + j->w.s.off[i], j->w.s.len[i],
                                &bh)) {
                 jv_vv_raise(&p->have, &bh.origin, bh.last_seq);
+                (void)jv_vv_raise(&p->gave, &bh.origin, bh.last_seq);
                 link_set(p, &bh.origin, true);
             }
         }
@@ -3278,6 +3289,7 @@ static void peer_free(peer *p)
     p->r->host.tp_peer_free(p->tp);
     jv_vv_fini(&p->have);
     jv_vv_fini(&p->sent);
+    jv_vv_fini(&p->gave);
     jv_vv_fini(&p->known[0]);
     jv_vv_fini(&p->known[1]);
     jv_vv_fini(&p->delivered);
@@ -3300,6 +3312,7 @@ jv_err jv_repl_peer_add(jv_repl *r, const char *addr)
     p->addr = jv_strndup(addr, strlen(addr));
     jv_vv_init(&p->have);
     jv_vv_init(&p->sent);
+    jv_vv_init(&p->gave);
     jv_vv_init(&p->known[0]);
     jv_vv_init(&p->known[1]);
     jv_vv_init(&p->delivered);
