@@ -273,12 +273,16 @@ static void write_done(jv_write_req *r)
     jv_free(sw);
 }
 
-static void fill_intent(jv_sim *w, swrite *sw, size_t i, uint64_t stamp)
+static void fill_intent(jv_sim *w, swrite *sw, size_t i, uint64_t stamp,
+                        bool sure)
 {
     jv_intent *in = &sw->in[i];
     char *a = sw->text[i][0], *b = sw->text[i][1];
     uint64_t k = jv_simq_below(&w->q, 12), v = jv_simq_u64(&w->q) % 1000000;
-    switch (jv_simq_below(&w->q, 5)) {
+    uint64_t kind = jv_simq_below(&w->q, 5);
+    /* sure: an audit entry, a configuration key or an archive entry added,
+     * never a step or removal that may make no operation. */
+    switch (sure ? 1 + kind % 3 : kind) {
     case 0:
         in->op.kind = JV_OP_COUNTER;
         snprintf(a, 32, "c%u", (unsigned)k % 4);
@@ -319,8 +323,10 @@ static void fill_intent(jv_sim *w, swrite *sw, size_t i, uint64_t stamp)
     }
 }
 
-/* One request on node n: one to three operations, all or none. */
-static void write_one(jv_sim *w, simnode *n)
+/* One request on node n: one to three operations, all or none. Some make
+ * none (an archive key removed that is not there) or are refused (a
+ * counter step below 1); a `sure` one makes at least its first. */
+static void write_one(jv_sim *w, simnode *n, bool sure)
 {
     swrite *sw = must(jv_calloc(1, sizeof(*sw)));
     size_t k = 1 + jv_simq_below(&w->q, MAX_INTENTS);
@@ -333,7 +339,7 @@ static void write_one(jv_sim *w, simnode *n)
     }
     w->inflight++;
     for (size_t i = 0; i < k; i++)
-        fill_intent(w, sw, i, stamp);
+        fill_intent(w, sw, i, stamp, sure && i == 0);
     sw->wr.group.intents = sw->in;
     sw->wr.group.n = k;
     sw->wr.done = write_done;
@@ -481,7 +487,7 @@ static void writer_tick(void *arg)
         return;
     simnode *n = &w->nodes[jv_simq_below(&w->q, w->n)];
     if (n->up && n->repl)
-        write_one(w, n);
+        write_one(w, n, false);
     later(w, jv_simq_exp(&w->q, 1e6 / w->o.write_rate) + 1, writer_tick, w);
 }
 
@@ -606,7 +612,7 @@ static void burst_writes(jv_sim *w)
 {
     if (!w->o.writers || w->o.writers >= w->n) {
         for (unsigned i = 0; i < w->o.burst; i++)
-            write_one(w, &w->nodes[jv_simq_below(&w->q, w->n)]);
+            write_one(w, &w->nodes[jv_simq_below(&w->q, w->n)], false);
         return;
     }
     size_t k = w->o.writers;
@@ -620,20 +626,21 @@ static void burst_writes(jv_sim *w)
         who[j] = t;
     }
     for (unsigned i = 0; i < w->o.burst; i++)
-        write_one(w, &w->nodes[who[jv_simq_below(&w->q, k)]]);
+        write_one(w, &w->nodes[who[jv_simq_below(&w->q, k)]], false);
     jv_free(who);
 }
 
-/* Burst: rounds in which every node writes once and all converge, so
- * that the pushes have settled into their trees as in a cluster that has
- * been running. */
+/* Burst: rounds in which every node writes once (and commits: a node
+ * that has never written has no tree yet, and its first news floods) and
+ * all converge, so that the pushes have settled into their trees as in a
+ * cluster that has been running. */
 static bool warm_up(jv_sim *w)
 {
     uint64_t took;
     for (unsigned k = 0; k < w->o.warmup; k++) {
         trace(w, "warm-up round %u", k + 1);
         for (size_t i = 0; i < w->n; i++)
-            write_one(w, &w->nodes[i]);
+            write_one(w, &w->nodes[i], true);
         if (!converge(w, &took))
             return false;
         run_until(w, w->q.now_us + 2 * w->o.interval_ms * 1000);

@@ -144,7 +144,9 @@ static void test_burst_and_churn(void **state)
  * as differences, pushes carried only their origins, waited for fresh
  * knowledge of the peer and counted what is at the writer as held,
  * every batch arrived two and a half times, and 3.6 bytes were sent per
- * byte delivered.) Bounds: 60 seeds gave at most 28 % and 1.97. */
+ * byte delivered; before the fanout ranking held still through a lost
+ * message and eager links were pruned without a duplicate, 60 seeds gave
+ * up to 16 % and 1.54.) Bounds: 240 seeds gave at most 13 % and 1.44. */
 static void test_push_efficiency(void **state)
 {
     (void)state;
@@ -167,7 +169,7 @@ static void test_push_efficiency(void **state)
         printf("seed %" PRIu64 ": %.1f %% of batches twice, %.2f bytes per "
                "operation byte delivered\n",
                o.seed, 100 * dups, per_op);
-        if (dups > 0.4 || per_op > 2.6)
+        if (dups > 0.18 || per_op > 1.52)
             fail_msg("seed %" PRIu64 ": pushes wasteful (replay: jarvis-sim "
                      "--nodes 32 --seed %" PRIu64 " --scenario burst --burst "
                      "500 --warmup 3)",
