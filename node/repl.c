@@ -1238,8 +1238,8 @@ static jv_err build_with(const build_env *env, const head *h, uint64_t stamp,
                 ? jv_vv_diff(have, h->base_vv, &diff)
                 : jv_vv_diff_refs(have, h->base_vv, &refs, &m.nrefs, &diff);
         /* Sent whole when that is no shorter, as a first message is. By
-         * bytes: a place costs a few, an id 35, so that a vector whose
-         * every entry moved since the base still goes as places. */
+         * bytes: a place costs a few, an entry by id about 37, so that a
+         * vector whose every entry moved since the base goes as places. */
         if (d == JV_OK && jv_wire_have_cost(h->version, refs, m.nrefs, &diff) <
                               jv_wire_have_cost(h->version, NULL, 0, have)) {
             m.have = diff;
