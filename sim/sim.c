@@ -281,7 +281,8 @@ static void fill_intent(jv_sim *w, swrite *sw, size_t i, uint64_t stamp,
     uint64_t k = jv_simq_below(&w->q, 12), v = jv_simq_u64(&w->q) % 1000000;
     uint64_t kind = jv_simq_below(&w->q, 5);
     /* sure: an audit entry, a configuration key or an archive entry added,
-     * never a step or removal that may make no operation. */
+     * never a counter step (refused when 0) or a removal (none when the
+     * key is not there). */
     switch (sure ? 1 + kind % 3 : kind) {
     case 0:
         in->op.kind = JV_OP_COUNTER;
@@ -324,8 +325,10 @@ static void fill_intent(jv_sim *w, swrite *sw, size_t i, uint64_t stamp,
 }
 
 /* One request on node n: one to three operations, all or none. Some make
- * none (an archive key removed that is not there) or are refused (a
- * counter step below 1); a `sure` one makes at least its first. */
+ * none (an archive key removed that is not there) or are refused whole (a
+ * counter step of 0); a `sure` one starts with an operation that is always
+ * made, so that it commits unless a later step of 0 fails it (about one
+ * in a hundred: over the warm-up's rounds, every node writes). */
 static void write_one(jv_sim *w, simnode *n, bool sure)
 {
     swrite *sw = must(jv_calloc(1, sizeof(*sw)));
