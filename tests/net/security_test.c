@@ -33,13 +33,9 @@
  *   frame just over --max-message    none     refused{too_big}
  *   frame far over it                none     nng drops the connection
  */
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
-#include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -47,9 +43,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 #include <zstd.h>
 
 #include <cmocka.h>
@@ -58,6 +52,7 @@
 #include "hlc.h"
 #include "keyring.h"
 #include "nettest.h"
+#include "sp_raw.h"
 #include "wire.h"
 
 #define MAX_MESSAGE (8u << 20) /* jarvisd's default --max-message */
@@ -162,51 +157,6 @@ static nng_socket dial_node(void)
     assert_int_equal(nng_socket_set_size(s, NNG_OPT_RECVMAXSZ, 1u << 24), 0);
     assert_int_equal(nng_dial(s, C.node[0].listen, NULL, 0), 0);
     return s;
-}
-
-/* A REQ peer by hand over TCP (the SP handshake, then one message whose
- * length header says `claimed` bytes, followed by the first `n` of
- * them): true once the node closes the connection. No nng socket here:
- * closing one whose connection the other side cut can hang in nng 1.5.2
- * (seen in this test under load), and an attacker needs none either. */
-static bool raw_frame_cut(size_t claimed, const uint8_t *body, size_t n)
-{
-    int port = 0;
-    NT_CHECK(&C, sscanf(C.node[0].listen, "tcp://127.0.0.1:%d", &port) == 1);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    NT_CHECK(&C, fd >= 0);
-    NT_CHECK(&C, connect(fd, (struct sockaddr *)&a, sizeof a) == 0);
-    /* SP over TCP: "\0SP\0", our protocol (REQ0 = 0x30), two zeros; the
-     * node answers with its own (REP0 = 0x31). */
-    static const uint8_t hello[8] = {0, 'S', 'P', 0, 0, 0x30, 0, 0};
-    uint8_t peer[8];
-    NT_CHECK(&C, send(fd, hello, 8, MSG_NOSIGNAL) == 8);
-    struct pollfd pf = {.fd = fd, .events = POLLIN};
-    NT_CHECK(&C, poll(&pf, 1, nt_ms(5000)) == 1);
-    NT_CHECK(&C, recv(fd, peer, 8, MSG_WAITALL) == 8);
-    NT_CHECK(&C, peer[1] == 'S' && peer[5] == 0x31);
-    /* Length (big-endian, the request id included), then the id. */
-    uint8_t head[12];
-    uint64_t len = (uint64_t)claimed + 4;
-    for (int k = 0; k < 8; k++)
-        head[k] = (uint8_t)(len >> (56 - 8 * k));
-    memcpy(head + 8, (uint8_t[4]){0x80, 0, 0, 1}, 4);
-    NT_CHECK(&C, send(fd, head, sizeof head, MSG_NOSIGNAL) == sizeof head);
-    (void)send(fd, body, n, MSG_NOSIGNAL); /* may already be cut */
-    bool cut = false;
-    double t0 = jv_cluster_now_ms();
-    while (!cut && jv_cluster_now_ms() - t0 < nt_ms(5000)) {
-        uint8_t sink[4096];
-        if (poll(&pf, 1, 100) == 1) {
-            ssize_t got = recv(fd, sink, sizeof sink, 0);
-            cut = got == 0 || (got < 0 && errno == ECONNRESET);
-        }
-    }
-    close(fd);
-    return cut;
 }
 
 /* The last notice the node answered with (keyring.h). */
@@ -595,7 +545,11 @@ static void test_hostile_frames(void **state)
      * node's code to count. */
     size_t l0, l1;
     char *e0 = export_now(&l0);
-    NT_CHECK(&C, raw_frame_cut(2 * (size_t)MAX_MESSAGE + 4096, big, 65536));
+    /* By hand over TCP (sp_raw.h): closing an nng socket whose
+     * connection was cut can hang in nng 1.5.2. */
+    NT_CHECK(&C,
+             jv_sp_send_cut(C.node[0].listen, 2 * (size_t)MAX_MESSAGE + 4096,
+                            big, 65536, nt_ms(5000)) == 1);
     char *e1 = export_now(&l1);
     NT_CHECK(&C, l0 == l1 && memcmp(e0, e1, l0) == 0);
     free(e0);
