@@ -376,8 +376,21 @@ async function load(el, fn) {
     await fn();
   } catch (e) {
     if (e.status === 401) return;
+    shown.delete(el);
     put(el, h('p', {class: 'error', role: 'alert'}, 'Could not load: ' + e.message));
   }
+}
+
+/* What each list last showed. A live event that changes nothing in it must
+ * not redraw it: that would pull a row from under the pointer and disarm a
+ * Revoke button waiting for its Confirm. */
+const shown = new WeakMap();
+
+function changed(el, data) {
+  const j = JSON.stringify(data);
+  if (shown.get(el) === j) return false;
+  shown.set(el, j);
+  return true;
 }
 
 const canWrite = () => S.role === 'writer' || S.role === 'admin';
@@ -859,6 +872,7 @@ function pageAdmin(root) {
 
   const loadKeys = () => load(keys, async () => {
     const r = await api('GET', '/v1/keys');
+    if (!changed(keys, r.keys)) return;
     const err = messageLine('error');
     put(keys, h('h2', {id: 'ad-keys'}, 'API keys'),
       table('API keys', ['Name', 'Role', 'Scope', 'Id', 'Created', 'Revoked', ''], r.keys.map((k) =>
@@ -876,6 +890,7 @@ function pageAdmin(root) {
   });
   const loadSessions = () => load(sessions, async () => {
     const r = await api('GET', '/v1/sessions');
+    if (!changed(sessions, r.sessions)) return;
     const err = messageLine('error');
     put(sessions, h('h2', {id: 'ad-sessions'}, 'Sessions'),
       table('Active sessions', ['Key', 'Role', 'Id', 'Created', 'Expires', ''], r.sessions.map((s) =>
