@@ -376,21 +376,32 @@ async function load(el, fn) {
     await fn();
   } catch (e) {
     if (e.status === 401) return;
-    shown.delete(el);
+    const st = lists.get(el);
+    if (st) st.json = null;
     put(el, h('p', {class: 'error', role: 'alert'}, 'Could not load: ' + e.message));
   }
 }
 
-/* What each list last showed. A live event that changes nothing in it must
- * not redraw it: that would pull a row from under the pointer and disarm a
- * Revoke button waiting for its Confirm. */
-const shown = new WeakMap();
+/* A list reloaded on live events: GET path, pick the rows, render them
+ * into el. Drawn only when the rows changed (a redraw pulls a row from
+ * under the pointer and disarms a Revoke button waiting for its Confirm),
+ * and never from an answer older than one already shown (loads overlap,
+ * and answers may come back in any order). */
+const lists = new WeakMap();
 
-function changed(el, data) {
-  const j = JSON.stringify(data);
-  if (shown.get(el) === j) return false;
-  shown.set(el, j);
-  return true;
+function loadList(el, path, pick, render) {
+  if (!lists.has(el)) lists.set(el, {started: 0, applied: 0, json: null});
+  const st = lists.get(el);
+  const ticket = ++st.started;
+  return load(el, async () => {
+    const rows = pick(await api('GET', path));
+    if (ticket < st.applied) return;
+    st.applied = ticket;
+    const json = JSON.stringify(rows);
+    if (json === st.json) return;
+    st.json = json;
+    render(rows);
+  });
 }
 
 const canWrite = () => S.role === 'writer' || S.role === 'admin';
@@ -870,12 +881,10 @@ function pageAdmin(root) {
   const ops = h('div', {class: 'grid'});
   root.append(keyForm(() => loadKeys()), keys, sessionForm(() => loadSessions()), sessions, ops);
 
-  const loadKeys = () => load(keys, async () => {
-    const r = await api('GET', '/v1/keys');
-    if (!changed(keys, r.keys)) return;
+  const loadKeys = () => loadList(keys, '/v1/keys', (r) => r.keys, (rows) => {
     const err = messageLine('error');
     put(keys, h('h2', {id: 'ad-keys'}, 'API keys'),
-      table('API keys', ['Name', 'Role', 'Scope', 'Id', 'Created', 'Revoked', ''], r.keys.map((k) =>
+      table('API keys', ['Name', 'Role', 'Scope', 'Id', 'Created', 'Revoked', ''], rows.map((k) =>
         h('tr', {'data-key-name': k.name},
           h('th', {scope: 'row'}, k.name), h('td', {}, k.role), h('td', {}, k.scope),
           h('td', {}, h('code', {}, k.id)), h('td', {}, k.created_at),
@@ -888,12 +897,10 @@ function pageAdmin(root) {
             } catch (x) { err.textContent = x.message; }
           }))))), err);
   });
-  const loadSessions = () => load(sessions, async () => {
-    const r = await api('GET', '/v1/sessions');
-    if (!changed(sessions, r.sessions)) return;
+  const loadSessions = () => loadList(sessions, '/v1/sessions', (r) => r.sessions, (rows) => {
     const err = messageLine('error');
     put(sessions, h('h2', {id: 'ad-sessions'}, 'Sessions'),
-      table('Active sessions', ['Key', 'Role', 'Id', 'Created', 'Expires', ''], r.sessions.map((s) =>
+      table('Active sessions', ['Key', 'Role', 'Id', 'Created', 'Expires', ''], rows.map((s) =>
         h('tr', {'data-session': s.id}, h('th', {scope: 'row'}, s.key_name), h('td', {}, s.role), h('td', {}, h('code', {}, s.id)),
           h('td', {}, s.created_at), h('td', {}, s.expires_at),
           h('td', {}, confirmButton('Revoke', 'Revoke session ' + s.id, async () => {

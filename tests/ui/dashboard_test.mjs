@@ -350,6 +350,27 @@ await check('admin: open a session for a key, then revoke it', async () => {
   await page.waitForFunction((id) => !document.querySelector(`tr[data-session="${id}"]`), {timeout: 10000}, list[0].id);
   assert((await call(A, token, 'GET', '/v1/status')).status === 401, 'the revoked session still works');
 });
+await check('admin: a live event that changes no list redraws none', async () => {
+  /* Two events: an audit entry that names sessions but changes none, then
+   * a new session. However their reloads interleave, the session table
+   * must be drawn once: with the new row, never again for nothing, never
+   * with an older answer after a newer one. */
+  await page.evaluate(() => {
+    window.redraws = 0;
+    const sec = document.querySelector('section[aria-labelledby="ad-sessions"]');
+    new MutationObserver(() => { window.redraws++; }).observe(sec, {childList: true});
+  });
+  const rows = await page.evaluate(() => document.querySelectorAll('tr[data-session]').length);
+  const a = await call(A, ADMIN_A, 'POST', '/v1/audit', {action: 'session.note', target: 'ui-test'});
+  assert(a.status === 201, 'audit entry: ' + a.status);
+  const s = await fetch(A + '/v1/sessions', {method: 'POST', body: JSON.stringify({api_key: reader.key})});
+  assert(s.status === 201, 'session: ' + s.status);
+  const id = (await s.json()).id;
+  await page.waitForSelector(`tr[data-session="${id}"]`, {timeout: 10000});
+  const r = await page.evaluate(() => [window.redraws, document.querySelectorAll('tr[data-session]').length]);
+  assert(r[1] === rows + 1, 'rows: ' + rows + ' then ' + r[1]);
+  assert(r[0] === 1, 'the session table was drawn ' + r[0] + ' times');
+});
 await check('admin: verify and backup with their progress and results', async () => {
   await page.click('form[aria-labelledby="verify-title"] button[type="submit"]');
   await waitText('#verify-result', /all checks pass/, 60000);
