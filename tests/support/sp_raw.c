@@ -90,8 +90,10 @@ int jv_sp_send_cut(const char *url, size_t claimed, const uint8_t *body,
     if (send(fd, head, sizeof head, MSG_NOSIGNAL) != (ssize_t)sizeof head)
         rc = errno == EPIPE || errno == ECONNRESET ? 1 : -1;
     else {
+        /* Never blocks: a listener that neither reads nor cuts must fail
+         * the check, not hang it. It may have cut already. */
         if (n > 0)
-            (void)send(fd, body, n, MSG_NOSIGNAL); /* may be cut already */
+            (void)send(fd, body, n, MSG_NOSIGNAL | MSG_DONTWAIT);
         rc = closed_within(fd, timeout_ms) ? 1 : 0;
     }
     close(fd);
