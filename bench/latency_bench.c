@@ -167,8 +167,8 @@ static void backups_for(double ms)
         const char *file = json_string_value(json_object_get(j, "path"));
         if (file == NULL || !(backup_file[backups_made] = strdup(file)))
             die("a backup said no file");
-        backup_mib = (double)json_integer_value(json_object_get(j, "bytes")) /
-                     (1 << 20);
+        backup_mib =
+            (double)json_integer_value(json_object_get(j, "bytes")) / (1 << 20);
         backups_made++;
         json_decref(j);
     }
