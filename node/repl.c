@@ -753,12 +753,11 @@ static void note_news(jv_repl *r, const jv_id *origin)
     (void)jv_vv_set(&r->news_ms, origin, now ? now : 1); /* 0: none */
 }
 
-/* Whether news of origin reached this node within an exchange timeout:
- * a peer that holds it now had it from someone else while it spread. */
-static bool fresh_news(const jv_repl *r, const jv_id *origin)
+/* How long ago news of origin reached this node (UINT64_MAX: never). */
+static uint64_t news_age(const jv_repl *r, const jv_id *origin)
 {
     uint64_t at = jv_vv_get(&r->news_ms, origin);
-    return at && now_ms(r) - at < r->o.timeout_ms;
+    return at ? now_ms(r) - at : UINT64_MAX;
 }
 
 /* How long news may take to reach a peer by its own tree before the tree
@@ -790,10 +789,13 @@ static bool fresh_news(const jv_repl *r, const jv_id *origin)
 static bool had_elsewhere(const jv_repl *r, const peer *p, const jv_vv *them,
                           const jv_vv_entry *e, int link)
 {
-    uint64_t at = jv_vv_get(&r->news_ms, &e->id);
-    return jv_vv_get(them, &e->id) >= e->seq && fresh_news(r, &e->id) &&
-           jv_vv_get(&p->gave, &e->id) < e->seq &&
-           (link == -1 || now_ms(r) - at < REGRAFT_MS(r));
+    /* Fresh: within an exchange timeout, a peer that holds the news now
+     * had it from someone else while it spread. */
+    uint64_t fresh = r->o.timeout_ms;
+    if (link != -1 && REGRAFT_MS(r) < fresh)
+        fresh = REGRAFT_MS(r);
+    return jv_vv_get(them, &e->id) >= e->seq && news_age(r, &e->id) < fresh &&
+           jv_vv_get(&p->gave, &e->id) < e->seq;
 }
 
 static jv_err only_pushed(const jv_repl *r, peer *p, jv_vv *them)
