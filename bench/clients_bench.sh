@@ -1,20 +1,29 @@
 #!/usr/bin/env bash
 # A thousand clients at once: 1,000 keep-alive connections to one node,
-# each a user making about 40 requests per second (wrk waits 25 ms before
-# each request of a connection), 90 % reads (GET /v1/counters/bench) and
-# 10 % writes (POST /v1/counters/bench/increment {"by":1}), picked at
-# random per request; then the same mix with no wait, as fast as it goes
-# (closed loop: the most this machine serves at 1,000 connections).
+# each a user making 40 requests per second on a schedule of its own
+# (open loop: build/bin/loadgen, bench/loadgen.c), 90 % reads
+# (GET /v1/counters/bench) and 10 % writes (POST
+# /v1/counters/bench/increment {"by":1}), picked at random per request;
+# then the same mix with no wait, as fast as it goes (closed loop: the most
+# this machine serves at 1,000 connections).
+#
+# Latency is from the time a request was due, not from its send: when an
+# answer comes after the connection's next request was due, the server is
+# charged for the wait. The same paced mix through wrk (each connection
+# waiting 25 ms before each request, latency from the send; wrk's own loop
+# scans every connection's timer, which adds milliseconds at 1,000) is
+# printed last, for comparison with earlier figures.
 #
 #   jarvisd: --sync normal, --rate-limit 0, its default connection limits.
-#   nginx:   the machine's HTTP ceiling, the same wrk runs against it
+#   nginx:   the machine's HTTP ceiling, the same runs against it
 #            (bench/lib.sh: one worker, `return 200` of a fixed body of
 #            the size of jarvisd's answers): what HTTP alone costs here.
-# Both share this machine's cores with wrk (2 threads). Printed: requests/s,
-# p50/p99/p99.9 latency, errors (connect, read, write, timeout, non-2xx),
-# and jarvisd's peak resident memory. Goals (paced run): no errors, p99
-# under 5 ms, peak RSS under 256 MiB. After the runs the counter's total
-# must account for every acknowledged increment (else the run fails).
+# Both share this machine's cores with the load generator (2 threads).
+# Printed: requests/s, p50/p99/p99.9 latency, errors (connection errors,
+# requests unanswered, non-2xx), and jarvisd's peak resident memory.
+# Goals (paced run): no errors, p99 under 5 ms, peak RSS under 256 MiB.
+# After the runs the counter's total must account for every acknowledged
+# increment (else the run fails).
 #
 # Usage: bench/clients_bench.sh [seconds per run, default 10] [connections]
 set -euo pipefail
@@ -26,7 +35,8 @@ for tool in wrk nginx; do
 done
 . "$root/bench/lib.sh"
 trap bench_cleanup EXIT
-# A thousand sockets for wrk, as many for each server.
+[ -x "$bin/loadgen" ] || { echo "clients_bench: $bin/loadgen missing: make build" >&2; exit 1; }
+# A thousand sockets for the load generator, as many for each server.
 ulimit -n 8192
 
 bench_node_start
@@ -90,11 +100,23 @@ curl -sf -H "Authorization: Bearer $key" "$url/v1/counters/bench/increment" -d '
 # Acknowledged increments and the unanswered ones, per counted run (the
 # runs are in subshells): "acked unsure".
 : >"$tmp/acked"
-# wrk against base url with a wait of $2 ms: "rps p50 p99 p999 errors".
-run() { # base-url wait count
-    local out
+# "rps p50 p99 p999 errors" of one run against base url $1; $2: paced or
+# closed; $3: count (jarvisd's answers go to the total check) or no.
+run() {
+    local wo wb ro rb se un p50 p99 p999 rps rate
+    rate=$([ "$2" = paced ] && echo 40 || echo 0)
+    read -r wo wb ro rb se un p50 p99 p999 rps < <(
+        "$bin/loadgen" "$1" --conns "$conns" --threads 2 --rate $rate \
+            --secs "$secs" --writes 10 --auth "$key" |
+            awk '/^loadgen: [0-9]/ {print $2, $3, $4, $5, $6, $7, $8, $9, $10, $11}')
+    [ -n "$rps" ] || { echo "clients_bench: loadgen failed against $1" >&2; exit 1; }
+    [ "$3" = count ] && echo "$wo $((wb + un))" >>"$tmp/acked"
+    echo "$rps $p50 $p99 $p999 $((wb + rb + se))"
+}
+# The same through wrk, waiting $2 ms before each request.
+run_wrk() {
+    local out wo wb ro rb se p50 p99 p999 rps
     out=$(wrk -t2 -c"$conns" -d"${secs}s" --timeout 10s -s "$tmp/mix.lua" "$1" -- "$2")
-    local wo wb ro rb se p50 p99 p999 rps
     read -r wo wb ro rb se p50 p99 p999 rps < <(awk '/^mix:/ {print $2, $3, $4, $5, $6, $7, $8, $9, $10}' <<<"$out")
     # A request cut by the stop or a socket error may have been applied.
     [ "$3" = count ] && echo "$wo $((wb + conns + se))" >>"$tmp/acked"
@@ -102,25 +124,27 @@ run() { # base-url wait count
 }
 peak_rss_mib() { awk '/^VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$node_pid/status"; }
 
-printf '\n%-12s %-6s | %10s %8s %8s %9s %7s | %10s %8s %8s | %7s\n' run conns \
-    "jarvis r/s" "p50 ms" "p99 ms" "p99.9 ms" errors "nginx r/s" "p50 ms" "p99 ms" /nginx
-printf -- '-%.0s' $(seq 110); echo
-for mode in paced closed; do
-    wait_ms=$([ $mode = paced ] && echo 25 || echo 0)
-    read -r jr j50 j99 j999 jerr < <(run "$url" $wait_ms count)
-    read -r nr n50 n99 n999 nerr < <(run "$ngx_url" $wait_ms no)
-    printf '%-12s %-6s | %10.0f %8s %8s %9s %7s | %10.0f %8s %8s | %7s\n' \
-        "$mode" "$conns" "$jr" "$j50" "$j99" "$j999" "$jerr" "$nr" "$n50" "$n99" \
+printf '\n%-12s %-6s | %10s %8s %8s %9s %7s | %10s %8s %8s %7s | %7s\n' run conns \
+    "jarvis r/s" "p50 ms" "p99 ms" "p99.9 ms" errors "nginx r/s" "p50 ms" "p99 ms" errors /nginx
+printf -- '-%.0s' $(seq 118); echo
+row() { # name jarvisd-figures nginx-figures
+    local jr j50 j99 j999 jerr nr n50 n99 n999 nerr
+    read -r jr j50 j99 j999 jerr <<<"$2"
+    read -r nr n50 n99 n999 nerr <<<"$3"
+    printf '%-12s %-6s | %10.0f %8s %8s %9s %7s | %10.0f %8s %8s %7s | %7s\n' \
+        "$1" "$conns" "$jr" "$j50" "$j99" "$j999" "$jerr" "$nr" "$n50" "$n99" "$nerr" \
         "$(ratio "$jr" "$nr")"
-    if [ $mode = paced ]; then
-        paced_p99=$j99 paced_err=$jerr
-        echo "  (nginx errors: $nerr)"
-    fi
-done
+}
+paced=$(run "$url" paced count)
+row paced "$paced" "$(run "$ngx_url" paced no)"
+row closed "$(run "$url" closed count)" "$(run "$ngx_url" closed no)"
+row "wrk paced" "$(run_wrk "$url" 25 count)" "$(run_wrk "$ngx_url" 25 no)"
+read -r _ _ paced_p99 _ paced_err <<<"$paced"
 rss=$(peak_rss_mib)
 echo
-echo "paced: each connection waits 25 ms before each request (about 40/s"
-echo "per connection at these latencies); closed: no wait"
+echo "paced: 40 requests/s per connection, latency from the time each was due;"
+echo "closed: no wait; wrk paced: 25 ms wait before each request, latency"
+echo "from the send (for comparison with figures made with wrk)"
 echo "jarvisd peak resident memory: $rss MiB (goal < 256)"
 meets=$(awk -v p="$paced_p99" -v e="$paced_err" -v r="$rss" \
     'BEGIN { print (e == 0 && p < 5 && r < 256) ? "yes" : "no" }')

@@ -69,7 +69,7 @@ wrk.headers["Authorization"] = "Bearer $key"
 LUA
 curl -sf -H "Authorization: Bearer $key" "$url/v1/counters/bench/increment" -d '{"by":1}' >/dev/null
 
-port=$((20000 + RANDOM % 20000))
+port=$(free_port)
 redis-server --port $port --bind 127.0.0.1 --dir "$tmp" --appendonly yes \
     --appendfsync everysec --save '' --daemonize no --loglevel warning \
     >"$tmp/redis.log" 2>&1 &

@@ -26,9 +26,29 @@ bench_node_start() {
     key=$(cat "$tmp/node/admin.key")
 }
 
+# A port for a server of ours: under the kernel's ephemeral range
+# (32768 and up here), where thousands of connections of an earlier run
+# may still hold one.
+free_port() { echo $((20000 + RANDOM % 12000)); }
+
 bench_nginx_start() {
-    local ngx=$tmp/nginx nport=$((20000 + RANDOM % 20000))
+    local try
+    for try in 1 2 3 4 5; do
+        nginx_try "$1" "$2" && return 0
+        # Taken after all (another program on this machine): another port.
+        kill "$nginx_pid" 2>/dev/null && wait "$nginx_pid" 2>/dev/null || true
+        nginx_pid=
+    done
+    echo "bench: nginx did not start:" >&2
+    cat "$tmp/nginx/error.log" >&2
+    return 1
+}
+
+nginx_try() { # WRITE_BODY READ_BODY
+    local ngx=$tmp/nginx nport
+    nport=$(free_port)
     mkdir -p "$ngx"
+    : >"$ngx/error.log"
     cat >"$ngx/nginx.conf" <<CONF
 worker_processes 1;
 worker_rlimit_nofile 8192;
@@ -62,12 +82,12 @@ CONF
         >"$ngx/stdout.log" 2>&1 &
     nginx_pid=$!
     ngx_url=http://127.0.0.1:$nport
-    for _ in $(seq 50); do curl -sf "$ngx_url/v1/counters/bench" >/dev/null 2>&1 && break; sleep 0.1; done
-    curl -sf "$ngx_url/v1/counters/bench" >/dev/null || {
-        echo "bench: nginx did not start:" >&2
-        cat "$ngx/error.log" >&2
-        return 1
-    }
+    for _ in $(seq 50); do
+        curl -sf "$ngx_url/v1/counters/bench" >/dev/null 2>&1 && return 0
+        kill -0 "$nginx_pid" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
 }
 
 # wrk prints 512.00us / 1.23ms / 2.01s: milliseconds.
