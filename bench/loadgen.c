@@ -466,7 +466,8 @@ static void report(gen *g)
     size_t k = 0;
     for (unsigned i = 0; i < g->threads; i++) {
         worker *w = &g->w[i];
-        memcpy(all + k, w->lat, w->nlat * sizeof *all);
+        if (w->nlat)
+            memcpy(all + k, w->lat, w->nlat * sizeof *all);
         k += w->nlat;
         wok += w->wok, wbad += w->wbad, rok += w->rok, rbad += w->rbad;
         err += w->err, unsure += w->unsure;
@@ -544,6 +545,8 @@ static void parse_args(gen *g, int argc, char **argv)
         g->secs <= 0 || g->writes_pct > 100 || g->timeout <= 0 ||
         (g->auth && strlen(g->auth) > 500))
         usage();
+    if (g->threads > g->conns)
+        g->threads = g->conns;
     g->period = g->rate > 0 ? (uint64_t)(1e9 / g->rate) : 0;
 }
 
