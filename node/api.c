@@ -16,6 +16,7 @@
 
 #include "alloc.h"
 #include "audit.h"
+#include "jsonout.h"
 #include "log.h"
 #include "repl.h"
 #include "watch.h"
@@ -130,6 +131,7 @@ void jv_api_free(jv_node *n)
 {
     jv_free(n->api_series);
     n->api_series = NULL;
+    jv_buf_fini(&n->api_text);
 }
 
 static void record(api_ctx *c, int status)
@@ -188,26 +190,28 @@ void api_reply_raw(api_ctx *c, int status, const char *type,
 
 void api_reply(api_ctx *c, int status, json_t *body)
 {
-    const size_t flags = JSON_COMPACT | JSON_ENCODE_ANY;
-    /* Most answers are small: encoded on the stack, copied once into the
-     * connection's buffer. */
-    char small[4096], *text = NULL;
-    size_t len = body ? json_dumpb(body, small, sizeof(small), flags) : 0;
-    if (len > sizeof(small)) {
-        text = json_dumps(body, flags);
-        len = text ? strlen(text) : 0;
-    }
+    /* One buffer for every answer of the node (all are written on the
+     * loop thread, and copied into the connection's buffer): no allocation
+     * per answer, unless one outgrows it. */
+    jv_buf *text = &c->node->api_text;
+    jv_buf_reset(text);
+    jv_err err = body ? jv_json_write(text, body) : JV_OK;
     if (body)
         json_decref(body);
-    if (len == 0) {
+    if (err != JV_OK || text->len == 0) {
+        jv_buf_fini(text);
+        jv_buf_init(text);
         static const char oom[] =
             "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
         api_reply_raw(c, 500, "application/json", NULL, oom, sizeof(oom) - 1);
         return;
     }
-    api_reply_raw(c, status, "application/json", NULL, text ? text : small,
-                  len);
-    free(text);
+    jv_node *n = c->node; /* c is freed with the answer */
+    api_reply_raw(c, status, "application/json", NULL, text->data, text->len);
+    if (n->api_text.cap > 65536) {
+        jv_buf_fini(&n->api_text);
+        jv_buf_init(&n->api_text);
+    }
 }
 
 void api_reply_stream(api_ctx *c, int status, jv_http_pull_fn pull,
@@ -235,15 +239,9 @@ jv_err api_detach(api_ctx *c, int status, const char *type, const char *headers,
     return err;
 }
 
-static int put_json_cb(const char *buffer, size_t size, void *data)
-{
-    return jv_buf_append(data, buffer, size) == JV_OK ? 0 : -1;
-}
-
 void api_put_json(jv_buf *out, json_t *v)
 {
-    if (!v || json_dump_callback(v, put_json_cb, out,
-                                 JSON_COMPACT | JSON_ENCODE_ANY) != 0)
+    if (jv_json_write(out, v) != JV_OK)
         out->err = 1;
     json_decref(v);
 }
