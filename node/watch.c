@@ -746,6 +746,11 @@ struct jv_watch {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool kicked, quit;
+    /* Commits made while nobody watched, not yet skipped: the thread is
+     * not woken for them (two wake-ups and a query per commit, for
+     * nothing), but skips them before it next does anything, so a stream
+     * that starts later finds the ring starting after them. */
+    bool idle_commits;
     wev *out_head, *out_tail;
     size_t out_bytes;
     cjob *jobs, *jobs_tail;
@@ -1073,6 +1078,12 @@ static void *thread_main(void *arg)
             pthread_cond_wait(&w->cv, &w->mu);
         if (w->quit)
             break;
+        if (w->idle_commits) {
+            w->idle_commits = false;
+            pthread_mutex_unlock(&w->mu);
+            skip_live(w);
+            pthread_mutex_lock(&w->mu);
+        }
         if (w->kicked || w->nevs) {
             nev *list = w->nevs;
             w->nevs = w->nevs_tail = NULL;
@@ -1776,9 +1787,16 @@ void jv_watch_kick(jv_watch *w)
 {
     if (!w || w->stopping)
         return;
+    /* Under mu: a stream counts itself active before it queues its first
+     * job (under mu), so commits marked idle here are skipped before that
+     * job runs, never after. */
     pthread_mutex_lock(&w->mu);
-    w->kicked = true;
-    pthread_cond_signal(&w->cv);
+    if (atomic_load(&w->active) == 0) {
+        w->idle_commits = true;
+    } else {
+        w->kicked = true;
+        pthread_cond_signal(&w->cv);
+    }
     pthread_mutex_unlock(&w->mu);
 }
 

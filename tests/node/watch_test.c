@@ -188,6 +188,62 @@ static void test_local_events(void **state)
     api_cleanup(&a);
 }
 
+/* Commits made while nobody watches are skipped without waking the
+ * stream thread; a stream opened after them (at "now") gets exactly what
+ * is committed after it opened, each time the node goes from no stream to
+ * one; and a stream resumed from before them still gets them from the
+ * log. */
+static void test_idle_commits(void **state)
+{
+    (void)state;
+    api_node a;
+    jv_sse s;
+    ev e[4];
+    char first[32] = "";
+    api_start(&a, NULL);
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < 40; i++)
+            incr(&a, "idle", 1);
+        uint64_t last = 0;
+        open_ok(&s, a.node.url, a.admin_token, NULL, NULL, 0,
+                round == 0 ? first : NULL, NULL);
+        for (int i = 1; i <= 3; i++)
+            incr(&a, "live", i + 10 * round);
+        next_n(&s, e, 3, &last);
+        for (int i = 0; i < 3; i++) {
+            assert_string_equal(e[i].event, "counter");
+            assert_string_equal(api_str(e[i].data, "name"), "live");
+            assert_int_equal(API_INT(e[i].data, "delta"), i + 1 + 10 * round);
+        }
+        evs_free(e, 3);
+        nothing_more(&s);
+        jv_sse_close(&s);
+    }
+    /* From the first stream's hello: the 9 live increments and the 80
+     * idle ones of the later rounds, in order. */
+    open_ok(&s, a.node.url, a.admin_token, NULL, first, 0, NULL, NULL);
+    int idle = 0, live = 0;
+    uint64_t last = 0;
+    for (int i = 0; i < 89; i++) {
+        next_n(&s, e, 1, &last);
+        const char *name = api_str(e[0].data, "name");
+        if (strcmp(name, "idle") == 0) {
+            idle++;
+        } else {
+            assert_string_equal(name, "live");
+            assert_int_equal(API_INT(e[0].data, "delta"),
+                             live % 3 + 1 + 10 * (live / 3));
+            live++;
+        }
+        evs_free(e, 1);
+    }
+    assert_int_equal(idle, 80);
+    assert_int_equal(live, 9);
+    nothing_more(&s);
+    jv_sse_close(&s);
+    api_cleanup(&a);
+}
+
 static void test_filters_and_roles(void **state)
 {
     (void)state;
@@ -738,6 +794,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_local_events),
+        cmocka_unit_test(test_idle_commits),
         cmocka_unit_test(test_filters_and_roles),
         cmocka_unit_test(test_resume),
         cmocka_unit_test(test_expired),
