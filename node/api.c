@@ -109,6 +109,7 @@ static void ctx_free(api_ctx *c)
     jv_free(c->intents);
     if (c->extra_free)
         c->extra_free(c->extra);
+    jv_buf_fini(&c->text);
     jv_free(c);
 }
 
@@ -366,6 +367,26 @@ void api_read(api_ctx *c, api_read_fn fn, api_read_done done)
     if (!c->node->readers ||
         jv_readers_submit(c->node->readers, &c->job) != JV_OK)
         api_error(c, 503, "shutting_down", "the node is stopping");
+}
+
+jv_err api_render(api_ctx *c, json_t *v)
+{
+    jv_err err = v ? jv_json_write(&c->text, v) : JV_ENOMEM;
+    json_decref(v);
+    /* What the node builds is valid: a refusal can only be memory. */
+    return err == JV_OK ? JV_OK : JV_ENOMEM;
+}
+
+void api_reply_rendered(api_ctx *c, jv_err err, const char *msg,
+                        const char *what)
+{
+    if (err) {
+        api_fail_msg(c, err, what, msg);
+        return;
+    }
+    /* The context, and the text with it, is freed once the answer has
+     * been copied for the connection. */
+    api_reply_raw(c, 200, "application/json", NULL, c->text.data, c->text.len);
 }
 
 /* -- request parts -------------------------------------------------------- */

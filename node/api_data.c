@@ -131,21 +131,20 @@ static void shares_free(void *arg)
 
 static jv_err counter_read(jv_store *st, api_ctx *c)
 {
-    return jv_store_counter_get(st, cap_str(c, 0), add_share, c->extra);
+    shares_acc *a = c->extra;
+    jv_err err = jv_store_counter_get(st, cap_str(c, 0), add_share, a);
+    if (err)
+        return err;
+    json_t *arr = a->arr;
+    a->arr = NULL; /* the answer takes it */
+    return api_render(c, json_pack("{s:o,s:o,s:o}", "name",
+                                   api_jstr(cap_str(c, 0)), "total",
+                                   count_json(&a->total), "shares", arr));
 }
 
 static void counter_read_done(api_ctx *c, jv_err err, const char *msg)
 {
-    shares_acc *a = c->extra;
-    if (err) {
-        api_fail_msg(c, err, "counter", msg);
-        return;
-    }
-    json_t *arr = a->arr;
-    a->arr = NULL; /* the answer takes it */
-    api_reply(c, 200,
-              json_pack("{s:o,s:o,s:o}", "name", api_jstr(cap_str(c, 0)),
-                        "total", count_json(&a->total), "shares", arr));
+    api_reply_rendered(c, err, msg, "counter");
 }
 
 void api_counter_get(api_ctx *c)
@@ -779,28 +778,23 @@ static int json_slot(api_ctx *c, const char *what)
     return 0;
 }
 
-/* Answers the slot's value (taking it), or the error. */
-static void json_slot_reply(api_ctx *c, jv_err err, const char *msg,
-                            const char *what)
+/* On the reader: renders the slot's value (taking it). */
+static jv_err json_slot_render(api_ctx *c)
 {
-    json_t **slot = c->extra;
-    if (err) {
-        api_fail_msg(c, err, what, msg);
-        return;
-    }
-    json_t *out = slot[0];
+    json_t **slot = c->extra, *out = slot[0];
     slot[0] = NULL;
-    api_reply(c, 200, out);
+    return api_render(c, out);
 }
 
 static jv_err config_read(jv_store *st, api_ctx *c)
 {
-    return jv_store_config_get(st, cap_str(c, 0), one_config, c->extra);
+    jv_err err = jv_store_config_get(st, cap_str(c, 0), one_config, c->extra);
+    return err ? err : json_slot_render(c);
 }
 
 static void config_read_done(api_ctx *c, jv_err err, const char *msg)
 {
-    json_slot_reply(c, err, msg, "config key");
+    api_reply_rendered(c, err, msg, "config key");
 }
 
 void api_config_get(api_ctx *c)
@@ -959,12 +953,12 @@ static jv_err archive_read(jv_store *st, api_ctx *c)
         err = JV_ENOMEM;
     else if (err)
         json_decref(all);
-    return err;
+    return err ? err : json_slot_render(c);
 }
 
 static void archive_read_done(api_ctx *c, jv_err err, const char *msg)
 {
-    json_slot_reply(c, err, msg, "archive entry");
+    api_reply_rendered(c, err, msg, "archive entry");
 }
 
 void api_archive_get(api_ctx *c)

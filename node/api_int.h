@@ -53,6 +53,7 @@ struct api_ctx {
     jv_read_job job;
     api_read_fn read_fn;
     api_read_done read_done;
+    jv_buf text; /* its answer, rendered by the reader (api_render) */
 };
 
 /* Answers with a JSON body (stolen) and frees the context. */
@@ -92,6 +93,14 @@ void api_fail_msg(api_ctx *c, jv_err err, const char *what,
  * stays unanswered meanwhile (done answers it). When the node is stopping,
  * answers 503 at once instead. */
 void api_read(api_ctx *c, api_read_fn fn, api_read_done done);
+/* On the reader thread, in an api_read_fn: renders v (taken; NULL counts
+ * as out of memory) as the answer's JSON text, so that the loop only
+ * sends it. */
+jv_err api_render(api_ctx *c, json_t *v);
+/* Back on the loop: answers what api_render rendered, or the error (what:
+ * the thing read, for its message). */
+void api_reply_rendered(api_ctx *c, jv_err err, const char *msg,
+                        const char *what);
 
 /* Reads a query parameter into buf (decoded, NUL-terminated): JV_OK,
  * JV_ENOTFOUND, or JV_EINVAL (after answering 400). */
