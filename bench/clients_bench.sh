@@ -135,10 +135,16 @@ row() { # name jarvisd-figures nginx-figures
         "$1" "$conns" "$jr" "$j50" "$j99" "$j999" "$jerr" "$nr" "$n50" "$n99" "$nerr" \
         "$(ratio "$jr" "$nr")"
 }
+# Each run into a variable first: a failed run then stops the script.
 paced=$(run "$url" paced count)
-row paced "$paced" "$(run "$ngx_url" paced no)"
-row closed "$(run "$url" closed count)" "$(run "$ngx_url" closed no)"
-row "wrk paced" "$(run_wrk "$url" 25 count)" "$(run_wrk "$ngx_url" 25 no)"
+ngx=$(run "$ngx_url" paced no)
+row paced "$paced" "$ngx"
+closed=$(run "$url" closed count)
+ngx=$(run "$ngx_url" closed no)
+row closed "$closed" "$ngx"
+wrk_paced=$(run_wrk "$url" 25 count)
+ngx=$(run_wrk "$ngx_url" 25 no)
+row "wrk paced" "$wrk_paced" "$ngx"
 read -r _ _ paced_p99 _ paced_err <<<"$paced"
 rss=$(peak_rss_mib)
 echo
