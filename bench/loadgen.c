@@ -17,7 +17,8 @@
  * The mix: each request is a write (POST of --write-body to --write-path)
  * with probability --writes percent, else a read (GET --read-path), with
  * an Authorization header when --auth is given. Answers must carry a
- * Content-Length (both jarvisd and nginx do).
+ * Content-Length and fit in 16 KiB (jarvisd's and nginx's here do);
+ * others count as connection errors.
  *
  * Counted: requests due in the --secs window after every connection is
  * open (later ones are not sent); the answers to them are awaited up to
@@ -64,6 +65,7 @@ typedef struct {
     uint64_t due;  /* ns: when the outstanding (or next) request is due */
     uint64_t sent; /* ns: when it went */
     bool busy, is_write, late, dead;
+    bool due_sent; /* the request due at `due` has gone */
 } conn;
 
 struct worker {
@@ -157,8 +159,9 @@ static void on_timer(uv_timer_t *t)
 }
 
 /* The next request of c: due one period after the last (closed loop: now),
- * sent at once when already due, else by the timer. */
-static void schedule(conn *c)
+ * sent at once when already due, else by the timer. after_answer: c was
+ * held by the server until now, which is charged for a late send. */
+static void schedule(conn *c, bool after_answer)
 {
     gen *g = c->w->g;
     uint64_t now = uv_hrtime();
@@ -167,10 +170,11 @@ static void schedule(conn *c)
     } else {
         c->due += g->period;
     }
+    c->due_sent = false;
     if (c->due >= atomic_load(&g->t_end))
         return;
     if (c->due <= now) {
-        c->late = g->period != 0;
+        c->late = after_answer && g->period != 0;
         send_request(c);
         return;
     }
@@ -189,6 +193,7 @@ static void send_request(conn *c)
     uv_buf_t b = c->is_write ? uv_buf_init(g->req_write, (unsigned)g->len_write)
                              : uv_buf_init(g->req_read, (unsigned)g->len_read);
     c->busy = true;
+    c->due_sent = true;
     c->sent = uv_hrtime();
     c->wr.data = c;
     if (uv_write(&c->wr, (uv_stream_t *)&c->tcp, &b, 1, on_written) != 0)
@@ -257,7 +262,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
     memmove(c->buf, c->buf + len, c->len - (size_t)len);
     c->len -= (size_t)len;
     /* After the window, only the requests it held back are still sent. */
-    schedule(c);
+    schedule(c, true);
     if (w->stopping && all_idle(w))
         finish(w);
 }
@@ -289,7 +294,7 @@ static void finish(worker *w)
     uint64_t period = w->g->period, end = atomic_load(&w->g->t_end);
     for (unsigned i = 0; period && i < w->nconns; i++) {
         conn *c = &w->conns[i];
-        uint64_t first = c->busy || c->dead ? c->due + period : c->due;
+        uint64_t first = c->due_sent ? c->due + period : c->due;
         if (first < end)
             w->err += (end - first + period - 1) / period;
     }
@@ -313,13 +318,27 @@ static bool all_idle(const worker *w)
     return true;
 }
 
+/* A connection whose timer is still to send a request due in the window
+ * (this thread ran late): the window is not over for it. */
+static bool timer_owes(const worker *w)
+{
+    uint64_t end = atomic_load(&w->g->t_end);
+    for (unsigned i = 0; i < w->nconns; i++) {
+        const conn *c = &w->conns[i];
+        if (!c->dead && !c->busy && !c->due_sent && c->due < end)
+            return true;
+    }
+    return false;
+}
+
 /* The window is over: no new requests; the answers outstanding are awaited
  * up to the timeout. */
 static void on_window_end(uv_timer_t *t)
 {
     worker *w = t->data;
-    /* libuv's clock is in whole milliseconds: it may fire a little early. */
-    if (uv_hrtime() < atomic_load(&w->g->t_end)) {
+    /* libuv's clock is in whole milliseconds: it may fire a little early,
+     * or before a connection's timer due at the same moment. */
+    if (uv_hrtime() < atomic_load(&w->g->t_end) || timer_owes(w)) {
         uv_timer_start(&w->end, on_window_end, 1, 0);
         return;
     }
@@ -339,12 +358,26 @@ static void on_go(uv_async_t *a)
     uint64_t t0 = atomic_load(&g->t0);
     for (unsigned i = 0; i < w->nconns; i++) {
         conn *c = &w->conns[i];
-        c->due = t0 - g->period;
-        if (g->period)
-            c->due += next_rand(&w->rng) % g->period;
+        uint64_t first = t0 + (g->period ? next_rand(&w->rng) % g->period : 0);
         /* One that could not connect: its requests count as unanswered. */
-        if (!c->dead)
-            schedule(c);
+        if (c->dead) {
+            c->due = first;
+            continue;
+        }
+        if (g->period == 0) {
+            /* Closed loop: the first request at t0, then back to back. */
+            c->due = first;
+            c->due_sent = false;
+            uint64_t now = uv_hrtime();
+            if (now >= first)
+                send_request(c);
+            else
+                uv_timer_start(&c->timer, on_timer,
+                               (first - now + 999999) / 1000000, 0);
+            continue;
+        }
+        c->due = first - g->period;
+        schedule(c, false);
     }
     uint64_t now = uv_hrtime(), end = atomic_load(&g->t_end);
     uint64_t ms = (end > now ? end - now : 0) / 1000000;
@@ -583,7 +616,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "loadgen: no connection could be opened\n");
         return 1;
     }
-    uint64_t t0 = uv_hrtime() + 10000000;
+    /* A head start for every thread to be waiting when t0 comes. */
+    uint64_t t0 = uv_hrtime() + 50000000;
     atomic_store(&g.t_end, t0 + (uint64_t)(g.secs * 1e9));
     atomic_store(&g.t0, t0);
     for (unsigned i = 0; i < g.threads; i++)
@@ -593,7 +627,8 @@ int main(int argc, char **argv)
         uv_loop_close(&g.w[i].loop);
     }
     if (failed)
-        printf("loadgen: %u connections could not be opened\n", failed);
+        fprintf(stderr, "loadgen: %u connections could not be opened\n",
+                failed);
     report(&g);
     for (unsigned i = 0; i < g.threads; i++) {
         free(g.w[i].conns);

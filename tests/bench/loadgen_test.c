@@ -9,7 +9,8 @@
  *   - a fast server: as many answers as requests due, at send latency;
  *   - a connection cut after three answers: the request in flight is an
  *     error (and, being a write, unsure), the rest of the window's
- *     requests are errors too, none is lost from the count;
+ *     requests are errors too, none is lost from the count; the same for
+ *     a connection closed while idle, with nothing in flight;
  *   - closed loop: one request at a time, back to back;
  *   - the requests carry the method, path, token and body asked for.
  */
@@ -31,8 +32,9 @@
 
 typedef struct {
     int lfd, port;
-    unsigned delay_ms;  /* before each answer */
-    unsigned cut_after; /* close a connection after this many; 0: never */
+    unsigned delay_ms;   /* before each answer */
+    unsigned cut_after;  /* close a connection after this many; 0: never */
+    unsigned idle_after; /* ... the same, right after answering the last */
     pthread_t thread, conn_threads[16];
     atomic_uint posts, gets, bad, conns;
 } server;
@@ -103,6 +105,8 @@ static void *serve_conn(void *p)
         if (write(a->fd, ok, sizeof ok - 1) != (ssize_t)(sizeof ok - 1))
             break;
         answered++;
+        if (s->idle_after && answered == s->idle_after)
+            break;
     }
     close(a->fd);
     free(a);
@@ -133,11 +137,13 @@ static void *serve(void *p)
     }
 }
 
-static void server_start(server *s, unsigned delay_ms, unsigned cut_after)
+static void server_start(server *s, unsigned delay_ms, unsigned cut_after,
+                         unsigned idle_after)
 {
     memset(s, 0, sizeof *s);
     s->delay_ms = delay_ms;
     s->cut_after = cut_after;
+    s->idle_after = idle_after;
     s->lfd = socket(AF_INET, SOCK_STREAM, 0);
     assert_true(s->lfd >= 0);
     struct sockaddr_in a = {.sin_family = AF_INET};
@@ -200,7 +206,7 @@ static void test_slow_server_is_charged(void **state)
 {
     (void)state;
     server s;
-    server_start(&s, 20, 0);
+    server_start(&s, 20, 0, 0);
     /* 100 requests due over 1 s, answered one per 20 ms: the k-th is
      * answered about 10 k ms after it was due. */
     figures f = run(&s, "--conns 1 --rate 100 --secs 1 --writes 0");
@@ -216,7 +222,7 @@ static void test_fast_server(void **state)
 {
     (void)state;
     server s;
-    server_start(&s, 0, 0);
+    server_start(&s, 0, 0, 0);
     figures f = run(&s, "--conns 4 --rate 100 --secs 1 --writes 50");
     server_stop(&s);
     assert_int_equal(f.wok + f.rok, 400);
@@ -235,7 +241,7 @@ static void test_cut_connection(void **state)
 {
     (void)state;
     server s;
-    server_start(&s, 0, 3);
+    server_start(&s, 0, 3, 0);
     figures f = run(&s, "--conns 1 --rate 100 --secs 1 --writes 100");
     server_stop(&s);
     /* Three answered; the fourth sent and cut (perhaps applied); the 96
@@ -247,11 +253,26 @@ static void test_cut_connection(void **state)
     assert_int_equal(atomic_load(&s.posts), 4);
 }
 
+static void test_idle_close(void **state)
+{
+    (void)state;
+    server s;
+    server_start(&s, 0, 0, 3);
+    figures f = run(&s, "--conns 1 --rate 100 --secs 1 --writes 100");
+    server_stop(&s);
+    /* Closed while idle, its fourth request scheduled: that one and the
+     * 96 after it are unanswered, none of them sent. */
+    assert_int_equal(f.wok, 3);
+    assert_int_equal(f.unsure, 0);
+    assert_int_equal(f.err, 97);
+    assert_int_equal(atomic_load(&s.posts), 3);
+}
+
 static void test_closed_loop(void **state)
 {
     (void)state;
     server s;
-    server_start(&s, 10, 0);
+    server_start(&s, 10, 0, 0);
     figures f = run(&s, "--conns 1 --rate 0 --secs 1 --writes 0");
     server_stop(&s);
     /* One at a time, each answered in 10 ms or more. */
@@ -267,6 +288,7 @@ int main(void)
         cmocka_unit_test(test_slow_server_is_charged),
         cmocka_unit_test(test_fast_server),
         cmocka_unit_test(test_cut_connection),
+        cmocka_unit_test(test_idle_close),
         cmocka_unit_test(test_closed_loop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
