@@ -853,18 +853,20 @@ static jv_err live_row(void *arg, const jv_change_row *r)
  * handing each page to the loop. Waits while the loop has not taken
  * OUT_BYTES. */
 /* Nobody watches: the ring need not hold what was committed. A marker
- * (kind 0) tells the loop that the ring starts over after it. */
-static void skip_live(jv_watch *w)
+ * (kind 0) tells the loop that the ring starts over after it. False when
+ * that could not be done (decoded stays: to be tried again). */
+static bool skip_live(jv_watch *w)
 {
     int64_t newest, dmax;
-    if (jv_changes_bounds(w->st, &newest, &dmax) != JV_OK ||
-        newest <= w->decoded)
-        return;
+    if (jv_changes_bounds(w->st, &newest, &dmax) != JV_OK)
+        return false;
+    if (newest <= w->decoded)
+        return true;
     jv_buf none;
     jv_buf_init(&none);
     wev *e = wev_new(cur_end(newest), 0, (jv_str){"", 0}, &none);
     if (!e)
-        return; /* decoded stays: the next kick tries again */
+        return false;
     w->decoded = newest;
     dmap_clear(&w->live); /* shares moved on without us */
     pthread_mutex_lock(&w->mu);
@@ -875,6 +877,7 @@ static void skip_live(jv_watch *w)
     w->out_tail = e;
     uv_async_send(&w->fan_async);
     pthread_mutex_unlock(&w->mu);
+    return true;
 }
 
 static void run_live(jv_watch *w)
@@ -1081,8 +1084,10 @@ static void *thread_main(void *arg)
         if (w->idle_commits) {
             w->idle_commits = false;
             pthread_mutex_unlock(&w->mu);
-            skip_live(w);
+            bool skipped = skip_live(w);
             pthread_mutex_lock(&w->mu);
+            if (!skipped)
+                w->idle_commits = true; /* again at the next wake-up */
         }
         if (w->kicked || w->nevs) {
             nev *list = w->nevs;
