@@ -12,8 +12,8 @@
  * string that needs an escape or holds other bytes) is written by jansson
  * itself, so the text stays identical, including for values jansson
  * refuses (a string that is not valid UTF-8). One difference: for such a
- * key jansson writes a lone quote and goes on (text that does not parse);
- * this refuses it.
+ * key jansson writes what it escaped of it, with no closing quote, and
+ * goes on (broken text); this refuses it.
  *
  * The values the node builds have no cycles (jansson's table catches them;
  * this would recurse until the stack ran out): only trees go here.

@@ -135,9 +135,9 @@ static bool check_same(json_t *v, uint64_t schedule)
         assert_non_null(want);
         assert_int_equal(json_dumpb(v, want, want_len, flags), want_len);
     }
-    /* jansson writes a lone quote for a key that is not valid UTF-8 (it
-     * does not check what it wrote of a key) and goes on: broken text,
-     * which must be refused instead. */
+    /* For a key that is not valid UTF-8, jansson writes what it escaped of
+     * it, with no closing quote (it does not check how a key's writing
+     * went), and goes on: broken text, which must be refused instead. */
     if (has_bad_key(v))
         want_len = 0;
     jv_buf got;
