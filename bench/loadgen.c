@@ -37,7 +37,6 @@
  *        [--write-body B] [--timeout S] [--seed N]
  */
 #define _GNU_SOURCE /* memmem */
-#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>

@@ -132,7 +132,6 @@ void jv_api_free(jv_node *n)
 {
     jv_free(n->api_series);
     n->api_series = NULL;
-    jv_buf_fini(&n->api_text);
 }
 
 static void record(api_ctx *c, int status)
@@ -191,28 +190,17 @@ void api_reply_raw(api_ctx *c, int status, const char *type,
 
 void api_reply(api_ctx *c, int status, json_t *body)
 {
-    /* One buffer for every answer of the node (all are written on the
-     * loop thread, and copied into the connection's buffer): no allocation
-     * per answer, unless one outgrows it. */
-    jv_buf *text = &c->node->api_text;
-    jv_buf_reset(text);
-    jv_err err = body ? jv_json_write(text, body) : JV_OK;
-    if (body)
-        json_decref(body);
-    if (err != JV_OK || text->len == 0) {
-        jv_buf_fini(text);
-        jv_buf_init(text);
+    /* A failed render (an error's answer after a read's) starts over. */
+    jv_buf_fini(&c->text);
+    jv_buf_init(&c->text);
+    if (api_render(c, body) != JV_OK) {
         static const char oom[] =
             "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
         api_reply_raw(c, 500, "application/json", NULL, oom, sizeof(oom) - 1);
         return;
     }
-    jv_node *n = c->node; /* c is freed with the answer */
-    api_reply_raw(c, status, "application/json", NULL, text->data, text->len);
-    if (n->api_text.cap > 65536) {
-        jv_buf_fini(&n->api_text);
-        jv_buf_init(&n->api_text);
-    }
+    api_reply_raw(c, status, "application/json", NULL, c->text.data,
+                  c->text.len);
 }
 
 void api_reply_stream(api_ctx *c, int status, jv_http_pull_fn pull,
@@ -371,7 +359,10 @@ void api_read(api_ctx *c, api_read_fn fn, api_read_done done)
 
 jv_err api_render(api_ctx *c, json_t *v)
 {
-    jv_err err = v ? jv_json_write(&c->text, v) : JV_ENOMEM;
+    /* Room for most answers at once, not four doublings from 64 bytes. */
+    jv_err err = v ? jv_buf_reserve(&c->text, 512) : JV_ENOMEM;
+    if (err == JV_OK)
+        err = jv_json_write(&c->text, v);
     json_decref(v);
     /* What the node builds is valid: a refusal can only be memory. */
     return err == JV_OK ? JV_OK : JV_ENOMEM;

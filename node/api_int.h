@@ -53,7 +53,7 @@ struct api_ctx {
     jv_read_job job;
     api_read_fn read_fn;
     api_read_done read_done;
-    jv_buf text; /* its answer, rendered by the reader (api_render) */
+    jv_buf text; /* the answer's JSON text (api_render) */
 };
 
 /* Answers with a JSON body (stolen) and frees the context. */
@@ -93,9 +93,9 @@ void api_fail_msg(api_ctx *c, jv_err err, const char *what,
  * stays unanswered meanwhile (done answers it). When the node is stopping,
  * answers 503 at once instead. */
 void api_read(api_ctx *c, api_read_fn fn, api_read_done done);
-/* On the reader thread, in an api_read_fn: renders v (taken; NULL counts
- * as out of memory) as the answer's JSON text, so that the loop only
- * sends it. */
+/* Renders v (taken; NULL counts as out of memory) as the answer's JSON
+ * text. In an api_read_fn, on the reader thread, so that the loop only
+ * sends it; api_reply renders with it on the loop. */
 jv_err api_render(api_ctx *c, json_t *v);
 /* Back on the loop: answers what api_render rendered, or the error (what:
  * the thing read, for its message). */

@@ -8,11 +8,6 @@
 
 #define FLAGS (JSON_COMPACT | JSON_ENCODE_ANY)
 
-static jv_err put(jv_buf *out, const void *p, size_t n)
-{
-    return jv_buf_append(out, p, n);
-}
-
 /* A value written by jansson, for the cases this module leaves to it. */
 static jv_err put_by_jansson(jv_buf *out, const json_t *v)
 {
@@ -77,40 +72,40 @@ static jv_err put_integer(jv_buf *out, json_int_t v)
     } while (u);
     if (v < 0)
         *--p = '-';
-    return put(out, p, (size_t)(tmp + sizeof tmp - p));
+    return jv_buf_append(out, p, (size_t)(tmp + sizeof tmp - p));
 }
 
 static jv_err put_object(jv_buf *out, json_t *o)
 {
-    jv_err err = put(out, "{", 1);
+    jv_err err = jv_buf_append(out, "{", 1);
     bool first = true;
     for (void *it = json_object_iter(o); it && err == JV_OK;
          it = json_object_iter_next(o, it)) {
         if (!first)
-            err = put(out, ",", 1);
+            err = jv_buf_append(out, ",", 1);
         first = false;
         if (err == JV_OK)
             err = put_string(out, json_object_iter_key(it),
                              json_object_iter_key_len(it));
         if (err == JV_OK)
-            err = put(out, ":", 1);
+            err = jv_buf_append(out, ":", 1);
         if (err == JV_OK)
             err = jv_json_write(out, json_object_iter_value(it));
     }
-    return err == JV_OK ? put(out, "}", 1) : err;
+    return err == JV_OK ? jv_buf_append(out, "}", 1) : err;
 }
 
 static jv_err put_array(jv_buf *out, json_t *v)
 {
-    jv_err err = put(out, "[", 1);
+    jv_err err = jv_buf_append(out, "[", 1);
     size_t n = json_array_size(v);
     for (size_t i = 0; i < n && err == JV_OK; i++) {
         if (i > 0)
-            err = put(out, ",", 1);
+            err = jv_buf_append(out, ",", 1);
         if (err == JV_OK)
             err = jv_json_write(out, json_array_get(v, i));
     }
-    return err == JV_OK ? put(out, "]", 1) : err;
+    return err == JV_OK ? jv_buf_append(out, "]", 1) : err;
 }
 
 jv_err jv_json_write(jv_buf *out, json_t *v)
@@ -127,11 +122,11 @@ jv_err jv_json_write(jv_buf *out, json_t *v)
     case JSON_INTEGER:
         return put_integer(out, json_integer_value(v));
     case JSON_TRUE:
-        return put(out, "true", 4);
+        return jv_buf_append(out, "true", 4);
     case JSON_FALSE:
-        return put(out, "false", 5);
+        return jv_buf_append(out, "false", 5);
     case JSON_NULL:
-        return put(out, "null", 4);
+        return jv_buf_append(out, "null", 4);
     default: /* JSON_REAL */
         return put_by_jansson(out, v);
     }

@@ -60,7 +60,6 @@ struct jv_node {
     jv_auth *auth;
     jv_metrics *metrics;
     void *api_series; /* the API's cached metric handles (api.c) */
-    jv_buf api_text;  /* the answer being written, reused (api.c) */
     jv_hlc hlc;
     struct jv_repl *repl; /* peers and sync */
     jv_keyring ring;      /* cluster keys (empty: plaintext peers) */
