@@ -18,6 +18,7 @@
 #include "audit.h"
 #include "jsonout.h"
 #include "log.h"
+#include "rcache.h"
 #include "repl.h"
 #include "watch.h"
 #include "timefmt.h"
@@ -368,6 +369,24 @@ jv_err api_render(api_ctx *c, json_t *v)
     return err == JV_OK ? JV_OK : JV_ENOMEM;
 }
 
+static jv_str cache_key(const api_ctx *c)
+{
+    return (jv_str){(const char *)c->cap[0].data, c->cap[0].len};
+}
+
+bool api_cached(api_ctx *c, uint8_t kind)
+{
+    jv_rcache *rc = c->node->rcache;
+    jv_str text;
+    if (jv_rcache_get(rc, kind, cache_key(c), &text)) {
+        api_reply_raw(c, 200, "application/json", NULL, text.p, text.n);
+        return true;
+    }
+    c->cache_kind = kind;
+    c->cache_ticket = jv_rcache_ticket(rc);
+    return false;
+}
+
 void api_reply_rendered(api_ctx *c, jv_err err, const char *msg,
                         const char *what)
 {
@@ -375,6 +394,9 @@ void api_reply_rendered(api_ctx *c, jv_err err, const char *msg,
         api_fail_msg(c, err, what, msg);
         return;
     }
+    if (c->cache_ticket)
+        jv_rcache_put(c->node->rcache, c->cache_ticket, c->cache_kind,
+                      cache_key(c), c->text.data, c->text.len);
     /* The context, and the text with it, is freed once the answer has
      * been copied for the connection. */
     api_reply_raw(c, 200, "application/json", NULL, c->text.data, c->text.len);

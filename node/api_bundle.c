@@ -998,7 +998,7 @@ static void apply_checked(jv_node *n, jv_err err, void *arg)
         apply_batches(n, j);
         return;
     }
-    if ((err = jv_node_offloop(n, snap_run, snap_done, j)))
+    if ((err = jv_node_offloop_change(n, snap_run, snap_done, j)))
         api_fail(c, err, "bundle");
 }
 

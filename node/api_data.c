@@ -150,7 +150,8 @@ static void counter_read_done(api_ctx *c, jv_err err, const char *msg)
 void api_counter_get(api_ctx *c)
 {
     jv_str name;
-    if (path_name(c, JV_OP_MAX_NAME, "a counter name", &name))
+    if (path_name(c, JV_OP_MAX_NAME, "a counter name", &name) ||
+        api_cached(c, API_CACHE_COUNTER))
         return;
     shares_acc *a = jv_calloc(1, sizeof(*a));
     if (!a || !(a->arr = json_array())) {
@@ -801,7 +802,7 @@ void api_config_get(api_ctx *c)
 {
     jv_str key;
     if (path_name(c, JV_OP_MAX_KEY, "a config key", &key) ||
-        json_slot(c, "config key"))
+        api_cached(c, API_CACHE_CONFIG) || json_slot(c, "config key"))
         return;
     api_read(c, config_read, config_read_done);
 }
@@ -965,7 +966,7 @@ void api_archive_get(api_ctx *c)
 {
     jv_str key;
     if (path_name(c, JV_OP_MAX_KEY, "an archive key", &key) ||
-        json_slot(c, "archive entry"))
+        api_cached(c, API_CACHE_ARCHIVE) || json_slot(c, "archive entry"))
         return;
     api_read(c, archive_read, archive_read_done);
 }

@@ -15,6 +15,7 @@
 #include "backup.h"
 #include "datadir.h"
 #include "local.h"
+#include "rcache.h"
 #include "reload.h"
 #include "repl.h"
 #include "procstat.h"
@@ -144,6 +145,16 @@ static void metrics_answer(api_ctx *c)
                    "reason=\"timeout\"",
                    (double)(hs.timed_out - shown.timed_out));
     shown = hs;
+    static jv_rcache_stats cshown; /* the same for the read cache */
+    jv_rcache_stats cs;
+    jv_rcache_stats_get(n->rcache, &cs);
+    jv_metrics_add(n->metrics, "jarvis_read_cache_lookups_total",
+                   "result=\"hit\"", (double)(cs.hits - cshown.hits));
+    jv_metrics_add(n->metrics, "jarvis_read_cache_lookups_total",
+                   "result=\"miss\"", (double)(cs.misses - cshown.misses));
+    jv_metrics_set(n->metrics, "jarvis_read_cache_bytes", NULL,
+                   (double)cs.bytes);
+    cshown = cs;
     jv_metrics_set(n->metrics, "jarvis_uptime_seconds", NULL,
                    (double)(jv_now_ms() - n->started_ms) / 1000.0);
     jv_repl_update_metrics(n->repl);

@@ -163,6 +163,10 @@ static const opt opts[] = {
      "memory for streamed answers (lists, export) of all clients\n"
      "together; default: 32M",
      MiB, 4 * GiB},
+    {"read-cache", T_SIZE, OFF(read_cache), "BYTES",
+     "answers to single-key reads (counter, config or archive key)\n"
+     "kept while nothing is written; 0: off; default: 4M",
+     0, GiB},
     {"test-faults", T_BOOL, OFF(test_faults), NULL,
      "enable fault injection through the API (for tests only)", 0, 0},
     {"test-clock-offset-ms", T_STR, OFF(test_clock_offset), "MS",
@@ -335,6 +339,7 @@ static jv_err set_defaults(jv_config *c)
     c->request_timeout_ms = 10000;
     c->send_timeout_ms = 30000;
     c->stream_buffer = 32 * MiB;
+    c->read_cache = 4 * MiB;
     if (jv_datadir_default(buf, sizeof(buf)) != JV_OK)
         return JV_ETOOBIG;
     if (gethostname(host, sizeof(host)) != 0)

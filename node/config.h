@@ -64,6 +64,8 @@ typedef struct {
     uint64_t request_timeout_ms;
     uint64_t send_timeout_ms;
     uint64_t stream_buffer;
+    /* Bytes of single-key answers kept (rcache.h); 0 = off. */
+    uint64_t read_cache;
     bool insecure;           /* allow listening without a cluster key */
     bool insecure_api;       /* allow a non-loopback session API */
     bool test_faults;        /* enable POST /v1/debug/faults (tests only) */

@@ -19,6 +19,7 @@
 #include "local.h"
 #include "log.h"
 #include "query.h"
+#include "rcache.h"
 #include "reload.h"
 #include "repl.h"
 #include "transport.h"
@@ -108,6 +109,12 @@ static jv_err declare_metrics(jv_metrics *m)
          NULL, 0},
         {"jarvis_uptime_seconds", JV_METRIC_GAUGE, "seconds since start", NULL,
          0},
+        {"jarvis_read_cache_lookups_total", JV_METRIC_COUNTER,
+         "single-key reads looked up in the read cache: result hit (answered "
+         "from memory) or miss (read from the database)",
+         NULL, 0},
+        {"jarvis_read_cache_bytes", JV_METRIC_GAUGE,
+         "memory held by the read cache", NULL, 0},
         {"jarvis_build_info", JV_METRIC_GAUGE,
          "1, labelled with this build's version and wire protocol and the "
          "versions of the libraries it runs on",
@@ -145,6 +152,8 @@ static void on_job(void *arg, const jv_writer_job *j)
 {
     jv_node *n = arg;
     uint64_t now = jv_now_ms();
+    /* Before any answer of the job goes out (read-your-writes). */
+    jv_rcache_moved(n->rcache);
     if (j->err) {
         n->last_commit_err = j->err;
         n->last_commit_err_ms = now;
@@ -197,6 +206,7 @@ typedef struct {
     jv_offloop_done done;
     void *arg;
     jv_err err;
+    bool changes; /* the data (jv_node_offloop_change) */
 } offloop_job;
 
 static void offloop_work(uv_work_t *w)
@@ -222,12 +232,16 @@ static void offloop_after(uv_work_t *w, int status)
     offloop_job *j = w->data;
     jv_node *n = j->node;
     n->offloop--;
+    if (j->changes) {
+        n->changing--;
+        jv_rcache_moved(n->rcache);
+    }
     j->done(n, status == UV_ECANCELED ? JV_ECLOSED : j->err, j->arg);
     jv_free(j);
 }
 
-jv_err jv_node_offloop(jv_node *n, jv_offloop_fn fn, jv_offloop_done done,
-                       void *arg)
+static jv_err offloop(jv_node *n, jv_offloop_fn fn, jv_offloop_done done,
+                      void *arg, bool changes)
 {
     if (n->stopping)
         return JV_ECLOSED;
@@ -244,7 +258,21 @@ jv_err jv_node_offloop(jv_node *n, jv_offloop_fn fn, jv_offloop_done done,
         return JV_ESTATE;
     }
     n->offloop++;
+    if ((j->changes = changes))
+        n->changing++;
     return JV_OK;
+}
+
+jv_err jv_node_offloop(jv_node *n, jv_offloop_fn fn, jv_offloop_done done,
+                       void *arg)
+{
+    return offloop(n, fn, done, arg, false);
+}
+
+jv_err jv_node_offloop_change(jv_node *n, jv_offloop_fn fn,
+                              jv_offloop_done done, void *arg)
+{
+    return offloop(n, fn, done, arg, true);
 }
 
 /* -- checkpoints ---------------------------------------------------------- */
@@ -834,7 +862,15 @@ static jv_err open_data(jv_node *n, const jv_config *cfg, char *msg,
     return JV_OK;
 }
 
-/* Credentials, metrics and the writer thread. */
+/* No write queued or committing, no job changing the data: what a reader
+ * reads now stays true until the next jv_rcache_moved(). */
+static bool data_quiet(void *arg)
+{
+    const jv_node *n = arg;
+    return n->writer && jv_writer_pending(n->writer) == 0 && n->changing == 0;
+}
+
+/* Credentials, metrics, the writer thread and the read cache. */
 static jv_err start_services(jv_node *n, const jv_config *cfg, char *msg,
                              size_t msglen)
 {
@@ -848,6 +884,10 @@ static jv_err start_services(jv_node *n, const jv_config *cfg, char *msg,
     }
     if ((err = jv_auth_load(n->auth, n->rst, jv_now_ms()))) {
         fmt(msg, msglen, "cannot load API keys: %s", jv_store_errmsg(n->rst));
+        return err;
+    }
+    if ((err = jv_rcache_new(cfg->read_cache, data_quiet, n, &n->rcache))) {
+        fmt(msg, msglen, "out of memory for the read cache");
         return err;
     }
     if ((err = jv_writer_start(n->loop, n->wst, &n->origin, &n->hlc,
@@ -977,8 +1017,10 @@ fail:
     n->cst = n->rst = n->wst = NULL;
     jv_auth_free(n->auth);
     jv_metrics_free(n->metrics);
+    jv_rcache_free(n->rcache);
     n->auth = NULL;
     n->metrics = NULL;
+    n->rcache = NULL;
     jv_datadir_unlock(n->lockfd);
     n->lockfd = -1;
     jv_keypair_wipe(&n->kp);
@@ -993,8 +1035,10 @@ void jv_node_fini(jv_node *n)
     jv_api_free(n);
     jv_auth_free(n->auth);
     jv_metrics_free(n->metrics);
+    jv_rcache_free(n->rcache);
     n->auth = NULL;
     n->metrics = NULL;
+    n->rcache = NULL;
     jv_datadir_unlock(n->lockfd);
     n->lockfd = -1;
     jv_keypair_wipe(&n->kp);

@@ -79,8 +79,11 @@ struct jv_node {
     uint64_t started_ms;
     bool stopping;
     int exit_code;
-    unsigned closing; /* handles still closing during stop */
-    unsigned offloop; /* thread-pool jobs running (backup, verify, export) */
+    unsigned closing;  /* handles still closing during stop */
+    unsigned offloop;  /* thread-pool jobs running (backup, verify, export) */
+    unsigned changing; /* ... of them, jobs that change the data */
+    /* Single-key answers while the data stands still (rcache.h). */
+    struct jv_rcache *rcache;
     uint64_t ticks;
 
     /* Health inputs. */
@@ -130,5 +133,10 @@ typedef jv_err (*jv_offloop_fn)(jv_store *st, void *arg);
 typedef void (*jv_offloop_done)(jv_node *n, jv_err err, void *arg);
 jv_err jv_node_offloop(jv_node *n, jv_offloop_fn fn, jv_offloop_done done,
                        void *arg);
+/* The same for a job that may change the data (a snapshot installed, a
+ * compaction): the read cache serves nothing while it runs, and nothing
+ * it held before. */
+jv_err jv_node_offloop_change(jv_node *n, jv_offloop_fn fn,
+                              jv_offloop_done done, void *arg);
 
 #endif

@@ -7,6 +7,7 @@
 #include "alloc.h"
 #include "local.h"
 #include "log.h"
+#include "rcache.h"
 #include "repl.h"
 #include "timefmt.h"
 #include "transport.h"
@@ -53,6 +54,7 @@ static const field http_fields[] = {
 static const field repl_fields[] = {F("sync-interval", sync_interval_ms),
                                     F("fanout", fanout),
                                     F("peer-timeout", peer_timeout_ms)};
+static const field cache_fields[] = {F("read-cache", read_cache)};
 /* Read from n->cfg where used: the swap applies them. */
 static const field read_fields[] = {F("session-ttl", session_ttl),
                                     F("log-retention", log_retention_s),
@@ -196,6 +198,11 @@ static jv_err apply_live(jv_node *n, jv_reload *st, const jv_config *c,
     if (diff_u64(st, old, c, repl_fields, NF(repl_fields)) && n->repl)
         jv_repl_set_tuning(n->repl, c->fanout, c->sync_interval_ms,
                            c->peer_timeout_ms);
+    if (diff_u64(st, old, c, cache_fields, NF(cache_fields)) &&
+        jv_rcache_resize(n->rcache, c->read_cache) != JV_OK) {
+        snprintf(msg, msglen, "out of memory for the read cache");
+        return JV_ENOMEM;
+    }
     if (diff_u64(st, old, c, http_fields, NF(http_fields)) && n->http) {
         jv_http_opts ho;
         jv_http_opts_default(&ho);

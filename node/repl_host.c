@@ -57,7 +57,8 @@ static jv_err h_offloop(void *ctx, jv_offloop_fn fn, jv_offloop_done done,
                         void *arg)
 {
     host *h = ctx;
-    return jv_node_offloop(h->node, fn, done, arg);
+    /* Replication's only job off the loop installs a snapshot. */
+    return jv_node_offloop_change(h->node, fn, done, arg);
 }
 
 static void h_peer_seen(void *ctx, const char *addr, const jv_id *id,

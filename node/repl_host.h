@@ -38,8 +38,9 @@ typedef struct {
     void (*timer_start)(void *ctx, uint64_t delay_ms, void (*fn)(void *arg),
                         void *arg);
     void (*timer_stop)(void *ctx);
-    /* Jobs (writer.h, readers.h, node.h's jv_node_offloop): the same
-     * contracts; done callbacks come later, never from inside the call. */
+    /* Jobs (writer.h, readers.h, node.h's jv_node_offloop_change): the
+     * same contracts; done callbacks come later, never from inside the
+     * call. offloop's jobs change the data. */
     void (*write)(void *ctx, jv_write_req *req);
     jv_err (*read)(void *ctx, jv_read_job *job);
     jv_err (*offloop)(void *ctx, jv_offloop_fn fn, jv_offloop_done done,

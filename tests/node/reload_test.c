@@ -3,7 +3,8 @@
  * "Reloading settings"): a real jarvisd started with a config file; the
  * file is edited and the node signalled; each change is checked by its
  * effect (a body over the old max-body accepted, debug lines in the log,
- * peers and trust, session lifetime, rate limit), settings that need a
+ * peers and trust, session lifetime, rate limit, the read cache turned off
+ * and on), settings that need a
  * restart are named in the log and in GET /v1/status, flags keep winning
  * over the file, and a file that no longer parses changes nothing.
  *
@@ -325,6 +326,50 @@ static void test_reload(void **state)
     api_cleanup(&N);
 }
 
+static double cache_lookups(const char *result)
+{
+    jv_http_resp r;
+    API_REQ(&N, &r, "GET", "/metrics", NULL, NULL);
+    assert_int_equal(r.status, 200);
+    double v = api_metric(
+        r.body,
+        api_fmt("jarvis_read_cache_lookups_total{result=\"%s\"}", result));
+    jv_http_resp_fini(&r);
+    return v;
+}
+
+/* read-cache: turned off by a reload (lookups stop: every read goes to
+ * the database), and on again. */
+static void test_reload_read_cache(void **state)
+{
+    (void)state;
+    char root[512], at[64] = "";
+    api_tmpdir("jvreload", root, sizeof root);
+    snprintf(conf, sizeof conf, "%s/jarvisd.conf", root);
+    write_conf("read-cache = 64k\n");
+    char *args[] = {(char *)"--config", conf, NULL};
+    api_start(&N, args);
+    json_decref(API_OK(&N, 200, "POST", "/v1/counters/c/increment",
+                       N.admin_token, "{}"));
+    for (int on = 0; on < 3; on++) {
+        double hits = cache_lookups("hit"), misses = cache_lookups("miss");
+        for (int i = 0; i < 10; i++)
+            json_decref(
+                API_OK(&N, 200, "GET", "/v1/counters/c", N.admin_token, NULL));
+        double looked =
+            cache_lookups("hit") - hits + cache_lookups("miss") - misses;
+        assert_true(looked == (on == 1 ? 0 : 10));
+        if (on == 2)
+            break;
+        write_conf(on == 0 ? "read-cache = 0\n" : "read-cache = 1M\n");
+        json_t *r = reload(at, sizeof at);
+        static const char *const changed[] = {"read-cache"};
+        names_are(json_object_get(r, "changed"), changed, 1);
+        json_decref(r);
+    }
+    api_cleanup(&N);
+}
+
 /* jarvisd with every setting but the data dir from the config file (the
  * harness's starts pass --api-listen, which would win over the file). */
 static void start_from_file(void)
@@ -471,6 +516,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reload),
+        cmocka_unit_test(test_reload_read_cache),
         cmocka_unit_test(test_restart_needed),
         cmocka_unit_test(test_key_file),
     };
