@@ -943,13 +943,19 @@ static jv_err archive_read(jv_store *st, api_ctx *c)
 {
     json_t **slot = c->extra, *all = NULL;
     jv_str key = cap_str(c, 0);
-    jv_err err = jv_store_archive_get(st, key, one_archive, &slot[0]);
+    /* Two statements, one state: a commit between them would pair the
+     * latest value of one state with the values of another. */
+    jv_err err = jv_store_read_begin(st);
+    if (err)
+        return err;
+    err = jv_store_archive_get(st, key, one_archive, &slot[0]);
     /* Every value, not only the latest: after concurrent adds a reader
      * sees all that the key holds, as the export shows them. */
     if (!err && !(all = json_array()))
         err = JV_ENOMEM;
     if (!err)
         err = jv_store_archive_key_values(st, key, all_archive, all);
+    jv_store_read_end(st);
     if (!err && json_object_set_new(slot[0], "all", all) != 0)
         err = JV_ENOMEM;
     else if (err)

@@ -272,7 +272,9 @@ static void until_hit(api_node *a, const char *path, const char *want)
 
 /* A writer increments while readers poll the same counter (the hot key a
  * dashboard reads): no reader ever sees less than what was acknowledged
- * before its request, nor a total that goes back. */
+ * before its request, nor a total that goes back. The writer also
+ * replaces an archive entry's value, and the readers read it: each
+ * answer is of one state (its latest value among its values). */
 #define HOT_READERS 4
 #define HOT_WRITES  300
 
@@ -284,6 +286,20 @@ typedef struct {
     char why[256];
     long reads;
 } hot_reader;
+
+/* The entry's "value" is one of its "all" values. */
+static bool archive_whole(const json_t *e)
+{
+    const json_t *all = json_object_get(e, "all"), *v;
+    size_t i;
+    json_array_foreach(all, i, v)
+    {
+        if (json_equal(json_object_get(v, "value"),
+                       json_object_get(e, "value")))
+            return true;
+    }
+    return false;
+}
 
 static void *hot_read_main(void *arg)
 {
@@ -311,6 +327,16 @@ static void *hot_read_main(void *arg)
         }
         last = v > last ? v : last;
         t->reads++;
+        jv_http_resp_fini(&r);
+        /* An archive entry is read with two statements: its latest value
+         * must be among all its values, from one state. */
+        jv_http_do(&c, "GET", "/v1/archive/r/1", t->a->admin_token, NULL, 0,
+                   &r);
+        if (r.status != 200 || !archive_whole(r.json)) {
+            if (atomic_fetch_add(t->failures, 1) == 0)
+                snprintf(t->why, sizeof t->why, "archive entry torn: %ld %s",
+                         r.status, r.body);
+        }
         jv_http_resp_fini(&r);
     }
     jv_http_client_fini(&c);
@@ -380,6 +406,8 @@ static void test_read_cache(void **state)
             API_OK(&N, 200, "POST", "/v1/counters/hot/increment", tok, "{}");
         atomic_store(&acked, API_INT(v, "total"));
         json_decref(v);
+        json_decref(API_OK(&N, 200, "PUT", "/v1/archive/r/1", tok,
+                           api_fmt("{\"value\":%d}", 1000 + i)));
     }
     atomic_store(&done, true);
     long reads = 0;
