@@ -108,7 +108,7 @@ void jv_compact_tick(jv_node *n)
     uint64_t now = jv_now_ms(), keep = n->cfg->log_retention_s * 1000;
     j->max_hlc = now > keep ? jv_hlc_make(now - keep, UINT16_MAX) : 0;
     j->kp = n->origin;
-    if (jv_node_offloop_change(n, round_run, round_done, j) != JV_OK) {
+    if (jv_node_offloop(n, round_run, round_done, j) != JV_OK) {
         jv_keypair_wipe(&j->kp);
         jv_vv_fini(&j->frontier);
         jv_free(j);

@@ -133,9 +133,9 @@ typedef jv_err (*jv_offloop_fn)(jv_store *st, void *arg);
 typedef void (*jv_offloop_done)(jv_node *n, jv_err err, void *arg);
 jv_err jv_node_offloop(jv_node *n, jv_offloop_fn fn, jv_offloop_done done,
                        void *arg);
-/* The same for a job that may change the data (a snapshot installed, a
- * compaction): the read cache serves nothing while it runs, and nothing
- * it held before. */
+/* The same for a job that may change what reads answer (a snapshot
+ * installed; a compaction does not: it folds the log, not the state):
+ * the read cache serves nothing while it runs, nor what it held before. */
 jv_err jv_node_offloop_change(jv_node *n, jv_offloop_fn fn,
                               jv_offloop_done done, void *arg);
 

@@ -24,7 +24,7 @@
  * after a move, which makes them out of date.
  *
  * Memory: at most `budget` bytes of entries (key, answer and a small
- * header); a slot per hash of the key (keyed SipHash: a client cannot
+ * header), and a table of budget / 32 bytes; a slot per hash of the key (keyed SipHash: a client cannot
  * aim keys at one slot), a colliding answer replaces the slot's, and room
  * is made by dropping entries in turn. A budget of 0 turns it off.
  *

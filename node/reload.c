@@ -1,5 +1,6 @@
 #include "reload.h"
 
+#include <inttypes.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -198,11 +199,6 @@ static jv_err apply_live(jv_node *n, jv_reload *st, const jv_config *c,
     if (diff_u64(st, old, c, repl_fields, NF(repl_fields)) && n->repl)
         jv_repl_set_tuning(n->repl, c->fanout, c->sync_interval_ms,
                            c->peer_timeout_ms);
-    if (diff_u64(st, old, c, cache_fields, NF(cache_fields)) &&
-        jv_rcache_resize(n->rcache, c->read_cache) != JV_OK) {
-        snprintf(msg, msglen, "out of memory for the read cache");
-        return JV_ENOMEM;
-    }
     if (diff_u64(st, old, c, http_fields, NF(http_fields)) && n->http) {
         jv_http_opts ho;
         jv_http_opts_default(&ho);
@@ -212,6 +208,17 @@ static jv_err apply_live(jv_node *n, jv_reload *st, const jv_config *c,
             return JV_EINVAL;
         }
         jv_watch_set_limits(n->watch, &ho);
+    }
+    /* Last, so that a failure leaves nothing above unapplied; the old
+     * size is taken back then (it was held a moment ago). */
+    if (diff_u64(st, old, c, cache_fields, NF(cache_fields)) &&
+        jv_rcache_resize(n->rcache, c->read_cache) != JV_OK) {
+        (void)jv_rcache_resize(n->rcache, old->read_cache);
+        snprintf(msg, msglen,
+                 "no memory for a read cache of %" PRIu64
+                 " bytes: it keeps %" PRIu64,
+                 c->read_cache, old->read_cache);
+        return JV_EINVAL;
     }
     return JV_OK;
 }
