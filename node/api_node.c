@@ -116,6 +116,37 @@ static void process_metrics(jv_metrics *m)
     jv_metrics_set(m, "jarvis_resident_bytes", NULL, (double)ps.resident_bytes);
 }
 
+/* The counter families kept as running counts by their modules: what
+ * each count gained since the last scrape. */
+static void counts_metrics(jv_node *n)
+{
+    static const char closed[] = "jarvis_api_connections_closed_total",
+                      lookups[] = "jarvis_read_cache_lookups_total";
+    static jv_http_stats hs0; /* loop thread: the counts at the last scrape */
+    static jv_rcache_stats cs0;
+    jv_http_stats hs;
+    jv_rcache_stats cs;
+    jv_http_stats_get(n->http, &hs);
+    jv_rcache_stats_get(n->rcache, &cs);
+    const struct {
+        const char *name, *labels;
+        uint64_t now, was;
+    } d[] = {
+        {closed, "reason=\"evicted\"", hs.evicted, hs0.evicted},
+        {closed, "reason=\"refused\"", hs.refused, hs0.refused},
+        {closed, "reason=\"timeout\"", hs.timed_out, hs0.timed_out},
+        {lookups, "result=\"hit\"", cs.hits, cs0.hits},
+        {lookups, "result=\"miss\"", cs.misses, cs0.misses},
+    };
+    for (size_t i = 0; i < sizeof d / sizeof d[0]; i++)
+        jv_metrics_add(n->metrics, d[i].name, d[i].labels,
+                       (double)(d[i].now - d[i].was));
+    hs0 = hs;
+    cs0 = cs;
+    jv_metrics_set(n->metrics, "jarvis_read_cache_bytes", NULL,
+                   (double)cs.bytes);
+}
+
 static void metrics_answer(api_ctx *c)
 {
     jv_node *n = c->node;
@@ -134,27 +165,7 @@ static void metrics_answer(api_ctx *c)
     process_metrics(n->metrics);
     jv_metrics_set(n->metrics, "jarvis_api_connections", NULL,
                    (double)jv_http_conns(n->http));
-    static jv_http_stats shown; /* loop thread: what the counters hold */
-    jv_http_stats hs;
-    jv_http_stats_get(n->http, &hs);
-    jv_metrics_add(n->metrics, "jarvis_api_connections_closed_total",
-                   "reason=\"evicted\"", (double)(hs.evicted - shown.evicted));
-    jv_metrics_add(n->metrics, "jarvis_api_connections_closed_total",
-                   "reason=\"refused\"", (double)(hs.refused - shown.refused));
-    jv_metrics_add(n->metrics, "jarvis_api_connections_closed_total",
-                   "reason=\"timeout\"",
-                   (double)(hs.timed_out - shown.timed_out));
-    shown = hs;
-    static jv_rcache_stats cshown; /* the same for the read cache */
-    jv_rcache_stats cs;
-    jv_rcache_stats_get(n->rcache, &cs);
-    jv_metrics_add(n->metrics, "jarvis_read_cache_lookups_total",
-                   "result=\"hit\"", (double)(cs.hits - cshown.hits));
-    jv_metrics_add(n->metrics, "jarvis_read_cache_lookups_total",
-                   "result=\"miss\"", (double)(cs.misses - cshown.misses));
-    jv_metrics_set(n->metrics, "jarvis_read_cache_bytes", NULL,
-                   (double)cs.bytes);
-    cshown = cs;
+    counts_metrics(n);
     jv_metrics_set(n->metrics, "jarvis_uptime_seconds", NULL,
                    (double)(jv_now_ms() - n->started_ms) / 1000.0);
     jv_repl_update_metrics(n->repl);
