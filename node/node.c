@@ -252,13 +252,14 @@ static jv_err offloop(jv_node *n, jv_offloop_fn fn, jv_offloop_done done,
     j->fn = fn;
     j->done = done;
     j->arg = arg;
+    j->changes = changes;
     j->work.data = j;
     if (uv_queue_work(n->loop, &j->work, offloop_work, offloop_after) != 0) {
         jv_free(j);
         return JV_ESTATE;
     }
     n->offloop++;
-    if ((j->changes = changes))
+    if (changes)
         n->changing++;
     return JV_OK;
 }
