@@ -374,7 +374,7 @@ static jv_str cache_key(const api_ctx *c)
     return (jv_str){(const char *)c->cap[0].data, c->cap[0].len};
 }
 
-bool api_cached(api_ctx *c, uint8_t kind)
+bool api_cached(api_ctx *c, unsigned kind)
 {
     jv_rcache *rc = c->node->rcache;
     jv_str text;
@@ -383,7 +383,7 @@ bool api_cached(api_ctx *c, uint8_t kind)
         return true;
     }
     c->cache_kind = kind;
-    c->cache_ticket = jv_rcache_ticket(rc);
+    c->cache_ticket = jv_rcache_ticket(rc, kind);
     return false;
 }
 

@@ -151,7 +151,7 @@ void api_counter_get(api_ctx *c)
 {
     jv_str name;
     if (path_name(c, JV_OP_MAX_NAME, "a counter name", &name) ||
-        api_cached(c, API_CACHE_COUNTER))
+        api_cached(c, JV_RC_COUNTER))
         return;
     shares_acc *a = jv_calloc(1, sizeof(*a));
     if (!a || !(a->arr = json_array())) {
@@ -802,7 +802,7 @@ void api_config_get(api_ctx *c)
 {
     jv_str key;
     if (path_name(c, JV_OP_MAX_KEY, "a config key", &key) ||
-        api_cached(c, API_CACHE_CONFIG) || json_slot(c, "config key"))
+        api_cached(c, JV_RC_CONFIG) || json_slot(c, "config key"))
         return;
     api_read(c, config_read, config_read_done);
 }
@@ -972,7 +972,7 @@ void api_archive_get(api_ctx *c)
 {
     jv_str key;
     if (path_name(c, JV_OP_MAX_KEY, "an archive key", &key) ||
-        api_cached(c, API_CACHE_ARCHIVE) || json_slot(c, "archive entry"))
+        api_cached(c, JV_RC_ARCHIVE) || json_slot(c, "archive entry"))
         return;
     api_read(c, archive_read, archive_read_done);
 }

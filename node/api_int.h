@@ -8,6 +8,7 @@
 
 #include "api.h"
 #include "query.h"
+#include "rcache.h"
 #include "readers.h"
 
 typedef struct api_ctx api_ctx;
@@ -56,21 +57,16 @@ struct api_ctx {
     jv_buf text; /* the answer's JSON text (api_render) */
     /* A single-key read whose answer may be kept (api_cached): its kind,
      * the key being the first capture, and the cache's ticket (0: not). */
-    uint8_t cache_kind;
+    unsigned cache_kind;
     uint64_t cache_ticket;
 };
 
-/* Kinds of single-key answers in the read cache (rcache.h). */
-enum {
-    API_CACHE_COUNTER = 1,
-    API_CACHE_CONFIG,
-    API_CACHE_ARCHIVE
-};
-/* A GET of one key (the first capture): answers from the read cache and
+/* A GET of one key (the first capture) of a kind of rcache.h (JV_RC_*):
+ * answers from the read cache and
  * returns true when it holds the answer; else notes what the read's
  * answer would be kept as (api_reply_rendered keeps it) and returns
  * false. */
-bool api_cached(api_ctx *c, uint8_t kind);
+bool api_cached(api_ctx *c, unsigned kind);
 
 /* Answers with a JSON body (stolen) and frees the context. */
 void api_reply(api_ctx *c, int status, json_t *body);

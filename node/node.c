@@ -153,7 +153,7 @@ static void on_job(void *arg, const jv_writer_job *j)
     jv_node *n = arg;
     uint64_t now = jv_now_ms();
     /* Before any answer of the job goes out (read-your-writes). */
-    jv_rcache_moved(n->rcache);
+    jv_rcache_moved(n->rcache, j->changes & JV_RC_ALL);
     if (j->err) {
         n->last_commit_err = j->err;
         n->last_commit_err_ms = now;
@@ -234,7 +234,7 @@ static void offloop_after(uv_work_t *w, int status)
     n->offloop--;
     if (j->changes) {
         n->changing--;
-        jv_rcache_moved(n->rcache);
+        jv_rcache_moved(n->rcache, JV_RC_ALL);
     }
     j->done(n, status == UV_ECANCELED ? JV_ECLOSED : j->err, j->arg);
     jv_free(j);
@@ -863,12 +863,21 @@ static jv_err open_data(jv_node *n, const jv_config *cfg, char *msg,
     return JV_OK;
 }
 
-/* No write queued or committing, no job changing the data: what a reader
- * reads now stays true until the next jv_rcache_moved(). */
-static bool data_quiet(void *arg)
+/* The writer's bits of change are the cache's kinds: on_job passes them
+ * on as they are. */
+_Static_assert(JV_CHANGES_COUNTERS == 1u << JV_RC_COUNTER &&
+                   JV_CHANGES_CONFIG == 1u << JV_RC_CONFIG &&
+                   JV_CHANGES_ARCHIVE == 1u << JV_RC_ARCHIVE,
+               "writer changes and read cache kinds differ");
+
+/* No write of kind queued or committing, no job changing the data: what a
+ * reader reads of kind now stays true until the next jv_rcache_moved() of
+ * it. */
+static bool data_quiet(void *arg, unsigned kind)
 {
     const jv_node *n = arg;
-    return n->writer && jv_writer_pending(n->writer) == 0 && n->changing == 0;
+    return n->writer && jv_writer_pending_changes(n->writer, 1u << kind) == 0 &&
+           n->changing == 0;
 }
 
 /* Credentials, metrics, the writer thread and the read cache. */

@@ -1,9 +1,10 @@
 /*
  * rcache.c - the read cache (contract in rcache.h).
  *
- * Entries carry the version they were read at; jv_rcache_moved() bumps
- * the version, so moving is O(1) and an out-of-date entry is only found
- * stale when looked up, replaced, or dropped to make room.
+ * Entries carry the version of their kind they were read at;
+ * jv_rcache_moved() bumps versions, so moving is O(1) and an out-of-date
+ * entry is only found stale when looked up, replaced, or dropped to make
+ * room.
  */
 #include "rcache.h"
 
@@ -34,7 +35,7 @@ struct jv_rcache {
     size_t nslots; /* a power of two; 0 when off */
     size_t hand;   /* the next slot dropped to make room */
     uint64_t budget, max_entry;
-    uint64_t ver; /* from 1: a ticket of 0 is none */
+    uint64_t ver[JV_RC_KINDS]; /* from 1: a ticket of 0 is none */
     unsigned char hkey[crypto_shorthash_KEYBYTES];
     jv_rcache_quiet_fn quiet;
     void *arg;
@@ -88,7 +89,8 @@ jv_err jv_rcache_new(uint64_t budget, jv_rcache_quiet_fn quiet, void *arg,
     jv_rcache *rc = jv_calloc(1, sizeof(*rc));
     if (!rc)
         return JV_ENOMEM;
-    rc->ver = 1;
+    for (unsigned k = 0; k < JV_RC_KINDS; k++)
+        rc->ver[k] = 1;
     rc->quiet = quiet;
     rc->arg = arg;
     crypto_shorthash_keygen(rc->hkey);
@@ -110,13 +112,15 @@ void jv_rcache_free(jv_rcache *rc)
     jv_free(rc);
 }
 
-void jv_rcache_moved(jv_rcache *rc)
+void jv_rcache_moved(jv_rcache *rc, unsigned kinds)
 {
-    rc->ver++;
+    for (unsigned k = 0; k < JV_RC_KINDS; k++)
+        if (kinds & (1u << k))
+            rc->ver[k]++;
 }
 
 /* The slot of (kind, key): one key's kinds land apart. */
-static size_t slot_of(const jv_rcache *rc, uint8_t kind, jv_str key)
+static size_t slot_of(const jv_rcache *rc, unsigned kind, jv_str key)
 {
     unsigned char h[crypto_shorthash_BYTES];
     uint64_t v;
@@ -126,19 +130,19 @@ static size_t slot_of(const jv_rcache *rc, uint8_t kind, jv_str key)
     return (size_t)(v & (rc->nslots - 1));
 }
 
-static bool same_key(const entry *e, uint8_t kind, jv_str key)
+static bool same_key(const entry *e, unsigned kind, jv_str key)
 {
     return e->kind == kind && e->keylen == key.n &&
            (key.n == 0 || memcmp(e->data, key.p, key.n) == 0);
 }
 
-bool jv_rcache_get(jv_rcache *rc, uint8_t kind, jv_str key, jv_str *text)
+bool jv_rcache_get(jv_rcache *rc, unsigned kind, jv_str key, jv_str *text)
 {
-    if (!rc->nslots)
+    if (!rc->nslots || kind >= JV_RC_KINDS)
         return false;
     entry *e = rc->slots[slot_of(rc, kind, key)];
-    if (e && e->ver == rc->ver && same_key(e, kind, key) &&
-        rc->quiet(rc->arg)) {
+    if (e && e->ver == rc->ver[kind] && same_key(e, kind, key) &&
+        rc->quiet(rc->arg, kind)) {
         rc->stats.hits++;
         *text = (jv_str){(const char *)e->data + e->keylen, e->len};
         return true;
@@ -147,17 +151,19 @@ bool jv_rcache_get(jv_rcache *rc, uint8_t kind, jv_str key, jv_str *text)
     return false;
 }
 
-uint64_t jv_rcache_ticket(const jv_rcache *rc)
+uint64_t jv_rcache_ticket(const jv_rcache *rc, unsigned kind)
 {
-    return rc->nslots && rc->quiet(rc->arg) ? rc->ver : 0;
+    return rc->nslots && kind < JV_RC_KINDS && rc->quiet(rc->arg, kind)
+               ? rc->ver[kind]
+               : 0;
 }
 
-void jv_rcache_put(jv_rcache *rc, uint64_t ticket, uint8_t kind, jv_str key,
+void jv_rcache_put(jv_rcache *rc, uint64_t ticket, unsigned kind, jv_str key,
                    const void *text, size_t len)
 {
     size_t size = sizeof(entry) + key.n + len;
-    if (!ticket || ticket != rc->ver || !rc->nslots || size > rc->max_entry ||
-        !rc->quiet(rc->arg))
+    if (!ticket || kind >= JV_RC_KINDS || ticket != rc->ver[kind] ||
+        !rc->nslots || size > rc->max_entry || !rc->quiet(rc->arg, kind))
         return;
     size_t i = slot_of(rc, kind, key);
     drop(rc, i);
@@ -170,11 +176,11 @@ void jv_rcache_put(jv_rcache *rc, uint64_t ticket, uint8_t kind, jv_str key,
     entry *e = jv_malloc(size);
     if (!e)
         return;
-    e->ver = rc->ver;
+    e->ver = ticket;
     e->size = size;
     e->keylen = key.n;
     e->len = len;
-    e->kind = kind;
+    e->kind = (uint8_t)kind;
     if (key.n)
         memcpy(e->data, key.p, key.n);
     if (len)

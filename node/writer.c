@@ -9,6 +9,9 @@
 #include "node.h"
 #include "query.h"
 
+/* The bits of JV_CHANGES_ALL. */
+#define CHANGE_BITS 4
+
 struct jv_writer {
     uv_loop_t *loop;
     uv_async_t wake; /* writer thread -> loop: a job finished */
@@ -25,6 +28,9 @@ struct jv_writer {
     void *stop_arg;
     jv_writer_observer observer;
     void *observer_arg;
+    /* Requests queued or committing that may change each JV_CHANGES_
+     * bit. */
+    size_t pending_bits[CHANGE_BITS];
 
     /* Shared, under mu. */
     pthread_mutex_t mu;
@@ -181,6 +187,45 @@ static void *thread_main(void *arg)
     return NULL;
 }
 
+/* What r may change (writer.h). */
+static unsigned changes_of(const jv_write_req *r)
+{
+    if (r->nremote || (r->apply_flags & JV_APPLY_RECHECK) || r->group.local)
+        return JV_CHANGES_ALL;
+    unsigned c = 0;
+    for (size_t i = 0; i < r->group.n; i++) {
+        switch (r->group.intents[i].op.kind) {
+        case JV_OP_COUNTER:
+            c |= JV_CHANGES_COUNTERS;
+            break;
+        case JV_OP_CONFIG:
+            /* A config set is audited too. */
+            c |= JV_CHANGES_CONFIG | JV_CHANGES_OTHER;
+            break;
+        case JV_OP_ARCHIVE_ADD:
+        case JV_OP_ARCHIVE_RM:
+            c |= JV_CHANGES_ARCHIVE;
+            break;
+        case JV_OP_AUDIT:
+        case JV_OP_KEY_ADD:
+        case JV_OP_KEY_REVOKE:
+            c |= JV_CHANGES_OTHER;
+            break;
+        default: /* trust releases held batches of any kind */
+            return JV_CHANGES_ALL;
+        }
+    }
+    return c;
+}
+
+/* r is no longer pending (its done callback comes next). */
+static void settle(jv_writer *w, const jv_write_req *r)
+{
+    for (unsigned b = 0; b < CHANGE_BITS; b++)
+        if (r->changes & (1u << b))
+            w->pending_bits[b]--;
+}
+
 static void dispatch(jv_writer *w)
 {
     if (w->running || !w->queue)
@@ -197,6 +242,7 @@ static void dispatch(jv_writer *w)
         while (job) {
             jv_write_req *next = job->next;
             job->err = err;
+            settle(w, job);
             job->done(job);
             job = next;
         }
@@ -249,9 +295,15 @@ static void on_wake(uv_async_t *h)
     if (!done)
         return;
     w->running = false;
+    unsigned changes = 0;
+    for (jv_write_req *r = done; r; r = r->next) {
+        changes |= r->changes;
+        settle(w, r);
+    }
     if (w->observer) {
         jv_writer_job j;
         memset(&j, 0, sizeof(j));
+        j.changes = changes;
         for (jv_write_req *r = done; r; r = r->next) {
             j.requests++;
             j.commit_ns = r->commit_ns;
@@ -320,6 +372,10 @@ void jv_writer_observe(jv_writer *w, jv_writer_observer fn, void *arg)
 void jv_writer_submit(jv_writer *w, jv_write_req *r)
 {
     r->next = NULL;
+    r->changes = changes_of(r);
+    for (unsigned b = 0; b < CHANGE_BITS; b++)
+        if (r->changes & (1u << b))
+            w->pending_bits[b]++;
     if (w->queue_tail)
         w->queue_tail->next = r;
     else
@@ -327,6 +383,15 @@ void jv_writer_submit(jv_writer *w, jv_write_req *r)
     w->queue_tail = r;
     w->queued++;
     dispatch(w);
+}
+
+size_t jv_writer_pending_changes(const jv_writer *w, unsigned changes)
+{
+    size_t n = 0;
+    for (unsigned b = 0; b < CHANGE_BITS; b++)
+        if (changes & (1u << b))
+            n += w->pending_bits[b];
+    return n;
 }
 
 size_t jv_writer_pending(const jv_writer *w)

@@ -35,6 +35,17 @@ typedef struct jv_write_req jv_write_req;
 
 typedef void (*jv_write_cb)(jv_write_req *r);
 
+/* What a request may change, as far as those who keep answers care
+ * (rcache.h): a request of peers' batches, a recheck, a trust decision,
+ * a succession or a group with a `local` step may change anything. */
+enum {
+    JV_CHANGES_COUNTERS = 1 << 0,
+    JV_CHANGES_CONFIG = 1 << 1,
+    JV_CHANGES_ARCHIVE = 1 << 2,
+    JV_CHANGES_OTHER = 1 << 3, /* audit entries, API keys */
+    JV_CHANGES_ALL = (1 << 4) - 1
+};
+
 /* A batch from a peer. body is owned by the caller. */
 typedef struct {
     const uint8_t *body;
@@ -62,6 +73,7 @@ struct jv_write_req {
     uint64_t commit_ns; /* duration of the commit(s) this request was in */
     size_t job_groups;  /* local groups committed together with this one */
 
+    unsigned changes;   /* internal: JV_CHANGES_*, set by submit */
     jv_write_req *next; /* internal */
 };
 
@@ -77,7 +89,8 @@ typedef struct {
     uint64_t remote_keys;  /* cluster API key operations of peers applied
                               (also those a local trust released) */
     uint64_t commit_ns;
-    jv_err err; /* a storage error that failed a commit */
+    jv_err err;       /* a storage error that failed a commit */
+    unsigned changes; /* JV_CHANGES_* of its requests, together */
 } jv_writer_job;
 
 typedef void (*jv_writer_observer)(void *arg, const jv_writer_job *job);
@@ -103,6 +116,8 @@ void jv_writer_run(jv_store *st, const jv_keypair *kp, uint64_t hlc,
 
 /* Requests queued or committing. Loop thread. */
 size_t jv_writer_pending(const jv_writer *w);
+/* ... of them, those that may change something of `changes`. */
+size_t jv_writer_pending_changes(const jv_writer *w, unsigned changes);
 
 /* Once nothing is pending, stops the thread and frees the writer, then
  * calls done(arg) on the loop thread. Submitting after this is a bug. */

@@ -7,7 +7,8 @@
  *   acknowledged write, while the others write too.
  * - The read cache: single-key answers come from memory, the same bytes,
  *   and still show every acknowledged write; readers polling a hot key
- *   while it is written never see it go back.
+ *   while it is written never see it go back; config answers come from
+ *   memory while counters are written without pause.
  * - A client that reads an export (or a page of large entries) at a
  *   trickle does not hold up anyone: another client's reads answer
  *   promptly meanwhile.
@@ -343,6 +344,74 @@ static void *hot_read_main(void *arg)
     return NULL;
 }
 
+/* Increments a counter until told to stop. */
+typedef struct {
+    const api_node *a;
+    atomic_bool *done;
+    atomic_long writes;
+} flood_writer;
+
+static void *flood_main(void *arg)
+{
+    flood_writer *f = arg;
+    jv_http_client c;
+    jv_http_resp r;
+    if (jv_http_client_init(&c, f->a->node.url))
+        return NULL;
+    while (!atomic_load(f->done)) {
+        jv_http_do(&c, "POST", "/v1/counters/flood/increment",
+                   f->a->admin_token, "{}", 2, &r);
+        if (r.status == 200)
+            atomic_fetch_add(&f->writes, 1);
+        jv_http_resp_fini(&r);
+    }
+    jv_http_client_fini(&c);
+    return NULL;
+}
+
+/* Config reads while counters are written without pause: a write of
+ * another kind neither moves nor holds back a config answer, so all but
+ * the first come from memory. */
+static void config_while_counters(api_node *a)
+{
+    enum {
+        FLOODERS = 2,
+        READS = 200
+    };
+    static flood_writer f[FLOODERS];
+    pthread_t tid[FLOODERS];
+    atomic_bool done = false;
+    for (int i = 0; i < FLOODERS; i++) {
+        f[i] = (flood_writer){.a = a, .done = &done};
+        assert_int_equal(pthread_create(&tid[i], NULL, flood_main, &f[i]), 0);
+    }
+    /* The flood is on before the reads start. */
+    uint64_t deadline = api_now_ms() + 10000;
+    while (atomic_load(&f[0].writes) + atomic_load(&f[1].writes) < 20) {
+        assert_true(api_now_ms() < deadline);
+        api_sleep_ms(1);
+    }
+    double before = cache_hits(a);
+    for (int i = 0; i < READS; i++) {
+        json_t *v =
+            API_OK(a, 200, "GET", "/v1/config/a/b", a->admin_token, NULL);
+        assert_int_equal(API_INT(v, "value"), 100);
+        json_decref(v);
+    }
+    double hits = cache_hits(a) - before;
+    atomic_store(&done, true);
+    long writes = 0;
+    for (int i = 0; i < FLOODERS; i++) {
+        assert_int_equal(pthread_join(tid[i], NULL), 0);
+        writes += atomic_load(&f[i].writes);
+    }
+    printf("read cache: %.0f of %d config reads from memory during %ld "
+           "counter increments\n",
+           hits, READS, writes);
+    assert_true(writes > 0);
+    assert_true(hits >= READS - 1);
+}
+
 static void test_read_cache(void **state)
 {
     (void)state;
@@ -389,6 +458,8 @@ static void test_read_cache(void **state)
             json_decref(v);
         }
     }
+
+    config_while_counters(&N);
 
     /* Hot key, one writer, readers polling. */
     static hot_reader th[HOT_READERS];

@@ -1,13 +1,15 @@
 /*
  * rcache_test.c - the read cache (node/rcache.c) against a model of the
- * database it stands in front of: random schedules of writes that begin,
- * land in the database and are observed (jv_rcache_moved) at different
- * times, reads whose snapshot is taken anywhere between their ticket and
- * their end, lookups, budgets and reloads. What must hold:
+ * database it stands in front of: random schedules of writes of one kind
+ * or of all that are queued, land in the database and are observed
+ * (jv_rcache_moved) at different times, reads of every kind whose
+ * snapshot is taken anywhere between their ticket and their end, lookups,
+ * budgets and reloads. What must hold:
  *
  *   - a hit is exactly what the database holds at that instant;
- *   - an answer taken while nothing moved is served at once after
- *     (the cache is not merely always empty);
+ *   - an answer taken while nothing of its kind moved is served at once
+ *     after, whatever other kinds have under way (the cache is not merely
+ *     always empty);
  *   - the bytes held never pass the budget, and the figures add up.
  *
  * The seed is printed (JV_SEED replays it; JV_SCHEDULES sets the number of
@@ -26,26 +28,33 @@
 #include "rcache.h"
 #include "testutil.h"
 
-#define NKEYS  24
+#define NKEYS  16
 #define NREADS 6
+#define NWRITE 4 /* writes pending at once, at most */
 #define STEPS  300
 
 typedef struct {
-    char text[2][700]; /* [0]: in the database; [1]: a write not landed */
-    size_t len[2];
+    char text[700]; /* what the database holds */
+    size_t len;
 } key_state;
 
+/* A write: queued, then landed in the database, then observed. */
 typedef struct {
-    key_state keys[NKEYS];
-    int writing;  /* writes begun, not yet observed */
-    bool landing; /* ... of which one changed the database already */
+    unsigned kinds; /* what it changes */
+    bool landed;
+} write_slot;
+
+typedef struct {
+    key_state keys[JV_RC_KINDS][NKEYS];
+    write_slot writes[NWRITE]; /* oldest first */
+    int nwrites;
     unsigned gen;
 } model;
 
 typedef struct {
     bool busy;
     int key;
-    uint8_t kind;
+    unsigned kind;
     uint64_t ticket;
     char text[700];
     size_t len;
@@ -54,9 +63,18 @@ typedef struct {
 
 static jv_rng rng;
 
-static bool model_quiet(void *arg)
+/* No write of kind pending (queued, or landed and not observed). */
+static bool pending_none(const model *m, unsigned kind)
 {
-    return ((model *)arg)->writing == 0;
+    for (int i = 0; i < m->nwrites; i++)
+        if (m->writes[i].kinds & (1u << kind))
+            return false;
+    return true;
+}
+
+static bool model_quiet(void *arg, unsigned kind)
+{
+    return pending_none(arg, kind);
 }
 
 static jv_str key_name(int k, char *buf)
@@ -65,16 +83,16 @@ static jv_str key_name(int k, char *buf)
     return (jv_str){buf, (size_t)n};
 }
 
-static void new_text(model *m, int k)
+static void new_text(model *m, unsigned kind, int k)
 {
-    key_state *s = &m->keys[k];
+    key_state *s = &m->keys[kind][k];
     /* Mostly small answers; some too big for the smallest budgets. */
     size_t pad = jv_rng_below(&rng, 8) == 0 ? 300 + jv_rng_below(&rng, 380)
                                             : jv_rng_below(&rng, 40);
-    int n = snprintf(s->text[1], sizeof s->text[1], "{\"k\":%d,\"gen\":%u,", k,
-                     ++m->gen);
-    memset(s->text[1] + n, 'x', pad);
-    s->len[1] = (size_t)n + pad;
+    int n = snprintf(s->text, sizeof s->text,
+                     "{\"kind\":%u,\"k\":%d,\"gen\":%u,", kind, k, ++m->gen);
+    memset(s->text + n, 'x', pad);
+    s->len = (size_t)n + pad;
 }
 
 static void check_stats(const jv_rcache *rc, uint64_t budget)
@@ -92,15 +110,15 @@ static void step_read(jv_rcache *rc, model *m, read_slot *r)
         r->busy = true;
         r->taken = false;
         r->key = (int)jv_rng_below(&rng, NKEYS);
-        r->kind = (uint8_t)(1 + jv_rng_below(&rng, 2));
-        r->ticket = jv_rcache_ticket(rc);
+        r->kind = (unsigned)jv_rng_below(&rng, JV_RC_KINDS);
+        r->ticket = jv_rcache_ticket(rc, r->kind);
     }
-    const key_state *s = &m->keys[r->key];
+    const key_state *s = &m->keys[r->kind][r->key];
     if (!r->taken || jv_rng_below(&rng, 3) == 0) {
         /* A reader's snapshot: whatever the database holds when it
          * begins, which may be after writes landed. */
-        memcpy(r->text, s->text[0], s->len[0]);
-        r->len = s->len[0];
+        memcpy(r->text, s->text, s->len);
+        r->len = s->len;
         r->taken = true;
     }
     if (jv_rng_below(&rng, 2) == 0) {
@@ -110,23 +128,27 @@ static void step_read(jv_rcache *rc, model *m, read_slot *r)
     }
 }
 
+/* A write of some kinds is queued; a pending one lands (the database
+ * moves before the loop knows); or the oldest landed one is observed
+ * (moved, then no longer pending). */
 static void step_write(jv_rcache *rc, model *m)
 {
     unsigned what = (unsigned)jv_rng_below(&rng, 3);
-    if (what == 0 || (m->writing == 0 && what != 2)) {
-        m->writing++; /* queued */
-    } else if (what == 1 && m->writing > 0 && !m->landing) {
-        /* The commit lands: the database moves before the loop knows. */
-        int k = (int)jv_rng_below(&rng, NKEYS);
-        new_text(m, k);
-        key_state *s = &m->keys[k];
-        memcpy(s->text[0], s->text[1], s->len[1]);
-        s->len[0] = s->len[1];
-        m->landing = true;
-    } else if (m->writing > 0) {
-        jv_rcache_moved(rc); /* observed, before writing drops */
-        m->writing--;
-        m->landing = false;
+    if (what == 0 && m->nwrites < NWRITE) {
+        unsigned kinds = jv_rng_below(&rng, 4) == 0
+                             ? JV_RC_ALL
+                             : 1u << jv_rng_below(&rng, JV_RC_KINDS);
+        m->writes[m->nwrites++] = (write_slot){kinds, false};
+    } else if (what == 1 && m->nwrites > 0) {
+        write_slot *w = &m->writes[jv_rng_below(&rng, (uint64_t)m->nwrites)];
+        for (unsigned k = 0; k < JV_RC_KINDS; k++)
+            if (w->kinds & (1u << k))
+                new_text(m, k, (int)jv_rng_below(&rng, NKEYS));
+        w->landed = true;
+    } else if (m->nwrites > 0 && m->writes[0].landed) {
+        jv_rcache_moved(rc, m->writes[0].kinds);
+        memmove(m->writes, m->writes + 1,
+                (size_t)(--m->nwrites) * sizeof m->writes[0]);
     }
 }
 
@@ -134,34 +156,36 @@ static void step_get(jv_rcache *rc, const model *m)
 {
     char kb[16];
     int k = (int)jv_rng_below(&rng, NKEYS);
-    uint8_t kind = (uint8_t)(1 + jv_rng_below(&rng, 2));
+    unsigned kind = (unsigned)jv_rng_below(&rng, JV_RC_KINDS);
     jv_str text;
     if (jv_rcache_get(rc, kind, key_name(k, kb), &text)) {
-        const key_state *s = &m->keys[k];
-        assert_int_equal(text.n, s->len[0]);
-        assert_memory_equal(text.p, s->text[0], text.n);
+        const key_state *s = &m->keys[kind][k];
+        assert_int_equal(text.n, s->len);
+        assert_memory_equal(text.p, s->text, text.n);
     }
 }
 
-/* Quiet, a fresh ticket, a put: the next lookup answers it. */
+/* Its kind quiet, a fresh ticket, a put: the next lookup answers it,
+ * whatever other kinds have pending. */
 static void step_fresh(jv_rcache *rc, const model *m, uint64_t budget)
 {
     char kb[16];
-    if (m->writing)
+    unsigned kind = (unsigned)jv_rng_below(&rng, JV_RC_KINDS);
+    if (!pending_none(m, kind))
         return;
     int k = (int)jv_rng_below(&rng, NKEYS);
-    const key_state *s = &m->keys[k];
-    uint64_t t = jv_rcache_ticket(rc);
+    const key_state *s = &m->keys[kind][k];
+    uint64_t t = jv_rcache_ticket(rc, kind);
     assert_true(budget == 0 || t != 0);
-    jv_rcache_put(rc, t, 3, key_name(k, kb), s->text[0], s->len[0]);
+    jv_rcache_put(rc, t, kind, key_name(k, kb), s->text, s->len);
     jv_str text;
-    bool hit = jv_rcache_get(rc, 3, key_name(k, kb), &text);
+    bool hit = jv_rcache_get(rc, kind, key_name(k, kb), &text);
     /* The header and key are well under 64 bytes. */
-    bool fits = budget && s->len[0] + 64 <= budget / 16;
+    bool fits = budget && s->len + 64 <= budget / 16;
     if (fits)
         assert_true(hit);
     if (hit)
-        assert_memory_equal(text.p, s->text[0], s->len[0]);
+        assert_memory_equal(text.p, s->text, s->len);
 }
 
 static void run_schedule(uint64_t seed)
@@ -173,11 +197,9 @@ static void run_schedule(uint64_t seed)
     jv_rng_seed(&rng, seed);
     memset(&m, 0, sizeof m);
     memset(reads, 0, sizeof reads);
-    for (int k = 0; k < NKEYS; k++) {
-        new_text(&m, k);
-        memcpy(m.keys[k].text[0], m.keys[k].text[1], m.keys[k].len[1]);
-        m.keys[k].len[0] = m.keys[k].len[1];
-    }
+    for (unsigned kind = 0; kind < JV_RC_KINDS; kind++)
+        for (int k = 0; k < NKEYS; k++)
+            new_text(&m, kind, k);
     uint64_t budget = budgets[jv_rng_below(&rng, 5)];
     assert_int_equal(jv_rcache_new(budget, model_quiet, &m, &rc), JV_OK);
     for (int i = 0; i < STEPS; i++) {
@@ -202,7 +224,8 @@ static void run_schedule(uint64_t seed)
                 budget = budgets[jv_rng_below(&rng, 5)];
                 assert_int_equal(jv_rcache_resize(rc, budget), JV_OK);
             } else {
-                jv_rcache_moved(rc); /* a move with nothing changed */
+                /* a move with nothing changed */
+                jv_rcache_moved(rc, (unsigned)jv_rng_below(&rng, 8));
             }
             break;
         default:
@@ -223,53 +246,68 @@ static void test_schedules(void **state)
     printf("%llu schedules of %d steps\n", (unsigned long long)n, STEPS);
 }
 
+/* For the cases below: the kinds with a write under way, as a mask. */
+static bool mask_quiet(void *arg, unsigned kind)
+{
+    return !(*(const unsigned *)arg & (1u << kind));
+}
+
 /* The plain cases, by name: a hit, a move, a write under way, a stale
- * ticket, a key of another kind, a budget of 0, and the counters. */
+ * ticket, a key of another kind, kinds moving apart, a budget of 0, and
+ * the counters. */
 static void test_cases(void **state)
 {
     (void)state;
-    model m;
+    unsigned busy = 0;
     jv_rcache *rc;
     jv_str t;
+    const unsigned C = JV_RC_COUNTER, G = JV_RC_CONFIG;
     const jv_str key = {"name", 4}, other = {"namf", 4};
-    memset(&m, 0, sizeof m);
-    assert_int_equal(jv_rcache_new(4096, model_quiet, &m, &rc), JV_OK);
-    assert_false(jv_rcache_get(rc, 1, key, &t));
-    uint64_t tk = jv_rcache_ticket(rc);
+    assert_int_equal(jv_rcache_new(4096, mask_quiet, &busy, &rc), JV_OK);
+    assert_false(jv_rcache_get(rc, C, key, &t));
+    uint64_t tk = jv_rcache_ticket(rc, C);
     assert_true(tk != 0);
-    jv_rcache_put(rc, tk, 1, key, "{\"v\":1}", 7);
-    assert_true(jv_rcache_get(rc, 1, key, &t));
+    jv_rcache_put(rc, tk, C, key, "{\"v\":1}", 7);
+    assert_true(jv_rcache_get(rc, C, key, &t));
     assert_int_equal(t.n, 7);
     assert_memory_equal(t.p, "{\"v\":1}", 7);
-    assert_false(jv_rcache_get(rc, 2, key, &t));
-    assert_false(jv_rcache_get(rc, 1, other, &t));
+    assert_false(jv_rcache_get(rc, G, key, &t));
+    assert_false(jv_rcache_get(rc, C, other, &t));
 
-    m.writing = 1; /* a write queued: nothing is served, nothing taken */
-    assert_false(jv_rcache_get(rc, 1, key, &t));
-    assert_int_equal(jv_rcache_ticket(rc), 0);
-    jv_rcache_moved(rc);
-    m.writing = 0;
-    assert_false(jv_rcache_get(rc, 1, key, &t));
+    /* Another kind written, and moved: the counter's answer stands. */
+    busy = 1u << G;
+    assert_true(jv_rcache_get(rc, C, key, &t));
+    assert_int_equal(jv_rcache_ticket(rc, G), 0);
+    jv_rcache_moved(rc, 1u << G);
+    busy = 0;
+    assert_true(jv_rcache_get(rc, C, key, &t));
 
-    tk = jv_rcache_ticket(rc);
-    jv_rcache_moved(rc); /* the read's answer may be older than this */
-    jv_rcache_put(rc, tk, 1, key, "{\"v\":2}", 7);
-    assert_false(jv_rcache_get(rc, 1, key, &t));
+    busy = 1u << C; /* a write queued: nothing is served, nothing taken */
+    assert_false(jv_rcache_get(rc, C, key, &t));
+    assert_int_equal(jv_rcache_ticket(rc, C), 0);
+    jv_rcache_moved(rc, 1u << C);
+    busy = 0;
+    assert_false(jv_rcache_get(rc, C, key, &t));
 
-    tk = jv_rcache_ticket(rc);
-    m.writing = 1; /* a write began during the read */
-    jv_rcache_put(rc, tk, 1, key, "{\"v\":2}", 7);
-    m.writing = 0;
-    assert_false(jv_rcache_get(rc, 1, key, &t));
+    tk = jv_rcache_ticket(rc, C);
+    jv_rcache_moved(rc, JV_RC_ALL); /* the answer may be older than this */
+    jv_rcache_put(rc, tk, C, key, "{\"v\":2}", 7);
+    assert_false(jv_rcache_get(rc, C, key, &t));
+
+    tk = jv_rcache_ticket(rc, C);
+    busy = 1u << C; /* a write began during the read */
+    jv_rcache_put(rc, tk, C, key, "{\"v\":2}", 7);
+    busy = 0;
+    assert_false(jv_rcache_get(rc, C, key, &t));
 
     char big[300];
     memset(big, 'x', sizeof big); /* over a sixteenth of 4096 */
-    jv_rcache_put(rc, jv_rcache_ticket(rc), 1, key, big, sizeof big);
-    assert_false(jv_rcache_get(rc, 1, key, &t));
+    jv_rcache_put(rc, jv_rcache_ticket(rc, C), C, key, big, sizeof big);
+    assert_false(jv_rcache_get(rc, C, key, &t));
 
     jv_rcache_stats st;
     jv_rcache_stats_get(rc, &st);
-    assert_int_equal(st.hits, 1);
+    assert_int_equal(st.hits, 3);
     assert_int_equal(st.misses, 8);
     assert_int_equal(st.entries, 1); /* the first answer, out of date */
     assert_true(st.bytes > 7 && st.bytes < 100);
@@ -278,9 +316,9 @@ static void test_cases(void **state)
     jv_rcache_stats_get(rc, &st);
     assert_int_equal(st.entries, 0);
     assert_int_equal(st.bytes, 0);
-    assert_int_equal(jv_rcache_ticket(rc), 0);
-    jv_rcache_put(rc, 1, 1, key, "{}", 2);
-    assert_false(jv_rcache_get(rc, 1, key, &t));
+    assert_int_equal(jv_rcache_ticket(rc, C), 0);
+    jv_rcache_put(rc, 1, C, key, "{}", 2);
+    assert_false(jv_rcache_get(rc, C, key, &t));
     jv_rcache_free(rc);
 }
 
@@ -289,23 +327,22 @@ static void test_cases(void **state)
 static void test_budget(void **state)
 {
     (void)state;
-    model m;
+    unsigned busy = 0;
     jv_rcache *rc;
     char kb[16], text[100];
     jv_str t;
-    memset(&m, 0, sizeof m);
     memset(text, 'y', sizeof text);
-    assert_int_equal(jv_rcache_new(8192, model_quiet, &m, &rc), JV_OK);
+    assert_int_equal(jv_rcache_new(8192, mask_quiet, &busy, &rc), JV_OK);
     for (int k = 0; k < 5000; k++) {
         int n = snprintf(kb, sizeof kb, "key-%d", k);
-        jv_rcache_put(rc, jv_rcache_ticket(rc), 1, (jv_str){kb, (size_t)n},
-                      text, sizeof text);
+        jv_rcache_put(rc, jv_rcache_ticket(rc, JV_RC_ARCHIVE), JV_RC_ARCHIVE,
+                      (jv_str){kb, (size_t)n}, text, sizeof text);
         check_stats(rc, 8192);
     }
     jv_rcache_stats st;
     jv_rcache_stats_get(rc, &st);
     assert_true(st.bytes > 8192 / 2);
-    assert_true(jv_rcache_get(rc, 1, (jv_str){"key-4999", 8}, &t));
+    assert_true(jv_rcache_get(rc, JV_RC_ARCHIVE, (jv_str){"key-4999", 8}, &t));
     jv_rcache_free(rc);
 }
 
