@@ -11,6 +11,8 @@
 
 /* The bits of JV_CHANGES_ALL. */
 #define CHANGE_BITS 4
+_Static_assert(JV_CHANGES_ALL == (1u << CHANGE_BITS) - 1,
+               "CHANGE_BITS counts the bits of JV_CHANGES_ALL");
 
 struct jv_writer {
     uv_loop_t *loop;
@@ -199,8 +201,7 @@ static unsigned changes_of(const jv_write_req *r)
             c |= JV_CHANGES_COUNTERS;
             break;
         case JV_OP_CONFIG:
-            /* A config set is audited too. */
-            c |= JV_CHANGES_CONFIG | JV_CHANGES_OTHER;
+            c |= JV_CHANGES_CONFIG;
             break;
         case JV_OP_ARCHIVE_ADD:
         case JV_OP_ARCHIVE_RM:
