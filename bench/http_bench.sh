@@ -14,7 +14,12 @@
 #            dashboard polling a key gets. A last run reads at 64
 #            connections with the cache turned off (read-cache = 0,
 #            applied by SIGHUP), each read then going to a reader
-#            thread and the database, beside nginx again.
+#            thread and the database, beside nginx again. Then a
+#            configuration key read at 64 connections while 16 others
+#            increment counters (two wrk at once), with the cache on and
+#            off: the reads per second and the increments acknowledged
+#            in each (the loop serves both, so more of one is less of
+#            the other).
 #   nginx:   the ceiling: Debian's nginx, one worker, unprivileged, in the
 #            foreground with its own config, access log off, answering
 #            `return 200` with a fixed JSON body of the size of jarvisd's
@@ -159,6 +164,42 @@ echo "read-db: the same reads with the read cache off (every read from the datab
 echo "ceiling at 64 connections: writes $write_ceiling (goal >= 0.70), reads $read_ceiling (goal >= 0.85);" \
     "reads from the database $uncached_ceiling"
 echo "goals: writes at 64 connections >= 0.50 of redis; read p99 < 2 ms"
+
+# Configuration read while metrics are written: GET /v1/config/bench at
+# 64 connections while 16 others increment counters (wrk each, at once),
+# with the read cache on, then off; each setting applied by a reload.
+curl -sf -X PUT -H "Authorization: Bearer $key" "$url/v1/config/bench" -d '{"value":{"pool":8}}' >/dev/null
+reload_cache() { # size
+    local before after
+    before=$(curl -sf -H "Authorization: Bearer $key" "$url/v1/status" | sed 's/.*"reload":{"at":"\([^"]*\)".*/\1/')
+    echo "read-cache = $1" >"$tmp/node.conf"
+    kill -HUP "$node_pid"
+    for _ in $(seq 100); do
+        after=$(curl -sf -H "Authorization: Bearer $key" "$url/v1/status" | sed 's/.*"reload":{"at":"\([^"]*\)".*/\1/')
+        [ "$after" != "$before" ] && return 0
+        sleep 0.1
+    done
+    echo "http_bench: the reload of read-cache = $1 did not happen" >&2
+    exit 1
+}
+config_under_writes() {
+    wrk -t1 -c16 -d"${secs}s" -s "$tmp/incr.lua" "$url/v1/counters/flood/increment" >"$tmp/flood.out" &
+    local flood=$!
+    run_wrk 64 get.lua /v1/config/bench "$url"
+    wait $flood
+    awk '/^answers:/ {print $2}' "$tmp/flood.out" >"$tmp/flood.ok"
+}
+reload_cache 4M
+read -r con c50 c99 < <(config_under_writes)
+fon=$(cat "$tmp/flood.ok")
+reload_cache 0
+read -r coff o50 o99 < <(config_under_writes)
+foff=$(cat "$tmp/flood.ok")
+echo
+echo "config reads at 64 connections while 16 connections increment counters:"
+printf '  read cache on:  %8.0f reads/s (p99 %s ms), %s increments acknowledged\n' "$con" "$c99" "$fon"
+printf '  read cache off: %8.0f reads/s (p99 %s ms), %s increments acknowledged\n' "$coff" "$o99" "$foff"
+echo "  on / off = $(ratio "$con" "$coff")"
 
 # Every acknowledged increment is in the total: the one made by curl
 # before the runs plus the 2xx answers wrk counted on jarvisd.
