@@ -140,19 +140,31 @@ for op in write read; do
         if [ $c = 64 ] && [ $op = read ]; then read_ceiling=$(ratio "$jr" "$nr"); fi
     done
 done
-# Reads with the read cache off, applied by a reload.
-echo "read-cache = 0" >"$tmp/node.conf"
-kill -HUP "$node_pid"
-for _ in $(seq 100); do
-    curl -sf -H "Authorization: Bearer $key" "$url/v1/status" | grep -q '"read-cache"' && break
-    sleep 0.1
-done
-curl -sf -H "Authorization: Bearer $key" "$url/v1/status" | grep -q '"read-cache"' ||
-    { echo "http_bench: the reload did not turn the read cache off" >&2; exit 1; }
-h0=$(curl -sf "$url/metrics" | awk '/^jarvis_read_cache_lookups_total\{result="hit"\}/ { print $2 }')
+# The read cache's size, applied by a reload (SIGHUP), once the status
+# shows a reload newer than the last.
+reload_cache() { # size
+    local before after
+    before=$(curl -sf -H "Authorization: Bearer $key" "$url/v1/status" | sed 's/.*"reload":{"at":"\([^"]*\)".*/\1/')
+    echo "read-cache = $1" >"$tmp/node.conf"
+    kill -HUP "$node_pid"
+    for _ in $(seq 100); do
+        after=$(curl -sf -H "Authorization: Bearer $key" "$url/v1/status" | sed 's/.*"reload":{"at":"\([^"]*\)".*/\1/')
+        [ "$after" != "$before" ] && return 0
+        sleep 0.1
+    done
+    echo "http_bench: the reload of read-cache = $1 did not happen" >&2
+    exit 1
+}
+cache_hits() {
+    curl -sf "$url/metrics" | awk '/^jarvis_read_cache_lookups_total\{result="hit"\}/ { print $2 }'
+}
+
+# Reads with the read cache off.
+reload_cache 0
+h0=$(cache_hits)
 read -r jr j50 j99 < <(run_wrk 64 get.lua /v1/counters/bench "$url")
 read -r nr n50 n99 < <(run_wrk 64 get.lua /v1/counters/bench "$ngx_url")
-h1=$(curl -sf "$url/metrics" | awk '/^jarvis_read_cache_lookups_total\{result="hit"\}/ { print $2 }')
+h1=$(cache_hits)
 [ "$h0" = "$h1" ] || { echo "http_bench: reads hit the cache after it was turned off" >&2; exit 1; }
 printf '%-6s %-5s | %12.0f %8s %8s | %12s %8s %8s | %12.0f %8s | %6s %6s\n' \
     read-db 64 "$jr" "$j50" "$j99" - - - "$nr" "$n99" - "$(ratio "$jr" "$nr")"
@@ -169,19 +181,6 @@ echo "goals: writes at 64 connections >= 0.50 of redis; read p99 < 2 ms"
 # 64 connections while 16 others increment counters (wrk each, at once),
 # with the read cache on, then off; each setting applied by a reload.
 curl -sf -X PUT -H "Authorization: Bearer $key" "$url/v1/config/bench" -d '{"value":{"pool":8}}' >/dev/null
-reload_cache() { # size
-    local before after
-    before=$(curl -sf -H "Authorization: Bearer $key" "$url/v1/status" | sed 's/.*"reload":{"at":"\([^"]*\)".*/\1/')
-    echo "read-cache = $1" >"$tmp/node.conf"
-    kill -HUP "$node_pid"
-    for _ in $(seq 100); do
-        after=$(curl -sf -H "Authorization: Bearer $key" "$url/v1/status" | sed 's/.*"reload":{"at":"\([^"]*\)".*/\1/')
-        [ "$after" != "$before" ] && return 0
-        sleep 0.1
-    done
-    echo "http_bench: the reload of read-cache = $1 did not happen" >&2
-    exit 1
-}
 config_under_writes() {
     wrk -t1 -c16 -d"${secs}s" -s "$tmp/incr.lua" "$url/v1/counters/flood/increment" >"$tmp/flood.out" &
     local flood=$!
