@@ -38,7 +38,7 @@ json_t *nt_req(jv_cluster *c, size_t i, long status, const char *method,
 typedef struct {
     int64_t counter[NT_COUNTERS]; /* expected total of counter c<i> */
     uint64_t audits;              /* entries with action "nt.write" */
-    unsigned writes;
+    unsigned writes;              /* writes that committed an operation */
 } nt_expect;
 
 /* n random writes on node i: counters (up and down), audit entries,
