@@ -26,7 +26,7 @@ static void usage(FILE *f)
                "                  [--timeout MS] [--loss P] [--dup P]\n"
                "                  [--latency MIN_US,MEAN_US] [--rate W]\n"
                "                  [--burst W] [--warmup R] [--writers K]\n"
-               "                  [--settle SECONDS]\n"
+               "                  [--burst-gap MS] [--settle SECONDS]\n"
                "                  [--no-verify] [--trace]\n"
                "                  [--log LEVEL]\n");
 }
@@ -70,17 +70,30 @@ static void print(const jv_sim_opts *o, const jv_sim_stats *s, jv_err err,
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"nodes", 1, 0, 'n'},     {"seed", 1, 0, 's'},
-        {"duration", 1, 0, 'd'},  {"scenario", 1, 0, 'S'},
-        {"seeds", 1, 0, 'k'},     {"peers", 1, 0, 'p'},
-        {"fanout", 1, 0, 'f'},    {"interval", 1, 0, 'i'},
-        {"timeout", 1, 0, 't'},   {"loss", 1, 0, 'l'},
-        {"dup", 1, 0, 'D'},       {"latency", 1, 0, 'L'},
-        {"rate", 1, 0, 'r'},      {"burst", 1, 0, 'b'},
-        {"no-verify", 0, 0, 'V'}, {"trace", 0, 0, 'T'},
-        {"log", 1, 0, 'g'},       {"help", 0, 0, 'h'},
-        {"settle", 1, 0, 'e'},    {"warmup", 1, 0, 'w'},
-        {"writers", 1, 0, 'W'},   {0, 0, 0, 0}};
+        {"nodes", 1, 0, 'n'},
+        {"seed", 1, 0, 's'},
+        {"duration", 1, 0, 'd'},
+        {"scenario", 1, 0, 'S'},
+        {"seeds", 1, 0, 'k'},
+        {"peers", 1, 0, 'p'},
+        {"fanout", 1, 0, 'f'},
+        {"interval", 1, 0, 'i'},
+        {"timeout", 1, 0, 't'},
+        {"loss", 1, 0, 'l'},
+        {"dup", 1, 0, 'D'},
+        {"latency", 1, 0, 'L'},
+        {"rate", 1, 0, 'r'},
+        {"burst", 1, 0, 'b'},
+        {"burst-gap", 1, 0, 'G'},
+        {"no-verify", 0, 0, 'V'},
+        {"trace", 0, 0, 'T'},
+        {"log", 1, 0, 'g'},
+        {"help", 0, 0, 'h'},
+        {"settle", 1, 0, 'e'},
+        {"warmup", 1, 0, 'w'},
+        {"writers", 1, 0, 'W'},
+        {0, 0, 0, 0},
+    };
     jv_sim_opts o;
     uint64_t v, seeds = 1, a, b;
     jv_log_level level = JV_LOG_ERROR;
@@ -145,6 +158,10 @@ int main(int argc, char **argv)
         case 'W':
             bad |= num(optarg, &v) || v > 1000000;
             o.writers = (unsigned)v;
+            break;
+        case 'G':
+            bad |= num(optarg, &v) || v > 60000;
+            o.burst_gap_ms = v;
             break;
         case 'V':
             o.verify = false;

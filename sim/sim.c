@@ -609,13 +609,31 @@ static void totals(jv_sim *w, tally *t)
     }
 }
 
+static void gap_write(void *arg)
+{
+    simnode *n = arg;
+    if (n->up)
+        write_one(n->w, n, false);
+}
+
+/* The i-th write of the burst, on n: now, or burst_gap_ms after the one
+ * before (each its own batch then, as a client's requests one after the
+ * other are). */
+static void burst_write(jv_sim *w, simnode *n, unsigned i)
+{
+    if (w->o.burst_gap_ms)
+        later(w, (uint64_t)i * w->o.burst_gap_ms * 1000, gap_write, n);
+    else
+        write_one(w, n, false);
+}
+
 /* The burst's writes, on random nodes: any, or (`writers`) a random few,
  * the same news for every size of cluster. */
 static void burst_writes(jv_sim *w)
 {
     if (!w->o.writers || w->o.writers >= w->n) {
         for (unsigned i = 0; i < w->o.burst; i++)
-            write_one(w, &w->nodes[jv_simq_below(&w->q, w->n)], false);
+            burst_write(w, &w->nodes[jv_simq_below(&w->q, w->n)], i);
         return;
     }
     size_t k = w->o.writers;
@@ -629,7 +647,7 @@ static void burst_writes(jv_sim *w)
         who[j] = t;
     }
     for (unsigned i = 0; i < w->o.burst; i++)
-        write_one(w, &w->nodes[who[jv_simq_below(&w->q, k)]], false);
+        burst_write(w, &w->nodes[who[jv_simq_below(&w->q, k)]], i);
     jv_free(who);
 }
 
@@ -668,6 +686,9 @@ static jv_err scenario(jv_sim *w, char *msg, size_t msglen)
         w->healing = true;
         trace(w, "burst of %u writes", w->o.burst);
         burst_writes(w);
+        /* Converged is only what has been written: the last write first. */
+        run_until(w, w->q.now_us +
+                         (uint64_t)w->o.burst * w->o.burst_gap_ms * 1000);
         if (!converge(w, &took))
             goto stuck;
         if (jv_store_stats_get(w->nodes[0].st, &st1))

@@ -14,9 +14,9 @@
  *   faults  writes on random nodes while faults come and go; then every
  *           fault heals and the nodes must converge.
  *   burst   a quiet cluster takes `burst` writes on random nodes at once
- *           (after `warmup` rounds of one write per node); measures how
- *           long and how many messages and bytes it takes for every node
- *           to hold them (sim_scale).
+ *           or `burst_gap_ms` apart (after `warmup` rounds of one write
+ *           per node); measures how long and how many messages and bytes
+ *           it takes for every node to hold them (sim_scale).
  *   churn   writes while, every simulated minute, 10 % of the nodes
  *           restart and 1 % new ones join; then they must converge.
  *
@@ -51,13 +51,15 @@ typedef struct {
     uint64_t timeout_ms;  /* one exchange; default 2000 */
     uint64_t lat_min_us, lat_mean_us; /* latency: min + exponential */
     double loss, dup;                 /* the network's baseline */
-    double write_rate;  /* writes per simulated second, cluster-wide */
-    unsigned burst;     /* burst: writes */
-    unsigned warmup;    /* burst: rounds of one write per node before it */
-    unsigned writers;   /* burst: on this many random nodes (0: any) */
-    uint64_t settle_ms; /* after healing, the most convergence may take */
-    bool verify;        /* jv_store_verify and the models on every node */
-    FILE *trace;        /* faults and phases, one line each; NULL: none */
+    double write_rate;     /* writes per simulated second, cluster-wide */
+    unsigned burst;        /* burst: writes */
+    unsigned warmup;       /* burst: rounds of one write per node before it */
+    unsigned writers;      /* burst: on this many random nodes (0: any) */
+    uint64_t burst_gap_ms; /* burst: between one write and the next (0: all
+                              at once, one batch per node) */
+    uint64_t settle_ms;    /* after healing, the most convergence may take */
+    bool verify;           /* jv_store_verify and the models on every node */
+    FILE *trace;           /* faults and phases, one line each; NULL: none */
     /* Tests of the checks themselves: the first acknowledged write is
      * recorded with a sequence number its node never committed (a writer
      * that acknowledges what it did not write). */
