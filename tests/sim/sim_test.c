@@ -138,6 +138,21 @@ static void test_burst_and_churn(void **state)
     assert_true(s.crashes >= 5 && s.joins == 1);
 }
 
+/* A burst of `writes` on `nodes` (seed first_seed + k; the rest as the
+ * caller sets it after): the share of batches a receiver got twice. */
+static double run_burst(jv_sim_opts *o, uint64_t k, unsigned nodes,
+                        unsigned writes, jv_sim_stats *s)
+{
+    char msg[512];
+    o->seed = first_seed + k;
+    o->scenario = "burst";
+    o->nodes = nodes;
+    o->burst = writes;
+    o->verify = false;
+    assert_int_equal(jv_sim_run(o, s, msg, sizeof(msg)), JV_OK);
+    return (double)s->conv_dups / ((double)s->burst_batches * (nodes - 1));
+}
+
 /* The pushes spend their bytes on news: in a burst on a cluster that has
  * been running, few batches reach a node twice and the bytes sent per
  * operation delivered stay near the operation's own. (Before vectors went
@@ -153,17 +168,9 @@ static void test_push_efficiency(void **state)
     for (uint64_t k = 0; k < 5; k++) {
         jv_sim_opts o;
         jv_sim_stats s;
-        char msg[512];
         jv_sim_opts_default(&o);
-        o.seed = first_seed + k;
-        o.scenario = "burst";
-        o.nodes = 32;
-        o.burst = 500;
         o.warmup = 3;
-        o.verify = false;
-        assert_int_equal(jv_sim_run(&o, &s, msg, sizeof(msg)), JV_OK);
-        double dups = (double)s.conv_dups /
-                      ((double)s.burst_batches * (o.nodes - 1)),
+        double dups = run_burst(&o, k, 32, 500, &s),
                per_op = (double)s.conv_raw_bytes /
                         ((double)s.op_bytes * (o.nodes - 1));
         printf("seed %" PRIu64 ": %.1f %% of batches twice, %.2f bytes per "
@@ -195,19 +202,11 @@ static void test_first_burst(void **state)
     for (uint64_t k = 0; k < SEEDS; k++) {
         jv_sim_opts o;
         jv_sim_stats s;
-        char msg[512];
         jv_sim_opts_default(&o);
-        o.seed = first_seed + k;
-        o.scenario = "burst";
-        o.nodes = 16;
         o.peers = 15;
         o.writers = 1;
-        o.burst = 40;
         o.burst_gap_ms = 2;
-        o.verify = false;
-        assert_int_equal(jv_sim_run(&o, &s, msg, sizeof(msg)), JV_OK);
-        double dups =
-            (double)s.conv_dups / ((double)s.burst_batches * (o.nodes - 1));
+        double dups = run_burst(&o, k, 16, 40, &s);
         printf("first burst, seed %" PRIu64 ": %" PRIu64 " batches, %.1f %% "
                "twice\n",
                o.seed, s.burst_batches, 100 * dups);
