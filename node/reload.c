@@ -213,11 +213,16 @@ static jv_err apply_live(jv_node *n, jv_reload *st, const jv_config *c,
      * size is taken back then (it was held a moment ago). */
     if (diff_u64(st, old, c, cache_fields, NF(cache_fields)) &&
         jv_rcache_resize(n->rcache, c->read_cache) != JV_OK) {
-        (void)jv_rcache_resize(n->rcache, old->read_cache);
-        snprintf(msg, msglen,
-                 "no memory for a read cache of %" PRIu64
-                 " bytes: it keeps %" PRIu64,
-                 c->read_cache, old->read_cache);
+        if (jv_rcache_resize(n->rcache, old->read_cache) == JV_OK)
+            snprintf(msg, msglen,
+                     "no memory for a read cache of %" PRIu64
+                     " bytes: it keeps %" PRIu64,
+                     c->read_cache, old->read_cache);
+        else /* reads go to the database, as with read-cache 0 */
+            snprintf(msg, msglen,
+                     "no memory for a read cache of %" PRIu64
+                     " bytes, nor of %" PRIu64 " again: it is off",
+                     c->read_cache, old->read_cache);
         return JV_EINVAL;
     }
     return JV_OK;
