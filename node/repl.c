@@ -793,7 +793,7 @@ static uint64_t news_age(const jv_repl *r, const jv_id *origin)
  * a round trip later). A relay's links are all unlearnt in a cluster's
  * first burst, and each relay pushing its whole backlog on all of them
  * brought receivers batches they had (repl_bench, 16 nodes, first
- * burst: 0.09 to 0.43 duplicates per batch applied; 0.05 to 0.17 with
+ * burst: 0.09 to 0.43 duplicates per batch applied; 0.05 to 0.19 with
  * trials). Our own news goes whole: no one can have had it before us. */
 static bool had_elsewhere(const jv_repl *r, const peer *p, const jv_vv *them,
                           const jv_vv_entry *e, int link)
