@@ -62,10 +62,9 @@ struct api_ctx {
 };
 
 /* A GET of one key (the first capture) of a kind of rcache.h (JV_RC_*):
- * answers from the read cache and
- * returns true when it holds the answer; else notes what the read's
- * answer would be kept as (api_reply_rendered keeps it) and returns
- * false. */
+ * answers from the read cache and returns true when it holds the answer;
+ * else notes what the read's answer would be kept as (api_reply_rendered
+ * keeps it) and returns false. */
 bool api_cached(api_ctx *c, unsigned kind);
 
 /* Answers with a JSON body (stolen) and frees the context. */

@@ -165,7 +165,7 @@ static const opt opts[] = {
      MiB, 4 * GiB},
     {"read-cache", T_SIZE, OFF(read_cache), "BYTES",
      "answers to single-key reads (counter, config or archive key)\n"
-     "kept while nothing is written; 0: off; default: 4M",
+     "kept while nothing of their kind is written; 0: off; default: 4M",
      0, GiB},
     {"test-faults", T_BOOL, OFF(test_faults), NULL,
      "enable fault injection through the API (for tests only)", 0, 0},

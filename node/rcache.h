@@ -23,17 +23,18 @@
  * Why that is exactly the database's state: a commit that changed the
  * kind and landed after the read either has been observed (the version
  * moved: not served) or has not (not quiet: not served); and one that
- * landed before the read is in it. So metrics written without pause do
- * not keep config answers from being served. So read-your-writes holds (an
- * acknowledged write moved the cache before its answer went out) and reads
- * never go back in time. Answers read while not quiet are not kept: they could
- * only be served after a move, which makes them out of date.
+ * landed before the read is in it. So read-your-writes holds (an
+ * acknowledged write moved the cache before its answer went out) and
+ * reads never go back in time. Answers read while not quiet are not kept:
+ * they could only be served after a move, which makes them out of date.
+ * Kinds apart: metrics written without pause do not keep config answers
+ * from being served.
  *
  * Memory: at most `budget` bytes of entries (key, answer and a small
- * header), and a table of budget / 32 bytes; a slot per hash of the key (keyed
- * SipHash: a client cannot aim keys at one slot), a colliding answer replaces
- * the slot's, and room is made by dropping entries in turn. A budget of 0 turns
- * it off.
+ * header), and a table of budget / 32 bytes; a slot per hash of the key
+ * (keyed SipHash: a client cannot aim keys at one slot), a colliding
+ * answer replaces the slot's, and room is made by dropping entries in
+ * turn. A budget of 0 turns it off.
  *
  * Loop thread only.
  */

@@ -219,12 +219,17 @@ static unsigned changes_of(const jv_write_req *r)
     return c;
 }
 
-/* r is no longer pending (its done callback comes next). */
-static void settle(jv_writer *w, const jv_write_req *r)
+/* r joins the pending requests, or leaves them (its done callback comes
+ * next). */
+static void tally(jv_writer *w, const jv_write_req *r, bool joins)
 {
     for (unsigned b = 0; b < CHANGE_BITS; b++)
-        if (r->changes & (1u << b))
-            w->pending_bits[b]--;
+        if (r->changes & (1u << b)) {
+            if (joins)
+                w->pending_bits[b]++;
+            else
+                w->pending_bits[b]--;
+        }
 }
 
 static void dispatch(jv_writer *w)
@@ -243,7 +248,7 @@ static void dispatch(jv_writer *w)
         while (job) {
             jv_write_req *next = job->next;
             job->err = err;
-            settle(w, job);
+            tally(w, job, false);
             job->done(job);
             job = next;
         }
@@ -299,7 +304,7 @@ static void on_wake(uv_async_t *h)
     unsigned changes = 0;
     for (jv_write_req *r = done; r; r = r->next) {
         changes |= r->changes;
-        settle(w, r);
+        tally(w, r, false);
     }
     if (w->observer) {
         jv_writer_job j;
@@ -374,9 +379,7 @@ void jv_writer_submit(jv_writer *w, jv_write_req *r)
 {
     r->next = NULL;
     r->changes = changes_of(r);
-    for (unsigned b = 0; b < CHANGE_BITS; b++)
-        if (r->changes & (1u << b))
-            w->pending_bits[b]++;
+    tally(w, r, true);
     if (w->queue_tail)
         w->queue_tail->next = r;
     else

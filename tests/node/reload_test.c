@@ -4,9 +4,9 @@
  * file is edited and the node signalled; each change is checked by its
  * effect (a body over the old max-body accepted, debug lines in the log,
  * peers and trust, session lifetime, rate limit, the read cache turned off
- * and on), settings that need a
- * restart are named in the log and in GET /v1/status, flags keep winning
- * over the file, and a file that no longer parses changes nothing.
+ * and on), settings that need a restart are named in the log and in GET
+ * /v1/status, flags keep winning over the file, and a file that no
+ * longer parses changes nothing.
  *
  * Every wait polls GET /v1/status for the reload's time, never a fixed
  * sleep.
@@ -351,17 +351,18 @@ static void test_reload_read_cache(void **state)
     api_start(&N, args);
     json_decref(API_OK(&N, 200, "POST", "/v1/counters/c/increment",
                        N.admin_token, "{}"));
-    for (int on = 0; on < 3; on++) {
+    /* Phases: on (64k), off, on again (1M). */
+    for (int phase = 0; phase < 3; phase++) {
         double hits = cache_lookups("hit"), misses = cache_lookups("miss");
         for (int i = 0; i < 10; i++)
             json_decref(
                 API_OK(&N, 200, "GET", "/v1/counters/c", N.admin_token, NULL));
         double looked =
             cache_lookups("hit") - hits + cache_lookups("miss") - misses;
-        assert_true(looked == (on == 1 ? 0 : 10));
-        if (on == 2)
+        assert_true(looked == (phase == 1 ? 0 : 10));
+        if (phase == 2)
             break;
-        write_conf(on == 0 ? "read-cache = 0\n" : "read-cache = 1M\n");
+        write_conf(phase == 0 ? "read-cache = 0\n" : "read-cache = 1M\n");
         json_t *r = reload(at, sizeof at);
         static const char *const changed[] = {"read-cache"};
         names_are(json_object_get(r, "changed"), changed, 1);
