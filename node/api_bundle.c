@@ -858,7 +858,7 @@ static void apply_done(jv_write_req *w)
         jv_warn("bundle", "could not record the vector of the bundle's "
                           "maker in the data dir");
     if ((w->stats.applied || j->snap_installed) && n->repl)
-        jv_repl_local_committed(n->repl); /* refresh, and spread it */
+        jv_repl_local_committed(n->repl, 0); /* refresh, and spread it */
     json_t *s = summary_json(j);
     jv_info("bundle",
             "applied a bundle of %zu batches: %" PRIu64 " operations new",

@@ -1504,6 +1504,7 @@ static void applied_cb(jv_write_req *w)
     peer *src =
         j->src_addr ? find_addr(r, j->src_addr) : find_id(r, &j->src_id);
     size_t applied = 0;
+    bool raised = true;
     origin_set origins = {.n = 0};
     r->applying--;
     if (j->recheck)
@@ -1525,6 +1526,9 @@ static void applied_cb(jv_write_req *w)
             continue;
         }
         applied++;
+        /* Applied in order: the origin holds up to its last. */
+        if (jv_vv_raise(&r->applied, &h.origin, h.last_seq) != JV_OK)
+            raised = false;
         note_delay(r, j->hlc[i]);
         jv_hlc_observe(&r->node->hlc, now_ms(r), j->hlc[i]);
         origin_add(&origins, &h.origin);
@@ -1533,7 +1537,9 @@ static void applied_cb(jv_write_req *w)
     if (applied || w->stats.released) {
         count(r, "jarvis_repl_batches_total", "result", "applied",
               (double)applied);
-        jv_store_vv(r->node->rst, &r->applied);
+        /* Released batches are of origins not known here. */
+        if (w->stats.released || !raised)
+            jv_store_vv(r->node->rst, &r->applied);
         if (src)
             src->batches_in += applied;
         /* Relay: others may not have these yet. Released batches (their
@@ -3386,11 +3392,14 @@ bool jv_repl_has_peer(const jv_repl *r, const char *addr)
     return find_addr(r, addr) != NULL;
 }
 
-void jv_repl_local_committed(jv_repl *r)
+void jv_repl_local_committed(jv_repl *r, uint64_t last_seq)
 {
     if (r->stopping)
         return;
-    jv_store_vv(r->node->rst, &r->applied);
+    /* The plain writes' case spares the loop a read of the store. */
+    if (!last_seq ||
+        jv_vv_raise(&r->applied, &r->node->origin.pk, last_seq) != JV_OK)
+        jv_store_vv(r->node->rst, &r->applied);
     note_news(r, &r->node->origin.pk);
     kick(r, NULL, NULL, &r->node->origin.pk, 1);
 }

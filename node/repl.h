@@ -70,8 +70,10 @@ jv_err jv_repl_peer_add(jv_repl *r, const char *addr);
 jv_err jv_repl_peer_remove(jv_repl *r, const char *addr);
 bool jv_repl_has_peer(const jv_repl *r, const char *addr);
 
-/* A local commit advanced this node's log: push it. */
-void jv_repl_local_committed(jv_repl *r);
+/* A local commit advanced this node's log: push it. last_seq: this
+ * node's newest operation, when the commit changed nothing else (0: it may
+ * have, and the vector is read again from the store). */
+void jv_repl_local_committed(jv_repl *r, uint64_t last_seq);
 
 /* Peers as docs/api.md's GET /v1/peers describes them. */
 json_t *jv_repl_peers_json(jv_repl *r);

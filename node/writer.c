@@ -189,8 +189,7 @@ static void *thread_main(void *arg)
     return NULL;
 }
 
-/* What r may change (writer.h). */
-static unsigned changes_of(const jv_write_req *r)
+unsigned jv_writer_changes(const jv_write_req *r)
 {
     if (r->nremote || (r->apply_flags & JV_APPLY_RECHECK) || r->group.local)
         return JV_CHANGES_ALL;
@@ -321,6 +320,7 @@ static void on_wake(uv_async_t *h)
                     j.groups_failed++;
                 j.nops = r->info.nops;
                 j.nbatches = r->info.nbatches;
+                j.last_seq = r->info.last_seq;
             }
             j.remote_batches += r->nremote;
             j.remote_ops += r->stats.ops;
@@ -378,7 +378,7 @@ void jv_writer_observe(jv_writer *w, jv_writer_observer fn, void *arg)
 void jv_writer_submit(jv_writer *w, jv_write_req *r)
 {
     r->next = NULL;
-    r->changes = changes_of(r);
+    r->changes = jv_writer_changes(r);
     tally(w, r, true);
     if (w->queue_tail)
         w->queue_tail->next = r;

@@ -84,6 +84,7 @@ typedef struct {
     size_t groups_failed;  /* ... of which dropped */
     size_t nops;           /* local operations after coalescing */
     size_t nbatches;       /* local batches made */
+    uint64_t last_seq;     /* this node's newest operation, if it made any */
     size_t remote_batches; /* peers' batches offered */
     uint64_t remote_ops;   /* peers' operations applied */
     uint64_t remote_keys;  /* cluster API key operations of peers applied
@@ -113,6 +114,10 @@ void jv_writer_submit(jv_writer *w, jv_write_req *r);
  * calls no done callback. The simulator's writer. */
 void jv_writer_run(jv_store *st, const jv_keypair *kp, uint64_t hlc,
                    jv_write_req *job);
+
+/* What r may change: JV_CHANGES_ALL also for all that may change more
+ * than this node's own log (peers' batches, held batches released). */
+unsigned jv_writer_changes(const jv_write_req *r);
 
 /* Requests queued or committing. Loop thread. */
 size_t jv_writer_pending(const jv_writer *w);
