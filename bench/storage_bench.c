@@ -345,8 +345,10 @@ static const char *const base_insert[K_COUNT] = {
 
 static void must(sqlite3 *db, int rc, const char *what)
 {
+    /* A failed open may leave no handle, whose message would be "out of
+     * memory": the code's own text then. */
     if (rc != SQLITE_OK && rc != SQLITE_DONE && rc != SQLITE_ROW)
-        die(what, sqlite3_errmsg(db));
+        die(what, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
 }
 
 static void bind_str(sqlite3_stmt *s, int i, jv_str v)
@@ -396,7 +398,7 @@ typedef struct {
 static void base_open(base_db *b, int kind)
 {
     b->path = fresh_path("baseline.db");
-    must(NULL, sqlite3_open(b->path, &b->db), "open");
+    must(NULL, sqlite3_open(b->path, &b->db), b->path);
     /* The store's pragmas (store.c: set_pragmas and WAL). */
     must(b->db,
          sqlite3_exec(b->db,
@@ -741,6 +743,9 @@ int main(int argc, char **argv)
     bool apply = argc > 3 && strcmp(argv[1], "--apply") == 0;
     int dir_arg = mix ? 3 : apply ? 4 : 1;
     bench_dir = argc > dir_arg ? argv[dir_arg] : tmp && *tmp ? tmp : "/tmp";
+    struct stat sb;
+    if (stat(bench_dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        die(bench_dir, "not a directory");
     jv_keypair kp;
     if (jv_keypair_generate(&kp) != JV_OK)
         die("keypair", "libsodium failed");
