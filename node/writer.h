@@ -115,8 +115,9 @@ void jv_writer_submit(jv_writer *w, jv_write_req *r);
 void jv_writer_run(jv_store *st, const jv_keypair *kp, uint64_t hlc,
                    jv_write_req *job);
 
-/* What r may change: JV_CHANGES_ALL also for all that may change more
- * than this node's own log (peers' batches, held batches released). */
+/* What r may change (JV_CHANGES_*). Whatever may change more than this
+ * node's own log (peers' batches, held batches released, trust, a
+ * succession, a node-local step) is JV_CHANGES_ALL. */
 unsigned jv_writer_changes(const jv_write_req *r);
 
 /* Requests queued or committing. Loop thread. */
