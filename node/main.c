@@ -27,6 +27,22 @@ static void raise_nofile(void)
                 (unsigned long long)rl.rlim_max);
 }
 
+#ifdef JV_SANITIZE
+/* nng 1.5.2 leaks a listener's endpoint, with the connections it holds
+ * that finished their handshake but were never accepted, when the
+ * listener closes (net/transport.c says more at its top). A node stopped
+ * while a peer or its own probe is connecting exits with them, and
+ * LeakSanitizer then fails the exit. They are libnng's own allocations,
+ * out of the node's reach, so its leak reports leave libnng's allocations
+ * out; the node's own are still reported, and transport_test checks the
+ * transport's use of nng with leak checking untouched. */
+const char *__lsan_default_suppressions(void);
+const char *__lsan_default_suppressions(void)
+{
+    return "leak:libnng.so\n";
+}
+#endif
+
 int main(int argc, char **argv)
 {
     jv_config cfg;
