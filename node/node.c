@@ -174,8 +174,7 @@ static void on_job(void *arg, const jv_writer_job *j)
                            "outcome=\"refused\"", (double)j->groups_failed);
     }
     if (j->nops && !j->err && n->repl)
-        jv_repl_local_committed(n->repl,
-                                j->changes == JV_CHANGES_ALL ? 0 : j->last_seq);
+        jv_repl_local_committed(n->repl, j->own_seq);
     jv_watch_kick(n->watch);
     if (j->nops && !j->err) {
         jv_metrics_add(n->metrics, "jarvis_ops_applied_total",

@@ -189,7 +189,8 @@ static void *thread_main(void *arg)
     return NULL;
 }
 
-unsigned jv_writer_changes(const jv_write_req *r)
+/* What r may change (writer.h). */
+static unsigned changes_of(const jv_write_req *r)
 {
     if (r->nremote || (r->apply_flags & JV_APPLY_RECHECK) || r->group.local)
         return JV_CHANGES_ALL;
@@ -216,6 +217,20 @@ unsigned jv_writer_changes(const jv_write_req *r)
         }
     }
     return c;
+}
+
+uint64_t jv_writer_own_seq(const jv_write_req *job)
+{
+    unsigned changes = 0;
+    uint64_t seq = 0;
+    for (const jv_write_req *r = job; r; r = r->next) {
+        changes |= changes_of(r);
+        if (!r->err && r->info.nops)
+            seq = r->info.last_seq;
+    }
+    /* A job that may have changed more than our log holds no exact
+     * sequence of its own: the vector is to be read again. */
+    return changes == JV_CHANGES_ALL ? 0 : seq;
 }
 
 /* r joins the pending requests, or leaves them (its done callback comes
@@ -320,12 +335,12 @@ static void on_wake(uv_async_t *h)
                     j.groups_failed++;
                 j.nops = r->info.nops;
                 j.nbatches = r->info.nbatches;
-                j.last_seq = r->info.last_seq;
             }
             j.remote_batches += r->nremote;
             j.remote_ops += r->stats.ops;
             j.remote_keys += r->stats.keys + r->info.released_keys;
         }
+        j.own_seq = jv_writer_own_seq(done);
         w->observer(w->observer_arg, &j);
     }
     while (done) {
@@ -378,7 +393,7 @@ void jv_writer_observe(jv_writer *w, jv_writer_observer fn, void *arg)
 void jv_writer_submit(jv_writer *w, jv_write_req *r)
 {
     r->next = NULL;
-    r->changes = jv_writer_changes(r);
+    r->changes = changes_of(r);
     tally(w, r, true);
     if (w->queue_tail)
         w->queue_tail->next = r;

@@ -84,7 +84,7 @@ typedef struct {
     size_t groups_failed;  /* ... of which dropped */
     size_t nops;           /* local operations after coalescing */
     size_t nbatches;       /* local batches made */
-    uint64_t last_seq;     /* this node's newest operation, if it made any */
+    uint64_t own_seq;      /* jv_writer_own_seq() of the job */
     size_t remote_batches; /* peers' batches offered */
     uint64_t remote_ops;   /* peers' operations applied */
     uint64_t remote_keys;  /* cluster API key operations of peers applied
@@ -115,10 +115,11 @@ void jv_writer_submit(jv_writer *w, jv_write_req *r);
 void jv_writer_run(jv_store *st, const jv_keypair *kp, uint64_t hlc,
                    jv_write_req *job);
 
-/* What r may change (JV_CHANGES_*). Whatever may change more than this
- * node's own log (peers' batches, held batches released, trust, a
- * succession, a node-local step) is JV_CHANGES_ALL. */
-unsigned jv_writer_changes(const jv_write_req *r);
+/* After a job that only added operations of this node (none of peers'
+ * batches, held batches released, trust, a succession, a node-local
+ * step: nothing of JV_CHANGES_ALL), this node's newest sequence number;
+ * else 0. */
+uint64_t jv_writer_own_seq(const jv_write_req *job);
 
 /* Requests queued or committing. Loop thread. */
 size_t jv_writer_pending(const jv_writer *w);

@@ -189,22 +189,14 @@ static void writer_done(void *arg)
         return;
     jv_write_req *job = n->wdone;
     bool local = false;
-    unsigned changes = 0;
-    uint64_t last_seq = 0;
     n->wdone = NULL;
     n->wrunning = false;
-    for (jv_write_req *r = job; r; r = r->next) {
-        changes |= jv_writer_changes(r);
-        if (!r->err && r->info.nops) {
-            local = true;
-            last_seq = r->info.last_seq;
-        }
-    }
+    for (jv_write_req *r = job; r; r = r->next)
+        local |= !r->err && r->info.nops;
     /* As the node's observer does: news of ours goes out before the
      * requests hear back. */
     if (local && n->repl)
-        jv_repl_local_committed(n->repl,
-                                changes == JV_CHANGES_ALL ? 0 : last_seq);
+        jv_repl_local_committed(n->repl, jv_writer_own_seq(job));
     call_done(job);
     writer_kick(n);
 }
