@@ -857,8 +857,9 @@ static void apply_done(jv_write_req *w)
     if (learnt_put(n, &j->h.maker, &j->content.maker_vv))
         jv_warn("bundle", "could not record the vector of the bundle's "
                           "maker in the data dir");
+    /* The job's observer brought the vector up to date. */
     if ((w->stats.applied || j->snap_installed) && n->repl)
-        jv_repl_local_committed(n->repl, 0); /* refresh, and spread it */
+        jv_repl_spread(n->repl);
     json_t *s = summary_json(j);
     jv_info("bundle",
             "applied a bundle of %zu batches: %" PRIu64 " operations new",
@@ -892,7 +893,7 @@ static void apply_batches(jv_node *n, bundle_job *j)
         memcpy(j->rb[at].sig, b->sig, JV_SIG_LEN);
         at++;
     }
-    if (at == 0) { /* nothing for the writer */
+    if (at == 0 && !j->snap_installed) { /* nothing for the writer */
         c->wr.arg = c;
         apply_done(&c->wr);
         return;
@@ -900,6 +901,12 @@ static void apply_batches(jv_node *n, bundle_job *j)
     c->wr.remote = j->rb;
     c->wr.nremote = at;
     c->wr.apply_flags = JV_APPLY_REQUIRE_TRUST;
+    /* After a snapshot, a job all the same: it re-checks held batches
+     * (as replication's install does), and the writer reads the trust
+     * list and the vector the snapshot changed, for the loop. */
+    if (at == 0)
+        c->wr.apply_flags |= JV_APPLY_RECHECK;
+    c->wr.reread_trust = j->snap_installed;
     api_submit(c, apply_done);
 }
 

@@ -142,7 +142,7 @@ static jv_err add_trust(void *arg, const jv_trust_row *t)
 void api_trust_list(api_ctx *c)
 {
     json_t *arr = json_array();
-    jv_err err = jv_store_trust_list(c->node->rst, add_trust, arr);
+    jv_err err = jv_trustview_each(c->node->trust, add_trust, arr);
     if (err) {
         json_decref(arr);
         api_fail(c, err, "trust");
@@ -170,41 +170,19 @@ static void trust_done(jv_write_req *w)
                         (json_int_t)in->op.trust.stamp));
 }
 
-typedef struct {
-    const jv_id *id;
-    char *name; /* jv_malloc'd, NULL if none */
-} trust_name;
-
-static jv_err find_trust_name(void *arg, const jv_trust_row *t)
-{
-    trust_name *f = arg;
-    if (!f->name && t->name.n && jv_id_eq(&t->node, f->id) &&
-        !(f->name = jv_strndup(t->name.p, t->name.n)))
-        return JV_ENOMEM;
-    return JV_OK;
-}
-
 /* A trust change that gives no name keeps the one the node has: a name
  * outlives `trust rm` and a later `trust add` without --name. */
 static int keep_name(api_ctx *c, const jv_id *id, jv_str *name)
 {
-    trust_name f = {id, NULL};
-    if (name->n)
+    const jv_trust_row *t = jv_trustview_entry(c->node->trust, id);
+    if (name->n || !t || !t->name.n)
         return 0;
-    jv_err err = jv_store_trust_list(c->node->rst, find_trust_name, &f);
-    if (err) {
-        jv_free(f.name);
-        api_fail(c, err, "trust");
+    char *copy = jv_strndup(t->name.p, t->name.n);
+    if (!copy || !api_own(c, copy)) {
+        api_fail(c, JV_ENOMEM, "trust");
         return -1;
     }
-    if (f.name) {
-        size_t n = strlen(f.name);
-        if (!api_own(c, f.name)) {
-            api_fail(c, JV_ENOMEM, "trust");
-            return -1;
-        }
-        *name = (jv_str){f.name, n};
-    }
+    *name = (jv_str){copy, t->name.n};
     return 0;
 }
 

@@ -173,8 +173,15 @@ static void on_job(void *arg, const jv_writer_job *j)
             jv_metrics_add(n->metrics, "jarvis_writes_total",
                            "outcome=\"refused\"", (double)j->groups_failed);
     }
-    if (j->nops && !j->err && n->repl)
-        jv_repl_local_committed(n->repl, j->own_seq);
+    if (j->trust) {
+        jv_trustview_free(n->trust);
+        n->trust = j->trust;
+    }
+    if (j->read_err)
+        jv_error("storage", "cannot read the store after a commit: %s",
+                 jv_strerror(j->read_err));
+    if (n->repl)
+        jv_repl_committed(n->repl, j->vv, j->own_seq, j->nops && !j->err);
     jv_watch_kick(n->watch);
     if (j->nops && !j->err) {
         jv_metrics_add(n->metrics, "jarvis_ops_applied_total",
@@ -651,20 +658,6 @@ typedef struct {
     jv_intent *in;
 } trust_boot;
 
-/* Is there a trust decision (either way) about the id? */
-typedef struct {
-    const jv_id *id;
-    bool found;
-} trust_find;
-
-static jv_err find_trust_row(void *arg, const jv_trust_row *t)
-{
-    trust_find *f = arg;
-    if (jv_id_eq(&t->node, f->id))
-        f->found = true;
-    return JV_OK;
-}
-
 /* Puts the configured node ids on the replicated trust list, as a
  * bootstrap only: an id with a trust decision already (added or removed,
  * here or replicated from any node) is left alone, so that a `trust rm`
@@ -684,18 +677,15 @@ jv_err jv_node_trust_bootstrap(jv_node *n, const jv_strlist *l, char *msg,
     b->in = (jv_intent *)(b + 1);
     for (size_t i = 0; i < l->n; i++) {
         jv_id id;
-        bool yes = false;
         if (jv_id_from_hex(l->v[i], strlen(l->v[i]), &id)) {
             snprintf(msg, msglen, "--trust %s: not a node id (64 hex digits)",
                      l->v[i]);
             jv_free(b);
             return JV_EINVAL;
         }
-        trust_find f = {&id, false};
-        if (jv_store_is_trusted(n->rst, &id, &yes) == JV_OK && yes)
+        if (jv_trustview_trusted(n->trust, &id))
             continue;
-        if (jv_store_trust_list(n->rst, find_trust_row, &f) == JV_OK &&
-            f.found) {
+        if (jv_trustview_entry(n->trust, &id)) {
             jv_info("node",
                     "not trusting node %.16s although configured: it was "
                     "removed from the trust list (jarvisctl trust add to "
@@ -900,6 +890,11 @@ static jv_err start_services(jv_node *n, const jv_config *cfg, char *msg,
         fmt(msg, msglen, "out of memory for the read cache");
         return err;
     }
+    if ((err = jv_trustview_read(n->rst, &n->trust))) {
+        fmt(msg, msglen, "cannot read the trust list: %s",
+            jv_store_errmsg(n->rst));
+        return err;
+    }
     if ((err = jv_writer_start(n->loop, n->wst, &n->origin, &n->hlc,
                                &n->writer))) {
         fmt(msg, msglen, "cannot start the writer thread");
@@ -1028,6 +1023,8 @@ fail:
     jv_auth_free(n->auth);
     jv_metrics_free(n->metrics);
     jv_rcache_free(n->rcache);
+    jv_trustview_free(n->trust);
+    n->trust = NULL;
     n->auth = NULL;
     n->metrics = NULL;
     n->rcache = NULL;
@@ -1046,6 +1043,8 @@ void jv_node_fini(jv_node *n)
     jv_auth_free(n->auth);
     jv_metrics_free(n->metrics);
     jv_rcache_free(n->rcache);
+    jv_trustview_free(n->trust);
+    n->trust = NULL;
     n->auth = NULL;
     n->metrics = NULL;
     n->rcache = NULL;

@@ -49,6 +49,9 @@ struct jv_node {
     jv_store *wst; /* writer connection: the writer thread's */
     jv_store *rst; /* reader connection: the loop's */
     jv_store *cst; /* checkpoint connection: one thread-pool job at a time */
+    /* The trust list's decisions (trustview.h), for the loop: swapped in
+     * by the writer's jobs and a snapshot's install. */
+    jv_trustview *trust;
     jv_readers *readers;      /* API reads, off the loop (readers.h) */
     jv_readers *sync_readers; /* peers' catch-up: selection, compression */
     uv_timer_t ckpt_timer;

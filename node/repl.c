@@ -308,7 +308,7 @@ typedef struct {
 static void exchange(peer *p, bool pull);
 static void sync_with(peer *p);
 static void mark_self(peer *p);
-static void recheck_held(jv_repl *r);
+static void recheck_held(jv_repl *r, bool force);
 
 /* -- small helpers -------------------------------------------------------- */
 
@@ -592,12 +592,6 @@ static uint64_t next_stamp(jv_repl *r)
     return r->stamp;
 }
 
-static jv_err find_decision(void *arg, const jv_trust_row *t)
-{
-    const jv_id *id = arg;
-    return jv_id_eq(&t->node, id) ? JV_EEXIST : JV_OK;
-}
-
 /* Named by a `trust` line of the configuration, with no replicated trust
  * decision about it yet: such a line's entry is on its way to the store
  * at start (a write queued behind the first exchanges), and this is the
@@ -605,24 +599,18 @@ static jv_err find_decision(void *arg, const jv_trust_row *t)
 static bool configured(jv_repl *r, const jv_id *id)
 {
     const jv_strlist *l = &r->node->cfg->trust;
-    jv_id want = *id;
     for (size_t i = 0; i < l->n; i++) {
         jv_id c;
         if (jv_id_from_hex(l->v[i], strlen(l->v[i]), &c) == JV_OK &&
             jv_id_eq(&c, id))
-            return jv_store_trust_list(r->node->rst, find_decision, &want) ==
-                   JV_OK;
+            return !jv_trustview_entry(r->node->trust, id);
     }
     return false;
 }
 
 static bool is_trusted(jv_repl *r, const jv_id *id)
 {
-    bool t = false;
-    jv_err err = jv_store_is_trusted(r->node->rst, id, &t);
-    if (err)
-        jv_error("repl", "cannot read the trust list: %s", jv_strerror(err));
-    return !err && (t || configured(r, id));
+    return jv_trustview_trusted(r->node->trust, id) || configured(r, id);
 }
 
 /* A request's stamp is fresh when it is above the last one accepted from
@@ -998,7 +986,7 @@ bool jv_repl_frontier(jv_repl *r, uint64_t horizon_ms, jv_vv *out,
     frontier_ctx f = {r, out, now_ms(r), 0, 0, false, JV_OK};
     r->horizon_ms = horizon_ms;
     jv_vv_clear(out);
-    jv_err err = jv_store_trust_list(r->node->rst, frontier_one, &f);
+    jv_err err = jv_trustview_each(r->node->trust, frontier_one, &f);
     if (behind)
         *behind = f.behind;
     /* No trusted peer within the horizon has acknowledged anything: this
@@ -1533,11 +1521,8 @@ static void applied_cb(jv_write_req *w)
     if (applied || w->stats.released) {
         count(r, "jarvis_repl_batches_total", "result", "applied",
               (double)applied);
-        /* Read, not raised from these batches: the writer's job may have
-         * committed other requests' batches with them, whose callbacks
-         * come next, and the pushes this kicks carry those too. Raised,
-         * jarvis-sim's bursts took 1.4 to 2 times as long to converge. */
-        jv_store_vv(r->node->rst, &r->applied);
+        /* r->applied is the whole job's vector already
+         * (jv_repl_committed). */
         if (src)
             src->batches_in += applied;
         /* Relay: others may not have these yet. Released batches (their
@@ -2419,13 +2404,18 @@ typedef struct {
     jv_buf data;
     jv_keypair kp;
     char msg[256];
+    jv_vv vv; /* the applied vector after it, when vv_read */
+    bool vv_read;
 } install_job;
 
 static jv_err install_run(jv_store *st, void *arg)
 {
     install_job *j = arg;
-    return jv_store_snap_install(st, &j->kp, j->data.data, j->data.len,
-                                 &j->info, j->msg, sizeof(j->msg));
+    jv_err err = jv_store_snap_install(st, &j->kp, j->data.data, j->data.len,
+                                       &j->info, j->msg, sizeof(j->msg));
+    if (!err)
+        j->vv_read = jv_store_vv(st, &j->vv) == JV_OK;
+    return err;
 }
 
 static const char *refusal_reason(jv_err err)
@@ -2461,9 +2451,10 @@ static void install_done(jv_node *n, jv_err err, void *arg)
                 "installed the snapshot from node %.16s (made by %.16s, "
                 "%" PRIu64 " bytes, verified): joined into this node's state",
                 hex, maker, j->info.bytes);
-        jv_store_vv(n->rst, &r->applied);
+        if (!j->vv_read || jv_vv_merge(&r->applied, &j->vv) != JV_OK)
+            jv_store_vv(n->rst, &r->applied);
         peer *p = r->stopping ? NULL : find_id(r, &j->from);
-        recheck_held(r);
+        recheck_held(r, true);
         if (p && p->state == P_IDLE)
             exchange(p, true);
     } else if (err == JV_EBUSY) {
@@ -2483,6 +2474,7 @@ static void install_done(jv_node *n, jv_err err, void *arg)
     }
     jv_keypair_wipe(&j->kp);
     jv_buf_fini(&j->data);
+    jv_vv_fini(&j->vv);
     jv_free(j);
     maybe_finish_stop(r);
 }
@@ -2506,6 +2498,7 @@ static void snap_install(jv_repl *r)
     jv_buf_init(&r->snap.data);
     r->snap.active = false;
     j->kp = r->node->origin;
+    jv_vv_init(&j->vv);
     if (r->host.offloop(r->host.ctx, install_run, install_done, j) != JV_OK) {
         jv_buf_fini(&j->data);
         jv_keypair_wipe(&j->kp);
@@ -3151,7 +3144,7 @@ static void on_timer(void *arg)
         exchange(unknown, true);
     else if (!r->chain && !pulling && n)
         exchange(cand[rnd(r) % n], true);
-    recheck_held(r);
+    recheck_held(r, false);
     /* Logs when the clock goes off the peers' or comes back. */
     jv_repl_clock ck;
     jv_repl_clock_get(r, &ck);
@@ -3269,15 +3262,18 @@ void jv_repl_held(jv_repl *r, uint64_t *gap, uint64_t *untrusted,
 }
 
 /* Batches held for their stamp are applied once it is within the bound:
- * a job with no batches at the writer re-checks them. */
-static void recheck_held(jv_repl *r)
+ * a job with no batches at the writer re-checks them. force: even with
+ * none ready, and beside one at the writer already (after a snapshot's
+ * install: the writer reads the trust list again after a re-check, and
+ * one at the writer may have read it before the install). */
+static void recheck_held(jv_repl *r, bool force)
 {
     uint64_t c[3];
-    bool ready;
-    if (r->rechecking || r->stopping)
+    bool ready = force;
+    if ((r->rechecking && !force) || r->stopping)
         return;
-    jv_store_vv(r->node->rst, &r->applied);
-    held_counts(r, c, &ready);
+    if (!force)
+        held_counts(r, c, &ready);
     if (!ready)
         return;
     apply_job *j = jv_calloc(1, sizeof(*j));
@@ -3286,6 +3282,7 @@ static void recheck_held(jv_repl *r)
     j->r = r;
     j->recheck = true;
     j->wr.apply_flags = JV_APPLY_REQUIRE_TRUST | JV_APPLY_RECHECK;
+    j->wr.reread_trust = force;
     j->wr.done = applied_cb;
     j->wr.arg = j;
     r->applying++;
@@ -3390,14 +3387,31 @@ bool jv_repl_has_peer(const jv_repl *r, const char *addr)
     return find_addr(r, addr) != NULL;
 }
 
-void jv_repl_local_committed(jv_repl *r, uint64_t last_seq)
+void jv_repl_committed(jv_repl *r, const jv_vv *vv, uint64_t own_seq,
+                       bool local)
 {
     if (r->stopping)
         return;
-    /* The plain writes' case spares the loop a read of the store. */
-    if (!last_seq ||
-        jv_vv_raise(&r->applied, &r->node->origin.pk, last_seq) != JV_OK)
+    /* From the job, not read again here: the loop reads no store. The
+     * whole job's vector, not each request's batches: a job may commit
+     * several requests' batches, and the pushes the first callback kicks
+     * carry them all (raised per request, jarvis-sim's bursts took 1.4 to
+     * 2 times as long to converge). */
+    jv_err err = JV_ENOTFOUND; /* the writer could not read it */
+    if (own_seq)
+        err = jv_vv_raise(&r->applied, &r->node->origin.pk, own_seq);
+    else if (vv)
+        err = jv_vv_merge(&r->applied, vv);
+    if (err)
         jv_store_vv(r->node->rst, &r->applied);
+    if (local)
+        jv_repl_spread(r);
+}
+
+void jv_repl_spread(jv_repl *r)
+{
+    if (r->stopping)
+        return;
     note_news(r, &r->node->origin.pk);
     kick(r, NULL, NULL, &r->node->origin.pk, 1);
 }
@@ -3972,8 +3986,7 @@ json_t *jv_repl_members_json(jv_repl *r)
     bool converged = true;
     if (!names || !arr)
         goto fail;
-    jv_store_vv(r->node->rst, &r->applied);
-    jv_store_trust_list(r->node->rst, collect_name, names);
+    jv_trustview_each(r->node->trust, collect_name, names);
     json_array_append_new(arr, member_self(r, names));
     for (peer *p = r->peers; p; p = p->next) {
         if (p->is_self)

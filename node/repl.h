@@ -70,10 +70,16 @@ jv_err jv_repl_peer_add(jv_repl *r, const char *addr);
 jv_err jv_repl_peer_remove(jv_repl *r, const char *addr);
 bool jv_repl_has_peer(const jv_repl *r, const char *addr);
 
-/* A local commit advanced this node's log: push it. last_seq: this
- * node's newest operation, when the commit changed nothing else (0: it may
- * have, and the vector is read again from the store). */
-void jv_repl_local_committed(jv_repl *r, uint64_t last_seq);
+/* After each writer job, before its requests hear back (writer.h): the
+ * applied vector moves to vv (read after the job; NULL: read from the
+ * store here), or, when own_seq is set (the job changed nothing but this
+ * node's log), this node's entry rises to it. local: the job committed
+ * operations of this node, which are pushed. */
+void jv_repl_committed(jv_repl *r, const jv_vv *vv, uint64_t own_seq,
+                       bool local);
+/* Pushes what this node's vector holds beyond its peers' (after a
+ * bundle's import, say). */
+void jv_repl_spread(jv_repl *r);
 
 /* Peers as docs/api.md's GET /v1/peers describes them. */
 json_t *jv_repl_peers_json(jv_repl *r);

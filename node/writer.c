@@ -40,6 +40,7 @@ struct jv_writer {
     jv_write_req *job;  /* handed to the thread */
     jv_write_req *done; /* handed back */
     uint64_t job_hlc;
+    jv_writer_after after; /* the thread's, until it hands `done` back */
     bool quit;
     pthread_t thread;
 };
@@ -180,6 +181,7 @@ static void *thread_main(void *arg)
         pthread_mutex_unlock(&w->mu);
 
         jv_writer_run(w->st, &w->kp, hlc, job);
+        jv_writer_read_after(w->st, job, &w->after);
 
         pthread_mutex_lock(&w->mu);
         w->done = job;
@@ -231,6 +233,28 @@ uint64_t jv_writer_own_seq(const jv_write_req *job)
     /* A job that may have changed more than our log holds no exact
      * sequence of its own: the vector is to be read again. */
     return changes == JV_CHANGES_ALL ? 0 : seq;
+}
+
+void jv_writer_read_after(jv_store *st, const jv_write_req *job,
+                          jv_writer_after *a)
+{
+    uint64_t gen = jv_store_trust_gen(st);
+    bool reread = false;
+    for (const jv_write_req *r = job; r; r = r->next)
+        reread |= r->reread_trust;
+    a->err = JV_OK;
+    a->vv_read = false;
+    if (!jv_writer_own_seq(job))
+        a->vv_read = !(a->err = jv_store_vv(st, &a->vv));
+    /* A snapshot installs on another connection, whose entries this
+     * one's generation does not count: the loop asks then. */
+    if (gen != a->trust_gen || reread) {
+        jv_err err = jv_trustview_read(st, &a->trust);
+        if (err)
+            a->err = err;
+        else
+            a->trust_gen = gen;
+    }
 }
 
 /* r joins the pending requests, or leaves them (its done callback comes
@@ -288,6 +312,7 @@ static void on_closed(uv_handle_t *h)
     void (*done)(void *) = w->stop_done;
     void *arg = w->stop_arg;
     jv_keypair_wipe(&w->kp);
+    jv_vv_fini(&w->after.vv);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
     jv_free(w);
@@ -341,8 +366,14 @@ static void on_wake(uv_async_t *h)
             j.remote_keys += r->stats.keys + r->info.released_keys;
         }
         j.own_seq = jv_writer_own_seq(done);
+        j.vv = w->after.vv_read ? &w->after.vv : NULL;
+        j.trust = w->after.trust;
+        j.read_err = w->after.err;
+        w->after.trust = NULL;
         w->observer(w->observer_arg, &j);
     }
+    jv_trustview_free(w->after.trust); /* nobody to take it */
+    w->after.trust = NULL;
     while (done) {
         jv_write_req *next = done->next;
         done->next = NULL;
@@ -364,6 +395,8 @@ jv_err jv_writer_start(uv_loop_t *loop, jv_store *st, const jv_keypair *kp,
     w->st = st;
     w->kp = *kp;
     w->clock = clock;
+    jv_vv_init(&w->after.vv);
+    w->after.trust_gen = jv_store_trust_gen(st);
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
     if (uv_async_init(loop, &w->wake, on_wake) != 0)
@@ -380,6 +413,7 @@ fail:
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
     jv_keypair_wipe(&w->kp);
+    jv_vv_fini(&w->after.vv);
     jv_free(w);
     return JV_ESTATE;
 }

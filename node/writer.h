@@ -29,6 +29,7 @@
 
 #include "apply.h"
 #include "hlc.h"
+#include "trustview.h"
 
 typedef struct jv_writer jv_writer;
 typedef struct jv_write_req jv_write_req;
@@ -61,6 +62,9 @@ struct jv_write_req {
     jv_remote_batch *remote;
     size_t nremote;
     unsigned apply_flags;
+    /* The trust list changed on another connection (a snapshot was
+     * installed): the writer reads it again after the job. */
+    bool reread_trust;
     jv_write_cb done;
     void *arg;
 
@@ -92,12 +96,22 @@ typedef struct {
     uint64_t commit_ns;
     jv_err err;       /* a storage error that failed a commit */
     unsigned changes; /* JV_CHANGES_* of its requests, together */
+    /* Read on the writer's thread after the job (jv_writer_after), so
+     * that the loop reads no store for them: the applied version vector
+     * when own_seq is 0 (NULL if that read failed), and a new trust view
+     * when the job wrote trust entries or successions (the observer takes
+     * it; NULL otherwise). */
+    const jv_vv *vv;
+    jv_trustview *trust;
+    jv_err read_err; /* those reads' failure (the next job tries again) */
 } jv_writer_job;
 
 typedef void (*jv_writer_observer)(void *arg, const jv_writer_job *job);
 
 /* Starts the thread. st is used only by that thread from now on; kp is
- * copied; clock belongs to the loop and stamps each batch. */
+ * copied; clock belongs to the loop and stamps each batch. A trust view
+ * is read again after the first job that moves st's trust generation
+ * from what it is now. */
 jv_err jv_writer_start(uv_loop_t *loop, jv_store *st, const jv_keypair *kp,
                        jv_hlc *clock, jv_writer **out);
 
@@ -120,6 +134,22 @@ void jv_writer_run(jv_store *st, const jv_keypair *kp, uint64_t hlc,
  * step: nothing of JV_CHANGES_ALL), this node's newest sequence number;
  * else 0. */
 uint64_t jv_writer_own_seq(const jv_write_req *job);
+
+/* What the loop learns from the store after a job. */
+typedef struct {
+    uint64_t trust_gen;  /* the store's trust generation `trust` was read at */
+    jv_trustview *trust; /* out: a new view when it moved, else NULL */
+    jv_vv vv;            /* out: the applied vector, when vv_read */
+    bool vv_read;
+    jv_err err; /* out: a read that failed (the next job tries again) */
+} jv_writer_after;
+
+/* Fills a after job ran on st: on the writer's thread, or the simulator's
+ * writer. A trust view is read when st's trust generation moved from
+ * a->trust_gen, or when a request of the job asks (reread_trust).
+ * a->trust must be NULL (taken by the caller since). */
+void jv_writer_read_after(jv_store *st, const jv_write_req *job,
+                          jv_writer_after *a);
 
 /* Requests queued or committing. Loop thread. */
 size_t jv_writer_pending(const jv_writer *w);

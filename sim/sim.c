@@ -106,6 +106,14 @@ static jv_err node_start(simnode *n)
     if ((err = jv_store_stats_get(n->st, &st)))
         return err;
     jv_hlc_seed(&n->node.hlc, st.max_hlc);
+    /* As the node's start: the trust view from the store, then the
+     * writer's jobs keep it. */
+    jv_trustview_free(n->node.trust);
+    jv_trustview_free(n->after.trust);
+    n->node.trust = n->after.trust = NULL;
+    if ((err = jv_trustview_read(n->st, &n->node.trust)))
+        return err;
+    n->after.trust_gen = jv_store_trust_gen(n->st);
     jv_repl_opts ro = {.listen = n->addr,
                        .fanout = w->o.fanout,
                        .interval_ms = w->o.interval_ms,
@@ -745,6 +753,9 @@ static void teardown(jv_sim *w)
         simnode *n = &w->nodes[i];
         jv_store_close(n->st);
         jv_metrics_free(n->node.metrics);
+        jv_trustview_free(n->node.trust);
+        jv_trustview_free(n->after.trust);
+        jv_vv_fini(&n->after.vv);
         jv_free(n->peers);
         jv_free(n->commits);
         jv_keypair_wipe(&n->node.kp);

@@ -70,6 +70,7 @@ struct simnode {
     void *targ;
     /* The writer: queue, and the job whose done callbacks are due. */
     jv_write_req *wq, *wq_tail, *wdone;
+    jv_writer_after after; /* what the loop learns after wdone */
     bool wrunning;
     simjob *jobs;
     /* Clock: offset from true time and drift, parts per million. */

@@ -159,6 +159,9 @@ static void writer_run(void *arg)
             r->err = err;
     else
         jv_writer_run(n->st, &n->node.origin, hlc, job);
+    jv_trustview_free(n->after.trust); /* a crash lost the last one */
+    n->after.trust = NULL;
+    jv_writer_read_after(n->st, job, &n->after);
     count_commit(n, job);
     n->wdone = job;
     at(n->w, turn(n->w), writer_done, ref(n));
@@ -193,10 +196,16 @@ static void writer_done(void *arg)
     n->wrunning = false;
     for (jv_write_req *r = job; r; r = r->next)
         local |= !r->err && r->info.nops;
-    /* As the node's observer does: news of ours goes out before the
-     * requests hear back. */
-    if (local && n->repl)
-        jv_repl_local_committed(n->repl, jv_writer_own_seq(job));
+    /* As the node's observer does: the trust view and the vector move,
+     * and news of ours goes out, before the requests hear back. */
+    if (n->after.trust) {
+        jv_trustview_free(n->node.trust);
+        n->node.trust = n->after.trust;
+        n->after.trust = NULL;
+    }
+    if (n->repl)
+        jv_repl_committed(n->repl, n->after.vv_read ? &n->after.vv : NULL,
+                          jv_writer_own_seq(job), local);
     call_done(job);
     writer_kick(n);
 }

@@ -779,6 +779,7 @@ static jv_err apply_op(jv_store *st, ctx_cache *cc, row_buf *rb,
                 return err;
         return JV_OK;
     case JV_OP_TRUST:
+        st->trust_gen++;
         if (!(s = jv__stmt(st, sql_trust_put, &err)))
             return err;
         jv__bind_id(s, 1, &op->trust.node);
@@ -791,6 +792,7 @@ static jv_err apply_op(jv_store *st, ctx_cache *cc, row_buf *rb,
         return jv__replica_seen(st, &op->trust.node);
     case JV_OP_SUCCESSION:
         /* apply_one refused a second successor of old beforehand. */
+        st->trust_gen++;
         if (!(s = jv__stmt(st, sql_succ_put, &err)))
             return err;
         jv__bind_id(s, 1, &op->succ.old);

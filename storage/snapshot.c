@@ -731,6 +731,7 @@ jv_err jv_store_snap_join(jv_store *st, const uint8_t *enc, size_t len)
     jv_err err;
     if ((err = jv__tx_begin(st, &tx)))
         return err;
+    st->trust_gen++; /* a state may carry trust entries and successions */
     if ((err = join_in_tx(st, enc, len))) {
         jv__tx_rollback(st, &tx);
         return err;

@@ -1198,6 +1198,11 @@ jv_err jv_store_checkpoint(jv_store *st, uint64_t *frames,
     return JV_OK;
 }
 
+uint64_t jv_store_trust_gen(const jv_store *st)
+{
+    return st->trust_gen;
+}
+
 jv_err jv_store_read_begin(jv_store *st)
 {
     if (st->read_depth) {

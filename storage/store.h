@@ -118,6 +118,11 @@ jv_err jv_store_meta_get(jv_store *st, const char *key, void *buf, size_t cap,
 jv_err jv_store_checkpoint(jv_store *st, uint64_t *frames,
                            uint64_t *checkpointed);
 
+/* Moves whenever this connection writes an entry of the trust list or a
+ * succession (committed or not): a reader of trustview.h's view reads it
+ * again then. */
+uint64_t jv_store_trust_gen(const jv_store *st);
+
 /* A read snapshot: every read on st between the two calls sees the
  * database as it was at the first read after begin (a deferred
  * transaction; in WAL mode it blocks no writer). For long reads made of

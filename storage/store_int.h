@@ -57,6 +57,7 @@ struct jv_store {
     uint64_t max_skew_ms;         /* 0: batch stamps are not checked */
     uint64_t (*clock)(void *arg); /* jv_store_set_clock; NULL: the wall's */
     void *clock_arg;
+    uint64_t trust_gen; /* jv_store_trust_gen */
 };
 
 /* The cached statement for sql (prepared on first use). NULL on failure,
