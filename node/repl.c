@@ -2176,12 +2176,12 @@ enum {
 
 /* Whether a node holding `them` lacks batches this node compacted: some
  * origin's cut is above what it holds. */
-static bool lacks_compacted(jv_repl *r, const jv_vv *them)
+static bool lacks_compacted(jv_store *st, const jv_vv *them)
 {
     jv_vv cut;
     bool lacks = false;
     jv_vv_init(&cut);
-    if (jv_store_cut_get(r->node->rst, &cut) == JV_OK)
+    if (jv_store_cut_get(st, &cut) == JV_OK)
         for (size_t i = 0; i < cut.n && !lacks; i++)
             lacks = cut.v[i].seq > jv_vv_get(them, &cut.v[i].id);
     jv_vv_fini(&cut);
@@ -2189,11 +2189,11 @@ static bool lacks_compacted(jv_repl *r, const jv_vv *them)
 }
 
 /* Tests (--test-faults): what a faulty or lying sender would send. */
-static void snap_fault(jv_repl *r, jv_wire_snap *ws, jv_buf *chunk)
+static void snap_fault(int fault, jv_wire_snap *ws, jv_buf *chunk)
 {
-    if (r->snap_fault == SF_FLIP && chunk->len)
+    if (fault == SF_FLIP && chunk->len)
         chunk->data[chunk->len / 2] ^= 0x01;
-    if (r->snap_fault == SF_UNTRUSTED) {
+    if (fault == SF_UNTRUSTED) {
         jv_keypair k;
         if (jv_keypair_generate(&k) == JV_OK) {
             ws->maker = k.pk;
@@ -2201,7 +2201,7 @@ static void snap_fault(jv_repl *r, jv_wire_snap *ws, jv_buf *chunk)
             jv_keypair_wipe(&k);
         }
     }
-    if (r->snap_fault == SF_TRUNCATE && ws->total > 16) {
+    if (fault == SF_TRUNCATE && ws->total > 16) {
         /* Shorter than signed, and said to be so. */
         ws->total -= 9;
         if (ws->offset + chunk->len > ws->total)
@@ -2209,72 +2209,6 @@ static void snap_fault(jv_repl *r, jv_wire_snap *ws, jv_buf *chunk)
     }
     ws->data = chunk->data;
     ws->len = chunk->len;
-}
-
-/* Answers m (a SNAP request, or a pull from a node that lacks compacted
- * batches) with a chunk of the base: the one asked for if it is still the
- * current base, else its first. false: nothing sent (no base). */
-static bool answer_snapshot(jv_repl *r, jv_inbound *in, peer *p,
-                            const jv_msg *m)
-{
-    jv_store *st = r->node->rst;
-    jv_wire_snap ws;
-    head h = {.type = JV_MSG_SNAP_REPLY,
-              .to = &m->from,
-              .echo = m->stamp,
-              .refused = JV_REFUSED_NONE,
-              .snap = &ws};
-    jv_snap_info info;
-    jv_buf chunk, frame;
-    jv_vv have;
-    bool sent = false;
-    jv_buf_init(&chunk);
-    jv_buf_init(&frame);
-    jv_vv_init(&have);
-    memset(&ws, 0, sizeof(ws));
-    if (jv_store_read_begin(st) != JV_OK)
-        goto out;
-    uint64_t off = m->type == JV_MSG_SNAP ? m->snap.offset : 0;
-    jv_err err = jv_store_base_get(st, &info, NULL);
-    if (!err && (m->type != JV_MSG_SNAP ||
-                 memcmp(m->snap.digest, info.digest, JV_HASH_LEN) != 0 ||
-                 off % JV_SNAP_CHUNK || off >= info.bytes))
-        off = 0;
-    if (!err)
-        err = jv_store_base_chunk(st, info.gen, off / JV_SNAP_CHUNK, &chunk);
-    jv_store_read_end(st);
-    if (err)
-        goto out;
-    ws.maker = info.maker;
-    ws.made_ms = info.made_ms;
-    memcpy(ws.digest, info.digest, JV_HASH_LEN);
-    memcpy(ws.sig, info.sig, JV_SIG_LEN);
-    ws.total = info.bytes;
-    ws.offset = off;
-    snap_fault(r, &ws, &chunk);
-    if (link_head(r, &m->from, m->version, &h, NULL) ||
-        have_on(r->node->rst, &r->applied, &have) ||
-        build(r, &h, &have, NULL, false, 0, &frame, NULL) != JV_OK)
-        goto out;
-    if (p)
-        p->bytes_out += frame.len;
-    count(r, "jarvis_repl_bytes_total", "direction", "out", (double)frame.len);
-    if (off == 0) {
-        char hex[JV_ID_HEX];
-        jv_id_hex(&m->from, hex);
-        jv_metrics_add(M(r), "jarvis_snapshots_sent_total", NULL, 1);
-        jv_info("repl",
-                "node %.16s lacks batches compacted here: sending it the "
-                "base snapshot (%" PRIu64 " bytes)",
-                hex, info.bytes);
-    }
-    r->host.tp_reply(in, frame.data, frame.len);
-    sent = true;
-out:
-    jv_buf_fini(&chunk);
-    jv_buf_fini(&frame);
-    jv_vv_fini(&have);
-    return sent;
 }
 
 static void snap_reset(jv_repl *r)
@@ -2789,12 +2723,67 @@ typedef struct {
     msg_work w;
     jv_inbound *in;
     jv_id from;
+    /* A chunk of the base snapshot instead of batches: asked for (a SNAP
+     * request: its digest and offset), or for a pull from a node that
+     * lacks batches compacted here (its own vector, `asked_have`). */
+    bool snap_asked;
+    uint8_t snap_digest[JV_HASH_LEN];
+    uint64_t snap_offset;
+    jv_vv asked_have;
+    int fault; /* tests: r->snap_fault */
+    /* Out: the answer is a chunk of the base (ws, chunk), or nothing. */
+    bool snap, nothing;
+    jv_wire_snap ws;
+    jv_buf chunk;
 } serve_job;
 
 static void serve_free(serve_job *j)
 {
     work_fini(&j->w);
+    jv_vv_fini(&j->asked_have);
+    jv_buf_fini(&j->chunk);
     jv_free(j);
+}
+
+/* Sync reader thread: the chunk of the base asked for if it is still the
+ * current base, else its first, with our vector sent whole. JV_ENOTFOUND:
+ * there is no base. */
+static jv_err serve_snapshot(jv_store *st, serve_job *j)
+{
+    jv_snap_info info;
+    jv_wire_snap *ws = &j->ws;
+    jv_err err = jv_store_read_begin(st);
+    if (err)
+        return err;
+    uint64_t off = j->snap_offset;
+    if (!(err = jv_store_base_get(st, &info, NULL)) &&
+        (!j->snap_asked ||
+         memcmp(j->snap_digest, info.digest, JV_HASH_LEN) != 0 ||
+         off % JV_SNAP_CHUNK || off >= info.bytes))
+        off = 0;
+    if (!err)
+        err = jv_store_base_chunk(st, info.gen, off / JV_SNAP_CHUNK, &j->chunk);
+    jv_store_read_end(st);
+    if (err)
+        return err;
+    memset(ws, 0, sizeof(*ws));
+    ws->maker = info.maker;
+    ws->made_ms = info.made_ms;
+    memcpy(ws->digest, info.digest, JV_HASH_LEN);
+    memcpy(ws->sig, info.sig, JV_SIG_LEN);
+    ws->total = info.bytes;
+    ws->offset = off;
+    snap_fault(j->fault, ws, &j->chunk);
+    head h = j->w.h;
+    h.type = JV_MSG_SNAP_REPLY;
+    h.snap = ws;
+    h.base = 0;
+    h.base_vv = NULL;
+    if ((err = build_with(&j->w.env, &h, j->w.stamp, &j->w.have, NULL, false, 0,
+                          &j->w.frame, &j->w.plain)))
+        return err;
+    j->snap = true;
+    return JV_OK;
 }
 
 /* Sync reader thread. */
@@ -2802,13 +2791,41 @@ static jv_err serve_run(jv_store *st, void *arg)
 {
     serve_job *j = arg;
     jv_err err;
-    if ((err = have_on(st, &j->w.applied, &j->w.have)) ||
-        (err = jv_vv_merge(&j->w.have, &j->w.pending)) ||
+    if ((err = have_on(st, &j->w.applied, &j->w.have)))
+        return err;
+    /* A pull from a node that lacks batches compacted here gets the
+     * snapshot first (docs/protocol.md, "Snapshot bootstrap"); the
+     * batches if there is none to send after all. */
+    if (j->snap_asked || (j->w.budget && lacks_compacted(st, &j->asked_have))) {
+        err = serve_snapshot(st, j);
+        if (!err || j->snap_asked) {
+            j->nothing = err == JV_ENOTFOUND;
+            return j->nothing ? JV_OK : err;
+        }
+        jv_buf_fini(&j->w.frame);
+        jv_buf_init(&j->w.frame);
+        j->w.plain = 0;
+    }
+    if ((err = jv_vv_merge(&j->w.have, &j->w.pending)) ||
         (err = select_on(st, &j->w.applied, j->w.start, &j->w.them, &j->w.trial,
                          j->w.budget, &j->w.s, &j->w.more, NULL)))
         return err;
     return build_with(&j->w.env, &j->w.h, j->w.stamp, &j->w.have, &j->w.s,
                       j->w.more, 0, &j->w.frame, &j->w.plain);
+}
+
+/* Loop thread: a chunk of the base went out. */
+static void served_snapshot(jv_repl *r, serve_job *j)
+{
+    if (j->ws.offset)
+        return;
+    char hex[JV_ID_HEX];
+    jv_id_hex(&j->from, hex);
+    jv_metrics_add(M(r), "jarvis_snapshots_sent_total", NULL, 1);
+    jv_info("repl",
+            "node %.16s lacks batches compacted here: sending it the base "
+            "snapshot (%" PRIu64 " bytes)",
+            hex, j->ws.total);
 }
 
 /* Loop thread: the answer is built (or not). */
@@ -2817,7 +2834,7 @@ static void serve_done(void *arg, jv_err err, const char *msg)
     serve_job *j = arg;
     jv_repl *r = j->w.r;
     r->serving--;
-    if (err || r->stopping) {
+    if (err || r->stopping || j->nothing) {
         if (err)
             jv_error("repl", "cannot answer a peer: %s (%s)", jv_strerror(err),
                      msg);
@@ -2825,7 +2842,11 @@ static void serve_done(void *arg, jv_err err, const char *msg)
         goto out;
     }
     peer *p = find_id(r, &j->from);
-    if (p) {
+    if (p && j->snap)
+        p->bytes_out += j->w.frame.len;
+    if (j->snap)
+        served_snapshot(r, j);
+    else if (p) {
         p->bytes_out += j->w.frame.len;
         p->batches_out += j->w.s.n;
         /* They will have what we just sent. And it pulled those origins'
@@ -2845,7 +2866,7 @@ static void serve_done(void *arg, jv_err err, const char *msg)
           (double)j->w.plain);
     count(r, "jarvis_repl_bytes_total", "direction", "out",
           (double)j->w.frame.len);
-    if (j->w.h.version != 2)
+    if (j->w.h.version != 2 && !j->snap)
         (void)jv_vvlinks_sent(r->links, &j->from, j->w.stamp, &j->w.have);
     r->host.tp_reply(j->in, j->w.frame.data, j->w.frame.len);
 out:
@@ -2854,8 +2875,10 @@ out:
 }
 
 /* Answers a proven request: our vector and the batches it lacks (within
- * its budget), built off the loop. Returns false if nothing could be
- * sent (in is still the caller's); true once in is taken. */
+ * its budget), or a chunk of the base snapshot (a SNAP request, or a pull
+ * from a node that lacks batches compacted here), built off the loop.
+ * Returns false if nothing could be sent (in is still the caller's); true
+ * once in is taken. */
 static bool answer_request(jv_repl *r, jv_inbound *in, peer *p, const jv_msg *m)
 {
     jv_err err = JV_ENOMEM;
@@ -2863,8 +2886,16 @@ static bool answer_request(jv_repl *r, jv_inbound *in, peer *p, const jv_msg *m)
     if (!j)
         goto fail;
     work_init(&j->w, r);
+    jv_vv_init(&j->asked_have);
+    jv_buf_init(&j->chunk);
     j->in = in;
     j->from = m->from;
+    j->fault = r->snap_fault;
+    j->snap_asked = m->type == JV_MSG_SNAP;
+    if (j->snap_asked) {
+        memcpy(j->snap_digest, m->snap.digest, JV_HASH_LEN);
+        j->snap_offset = m->snap.offset;
+    }
     j->w.h = (head){.type = JV_MSG_SYNC_REPLY,
                     .to = &j->from,
                     .echo = m->stamp,
@@ -2876,6 +2907,7 @@ static bool answer_request(jv_repl *r, jv_inbound *in, peer *p, const jv_msg *m)
         m->budget < r->o.max_message / 2 ? m->budget : r->o.max_message / 2;
     if ((err = jv_vv_copy(&j->w.applied, &r->applied)) ||
         (err = jv_vv_copy(&j->w.pending, &r->pending)) ||
+        (err = jv_vv_copy(&j->asked_have, &m->have)) ||
         (err = p ? theirs(p, &m->have, &j->w.them)
                  : jv_vv_copy(&j->w.them, &m->have)) ||
         (err = p ? delivered_for(p, m->stamp, &j->w.them) : JV_OK))
@@ -2942,21 +2974,10 @@ static void on_request(void *arg, jv_inbound *in, const uint8_t *msg,
         goto drop;
     }
     peer *p = take_request(r, &m, addr, len);
-    if (m.type == JV_MSG_SNAP) {
-        if (answer_snapshot(r, in, p, &m))
-            in = NULL;
-        goto drop;
-    }
-    /* A pull from a node that lacks batches this node compacted gets the
-     * snapshot first (docs/protocol.md, "Snapshot bootstrap"). */
-    if (m.budget && lacks_compacted(r, &m.have) &&
-        answer_snapshot(r, in, p, &m)) {
-        in = NULL;
-        goto drop;
-    }
     if (answer_request(r, in, p, &m)) {
         in = NULL;
-        apply_batches(r, p, &m, false);
+        if (m.type != JV_MSG_SNAP)
+            apply_batches(r, p, &m, false);
     }
 drop:
     if (in)
