@@ -32,6 +32,7 @@ typedef struct {
     jv_err err;
     char msg[160];
     jv_store_stats st;
+    jv_held_counts held; /* batches held aside, by reason */
     bool want_vv;
     jv_vv vv;
     void (*then)(api_ctx *c);
@@ -48,6 +49,8 @@ static jv_err figures_read(jv_store *st, api_ctx *c)
 {
     store_figures *f = c->extra;
     f->err = jv_store_stats_get(st, &f->st);
+    if (!f->err)
+        f->err = jv_store_held_counts(st, &f->held);
     if (!f->err && f->want_vv)
         f->err = jv_store_vv(st, &f->vv);
     if (f->err)
@@ -168,7 +171,7 @@ static void metrics_answer(api_ctx *c)
     counts_metrics(n);
     jv_metrics_set(n->metrics, "jarvis_uptime_seconds", NULL,
                    (double)(jv_now_ms() - n->started_ms) / 1000.0);
-    jv_repl_update_metrics(n->repl);
+    jv_repl_update_metrics(n->repl, &f->held);
     jv_buf out;
     jv_buf_init(&out);
     jv_err err = jv_metrics_render(n->metrics, &out);
@@ -194,13 +197,14 @@ static json_t *component(int score, const char *reason)
 #define JV_ISOLATED_UNHEALTHY_MS (5 * 60 * 1000)
 
 /* The clock against the peers', and batches held for their stamp. */
-static int clock_health(jv_node *n, char *why, size_t whylen)
+static int clock_health(jv_node *n, const jv_held_counts *held, char *why,
+                        size_t whylen)
 {
     jv_repl_clock ck;
-    uint64_t gap = 0, untrusted = 0, skew = 0;
+    uint64_t gap = held->gap, untrusted = held->untrusted,
+             skew = held->clock_skew;
     int score = 100;
     jv_repl_clock_get(n->repl, &ck);
-    jv_repl_held(n->repl, &gap, &untrusted, &skew);
     if (!ck.peers)
         snprintf(why, whylen, "not measured yet (no peer answered)");
     else
@@ -279,7 +283,7 @@ static void health_answer(api_ctx *c)
                  "operations (%zu of %zu peers done)",
                  done, of);
     }
-    int s_clock = clock_health(n, why, sizeof(why));
+    int s_clock = clock_health(n, &f->held, why, sizeof(why));
     if (s_clock < s_repl)
         s_repl = s_clock; /* a skewed clock stops this node's writes */
     json_object_set_new(comps, "replication", component(s_repl, why_repl));

@@ -265,12 +265,12 @@ struct jv_repl {
     uint64_t fresh_floor;
     hold_note holds[MAX_HOLD_NOTES]; /* untrusted origins, said if it lasts */
     size_t nholds;
-    uint64_t holds_swept_ms;
     uint64_t rng;
     jv_buf scratch;
     char frame_key[9];     /* key id of the frame being opened, for logs */
     unsigned peer_version; /* of the message refused as JV_EVERSION */
     bool rechecking;       /* a re-check of held batches is at the writer */
+    bool held_scanning;    /* a scan of the held area is on the sync reader */
     uint64_t started_ms;   /* silence is counted from here at most */
     /* A snapshot being received (one at a time, from one peer) or
      * installed (snapshot.h). */
@@ -308,7 +308,7 @@ typedef struct {
 static void exchange(peer *p, bool pull);
 static void sync_with(peer *p);
 static void mark_self(peer *p);
-static void recheck_held(jv_repl *r, bool force);
+static void recheck_held(jv_repl *r, bool reread);
 
 /* -- small helpers -------------------------------------------------------- */
 
@@ -394,39 +394,50 @@ static void note_hold(jv_repl *r, const jv_id *origin, const char *addr,
     snprintf(h->who, sizeof(h->who), "%s", addr ? addr : fhex);
 }
 
+/* The held area is scanned off the loop, on the sync reader thread (it
+ * may hold thousands of batches: a scan of a full one took 24 to 38 ms),
+ * once per timer tick: for the notes of untrusted origins and for held
+ * batches that can go now. */
 typedef struct {
-    const jv_repl *r;
-    bool still[MAX_HOLD_NOTES]; /* the note's origin is still held */
-} hold_scan;
+    jv_read_job job;
+    jv_repl *r;
+    jv_vv applied;               /* r->applied at submit */
+    jv_id notes[MAX_HOLD_NOTES]; /* the notes' origins at submit */
+    size_t nnotes;
+    bool still[MAX_HOLD_NOTES]; /* out: the origin is still held */
+    bool ready;                 /* out: one can be applied now */
+} held_job;
 
-static jv_err held_untrusted(void *arg, const jv_held_row *h)
+static jv_err held_row(void *arg, const jv_held_row *h)
 {
-    hold_scan *sc = arg;
-    for (size_t i = 0; h->reason == JV_EUNTRUSTED && i < sc->r->nholds; i++)
-        if (jv_id_eq(&h->origin, &sc->r->holds[i].origin))
-            sc->still[i] = true;
+    held_job *j = arg;
+    for (size_t i = 0; h->reason == JV_EUNTRUSTED && i < j->nnotes; i++)
+        if (jv_id_eq(&h->origin, &j->notes[i]))
+            j->still[i] = true;
+    /* A 'gap' at the head of its origin's log waits for nothing but the
+     * time its stamp was held for (apply.c): it can go now. */
+    if (h->reason == JV_EGAP &&
+        h->first_seq <= jv_vv_get(&j->applied, &h->origin) + 1)
+        j->ready = true;
     return JV_OK;
 }
 
-/* On the timer: an origin still held HOLD_LOG_MS after its first batch
- * gets the hint, once; a note whose batches were released goes. One scan
- * of the held area serves every note, and runs only when a note is due
- * (or every HOLD_SWEEP_MS, to forget released origins). */
-#define HOLD_SWEEP_MS 30000
-static void check_holds(jv_repl *r, uint64_t now)
+static jv_err held_run(jv_store *st, void *arg)
 {
-    hold_scan sc = {.r = r};
-    bool due = false;
-    for (size_t i = 0; i < r->nholds; i++)
-        due |= !r->holds[i].said && now - r->holds[i].since_ms >= HOLD_LOG_MS;
-    if (!r->nholds || (!due && now - r->holds_swept_ms < HOLD_SWEEP_MS))
-        return;
-    r->holds_swept_ms = now;
-    if (jv_store_held_list(r->node->rst, held_untrusted, &sc) != JV_OK)
-        return;
+    return jv_store_held_list(st, held_row, arg);
+}
+
+/* An origin still held HOLD_LOG_MS after its first batch gets the hint,
+ * once; a note whose batches were released goes. Notes made since the
+ * scan was submitted wait for the next. */
+static void check_holds(jv_repl *r, const held_job *j, uint64_t now)
+{
     for (size_t i = r->nholds; i-- > 0;) {
         hold_note *h = &r->holds[i];
-        if (!sc.still[i]) { /* trusted since, or dropped */
+        size_t k = 0;
+        while (k < j->nnotes && !jv_id_eq(&j->notes[k], &h->origin))
+            k++;
+        if (k < j->nnotes && !j->still[k]) { /* trusted since, or dropped */
             *h = r->holds[--r->nholds];
             continue;
         }
@@ -441,6 +452,53 @@ static void check_holds(jv_repl *r, uint64_t now)
                 ohex);
         h->said = true;
     }
+}
+
+static void recheck_held(jv_repl *r, bool reread);
+static void maybe_finish_stop(jv_repl *r);
+
+static void held_done(void *arg, jv_err err, const char *msg)
+{
+    held_job *j = arg;
+    jv_repl *r = j->r;
+    r->serving--;
+    r->held_scanning = false;
+    if (err)
+        jv_error("repl", "cannot read the held batches: %s (%s)",
+                 jv_strerror(err), msg);
+    else if (!r->stopping) {
+        check_holds(r, j, now_ms(r));
+        if (j->ready)
+            recheck_held(r, false);
+    }
+    jv_vv_fini(&j->applied);
+    jv_free(j);
+    maybe_finish_stop(r);
+}
+
+static void held_scan(jv_repl *r)
+{
+    if (r->held_scanning || r->stopping)
+        return;
+    held_job *j = jv_calloc(1, sizeof(*j));
+    if (!j)
+        return;
+    j->r = r;
+    jv_vv_init(&j->applied);
+    j->nnotes = r->nholds;
+    for (size_t i = 0; i < r->nholds; i++)
+        j->notes[i] = r->holds[i].origin;
+    j->job.fn = held_run;
+    j->job.done = held_done;
+    j->job.arg = j;
+    if (jv_vv_copy(&j->applied, &r->applied) != JV_OK ||
+        r->host.read(r->host.ctx, &j->job) != JV_OK) {
+        jv_vv_fini(&j->applied);
+        jv_free(j);
+        return;
+    }
+    r->serving++;
+    r->held_scanning = true;
 }
 
 /* Logs a refusal once per sender and reason; counts it every time. */
@@ -3149,7 +3207,6 @@ static void on_timer(void *arg)
     uint64_t now = now_ms(r);
     peer *unknown = NULL, *cand[64];
     size_t n = 0;
-    check_holds(r, now);
     bool pulling = pull_busy(r, now);
     for (peer *p = r->peers; p; p = p->next) {
         if (p->state != P_IDLE || p->next_try_ms > now || p->is_self)
@@ -3165,7 +3222,9 @@ static void on_timer(void *arg)
         exchange(unknown, true);
     else if (!r->chain && !pulling && n)
         exchange(cand[rnd(r) % n], true);
-    recheck_held(r, false);
+    /* After the exchange's build: the scan waits behind it on the sync
+     * reader. */
+    held_scan(r);
     /* Logs when the clock goes off the peers' or comes back. */
     jv_repl_clock ck;
     jv_repl_clock_get(r, &ck);
@@ -3237,65 +3296,14 @@ void jv_repl_clock_get(jv_repl *r, jv_repl_clock *out)
     }
 }
 
-typedef struct {
-    jv_repl *r;
-    uint64_t by_reason[3]; /* gap, untrusted, clock_skew */
-    bool ready;            /* one that can be applied now */
-} held_scan;
-
-static jv_err scan_held(void *arg, const jv_held_row *h)
-{
-    held_scan *hs = arg;
-    hs->by_reason[h->reason == JV_EGAP         ? 0
-                  : h->reason == JV_EUNTRUSTED ? 1
-                                               : 2]++;
-    /* A 'gap' at the head of its origin's log waits for nothing but the
-     * time its stamp was held for (apply.c): it can go now. */
-    if (h->reason == JV_EGAP &&
-        h->first_seq <= jv_vv_get(&hs->r->applied, &h->origin) + 1)
-        hs->ready = true;
-    return JV_OK;
-}
-
-/* Held batches by reason (counts of 3, see held_scan); *ready: one of
- * them can be applied now. */
-static void held_counts(jv_repl *r, uint64_t *counts, bool *ready)
-{
-    held_scan hs = {.r = r};
-    if (jv_store_held_list(r->node->rst, scan_held, &hs) == JV_OK) {
-        memcpy(counts, hs.by_reason, sizeof(hs.by_reason));
-        *ready = hs.ready;
-    } else {
-        memset(counts, 0, sizeof(hs.by_reason));
-        *ready = false;
-    }
-}
-
-void jv_repl_held(jv_repl *r, uint64_t *gap, uint64_t *untrusted,
-                  uint64_t *clock_skew)
-{
-    uint64_t c[3];
-    bool ready;
-    held_counts(r, c, &ready);
-    *gap = c[0];
-    *untrusted = c[1];
-    *clock_skew = c[2];
-}
-
 /* Batches held for their stamp are applied once it is within the bound:
- * a job with no batches at the writer re-checks them. force: even with
- * none ready, and beside one at the writer already (after a snapshot's
- * install: the writer reads the trust list again after a re-check, and
- * one at the writer may have read it before the install). */
-static void recheck_held(jv_repl *r, bool force)
+ * a job with no batches at the writer re-checks them. reread: the writer
+ * reads the trust list again after it (a snapshot was installed on
+ * another connection); such a re-check goes beside one at the writer
+ * already, which may have read it before the install. */
+static void recheck_held(jv_repl *r, bool reread)
 {
-    uint64_t c[3];
-    bool ready = force;
-    if ((r->rechecking && !force) || r->stopping)
-        return;
-    if (!force)
-        held_counts(r, c, &ready);
-    if (!ready)
+    if ((r->rechecking && !reread) || r->stopping)
         return;
     apply_job *j = jv_calloc(1, sizeof(*j));
     if (!j)
@@ -3303,7 +3311,7 @@ static void recheck_held(jv_repl *r, bool force)
     j->r = r;
     j->recheck = true;
     j->wr.apply_flags = JV_APPLY_REQUIRE_TRUST | JV_APPLY_RECHECK;
-    j->wr.reread_trust = force;
+    j->wr.reread_trust = reread;
     j->wr.done = applied_cb;
     j->wr.arg = j;
     r->applying++;
@@ -3635,7 +3643,7 @@ uint64_t jv_repl_isolated_ms(const jv_repl *r)
     return since && now > since ? now - since : 0;
 }
 
-void jv_repl_update_metrics(jv_repl *r)
+void jv_repl_update_metrics(jv_repl *r, const jv_held_counts *held)
 {
     size_t up = 0, total = 0;
     for (peer *p = r->peers; p; p = p->next) {
@@ -3662,14 +3670,12 @@ void jv_repl_update_metrics(jv_repl *r)
                    (double)ck.offset_ms / 1000.0);
     jv_metrics_set(M(r), "jarvis_clock_skewed", NULL, ck.skewed ? 1 : 0);
     jv_metrics_set(M(r), "jarvis_clock_peers_measured", NULL, (double)ck.peers);
-    uint64_t held[3];
-    bool ready;
-    held_counts(r, held, &ready);
-    static const char *const hl[3] = {"reason=\"gap\"", "reason=\"untrusted\"",
-                                      "reason=\"clock_skew\""};
-    for (int i = 0; i < 3; i++)
-        jv_metrics_set(M(r), "jarvis_held_batches_by_reason", hl[i],
-                       (double)held[i]);
+    jv_metrics_set(M(r), "jarvis_held_batches_by_reason", "reason=\"gap\"",
+                   (double)held->gap);
+    jv_metrics_set(M(r), "jarvis_held_batches_by_reason",
+                   "reason=\"untrusted\"", (double)held->untrusted);
+    jv_metrics_set(M(r), "jarvis_held_batches_by_reason",
+                   "reason=\"clock_skew\"", (double)held->clock_skew);
     jv_metrics_set(M(r), "jarvis_repl_peers", "state=\"unreachable\"",
                    (double)(total - up));
     jv_metrics_set(M(r), "jarvis_repl_peers", "state=\"behind_horizon\"",

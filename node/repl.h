@@ -91,7 +91,8 @@ int jv_repl_health(jv_repl *r, char *why, size_t whylen);
 /* How long this node has reached none of its peers (ms); 0 while it
  * reaches one, or has none. */
 uint64_t jv_repl_isolated_ms(const jv_repl *r);
-void jv_repl_update_metrics(jv_repl *r);
+/* held: the held area's counts, read off the loop with the figures. */
+void jv_repl_update_metrics(jv_repl *r, const jv_held_counts *held);
 /* True once every peer completed an exchange that left nothing to pull
  * (a restored node's health waits for this). */
 bool jv_repl_caught_up(const jv_repl *r);
@@ -142,10 +143,6 @@ typedef struct {
     uint64_t p50_ms, p99_ms, max_ms;
 } jv_repl_delay;
 void jv_repl_delay_get(const jv_repl *r, jv_repl_delay *out);
-
-/* Batches held aside, by reason. */
-void jv_repl_held(jv_repl *r, uint64_t *gap, uint64_t *untrusted,
-                  uint64_t *clock_skew);
 
 /* Replaces the cluster keyring (a reload): what is sent from now on is
  * sealed with ring->k[0], and every key of ring opens. */

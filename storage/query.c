@@ -771,6 +771,24 @@ jv_err jv_store_held_list(jv_store *st, jv_held_cb cb, void *arg)
     return scan_end(st, s, rc, err, "read held batches");
 }
 
+static jv_err count_held(void *arg, const jv_held_row *h)
+{
+    jv_held_counts *c = arg;
+    if (h->reason == JV_EGAP)
+        c->gap++;
+    else if (h->reason == JV_EUNTRUSTED)
+        c->untrusted++;
+    else
+        c->clock_skew++;
+    return JV_OK;
+}
+
+jv_err jv_store_held_counts(jv_store *st, jv_held_counts *out)
+{
+    memset(out, 0, sizeof(*out));
+    return jv_store_held_list(st, count_held, out);
+}
+
 /* -- replicas and trust --------------------------------------------------- */
 
 static const char sql_replica_list[] =

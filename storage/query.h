@@ -176,6 +176,13 @@ typedef struct {
 typedef jv_err (*jv_held_cb)(void *arg, const jv_held_row *r);
 jv_err jv_store_held_list(jv_store *st, jv_held_cb cb, void *arg);
 
+/* Held batches by reason, as jv_store_held_list classes them. A scan of
+ * the whole held area (up to JV_HELD_MAX_BATCHES rows): not on a loop. */
+typedef struct {
+    uint64_t gap, untrusted, clock_skew;
+} jv_held_counts;
+jv_err jv_store_held_counts(jv_store *st, jv_held_counts *out);
+
 /* -- replicas and trust --------------------------------------------------- */
 
 typedef struct {
