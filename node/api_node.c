@@ -601,41 +601,84 @@ void api_session_revoke(api_ctx *c)
     revoke_entry(c, id, false, "revoked by an admin");
 }
 
+/* An admin list, read on a reader thread into JSON; the loop answers
+ * with it. */
 typedef struct {
-    jv_node *node;
     json_t *arr;
+    uint64_t now_ms;
 } list_acc;
 
-static jv_err add_session(void *arg, const jv_session_row *s)
+static void list_free(void *arg)
 {
     list_acc *a = arg;
-    char key_id[24];
-    snprintf(key_id, sizeof(key_id), "%.*s", (int)s->key_id.n, s->key_id.p);
-    /* A cluster key revoked elsewhere leaves its sessions' rows here; they
-     * no longer work, so they are not listed. */
-    if (!jv_auth_key_exists(a->node->auth, key_id))
-        return JV_OK;
-    const char *name = jv_auth_key_name(a->node->auth, key_id);
-    json_array_append_new(
-        a->arr,
-        json_pack("{s:o,s:o,s:s,s:o,s:o,s:o}", "id", api_jstr(s->id), "key_id",
-                  api_jstr(s->key_id), "key_name", name ? name : "", "role",
-                  api_jstr(s->role), "created_at", api_time(s->created_ms),
-                  "expires_at", api_time(s->expires_ms)));
-    return JV_OK;
+    json_decref(a->arr);
+    jv_free(a);
+}
+
+static jv_err list_append(list_acc *a, json_t *o)
+{
+    return o && json_array_append_new(a->arr, o) == 0 ? JV_OK : JV_ENOMEM;
+}
+
+/* Starts the list's read; fn fills c->extra's array. */
+static void list_start(api_ctx *c, api_read_fn fn, api_read_done done)
+{
+    list_acc *a = jv_calloc(1, sizeof(*a));
+    if (!a || !(a->arr = json_array())) {
+        jv_free(a);
+        api_fail(c, JV_ENOMEM, "list");
+        return;
+    }
+    a->now_ms = jv_now_ms();
+    c->extra = a;
+    c->extra_free = list_free;
+    api_read(c, fn, done);
+}
+
+/* Reader thread: the rows, key names left for the loop. */
+static jv_err add_session(void *arg, const jv_session_row *s)
+{
+    return list_append(
+        arg, json_pack("{s:o,s:o,s:s,s:o,s:o,s:o}", "id", api_jstr(s->id),
+                       "key_id", api_jstr(s->key_id), "key_name", "", "role",
+                       api_jstr(s->role), "created_at", api_time(s->created_ms),
+                       "expires_at", api_time(s->expires_ms)));
+}
+
+static jv_err sessions_read(jv_store *st, api_ctx *c)
+{
+    list_acc *a = c->extra;
+    return jv_store_session_list(st, a->now_ms, add_session, a);
+}
+
+/* Loop: a cluster key revoked elsewhere leaves its sessions' rows here;
+ * they no longer work, so they are not listed. */
+static void sessions_done(api_ctx *c, jv_err err, const char *msg)
+{
+    list_acc *a = c->extra;
+    json_t *out = json_array();
+    size_t i;
+    json_t *row;
+    if (err || !out) {
+        json_decref(out);
+        api_fail_msg(c, err ? err : JV_ENOMEM, "sessions", msg);
+        return;
+    }
+    json_array_foreach(a->arr, i, row)
+    {
+        const char *key_id = json_string_value(json_object_get(row, "key_id"));
+        if (!jv_auth_key_exists(c->node->auth, key_id))
+            continue;
+        const char *name = jv_auth_key_name(c->node->auth, key_id);
+        json_object_set_new(row, "key_name", json_string(name ? name : ""));
+        json_array_append(out, row);
+    }
+    api_reply(c, 200, json_pack("{s:o}", "sessions", out));
 }
 
 void api_session_list(api_ctx *c)
 {
-    list_acc a = {c->node, json_array()};
-    jv_err err =
-        jv_store_session_list(c->node->rst, jv_now_ms(), add_session, &a);
-    if (err) {
-        json_decref(a.arr);
-        api_fail(c, err, "sessions");
-        return;
-    }
-    api_reply(c, 200, json_pack("{s:o}", "sessions", a.arr));
+    list_start(c, sessions_read, sessions_done);
 }
 
 /* -- API keys ------------------------------------------------------------- */
@@ -814,23 +857,21 @@ void api_key_create(api_ctx *c)
     api_submit(c, key_created);
 }
 
+/* Reader thread, as the session list. */
 static jv_err add_key(void *arg, const jv_key_row *k)
 {
-    list_acc *a = arg;
-    json_array_append_new(
-        a->arr,
+    return list_append(
+        arg,
         json_pack("{s:o,s:o,s:o,s:s,s:o,s:o}", "id", api_jstr(k->id), "name",
                   api_jstr(k->name), "role", api_jstr(k->role), "scope", "node",
                   "created_at", api_time(k->created_ms), "revoked_at",
                   k->revoked_ms ? api_time(k->revoked_ms) : json_null()));
-    return JV_OK;
 }
 
 static jv_err add_ckey(void *arg, const jv_ckey_row *k)
 {
-    list_acc *a = arg;
-    json_array_append_new(
-        a->arr,
+    return list_append(
+        arg,
         json_pack(
             "{s:o,s:o,s:o,s:s,s:o,s:o,s:o,s:o,s:o}", "id", api_jstr(k->id),
             "name", api_jstr(k->name), "role", api_jstr(k->role), "scope",
@@ -838,21 +879,27 @@ static jv_err add_ckey(void *arg, const jv_ckey_row *k)
             api_jstr(k->created_by), "origin", api_id(&k->origin), "revoked_at",
             k->revoked ? api_time(k->revoked_ms) : json_null(), "revoked_by",
             k->revoked ? api_jstr(k->revoked_by) : json_null()));
-    return JV_OK;
+}
+
+static jv_err keys_read(jv_store *st, api_ctx *c)
+{
+    jv_err err = jv_store_key_list(st, add_key, c->extra);
+    return err ? err : jv_store_ckey_list(st, add_ckey, c->extra);
+}
+
+static void keys_done(api_ctx *c, jv_err err, const char *msg)
+{
+    list_acc *a = c->extra;
+    if (err) {
+        api_fail_msg(c, err, "keys", msg);
+        return;
+    }
+    api_reply(c, 200, json_pack("{s:O}", "keys", a->arr));
 }
 
 void api_key_list(api_ctx *c)
 {
-    list_acc a = {c->node, json_array()};
-    jv_err err = jv_store_key_list(c->node->rst, add_key, &a);
-    if (!err)
-        err = jv_store_ckey_list(c->node->rst, add_ckey, &a);
-    if (err) {
-        json_decref(a.arr);
-        api_fail(c, err, "keys");
-        return;
-    }
-    api_reply(c, 200, json_pack("{s:o}", "keys", a.arr));
+    list_start(c, keys_read, keys_done);
 }
 
 typedef struct {
