@@ -901,11 +901,9 @@ static void apply_batches(jv_node *n, bundle_job *j)
     c->wr.remote = j->rb;
     c->wr.nremote = at;
     c->wr.apply_flags = JV_APPLY_REQUIRE_TRUST;
-    /* After a snapshot, a job all the same: it re-checks held batches
-     * (as replication's install does), and the writer reads the trust
-     * list and the vector the snapshot changed, for the loop. */
-    if (at == 0)
-        c->wr.apply_flags |= JV_APPLY_RECHECK;
+    /* After a snapshot, a job all the same, if an empty one: the writer
+     * reads the vector and the trust list the snapshot changed, for the
+     * loop, before the answer and the pushes (jv_repl_spread). */
     c->wr.reread_trust = j->snap_installed;
     api_submit(c, apply_done);
 }

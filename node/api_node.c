@@ -32,8 +32,10 @@ typedef struct {
     jv_err err;
     char msg[160];
     jv_store_stats st;
-    jv_held_counts held; /* batches held aside, by reason */
-    bool want_vv;
+    jv_held_counts held; /* batches held aside, by reason (not for status):
+                            zero when held_err */
+    jv_err held_err;
+    bool want_vv, want_held;
     jv_vv vv;
     void (*then)(api_ctx *c);
 } store_figures;
@@ -49,8 +51,9 @@ static jv_err figures_read(jv_store *st, api_ctx *c)
 {
     store_figures *f = c->extra;
     f->err = jv_store_stats_get(st, &f->st);
-    if (!f->err)
-        f->err = jv_store_held_counts(st, &f->held);
+    /* Its own error: the counts missing do not make the store unreadable. */
+    if (f->want_held && (f->held_err = jv_store_held_counts(st, &f->held)))
+        memset(&f->held, 0, sizeof(f->held));
     if (!f->err && f->want_vv)
         f->err = jv_store_vv(st, &f->vv);
     if (f->err)
@@ -68,7 +71,8 @@ static void figures_done(api_ctx *c, jv_err err, const char *msg)
 
 /* Reads the figures, then calls then(c) on the loop with c->extra
  * holding them. */
-static void with_figures(api_ctx *c, bool want_vv, void (*then)(api_ctx *c))
+static void with_figures(api_ctx *c, bool want_vv, bool want_held,
+                         void (*then)(api_ctx *c))
 {
     store_figures *f = jv_calloc(1, sizeof(*f));
     if (!f) {
@@ -77,6 +81,7 @@ static void with_figures(api_ctx *c, bool want_vv, void (*then)(api_ctx *c))
     }
     jv_vv_init(&f->vv);
     f->want_vv = want_vv;
+    f->want_held = want_held;
     f->then = then;
     c->extra = f;
     c->extra_free = figures_free;
@@ -171,7 +176,7 @@ static void metrics_answer(api_ctx *c)
     counts_metrics(n);
     jv_metrics_set(n->metrics, "jarvis_uptime_seconds", NULL,
                    (double)(jv_now_ms() - n->started_ms) / 1000.0);
-    jv_repl_update_metrics(n->repl, &f->held);
+    jv_repl_update_metrics(n->repl, f->held_err ? NULL : &f->held);
     jv_buf out;
     jv_buf_init(&out);
     jv_err err = jv_metrics_render(n->metrics, &out);
@@ -196,11 +201,15 @@ static json_t *component(int score, const char *reason)
 
 #define JV_ISOLATED_UNHEALTHY_MS (5 * 60 * 1000)
 
-/* The clock against the peers', and batches held for their stamp. */
+/* The clock against the peers', and batches held for their stamp (held
+ * NULL: the counts could not be read). */
 static int clock_health(jv_node *n, const jv_held_counts *held, char *why,
                         size_t whylen)
 {
     jv_repl_clock ck;
+    jv_held_counts none = {0};
+    if (!held)
+        held = &none; /* unreadable: storage's health says why */
     uint64_t gap = held->gap, untrusted = held->untrusted,
              skew = held->clock_skew;
     int score = 100;
@@ -235,7 +244,7 @@ static int clock_health(jv_node *n, const jv_held_counts *held, char *why,
 
 void api_metrics(api_ctx *c)
 {
-    with_figures(c, false, metrics_answer);
+    with_figures(c, false, true, metrics_answer);
 }
 
 static void health_answer(api_ctx *c)
@@ -283,7 +292,8 @@ static void health_answer(api_ctx *c)
                  "operations (%zu of %zu peers done)",
                  done, of);
     }
-    int s_clock = clock_health(n, &f->held, why, sizeof(why));
+    int s_clock =
+        clock_health(n, f->held_err ? NULL : &f->held, why, sizeof(why));
     if (s_clock < s_repl)
         s_repl = s_clock; /* a skewed clock stops this node's writes */
     json_object_set_new(comps, "replication", component(s_repl, why_repl));
@@ -321,7 +331,7 @@ static void health_answer(api_ctx *c)
 
 void api_health(api_ctx *c)
 {
-    with_figures(c, false, health_answer);
+    with_figures(c, false, true, health_answer);
 }
 
 /* -- status --------------------------------------------------------------- */
@@ -395,7 +405,7 @@ static void status_answer(api_ctx *c)
 
 void api_status(api_ctx *c)
 {
-    with_figures(c, true, status_answer);
+    with_figures(c, true, false, status_answer);
 }
 
 /* -- sessions ------------------------------------------------------------- */

@@ -145,7 +145,7 @@ void api_trust_list(api_ctx *c)
     jv_err err = jv_trustview_each(c->node->trust, add_trust, arr);
     if (err) {
         json_decref(arr);
-        api_fail(c, err, "trust");
+        api_fail_msg(c, err, "trust", NULL);
         return;
     }
     api_reply(c, 200,

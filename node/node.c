@@ -234,6 +234,29 @@ static void offloop_work(uv_work_t *w)
     jv_store_close(st);
 }
 
+static void refresh_done(jv_write_req *r)
+{
+    jv_free(r);
+}
+
+/* A job of the thread pool changed the data on a connection of its own
+ * (a snapshot installed): a job at the writer reads the trust list and
+ * the vector again for the loop (writer.h) and re-checks held batches,
+ * whatever came of the pool's job (it may fail after its commit). */
+static void refresh_after_change(jv_node *n)
+{
+    if (n->stopping || !n->writer)
+        return;
+    jv_write_req *r = jv_calloc(1, sizeof(*r));
+    n->refresh_due = !r; /* on_tick tries again */
+    if (!r)
+        return;
+    r->apply_flags = JV_APPLY_REQUIRE_TRUST | JV_APPLY_RECHECK;
+    r->reread_trust = true;
+    r->done = refresh_done;
+    jv_writer_submit(n->writer, r);
+}
+
 static void offloop_after(uv_work_t *w, int status)
 {
     offloop_job *j = w->data;
@@ -242,6 +265,7 @@ static void offloop_after(uv_work_t *w, int status)
     if (j->changes) {
         n->changing--;
         jv_rcache_moved(n->rcache, JV_RC_ALL);
+        refresh_after_change(n);
     }
     j->done(n, status == UV_ECANCELED ? JV_ECLOSED : j->err, j->arg);
     jv_free(j);
@@ -375,6 +399,8 @@ static void on_tick(uv_timer_t *t)
         n->window_start_ms = now;
     }
     jv_auth_sweep(n->auth, now);
+    if (n->refresh_due)
+        refresh_after_change(n);
     if (n->catching_up && n->repl && jv_repl_caught_up(n->repl))
         caught_up(n);
     if (n->ticks % (COMPACT_EVERY_MS / TICK_MS) == 0)

@@ -49,15 +49,16 @@ struct jv_node {
     jv_store *wst; /* writer connection: the writer thread's */
     jv_store *rst; /* reader connection: the loop's */
     jv_store *cst; /* checkpoint connection: one thread-pool job at a time */
-    /* The trust list's decisions (trustview.h), for the loop: swapped in
-     * by the writer's jobs and a snapshot's install. */
+    /* The trust list's decisions (trustview.h), for the loop: read at
+     * start, then swapped in after writer jobs (on_job, writer.h). */
     jv_trustview *trust;
     jv_readers *readers;      /* API reads, off the loop (readers.h) */
     jv_readers *sync_readers; /* peers' catch-up: selection, compression */
     uv_timer_t ckpt_timer;
     uv_work_t ckpt_work;
     bool ckpt_running;
-    bool compacting; /* a compaction round is on the thread pool */
+    bool compacting;  /* a compaction round is on the thread pool */
+    bool refresh_due; /* refresh_after_change could not submit its job */
     jv_writer *writer;
     jv_http_server *http;
     jv_auth *auth;

@@ -308,7 +308,7 @@ typedef struct {
 static void exchange(peer *p, bool pull);
 static void sync_with(peer *p);
 static void mark_self(peer *p);
-static void recheck_held(jv_repl *r, bool reread);
+static void recheck_held(jv_repl *r);
 
 /* -- small helpers -------------------------------------------------------- */
 
@@ -454,7 +454,6 @@ static void check_holds(jv_repl *r, const held_job *j, uint64_t now)
     }
 }
 
-static void recheck_held(jv_repl *r, bool reread);
 static void maybe_finish_stop(jv_repl *r);
 
 static void held_done(void *arg, jv_err err, const char *msg)
@@ -469,7 +468,7 @@ static void held_done(void *arg, jv_err err, const char *msg)
     else if (!r->stopping) {
         check_holds(r, j, now_ms(r));
         if (j->ready)
-            recheck_held(r, false);
+            recheck_held(r);
     }
     jv_vv_fini(&j->applied);
     jv_free(j);
@@ -2445,8 +2444,10 @@ static void install_done(jv_node *n, jv_err err, void *arg)
                 hex, maker, j->info.bytes);
         if (!j->vv_read || jv_vv_merge(&r->applied, &j->vv) != JV_OK)
             jv_store_vv(n->rst, &r->applied);
+        /* The host re-checks held batches and has the writer read the
+         * trust list again (the install ran on a connection of its
+         * own). */
         peer *p = r->stopping ? NULL : find_id(r, &j->from);
-        recheck_held(r, true);
         if (p && p->state == P_IDLE)
             exchange(p, true);
     } else if (err == JV_EBUSY) {
@@ -2966,9 +2967,11 @@ static bool answer_request(jv_repl *r, jv_inbound *in, peer *p, const jv_msg *m)
     if ((err = jv_vv_copy(&j->w.applied, &r->applied)) ||
         (err = jv_vv_copy(&j->w.pending, &r->pending)) ||
         (err = jv_vv_copy(&j->asked_have, &m->have)) ||
-        (err = p ? theirs(p, &m->have, &j->w.them)
-                 : jv_vv_copy(&j->w.them, &m->have)) ||
-        (err = p ? delivered_for(p, m->stamp, &j->w.them) : JV_OK))
+        (err = p && !j->snap_asked ? theirs(p, &m->have, &j->w.them)
+                                   : jv_vv_copy(&j->w.them, &m->have)) ||
+        /* What a SNAP request shows of p decides no delivery. */
+        (err = p && !j->snap_asked ? delivered_for(p, m->stamp, &j->w.them)
+                                   : JV_OK))
         goto fail;
     j->w.start = select_start(r);
     j->w.stamp = next_stamp(r);
@@ -3297,13 +3300,10 @@ void jv_repl_clock_get(jv_repl *r, jv_repl_clock *out)
 }
 
 /* Batches held for their stamp are applied once it is within the bound:
- * a job with no batches at the writer re-checks them. reread: the writer
- * reads the trust list again after it (a snapshot was installed on
- * another connection); such a re-check goes beside one at the writer
- * already, which may have read it before the install. */
-static void recheck_held(jv_repl *r, bool reread)
+ * a job with no batches at the writer re-checks them. */
+static void recheck_held(jv_repl *r)
 {
-    if ((r->rechecking && !reread) || r->stopping)
+    if (r->rechecking || r->stopping)
         return;
     apply_job *j = jv_calloc(1, sizeof(*j));
     if (!j)
@@ -3311,7 +3311,6 @@ static void recheck_held(jv_repl *r, bool reread)
     j->r = r;
     j->recheck = true;
     j->wr.apply_flags = JV_APPLY_REQUIRE_TRUST | JV_APPLY_RECHECK;
-    j->wr.reread_trust = reread;
     j->wr.done = applied_cb;
     j->wr.arg = j;
     r->applying++;
@@ -3670,12 +3669,14 @@ void jv_repl_update_metrics(jv_repl *r, const jv_held_counts *held)
                    (double)ck.offset_ms / 1000.0);
     jv_metrics_set(M(r), "jarvis_clock_skewed", NULL, ck.skewed ? 1 : 0);
     jv_metrics_set(M(r), "jarvis_clock_peers_measured", NULL, (double)ck.peers);
-    jv_metrics_set(M(r), "jarvis_held_batches_by_reason", "reason=\"gap\"",
-                   (double)held->gap);
-    jv_metrics_set(M(r), "jarvis_held_batches_by_reason",
-                   "reason=\"untrusted\"", (double)held->untrusted);
-    jv_metrics_set(M(r), "jarvis_held_batches_by_reason",
-                   "reason=\"clock_skew\"", (double)held->clock_skew);
+    if (held) {
+        jv_metrics_set(M(r), "jarvis_held_batches_by_reason", "reason=\"gap\"",
+                       (double)held->gap);
+        jv_metrics_set(M(r), "jarvis_held_batches_by_reason",
+                       "reason=\"untrusted\"", (double)held->untrusted);
+        jv_metrics_set(M(r), "jarvis_held_batches_by_reason",
+                       "reason=\"clock_skew\"", (double)held->clock_skew);
+    }
     jv_metrics_set(M(r), "jarvis_repl_peers", "state=\"unreachable\"",
                    (double)(total - up));
     jv_metrics_set(M(r), "jarvis_repl_peers", "state=\"behind_horizon\"",

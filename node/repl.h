@@ -91,7 +91,8 @@ int jv_repl_health(jv_repl *r, char *why, size_t whylen);
 /* How long this node has reached none of its peers (ms); 0 while it
  * reaches one, or has none. */
 uint64_t jv_repl_isolated_ms(const jv_repl *r);
-/* held: the held area's counts, read off the loop with the figures. */
+/* held: the held area's counts, read off the loop with the figures (NULL:
+ * they could not be read; their series keep their last values). */
 void jv_repl_update_metrics(jv_repl *r, const jv_held_counts *held);
 /* True once every peer completed an exchange that left nothing to pull
  * (a restored node's health waits for this). */

@@ -40,7 +40,10 @@ typedef struct {
     void (*timer_stop)(void *ctx);
     /* Jobs (writer.h, readers.h, node.h's jv_node_offloop_change): the
      * same contracts; done callbacks come later, never from inside the
-     * call. offloop's jobs change the data. */
+     * call. offloop's jobs change the data: after each, the host has the
+     * writer re-check held batches and read the trust list and the
+     * vector again (a write request with JV_APPLY_RECHECK and
+     * reread_trust). */
     void (*write)(void *ctx, jv_write_req *req);
     jv_err (*read)(void *ctx, jv_read_job *job);
     jv_err (*offloop)(void *ctx, jv_offloop_fn fn, jv_offloop_done done,

@@ -239,21 +239,23 @@ void jv_writer_read_after(jv_store *st, const jv_write_req *job,
                           jv_writer_after *a)
 {
     uint64_t gen = jv_store_trust_gen(st);
-    bool reread = false;
+    /* A snapshot installs on another connection, whose entries this
+     * one's generation does not count: the loop asks then. The wish
+     * stays until a read succeeds. */
     for (const jv_write_req *r = job; r; r = r->next)
-        reread |= r->reread_trust;
+        a->dirty |= r->reread_trust;
     a->err = JV_OK;
     a->vv_read = false;
     if (!jv_writer_own_seq(job))
         a->vv_read = !(a->err = jv_store_vv(st, &a->vv));
-    /* A snapshot installs on another connection, whose entries this
-     * one's generation does not count: the loop asks then. */
-    if (gen != a->trust_gen || reread) {
+    if (gen != a->trust_gen || a->dirty) {
         jv_err err = jv_trustview_read(st, &a->trust);
-        if (err)
+        if (err) {
             a->err = err;
-        else
+        } else {
             a->trust_gen = gen;
+            a->dirty = false;
+        }
     }
 }
 
@@ -339,7 +341,6 @@ static void on_wake(uv_async_t *h)
     pthread_mutex_unlock(&w->mu);
     if (!done)
         return;
-    w->running = false;
     unsigned changes = 0;
     for (jv_write_req *r = done; r; r = r->next) {
         changes |= r->changes;
@@ -374,6 +375,9 @@ static void on_wake(uv_async_t *h)
     }
     jv_trustview_free(w->after.trust); /* nobody to take it */
     w->after.trust = NULL;
+    /* Only now: a write submitted from here on may start the next job,
+     * whose thread fills w->after again. */
+    w->running = false;
     while (done) {
         jv_write_req *next = done->next;
         done->next = NULL;

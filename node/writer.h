@@ -99,11 +99,12 @@ typedef struct {
     /* Read on the writer's thread after the job (jv_writer_after), so
      * that the loop reads no store for them: the applied version vector
      * when own_seq is 0 (NULL if that read failed), and a new trust view
-     * when the job wrote trust entries or successions (the observer takes
-     * it; NULL otherwise). */
+     * when the job wrote trust entries or successions or a request asked
+     * for one (reread_trust), or a read of it failed before (the observer
+     * takes it; NULL otherwise). */
     const jv_vv *vv;
     jv_trustview *trust;
-    jv_err read_err; /* those reads' failure (the next job tries again) */
+    jv_err read_err; /* those reads' failure (the next job reads again) */
 } jv_writer_job;
 
 typedef void (*jv_writer_observer)(void *arg, const jv_writer_job *job);
@@ -138,16 +139,18 @@ uint64_t jv_writer_own_seq(const jv_write_req *job);
 /* What the loop learns from the store after a job. */
 typedef struct {
     uint64_t trust_gen;  /* the store's trust generation `trust` was read at */
-    jv_trustview *trust; /* out: a new view when it moved, else NULL */
+    bool dirty;          /* a request asked for a view, none read since */
+    jv_trustview *trust; /* out: a new view, else NULL */
     jv_vv vv;            /* out: the applied vector, when vv_read */
     bool vv_read;
-    jv_err err; /* out: a read that failed (the next job tries again) */
+    jv_err err; /* out: a read that failed (the next job reads again) */
 } jv_writer_after;
 
 /* Fills a after job ran on st: on the writer's thread, or the simulator's
  * writer. A trust view is read when st's trust generation moved from
- * a->trust_gen, or when a request of the job asks (reread_trust).
- * a->trust must be NULL (taken by the caller since). */
+ * a->trust_gen, or a request of this job or an earlier one asked
+ * (reread_trust), until a read succeeds. a->trust must be NULL (taken by
+ * the caller since). */
 void jv_writer_read_after(jv_store *st, const jv_write_req *job,
                           jv_writer_after *a);
 

@@ -244,12 +244,28 @@ static void job_unlink(simjob *j)
         j->next->prev = j->prev;
 }
 
+static void h_write(void *ctx, jv_write_req *req);
+
+static void refresh_done(jv_write_req *r)
+{
+    jv_free(r);
+}
+
 static void job_finish(simjob *j, jv_err err, const char *msg)
 {
-    if (j->kind == J_READ)
+    if (j->kind == J_READ) {
         j->read->done(j->read->arg, err, msg);
-    else
-        j->odone(&j->n->node, err, j->oarg);
+        return;
+    }
+    j->odone(&j->n->node, err, j->oarg);
+    if (!j->n->up) /* failed by a crash */
+        return;
+    /* As the node's host does after a job that changed the data. */
+    jv_write_req *r = must(jv_calloc(1, sizeof(*r)));
+    r->apply_flags = JV_APPLY_REQUIRE_TRUST | JV_APPLY_RECHECK;
+    r->reread_trust = true;
+    r->done = refresh_done;
+    h_write(j->n, r);
 }
 
 static void job_step(void *arg)

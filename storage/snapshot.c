@@ -715,6 +715,7 @@ static jv_err join_in_tx(jv_store *st, const uint8_t *enc, size_t len)
     const char *why;
     jv_err err;
     join_ctx j = {st, false};
+    st->trust_gen++; /* a state may carry trust entries and successions */
     if ((err = exec_multi(st, sql_tmp_create)))
         return err;
     err = decode(enc, len, join_row, &j, &why);
@@ -731,7 +732,6 @@ jv_err jv_store_snap_join(jv_store *st, const uint8_t *enc, size_t len)
     jv_err err;
     if ((err = jv__tx_begin(st, &tx)))
         return err;
-    st->trust_gen++; /* a state may carry trust entries and successions */
     if ((err = join_in_tx(st, enc, len))) {
         jv__tx_rollback(st, &tx);
         return err;

@@ -85,8 +85,11 @@ static void step_succession(sched *s)
     jv_succession_sign(&s->k[old], &s->k[nw].pk, 3, ms, op.succ.sig);
     st_batch b;
     st_batch_make(&b, &s->k[nw], 1, zero, jv_hlc_make(ms, 0), &op, 1);
+    uint64_t gen = jv_store_trust_gen(s->st);
     jv_err err = st_apply1(s->st, &b, 0);
     assert_true(err == JV_OK || err == JV_EEQUIVOCATE);
+    if (err == JV_OK)
+        assert_true(jv_store_trust_gen(s->st) != gen);
     s->has_log[nw] = err == JV_OK;
     st_batch_fini(&b);
 }
