@@ -208,10 +208,8 @@ static int clock_health(jv_node *n, const jv_held_counts *held, char *why,
 {
     jv_repl_clock ck;
     jv_held_counts none = {0};
-    if (!held)
-        held = &none; /* unreadable: storage's health says why */
-    uint64_t gap = held->gap, untrusted = held->untrusted,
-             skew = held->clock_skew;
+    const jv_held_counts *c = held ? held : &none;
+    uint64_t gap = c->gap, untrusted = c->untrusted, skew = c->clock_skew;
     int score = 100;
     jv_repl_clock_get(n->repl, &ck);
     if (!ck.peers)
@@ -239,6 +237,10 @@ static int clock_health(jv_node *n, const jv_held_counts *held, char *why,
         snprintf(why + len, whylen - len,
                  "; held: %" PRIu64 " gap, %" PRIu64 " untrusted", gap,
                  untrusted);
+    len = strlen(why);
+    if (!held)
+        snprintf(why + len, whylen - len,
+                 "; the held batches could not be read");
     return score;
 }
 
