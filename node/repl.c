@@ -2901,12 +2901,11 @@ static void serve_done(void *arg, jv_err err, const char *msg)
         goto out;
     }
     peer *p = find_id(r, &j->from);
-    if (p && j->snap)
+    if (p)
         p->bytes_out += j->w.frame.len;
     if (j->snap)
         served_snapshot(r, j);
     else if (p) {
-        p->bytes_out += j->w.frame.len;
         p->batches_out += j->w.s.n;
         /* They will have what we just sent. And it pulled those origins'
          * news from us because no push brought them: push them to it

@@ -28,10 +28,7 @@ typedef struct {
 static int setup(void **state)
 {
     fx *f = calloc(1, sizeof(*f));
-    jv_store_opts o;
-    jv_store_opts_default(&o);
-    o.create = true;
-    assert_int_equal(jv_store_open(":memory:", &o, &f->st, NULL, 0), JV_OK);
+    f->st = st_open(":memory:");
     st_keypair(&f->self, 1);
     assert_int_equal(jv_store_set_self(f->st, &f->self.pk), JV_OK);
     jv_vv_init(&f->a.vv);

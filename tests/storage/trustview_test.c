@@ -36,16 +36,6 @@ typedef struct {
     uint64_t step;
 } sched;
 
-static jv_store *open_memory(void)
-{
-    jv_store_opts o;
-    jv_store *st = NULL;
-    jv_store_opts_default(&o);
-    o.create = true;
-    assert_int_equal(jv_store_open(":memory:", &o, &st, NULL, 0), JV_OK);
-    return st;
-}
-
 /* An id the schedule's keys or a stranger's. */
 static jv_id pick_id(sched *s)
 {
@@ -170,7 +160,7 @@ static void run_schedule(uint64_t seed)
     sched s;
     memset(&s, 0, sizeof(s));
     jv_rng_seed(&s.rng, seed);
-    s.st = open_memory();
+    s.st = st_open(":memory:");
     uint8_t first = (uint8_t)(1 + jv_rng_below(&s.rng, 200));
     for (size_t i = 0; i < NKEYS; i++)
         st_keypair(&s.k[i], (uint8_t)(first + i));
@@ -204,7 +194,7 @@ static void test_random_schedules(void **state)
 static void test_empty(void **state)
 {
     (void)state;
-    jv_store *st = open_memory();
+    jv_store *st = st_open(":memory:");
     jv_keypair self;
     jv_trustview *v = NULL;
     st_keypair(&self, 1);
