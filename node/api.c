@@ -312,8 +312,9 @@ static void fail_with(api_ctx *c, jv_err err, const char *what,
     case JV_EIO:
     case JV_EBUSY:
     case JV_ECORRUPT:
-        api_error(c, 503, "storage_unavailable", "%s: %s (%s)", what,
-                  jv_strerror(err), store_msg);
+        api_error(c, 503, "storage_unavailable", "%s: %s%s%s%s", what,
+                  jv_strerror(err), store_msg[0] ? " (" : "", store_msg,
+                  store_msg[0] ? ")" : "");
         break;
     default:
         api_error(c, 500, "internal", "%s: %s", what, jv_strerror(err));
@@ -323,7 +324,9 @@ static void fail_with(api_ctx *c, jv_err err, const char *what,
 
 void api_fail(api_ctx *c, jv_err err, const char *what)
 {
-    fail_with(c, err, what, jv_store_errmsg(c->node->rst));
+    /* SQLite's words come from the connection that failed, on its own
+     * thread: with the job (api_fail_msg), never from the loop. */
+    fail_with(c, err, what, "");
 }
 
 void api_fail_msg(api_ctx *c, jv_err err, const char *what,

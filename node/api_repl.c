@@ -56,8 +56,14 @@ static void peer_changed(jv_write_req *w)
     peer_change *p = c->extra;
     if (!api_write_ok(c))
         return;
+    /* As the store now holds it: a reload keeps what the API added. */
+    jv_err err = jv_node_api_peer_set(c->node, p->addr, p->add);
+    if (err) {
+        api_fail(c, err, "peer");
+        return;
+    }
     if (p->add) {
-        jv_err err = jv_repl_peer_add(c->node->repl, p->addr);
+        err = jv_repl_peer_add(c->node->repl, p->addr);
         if (err && err != JV_EEXIST) {
             api_fail(c, err, "peer");
             return;

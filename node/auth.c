@@ -189,31 +189,88 @@ static jv_err load_session(void *arg, const jv_session_row *s)
                                s->expires_ms);
 }
 
-static jv_err load_ckey(void *arg, const jv_ckey_row *k)
-{
-    jv_auth *a = arg;
-    jv_role role;
+/* The cluster keys as read: copies, so that a thread of the store's can
+ * read them and the loop take them later. */
+typedef struct {
     char id[24], name[72];
-    if (k->id.n >= sizeof(id) || jv_role_parse(k->role, &role) != JV_OK)
+    jv_role role;
+    uint8_t hash[32];
+    bool revoked;
+} ckey_copy;
+
+struct jv_auth_ckeys {
+    size_t n, cap;
+    ckey_copy *v;
+};
+
+static jv_err copy_ckey(void *arg, const jv_ckey_row *k)
+{
+    jv_auth_ckeys *ks = arg;
+    jv_role role;
+    if (k->id.n >= sizeof(ks->v->id) || jv_role_parse(k->role, &role) != JV_OK)
         return JV_OK; /* not an id or role we hand out: grants nothing */
-    copy_str(id, sizeof(id), k->id);
-    copy_str(name, sizeof(name), k->name);
-    jv_err err = jv_auth_ckey_put(a, id, name, role, k->hash, k->revoked);
-    if (!err && k->revoked)
-        jv_auth_key_revoke(a, id); /* and its sessions */
-    return err;
+    if (ks->n == ks->cap) {
+        size_t cap = ks->cap ? 2 * ks->cap : 16;
+        ckey_copy *v = jv_reallocarray(ks->v, cap, sizeof(*v));
+        if (!v)
+            return JV_ENOMEM;
+        ks->v = v;
+        ks->cap = cap;
+    }
+    ckey_copy *c = &ks->v[ks->n++];
+    copy_str(c->id, sizeof(c->id), k->id);
+    copy_str(c->name, sizeof(c->name), k->name);
+    c->role = role;
+    memcpy(c->hash, k->hash, sizeof(c->hash));
+    c->revoked = k->revoked;
+    return JV_OK;
 }
 
-jv_err jv_auth_ckey_reload(jv_auth *a, jv_store *st)
+jv_err jv_auth_ckeys_read(jv_store *st, jv_auth_ckeys **out)
 {
-    return jv_store_ckey_list(st, load_ckey, a);
+    jv_auth_ckeys *ks = jv_calloc(1, sizeof(*ks));
+    if (!ks)
+        return JV_ENOMEM;
+    jv_err err = jv_store_ckey_list(st, copy_ckey, ks);
+    if (err) {
+        jv_auth_ckeys_free(ks);
+        return err;
+    }
+    *out = ks;
+    return JV_OK;
+}
+
+jv_err jv_auth_ckeys_take(jv_auth *a, const jv_auth_ckeys *ks)
+{
+    for (size_t i = 0; i < ks->n; i++) {
+        const ckey_copy *c = &ks->v[i];
+        jv_err err =
+            jv_auth_ckey_put(a, c->id, c->name, c->role, c->hash, c->revoked);
+        if (err)
+            return err;
+        if (c->revoked)
+            jv_auth_key_revoke(a, c->id); /* and its sessions */
+    }
+    return JV_OK;
+}
+
+void jv_auth_ckeys_free(jv_auth_ckeys *ks)
+{
+    if (!ks)
+        return;
+    jv_free(ks->v);
+    jv_free(ks);
 }
 
 jv_err jv_auth_load(jv_auth *a, jv_store *st, uint64_t now_ms)
 {
+    jv_auth_ckeys *ks = NULL;
     jv_err err = jv_store_key_list(st, load_key, a);
     if (!err)
-        err = jv_auth_ckey_reload(a, st);
+        err = jv_auth_ckeys_read(st, &ks);
+    if (!err)
+        err = jv_auth_ckeys_take(a, ks);
+    jv_auth_ckeys_free(ks);
     if (err)
         return err;
     return jv_store_session_list(st, now_ms, load_session, a);

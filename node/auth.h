@@ -77,10 +77,13 @@ jv_err jv_auth_key_put(jv_auth *a, const char *id, const char *name,
  * same id, and never makes a revoked cluster key usable again. */
 jv_err jv_auth_ckey_put(jv_auth *a, const char *id, const char *name,
                         jv_role role, const uint8_t hash[32], bool revoked);
-/* Reads every cluster key from the store again (after peers' key
- * operations were applied); newly revoked ones take their sessions with
- * them. */
-jv_err jv_auth_ckey_reload(jv_auth *a, jv_store *st);
+/* Every cluster key as the store holds it, read on any thread (the
+ * writer's, after peers' key operations were applied) and taken into the
+ * cache on the loop: newly revoked ones take their sessions with them. */
+typedef struct jv_auth_ckeys jv_auth_ckeys;
+jv_err jv_auth_ckeys_read(jv_store *st, jv_auth_ckeys **out);
+jv_err jv_auth_ckeys_take(jv_auth *a, const jv_auth_ckeys *ks);
+void jv_auth_ckeys_free(jv_auth_ckeys *ks);
 bool jv_auth_key_exists(const jv_auth *a, const char *id);
 /* *cluster: the key is a cluster key. False if unknown. */
 bool jv_auth_key_known(const jv_auth *a, const char *id, bool *cluster);

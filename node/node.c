@@ -194,13 +194,14 @@ static void on_job(void *arg, const jv_writer_job *j)
         jv_metrics_add(n->metrics, "jarvis_ops_applied_total",
                        "origin=\"remote\"", (double)j->remote_ops);
     /* Peers' cluster keys and revocations count from the commit that
-     * applied them: the reader connection sees what committed (a reload
-     * is idempotent, so a partly failed job may reload too). */
-    if (j->remote_keys) {
-        jv_err err = jv_auth_ckey_reload(n->auth, n->rst);
+     * applied them: the writer read them after it (taking them is
+     * idempotent, so a partly failed job may bring them too). */
+    if (j->ckeys) {
+        jv_err err = jv_auth_ckeys_take(n->auth, j->ckeys);
         if (err)
-            jv_error("auth", "cannot reload cluster keys: %s",
+            jv_error("auth", "cannot take the cluster keys: %s",
                      jv_strerror(err));
+        jv_auth_ckeys_free(j->ckeys);
     }
 }
 
@@ -660,6 +661,46 @@ void jv_node_api_limits(const jv_config *cfg, jv_http_opts *ho)
     ho->stream_buffer = (size_t)cfg->stream_buffer;
 }
 
+bool jv_node_api_peer(const jv_node *n, const char *addr)
+{
+    for (size_t i = 0; i < n->api_peers.n; i++)
+        if (strcmp(n->api_peers.v[i], addr) == 0)
+            return true;
+    return false;
+}
+
+jv_err jv_node_api_peer_set(jv_node *n, const char *addr, bool api)
+{
+    jv_strlist *l = &n->api_peers;
+    for (size_t i = 0; i < l->n; i++) {
+        if (strcmp(l->v[i], addr) != 0)
+            continue;
+        if (!api) {
+            jv_free(l->v[i]);
+            l->v[i] = l->v[--l->n];
+        }
+        return JV_OK;
+    }
+    if (!api)
+        return JV_OK;
+    char **v = jv_reallocarray(l->v, l->n + 1, sizeof(*v));
+    if (!v)
+        return JV_ENOMEM;
+    l->v = v;
+    if (!(l->v[l->n] = jv_strndup(addr, strlen(addr))))
+        return JV_ENOMEM;
+    l->n++;
+    return JV_OK;
+}
+
+static void api_peers_free(jv_node *n)
+{
+    for (size_t i = 0; i < n->api_peers.n; i++)
+        jv_free(n->api_peers.v[i]);
+    jv_free(n->api_peers.v);
+    n->api_peers = (jv_strlist){NULL, 0};
+}
+
 static jv_err load_peer(void *arg, const jv_peer_row *p)
 {
     jv_node *n = arg;
@@ -668,6 +709,8 @@ static jv_err load_peer(void *arg, const jv_peer_row *p)
     jv_err err = jv_repl_peer_add(n->repl, addr);
     if (err && err != JV_EEXIST)
         jv_warn("repl", "ignoring stored peer %s: %s", addr, jv_strerror(err));
+    else if (jv_str_eq(p->source, jv_str_c("api")))
+        return jv_node_api_peer_set(n, addr, true);
     return JV_OK;
 }
 
@@ -806,7 +849,11 @@ static jv_err start_replication(jv_node *n, char *msg, size_t msglen)
             jv_warn("repl", "cannot store peer %s: %s", cfg->peers.v[i],
                     jv_store_errmsg(n->rst));
     }
-    jv_store_peer_list(n->rst, load_peer, n);
+    if ((err = jv_store_peer_list(n->rst, load_peer, n))) {
+        fmt(msg, msglen, "cannot load the stored peers: %s",
+            jv_store_errmsg(n->rst));
+        return err;
+    }
     for (size_t i = 0; i < cfg->peers.n; i++)
         jv_repl_peer_add(n->repl, cfg->peers.v[i]);
 
@@ -1037,6 +1084,10 @@ jv_err jv_node_start(jv_node *n, uv_loop_t *loop, const jv_config *cfg,
         jv_node_stop(n);
         return err;
     }
+    /* From here on the loop reads no store: the connection of its
+     * start-up goes (docs/architecture.md, "Threads and ownership"). */
+    jv_store_close(n->rst);
+    n->rst = NULL;
     jv_info("node", "node %s (%s) started, data in %s", n->self_hex, cfg->name,
             n->data_dir);
     return JV_OK;
@@ -1050,6 +1101,7 @@ fail:
     jv_metrics_free(n->metrics);
     jv_rcache_free(n->rcache);
     jv_trustview_free(n->trust);
+    api_peers_free(n);
     n->trust = NULL;
     n->auth = NULL;
     n->metrics = NULL;
@@ -1070,6 +1122,7 @@ void jv_node_fini(jv_node *n)
     jv_metrics_free(n->metrics);
     jv_rcache_free(n->rcache);
     jv_trustview_free(n->trust);
+    api_peers_free(n);
     n->trust = NULL;
     n->auth = NULL;
     n->metrics = NULL;

@@ -6,9 +6,8 @@
  * export on libuv's thread pool with connections of their own. Reads for
  * the API run on the reader pool (readers.h), a peer's catch-up on a pool
  * of its own (WAL: they never wait for the writer, and they see every
- * acknowledged write). The loop's own reader connection (rst) serves only
- * small bookkeeping reads: the version vector after a commit, trust
- * checks, start-up.
+ * acknowledged write). The loop reads the store only while the node
+ * starts (rst), and closes that connection once it has started.
  *
  * Stopping (SIGTERM, SIGINT): stop accepting, answer what is in flight,
  * let the writer finish its queue, close the database, exit 0.
@@ -47,7 +46,7 @@ struct jv_node {
     char backup_dir[PATH_MAX]; /* resolved: no symlink, no .. */
 
     jv_store *wst; /* writer connection: the writer thread's */
-    jv_store *rst; /* reader connection: the loop's */
+    jv_store *rst; /* the loop's reads at start-up; NULL once started */
     jv_store *cst; /* checkpoint connection: one thread-pool job at a time */
     /* The trust list's decisions (trustview.h), for the loop: read at
      * start, then swapped in after writer jobs (on_job, writer.h). */
@@ -66,6 +65,9 @@ struct jv_node {
     void *api_series; /* the API's cached metric handles (api.c) */
     jv_hlc hlc;
     struct jv_repl *repl; /* peers and sync */
+    /* Peers added through the API (stored with source "api"), as the
+     * store holds them: a reload keeps them when the file drops them. */
+    jv_strlist api_peers;
     jv_keyring ring;      /* cluster keys (empty: plaintext peers) */
     char peer_bound[256]; /* where peers reach us ("" if not listening) */
     /* Restored from a backup and not caught up yet with every peer: its
@@ -127,6 +129,11 @@ void jv_node_api_limits(const jv_config *cfg, jv_http_opts *ho);
 /* Puts the node ids of l on the replicated trust list, as a bootstrap
  * only: ids with a trust decision already are left alone. JV_EINVAL (with
  * msg) for an entry that is not a node id. */
+/* Whether addr is among n->api_peers; marks or unmarks it, after the
+ * store's change committed. */
+bool jv_node_api_peer(const jv_node *n, const char *addr);
+jv_err jv_node_api_peer_set(jv_node *n, const char *addr, bool api);
+
 jv_err jv_node_trust_bootstrap(jv_node *n, const jv_strlist *l, char *msg,
                                size_t msglen);
 

@@ -278,28 +278,6 @@ static void peers_stored(jv_write_req *r)
     peer_store_free(r->arg);
 }
 
-typedef struct {
-    const char *addr;
-    bool api;
-} peer_find;
-
-static jv_err find_peer_row(void *arg, const jv_peer_row *p)
-{
-    peer_find *f = arg;
-    if (jv_str_eq(p->addr, jv_str_c(f->addr)) &&
-        jv_str_eq(p->source, jv_str_c("api")))
-        f->api = true;
-    return JV_OK;
-}
-
-/* Added through the API: the operator's, not the file's. */
-static bool added_by_api(jv_node *n, const char *addr)
-{
-    peer_find f = {addr, false};
-    jv_store_peer_list(n->rst, find_peer_row, &f);
-    return f.api;
-}
-
 static jv_err queue_op(peer_store *p, const char *addr, bool add)
 {
     char *d = jv_strndup(addr, strlen(addr));
@@ -339,7 +317,7 @@ static jv_err apply_peers(jv_node *n, jv_reload *st, const jv_config *c)
         const char *a = was->v[i];
         if (in_list(now, a))
             continue;
-        if (added_by_api(n, a)) {
+        if (jv_node_api_peer(n, a)) { /* the operator's, not the file's */
             jv_info("repl",
                     "peer %s no longer configured; kept: it was added "
                     "through the API (jarvisctl peers rm)",

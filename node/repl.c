@@ -717,10 +717,10 @@ static bool overclaims(jv_repl *r, const jv_vv *v)
     const jv_id *self = &r->node->origin.pk;
     if (jv_vv_get(v, self) <= jv_vv_get(&r->applied, self))
         return false;
-    /* A commit whose completion has not reached the loop yet: look at the
-     * store itself before refusing. */
-    jv_store_vv(r->node->rst, &r->applied);
-    return jv_vv_get(v, self) > jv_vv_get(&r->applied, self);
+    /* A commit whose completion has not reached the loop yet (a sync
+     * reader may have sent its batch already): the writer says at once
+     * what it committed. */
+    return jv_vv_get(v, self) > r->host.own_committed(r->host.ctx);
 }
 
 /* -- what we have, what they lack ----------------------------------------- */
@@ -1789,6 +1789,8 @@ typedef struct ex_job {
     jv_id to;
     jv_vv sent;
     bool probe, select, pull, repair;
+    bool snap; /* a SNAP request: ws says which chunk (snap_send) */
+    jv_wire_snap ws;
 } ex_job;
 
 static void ex_free(ex_job *j)
@@ -1815,6 +1817,8 @@ static jv_err ex_run(jv_store *st, void *arg)
                       &j->w.frame, &j->w.plain);
 }
 
+static void snap_unsent(jv_repl *r, uint64_t offset);
+
 /* Loop thread: the request is built; send it. */
 static void ex_done(void *arg, jv_err err, const char *msg)
 {
@@ -1838,12 +1842,15 @@ static void ex_done(void *arg, jv_err err, const char *msg)
         char why[160];
         snprintf(why, sizeof(why), "cannot send: %s%s%s", jv_strerror(err),
                  msg[0] ? ": " : "", msg);
+        if (j->snap)
+            snap_unsent(r, j->ws.offset);
         fail(p, why);
         goto out;
     }
     count(r, "jarvis_repl_bytes_uncompressed_total", "direction", "out",
           (double)j->w.plain);
-    if (!j->probe && j->w.h.version != 2)
+    /* A SNAP request's vector goes whole and is no base (as a probe's). */
+    if (!j->probe && !j->snap && j->w.h.version != 2)
         (void)jv_vvlinks_sent(r->links, &j->to, j->w.stamp, &j->w.have);
     jv_vv_clear(&p->sent);
     jv_vv_merge(&p->sent, &j->sent);
@@ -1864,6 +1871,25 @@ static void ex_done(void *arg, jv_err err, const char *msg)
 out:
     ex_free(j);
     maybe_finish_stop(r);
+}
+
+/* Hands j, a request to p, to the sync reader; p is P_BUILDING until it
+ * is sent (ex_done). */
+static jv_err ex_submit(jv_repl *r, peer *p, ex_job *j)
+{
+    j->w.start = select_start(r);
+    j->w.stamp = next_stamp(r);
+    env_init(r, &j->w.env);
+    j->w.job.fn = ex_run;
+    j->w.job.done = ex_done;
+    j->w.job.arg = j;
+    jv_err err = r->host.read(r->host.ctx, &j->w.job);
+    if (err)
+        return err;
+    r->serving++;
+    p->state = P_BUILDING;
+    p->building = j;
+    return JV_OK;
 }
 
 /* One exchange with p. A push (news to spread) carries what p lacks as
@@ -1933,17 +1959,8 @@ static void exchange(peer *p, bool pull)
         j->w.h.version = version;
     else if ((err = link_head(r, &p->id, version, &j->w.h, &j->w.base)))
         goto fail;
-    j->w.start = select_start(r);
-    j->w.stamp = next_stamp(r);
-    env_init(r, &j->w.env);
-    j->w.job.fn = ex_run;
-    j->w.job.done = ex_done;
-    j->w.job.arg = j;
-    if ((err = r->host.read(r->host.ctx, &j->w.job)))
+    if ((err = ex_submit(r, p, j)))
         goto fail;
-    r->serving++;
-    p->state = P_BUILDING;
-    p->building = j;
     return;
 fail:
     if (j)
@@ -2275,42 +2292,48 @@ static void snap_reset(jv_repl *r)
     jv_buf_init(&r->snap.data);
 }
 
-/* Asks p for the next chunk of the snapshot being received. */
 /* Asks p for the chunk at `offset` of the snapshot being received (a
- * peer whose base is another answers with its own first chunk). */
+ * peer whose base is another answers with its own first chunk). Built on
+ * the sync reader as an exchange's request is: our vector counts the
+ * batches held aside, which only a store read tells. */
 static jv_err snap_send(jv_repl *r, peer *p, uint64_t offset)
 {
-    jv_wire_snap ws;
-    head h = {.type = JV_MSG_SNAP,
-              .to = &p->id,
-              .echo = 0,
-              .refused = JV_REFUSED_NONE,
-              .snap = &ws};
-    jv_buf frame;
-    jv_vv have;
-    jv_err err;
-    memset(&ws, 0, sizeof(ws));
-    memcpy(ws.digest, r->snap.head.digest, JV_HASH_LEN);
-    ws.offset = offset;
-    jv_buf_init(&frame);
-    jv_vv_init(&have);
-    jv_vv_clear(&p->sent);
-    if (!(err = link_head(r, &p->id, older(p), &h, NULL)) &&
-        !(err = have_on(r->node->rst, &r->applied, &have)) &&
-        !(err = build(r, &h, &have, NULL, false, 0, &frame, &p->req_stamp)) &&
-        !(err =
-              r->host.tp_send(p->tp, frame.data, frame.len, r->o.timeout_ms))) {
-        p->state = P_SENDING;
-        p->pulling = true;
-        p->pull_ms = now_ms(r); /* a transfer holds other pulls back */
-        p->probing = false;
-        p->bytes_out += frame.len;
-        count(r, "jarvis_repl_bytes_total", "direction", "out",
-              (double)frame.len);
+    jv_err err = JV_ENOMEM;
+    ex_job *j = jv_calloc(1, sizeof(*j));
+    if (!j)
+        return err;
+    work_init(&j->w, r);
+    jv_vv_init(&j->sent);
+    j->p = p;
+    j->to = p->id;
+    j->pull = true; /* a transfer holds other pulls back */
+    j->snap = true;
+    memcpy(j->ws.digest, r->snap.head.digest, JV_HASH_LEN);
+    j->ws.offset = offset;
+    j->w.h = (head){.type = JV_MSG_SNAP,
+                    .to = &j->to,
+                    .echo = 0,
+                    .refused = JV_REFUSED_NONE,
+                    .snap = &j->ws};
+    if ((err = link_head(r, &p->id, older(p), &j->w.h, NULL)) ||
+        (err = jv_vv_copy(&j->w.applied, &r->applied)) ||
+        (err = jv_vv_copy(&j->w.pending, &r->pending)) ||
+        (err = ex_submit(r, p, j))) {
+        ex_free(j);
+        return err;
     }
-    jv_buf_fini(&frame);
-    jv_vv_fini(&have);
-    return err;
+    return JV_OK;
+}
+
+/* A SNAP request could not be built or sent: the transfer of the chunk
+ * at offset stops (it starts over from a peer's next answer), or the
+ * second peer asked for its digest (offset 0) was not asked after all. */
+static void snap_unsent(jv_repl *r, uint64_t offset)
+{
+    if (offset)
+        snap_reset(r);
+    else
+        r->snap.asked = false;
 }
 
 /* Asks p for the next chunk of the snapshot being received. */
@@ -2442,11 +2465,13 @@ static void install_done(jv_node *n, jv_err err, void *arg)
                 "installed the snapshot from node %.16s (made by %.16s, "
                 "%" PRIu64 " bytes, verified): joined into this node's state",
                 hex, maker, j->info.bytes);
-        if (!j->vv_read || jv_vv_merge(&r->applied, &j->vv) != JV_OK)
-            jv_store_vv(n->rst, &r->applied);
+        /* Else the vector the host's writer job reads next (below)
+         * brings it: the loop reads no store. */
+        if (j->vv_read)
+            (void)jv_vv_merge(&r->applied, &j->vv);
         /* The host re-checks held batches and has the writer read the
-         * trust list again (the install ran on a connection of its
-         * own). */
+         * trust list and the vector again (the install ran on a
+         * connection of its own). */
         peer *p = r->stopping ? NULL : find_id(r, &j->from);
         if (p && p->state == P_IDLE)
             exchange(p, true);
@@ -3424,13 +3449,14 @@ void jv_repl_committed(jv_repl *r, const jv_vv *vv, uint64_t own_seq,
      * several requests' batches, and the pushes the first callback kicks
      * carry them all (raised per request, jarvis-sim's bursts took 1.4 to
      * 2 times as long to converge). */
-    jv_err err = JV_ENOTFOUND; /* the writer could not read it */
+    /* A vector the writer could not read (it reads it again after its
+     * next job, writer.h), or no memory to merge it, leaves ours behind,
+     * never ahead, until a later one: meanwhile peers only resend what we
+     * hold, which the writer skips. */
     if (own_seq)
-        err = jv_vv_raise(&r->applied, &r->node->origin.pk, own_seq);
-    else if (vv)
-        err = jv_vv_merge(&r->applied, vv);
-    if (err)
-        jv_store_vv(r->node->rst, &r->applied);
+        (void)jv_vv_raise(&r->applied, &r->node->origin.pk, own_seq);
+    if (vv)
+        (void)jv_vv_merge(&r->applied, vv);
     if (local)
         jv_repl_spread(r);
 }

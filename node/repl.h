@@ -70,11 +70,12 @@ jv_err jv_repl_peer_add(jv_repl *r, const char *addr);
 jv_err jv_repl_peer_remove(jv_repl *r, const char *addr);
 bool jv_repl_has_peer(const jv_repl *r, const char *addr);
 
-/* After each writer job, before its requests hear back (writer.h): the
- * applied vector moves to vv (read after the job; NULL: read from the
- * store here), or, when own_seq is set (the job changed nothing but this
- * node's log), this node's entry rises to it. local: the job committed
- * operations of this node, which are pushed. */
+/* After each writer job, before its requests hear back (writer.h): this
+ * node's entry rises to own_seq (set when the job changed nothing but
+ * this node's log) and the applied vector to vv (read after the job;
+ * NULL: not read, or the read failed; the writer reads it after its next
+ * job then). local: the job committed operations of this node, which are
+ * pushed. */
 void jv_repl_committed(jv_repl *r, const jv_vv *vv, uint64_t own_seq,
                        bool local);
 /* Pushes what this node's vector holds beyond its peers' (after a

@@ -47,6 +47,12 @@ static void h_write(void *ctx, jv_write_req *req)
     jv_writer_submit(h->node->writer, req);
 }
 
+static uint64_t h_own_committed(void *ctx)
+{
+    host *h = ctx;
+    return jv_writer_committed_head(h->node->writer);
+}
+
 static jv_err h_read(void *ctx, jv_read_job *job)
 {
     host *h = ctx;
@@ -107,6 +113,7 @@ jv_err jv_repl_host_node(jv_node *n, jv_repl_host *out)
         .timer_start = h_timer_start,
         .timer_stop = h_timer_stop,
         .write = h_write,
+        .own_committed = h_own_committed,
         .read = h_read,
         .offloop = h_offloop,
         .peer_seen = h_peer_seen,

@@ -4,7 +4,7 @@
  * The replication logic (repl.c) reaches the outside only through this
  * table: a clock, one timer, the peer transport, the writer, the sync
  * reader pool and the off-loop pool. Everything else it uses is its own
- * state and the node's loop-side store connection.
+ * state; it reads no store on the loop after it started.
  *
  *                     repl.c (the protocol, unchanged)
  *                               |
@@ -45,6 +45,9 @@ typedef struct {
      * vector again (a write request with JV_APPLY_RECHECK and
      * reread_trust). */
     void (*write)(void *ctx, jv_write_req *req);
+    /* jv_writer_committed_head: this node's newest sequence number
+     * committed, known as soon as the commit returns. */
+    uint64_t (*own_committed)(void *ctx);
     jv_err (*read)(void *ctx, jv_read_job *job);
     jv_err (*offloop)(void *ctx, jv_offloop_fn fn, jv_offloop_done done,
                       void *arg);

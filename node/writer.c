@@ -1,6 +1,7 @@
 #include "writer.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
@@ -43,6 +44,8 @@ struct jv_writer {
     jv_writer_after after; /* the thread's, until it hands `done` back */
     bool quit;
     pthread_t thread;
+    /* Written by the thread as soon as it commits, read by the loop. */
+    _Atomic uint64_t own_head;
 };
 
 static uint64_t wall_ms(void)
@@ -166,6 +169,19 @@ void jv_writer_run(jv_store *st, const jv_keypair *kp, uint64_t hlc,
     }
 }
 
+/* Only this thread writes it, and it only rises: the loop may read it
+ * at any moment. */
+static void publish_head(jv_writer *w, uint64_t seq)
+{
+    if (seq > atomic_load_explicit(&w->own_head, memory_order_relaxed))
+        atomic_store_explicit(&w->own_head, seq, memory_order_release);
+}
+
+uint64_t jv_writer_committed_head(const jv_writer *w)
+{
+    return atomic_load_explicit(&w->own_head, memory_order_acquire);
+}
+
 static void *thread_main(void *arg)
 {
     jv_writer *w = arg;
@@ -181,7 +197,9 @@ static void *thread_main(void *arg)
         pthread_mutex_unlock(&w->mu);
 
         jv_writer_run(w->st, &w->kp, hlc, job);
+        publish_head(w, jv_writer_own_head(job, NULL, &w->kp.pk));
         jv_writer_read_after(w->st, job, &w->after);
+        publish_head(w, jv_writer_own_head(job, &w->after, &w->kp.pk));
 
         pthread_mutex_lock(&w->mu);
         w->done = job;
@@ -235,6 +253,16 @@ uint64_t jv_writer_own_seq(const jv_write_req *job)
     return changes == JV_CHANGES_ALL ? 0 : seq;
 }
 
+uint64_t jv_writer_own_head(const jv_write_req *job, const jv_writer_after *a,
+                            const jv_id *self)
+{
+    uint64_t head = a && a->vv_read ? jv_vv_get(&a->vv, self) : 0;
+    for (const jv_write_req *r = job; r; r = r->next)
+        if (!r->err && r->info.nops && r->info.last_seq > head)
+            head = r->info.last_seq;
+    return head;
+}
+
 void jv_writer_read_after(jv_store *st, const jv_write_req *job,
                           jv_writer_after *a)
 {
@@ -246,8 +274,19 @@ void jv_writer_read_after(jv_store *st, const jv_write_req *job,
         a->dirty |= r->reread_trust;
     a->err = JV_OK;
     a->vv_read = false;
-    if (!jv_writer_own_seq(job))
+    if (!jv_writer_own_seq(job) || a->vv_due) {
         a->vv_read = !(a->err = jv_store_vv(st, &a->vv));
+        a->vv_due = !a->vv_read;
+    }
+    uint64_t keys = 0;
+    for (const jv_write_req *r = job; r; r = r->next)
+        keys += r->stats.keys + r->info.released_keys;
+    if (keys || a->ckeys_due) {
+        jv_err err = jv_auth_ckeys_read(st, &a->ckeys);
+        a->ckeys_due = err != JV_OK;
+        if (err)
+            a->err = err;
+    }
     if (gen != a->trust_gen || a->dirty) {
         jv_err err = jv_trustview_read(st, &a->trust);
         if (err) {
@@ -364,17 +403,20 @@ static void on_wake(uv_async_t *h)
             }
             j.remote_batches += r->nremote;
             j.remote_ops += r->stats.ops;
-            j.remote_keys += r->stats.keys + r->info.released_keys;
         }
         j.own_seq = jv_writer_own_seq(done);
         j.vv = w->after.vv_read ? &w->after.vv : NULL;
         j.trust = w->after.trust;
+        j.ckeys = w->after.ckeys;
         j.read_err = w->after.err;
         w->after.trust = NULL;
+        w->after.ckeys = NULL;
         w->observer(w->observer_arg, &j);
     }
-    jv_trustview_free(w->after.trust); /* nobody to take it */
+    jv_trustview_free(w->after.trust); /* nobody to take them */
+    jv_auth_ckeys_free(w->after.ckeys);
     w->after.trust = NULL;
+    w->after.ckeys = NULL;
     /* Only now: a write submitted from here on may start the next job,
      * whose thread fills w->after again. */
     w->running = false;

@@ -28,6 +28,7 @@
 #include <uv.h>
 
 #include "apply.h"
+#include "auth.h"
 #include "hlc.h"
 #include "trustview.h"
 
@@ -91,19 +92,22 @@ typedef struct {
     uint64_t own_seq;      /* jv_writer_own_seq() of the job */
     size_t remote_batches; /* peers' batches offered */
     uint64_t remote_ops;   /* peers' operations applied */
-    uint64_t remote_keys;  /* cluster API key operations of peers applied
-                              (also those a local trust released) */
     uint64_t commit_ns;
     jv_err err;       /* a storage error that failed a commit */
     unsigned changes; /* JV_CHANGES_* of its requests, together */
     /* Read on the writer's thread after the job (jv_writer_after), so
      * that the loop reads no store for them: the applied version vector
-     * when own_seq is 0 (NULL if that read failed), and a new trust view
+     * when own_seq is 0 or a read of it failed before (NULL if this one
+     * failed too, or none was due), and a new trust view
      * when the job wrote trust entries or successions or a request asked
      * for one (reread_trust), or a read of it failed before (the observer
      * takes it; NULL otherwise). */
     const jv_vv *vv;
     jv_trustview *trust;
+    /* The cluster keys, after a job that applied peers' key operations
+     * (also those a local trust released), or a read of them failed before (the
+     * observer takes them; NULL otherwise). */
+    jv_auth_ckeys *ckeys;
     jv_err read_err; /* those reads' failure (the next job reads again) */
 } jv_writer_job;
 
@@ -138,21 +142,41 @@ uint64_t jv_writer_own_seq(const jv_write_req *job);
 
 /* What the loop learns from the store after a job. */
 typedef struct {
-    uint64_t trust_gen;  /* the store's trust generation `trust` was read at */
-    bool dirty;          /* a request asked for a view, none read since */
-    jv_trustview *trust; /* out: a new view, else NULL */
-    jv_vv vv;            /* out: the applied vector, when vv_read */
+    uint64_t trust_gen;   /* the store's trust generation `trust` was read at */
+    bool dirty;           /* a request asked for a view, none read since */
+    jv_trustview *trust;  /* out: a new view, else NULL */
+    jv_auth_ckeys *ckeys; /* out: the cluster keys, else NULL */
+    bool ckeys_due;       /* a read of them failed: read them again */
+    jv_vv vv;             /* out: the applied vector, when vv_read */
     bool vv_read;
-    jv_err err; /* out: a read that failed (the next job reads again) */
+    bool vv_due; /* a read of it failed: read it after every job until one
+                    succeeds */
+    jv_err err;  /* out: a read that failed (the next job reads again) */
 } jv_writer_after;
 
 /* Fills a after job ran on st: on the writer's thread, or the simulator's
- * writer. A trust view is read when st's trust generation moved from
+ * writer. The vector is read when the job may have changed more than this
+ * node's log, or a read of it failed before, until a read succeeds. A
+ * trust view is read when st's trust generation moved from
  * a->trust_gen, or a request of this job or an earlier one asked
- * (reread_trust), until a read succeeds. a->trust must be NULL (taken by
- * the caller since). */
+ * (reread_trust), until a read succeeds; the cluster keys when the job
+ * applied peers' key operations, until a read succeeds. a->trust and
+ * a->ckeys must be NULL (taken by the caller since). */
 void jv_writer_read_after(jv_store *st, const jv_write_req *job,
                           jv_writer_after *a);
+
+/* The newest sequence number of self's log that job committed, as far
+ * as its requests and a (may be NULL; its vector if read) show; 0 if
+ * none. */
+uint64_t jv_writer_own_head(const jv_write_req *job, const jv_writer_after *a,
+                            const jv_id *self);
+
+/* The newest sequence number of this node's log committed so far (0 before
+ * the first commit). Any thread: it is published as soon as a commit
+ * returns, before the observer hears of it, so that a peer's claim to
+ * hold a batch of ours that the loop has not heard of yet can be told
+ * from one no commit made. */
+uint64_t jv_writer_committed_head(const jv_writer *w);
 
 /* Requests queued or committing. Loop thread. */
 size_t jv_writer_pending(const jv_writer *w);

@@ -110,10 +110,14 @@ static jv_err node_start(simnode *n)
      * writer's jobs keep it. */
     jv_trustview_free(n->node.trust);
     jv_trustview_free(n->after.trust);
+    jv_auth_ckeys_free(n->after.ckeys);
     n->node.trust = n->after.trust = NULL;
+    n->after.ckeys = NULL;
     if ((err = jv_trustview_read(n->st, &n->node.trust)))
         return err;
     n->after.trust_gen = jv_store_trust_gen(n->st);
+    n->after.dirty = n->after.vv_due = false;
+    n->own_head = 0; /* a new writer: the vector read at start covers it */
     jv_repl_opts ro = {.listen = n->addr,
                        .fanout = w->o.fanout,
                        .interval_ms = w->o.interval_ms,
@@ -755,6 +759,7 @@ static void teardown(jv_sim *w)
         jv_metrics_free(n->node.metrics);
         jv_trustview_free(n->node.trust);
         jv_trustview_free(n->after.trust);
+        jv_auth_ckeys_free(n->after.ckeys);
         jv_vv_fini(&n->after.vv);
         jv_free(n->peers);
         jv_free(n->commits);

@@ -71,6 +71,7 @@ struct simnode {
     /* The writer: queue, and the job whose done callbacks are due. */
     jv_write_req *wq, *wq_tail, *wdone;
     jv_writer_after after; /* what the loop learns after wdone */
+    uint64_t own_head;     /* jv_writer_committed_head */
     bool wrunning;
     simjob *jobs;
     /* Clock: offset from true time and drift, parts per million. */

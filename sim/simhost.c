@@ -159,9 +159,14 @@ static void writer_run(void *arg)
             r->err = err;
     else
         jv_writer_run(n->st, &n->node.origin, hlc, job);
-    jv_trustview_free(n->after.trust); /* a crash lost the last one */
+    jv_trustview_free(n->after.trust); /* a crash lost the last ones */
+    jv_auth_ckeys_free(n->after.ckeys);
     n->after.trust = NULL;
+    n->after.ckeys = NULL;
     jv_writer_read_after(n->st, job, &n->after);
+    uint64_t head = jv_writer_own_head(job, &n->after, &n->node.origin.pk);
+    if (head > n->own_head)
+        n->own_head = head;
     count_commit(n, job);
     n->wdone = job;
     at(n->w, turn(n->w), writer_done, ref(n));
@@ -203,11 +208,19 @@ static void writer_done(void *arg)
         n->node.trust = n->after.trust;
         n->after.trust = NULL;
     }
+    jv_auth_ckeys_free(n->after.ckeys); /* the simulator keeps no keys */
+    n->after.ckeys = NULL;
     if (n->repl)
         jv_repl_committed(n->repl, n->after.vv_read ? &n->after.vv : NULL,
                           jv_writer_own_seq(job), local);
     call_done(job);
     writer_kick(n);
+}
+
+static uint64_t h_own_committed(void *ctx)
+{
+    simnode *n = ctx;
+    return n->own_head;
 }
 
 static void h_write(void *ctx, jv_write_req *req)
@@ -643,6 +656,7 @@ void jv__simhost_make(simnode *n, jv_repl_host *out)
         .timer_start = h_timer_start,
         .timer_stop = h_timer_stop,
         .write = h_write,
+        .own_committed = h_own_committed,
         .read = h_read,
         .offloop = h_offloop,
         .peer_seen = h_peer_seen,

@@ -12,8 +12,8 @@
  *    horizon" in /v1/peers and the health report and holds nothing back;
  *    started, it refuses a tampered, an untrusted and a truncated
  *    snapshot (nothing applied, counted in /metrics) and joins by an
- *    honest one; cut off past the horizon while writing, it comes back
- *    and its writes reach everyone;
+ *    honest one, of several chunks; cut off past the horizon while writing, it
+ * comes back and its writes reach everyone;
  *  - SIGKILL of a compacting node: verify passes, nothing acknowledged is
  *    lost.
  */
@@ -243,6 +243,43 @@ static bool log_has(size_t i, const char *text)
     return found;
 }
 
+/* Config values of 40,000 characters, each its own: ten of them make a
+ * base of more than one chunk. */
+enum {
+    BIG_KEYS = 10,
+    BIG_LEN = 40000
+};
+
+static char *big_value(int k)
+{
+    char *v = malloc(BIG_LEN + 1);
+    for (int i = 0; i < BIG_LEN; i++)
+        v[i] = (char)('a' + (i * 7 + k * 13 + i / 97) % 26);
+    v[BIG_LEN] = '\0';
+    return v;
+}
+
+static void put_big(size_t i, int k)
+{
+    char *v = big_value(k);
+    size_t len = BIG_LEN + 32;
+    char *body = malloc(len);
+    snprintf(body, len, "{\"value\":\"%s\"}", v);
+    json_decref(nt_req(&C, i, 200, "PUT", body, "/v1/config/big/%d", k));
+    free(body);
+    free(v);
+}
+
+static void check_big(size_t i, int k)
+{
+    char *v = big_value(k);
+    json_t *r = nt_req(&C, i, 200, "GET", NULL, "/v1/config/big/%d", k);
+    const char *got = json_string_value(json_object_get(r, "value"));
+    NT_CHECK(&C, got && strcmp(got, v) == 0);
+    json_decref(r);
+    free(v);
+}
+
 static void test_join_by_snapshot(void **state)
 {
     (void)state;
@@ -256,6 +293,10 @@ static void test_join_by_snapshot(void **state)
         NT_OK(&C, jv_cluster_start(&C, i));
     for (size_t i = 0; i < 3; i++)
         increments(i, "hits", 40);
+    /* Enough state that the base takes several chunks of the transfer,
+     * each asked for in turn (JV_SNAP_CHUNK: 256 KiB). */
+    for (int k = 0; k < BIG_KEYS; k++)
+        put_big(0, k);
     nt_converge(&C, three, 3, nt_ms(60000));
     wait_behind(0, 3, nt_ms(30000));
     wait_log_at_most(three, 3, 0, nt_ms(60000));
@@ -286,6 +327,8 @@ static void test_join_by_snapshot(void **state)
     nt_converge(&C, NULL, 0, nt_ms(60000));
     NT_CHECK(&C, nt_metric(&C, 3, "jarvis_snapshots_installed_total") >= 1);
     check_total(3, "hits", 120);
+    for (int k = 0; k < BIG_KEYS; k++)
+        check_big(3, k);
     check_verify(3);
 
     /* Away past the horizon, writing. */
