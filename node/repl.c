@@ -51,6 +51,7 @@ typedef enum {
     P_IDLE,
     P_BUILDING, /* its request is being built off the loop */
     P_SENDING,
+    P_OPENING, /* its reply is being opened off the loop (open_job) */
     P_APPLYING
 } pstate;
 
@@ -112,9 +113,10 @@ typedef struct peer {
     bool have_known;
     jv_vv sent; /* batches in the request outstanding, by origin */
     jv_vv gave; /* per origin, the newest batch we sent it (push or reply) */
-    struct ex_job *building; /* the request being built (P_BUILDING) */
-    uint64_t req_stamp;      /* the stamp of the request outstanding */
-    bool probing;            /* it went to no id (a first contact): see probe */
+    struct ex_job *building;  /* the request being built (P_BUILDING) */
+    struct open_job *opening; /* its reply being opened (P_OPENING) */
+    uint64_t req_stamp;       /* the stamp of the request outstanding */
+    bool probing;       /* it went to no id (a first contact): see probe */
     bool stale_retried; /* a `stale` refusal was answered by a new request */
     bool rebased;       /* so was a vector base one of us did not keep */
     /* What it said it holds in its own messages (their have-vectors),
@@ -613,28 +615,57 @@ static mreason open_reason(jv_err err)
                                : MR_MALFORMED;
 }
 
+/* What opening a frame found, besides its message. */
+typedef struct {
+    bool opened;      /* unsealed: a failure was the decoder's */
+    unsigned version; /* a message of another version: the one it speaks */
+} open_info;
+
+/* Opens a frame under ring (NULL: plaintext) and decodes its message into
+ * m (borrowing from plain or scratch). Any thread. */
+static jv_err open_decode(const jv_keyring *ring, size_t max_message,
+                          const uint8_t *msg, size_t len, jv_buf *plain,
+                          jv_buf *scratch, jv_msg *m, open_info *info)
+{
+    info->opened = false;
+    jv_err err = jv_open(ring, msg, len, plain);
+    if (err)
+        return err;
+    info->opened = true;
+    err = jv_msg_decode(plain->data, plain->len, max_message, scratch, m);
+    if (err == JV_EVERSION)
+        info->version =
+            jv_msg_peek_version(plain->data, plain->len, max_message, scratch);
+    return err;
+}
+
+/* Counts a frame open_decode failed on. */
+static void open_refused(jv_repl *r, jv_err err, const open_info *info)
+{
+    if (!info->opened) {
+        refuse_msg(r, open_reason(err), NULL);
+        return;
+    }
+    if (err == JV_EVERSION)
+        r->peer_version = info->version;
+    refuse_msg(r,
+               err == JV_ETOOBIG    ? MR_TOO_BIG
+               : err == JV_EVERSION ? MR_VERSION
+                                    : MR_MALFORMED,
+               NULL);
+}
+
 /* Opens a frame and decodes its message into m (borrowing from plain or
- * r->scratch); refusals are counted here. */
+ * r->scratch) on the loop; refusals are counted here. */
 static jv_err open_message(jv_repl *r, const uint8_t *msg, size_t len,
                            jv_buf *plain, jv_msg *m)
 {
+    open_info info = {0};
     jv_frame_key_hex(msg, len, r->frame_key);
-    jv_err err = jv_open(r->keyed ? &r->ring : NULL, msg, len, plain);
-    if (err) {
-        refuse_msg(r, open_reason(err), NULL);
-        return err;
-    }
-    err = jv_msg_decode(plain->data, plain->len, r->o.max_message, &r->scratch,
-                        m);
-    if (err == JV_EVERSION)
-        r->peer_version = jv_msg_peek_version(plain->data, plain->len,
-                                              r->o.max_message, &r->scratch);
+    jv_err err = open_decode(r->keyed ? &r->ring : NULL, r->o.max_message, msg,
+                             len, plain, &r->scratch, m, &info);
     if (err)
-        refuse_msg(r,
-                   err == JV_ETOOBIG    ? MR_TOO_BIG
-                   : err == JV_EVERSION ? MR_VERSION
-                                        : MR_MALFORMED,
-                   NULL);
+        open_refused(r, err, &info);
     return err;
 }
 
@@ -2625,6 +2656,109 @@ const char *jv_repl_snap_fault_mode(const jv_repl *r)
                                                         : "none";
 }
 
+static void reply_opened(jv_repl *r, peer *p, const uint8_t *msg, size_t len,
+                         jv_err err, jv_msg *m);
+
+/* A reply this large is opened off the loop: unsealing it, inflating it
+ * and hashing the whole message (a catch-up's reply is up to half of
+ * max_message) would hold every HTTP client of this node for
+ * milliseconds. Below it, a hand-over costs more than it saves. */
+#define OPEN_OFF_LOOP (64u << 10)
+
+/* A reply of p's opened on the sync reader thread (P_OPENING meanwhile),
+ * then taken on the loop as one opened there. */
+typedef struct open_job {
+    jv_read_job job;
+    jv_repl *r;
+    peer *p;       /* NULL once the peer is freed */
+    build_env env; /* the keyring at arrival: the frame's */
+    size_t max_message;
+    jv_buf frame; /* a copy: the transport's is lent to on_reply only */
+    jv_buf plain, scratch;
+    jv_msg m; /* borrows from plain or scratch */
+    open_info info;
+    jv_err err;
+} open_job;
+
+static void open_free(open_job *j)
+{
+    jv_keyring_wipe(&j->env.ring);
+    jv_msg_fini(&j->m);
+    jv_buf_fini(&j->frame);
+    jv_buf_fini(&j->plain);
+    jv_buf_fini(&j->scratch);
+    jv_free(j);
+}
+
+/* Sync reader thread. */
+static jv_err open_run(jv_store *st, void *arg)
+{
+    (void)st;
+    open_job *j = arg;
+    j->err = open_decode(j->env.keyed ? &j->env.ring : NULL, j->max_message,
+                         j->frame.data, j->frame.len, &j->plain, &j->scratch,
+                         &j->m, &j->info);
+    return JV_OK;
+}
+
+/* Loop thread. */
+static void open_done(void *arg, jv_err err, const char *msg)
+{
+    open_job *j = arg;
+    jv_repl *r = j->r;
+    peer *p = j->p;
+    r->serving--;
+    if (p)
+        p->opening = NULL;
+    if (!p || r->stopping || p->state != P_OPENING)
+        goto out; /* failed or freed meanwhile: the reply goes unused */
+    p->state = P_SENDING;
+    if (err) {
+        char why[192];
+        snprintf(why, sizeof(why), "cannot open its reply: %s%s%s",
+                 jv_strerror(err), msg[0] ? ": " : "", msg);
+        fail(p, why);
+        goto out;
+    }
+    if (j->err) {
+        jv_frame_key_hex(j->frame.data, j->frame.len, r->frame_key);
+        open_refused(r, j->err, &j->info);
+    }
+    reply_opened(r, p, j->frame.data, j->frame.len, j->err, &j->m);
+out:
+    open_free(j);
+    maybe_finish_stop(r);
+}
+
+/* Hands p's reply to the sync reader to open. False if it could not: it
+ * is opened here then. */
+static bool open_off_loop(jv_repl *r, peer *p, const uint8_t *msg, size_t len)
+{
+    open_job *j = jv_calloc(1, sizeof(*j));
+    if (!j)
+        return false;
+    j->r = r;
+    j->p = p;
+    j->max_message = r->o.max_message;
+    env_init(r, &j->env);
+    jv_buf_init(&j->frame);
+    jv_buf_init(&j->plain);
+    jv_buf_init(&j->scratch);
+    jv_msg_init(&j->m);
+    j->job.fn = open_run;
+    j->job.done = open_done;
+    j->job.arg = j;
+    if (jv_buf_append(&j->frame, msg, len) != JV_OK ||
+        r->host.read(r->host.ctx, &j->job) != JV_OK) {
+        open_free(j);
+        return false;
+    }
+    r->serving++;
+    p->state = P_OPENING;
+    p->opening = j;
+    return true;
+}
+
 static void on_reply(void *arg, jv_tpeer *tp, jv_err err, const uint8_t *msg,
                      size_t len)
 {
@@ -2665,7 +2799,20 @@ static void on_reply(void *arg, jv_tpeer *tp, jv_err err, const uint8_t *msg,
     count(r, "jarvis_repl_bytes_total", "direction", "in", (double)len);
     if (take_notice(r, p, msg, len))
         goto out;
-    if ((err = open_message(r, msg, len, &plain, &m))) {
+    if (len >= OPEN_OFF_LOOP && open_off_loop(r, p, msg, len))
+        goto out;
+    reply_opened(r, p, msg, len, open_message(r, msg, len, &plain, &m), &m);
+out:
+    jv_msg_fini(&m);
+    jv_buf_fini(&plain);
+}
+
+/* A reply of p's opened (err: it could not be; refusals counted). */
+static void reply_opened(jv_repl *r, peer *p, const uint8_t *msg, size_t len,
+                         jv_err err, jv_msg *m)
+{
+    char why[192];
+    if (err) {
         if (err == JV_ENOTFOUND || err == JV_EPERM)
             troubled(p, T_KEY, unknown_key_text(r, why, sizeof(why)));
         else if (err == JV_EVERSION)
@@ -2675,33 +2822,30 @@ static void on_reply(void *arg, jv_tpeer *tp, jv_err err, const uint8_t *msg,
             snprintf(why, sizeof(why), "bad reply: %s", jv_strerror(err));
             fail(p, why);
         }
-        goto out;
+        return;
     }
     jv_frame_key_hex(msg, len, p->key_seen);
-    switch (check_reply(r, p, &m)) {
+    switch (check_reply(r, p, m)) {
     case REPLY_REFUSED:
         break;
     case REPLY_INTRODUCED:
-        take_introduction(r, p, &m);
+        take_introduction(r, p, m);
         break;
     case REPLY_RETRY:
         p->state = P_IDLE;
         exchange(p, p->pulling);
         break;
     case REPLY_USE:
-        take_reply(r, p, &m);
+        take_reply(r, p, m);
         p->state = P_APPLYING;
-        if (m.type == JV_MSG_SNAP_REPLY) {
-            take_snap_chunk(r, p, &m);
+        if (m->type == JV_MSG_SNAP_REPLY) {
+            take_snap_chunk(r, p, m);
             break;
         }
-        if (!apply_batches(r, p, &m, true))
-            continue_exchange(r, p->addr, m.more);
+        if (!apply_batches(r, p, m, true))
+            continue_exchange(r, p->addr, m->more);
         break;
     }
-out:
-    jv_msg_fini(&m);
-    jv_buf_fini(&plain);
 }
 
 /* -- inbound requests ----------------------------------------------------- */
@@ -3363,6 +3507,8 @@ static void peer_free(peer *p)
 {
     if (p->building)
         p->building->p = NULL; /* its job ends without it */
+    if (p->opening)
+        p->opening->p = NULL;
     p->r->host.tp_peer_free(p->tp);
     jv_vv_fini(&p->have);
     jv_vv_fini(&p->sent);
