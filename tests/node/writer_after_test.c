@@ -69,14 +69,21 @@ static void local_req(jv_write_req *r, jv_intent *in)
     r->group.n = 1;
 }
 
+/* A plain write: one counter increment. */
+static void counter_write(fx *f, jv_write_req *r, jv_intent *in)
+{
+    *in = st_counter("c", 1);
+    local_req(r, in);
+    run(f, r);
+}
+
 /* A plain write reads nothing: its own sequence says all. */
 static void test_plain_write(void **state)
 {
     fx *f = *state;
     jv_write_req r;
-    jv_intent in = st_counter("c", 1);
-    local_req(&r, &in);
-    run(f, &r);
+    jv_intent in;
+    counter_write(f, &r, &in);
     assert_true(jv_writer_own_seq(&r) > 0);
     assert_false(f->a.vv_read);
     assert_null(f->a.trust);
@@ -110,9 +117,8 @@ static void test_trust_write(void **state)
                         "three");
     /* The next plain write brings no view: nothing moved. */
     jv_write_req p;
-    jv_intent c = st_counter("c", 1);
-    local_req(&p, &c);
-    run(f, &p);
+    jv_intent c;
+    counter_write(f, &p, &c);
     assert_null(f->a.trust);
 }
 
@@ -137,9 +143,8 @@ static void test_reread_retried(void **state)
     assert_true(f->a.dirty);
 
     jv_write_req p;
-    jv_intent c = st_counter("c", 1);
-    local_req(&p, &c);
-    run(f, &p);
+    jv_intent c;
+    counter_write(f, &p, &c);
     assert_non_null(f->a.trust);
     assert_int_equal(f->a.err, JV_OK);
     assert_false(f->a.dirty);
@@ -194,9 +199,8 @@ static void test_peer_keys(void **state)
     f->a.ckeys = NULL;
 
     jv_write_req p;
-    jv_intent c = st_counter("c", 1);
-    local_req(&p, &c);
-    run(f, &p);
+    jv_intent c;
+    counter_write(f, &p, &c);
     assert_null(f->a.ckeys);
     assert_false(f->a.vv_read);
     st_batch_fini(&b);
@@ -208,9 +212,8 @@ static void test_vector_retried(void **state)
 {
     fx *f = *state;
     jv_write_req c1;
-    jv_intent in1 = st_counter("c", 1);
-    local_req(&c1, &in1);
-    run(f, &c1);
+    jv_intent in1;
+    counter_write(f, &c1, &in1);
     jv_write_req r;
     memset(&r, 0, sizeof(r));
     r.apply_flags = JV_APPLY_RECHECK;
@@ -227,9 +230,8 @@ static void test_vector_retried(void **state)
     assert_int_equal(f->a.err, JV_ENOMEM);
 
     jv_write_req p;
-    jv_intent c = st_counter("c", 1);
-    local_req(&p, &c);
-    run(f, &p);
+    jv_intent c;
+    counter_write(f, &p, &c);
     assert_true(f->a.vv_read);
     assert_false(f->a.vv_due);
     assert_int_equal(jv_vv_get(&f->a.vv, &f->self.pk), jv_writer_own_seq(&p));
