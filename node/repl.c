@@ -2665,13 +2665,14 @@ static void reply_opened(jv_repl *r, peer *p, const uint8_t *msg, size_t len,
  * milliseconds. Below it, a hand-over costs more than it saves. */
 #define OPEN_OFF_LOOP (64u << 10)
 
-/* A reply of p's opened on the sync reader thread (P_OPENING meanwhile),
- * then taken on the loop as one opened there. */
+/* A reply of p's (P_OPENING meanwhile), or a request (in), opened on the
+ * sync reader thread, then taken on the loop as one opened there. */
 typedef struct open_job {
     jv_read_job job;
     jv_repl *r;
-    peer *p;       /* NULL once the peer is freed */
-    build_env env; /* the keyring at arrival: the frame's */
+    peer *p;        /* a reply's; NULL once the peer is freed */
+    jv_inbound *in; /* a request's (p NULL) */
+    build_env env;  /* the keyring at arrival: the frame's */
     size_t max_message;
     jv_buf frame; /* a copy: the transport's is lent to on_reply only */
     jv_buf plain, scratch;
@@ -2701,6 +2702,27 @@ static jv_err open_run(jv_store *st, void *arg)
     return JV_OK;
 }
 
+static void request_opened(jv_repl *r, jv_inbound *in, size_t len, jv_err oerr,
+                           jv_buf *plain, jv_msg *m);
+
+/* Loop thread: a request opened. */
+static void request_open_done(open_job *j, jv_err err, const char *msg)
+{
+    jv_repl *r = j->r;
+    if (err || r->stopping) {
+        if (err)
+            jv_error("repl", "cannot open a peer's request: %s (%s)",
+                     jv_strerror(err), msg);
+        r->host.tp_drop(j->in);
+        return;
+    }
+    if (j->err) {
+        jv_frame_key_hex(j->frame.data, j->frame.len, r->frame_key);
+        open_refused(r, j->err, &j->info);
+    }
+    request_opened(r, j->in, j->frame.len, j->err, &j->plain, &j->m);
+}
+
 /* Loop thread. */
 static void open_done(void *arg, jv_err err, const char *msg)
 {
@@ -2708,6 +2730,10 @@ static void open_done(void *arg, jv_err err, const char *msg)
     jv_repl *r = j->r;
     peer *p = j->p;
     r->serving--;
+    if (j->in) {
+        request_open_done(j, err, msg);
+        goto out;
+    }
     if (p)
         p->opening = NULL;
     if (!p || r->stopping || p->state != P_OPENING)
@@ -2730,15 +2756,17 @@ out:
     maybe_finish_stop(r);
 }
 
-/* Hands p's reply to the sync reader to open. False if it could not: it
- * is opened here then. */
-static bool open_off_loop(jv_repl *r, peer *p, const uint8_t *msg, size_t len)
+/* Hands p's reply, or the request in, to the sync reader to open. False
+ * if it could not: it is opened here then. */
+static bool open_off_loop(jv_repl *r, peer *p, jv_inbound *in,
+                          const uint8_t *msg, size_t len)
 {
     open_job *j = jv_calloc(1, sizeof(*j));
     if (!j)
         return false;
     j->r = r;
     j->p = p;
+    j->in = in;
     j->max_message = r->o.max_message;
     env_init(r, &j->env);
     jv_buf_init(&j->frame);
@@ -2754,8 +2782,10 @@ static bool open_off_loop(jv_repl *r, peer *p, const uint8_t *msg, size_t len)
         return false;
     }
     r->serving++;
-    p->state = P_OPENING;
-    p->opening = j;
+    if (p) {
+        p->state = P_OPENING;
+        p->opening = j;
+    }
     return true;
 }
 
@@ -2799,7 +2829,7 @@ static void on_reply(void *arg, jv_tpeer *tp, jv_err err, const uint8_t *msg,
     count(r, "jarvis_repl_bytes_total", "direction", "in", (double)len);
     if (take_notice(r, p, msg, len))
         goto out;
-    if (len >= OPEN_OFF_LOOP && open_off_loop(r, p, msg, len))
+    if (len >= OPEN_OFF_LOOP && open_off_loop(r, p, NULL, msg, len))
         goto out;
     reply_opened(r, p, msg, len, open_message(r, msg, len, &plain, &m), &m);
 out:
@@ -3164,7 +3194,6 @@ static void on_request(void *arg, jv_inbound *in, const uint8_t *msg,
     jv_repl *r = arg;
     jv_buf plain;
     jv_msg m;
-    jv_refusal why;
 
     jv_buf_init(&plain);
     jv_msg_init(&m);
@@ -3175,44 +3204,61 @@ static void on_request(void *arg, jv_inbound *in, const uint8_t *msg,
         refuse_msg(r, MR_TOO_BIG, NULL);
         goto drop;
     }
-    jv_err oerr = open_message(r, msg, len, &plain, &m);
+    if (len >= OPEN_OFF_LOOP && open_off_loop(r, NULL, in, msg, len)) {
+        in = NULL;
+        goto drop;
+    }
+    request_opened(r, in, len, open_message(r, msg, len, &plain, &m), &plain,
+                   &m);
+    in = NULL;
+drop:
+    if (in)
+        r->host.tp_drop(in);
+    jv_msg_fini(&m);
+    jv_buf_fini(&plain);
+}
+
+/* A request opened (oerr: it could not be; refusals counted): answered,
+ * refused or dropped here. plain is free for a notice. */
+static void request_opened(jv_repl *r, jv_inbound *in, size_t len, jv_err oerr,
+                           jv_buf *plain, jv_msg *m)
+{
+    jv_refusal why;
     if (oerr == JV_ENOTFOUND || oerr == JV_EPERM || oerr == JV_EVERSION) {
         /* Told, not dropped: its sender shows why rather than a timeout. */
         jv_err nerr = oerr == JV_EVERSION
-                          ? jv_notice_version(JV_WIRE_VERSION, &plain)
-                          : jv_notice_key(r->keyed ? &r->ring : NULL, &plain);
+                          ? jv_notice_version(JV_WIRE_VERSION, plain)
+                          : jv_notice_key(r->keyed ? &r->ring : NULL, plain);
         if (nerr == JV_OK) {
-            r->host.tp_reply(in, plain.data, plain.len);
+            r->host.tp_reply(in, plain->data, plain->len);
             in = NULL;
         }
         goto drop;
     }
     if (oerr)
         goto drop;
-    if (m.type != JV_MSG_SYNC && m.type != JV_MSG_SNAP) {
+    if (m->type != JV_MSG_SYNC && m->type != JV_MSG_SNAP) {
         refuse_msg(r, MR_MALFORMED, NULL);
         goto drop;
     }
     char addr[JV_WIRE_MAX_ADDR + 1];
-    snprintf(addr, sizeof(addr), "%.*s", (int)m.from_addr.n, m.from_addr.p);
-    if (is_blocked(r, addr, &m.from))
+    snprintf(addr, sizeof(addr), "%.*s", (int)m->from_addr.n, m->from_addr.p);
+    if (is_blocked(r, addr, &m->from))
         goto drop;
-    if ((why = check_request(r, &m))) {
-        send_refusal(r, in, &m, why);
+    if ((why = check_request(r, m))) {
+        send_refusal(r, in, m, why);
         in = NULL;
         goto drop;
     }
-    peer *p = take_request(r, &m, addr, len);
-    if (answer_request(r, in, p, &m)) {
+    peer *p = take_request(r, m, addr, len);
+    if (answer_request(r, in, p, m)) {
         in = NULL;
-        if (m.type != JV_MSG_SNAP)
-            apply_batches(r, p, &m, false);
+        if (m->type != JV_MSG_SNAP)
+            apply_batches(r, p, m, false);
     }
 drop:
     if (in)
         r->host.tp_drop(in);
-    jv_msg_fini(&m);
-    jv_buf_fini(&plain);
 }
 
 static void on_oversized(void *arg, size_t len)
