@@ -56,12 +56,13 @@ static void peer_changed(jv_write_req *w)
     peer_change *p = c->extra;
     if (!api_write_ok(c))
         return;
-    /* As the store now holds it: a reload keeps what the API added. */
+    /* As the store now holds it: a reload keeps what the API added. The
+     * change committed, so it stands even if this fails (a reload may
+     * then drop a configured peer the API also added). */
     jv_err err = jv_node_api_peer_set(c->node, p->addr, p->add);
-    if (err) {
-        api_fail(c, err, "peer");
-        return;
-    }
+    if (err)
+        jv_warn("repl", "peer %s: cannot note that the API added it: %s",
+                p->addr, jv_strerror(err));
     if (p->add) {
         err = jv_repl_peer_add(c->node->repl, p->addr);
         if (err && err != JV_EEXIST) {

@@ -177,9 +177,12 @@ static void on_job(void *arg, const jv_writer_job *j)
         jv_trustview_free(n->trust);
         n->trust = j->trust;
     }
-    if (j->read_err)
+    /* The next job reads it again: on_tick makes one if none comes. */
+    if (j->read_err) {
         jv_error("storage", "cannot read the store after a commit: %s",
                  jv_strerror(j->read_err));
+        n->refresh_due = true;
+    }
     if (n->repl)
         jv_repl_committed(n->repl, j->vv, j->own_seq, j->nops && !j->err);
     jv_watch_kick(n->watch);
@@ -198,9 +201,11 @@ static void on_job(void *arg, const jv_writer_job *j)
      * idempotent, so a partly failed job may bring them too). */
     if (j->ckeys) {
         jv_err err = jv_auth_ckeys_take(n->auth, j->ckeys);
-        if (err)
+        if (err) {
             jv_error("auth", "cannot take the cluster keys: %s",
                      jv_strerror(err));
+            n->refresh_due = true; /* read and taken again (on_tick) */
+        }
         jv_auth_ckeys_free(j->ckeys);
     }
 }

@@ -56,8 +56,10 @@ struct jv_node {
     uv_timer_t ckpt_timer;
     uv_work_t ckpt_work;
     bool ckpt_running;
-    bool compacting;  /* a compaction round is on the thread pool */
-    bool refresh_due; /* refresh_after_change could not submit its job */
+    bool compacting; /* a compaction round is on the thread pool */
+    /* refresh_after_change is due (on_tick): it could not submit its
+     * job, or a read or take after a writer job failed. */
+    bool refresh_due;
     jv_writer *writer;
     jv_http_server *http;
     jv_auth *auth;
@@ -129,13 +131,13 @@ void jv_node_api_limits(const jv_config *cfg, jv_http_opts *ho);
 /* Puts the node ids of l on the replicated trust list, as a bootstrap
  * only: ids with a trust decision already are left alone. JV_EINVAL (with
  * msg) for an entry that is not a node id. */
+jv_err jv_node_trust_bootstrap(jv_node *n, const jv_strlist *l, char *msg,
+                               size_t msglen);
+
 /* Whether addr is among n->api_peers; marks or unmarks it, after the
  * store's change committed. */
 bool jv_node_api_peer(const jv_node *n, const char *addr);
 jv_err jv_node_api_peer_set(jv_node *n, const char *addr, bool api);
-
-jv_err jv_node_trust_bootstrap(jv_node *n, const jv_strlist *l, char *msg,
-                               size_t msglen);
 
 /* Runs a job on libuv's thread pool with a connection of its own to the
  * database (opened and closed there), then `done` on the loop thread.

@@ -116,6 +116,8 @@ typedef struct peer {
     struct ex_job *building;  /* the request being built (P_BUILDING) */
     struct open_job *opening; /* its reply being opened (P_OPENING) */
     uint64_t req_stamp;       /* the stamp of the request outstanding */
+    uint64_t reply_us;        /* when its reply arrived (measure) */
+    uint64_t have_stamp;      /* the stamp of its message `have` is from */
     bool probing;       /* it went to no id (a first contact): see probe */
     bool stale_retried; /* a `stale` refusal was answered by a new request */
     bool rebased;       /* so was a vector base one of us did not keep */
@@ -1848,7 +1850,8 @@ static jv_err ex_run(jv_store *st, void *arg)
                       &j->w.frame, &j->w.plain);
 }
 
-static void snap_unsent(jv_repl *r, uint64_t offset);
+static bool snap_unsent(jv_repl *r, peer *p, const struct ex_job *j,
+                        bool built);
 
 /* Loop thread: the request is built; send it. */
 static void ex_done(void *arg, jv_err err, const char *msg)
@@ -1866,15 +1869,21 @@ static void ex_done(void *arg, jv_err err, const char *msg)
         p->state = P_IDLE; /* see `repair`: it is catching up elsewhere */
         goto out;
     }
-    if (!err)
+    bool built = !err;
+    if (built)
         err = r->host.tp_send(p->tp, j->w.frame.data, j->w.frame.len,
                               r->o.timeout_ms);
     if (err) {
         char why[160];
         snprintf(why, sizeof(why), "cannot send: %s%s%s", jv_strerror(err),
                  msg[0] ? ": " : "", msg);
-        if (j->snap)
-            snap_unsent(r, j->ws.offset);
+        /* A SNAP request that could not be built: as before it went
+         * off the loop, the transfer starts over and the peer is not to
+         * blame. */
+        if (j->snap && snap_unsent(r, p, j, built)) {
+            jv_warn("repl", "peer %s: %s", p->addr, why);
+            goto out;
+        }
         fail(p, why);
         goto out;
     }
@@ -2085,7 +2094,7 @@ static bool take_notice(jv_repl *r, peer *p, const uint8_t *msg, size_t len)
  * was made about halfway through the round trip. */
 static void measure(peer *p, uint64_t stamp)
 {
-    uint64_t now = now_ms(p->r) * 1000;
+    uint64_t now = p->reply_us; /* not when it was opened (open_job) */
     if (now < p->req_stamp)
         return; /* our own clock stepped back meanwhile */
     uint64_t mid = p->req_stamp + (now - p->req_stamp) / 2;
@@ -2238,7 +2247,14 @@ static void take_reply(jv_repl *r, peer *p, const jv_msg *m)
     bind_id(p, &m->from);
     p->stale_retried = p->rebased = false;
     learn_pushes(p, &m->have);
-    jv_vv_copy(&p->have, &m->have);
+    /* A reply opened off the loop may come after newer messages of p's
+     * (requests): then it only adds to what they told. */
+    if (m->stamp < p->have_stamp) {
+        jv_vv_merge(&p->have, &m->have);
+    } else {
+        jv_vv_copy(&p->have, &m->have);
+        p->have_stamp = m->stamp;
+    }
     jv_vv_merge(&p->have, &p->sent);
     p->have_known = true;
     if (regraft(r, p))
@@ -2356,15 +2372,32 @@ static jv_err snap_send(jv_repl *r, peer *p, uint64_t offset)
     return JV_OK;
 }
 
-/* A SNAP request could not be built or sent: the transfer of the chunk
- * at offset stops (it starts over from a peer's next answer), or the
- * second peer asked for its digest (offset 0) was not asked after all. */
-static void snap_unsent(jv_repl *r, uint64_t offset)
+/* A SNAP request j to p could not be built, or (built) sent: the
+ * transfer of the chunk at its offset stops (it starts over from a
+ * peer's next answer), or the second peer asked for its digest (offset
+ * 0) was not asked after all; only if that transfer is still the one
+ * under way. True if p is back to what it did before (a build failed,
+ * this node's doing): no failure of p's. */
+static bool snap_unsent(jv_repl *r, peer *p, const ex_job *j, bool built)
 {
-    if (offset)
-        snap_reset(r);
-    else
+    bool current = r->snap.active &&
+                   memcmp(r->snap.head.digest, j->ws.digest, JV_HASH_LEN) == 0;
+    if (j->ws.offset) {
+        if (current && jv_id_eq(&r->snap.from, &j->to) &&
+            r->snap.data.len == j->ws.offset)
+            snap_reset(r);
+        if (built)
+            return false;
+        p->state = P_APPLYING;
+        continue_exchange(r, p->addr, false);
+        return true;
+    }
+    if (current && r->snap.asked && jv_id_eq(&r->snap.asked_of, &j->to))
         r->snap.asked = false;
+    if (built)
+        return false;
+    p->state = P_IDLE; /* it was idle when asked */
+    return true;
 }
 
 /* Asks p for the next chunk of the snapshot being received. */
@@ -2825,6 +2858,7 @@ static void on_reply(void *arg, jv_tpeer *tp, jv_err err, const uint8_t *msg,
     }
     jv_buf_init(&plain);
     jv_msg_init(&m);
+    p->reply_us = now_ms(r) * 1000;
     p->bytes_in += len;
     count(r, "jarvis_repl_bytes_total", "direction", "in", (double)len);
     if (take_notice(r, p, msg, len))
@@ -2956,6 +2990,8 @@ static peer *take_request(jv_repl *r, const jv_msg *m, const char *addr,
     if (!p)
         return NULL;
     bind_id(p, &m->from);
+    if (m->stamp > p->have_stamp)
+        p->have_stamp = m->stamp;
     if (p->have_known)
         jv_vv_merge(&p->have, &m->have);
     else

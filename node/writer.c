@@ -278,10 +278,11 @@ void jv_writer_read_after(jv_store *st, const jv_write_req *job,
         a->vv_read = !(a->err = jv_store_vv(st, &a->vv));
         a->vv_due = !a->vv_read;
     }
-    uint64_t keys = 0;
+    /* Peers' key operations, or a snapshot's keys (reread_trust). */
+    bool keys = a->ckeys_due;
     for (const jv_write_req *r = job; r; r = r->next)
-        keys += r->stats.keys + r->info.released_keys;
-    if (keys || a->ckeys_due) {
+        keys |= r->stats.keys || r->info.released_keys || r->reread_trust;
+    if (keys) {
         jv_err err = jv_auth_ckeys_read(st, &a->ckeys);
         a->ckeys_due = err != JV_OK;
         if (err)

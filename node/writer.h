@@ -63,8 +63,9 @@ struct jv_write_req {
     jv_remote_batch *remote;
     size_t nremote;
     unsigned apply_flags;
-    /* The trust list changed on another connection (a snapshot was
-     * installed): the writer reads it again after the job. */
+    /* The trust list and the cluster keys changed on another connection
+     * (a snapshot was installed): the writer reads them again after the
+     * job. */
     bool reread_trust;
     jv_write_cb done;
     void *arg;
@@ -105,7 +106,8 @@ typedef struct {
     const jv_vv *vv;
     jv_trustview *trust;
     /* The cluster keys, after a job that applied peers' key operations
-     * (also those a local trust released), or a read of them failed before (the
+     * (also those a local trust released) or asked (reread_trust), or a
+     * read of them failed before (the
      * observer takes them; NULL otherwise). */
     jv_auth_ckeys *ckeys;
     jv_err read_err; /* those reads' failure (the next job reads again) */
@@ -160,7 +162,8 @@ typedef struct {
  * trust view is read when st's trust generation moved from
  * a->trust_gen, or a request of this job or an earlier one asked
  * (reread_trust), until a read succeeds; the cluster keys when the job
- * applied peers' key operations, until a read succeeds. a->trust and
+ * applied peers' key operations or a request asked (reread_trust), until
+ * a read succeeds. a->trust and
  * a->ckeys must be NULL (taken by the caller since). */
 void jv_writer_read_after(jv_store *st, const jv_write_req *job,
                           jv_writer_after *a);

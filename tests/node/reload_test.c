@@ -223,13 +223,17 @@ static const char conf0[] = BASE "log-level = info\n"
                                  "trust = " TRUST_A "\n";
 
 /* Everything reloadable changed, and sync, which needs a restart. */
-static const char conf1[] = BASE "log-level = debug\n"
-                                 "max-body = 16k\n"
-                                 "rate-limit = 1000\n"
-                                 "session-ttl = 120\n"
-                                 "sync = full\n"
-                                 "peer = tcp://127.0.0.1:11\n"
-                                 "trust = " TRUST_B "\n";
+#define CONF1                          \
+    BASE "log-level = debug\n"         \
+         "max-body = 16k\n"            \
+         "rate-limit = 1000\n"         \
+         "session-ttl = 120\n"         \
+         "sync = full\n"               \
+         "peer = tcp://127.0.0.1:11\n" \
+         "trust = " TRUST_B "\n"
+/* conf1 also names the peer the API added (:13), and conf1b no longer. */
+static const char conf1[] = CONF1 "peer = tcp://127.0.0.1:13\n";
+static const char conf1b[] = CONF1;
 
 static void test_reload(void **state)
 {
@@ -282,6 +286,14 @@ static void test_reload(void **state)
     assert_true(peer_listed("tcp://127.0.0.1:11"));
     assert_false(peer_listed("tcp://127.0.0.1:10"));
     assert_true(peer_listed("tcp://127.0.0.1:13"));
+    /* The file drops the peer the API added: still the operator's. */
+    write_conf(conf1b);
+    r = reload(at, sizeof at);
+    assert_true(json_is_null(json_object_get(r, "error")));
+    json_decref(r);
+    assert_true(peer_listed("tcp://127.0.0.1:13"));
+    assert_true(log_has("peer tcp://127.0.0.1:13 no longer configured; kept"));
+    assert_true(peer_listed("tcp://127.0.0.1:11"));
     /* trust: the new line bootstraps (through the writer: poll); the
      * dropped line revokes nothing. */
     uint64_t end = api_now_ms() + WAIT_MS;

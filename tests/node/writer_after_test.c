@@ -153,9 +153,11 @@ static void test_reread_retried(void **state)
 
 /* A peer's batch adding a cluster key brings the keys; a plain write after
  * it brings none. */
-static void test_peer_keys(void **state)
+/* A trusted peer's batch adding cluster key kCluster0001, applied in one
+ * job of jv_writer_run (nothing read after it). */
+static void peer_key_job(fx *f, st_batch *b, jv_remote_batch *rb,
+                         jv_write_req *r)
 {
-    fx *f = *state;
     jv_keypair other;
     st_keypair(&other, 2);
     jv_write_req t;
@@ -172,17 +174,30 @@ static void test_peer_keys(void **state)
     op.key_add.time_ms = 950;
     op.key_add.by = jv_str_c("admin");
     uint8_t prev[JV_HASH_LEN] = {0};
+    st_batch_make(b, &other, 1, prev, jv_hlc_make(950, 0), &op, 1);
+    *rb = (jv_remote_batch){.body = b->body.data, .len = b->body.len};
+    memcpy(rb->sig, b->sig, JV_SIG_LEN);
+    memset(r, 0, sizeof(*r));
+    r->remote = rb;
+    r->nremote = 1;
+    jv_writer_run(f->st, &f->self, jv_hlc_make(f->ms++, 0), r);
+    assert_int_equal(r->err, JV_OK);
+    assert_int_equal(rb->result, JV_OK);
+    assert_int_equal(r->stats.keys, 1);
+}
+
+/* A peer's batch adding a cluster key brings the keys; a plain write after
+ * it brings none. */
+static void test_peer_keys(void **state)
+{
+    fx *f = *state;
+    jv_keypair other;
+    st_keypair(&other, 2);
     st_batch b;
-    st_batch_make(&b, &other, 1, prev, jv_hlc_make(950, 0), &op, 1);
-    jv_remote_batch rb = {.body = b.body.data, .len = b.body.len};
-    memcpy(rb.sig, b.sig, JV_SIG_LEN);
+    jv_remote_batch rb;
     jv_write_req r;
-    memset(&r, 0, sizeof(r));
-    r.remote = &rb;
-    r.nremote = 1;
-    run(f, &r);
-    assert_int_equal(rb.result, JV_OK);
-    assert_int_equal(r.stats.keys, 1);
+    peer_key_job(f, &b, &rb, &r);
+    jv_writer_read_after(f->st, &r, &f->a);
     assert_non_null(f->a.ckeys);
     assert_true(f->a.vv_read);
     assert_int_equal(jv_vv_get(&f->a.vv, &other.pk), 1);
@@ -203,6 +218,37 @@ static void test_peer_keys(void **state)
     counter_write(f, &p, &c);
     assert_null(f->a.ckeys);
     assert_false(f->a.vv_read);
+    st_batch_fini(&b);
+}
+
+/* The keys could not be read after a job that applied a peer's key
+ * operation: the next job, a plain write, reads them. */
+static void test_keys_retried(void **state)
+{
+    fx *f = *state;
+    st_batch b;
+    jv_remote_batch rb;
+    jv_write_req r;
+    peer_key_job(f, &b, &rb, &r);
+    /* Room for the vector (read first), none for the keys. */
+    assert_int_equal(jv_store_vv(f->st, &f->a.vv), JV_OK);
+    jv_alloc_fail_after(0);
+    jv_writer_read_after(f->st, &r, &f->a);
+    jv_alloc_fail_reset();
+    assert_null(f->a.ckeys);
+    assert_true(f->a.ckeys_due);
+    assert_int_equal(f->a.err, JV_ENOMEM);
+
+    jv_write_req p;
+    jv_intent c;
+    counter_write(f, &p, &c);
+    assert_non_null(f->a.ckeys);
+    assert_false(f->a.ckeys_due);
+    jv_auth *auth = jv_auth_new(0, 0);
+    bool cluster = false;
+    assert_int_equal(jv_auth_ckeys_take(auth, f->a.ckeys), JV_OK);
+    assert_true(jv_auth_key_known(auth, "kCluster0001", &cluster));
+    jv_auth_free(auth);
     st_batch_fini(&b);
 }
 
@@ -310,6 +356,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_trust_write, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reread_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_peer_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keys_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_vector_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_committed_head, setup, teardown),
     };
