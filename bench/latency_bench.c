@@ -39,6 +39,7 @@
  */
 #include <curl/curl.h>
 #include <dirent.h>
+#include <errno.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -269,7 +270,9 @@ static void renice(pid_t pid, int nice)
         die("cannot list a node's threads");
     while ((e = readdir(d)) != NULL) {
         int tid = atoi(e->d_name);
-        if (tid > 0 && setpriority(PRIO_PROCESS, (id_t)tid, nice) != 0)
+        /* ESRCH: the thread ended meanwhile. */
+        if (tid > 0 && setpriority(PRIO_PROCESS, (id_t)tid, nice) != 0 &&
+            errno != ESRCH)
             die("cannot renice a node's thread");
     }
     closedir(d);
