@@ -29,6 +29,8 @@
  *   sealed frame cut short           none     refused{bad_tag}
  *   shorter than a frame header      none     refused{malformed}
  *   sealed, message cut short        none     refused{malformed}
+ *   the same two, 96 KiB (opened     none     refused{malformed},
+ *   off the loop)                             refused{bad_tag}
  *   zstd body over --max-message     none     refused{too_big}
  *   frame just over --max-message    none     refused{too_big}
  *   frame far over it                none     nng drops the connection
@@ -511,6 +513,23 @@ static void test_hostile_frames(void **state)
             "jarvis_repl_refused_messages_total{reason=\"malformed\"}");
     jv_buf_fini(&frame);
     jv_buf_fini(&cut);
+
+    /* The same, 96 KiB long: opened off the loop (64 KiB and more), and
+     * refused as on it. */
+    jv_buf junk;
+    jv_buf_init(&junk);
+    assert_int_equal(jv_buf_reserve(&junk, 96 * 1024), JV_OK);
+    junk.data[0] = 0; /* format: plain */
+    for (size_t i = 1; i < 96 * 1024; i++)
+        junk.data[i] = (uint8_t)(i * 131 + 7);
+    junk.len = 96 * 1024;
+    seal(&ring, &junk, &frame);
+    hostile("96 KiB sealed, no message", frame.data, frame.len, DROPPED,
+            "jarvis_repl_refused_messages_total{reason=\"malformed\"}");
+    hostile("96 KiB sealed frame cut short", frame.data, frame.len - 100,
+            DROPPED, "jarvis_repl_refused_messages_total{reason=\"bad_tag\"}");
+    jv_buf_fini(&frame);
+    jv_buf_fini(&junk);
 
     /* Oversized: a zstd body that inflates past --max-message, a frame
      * just over it, and one far over it. */
