@@ -99,16 +99,16 @@ typedef struct {
     /* Read on the writer's thread after the job (jv_writer_after), so
      * that the loop reads no store for them: the applied version vector
      * when own_seq is 0 or a read of it failed before (NULL if this one
-     * failed too, or none was due), and a new trust view
-     * when the job wrote trust entries or successions or a request asked
-     * for one (reread_trust), or a read of it failed before (the observer
-     * takes it; NULL otherwise). */
+     * failed too, or none was due), and a new trust view when the job
+     * wrote trust entries or successions or a request asked for one
+     * (reread_trust), or a read of it failed before (the observer takes
+     * it; NULL otherwise). */
     const jv_vv *vv;
     jv_trustview *trust;
     /* The cluster keys, after a job that applied peers' key operations
-     * (also those a local trust released) or asked (reread_trust), or a
-     * read of them failed before (the
-     * observer takes them; NULL otherwise). */
+     * (also those a local trust released) or asked (reread_trust), or
+     * after a failed read of them (the observer takes them; NULL
+     * otherwise). */
     jv_auth_ckeys *ckeys;
     jv_err read_err; /* those reads' failure (the next job reads again) */
 } jv_writer_job;
@@ -163,8 +163,8 @@ typedef struct {
  * a->trust_gen, or a request of this job or an earlier one asked
  * (reread_trust), until a read succeeds; the cluster keys when the job
  * applied peers' key operations or a request asked (reread_trust), until
- * a read succeeds. a->trust and
- * a->ckeys must be NULL (taken by the caller since). */
+ * a read succeeds. a->trust and a->ckeys must be NULL (taken by the
+ * caller since). */
 void jv_writer_read_after(jv_store *st, const jv_write_req *job,
                           jv_writer_after *a);
 
