@@ -2692,10 +2692,10 @@ const char *jv_repl_snap_fault_mode(const jv_repl *r)
 static void reply_opened(jv_repl *r, peer *p, const uint8_t *msg, size_t len,
                          jv_err err, jv_msg *m);
 
-/* A reply this large is opened off the loop: unsealing it, inflating it
- * and hashing the whole message (a catch-up's reply is up to half of
- * max_message) would hold every HTTP client of this node for
- * milliseconds. Below it, a hand-over costs more than it saves. */
+/* A message this large (a reply or a request) is opened off the loop:
+ * unsealing it, inflating it and hashing it whole (a catch-up's reply is
+ * up to half of max_message) would hold every HTTP client of this node
+ * for milliseconds. Below it, a hand-over costs more than it saves. */
 #define OPEN_OFF_LOOP (64u << 10)
 
 /* A reply of p's (P_OPENING meanwhile), or a request (in), opened on the
@@ -2738,6 +2738,13 @@ static jv_err open_run(jv_store *st, void *arg)
 static void request_opened(jv_repl *r, jv_inbound *in, size_t len, jv_err oerr,
                            jv_buf *plain, jv_msg *m);
 
+/* Counts the frame the job could not open, as open_message does. */
+static void job_refused(jv_repl *r, const open_job *j)
+{
+    jv_frame_key_hex(j->frame.data, j->frame.len, r->frame_key);
+    open_refused(r, j->err, &j->info);
+}
+
 /* Loop thread: a request opened. */
 static void request_open_done(open_job *j, jv_err err, const char *msg)
 {
@@ -2749,10 +2756,8 @@ static void request_open_done(open_job *j, jv_err err, const char *msg)
         r->host.tp_drop(j->in);
         return;
     }
-    if (j->err) {
-        jv_frame_key_hex(j->frame.data, j->frame.len, r->frame_key);
-        open_refused(r, j->err, &j->info);
-    }
+    if (j->err)
+        job_refused(r, j);
     request_opened(r, j->in, j->frame.len, j->err, &j->plain, &j->m);
 }
 
@@ -2779,10 +2784,8 @@ static void open_done(void *arg, jv_err err, const char *msg)
         fail(p, why);
         goto out;
     }
-    if (j->err) {
-        jv_frame_key_hex(j->frame.data, j->frame.len, r->frame_key);
-        open_refused(r, j->err, &j->info);
-    }
+    if (j->err)
+        job_refused(r, j);
     reply_opened(r, p, j->frame.data, j->frame.len, j->err, &j->m);
 out:
     open_free(j);

@@ -69,6 +69,15 @@ static void local_req(jv_write_req *r, jv_intent *in)
     r->group.n = 1;
 }
 
+/* What follows job r, read with no memory to allocate: it fails. */
+static void read_after_failing(fx *f, const jv_write_req *r)
+{
+    jv_alloc_fail_after(0);
+    jv_writer_read_after(f->st, r, &f->a);
+    jv_alloc_fail_reset();
+    assert_int_equal(f->a.err, JV_ENOMEM);
+}
+
 /* A plain write: one counter increment. */
 static void counter_write(fx *f, jv_write_req *r, jv_intent *in)
 {
@@ -135,11 +144,8 @@ static void test_reread_retried(void **state)
     assert_int_equal(r.err, JV_OK);
     /* Room for the vector, none for the view. */
     assert_int_equal(jv_store_vv(f->st, &f->a.vv), JV_OK);
-    jv_alloc_fail_after(0);
-    jv_writer_read_after(f->st, &r, &f->a);
-    jv_alloc_fail_reset();
+    read_after_failing(f, &r);
     assert_null(f->a.trust);
-    assert_int_equal(f->a.err, JV_ENOMEM);
     assert_true(f->a.dirty);
 
     jv_write_req p;
@@ -232,12 +238,9 @@ static void test_keys_retried(void **state)
     peer_key_job(f, &b, &rb, &r);
     /* Room for the vector (read first), none for the keys. */
     assert_int_equal(jv_store_vv(f->st, &f->a.vv), JV_OK);
-    jv_alloc_fail_after(0);
-    jv_writer_read_after(f->st, &r, &f->a);
-    jv_alloc_fail_reset();
+    read_after_failing(f, &r);
     assert_null(f->a.ckeys);
     assert_true(f->a.ckeys_due);
-    assert_int_equal(f->a.err, JV_ENOMEM);
 
     jv_write_req p;
     jv_intent c;
@@ -268,12 +271,9 @@ static void test_vector_retried(void **state)
     /* No room for the vector. */
     jv_vv_fini(&f->a.vv);
     jv_vv_init(&f->a.vv);
-    jv_alloc_fail_after(0);
-    jv_writer_read_after(f->st, &r, &f->a);
-    jv_alloc_fail_reset();
+    read_after_failing(f, &r);
     assert_false(f->a.vv_read);
     assert_true(f->a.vv_due);
-    assert_int_equal(f->a.err, JV_ENOMEM);
 
     jv_write_req p;
     jv_intent c;
