@@ -522,6 +522,11 @@ unsigned jv_msg_peek_version(const uint8_t *p, size_t n, size_t max_plain,
     return (unsigned)version;
 }
 
+bool jv_msg_compressed(const uint8_t *p, size_t n)
+{
+    return n > 0 && p[0] == FORMAT_ZSTD;
+}
+
 jv_err jv_msg_decode(const uint8_t *p, size_t n, size_t max_plain,
                      jv_buf *scratch, jv_msg *out)
 {

@@ -176,6 +176,10 @@ jv_err jv_msg_encode(const jv_msg *m, const jv_keypair *kp, size_t compress_min,
 jv_err jv_msg_decode(const uint8_t *p, size_t n, size_t max_plain,
                      jv_buf *scratch, jv_msg *out);
 
+/* Whether p[0..n), as jv_msg_decode takes it, carries a zstd payload:
+ * decoding it inflates. */
+bool jv_msg_compressed(const uint8_t *p, size_t n);
+
 /* The protocol version of a message jv_msg_decode refused with
  * JV_EVERSION (1 for a body without the field), for logs and for the
  * notice that tells its sender; 0 when it cannot be read. */

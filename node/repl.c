@@ -623,6 +623,19 @@ typedef struct {
     unsigned version; /* a message of another version: the one it speaks */
 } open_info;
 
+/* Decodes an unsealed frame's message into m (borrowing from plain or
+ * scratch). Any thread. */
+static jv_err decode_plain(size_t max_message, const jv_buf *plain,
+                           jv_buf *scratch, jv_msg *m, open_info *info)
+{
+    jv_err err =
+        jv_msg_decode(plain->data, plain->len, max_message, scratch, m);
+    if (err == JV_EVERSION)
+        info->version =
+            jv_msg_peek_version(plain->data, plain->len, max_message, scratch);
+    return err;
+}
+
 /* Opens a frame under ring (NULL: plaintext) and decodes its message into
  * m (borrowing from plain or scratch). Any thread. */
 static jv_err open_decode(const jv_keyring *ring, size_t max_message,
@@ -634,11 +647,7 @@ static jv_err open_decode(const jv_keyring *ring, size_t max_message,
     if (err)
         return err;
     info->opened = true;
-    err = jv_msg_decode(plain->data, plain->len, max_message, scratch, m);
-    if (err == JV_EVERSION)
-        info->version =
-            jv_msg_peek_version(plain->data, plain->len, max_message, scratch);
-    return err;
+    return decode_plain(max_message, plain, scratch, m, info);
 }
 
 /* Counts a frame open_decode failed on. */
@@ -655,20 +664,6 @@ static void open_refused(jv_repl *r, jv_err err, const open_info *info)
                : err == JV_EVERSION ? MR_VERSION
                                     : MR_MALFORMED,
                NULL);
-}
-
-/* Opens a frame and decodes its message into m (borrowing from plain or
- * r->scratch) on the loop; refusals are counted here. */
-static jv_err open_message(jv_repl *r, const uint8_t *msg, size_t len,
-                           jv_buf *plain, jv_msg *m)
-{
-    open_info info = {0};
-    jv_frame_key_hex(msg, len, r->frame_key);
-    jv_err err = open_decode(r->keyed ? &r->ring : NULL, r->o.max_message, msg,
-                             len, plain, &r->scratch, m, &info);
-    if (err)
-        open_refused(r, err, &info);
-    return err;
 }
 
 /* -- proving who speaks --------------------------------------------------- */
@@ -2695,7 +2690,8 @@ static void reply_opened(jv_repl *r, peer *p, const uint8_t *msg, size_t len,
 /* A message this large (a reply or a request) is opened off the loop:
  * unsealing it, inflating it and hashing it whole (a catch-up's reply is
  * up to half of max_message) would hold every HTTP client of this node
- * for milliseconds. Below it, a hand-over costs more than it saves. */
+ * for milliseconds. A smaller one is unsealed on the loop, and only
+ * inflated off it, when compressed: the loop never runs zstd. */
 #define OPEN_OFF_LOOP (64u << 10)
 
 /* A reply of p's (P_OPENING meanwhile), or a request (in), opened on the
@@ -2709,7 +2705,8 @@ typedef struct open_job {
     size_t max_message;
     jv_buf frame; /* a copy: the transport's is lent to on_reply only */
     jv_buf plain, scratch;
-    jv_msg m; /* borrows from plain or scratch */
+    bool unsealed; /* plain holds the frame, unsealed on the loop */
+    jv_msg m;      /* borrows from plain or scratch */
     open_info info;
     jv_err err;
 } open_job;
@@ -2729,6 +2726,12 @@ static jv_err open_run(jv_store *st, void *arg)
 {
     (void)st;
     open_job *j = arg;
+    if (j->unsealed) {
+        j->info.opened = true;
+        j->err = decode_plain(j->max_message, &j->plain, &j->scratch, &j->m,
+                              &j->info);
+        return JV_OK;
+    }
     j->err = open_decode(j->env.keyed ? &j->env.ring : NULL, j->max_message,
                          j->frame.data, j->frame.len, &j->plain, &j->scratch,
                          &j->m, &j->info);
@@ -2792,10 +2795,18 @@ out:
     maybe_finish_stop(r);
 }
 
-/* Hands p's reply, or the request in, to the sync reader to open. False
- * if it could not: it is opened here then. */
+static void buf_swap(jv_buf *a, jv_buf *b)
+{
+    jv_buf t = *a;
+    *a = *b;
+    *b = t;
+}
+
+/* Hands p's reply, or the request in, to the sync reader to open; plain
+ * (NULL: not yet) holds it unsealed already, and is taken. False if it
+ * could not: it is opened here then, plain left as it was. */
 static bool open_off_loop(jv_repl *r, peer *p, jv_inbound *in,
-                          const uint8_t *msg, size_t len)
+                          const uint8_t *msg, size_t len, jv_buf *plain)
 {
     open_job *j = jv_calloc(1, sizeof(*j));
     if (!j)
@@ -2812,8 +2823,12 @@ static bool open_off_loop(jv_repl *r, peer *p, jv_inbound *in,
     j->job.fn = open_run;
     j->job.done = open_done;
     j->job.arg = j;
+    if ((j->unsealed = plain != NULL))
+        buf_swap(&j->plain, plain);
     if (jv_buf_append(&j->frame, msg, len) != JV_OK ||
-        r->host.read(r->host.ctx, &j->job) != JV_OK) {
+        (plain ? r->host.open : r->host.read)(r->host.ctx, &j->job) != JV_OK) {
+        if (plain)
+            buf_swap(&j->plain, plain);
         open_free(j);
         return false;
     }
@@ -2825,6 +2840,33 @@ static bool open_off_loop(jv_repl *r, peer *p, jv_inbound *in,
     return true;
 }
 
+/* Opens a frame on the loop and decodes its message into m (borrowing
+ * from plain or r->scratch), refusals counted here. Or hands it, p's
+ * reply or the request in, to the sync reader (open_off_loop) when it is
+ * large or its payload compressed: then *handed, and open_done goes on. */
+static jv_err open_message(jv_repl *r, peer *p, jv_inbound *in,
+                           const uint8_t *msg, size_t len, jv_buf *plain,
+                           jv_msg *m, bool *handed)
+{
+    open_info info = {0};
+    jv_err err;
+    *handed = len >= OPEN_OFF_LOOP && open_off_loop(r, p, in, msg, len, NULL);
+    if (*handed)
+        return JV_OK;
+    jv_frame_key_hex(msg, len, r->frame_key);
+    if (!(err = jv_open(r->keyed ? &r->ring : NULL, msg, len, plain))) {
+        info.opened = true;
+        *handed = jv_msg_compressed(plain->data, plain->len) &&
+                  open_off_loop(r, p, in, msg, len, plain);
+        if (*handed)
+            return JV_OK;
+        err = decode_plain(r->o.max_message, plain, &r->scratch, m, &info);
+    }
+    if (err)
+        open_refused(r, err, &info);
+    return err;
+}
+
 static void on_reply(void *arg, jv_tpeer *tp, jv_err err, const uint8_t *msg,
                      size_t len)
 {
@@ -2833,6 +2875,7 @@ static void on_reply(void *arg, jv_tpeer *tp, jv_err err, const uint8_t *msg,
     jv_buf plain;
     jv_msg m;
     char why[192];
+    bool handed;
 
     if (p->state != P_SENDING)
         return;
@@ -2866,9 +2909,9 @@ static void on_reply(void *arg, jv_tpeer *tp, jv_err err, const uint8_t *msg,
     count(r, "jarvis_repl_bytes_total", "direction", "in", (double)len);
     if (take_notice(r, p, msg, len))
         goto out;
-    if (len >= OPEN_OFF_LOOP && open_off_loop(r, p, NULL, msg, len))
-        goto out;
-    reply_opened(r, p, msg, len, open_message(r, msg, len, &plain, &m), &m);
+    err = open_message(r, p, NULL, msg, len, &plain, &m, &handed);
+    if (!handed)
+        reply_opened(r, p, msg, len, err, &m);
 out:
     jv_msg_fini(&m);
     jv_buf_fini(&plain);
@@ -3233,6 +3276,7 @@ static void on_request(void *arg, jv_inbound *in, const uint8_t *msg,
     jv_repl *r = arg;
     jv_buf plain;
     jv_msg m;
+    bool handed;
 
     jv_buf_init(&plain);
     jv_msg_init(&m);
@@ -3243,12 +3287,9 @@ static void on_request(void *arg, jv_inbound *in, const uint8_t *msg,
         refuse_msg(r, MR_TOO_BIG, NULL);
         goto drop;
     }
-    if (len >= OPEN_OFF_LOOP && open_off_loop(r, NULL, in, msg, len)) {
-        in = NULL;
-        goto drop;
-    }
-    request_opened(r, in, len, open_message(r, msg, len, &plain, &m), &plain,
-                   &m);
+    jv_err err = open_message(r, NULL, in, msg, len, &plain, &m, &handed);
+    if (!handed)
+        request_opened(r, in, len, err, &plain, &m);
     in = NULL;
 drop:
     if (in)

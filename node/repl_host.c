@@ -115,6 +115,7 @@ jv_err jv_repl_host_node(jv_node *n, jv_repl_host *out)
         .write = h_write,
         .own_committed = h_own_committed,
         .read = h_read,
+        .open = h_read,
         .offloop = h_offloop,
         .peer_seen = h_peer_seen,
         .tp_new = h_tp_new,

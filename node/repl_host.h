@@ -49,6 +49,10 @@ typedef struct {
      * committed, known as soon as the commit returns. */
     uint64_t (*own_committed)(void *ctx);
     jv_err (*read)(void *ctx, jv_read_job *job);
+    /* As read, for a short job that reads no store (inflating a peer's
+     * message under 64 KiB): jarvisd runs it on the sync reader's thread
+     * too; the simulator as the hand-over it is, not as a read. */
+    jv_err (*open)(void *ctx, jv_read_job *job);
     jv_err (*offloop)(void *ctx, jv_offloop_fn fn, jv_offloop_done done,
                       void *arg);
     /* A peer became reachable or unreachable (change streams). */

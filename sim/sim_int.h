@@ -24,7 +24,8 @@ typedef struct simjob {
     jv_offloop_fn ofn;
     jv_offloop_done odone;
     void *oarg;
-    bool ran; /* fn ran; done pending */
+    bool ran;   /* fn ran; done pending */
+    bool light; /* reads no store: a hand-over, not a read (h_open) */
     jv_err err;
     struct simjob *prev, *next;
 } simjob;

@@ -31,6 +31,9 @@
  *   sealed, message cut short        none     refused{malformed}
  *   the same two, 96 KiB (opened     none     refused{malformed},
  *   off the loop)                             refused{bad_tag}
+ *   zstd body, no message (any       none     refused{malformed}
+ *   zstd body is inflated off the
+ *   loop)
  *   zstd body over --max-message     none     refused{too_big}
  *   frame just over --max-message    none     refused{too_big}
  *   frame far over it                none     nng drops the connection
@@ -530,6 +533,24 @@ static void test_hostile_frames(void **state)
             DROPPED, "jarvis_repl_refused_messages_total{reason=\"bad_tag\"}");
     jv_buf_fini(&frame);
     jv_buf_fini(&junk);
+
+    /* A small zstd body that is no message: inflated off the loop like
+     * any compressed one, and refused as on it. */
+    uint8_t words[4096], packed[4096 + 64];
+    for (size_t i = 0; i < sizeof(words); i++)
+        words[i] = (uint8_t) "jarvis "[i % 7];
+    packed[0] = 1; /* format: zstd */
+    size_t pn =
+        ZSTD_compress(packed + 1, sizeof(packed) - 1, words, sizeof(words), 3);
+    assert_false(ZSTD_isError(pn));
+    jv_buf pb;
+    jv_buf_init(&pb);
+    jv_buf_append(&pb, packed, pn + 1);
+    seal(&ring, &pb, &frame);
+    hostile("small zstd body, no message", frame.data, frame.len, DROPPED,
+            "jarvis_repl_refused_messages_total{reason=\"malformed\"}");
+    jv_buf_fini(&frame);
+    jv_buf_fini(&pb);
 
     /* Oversized: a zstd body that inflates past --max-message, a frame
      * just over it, and one far over it. */

@@ -237,6 +237,7 @@ static void test_compression(void **state)
     sample_make(&s, &rng, 20, 5000, true);
     assert_int_equal(jv_msg_encode(&s.m, NULL, 1024, &enc, &raw), JV_OK);
     assert_int_equal(enc.data[0], 1);
+    assert_true(jv_msg_compressed(enc.data, enc.len));
     assert_true(enc.len < raw / 4);
     assert_int_equal(jv_msg_decode(enc.data, enc.len, MiB, &scratch, &out),
                      JV_OK);
@@ -256,6 +257,8 @@ static void test_compression(void **state)
     assert_int_equal(jv_msg_encode(&s.m, NULL, plain_raw, &enc, &raw), JV_OK);
     assert_int_equal(raw, plain_raw);
     assert_int_equal(enc.data[0], 0);
+    assert_false(jv_msg_compressed(enc.data, enc.len));
+    assert_false(jv_msg_compressed(enc.data, 0));
     assert_int_equal(enc.len, raw + 1);
     jv_buf_reset(&enc);
     assert_int_equal(jv_msg_encode(&s.m, NULL, plain_raw - 1, &enc, &raw),
