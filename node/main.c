@@ -12,6 +12,7 @@
 #include "log.h"
 #include "node.h"
 #include "offline.h"
+#include "store.h"
 
 /* Each session API connection takes a file descriptor, and the soft limit
  * is often 1024: take what the hard limit allows (the API sizes its
@@ -59,6 +60,8 @@ int main(int argc, char **argv)
      * pipefail) must not kill us with SIGPIPE: the write fails instead.
      * The node ignores it anyway (below). */
     signal(SIGPIPE, SIG_IGN);
+    /* Before any store opens; if it cannot take, only speed suffers. */
+    (void)jv_store_process_init();
     /* `jarvisd SUBCOMMAND ...` works on a stopped node's data dir. */
     if ((rc = jv_offline_main(argc, argv, stdout, stderr)) >= 0)
         return rc;

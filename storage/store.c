@@ -935,6 +935,12 @@ static jv_err set_wal(jv_store *st)
     return err;
 }
 
+jv_err jv_store_process_init(void)
+{
+    return sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0) == SQLITE_OK ? JV_OK
+                                                                   : JV_ESTATE;
+}
+
 jv_err jv_store_open(const char *path, const jv_store_opts *o, jv_store **out,
                      char *msg, size_t msglen)
 {

@@ -105,6 +105,26 @@ static void make_store(const char *path, int adds)
     jv_store_close(st);
 }
 
+/* Runs first: SQLite has not started in this process yet. */
+static void test_process_init(void **state)
+{
+    (void)state;
+    jv_keypair a;
+    sqlite3_int64 used = -1, high = -1;
+    st_keypair(&a, 1);
+    assert_int_equal(jv_store_process_init(), JV_OK);
+    jv_store *st = st_open(":memory:");
+    assert_int_equal(jv_store_set_self(st, &a.pk), JV_OK);
+    /* Allocations are no longer counted, so they take no global mutex. */
+    assert_int_equal(
+        sqlite3_status64(SQLITE_STATUS_MEMORY_USED, &used, &high, 0),
+        SQLITE_OK);
+    assert_int_equal(used, 0);
+    jv_store_close(st);
+    /* SQLite has started: too late, and said so. */
+    assert_int_equal(jv_store_process_init(), JV_ESTATE);
+}
+
 static void test_create_reopen(void **state)
 {
     fx *f = *state;
@@ -763,6 +783,7 @@ int main(void)
 {
     jv_test_seed();
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_process_init),
         cmocka_unit_test_setup_teardown(test_create_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats_and_readonly, setup,
                                         teardown),
