@@ -280,6 +280,26 @@ static void hostile(const char *what, const uint8_t *frame, size_t len, fate f,
     still_serving();
 }
 
+/* hostile() with the frame of a zstd payload of body[0..n), sealed. */
+static void hostile_zstd(const char *what, const jv_keyring *k,
+                         const uint8_t *body, size_t n, const char *series)
+{
+    size_t bound = ZSTD_compressBound(n);
+    uint8_t *z = malloc(bound + 1);
+    assert_non_null(z);
+    z[0] = 1; /* format: zstd */
+    size_t zn = ZSTD_compress(z + 1, bound, body, n, 3);
+    assert_false(ZSTD_isError(zn));
+    jv_buf raw, frame;
+    jv_buf_init(&raw);
+    assert_int_equal(jv_buf_append(&raw, z, zn + 1), JV_OK);
+    seal(k, &raw, &frame);
+    hostile(what, frame.data, frame.len, DROPPED, series);
+    jv_buf_fini(&frame);
+    jv_buf_fini(&raw);
+    free(z);
+}
+
 static void hostile_batch(const char *what, const jv_buf *body,
                           uint8_t sig[JV_SIG_LEN], const char *series)
 {
@@ -536,42 +556,19 @@ static void test_hostile_frames(void **state)
 
     /* A small zstd body that is no message: inflated off the loop like
      * any compressed one, and refused as on it. */
-    uint8_t words[4096], packed[4096 + 64];
+    uint8_t words[4096];
     for (size_t i = 0; i < sizeof(words); i++)
         words[i] = (uint8_t) "jarvis "[i % 7];
-    packed[0] = 1; /* format: zstd */
-    size_t pn =
-        ZSTD_compress(packed + 1, sizeof(packed) - 1, words, sizeof(words), 3);
-    assert_false(ZSTD_isError(pn));
-    jv_buf pb;
-    jv_buf_init(&pb);
-    jv_buf_append(&pb, packed, pn + 1);
-    seal(&ring, &pb, &frame);
-    hostile("small zstd body, no message", frame.data, frame.len, DROPPED,
-            "jarvis_repl_refused_messages_total{reason=\"malformed\"}");
-    jv_buf_fini(&frame);
-    jv_buf_fini(&pb);
+    hostile_zstd("small zstd body, no message", &ring, words, sizeof(words),
+                 "jarvis_repl_refused_messages_total{reason=\"malformed\"}");
 
     /* Oversized: a zstd body that inflates past --max-message, a frame
      * just over it, and one far over it. */
     size_t plain = MAX_MESSAGE + 1024;
     uint8_t *zeros = calloc(1, plain);
-    size_t bound = ZSTD_compressBound(plain);
-    uint8_t *z = malloc(bound + 1);
     assert_non_null(zeros);
-    assert_non_null(z);
-    z[0] = 1; /* format: zstd */
-    size_t zn = ZSTD_compress(z + 1, bound, zeros, plain, 3);
-    assert_false(ZSTD_isError(zn));
-    jv_buf zb;
-    jv_buf_init(&zb);
-    jv_buf_append(&zb, z, zn + 1);
-    seal(&ring, &zb, &frame);
-    hostile("zstd body over --max-message", frame.data, frame.len, DROPPED,
-            "jarvis_repl_refused_messages_total{reason=\"too_big\"}");
-    jv_buf_fini(&frame);
-    jv_buf_fini(&zb);
-    free(z);
+    hostile_zstd("zstd body over --max-message", &ring, zeros, plain,
+                 "jarvis_repl_refused_messages_total{reason=\"too_big\"}");
 
     size_t over = MAX_MESSAGE + JV_SEAL_OVERHEAD + 1;
     uint8_t *big = realloc(zeros, 2 * (size_t)MAX_MESSAGE + 4096);
