@@ -1634,29 +1634,19 @@ static jv_err make_op(jv_store *st, ctx_cache *cc, const jv_id *self,
     return JV_OK;
 }
 
-/* Runs one write group inside its own savepoint. A group-level failure
- * (invalid intent, missing key...) rolls the group back and is recorded in
- * g->result; a storage failure is returned. */
-static jv_err run_group(jv_store *st, ctx_cache *cc, const jv_id *self,
-                        uint64_t hlc, jv_write_group *g, pend_list *pl,
-                        size_t *pos)
+/* Makes g's local step and the ops of its intents, into pl. */
+static jv_err make_ops(jv_store *st, ctx_cache *cc, const jv_id *self,
+                       uint64_t hlc, jv_write_group *g, pend_list *pl,
+                       size_t *pos)
 {
-    jv__tx tx;
-    size_t mark = pl->n;
-    jv_err err = jv__tx_begin(st, &tx), gerr = JV_OK;
-    if (err)
-        return err;
+    jv_err err = g->local ? g->local(st, g->local_arg) : JV_OK;
     g->failed_index = 0;
-    if (g->local)
-        gerr = g->local(st, g->local_arg);
-    for (size_t i = 0; !gerr && i < g->n; i++) {
+    for (size_t i = 0; !err && i < g->n; i++) {
         if (pl->n == pl->cap) {
             size_t cap = pl->cap ? pl->cap * 2 : 64;
             pend *np = jv_reallocarray(pl->p, cap, sizeof(*np));
-            if (!np) {
-                gerr = jv__fail(st, JV_ENOMEM, "commit: out of memory");
-                break;
-            }
+            if (!np)
+                return jv__fail(st, JV_ENOMEM, "commit: out of memory");
             pl->p = np;
             pl->cap = cap;
         }
@@ -1665,18 +1655,43 @@ static jv_err run_group(jv_store *st, ctx_cache *cc, const jv_id *self,
         pd->intent = &g->intents[i];
         pd->pos = (*pos)++;
         pl->n++;
-        if ((gerr = make_op(st, cc, self, hlc, &g->intents[i], pd)))
+        if ((err = make_op(st, cc, self, hlc, &g->intents[i], pd)))
             g->failed_index = i;
     }
+    return err;
+}
+
+/* A group of one counter change writes one row in one statement, which
+ * SQLite undoes by itself when it fails: no savepoint is needed, and an
+ * increment costs two statements fewer (SAVEPOINT, RELEASE). */
+static bool one_statement(const jv_write_group *g)
+{
+    return g->n == 1 && !g->local && g->intents[0].op.kind == JV_OP_COUNTER;
+}
+
+/* Runs one write group inside its own savepoint (unless one_statement).
+ * A group-level failure (invalid intent, missing key...) rolls the group
+ * back and is recorded in g->result; a storage failure is returned. */
+static jv_err run_group(jv_store *st, ctx_cache *cc, const jv_id *self,
+                        uint64_t hlc, jv_write_group *g, pend_list *pl,
+                        size_t *pos)
+{
+    jv__tx tx;
+    size_t mark = pl->n;
+    bool sp = !one_statement(g);
+    jv_err gerr;
+    if (sp && (gerr = jv__tx_begin(st, &tx)))
+        return gerr;
+    gerr = make_ops(st, cc, self, hlc, g, pl, pos);
     if (!gerr)
         gerr = ctx_flush(st, cc);
     if (!gerr) {
         /* jv__tx_commit rolls the savepoint back itself when it fails. */
-        if ((gerr = jv__tx_commit(st, &tx)) == JV_OK) {
+        if (!sp || (gerr = jv__tx_commit(st, &tx)) == JV_OK) {
             g->result = JV_OK;
             return JV_OK;
         }
-    } else {
+    } else if (sp) {
         jv__tx_rollback(st, &tx);
     }
     ctx_drop(cc);

@@ -784,6 +784,37 @@ static void test_local_counters(void **state)
     st_batch_fini(&b2);
 }
 
+/* Requests of one counter change each (groups without a savepoint of
+ * their own, apply.c's one_statement): one that fails among them leaves
+ * nothing, and the others commit in the same batch. */
+static void test_local_counter_groups(void **state)
+{
+    fx *f = *state;
+    jv_intent in[4] = {st_counter("g", 2), st_counter("g", 0),
+                       st_counter("g", 3), st_counter("h", -1)};
+    jv_write_group g[4];
+    memset(g, 0, sizeof(g));
+    for (size_t i = 0; i < 4; i++) {
+        g[i].intents = &in[i];
+        g[i].n = 1;
+    }
+    jv_commit_info ci;
+    assert_int_equal(
+        jv_store_commit_local(f->st, &f->node, hlc_at(100), g, 4, &ci), JV_OK);
+    assert_int_equal(g[0].result, JV_OK);
+    assert_int_equal(g[1].result, JV_EINVAL);
+    assert_int_equal(g[2].result, JV_OK);
+    assert_int_equal(g[3].result, JV_OK);
+    assert_int_equal(ci.groups_ok, 3);
+    assert_int_equal(ci.nops, 2); /* g's two changes coalesce */
+    assert_int_equal(count_of(&in[0].res.counter_total), 2);
+    assert_int_equal(count_of(&in[1].res.counter_total), 0);
+    assert_int_equal(count_of(&in[2].res.counter_total), 5);
+    assert_int_equal(total(f->st, "g"), 5);
+    assert_int_equal(total(f->st, "h"), -1);
+    assert_verified(f->st);
+}
+
 typedef struct {
     jv_audit_row rows[8];
     char actors[8][32];
@@ -1817,6 +1848,7 @@ int main(void)
         T(test_atomic_on_full_disk),
         T(test_atomic_on_alloc_failure),
         T(test_local_counters),
+        T(test_local_counter_groups),
         T(test_local_audit_config_trust),
         T(test_local_archive),
         T(test_savepoint_isolation),
