@@ -33,9 +33,11 @@
  *      encoded and Ed25519-signed before the clock; inside the clock, per
  *      batch: BLAKE2b hash + Ed25519 verify + decode, then plain INSERTs of
  *      one row per operation (its fields) into one table without index,
- *      one transaction per batch, WAL and synchronous=NORMAL as the store.
- *      The node does that and more (fetch over the network, zstd, the log,
- *      CRDT state, two processes sharing the cores).
+ *      one transaction per batch, WAL and synchronous=NORMAL as the store,
+ *      SQLite set up as jarvisd sets it (memory statistics off, the
+ *      connection opened without its mutex). The node does that and more (fetch
+ * over the network, zstd, the log, CRDT state, two processes sharing the
+ * cores).
  *
  * Usage: repl_bench [--quick] [--ops N] [--reps N]
  *   --quick  N = 4 and 8 only, 100,000 operations to catch up
@@ -55,6 +57,7 @@
 #include "batch.h"
 #include "cluster.h"
 #include "hlc.h"
+#include "store.h"
 #include "testutil.h"
 
 #define BURST_REQUESTS 10
@@ -520,7 +523,13 @@ static double catchup_baseline(unsigned long long total, unsigned per)
     snprintf(path, sizeof path, "%s/base.db", dir);
     sqlite3 *db;
     sqlite3_stmt *ins;
-    sql_must(NULL, sqlite3_open(path, &db), "open");
+    /* Opened as the store opens its connections (store.c). */
+    sql_must(NULL,
+             sqlite3_open_v2(path, &db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                                 SQLITE_OPEN_NOMUTEX,
+                             NULL),
+             "open");
     sql_must(db,
              sqlite3_exec(db,
                           "PRAGMA journal_mode = WAL; PRAGMA synchronous = "
@@ -650,6 +659,9 @@ int main(int argc, char **argv)
     }
     if (jv_cluster_bin_dir_default() != 0)
         die(NULL, "set JV_BIN_DIR to the directory of jarvisd");
+    /* The baseline's SQLite set up as jarvisd sets its own. */
+    if (jv_store_process_init() != JV_OK)
+        die(NULL, "SQLite started too early");
     jv_rng_seed(&rng, jv_test_seed());
     printf("repl_bench: real jarvisd processes on 127.0.0.1, %ld cores\n",
            sysconf(_SC_NPROCESSORS_ONLN));
