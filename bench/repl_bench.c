@@ -35,9 +35,9 @@
  *      one row per operation (its fields) into one table without index,
  *      one transaction per batch, WAL and synchronous=NORMAL as the store,
  *      SQLite set up as jarvisd sets it (memory statistics off, the
- *      connection opened without its mutex). The node does that and more (fetch
- * over the network, zstd, the log, CRDT state, two processes sharing the
- * cores).
+ *      connection opened without its mutex). The node does that and more
+ *      (fetch over the network, zstd, the log, CRDT state, two processes
+ *      sharing the cores).
  *
  * Usage: repl_bench [--quick] [--ops N] [--reps N]
  *   --quick  N = 4 and 8 only, 100,000 operations to catch up

@@ -18,8 +18,9 @@
  *        store's pragmas (WAL, synchronous=NORMAL), opened as the store
  *        opens its connections (without the connection's mutex): what a
  *        store without a log, CRDT metadata or signatures would do. One
- * execution of a prepared single-row INSERT per row, while the store writes a
- *        remote batch's rows by multi-row INSERTs of up to 64 rows
+ *        execution of a prepared single-row INSERT per row, while the
+ *        store writes a remote batch's rows by multi-row INSERTs of up to
+ *        64 rows
  *        (storage/apply.c): with multi-row INSERTs the baseline too would
  *        be faster;
  *      - baseline verify+INSERT: the same INSERTs of the rows decoded from

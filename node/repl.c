@@ -2759,8 +2759,11 @@ static void request_open_done(open_job *j, jv_err err, const char *msg)
         r->host.tp_drop(j->in);
         return;
     }
+    /* The key id the frame came under, as on the loop: take_request
+     * shows it as the peer's (other frames have been opened since). */
+    jv_frame_key_hex(j->frame.data, j->frame.len, r->frame_key);
     if (j->err)
-        job_refused(r, j);
+        open_refused(r, j->err, &j->info);
     request_opened(r, j->in, j->frame.len, j->err, &j->plain, &j->m);
 }
 
@@ -2815,7 +2818,8 @@ static bool open_off_loop(jv_repl *r, peer *p, jv_inbound *in,
     j->p = p;
     j->in = in;
     j->max_message = r->o.max_message;
-    env_init(r, &j->env);
+    if (!plain)
+        env_init(r, &j->env); /* the keyring, to unseal it */
     jv_buf_init(&j->frame);
     jv_buf_init(&j->plain);
     jv_buf_init(&j->scratch);
