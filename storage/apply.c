@@ -1661,9 +1661,11 @@ static jv_err make_ops(jv_store *st, ctx_cache *cc, const jv_id *self,
     return err;
 }
 
-/* A group of one counter change writes one row in one statement, which
- * SQLite undoes by itself when it fails: no savepoint is needed, and an
- * increment costs two statements fewer (SAVEPOINT, RELEASE). */
+/* A group of one counter change needs no savepoint: its own failures
+ * (a change of 0, an overflow) come before its only write, one UPSERT,
+ * and a failure of that is a storage failure, which rolls the whole
+ * commit back. An increment costs two statements fewer (SAVEPOINT,
+ * RELEASE). */
 static bool one_statement(const jv_write_group *g)
 {
     return g->n == 1 && !g->local && g->intents[0].op.kind == JV_OP_COUNTER;
