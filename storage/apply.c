@@ -1456,11 +1456,13 @@ static void pend_fini(pend_list *l)
     jv_free(l->p);
 }
 
-/* Failures that end the whole call rather than one write group. */
+/* Failures that end the whole call rather than one write group: every
+ * error SQLite can give (jv__rc_err), and ours that mean the same. */
 static bool fatal(jv_err e)
 {
     return e == JV_ENOMEM || e == JV_ESTORAGE || e == JV_EIO || e == JV_EBUSY ||
-           e == JV_ECORRUPT || e == JV_ESTATE || e == JV_EPERM;
+           e == JV_ECORRUPT || e == JV_EFOREIGN || e == JV_ESTATE ||
+           e == JV_EPERM;
 }
 
 /* Self's current share of a counter, and the exact total of every
