@@ -207,6 +207,16 @@ static bool vv_equal(size_t i, size_t k)
     return eq;
 }
 
+/* Waits (30 minutes at most) until node i's vector equals node 0's. */
+static void catch_up(size_t i, double t0)
+{
+    while (!vv_equal(0, i)) {
+        if (jv_cluster_now_ms() - t0 > 1800000)
+            die(i == 1 ? "node 1 never caught up" : "node 2 never caught up");
+        jv_cluster_sleep_ms(20);
+    }
+}
+
 /* What the phase does while the reader reads; returns when it is over. */
 static void work(phase p)
 {
@@ -226,19 +236,11 @@ static void work(phase p)
         (void)setpriority(PRIO_PROCESS, 0, was);
         if (rc != 0)
             die("cannot start node 1");
-        while (!vv_equal(0, 1)) {
-            if (jv_cluster_now_ms() - t0 > 1800000)
-                die("node 1 never caught up");
-            jv_cluster_sleep_ms(20);
-        }
+        catch_up(1, t0);
         break;
     }
     case RECEIVE:
-        while (!vv_equal(0, 2)) {
-            if (jv_cluster_now_ms() - t0 > 1800000)
-                die("node 2 never caught up");
-            jv_cluster_sleep_ms(20);
-        }
+        catch_up(2, t0);
         break;
     case BACKUP:
         backups_for(5000);

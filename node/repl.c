@@ -2741,11 +2741,14 @@ static jv_err open_run(jv_store *st, void *arg)
 static void request_opened(jv_repl *r, jv_inbound *in, size_t len, jv_err oerr,
                            jv_buf *plain, jv_msg *m);
 
-/* Counts the frame the job could not open, as open_message does. */
-static void job_refused(jv_repl *r, const open_job *j)
+/* Takes the job's frame as open_message takes one on the loop: its key
+ * id (refusals and take_request show it; other frames have been opened
+ * since), and the refusal counted if it could not be opened. */
+static void job_taken(jv_repl *r, const open_job *j)
 {
     jv_frame_key_hex(j->frame.data, j->frame.len, r->frame_key);
-    open_refused(r, j->err, &j->info);
+    if (j->err)
+        open_refused(r, j->err, &j->info);
 }
 
 /* Loop thread: a request opened. */
@@ -2759,11 +2762,7 @@ static void request_open_done(open_job *j, jv_err err, const char *msg)
         r->host.tp_drop(j->in);
         return;
     }
-    /* The key id the frame came under, as on the loop: take_request
-     * shows it as the peer's (other frames have been opened since). */
-    jv_frame_key_hex(j->frame.data, j->frame.len, r->frame_key);
-    if (j->err)
-        open_refused(r, j->err, &j->info);
+    job_taken(r, j);
     request_opened(r, j->in, j->frame.len, j->err, &j->plain, &j->m);
 }
 
@@ -2790,8 +2789,7 @@ static void open_done(void *arg, jv_err err, const char *msg)
         fail(p, why);
         goto out;
     }
-    if (j->err)
-        job_refused(r, j);
+    job_taken(r, j);
     reply_opened(r, p, j->frame.data, j->frame.len, j->err, &j->m);
 out:
     open_free(j);

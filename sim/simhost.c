@@ -320,25 +320,25 @@ static simjob *job_new(simnode *n)
     return j;
 }
 
-static jv_err h_read(void *ctx, jv_read_job *job)
+/* A read job; light: one that reads no store (h_open). */
+static jv_err read_job(simnode *n, jv_read_job *job, bool light)
 {
-    simnode *n = ctx;
     simjob *j = job_new(n);
     j->kind = J_READ;
     j->read = job;
-    at(n->w, turn(n->w), job_step, j);
+    j->light = light;
+    at(n->w, light ? light_turn(n->w) : turn(n->w), job_step, j);
     return JV_OK;
+}
+
+static jv_err h_read(void *ctx, jv_read_job *job)
+{
+    return read_job(ctx, job, false);
 }
 
 static jv_err h_open(void *ctx, jv_read_job *job)
 {
-    simnode *n = ctx;
-    simjob *j = job_new(n);
-    j->kind = J_READ;
-    j->read = job;
-    j->light = true;
-    at(n->w, light_turn(n->w), job_step, j);
-    return JV_OK;
+    return read_job(ctx, job, true);
 }
 
 static jv_err h_offloop(void *ctx, jv_offloop_fn fn, jv_offloop_done done,
